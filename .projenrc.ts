@@ -1,0 +1,90 @@
+import { awscdk, javascript } from 'projen';
+
+const project = new awscdk.AwsCdkConstructLibrary({
+  name: 'ons-data-platform',
+  description:
+    'AWS CDK constructs for a serverless data platform over the open data of ONS (Operador Nacional do Sistema Elétrico): ' +
+    'a data lake, ingestion, time series, a knowledge base and a REST API.',
+  keywords: ['cdk', 'aws-cdk', 'awscdk', 'ons', 'energy', 'data-lake', 'timestream', 'bedrock'],
+  author: 'ONS Data Platform contributors',
+  authorAddress: 'ons-data-platform@example.com',
+  repositoryUrl: 'https://github.com/ons-data-platform/ons-data-platform.git',
+  license: 'Apache-2.0',
+  defaultReleaseBranch: 'main',
+  packageManager: javascript.NodePackageManager.NPM,
+  projenrcTs: true,
+
+  cdkVersion: '2.276.0',
+  constructsVersion: '10.5.1',
+  jsiiVersion: '~6.0.0',
+  minNodeVersion: '20.0.0',
+
+  publishToPypi: { distName: 'ons-data-platform', module: 'ons_data_platform' },
+
+  // Handlers are bundled at build time so consumers (Python included) need neither esbuild nor Docker.
+  lambdaOptions: {
+    runtime: awscdk.LambdaRuntime.NODEJS_22_X,
+    // Bundle every SDK client: the runtime's built-in SDK version drifts.
+    bundlingOptions: { externals: [], sourcemap: true },
+  },
+
+  // Bundled into handler assets, never jsii dependencies.
+  devDeps: [
+    '@aws-sdk/client-bedrock-agent-runtime',
+    '@aws-sdk/client-s3',
+    '@aws-sdk/client-timestream-write',
+    '@types/aws-lambda',
+    'cdk-nag@^3.0.2',
+    's3rver@^3.7.1',
+  ],
+
+  tsconfigDevFile: 'tsconfig.dev.json',
+  eslintOptions: { dirs: ['src'], devdirs: ['test', 'examples', 'bench', 'projenrc', '.projenrc.ts'] },
+
+  jestOptions: {
+    jestConfig: {
+      testTimeout: 60_000,
+      coveragePathIgnorePatterns: ['/node_modules/', '/test/'],
+    },
+  },
+
+  // The package ships an allow-list (see `files` below), not a deny-list.
+  npmignoreEnabled: false,
+  gitignore: ['cdk.out', '/dist/', '.DS_Store', '*.pyc', '__pycache__/'],
+});
+
+// What the npm package ships: compiled code, handler bundles, the jsii assembly and the docs.
+project.package.addField('files', ['lib/**/*.js', 'lib/**/*.d.ts', 'assets/**', '.jsii', 'API.md', 'README.md', 'LICENSE']);
+
+// Type-check what we own (projen's default `**/*.ts` would also reach lib/ and cdk.out/).
+project.tsconfigDev.file.addOverride('include', ['src/**/*.ts', 'test/**/*.ts', 'examples/**/*.ts', 'bench/**/*.ts', 'build-tools/**/*.ts']);
+
+// Minify handler bundles (projen's lambda bundlingOptions have no minify switch).
+for (const task of project.tasks.all.filter((t) => t.name.startsWith('bundle:'))) {
+  const steps = task.steps.map((s) => ({ ...s, execArgs: s.execArgs ? [...s.execArgs, '--minify'] : undefined }));
+  task.reset();
+  task.addSteps(...steps);
+}
+
+// Tests load the pre-bundled handler assets, so bundle first; then type-check everything jsii does not compile.
+const bundle = project.tasks.tryFind('bundle');
+if (bundle) project.testTask.prependSpawn(bundle);
+project.testTask.spawn(project.addTask('typecheck', {
+  description: 'Type-check tests, examples and benchmarks (jsii compiles only src/)',
+  exec: 'tsc --noEmit -p tsconfig.dev.json',
+}));
+
+// Offline Python packaging (toolchain.md): jsii-pacmak's default target pip-installs from PyPI.
+const packagePython = project.tasks.tryFind('package:python')!;
+packagePython.reset();
+packagePython.exec('rm -rf dist/python-src dist/python');
+packagePython.exec('jsii-pacmak -v --code-only --targets python --outdir dist/python-src');
+packagePython.exec('/usr/bin/python3 -m pip wheel --no-deps --no-build-isolation --no-index -w dist/python dist/python-src/python');
+packagePython.exec('node build-tools/check-python-wheel.js');
+
+project.addTask('synth', {
+  description: 'Synthesize the reference example (dev, staging, prod) with cdk-nag, offline, and print a summary',
+  exec: 'ts-node --transpile-only --project tsconfig.dev.json examples/reference/app.ts',
+});
+
+project.synth();
