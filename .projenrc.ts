@@ -25,7 +25,7 @@ const project = new awscdk.AwsCdkConstructLibrary({
   lambdaOptions: {
     runtime: awscdk.LambdaRuntime.NODEJS_22_X,
     // Bundle every SDK client: the runtime's built-in SDK version drifts.
-    bundlingOptions: { externals: [], sourcemap: true },
+    bundlingOptions: { externals: [] },
   },
 
   // Bundled into handler assets, never jsii dependencies.
@@ -52,6 +52,9 @@ const project = new awscdk.AwsCdkConstructLibrary({
   npmignoreEnabled: false,
   gitignore: ['cdk.out', '/dist/', '.DS_Store', '*.pyc', '__pycache__/'],
 });
+
+// jsii 6 prints a Node 20 end-of-life banner on every run; these machines run Node 20.
+project.tasks.addEnvironment('JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION', '20');
 
 // What the npm package ships: compiled code, handler bundles, the jsii assembly and the docs.
 project.package.addField('files', ['lib/**/*.js', 'lib/**/*.d.ts', 'assets/**', '.jsii', 'API.md', 'README.md', 'LICENSE']);

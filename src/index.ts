@@ -1,5 +1,5 @@
-export class Hello {
-  public sayHello() {
-    return 'hello, world!';
-  }
-}
+export * from './platform/stage';
+export * from './platform/platform';
+export * from './lake/lifecycle';
+export * from './lake/data-lake-props';
+export * from './lake/data-lake';

@@ -1,0 +1,128 @@
+import { Duration, Stack, Tags, Validations } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+import { applyDataRemovalPolicy } from './removal';
+import { PlatformStage } from './stage';
+
+/**
+ * Tag keys every resource of the platform carries.
+ * @internal
+ */
+export const PLATFORM_TAG_KEYS = { project: 'Project', stage: 'Stage', managedBy: 'ManagedBy' } as const;
+
+/** Value of the `Project` tag unless the `tags` prop says otherwise. */
+const PROJECT = 'ons-data-platform';
+
+/**
+ * Tags every taggable resource under `scope` with Project, Stage and ManagedBy, then with `tags`
+ * (which win on a shared key).
+ * @internal
+ */
+export function applyPlatformTags(scope: Construct, stage: PlatformStage, tags: Record<string, string> = {}): void {
+  Tags.of(scope).add(PLATFORM_TAG_KEYS.project, PROJECT);
+  Tags.of(scope).add(PLATFORM_TAG_KEYS.stage, stage.name);
+  Tags.of(scope).add(PLATFORM_TAG_KEYS.managedBy, 'aws-cdk');
+  for (const [key, value] of Object.entries(tags)) {
+    // Limits from the AWS tagging documentation; `aws:` is reserved for AWS.
+    if (key.length < 1 || key.length > 128 || key.toLowerCase().startsWith('aws:')) {
+      throw new Error(`tags: key '${key}' must be 1-128 characters and must not start with 'aws:'`);
+    }
+    if (value.length > 256) throw new Error(`tags: value of '${key}' is longer than 256 characters`);
+    Tags.of(scope).add(key, value);
+  }
+}
+
+/**
+ * Lets CloudWatch Logs in this stack's region encrypt log groups of this account with `key`.
+ * No-op for an imported key: its policy must already allow it.
+ * @internal
+ */
+export function allowLogsToUseKey(key: kms.IKey): void {
+  const stack = Stack.of(key);
+  key.addToResourcePolicy(new iam.PolicyStatement({
+    sid: 'AllowCloudWatchLogsOfThisAccount',
+    principals: [new iam.ServicePrincipal(`logs.${stack.region}.amazonaws.com`)],
+    actions: ['kms:Encrypt', 'kms:Decrypt', 'kms:ReEncryptFrom', 'kms:ReEncryptTo', 'kms:GenerateDataKey', 'kms:GenerateDataKeyWithoutPlaintext', 'kms:DescribeKey'],
+    resources: ['*'], // in a key policy, '*' means this key
+    conditions: {
+      ArnLike: { 'kms:EncryptionContext:aws:logs:arn': `arn:${stack.partition}:logs:${stack.region}:${stack.account}:log-group:*` },
+    },
+  }));
+}
+
+/** A generated, pre-bundled function class (projen's `*-function.ts`). */
+export type PlatformFunctionClass<T extends lambda.Function> = new (scope: Construct, id: string, props?: lambda.FunctionOptions) => T;
+
+/**
+ * What a part of the platform says about one of its functions.
+ * @internal
+ */
+export interface PlatformFunctionOptions {
+  readonly stage: PlatformStage;
+  readonly encryptionKey: kms.IKey;
+  readonly description: string;
+  readonly environment?: Record<string, string>;
+  readonly timeout?: Duration;
+  readonly memorySize?: number;
+  readonly reservedConcurrentExecutions?: number;
+}
+
+/**
+ * Creates a function with the platform's defaults: arm64, environment encrypted with the platform
+ * key, its own KMS-encrypted log group with the stage's retention, tracing per stage, reserved
+ * concurrency when given, and a role that may write only to its log group. The runtime is pinned by
+ * the generated class. Every function of the platform is created here.
+ * @internal
+ */
+export function createPlatformFunction<T extends lambda.Function>(
+  scope: Construct, id: string, functionClass: PlatformFunctionClass<T>, options: PlatformFunctionOptions,
+): T {
+  validateReservedConcurrency(options.reservedConcurrentExecutions);
+  const logGroup = new logs.LogGroup(scope, `${id}LogGroup`, {
+    retention: options.stage.logRetention,
+    encryptionKey: options.encryptionKey,
+  });
+  applyDataRemovalPolicy(logGroup, options.stage);
+
+  // An explicit role, so the function gets no managed policy and no wildcard on logs.
+  const role = new iam.Role(scope, `${id}Role`, {
+    assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+    description: `Execution role of ${options.description}`,
+  });
+  logGroup.grantWrite(role);
+  options.encryptionKey.grantDecrypt(role);
+
+  const fn = new functionClass(scope, id, {
+    description: options.description,
+    architecture: lambda.Architecture.ARM_64,
+    environmentEncryption: options.encryptionKey,
+    environment: options.environment,
+    logGroup,
+    role,
+    tracing: options.stage.tracing,
+    timeout: options.timeout ?? Duration.seconds(30),
+    memorySize: options.memorySize ?? 256,
+    reservedConcurrentExecutions: options.reservedConcurrentExecutions,
+  });
+
+  Validations.of(fn).acknowledge({
+    id: 'AwsSolutions-L1',
+    reason: 'The runtime is pinned to Node.js 22: handlers are bundled for node22 at library build time and tested on it; a runtime upgrade is a library release.',
+  });
+  if (options.stage.tracing === lambda.Tracing.ACTIVE) {
+    Validations.of(role).acknowledge({
+      id: 'AwsSolutions-IAM5[Resource::*]',
+      reason: 'X-Ray PutTraceSegments and PutTelemetryRecords support no resource-level permissions; it is the only wildcard in this role.',
+    });
+  }
+  return fn;
+}
+
+function validateReservedConcurrency(value: number | undefined): void {
+  if (value !== undefined && (!Number.isInteger(value) || value < 1)) {
+    throw new Error(`reservedConcurrentExecutions: expected a positive integer, got ${value}`);
+  }
+}

@@ -1,0 +1,100 @@
+import { Duration, Stack } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { Construct } from 'constructs';
+import { applyPlatformTags, createPlatformFunction } from './defaults';
+import { PlatformStage } from './stage';
+import { HealthEnv } from '../api/health-contract';
+import { HealthFunction } from '../api/health-function';
+import { DataLake } from '../lake/data-lake';
+import { DataLakeOptions } from '../lake/data-lake-props';
+
+/**
+ * Properties of `OnsDataPlatform`.
+ */
+export interface OnsDataPlatformProps {
+  /**
+   * The stage: every default that differs between development and production comes from it.
+   */
+  readonly stage: PlatformStage;
+
+  /**
+   * Options of the data lake.
+   *
+   * @default - the stage's defaults and a new KMS key
+   */
+  readonly dataLake?: DataLakeOptions;
+
+  /**
+   * Tags added to every resource of the platform, after `Project`, `Stage` and `ManagedBy`
+   * (a key given here wins).
+   *
+   * @default - only the platform tags
+   */
+  readonly tags?: { [key: string]: string };
+
+  /**
+   * Concurrent executions reserved for each Lambda function the platform creates.
+   *
+   * @default - no reservation: functions share the account's unreserved concurrency
+   */
+  readonly reservedConcurrentExecutions?: number;
+}
+
+/**
+ * The ONS data platform: ONS files dropped into a bucket become validated time series, an analytics
+ * lake and a knowledge base behind a REST API.
+ *
+ * This version composes the `DataLake` and the health-check function; ingestion, time series,
+ * knowledge base, API and operations are added as separate parts, each also usable on its own.
+ * Every part takes its defaults from `stage`, every resource is tagged, and every Lambda function
+ * gets the platform's defaults (Node.js 22 on arm64, KMS-encrypted environment and log group, the
+ * stage's log retention and tracing).
+ *
+ * @example
+ * new OnsDataPlatform(stack, 'Platform', { stage: PlatformStage.PROD });
+ */
+export class OnsDataPlatform extends Construct {
+  /** The stage the platform was built for. */
+  public readonly stage: PlatformStage;
+  /** The customer-managed key that encrypts data, logs and function environments. */
+  public readonly encryptionKey: kms.IKey;
+  /** Raw, processed, failed and access-log buckets. */
+  public readonly dataLake: DataLake;
+  /**
+   * Reports whether the platform's components are reachable (read-only checks): 200 when all are
+   * up, 503 otherwise, in API Gateway proxy format.
+   */
+  public readonly healthFunction: lambda.IFunction;
+
+  constructor(scope: Construct, id: string, props: OnsDataPlatformProps) {
+    super(scope, id);
+    this.stage = props.stage;
+    applyPlatformTags(this, this.stage, props.tags);
+
+    this.dataLake = new DataLake(this, 'DataLake', { ...props.dataLake, stage: this.stage });
+    this.encryptionKey = this.dataLake.encryptionKey;
+
+    const buckets = { raw: this.dataLake.rawBucket, processed: this.dataLake.processedBucket, failed: this.dataLake.failedBucket };
+    const health = createPlatformFunction(this, 'HealthCheck', HealthFunction, {
+      stage: this.stage,
+      encryptionKey: this.encryptionKey,
+      description: `ONS data platform (${this.stage.name}): health check`,
+      timeout: Duration.seconds(10),
+      reservedConcurrentExecutions: props.reservedConcurrentExecutions,
+      environment: {
+        [HealthEnv.LAKE_BUCKETS]: Stack.of(this).toJsonString(
+          Object.fromEntries(Object.entries(buckets).map(([layer, bucket]) => [layer, bucket.bucketName])),
+        ),
+        [HealthEnv.CHECK_TIMEOUT_MS]: '2000',
+      },
+    });
+    // HeadBucket needs s3:ListBucket on the bucket itself, nothing on its objects.
+    health.addToRolePolicy(new iam.PolicyStatement({
+      actions: ['s3:ListBucket'],
+      resources: Object.values(buckets).map((b) => b.bucketArn),
+    }));
+    this.healthFunction = health;
+  }
+}

@@ -1,0 +1,354 @@
+import { Duration } from 'aws-cdk-lib';
+import * as codedeploy from 'aws-cdk-lib/aws-codedeploy';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { DataLakeLifecycle, resolveLifecycle, validateLifecycle } from '../lake/lifecycle';
+
+/**
+ * Request throttling of the platform's REST API for one stage.
+ */
+export interface ApiThrottling {
+  /**
+   * Steady-state requests per second across the API.
+   */
+  readonly rateLimit: number;
+
+  /**
+   * Maximum burst of concurrent requests.
+   */
+  readonly burstLimit: number;
+}
+
+/**
+ * Thresholds the platform's alarms use for one stage.
+ */
+export interface AlarmThresholds {
+  /**
+   * Lambda invocation errors, per function, in one evaluation period, at or above which the alarm fires.
+   */
+  readonly functionErrors: number;
+
+  /**
+   * p99 duration of a function, as a percentage of its timeout, at or above which the alarm fires.
+   */
+  readonly functionDurationPercentOfTimeout: number;
+
+  /**
+   * API 5XX responses as a percentage of requests at or above which the alarm fires.
+   */
+  readonly apiServerErrorRatePercent: number;
+
+  /**
+   * API p99 latency at or above which the alarm fires.
+   */
+  readonly apiLatencyP99: Duration;
+
+  /**
+   * Files quarantined in one evaluation period at or above which the alarm fires.
+   */
+  readonly quarantinedFiles: number;
+
+  /**
+   * Length of one evaluation period.
+   */
+  readonly period: Duration;
+
+  /**
+   * Number of periods evaluated.
+   */
+  readonly evaluationPeriods: number;
+
+  /**
+   * Number of breaching periods, out of `evaluationPeriods`, that fire the alarm.
+   */
+  readonly datapointsToAlarm: number;
+}
+
+/**
+ * What a stage sets. Every field is the stage's default for every part of the platform.
+ */
+export interface PlatformStageProps {
+  /**
+   * Name of the stage, used in the `Stage` tag and in resource descriptions.
+   * Lower-case letters, digits and hyphens, starting with a letter.
+   */
+  readonly name: string;
+
+  /**
+   * Retention of every log group the platform creates.
+   */
+  readonly logRetention: logs.RetentionDays;
+
+  /**
+   * Throttling of the REST API.
+   */
+  readonly apiThrottling: ApiThrottling;
+
+  /**
+   * Whether stateful resources (buckets, keys, log groups) may be destroyed with the stack when the
+   * context flag `ons-data-platform:removeDataOnDestroy` is `true`. When `false` they are always retained.
+   */
+  readonly allowDataRemoval: boolean;
+
+  /**
+   * Lifecycle of the data lake's objects. Every field must be set.
+   */
+  readonly lifecycle: DataLakeLifecycle;
+
+  /**
+   * How new versions of the platform's Lambda functions receive traffic.
+   */
+  readonly deploymentConfig: codedeploy.ILambdaDeploymentConfig;
+
+  /**
+   * X-Ray tracing of the platform's Lambda functions.
+   */
+  readonly tracing: lambda.Tracing;
+
+  /**
+   * Alarm thresholds.
+   */
+  readonly alarmThresholds: AlarmThresholds;
+}
+
+/**
+ * Changes to apply to an existing stage with `PlatformStage.derive()`. Unset fields keep the base stage's value.
+ */
+export interface PlatformStageOverrides {
+  /**
+   * Name of the derived stage.
+   */
+  readonly name: string;
+
+  /**
+   * @default - the base stage's value
+   */
+  readonly logRetention?: logs.RetentionDays;
+
+  /**
+   * @default - the base stage's value
+   */
+  readonly apiThrottling?: ApiThrottling;
+
+  /**
+   * @default - the base stage's value
+   */
+  readonly allowDataRemoval?: boolean;
+
+  /**
+   * Lifecycle fields to change; unset fields keep the base stage's value.
+   *
+   * @default - the base stage's lifecycle
+   */
+  readonly lifecycle?: DataLakeLifecycle;
+
+  /**
+   * @default - the base stage's value
+   */
+  readonly deploymentConfig?: codedeploy.ILambdaDeploymentConfig;
+
+  /**
+   * @default - the base stage's value
+   */
+  readonly tracing?: lambda.Tracing;
+
+  /**
+   * @default - the base stage's value
+   */
+  readonly alarmThresholds?: AlarmThresholds;
+}
+
+/**
+ * A deployment stage of the platform and every default that depends on it.
+ *
+ * Use `PlatformStage.DEV`, `PlatformStage.STAGING` or `PlatformStage.PROD`, or derive your own:
+ *
+ * ```ts
+ * const qa = PlatformStage.STAGING.derive({ name: 'qa', logRetention: logs.RetentionDays.TWO_WEEKS });
+ * ```
+ *
+ * Any prop of a construct overrides its stage preset.
+ */
+export class PlatformStage {
+  /**
+   * Context flag that lets stateful resources be destroyed with the stack, in stages that allow it.
+   * Without it (or with any value but `true`), buckets, keys and log groups are retained.
+   */
+  public static readonly REMOVE_DATA_ON_DESTROY_CONTEXT = 'ons-data-platform:removeDataOnDestroy';
+
+  /**
+   * Development: short retention, low throttling, all-at-once deployments, no tracing; data may be
+   * destroyed with the stack when the context flag allows it.
+   */
+  public static readonly DEV = new PlatformStage({
+    name: 'dev',
+    logRetention: logs.RetentionDays.ONE_WEEK,
+    apiThrottling: { rateLimit: 10, burstLimit: 20 },
+    allowDataRemoval: true,
+    lifecycle: {
+      rawInfrequentAccessAfterDays: 30,
+      rawGlacierInstantRetrievalAfterDays: 90,
+      rawDeepArchiveAfterDays: 365,
+      processedInfrequentAccessAfterDays: 30,
+      failedExpirationDays: 30,
+      accessLogsExpirationDays: 30,
+      noncurrentVersionExpirationDays: 7,
+      abortIncompleteMultipartUploadDays: 1,
+    },
+    deploymentConfig: codedeploy.LambdaDeploymentConfig.ALL_AT_ONCE,
+    tracing: lambda.Tracing.DISABLED,
+    alarmThresholds: {
+      functionErrors: 5,
+      functionDurationPercentOfTimeout: 90,
+      apiServerErrorRatePercent: 10,
+      apiLatencyP99: Duration.seconds(10),
+      quarantinedFiles: 10,
+      period: Duration.minutes(5),
+      evaluationPeriods: 3,
+      datapointsToAlarm: 3,
+    },
+  });
+
+  /**
+   * Staging: production-like lifecycle and tracing, linear deployments; data may be destroyed with
+   * the stack when the context flag allows it.
+   */
+  public static readonly STAGING = new PlatformStage({
+    name: 'staging',
+    logRetention: logs.RetentionDays.ONE_MONTH,
+    apiThrottling: { rateLimit: 50, burstLimit: 100 },
+    allowDataRemoval: true,
+    lifecycle: {
+      rawInfrequentAccessAfterDays: 30,
+      rawGlacierInstantRetrievalAfterDays: 90,
+      rawDeepArchiveAfterDays: 365,
+      processedInfrequentAccessAfterDays: 30,
+      failedExpirationDays: 365,
+      accessLogsExpirationDays: 90,
+      noncurrentVersionExpirationDays: 30,
+      abortIncompleteMultipartUploadDays: 7,
+    },
+    deploymentConfig: codedeploy.LambdaDeploymentConfig.LINEAR_10PERCENT_EVERY_1MINUTE,
+    tracing: lambda.Tracing.ACTIVE,
+    alarmThresholds: {
+      functionErrors: 3,
+      functionDurationPercentOfTimeout: 85,
+      apiServerErrorRatePercent: 5,
+      apiLatencyP99: Duration.seconds(5),
+      quarantinedFiles: 5,
+      period: Duration.minutes(5),
+      evaluationPeriods: 3,
+      datapointsToAlarm: 2,
+    },
+  });
+
+  /**
+   * Production: 90-day logs, canary deployments, tracing, failed files kept 7 years; data is
+   * always retained, whatever the context flag says.
+   */
+  public static readonly PROD = new PlatformStage({
+    name: 'prod',
+    logRetention: logs.RetentionDays.THREE_MONTHS,
+    apiThrottling: { rateLimit: 100, burstLimit: 200 },
+    allowDataRemoval: false,
+    lifecycle: {
+      rawInfrequentAccessAfterDays: 30,
+      rawGlacierInstantRetrievalAfterDays: 90,
+      rawDeepArchiveAfterDays: 365,
+      processedInfrequentAccessAfterDays: 30,
+      failedExpirationDays: 7 * 365,
+      accessLogsExpirationDays: 90,
+      noncurrentVersionExpirationDays: 90,
+      abortIncompleteMultipartUploadDays: 7,
+    },
+    deploymentConfig: codedeploy.LambdaDeploymentConfig.CANARY_10PERCENT_5MINUTES,
+    tracing: lambda.Tracing.ACTIVE,
+    alarmThresholds: {
+      functionErrors: 1,
+      functionDurationPercentOfTimeout: 80,
+      apiServerErrorRatePercent: 1,
+      apiLatencyP99: Duration.seconds(3),
+      quarantinedFiles: 1,
+      period: Duration.minutes(5),
+      evaluationPeriods: 3,
+      datapointsToAlarm: 2,
+    },
+  });
+
+  /** Name of the stage (the `Stage` tag). */
+  public readonly name: string;
+  /** Retention of every log group. */
+  public readonly logRetention: logs.RetentionDays;
+  /** Throttling of the REST API. */
+  public readonly apiThrottling: ApiThrottling;
+  /** Whether stateful resources may be destroyed when the context flag asks for it. */
+  public readonly allowDataRemoval: boolean;
+  /** Lifecycle of the data lake's objects (every field set). */
+  public readonly lifecycle: DataLakeLifecycle;
+  /** How new Lambda versions receive traffic. */
+  public readonly deploymentConfig: codedeploy.ILambdaDeploymentConfig;
+  /** X-Ray tracing of Lambda functions. */
+  public readonly tracing: lambda.Tracing;
+  /** Alarm thresholds. */
+  public readonly alarmThresholds: AlarmThresholds;
+
+  private constructor(props: PlatformStageProps) {
+    validateStage(props);
+    this.name = props.name;
+    this.logRetention = props.logRetention;
+    this.apiThrottling = props.apiThrottling;
+    this.allowDataRemoval = props.allowDataRemoval;
+    this.lifecycle = props.lifecycle;
+    this.deploymentConfig = props.deploymentConfig;
+    this.tracing = props.tracing;
+    this.alarmThresholds = props.alarmThresholds;
+  }
+
+  /**
+   * A new stage that takes this stage's values, changed by `overrides`.
+   */
+  public derive(overrides: PlatformStageOverrides): PlatformStage {
+    return new PlatformStage({
+      name: overrides.name,
+      logRetention: overrides.logRetention ?? this.logRetention,
+      apiThrottling: overrides.apiThrottling ?? this.apiThrottling,
+      allowDataRemoval: overrides.allowDataRemoval ?? this.allowDataRemoval,
+      lifecycle: resolveLifecycle(this.lifecycle, overrides.lifecycle, `PlatformStage '${overrides.name}' lifecycle`),
+      deploymentConfig: overrides.deploymentConfig ?? this.deploymentConfig,
+      tracing: overrides.tracing ?? this.tracing,
+      alarmThresholds: overrides.alarmThresholds ?? this.alarmThresholds,
+    });
+  }
+}
+
+function validateStage(props: PlatformStageProps): void {
+  if (!/^[a-z][a-z0-9-]{0,31}$/.test(props.name)) {
+    throw new Error(`PlatformStage name: expected 1-32 lower-case letters, digits or hyphens starting with a letter, got '${props.name}'`);
+  }
+  const where = `PlatformStage '${props.name}'`;
+  positiveNumber(`${where} apiThrottling.rateLimit`, props.apiThrottling.rateLimit);
+  positiveInteger(`${where} apiThrottling.burstLimit`, props.apiThrottling.burstLimit);
+  const a = props.alarmThresholds;
+  positiveInteger(`${where} alarmThresholds.functionErrors`, a.functionErrors);
+  percentage(`${where} alarmThresholds.functionDurationPercentOfTimeout`, a.functionDurationPercentOfTimeout);
+  percentage(`${where} alarmThresholds.apiServerErrorRatePercent`, a.apiServerErrorRatePercent);
+  positiveInteger(`${where} alarmThresholds.quarantinedFiles`, a.quarantinedFiles);
+  positiveInteger(`${where} alarmThresholds.evaluationPeriods`, a.evaluationPeriods);
+  positiveInteger(`${where} alarmThresholds.datapointsToAlarm`, a.datapointsToAlarm);
+  if (a.datapointsToAlarm > a.evaluationPeriods) {
+    throw new Error(`${where} alarmThresholds.datapointsToAlarm (${a.datapointsToAlarm}) must not exceed evaluationPeriods (${a.evaluationPeriods})`);
+  }
+  validateLifecycle(`${where} lifecycle`, props.lifecycle, { complete: true });
+}
+
+function positiveNumber(name: string, value: number): void {
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name}: expected a positive number, got ${value}`);
+}
+
+function positiveInteger(name: string, value: number): void {
+  if (!Number.isInteger(value) || value <= 0) throw new Error(`${name}: expected a positive integer, got ${value}`);
+}
+
+function percentage(name: string, value: number): void {
+  if (!Number.isFinite(value) || value <= 0 || value > 100) throw new Error(`${name}: expected a percentage in (0, 100], got ${value}`);
+}
