@@ -39,7 +39,13 @@ const project = new awscdk.AwsCdkConstructLibrary({
   ],
 
   tsconfigDevFile: 'tsconfig.dev.json',
-  eslintOptions: { dirs: ['src'], devdirs: ['test', 'examples', 'bench', 'projenrc', '.projenrc.ts'] },
+  eslintOptions: {
+    dirs: ['src'],
+    devdirs: ['test', 'examples', 'bench', 'build-tools', 'projenrc', '.projenrc.ts'],
+    // One dev tsconfig covers every linted file, so lint with it rather than the nearest tsconfig.json.
+    projectService: false,
+    tsconfigPath: './tsconfig.dev.json',
+  },
 
   jestOptions: {
     jestConfig: {
@@ -60,7 +66,9 @@ project.tasks.addEnvironment('JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION', '2
 project.package.addField('files', ['lib/**/*.js', 'lib/**/*.d.ts', 'assets/**', '.jsii', 'API.md', 'README.md', 'LICENSE']);
 
 // Type-check what we own (projen's default `**/*.ts` would also reach lib/ and cdk.out/).
-project.tsconfigDev.file.addOverride('include', ['src/**/*.ts', 'test/**/*.ts', 'examples/**/*.ts', 'bench/**/*.ts', 'build-tools/**/*.ts']);
+project.tsconfigDev.file.addOverride('include', [
+  'src/**/*.ts', 'test/**/*.ts', 'examples/**/*.ts', 'bench/**/*.ts', 'build-tools/**/*.ts', '.projenrc.ts', 'projenrc/**/*.ts',
+]);
 
 // Minify handler bundles (projen's lambda bundlingOptions have no minify switch).
 for (const task of project.tasks.all.filter((t) => t.name.startsWith('bundle:'))) {

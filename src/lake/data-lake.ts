@@ -1,4 +1,4 @@
-import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
@@ -108,10 +108,6 @@ export class DataLake extends Construct {
         { id: 'expire-access-logs', expiration: Duration.days(lifecycle.accessLogsExpirationDays) },
       ],
     });
-    Validations.of(accessLogs).acknowledge({
-      id: 'AwsSolutions-S1',
-      reason: 'This is the server access log destination of the lake; logging it to itself would log its own log deliveries.',
-    });
     this.accessLogsBucket = accessLogs;
 
     const raw = this.dataBucket('RawBucket', 'raw/', bucketProps, [
@@ -133,7 +129,10 @@ export class DataLake extends Construct {
       {
         id: 'processed-data-to-infrequent-access',
         prefix: this.processedDataPrefix,
-        transitions: [{ storageClass: s3.StorageClass.INFREQUENT_ACCESS, transitionAfter: Duration.days(lifecycle.processedInfrequentAccessAfterDays) }],
+        transitions: [{
+          storageClass: s3.StorageClass.INFREQUENT_ACCESS,
+          transitionAfter: Duration.days(lifecycle.processedInfrequentAccessAfterDays),
+        }],
       },
     ]);
 

@@ -22,16 +22,18 @@ const PROJECT = 'ons-data-platform';
  * @internal
  */
 export function applyPlatformTags(scope: Construct, stage: PlatformStage, tags: Record<string, string> = {}): void {
-  Tags.of(scope).add(PLATFORM_TAG_KEYS.project, PROJECT);
-  Tags.of(scope).add(PLATFORM_TAG_KEYS.stage, stage.name);
-  Tags.of(scope).add(PLATFORM_TAG_KEYS.managedBy, 'aws-cdk');
+  // Parts tag themselves too (they can stand alone), so user tags need a higher priority to win everywhere.
+  const platform = { priority: 50 };
+  Tags.of(scope).add(PLATFORM_TAG_KEYS.project, PROJECT, platform);
+  Tags.of(scope).add(PLATFORM_TAG_KEYS.stage, stage.name, platform);
+  Tags.of(scope).add(PLATFORM_TAG_KEYS.managedBy, 'aws-cdk', platform);
   for (const [key, value] of Object.entries(tags)) {
     // Limits from the AWS tagging documentation; `aws:` is reserved for AWS.
     if (key.length < 1 || key.length > 128 || key.toLowerCase().startsWith('aws:')) {
       throw new Error(`tags: key '${key}' must be 1-128 characters and must not start with 'aws:'`);
     }
     if (value.length > 256) throw new Error(`tags: value of '${key}' is longer than 256 characters`);
-    Tags.of(scope).add(key, value);
+    Tags.of(scope).add(key, value, { priority: 150 });
   }
 }
 

@@ -1,5 +1,5 @@
 import { Annotations, RemovalPolicy } from 'aws-cdk-lib';
-import { Construct, IConstruct } from 'constructs';
+import { Construct } from 'constructs';
 import { PlatformStage } from './stage';
 
 /**
@@ -23,8 +23,10 @@ export function dataRemovalPolicy(scope: Construct, stage: PlatformStage): Remov
  * Applies the stage's data removal policy to a stateful resource.
  * @internal
  */
-export function applyDataRemovalPolicy(resource: IConstruct & { applyRemovalPolicy(policy: RemovalPolicy): void }, stage: PlatformStage): RemovalPolicy {
-  const policy = dataRemovalPolicy(resource as unknown as Construct, stage);
+export function applyDataRemovalPolicy(
+  resource: Construct & { applyRemovalPolicy(policy: RemovalPolicy): void }, stage: PlatformStage,
+): RemovalPolicy {
+  const policy = dataRemovalPolicy(resource, stage);
   resource.applyRemovalPolicy(policy);
   return policy;
 }

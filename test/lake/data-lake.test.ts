@@ -122,7 +122,10 @@ describe('DataLake', () => {
     [PlatformStage.PROD, { failed: 2555, logs: 90, noncurrent: 90, uploads: 7 }],
   ])('lifecycle in stage %#', (stage, days) => {
     const t = lake({ stage }).template;
-    const common = { AbortIncompleteMultipartUpload: { DaysAfterInitiation: days.uploads }, NoncurrentVersionExpiration: { NoncurrentDays: days.noncurrent } };
+    const common = {
+      AbortIncompleteMultipartUpload: { DaysAfterInitiation: days.uploads },
+      NoncurrentVersionExpiration: { NoncurrentDays: days.noncurrent },
+    };
 
     test(`${stage.name}: raw goes to Standard-IA at 30 days, Glacier IR at 90, Deep Archive at 365`, () => {
       expect(rules(t, 'Raw')).toEqual([expect.objectContaining({
