@@ -63,7 +63,12 @@ const project = new awscdk.AwsCdkConstructLibrary({
 project.tasks.addEnvironment('JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION', '20');
 
 // What the npm package ships: compiled code, handler bundles, the jsii assembly and the docs.
-project.package.addField('files', ['lib/**/*.js', 'lib/**/*.d.ts', 'assets/**', '.jsii', 'API.md', 'README.md', 'LICENSE']);
+// Handler sources compile into lib/ too, but only their bundles in assets/ are used.
+project.package.addField('files', [
+  'lib/**/*.js', 'lib/**/*.d.ts', '!lib/**/*.lambda.js', '!lib/**/*.lambda.d.ts',
+  'assets/**', '.jsii', 'API.md', 'README.md', 'LICENSE',
+]);
+project.tasks.tryFind('package:js')!.exec('node build-tools/check-npm-package.js');
 
 // Type-check what we own (projen's default `**/*.ts` would also reach lib/ and cdk.out/).
 project.tsconfigDev.file.addOverride('include', [
@@ -93,9 +98,10 @@ packagePython.exec('jsii-pacmak -v --code-only --targets python --outdir dist/py
 packagePython.exec('/usr/bin/python3 -m pip wheel --no-deps --no-build-isolation --no-index -w dist/python dist/python-src/python');
 packagePython.exec('node build-tools/check-python-wheel.js');
 
-project.addTask('synth', {
+const synth = project.addTask('synth', {
   description: 'Synthesize the reference example (dev, staging, prod) with cdk-nag, offline, and print a summary',
-  exec: 'ts-node --transpile-only --project tsconfig.dev.json examples/reference/app.ts',
 });
+if (bundle) synth.spawn(bundle);
+synth.exec('ts-node --transpile-only --project tsconfig.dev.json examples/reference/app.ts');
 
 project.synth();

@@ -1,0 +1,17 @@
+#!/usr/bin/env node
+// Checks what the npm package ships: lib/ (no handler sources), assets/, the jsii assembly, API.md,
+// README.md, LICENSE and package.json, and nothing else. Prints a JSON summary.
+const { execFileSync } = require('child_process');
+
+const [pack] = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { encoding: 'utf8' }));
+const files = pack.files.map((f) => f.path);
+const allowed = [/^lib\/.+\.(js|d\.ts)$/, /^assets\/.+\.lambda\/index\.js$/, /^\.jsii$/, /^(API|README)\.md$/, /^LICENSE$/, /^package\.json$/];
+const unexpected = files.filter((f) => !allowed.some((re) => re.test(f)) || /\.lambda\.(js|d\.ts)$/.test(f));
+const required = ['.jsii', 'API.md', 'README.md', 'LICENSE', 'lib/index.js', 'lib/index.d.ts'];
+const missing = required.filter((f) => !files.includes(f));
+if (!files.some((f) => f.startsWith('assets/'))) missing.push('assets/**');
+if (unexpected.length || missing.length) {
+  console.error(`check-npm-package: unexpected ${JSON.stringify(unexpected)}, missing ${JSON.stringify(missing)}`);
+  process.exit(1);
+}
+console.log(JSON.stringify({ package: pack.filename, packedBytes: pack.size, unpackedBytes: pack.unpackedSize, files: files.length }));

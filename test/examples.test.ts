@@ -1,0 +1,14 @@
+import { App } from 'aws-cdk-lib';
+import { buildReferenceApp } from '../examples/reference/app';
+
+describe('examples/reference', () => {
+  test('synthesizes dev, staging and prod offline with no unacknowledged cdk-nag finding', () => {
+    const assembly = buildReferenceApp(new App({ context: { '@aws-cdk/core:validateAgainstDefaultRules': true } })).synth();
+    expect(assembly.stacks.map((s) => s.stackName).sort()).toEqual(['OnsDataPlatform-dev', 'OnsDataPlatform-prod', 'OnsDataPlatform-staging']);
+    for (const stack of assembly.stacks) {
+      const types = Object.values<{ Type: string }>(stack.template.Resources).map((r) => r.Type);
+      expect(types.filter((t) => t === 'AWS::S3::Bucket')).toHaveLength(4);
+      expect(types).toContain('AWS::Lambda::Function');
+    }
+  });
+});

@@ -1,0 +1,80 @@
+import { Duration } from 'aws-cdk-lib';
+import * as codedeploy from 'aws-cdk-lib/aws-codedeploy';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { PlatformStage } from '../../src';
+
+describe('PlatformStage presets', () => {
+  test.each([
+    [PlatformStage.DEV, 'dev', logs.RetentionDays.ONE_WEEK, true, lambda.Tracing.DISABLED, codedeploy.LambdaDeploymentConfig.ALL_AT_ONCE],
+    [PlatformStage.STAGING, 'staging', logs.RetentionDays.ONE_MONTH, true, lambda.Tracing.ACTIVE, codedeploy.LambdaDeploymentConfig.LINEAR_10PERCENT_EVERY_1MINUTE],
+    [PlatformStage.PROD, 'prod', logs.RetentionDays.THREE_MONTHS, false, lambda.Tracing.ACTIVE, codedeploy.LambdaDeploymentConfig.CANARY_10PERCENT_5MINUTES],
+  ])('%#: %s', (stage, name, retention, allowDataRemoval, tracing, deployment) => {
+    expect(stage.name).toBe(name);
+    expect(stage.logRetention).toBe(retention);
+    expect(stage.allowDataRemoval).toBe(allowDataRemoval);
+    expect(stage.tracing).toBe(tracing);
+    expect(stage.deploymentConfig).toBe(deployment);
+  });
+
+  test('log retention is 7, 30 and 90 days', () => {
+    expect([PlatformStage.DEV, PlatformStage.STAGING, PlatformStage.PROD].map((s) => s.logRetention)).toEqual([7, 30, 90]);
+  });
+
+  test('throttling and alarm thresholds tighten towards production', () => {
+    const [dev, staging, prod] = [PlatformStage.DEV, PlatformStage.STAGING, PlatformStage.PROD];
+    expect(dev.apiThrottling.rateLimit).toBeLessThan(staging.apiThrottling.rateLimit);
+    expect(staging.apiThrottling.rateLimit).toBeLessThan(prod.apiThrottling.rateLimit);
+    expect(prod.alarmThresholds.functionErrors).toBeLessThan(dev.alarmThresholds.functionErrors);
+    expect(prod.alarmThresholds.apiLatencyP99.toMilliseconds()).toBeLessThan(dev.alarmThresholds.apiLatencyP99.toMilliseconds());
+  });
+
+  test('every preset sets every lifecycle field', () => {
+    for (const stage of [PlatformStage.DEV, PlatformStage.STAGING, PlatformStage.PROD]) {
+      expect(Object.values(stage.lifecycle).filter((v) => v === undefined)).toEqual([]);
+      expect(Object.keys(stage.lifecycle)).toHaveLength(8);
+    }
+  });
+});
+
+describe('PlatformStage.derive', () => {
+  test('takes the base values and changes only what it is given', () => {
+    const qa = PlatformStage.STAGING.derive({
+      name: 'qa',
+      logRetention: logs.RetentionDays.TWO_WEEKS,
+      lifecycle: { failedExpirationDays: 60 },
+    });
+    expect(qa.name).toBe('qa');
+    expect(qa.logRetention).toBe(logs.RetentionDays.TWO_WEEKS);
+    expect(qa.lifecycle).toEqual({ ...PlatformStage.STAGING.lifecycle, failedExpirationDays: 60 });
+    expect(qa.apiThrottling).toBe(PlatformStage.STAGING.apiThrottling);
+    expect(qa.tracing).toBe(PlatformStage.STAGING.tracing);
+    expect(qa.allowDataRemoval).toBe(true);
+    // The preset itself is untouched.
+    expect(PlatformStage.STAGING.lifecycle.failedExpirationDays).toBe(365);
+  });
+
+  test('a stage derived from PROD does not allow data removal unless told', () => {
+    expect(PlatformStage.PROD.derive({ name: 'prod-eu' }).allowDataRemoval).toBe(false);
+    expect(PlatformStage.PROD.derive({ name: 'prod-eu', allowDataRemoval: true }).allowDataRemoval).toBe(true);
+  });
+
+  const base = PlatformStage.PROD.alarmThresholds;
+  test.each([
+    [{ name: 'Prod' }, /PlatformStage name: expected 1-32 lower-case letters/],
+    [{ name: '' }, /PlatformStage name/],
+    [{ name: 'x', apiThrottling: { rateLimit: 0, burstLimit: 10 } }, /PlatformStage 'x' apiThrottling.rateLimit: expected a positive number, got 0/],
+    [{ name: 'x', apiThrottling: { rateLimit: 10, burstLimit: 1.5 } }, /apiThrottling.burstLimit: expected a positive integer/],
+    [{ name: 'x', alarmThresholds: { ...base, functionDurationPercentOfTimeout: 120 } }, /alarmThresholds.functionDurationPercentOfTimeout: expected a percentage/],
+    [{ name: 'x', alarmThresholds: { ...base, datapointsToAlarm: 5, evaluationPeriods: 3 } }, /datapointsToAlarm \(5\) must not exceed evaluationPeriods \(3\)/],
+    [{ name: 'x', lifecycle: { rawDeepArchiveAfterDays: -365 } }, /PlatformStage 'x' lifecycle.rawDeepArchiveAfterDays: expected a whole number of days/],
+    [{ name: 'x', lifecycle: { rawInfrequentAccessAfterDays: 100 } }, /rawGlacierInstantRetrievalAfterDays \(90\) must come at least 30 days after rawInfrequentAccessAfterDays \(100\)/],
+  ])('%j is refused', (overrides, message) => {
+    expect(() => PlatformStage.PROD.derive(overrides)).toThrow(message);
+  });
+
+  test('a longer alarm period is kept as given', () => {
+    const slow = PlatformStage.DEV.derive({ name: 'slow', alarmThresholds: { ...PlatformStage.DEV.alarmThresholds, period: Duration.minutes(15) } });
+    expect(slow.alarmThresholds.period.toMinutes()).toBe(15);
+  });
+});
