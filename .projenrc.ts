@@ -56,7 +56,8 @@ const project = new awscdk.AwsCdkConstructLibrary({
 
   // The package ships an allow-list (see `files` below), not a deny-list.
   npmignoreEnabled: false,
-  gitignore: ['cdk.out', '/dist/', '.DS_Store', '*.pyc', '__pycache__/'],
+  // jsii writes a default .npmignore when there is none; `files` decides what ships, so it is ignored.
+  gitignore: ['cdk.out', '/dist/', '.DS_Store', '*.pyc', '__pycache__/', '/.npmignore'],
 });
 
 // jsii 6 prints a Node 20 end-of-life banner on every run; these machines run Node 20.
