@@ -267,3 +267,13 @@ describe('DataLake validation', () => {
     expect(make({})).not.toThrow();
   });
 });
+
+describe('documented defaults', () => {
+  test('prefixes, key and lifecycle match the TSDoc @default values', () => {
+    const { dataLake, template } = lake({ stage: PlatformStage.STAGING });
+    expect([dataLake.processedDataPrefix, dataLake.documentsPrefix, dataLake.dataCardsPrefix, dataLake.rejectedRowsPrefix, dataLake.quarantinePrefix])
+      .toEqual(['processed/', 'knowledge/documents/', 'knowledge/cards/', 'rejected/', 'quarantine/']);
+    expect(dataLake.lifecycle).toEqual(PlatformStage.STAGING.lifecycle);
+    template.hasResourceProperties('AWS::KMS::Key', { EnableKeyRotation: true });
+  });
+});

@@ -131,3 +131,15 @@ describe('OnsDataPlatform props', () => {
     expect(template).toBeDefined();
   });
 });
+
+describe('OnsDataPlatform documented defaults', () => {
+  test('no reserved concurrency, only the platform tags, a new rotating key', () => {
+    const { template, platform } = platformStack(PlatformStage.PROD);
+    for (const fn of Object.values(template.findResources('AWS::Lambda::Function'))) {
+      expect(fn.Properties.ReservedConcurrentExecutions).toBeUndefined();
+      expect(Object.keys(tagsOf(fn)).sort()).toEqual(['ManagedBy', 'Project', 'Stage']);
+    }
+    template.hasResourceProperties('AWS::KMS::Key', { EnableKeyRotation: true });
+    expect(platform.dataLake.lifecycle).toEqual(PlatformStage.PROD.lifecycle);
+  });
+});
