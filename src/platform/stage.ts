@@ -296,12 +296,20 @@ export class PlatformStage {
     validateStage(props);
     this.name = props.name;
     this.logRetention = props.logRetention;
-    this.apiThrottling = props.apiThrottling;
+    // Copied, so a later change to the caller's objects cannot change the stage.
+    this.apiThrottling = { ...props.apiThrottling };
     this.allowDataRemoval = props.allowDataRemoval;
-    this.lifecycle = props.lifecycle;
+    this.lifecycle = { ...props.lifecycle };
     this.deploymentConfig = props.deploymentConfig;
     this.tracing = props.tracing;
-    this.alarmThresholds = props.alarmThresholds;
+    this.alarmThresholds = { ...props.alarmThresholds };
+  }
+
+  /**
+   * A stage built from scratch, with every value given. To change a few values of a preset, use `derive()`.
+   */
+  public static custom(props: PlatformStageProps): PlatformStage {
+    return new PlatformStage(props);
   }
 
   /**

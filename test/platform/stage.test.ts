@@ -47,7 +47,7 @@ describe('PlatformStage.derive', () => {
     expect(qa.name).toBe('qa');
     expect(qa.logRetention).toBe(logs.RetentionDays.TWO_WEEKS);
     expect(qa.lifecycle).toEqual({ ...PlatformStage.STAGING.lifecycle, failedExpirationDays: 60 });
-    expect(qa.apiThrottling).toBe(PlatformStage.STAGING.apiThrottling);
+    expect(qa.apiThrottling).toEqual(PlatformStage.STAGING.apiThrottling);
     expect(qa.tracing).toBe(PlatformStage.STAGING.tracing);
     expect(qa.allowDataRemoval).toBe(true);
     // The preset itself is untouched.
@@ -76,5 +76,32 @@ describe('PlatformStage.derive', () => {
   test('a longer alarm period is kept as given', () => {
     const slow = PlatformStage.DEV.derive({ name: 'slow', alarmThresholds: { ...PlatformStage.DEV.alarmThresholds, period: Duration.minutes(15) } });
     expect(slow.alarmThresholds.period.toMinutes()).toBe(15);
+  });
+});
+
+describe('PlatformStage.custom', () => {
+  const props = {
+    name: 'lab',
+    logRetention: logs.RetentionDays.ONE_DAY,
+    apiThrottling: { rateLimit: 1, burstLimit: 2 },
+    allowDataRemoval: true,
+    lifecycle: { ...PlatformStage.DEV.lifecycle },
+    deploymentConfig: codedeploy.LambdaDeploymentConfig.ALL_AT_ONCE,
+    tracing: lambda.Tracing.PASS_THROUGH,
+    alarmThresholds: PlatformStage.DEV.alarmThresholds,
+  };
+
+  test('takes every value as given, copied', () => {
+    const lifecycle = { ...PlatformStage.DEV.lifecycle };
+    const lab = PlatformStage.custom({ ...props, lifecycle });
+    lifecycle.failedExpirationDays = 1;
+    expect(lab.name).toBe('lab');
+    expect(lab.tracing).toBe(lambda.Tracing.PASS_THROUGH);
+    expect(lab.lifecycle.failedExpirationDays).toBe(PlatformStage.DEV.lifecycle.failedExpirationDays);
+  });
+
+  test('requires a complete lifecycle', () => {
+    expect(() => PlatformStage.custom({ ...props, lifecycle: { rawInfrequentAccessAfterDays: 30 } }))
+      .toThrow("PlatformStage 'lab' lifecycle.rawGlacierInstantRetrievalAfterDays: required, got undefined");
   });
 });
