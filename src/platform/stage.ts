@@ -275,6 +275,13 @@ export class PlatformStage {
     },
   });
 
+  /**
+   * A stage built from scratch, with every value given. To change a few values of a preset, use `derive()`.
+   */
+  public static custom(props: PlatformStageProps): PlatformStage {
+    return new PlatformStage(props);
+  }
+
   /** Name of the stage (the `Stage` tag). */
   public readonly name: string;
   /** Retention of every log group. */
@@ -303,13 +310,6 @@ export class PlatformStage {
     this.deploymentConfig = props.deploymentConfig;
     this.tracing = props.tracing;
     this.alarmThresholds = { ...props.alarmThresholds };
-  }
-
-  /**
-   * A stage built from scratch, with every value given. To change a few values of a preset, use `derive()`.
-   */
-  public static custom(props: PlatformStageProps): PlatformStage {
-    return new PlatformStage(props);
   }
 
   /**
