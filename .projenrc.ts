@@ -36,9 +36,19 @@ const project = new awscdk.AwsCdkConstructLibrary({
     '@types/aws-lambda',
     'cdk-nag@^3.0.2',
     's3rver@^3.7.1',
+    // Domain core and command: bundled into the handlers and the CLI, never runtime dependencies.
+    'hyparquet@^1.33.0',
+    'hyparquet-writer@^0.17.0',
+    'hyparquet-compressors@^1.1.2',
+    'fflate@^0.8.3',
+    'saxes@^6.0.0',
+    // Benchmark baseline only.
+    'csv-parse@^6',
   ],
 
   tsconfigDevFile: 'tsconfig.dev.json',
+  // ts-jest transpiles the ESM-only hyparquet packages (JavaScript) for the tests.
+  tsconfigDev: { compilerOptions: { allowJs: true } },
   eslintOptions: {
     dirs: ['src'],
     devdirs: ['test', 'examples', 'bench', 'build-tools', 'projenrc', '.projenrc.ts'],
@@ -49,6 +59,14 @@ const project = new awscdk.AwsCdkConstructLibrary({
 
   jestOptions: {
     jestConfig: {
+      // hyparquet and hyparquet-writer are ESM-only: let ts-jest transpile them to CommonJS.
+      transform: {
+        '^.+\\.[tj]s$': new javascript.Transform('ts-jest', {
+          tsconfig: 'tsconfig.dev.json',
+          diagnostics: false,
+        }),
+      },
+      transformIgnorePatterns: ['/node_modules/(?!(hyparquet|hyparquet-writer|hyparquet-compressors)/)'],
       testTimeout: 60_000,
       // Handler bundles are tested as shipped, but minified code makes a meaningless coverage figure.
       coveragePathIgnorePatterns: ['/node_modules/', '/test/', '/assets/'],

@@ -1,0 +1,35 @@
+import { readCsv } from './readers/csv';
+import { readParquet } from './readers/parquet';
+import { readXlsx } from './readers/xlsx';
+import { RawTable } from './types';
+
+/** A file to read, wherever it lives (a local path, an S3 object...). */
+export interface FileSource {
+  /** The file's bytes as a stream (CSV is read this way, in constant memory). */
+  stream(): AsyncIterable<Uint8Array>;
+  /** The whole file (XLSX and Parquet need random access). */
+  bytes(): Promise<Uint8Array>;
+  /** The first bytes, to recognise the format. */
+  head(): Promise<Uint8Array>;
+}
+
+export interface OpenOptions {
+  /** XLSX sheet, by name or 0-based index. @default the first sheet */
+  readonly sheet?: string | number;
+}
+
+/** Recognises the format by content (zip → XLSX, `PAR1` → Parquet), else CSV. */
+export function formatOf(head: Uint8Array): 'csv' | 'xlsx' | 'parquet' {
+  if (head[0] === 0x50 && head[1] === 0x4b && head[2] === 0x03 && head[3] === 0x04) return 'xlsx';
+  if (head[0] === 0x50 && head[1] === 0x41 && head[2] === 0x52 && head[3] === 0x31) return 'parquet';
+  return 'csv';
+}
+
+/** Opens a file with the reader its content calls for. */
+export async function openTable(source: FileSource, options: OpenOptions = {}): Promise<RawTable> {
+  switch (formatOf(await source.head())) {
+    case 'xlsx': return readXlsx(await source.bytes(), { sheet: options.sheet });
+    case 'parquet': return readParquet(await source.bytes());
+    default: return readCsv(source.stream());
+  }
+}

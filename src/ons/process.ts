@@ -1,0 +1,199 @@
+import { DatasetLayout } from './detect';
+import { parseMeasure } from './number';
+import { clip, LocalTime, parseLocalTime } from './time';
+import { Cell, OnsRecord, RawTable } from './types';
+
+/** A row that could not become a record, with the reason and its cells as read. */
+export interface Rejection {
+  readonly row: number;
+  readonly reason: string;
+  readonly cells: readonly Cell[];
+}
+
+/** Where records and rejections go (a Parquet writer, a data card, a rejected-rows file...). */
+export interface RecordSink {
+  record?(record: OnsRecord): void | Promise<void>;
+  rejected?(rejection: Rejection): void | Promise<void>;
+}
+
+export interface MeasureSummary {
+  readonly name: string;
+  readonly unit: string | null;
+  /** Non-null values. */
+  readonly count: number;
+  readonly nulls: number;
+  readonly sum: number;
+  readonly min: number | null;
+  readonly max: number | null;
+}
+
+/** What one pass over a file found: the shape of `ons-data-platform inspect --json`. */
+export interface FileSummary {
+  readonly file: string;
+  readonly dataset: string;
+  readonly datasetSource: 'catalog' | 'convention';
+  readonly format: string;
+  readonly encoding: string | null;
+  readonly delimiter: string | null;
+  /** Data rows read (blank lines aside). */
+  readonly rows: number;
+  /** Valid records. */
+  readonly records: number;
+  /** Refused rows. */
+  readonly rejected: number;
+  readonly timeColumn: string;
+  readonly dimensions: string[];
+  readonly measures: MeasureSummary[];
+  /** Distinct identities (dataset plus id/cod dimensions). */
+  readonly series: number;
+  /** First and last instant, UTC ISO-8601 with milliseconds; null without records. */
+  readonly start: string | null;
+  readonly end: string | null;
+}
+
+/**
+ * Rows of one (series, instant) after the first are rejected as duplicates. Detection keeps the
+ * series of the most recent DUPLICATE_WINDOW distinct instants, so memory stays flat: exact for files
+ * ordered by time, as ONS publishes them.
+ */
+export const DUPLICATE_WINDOW = 64;
+
+/**
+ * Turns the rows of a table into validated records: the time converted from Brasília civil time to
+ * UTC, identity dimensions required, measures parsed (empty is null, never zero; nothing imputed).
+ * A row that cannot be read is rejected with its row number and reason; the rest of the file goes on.
+ */
+export async function processTable(fileName: string, table: RawTable, layout: DatasetLayout, sink: RecordSink = {}): Promise<FileSummary> {
+  const width = table.header.length;
+  const decimalComma = table.decimalComma ?? false;
+  const measures = layout.measures.map((m) => ({ ...m, count: 0, nulls: 0, sum: 0, min: Infinity, max: -Infinity }));
+  const seriesSeen = new Set<string>();
+  const recent = new Map<number, Map<string, number>>(); // instant → series → first row
+  let rows = 0;
+  let records = 0;
+  let rejected = 0;
+  let start = Infinity;
+  let end = -Infinity;
+  let lastTimeText: string | undefined;
+  let lastTime: LocalTime | string = '';
+
+  const reject = async (row: number, reason: string, cells: readonly Cell[]) => {
+    rejected++;
+    await sink.rejected?.({ row, reason, cells });
+  };
+
+  for await (const raw of table.rows) {
+    rows++;
+    const cells = raw.cells;
+    if (!cells) {
+      await reject(raw.row, raw.error ?? 'unreadable row', []);
+      continue;
+    }
+    if (cells.length !== width) {
+      const sep = table.delimiter ? ` separated by '${printable(table.delimiter)}'` : '';
+      await reject(raw.row, `expected ${width} fields${sep}, found ${cells.length}`, cells);
+      continue;
+    }
+    const timeCell = cells[layout.time.index];
+    const timeText = timeCell === null ? '' : String(timeCell);
+    if (timeText !== lastTimeText) {
+      lastTimeText = timeText;
+      lastTime = typeof timeCell === 'number' ? `a number (${timeCell}), not a date` : parseLocalTime(timeText);
+    }
+    if (typeof lastTime === 'string') {
+      await reject(raw.row, `${layout.time.name}: ${lastTime}`, cells);
+      continue;
+    }
+    const time = lastTime;
+
+    let problem: string | undefined;
+    const dimensions: Record<string, string> = {};
+    let series = '';
+    for (const d of layout.dimensions) {
+      const value = cells[d.index] === null ? '' : String(cells[d.index]).trim();
+      if (value === '') {
+        problem = `${d.name} is empty: it identifies the series`;
+        break;
+      }
+      dimensions[d.name] = value;
+      series += series === '' ? `${d.name}=${value}` : `|${d.name}=${value}`;
+    }
+    const values: Record<string, number | null> = {};
+    if (!problem) {
+      for (const m of layout.measures) {
+        const value = parseMeasure(cells[m.index], decimalComma);
+        if (Number.isNaN(value)) {
+          problem = `${m.name}: '${clip(String(cells[m.index]))}' is not a number`;
+          break;
+        }
+        values[m.name] = value;
+      }
+    }
+    if (problem) {
+      await reject(raw.row, problem, cells);
+      continue;
+    }
+
+    let atInstant = recent.get(time.utc);
+    if (!atInstant) {
+      atInstant = new Map();
+      recent.set(time.utc, atInstant);
+      if (recent.size > DUPLICATE_WINDOW) recent.delete(recent.keys().next().value as number);
+    }
+    const firstRow = atInstant.get(series);
+    if (firstRow !== undefined) {
+      await reject(raw.row, `duplicate of row ${firstRow}: same series and time (${time.iso}); the first row is kept`, cells);
+      continue;
+    }
+    atInstant.set(series, raw.row);
+
+    const labels: Record<string, string | null> = {};
+    for (const l of layout.labels) {
+      const value = cells[l.index];
+      labels[l.name] = value === null || String(value).trim() === '' ? null : String(value).trim();
+    }
+    for (const m of measures) {
+      const value = values[m.name];
+      if (value === null) {
+        m.nulls++;
+      } else {
+        m.count++;
+        m.sum += value;
+        if (value < m.min) m.min = value;
+        if (value > m.max) m.max = value;
+      }
+    }
+    seriesSeen.add(series);
+    if (time.utc < start) start = time.utc;
+    if (time.utc > end) end = time.utc;
+    records++;
+    await sink.record?.({
+      dataset: layout.id, time: time.utc, local: time.iso, localRaw: timeText.trim(), series, dimensions, labels, measures: values, row: raw.row,
+    });
+  }
+
+  return {
+    file: fileName,
+    dataset: layout.id,
+    datasetSource: layout.source,
+    format: table.format,
+    encoding: table.encoding ?? null,
+    delimiter: table.delimiter ?? null,
+    rows,
+    records,
+    rejected,
+    timeColumn: layout.time.name,
+    dimensions: layout.dimensions.map((d) => d.name),
+    measures: measures.map((m) => ({
+      name: m.name, unit: m.unit, count: m.count, nulls: m.nulls, sum: m.sum,
+      min: m.count ? m.min : null, max: m.count ? m.max : null,
+    })),
+    series: seriesSeen.size,
+    start: records ? new Date(start).toISOString() : null,
+    end: records ? new Date(end).toISOString() : null,
+  };
+}
+
+function printable(delimiter: string): string {
+  return delimiter === '\t' ? '\\t' : delimiter;
+}

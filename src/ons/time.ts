@@ -1,0 +1,96 @@
+/**
+ * ONS times are Brasília civil time with no offset. They are converted with the IANA zone
+ * America/Sao_Paulo (historical daylight saving included), never with a fixed -03:00.
+ */
+
+export const ONS_TIME_ZONE = 'America/Sao_Paulo';
+
+const HOUR_MS = 3_600_000;
+const DAY_MS = 86_400_000;
+
+/** A parsed local (wall-clock) time. */
+export interface LocalTime {
+  /** Normalised wall-clock: `YYYY-MM-DDTHH:MM:SS`. */
+  readonly iso: string;
+  /** The instant, UTC epoch milliseconds. */
+  readonly utc: number;
+}
+
+const ISO = /^(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?)?$/;
+const BRAZILIAN = /^(\d{1,2})\/(\d{1,2})\/(\d{4})(?: (\d{1,2}):(\d{2})(?::(\d{2}))?)?$/;
+
+const formatter = new Intl.DateTimeFormat('en-US', {
+  timeZone: ONS_TIME_ZONE,
+  hourCycle: 'h23',
+  year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric',
+});
+
+// Offsets change only at whole UTC hours in this zone since 1914, so one lookup per hour is exact.
+const offsetCache = new Map<number, number>();
+
+/** Offset (local minus UTC, in ms) of America/Sao_Paulo at a UTC instant. */
+export function offsetAt(utcMs: number): number {
+  const hour = Math.floor(utcMs / HOUR_MS);
+  const cached = offsetCache.get(hour);
+  if (cached !== undefined) return cached;
+  const parts: Record<string, number> = {};
+  for (const p of formatter.formatToParts(new Date(hour * HOUR_MS))) {
+    if (p.type !== 'literal') parts[p.type] = Number(p.value);
+  }
+  const wall = Date.UTC(parts.year, parts.month - 1, parts.day, parts.hour, parts.minute, parts.second);
+  const offset = wall - hour * HOUR_MS;
+  if (offsetCache.size > 200_000) offsetCache.clear(); // bounded: ~23 years of distinct hours
+  offsetCache.set(hour, offset);
+  return offset;
+}
+
+/**
+ * The UTC instant of a Brasília wall-clock time. A time that does not exist (the hour skipped when
+ * daylight saving started) moves forward by the gap; an ambiguous one (the hour repeated when it
+ * ended) takes the earlier instant.
+ */
+export function brasiliaToUtc(wallMs: number): number {
+  const before = offsetAt(wallMs - DAY_MS);
+  const after = offsetAt(wallMs + DAY_MS);
+  const candidates = before === after ? [before] : [before, after];
+  let best: number | undefined;
+  for (const offset of candidates) {
+    const utc = wallMs - offset;
+    if (offsetAt(utc) === offset && (best === undefined || utc < best)) best = utc;
+  }
+  return best ?? wallMs - before;
+}
+
+function daysIn(year: number, month: number): number {
+  return new Date(Date.UTC(year, month, 0)).getUTCDate();
+}
+
+/**
+ * Parses an ONS local time: `YYYY-MM-DD`, `YYYY-MM-DD HH:MM[:SS]` (or with `T`), and the Brazilian
+ * `DD/MM/YYYY[ HH:MM[:SS]]` of dashboard exports (day first, padding optional). Date-only values are
+ * local midnight. Returns a reason string when the text is not a valid time.
+ */
+export function parseLocalTime(text: string): LocalTime | string {
+  const s = text.trim();
+  let y: number; let mo: number; let d: number; let h = 0; let mi = 0; let sec = 0;
+  let m = ISO.exec(s);
+  if (m) {
+    y = +m[1]; mo = +m[2]; d = +m[3];
+    if (m[4] !== undefined) { h = +m[4]; mi = +m[5]; sec = m[6] !== undefined ? +m[6] : 0; }
+  } else if ((m = BRAZILIAN.exec(s))) {
+    d = +m[1]; mo = +m[2]; y = +m[3];
+    if (m[4] !== undefined) { h = +m[4]; mi = +m[5]; sec = m[6] !== undefined ? +m[6] : 0; }
+  } else {
+    return s.length === 0 ? 'empty time' : `'${clip(s)}' is not a date or date-time (expected YYYY-MM-DD[ HH:MM:SS] or DD/MM/YYYY[ HH:MM:SS])`;
+  }
+  if (mo < 1 || mo > 12 || d < 1 || d > daysIn(y, mo) || h > 23 || mi > 59 || sec > 59 || y < 1800) {
+    return `'${clip(s)}' is not a valid date-time`;
+  }
+  const wall = Date.UTC(y, mo - 1, d, h, mi, sec);
+  return { iso: new Date(wall).toISOString().slice(0, 19), utc: brasiliaToUtc(wall) };
+}
+
+/** Shortens a value quoted in a reason, so one bad cell cannot flood a report. */
+export function clip(value: string, max = 60): string {
+  return value.length > max ? `${value.slice(0, max)}…` : value;
+}
