@@ -102,6 +102,18 @@ for (const task of project.tasks.all.filter((t) => t.name.startsWith('bundle:'))
   task.addSteps(...steps);
 }
 
+// The command-line tool: one pre-bundled file (domain core and Parquet/XLSX libraries inside), so
+// `npx ons-data-platform` needs nothing else installed.
+const cli = project.bundler.addBundle('src/cli/ons-data-platform.ts', {
+  platform: 'node',
+  target: 'node20',
+  outfile: 'ons-data-platform.js',
+  executable: true,
+  minify: true,
+  tsconfigPath: 'tsconfig.dev.json',
+});
+project.addBins({ 'ons-data-platform': cli.outfile });
+
 // Tests load the pre-bundled handler assets, so bundle first; then type-check everything jsii does not compile.
 const bundle = project.tasks.tryFind('bundle');
 if (bundle) project.testTask.prependSpawn(bundle);

@@ -1,7 +1,7 @@
 import { readCsv } from './readers/csv';
 import { readParquet } from './readers/parquet';
 import { readXlsx } from './readers/xlsx';
-import { RawTable } from './types';
+import { RawTable, RefusedFileError } from './types';
 
 /** A file to read, wherever it lives (a local path, an S3 object...). */
 export interface FileSource {
@@ -27,7 +27,11 @@ export function formatOf(head: Uint8Array): 'csv' | 'xlsx' | 'parquet' {
 
 /** Opens a file with the reader its content calls for. */
 export async function openTable(source: FileSource, options: OpenOptions = {}): Promise<RawTable> {
-  switch (formatOf(await source.head())) {
+  const head = await source.head();
+  if (head[0] === 0x25 && head[1] === 0x50 && head[2] === 0x44 && head[3] === 0x46) {
+    throw new RefusedFileError('this is a PDF document, not a table of data (documents belong in the knowledge base)');
+  }
+  switch (formatOf(head)) {
     case 'xlsx': return readXlsx(await source.bytes(), { sheet: options.sheet });
     case 'parquet': return readParquet(await source.bytes());
     default: return readCsv(source.stream());

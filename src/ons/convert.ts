@@ -1,0 +1,164 @@
+import { createHash } from 'node:crypto';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname, join, posix } from 'node:path';
+import { DataCardBuilder } from './card';
+import { normaliseColumn } from './catalog';
+import { baseName, DatasetLayout, resolveDataset } from './detect';
+import { FileSource, openTable, OpenOptions } from './open';
+import { FileSummary, processTable, RecordSink } from './process';
+import { RawTable, RefusedFileError } from './types';
+import { ProcessedParquetWriter, WrittenPartition } from './writers/parquet';
+import { RejectedRowsWriter } from './writers/rejected';
+
+/** Where each kind of output goes, relative to the output directory (the lake's prefixes). */
+export interface OutputLayout {
+  /** @default 'processed/' */
+  readonly processedDataPrefix?: string;
+  /** @default 'knowledge/cards/' */
+  readonly dataCardsPrefix?: string;
+  /** @default 'rejected/' */
+  readonly rejectedRowsPrefix?: string;
+}
+
+export interface InspectOptions extends OpenOptions {
+  /** Called with the bytes read so far (CSV), for progress reports. */
+  readonly onProgress?: (bytesRead: number) => void;
+}
+
+export interface ConvertOptions extends InspectOptions, OutputLayout {
+  /** Local directory the outputs are written under. */
+  readonly outDir: string;
+  /** The source object's key (or path), recorded in every output. @default the file name */
+  readonly sourceKey?: string;
+  readonly sourceBucket?: string;
+  readonly sourceVersion?: string;
+}
+
+export interface ConvertResult {
+  readonly summary: FileSummary;
+  /** SHA-256 of the source bytes (hex). */
+  readonly contentHash: string;
+  /** Output paths relative to `outDir`. */
+  readonly parquet: WrittenPartition[];
+  readonly card: string;
+  readonly cardMetadata: string;
+  readonly rejected?: string;
+}
+
+/** A file name safe in S3 keys and file systems: ASCII letters, digits, `.`, `_`, `-`. */
+export function sourceName(fileName: string): string {
+  const stem = baseName(fileName).replace(/\.[^.]+$/, '');
+  return stem.normalize('NFD').replace(/[\u0300-\u036f]/g, '').replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^_+|_+$/g, '') || 'file';
+}
+
+/** Counts and hashes bytes as they stream past. */
+function tap(source: FileSource, hash: ReturnType<typeof createHash>, onProgress?: (n: number) => void): FileSource {
+  let read = 0;
+  return {
+    head: () => source.head(),
+    bytes: async () => {
+      const bytes = await source.bytes();
+      hash.update(bytes);
+      onProgress?.(bytes.length);
+      return bytes;
+    },
+    stream: () => (async function* () {
+      for await (const chunk of source.stream()) {
+        hash.update(chunk);
+        read += chunk.length;
+        onProgress?.(read);
+        yield chunk;
+      }
+    })(),
+  };
+}
+
+async function open(fileName: string, source: FileSource, options: InspectOptions, hash: ReturnType<typeof createHash>) {
+  const table: RawTable = await openTable(tap(source, hash, options.onProgress), options);
+  const layout: DatasetLayout = resolveDataset(fileName, table.header);
+  return { table, layout };
+}
+
+/**
+ * Reads a file once and reports what it holds (the `inspect` command), writing nothing.
+ * Throws RefusedFileError when the file cannot be read as ONS data.
+ */
+export async function inspectFile(fileName: string, source: FileSource, options: InspectOptions = {}): Promise<FileSummary> {
+  const { table, layout } = await open(fileName, source, options, createHash('sha256'));
+  const summary = await processTable(baseName(fileName), table, layout);
+  if (summary.rows === 0) throw new RefusedFileError('the file has a header but no data rows');
+  return summary;
+}
+
+/**
+ * Reads a file once and writes what the processing function writes: processed Parquet partitioned by
+ * dataset/year/month of the data's local time, the data card (Markdown + `.metadata.json`) and the
+ * rejected rows with their reasons. Outputs get their final names only when everything succeeded; on a
+ * failure nothing is left but (for a file whose every row was refused) the rejected-rows report.
+ */
+export async function convertFile(fileName: string, source: FileSource, options: ConvertOptions): Promise<ConvertResult> {
+  const hash = createHash('sha256');
+  const { table, layout } = await open(fileName, source, options, hash);
+  const name = sourceName(fileName);
+  const processedPrefix = options.processedDataPrefix ?? 'processed/';
+  const cardPath = posix.join(options.dataCardsPrefix ?? 'knowledge/cards/', layout.id, `${name}.md`);
+  const rejectedPath = posix.join(options.rejectedRowsPrefix ?? 'rejected/', layout.id, `${name}.rejected.csv`);
+
+  const parquet = new ProcessedParquetWriter({
+    outDir: join(options.outDir, processedPrefix),
+    schema: {
+      dataset: layout.id,
+      dimensions: layout.dimensions.map((d) => d.name),
+      labels: layout.labels.map((l) => l.name),
+      measures: layout.measures.map((m) => m.name),
+    },
+    source: { key: options.sourceKey ?? baseName(fileName), version: options.sourceVersion },
+    sourceName: name,
+  });
+  const rejected = new RejectedRowsWriter(join(options.outDir, rejectedPath), table.header.map((h) => h || normaliseColumn(h)));
+  const card = new DataCardBuilder(layout);
+  const sink: RecordSink = {
+    record: async (r) => {
+      card.add(r);
+      await parquet.write(r);
+    },
+    rejected: (r) => rejected.write(r),
+  };
+
+  try {
+    const summary = await processTable(baseName(fileName), table, layout, sink);
+    if (summary.rows === 0) throw new RefusedFileError('the file has a header but no data rows');
+    if (summary.records === 0) {
+      await parquet.abort();
+      const report = await rejected.finish();
+      throw new RefusedFileError(`none of the ${summary.rows} data rows is valid; reasons per row in ${report ?? 'the rejected-rows report'}`);
+    }
+    const contentHash = hash.digest('hex');
+    const built = card.build(summary, { key: options.sourceKey ?? baseName(fileName), bucket: options.sourceBucket, version: options.sourceVersion, contentHash });
+    await writeAtomically(join(options.outDir, cardPath), built.markdown);
+    await writeAtomically(join(options.outDir, `${cardPath}.metadata.json`), JSON.stringify(built.metadata, null, 2));
+    const partitions = (await parquet.finish(contentHash.slice(0, 16)))
+      .map((p) => ({ ...p, relativePath: posix.join(processedPrefix, p.relativePath) }));
+    const rejectedFile = await rejected.finish();
+    return {
+      summary,
+      contentHash,
+      parquet: partitions,
+      card: cardPath,
+      cardMetadata: `${cardPath}.metadata.json`,
+      rejected: rejectedFile ? rejectedPath : undefined,
+    };
+  } catch (error) {
+    await parquet.abort();
+    await rejected.abort();
+    await rm(join(options.outDir, cardPath), { force: true });
+    await rm(join(options.outDir, `${cardPath}.metadata.json`), { force: true });
+    throw error;
+  }
+}
+
+async function writeAtomically(path: string, text: string): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  await writeFile(`${path}.partial`, text);
+  await rename(`${path}.partial`, path);
+}
