@@ -66,7 +66,7 @@ const project = new awscdk.AwsCdkConstructLibrary({
           diagnostics: false,
         }),
       },
-      transformIgnorePatterns: ['/node_modules/(?!(hyparquet|hyparquet-writer|hyparquet-compressors)/)'],
+      transformIgnorePatterns: ['/node_modules/(?!(hyparquet|hyparquet-writer|hyparquet-compressors|hysnappy|fzstd)/)'],
       testTimeout: 60_000,
       // Handler bundles are tested as shipped, but minified code makes a meaningless coverage figure.
       coveragePathIgnorePatterns: ['/node_modules/', '/test/', '/assets/'],

@@ -1,3 +1,4 @@
+import { TextDecoder } from 'node:util';
 import { looksLikeCommaDecimal, looksLikeDotDecimal } from '../number';
 import { Cell, RawRow, RawTable, RefusedFileError } from '../types';
 
@@ -60,7 +61,7 @@ export async function readCsv(source: AsyncIterable<Uint8Array>): Promise<RawTab
     encoding: first.encoding,
     delimiter,
     decimalComma,
-    header: header.map((h) => (h ?? '').trim()),
+    header: header.map((h) => String(h ?? '').trim()),
     rows: rows(),
   };
 }
