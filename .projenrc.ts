@@ -85,7 +85,7 @@ project.tasks.addEnvironment('JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION', '2
 // What the npm package ships: compiled code, handler bundles, the jsii assembly and the docs.
 // Handler sources compile into lib/ too, but only their bundles in assets/ are used.
 project.package.addField('files', [
-  'lib/**/*.js', 'lib/**/*.d.ts', '!lib/**/*.lambda.js', '!lib/**/*.lambda.d.ts',
+  'lib/**/*.js', 'lib/**/*.d.ts', '!lib/**/*.lambda.js', '!lib/**/*.lambda.d.ts', '!lib/cli/**',
   'assets/**', '.jsii', 'API.md', 'README.md', 'LICENSE',
 ]);
 project.tasks.tryFind('package:js')!.exec('node build-tools/check-npm-package.js');
@@ -101,6 +101,11 @@ for (const task of project.tasks.all.filter((t) => t.name.startsWith('bundle:'))
   task.reset();
   task.addSteps(...steps);
 }
+
+// The domain core and the command import libraries that esbuild bundles into the handlers and the
+// command (never runtime dependencies of the construct library).
+project.eslint?.allowDevDeps('src/ons/**/*.ts');
+project.eslint?.allowDevDeps('src/cli/**/*.ts');
 
 // The command-line tool: one pre-bundled file (domain core and Parquet/XLSX libraries inside), so
 // `npx ons-data-platform` needs nothing else installed.

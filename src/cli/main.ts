@@ -42,15 +42,12 @@ function parseArgs(argv: readonly string[]): Args | string {
   let json = false;
   for (let i = 0; i < rest.length; i++) {
     const a = rest[i];
-    if (a === '--json') json = true;
-    else if (a === '--out' || a === '--sheet') {
+    if (a === '--json') {json = true;} else if (a === '--out' || a === '--sheet') {
       const value = rest[++i];
       if (value === undefined) return `${a} needs a value`;
       if (a === '--out') out = value;
       else sheet = /^\d+$/.test(value) ? Number(value) : value;
-    } else if (a.startsWith('--')) return `unknown option '${a}'`;
-    else if (file === undefined) file = a;
-    else return `unexpected argument '${a}'`;
+    } else if (a.startsWith('--')) {return `unknown option '${a}'`;} else if (file === undefined) {file = a;} else {return `unexpected argument '${a}'`;}
   }
   if (!file) return 'FILE is missing';
   if (command === 'convert' && !out) return 'convert needs --out DIR';

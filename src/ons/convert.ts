@@ -134,7 +134,9 @@ export async function convertFile(fileName: string, source: FileSource, options:
       throw new RefusedFileError(`none of the ${summary.rows} data rows is valid; reasons per row in ${report ?? 'the rejected-rows report'}`);
     }
     const contentHash = hash.digest('hex');
-    const built = card.build(summary, { key: options.sourceKey ?? baseName(fileName), bucket: options.sourceBucket, version: options.sourceVersion, contentHash });
+    const built = card.build(summary, {
+      key: options.sourceKey ?? baseName(fileName), bucket: options.sourceBucket, version: options.sourceVersion, contentHash,
+    });
     await writeAtomically(join(options.outDir, cardPath), built.markdown);
     await writeAtomically(join(options.outDir, `${cardPath}.metadata.json`), JSON.stringify(built.metadata, null, 2));
     const partitions = (await parquet.finish(contentHash.slice(0, 16)))

@@ -5,7 +5,7 @@ import { FileSource } from './open';
 /** A file on the local disk as a FileSource (CLI, tests, benchmarks). */
 export function localFile(path: string): FileSource {
   return {
-    stream: () => createReadStream(path, { highWaterMark: 1 << 20 }),
+    stream: () => createReadStream(path, { highWaterMark: 1024 * 1024 }),
     bytes: async () => new Uint8Array(await readFile(path)),
     head: async () => {
       const handle = await open(path, 'r');

@@ -142,7 +142,7 @@ export async function processTable(fileName: string, table: RawTable, layout: Da
     }
     const firstRow = atInstant.get(series);
     if (firstRow !== undefined) {
-      await reject(raw.row, `duplicate of row ${firstRow}: same series and time (${time.iso}); the first row is kept`, cells);
+      await reject(raw.row, `duplicate of row ${firstRow} (same series and time, ${time.iso}): the first row is kept`, cells);
       continue;
     }
     atInstant.set(series, raw.row);
@@ -185,8 +185,13 @@ export async function processTable(fileName: string, table: RawTable, layout: Da
     timeColumn: layout.time.name,
     dimensions: layout.dimensions.map((d) => d.name),
     measures: measures.map((m) => ({
-      name: m.name, unit: m.unit, count: m.count, nulls: m.nulls, sum: m.sum,
-      min: m.count ? m.min : null, max: m.count ? m.max : null,
+      name: m.name,
+      unit: m.unit,
+      count: m.count,
+      nulls: m.nulls,
+      sum: m.sum,
+      min: m.count ? m.min : null,
+      max: m.count ? m.max : null,
     })),
     series: seriesSeen.size,
     start: records ? new Date(start).toISOString() : null,

@@ -22,7 +22,12 @@ const BRAZILIAN = /^(\d{1,2})\/(\d{1,2})\/(\d{4})(?: (\d{1,2}):(\d{2})(?::(\d{2}
 const formatter = new Intl.DateTimeFormat('en-US', {
   timeZone: ONS_TIME_ZONE,
   hourCycle: 'h23',
-  year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric',
+  year: 'numeric',
+  month: 'numeric',
+  day: 'numeric',
+  hour: 'numeric',
+  minute: 'numeric',
+  second: 'numeric',
 });
 
 // Offsets change only at whole UTC hours in this zone since 1914, so one lookup per hour is exact.

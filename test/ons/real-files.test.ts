@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { inspectFile } from '../../src/ons/convert';
+import { resolveDataset } from '../../src/ons/detect';
 import { localFile } from '../../src/ons/local-file';
 import { FileSummary, processTable } from '../../src/ons/process';
-import { resolveDataset } from '../../src/ons/detect';
 import { readCsv } from '../../src/ons/readers/csv';
 import { OnsRecord, RefusedFileError } from '../../src/ons/types';
 
@@ -51,7 +51,8 @@ describe.each(Object.keys(REFERENCE))('%s', (file) => {
     const s = await summary(file);
     expect(s.measures.map((m) => m.name).sort()).toEqual(Object.keys(ref.measures).sort());
     for (const m of s.measures) {
-      expect({ name: m.name, count: m.count, nulls: m.nulls }).toEqual({ name: m.name, count: ref.measures[m.name].count, nulls: ref.rows - ref.measures[m.name].count });
+      const expected = ref.measures[m.name];
+      expect({ name: m.name, count: m.count, nulls: m.nulls }).toEqual({ name: m.name, count: expected.count, nulls: ref.rows - expected.count });
       expect(m.sum).toBeCloseTo(ref.measures[m.name].sum, 4);
     }
   });
@@ -115,7 +116,8 @@ describe('CURVA_CARGA_2021.xlsx', () => {
   test('matches the reference figures', async () => {
     const s = await summary('CURVA_CARGA_2021.xlsx');
     const ref = REFERENCE['CURVA_CARGA_2021.xlsx'];
-    expect({ format: s.format, dataset: s.dataset, rows: s.rows, records: s.records, rejected: s.rejected, series: s.series, start: s.start, end: s.end })
+    const { format, dataset, rows, records, rejected, series, start, end } = s;
+    expect({ format, dataset, rows, records, rejected, series, start, end })
       .toEqual({ format: 'xlsx', dataset: 'curva_carga', rows: ref.rows, records: ref.rows, rejected: 0, series: ref.series, start: ref.start, end: ref.end });
     expect(s.measures[0].count).toBe(ref.measures.val_cargaenergiahomwmed.count);
     expect(s.measures[0].sum).toBeCloseTo(ref.measures.val_cargaenergiahomwmed.sum, 4);
@@ -135,8 +137,15 @@ describe('Temporal Geração de Energia.csv (dashboard export: Brazilian locale)
     };
     const times = rows.map((r) => day(r[1]));
     expect(s).toMatchObject({
-      dataset: 'historico_geracao_energia', encoding: 'utf-8', delimiter: ';', rows: rows.length, records: rows.length, rejected: 0, series: 1,
-      start: new Date(Math.min(...times)).toISOString(), end: new Date(Math.max(...times)).toISOString(),
+      dataset: 'historico_geracao_energia',
+      encoding: 'utf-8',
+      delimiter: ';',
+      rows: rows.length,
+      records: rows.length,
+      rejected: 0,
+      series: 1,
+      start: new Date(Math.min(...times)).toISOString(),
+      end: new Date(Math.max(...times)).toISOString(),
     });
     expect(s.measures).toHaveLength(1);
     expect(s.measures[0].count).toBe(values.length);

@@ -3,7 +3,7 @@ import { looksLikeCommaDecimal, looksLikeDotDecimal } from '../number';
 import { Cell, RawRow, RawTable, RefusedFileError } from '../types';
 
 /** Longest line accepted, in characters: a longer data line is rejected, a longer header refuses the file. */
-export const CSV_MAX_LINE_CHARS = 1 << 20;
+export const CSV_MAX_LINE_CHARS = 1024 * 1024;
 
 /** Bytes sniffed for encoding and binary content. */
 const SNIFF_BYTES = 64 * 1024;
@@ -148,8 +148,8 @@ async function* lineReader(decoder: TextDecoder, first: Uint8Array, rest: AsyncI
     carry = data;
     if (final && (carry.length > 0 || skipping)) {
       number++;
-      const text = carry.endsWith('\r') ? carry.slice(0, -1) : carry;
-      yield skipping ? { number, text: '', overflow: true } : { number, text };
+      const last = carry.endsWith('\r') ? carry.slice(0, -1) : carry;
+      yield skipping ? { number, text: '', overflow: true } : { number, text: last };
       carry = '';
     }
   };
