@@ -1,0 +1,315 @@
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+// @ts-expect-error TS1479: ESM-only package, transpiled by ts-jest.
+import { parquetMetadata, type FileMetaData } from 'hyparquet';
+// @ts-expect-error TS1479: as above.
+import { parquetWriteBuffer, type ColumnSource, type SchemaElement } from 'hyparquet-writer';
+import { readParquet } from '../../src/ons/readers/parquet';
+import { OnsRecord, RawRow, RefusedFileError } from '../../src/ons/types';
+import { ProcessedParquetWriter, ProcessedSchema } from '../../src/ons/writers/parquet';
+
+const HOUR = 3_600_000;
+const schema: ProcessedSchema = {
+  dataset: 'curva_carga',
+  dimensions: ['id_subsistema'],
+  labels: ['nom_subsistema'],
+  measures: ['val_carga', 'val_geracao'],
+};
+const source = { key: 'raw/curva_carga/CURVA_CARGA_2023.parquet', version: 'v-1' };
+
+/** A record at a Brasília wall-clock time (UTC-3, no daylight saving since 2019). */
+function rec(local: string, id: string | undefined, nom: string | null, carga: number | null, geracao: number | null, row: number): OnsRecord {
+  return {
+    dataset: 'curva_carga',
+    time: Date.parse(`${local}Z`) + 3 * HOUR,
+    local,
+    localRaw: local.replace('T', ' '),
+    series: `id_subsistema=${id}`,
+    dimensions: id === undefined ? {} : { id_subsistema: id },
+    labels: { nom_subsistema: nom },
+    measures: { val_carga: carga, val_geracao: geracao },
+    row,
+  };
+}
+
+/** What readParquet gives back for a record written by the writer. */
+function expected(r: OnsRecord, version: string | null = 'v-1'): RawRow['cells'] {
+  return [
+    new Date(r.time).toISOString().slice(0, 19).replace('T', ' '),
+    r.localRaw,
+    r.dimensions.id_subsistema ?? null,
+    r.labels.nom_subsistema,
+    r.measures.val_carga,
+    r.measures.val_geracao,
+    source.key,
+    version,
+    r.row,
+  ];
+}
+
+async function collect(data: Uint8Array): Promise<RawRow[]> {
+  const rows: RawRow[] = [];
+  for await (const row of (await readParquet(data)).rows) rows.push(row);
+  return rows;
+}
+
+function files(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => join(e.parentPath, e.name).slice(dir.length + 1))
+    .sort();
+}
+
+function buffer(options: { columnData: ColumnSource[]; schema?: SchemaElement[]; rowGroupSize?: number; codec?: 'GZIP' }): Uint8Array {
+  const compressors = { GZIP: (b: Uint8Array) => new Uint8Array(gzipSync(b)) };
+  return new Uint8Array(parquetWriteBuffer({ ...options, compressors }));
+}
+
+let outDir: string;
+beforeEach(() => {
+  outDir = mkdtempSync(join(tmpdir(), 'ons-parquet-'));
+});
+afterEach(() => rmSync(outDir, { recursive: true, force: true }));
+
+describe('ProcessedParquetWriter', () => {
+  const records = [
+    rec('2023-11-30T22:00:00', 'SE', 'SUDESTE/CENTRO-OESTE', 41234.567, -12.5, 2),
+    rec('2023-11-30T23:00:00', 'N', 'Geração', null, 0, 3),
+    rec('2023-12-01T00:00:00', 'S', null, -0.000001, null, 4),
+    // UTC is 2024-01-01T02:00Z, but the partition follows the local date.
+    rec('2023-12-31T23:00:00', 'NE', 'NORDESTE', 9876.5, 1e-8, 5),
+    rec('2024-01-01T00:00:00', undefined, 'Geração', 1, 2, 6),
+    rec('2024-01-31T23:30:00', 'SE', 'SUDESTE/CENTRO-OESTE', 0, -99999.125, 7),
+  ];
+
+  test('partitions by local year and month and reads back every value', async () => {
+    const writer = new ProcessedParquetWriter({ outDir, schema, source, sourceName: 'CURVA_CARGA_2023' });
+    for (const r of records) await writer.write(r);
+    const written = await writer.finish('abc123');
+
+    expect(written.map(({ relativePath, year, month, rows }) => ({ relativePath, year, month, rows }))).toEqual([
+      { relativePath: 'dataset=curva_carga/year=2023/month=11/CURVA_CARGA_2023-abc123.parquet', year: '2023', month: '11', rows: 2 },
+      { relativePath: 'dataset=curva_carga/year=2023/month=12/CURVA_CARGA_2023-abc123.parquet', year: '2023', month: '12', rows: 2 },
+      { relativePath: 'dataset=curva_carga/year=2024/month=01/CURVA_CARGA_2023-abc123.parquet', year: '2024', month: '01', rows: 2 },
+    ]);
+    expect(files(outDir)).toEqual(written.map((w) => w.relativePath));
+    expect(records[3].time).toBe(Date.UTC(2024, 0, 1, 2));
+
+    const expectedByFile = [records.slice(0, 2), records.slice(2, 4), records.slice(4)];
+    for (const [i, w] of written.entries()) {
+      const data = readFileSync(w.path);
+      expect(w.path).toBe(join(outDir, w.relativePath));
+      expect(w.bytes).toBe(data.byteLength);
+      const table = await readParquet(data);
+      expect(table.format).toBe('parquet');
+      expect(table.header).toEqual([
+        'time', 'local_time', 'id_subsistema', 'nom_subsistema', 'val_carga', 'val_geracao', 'source_key', 'source_version', 'source_row',
+      ]);
+      const rows = await collect(data);
+      expect(rows).toEqual(expectedByFile[i].map((r, j) => ({ row: j + 2, cells: expected(r) })));
+    }
+  });
+
+  test('writes explicit column types in the footer', async () => {
+    const writer = new ProcessedParquetWriter({ outDir, schema, source: { key: source.key }, sourceName: 'X' });
+    // All measures null and integral: nothing for auto-detection to guess from.
+    await writer.write(rec('2023-05-01T00:00:00', 'SE', null, null, null, 2));
+    await writer.write(rec('2023-05-01T01:00:00', 'SE', null, 3, null, 3));
+    const [w] = await writer.finish('h');
+    const data = readFileSync(w.path);
+    const metadata: FileMetaData = parquetMetadata(data);
+    const byName = Object.fromEntries(metadata.schema.slice(1).map((e) => [e.name, e]));
+
+    expect(Object.keys(byName)).toEqual(['time', 'local_time', 'id_subsistema', 'nom_subsistema', 'val_carga', 'val_geracao', 'source_key', 'source_version', 'source_row']);
+    expect(metadata.schema.slice(1).every((e) => e.repetition_type === 'OPTIONAL')).toBe(true);
+    expect(byName.time).toMatchObject({ type: 'INT64', logical_type: { type: 'TIMESTAMP', isAdjustedToUTC: true, unit: 'MILLIS' } });
+    expect(byName.val_carga.type).toBe('DOUBLE');
+    expect(byName.val_geracao.type).toBe('DOUBLE');
+    for (const name of ['local_time', 'id_subsistema', 'nom_subsistema', 'source_key', 'source_version']) {
+      expect(byName[name]).toMatchObject({ type: 'BYTE_ARRAY', converted_type: 'UTF8' });
+    }
+    expect(byName.source_row.type).toBe('INT32');
+    expect((await collect(data)).map((r) => r.cells?.slice(4))).toEqual([
+      [null, null, source.key, null, 2],
+      [3, null, source.key, null, 3],
+    ]);
+  });
+
+  test('writes a row group every rowGroupSize rows, under a temporary name until finish', async () => {
+    const writer = new ProcessedParquetWriter({ outDir, schema, source, sourceName: 'BIG', rowGroupSize: 1_000 });
+    const start = Date.UTC(2023, 2, 1);
+    for (let i = 0; i < 2_500; i++) {
+      const local = new Date(start + i * 60_000).toISOString().slice(0, 19);
+      await writer.write(rec(local, 'SE', 'SUDESTE', i / 4, -i, i + 2));
+    }
+
+    const before = files(outDir);
+    expect(before).toHaveLength(1);
+    expect(before[0]).toMatch(/^\.BIG\..*\.partial$/);
+    // Two row groups are already on disk; the last 500 rows are still buffered.
+    expect(readFileSync(join(outDir, before[0])).byteLength).toBeGreaterThan(4);
+
+    const [w] = await writer.finish('h');
+    expect(files(outDir)).toEqual([w.relativePath]);
+    const data = readFileSync(w.path);
+    expect(parquetMetadata(data).row_groups.map((g: { num_rows: bigint }) => Number(g.num_rows))).toEqual([1_000, 1_000, 500]);
+    const rows = await collect(data);
+    expect(rows).toHaveLength(2_500);
+    expect(rows.map((r) => r.row)).toEqual(Array.from({ length: 2_500 }, (_, i) => i + 2));
+    expect(rows[2_499].cells?.slice(4, 6)).toEqual([2_499 / 4, -2_499]);
+  });
+
+  test('abort removes every temporary file', async () => {
+    const writer = new ProcessedParquetWriter({ outDir, schema, source, sourceName: 'A', rowGroupSize: 2 });
+    for (const r of records) await writer.write(r);
+    expect(files(outDir)).toHaveLength(3);
+    expect(files(outDir).some((f) => f.endsWith('.parquet'))).toBe(false);
+    await writer.abort();
+    expect(files(outDir)).toEqual([]);
+    await expect(writer.write(records[0])).rejects.toThrow('closed');
+  });
+
+  test('abort right after the first write leaves nothing behind', async () => {
+    const writer = new ProcessedParquetWriter({ outDir: join(outDir, 'sub'), schema, source, sourceName: 'A' });
+    void writer.write(records[0]);
+    await writer.abort();
+    expect(files(outDir)).toEqual([]);
+  });
+
+  test('a failing finish removes the temporary files', async () => {
+    const writer = new ProcessedParquetWriter({ outDir, schema, source, sourceName: 'F' });
+    for (const r of records) await writer.write(r);
+    // A directory in the way of the second file's final name makes its rename fail.
+    mkdirSync(join(outDir, 'dataset=curva_carga/year=2023/month=12/F-h.parquet'), { recursive: true });
+    await expect(writer.finish('h')).rejects.toThrow();
+    expect(files(outDir).filter((f) => f.endsWith('.partial'))).toEqual([]);
+  });
+
+  test('finish with no records writes nothing', async () => {
+    const writer = new ProcessedParquetWriter({ outDir, schema, source, sourceName: 'EMPTY' });
+    await expect(writer.finish('h')).resolves.toEqual([]);
+    expect(files(outDir)).toEqual([]);
+  });
+
+  test('refuses bad input', async () => {
+    expect(() => new ProcessedParquetWriter({ outDir, schema: { ...schema, labels: ['year'] }, source, sourceName: 'A' })).toThrow('reserved');
+    expect(() => new ProcessedParquetWriter({ outDir, schema: { ...schema, measures: ['time'] }, source, sourceName: 'A' })).toThrow('duplicated');
+    expect(() => new ProcessedParquetWriter({ outDir, schema, source, sourceName: '../A' })).toThrow('file name');
+    const writer = new ProcessedParquetWriter({ outDir, schema, source, sourceName: 'A' });
+    await expect(writer.write({ ...records[0], dataset: 'other' })).rejects.toThrow('dataset');
+    await expect(writer.write({ ...records[0], local: '30/11/2023 22:00' })).rejects.toThrow('local time');
+    await expect(writer.finish('a/b')).rejects.toThrow('file name');
+  });
+});
+
+describe('readParquet', () => {
+  test('keeps VARCHAR measures as text and trims the header', async () => {
+    const data = buffer({
+      columnData: [
+        { name: ' id_subsistema ', type: 'STRING', data: ['N  ', 'SE', 'S'] },
+        { name: 'val_geracao', type: 'STRING', data: ['0E-8', '123.45', ''] },
+        { name: 'val_carga', type: 'STRING', data: [null, '-1', 'Geração'] },
+      ],
+    });
+    const table = await readParquet(data);
+    expect(table.header).toEqual(['id_subsistema', 'val_geracao', 'val_carga']);
+    expect(await collect(data)).toEqual([
+      { row: 2, cells: ['N  ', '0E-8', null] },
+      { row: 3, cells: ['SE', '123.45', '-1'] },
+      { row: 4, cells: ['S', '', 'Geração'] },
+    ]);
+  });
+
+  test('gives TIMESTAMP and DATE columns as wall-clock text, and converts other types', async () => {
+    const data = buffer({
+      schema: [
+        { name: 'root', num_children: 7 },
+        { name: 'din_instante', type: 'INT64', repetition_type: 'OPTIONAL', converted_type: 'TIMESTAMP_MILLIS' },
+        { name: 'dat_referencia', type: 'INT32', repetition_type: 'OPTIONAL', converted_type: 'DATE' },
+        { name: 'big', type: 'INT64', repetition_type: 'OPTIONAL' },
+        { name: 'flag', type: 'BOOLEAN', repetition_type: 'OPTIONAL' },
+        { name: 'val', type: 'DOUBLE', repetition_type: 'OPTIONAL' },
+        { name: 'n', type: 'INT32', repetition_type: 'REQUIRED' },
+        { name: 'meta', type: 'BYTE_ARRAY', repetition_type: 'OPTIONAL', converted_type: 'JSON' },
+      ],
+      columnData: [
+        { name: 'din_instante', data: [new Date(Date.UTC(2023, 0, 1, 0, 30)), new Date(Date.UTC(2023, 11, 31, 23, 59, 59)), null] },
+        { name: 'dat_referencia', data: [new Date(Date.UTC(2023, 1, 28)), null, 0] },
+        { name: 'big', data: [42n, 2n ** 60n + 1n, null] },
+        { name: 'flag', data: [true, false, null] },
+        { name: 'val', data: [1.5, -0, null] },
+        { name: 'n', data: [7, -7, 0] },
+        { name: 'meta', data: [{ a: 1 }, [1, 'b'], null] },
+      ],
+    });
+    expect(await collect(data)).toEqual([
+      { row: 2, cells: ['2023-01-01 00:30:00', '2023-02-28 00:00:00', 42, 'true', 1.5, 7, '{"a":1}'] },
+      { row: 3, cells: ['2023-12-31 23:59:59', null, '1152921504606846977', 'false', -0, -7, '[1,"b"]'] },
+      { row: 4, cells: [null, '1970-01-01 00:00:00', null, null, null, 0, null] },
+    ]);
+  });
+
+  test('reads GZIP and several row groups', async () => {
+    const n = 25;
+    const data = buffer({
+      codec: 'GZIP',
+      rowGroupSize: 10,
+      columnData: [
+        { name: 'id', type: 'STRING', data: Array.from({ length: n }, (_, i) => `id${i}`) },
+        { name: 'val', type: 'DOUBLE', data: Array.from({ length: n }, (_, i) => i * 1.5) },
+      ],
+    });
+    expect(parquetMetadata(data).row_groups[0].columns[0].meta_data?.codec).toBe('GZIP');
+    const rows = await collect(data);
+    expect(rows).toEqual(Array.from({ length: n }, (_, i) => ({ row: i + 2, cells: [`id${i}`, i * 1.5] })));
+  });
+
+  test('reads a file with no rows', async () => {
+    const data = buffer({ columnData: [{ name: 'a', type: 'STRING', data: [] }] });
+    const table = await readParquet(data);
+    expect(table.header).toEqual(['a']);
+    expect(await collect(data)).toEqual([]);
+  });
+
+  test('reads from a view into a larger buffer', async () => {
+    const file = buffer({ columnData: [{ name: 'a', type: 'STRING', data: ['x', 'y'] }] });
+    const padded = new Uint8Array(file.byteLength + 20);
+    padded.set(file, 10);
+    const rows = [{ row: 2, cells: ['x'] }, { row: 3, cells: ['y'] }];
+    expect(await collect(padded.subarray(10, 10 + file.byteLength))).toEqual(rows);
+    // A small Buffer sits in Node's shared pool, and its slice() is a view, not a copy.
+    const pooled = Buffer.from(file);
+    expect(pooled.byteOffset > 0 || pooled.buffer.byteLength > pooled.byteLength).toBe(true);
+    expect(await collect(pooled)).toEqual(rows);
+  });
+
+  describe('refuses', () => {
+    const good = buffer({ columnData: [{ name: 'a', type: 'STRING', data: ['x', 'y'] }] });
+
+    test.each([
+      ['garbage bytes', new TextEncoder().encode('din_instante;val_carga\n2023-01-01;1\n'), /not a Parquet file/],
+      ['an empty file', new Uint8Array(0), /not a Parquet file/],
+      ['a truncated file', good.slice(0, good.byteLength - 10), /truncated or corrupt/],
+      ['a corrupt footer', (() => {
+        const bad = good.slice();
+        const length = new DataView(bad.buffer).getUint32(bad.byteLength - 8, true);
+        bad.fill(0xff, bad.byteLength - 8 - length, bad.byteLength - 8);
+        return bad;
+      })(), /footer is corrupt/],
+    ])('%s', async (_, data, message) => {
+      const attempt = readParquet(data);
+      await expect(attempt).rejects.toThrow(RefusedFileError);
+      await expect(attempt).rejects.toThrow(message);
+    });
+
+    test('a corrupt row group, while its rows are read', async () => {
+      const bad = good.slice();
+      bad.fill(0xff, 4, 16); // the first page header
+      const table = await readParquet(bad);
+      await expect(collect(bad)).rejects.toThrow(RefusedFileError);
+      await expect(table.rows[Symbol.asyncIterator]().next()).rejects.toThrow(/row group 1 cannot be read/);
+    });
+  });
+});
