@@ -119,6 +119,9 @@ const cli = project.bundler.addBundle('src/cli/ons-data-platform.ts', {
 });
 project.addBins({ 'ons-data-platform': cli.outfile });
 
+// docs/catalog.md is generated from the catalog, with the API docs.
+project.tasks.tryFind('docgen')!.exec('ts-node --transpile-only --project tsconfig.dev.json build-tools/catalog-doc.ts');
+
 // Tests load the pre-bundled handler assets, so bundle first; then type-check everything jsii does not compile.
 const bundle = project.tasks.tryFind('bundle');
 if (bundle) project.testTask.prependSpawn(bundle);
