@@ -5,14 +5,16 @@ import { FileSummary } from '../ons/process';
 import { RefusedFileError } from '../ons/types';
 
 export const USAGE = `Usage:
-  ons-data-platform inspect FILE [--json] [--sheet NAME|INDEX]
-  ons-data-platform convert FILE --out DIR [--json] [--sheet NAME|INDEX]
+  ons-data-platform inspect FILE [--json] [--sheet NAME|INDEX] [--max-expanded-mb N]
+  ons-data-platform convert FILE --out DIR [--json] [--sheet NAME|INDEX] [--max-expanded-mb N]
 
 inspect  reads an ONS file (CSV, XLSX or Parquet) and reports its dataset, rows, records,
          rejected rows, series, period (UTC) and per-measure figures; --json prints one JSON object.
 convert  writes what the platform's processing function writes, under DIR: processed Parquet
          (processed/dataset=<id>/year=YYYY/month=MM/), the data card (knowledge/cards/<id>/) and
          the rejected rows with their reasons (rejected/<id>/).
+
+--max-expanded-mb  largest expanded size of an XLSX workbook (default 512), against zip bombs.
 
 Exit status: 0 success, 2 file refused (reason on stderr), 1 any other error.
 `;
@@ -31,6 +33,7 @@ interface Args {
   readonly json: boolean;
   readonly out?: string;
   readonly sheet?: string | number;
+  readonly maxExpandedBytes?: number;
 }
 
 function parseArgs(argv: readonly string[]): Args | string {
@@ -39,19 +42,34 @@ function parseArgs(argv: readonly string[]): Args | string {
   let file: string | undefined;
   let out: string | undefined;
   let sheet: string | number | undefined;
+  let maxExpandedBytes: number | undefined;
   let json = false;
   for (let i = 0; i < rest.length; i++) {
     const a = rest[i];
-    if (a === '--json') {json = true;} else if (a === '--out' || a === '--sheet') {
+    if (a === '--json') {
+      json = true;
+      continue;
+    }
+    if (a === '--out' || a === '--sheet' || a === '--max-expanded-mb') {
       const value = rest[++i];
       if (value === undefined) return `${a} needs a value`;
-      if (a === '--out') out = value;
-      else sheet = /^\d+$/.test(value) ? Number(value) : value;
-    } else if (a.startsWith('--')) {return `unknown option '${a}'`;} else if (file === undefined) {file = a;} else {return `unexpected argument '${a}'`;}
+      if (a === '--out') {
+        out = value;
+      } else if (a === '--sheet') {
+        sheet = /^\d+$/.test(value) ? Number(value) : value;
+      } else {
+        if (!/^\d+$/.test(value) || Number(value) === 0) return `--max-expanded-mb needs a whole number of MiB, got '${value}'`;
+        maxExpandedBytes = Number(value) * 1024 * 1024;
+      }
+      continue;
+    }
+    if (a.startsWith('--')) return `unknown option '${a}'`;
+    if (file !== undefined) return `unexpected argument '${a}'`;
+    file = a;
   }
   if (!file) return 'FILE is missing';
   if (command === 'convert' && !out) return 'convert needs --out DIR';
-  return { command, file, json, out, sheet };
+  return { command, file, json, out, sheet, maxExpandedBytes };
 }
 
 /** Runs the command; resolves to the exit status. */
@@ -78,10 +96,12 @@ export async function main(argv: readonly string[], io: Io = process): Promise<n
   try {
     const source = localFile(args.file);
     if (args.command === 'inspect') {
-      const summary = await inspectFile(args.file, source, { sheet: args.sheet, onProgress });
+      const summary = await inspectFile(args.file, source, { sheet: args.sheet, maxExpandedBytes: args.maxExpandedBytes, onProgress });
       io.stdout.write(args.json ? `${JSON.stringify(summary)}\n` : describe(summary));
     } else {
-      const result = await convertFile(args.file, source, { sheet: args.sheet, onProgress, outDir: args.out! });
+      const result = await convertFile(args.file, source, {
+        sheet: args.sheet, maxExpandedBytes: args.maxExpandedBytes, onProgress, outDir: args.out!,
+      });
       if (args.json) {
         io.stdout.write(`${JSON.stringify(result)}\n`);
       } else {

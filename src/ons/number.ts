@@ -16,12 +16,12 @@ export function parseMeasure(cell: string | number | null, decimalComma: boolean
   if (typeof cell === 'number') return Number.isFinite(cell) ? cell : NaN;
   const s = cell.trim();
   if (s.length === 0) return null;
-  if (DOT_NUMBER.test(s)) return Number(s);
-  if (decimalComma) {
-    if (COMMA_NUMBER.test(s)) return Number(s.replace(',', '.'));
-    if (COMMA_WITH_THOUSANDS.test(s)) return Number(s.replace(/\./g, '').replace(',', '.'));
-  }
-  return NaN;
+  let value = NaN;
+  if (DOT_NUMBER.test(s)) value = Number(s);
+  else if (decimalComma && COMMA_NUMBER.test(s)) value = Number(s.replace(',', '.'));
+  else if (decimalComma && COMMA_WITH_THOUSANDS.test(s)) value = Number(s.replace(/\./g, '').replace(',', '.'));
+  // 1e999 overflows to Infinity: not a value a measure can hold.
+  return Number.isFinite(value) ? value : NaN;
 }
 
 /** Whether a text cell looks like a comma-decimal number (`50,411304`), for locale detection. */

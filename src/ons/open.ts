@@ -16,6 +16,8 @@ export interface FileSource {
 export interface OpenOptions {
   /** XLSX sheet, by name or 0-based index. @default the first sheet */
   readonly sheet?: string | number;
+  /** Largest expanded size of an XLSX's parts, against zip bombs. @default XLSX_MAX_EXPANDED_BYTES (512 MiB) */
+  readonly maxExpandedBytes?: number;
 }
 
 /** Recognises the format by content (zip → XLSX, `PAR1` → Parquet), else CSV. */
@@ -32,7 +34,7 @@ export async function openTable(source: FileSource, options: OpenOptions = {}): 
     throw new RefusedFileError('this is a PDF document, not a table of data (documents belong in the knowledge base)');
   }
   switch (formatOf(head)) {
-    case 'xlsx': return readXlsx(await source.bytes(), { sheet: options.sheet });
+    case 'xlsx': return readXlsx(await source.bytes(), { sheet: options.sheet, maxExpandedBytes: options.maxExpandedBytes });
     case 'parquet': return readParquet(await source.bytes());
     default: return readCsv(source.stream());
   }

@@ -102,8 +102,12 @@ describe('ONS datasets not in the catalog: the naming convention', () => {
     const s = await inspect('IND_DISPONIBILIDADE_GERACAO_2023.csv', 'dat_referencia;id_subsistema;cod_tipo;nom_tipo;val_dispf;val_indisppf\n'
       + '2023-01-01;SIN;T;Térmica;91.2;3.4\n2023-02-01;SIN;T;Térmica;90.8;\n');
     expect(s).toMatchObject({
-      dataset: 'ind_disponibilidade_geracao', datasetSource: 'convention', timeColumn: 'dat_referencia',
-      dimensions: ['id_subsistema', 'cod_tipo'], records: 2, series: 1,
+      dataset: 'ind_disponibilidade_geracao',
+      datasetSource: 'convention',
+      timeColumn: 'dat_referencia',
+      dimensions: ['id_subsistema', 'cod_tipo'],
+      records: 2,
+      series: 1,
     });
     expect(s.measures.map((m) => [m.name, m.unit, m.count, m.nulls])).toEqual([['val_dispf', null, 2, 0], ['val_indisppf', null, 1, 1]]);
   });

@@ -116,9 +116,10 @@ describe('CURVA_CARGA_2021.xlsx', () => {
   test('matches the reference figures', async () => {
     const s = await summary('CURVA_CARGA_2021.xlsx');
     const ref = REFERENCE['CURVA_CARGA_2021.xlsx'];
-    const { format, dataset, rows, records, rejected, series, start, end } = s;
-    expect({ format, dataset, rows, records, rejected, series, start, end })
-      .toEqual({ format: 'xlsx', dataset: 'curva_carga', rows: ref.rows, records: ref.rows, rejected: 0, series: ref.series, start: ref.start, end: ref.end });
+    expect({ format: s.format, dataset: s.dataset, rows: s.rows, records: s.records, rejected: s.rejected })
+      .toEqual({ format: 'xlsx', dataset: 'curva_carga', rows: ref.rows, records: ref.rows, rejected: 0 });
+    expect({ series: s.series, start: s.start, end: s.end })
+      .toEqual({ series: ref.series, start: ref.start, end: ref.end });
     expect(s.measures[0].count).toBe(ref.measures.val_cargaenergiahomwmed.count);
     expect(s.measures[0].sum).toBeCloseTo(ref.measures.val_cargaenergiahomwmed.sum, 4);
   });

@@ -84,7 +84,7 @@ async function sniff(iterator: AsyncIterator<Uint8Array>): Promise<Sniffed> {
   const bytes = concat(chunks, size);
   if (bytes.length === 0) throw new RefusedFileError('the file is empty');
   if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) {
-    return { encoding: 'utf-8-bom', decoder: new TextDecoder('utf-8', { ignoreBOM: false }), bytes };
+    return { encoding: 'utf-8-bom', decoder: new TextDecoder('utf-8', { ignoreBOM: false, fatal: true }), bytes };
   }
   if (bytes[0] === 0xff && bytes[1] === 0xfe) return { encoding: 'utf-16le', decoder: new TextDecoder('utf-16le'), bytes };
   const sample = bytes.subarray(0, SNIFF_BYTES);
@@ -97,7 +97,8 @@ async function sniff(iterator: AsyncIterator<Uint8Array>): Promise<Sniffed> {
   try {
     // stream: true tolerates a multi-byte character cut at the end of the sample.
     new TextDecoder('utf-8', { fatal: true }).decode(sample, { stream: true });
-    return { encoding: 'utf-8', decoder: new TextDecoder('utf-8'), bytes };
+    // Fatal: bytes that are not UTF-8 further on refuse the file instead of turning into U+FFFD.
+    return { encoding: 'utf-8', decoder: new TextDecoder('utf-8', { fatal: true }), bytes };
   } catch {
     return { encoding: 'latin1', decoder: new TextDecoder('latin1'), bytes };
   }
@@ -153,11 +154,21 @@ async function* lineReader(decoder: TextDecoder, first: Uint8Array, rest: AsyncI
       carry = '';
     }
   };
-  yield* take(decoder.decode(first, { stream: true }), false);
+  let offset = 0;
+  const decode = (bytes?: Uint8Array): string => {
+    try {
+      return bytes ? decoder.decode(bytes, { stream: true }) : decoder.decode();
+    } catch {
+      throw new RefusedFileError(`the file starts as UTF-8 but has bytes that are not UTF-8 after byte ${offset} (mixed encodings?); save it in one encoding`);
+    } finally {
+      offset += bytes?.length ?? 0;
+    }
+  };
+  yield* take(decode(first), false);
   for (let next = await rest.next(); !next.done; next = await rest.next()) {
-    yield* take(decoder.decode(next.value, { stream: true }), false);
+    yield* take(decode(next.value), false);
   }
-  yield* take(decoder.decode(), true);
+  yield* take(decode(), true);
 }
 
 function detectDelimiter(header: string): string {

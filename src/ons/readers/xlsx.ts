@@ -42,7 +42,8 @@ export async function readXlsx(data: Uint8Array, options: ReadXlsxOptions = {}):
     declaredTotal += declared.get(name) ?? 0;
     if (declaredTotal > limit) {
       throw new RefusedFileError(`the workbook parts read (up to ${name}) declare ${declaredTotal} bytes uncompressed, over the `
-        + `limit of ${limit} bytes (maxExpandedBytes): refused as a possible zip bomb; raise maxExpandedBytes if the file is genuine`);
+        + `limit of ${limit} bytes: refused as a possible zip bomb; if the file is genuine, raise the limit `
+        + '(maxExpandedBytes, or --max-expanded-mb of the command)');
     }
   };
   const extract = (names: string[]): Map<string, string> => {

@@ -1,0 +1,247 @@
+import { spawnSync } from 'node:child_process';
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+
+/**
+ * The bundled `ons-data-platform` command, run as a user runs it: `node <bundle> ...`, in a child
+ * process. The bundle is built by `npx projen bundle` before the tests run.
+ */
+
+const CLI = path.join(__dirname, '../assets/cli/ons-data-platform/ons-data-platform.js');
+const DATA = path.join(__dirname, '../../shared/data/ons');
+const CURVA = path.join(DATA, 'CURVA_CARGA_2023.csv');
+const PDF = path.join(DATA, 'DicionarioDados_CurvaCarga.pdf');
+
+interface Run {
+  readonly status: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+function cli(args: string[], timeout = 60_000): Run {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout, maxBuffer: 64 * 1024 * 1024 });
+  if (r.error) throw r.error; // includes a timeout: a hang fails the test
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(path.join(tmpdir(), 'ons-cli-'));
+});
+afterEach(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** Every file under `root`, relative, with `/`, sorted. */
+function filesUnder(root: string): string[] {
+  if (!existsSync(root)) return [];
+  return (readdirSync(root, { recursive: true }) as string[])
+    .filter((e) => statSync(path.join(root, e)).isFile())
+    .map((e) => e.split(path.sep).join('/'))
+    .sort();
+}
+
+test('the bundle exists (npx projen bundle)', () => {
+  expect(existsSync(CLI)).toBe(true);
+});
+
+test('--help prints the usage and exits 0', () => {
+  const r = cli(['--help']);
+  expect(r.status).toBe(0);
+  expect(r.stdout).toMatch(/^Usage:\n {2}ons-data-platform inspect FILE/);
+  expect(r.stdout).toContain('ons-data-platform convert FILE --out DIR');
+  expect(r.stdout).toContain('Exit status: 0 success, 2 file refused (reason on stderr), 1 any other error.');
+  expect(r.stderr).toBe('');
+});
+
+describe('inspect', () => {
+  test('--json prints exactly one JSON object with the summary; no progress for a small file', () => {
+    const r = cli(['inspect', CURVA, '--json']);
+    expect(r.status).toBe(0);
+    expect(r.stderr).toBe('');
+    expect(r.stdout.endsWith('\n')).toBe(true);
+    expect(r.stdout.trimEnd().split('\n')).toHaveLength(1);
+    const s = JSON.parse(r.stdout);
+    expect(typeof s === 'object' && s !== null && !Array.isArray(s)).toBe(true);
+    expect(Object.keys(s)).toEqual(expect.arrayContaining([
+      'file', 'dataset', 'format', 'encoding', 'delimiter', 'rows', 'records', 'rejected',
+      'timeColumn', 'dimensions', 'measures', 'series', 'start', 'end',
+    ]));
+    expect(s.measures).toHaveLength(1);
+    for (const m of s.measures) expect(Object.keys(m).sort()).toEqual(['count', 'max', 'min', 'name', 'nulls', 'sum', 'unit']);
+    expect(s).toMatchObject({
+      file: 'CURVA_CARGA_2023.csv',
+      dataset: 'curva_carga',
+      format: 'csv',
+      encoding: 'utf-8',
+      delimiter: ';',
+      rows: 35040,
+      records: 35040,
+      rejected: 0,
+      timeColumn: 'din_instante',
+      dimensions: ['id_subsistema'],
+      series: 4,
+      start: '2023-01-01T03:00:00.000Z',
+      end: '2024-01-01T02:00:00.000Z',
+    });
+    expect(s.measures[0]).toMatchObject({ name: 'val_cargaenergiahomwmed', unit: 'MWmed', count: 35040, nulls: 0, min: 1364.251 });
+  });
+
+  test('the human-readable report names the dataset and the counts', () => {
+    const r = cli(['inspect', CURVA]);
+    expect(r.status).toBe(0);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/^Dataset +curva_carga \(catalog\)$/m);
+    expect(r.stdout).toMatch(/^Rows +35040 read: 35040 records, 0 rejected$/m);
+    expect(r.stdout).toContain('2023-01-01T03:00:00.000Z');
+    expect(r.stdout).toContain('val_cargaenergiahomwmed (MWmed)');
+  });
+});
+
+describe('convert', () => {
+  test('writes the monthly Parquet partitions of 2023 and the data card, lists them, and leaves no .partial file', () => {
+    const out = path.join(dir, 'out');
+    const r = cli(['convert', CURVA, '--out', out]);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^Dataset +curva_carga \(catalog\)$/m);
+    const listed = r.stdout.slice(r.stdout.indexOf(`Written under ${out}:\n`)).split('\n').slice(1)
+      .filter((l) => l.length > 0)
+      .map((l) => /^ {2}(\S+)(?: \((\d+) (?:records|rows)\))?$/.exec(l))
+      .map((m) => {
+        expect(m).not.toBeNull();
+        return { file: m![1], count: m![2] === undefined ? undefined : Number(m![2]) };
+      });
+    for (const { file } of listed) expect(existsSync(path.join(out, file))).toBe(true);
+
+    // Local times are all in 2023, so only year=2023, one partition per month.
+    const parquet = listed.filter((l) => l.file.endsWith('.parquet'));
+    expect(parquet.map((p) => p.file.replace(/[^/]+$/, ''))).toEqual(
+      Array.from({ length: 12 }, (_, i) => `processed/dataset=curva_carga/year=2023/month=${String(i + 1).padStart(2, '0')}/`));
+    expect(parquet.every((p) => /\/CURVA_CARGA_2023-[0-9a-f]{16}\.parquet$/.test(p.file))).toBe(true);
+    // Hours per month × 4 subsystems.
+    expect(parquet.map((p) => p.count)).toEqual([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31].map((d) => d * 24 * 4));
+    for (const p of parquet) expect(readFileSync(path.join(out, p.file)).subarray(0, 4).toString('latin1')).toBe('PAR1');
+
+    const others = listed.filter((l) => !l.file.endsWith('.parquet')).map((l) => l.file);
+    expect(others).toEqual(['knowledge/cards/curva_carga/CURVA_CARGA_2023.md', 'knowledge/cards/curva_carga/CURVA_CARGA_2023.md.metadata.json']);
+    expect(readFileSync(path.join(out, others[0]), 'utf8').length).toBeGreaterThan(0);
+    expect(() => JSON.parse(readFileSync(path.join(out, others[1]), 'utf8'))).not.toThrow();
+
+    // What is on disk is exactly what was listed: nothing partial, no rejected-rows file.
+    const files = filesUnder(out);
+    expect(files.filter((f) => f.includes('.partial'))).toEqual([]);
+    expect(files).toEqual(listed.map((l) => l.file).sort());
+  });
+
+  test('--json prints one JSON object with the written paths', () => {
+    const out = path.join(dir, 'out');
+    const r = cli(['convert', CURVA, '--out', out, '--json']);
+    expect(r.status).toBe(0);
+    expect(r.stdout.trimEnd().split('\n')).toHaveLength(1);
+    const result = JSON.parse(r.stdout);
+    expect(result.summary).toMatchObject({ rows: 35040, records: 35040, rejected: 0 });
+    expect(result.parquet).toHaveLength(12);
+    expect(result.rejected).toBeUndefined();
+    for (const f of [...result.parquet.map((p: { relativePath: string }) => p.relativePath), result.card, result.cardMetadata]) {
+      expect(existsSync(path.join(out, f))).toBe(true);
+    }
+  });
+
+  test('a file whose every row is bad exits 2 and leaves only the rejected-rows CSV', () => {
+    const file = path.join(dir, 'CURVA_CARGA_2023.csv');
+    writeFileSync(file, [
+      'id_subsistema;nom_subsistema;din_instante;val_cargaenergiahomwmed',
+      'N;NORTE;ontem;1',
+      'NE;NORDESTE;2023-01-01 00:00:00;abc',
+      ';SUL;2023-01-01 00:00:00;1',
+    ].join('\n') + '\n');
+    const out = path.join(dir, 'out');
+    const r = cli(['convert', file, '--out', out]);
+    expect(r.status).toBe(2);
+    expect(r.stdout).toBe('');
+    const report = path.join(out, 'rejected/curva_carga/CURVA_CARGA_2023.rejected.csv');
+    expect(r.stderr).toBe(`ons-data-platform: ${file} refused: none of the 3 data rows is valid; reasons per row in ${report}\n`);
+    expect(filesUnder(out)).toEqual(['rejected/curva_carga/CURVA_CARGA_2023.rejected.csv']);
+    const lines = readFileSync(report, 'utf8').trimEnd().split('\n');
+    expect(lines.map((l) => l.split(';')[0])).toEqual(['row', '2', '3', '4']);
+  });
+});
+
+describe('refusals and errors', () => {
+  test('the PDF in the data folder: exit 2, the reason on stderr, nothing on stdout, nothing written', () => {
+    const out = path.join(dir, 'out');
+    for (const args of [['inspect', PDF], ['inspect', PDF, '--json'], ['convert', PDF, '--out', out]]) {
+      const r = cli(args);
+      expect(r.status).toBe(2);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toBe(`ons-data-platform: ${PDF} refused: this is a PDF document, not a table of data (documents belong in the knowledge base)\n`);
+    }
+    expect(filesUnder(out)).toEqual([]);
+  });
+
+  test('an empty file: exit 2, the reason on stderr, nothing on stdout', () => {
+    const file = path.join(dir, 'CURVA_CARGA_2023.csv');
+    writeFileSync(file, '');
+    for (const args of [['inspect', file], ['convert', file, '--out', path.join(dir, 'out')]]) {
+      const r = cli(args);
+      expect(r.status).toBe(2);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toBe(`ons-data-platform: ${file} refused: the file is empty\n`);
+    }
+    expect(filesUnder(path.join(dir, 'out'))).toEqual([]);
+  });
+
+  test('a missing file, or a directory: exit 1', () => {
+    const missing = path.join(dir, 'nope.csv');
+    const r = cli(['inspect', missing]);
+    expect(r.status).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(new RegExp(`^ons-data-platform: cannot read ${missing.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: ENOENT`));
+    const d = cli(['inspect', dir]);
+    expect(d.status).toBe(1);
+    expect(d.stdout).toBe('');
+    expect(d.stderr).toContain('not a regular file');
+  });
+
+  test.each([
+    [[], 'no command'],
+    [['frobnicate', 'x.csv'], "unknown command 'frobnicate'"],
+    [['inspect'], 'FILE is missing'],
+    [['inspect', 'a.csv', '--bogus'], "unknown option '--bogus'"],
+    [['inspect', 'a.csv', 'b.csv'], "unexpected argument 'b.csv'"],
+    [['convert', 'a.csv'], 'convert needs --out DIR'],
+    [['convert', 'a.csv', '--out'], '--out needs a value'],
+  ])('a bad command line %j exits 1 with the reason and the usage on stderr', (args, reason) => {
+    const r = cli(args);
+    expect(r.status).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/^ons-data-platform: (.*)\n\nUsage:\n/);
+    expect(r.stderr.split('\n')[0]).toBe(`ons-data-platform: ${reason}`);
+  });
+});
+
+test('progress lines go to stderr for a file of 32 MiB or more', () => {
+  // CURVA_CARGA_2023 repeated with the years shifted (2030, 2031, ...), so every row stays valid.
+  const text = readFileSync(CURVA, 'utf8');
+  const header = text.slice(0, text.indexOf('\n') + 1);
+  const body = text.slice(header.length);
+  const file = path.join(dir, 'CURVA_CARGA_2030.csv');
+  const fd = openSync(file, 'w');
+  let size = writeSync(fd, header);
+  let copies = 0;
+  while (size < 32 * 1024 * 1024) size += writeSync(fd, body.replace(/;2023-/g, `;${2030 + copies++}-`));
+  closeSync(fd);
+  expect(statSync(file).size).toBeGreaterThanOrEqual(32 * 1024 * 1024);
+
+  const r = cli(['inspect', file, '--json'], 120_000);
+  expect(r.status).toBe(0);
+  const s = JSON.parse(r.stdout);
+  expect(s).toMatchObject({ rows: 35040 * copies, records: 35040 * copies, rejected: 0, series: 4, start: '2030-01-01T03:00:00.000Z' });
+  const lines = r.stderr.trimEnd().split('\n');
+  expect(lines.length).toBeGreaterThanOrEqual(1);
+  const escaped = file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  for (const l of lines) expect(l).toMatch(new RegExp(`^ons-data-platform: ${escaped}: \\d{1,3}% \\(\\d+\\.\\d of \\d+\\.\\d MB\\)$`));
+  expect(lines[lines.length - 1]).toMatch(/: 100% \(/);
+}, 180_000);
