@@ -144,4 +144,11 @@ const synth = project.addTask('synth', {
 if (bundle) synth.spawn(bundle);
 synth.exec('ts-node --transpile-only --project tsconfig.dev.json examples/reference/app.ts');
 
+// Benchmarks (not tests): the bundled command against csv-parse on >= 200 MiB inputs; prints JSON.
+const bench = project.addTask('bench', {
+  description: 'Benchmark the bundled ons-data-platform command (inspect, convert) against csv-parse on inputs built from real ONS rows',
+});
+if (bundle) bench.spawn(bundle);
+bench.exec('ts-node --transpile-only --project tsconfig.dev.json bench/run.ts', { receiveArgs: true });
+
 project.synth();
