@@ -1,7 +1,7 @@
 import { DatasetLayout } from './detect';
 import { parseMeasure } from './number';
 import { clip, LocalTime, parseLocalTime } from './time';
-import { Cell, OnsRecord, RawTable } from './types';
+import { Cell, OnsRecord, RawRow, RawTable } from './types';
 
 /** A row that could not become a record, with the reason and its cells as read. */
 export interface Rejection {
@@ -67,7 +67,6 @@ export async function processTable(fileName: string, table: RawTable, layout: Da
   const width = table.header.length;
   const decimalComma = table.decimalComma ?? false;
   const measures = layout.measures.map((m) => ({ ...m, count: 0, nulls: 0, sum: 0, min: Infinity, max: -Infinity }));
-  const seriesSeen = new Set<string>();
   const recent = new Map<number, Map<string, number>>(); // instant → series → first row
   let rows = 0;
   let records = 0;
@@ -77,22 +76,24 @@ export async function processTable(fileName: string, table: RawTable, layout: Da
   let lastTimeText: string | undefined;
   let lastTime: LocalTime | string = '';
 
-  const reject = async (row: number, reason: string, cells: readonly Cell[]) => {
+  // Series by the raw values of their dimensions, so the `name=value` key is built once per series.
+  const seriesInfo = new Map<string, { key: string; dimensions: Record<string, string> }>();
+  const dims = layout.dimensions;
+  const wantsRecords = sink.record !== undefined;
+
+  // Synchronous unless a sink returns a promise: most rows then cost no microtask at all.
+  const reject = (row: number, reason: string, cells: readonly Cell[]): void | Promise<void> => {
     rejected++;
-    await sink.rejected?.({ row, reason, cells });
+    return sink.rejected?.({ row, reason, cells });
   };
 
-  for await (const raw of table.rows) {
+  const handle = (raw: RawRow): void | Promise<void> => {
     rows++;
     const cells = raw.cells;
-    if (!cells) {
-      await reject(raw.row, raw.error ?? 'unreadable row', []);
-      continue;
-    }
+    if (!cells) return reject(raw.row, raw.error ?? 'unreadable row', []);
     if (cells.length !== width) {
       const sep = table.delimiter ? ` separated by '${printable(table.delimiter)}'` : '';
-      await reject(raw.row, `expected ${width} fields${sep}, found ${cells.length}`, cells);
-      continue;
+      return reject(raw.row, `expected ${width} fields${sep}, found ${cells.length}`, cells);
     }
     const timeCell = cells[layout.time.index];
     const timeText = timeCell === null ? '' : String(timeCell);
@@ -100,38 +101,21 @@ export async function processTable(fileName: string, table: RawTable, layout: Da
       lastTimeText = timeText;
       lastTime = typeof timeCell === 'number' ? `a number (${timeCell}), not a date` : parseLocalTime(timeText);
     }
-    if (typeof lastTime === 'string') {
-      await reject(raw.row, `${layout.time.name}: ${lastTime}`, cells);
-      continue;
-    }
+    if (typeof lastTime === 'string') return reject(raw.row, `${layout.time.name}: ${lastTime}`, cells);
     const time = lastTime;
 
-    let problem: string | undefined;
-    const dimensions: Record<string, string> = {};
-    let series = '';
-    for (const d of layout.dimensions) {
-      const value = cells[d.index] === null ? '' : String(cells[d.index]).trim();
-      if (value === '') {
-        problem = `${d.name} is empty: it identifies the series`;
-        break;
-      }
-      dimensions[d.name] = value;
-      series += series === '' ? `${d.name}=${value}` : `|${d.name}=${value}`;
+    let seriesRaw = '';
+    for (let i = 0; i < dims.length; i++) {
+      const cell = cells[dims[i].index];
+      const value = cell === null ? '' : String(cell).trim();
+      if (value === '') return reject(raw.row, `${dims[i].name} is empty: it identifies the series`, cells);
+      seriesRaw = i === 0 ? value : `${seriesRaw}\u0001${value}`;
     }
     const values: Record<string, number | null> = {};
-    if (!problem) {
-      for (const m of layout.measures) {
-        const value = parseMeasure(cells[m.index], decimalComma);
-        if (Number.isNaN(value)) {
-          problem = `${m.name}: '${clip(String(cells[m.index]))}' is not a number`;
-          break;
-        }
-        values[m.name] = value;
-      }
-    }
-    if (problem) {
-      await reject(raw.row, problem, cells);
-      continue;
+    for (const m of layout.measures) {
+      const value = parseMeasure(cells[m.index], decimalComma);
+      if (Number.isNaN(value)) return reject(raw.row, `${m.name}: '${clip(String(cells[m.index]))}' is not a number`, cells);
+      values[m.name] = value;
     }
 
     let atInstant = recent.get(time.utc);
@@ -140,18 +124,12 @@ export async function processTable(fileName: string, table: RawTable, layout: Da
       recent.set(time.utc, atInstant);
       if (recent.size > DUPLICATE_WINDOW) recent.delete(recent.keys().next().value as number);
     }
-    const firstRow = atInstant.get(series);
+    const firstRow = atInstant.get(seriesRaw);
     if (firstRow !== undefined) {
-      await reject(raw.row, `duplicate of row ${firstRow} (same series and time, ${time.iso}): the first row is kept`, cells);
-      continue;
+      return reject(raw.row, `duplicate of row ${firstRow} (same series and time, ${time.iso}): the first row is kept`, cells);
     }
-    atInstant.set(series, raw.row);
+    atInstant.set(seriesRaw, raw.row);
 
-    const labels: Record<string, string | null> = {};
-    for (const l of layout.labels) {
-      const value = cells[l.index];
-      labels[l.name] = value === null || String(value).trim() === '' ? null : String(value).trim();
-    }
     for (const m of measures) {
       const value = values[m.name];
       if (value === null) {
@@ -163,13 +141,48 @@ export async function processTable(fileName: string, table: RawTable, layout: Da
         if (value > m.max) m.max = value;
       }
     }
-    seriesSeen.add(series);
     if (time.utc < start) start = time.utc;
     if (time.utc > end) end = time.utc;
     records++;
-    await sink.record?.({
-      dataset: layout.id, time: time.utc, local: time.iso, localRaw: timeText.trim(), series, dimensions, labels, measures: values, row: raw.row,
+    let info = seriesInfo.get(seriesRaw);
+    if (!info) {
+      const dimensions: Record<string, string> = {};
+      const parts = dims.length ? seriesRaw.split('\u0001') : [];
+      dims.forEach((d, i) => { dimensions[d.name] = parts[i]; });
+      info = { key: dims.map((d, i) => `${d.name}=${parts[i]}`).join('|'), dimensions };
+      seriesInfo.set(seriesRaw, info);
+    }
+    if (!wantsRecords) return;
+    const labels: Record<string, string | null> = {};
+    for (const l of layout.labels) {
+      const value = cells[l.index];
+      labels[l.name] = value === null || String(value).trim() === '' ? null : String(value).trim();
+    }
+    return sink.record!({
+      dataset: layout.id,
+      time: time.utc,
+      local: time.iso,
+      localRaw: timeText.trim(),
+      series: info.key,
+      dimensions: info.dimensions,
+      labels,
+      measures: values,
+      row: raw.row,
     });
+  };
+
+  if (table.batches) {
+    for await (const batch of table.batches) {
+      for (const raw of batch) {
+        const pending = handle(raw);
+        if (pending) await pending;
+      }
+    }
+  } else {
+    for await (const raw of table.rows) {
+      const pending = handle(raw);
+      if (pending) await pending;
+    }
   }
 
   return {
@@ -193,7 +206,7 @@ export async function processTable(fileName: string, table: RawTable, layout: Da
       min: m.count ? m.min : null,
       max: m.count ? m.max : null,
     })),
-    series: seriesSeen.size,
+    series: seriesInfo.size,
     start: records ? new Date(start).toISOString() : null,
     end: records ? new Date(end).toISOString() : null,
   };

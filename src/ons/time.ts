@@ -30,12 +30,25 @@ const formatter = new Intl.DateTimeFormat('en-US', {
   second: 'numeric',
 });
 
-// Offsets change only at whole UTC hours in this zone since 1914, so one lookup per hour is exact.
+// Offsets change only at whole UTC hours in this zone since 1914, so one lookup per hour is exact;
+// and at most once a day, so a day whose first and last hours agree has one offset throughout.
 const offsetCache = new Map<number, number>();
+const dayCache = new Map<number, number | null>();
 
 /** Offset (local minus UTC, in ms) of America/Sao_Paulo at a UTC instant. */
 export function offsetAt(utcMs: number): number {
-  const hour = Math.floor(utcMs / HOUR_MS);
+  const day = Math.floor(utcMs / DAY_MS);
+  let whole = dayCache.get(day);
+  if (whole === undefined) {
+    const first = hourOffset(day * 24);
+    whole = first === hourOffset(day * 24 + 23) ? first : null;
+    if (dayCache.size > 100_000) dayCache.clear();
+    dayCache.set(day, whole);
+  }
+  return whole ?? hourOffset(Math.floor(utcMs / HOUR_MS));
+}
+
+function hourOffset(hour: number): number {
   const cached = offsetCache.get(hour);
   if (cached !== undefined) return cached;
   const parts: Record<string, number> = {};
@@ -44,7 +57,7 @@ export function offsetAt(utcMs: number): number {
   }
   const wall = Date.UTC(parts.year, parts.month - 1, parts.day, parts.hour, parts.minute, parts.second);
   const offset = wall - hour * HOUR_MS;
-  if (offsetCache.size > 200_000) offsetCache.clear(); // bounded: ~23 years of distinct hours
+  if (offsetCache.size > 200_000) offsetCache.clear(); // bounded
   offsetCache.set(hour, offset);
   return offset;
 }
@@ -78,8 +91,14 @@ function daysIn(year: number, month: number): number {
 export function parseLocalTime(text: string): LocalTime | string {
   const s = text.trim();
   let y: number; let mo: number; let d: number; let h = 0; let mi = 0; let sec = 0;
-  let m = ISO.exec(s);
-  if (m) {
+  let m: RegExpExecArray | null = null;
+  // Fast path for ONS's own `YYYY-MM-DD[ HH:MM:SS]`, read by position.
+  if ((s.length === 19 || s.length === 10) && s.charCodeAt(4) === 45 && s.charCodeAt(7) === 45
+    && (s.length === 10 || (s.charCodeAt(10) === 32 && s.charCodeAt(13) === 58 && s.charCodeAt(16) === 58))) {
+    y = digits(s, 0, 4); mo = digits(s, 5, 2); d = digits(s, 8, 2);
+    if (s.length === 19) { h = digits(s, 11, 2); mi = digits(s, 14, 2); sec = digits(s, 17, 2); }
+    if ([y, mo, d, h, mi, sec].some(Number.isNaN)) return `'${clip(s)}' is not a date or date-time (expected YYYY-MM-DD[ HH:MM:SS] or DD/MM/YYYY[ HH:MM:SS])`;
+  } else if ((m = ISO.exec(s))) {
     y = +m[1]; mo = +m[2]; d = +m[3];
     if (m[4] !== undefined) { h = +m[4]; mi = +m[5]; sec = m[6] !== undefined ? +m[6] : 0; }
   } else if ((m = BRAZILIAN.exec(s))) {
@@ -93,6 +112,17 @@ export function parseLocalTime(text: string): LocalTime | string {
   }
   const wall = Date.UTC(y, mo - 1, d, h, mi, sec);
   return { iso: new Date(wall).toISOString().slice(0, 19), utc: brasiliaToUtc(wall) };
+}
+
+/** The decimal number written in `length` ASCII digits at `start`, or NaN. */
+function digits(s: string, start: number, length: number): number {
+  let n = 0;
+  for (let i = start; i < start + length; i++) {
+    const c = s.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) return NaN;
+    n = n * 10 + c;
+  }
+  return n;
 }
 
 /** Shortens a value quoted in a reason, so one bad cell cannot flood a report. */

@@ -32,8 +32,10 @@ export interface RawTable {
   readonly sheet?: string;
   /** Column names as written in the file (trimmed). */
   readonly header: string[];
-  /** The data rows, in file order. Iterate once. */
+  /** The data rows, in file order. Iterate `rows` or `batches`, once. */
   readonly rows: AsyncIterable<RawRow>;
+  /** The same rows in batches (one per chunk read), when the reader has them: less overhead per row. */
+  readonly batches?: AsyncIterable<readonly RawRow[]>;
 }
 
 /**

@@ -20,41 +20,57 @@ const DELIMITERS = [';', ',', '\t', '|'] as const;
 export async function readCsv(source: AsyncIterable<Uint8Array>): Promise<RawTable> {
   const iterator = source[Symbol.asyncIterator]();
   const first = await sniff(iterator);
-  const lines = lineReader(first.decoder, first.bytes, iterator);
+  const batches = lineBatches(first.decoder, first.bytes, iterator);
+  // Lines are pulled one by one only for the header and the locale sample; then a batch per chunk.
+  let queue: Line[] = [];
+  let at = 0;
+  const nextLine = async (): Promise<Line | undefined> => {
+    while (at >= queue.length) {
+      const next = await batches.next();
+      if (next.done) return undefined;
+      queue = next.value;
+      at = 0;
+    }
+    return queue[at++];
+  };
 
-  const headerLine = await lines.next();
-  if (headerLine.done) throw new RefusedFileError('the file is empty');
-  if (headerLine.value.overflow) throw new RefusedFileError(`the first line is longer than ${CSV_MAX_LINE_CHARS} characters: not a CSV header`);
-  const headerText = headerLine.value.text.replace(/^\uFEFF/, '');
+  const headerLine = await nextLine();
+  if (!headerLine) throw new RefusedFileError('the file is empty');
+  if (headerLine.overflow) throw new RefusedFileError(`the first line is longer than ${CSV_MAX_LINE_CHARS} characters: not a CSV header`);
+  const headerText = headerLine.text.replace(/^\uFEFF/, '');
   if (headerText.trim() === '') throw new RefusedFileError('the first line (the header) is empty');
   const delimiter = detectDelimiter(headerText);
   const header = splitLine(headerText, delimiter);
   if (!Array.isArray(header)) throw new RefusedFileError(`the header cannot be read: ${header}`);
 
   // Look ahead at the first data lines to decide the decimal separator, then hand them back first.
-  const buffered: Line[] = [];
-  while (buffered.length < LOCALE_SAMPLE_LINES) {
-    const next = await lines.next();
-    if (next.done) break;
-    buffered.push(next.value);
+  const sample: Line[] = [];
+  while (sample.length < LOCALE_SAMPLE_LINES) {
+    const line = await nextLine();
+    if (!line) break;
+    sample.push(line);
   }
-  const decimalComma = delimiter !== ',' && detectDecimalComma(buffered, delimiter);
+  const decimalComma = delimiter !== ',' && detectDecimalComma(sample, delimiter);
 
-  async function* rows(): AsyncGenerator<RawRow> {
-    const all = (async function* () {
-      yield* buffered;
-      for (let next = await lines.next(); !next.done; next = await lines.next()) yield next.value;
-    })();
-    for await (const line of all) {
+  const toRows = (lines: readonly Line[]): RawRow[] => {
+    const out: RawRow[] = [];
+    for (const line of lines) {
       if (line.overflow) {
-        yield { row: line.number, error: `line ${line.number} is longer than ${CSV_MAX_LINE_CHARS} characters` };
+        out.push({ row: line.number, error: `line ${line.number} is longer than ${CSV_MAX_LINE_CHARS} characters` });
         continue;
       }
       if (line.text.length === 0 || line.text.trim().length === 0) continue;
       const cells = splitLine(line.text, delimiter);
-      yield Array.isArray(cells) ? { row: line.number, cells } : { row: line.number, error: cells };
+      out.push(Array.isArray(cells) ? { row: line.number, cells } : { row: line.number, error: cells });
     }
-  }
+    return out;
+  };
+  const rowBatches: AsyncIterable<RawRow[]> = {
+    async *[Symbol.asyncIterator]() {
+      yield toRows([...sample, ...queue.slice(at)]);
+      for await (const lines of batches) yield toRows(lines);
+    },
+  };
 
   return {
     format: 'csv',
@@ -62,7 +78,12 @@ export async function readCsv(source: AsyncIterable<Uint8Array>): Promise<RawTab
     delimiter,
     decimalComma,
     header: header.map((h) => String(h ?? '').trim()),
-    rows: rows(),
+    batches: rowBatches,
+    rows: {
+      async *[Symbol.asyncIterator]() {
+        for await (const batch of rowBatches) yield* batch;
+      },
+    },
   };
 }
 
@@ -121,23 +142,23 @@ interface Line {
   readonly overflow?: boolean;
 }
 
-/** Splits decoded text into lines (LF or CRLF), holding at most one partial line between chunks. */
-async function* lineReader(decoder: TextDecoder, first: Uint8Array, rest: AsyncIterator<Uint8Array>): AsyncGenerator<Line> {
+/** Splits decoded text into lines (LF or CRLF), a batch per chunk, holding at most one partial line between chunks. */
+async function* lineBatches(decoder: TextDecoder, first: Uint8Array, rest: AsyncIterator<Uint8Array>): AsyncGenerator<Line[]> {
   let carry = '';
   let number = 0;
   let skipping = false; // inside a line that went over the limit
-  const take = function* (text: string, final: boolean): Generator<Line> {
+  const take = (text: string, final: boolean): Line[] => {
+    const lines: Line[] = [];
     let data = carry + text;
     let start = 0;
     for (let nl = data.indexOf('\n'); nl >= 0; nl = data.indexOf('\n', start)) {
       number++;
       if (skipping) {
         skipping = false;
-        yield { number, text: '', overflow: true };
+        lines.push({ number, text: '', overflow: true });
       } else {
         const end = nl > start && data.charCodeAt(nl - 1) === 13 ? nl - 1 : nl;
-        if (end - start > CSV_MAX_LINE_CHARS) yield { number, text: '', overflow: true };
-        else yield { number, text: data.slice(start, end) };
+        lines.push(end - start > CSV_MAX_LINE_CHARS ? { number, text: '', overflow: true } : { number, text: data.slice(start, end) });
       }
       start = nl + 1;
     }
@@ -150,9 +171,10 @@ async function* lineReader(decoder: TextDecoder, first: Uint8Array, rest: AsyncI
     if (final && (carry.length > 0 || skipping)) {
       number++;
       const last = carry.endsWith('\r') ? carry.slice(0, -1) : carry;
-      yield skipping ? { number, text: '', overflow: true } : { number, text: last };
+      lines.push(skipping ? { number, text: '', overflow: true } : { number, text: last });
       carry = '';
     }
+    return lines;
   };
   let offset = 0;
   const decode = (bytes?: Uint8Array): string => {
@@ -164,11 +186,11 @@ async function* lineReader(decoder: TextDecoder, first: Uint8Array, rest: AsyncI
       offset += bytes?.length ?? 0;
     }
   };
-  yield* take(decode(first), false);
+  yield take(decode(first), false);
   for (let next = await rest.next(); !next.done; next = await rest.next()) {
-    yield* take(decode(next.value), false);
+    yield take(decode(next.value), false);
   }
-  yield* take(decode(), true);
+  yield take(decode(), true);
 }
 
 function detectDelimiter(header: string): string {
