@@ -161,6 +161,83 @@ describe('ProcessedParquetWriter', () => {
     expect(rows[2_499].cells?.slice(4, 6)).toEqual([2_499 / 4, -2_499]);
   });
 
+  test('caps the rows buffered across partitions, writing several small row groups per file', async () => {
+    const partitions = 300;
+    const perPartition = 100;
+    const writer = new ProcessedParquetWriter({ outDir, schema, source, sourceName: 'MANY', maxBufferedRows: 1_000 });
+    const byPartition: OnsRecord[][] = Array.from({ length: partitions }, () => []);
+    let row = 2;
+    let mostBuffered = 0;
+    // Round-robin over 300 months (1990-01 .. 2014-12), 20 records at a time: the buffers of many
+    // partitions fill at once, as in a file sorted by series rather than by time.
+    const block = 20;
+    for (let first = 0; first < perPartition; first += block) {
+      for (let k = 0; k < partitions; k++) {
+        const month = `${1990 + Math.floor(k / 12)}-${String((k % 12) + 1).padStart(2, '0')}`;
+        for (let r = first; r < first + block; r++) {
+          const local = `${month}-${String(1 + Math.floor(r / 4)).padStart(2, '0')}T${String((r % 4) * 6).padStart(2, '0')}:00:00`;
+          const record = rec(local, ['N', 'NE', 'S', 'SE'][r % 4], r % 7 ? 'SUDESTE/CENTRO-OESTE' : null, k + r / 8, r % 5 ? -r : null, row++);
+          byPartition[k].push(record);
+          await writer.write(record);
+          mostBuffered = Math.max(mostBuffered, writer.bufferedRows.now);
+        }
+      }
+    }
+    expect(mostBuffered).toBe(1_000);
+    expect(writer.bufferedRows.peak).toBe(1_000);
+    // Everything over the cap went to the temporary files already.
+    expect(files(outDir)).toHaveLength(partitions);
+    expect(files(outDir).every((f) => f.endsWith('.partial'))).toBe(true);
+
+    const written = await writer.finish('h');
+    expect(writer.bufferedRows.now).toBe(0);
+    expect(written).toHaveLength(partitions);
+    expect(files(outDir)).toEqual(written.map((w) => w.relativePath).sort());
+    let rowGroups = 0;
+    for (const [k, w] of written.entries()) {
+      expect(w.rows).toBe(perPartition);
+      const data = readFileSync(w.path);
+      expect(w.bytes).toBe(data.byteLength);
+      const metadata: FileMetaData = parquetMetadata(data);
+      const groups = metadata.row_groups;
+      expect(groups.reduce((n: number, g: { num_rows: bigint }) => n + Number(g.num_rows), 0)).toBe(perPartition);
+      rowGroups += groups.length;
+      // Footer statistics are kept as copies of the values (truncated to 16 bytes); they must still be the right ones.
+      const firstGroup = byPartition[k].slice(0, Number(groups[0].num_rows)).map((r) => r.localRaw).sort();
+      const { min_value: min, max_value: max } = groups[0].columns[1].meta_data?.statistics ?? {};
+      expect(firstGroup[0].startsWith(min as string)).toBe(true);
+      expect(max as string >= firstGroup[firstGroup.length - 1].slice(0, 16)).toBe(true);
+      const rows = await collect(data);
+      expect(rows).toEqual(byPartition[k].map((r, j) => ({ row: j + 2, cells: expected(r) })));
+    }
+    // Several row groups per file: the cap made them small.
+    expect(rowGroups).toBeGreaterThan(partitions * 3);
+  });
+
+  test('a stream in time order, under a cap smaller than a month', async () => {
+    const writer = new ProcessedParquetWriter({ outDir, schema, source, sourceName: 'ORDERED', maxBufferedRows: 500 });
+    const start = Date.UTC(2023, 0, 1);
+    for (let i = 0; i < 3 * 744; i++) {
+      const local = new Date(start + i * HOUR).toISOString().slice(0, 19);
+      await writer.write(rec(local, 'SE', 'SUDESTE', i, null, i + 2));
+    }
+    expect(writer.bufferedRows.peak).toBe(500);
+    const written = await writer.finish('h');
+    expect(written.map((w) => [w.month, w.rows])).toEqual([['01', 744], ['02', 672], ['03', 744], ['04', 72]]);
+    let next = 2;
+    let rowGroups = 0;
+    for (const w of written) {
+      const data = readFileSync(w.path);
+      const groups = parquetMetadata(data).row_groups.map((g: { num_rows: bigint }) => Number(g.num_rows));
+      expect(Math.max(...groups)).toBeLessThanOrEqual(500);
+      rowGroups += groups.length;
+      const rows = await collect(data);
+      expect(rows.map((r) => r.cells?.[8])).toEqual(Array.from({ length: w.rows }, (_, j) => next + j));
+      next += w.rows;
+    }
+    expect(rowGroups).toBeGreaterThan(written.length);
+  });
+
   test('abort removes every temporary file', async () => {
     const writer = new ProcessedParquetWriter({ outDir, schema, source, sourceName: 'A', rowGroupSize: 2 });
     for (const r of records) await writer.write(r);
@@ -197,6 +274,8 @@ describe('ProcessedParquetWriter', () => {
     expect(() => new ProcessedParquetWriter({ outDir, schema: { ...schema, labels: ['year'] }, source, sourceName: 'A' })).toThrow('reserved');
     expect(() => new ProcessedParquetWriter({ outDir, schema: { ...schema, measures: ['time'] }, source, sourceName: 'A' })).toThrow('duplicated');
     expect(() => new ProcessedParquetWriter({ outDir, schema, source, sourceName: '../A' })).toThrow('file name');
+    expect(() => new ProcessedParquetWriter({ outDir, schema, source, sourceName: 'A', maxBufferedRows: 0 })).toThrow('maxBufferedRows');
+    expect(() => new ProcessedParquetWriter({ outDir, schema, source, sourceName: 'A', rowGroupSize: 1.5 })).toThrow('rowGroupSize');
     const writer = new ProcessedParquetWriter({ outDir, schema, source, sourceName: 'A' });
     await expect(writer.write({ ...records[0], dataset: 'other' })).rejects.toThrow('dataset');
     await expect(writer.write({ ...records[0], local: '30/11/2023 22:00' })).rejects.toThrow('local time');

@@ -39,18 +39,28 @@ export interface ProcessedParquetWriterOptions {
   readonly sourceName: string;
   /** Rows buffered per partition before they are written as one row group. @default 100_000 */
   readonly rowGroupSize?: number;
+  /**
+   * Rows buffered across all partitions together. When one more record would exceed it, the partition
+   * with the most buffered rows is written out as a row group (smaller than `rowGroupSize`), and so on
+   * until there is room; so memory does not grow with the size of the file or the number of partitions
+   * it spans. A partition's row groups are therefore never larger than this either. @default 200_000
+   */
+  readonly maxBufferedRows?: number;
 }
 
 type Value = string | number | null;
 
-/** A Parquet byte sink that appends each row group to a file and then drops its buffer. */
+/**
+ * A Parquet byte sink that writes each row group to a file and then drops its buffer. The file is
+ * created by the first flush and opened only for the length of each append, so the number of open
+ * handles does not grow with the number of partitions.
+ */
 class AppendingSink extends ByteWriter {
-  private written: Promise<void>;
+  private written: Promise<void> = Promise.resolve();
+  private started = false;
 
   constructor(readonly path: string) {
     super();
-    this.written = mkdir(dirname(path), { recursive: true }).then(() => writeFile(path, new Uint8Array(0), { flag: 'wx' }));
-    this.written.catch(() => undefined); // surfaced by the next flush; not an unhandled rejection meanwhile
   }
 
   /** Resolves once every pending file operation has ended, successfully or not. */
@@ -61,11 +71,17 @@ class AppendingSink extends ByteWriter {
   // ParquetWriter calls this after every row group and awaits it.
   flush(): Promise<void> {
     const bytes = new Uint8Array(this.buffer, 0, this.index);
-    this.buffer = new ArrayBuffer(1024);
+    // Nothing is kept between row groups: the next one grows a fresh buffer.
+    this.buffer = new ArrayBuffer(0);
     this.view = new DataView(this.buffer);
     this.index = 0;
+    const append = this.started
+      ? () => appendFile(this.path, bytes)
+      : () => mkdir(dirname(this.path), { recursive: true }).then(() => writeFile(this.path, bytes, { flag: 'wx' }));
+    this.started = true;
     // Chained so appends stay in order even if callers do not await write().
-    this.written = this.written.then(() => appendFile(this.path, bytes));
+    this.written = this.written.then(append);
+    this.written.catch(() => undefined); // surfaced by the awaited flush; not an unhandled rejection meanwhile
     return this.written;
   }
 
@@ -79,7 +95,11 @@ interface Partition {
   readonly month: string;
   readonly sink: AppendingSink;
   readonly parquet: ParquetWriter;
-  columns: Value[][];
+  /** The buffered rows, column by column; undefined when there are none. */
+  columns: Value[][] | undefined;
+  /** Rows in `columns`. */
+  buffered: number;
+  /** Rows written as row groups. */
   rows: number;
 }
 
@@ -87,20 +107,34 @@ const RESERVED = ['dataset', 'year', 'month'];
 
 /**
  * Writes records to the processed zone as Hive-partitioned Parquet (dataset/year/month by local time).
- * Buffers at most `rowGroupSize` rows per partition; files keep a temporary name until `finish()`.
+ * Buffers at most `rowGroupSize` rows per partition and `maxBufferedRows` rows in all; files keep a
+ * temporary name until `finish()`.
  */
 export class ProcessedParquetWriter {
   private readonly names: string[];
   private readonly schemaElements: SchemaElement[];
+  /** The schema of every file, shared by their writers. */
+  private readonly fileSchema: SchemaElement[];
   private readonly partitions = new Map<string, Partition>();
   private readonly rowGroupSize: number;
+  private readonly maxBufferedRows: number;
   private readonly token = randomBytes(6).toString('hex');
   private state: 'open' | 'finishing' | 'closed' = 'open';
+  /** Rows buffered in all partitions. */
+  private buffered = 0;
+  /** The most rows ever buffered at once (after a record was added). */
+  private peakBuffered = 0;
+  /** Per column: copies of its string values, so buffered rows keep no file text alive (see `copyString`). */
+  private readonly strings: StringCopies[];
+  /** The last partition written to, and the `YYYY-MM-` prefix of its local times. */
+  private last?: { prefix: string; partition: Partition };
 
   constructor(private readonly options: ProcessedParquetWriterOptions) {
     const { schema, sourceName } = options;
     this.rowGroupSize = options.rowGroupSize ?? 100_000;
+    this.maxBufferedRows = options.maxBufferedRows ?? 200_000;
     if (!Number.isInteger(this.rowGroupSize) || this.rowGroupSize < 1) throw new Error(`rowGroupSize must be a positive integer: ${this.rowGroupSize}`);
+    if (!Number.isInteger(this.maxBufferedRows) || this.maxBufferedRows < 1) throw new Error(`maxBufferedRows must be a positive integer: ${this.maxBufferedRows}`);
     checkSegment('dataset', schema.dataset);
     checkSegment('sourceName', sourceName);
     const str = (name: string): SchemaElement => ({ name, type: 'BYTE_ARRAY', repetition_type: 'OPTIONAL', converted_type: 'UTF8', logical_type: { type: 'STRING' } });
@@ -115,30 +149,56 @@ export class ProcessedParquetWriter {
       { name: 'source_row', type: 'INT32', repetition_type: 'OPTIONAL' },
     ];
     this.names = this.schemaElements.map((e) => e.name);
+    this.fileSchema = [{ name: 'root', num_children: this.names.length }, ...this.schemaElements];
+    this.strings = this.names.map(() => new StringCopies());
     const clash = this.names.find((n, i) => this.names.indexOf(n) !== i || RESERVED.includes(n));
     if (clash) throw new Error(`column name '${clash}' is duplicated or reserved for a partition key`);
   }
 
-  /** Buffers one record; writes a row group when its partition's buffer is full. */
+  /** Rows buffered now, and the most ever buffered at once: never more than `maxBufferedRows`. */
+  get bufferedRows(): { readonly now: number; readonly peak: number } {
+    return { now: this.buffered, peak: this.peakBuffered };
+  }
+
+  /** Buffers one record; writes row groups when its partition's buffer, or the buffers together, are full. */
   async write(record: OnsRecord): Promise<void> {
     if (this.state !== 'open') throw new Error('ProcessedParquetWriter is closed');
     const { schema, source } = this.options;
     if (record.dataset !== schema.dataset) throw new Error(`record of dataset '${record.dataset}' given to the writer of '${schema.dataset}'`);
-    const m = /^(\d{4})-(\d{2})-/.exec(record.local);
-    if (!m) throw new Error(`record local time is not YYYY-MM-DDTHH:MM:SS: '${record.local}'`);
-    const p = this.partition(m[1], m[2]);
-    const values: Value[] = [
-      record.time,
-      record.localRaw,
-      ...schema.dimensions.map((d) => record.dimensions[d] ?? null),
-      ...schema.labels.map((l) => record.labels[l] ?? null),
-      ...schema.measures.map((v) => record.measures[v] ?? null),
-      source.key,
-      source.version ?? null,
-      record.row,
-    ];
-    values.forEach((v, i) => p.columns[i].push(v));
-    if (p.columns[0].length >= this.rowGroupSize) await this.flush(p);
+    // Records come mostly in time order: the partition of the previous record is the likely one.
+    let p: Partition;
+    if (this.last && record.local.startsWith(this.last.prefix)) {
+      p = this.last.partition;
+    } else {
+      const m = /^(\d{4})-(\d{2})-/.exec(record.local);
+      if (!m) throw new Error(`record local time is not YYYY-MM-DDTHH:MM:SS: '${record.local}'`);
+      p = this.partition(m[1], m[2]);
+      this.last = { prefix: m[0], partition: p };
+    }
+    while (this.buffered >= this.maxBufferedRows) await this.flush(this.fullest());
+    if (this.state !== 'open') throw new Error('ProcessedParquetWriter is closed');
+
+    const columns = p.columns ??= this.names.map(() => []);
+    let i = 0;
+    columns[i++].push(record.time);
+    const strings = this.strings;
+    columns[i].push(strings[i].copy(record.localRaw));
+    i++;
+    for (const d of schema.dimensions) {
+      columns[i].push(strings[i].copy(record.dimensions[d]));
+      i++;
+    }
+    for (const l of schema.labels) {
+      columns[i].push(strings[i].copy(record.labels[l]));
+      i++;
+    }
+    for (const v of schema.measures) columns[i++].push(record.measures[v] ?? null);
+    columns[i++].push(source.key);
+    columns[i++].push(source.version ?? null);
+    columns[i].push(record.row);
+    p.buffered++;
+    if (++this.buffered > this.peakBuffered) this.peakBuffered = this.buffered;
+    if (p.buffered >= this.rowGroupSize) await this.flush(p);
   }
 
   /** Writes what is buffered, closes every file and gives each its final name. */
@@ -149,9 +209,9 @@ export class ProcessedParquetWriter {
     const { outDir, schema, sourceName } = this.options;
     const partitions = [...this.partitions.values()].sort((a, b) => (a.year + a.month).localeCompare(b.year + b.month));
     try {
-      // Complete every file before any gets its final name.
+      // Complete every file before any gets its final name; one file at a time.
       for (const p of partitions) {
-        if (p.columns[0].length) await this.flush(p);
+        if (p.buffered) await this.flush(p);
         await p.parquet.finish();
       }
       const written: WrittenPartition[] = [];
@@ -174,10 +234,16 @@ export class ProcessedParquetWriter {
   /** Removes the temporary files; files already given their final name are complete and stay. */
   async abort(): Promise<void> {
     this.state = 'closed';
-    await Promise.all([...this.partitions.values()].map(async (p) => {
+    for (const p of this.partitions.values()) {
+      p.columns = undefined;
+      p.buffered = 0;
+    }
+    this.buffered = 0;
+    // One partition at a time: there may be thousands.
+    for (const p of this.partitions.values()) {
       await p.sink.settled();
       await rm(p.sink.path, { force: true });
-    }));
+    }
   }
 
   private partition(year: string, month: string): Partition {
@@ -186,19 +252,69 @@ export class ProcessedParquetWriter {
     if (!p) {
       // Temporaries live in outDir itself, so an aborted run leaves no partition directories behind.
       const sink = new AppendingSink(join(this.options.outDir, `.${this.options.sourceName}.${key}.${this.token}.partial`));
-      const parquet = new ParquetWriter({ writer: sink, schema: [{ name: 'root', num_children: this.names.length }, ...this.schemaElements] });
-      p = { year, month, sink, parquet, columns: this.names.map(() => []), rows: 0 };
+      const parquet = new ParquetWriter({ writer: sink, schema: this.fileSchema });
+      p = { year, month, sink, parquet, columns: undefined, buffered: 0, rows: 0 };
       this.partitions.set(key, p);
     }
     return p;
   }
 
+  /** The partition with the most buffered rows. */
+  private fullest(): Partition {
+    let fullest: Partition | undefined;
+    for (const p of this.partitions.values()) if (!fullest || p.buffered > fullest.buffered) fullest = p;
+    return fullest!;
+  }
+
+  /** Writes a partition's buffered rows as one row group, and keeps nothing of them. */
   private async flush(p: Partition): Promise<void> {
-    const columnData = this.names.map((name, i) => ({ name, data: p.columns[i] }));
-    const rows = p.columns[0].length;
+    const { columns, buffered: rows } = p;
+    if (!columns || !rows) return;
+    p.columns = undefined;
+    p.buffered = 0;
     p.rows += rows;
-    p.columns = this.names.map(() => []);
-    await p.parquet.write({ columnData, rowGroupSize: rows });
+    this.buffered -= rows;
+    const columnData = this.names.map((name, i) => ({ name, data: columns[i] }));
+    // Encodes synchronously: the row group's footer metadata is in place before the bytes are written.
+    const written = p.parquet.write({ columnData, rowGroupSize: rows });
+    // The footer keeps each column's min and max until finish(). A string value cut from a larger string
+    // (a CSV chunk) would keep that whole chunk alive for the rest of the file: keep copies instead.
+    for (const { meta_data } of p.parquet.row_groups.at(-1)?.columns ?? []) {
+      const statistics = meta_data?.statistics;
+      if (typeof statistics?.min_value === 'string') statistics.min_value = copyString(statistics.min_value);
+      if (typeof statistics?.max_value === 'string') statistics.max_value = copyString(statistics.max_value);
+    }
+    await written;
+  }
+}
+
+/**
+ * A copy of `s` that shares no memory with the text it was cut from. Engines may keep a substring as a
+ * view into its parent (V8 does from 13 characters on), so a buffered cell cut from a line of the file
+ * would keep the whole chunk the reader decoded (about 1 MiB) alive. Slicing a concatenation makes V8
+ * flatten it into a new string first, which is what the slice then refers to.
+ */
+function copyString(s: string): string {
+  return `${s} `.slice(0, -1);
+}
+
+/** Gives each string its own memory (see `copyString`); repeated values share one copy. */
+class StringCopies {
+  private static readonly MAX_ENTRIES = 4_096;
+  private readonly copies = new Map<string, string>();
+  private last = '';
+
+  copy(s: string | null | undefined): string | null {
+    if (s === undefined || s === null) return null;
+    if (s === this.last) return this.last;
+    let c = this.copies.get(s);
+    if (c === undefined) {
+      if (this.copies.size >= StringCopies.MAX_ENTRIES) this.copies.clear();
+      c = copyString(s);
+      this.copies.set(c, c); // keyed by the copy: the key must not keep the original alive either
+    }
+    this.last = c;
+    return c;
   }
 }
 
