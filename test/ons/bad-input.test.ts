@@ -10,6 +10,7 @@ import { FileSummary, processTable, Rejection } from '../../src/ons/process';
 import { CSV_MAX_LINE_CHARS, readCsv } from '../../src/ons/readers/csv';
 import { readXlsx, XLSX_MAX_EXPANDED_BYTES } from '../../src/ons/readers/xlsx';
 import { OnsRecord, RawRow, RefusedFileError } from '../../src/ons/types';
+import { ONS_DATA } from '../ons-data';
 
 /**
  * Bad input, file by file: every case ends in a refusal a person can act on (RefusedFileError with a
@@ -17,7 +18,7 @@ import { OnsRecord, RawRow, RefusedFileError } from '../../src/ons/types';
  * that vanishes (rows = records + rejected, always). Fixtures are written to a temp dir per test.
  */
 
-const DATA = path.join(__dirname, '../../../shared/data/ons');
+const DATA = ONS_DATA;
 const HEADER = 'id_subsistema;nom_subsistema;din_instante;val_cargaenergiahomwmed';
 const CURVA = 'CURVA_CARGA_2023.csv';
 

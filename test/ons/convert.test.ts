@@ -5,8 +5,9 @@ import { convertFile } from '../../src/ons/convert';
 import { localFile } from '../../src/ons/local-file';
 import { readParquet } from '../../src/ons/readers/parquet';
 import { Cell, RefusedFileError } from '../../src/ons/types';
+import { ONS_DATA } from '../ons-data';
 
-const DATA = join(__dirname, '../../../shared/data/ons');
+const DATA = ONS_DATA;
 
 function listFiles(root: string): string[] {
   return readdirSync(root, { recursive: true, withFileTypes: true })

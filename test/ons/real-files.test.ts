@@ -6,13 +6,14 @@ import { localFile } from '../../src/ons/local-file';
 import { FileSummary, processTable } from '../../src/ons/process';
 import { readCsv } from '../../src/ons/readers/csv';
 import { OnsRecord, RefusedFileError } from '../../src/ons/types';
+import { ONS_DATA } from '../ons-data';
 
 /**
  * Every real ONS file in ../shared/data/ons, checked against figures computed without the code
  * under test: reference-figures.json (Python csv + zoneinfo, XLSX read as raw XML) and, for what it
  * does not cover, a plain split of the file in this test.
  */
-const DATA = join(__dirname, '../../../shared/data/ons');
+const DATA = ONS_DATA;
 const REFERENCE: Record<string, {
   rows: number; series: number; start: string; end: string; measures: Record<string, { count: number; sum: number }>;
 }> = JSON.parse(readFileSync(join(DATA, 'reference-figures.json'), 'utf8'));

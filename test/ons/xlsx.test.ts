@@ -3,8 +3,9 @@ import * as path from 'path';
 import { strToU8, unzipSync, Zip, ZipDeflate, zipSync } from 'fflate';
 import { readXlsx, ReadXlsxOptions, XLSX_MAX_EXPANDED_BYTES } from '../../src/ons/readers/xlsx';
 import { RawRow, RefusedFileError } from '../../src/ons/types';
+import { ONS_DATA } from '../ons-data';
 
-const REAL = path.join(__dirname, '../../../shared/data/ons/CURVA_CARGA_2021.xlsx');
+const REAL = path.join(ONS_DATA, 'CURVA_CARGA_2021.xlsx');
 const NS = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
   + 'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"';
 const REL = 'http://schemas.openxmlformats.org/officeDocument/2006/relationships';
