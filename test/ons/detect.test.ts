@@ -24,7 +24,8 @@ describe('catalog', () => {
     }
     for (const d of CATALOG.filter((x) => x.id !== 'historico_geracao_energia')) {
       expect(d.measures.filter((m) => !m.unit).map((m) => `${d.id}.${m.name}`)).toEqual([]);
-      expect(d.title.pt && d.title.en && d.description.pt && d.description.en).toBeTruthy();
+      const texts = [d.title.pt, d.title.en, d.description.pt, d.description.en];
+      expect({ id: d.id, empty: texts.filter((t) => t.trim().length < 5) }).toEqual({ id: d.id, empty: [] });
     }
     expect(new Set(ids).size).toBe(ids.length);
   });
