@@ -31,11 +31,19 @@ const project = new awscdk.AwsCdkConstructLibrary({
   // Bundled into handler assets, never jsii dependencies.
   devDeps: [
     '@aws-sdk/client-bedrock-agent-runtime',
+    '@aws-sdk/client-dynamodb',
     '@aws-sdk/client-s3',
+    '@aws-sdk/lib-dynamodb',
+    '@aws-sdk/lib-storage',
     '@aws-sdk/client-timestream-write',
     '@types/aws-lambda',
     'cdk-nag@^3.0.2',
     's3rver@^3.7.1',
+    // Local engines for the ingestion tests (toolchain.md): DynamoDB, Step Functions, ASL validation.
+    'dynalite@^4.0.0',
+    'aws-local-stepfunctions@^3.0.0',
+    'asl-validator@^4.0.0',
+    'aws-sdk-client-mock@^4.1.0',
     // Domain core and command: bundled into the handlers and the CLI, never runtime dependencies.
     'hyparquet@^1.33.0',
     'hyparquet-writer@^0.17.0',
@@ -68,6 +76,8 @@ const project = new awscdk.AwsCdkConstructLibrary({
       },
       transformIgnorePatterns: ['/node_modules/(?!(hyparquet|hyparquet-writer|hyparquet-compressors|hysnappy|fzstd)/)'],
       testTimeout: 60_000,
+      // aws-local-stepfunctions needs Promise.withResolvers (Node 22) for Task states.
+      setupFiles: ['<rootDir>/test/polyfills.js'],
       // Handler bundles are tested as shipped, but minified code makes a meaningless coverage figure.
       coveragePathIgnorePatterns: ['/node_modules/', '/test/', '/assets/'],
     },
