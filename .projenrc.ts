@@ -95,7 +95,7 @@ project.tasks.addEnvironment('JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION', '2
 // What the npm package ships: compiled code, handler bundles, the jsii assembly and the docs.
 // Handler sources compile into lib/ too, but only their bundles in assets/ are used.
 project.package.addField('files', [
-  'lib/**/*.js', 'lib/**/*.d.ts', '!lib/**/*.lambda.js', '!lib/**/*.lambda.d.ts', '!lib/cli/**',
+  'lib/**/*.js', 'lib/**/*.d.ts', '!lib/**/*.lambda.js', '!lib/**/*.lambda.d.ts', '!lib/cli/**', '!lib/ingestion/batch/**',
   'assets/**', '.jsii', 'API.md', 'README.md', 'LICENSE',
 ]);
 project.tasks.tryFind('package:js')!.exec('node build-tools/check-npm-package.js');
@@ -116,6 +116,8 @@ for (const task of project.tasks.all.filter((t) => t.name.startsWith('bundle:'))
 // command (never runtime dependencies of the construct library).
 project.eslint?.allowDevDeps('src/ons/**/*.ts');
 project.eslint?.allowDevDeps('src/cli/**/*.ts');
+// Handler-side ingestion code (bundled into the handlers and the Batch image); the constructs import only contract.ts.
+for (const file of ['ledger.ts', 'process-object.ts', 'runtime.ts', 'batch/**/*.ts']) project.eslint?.allowDevDeps(`src/ingestion/${file}`);
 
 // The command-line tool: one pre-bundled file (domain core and Parquet/XLSX libraries inside), so
 // `npx ons-data-platform` needs nothing else installed.
@@ -128,6 +130,17 @@ const cli = project.bundler.addBundle('src/cli/ons-data-platform.ts', {
   tsconfigPath: 'tsconfig.dev.json',
 });
 project.addBins({ 'ons-data-platform': cli.outfile });
+
+// ProcessFile on AWS Batch: the bundled entrypoint plus its Dockerfile make a complete Docker build
+// context in assets/ingestion/batch/entrypoint/ (the image is built at deploy, never at synth).
+const batch = project.bundler.addBundle('src/ingestion/batch/entrypoint.ts', {
+  platform: 'node',
+  target: 'node22',
+  outfile: 'index.js',
+  minify: true,
+  tsconfigPath: 'tsconfig.dev.json',
+});
+batch.bundleTask.exec(`cp src/ingestion/batch/Dockerfile ${batch.outdir}/Dockerfile`);
 
 // docs/catalog.md is generated from the catalog, with the API docs.
 project.tasks.tryFind('docgen')!.exec('ts-node --transpile-only --project tsconfig.dev.json build-tools/catalog-doc.ts');

@@ -5,7 +5,7 @@ const { execFileSync } = require('child_process');
 
 const [pack] = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { encoding: 'utf8' }));
 const files = pack.files.map((f) => f.path);
-const allowed = [/^lib\/.+\.(js|d\.ts)$/, /^assets\/.+\.lambda\/index\.js$/, /^assets\/cli\/ons-data-platform\/ons-data-platform\.js$/, /^\.jsii$/, /^(API|README)\.md$/, /^LICENSE$/, /^package\.json$/];
+const allowed = [/^lib\/.+\.(js|d\.ts)$/, /^assets\/.+\.lambda\/index\.js$/, /^assets\/cli\/ons-data-platform\/ons-data-platform\.js$/, /^assets\/ingestion\/batch\/entrypoint\/(index\.js|Dockerfile)$/, /^\.jsii$/, /^(API|README)\.md$/, /^LICENSE$/, /^package\.json$/];
 const unexpected = files.filter((f) => !allowed.some((re) => re.test(f)) || /\.lambda\.(js|d\.ts)$/.test(f));
 const required = ['.jsii', 'API.md', 'README.md', 'LICENSE', 'lib/index.js', 'lib/index.d.ts'];
 const missing = required.filter((f) => !files.includes(f));

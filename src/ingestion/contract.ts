@@ -30,6 +30,11 @@ export const IngestionEnv = {
   XLSX_MAX_EXPANDED_BYTES: 'ONS_XLSX_MAX_EXPANDED_BYTES',
   /** Batch only: the job's input (a `ProcessInput` as JSON), set per job by the state machine. */
   JOB_INPUT: 'ONS_JOB_INPUT',
+  /**
+   * Optional: milliseconds an S3 request may wait on its connection (connect, or no bytes moving)
+   * before the handler gives up on it (default 60000). Lets tests and slow networks tune fault handling.
+   */
+  S3_REQUEST_TIMEOUT_MS: 'ONS_S3_REQUEST_TIMEOUT_MS',
 } as const;
 
 /** Default extensions, shared by the construct's props and the router's fallback. @internal */
@@ -40,8 +45,17 @@ export const DEFAULT_DOCUMENT_EXTENSIONS = ['pdf', 'docx', 'md', 'html', 'htm'] 
 /** The object a pipeline execution is about. @internal */
 export interface SourceObject {
   readonly bucket: string;
-  /** The object key, decoded (as S3 stores it, not URL-encoded). */
+  /**
+   * The object key. Decoded (as S3 stores it) unless `keyUrlEncoded` is true; every handler after
+   * Route gets it decoded (from `$.route.source`).
+   */
   readonly key: string;
+  /**
+   * True when `key` is copied from an S3 EventBridge event (`$.detail.object.key`), which S3 sends
+   * URL-encoded in form style (`Temporal+Gera%C3%A7%C3%A3o.csv`): the router decodes it. Leave unset
+   * for keys from S3 APIs (ListObjectsV2, a backfill's item reader), which are already decoded.
+   */
+  readonly keyUrlEncoded?: boolean;
   /** The object version; absent only for unversioned buckets. */
   readonly versionId?: string;
   /** Size in bytes, from the event. */

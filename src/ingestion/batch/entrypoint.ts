@@ -1,0 +1,33 @@
+import { IngestionEnv } from '../contract';
+import { Ledger } from '../ledger';
+import { processConfigFromEnv, processObject } from '../process-object';
+import { createDocumentClient, createS3Client, describeError, log, requiredEnv, validateInput } from '../runtime';
+
+/**
+ * ProcessFile on AWS Batch (files above the Lambda threshold): the same code as the processor Lambda.
+ * The job's input is `ONS_JOB_INPUT` (a ProcessInput as JSON); the result goes to the ledger item's
+ * `result`, where the state machine reads it back. Exit status: 0 processed or duplicate, 2 file
+ * refused (the job definition should not retry it), 1 anything else.
+ */
+export async function main(): Promise<number> {
+  try {
+    const input = validateInput(JSON.parse(requiredEnv(IngestionEnv.JOB_INPUT)));
+    const result = await processObject(input, {
+      s3: createS3Client(),
+      ledger: new Ledger(createDocumentClient(), requiredEnv(IngestionEnv.LEDGER_TABLE)),
+      config: processConfigFromEnv(),
+    });
+    log('INFO', 'job done', { status: result.status, source: input.source, contentHash: result.contentHash });
+    return 0;
+  } catch (error) {
+    const described = describeError(error);
+    log('ERROR', 'job failed', described);
+    return described.errorType === 'FileRefused' ? 2 : 1;
+  }
+}
+
+if (require.main === module) {
+  void main().then((code) => {
+    process.exitCode = code;
+  });
+}

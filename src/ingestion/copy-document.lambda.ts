@@ -1,0 +1,30 @@
+import { CopyObjectCommand } from '@aws-sdk/client-s3';
+import { IngestionEnv, StepInput } from './contract';
+import { Ledger } from './ledger';
+import { copySource, createDocumentClient, createS3Client, log, prefixEnv, requiredEnv, validateInput } from './runtime';
+
+// Created once per container, on first use (the environment is read then).
+let clients: { s3: ReturnType<typeof createS3Client>; ledger: Ledger } | undefined;
+
+export interface CopyDocumentResult {
+  readonly status: 'processed';
+  readonly kind: 'document';
+  readonly bucket: string;
+  readonly key: string;
+}
+
+/**
+ * CopyDocument: copies a document (PDF, DOCX...) from the raw bucket to the knowledge base's
+ * documents prefix in the processed bucket, under its original key; the raw object stays.
+ */
+export async function handler(event: StepInput): Promise<CopyDocumentResult> {
+  const { source, executionArn } = validateInput(event);
+  clients ??= { s3: createS3Client(), ledger: new Ledger(createDocumentClient(), requiredEnv(IngestionEnv.LEDGER_TABLE)) };
+  const bucket = requiredEnv(IngestionEnv.PROCESSED_BUCKET);
+  const key = `${prefixEnv(IngestionEnv.DOCUMENTS_PREFIX, 'knowledge/documents/')}${source.key}`;
+  // CopyObject handles up to 5 GB, far above any document the knowledge base takes.
+  await clients.s3.send(new CopyObjectCommand({ Bucket: bucket, Key: key, CopySource: copySource(source) }));
+  await clients.ledger.recordDocument(source, { executionArn, outputs: { processedBucket: bucket, documentKey: key } });
+  log('INFO', 'document copied', { source, bucket, key });
+  return { status: 'processed', kind: 'document', bucket, key };
+}

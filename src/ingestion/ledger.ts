@@ -1,0 +1,292 @@
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { LedgerSchema, LedgerStatus, LedgerStatusValue, ProcessResult, SourceObject } from './contract';
+
+/**
+ * The ingestion ledger (DynamoDB): one item per source object version, keyed
+ * `pk = s3://<bucket>/<key>`, `sk = <version id>` (`null` for unversioned buckets). Every change is
+ * one UpdateItem (dynalite and the local tests have no transactions), conditional where a status
+ * must not go back (an object already in the lake is never marked received or processing again).
+ */
+
+export interface LedgerKey {
+  readonly pk: string;
+  readonly sk: string;
+}
+
+/** Where a run's outputs went (a tabular file, or a document). */
+export interface LedgerOutputs {
+  readonly processedBucket?: string;
+  readonly parquetKeys?: string[];
+  readonly cardKey?: string;
+  readonly cardMetadataKey?: string;
+  readonly failedBucket?: string;
+  readonly rejectedKey?: string;
+  readonly documentKey?: string;
+}
+
+export interface LedgerError {
+  /** The step that failed (`Route`, `ProcessFile`, ...). */
+  readonly step: string;
+  readonly reason: string;
+  /** The error's name (`FileRefused`, `States.Timeout`...), when there was one. */
+  readonly errorType?: string;
+}
+
+export interface QuarantineRecord {
+  readonly bucket: string;
+  /** The copy of the raw object; absent when the raw object no longer existed. */
+  readonly key?: string;
+  readonly errorKey: string;
+}
+
+export interface HistoryEntry {
+  readonly status: LedgerStatusValue;
+  readonly at: string;
+}
+
+/** A ledger item as stored. */
+export interface LedgerItem extends LedgerKey {
+  readonly bucket: string;
+  readonly key: string;
+  readonly versionId?: string;
+  readonly size?: number;
+  readonly status: LedgerStatusValue;
+  readonly history: HistoryEntry[];
+  readonly receivedAt: string;
+  readonly updatedAt: string;
+  readonly executionArn?: string;
+  /** The router's decision. */
+  readonly route?: string;
+  /** `tabular` or `document`. */
+  readonly kind?: string;
+  readonly contentHash?: string;
+  readonly dataset?: string;
+  readonly start?: string;
+  readonly end?: string;
+  readonly rows?: number;
+  readonly records?: number;
+  readonly rejected?: number;
+  readonly series?: number;
+  readonly outputs?: LedgerOutputs;
+  readonly duplicateOf?: string;
+  /** The ProcessResult as JSON text: the Batch path reads it back with GetItem and `States.StringToJson`. */
+  readonly result?: string;
+  readonly error?: LedgerError;
+  readonly quarantine?: QuarantineRecord;
+}
+
+/** Statuses meaning the object's content is in the lake: never overwritten by a later run. */
+export const IN_LAKE: readonly LedgerStatusValue[] = [LedgerStatus.PROCESSED, LedgerStatus.LOADED, LedgerStatus.INDEXED];
+/** Statuses that end processing for good: in the lake, or a recorded duplicate. */
+const SETTLED: readonly LedgerStatusValue[] = [...IN_LAKE, LedgerStatus.DUPLICATE];
+
+export function ledgerKey(source: Pick<SourceObject, 'bucket' | 'key' | 'versionId'>): LedgerKey {
+  return { pk: `s3://${source.bucket}/${source.key}`, sk: source.versionId ?? 'null' };
+}
+
+/** How a ledger item is named elsewhere (`duplicateOf`, logs): `s3://bucket/key?versionId=<sk>`. */
+export function ledgerRef(key: LedgerKey): string {
+  return `${key.pk}?versionId=${key.sk}`;
+}
+
+interface UpdateOptions {
+  /** Attributes to set (undefined values are skipped). */
+  readonly set?: Record<string, unknown>;
+  readonly remove?: string[];
+  /** The update applies only when the item is new or its status is NOT one of these. */
+  readonly unlessStatus?: readonly LedgerStatusValue[];
+  /** The update applies only when the item exists with one of these statuses. */
+  readonly onlyFromStatus?: readonly LedgerStatusValue[];
+}
+
+export class Ledger {
+  constructor(private readonly client: DynamoDBDocumentClient, private readonly tableName: string) {}
+
+  async get(source: SourceObject): Promise<LedgerItem | undefined> {
+    const { Item } = await this.client.send(new GetCommand({ TableName: this.tableName, Key: ledgerKey(source), ConsistentRead: true }));
+    return Item as LedgerItem | undefined;
+  }
+
+  /**
+   * Router: the object arrived. Returns false (and changes nothing) when the object was already
+   * settled by an earlier run: an event delivered twice must not move it back.
+   */
+  async recordReceived(source: SourceObject, fields: { executionArn: string; route: string; reason?: string }): Promise<boolean> {
+    return this.tryTransition(source, LedgerStatus.RECEIVED, {
+      set: { size: source.size, executionArn: fields.executionArn, route: fields.route, routeReason: fields.reason },
+      remove: ['error'],
+      unlessStatus: SETTLED,
+    });
+  }
+
+  /**
+   * Processor: work starts on content with this hash. Returns the item as it is when it was already
+   * settled by another run (nothing changed), else undefined.
+   */
+  async startProcessing(source: SourceObject, fields: { executionArn: string; contentHash: string }): Promise<LedgerItem | undefined> {
+    const started = await this.tryTransition(source, LedgerStatus.PROCESSING, {
+      set: { size: source.size, executionArn: fields.executionArn, contentHash: fields.contentHash, kind: 'tabular' },
+      remove: ['error'],
+      unlessStatus: SETTLED,
+    });
+    return started ? undefined : this.get(source);
+  }
+
+  /**
+   * An object version whose content is already in the lake (processed, loaded or indexed), other
+   * than `excluding`; the earliest one first. Reads the byContentHash index (its projection must
+   * include `status`).
+   */
+  async findProcessedCopy(contentHash: string, excluding: SourceObject): Promise<LedgerKey | undefined> {
+    const self = ledgerKey(excluding);
+    const index = LedgerSchema.BY_CONTENT_HASH;
+    let ExclusiveStartKey: Record<string, unknown> | undefined;
+    do {
+      const page = await this.client.send(new QueryCommand({
+        TableName: this.tableName,
+        IndexName: index.name,
+        KeyConditionExpression: '#h = :h',
+        FilterExpression: '#s IN (:s0, :s1, :s2)',
+        ExpressionAttributeNames: { '#h': index.partitionKey, '#s': 'status' },
+        ExpressionAttributeValues: { ':h': contentHash, ':s0': IN_LAKE[0], ':s1': IN_LAKE[1], ':s2': IN_LAKE[2] },
+        ScanIndexForward: true,
+        ExclusiveStartKey,
+      }));
+      const found = (page.Items ?? []).find((i) => !(i.pk === self.pk && i.sk === self.sk));
+      if (found) return { pk: found.pk as string, sk: found.sk as string };
+      ExclusiveStartKey = page.LastEvaluatedKey;
+    } while (ExclusiveStartKey);
+    return undefined;
+  }
+
+  /** Processor: same content as `duplicateOf`; nothing was written. */
+  async recordDuplicate(source: SourceObject, fields: { executionArn: string; result: ProcessResult }): Promise<void> {
+    await this.transition(source, LedgerStatus.DUPLICATE, {
+      set: {
+        size: source.size,
+        executionArn: fields.executionArn,
+        kind: 'tabular',
+        contentHash: fields.result.contentHash,
+        duplicateOf: fields.result.duplicateOf,
+        result: JSON.stringify(fields.result),
+      },
+      remove: ['error'],
+      unlessStatus: IN_LAKE,
+    });
+  }
+
+  /** Processor: outputs written; only from `processing` (the run that started it, or a concurrent one). */
+  async recordProcessed(source: SourceObject, fields: { executionArn: string; result: ProcessResult; outputs: LedgerOutputs }): Promise<void> {
+    const r = fields.result;
+    await this.transition(source, LedgerStatus.PROCESSED, {
+      set: {
+        executionArn: fields.executionArn,
+        kind: 'tabular',
+        contentHash: r.contentHash,
+        dataset: r.dataset,
+        start: r.start,
+        end: r.end,
+        rows: r.rows,
+        records: r.records,
+        rejected: r.rejected,
+        series: r.series,
+        outputs: fields.outputs,
+        result: JSON.stringify(r),
+      },
+      remove: ['error'],
+      onlyFromStatus: [LedgerStatus.PROCESSING],
+    });
+  }
+
+  /** Document copy: the document is in the knowledge-base prefix. */
+  async recordDocument(source: SourceObject, fields: { executionArn: string; outputs: LedgerOutputs }): Promise<void> {
+    await this.transition(source, LedgerStatus.PROCESSED, {
+      set: { size: source.size, executionArn: fields.executionArn, kind: 'document', outputs: fields.outputs },
+      remove: ['error'],
+      unlessStatus: [LedgerStatus.INDEXED],
+    });
+  }
+
+  /** A failed attempt that the state machine may retry: the error is kept, the status is not changed. */
+  async recordFailure(source: SourceObject, error: LedgerError): Promise<void> {
+    const names = { '#e': 'error', '#u': 'updatedAt' };
+    await this.client.send(new UpdateCommand({
+      TableName: this.tableName,
+      Key: ledgerKey(source),
+      UpdateExpression: 'SET #e = :e, #u = :u',
+      ConditionExpression: 'attribute_exists(pk)',
+      ExpressionAttributeNames: names,
+      ExpressionAttributeValues: { ':e': error, ':u': new Date().toISOString() },
+    }));
+  }
+
+  /** Quarantine: whatever the status was (a failure after processing too), with the error and the copies. */
+  async recordQuarantined(source: SourceObject, fields: { executionArn: string; error: LedgerError; quarantine: QuarantineRecord }): Promise<void> {
+    await this.transition(source, LedgerStatus.QUARANTINED, {
+      set: { executionArn: fields.executionArn, error: fields.error, quarantine: fields.quarantine },
+    });
+  }
+
+  /**
+   * Moves an item to `status` (later steps: `loaded`, `indexed`), creating it when new; throws
+   * ConditionalCheckFailedException when the conditions do not hold.
+   */
+  async transition(source: SourceObject, status: LedgerStatusValue, options: UpdateOptions = {}): Promise<void> {
+    const now = new Date().toISOString();
+    const names: Record<string, string> = {};
+    const values: Record<string, unknown> = {};
+    const name = (attr: string) => {
+      const alias = `#a${Object.keys(names).length}`;
+      names[alias] = attr;
+      return alias;
+    };
+    const value = (v: unknown) => {
+      const alias = `:v${Object.keys(values).length}`;
+      values[alias] = v;
+      return alias;
+    };
+    const sets = [
+      `${name('status')} = ${value(status)}`,
+      `${name('updatedAt')} = ${value(now)}`,
+      `${name('receivedAt')} = if_not_exists(${name('receivedAt')}, ${value(now)})`,
+      `${name('history')} = list_append(if_not_exists(${name('history')}, ${value([])}), ${value([{ status, at: now }])})`,
+      `${name('bucket')} = ${value(source.bucket)}`,
+      `${name('key')} = ${value(source.key)}`,
+    ];
+    const fields = { versionId: source.versionId, ...options.set };
+    for (const [attr, v] of Object.entries(fields)) {
+      if (v !== undefined) sets.push(`${name(attr)} = ${value(v)}`);
+    }
+    const removes = (options.remove ?? []).filter((attr) => !(attr in fields)).map(name);
+    const statusName = name('status');
+    let condition: string | undefined;
+    if (options.onlyFromStatus) {
+      condition = `${statusName} IN (${options.onlyFromStatus.map(value).join(', ')})`;
+    } else if (options.unlessStatus?.length) {
+      condition = `attribute_not_exists(pk) OR NOT (${statusName} IN (${options.unlessStatus.map(value).join(', ')}))`;
+    }
+    await this.client.send(new UpdateCommand({
+      TableName: this.tableName,
+      Key: ledgerKey(source),
+      UpdateExpression: `SET ${sets.join(', ')}${removes.length ? ` REMOVE ${removes.join(', ')}` : ''}`,
+      ConditionExpression: condition,
+      ExpressionAttributeNames: names,
+      ExpressionAttributeValues: values,
+    }));
+  }
+
+  private async tryTransition(source: SourceObject, status: LedgerStatusValue, options: UpdateOptions): Promise<boolean> {
+    try {
+      await this.transition(source, status, options);
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
+  }
+}
+
+export function isConditionFailure(error: unknown): boolean {
+  return error instanceof ConditionalCheckFailedException || (error as Error)?.name === 'ConditionalCheckFailedException';
+}

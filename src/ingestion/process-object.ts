@@ -1,0 +1,206 @@
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { DeleteObjectCommand, GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { IngestionEnv, ProcessInput, ProcessResult, SourceObject } from './contract';
+import { IN_LAKE, isConditionFailure, Ledger, LedgerOutputs, ledgerRef } from './ledger';
+import { describeError, FileRefusedError, log, numberEnv, prefixEnv, requiredEnv } from './runtime';
+import { convertFile, ConvertResult } from '../ons/convert';
+import { localFile } from '../ons/local-file';
+import { RefusedFileError } from '../ons/types';
+
+/**
+ * ProcessFile, shared by the processor Lambda and the Batch entrypoint: the raw object is streamed to
+ * a temp file (hashed on the way), skipped as a duplicate when the same content is already in the
+ * lake, else converted by the domain core exactly as `ons-data-platform convert` does and the outputs
+ * uploaded; the ledger records each step.
+ */
+
+export interface ProcessConfig {
+  readonly processedBucket: string;
+  readonly failedBucket: string;
+  readonly processedDataPrefix: string;
+  readonly dataCardsPrefix: string;
+  readonly rejectedRowsPrefix: string;
+  readonly maxExpandedBytes?: number;
+}
+
+export interface ProcessDeps {
+  readonly s3: S3Client;
+  readonly ledger: Ledger;
+  readonly config: ProcessConfig;
+}
+
+export function processConfigFromEnv(): ProcessConfig {
+  const maxExpanded = process.env[IngestionEnv.XLSX_MAX_EXPANDED_BYTES];
+  return {
+    processedBucket: requiredEnv(IngestionEnv.PROCESSED_BUCKET),
+    failedBucket: requiredEnv(IngestionEnv.FAILED_BUCKET),
+    // The domain core's defaults, so a run writes what `ons-data-platform convert` writes.
+    processedDataPrefix: prefixEnv(IngestionEnv.PROCESSED_DATA_PREFIX, 'processed/'),
+    dataCardsPrefix: prefixEnv(IngestionEnv.DATA_CARDS_PREFIX, 'knowledge/cards/'),
+    rejectedRowsPrefix: prefixEnv(IngestionEnv.REJECTED_ROWS_PREFIX, 'rejected/'),
+    maxExpandedBytes: maxExpanded ? numberEnv(IngestionEnv.XLSX_MAX_EXPANDED_BYTES) : undefined,
+  };
+}
+
+export async function processObject(input: ProcessInput, deps: ProcessDeps): Promise<ProcessResult> {
+  const { s3, ledger, config } = deps;
+  const { source, executionArn } = input;
+  const work = await mkdtemp(join(tmpdir(), 'ons-process-'));
+  try {
+    const local = join(work, 'source');
+    const contentHash = await download(s3, source, local);
+
+    // A replay of a run that already finished (the state machine retried after a timeout): same answer.
+    const existing = await ledger.get(source);
+    if (existing?.result && (existing.status === 'processed' || existing.status === 'loaded'
+      || existing.status === 'indexed' || existing.status === 'duplicate')) {
+      log('INFO', 'already settled by an earlier run', { source, status: existing.status });
+      return JSON.parse(existing.result) as ProcessResult;
+    }
+
+    const copy = await ledger.findProcessedCopy(contentHash, source);
+    if (copy) {
+      const result: ProcessResult = { status: 'duplicate', contentHash, duplicateOf: ledgerRef(copy) };
+      await ledger.recordDuplicate(source, { executionArn, result });
+      log('INFO', 'duplicate content: not processed again', { source, contentHash, duplicateOf: result.duplicateOf });
+      return result;
+    }
+
+    const settled = await ledger.startProcessing(source, { executionArn, contentHash });
+    if (settled) {
+      if (!settled.result) throw new Error(`ledger item ${ledgerRef({ pk: settled.pk, sk: settled.sk })} is ${settled.status} without a result`);
+      log('INFO', 'settled by a concurrent run', { source, status: settled.status });
+      return JSON.parse(settled.result) as ProcessResult;
+    }
+
+    const outDir = join(work, 'out');
+    let converted: ConvertResult;
+    try {
+      converted = await convertFile(source.key, localFile(local), {
+        outDir,
+        sourceKey: source.key,
+        sourceBucket: source.bucket,
+        sourceVersion: source.versionId,
+        processedDataPrefix: config.processedDataPrefix,
+        dataCardsPrefix: config.dataCardsPrefix,
+        rejectedRowsPrefix: config.rejectedRowsPrefix,
+        maxExpandedBytes: config.maxExpandedBytes,
+      });
+    } catch (error) {
+      if (error instanceof RefusedFileError || (error as Error)?.name === 'RefusedFileError') {
+        throw new FileRefusedError(`${source.key} refused: ${(error as Error).message}`);
+      }
+      throw error;
+    }
+    if (converted.contentHash !== contentHash) {
+      // The object changed under us (an unversioned key overwritten mid-run): retry on the new content.
+      throw new Error(`content hash changed while reading ${source.key} (${contentHash} then ${converted.contentHash})`);
+    }
+
+    const s = converted.summary;
+    const result: ProcessResult = {
+      status: 'processed',
+      contentHash,
+      dataset: s.dataset,
+      rows: s.rows,
+      records: s.records,
+      rejected: s.rejected,
+      series: s.series,
+      start: s.start ?? undefined,
+      end: s.end ?? undefined,
+      parquetKeys: converted.parquet.map((p) => p.relativePath),
+      cardKey: converted.card,
+      rejectedKey: converted.rejected,
+    };
+    const outputs: LedgerOutputs = {
+      processedBucket: config.processedBucket,
+      parquetKeys: result.parquetKeys,
+      cardKey: converted.card,
+      cardMetadataKey: converted.cardMetadata,
+      failedBucket: converted.rejected ? config.failedBucket : undefined,
+      rejectedKey: converted.rejected,
+    };
+
+    // Data first, the card (what the knowledge base indexes) last.
+    const uploads: Array<{ bucket: string; key: string; contentType: string }> = [
+      ...converted.parquet.map((p) => ({ bucket: config.processedBucket, key: p.relativePath, contentType: 'application/vnd.apache.parquet' })),
+      ...(converted.rejected ? [{ bucket: config.failedBucket, key: converted.rejected, contentType: 'text/csv; charset=utf-8' }] : []),
+      { bucket: config.processedBucket, key: converted.cardMetadata, contentType: 'application/json' },
+      { bucket: config.processedBucket, key: converted.card, contentType: 'text/markdown; charset=utf-8' },
+    ];
+    const attempted: Array<{ bucket: string; key: string }> = [];
+    try {
+      for (const u of uploads) {
+        // Recorded before the request: a request that timed out may still have landed.
+        attempted.push(u);
+        await new Upload({
+          client: s3,
+          params: { Bucket: u.bucket, Key: u.key, Body: createReadStream(join(outDir, u.key)), ContentType: u.contentType },
+        }).done();
+      }
+    } catch (error) {
+      await removeOutputs(s3, attempted);
+      throw error;
+    }
+    try {
+      await ledger.recordProcessed(source, { executionArn, result, outputs });
+    } catch (error) {
+      // A concurrent run of this version settled it first: its outputs have the same keys (same content), keep them.
+      const now = isConditionFailure(error) ? await ledger.get(source) : undefined;
+      if (now?.result && (IN_LAKE as string[]).includes(now.status)) return JSON.parse(now.result) as ProcessResult;
+      await removeOutputs(s3, attempted);
+      throw error;
+    }
+    log('INFO', 'processed', {
+      source,
+      dataset: result.dataset,
+      rows: result.rows,
+      records: result.records,
+      rejected: result.rejected,
+      series: result.series,
+      start: result.start,
+      end: result.end,
+      outputs: uploads.length,
+    });
+    return result;
+  } catch (error) {
+    log('ERROR', 'processing failed', { source, ...describeError(error) });
+    await ledger.recordFailure(source, { step: 'ProcessFile', reason: describeError(error).errorMessage, errorType: describeError(error).errorType })
+      .catch(() => undefined); // best effort: the item may not exist yet, and the error that matters is the one rethrown
+    throw error;
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+/** Streams the object (the given version) to `path`, hashing it; resolves to the SHA-256 (hex). */
+async function download(s3: S3Client, source: SourceObject, path: string): Promise<string> {
+  const response = await s3.send(new GetObjectCommand({ Bucket: source.bucket, Key: source.key, VersionId: source.versionId }));
+  const hash = createHash('sha256');
+  const tap = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      hash.update(chunk);
+      callback(null, chunk);
+    },
+  });
+  await pipeline(response.Body as Readable, tap, createWriteStream(path));
+  return hash.digest('hex');
+}
+
+/** Deletes what a failed run may have written, so no partial output looks complete. */
+async function removeOutputs(s3: S3Client, objects: Array<{ bucket: string; key: string }>): Promise<void> {
+  for (const o of objects) {
+    try {
+      await s3.send(new DeleteObjectCommand({ Bucket: o.bucket, Key: o.key }));
+    } catch (error) {
+      log('ERROR', 'could not remove a partial output', { bucket: o.bucket, key: o.key, ...describeError(error) });
+    }
+  }
+}

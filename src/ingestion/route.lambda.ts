@@ -1,0 +1,71 @@
+import { HeadObjectCommand } from '@aws-sdk/client-s3';
+import {
+  DEFAULT_DOCUMENT_EXTENSIONS, DEFAULT_TABULAR_EXTENSIONS, IngestionEnv, RouteAction, RouteResult, SourceObject, StepInput,
+} from './contract';
+import { Ledger } from './ledger';
+import {
+  createDocumentClient, createS3Client, isNotFound, listEnv, log, numberEnv, requiredEnv, validateInput,
+} from './runtime';
+
+// Created once per container, on first use (the environment is read then).
+let clients: { s3: ReturnType<typeof createS3Client>; ledger: Ledger } | undefined;
+function deps() {
+  return clients ??= { s3: createS3Client(), ledger: new Ledger(createDocumentClient(), requiredEnv(IngestionEnv.LEDGER_TABLE)) };
+}
+
+/**
+ * Route: decides what happens to a new raw object, by extension and size, and records it in the
+ * ledger as received. Unsupported files are routed to quarantine with a reason, not thrown.
+ */
+export async function handler(event: StepInput): Promise<RouteResult> {
+  // S3 URL-encodes keys in EventBridge "Object Created" events as in its notifications (form style,
+  // space = '+'), so a key taken from `$.detail.object.key` comes flagged `keyUrlEncoded`: decoded here.
+  const input = validateInput(event);
+  const requested = input.source;
+  const tabular = listEnv(IngestionEnv.TABULAR_EXTENSIONS, DEFAULT_TABULAR_EXTENSIONS);
+  const documents = listEnv(IngestionEnv.DOCUMENT_EXTENSIONS, DEFAULT_DOCUMENT_EXTENSIONS);
+  const lambdaMaxBytes = numberEnv(IngestionEnv.LAMBDA_MAX_BYTES);
+  const { s3, ledger } = deps();
+
+  let source: SourceObject;
+  let decision: { action: RouteAction; reason?: string };
+  try {
+    const head = await s3.send(new HeadObjectCommand({ Bucket: requested.bucket, Key: requested.key, VersionId: requested.versionId }));
+    source = {
+      bucket: requested.bucket, key: requested.key, versionId: head.VersionId ?? requested.versionId, size: head.ContentLength ?? requested.size,
+    };
+    decision = decide(source, { tabular, documents, lambdaMaxBytes });
+  } catch (error) {
+    if (!isNotFound(error)) throw error;
+    // Deleted (or that version removed) before the execution got to it: nothing to process, on the record.
+    source = requested;
+    decision = { action: 'quarantine', reason: `the object no longer exists${requested.versionId ? ` (version ${requested.versionId})` : ''}` };
+  }
+
+  const recorded = await ledger.recordReceived(source, {
+    executionArn: input.executionArn, route: decision.action, reason: decision.reason,
+  });
+  log('INFO', 'routed', { source, ...decision, ...(recorded ? {} : { ledger: 'already settled, left as is' }) });
+  return { action: decision.action, ...(decision.reason ? { reason: decision.reason } : {}), source };
+}
+
+interface RouteConfig {
+  readonly tabular: string[];
+  readonly documents: string[];
+  readonly lambdaMaxBytes: number;
+}
+
+function decide(source: SourceObject, config: RouteConfig): { action: RouteAction; reason?: string } {
+  const name = source.key.split('/').pop() ?? '';
+  const dot = name.lastIndexOf('.');
+  const extension = dot > 0 ? name.slice(dot + 1).toLowerCase() : '';
+  const expected = `expected a tabular file (${config.tabular.map((e) => `.${e}`).join(', ')}) or a document (${config.documents.map((e) => `.${e}`).join(', ')})`;
+  if (name === '') return { action: 'quarantine', reason: `the key ends with '/' (a folder marker, not a file); ${expected}` };
+  if (source.size === 0) return { action: 'quarantine', reason: 'the object is empty (0 bytes)' };
+  if (config.tabular.includes(extension)) {
+    return (source.size ?? 0) <= config.lambdaMaxBytes ? { action: 'process' } : { action: 'processLarge' };
+  }
+  if (config.documents.includes(extension)) return { action: 'document' };
+  const found = extension ? `'.${extension}' files are not supported` : 'the file name has no extension';
+  return { action: 'quarantine', reason: `${found}: ${expected}` };
+}

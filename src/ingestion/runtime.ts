@@ -1,0 +1,136 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { S3Client } from '@aws-sdk/client-s3';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { IngestionEnv, SourceObject, StepInput } from './contract';
+
+/**
+ * What the ingestion handlers and the Batch entrypoint share at run time: configuration from the
+ * environment, the AWS clients, structured logs and S3 key helpers. Handler-side only (bundled into
+ * the assets); the constructs import nothing from here.
+ */
+
+/** A configuration problem the construct should have prevented (missing or invalid environment). */
+export class ConfigurationError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigurationError';
+  }
+}
+
+/**
+ * A file the domain core refuses. Its name is the `Error` Step Functions sees (Lambda reports
+ * `error.name` as `errorType`): the state machine does not retry it.
+ */
+export class FileRefusedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'FileRefused';
+  }
+}
+
+export function requiredEnv(name: string): string {
+  const value = process.env[name];
+  if (!value) throw new ConfigurationError(`${name} is not set`);
+  return value;
+}
+
+/** A prefix from the environment, ending with `/` (empty when unset and no default is given). */
+export function prefixEnv(name: string, fallback: string): string {
+  const value = process.env[name] ?? fallback;
+  return value === '' || value.endsWith('/') ? value : `${value}/`;
+}
+
+export function numberEnv(name: string, fallback?: number): number {
+  const text = process.env[name];
+  if (text === undefined || text === '') {
+    if (fallback === undefined) throw new ConfigurationError(`${name} is not set`);
+    return fallback;
+  }
+  const value = Number(text);
+  if (!Number.isFinite(value) || value < 0) throw new ConfigurationError(`${name} must be a non-negative number, got '${text}'`);
+  return value;
+}
+
+/** Comma-separated lower-case extensions, without dots (`csv, .XLSX` → `['csv', 'xlsx']`). */
+export function listEnv(name: string, fallback: readonly string[]): string[] {
+  const text = process.env[name];
+  if (text === undefined || text.trim() === '') return [...fallback];
+  return text.split(',').map((e) => e.trim().toLowerCase().replace(/^\./, '')).filter(Boolean);
+}
+
+/**
+ * The S3 client: region, credentials and endpoint come from the standard environment (AWS_REGION,
+ * AWS_ENDPOINT_URL_S3...). Only the socket timeouts are ours, so a stalled request fails and is retried.
+ */
+export function createS3Client(): S3Client {
+  const timeout = numberEnv(IngestionEnv.S3_REQUEST_TIMEOUT_MS, 60_000);
+  return new S3Client({
+    requestHandler: { connectionTimeout: timeout, requestTimeout: timeout },
+  });
+}
+
+/** The ledger's client: attributes left undefined are dropped rather than refused. */
+export function createDocumentClient(): DynamoDBDocumentClient {
+  return DynamoDBDocumentClient.from(new DynamoDBClient({}), { marshallOptions: { removeUndefinedValues: true } });
+}
+
+type Level = 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
+
+/** One JSON line per event (CloudWatch Logs Insights reads the fields). */
+export function log(level: Level, message: string, fields: Record<string, unknown> = {}): void {
+  const line = JSON.stringify({ level, message, time: new Date().toISOString(), ...fields });
+  if (level === 'ERROR' || level === 'WARN') console.error(line);
+  else console.log(line);
+}
+
+/** An error as logs and reports may show it: its name and message, never its stack. */
+export function describeError(error: unknown): { errorType: string; errorMessage: string } {
+  if (error instanceof Error) return { errorType: error.name || 'Error', errorMessage: error.message };
+  return { errorType: 'Error', errorMessage: String(error) };
+}
+
+/**
+ * Decodes a key from an S3 event notification or EventBridge event, which S3 URL-encodes in form
+ * style: a space is `+`, a real `+` is `%2B`.
+ */
+export function decodeEventKey(key: string): string {
+  return decodeURIComponent(key.replace(/\+/g, ' '));
+}
+
+/**
+ * `CopySource` as S3 expects it: `bucket/key` URL-encoded (each path segment, so `+`, `?`, `#`, `%`
+ * and `=` survive), then `?versionId=` for a version.
+ */
+export function copySource(source: Pick<SourceObject, 'bucket' | 'key' | 'versionId'>): string {
+  const path = `${source.bucket}/${source.key.split('/').map(encodeURIComponent).join('/')}`;
+  return source.versionId ? `${path}?versionId=${encodeURIComponent(source.versionId)}` : path;
+}
+
+/** True for S3's "no such key / version" answers (404 on HeadObject has no error code). */
+export function isNotFound(error: unknown): boolean {
+  const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return e?.name === 'NoSuchKey' || e?.name === 'NotFound' || e?.name === 'NoSuchVersion' || e?.$metadata?.httpStatusCode === 404;
+}
+
+/** The source with its key decoded (see `SourceObject.keyUrlEncoded`) and without the flag. */
+export function decodedSource(source: SourceObject): SourceObject {
+  if (!source.keyUrlEncoded) return source;
+  const { keyUrlEncoded: _encoded, ...rest } = source;
+  return { ...rest, key: decodeEventKey(source.key) };
+}
+
+/** Checks the step input, so a malformed payload fails with a reason instead of deep inside a call. */
+export function validateInput(input: unknown): StepInput {
+  const i = input as Partial<StepInput> | undefined;
+  const s = i?.source;
+  if (!s || typeof s.bucket !== 'string' || !s.bucket || typeof s.key !== 'string' || !s.key) {
+    throw new TypeError('input.source must have a bucket and a key');
+  }
+  if (s.versionId !== undefined && s.versionId !== null && typeof s.versionId !== 'string') {
+    throw new TypeError('input.source.versionId must be a string');
+  }
+  if (typeof i.executionArn !== 'string' || !i.executionArn) throw new TypeError('input.executionArn must be a string');
+  // A JSON null version (unversioned bucket) is the same as none.
+  const source: SourceObject = s.versionId === null ? { ...s, versionId: undefined } : s;
+  return { ...(i as StepInput), source: decodedSource(source) };
+}
