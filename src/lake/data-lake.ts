@@ -1,12 +1,25 @@
-import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { Annotations, Duration, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
+import * as athena from 'aws-cdk-lib/aws-athena';
+import * as glue from 'aws-cdk-lib/aws-glue';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { DataLakeProps } from './data-lake-props';
 import { DataLakeLifecycle, resolveLifecycle } from './lifecycle';
+import { acknowledgeObjectWildcards } from './nag';
+import { configureReplication } from './replication';
+import { checkName, TableSchema, tableSchemas } from './tables';
 import { allowLogsToUseKey, applyPlatformTags } from '../platform/defaults';
 import { applyDataRemovalPolicy, dataRemovalPolicy } from '../platform/removal';
+import { PlatformStage } from '../platform/stage';
+
+const GIB = 1024 ** 3;
+/** The smallest per-query cutoff Athena accepts (WorkGroupConfiguration.BytesScannedCutoffPerQuery). */
+const MIN_BYTES_SCANNED_CUTOFF = 10_000_000;
+/** ONS history starts in 2000: the first year the tables' partition projection covers. */
+const FIRST_PROJECTED_YEAR = 2000;
+const ATHENA_ENGINE_VERSION = 'Athena engine version 3';
 
 /**
  * The platform's S3 data lake: raw, processed and failed buckets, plus a bucket for their server access logs.
@@ -19,9 +32,23 @@ import { applyDataRemovalPolicy, dataRemovalPolicy } from '../platform/removal';
  * Buckets, key and logs are retained when the stack is deleted, unless the context flag
  * `ons-data-platform:removeDataOnDestroy` is `true` and the stage allows data removal (not PROD).
  *
+ * For analytics, the lake has an AWS Glue database with one table per catalog dataset over the
+ * processed Parquet (`<processedDataPrefix>dataset=<id>/year=YYYY/month=MM/`), partitioned by `year`
+ * and `month` with partition projection, so new months need no crawler and no `MSCK REPAIR`; and an
+ * Amazon Athena workgroup that enforces its settings: results encrypted with the lake key, a
+ * bytes-scanned cutoff per query, CloudWatch metrics. Query results go to a prefix of the processed
+ * bucket (`queryResultsPrefix`) rather than a bucket of their own: they get the same key, TLS-only
+ * policy, access logging and retention guard as the data, with a lifecycle rule that expires them, and
+ * the replication rules, being per prefix, leave them out.
+ *
+ * The database and the workgroup follow the lake's removal policy (retained, they keep views and
+ * saved queries users created; a new stack then needs other names or their deletion). Tables are
+ * definitions generated from the catalog and are always deleted with the stack; the data stays.
+ *
  * @example
  * const lake = new DataLake(stack, 'Lake', { stage: PlatformStage.PROD });
  * lake.grantUpload(uploaderRole);
+ * lake.grantQuery(analystRole);
  */
 export class DataLake extends Construct {
   /** The customer-managed key that encrypts the lake. */
@@ -48,6 +75,31 @@ export class DataLake extends Construct {
   public readonly rejectedRowsPrefix: string;
   /** Prefix of quarantined files in the failed bucket. */
   public readonly quarantinePrefix: string;
+  /** Prefix of Athena query results in the processed bucket. */
+  public readonly queryResultsPrefix: string;
+  /** The Glue database of the lake's tables. */
+  public readonly database: glue.CfnDatabase;
+  /** Name of the Glue database. */
+  public readonly databaseName: string;
+  /** ARN of the Glue database. */
+  public readonly databaseArn: string;
+  /** One table per dataset (the catalog's, then `additionalDatasets`), named after the dataset id. */
+  public readonly tables: glue.CfnTable[];
+  /** Ids of the datasets that have a table, in the order of `tables`. */
+  public readonly datasetIds: string[];
+  /** The Athena workgroup for queries over the lake. */
+  public readonly workGroup: athena.CfnWorkGroup;
+  /** Name of the Athena workgroup. */
+  public readonly workGroupName: string;
+  /** ARN of the Athena workgroup. */
+  public readonly workGroupArn: string;
+  /** Most bytes one query in the workgroup may scan. */
+  public readonly bytesScannedCutoffPerQuery: number;
+  /** The role S3 replicates the processed bucket with; undefined without `replication`. */
+  public readonly replicationRole?: iam.IRole;
+
+  private readonly catalogArn: string;
+  private readonly encryptsDataCatalog: boolean;
 
   constructor(scope: Construct, id: string, props: DataLakeProps) {
     super(scope, id);
@@ -60,12 +112,27 @@ export class DataLake extends Construct {
     this.dataCardsPrefix = validatePrefix('dataCardsPrefix', props.dataCardsPrefix ?? 'knowledge/cards/');
     this.rejectedRowsPrefix = validatePrefix('rejectedRowsPrefix', props.rejectedRowsPrefix ?? 'rejected/');
     this.quarantinePrefix = validatePrefix('quarantinePrefix', props.quarantinePrefix ?? 'quarantine/');
+    this.queryResultsPrefix = validatePrefix('queryResultsPrefix', props.queryResultsPrefix ?? 'athena-results/');
     assertDisjoint('processed bucket', {
       processedDataPrefix: this.processedDataPrefix,
       documentsPrefix: this.documentsPrefix,
       dataCardsPrefix: this.dataCardsPrefix,
+      queryResultsPrefix: this.queryResultsPrefix,
     });
     assertDisjoint('failed bucket', { rejectedRowsPrefix: this.rejectedRowsPrefix, quarantinePrefix: this.quarantinePrefix });
+    const queryResultsExpirationDays = props.queryResultsExpirationDays ?? 30;
+    if (!Number.isInteger(queryResultsExpirationDays) || queryResultsExpirationDays < 1) {
+      throw new Error(`DataLakeProps.queryResultsExpirationDays: expected a whole number of days of at least 1, got ${queryResultsExpirationDays}`);
+    }
+    this.databaseName = checkName('DataLakeProps.databaseName', props.databaseName ?? `ons_data_platform_${stage.name.replace(/-/g, '_')}`);
+    this.workGroupName = validateWorkGroupName(props.workGroupName ?? `ons-data-platform-${stage.name}`);
+    this.bytesScannedCutoffPerQuery = validateCutoff(props.bytesScannedCutoffPerQuery ?? (stage === PlatformStage.DEV ? 10 * GIB : 100 * GIB));
+    const projectionEndYear = props.projectionEndYear ?? 2050;
+    if (!Number.isInteger(projectionEndYear) || projectionEndYear < FIRST_PROJECTED_YEAR || projectionEndYear > 9999) {
+      throw new Error(`DataLakeProps.projectionEndYear: expected a year from ${FIRST_PROJECTED_YEAR} to 9999, got ${projectionEndYear}`);
+    }
+    const schemas = tableSchemas(props.additionalDatasets);
+    this.encryptsDataCatalog = props.encryptDataCatalog ?? false;
 
     applyPlatformTags(this, stage, props.tags);
     this.removalPolicy = dataRemovalPolicy(this, stage);
@@ -78,7 +145,16 @@ export class DataLake extends Construct {
         description: `ONS data platform (${stage.name}): data lake, logs and function environments`,
         enableKeyRotation: true,
       });
-      applyDataRemovalPolicy(key, stage);
+      if (this.encryptsDataCatalog) {
+        // The catalog stays encrypted with this key after the stack is gone: losing the key would lose the catalog.
+        key.applyRemovalPolicy(RemovalPolicy.RETAIN);
+        if (destroy) {
+          Annotations.of(this).addWarningV2('ons-data-platform:catalogKeyRetained',
+            'The lake key is retained although data removal was requested: encryptDataCatalog encrypts the account\'s Glue Data Catalog with it.');
+        }
+      } else {
+        applyDataRemovalPolicy(key, stage);
+      }
       this.encryptionKey = key;
     }
     allowLogsToUseKey(this.encryptionKey);
@@ -124,7 +200,7 @@ export class DataLake extends Construct {
     (raw.node.defaultChild as s3.CfnBucket).notificationConfiguration = { eventBridgeConfiguration: { eventBridgeEnabled: true } };
     this.rawBucket = raw;
 
-    this.processedBucket = this.dataBucket('ProcessedBucket', 'processed/', bucketProps, [
+    const processed = this.dataBucket('ProcessedBucket', 'processed/', bucketProps, [
       noncurrentAndUploads,
       {
         id: 'processed-data-to-infrequent-access',
@@ -134,7 +210,16 @@ export class DataLake extends Construct {
           transitionAfter: Duration.days(lifecycle.processedInfrequentAccessAfterDays),
         }],
       },
+      { id: 'expire-query-results', prefix: this.queryResultsPrefix, expiration: Duration.days(queryResultsExpirationDays) },
     ]);
+    this.processedBucket = processed;
+    if (props.replication) {
+      this.replicationRole = configureReplication(this, {
+        bucket: processed,
+        key: this.encryptionKey,
+        prefixes: [this.processedDataPrefix, this.dataCardsPrefix, this.documentsPrefix],
+      }, props.replication);
+    }
 
     this.failedBucket = this.dataBucket('FailedBucket', 'failed/', bucketProps, [
       noncurrentAndUploads,
@@ -142,6 +227,113 @@ export class DataLake extends Construct {
     ]);
 
     this.allowAccessLogDelivery(accessLogs, [raw, this.processedBucket, this.failedBucket]);
+
+    const stack = Stack.of(this);
+    this.catalogArn = stack.formatArn({ service: 'glue', resource: 'catalog' });
+    if (this.encryptsDataCatalog) this.encryptDataCatalog();
+    this.database = new glue.CfnDatabase(this, 'Database', {
+      catalogId: stack.account,
+      databaseInput: {
+        name: this.databaseName,
+        // No LocationUri: engines that write managed tables there would write among the processed data.
+        description: `ONS data platform (${stage.name}): one table per ONS dataset over the processed Parquet`,
+      },
+    });
+    this.database.applyRemovalPolicy(this.removalPolicy);
+    this.databaseArn = stack.formatArn({ service: 'glue', resource: 'database', resourceName: this.databaseName });
+    this.datasetIds = schemas.map((t) => t.datasetId);
+    this.tables = schemas.map((t) => this.table(t, projectionEndYear));
+
+    this.workGroup = new athena.CfnWorkGroup(this, 'WorkGroup', {
+      name: this.workGroupName,
+      description: `ONS data platform (${stage.name}): queries over the data lake`,
+      state: 'ENABLED',
+      // Deleting a workgroup that is not empty needs this; a retained one keeps its saved queries.
+      recursiveDeleteOption: destroy,
+      workGroupConfiguration: {
+        enforceWorkGroupConfiguration: true,
+        publishCloudWatchMetricsEnabled: true,
+        bytesScannedCutoffPerQuery: this.bytesScannedCutoffPerQuery,
+        engineVersion: { selectedEngineVersion: ATHENA_ENGINE_VERSION },
+        resultConfiguration: {
+          outputLocation: `s3://${this.processedBucket.bucketName}/${this.queryResultsPrefix}`,
+          expectedBucketOwner: stack.account,
+          encryptionConfiguration: { encryptionOption: 'SSE_KMS', kmsKey: this.encryptionKey.keyArn },
+        },
+      },
+    });
+    this.workGroup.applyRemovalPolicy(this.removalPolicy);
+    this.workGroupArn = stack.formatArn({ service: 'athena', resource: 'workgroup', resourceName: this.workGroupName });
+  }
+
+  /**
+   * Name of the table of a dataset (its id), for SQL such as `SELECT ... FROM "<databaseName>"."<table>"`.
+   * Throws if the dataset has no table.
+   */
+  public tableName(datasetId: string): string {
+    return this.cfnTable(datasetId).ref;
+  }
+
+  /**
+   * ARN of the table of a dataset. Throws if the dataset has no table.
+   */
+  public tableArn(datasetId: string): string {
+    this.cfnTable(datasetId);
+    return Stack.of(this).formatArn({ service: 'glue', resource: 'table', resourceName: `${this.databaseName}/${datasetId}` });
+  }
+
+  /**
+   * Lets `grantee` run Athena queries over the lake's tables in the lake's workgroup: start, follow, read
+   * and stop queries in the workgroup (and read its settings); read the database and its tables in the
+   * Glue Data Catalog; read processed Parquet (only under `processedDataPrefix`); read and write query
+   * results (only under `queryResultsPrefix`); use the lake key through S3 (and Glue, when the catalog
+   * is encrypted). Every query result in the workgroup is readable by every grantee.
+   *
+   * The object ARNs under those two prefixes (`<bucket>/<prefix>*`) are the narrowest resources for
+   * reading a partitioned table; when the grantee is a construct of this app, exactly those two
+   * cdk-nag AwsSolutions-IAM5 findings are acknowledged on it, with that reason.
+   */
+  public grantQuery(grantee: iam.IGrantable): iam.Grant {
+    const stack = Stack.of(this);
+    const bucket = this.processedBucket;
+    const athenaGrant = iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['athena:StartQueryExecution', 'athena:GetQueryExecution', 'athena:GetQueryResults', 'athena:StopQueryExecution', 'athena:GetWorkGroup'],
+      resourceArns: [this.workGroupArn],
+    });
+    const glueGrant = iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['glue:GetDatabase', 'glue:GetTable', 'glue:GetTables', 'glue:GetPartitions'],
+      // GetTables returns only the tables listed here.
+      resourceArns: [this.catalogArn, this.databaseArn, ...this.datasetIds.map((id) => this.tableArn(id))],
+    });
+    const listGrant = iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['s3:ListBucket'],
+      resourceArns: [bucket.bucketArn],
+      conditions: { StringLike: { 's3:prefix': [`${this.processedDataPrefix}*`, `${this.queryResultsPrefix}*`] } },
+    });
+    // GetBucketLocation carries no s3:prefix: it needs its own statement without the condition.
+    const locationGrant = iam.Grant.addToPrincipal({ grantee, actions: ['s3:GetBucketLocation'], resourceArns: [bucket.bucketArn] });
+    const dataGrant = iam.Grant.addToPrincipal({ grantee, actions: ['s3:GetObject'], resourceArns: [bucket.arnForObjects(`${this.processedDataPrefix}*`)] });
+    const resultsGrant = iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['s3:GetObject', 's3:PutObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'],
+      resourceArns: [bucket.arnForObjects(`${this.queryResultsPrefix}*`)],
+    });
+    const viaServices = [`s3.${stack.region}.amazonaws.com`, ...(this.encryptsDataCatalog ? [`glue.${stack.region}.amazonaws.com`] : [])];
+    const keyGrant = iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
+      resourceArns: [this.encryptionKey.keyArn],
+      conditions: { StringEquals: { 'kms:ViaService': viaServices } },
+    });
+    if (Construct.isConstruct(grantee.grantPrincipal)) {
+      acknowledgeObjectWildcards(grantee.grantPrincipal, bucket, [this.processedDataPrefix, this.queryResultsPrefix],
+        'DataLake.grantQuery: Athena reads every object of a table\'s partitions and writes results under their own '
+        + 'prefix; object ARNs <processed bucket>/<prefix>* for those two prefixes are the narrowest resources for that.');
+    }
+    return athenaGrant.combine(glueGrant).combine(listGrant).combine(locationGrant).combine(dataGrant).combine(resultsGrant).combine(keyGrant);
   }
 
   /**
@@ -163,6 +355,66 @@ export class DataLake extends Construct {
    */
   public grantReadProcessedData(grantee: iam.IGrantable): iam.Grant {
     return this.processedBucket.grantRead(grantee, `${this.processedDataPrefix}*`);
+  }
+
+  private cfnTable(datasetId: string): glue.CfnTable {
+    const i = this.datasetIds.indexOf(datasetId);
+    if (i < 0) throw new Error(`DataLake has no table for dataset '${datasetId}'; tables: ${this.datasetIds.join(', ')}`);
+    return this.tables[i];
+  }
+
+  private table(schema: TableSchema, projectionEndYear: number): glue.CfnTable {
+    const stack = Stack.of(this);
+    // The processed Parquet writer's layout: <prefix>dataset=<id>/year=YYYY/month=MM/<source>-<hash>.parquet.
+    const location = `s3://${this.processedBucket.bucketName}/${this.processedDataPrefix}dataset=${schema.datasetId}/`;
+    const table = new glue.CfnTable(this, `Table-${schema.datasetId}`, {
+      catalogId: stack.account,
+      databaseName: this.database.ref,
+      tableInput: {
+        name: schema.datasetId,
+        description: schema.description,
+        tableType: 'EXTERNAL_TABLE',
+        parameters: {
+          'EXTERNAL': 'TRUE',
+          'classification': 'parquet',
+          'projection.enabled': 'true',
+          'projection.year.type': 'integer',
+          'projection.year.range': `${FIRST_PROJECTED_YEAR},${projectionEndYear}`,
+          'projection.month.type': 'integer',
+          'projection.month.range': '1,12',
+          // month=01..12 in the path; the column is an int (WHERE month = 3).
+          'projection.month.digits': '2',
+          'storage.location.template': location + 'year=${year}/month=${month}/',
+        },
+        partitionKeys: [
+          { name: 'year', type: 'int', comment: 'Year of local_time (Brasília), the year=YYYY path segment.' },
+          { name: 'month', type: 'int', comment: 'Month of local_time (Brasília), 1-12; the month=MM path segment.' },
+        ],
+        storageDescriptor: {
+          location,
+          columns: schema.columns.map((c) => ({ name: c.name, type: c.type, comment: c.comment })),
+          inputFormat: 'org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat',
+          outputFormat: 'org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat',
+          serdeInfo: { serializationLibrary: 'org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe' },
+          compressed: false,
+          storedAsSubDirectories: false,
+        },
+      },
+    });
+    return table;
+  }
+
+  private encryptDataCatalog(): void {
+    const settings = new glue.CfnDataCatalogEncryptionSettings(this, 'DataCatalogEncryption', {
+      catalogId: Stack.of(this).account,
+      dataCatalogEncryptionSettings: {
+        encryptionAtRest: { catalogEncryptionMode: 'SSE-KMS', sseAwsKmsKeyId: this.encryptionKey.keyArn },
+        // The API sets both halves together: rather than turning password encryption off, turn it on with the same key.
+        connectionPasswordEncryption: { returnConnectionPasswordEncrypted: true, kmsKeyId: this.encryptionKey.keyArn },
+      },
+    });
+    // Account-wide settings: removing the stack must not change them for everyone else.
+    settings.applyRemovalPolicy(RemovalPolicy.RETAIN);
   }
 
   private dataBucket(id: string, logPrefix: string, bucketProps: s3.BucketProps, lifecycleRules: s3.LifecycleRule[]): s3.Bucket {
@@ -199,6 +451,20 @@ export class DataLake extends Construct {
       conditions: { StringEquals: { 'aws:SourceAccount': stack.account } },
     }));
   }
+}
+
+function validateWorkGroupName(value: string): string {
+  if (!Token.isUnresolved(value) && !/^[a-zA-Z0-9._-]{1,128}$/.test(value)) {
+    throw new Error(`DataLakeProps.workGroupName: expected 1-128 letters, digits, '.', '_' or '-', got '${value}'`);
+  }
+  return value;
+}
+
+function validateCutoff(value: number): number {
+  if (!Number.isInteger(value) || value < MIN_BYTES_SCANNED_CUTOFF) {
+    throw new Error(`DataLakeProps.bytesScannedCutoffPerQuery: expected a whole number of bytes of at least ${MIN_BYTES_SCANNED_CUTOFF} (10 MB, the Athena minimum), got ${value}`);
+  }
+  return value;
 }
 
 const PREFIX_PATTERN = /^[A-Za-z0-9!_.*'()=-]+(\/[A-Za-z0-9!_.*'()=-]+)*\/$/;

@@ -139,10 +139,11 @@ describe('DataLake', () => {
       })]);
     });
 
-    test(`${stage.name}: processed Parquet goes to Standard-IA at 30 days; cards and documents stay in Standard`, () => {
+    test(`${stage.name}: processed Parquet goes to Standard-IA at 30 days; cards and documents stay in Standard; query results expire`, () => {
       expect(rules(t, 'Processed')).toEqual([
         expect.objectContaining(common),
         expect.objectContaining({ Prefix: 'processed/', Transitions: [{ StorageClass: 'STANDARD_IA', TransitionInDays: 30 }] }),
+        { Id: 'expire-query-results', Prefix: 'athena-results/', ExpirationInDays: 30, Status: 'Enabled' },
       ]);
     });
 

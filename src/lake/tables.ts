@@ -1,0 +1,127 @@
+import { DatasetTableProps } from './data-lake-props';
+import { CATALOG, DatasetDefinition } from '../ons/catalog';
+
+/**
+ * One column of a dataset's table.
+ * @internal
+ */
+export interface TableColumn {
+  readonly name: string;
+  /** Glue/Hive type. */
+  readonly type: 'timestamp' | 'string' | 'double' | 'int';
+  readonly comment: string;
+}
+
+/**
+ * What a dataset's table holds: its name, description and columns, in the order the processor writes them.
+ * @internal
+ */
+export interface TableSchema {
+  readonly datasetId: string;
+  readonly description: string;
+  readonly columns: TableColumn[];
+}
+
+/** Glue's limits: column comments, table descriptions. */
+const COLUMN_COMMENT_MAX = 255;
+const TABLE_DESCRIPTION_MAX = 2048;
+
+/** Columns every processed file has besides the dataset's own (see the processed Parquet writer). */
+const ADDED_COLUMNS = ['time', 'local_time', 'source_key', 'source_version', 'source_row'];
+/** Partition keys, and the `dataset=` path segment. */
+const PARTITION_NAMES = ['dataset', 'year', 'month'];
+
+/** Names Athena takes unquoted: lower-case letters, digits, underscores, starting with a letter. */
+const NAME = /^[a-z][a-z0-9_]{0,254}$/;
+
+/**
+ * Tables for every catalog dataset, then for `additional`, with the columns of the processed Parquet:
+ * `time` (UTC instant), `local_time` (Brasília time as written), the dimensions and labels (text), the
+ * measures (double), then the source object's key, version and row.
+ * @internal
+ */
+export function tableSchemas(additional: readonly DatasetTableProps[] = []): TableSchema[] {
+  const schemas = CATALOG.map(fromCatalog);
+  additional.forEach((d, i) => schemas.push(fromProps(d, `DataLakeProps.additionalDatasets[${i}]`)));
+  const seen = new Set<string>();
+  for (const s of schemas) {
+    if (seen.has(s.datasetId)) {
+      throw new Error(`DataLakeProps.additionalDatasets: dataset '${s.datasetId}' already has a table (${CATALOG.some((d) => d.id === s.datasetId) ? 'it is in the catalog' : 'listed twice'})`);
+    }
+    seen.add(s.datasetId);
+  }
+  return schemas;
+}
+
+function fromCatalog(def: DatasetDefinition): TableSchema {
+  const optional = (name: string) => (def.optional?.includes(name) ? ' Absent from some publications (null there).' : '');
+  const fallbackFor = (name: string) => Object.entries(def.identityFallback ?? {}).find(([, fallback]) => fallback === name)?.[0];
+  const columns: TableColumn[] = [
+    ...timeColumns(def.time),
+    ...def.dimensions.map((d) => column(d, 'string', `Identity dimension: part of the series key.${optional(d)}`)),
+    ...def.labels.map((l) => {
+      const identifies = fallbackFor(l);
+      const role = identifies ? ` Identifies the series in files without ${identifies}.` : '';
+      return column(l, 'string', `Descriptive label, never part of the series key.${role}${optional(l)}`);
+    }),
+    ...def.measures.map((m) => column(m.name, 'double', `${m.description.en} / ${m.description.pt} [${m.unit ?? 'unit not stated by ONS'}].${optional(m.name)}`)),
+    ...sourceColumns(),
+  ];
+  const description = `${def.title.en} (${def.title.pt}), ONS dataset ${def.id}, grain ${def.grain}. ${def.description.en} | ${def.description.pt}`;
+  return { datasetId: def.id, description: truncate(description, TABLE_DESCRIPTION_MAX), columns };
+}
+
+function fromProps(d: DatasetTableProps, where: string): TableSchema {
+  checkName(`${where}.datasetId`, d.datasetId);
+  if (d.measures.length === 0) throw new Error(`${where}.measures: a dataset needs at least one measure`);
+  const own = [...(d.dimensions ?? []), ...(d.labels ?? []), ...d.measures.map((m) => m.name)];
+  own.forEach((name) => checkName(`${where} column`, name));
+  const clash = own.find((n, i) => own.indexOf(n) !== i || ADDED_COLUMNS.includes(n) || PARTITION_NAMES.includes(n));
+  if (clash) {
+    throw new Error(`${where}: column '${clash}' is listed twice or is one the processor adds or partitions by (${[...ADDED_COLUMNS, ...PARTITION_NAMES].join(', ')})`);
+  }
+  const columns: TableColumn[] = [
+    ...timeColumns('the time column'),
+    ...(d.dimensions ?? []).map((n) => column(n, 'string', 'Identity dimension: part of the series key.')),
+    ...(d.labels ?? []).map((n) => column(n, 'string', 'Descriptive label, never part of the series key.')),
+    ...d.measures.map((m) => column(m.name, 'double', `${m.description ?? m.name} [${m.unit ?? 'unit not stated'}].`)),
+    ...sourceColumns(),
+  ];
+  const description = d.description ?? `ONS dataset ${d.datasetId} (outside the catalog; read by the ONS naming convention).`;
+  if (description.length > TABLE_DESCRIPTION_MAX) throw new Error(`${where}.description: at most ${TABLE_DESCRIPTION_MAX} characters, got ${description.length}`);
+  return { datasetId: d.datasetId, description, columns };
+}
+
+function timeColumns(source: string): TableColumn[] {
+  return [
+    column('time', 'timestamp', `Instant of the row in UTC: ${source} read as Brasília civil time (America/Sao_Paulo, with historical DST).`),
+    column('local_time', 'string', `Brasília civil time as written in the source file (${source}).`),
+  ];
+}
+
+function sourceColumns(): TableColumn[] {
+  return [
+    column('source_key', 'string', 'S3 key of the raw file the row came from.'),
+    column('source_version', 'string', 'S3 version id of that raw file (null when the bucket had none).'),
+    column('source_row', 'int', 'Row of the raw file, as a spreadsheet numbers it (header = 1).'),
+  ];
+}
+
+function column(name: string, type: TableColumn['type'], comment: string): TableColumn {
+  return { name, type, comment: truncate(comment, COLUMN_COMMENT_MAX) };
+}
+
+function truncate(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
+
+/**
+ * Throws unless `value` is a name Athena and Glue take unquoted.
+ * @internal
+ */
+export function checkName(prop: string, value: string): string {
+  if (!NAME.test(value)) {
+    throw new Error(`${prop}: expected lower-case letters, digits and underscores, starting with a letter, at most 255 characters, got '${value}'`);
+  }
+  return value;
+}
