@@ -1,0 +1,292 @@
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer, IncomingMessage, request, Server, ServerResponse } from 'node:http';
+import { AddressInfo, Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CreateTableCommand, DynamoDBClient, waitUntilTableExists } from '@aws-sdk/client-dynamodb';
+import {
+  GetObjectCommand, ListObjectsCommand, PutObjectCommand, S3Client,
+} from '@aws-sdk/client-s3';
+import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
+import { IngestionEnv, LedgerSchema } from '../../src/ingestion/contract';
+import type { LedgerItem } from '../../src/ingestion/ledger';
+
+/**
+ * Local AWS for the ingestion handler tests: s3rver (S3) and dynalite (DynamoDB) on 127.0.0.1, the
+ * ledger table created with the contract's keys and indexes, the bundled handlers loaded with their
+ * environment, and a proxy in front of S3 that can fail a chosen request.
+ */
+
+interface S3rverInstance {
+  run(): Promise<AddressInfo>;
+  close(): Promise<void>;
+}
+type S3rverConstructor = new (options: {
+  address: string; port: number; silent: boolean; directory: string; configureBuckets: { name: string }[];
+}) => S3rverInstance;
+// s3rver and dynalite ship no type declarations.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const S3rver = require('s3rver') as S3rverConstructor;
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const dynalite = require('dynalite') as (options: Record<string, number>) => Server;
+
+export const ASSETS = join(__dirname, '..', '..', 'assets', 'ingestion');
+export const BUCKETS = { raw: 'ons-raw', processed: 'ons-processed', failed: 'ons-failed' } as const;
+export const TABLE = 'ons-ingestion-ledger';
+const CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
+
+export interface LocalAws {
+  /** s3rver's own endpoint (the handlers get it unless a test puts the proxy in front). */
+  readonly s3Endpoint: string;
+  readonly dynamoEndpoint: string;
+  /** The tests' S3 client (s3rver needs WHEN_REQUIRED checksums for stream bodies; the handlers keep SDK defaults). */
+  readonly s3: S3Client;
+  readonly ddb: DynamoDBDocumentClient;
+  /** A directory for the test's own files, removed at close. */
+  readonly scratch: string;
+  close(): Promise<void>;
+}
+
+export async function startLocalAws(): Promise<LocalAws> {
+  const scratch = mkdtempSync(join(tmpdir(), 'ons-ingestion-test-'));
+  const s3server = new S3rver({
+    address: '127.0.0.1',
+    port: 0,
+    silent: true,
+    directory: join(scratch, 's3rver'),
+    configureBuckets: Object.values(BUCKETS).map((name) => ({ name })),
+  });
+  const { port: s3Port } = await s3server.run();
+  const dynamo = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+  await new Promise<void>((resolve, reject) => dynamo.listen(0, '127.0.0.1', (e?: Error) => (e ? reject(e) : resolve())));
+  const s3Endpoint = `http://127.0.0.1:${s3Port}`;
+  const dynamoEndpoint = `http://127.0.0.1:${(dynamo.address() as AddressInfo).port}`;
+
+  const s3 = new S3Client({
+    endpoint: s3Endpoint,
+    region: 'us-east-1',
+    forcePathStyle: true,
+    credentials: CREDENTIALS,
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
+  const raw = new DynamoDBClient({ endpoint: dynamoEndpoint, region: 'us-east-1', credentials: CREDENTIALS });
+  await createLedgerTable(raw);
+  const ddb = DynamoDBDocumentClient.from(raw);
+  return {
+    s3Endpoint,
+    dynamoEndpoint,
+    s3,
+    ddb,
+    scratch,
+    close: async () => {
+      s3.destroy();
+      ddb.destroy();
+      raw.destroy();
+      await s3server.close();
+      await new Promise<void>((resolve) => dynamo.close(() => resolve()));
+      rmSync(scratch, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The ledger table as the construct declares it: pk/sk, and the three GSIs (projection ALL). */
+async function createLedgerTable(client: DynamoDBClient): Promise<void> {
+  const indexes = [LedgerSchema.BY_CONTENT_HASH, LedgerSchema.BY_DATASET, LedgerSchema.BY_STATUS];
+  const attributes = new Set<string>([LedgerSchema.PARTITION_KEY, LedgerSchema.SORT_KEY, ...indexes.flatMap((i) => [i.partitionKey, i.sortKey])]);
+  await client.send(new CreateTableCommand({
+    TableName: TABLE,
+    BillingMode: 'PAY_PER_REQUEST',
+    AttributeDefinitions: [...attributes].map((AttributeName) => ({ AttributeName, AttributeType: 'S' })),
+    KeySchema: [{ AttributeName: LedgerSchema.PARTITION_KEY, KeyType: 'HASH' }, { AttributeName: LedgerSchema.SORT_KEY, KeyType: 'RANGE' }],
+    GlobalSecondaryIndexes: indexes.map((i) => ({
+      IndexName: i.name,
+      KeySchema: [{ AttributeName: i.partitionKey, KeyType: 'HASH' }, { AttributeName: i.sortKey, KeyType: 'RANGE' }],
+      Projection: { ProjectionType: 'ALL' },
+    })),
+  }));
+  await waitUntilTableExists({ client, maxWaitTime: 30 }, { TableName: TABLE });
+}
+
+/** The environment the construct gives the handlers, pointed at the local servers. */
+export function handlerEnv(aws: LocalAws, overrides: Record<string, string | undefined> = {}): Record<string, string | undefined> {
+  return {
+    AWS_ENDPOINT_URL_S3: aws.s3Endpoint,
+    AWS_ENDPOINT_URL_DYNAMODB: aws.dynamoEndpoint,
+    AWS_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: CREDENTIALS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey,
+    // Keep the machine's AWS setup out of the test.
+    AWS_SESSION_TOKEN: undefined,
+    AWS_PROFILE: undefined,
+    AWS_ENDPOINT_URL: undefined,
+    AWS_IGNORE_CONFIGURED_ENDPOINT_URLS: undefined,
+    AWS_MAX_ATTEMPTS: undefined,
+    AWS_REQUEST_CHECKSUM_CALCULATION: undefined,
+    AWS_RESPONSE_CHECKSUM_VALIDATION: undefined,
+    AWS_CONFIG_FILE: join(aws.scratch, 'no-aws-config'),
+    AWS_SHARED_CREDENTIALS_FILE: join(aws.scratch, 'no-aws-credentials'),
+    // Each fresh SDK copy would otherwise print its "will require node >=22" warning on Node 20.
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    [IngestionEnv.STAGE]: 'dev',
+    [IngestionEnv.PROCESSED_BUCKET]: BUCKETS.processed,
+    [IngestionEnv.FAILED_BUCKET]: BUCKETS.failed,
+    [IngestionEnv.LEDGER_TABLE]: TABLE,
+    [IngestionEnv.PROCESSED_DATA_PREFIX]: 'processed/',
+    [IngestionEnv.DATA_CARDS_PREFIX]: 'knowledge/cards/',
+    [IngestionEnv.DOCUMENTS_PREFIX]: 'knowledge/documents/',
+    [IngestionEnv.REJECTED_ROWS_PREFIX]: 'rejected/',
+    [IngestionEnv.QUARANTINE_PREFIX]: 'quarantine/',
+    [IngestionEnv.LAMBDA_MAX_BYTES]: String(64 * 1024 * 1024),
+    [IngestionEnv.TABULAR_EXTENSIONS]: 'csv,txt,xlsx,parquet',
+    [IngestionEnv.DOCUMENT_EXTENSIONS]: 'pdf,docx,md,html,htm',
+    [IngestionEnv.XLSX_MAX_EXPANDED_BYTES]: undefined,
+    [IngestionEnv.S3_REQUEST_TIMEOUT_MS]: undefined,
+    [IngestionEnv.JOB_INPUT]: undefined,
+    ...overrides,
+  };
+}
+
+// The tests' own SDK clients would print the "will require node >=22" warning on Node 20.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+const savedEnv = { ...process.env };
+
+/** Puts process.env back as it was when this module loaded (same object, so modules keep seeing it). */
+export function restoreEnv(): void {
+  for (const key of Object.keys(process.env)) {
+    if (!(key in savedEnv)) delete process.env[key];
+  }
+  Object.assign(process.env, savedEnv);
+}
+
+/**
+ * Sets the environment, then loads a fresh copy of a bundled handler (`assets/ingestion/<name>.lambda/index.js`):
+ * it creates its clients on first use, and the SDK resolves endpoint, region and retries from the environment then.
+ */
+export function loadHandler<E, R>(name: string, env: Record<string, string | undefined>): (event: E) => Promise<R> {
+  const asset = join(ASSETS, `${name}.lambda`, 'index.js');
+  if (!existsSync(asset)) throw new Error(`${asset} is missing: run \`npx projen bundle\` first`);
+  for (const [key, value] of Object.entries(env)) {
+    if (value === undefined) delete process.env[key];
+    else process.env[key] = value;
+  }
+  let handler: ((event: E) => Promise<R>) | undefined;
+  jest.isolateModules(() => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    handler = (require(asset) as { handler: (event: E) => Promise<R> }).handler;
+  });
+  return handler!;
+}
+
+export async function putObject(aws: LocalAws, bucket: string, key: string, body: Buffer): Promise<void> {
+  await aws.s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }));
+}
+
+export async function getBytes(aws: LocalAws, bucket: string, key: string): Promise<Buffer> {
+  const { Body } = await aws.s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+  return Buffer.from(await Body!.transformToByteArray());
+}
+
+/** Every key in a bucket (ListObjects v1 with markers: no continuation-token crypto in s3rver). */
+export async function listKeys(aws: LocalAws, bucket: string, prefix?: string): Promise<string[]> {
+  const keys: string[] = [];
+  let Marker: string | undefined;
+  for (;;) {
+    const page = await aws.s3.send(new ListObjectsCommand({ Bucket: bucket, Prefix: prefix, Marker }));
+    const contents = page.Contents ?? [];
+    keys.push(...contents.map((c) => c.Key!));
+    if (!page.IsTruncated || contents.length === 0) return keys.sort();
+    Marker = contents[contents.length - 1].Key;
+  }
+}
+
+export async function ledgerItem(aws: LocalAws, bucket: string, key: string, versionId?: string): Promise<LedgerItem | undefined> {
+  const { Item } = await aws.ddb.send(new GetCommand({ TableName: TABLE, Key: { pk: `s3://${bucket}/${key}`, sk: versionId ?? 'null' } }));
+  return Item as LedgerItem | undefined;
+}
+
+export function sha256(bytes: Buffer): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+export const EXECUTION = 'arn:aws:states:sa-east-1:123456789012:execution:OnsIngestion:test-execution';
+
+export type Fault = 'status500' | 'stall';
+
+/**
+ * An HTTP proxy in front of s3rver that fails one chosen request: the `nth` request that `matches`
+ * gets a 500 InternalError without reaching S3 (`status500`), or reaches S3 and its response is held
+ * until the client gives up (`stall`: the object is stored, the client never hears so).
+ */
+export class FaultyS3Proxy {
+  private server?: Server;
+  private readonly sockets = new Set<Socket>();
+  private plan?: { fault: Fault; nth: number; matches: (req: IncomingMessage) => boolean; seen: number };
+  /** Requests failed so far. */
+  public failed = 0;
+
+  constructor(private readonly target: string) {}
+
+  async start(): Promise<string> {
+    this.server = createServer((req, res) => this.handle(req, res));
+    this.server.on('connection', (socket) => {
+      this.sockets.add(socket);
+      socket.on('close', () => this.sockets.delete(socket));
+    });
+    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
+    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  /** Fails the `nth` (1-based) request that `matches`, once. */
+  failNth(fault: Fault, nth: number, matches: (req: IncomingMessage) => boolean): void {
+    this.plan = { fault, nth, matches, seen: 0 };
+  }
+
+  disarm(): void {
+    this.plan = undefined;
+  }
+
+  async close(): Promise<void> {
+    for (const socket of this.sockets) socket.destroy();
+    await new Promise<void>((resolve) => this.server?.close(() => resolve()) ?? resolve());
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const plan = this.plan;
+    let fault: Fault | undefined;
+    if (plan && plan.matches(req) && ++plan.seen === plan.nth) {
+      fault = plan.fault;
+      this.failed++;
+    }
+    if (fault === 'status500') {
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(500, { 'content-type': 'application/xml' });
+        res.end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code>'
+          + '<Message>We encountered an internal error. Please try again.</Message></Error>');
+      });
+      return;
+    }
+    const target = new URL(this.target);
+    const upstream = request({
+      host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers,
+    }, (answer) => {
+      if (fault === 'stall') {
+        // S3 has done the work; the client never gets the answer and times out.
+        answer.resume();
+        return;
+      }
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    });
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+  }
+}
+
+/** A PutObject (not a copy, not a multipart part) into `bucket`. */
+export function isPutObject(bucket?: string): (req: IncomingMessage) => boolean {
+  return (req) => req.method === 'PUT' && !req.headers['x-amz-copy-source'] && !/[?&]partNumber=/.test(req.url ?? '')
+    && (bucket === undefined || (req.url ?? '').startsWith(`/${bucket}/`));
+}

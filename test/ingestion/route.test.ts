@@ -1,0 +1,183 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { IngestionEnv, RouteResult, StepInput } from '../../src/ingestion/contract';
+import { ONS_DATA } from '../ons-data';
+import { BUCKETS, EXECUTION, TABLE, handlerEnv, ledgerItem, LocalAws, loadHandler, putObject, restoreEnv, startLocalAws } from './local-aws';
+
+/** The bundled router against s3rver and dynalite: decisions by extension and size, and the ledger's `received`. */
+
+type Route = (event: StepInput) => Promise<RouteResult>;
+
+let aws: LocalAws;
+let consoleLog: jest.SpyInstance;
+const CSV = readFileSync(join(ONS_DATA, 'CARGA_ENERGIA_2013.csv'));
+
+beforeAll(async () => {
+  aws = await startLocalAws();
+});
+
+afterAll(async () => {
+  restoreEnv();
+  await aws?.close();
+});
+
+beforeEach(() => {
+  consoleLog = jest.spyOn(console, 'log').mockImplementation(() => undefined);
+});
+
+afterEach(() => {
+  consoleLog.mockRestore();
+  restoreEnv();
+});
+
+function router(overrides: Record<string, string | undefined> = {}): Route {
+  return loadHandler('route', handlerEnv(aws, overrides));
+}
+
+async function route(key: string, body: Buffer, overrides: Record<string, string | undefined> = {}): Promise<RouteResult> {
+  await putObject(aws, BUCKETS.raw, key, body);
+  return router(overrides)({ source: { bucket: BUCKETS.raw, key }, executionArn: EXECUTION });
+}
+
+describe('decisions', () => {
+  test('a small CSV goes to the processor Lambda; size from HeadObject; the ledger says received', async () => {
+    const result = await route('incoming/carga/CARGA_ENERGIA_2013.csv', CSV);
+
+    expect(result).toEqual({ action: 'process', source: { bucket: BUCKETS.raw, key: 'incoming/carga/CARGA_ENERGIA_2013.csv', size: CSV.length } });
+    const item = await ledgerItem(aws, BUCKETS.raw, 'incoming/carga/CARGA_ENERGIA_2013.csv');
+    expect(item).toMatchObject({
+      pk: `s3://${BUCKETS.raw}/incoming/carga/CARGA_ENERGIA_2013.csv`,
+      sk: 'null',
+      bucket: BUCKETS.raw,
+      key: 'incoming/carga/CARGA_ENERGIA_2013.csv',
+      size: CSV.length,
+      status: 'received',
+      route: 'process',
+      executionArn: EXECUTION,
+    });
+    expect(item!.history.map((h) => h.status)).toEqual(['received']);
+    expect(item!.receivedAt).toBe(item!.updatedAt);
+  });
+
+  test('a CSV above ONS_LAMBDA_MAX_BYTES goes to Batch; exactly at the threshold stays on Lambda', async () => {
+    const large = await route('incoming/large/CARGA_ENERGIA_2013.csv', CSV, { [IngestionEnv.LAMBDA_MAX_BYTES]: String(CSV.length - 1) });
+    const exact = await route('incoming/exact/CARGA_ENERGIA_2013.csv', CSV, { [IngestionEnv.LAMBDA_MAX_BYTES]: String(CSV.length) });
+
+    expect(large.action).toBe('processLarge');
+    expect(exact.action).toBe('process');
+  });
+
+  test('the size that counts is the stored one, not the size the event claimed', async () => {
+    await putObject(aws, BUCKETS.raw, 'incoming/claimed/CARGA_ENERGIA_2013.csv', CSV);
+    const result = await router({ [IngestionEnv.LAMBDA_MAX_BYTES]: String(CSV.length - 1) })({
+      source: { bucket: BUCKETS.raw, key: 'incoming/claimed/CARGA_ENERGIA_2013.csv', size: 10 }, executionArn: EXECUTION,
+    });
+    expect(result).toMatchObject({ action: 'processLarge', source: { size: CSV.length } });
+  });
+
+  test('XLSX is tabular, upper-case extensions too', async () => {
+    const xlsx = readFileSync(join(ONS_DATA, 'CURVA_CARGA_2021.xlsx'));
+    expect((await route('incoming/CURVA_CARGA_2021.xlsx', xlsx)).action).toBe('process');
+    expect((await route('incoming/CURVA_CARGA_2021.XLSX', xlsx)).action).toBe('process');
+  });
+
+  test('a PDF is a document for the knowledge base', async () => {
+    const pdf = readFileSync(join(ONS_DATA, 'DicionarioDados_CurvaCarga.pdf'));
+    const result = await route('docs/DicionarioDados_CurvaCarga.pdf', pdf);
+    expect(result).toEqual({ action: 'document', source: { bucket: BUCKETS.raw, key: 'docs/DicionarioDados_CurvaCarga.pdf', size: pdf.length } });
+    expect((await ledgerItem(aws, BUCKETS.raw, 'docs/DicionarioDados_CurvaCarga.pdf'))).toMatchObject({ status: 'received', route: 'document' });
+  });
+
+  test.each([
+    ['incoming/setup.exe', "'.exe' files are not supported"],
+    ['incoming/CURVA_CARGA_2023.zip', "'.zip' files are not supported"],
+    ['incoming/README', 'the file name has no extension'],
+  ])('%s goes to quarantine with a reason naming the expected extensions', async (key, found) => {
+    const result = await route(key, Buffer.from('MZ not data'));
+
+    expect(result.action).toBe('quarantine');
+    expect(result.reason).toBe(`${found}: expected a tabular file (.csv, .txt, .xlsx, .parquet) or a document (.pdf, .docx, .md, .html, .htm)`);
+    expect(await ledgerItem(aws, BUCKETS.raw, key)).toMatchObject({ status: 'received', route: 'quarantine', routeReason: result.reason });
+  });
+
+  test('the extension lists come from the environment', async () => {
+    const result = await route('incoming/notes.md', Buffer.from('# notes'), { [IngestionEnv.DOCUMENT_EXTENSIONS]: 'pdf' });
+    expect(result).toMatchObject({ action: 'quarantine', reason: "'.md' files are not supported: expected a tabular file (.csv, .txt, .xlsx, .parquet) or a document (.pdf)" });
+  });
+
+  test('an empty object is quarantined', async () => {
+    const result = await route('incoming/EMPTY.csv', Buffer.alloc(0));
+    expect(result).toMatchObject({ action: 'quarantine', reason: 'the object is empty (0 bytes)' });
+  });
+
+  test('an object deleted before the router ran is quarantined, not an error', async () => {
+    const result = await router()({ source: { bucket: BUCKETS.raw, key: 'incoming/gone.csv' }, executionArn: EXECUTION });
+    expect(result).toEqual({ action: 'quarantine', reason: 'the object no longer exists', source: { bucket: BUCKETS.raw, key: 'incoming/gone.csv' } });
+  });
+
+  test('ONS_LAMBDA_MAX_BYTES missing is a configuration error, not a routing decision', async () => {
+    await putObject(aws, BUCKETS.raw, 'incoming/config/CARGA_ENERGIA_2013.csv', CSV);
+    const handler = router({ [IngestionEnv.LAMBDA_MAX_BYTES]: undefined });
+    await expect(handler({ source: { bucket: BUCKETS.raw, key: 'incoming/config/CARGA_ENERGIA_2013.csv' }, executionArn: EXECUTION }))
+      .rejects.toMatchObject({ name: 'ConfigurationError', message: 'ONS_LAMBDA_MAX_BYTES is not set' });
+  });
+});
+
+describe('keys from S3 EventBridge events', () => {
+  test('a URL-encoded key (space as +, UTF-8 as %XX) is decoded before S3 sees it', async () => {
+    const body = readFileSync(join(ONS_DATA, 'Temporal Geração de Energia.csv'));
+    await putObject(aws, BUCKETS.raw, 'incoming/Temporal Geração de Energia.csv', body);
+
+    const result = await router()({
+      source: { bucket: BUCKETS.raw, key: 'incoming/Temporal+Gera%C3%A7%C3%A3o+de+Energia.csv', keyUrlEncoded: true }, executionArn: EXECUTION,
+    });
+
+    expect(result).toEqual({ action: 'process', source: { bucket: BUCKETS.raw, key: 'incoming/Temporal Geração de Energia.csv', size: body.length } });
+    expect(await ledgerItem(aws, BUCKETS.raw, 'incoming/Temporal Geração de Energia.csv')).toMatchObject({ status: 'received' });
+  });
+
+  test('a real + in a key arrives as %2B and stays a +', async () => {
+    await putObject(aws, BUCKETS.raw, 'incoming/a+b c.csv', CSV);
+    const result = await router()({ source: { bucket: BUCKETS.raw, key: 'incoming/a%2Bb+c.csv', keyUrlEncoded: true }, executionArn: EXECUTION });
+    expect(result.source.key).toBe('incoming/a+b c.csv');
+    expect(result.action).toBe('process');
+  });
+
+  test('a decoded key (backfill, no flag) is used as is, + included', async () => {
+    await putObject(aws, BUCKETS.raw, 'incoming/x+y.csv', CSV);
+    const result = await router()({ source: { bucket: BUCKETS.raw, key: 'incoming/x+y.csv' }, executionArn: EXECUTION });
+    expect(result).toMatchObject({ action: 'process', source: { key: 'incoming/x+y.csv', size: CSV.length } });
+  });
+});
+
+describe('ledger', () => {
+  test('an event delivered again after processing does not move the object back to received', async () => {
+    const key = 'incoming/settled/CARGA_ENERGIA_2013.csv';
+    await route(key, CSV);
+    await aws.ddb.send(new UpdateCommand({
+      TableName: TABLE,
+      Key: { pk: `s3://${BUCKETS.raw}/${key}`, sk: 'null' },
+      UpdateExpression: 'SET #s = :s',
+      ExpressionAttributeNames: { '#s': 'status' },
+      ExpressionAttributeValues: { ':s': 'processed' },
+    }));
+
+    const again = await router()({ source: { bucket: BUCKETS.raw, key }, executionArn: `${EXECUTION}-again` });
+
+    expect(again.action).toBe('process');
+    const item = await ledgerItem(aws, BUCKETS.raw, key);
+    expect(item).toMatchObject({ status: 'processed', executionArn: EXECUTION });
+    expect(item!.history.map((h) => h.status)).toEqual(['received']);
+  });
+
+  test('the structured log names the decision', async () => {
+    await route('incoming/log/setup.exe', Buffer.from('MZ'));
+    const lines = consoleLog.mock.calls.map(([line]) => JSON.parse(String(line)));
+    expect(lines).toEqual([expect.objectContaining({ level: 'INFO', message: 'routed', action: 'quarantine', source: expect.objectContaining({ key: 'incoming/log/setup.exe' }) })]);
+  });
+
+  test('a malformed input fails with a reason', async () => {
+    await expect(router()({ source: { bucket: BUCKETS.raw } } as unknown as StepInput)).rejects.toThrow('input.source must have a bucket and a key');
+  });
+});
