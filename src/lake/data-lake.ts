@@ -326,7 +326,7 @@ export class DataLake extends Construct {
       grantee,
       actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
       resourceArns: [this.encryptionKey.keyArn],
-      conditions: { StringEquals: { 'kms:ViaService': viaServices } },
+      conditions: { StringEquals: { 'kms:ViaService': viaServices.length === 1 ? viaServices[0] : viaServices } },
     });
     if (Construct.isConstruct(grantee.grantPrincipal)) {
       acknowledgeObjectWildcards(grantee.grantPrincipal, bucket, [this.processedDataPrefix, this.queryResultsPrefix],
