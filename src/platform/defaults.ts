@@ -1,4 +1,4 @@
-import { Duration, Stack, Tags, Validations } from 'aws-cdk-lib';
+import { Duration, Size, Stack, Tags, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -69,6 +69,7 @@ export interface PlatformFunctionOptions {
   readonly environment?: Record<string, string>;
   readonly timeout?: Duration;
   readonly memorySize?: number;
+  readonly ephemeralStorageSize?: Size;
   readonly reservedConcurrentExecutions?: number;
 }
 
@@ -107,6 +108,7 @@ export function createPlatformFunction<T extends lambda.Function>(
     tracing: options.stage.tracing,
     timeout: options.timeout ?? Duration.seconds(30),
     memorySize: options.memorySize ?? 256,
+    ephemeralStorageSize: options.ephemeralStorageSize,
     reservedConcurrentExecutions: options.reservedConcurrentExecutions,
   });
 

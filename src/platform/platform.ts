@@ -8,6 +8,8 @@ import { PlatformStage } from './stage';
 import { HealthEnv } from '../api/health-contract';
 import { HealthFunction } from '../api/health-function';
 import { DataLake } from '../lake/data-lake';
+import { IngestionPipeline } from '../ingestion/pipeline';
+import { IngestionOptions } from '../ingestion/pipeline-props';
 import { DataLakeOptions } from '../lake/data-lake-props';
 
 /**
@@ -25,6 +27,13 @@ export interface OnsDataPlatformProps {
    * @default - the stage's defaults and a new KMS key
    */
   readonly dataLake?: DataLakeOptions;
+
+  /**
+   * Options of the ingestion pipeline.
+   *
+   * @default - the stage's defaults: Lambda up to 256 MiB, AWS Batch on Fargate above
+   */
+  readonly ingestion?: IngestionOptions;
 
   /**
    * Tags added to every resource of the platform, after `Project`, `Stage` and `ManagedBy`
@@ -46,8 +55,8 @@ export interface OnsDataPlatformProps {
  * The ONS data platform: ONS files dropped into a bucket become validated time series, an analytics
  * lake and a knowledge base behind a REST API.
  *
- * This version composes the `DataLake` and the health-check function; ingestion, time series,
- * knowledge base, API and operations are added as separate parts, each also usable on its own.
+ * This version composes the `DataLake`, the `IngestionPipeline` and the health-check function; time
+ * series, knowledge base, API and operations are added as separate parts, each also usable on its own.
  * Every part takes its defaults from `stage`, every resource is tagged, and every Lambda function
  * gets the platform's defaults (Node.js 22 on arm64, KMS-encrypted environment and log group, the
  * stage's log retention and tracing).
@@ -67,6 +76,8 @@ export class OnsDataPlatform extends Construct {
    * up, 503 otherwise, in API Gateway proxy format.
    */
   public readonly healthFunction: lambda.IFunction;
+  /** From upload to processed data: the trigger, the state machines, the processors and the ledger. */
+  public readonly ingestion: IngestionPipeline;
 
   constructor(scope: Construct, id: string, props: OnsDataPlatformProps) {
     super(scope, id);
@@ -96,5 +107,12 @@ export class OnsDataPlatform extends Construct {
       resources: Object.values(buckets).map((b) => b.bucketArn),
     }));
     this.healthFunction = health;
+
+    this.ingestion = new IngestionPipeline(this, 'Ingestion', {
+      reservedConcurrentExecutions: props.reservedConcurrentExecutions,
+      ...props.ingestion,
+      stage: this.stage,
+      dataLake: this.dataLake,
+    });
   }
 }

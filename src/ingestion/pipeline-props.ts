@@ -1,0 +1,190 @@
+import { Duration, Size } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import { DataLake } from '../lake/data-lake';
+import { PlatformStage } from '../platform/stage';
+
+/**
+ * How tabular files above the Lambda threshold are processed: AWS Batch on Fargate, running the same
+ * bundled processing code as the processor function in a container built from the Dockerfile shipped
+ * in the package (the image is built by `cdk deploy`, never at synth).
+ */
+export interface LargeFileProcessingOptions {
+  /**
+   * Process large files at all. When `false`, no Batch resources (and no VPC) are created and a
+   * tabular file above `lambdaMaxFileSize` is quarantined with that reason.
+   *
+   * @default true
+   */
+  readonly enabled?: boolean;
+
+  /**
+   * The VPC the Fargate jobs run in. The jobs need to reach S3, DynamoDB, ECR and CloudWatch Logs:
+   * through VPC endpoints or a NAT gateway of this VPC.
+   *
+   * @default - a new VPC of two Availability Zones with isolated subnets only (no internet route),
+   * gateway endpoints for S3 and DynamoDB, interface endpoints for ECR (API and Docker) and
+   * CloudWatch Logs, and flow logs to an encrypted log group
+   */
+  readonly vpc?: ec2.IVpc;
+
+  /**
+   * Subnets of `vpc` for the jobs.
+   *
+   * @default - the private subnets of `vpc` (isolated ones when it has no subnets with egress)
+   */
+  readonly vpcSubnets?: ec2.SubnetSelection;
+
+  /**
+   * vCPUs of one job (a Fargate value: 0.25, 0.5, 1, 2, 4, 8 or 16).
+   *
+   * @default 2
+   */
+  readonly cpu?: number;
+
+  /**
+   * Memory of one job (must suit `cpu` under Fargate's rules).
+   *
+   * @default Size.gibibytes(8)
+   */
+  readonly memory?: Size;
+
+  /**
+   * Ephemeral storage of one job: the source file and the outputs are written there (21–200 GiB).
+   *
+   * @default Size.gibibytes(100)
+   */
+  readonly ephemeralStorage?: Size;
+
+  /**
+   * Largest number of vCPUs the compute environment runs at once.
+   *
+   * @default 16
+   */
+  readonly maxvCpus?: number;
+
+  /**
+   * Run jobs on Fargate Spot (cheaper, may be interrupted; interrupted jobs are retried).
+   *
+   * @default false
+   */
+  readonly spot?: boolean;
+
+  /**
+   * Time after which a job is stopped.
+   *
+   * @default Duration.hours(6)
+   */
+  readonly jobTimeout?: Duration;
+
+  /**
+   * Attempts per job (1–10). A job that exits with status 2 (the file is refused) is never retried.
+   *
+   * @default 3
+   */
+  readonly attempts?: number;
+}
+
+/**
+ * Options of the ingestion pipeline (what `OnsDataPlatform` passes through).
+ */
+export interface IngestionOptions {
+  /**
+   * Only objects whose key starts with this prefix start an ingestion.
+   *
+   * @default - every object of the raw bucket
+   */
+  readonly keyPrefix?: string;
+
+  /**
+   * Only objects whose key ends with one of these suffixes (case-insensitive, e.g. `.csv`) start an
+   * ingestion. Others are not even routed; without this filter, unsupported files are quarantined.
+   *
+   * @default - every object of the raw bucket
+   */
+  readonly keySuffixes?: string[];
+
+  /**
+   * File extensions (without the dot) processed as tabular data.
+   *
+   * @default ['csv', 'txt', 'xlsx', 'parquet']
+   */
+  readonly tabularExtensions?: string[];
+
+  /**
+   * File extensions (without the dot) copied to the knowledge-base documents prefix.
+   *
+   * @default ['pdf', 'docx', 'md', 'html', 'htm']
+   */
+  readonly documentExtensions?: string[];
+
+  /**
+   * Largest tabular file processed by the processor function; larger files go to AWS Batch. The
+   * function's ephemeral storage is sized from it (the file and its outputs are written there).
+   * At most 3 GiB.
+   *
+   * @default Size.mebibytes(256)
+   */
+  readonly lambdaMaxFileSize?: Size;
+
+  /**
+   * Memory of the processor function (128–10240 MiB; CPU grows with it).
+   *
+   * @default 3008
+   */
+  readonly processorMemorySize?: number;
+
+  /**
+   * Timeout of the processor function (at most 15 minutes).
+   *
+   * @default Duration.minutes(15)
+   */
+  readonly processorTimeout?: Duration;
+
+  /**
+   * Ephemeral storage (`/tmp`) of the processor function (512 MiB – 10 GiB).
+   *
+   * @default - three times `lambdaMaxFileSize` plus 512 MiB, at most 10 GiB
+   */
+  readonly processorEphemeralStorage?: Size;
+
+  /**
+   * Large-file processing on AWS Batch.
+   *
+   * @default - enabled, with the defaults of `LargeFileProcessingOptions`
+   */
+  readonly largeFileProcessing?: LargeFileProcessingOptions;
+
+  /**
+   * Concurrent child executions of the backfill state machine (1–10000): each file of the walked
+   * prefix runs the ingestion state machine, at most this many at a time.
+   *
+   * @default 10
+   */
+  readonly backfillMaxConcurrency?: number;
+
+  /**
+   * Where failures (quarantined files) are notified.
+   *
+   * @default - a new KMS-encrypted topic, `notificationTopic`
+   */
+  readonly notificationTopic?: sns.ITopic;
+
+  /**
+   * Concurrent executions reserved for each function of the pipeline.
+   *
+   * @default - no reservation
+   */
+  readonly reservedConcurrentExecutions?: number;
+}
+
+/**
+ * Properties of `IngestionPipeline`.
+ */
+export interface IngestionPipelineProps extends IngestionOptions {
+  /** The stage: log retention, tracing, removal policy and other defaults come from it. */
+  readonly stage: PlatformStage;
+
+  /** The data lake whose raw bucket feeds the pipeline and whose other buckets receive the results. */
+  readonly dataLake: DataLake;
+}

@@ -1,0 +1,528 @@
+import { Duration, Size, Stack, Token, Validations } from 'aws-cdk-lib';
+import * as batch from 'aws-cdk-lib/aws-batch';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
+import { Construct } from 'constructs';
+import { BatchFileProcessing } from './batch-processing';
+import { DEFAULT_DOCUMENT_EXTENSIONS, DEFAULT_TABULAR_EXTENSIONS, IngestionEnv, LedgerSchema } from './contract';
+import { CopyDocumentFunction } from './copy-document-function';
+import { IngestionLedger } from './ledger-table';
+import { IngestionPipelineProps } from './pipeline-props';
+import { ProcessFunction } from './process-function';
+import { QuarantineFunction } from './quarantine-function';
+import { RouteFunction } from './route-function';
+import { DataLake } from '../lake/data-lake';
+import { applyPlatformTags, createPlatformFunction } from '../platform/defaults';
+import { applyDataRemovalPolicy } from '../platform/removal';
+import { PlatformStage } from '../platform/stage';
+
+/** Error name the processor gives a file the domain core refuses (shared with the handler's contract). */
+const FILE_REFUSED = 'FileRefused';
+
+/**
+ * From upload to processed data: an EventBridge rule on the raw bucket's Object Created events starts
+ * one Standard state machine execution per object version:
+ *
+ * Route → ProcessFile (Lambda, or AWS Batch on Fargate above `lambdaMaxFileSize`) | CopyDocument |
+ * Quarantine → LoadTimeSeries → SyncKnowledgeBase → Done.
+ *
+ * Every step retries transient errors with exponential backoff and jitter; every failure is caught,
+ * the raw object is copied with an `error.json` to the failed bucket's quarantine prefix (it is never
+ * deleted or changed), the ledger records it and `notificationTopic` is notified. The ingestion
+ * ledger (DynamoDB) records every object version's status, counts, period and content hash: a file
+ * whose content was already processed is recorded as a duplicate and not processed again.
+ *
+ * A second state machine, `backfillStateMachine`, walks a prefix of the raw bucket with a Distributed
+ * Map (`backfillMaxConcurrency` files at a time) and runs the ingestion for each file: start it with
+ * `{ "prefix": "2000/" }`.
+ *
+ * LoadTimeSeries and SyncKnowledgeBase are pass-through steps until a time-series store and a
+ * knowledge base are attached to the platform.
+ *
+ * @example
+ * const pipeline = new IngestionPipeline(stack, 'Ingestion', { stage: PlatformStage.DEV, dataLake: lake });
+ */
+export class IngestionPipeline extends Construct {
+  /** The ingestion state machine (one execution per uploaded object version). */
+  public readonly stateMachine: sfn.StateMachine;
+  /** Walks a raw-bucket prefix and runs the ingestion for each file. */
+  public readonly backfillStateMachine: sfn.StateMachine;
+  /** The rule that starts the state machine on Object Created events. */
+  public readonly rule: events.Rule;
+  /** Events the rule could not deliver to the state machine. */
+  public readonly deadLetterQueue: sqs.IQueue;
+  /** The ingestion ledger. */
+  public readonly ledger: IngestionLedger;
+  /** Where quarantined files are notified. */
+  public readonly notificationTopic: sns.ITopic;
+  /** Decides what happens to each object. */
+  public readonly routerFunction: lambda.IFunction;
+  /** Processes tabular files up to `lambdaMaxFileSize`. */
+  public readonly processorFunction: lambda.IFunction;
+  /** Copies documents to the knowledge-base documents prefix. */
+  public readonly copyDocumentFunction: lambda.IFunction;
+  /** Copies failed objects with their error report to the failed bucket. */
+  public readonly quarantineFunction: lambda.IFunction;
+  /** Largest file the processor function takes. */
+  public readonly lambdaMaxFileSize: Size;
+  /** The Batch job queue for large files (absent when large-file processing is disabled). */
+  public readonly jobQueue?: batch.IJobQueue;
+  /** The Batch job definition for large files (absent when large-file processing is disabled). */
+  public readonly jobDefinition?: batch.IJobDefinition;
+
+  private readonly stage: PlatformStage;
+  private readonly lake: DataLake;
+  private readonly key: kms.IKey;
+
+  constructor(scope: Construct, id: string, props: IngestionPipelineProps) {
+    super(scope, id);
+    this.stage = props.stage;
+    this.lake = props.dataLake;
+    this.key = props.dataLake.encryptionKey;
+    applyPlatformTags(this, this.stage);
+
+    this.lambdaMaxFileSize = props.lambdaMaxFileSize ?? Size.mebibytes(256);
+    const maxMiB = this.lambdaMaxFileSize.toMebibytes({ rounding: 2 });
+    if (!Token.isUnresolved(maxMiB) && (maxMiB < 1 || maxMiB > 3072)) {
+      throw new Error(`lambdaMaxFileSize: expected 1 MiB to 3 GiB (the function's /tmp holds the file and its outputs), got ${maxMiB} MiB`);
+    }
+    const tabular = extensions('tabularExtensions', props.tabularExtensions ?? [...DEFAULT_TABULAR_EXTENSIONS]);
+    const documents = extensions('documentExtensions', props.documentExtensions ?? [...DEFAULT_DOCUMENT_EXTENSIONS]);
+    const overlap = tabular.filter((e) => documents.includes(e));
+    if (overlap.length) throw new Error(`documentExtensions: ${overlap.join(', ')} is also in tabularExtensions`);
+
+    this.ledger = new IngestionLedger(this, 'Ledger', { stage: this.stage, encryptionKey: this.key });
+    this.notificationTopic = props.notificationTopic ?? new sns.Topic(this, 'NotificationTopic', {
+      displayName: `ONS data platform (${this.stage.name}): ingestion failures`,
+      masterKey: this.key,
+      enforceSSL: true,
+    });
+
+    const environment: Record<string, string> = {
+      [IngestionEnv.STAGE]: this.stage.name,
+      [IngestionEnv.PROCESSED_BUCKET]: this.lake.processedBucket.bucketName,
+      [IngestionEnv.FAILED_BUCKET]: this.lake.failedBucket.bucketName,
+      [IngestionEnv.LEDGER_TABLE]: this.ledger.tableName,
+      [IngestionEnv.PROCESSED_DATA_PREFIX]: this.lake.processedDataPrefix,
+      [IngestionEnv.DATA_CARDS_PREFIX]: this.lake.dataCardsPrefix,
+      [IngestionEnv.DOCUMENTS_PREFIX]: this.lake.documentsPrefix,
+      [IngestionEnv.REJECTED_ROWS_PREFIX]: this.lake.rejectedRowsPrefix,
+      [IngestionEnv.QUARANTINE_PREFIX]: this.lake.quarantinePrefix,
+      [IngestionEnv.LAMBDA_MAX_BYTES]: String(this.lambdaMaxFileSize.toBytes()),
+      [IngestionEnv.TABULAR_EXTENSIONS]: tabular.join(','),
+      [IngestionEnv.DOCUMENT_EXTENSIONS]: documents.join(','),
+    };
+    const common = { stage: this.stage, encryptionKey: this.key, environment, reservedConcurrentExecutions: props.reservedConcurrentExecutions };
+
+    // Router: reads object metadata, records `received`.
+    const router = createPlatformFunction(this, 'Router', RouteFunction, {
+      ...common, description: `ONS data platform (${this.stage.name}): ingestion router`, timeout: Duration.seconds(30),
+    });
+    this.grantReadRaw(router);
+    this.ledger.grantRecord(router);
+    this.routerFunction = router;
+
+    // Processor: the domain core in Lambda.
+    const processorTimeout = props.processorTimeout ?? Duration.minutes(15);
+    if (processorTimeout.toSeconds() > 900) throw new Error(`processorTimeout: Lambda allows at most 15 minutes, got ${processorTimeout.toHumanString()}`);
+    const memorySize = props.processorMemorySize ?? 3008;
+    if (!Number.isInteger(memorySize) || memorySize < 128 || memorySize > 10240) {
+      throw new Error(`processorMemorySize: expected an integer from 128 to 10240 (MiB), got ${memorySize}`);
+    }
+    const processor = createPlatformFunction(this, 'Processor', ProcessFunction, {
+      ...common,
+      description: `ONS data platform (${this.stage.name}): file processor (Lambda path)`,
+      timeout: processorTimeout,
+      memorySize,
+      ephemeralStorageSize: props.processorEphemeralStorage ?? defaultEphemeralStorage(this.lambdaMaxFileSize),
+    });
+    this.grantProcess(processor);
+    this.processorFunction = processor;
+
+    const copyDocument = createPlatformFunction(this, 'CopyDocument', CopyDocumentFunction, {
+      ...common, description: `ONS data platform (${this.stage.name}): document copy`, timeout: Duration.minutes(5),
+    });
+    this.grantReadRaw(copyDocument);
+    this.grantWrite(copyDocument, this.lake.processedBucket.bucketArn, [this.lake.documentsPrefix]);
+    this.ledger.grantRecord(copyDocument);
+    this.copyDocumentFunction = copyDocument;
+
+    const quarantine = createPlatformFunction(this, 'Quarantine', QuarantineFunction, {
+      ...common, description: `ONS data platform (${this.stage.name}): quarantine`, timeout: Duration.minutes(5),
+    });
+    this.grantReadRaw(quarantine);
+    this.grantWrite(quarantine, this.lake.failedBucket.bucketArn, [this.lake.quarantinePrefix]);
+    this.ledger.grantRecord(quarantine);
+    this.quarantineFunction = quarantine;
+
+    let large: BatchFileProcessing | undefined;
+    if (props.largeFileProcessing?.enabled ?? true) {
+      large = new BatchFileProcessing(this, 'LargeFiles', { ...props.largeFileProcessing, stage: this.stage, encryptionKey: this.key, environment });
+      this.grantProcess(large.jobRole);
+      this.jobQueue = large.jobQueue;
+      this.jobDefinition = large.jobDefinition;
+    }
+
+    this.stateMachine = this.createStateMachine(large);
+    this.backfillStateMachine = this.createBackfill(props.backfillMaxConcurrency ?? 10);
+    const { rule, deadLetterQueue } = this.createTrigger(props.keyPrefix, props.keySuffixes);
+    this.rule = rule;
+    this.deadLetterQueue = deadLetterQueue;
+  }
+
+  /** Lets `grantee` start a backfill (and read its executions). */
+  public grantStartBackfill(grantee: iam.IGrantable): iam.Grant {
+    this.key.grant(grantee, 'kms:GenerateDataKey', 'kms:Decrypt');
+    return this.backfillStateMachine.grantStartExecution(grantee);
+  }
+
+  private grantReadRaw(grantee: iam.IGrantable): void {
+    grantee.grantPrincipal.addToPrincipalPolicy(new iam.PolicyStatement({
+      actions: ['s3:GetObject', 's3:GetObjectVersion'],
+      resources: [this.lake.rawBucket.arnForObjects('*')],
+    }));
+    this.key.grant(grantee, 'kms:Decrypt');
+    acknowledgeObjectWildcards(grantee);
+  }
+
+  /** Put and delete (to remove its own partial outputs) under the given prefixes only. */
+  private grantWrite(grantee: iam.IGrantable, bucketArn: string, prefixes: string[]): void {
+    grantee.grantPrincipal.addToPrincipalPolicy(new iam.PolicyStatement({
+      actions: ['s3:PutObject', 's3:DeleteObject'],
+      resources: prefixes.map((p) => `${bucketArn}/${p}*`),
+    }));
+    this.key.grant(grantee, 'kms:Decrypt', 'kms:GenerateDataKey');
+  }
+
+  private grantProcess(grantee: iam.IGrantable): void {
+    this.grantReadRaw(grantee);
+    this.grantWrite(grantee, this.lake.processedBucket.bucketArn, [this.lake.processedDataPrefix, this.lake.dataCardsPrefix]);
+    this.grantWrite(grantee, this.lake.failedBucket.bucketArn, [this.lake.rejectedRowsPrefix]);
+    this.ledger.grantRecord(grantee);
+  }
+
+  private createStateMachine(large: BatchFileProcessing | undefined): sfn.StateMachine {
+    // States live in their own scope: their names are the construct IDs, free of the functions' IDs.
+    const flow = new Construct(this, 'Workflow');
+    const backoff = { interval: Duration.seconds(2), backoffRate: 2, maxAttempts: 3, jitterStrategy: sfn.JitterType.FULL };
+    const stepInput = { 'source.$': '$.source', 'executionArn.$': '$.executionArn' };
+    const routedInput = { 'source.$': '$.route.source', 'executionArn.$': '$.executionArn' };
+
+    // Failures: remember the step, quarantine, notify, fail the execution.
+    const notifyFailure = new tasks.SnsPublish(flow, 'NotifyFailure', {
+      topic: this.notificationTopic,
+      subject: `ONS ingestion failed (${this.stage.name})`,
+      message: sfn.TaskInput.fromObject({
+        'execution.$': '$$.Execution.Id',
+        'source.$': '$.source',
+        'step.$': '$.failedStep',
+        'failure.$': '$.failure',
+      }),
+      resultPath: sfn.JsonPath.DISCARD,
+    });
+    notifyFailure.addRetry({ ...backoff, errors: ['SNS.SdkClientException', 'SNS.InternalErrorException', 'SNS.ThrottledException'] });
+    const failed = new sfn.Fail(flow, 'IngestionFailed', { error: 'IngestionFailed', causePath: '$.quarantine.reason' });
+    const quarantineFailure = new tasks.LambdaInvoke(flow, 'QuarantineFailure', {
+      lambdaFunction: this.quarantineFunction,
+      payload: sfn.TaskInput.fromObject({ ...stepInput, 'step.$': '$.failedStep', 'error.$': '$.failure' }),
+      payloadResponseOnly: true,
+      resultPath: '$.quarantine',
+      retryOnServiceExceptions: false,
+    });
+    quarantineFailure.addRetry({ ...backoff, errors: ['States.ALL'] });
+    // Even a failed quarantine is notified (the raw object stays in the raw bucket).
+    quarantineFailure.addCatch(new sfn.Pass(flow, 'QuarantineItselfFailed', {
+      parameters: { 'reason.$': '$.quarantineError.Cause' }, resultPath: '$.quarantine',
+    }).next(notifyFailure), { resultPath: '$.quarantineError' });
+    quarantineFailure.next(notifyFailure);
+    notifyFailure.next(failed);
+    const onFailure = (state: sfn.TaskStateBase, step: string) => {
+      state.addCatch(new sfn.Pass(flow, `${step}Failed`, { result: sfn.Result.fromString(step), resultPath: '$.failedStep' }).next(quarantineFailure), {
+        resultPath: '$.failure',
+      });
+    };
+
+    // Normalise: an S3 event from EventBridge, or `{ source }` from the backfill.
+    const fromEvent = new sfn.Pass(flow, 'FromEvent', {
+      parameters: {
+        source: {
+          'bucket.$': '$.detail.bucket.name',
+          'key.$': '$.detail.object.key',
+          // S3 sends event keys URL-encoded; the router decodes them.
+          keyUrlEncoded: true,
+          'versionId.$': "$.detail.object['version-id']",
+          'size.$': '$.detail.object.size',
+        },
+        'executionArn.$': '$$.Execution.Id',
+      },
+    });
+    const fromBackfill = new sfn.Pass(flow, 'FromBackfill', { parameters: { 'source.$': '$.source', 'executionArn.$': '$$.Execution.Id' } });
+
+    const route = new tasks.LambdaInvoke(flow, 'Route', {
+      lambdaFunction: this.routerFunction,
+      payload: sfn.TaskInput.fromObject(stepInput),
+      payloadResponseOnly: true,
+      resultPath: '$.route',
+      retryOnServiceExceptions: false,
+    });
+    route.addRetry({ ...backoff, errors: ['States.ALL'] });
+    onFailure(route, 'Route');
+
+    const processFile = new tasks.LambdaInvoke(flow, 'ProcessFile', {
+      lambdaFunction: this.processorFunction,
+      payload: sfn.TaskInput.fromObject(routedInput),
+      payloadResponseOnly: true,
+      resultPath: '$.processed',
+      retryOnServiceExceptions: false,
+    });
+    // A refused file will be refused again: no retry. Anything else (S3, DynamoDB, timeouts) is retried.
+    processFile.addRetry({ errors: [FILE_REFUSED], maxAttempts: 0 });
+    processFile.addRetry({ ...backoff, interval: Duration.seconds(10), errors: ['States.ALL'] });
+    onFailure(processFile, 'ProcessFile');
+
+    const copyDocument = new tasks.LambdaInvoke(flow, 'CopyDocument', {
+      lambdaFunction: this.copyDocumentFunction,
+      payload: sfn.TaskInput.fromObject(routedInput),
+      payloadResponseOnly: true,
+      resultPath: '$.document',
+      retryOnServiceExceptions: false,
+    });
+    copyDocument.addRetry({ ...backoff, errors: ['States.ALL'] });
+    onFailure(copyDocument, 'CopyDocument');
+
+    const quarantineUnsupported = new tasks.LambdaInvoke(flow, 'Quarantine', {
+      lambdaFunction: this.quarantineFunction,
+      payload: sfn.TaskInput.fromObject({ ...routedInput, step: 'Route', 'reason.$': '$.route.reason' }),
+      payloadResponseOnly: true,
+      resultPath: '$.quarantine',
+      retryOnServiceExceptions: false,
+    });
+    quarantineUnsupported.addRetry({ ...backoff, errors: ['States.ALL'] });
+    const notifyUnsupported = new tasks.SnsPublish(flow, 'NotifyQuarantined', {
+      topic: this.notificationTopic,
+      subject: `ONS file quarantined (${this.stage.name})`,
+      message: sfn.TaskInput.fromObject({ 'execution.$': '$$.Execution.Id', 'source.$': '$.route.source', 'reason.$': '$.route.reason' }),
+      resultPath: sfn.JsonPath.DISCARD,
+    });
+    notifyUnsupported.addRetry({ ...backoff, errors: ['SNS.SdkClientException', 'SNS.InternalErrorException', 'SNS.ThrottledException'] });
+    onFailure(quarantineUnsupported, 'Quarantine');
+    quarantineUnsupported.next(notifyUnsupported).next(new sfn.Succeed(flow, 'Quarantined'));
+
+    const loadTimeSeries = new sfn.Pass(flow, 'LoadTimeSeries', {
+      result: sfn.Result.fromObject({ skipped: 'no time-series store is attached to the pipeline' }),
+      resultPath: '$.load',
+    });
+    const syncKnowledgeBase = new sfn.Pass(flow, 'SyncKnowledgeBase', {
+      result: sfn.Result.fromObject({ skipped: 'no knowledge base is attached to the pipeline' }),
+      resultPath: '$.sync',
+    });
+    const done = new sfn.Succeed(flow, 'Done');
+    loadTimeSeries.next(syncKnowledgeBase).next(done);
+    copyDocument.next(syncKnowledgeBase);
+
+    const duplicate = new sfn.Choice(flow, 'AlreadyProcessed?')
+      .when(sfn.Condition.stringEquals('$.processed.status', 'duplicate'), new sfn.Succeed(flow, 'Duplicate'))
+      .otherwise(loadTimeSeries);
+    processFile.next(duplicate);
+
+    const decide = new sfn.Choice(flow, 'Decide')
+      .when(sfn.Condition.stringEquals('$.route.action', 'process'), processFile)
+      .when(sfn.Condition.stringEquals('$.route.action', 'document'), copyDocument)
+      .when(sfn.Condition.stringEquals('$.route.action', 'quarantine'), quarantineUnsupported);
+    if (large) {
+      const submit = new tasks.BatchSubmitJob(flow, 'ProcessFileBatch', {
+        jobName: 'ons-ingestion',
+        jobQueueArn: large.jobQueue.jobQueueArn,
+        jobDefinitionArn: large.jobDefinition.jobDefinitionArn,
+        containerOverrides: {
+          environment: { [IngestionEnv.JOB_INPUT]: sfn.JsonPath.jsonToString(sfn.JsonPath.objectAt('$.jobInput')) },
+        },
+        integrationPattern: sfn.IntegrationPattern.RUN_JOB,
+        resultPath: sfn.JsonPath.DISCARD,
+      });
+      submit.addRetry({ ...backoff, errors: ['Batch.AWSBatchException', 'Batch.TooManyRequestsException', 'Batch.ServerException'] });
+      onFailure(submit, 'ProcessFileBatch');
+      // The job cannot return data to the state machine: its result is read back from the ledger.
+      const readResult = new tasks.CallAwsService(flow, 'ReadBatchResult', {
+        service: 'dynamodb',
+        action: 'getItem',
+        parameters: {
+          TableName: this.ledger.tableName,
+          ConsistentRead: true,
+          Key: {
+            [LedgerSchema.PARTITION_KEY]: { 'S.$': "States.Format('s3://{}/{}', $.route.source.bucket, $.route.source.key)" },
+            [LedgerSchema.SORT_KEY]: { 'S.$': '$.route.source.versionId' },
+          },
+        },
+        iamResources: [this.ledger.table.tableArn],
+        iamAction: 'dynamodb:GetItem',
+        resultSelector: { 'value.$': 'States.StringToJson($.Item.result.S)' },
+        resultPath: '$.batchResult',
+      });
+      readResult.addRetry({ ...backoff, errors: ['States.ALL'] });
+      onFailure(readResult, 'ReadBatchResult');
+      const jobInput = new sfn.Pass(flow, 'BatchJobInput', { parameters: routedInput, resultPath: '$.jobInput' });
+      jobInput.next(submit).next(readResult)
+        .next(new sfn.Pass(flow, 'BatchResult', { inputPath: '$.batchResult.value', resultPath: '$.processed' }))
+        .next(duplicate);
+      decide.when(sfn.Condition.stringEquals('$.route.action', 'processLarge'), jobInput);
+    }
+    decide.otherwise(new sfn.Fail(flow, 'UnknownRoute', { error: 'UnknownRoute', causePath: '$.route.action' }));
+
+    const normalise = new sfn.Choice(flow, 'Normalise')
+      .when(sfn.Condition.isPresent('$.detail'), fromEvent)
+      .otherwise(fromBackfill);
+    fromEvent.next(route);
+    fromBackfill.next(route);
+    route.next(decide);
+    return this.newStateMachine('StateMachine', normalise, 'ingestion');
+  }
+
+  /** A Standard state machine with the platform's settings: full logging, tracing per stage, the platform key. */
+  private newStateMachine(id: string, start: sfn.IChainable, purpose: string): sfn.StateMachine {
+    const logGroup = new logs.LogGroup(this, `${id}Logs`, { retention: this.stage.logRetention, encryptionKey: this.key });
+    applyDataRemovalPolicy(logGroup, this.stage);
+    const machine = new sfn.StateMachine(this, id, {
+      comment: `ONS data platform (${this.stage.name}): ${purpose}`,
+      definitionBody: sfn.DefinitionBody.fromChainable(start),
+      stateMachineType: sfn.StateMachineType.STANDARD,
+      queryLanguage: sfn.QueryLanguage.JSON_PATH,
+      logs: { destination: logGroup, level: sfn.LogLevel.ALL, includeExecutionData: true },
+      tracingEnabled: this.stage.tracing === lambda.Tracing.ACTIVE,
+      encryptionConfiguration: new sfn.CustomerManagedEncryptionConfiguration(this.key, Duration.minutes(5)),
+    });
+    if (this.stage.tracing !== lambda.Tracing.ACTIVE) {
+      Validations.of(machine).acknowledge({ id: 'AwsSolutions-SF2', reason: `X-Ray tracing follows the stage: off in '${this.stage.name}'.` });
+    }
+    Validations.of(machine.role).acknowledge({
+      id: 'AwsSolutions-IAM5',
+      reason: 'Lambda invoke grants cover the function versions (ARN:*); log delivery and X-Ray actions support no resource-level permissions; KMS data-key actions apply to the platform key only.',
+    });
+    return machine;
+  }
+
+  private createBackfill(maxConcurrency: number): sfn.StateMachine {
+    if (!Number.isInteger(maxConcurrency) || maxConcurrency < 1 || maxConcurrency > 10000) {
+      throw new Error(`backfillMaxConcurrency: expected an integer from 1 to 10000, got ${maxConcurrency}`);
+    }
+    const flow = new Construct(this, 'BackfillWorkflow');
+    const ingest = new tasks.StepFunctionsStartExecution(flow, 'IngestFile', {
+      stateMachine: this.stateMachine,
+      integrationPattern: sfn.IntegrationPattern.RUN_JOB,
+      input: sfn.TaskInput.fromObject({ 'source.$': '$.source' }),
+      associateWithParent: true,
+      resultSelector: { 'status.$': '$.Status' },
+    });
+    ingest.addRetry({
+      errors: ['StepFunctions.ExecutionLimitExceededException', 'StepFunctions.SdkClientException', 'StepFunctions.AWSStepFunctionsException'],
+      interval: Duration.seconds(5), backoffRate: 2, maxAttempts: 6, jitterStrategy: sfn.JitterType.FULL,
+    });
+    const walk = new sfn.DistributedMap(flow, 'WalkPrefix', {
+      itemReader: new sfn.S3ObjectsItemReader({ bucket: this.lake.rawBucket, prefix: sfn.JsonPath.stringAt('$.prefix') }),
+      itemSelector: {
+        source: {
+          bucket: this.lake.rawBucket.bucketName,
+          'key.$': '$$.Map.Item.Value.Key',
+          'size.$': '$$.Map.Item.Value.Size',
+        },
+      },
+      maxConcurrency,
+      // A failed file is already quarantined and notified by its own execution: keep walking.
+      toleratedFailurePercentage: 100,
+      resultPath: sfn.JsonPath.DISCARD,
+    });
+    walk.itemProcessor(ingest);
+    const machine = this.newStateMachine('Backfill', walk, `backfill (${maxConcurrency} files at a time)`);
+    this.key.grant(machine, 'kms:GenerateDataKey', 'kms:Decrypt');
+    return machine;
+  }
+
+  private createTrigger(keyPrefix: string | undefined, keySuffixes: string[] | undefined): { rule: events.Rule; deadLetterQueue: sqs.IQueue } {
+    const deadLetterQueue = new sqs.Queue(this, 'TriggerDeadLetterQueue', {
+      encryption: sqs.QueueEncryption.KMS,
+      encryptionMasterKey: this.key,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    // EventBridge must encrypt the messages it dead-letters with the platform key.
+    this.key.addToResourcePolicy(new iam.PolicyStatement({
+      sid: 'AllowEventBridgeDeadLetters',
+      principals: [new iam.ServicePrincipal('events.amazonaws.com')],
+      actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
+      resources: ['*'], // in a key policy, '*' means this key
+      conditions: { StringEquals: { 'aws:SourceAccount': Stack.of(this).account } },
+    }));
+    Validations.of(deadLetterQueue).acknowledge({ id: 'AwsSolutions-SQS3', reason: 'This queue is itself the dead-letter queue of the ingestion rule.' });
+
+    const rule = new events.Rule(this, 'ObjectCreated', {
+      description: `ONS data platform (${this.stage.name}): start an ingestion for each object created in the raw bucket`,
+      eventPattern: {
+        source: ['aws.s3'],
+        detailType: ['Object Created'],
+        detail: { bucket: { name: [this.lake.rawBucket.bucketName] }, ...keyFilter(keyPrefix, keySuffixes) },
+      },
+    });
+    const role = new iam.Role(this, 'TriggerRole', {
+      assumedBy: new iam.ServicePrincipal('events.amazonaws.com'),
+      description: 'Starts the ONS ingestion state machine for raw-bucket events',
+    });
+    this.stateMachine.grantStartExecution(role);
+    this.key.grant(role, 'kms:GenerateDataKey', 'kms:Decrypt');
+    rule.addTarget(new targets.SfnStateMachine(this.stateMachine, {
+      role,
+      deadLetterQueue,
+      retryAttempts: 185,
+      maxEventAge: Duration.hours(24),
+    }));
+    return { rule, deadLetterQueue };
+  }
+}
+
+/** The rule's `detail.object.key` filter. A prefix and suffixes together need wildcards (a list of filters is an OR). */
+function keyFilter(prefix: string | undefined, suffixes: string[] | undefined): Record<string, unknown> {
+  if (prefix !== undefined && prefix.length === 0) throw new Error('keyPrefix: give a non-empty prefix, or leave it out');
+  if (suffixes !== undefined && (suffixes.length === 0 || suffixes.some((s) => s.length === 0))) {
+    throw new Error('keySuffixes: give non-empty suffixes, or leave the prop out');
+  }
+  if (prefix === undefined && suffixes === undefined) return {};
+  if (suffixes === undefined) return { object: { key: [{ prefix }] } };
+  if (prefix === undefined) return { object: { key: suffixes.map((s) => ({ suffix: { 'equals-ignore-case': s } })) } };
+  const escape = (v: string) => v.replace(/[\\*]/g, (c) => `\\${c}`);
+  return { object: { key: suffixes.map((s) => ({ wildcard: `${escape(prefix)}*${escape(s)}` })) } };
+}
+
+/** The file, its outputs and headroom fit in /tmp: three times the file plus 512 MiB, within Lambda's 10 GiB. */
+function defaultEphemeralStorage(maxFile: Size): Size {
+  const mib = maxFile.toMebibytes({ rounding: 2 });
+  if (Token.isUnresolved(mib)) return Size.gibibytes(10);
+  return Size.mebibytes(Math.min(10240, Math.max(512, Math.ceil(mib * 3 + 512))));
+}
+
+function extensions(prop: string, values: string[]): string[] {
+  const normalised = values.map((v) => v.trim().toLowerCase().replace(/^\./, ''));
+  for (const v of normalised) {
+    if (!/^[a-z0-9]{1,16}$/.test(v)) throw new Error(`${prop}: '${v}' is not a file extension (letters and digits, without the dot)`);
+  }
+  if (normalised.length === 0) throw new Error(`${prop}: give at least one extension`);
+  return [...new Set(normalised)];
+}
+
+/** Object ARNs need a key wildcard; each statement is scoped to one bucket and, for writes, one prefix. */
+function acknowledgeObjectWildcards(grantee: iam.IGrantable): void {
+  const principal = grantee.grantPrincipal;
+  if (principal instanceof iam.Role) {
+    Validations.of(principal).acknowledge({
+      id: 'AwsSolutions-IAM5',
+      reason: 'S3 object permissions are scoped to one bucket and (for writes) the one prefix this code writes; object keys are only known at run time. KMS GenerateDataKey*/ReEncrypt* come from the key grant on the platform key only.',
+    });
+  }
+}
+

@@ -1,0 +1,252 @@
+import { App, Size, Stack } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import { definitionOf } from './asl';
+import { DataLake, IngestionPipeline, IngestionPipelineProps, PlatformStage } from '../../src';
+import { ENV, platformStack } from '../helpers';
+
+// asl-validator ships CommonJS without types.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const aslValidator = require('asl-validator') as (definition: unknown) => { isValid: boolean; errors: unknown[]; errorsText: (sep?: string) => string };
+
+function pipelineStack(props: Partial<IngestionPipelineProps> = {}, stage = PlatformStage.DEV) {
+  const app = new App();
+  const stack = new Stack(app, 'Pipeline', { env: ENV });
+  const dataLake = new DataLake(stack, 'Lake', { stage });
+  const pipeline = new IngestionPipeline(stack, 'Ingestion', { stage, dataLake, ...props });
+  return { stack, pipeline, dataLake, template: Template.fromStack(stack) };
+}
+
+const { stack: defaultStack, template: defaultTemplate } = pipelineStack();
+
+describe('trigger', () => {
+  test('an EventBridge rule on Object Created events of the raw bucket starts the state machine, with a KMS dead-letter queue', () => {
+    defaultTemplate.hasResourceProperties('AWS::Events::Rule', {
+      EventPattern: {
+        'source': ['aws.s3'],
+        'detail-type': ['Object Created'],
+        'detail': { bucket: { name: [{ Ref: Match.stringLikeRegexp('^LakeRawBucket') }] } },
+      },
+      Targets: [Match.objectLike({
+        Arn: { Ref: Match.stringLikeRegexp('^IngestionStateMachine') },
+        DeadLetterConfig: { Arn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^IngestionTriggerDeadLetterQueue'), 'Arn'] } },
+        RetryPolicy: { MaximumRetryAttempts: 185, MaximumEventAgeInSeconds: 86400 },
+      })],
+    });
+    defaultTemplate.hasResourceProperties('AWS::SQS::Queue', { KmsMasterKeyId: Match.anyValue() });
+  });
+
+  test.each([
+    [{ keyPrefix: 'incoming/' }, [{ prefix: 'incoming/' }]],
+    [{ keySuffixes: ['.csv', '.xlsx'] }, [{ suffix: { 'equals-ignore-case': '.csv' } }, { suffix: { 'equals-ignore-case': '.xlsx' } }]],
+    [{ keyPrefix: 'in*/', keySuffixes: ['.csv'] }, [{ wildcard: 'in\\*/*.csv' }]],
+  ])('key filter %j', (props, expected) => {
+    pipelineStack(props).template.hasResourceProperties('AWS::Events::Rule', {
+      EventPattern: { detail: { object: { key: expected } } },
+    });
+  });
+
+  test('empty filters are refused, naming the prop', () => {
+    expect(() => pipelineStack({ keyPrefix: '' })).toThrow(/keyPrefix/);
+    expect(() => pipelineStack({ keySuffixes: [] })).toThrow(/keySuffixes/);
+  });
+});
+
+describe('state machines', () => {
+  const ingestion = definitionOf(defaultStack, 'IngestionStateMachine');
+  const backfill = definitionOf(defaultStack, 'IngestionBackfill');
+
+  test.each([['ingestion', ingestion], ['backfill', backfill]])('the %s definition passes asl-validator', (_name, definition) => {
+    const result = aslValidator(definition);
+    expect(result.errorsText('\n')).toBe('');
+    expect(result.isValid).toBe(true);
+  });
+
+  test('asl-validator does catch a broken definition (the check above can fail)', () => {
+    const broken = { ...ingestion, States: { ...ingestion.States, Done: undefined } };
+    delete broken.States.Done;
+    const result = aslValidator(broken);
+    expect(result.isValid).toBe(false);
+    expect(result.errorsText('\n')).toMatch(/Done/);
+  });
+
+  test('the route is state data, and every outcome has its own branch', () => {
+    expect(ingestion.StartAt).toBe('Normalise');
+    const decide = ingestion.States.Decide;
+    expect(decide.Type).toBe('Choice');
+    expect(decide.Choices.map((c: any) => [c.Variable, c.StringEquals, c.Next])).toEqual([
+      ['$.route.action', 'process', 'ProcessFile'],
+      ['$.route.action', 'document', 'CopyDocument'],
+      ['$.route.action', 'quarantine', 'Quarantine'],
+      ['$.route.action', 'processLarge', 'BatchJobInput'],
+    ]);
+    expect(ingestion.States.ProcessFile.Next).toBe('AlreadyProcessed?');
+    expect(ingestion.States.LoadTimeSeries.Next).toBe('SyncKnowledgeBase');
+    expect(ingestion.States.SyncKnowledgeBase.Next).toBe('Done');
+    expect(ingestion.States.ProcessFileBatch.Resource).toBe('arn:aws:states:::batch:submitJob.sync');
+  });
+
+  test('every task retries with backoff and jitter and is caught into the quarantine', () => {
+    const tasks = Object.entries<any>(ingestion.States).filter(([, s]) => s.Type === 'Task');
+    expect(tasks.map(([n]) => n).sort()).toEqual(
+      ['CopyDocument', 'NotifyFailure', 'NotifyQuarantined', 'ProcessFile', 'ProcessFileBatch', 'Quarantine', 'QuarantineFailure', 'ReadBatchResult', 'Route'],
+    );
+    for (const [name, state] of tasks) {
+      expect({ name, retry: state.Retry?.length > 0 }).toEqual({ name, retry: true });
+      for (const r of state.Retry.filter((x: any) => x.MaxAttempts !== 0)) {
+        expect({ name, backoff: r.BackoffRate, jitter: r.JitterStrategy }).toEqual({ name, backoff: 2, jitter: 'FULL' });
+      }
+      if (!name.startsWith('Notify') && name !== 'QuarantineFailure') {
+        expect({ name, catch: state.Catch?.[0]?.Next }).toEqual({ name, catch: `${name}Failed` });
+        expect(ingestion.States[`${name}Failed`].Next).toBe('QuarantineFailure');
+      }
+    }
+    // A refused file is not retried; everything else is.
+    expect(ingestion.States.ProcessFile.Retry[0]).toEqual({ ErrorEquals: ['FileRefused'], MaxAttempts: 0 });
+    expect(ingestion.States.ProcessFile.Retry[1].ErrorEquals).toEqual(['States.ALL']);
+    expect(ingestion.States.QuarantineFailure.Next).toBe('NotifyFailure');
+    expect(ingestion.States.NotifyFailure.Next).toBe('IngestionFailed');
+  });
+
+  test('backfill: a Distributed Map over the raw bucket listing at the given concurrency, each file one child execution', () => {
+    const { stack } = pipelineStack({ backfillMaxConcurrency: 25 });
+    const walk = definitionOf(stack, 'IngestionBackfill').States.WalkPrefix;
+    expect(walk.Type).toBe('Map');
+    expect(walk.MaxConcurrency).toBe(25);
+    expect(walk.ItemProcessor.ProcessorConfig.Mode).toBe('DISTRIBUTED');
+    expect(walk.ItemReader.Resource).toBe('arn:aws:states:::s3:listObjectsV2');
+    expect(walk.ItemReader.Parameters['Prefix.$']).toBe('$.prefix');
+    expect(walk.ItemProcessor.States.IngestFile.Resource).toBe('arn:aws:states:::states:startExecution.sync:2');
+    expect(() => pipelineStack({ backfillMaxConcurrency: 0 })).toThrow(/backfillMaxConcurrency/);
+  });
+
+  test('both state machines log everything to an encrypted log group and encrypt execution data with the platform key', () => {
+    defaultTemplate.resourcePropertiesCountIs('AWS::StepFunctions::StateMachine', {
+      LoggingConfiguration: Match.objectLike({ Level: 'ALL', IncludeExecutionData: true }),
+      EncryptionConfiguration: Match.objectLike({ Type: 'CUSTOMER_MANAGED_KMS_KEY' }),
+      StateMachineType: 'STANDARD',
+    }, 2);
+  });
+});
+
+describe('processor sizing', () => {
+  test('defaults: 3008 MiB, 15 minutes, /tmp of three times the threshold plus 512 MiB', () => {
+    defaultTemplate.hasResourceProperties('AWS::Lambda::Function', {
+      Description: Match.stringLikeRegexp('file processor'),
+      MemorySize: 3008,
+      Timeout: 900,
+      EphemeralStorage: { Size: 1280 },
+      Environment: { Variables: Match.objectLike({ ONS_LAMBDA_MAX_BYTES: String(256 * 1024 * 1024) }) },
+    });
+  });
+
+  test('the threshold and sizes are props, validated', () => {
+    pipelineStack({ lambdaMaxFileSize: Size.gibibytes(1), processorMemorySize: 4096 }).template.hasResourceProperties('AWS::Lambda::Function', {
+      MemorySize: 4096,
+      EphemeralStorage: { Size: 3584 },
+      Environment: { Variables: Match.objectLike({ ONS_LAMBDA_MAX_BYTES: String(1024 ** 3) }) },
+    });
+    expect(() => pipelineStack({ lambdaMaxFileSize: Size.gibibytes(4) })).toThrow(/lambdaMaxFileSize/);
+    expect(() => pipelineStack({ processorMemorySize: 20000 })).toThrow(/processorMemorySize/);
+    expect(() => pipelineStack({ tabularExtensions: ['csv'], documentExtensions: ['csv'] })).toThrow(/documentExtensions/);
+    expect(() => pipelineStack({ tabularExtensions: ['c sv'] })).toThrow(/tabularExtensions/);
+  });
+});
+
+describe('AWS Batch on Fargate for large files', () => {
+  test('compute environment, queue and job definition; refused files (exit 2) are not retried', () => {
+    defaultTemplate.hasResourceProperties('AWS::Batch::ComputeEnvironment', {
+      Type: 'managed',
+      ComputeResources: Match.objectLike({ Type: 'FARGATE', MaxvCpus: 16 }),
+    });
+    defaultTemplate.resourceCountIs('AWS::Batch::JobQueue', 1);
+    defaultTemplate.hasResourceProperties('AWS::Batch::JobDefinition', {
+      PlatformCapabilities: ['FARGATE'],
+      RetryStrategy: {
+        Attempts: 3,
+        EvaluateOnExit: [
+          { Action: 'EXIT', OnExitCode: '2' },
+          { Action: 'RETRY', OnExitCode: '*' },
+          { Action: 'RETRY', OnReason: 'CannotPullContainerError:*' },
+          { Action: 'RETRY', OnStatusReason: 'Host EC2*' },
+        ],
+      },
+      ContainerProperties: Match.objectLike({
+        EphemeralStorage: { SizeInGiB: 100 },
+        NetworkConfiguration: { AssignPublicIp: 'DISABLED' },
+        Environment: Match.arrayWith([{ Name: 'ONS_STAGE', Value: 'dev' }]),
+      }),
+    });
+  });
+
+  test('the default VPC has no internet route: isolated subnets and endpoints for S3, DynamoDB, ECR and Logs', () => {
+    defaultTemplate.resourceCountIs('AWS::EC2::NatGateway', 0);
+    defaultTemplate.resourceCountIs('AWS::EC2::InternetGateway', 0);
+    defaultTemplate.resourceCountIs('AWS::EC2::VPCEndpoint', 5);
+    defaultTemplate.resourceCountIs('AWS::EC2::FlowLog', 1);
+  });
+
+  test('a given VPC is used; disabling removes every Batch resource', () => {
+    const app = new App();
+    const stack = new Stack(app, 'WithVpc', { env: ENV });
+    const vpc = new ec2.Vpc(stack, 'MyVpc', { maxAzs: 2 });
+    const dataLake = new DataLake(stack, 'Lake', { stage: PlatformStage.DEV });
+    new IngestionPipeline(stack, 'Ingestion', { stage: PlatformStage.DEV, dataLake, largeFileProcessing: { vpc } });
+    Template.fromStack(stack).resourceCountIs('AWS::EC2::VPC', 1);
+
+    const off = pipelineStack({ largeFileProcessing: { enabled: false } });
+    off.template.resourceCountIs('AWS::Batch::JobDefinition', 0);
+    off.template.resourceCountIs('AWS::EC2::VPC', 0);
+    expect(JSON.stringify(definitionOf(off.stack, 'IngestionStateMachine'))).not.toContain('batch:submitJob');
+    expect(() => pipelineStack({ largeFileProcessing: { cpu: 3 } })).toThrow(/largeFileProcessing.cpu/);
+    expect(() => pipelineStack({ largeFileProcessing: { ephemeralStorage: Size.gibibytes(500) } })).toThrow(/ephemeralStorage/);
+  });
+});
+
+describe('ledger', () => {
+  test('on-demand, point-in-time recovery, the platform key, the three indexes, retained and protected by default', () => {
+    defaultTemplate.hasResource('AWS::DynamoDB::Table', {
+      DeletionPolicy: 'Retain',
+      Properties: Match.objectLike({
+        BillingMode: 'PAY_PER_REQUEST',
+        PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+        SSESpecification: { SSEEnabled: true, SSEType: 'KMS', KMSMasterKeyId: Match.anyValue() },
+        DeletionProtectionEnabled: true,
+        KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }, { AttributeName: 'sk', KeyType: 'RANGE' }],
+        GlobalSecondaryIndexes: ['byContentHash', 'byDataset', 'byStatus'].map((name) => Match.objectLike({ IndexName: name })),
+      }),
+    });
+  });
+});
+
+describe('least privilege', () => {
+  const policies = Object.values<any>(defaultTemplate.findResources('AWS::IAM::Policy'));
+  const statements = policies.flatMap((p) => p.Properties.PolicyDocument.Statement);
+
+  test('no policy grants a `*` action', () => {
+    for (const s of statements) {
+      for (const action of [s.Action].flat()) expect(action).not.toMatch(/(^\*$|:\*$)/);
+    }
+  });
+
+  test('the processor writes only under the processed, card and rejected prefixes', () => {
+    const processor = Object.entries<any>(defaultTemplate.findResources('AWS::IAM::Policy'))
+      .find(([id]) => id.startsWith('IngestionProcessorRole'))![1].Properties.PolicyDocument.Statement;
+    const puts = processor.filter((s: any) => [s.Action].flat().includes('s3:PutObject'));
+    const resources = JSON.stringify(puts.flatMap((s: any) => [s.Resource].flat()));
+    expect(resources).toContain('/processed/*');
+    expect(resources).toContain('/knowledge/cards/*');
+    expect(resources).toContain('/rejected/*');
+    expect(resources).not.toContain('/quarantine/*');
+    expect(resources).not.toContain('/knowledge/documents/*');
+  });
+});
+
+describe('OnsDataPlatform', () => {
+  test('includes the pipeline, with ingestion options passed through', () => {
+    const { platform, template } = platformStack(PlatformStage.PROD, { props: { ingestion: { backfillMaxConcurrency: 5, largeFileProcessing: { enabled: false } } } });
+    expect(platform.ingestion.stateMachine).toBeDefined();
+    template.resourceCountIs('AWS::StepFunctions::StateMachine', 2);
+    template.resourceCountIs('AWS::Batch::JobQueue', 0);
+  });
+});
