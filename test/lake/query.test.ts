@@ -13,11 +13,14 @@ import { convertFile } from '../../src/ons/convert';
 import { localFile } from '../../src/ons/local-file';
 import { ENV } from '../helpers';
 
+/** CDK's bundled CloudFormation validator fails synth on a template error (property names, types, patterns, ranges). */
+const VALIDATE = { '@aws-cdk/core:validateAgainstDefaultRules': true };
+
 const GIB = 1024 ** 3;
 const BUCKET = 'processed-bucket-name';
 
 function lake(props: Partial<DataLakeProps> & { stage: PlatformStage }, context: Record<string, unknown> = {}) {
-  const app = new App({ context });
+  const app = new App({ context: { ...VALIDATE, ...context } });
   const stack = new Stack(app, 'Lake', { env: ENV });
   const dataLake = new DataLake(stack, 'Lake', props);
   return { app, stack, dataLake, template: Template.fromStack(stack) };
@@ -29,6 +32,10 @@ function only(template: Template, type: string): Resource {
   const found = Object.values(template.findResources(type)) as Resource[];
   expect(found).toHaveLength(1);
   return found[0];
+}
+
+function commentsOf(table: Resource): Record<string, string> {
+  return Object.fromEntries(table.Properties.TableInput.StorageDescriptor.Columns.map((c: any) => [c.Name, c.Comment]));
 }
 
 function tablesByName(template: Template): Record<string, Resource> {
@@ -177,9 +184,9 @@ describe('DataLake Glue database and tables', () => {
       for (const c of input.StorageDescriptor.Columns) expect(c.Comment.length).toBeLessThanOrEqual(255);
       expect(input.Description.length).toBeLessThanOrEqual(2048);
     }
-    const comments = Object.fromEntries(tables.ear_diario_subsistema.Properties.TableInput.StorageDescriptor.Columns.map((c: any) => [c.Name, c.Comment]));
+    const comments = commentsOf(tables.ear_diario_subsistema);
     expect(comments.ear_verif_subsistema_percentual).toBe('Verified stored energy, % of maximum / Energia armazenada verificada, % da máxima [%].');
-    const interchange = Object.fromEntries(tables.intercambio_nacional.Properties.TableInput.StorageDescriptor.Columns.map((c: any) => [c.Name, c.Comment]));
+    const interchange = commentsOf(tables.intercambio_nacional);
     expect(interchange.val_intercambioprogmwmed).toContain('Absent from some publications');
   });
 
@@ -325,7 +332,7 @@ describe('DataLake Athena workgroup', () => {
 });
 
 describe('DataLake grantQuery', () => {
-  const app = new App();
+  const app = new App({ context: VALIDATE });
   const stack = new Stack(app, 'Lake', { env: ENV });
   const dataLake = new DataLake(stack, 'Lake', { stage: PlatformStage.PROD });
   const role = new iam.Role(stack, 'Analyst', { assumedBy: new iam.AccountRootPrincipal() });
@@ -390,11 +397,11 @@ describe('DataLake grantQuery', () => {
   });
 
   test('with an encrypted Data Catalog, the key may also be used through Glue', () => {
-    const s = new Stack(new App(), 'Encrypted', { env: ENV });
+    const s = new Stack(new App({ context: VALIDATE }), 'Encrypted', { env: ENV });
     new DataLake(s, 'Lake', { stage: PlatformStage.DEV, encryptDataCatalog: true })
       .grantQuery(new iam.Role(s, 'Analyst', { assumedBy: new iam.AccountRootPrincipal() }));
     const policies = Template.fromStack(s).findResources('AWS::IAM::Policy');
-    const kms = (Object.values(policies) as Resource[]).flatMap((p) => p.Properties.PolicyDocument.Statement).find((s: any) => s.Action.includes?.('kms:Decrypt'));
+    const kms = (Object.values(policies) as Resource[]).flatMap((p) => p.Properties.PolicyDocument.Statement).find((x: any) => x.Action.includes?.('kms:Decrypt'));
     expect(kms.Condition).toEqual({ StringEquals: { 'kms:ViaService': ['s3.sa-east-1.amazonaws.com', 'glue.sa-east-1.amazonaws.com'] } });
   });
 
@@ -428,7 +435,8 @@ describe('DataLake Glue Data Catalog encryption', () => {
   });
 
   test('with encryptDataCatalog, the key is retained even when data removal is allowed, with a warning', () => {
-    const { template, stack } = lake({ stage: PlatformStage.DEV, encryptDataCatalog: true }, { [PlatformStage.REMOVE_DATA_ON_DESTROY_CONTEXT]: true });
+    const removeData = { [PlatformStage.REMOVE_DATA_ON_DESTROY_CONTEXT]: true };
+    const { template, stack } = lake({ stage: PlatformStage.DEV, encryptDataCatalog: true }, removeData);
     const key = only(template, 'AWS::KMS::Key');
     expect([key.DeletionPolicy, key.UpdateReplacePolicy]).toEqual(['Retain', 'Retain']);
     for (const b of Object.values(template.findResources('AWS::S3::Bucket')) as Resource[]) expect(b.DeletionPolicy).toBe('Delete');
@@ -464,7 +472,7 @@ describe('DataLake catalog and workgroup removal policy', () => {
 
 describe('DataLake query: cdk-nag AwsSolutions', () => {
   test.each([PlatformStage.DEV, PlatformStage.PROD])('a lake with a query grantee and catalog encryption has no unacknowledged finding (%#)', (stage) => {
-    const app = new App();
+    const app = new App({ context: VALIDATE });
     const stack = new Stack(app, 'Nag', { env: ENV });
     const dataLake = new DataLake(stack, 'Lake', { stage, encryptDataCatalog: true });
     dataLake.grantQuery(new iam.Role(stack, 'Analyst', { assumedBy: new iam.AccountRootPrincipal() }));
@@ -473,7 +481,7 @@ describe('DataLake query: cdk-nag AwsSolutions', () => {
   });
 
   test('the check is live: a wildcard the lake did not create is still reported', () => {
-    const app = new App();
+    const app = new App({ context: VALIDATE });
     const stack = new Stack(app, 'Nag', { env: ENV });
     const dataLake = new DataLake(stack, 'Lake', { stage: PlatformStage.PROD });
     const role = new iam.Role(stack, 'Analyst', { assumedBy: new iam.AccountRootPrincipal() });
