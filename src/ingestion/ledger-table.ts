@@ -71,7 +71,8 @@ export class IngestionLedger extends Construct {
    * indexes), no Scan, no delete.
    */
   public grantRecord(grantee: iam.IGrantable): iam.Grant {
-    this.encryptionKey.grantEncryptDecrypt(grantee);
+    // DynamoDB uses the table's key on the caller's behalf: explicit actions, no GenerateDataKey*/ReEncrypt* wildcards.
+    this.encryptionKey.grant(grantee, 'kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey', 'kms:DescribeKey');
     return this.table.grant(grantee, 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query');
   }
 }

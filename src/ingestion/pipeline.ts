@@ -21,6 +21,7 @@ import { QuarantineFunction } from './quarantine-function';
 import { RouteFunction } from './route-function';
 import { DataLake } from '../lake/data-lake';
 import { applyPlatformTags, createPlatformFunction } from '../platform/defaults';
+import { acknowledgeScopedWildcards } from '../platform/nag';
 import { applyDataRemovalPolicy } from '../platform/removal';
 import { PlatformStage } from '../platform/stage';
 
@@ -176,6 +177,7 @@ export class IngestionPipeline extends Construct {
     const { rule, deadLetterQueue } = this.createTrigger(props.keyPrefix, props.keySuffixes);
     this.rule = rule;
     this.deadLetterQueue = deadLetterQueue;
+    acknowledgeScopedWildcards(this);
   }
 
   /** Lets `grantee` start a backfill (and read its executions). */
@@ -190,7 +192,6 @@ export class IngestionPipeline extends Construct {
       resources: [this.lake.rawBucket.arnForObjects('*')],
     }));
     this.key.grant(grantee, 'kms:Decrypt');
-    acknowledgeObjectWildcards(grantee);
   }
 
   /** Put and delete (to remove its own partial outputs) under the given prefixes only. */
@@ -253,11 +254,11 @@ export class IngestionPipeline extends Construct {
     // Normalise: an S3 event from EventBridge, or `{ source }` from the backfill.
     const fromEvent = new sfn.Pass(flow, 'FromEvent', {
       parameters: {
-        source: {
+        'source': {
           'bucket.$': '$.detail.bucket.name',
           'key.$': '$.detail.object.key',
           // S3 sends event keys URL-encoded; the router decodes them.
-          keyUrlEncoded: true,
+          'keyUrlEncoded': true,
           'versionId.$': "$.detail.object['version-id']",
           'size.$': '$.detail.object.size',
         },
@@ -300,7 +301,7 @@ export class IngestionPipeline extends Construct {
 
     const quarantineUnsupported = new tasks.LambdaInvoke(flow, 'Quarantine', {
       lambdaFunction: this.quarantineFunction,
-      payload: sfn.TaskInput.fromObject({ ...routedInput, step: 'Route', 'reason.$': '$.route.reason' }),
+      payload: sfn.TaskInput.fromObject({ ...routedInput, 'step': 'Route', 'reason.$': '$.route.reason' }),
       payloadResponseOnly: true,
       resultPath: '$.quarantine',
       retryOnServiceExceptions: false,
@@ -402,10 +403,6 @@ export class IngestionPipeline extends Construct {
     if (this.stage.tracing !== lambda.Tracing.ACTIVE) {
       Validations.of(machine).acknowledge({ id: 'AwsSolutions-SF2', reason: `X-Ray tracing follows the stage: off in '${this.stage.name}'.` });
     }
-    Validations.of(machine.role).acknowledge({
-      id: 'AwsSolutions-IAM5',
-      reason: 'Lambda invoke grants cover the function versions (ARN:*); log delivery and X-Ray actions support no resource-level permissions; KMS data-key actions apply to the platform key only.',
-    });
     return machine;
   }
 
@@ -423,13 +420,16 @@ export class IngestionPipeline extends Construct {
     });
     ingest.addRetry({
       errors: ['StepFunctions.ExecutionLimitExceededException', 'StepFunctions.SdkClientException', 'StepFunctions.AWSStepFunctionsException'],
-      interval: Duration.seconds(5), backoffRate: 2, maxAttempts: 6, jitterStrategy: sfn.JitterType.FULL,
+      interval: Duration.seconds(5),
+      backoffRate: 2,
+      maxAttempts: 6,
+      jitterStrategy: sfn.JitterType.FULL,
     });
     const walk = new sfn.DistributedMap(flow, 'WalkPrefix', {
       itemReader: new sfn.S3ObjectsItemReader({ bucket: this.lake.rawBucket, prefix: sfn.JsonPath.stringAt('$.prefix') }),
       itemSelector: {
         source: {
-          bucket: this.lake.rawBucket.bucketName,
+          'bucket': this.lake.rawBucket.bucketName,
           'key.$': '$$.Map.Item.Value.Key',
           'size.$': '$$.Map.Item.Value.Size',
         },
@@ -514,15 +514,3 @@ function extensions(prop: string, values: string[]): string[] {
   if (normalised.length === 0) throw new Error(`${prop}: give at least one extension`);
   return [...new Set(normalised)];
 }
-
-/** Object ARNs need a key wildcard; each statement is scoped to one bucket and, for writes, one prefix. */
-function acknowledgeObjectWildcards(grantee: iam.IGrantable): void {
-  const principal = grantee.grantPrincipal;
-  if (principal instanceof iam.Role) {
-    Validations.of(principal).acknowledge({
-      id: 'AwsSolutions-IAM5',
-      reason: 'S3 object permissions are scoped to one bucket and (for writes) the one prefix this code writes; object keys are only known at run time. KMS GenerateDataKey*/ReEncrypt* come from the key grant on the platform key only.',
-    });
-  }
-}
-

@@ -7,9 +7,9 @@ import { applyPlatformTags, createPlatformFunction } from './defaults';
 import { PlatformStage } from './stage';
 import { HealthEnv } from '../api/health-contract';
 import { HealthFunction } from '../api/health-function';
-import { DataLake } from '../lake/data-lake';
 import { IngestionPipeline } from '../ingestion/pipeline';
 import { IngestionOptions } from '../ingestion/pipeline-props';
+import { DataLake } from '../lake/data-lake';
 import { DataLakeOptions } from '../lake/data-lake-props';
 
 /**

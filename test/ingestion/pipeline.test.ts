@@ -244,7 +244,8 @@ describe('least privilege', () => {
 
 describe('OnsDataPlatform', () => {
   test('includes the pipeline, with ingestion options passed through', () => {
-    const { platform, template } = platformStack(PlatformStage.PROD, { props: { ingestion: { backfillMaxConcurrency: 5, largeFileProcessing: { enabled: false } } } });
+    const ingestion = { backfillMaxConcurrency: 5, largeFileProcessing: { enabled: false } };
+    const { platform, template } = platformStack(PlatformStage.PROD, { props: { ingestion } });
     expect(platform.ingestion.stateMachine).toBeDefined();
     template.resourceCountIs('AWS::StepFunctions::StateMachine', 2);
     template.resourceCountIs('AWS::Batch::JobQueue', 0);
