@@ -124,7 +124,8 @@ export class DataLake extends Construct {
     if (!Number.isInteger(queryResultsExpirationDays) || queryResultsExpirationDays < 1) {
       throw new Error(`DataLakeProps.queryResultsExpirationDays: expected a whole number of days of at least 1, got ${queryResultsExpirationDays}`);
     }
-    this.databaseName = checkName('DataLakeProps.databaseName', props.databaseName ?? `ons_data_platform_${stage.name.replace(/-/g, '_')}`);
+    const databaseName = props.databaseName ?? `ons_data_platform_${stage.name.replace(/-/g, '_')}`;
+    this.databaseName = Token.isUnresolved(databaseName) ? databaseName : checkName('DataLakeProps.databaseName', databaseName);
     this.workGroupName = validateWorkGroupName(props.workGroupName ?? `ons-data-platform-${stage.name}`);
     this.bytesScannedCutoffPerQuery = validateCutoff(props.bytesScannedCutoffPerQuery ?? (stage === PlatformStage.DEV ? 10 * GIB : 100 * GIB));
     const projectionEndYear = props.projectionEndYear ?? 2050;

@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
-import { App, Stack, Validations } from 'aws-cdk-lib';
+import { App, Fn, Stack, Validations } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { AwsSolutionsChecks } from 'cdk-nag';
@@ -218,6 +218,11 @@ describe('DataLake tables: props', () => {
       expect(t.Properties.TableInput.Parameters['projection.year.range']).toBe('2000,2035');
       expect(JSON.stringify(t.Properties.TableInput.Parameters['storage.location.template'])).toContain('/parquet/dataset=');
     }
+  });
+
+  test('a databaseName that is a token is taken as is', () => {
+    const { template } = lake({ stage: PlatformStage.DEV, databaseName: Fn.importValue('LakeDatabaseName') });
+    expect(only(template, 'AWS::Glue::Database').Properties.DatabaseInput.Name).toEqual({ 'Fn::ImportValue': 'LakeDatabaseName' });
   });
 
   test('additionalDatasets get a table with the processor\'s added columns around their own', () => {
