@@ -31,8 +31,8 @@ export const IngestionEnv = {
   /** Batch only: the job's input (a `ProcessInput` as JSON), set per job by the state machine. */
   JOB_INPUT: 'ONS_JOB_INPUT',
   /**
-   * Optional: milliseconds an S3 request may wait on its connection (connect, or no bytes moving)
-   * before the handler gives up on it (default 60000). Lets tests and slow networks tune fault handling.
+   * Optional: milliseconds an S3 request may take to connect, or stay without any byte moving, before
+   * the handler gives up on it (default 60000; a long transfer that keeps moving is never cut).
    */
   S3_REQUEST_TIMEOUT_MS: 'ONS_S3_REQUEST_TIMEOUT_MS',
 } as const;

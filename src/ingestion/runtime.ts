@@ -60,12 +60,13 @@ export function listEnv(name: string, fallback: readonly string[]): string[] {
 
 /**
  * The S3 client: region, credentials and endpoint come from the standard environment (AWS_REGION,
- * AWS_ENDPOINT_URL_S3...). Only the socket timeouts are ours, so a stalled request fails and is retried.
+ * AWS_ENDPOINT_URL_S3...). Only the timeouts are ours: a stalled request fails (and is retried) while
+ * a long transfer that keeps moving is never cut (an inactivity timeout, not a total one).
  */
 export function createS3Client(): S3Client {
   const timeout = numberEnv(IngestionEnv.S3_REQUEST_TIMEOUT_MS, 60_000);
   return new S3Client({
-    requestHandler: { connectionTimeout: timeout, requestTimeout: timeout },
+    requestHandler: { connectionTimeout: timeout, socketTimeout: timeout },
   });
 }
 
