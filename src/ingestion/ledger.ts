@@ -259,7 +259,8 @@ export class Ledger {
       if (v !== undefined) sets.push(`${name(attr)} = ${value(v)}`);
     }
     const removes = (options.remove ?? []).filter((attr) => !(attr in fields)).map(name);
-    const statusName = name('status');
+    // `status` is the first attribute named above; a second alias would be unused when there is no condition.
+    const statusName = Object.keys(names).find((alias) => names[alias] === 'status')!;
     let condition: string | undefined;
     if (options.onlyFromStatus) {
       condition = `${statusName} IN (${options.onlyFromStatus.map(value).join(', ')})`;
