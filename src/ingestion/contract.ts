@@ -79,6 +79,8 @@ export interface RouteResult {
   readonly reason?: string;
   /** The object as the router saw it (size and version from HeadObject). */
   readonly source: SourceObject;
+  /** The object's ledger item key (the Batch path reads its result back with it). */
+  readonly ledgerKey: { readonly pk: string; readonly sk: string };
 }
 
 /** Input of the processor (Lambda event or Batch `ONS_JOB_INPUT`). @internal */

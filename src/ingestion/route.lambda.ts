@@ -2,7 +2,7 @@ import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import {
   DEFAULT_DOCUMENT_EXTENSIONS, DEFAULT_TABULAR_EXTENSIONS, IngestionEnv, RouteAction, RouteResult, SourceObject, StepInput,
 } from './contract';
-import { Ledger } from './ledger';
+import { Ledger, ledgerKey } from './ledger';
 import {
   createDocumentClient, createS3Client, isNotFound, listEnv, log, numberEnv, requiredEnv, validateInput,
 } from './runtime';
@@ -46,7 +46,7 @@ export async function handler(event: StepInput): Promise<RouteResult> {
     executionArn: input.executionArn, route: decision.action, reason: decision.reason,
   });
   log('INFO', 'routed', { source, ...decision, ...(recorded ? {} : { ledger: 'already settled, left as is' }) });
-  return { action: decision.action, ...(decision.reason ? { reason: decision.reason } : {}), source };
+  return { action: decision.action, ...(decision.reason ? { reason: decision.reason } : {}), source, ledgerKey: ledgerKey(source) };
 }
 
 interface RouteConfig {

@@ -44,7 +44,11 @@ describe('decisions', () => {
   test('a small CSV goes to the processor Lambda; size from HeadObject; the ledger says received', async () => {
     const result = await route('incoming/carga/CARGA_ENERGIA_2013.csv', CSV);
 
-    expect(result).toEqual({ action: 'process', source: { bucket: BUCKETS.raw, key: 'incoming/carga/CARGA_ENERGIA_2013.csv', size: CSV.length } });
+    expect(result).toEqual({
+      action: 'process',
+      source: { bucket: BUCKETS.raw, key: 'incoming/carga/CARGA_ENERGIA_2013.csv', size: CSV.length },
+      ledgerKey: { pk: `s3://${BUCKETS.raw}/incoming/carga/CARGA_ENERGIA_2013.csv`, sk: 'null' },
+    });
     const item = await ledgerItem(aws, BUCKETS.raw, 'incoming/carga/CARGA_ENERGIA_2013.csv');
     expect(item).toMatchObject({
       pk: `s3://${BUCKETS.raw}/incoming/carga/CARGA_ENERGIA_2013.csv`,
@@ -85,7 +89,11 @@ describe('decisions', () => {
   test('a PDF is a document for the knowledge base', async () => {
     const pdf = readFileSync(join(ONS_DATA, 'DicionarioDados_CurvaCarga.pdf'));
     const result = await route('docs/DicionarioDados_CurvaCarga.pdf', pdf);
-    expect(result).toEqual({ action: 'document', source: { bucket: BUCKETS.raw, key: 'docs/DicionarioDados_CurvaCarga.pdf', size: pdf.length } });
+    expect(result).toEqual({
+      action: 'document',
+      source: { bucket: BUCKETS.raw, key: 'docs/DicionarioDados_CurvaCarga.pdf', size: pdf.length },
+      ledgerKey: { pk: `s3://${BUCKETS.raw}/docs/DicionarioDados_CurvaCarga.pdf`, sk: 'null' },
+    });
     expect((await ledgerItem(aws, BUCKETS.raw, 'docs/DicionarioDados_CurvaCarga.pdf'))).toMatchObject({ status: 'received', route: 'document' });
   });
 
@@ -113,7 +121,12 @@ describe('decisions', () => {
 
   test('an object deleted before the router ran is quarantined, not an error', async () => {
     const result = await router()({ source: { bucket: BUCKETS.raw, key: 'incoming/gone.csv' }, executionArn: EXECUTION });
-    expect(result).toEqual({ action: 'quarantine', reason: 'the object no longer exists', source: { bucket: BUCKETS.raw, key: 'incoming/gone.csv' } });
+    expect(result).toEqual({
+      action: 'quarantine',
+      reason: 'the object no longer exists',
+      source: { bucket: BUCKETS.raw, key: 'incoming/gone.csv' },
+      ledgerKey: { pk: `s3://${BUCKETS.raw}/incoming/gone.csv`, sk: 'null' },
+    });
   });
 
   test('ONS_LAMBDA_MAX_BYTES missing is a configuration error, not a routing decision', async () => {
@@ -133,7 +146,11 @@ describe('keys from S3 EventBridge events', () => {
       source: { bucket: BUCKETS.raw, key: 'incoming/Temporal+Gera%C3%A7%C3%A3o+de+Energia.csv', keyUrlEncoded: true }, executionArn: EXECUTION,
     });
 
-    expect(result).toEqual({ action: 'process', source: { bucket: BUCKETS.raw, key: 'incoming/Temporal Geração de Energia.csv', size: body.length } });
+    expect(result).toEqual({
+      action: 'process',
+      source: { bucket: BUCKETS.raw, key: 'incoming/Temporal Geração de Energia.csv', size: body.length },
+      ledgerKey: { pk: `s3://${BUCKETS.raw}/incoming/Temporal Geração de Energia.csv`, sk: 'null' },
+    });
     expect(await ledgerItem(aws, BUCKETS.raw, 'incoming/Temporal Geração de Energia.csv')).toMatchObject({ status: 'received' });
   });
 
