@@ -51,20 +51,20 @@ export function sourceName(fileName: string): string {
   return stem.normalize('NFD').replace(/[\u0300-\u036f]/g, '').replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^_+|_+$/g, '') || 'file';
 }
 
-/** Counts and hashes bytes as they stream past. */
-function tap(source: FileSource, hash: ReturnType<typeof createHash>, onProgress?: (n: number) => void): FileSource {
+/** Counts bytes as they stream past, and hashes them when a hash is given (convert; inspect needs none). */
+function tap(source: FileSource, hash: ReturnType<typeof createHash> | undefined, onProgress?: (n: number) => void): FileSource {
   let read = 0;
   return {
     head: () => source.head(),
     bytes: async () => {
       const bytes = await source.bytes();
-      hash.update(bytes);
+      hash?.update(bytes);
       onProgress?.(bytes.length);
       return bytes;
     },
     stream: () => (async function* () {
       for await (const chunk of source.stream()) {
-        hash.update(chunk);
+        hash?.update(chunk);
         read += chunk.length;
         onProgress?.(read);
         yield chunk;
@@ -73,7 +73,7 @@ function tap(source: FileSource, hash: ReturnType<typeof createHash>, onProgress
   };
 }
 
-async function open(fileName: string, source: FileSource, options: InspectOptions, hash: ReturnType<typeof createHash>) {
+async function open(fileName: string, source: FileSource, options: InspectOptions, hash?: ReturnType<typeof createHash>) {
   const table: RawTable = await openTable(tap(source, hash, options.onProgress), options);
   const layout: DatasetLayout = resolveDataset(fileName, table.header);
   return { table, layout };
@@ -84,7 +84,7 @@ async function open(fileName: string, source: FileSource, options: InspectOption
  * Throws RefusedFileError when the file cannot be read as ONS data.
  */
 export async function inspectFile(fileName: string, source: FileSource, options: InspectOptions = {}): Promise<FileSummary> {
-  const { table, layout } = await open(fileName, source, options, createHash('sha256'));
+  const { table, layout } = await open(fileName, source, options);
   const summary = await processTable(baseName(fileName), table, layout);
   if (summary.rows === 0) throw new RefusedFileError('the file has a header but no data rows');
   return summary;

@@ -1,7 +1,11 @@
 import { DatasetLayout } from './detect';
-import { parseMeasure } from './number';
-import { clip, LocalTime, parseLocalTime } from './time';
+import { parseMeasure, parseMeasureBytes } from './number';
+import { DuplicateWindow, hashKey, SeriesIndex } from './series';
+import { clip, LocalTime, parseLocalTime, parseLocalTimeBytes } from './time';
 import { Cell, OnsRecord, RawRow, RawTable } from './types';
+import { endsWithUnicodeSpace, isAsciiSpace, sameBytes, startsWithUnicodeSpace } from './utf8';
+
+export { DUPLICATE_WINDOW } from './series';
 
 /** A row that could not become a record, with the reason and its cells as read. */
 export interface Rejection {
@@ -52,34 +56,27 @@ export interface FileSummary {
 }
 
 /**
- * Rows of one (series, instant) after the first are rejected as duplicates. Detection keeps the
- * series of the most recent DUPLICATE_WINDOW distinct instants, so memory stays flat: exact for files
- * ordered by time, as ONS publishes them.
- */
-export const DUPLICATE_WINDOW = 64;
-
-/**
  * Turns the rows of a table into validated records: the time converted from Brasília civil time to
  * UTC, identity dimensions required, measures parsed (empty is null, never zero; nothing imputed).
  * A row that cannot be read is rejected with its row number and reason; the rest of the file goes on.
+ *
+ * A table with `lines` (UTF-8 CSV) is read from its bytes: a line that is a plain valid new record is
+ * taken without a string per cell; any other line (quotes, a rejection, an unusual cell) goes through
+ * the same path as decoded rows, so both give the same records, rejections and figures.
  */
 export async function processTable(fileName: string, table: RawTable, layout: DatasetLayout, sink: RecordSink = {}): Promise<FileSummary> {
   const width = table.header.length;
   const decimalComma = table.decimalComma ?? false;
   const measures = layout.measures.map((m) => ({ ...m, count: 0, nulls: 0, sum: 0, min: Infinity, max: -Infinity }));
-  const recent = new Map<number, Map<string, number>>(); // instant → series → first row
+  const dims = layout.dimensions;
+  const wantsRecords = sink.record !== undefined;
+  const series = new SeriesIndex(table.lines !== undefined);
+  const recent = new DuplicateWindow();
   let rows = 0;
   let records = 0;
   let rejected = 0;
   let start = Infinity;
   let end = -Infinity;
-  let lastTimeText: string | undefined;
-  let lastTime: LocalTime | string = '';
-
-  // Series by the raw values of their dimensions, so the `name=value` key is built once per series.
-  const seriesInfo = new Map<string, { key: string; dimensions: Record<string, string> }>();
-  const dims = layout.dimensions;
-  const wantsRecords = sink.record !== undefined;
 
   // Synchronous unless a sink returns a promise: most rows then cost no microtask at all.
   const reject = (row: number, reason: string, cells: readonly Cell[]): void | Promise<void> => {
@@ -87,6 +84,56 @@ export async function processTable(fileName: string, table: RawTable, layout: Da
     return sink.rejected?.({ row, reason, cells });
   };
 
+  /** Counts a valid record (its measures in layout order). */
+  const accept = (time: number, values: readonly (number | null)[]): void => {
+    for (let k = 0; k < measures.length; k++) {
+      const m = measures[k];
+      const value = values[k];
+      if (value === null) {
+        m.nulls++;
+      } else {
+        m.count++;
+        m.sum += value;
+        if (value < m.min) m.min = value;
+        if (value > m.max) m.max = value;
+      }
+    }
+    if (time < start) start = time;
+    if (time > end) end = time;
+    records++;
+  };
+
+  // The `name=value` key and dimensions of a series, built once per series and only when records are wanted.
+  const infos: Array<{ key: string; dimensions: Record<string, string> }> = [];
+  const record = (
+    id: number, time: LocalTime, localRaw: string, labels: Record<string, string | null>, values: readonly (number | null)[], row: number,
+  ): void | Promise<void> => {
+    let info = infos[id];
+    if (!info) {
+      const dimensions: Record<string, string> = {};
+      const parts = dims.length ? series.text(id).split('\u0001') : [];
+      dims.forEach((d, i) => { dimensions[d.name] = parts[i]; });
+      info = { key: dims.map((d, i) => `${d.name}=${parts[i]}`).join('|'), dimensions };
+      infos[id] = info;
+    }
+    const measured: Record<string, number | null> = {};
+    for (let k = 0; k < measures.length; k++) measured[measures[k].name] = values[k];
+    return sink.record!({
+      dataset: layout.id,
+      time: time.utc,
+      local: time.iso,
+      localRaw,
+      series: info.key,
+      dimensions: info.dimensions,
+      labels,
+      measures: measured,
+      row,
+    });
+  };
+
+  let lastTimeText: string | undefined;
+  let lastTime: LocalTime | string = '';
+  /** A row as cells (any format). */
   const handle = (raw: RawRow): void | Promise<void> => {
     rows++;
     const cells = raw.cells;
@@ -111,67 +158,152 @@ export async function processTable(fileName: string, table: RawTable, layout: Da
       if (value === '') return reject(raw.row, `${dims[i].name} is empty: it identifies the series`, cells);
       seriesRaw = i === 0 ? value : `${seriesRaw}\u0001${value}`;
     }
-    const values: Record<string, number | null> = {};
+    const values: Array<number | null> = [];
     for (const m of layout.measures) {
       const value = parseMeasure(cells[m.index], decimalComma);
       if (Number.isNaN(value)) return reject(raw.row, `${m.name}: '${clip(String(cells[m.index]))}' is not a number`, cells);
-      values[m.name] = value;
+      values.push(value);
     }
 
-    let atInstant = recent.get(time.utc);
-    if (!atInstant) {
-      atInstant = new Map();
-      recent.set(time.utc, atInstant);
-      if (recent.size > DUPLICATE_WINDOW) recent.delete(recent.keys().next().value as number);
+    const slot = recent.slot(time.utc);
+    let id = series.find(seriesRaw);
+    if (id < 0) {
+      id = series.add(seriesRaw);
+    } else {
+      const firstRow = recent.firstRow(slot, id);
+      if (firstRow >= 0) return reject(raw.row, `duplicate of row ${firstRow} (same series and time, ${time.iso}): the first row is kept`, cells);
     }
-    const firstRow = atInstant.get(seriesRaw);
-    if (firstRow !== undefined) {
-      return reject(raw.row, `duplicate of row ${firstRow} (same series and time, ${time.iso}): the first row is kept`, cells);
-    }
-    atInstant.set(seriesRaw, raw.row);
-
-    for (const m of measures) {
-      const value = values[m.name];
-      if (value === null) {
-        m.nulls++;
-      } else {
-        m.count++;
-        m.sum += value;
-        if (value < m.min) m.min = value;
-        if (value > m.max) m.max = value;
-      }
-    }
-    if (time.utc < start) start = time.utc;
-    if (time.utc > end) end = time.utc;
-    records++;
-    let info = seriesInfo.get(seriesRaw);
-    if (!info) {
-      const dimensions: Record<string, string> = {};
-      const parts = dims.length ? seriesRaw.split('\u0001') : [];
-      dims.forEach((d, i) => { dimensions[d.name] = parts[i]; });
-      info = { key: dims.map((d, i) => `${d.name}=${parts[i]}`).join('|'), dimensions };
-      seriesInfo.set(seriesRaw, info);
-    }
+    recent.add(slot, id, raw.row);
+    accept(time.utc, values);
     if (!wantsRecords) return;
     const labels: Record<string, string | null> = {};
     for (const l of layout.labels) {
       const value = cells[l.index];
       labels[l.name] = value === null || String(value).trim() === '' ? null : String(value).trim();
     }
-    return sink.record!({
-      dataset: layout.id,
-      time: time.utc,
-      local: time.iso,
-      localRaw: timeText.trim(),
-      series: info.key,
-      dimensions: info.dimensions,
-      labels,
-      measures: values,
-      row: raw.row,
-    });
+    return record(id, time, timeText.trim(), labels, values, raw.row);
   };
 
-  if (table.batches) {
+  // Byte path. Cell bounds of the current line; the previous time and label cells' bytes, reused while repeated.
+  const delimiter = table.delimiter?.charCodeAt(0) ?? -1;
+  const cellStarts = new Int32Array(width);
+  const cellEnds = new Int32Array(width);
+  const dimStarts = new Int32Array(dims.length);
+  const dimEnds = new Int32Array(dims.length);
+  const values: Array<number | null> = layout.measures.map(() => null);
+  let timeBytes: Buffer | undefined;
+  let timeStart = 0;
+  let timeEnd = 0;
+  let timeText: string | undefined; // as written, trimmed: decoded for records only
+  let time: LocalTime | string = '';
+  const labelBytes: Array<Buffer | undefined> = layout.labels.map(() => undefined);
+  const labelStarts = new Int32Array(layout.labels.length);
+  const labelEnds = new Int32Array(layout.labels.length);
+  const labelValues: Array<string | null> = layout.labels.map(() => null);
+
+  /** A line read from its bytes: false, having changed nothing, when it is not a plain valid new record. */
+  const line = (bytes: Buffer, s: number, e: number, row: number): boolean | Promise<void> => {
+    let n = 0;
+    for (let p = s; ; n++) {
+      const d = bytes.indexOf(delimiter, p);
+      if (d < 0 || d >= e) {
+        if (n !== width - 1) return false;
+        cellStarts[n] = p;
+        cellEnds[n] = e;
+        break;
+      }
+      if (n === width - 1) return false;
+      cellStarts[n] = p;
+      cellEnds[n] = d;
+      p = d + 1;
+    }
+
+    const ts = cellStarts[layout.time.index];
+    const te = cellEnds[layout.time.index];
+    if (timeBytes === undefined || !sameBytes(bytes, ts, te, timeBytes, timeStart, timeEnd)) {
+      timeBytes = bytes;
+      timeStart = ts;
+      timeEnd = te;
+      timeText = undefined;
+      time = parseLocalTimeBytes(bytes, ts, te) ?? parseLocalTime(bytes.toString('utf8', ts, te));
+    }
+    if (typeof time === 'string') return false;
+
+    for (let k = 0; k < dims.length; k++) {
+      let a = cellStarts[dims[k].index];
+      let b = cellEnds[dims[k].index];
+      while (a < b && isAsciiSpace(bytes[a])) a++;
+      while (b > a && isAsciiSpace(bytes[b - 1])) b--;
+      // Empty, or a non-ASCII space trim() would remove: the decoded path rejects or reads it.
+      if (a === b || (bytes[a] >= 0x80 && startsWithUnicodeSpace(bytes, a, b))) return false;
+      if (bytes[b - 1] >= 0x80 && endsWithUnicodeSpace(bytes, a, b)) return false;
+      dimStarts[k] = a;
+      dimEnds[k] = b;
+    }
+    for (let k = 0; k < measures.length; k++) {
+      const ms = cellStarts[measures[k].index];
+      const me = cellEnds[measures[k].index];
+      let value = parseMeasureBytes(bytes, ms, me, decimalComma);
+      if (value === undefined) {
+        value = parseMeasure(bytes.toString('utf8', ms, me), decimalComma);
+        if (Number.isNaN(value)) return false;
+      }
+      values[k] = value;
+    }
+
+    const slot = recent.slot(time.utc);
+    const hash = hashKey(bytes, dimStarts, dimEnds);
+    let id = series.findBytes(bytes, dimStarts, dimEnds, hash);
+    if (id < 0) id = series.addBytes(bytes, dimStarts, dimEnds, hash);
+    else if (recent.seen(slot, id)) return false;
+    rows++;
+    recent.add(slot, id, row);
+    accept(time.utc, values);
+    if (!wantsRecords) return true;
+    const labels: Record<string, string | null> = {};
+    for (let k = 0; k < layout.labels.length; k++) {
+      const ls = cellStarts[layout.labels[k].index];
+      const le = cellEnds[layout.labels[k].index];
+      const previous = labelBytes[k];
+      if (previous === undefined || !sameBytes(bytes, ls, le, previous, labelStarts[k], labelEnds[k])) {
+        labelBytes[k] = bytes;
+        labelStarts[k] = ls;
+        labelEnds[k] = le;
+        const text = bytes.toString('utf8', ls, le).trim();
+        labelValues[k] = text === '' ? null : text;
+      }
+      labels[layout.labels[k].name] = labelValues[k];
+    }
+    timeText ??= bytes.toString('utf8', ts, te).trim();
+    return record(id, time, timeText, labels, values, row) ?? true;
+  };
+
+  if (table.lines) {
+    for await (const batch of table.lines) {
+      const { bytes, starts, ends } = batch;
+      let quote = bytes.indexOf(34); // the next double quote: lines with one take the decoded path
+      for (let i = 0; i < batch.count; i++) {
+        const s = starts[i];
+        const e = ends[i];
+        if (e >= 0) {
+          if (quote >= 0 && quote < s) quote = bytes.indexOf(34, s);
+          if (quote < 0 || quote >= e) {
+            const done = line(bytes, s, e, batch.first + i);
+            if (done === true) continue;
+            if (done !== false) {
+              await done;
+              continue;
+            }
+          }
+        }
+        const raw = batch.row(i);
+        if (raw) {
+          const pending = handle(raw);
+          if (pending) await pending;
+        }
+      }
+    }
+  } else if (table.batches) {
     for await (const batch of table.batches) {
       for (const raw of batch) {
         const pending = handle(raw);
@@ -206,7 +338,7 @@ export async function processTable(fileName: string, table: RawTable, layout: Da
       min: m.count ? m.min : null,
       max: m.count ? m.max : null,
     })),
-    series: seriesInfo.size,
+    series: series.size,
     start: records ? new Date(start).toISOString() : null,
     end: records ? new Date(end).toISOString() : null,
   };

@@ -31,7 +31,8 @@ const formatter = new Intl.DateTimeFormat('en-US', {
 });
 
 // Offsets change only at whole UTC hours in this zone since 1914, so one lookup per hour is exact;
-// and at most once a day, so a day whose first and last hours agree has one offset throughout.
+// and never twice within a day, so a day whose first hour agrees with the next day's first hour has one
+// offset throughout (and each lookup serves two days).
 const offsetCache = new Map<number, number>();
 const dayCache = new Map<number, number | null>();
 
@@ -41,7 +42,7 @@ export function offsetAt(utcMs: number): number {
   let whole = dayCache.get(day);
   if (whole === undefined) {
     const first = hourOffset(day * 24);
-    whole = first === hourOffset(day * 24 + 23) ? first : null;
+    whole = first === hourOffset(day * 24 + 24) ? first : null;
     if (dayCache.size > 100_000) dayCache.clear();
     dayCache.set(day, whole);
   }
@@ -51,16 +52,18 @@ export function offsetAt(utcMs: number): number {
 function hourOffset(hour: number): number {
   const cached = offsetCache.get(hour);
   if (cached !== undefined) return cached;
-  const parts: Record<string, number> = {};
-  for (const p of formatter.formatToParts(new Date(hour * HOUR_MS))) {
-    if (p.type !== 'literal') parts[p.type] = Number(p.value);
-  }
-  const wall = Date.UTC(parts.year, parts.month - 1, parts.day, parts.hour, parts.minute, parts.second);
+  // format() costs a third of formatToParts(); en-US numeric fields come as month, day, year, hour, minute, second.
+  const [month, day, year, h, m, s] = formatter.format(hour * HOUR_MS).match(/\d+/g)!.map(Number);
+  const wall = Date.UTC(year, month - 1, day, h, m, s);
   const offset = wall - hour * HOUR_MS;
   if (offsetCache.size > 200_000) offsetCache.clear(); // bounded
   offsetCache.set(hour, offset);
   return offset;
 }
+
+// The last wall-clock day whose neighbouring UTC days have one same offset, and that offset.
+let quietWallDay = NaN;
+let quietOffset = 0;
 
 /**
  * The UTC instant of a Brasília wall-clock time. A time that does not exist (the hour skipped when
@@ -68,9 +71,19 @@ function hourOffset(hour: number): number {
  * ended) takes the earlier instant.
  */
 export function brasiliaToUtc(wallMs: number): number {
+  const wallDay = Math.floor(wallMs / DAY_MS);
+  if (wallDay === quietWallDay) return wallMs - quietOffset;
   const before = offsetAt(wallMs - DAY_MS);
   const after = offsetAt(wallMs + DAY_MS);
-  const candidates = before === after ? [before] : [before, after];
+  if (before === after) {
+    // Whatever the candidate gives, the answer is wallMs - before; for the whole wall day when the days around have one offset.
+    if (dayCache.get(wallDay - 1) === before && dayCache.get(wallDay + 1) === before) {
+      quietWallDay = wallDay;
+      quietOffset = before;
+    }
+    return wallMs - before;
+  }
+  const candidates = [before, after];
   let best: number | undefined;
   for (const offset of candidates) {
     const utc = wallMs - offset;
@@ -79,8 +92,22 @@ export function brasiliaToUtc(wallMs: number): number {
   return best ?? wallMs - before;
 }
 
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/** Days in a month of the proleptic Gregorian calendar (Date.UTC's; parseLocalTime refuses years before 1800). */
 function daysIn(year: number, month: number): number {
-  return new Date(Date.UTC(year, month, 0)).getUTCDate();
+  return month === 2 && year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : DAYS_IN_MONTH[month - 1];
+}
+
+/** A parsed time whose normalised text is made only when asked for (inspect never asks). */
+class WallClock implements LocalTime {
+  private text?: string;
+
+  constructor(private readonly wall: number, readonly utc: number) {}
+
+  get iso(): string {
+    return (this.text ??= new Date(this.wall).toISOString().slice(0, 19));
+  }
 }
 
 /**
@@ -97,7 +124,7 @@ export function parseLocalTime(text: string): LocalTime | string {
     && (s.length === 10 || (s.charCodeAt(10) === 32 && s.charCodeAt(13) === 58 && s.charCodeAt(16) === 58))) {
     y = digits(s, 0, 4); mo = digits(s, 5, 2); d = digits(s, 8, 2);
     if (s.length === 19) { h = digits(s, 11, 2); mi = digits(s, 14, 2); sec = digits(s, 17, 2); }
-    if ([y, mo, d, h, mi, sec].some(Number.isNaN)) return `'${clip(s)}' is not a date or date-time (expected YYYY-MM-DD[ HH:MM:SS] or DD/MM/YYYY[ HH:MM:SS])`;
+    if (Number.isNaN(y + mo + d + h + mi + sec)) return `'${clip(s)}' is not a date or date-time (expected YYYY-MM-DD[ HH:MM:SS] or DD/MM/YYYY[ HH:MM:SS])`;
   } else if ((m = ISO.exec(s))) {
     y = +m[1]; mo = +m[2]; d = +m[3];
     if (m[4] !== undefined) { h = +m[4]; mi = +m[5]; sec = m[6] !== undefined ? +m[6] : 0; }
@@ -107,11 +134,30 @@ export function parseLocalTime(text: string): LocalTime | string {
   } else {
     return s.length === 0 ? 'empty time' : `'${clip(s)}' is not a date or date-time (expected YYYY-MM-DD[ HH:MM:SS] or DD/MM/YYYY[ HH:MM:SS])`;
   }
-  if (mo < 1 || mo > 12 || d < 1 || d > daysIn(y, mo) || h > 23 || mi > 59 || sec > 59 || y < 1800) {
-    return `'${clip(s)}' is not a valid date-time`;
-  }
+  return wallClock(y, mo, d, h, mi, sec) ?? `'${clip(s)}' is not a valid date-time`;
+}
+
+/**
+ * parseLocalTime of ONS's own `YYYY-MM-DD HH:MM:SS` or `YYYY-MM-DD` given as UTF-8 bytes, without a
+ * string. Undefined for any other text and for a time parseLocalTime refuses: parse the decoded text then.
+ */
+export function parseLocalTimeBytes(bytes: Uint8Array, start: number, end: number): LocalTime | undefined {
+  const length = end - start;
+  if ((length !== 19 && length !== 10) || bytes[start + 4] !== 45 || bytes[start + 7] !== 45
+    || (length === 19 && (bytes[start + 10] !== 32 || bytes[start + 13] !== 58 || bytes[start + 16] !== 58))) return undefined;
+  const y = byteDigits(bytes, start, 4); const mo = byteDigits(bytes, start + 5, 2); const d = byteDigits(bytes, start + 8, 2);
+  const timed = length === 19;
+  const h = timed ? byteDigits(bytes, start + 11, 2) : 0;
+  const mi = timed ? byteDigits(bytes, start + 14, 2) : 0;
+  const sec = timed ? byteDigits(bytes, start + 17, 2) : 0;
+  return Number.isNaN(y + mo + d + h + mi + sec) ? undefined : wallClock(y, mo, d, h, mi, sec);
+}
+
+/** A valid wall-clock time from its fields, or undefined. */
+function wallClock(y: number, mo: number, d: number, h: number, mi: number, sec: number): LocalTime | undefined {
+  if (mo < 1 || mo > 12 || d < 1 || d > daysIn(y, mo) || h > 23 || mi > 59 || sec > 59 || y < 1800) return undefined;
   const wall = Date.UTC(y, mo - 1, d, h, mi, sec);
-  return { iso: new Date(wall).toISOString().slice(0, 19), utc: brasiliaToUtc(wall) };
+  return new WallClock(wall, brasiliaToUtc(wall));
 }
 
 /** The decimal number written in `length` ASCII digits at `start`, or NaN. */
@@ -119,6 +165,17 @@ function digits(s: string, start: number, length: number): number {
   let n = 0;
   for (let i = start; i < start + length; i++) {
     const c = s.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) return NaN;
+    n = n * 10 + c;
+  }
+  return n;
+}
+
+/** digits() of bytes. */
+function byteDigits(bytes: Uint8Array, start: number, length: number): number {
+  let n = 0;
+  for (let i = start; i < start + length; i++) {
+    const c = bytes[i] - 48;
     if (c < 0 || c > 9) return NaN;
     n = n * 10 + c;
   }

@@ -36,6 +36,22 @@ export interface RawTable {
   readonly rows: AsyncIterable<RawRow>;
   /** The same rows in batches (one per chunk read), when the reader has them: less overhead per row. */
   readonly batches?: AsyncIterable<readonly RawRow[]>;
+  /** The same rows as undecoded lines, one batch per chunk (UTF-8 CSV only): read without a string per cell. */
+  readonly lines?: AsyncIterable<CsvLines>;
+}
+
+/**
+ * Complete lines of a UTF-8 CSV, as bytes: line i is `bytes[starts[i], ends[i])`, without its CR/LF,
+ * and is line number `first + i`. `ends[i]` is -1 for a line over the length limit.
+ */
+export interface CsvLines {
+  readonly bytes: Buffer;
+  readonly first: number;
+  readonly count: number;
+  readonly starts: Int32Array;
+  readonly ends: Int32Array;
+  /** Line i as a row the way the decoding reader produces it (cells split, reasons), or undefined for a blank line. */
+  row(i: number): RawRow | undefined;
 }
 
 /**
