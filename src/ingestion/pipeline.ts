@@ -230,7 +230,10 @@ export class IngestionPipeline extends Construct {
       resultPath: sfn.JsonPath.DISCARD,
     });
     notifyFailure.addRetry({ ...backoff, errors: ['SNS.SdkClientException', 'SNS.InternalErrorException', 'SNS.ThrottledException'] });
-    const failed = new sfn.Fail(flow, 'IngestionFailed', { error: 'IngestionFailed', causePath: '$.quarantine.reason' });
+    const failed = new sfn.Fail(flow, 'IngestionFailed', {
+      error: 'IngestionFailed',
+      cause: 'The file was quarantined in the failed bucket with an error.json; the notification names the step and the reason.',
+    });
     const quarantineFailure = new tasks.LambdaInvoke(flow, 'QuarantineFailure', {
       lambdaFunction: this.quarantineFunction,
       payload: sfn.TaskInput.fromObject({ ...stepInput, 'step.$': '$.failedStep', 'error.$': '$.failure' }),
@@ -251,19 +254,18 @@ export class IngestionPipeline extends Construct {
       });
     };
 
-    // Normalise: an S3 event from EventBridge, or `{ source }` from the backfill.
-    const fromEvent = new sfn.Pass(flow, 'FromEvent', {
-      parameters: {
-        'source': {
-          'bucket.$': '$.detail.bucket.name',
-          'key.$': '$.detail.object.key',
-          // S3 sends event keys URL-encoded; the router decodes them.
-          'keyUrlEncoded': true,
-          'versionId.$': "$.detail.object['version-id']",
-          'size.$': '$.detail.object.size',
-        },
-        'executionArn.$': '$$.Execution.Id',
-      },
+    // Normalise: an S3 event from EventBridge (with a version id when the bucket is versioned), or `{ source }` from the backfill.
+    const eventSource = (versioned: boolean) => ({
+      'bucket.$': '$.detail.bucket.name',
+      // S3 sends event keys URL-encoded; the router decodes them.
+      'key.$': '$.detail.object.key',
+      'keyUrlEncoded': true,
+      'size.$': '$.detail.object.size',
+      ...(versioned ? { 'versionId.$': "$.detail.object['version-id']" } : {}),
+    });
+    const fromEvent = new sfn.Pass(flow, 'FromEvent', { parameters: { 'source': eventSource(true), 'executionArn.$': '$$.Execution.Id' } });
+    const fromUnversionedEvent = new sfn.Pass(flow, 'FromUnversionedEvent', {
+      parameters: { 'source': eventSource(false), 'executionArn.$': '$$.Execution.Id' },
     });
     const fromBackfill = new sfn.Pass(flow, 'FromBackfill', { parameters: { 'source.$': '$.source', 'executionArn.$': '$$.Execution.Id' } });
 
@@ -359,8 +361,8 @@ export class IngestionPipeline extends Construct {
           TableName: this.ledger.tableName,
           ConsistentRead: true,
           Key: {
-            [LedgerSchema.PARTITION_KEY]: { 'S.$': "States.Format('s3://{}/{}', $.route.source.bucket, $.route.source.key)" },
-            [LedgerSchema.SORT_KEY]: { 'S.$': '$.route.source.versionId' },
+            [LedgerSchema.PARTITION_KEY]: { 'S.$': `$.route.ledgerKey.${LedgerSchema.PARTITION_KEY}` },
+            [LedgerSchema.SORT_KEY]: { 'S.$': `$.route.ledgerKey.${LedgerSchema.SORT_KEY}` },
           },
         },
         iamResources: [this.ledger.table.tableArn],
@@ -379,9 +381,11 @@ export class IngestionPipeline extends Construct {
     decide.otherwise(new sfn.Fail(flow, 'UnknownRoute', { error: 'UnknownRoute', causePath: '$.route.action' }));
 
     const normalise = new sfn.Choice(flow, 'Normalise')
-      .when(sfn.Condition.isPresent('$.detail'), fromEvent)
+      .when(sfn.Condition.isPresent("$.detail.object['version-id']"), fromEvent)
+      .when(sfn.Condition.isPresent('$.detail'), fromUnversionedEvent)
       .otherwise(fromBackfill);
     fromEvent.next(route);
+    fromUnversionedEvent.next(route);
     fromBackfill.next(route);
     route.next(decide);
     return this.newStateMachine('StateMachine', normalise, 'ingestion');
