@@ -96,7 +96,9 @@ project.tasks.addEnvironment('JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION', '2
 // What the npm package ships: compiled code, handler bundles, the jsii assembly and the docs.
 // Handler sources compile into lib/ too, but only their bundles in assets/ are used.
 project.package.addField('files', [
-  'lib/**/*.js', 'lib/**/*.d.ts', '!lib/**/*.lambda.js', '!lib/**/*.lambda.d.ts', '!lib/cli/**', '!lib/ingestion/batch/**',
+  'lib/**/*.js', 'lib/**/*.d.ts', '!lib/**/*.lambda.js', '!lib/**/*.lambda.d.ts', '!lib/cli/**',
+  // Handler-side ingestion code, used only through its bundles in assets/ (it needs the AWS SDK).
+  '!lib/ingestion/batch/**', '!lib/ingestion/ledger.*', '!lib/ingestion/process-object.*', '!lib/ingestion/runtime.*',
   'assets/**', '.jsii', 'API.md', 'README.md', 'LICENSE',
 ]);
 project.tasks.tryFind('package:js')!.exec('node build-tools/check-npm-package.js');
