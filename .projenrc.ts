@@ -36,6 +36,7 @@ const project = new awscdk.AwsCdkConstructLibrary({
     '@aws-sdk/lib-dynamodb',
     '@aws-sdk/lib-storage',
     '@aws-sdk/client-timestream-write',
+    '@aws-sdk/client-timestream-query',
     '@types/aws-lambda',
     'cdk-nag@^3.0.2',
     's3rver@^3.7.1',
@@ -99,6 +100,8 @@ project.package.addField('files', [
   'lib/**/*.js', 'lib/**/*.d.ts', '!lib/**/*.lambda.js', '!lib/**/*.lambda.d.ts', '!lib/cli/**',
   // Handler-side ingestion code, used only through its bundles in assets/ (it needs the AWS SDK).
   '!lib/ingestion/batch/**', '!lib/ingestion/ledger.*', '!lib/ingestion/process-object.*', '!lib/ingestion/runtime.*',
+  // Handler-side time-series code (Timestream write/query), used only through its bundles.
+  '!lib/timeseries/timestream/runtime/**',
   'assets/**', '.jsii', 'API.md', 'README.md', 'LICENSE',
 ]);
 project.tasks.tryFind('package:js')!.exec('node build-tools/check-npm-package.js');
@@ -121,6 +124,8 @@ project.eslint?.allowDevDeps('src/ons/**/*.ts');
 project.eslint?.allowDevDeps('src/cli/**/*.ts');
 // Handler-side ingestion code (bundled into the handlers and the Batch image); the constructs import only contract.ts.
 for (const file of ['ledger.ts', 'process-object.ts', 'runtime.ts', 'batch/**/*.ts']) project.eslint?.allowDevDeps(`src/ingestion/${file}`);
+// Handler-side time-series code (bundled into the loader and query handlers).
+project.eslint?.allowDevDeps('src/timeseries/timestream/runtime/**/*.ts');
 
 // The command-line tool: one pre-bundled file (domain core and Parquet/XLSX libraries inside), so
 // `npx ons-data-platform` needs nothing else installed.
@@ -176,5 +181,11 @@ const bench = project.addTask('bench', {
 });
 if (bundle) bench.spawn(bundle);
 bench.exec('ts-node --transpile-only --project tsconfig.dev.json bench/run.ts', { receiveArgs: true });
+
+// The time-series loader's write path against a local WriteRecords server with a fixed latency, and the write cost model.
+const benchTimeseries = project.addTask('bench:timeseries', {
+  description: 'Benchmark the Timestream loader write path (throughput vs the in-flight bound) and its write cost per million points; prints JSON',
+});
+benchTimeseries.exec('ts-node --transpile-only --project tsconfig.dev.json bench/timeseries.ts', { receiveArgs: true });
 
 project.synth();
