@@ -86,10 +86,13 @@ export function explain(input: QuarantineInput): { reason: string; errorType?: s
     if (typeof p.errorMessage === 'string') {
       return { reason: clip(withoutStack(p.errorMessage)), errorType: typeof p.errorType === 'string' ? p.errorType : errorName };
     }
-    if (typeof p.StatusReason === 'string') {
-      const container = p.Container as { ExitCode?: number } | undefined;
-      const exit = typeof container?.ExitCode === 'number' ? ` (exit code ${container.ExitCode}${container.ExitCode === 2 ? ': file refused' : ''})` : '';
-      return { reason: clip(`${p.StatusReason}${exit}`), errorType: errorName };
+    // Step Functions passes the job description with PascalCase keys; the Batch API's own shape is camelCase.
+    const statusReason = p.StatusReason ?? p.statusReason;
+    if (typeof statusReason === 'string') {
+      const container = (p.Container ?? p.container) as { ExitCode?: number; exitCode?: number } | undefined;
+      const code = container?.ExitCode ?? container?.exitCode;
+      const exit = typeof code === 'number' ? ` (exit code ${code}${code === 2 ? ': file refused' : ''})` : '';
+      return { reason: clip(`${statusReason}${exit}`), errorType: errorName };
     }
   }
   return { reason: clip(withoutStack(cause)), errorType: errorName };

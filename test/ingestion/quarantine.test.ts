@@ -117,12 +117,13 @@ describe('quarantine', () => {
     expect(item!.history.map((h) => h.status)).toEqual(['processing', 'quarantined']);
   });
 
-  test('a Batch job failure: the status reason and exit code are the reason', async () => {
+  test.each([
+    ['PascalCase (Step Functions)', { JobName: 'ons-process', Status: 'FAILED', StatusReason: 'Essential container in task exited', Container: { ExitCode: 2, LogStreamName: 'x/y/z' } }],
+    ['camelCase (Batch API)', { jobName: 'ons-process', status: 'FAILED', statusReason: 'Essential container in task exited', container: { exitCode: 2 } }],
+  ])('a Batch job failure, %s: the status reason and exit code are the reason', async (_, description) => {
     const key = 'incoming/large/BIG.csv';
     await putObject(aws, BUCKETS.raw, key, Buffer.from('id_x;din_y\n'));
-    const cause = JSON.stringify({
-      JobName: 'ons-process', Status: 'FAILED', StatusReason: 'Essential container in task exited', Container: { ExitCode: 2, LogStreamName: 'x/y/z' },
-    });
+    const cause = JSON.stringify(description);
 
     const result = await quarantine({
       source: { bucket: BUCKETS.raw, key }, executionArn: EXECUTION, step: 'ProcessFileBatch', error: { Error: 'States.TaskFailed', Cause: cause },
