@@ -3,6 +3,7 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { DataLake } from '../lake/data-lake';
 import { PlatformStage } from '../platform/stage';
+import { ITimeSeriesStore } from '../timeseries/store';
 
 /**
  * How tabular files above the Lambda threshold are processed: AWS Batch on Fargate, running the same
@@ -187,4 +188,11 @@ export interface IngestionPipelineProps extends IngestionOptions {
 
   /** The data lake whose raw bucket feeds the pipeline and whose other buckets receive the results. */
   readonly dataLake: DataLake;
+
+  /**
+   * Where LoadTimeSeries writes the processed points.
+   *
+   * @default - no store: LoadTimeSeries passes through
+   */
+  readonly timeSeriesStore?: ITimeSeriesStore;
 }

@@ -27,6 +27,8 @@ import { PlatformStage } from '../platform/stage';
 
 /** Error name the processor gives a file the domain core refuses (shared with the handler's contract). */
 const FILE_REFUSED = 'FileRefused';
+/** Loader errors that a retry cannot fix (the engine refused the request itself). */
+const LOADER_NON_RETRYABLE = ['ValidationException', 'AccessDeniedException', 'ResourceNotFoundException', 'NothingWritten'];
 
 /**
  * From upload to processed data: an EventBridge rule on the raw bucket's Object Created events starts
@@ -45,8 +47,8 @@ const FILE_REFUSED = 'FileRefused';
  * Map (`backfillMaxConcurrency` files at a time) and runs the ingestion for each file: start it with
  * `{ "prefix": "2000/" }`.
  *
- * LoadTimeSeries and SyncKnowledgeBase are pass-through steps until a time-series store and a
- * knowledge base are attached to the platform.
+ * LoadTimeSeries invokes the `timeSeriesStore`'s loader (a pass-through step without a store);
+ * SyncKnowledgeBase passes through until a knowledge base is attached.
  *
  * @example
  * const pipeline = new IngestionPipeline(stack, 'Ingestion', { stage: PlatformStage.DEV, dataLake: lake });
@@ -78,6 +80,9 @@ export class IngestionPipeline extends Construct {
   public readonly jobQueue?: batch.IJobQueue;
   /** The Batch job definition for large files (absent when large-file processing is disabled). */
   public readonly jobDefinition?: batch.IJobDefinition;
+
+  /** The time-series loader LoadTimeSeries invokes (absent without a store). */
+  public readonly timeSeriesLoader?: lambda.IFunction;
 
   private readonly stage: PlatformStage;
   private readonly lake: DataLake;
@@ -172,6 +177,9 @@ export class IngestionPipeline extends Construct {
       this.jobDefinition = large.jobDefinition;
     }
 
+    this.timeSeriesLoader = props.timeSeriesStore?.loaderFunction({
+      stage: this.stage, dataLake: this.lake, ledger: this.ledger, reservedConcurrentExecutions: props.reservedConcurrentExecutions,
+    });
     this.stateMachine = this.createStateMachine(large);
     this.backfillStateMachine = this.createBackfill(props.backfillMaxConcurrency ?? 10);
     const { rule, deadLetterQueue } = this.createTrigger(props.keyPrefix, props.keySuffixes);
@@ -319,10 +327,25 @@ export class IngestionPipeline extends Construct {
     onFailure(quarantineUnsupported, 'Quarantine');
     quarantineUnsupported.next(notifyUnsupported).next(new sfn.Succeed(flow, 'Quarantined'));
 
-    const loadTimeSeries = new sfn.Pass(flow, 'LoadTimeSeries', {
-      result: sfn.Result.fromObject({ skipped: 'no time-series store is attached to the pipeline' }),
-      resultPath: '$.load',
-    });
+    let loadTimeSeries: sfn.TaskStateBase | sfn.Pass;
+    if (this.timeSeriesLoader) {
+      const load = new tasks.LambdaInvoke(flow, 'LoadTimeSeries', {
+        lambdaFunction: this.timeSeriesLoader,
+        payload: sfn.TaskInput.fromObject({ ...routedInput, 'processed.$': '$.processed' }),
+        payloadResponseOnly: true,
+        resultPath: '$.load',
+        retryOnServiceExceptions: false,
+      });
+      load.addRetry({ errors: [...LOADER_NON_RETRYABLE], maxAttempts: 0 });
+      load.addRetry({ ...backoff, interval: Duration.seconds(10), errors: ['States.ALL'] });
+      onFailure(load, 'LoadTimeSeries');
+      loadTimeSeries = load;
+    } else {
+      loadTimeSeries = new sfn.Pass(flow, 'LoadTimeSeries', {
+        result: sfn.Result.fromObject({ skipped: 'no time-series store is attached to the pipeline' }),
+        resultPath: '$.load',
+      });
+    }
     const syncKnowledgeBase = new sfn.Pass(flow, 'SyncKnowledgeBase', {
       result: sfn.Result.fromObject({ skipped: 'no knowledge base is attached to the pipeline' }),
       resultPath: '$.sync',

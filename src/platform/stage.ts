@@ -65,6 +65,22 @@ export interface AlarmThresholds {
 }
 
 /**
+ * How long the time-series store keeps data in each tier.
+ */
+export interface TimeSeriesRetention {
+  /**
+   * Hours a point stays in the memory store (fast, recent queries): 1 to 8766.
+   */
+  readonly memoryStoreHours: number;
+
+  /**
+   * Days a point stays in the magnetic store (1 to 73000). Points older than this are rejected on
+   * write, so it must cover the oldest ONS data you load (ONS history starts in 2000).
+   */
+  readonly magneticStoreDays: number;
+}
+
+/**
  * What a stage sets. Every field is the stage's default for every part of the platform.
  */
 export interface PlatformStageProps {
@@ -109,6 +125,13 @@ export interface PlatformStageProps {
    * Alarm thresholds.
    */
   readonly alarmThresholds: AlarmThresholds;
+
+  /**
+   * Retention of the time-series store.
+   *
+   * @default - 24 hours in memory, 73000 days (200 years, the maximum) on magnetic storage
+   */
+  readonly timeSeriesRetention?: TimeSeriesRetention;
 }
 
 /**
@@ -156,6 +179,11 @@ export interface PlatformStageOverrides {
    * @default - the base stage's value
    */
   readonly alarmThresholds?: AlarmThresholds;
+
+  /**
+   * Retention of the time-series store.
+   */
+  readonly timeSeriesRetention?: TimeSeriesRetention;
 }
 
 /**
@@ -207,6 +235,7 @@ export class PlatformStage {
       evaluationPeriods: 3,
       datapointsToAlarm: 3,
     },
+    timeSeriesRetention: { memoryStoreHours: 24, magneticStoreDays: 73000 },
   });
 
   /**
@@ -240,6 +269,7 @@ export class PlatformStage {
       evaluationPeriods: 3,
       datapointsToAlarm: 2,
     },
+    timeSeriesRetention: { memoryStoreHours: 72, magneticStoreDays: 73000 },
   });
 
   /**
@@ -273,6 +303,7 @@ export class PlatformStage {
       evaluationPeriods: 3,
       datapointsToAlarm: 2,
     },
+    timeSeriesRetention: { memoryStoreHours: 168, magneticStoreDays: 73000 },
   });
 
   /**
@@ -298,6 +329,8 @@ export class PlatformStage {
   public readonly tracing: lambda.Tracing;
   /** Alarm thresholds. */
   public readonly alarmThresholds: AlarmThresholds;
+  /** Retention of the time-series store. */
+  public readonly timeSeriesRetention: TimeSeriesRetention;
 
   private constructor(props: PlatformStageProps) {
     validateStage(props);
@@ -310,6 +343,7 @@ export class PlatformStage {
     this.deploymentConfig = props.deploymentConfig;
     this.tracing = props.tracing;
     this.alarmThresholds = { ...props.alarmThresholds };
+    this.timeSeriesRetention = { ...(props.timeSeriesRetention ?? { memoryStoreHours: 24, magneticStoreDays: 73000 }) };
   }
 
   /**
@@ -325,6 +359,7 @@ export class PlatformStage {
       deploymentConfig: overrides.deploymentConfig ?? this.deploymentConfig,
       tracing: overrides.tracing ?? this.tracing,
       alarmThresholds: overrides.alarmThresholds ?? this.alarmThresholds,
+      timeSeriesRetention: overrides.timeSeriesRetention ?? this.timeSeriesRetention,
     });
   }
 }
@@ -347,6 +382,14 @@ function validateStage(props: PlatformStageProps): void {
     throw new Error(`${where} alarmThresholds.datapointsToAlarm (${a.datapointsToAlarm}) must not exceed evaluationPeriods (${a.evaluationPeriods})`);
   }
   validateLifecycle(`${where} lifecycle`, props.lifecycle, { complete: true });
+  const r = props.timeSeriesRetention;
+  // Limits of Timestream for LiveAnalytics' RetentionProperties.
+  if (r && (!Number.isInteger(r.memoryStoreHours) || r.memoryStoreHours < 1 || r.memoryStoreHours > 8766)) {
+    throw new Error(`${where} timeSeriesRetention.memoryStoreHours: expected an integer from 1 to 8766, got ${r.memoryStoreHours}`);
+  }
+  if (r && (!Number.isInteger(r.magneticStoreDays) || r.magneticStoreDays < 1 || r.magneticStoreDays > 73000)) {
+    throw new Error(`${where} timeSeriesRetention.magneticStoreDays: expected an integer from 1 to 73000, got ${r.magneticStoreDays}`);
+  }
 }
 
 function positiveNumber(name: string, value: number): void {

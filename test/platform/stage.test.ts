@@ -105,3 +105,23 @@ describe('PlatformStage.custom', () => {
       .toThrow("PlatformStage 'lab' lifecycle.rawGlacierInstantRetrievalAfterDays: required, got undefined");
   });
 });
+
+describe('PlatformStage time-series retention', () => {
+  test('memory store 24, 72 and 168 hours; magnetic store 73000 days (ONS history starts in 2000)', () => {
+    expect([PlatformStage.DEV, PlatformStage.STAGING, PlatformStage.PROD].map((s) => s.timeSeriesRetention)).toEqual([
+      { memoryStoreHours: 24, magneticStoreDays: 73000 },
+      { memoryStoreHours: 72, magneticStoreDays: 73000 },
+      { memoryStoreHours: 168, magneticStoreDays: 73000 },
+    ]);
+  });
+
+  test('derived stages keep or change it; out-of-range values name the field', () => {
+    expect(PlatformStage.PROD.derive({ name: 'qa' }).timeSeriesRetention.memoryStoreHours).toBe(168);
+    expect(PlatformStage.PROD.derive({ name: 'qa', timeSeriesRetention: { memoryStoreHours: 6, magneticStoreDays: 36500 } }).timeSeriesRetention)
+      .toEqual({ memoryStoreHours: 6, magneticStoreDays: 36500 });
+    expect(() => PlatformStage.DEV.derive({ name: 'x', timeSeriesRetention: { memoryStoreHours: 0, magneticStoreDays: 10 } }))
+      .toThrow(/timeSeriesRetention.memoryStoreHours/);
+    expect(() => PlatformStage.DEV.derive({ name: 'x', timeSeriesRetention: { memoryStoreHours: 1, magneticStoreDays: 73001 } }))
+      .toThrow(/timeSeriesRetention.magneticStoreDays/);
+  });
+});

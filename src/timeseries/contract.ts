@@ -1,0 +1,105 @@
+import type { ProcessResult, SourceObject } from '../ingestion/contract';
+
+/**
+ * What the time-series constructs and handlers share (any engine): environment variable names and the
+ * shapes the ingestion state machine and the API pass to the loader and the query handler.
+ * @internal
+ */
+export const TimeSeriesEnv = {
+  /** Engine-specific database name (Timestream: the database). */
+  DATABASE: 'ONS_TS_DATABASE',
+  /** JSON object: dataset id → table name, for every dataset with a table. */
+  TABLES: 'ONS_TS_TABLES',
+  /** Table for datasets outside `TABLES` (ONS datasets not in the catalog); unset: such files are not loaded. */
+  CATCH_ALL_TABLE: 'ONS_TS_CATCH_ALL_TABLE',
+  /** WriteRecords requests in flight at once. */
+  MAX_IN_FLIGHT: 'ONS_TS_MAX_IN_FLIGHT',
+  /** Endpoint override of the write/query clients (tests, VPC endpoints); unset: the SDK's endpoint discovery. */
+  WRITE_ENDPOINT: 'ONS_TS_WRITE_ENDPOINT',
+  QUERY_ENDPOINT: 'ONS_TS_QUERY_ENDPOINT',
+  /** Prefix in the failed bucket for records the engine rejected (ends with `/`). */
+  REJECTED_RECORDS_PREFIX: 'ONS_TS_REJECTED_RECORDS_PREFIX',
+  /** Largest number of points one query response returns (page size). */
+  MAX_POINTS: 'ONS_TS_MAX_POINTS',
+} as const;
+
+/** Query intervals accepted by the query handler and the API. @internal */
+export const INTERVALS = ['1m', '5m', '15m', '30m', '1h', '1d', '1w', '1mo', '1y'] as const;
+/** Aggregations accepted by the query handler and the API. @internal */
+export const AGGREGATIONS = ['avg', 'sum', 'min', 'max'] as const;
+
+/**
+ * Input of the loader (LoadTimeSeries): the state machine passes `$.route.source`, `$$.Execution.Id`
+ * and the processor's `$.processed`.
+ * @internal
+ */
+export interface LoadInput {
+  readonly source: SourceObject;
+  readonly executionArn: string;
+  readonly processed: ProcessResult;
+}
+
+/** The loader's output (kept by the state machine, e.g. at `$.loaded`). @internal */
+export interface LoadResult {
+  /** `notLoaded`: the dataset has no table (and no catch-all table is set); nothing was written. */
+  readonly status: 'loaded' | 'notLoaded';
+  readonly table?: string;
+  /** Records (rows) the engine accepted. */
+  readonly records: number;
+  /** Measure values the engine accepted (non-null measures of the accepted records). */
+  readonly points: number;
+  /** Records the engine rejected (each reported with its reason under `rejectedKey`). */
+  readonly rejected: number;
+  /** Rows without any non-null measure: nothing to write for them. */
+  readonly skipped: number;
+  /** Write requests that succeeded or were partly rejected (retries not counted). */
+  readonly requests: number;
+  /** Key in the failed bucket of the rejected-records report, when records were rejected. */
+  readonly rejectedKey?: string;
+  readonly reason?: string;
+}
+
+/**
+ * Error names the loader throws (Lambda reports `error.name` as the `Error` Step Functions sees).
+ * @internal
+ */
+export const LoadErrors = {
+  /** The input is not a processed object with Parquet parts (a duplicate, an empty result): not retried. */
+  INVALID_INPUT: 'InvalidLoadInput',
+  /** Records were to be written and the engine accepted none of them (all rejected): not retried. */
+  NOTHING_WRITTEN: 'NothingWritten',
+  /** The engine refused the request itself (validation, access denied, missing table): not retried. */
+  WRITE_REFUSED: 'TimeSeriesWriteRefused',
+  /** Throttling or server errors outlasted the retries; writes are idempotent (Version), so retrying is safe. */
+  UNAVAILABLE: 'TimeSeriesUnavailable',
+} as const;
+
+/** One point of a query response. @internal */
+export interface TimeSeriesPoint {
+  /** UTC ISO-8601 with milliseconds: the instant, or the start of the interval. */
+  readonly time: string;
+  /** Identity dimensions of the series. */
+  readonly dimensions: Readonly<Record<string, string | null>>;
+  readonly value: number | null;
+}
+
+/** Body of a successful `GET /timeseries/{dataset}`. @internal */
+export interface TimeSeriesResponse {
+  readonly dataset: string;
+  readonly measure: string;
+  readonly unit: string | null;
+  /** Null for raw points (no interval asked). */
+  readonly interval: typeof INTERVALS[number] | null;
+  readonly aggregation: typeof AGGREGATIONS[number] | null;
+  readonly from: string;
+  readonly to: string;
+  readonly points: TimeSeriesPoint[];
+  /** Pass back as `nextToken` with the same parameters for the next page. */
+  readonly nextToken?: string;
+}
+
+/** Body of every error response of the API. @internal */
+export interface ApiErrorBody {
+  readonly error: { readonly code: string; readonly message: string };
+  readonly requestId: string;
+}

@@ -1,0 +1,51 @@
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { IngestionLedger } from '../ingestion/ledger-table';
+import { DataLake } from '../lake/data-lake';
+import { PlatformStage } from '../platform/stage';
+
+/**
+ * What a time-series store's functions need from the rest of the platform.
+ */
+export interface TimeSeriesFunctionOptions {
+  /** The stage (function defaults). */
+  readonly stage: PlatformStage;
+  /** The lake: the loader reads processed Parquet and writes rejected records to the failed bucket. */
+  readonly dataLake: DataLake;
+  /** The ingestion ledger: the loader records what it loaded. */
+  readonly ledger: IngestionLedger;
+  /**
+   * Concurrent executions reserved for each function.
+   *
+   * @default - no reservation
+   */
+  readonly reservedConcurrentExecutions?: number;
+}
+
+/**
+ * A time-series engine, as the ingestion pipeline and the API see it. The pipeline's
+ * LoadTimeSeries step invokes `loaderFunction()` with `{ source, executionArn, processed }`; the API
+ * answers `GET /timeseries/{dataset}` with `queryFunction()`. Nothing outside the store depends on
+ * the engine behind it.
+ */
+export interface ITimeSeriesStore {
+  /** The engine's name, e.g. `timestream-liveanalytics`. */
+  readonly engine: string;
+
+  /** Lets `grantee` write points to every table of the store. */
+  grantWrite(grantee: iam.IGrantable): iam.Grant;
+
+  /** Lets `grantee` query every table of the store (read only). */
+  grantRead(grantee: iam.IGrantable): iam.Grant;
+
+  /**
+   * The function that loads one processed file into the store (created on first call, then reused).
+   */
+  loaderFunction(options: TimeSeriesFunctionOptions): lambda.IFunction;
+
+  /**
+   * The function that answers time-series queries in API Gateway proxy format (created on first
+   * call, then reused).
+   */
+  queryFunction(options: TimeSeriesFunctionOptions): lambda.IFunction;
+}
