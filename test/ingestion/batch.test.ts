@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { IngestionEnv, ProcessInput, ProcessResult } from '../../src/ingestion/contract';
 import { ONS_DATA } from '../ons-data';
@@ -16,9 +16,18 @@ const ENTRYPOINT = join(DIR, 'index.js');
 
 let aws: LocalAws;
 
+/** The job's temp directory (os.tmpdir() reads TMPDIR): every run must leave it empty. */
+let jobTmp: string;
+
 beforeAll(async () => {
   if (!existsSync(ENTRYPOINT)) throw new Error(`${ENTRYPOINT} is missing: run \`npx projen bundle\` first`);
   aws = await startLocalAws();
+  jobTmp = join(aws.scratch, 'job-tmp');
+  mkdirSync(jobTmp);
+});
+
+afterEach(() => {
+  expect(readdirSync(jobTmp)).toEqual([]);
 });
 
 afterAll(async () => {
@@ -30,7 +39,13 @@ interface Run { code: number | null; stdout: string; stderr: string; logs: Array
 /** Runs the entrypoint in a child process with the job environment (asynchronously: the servers live in this process). */
 function runJob(input: ProcessInput | string | undefined, env: Record<string, string | undefined> = {}): Promise<Run> {
   const jobEnv: Record<string, string> = {};
-  const merged = { ...process.env, ...handlerEnv(aws), [IngestionEnv.JOB_INPUT]: typeof input === 'string' ? input : input && JSON.stringify(input), ...env };
+  const merged = {
+    ...process.env,
+    ...handlerEnv(aws),
+    TMPDIR: jobTmp,
+    [IngestionEnv.JOB_INPUT]: typeof input === 'string' ? input : input && JSON.stringify(input),
+    ...env,
+  };
   for (const [k, v] of Object.entries(merged)) if (v !== undefined) jobEnv[k] = v;
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [ENTRYPOINT], { cwd: DIR, env: jobEnv, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ProcessInput, ProcessResult, RouteResult, StepInput } from '../../src/ingestion/contract';
 import { inspectFile } from '../../src/ons/convert';
@@ -24,10 +24,19 @@ let route: Route;
 let consoleLog: jest.SpyInstance;
 let consoleError: jest.SpyInstance;
 
+/** The handlers' temp directory (os.tmpdir() reads TMPDIR): every run must leave it empty. */
+let handlerTmp: string;
+
 beforeAll(async () => {
   aws = await startLocalAws();
-  processFile = loadHandler('process', handlerEnv(aws));
-  route = loadHandler('route', handlerEnv(aws));
+  handlerTmp = join(aws.scratch, 'handler-tmp');
+  mkdirSync(handlerTmp);
+  processFile = loadHandler('process', handlerEnv(aws, { TMPDIR: handlerTmp }));
+  route = loadHandler('route', handlerEnv(aws, { TMPDIR: handlerTmp }));
+});
+
+afterEach(() => {
+  expect(readdirSync(handlerTmp)).toEqual([]);
 });
 
 afterAll(async () => {
@@ -35,12 +44,18 @@ afterAll(async () => {
   await aws?.close();
 });
 
-beforeEach(() => {
+// Quiet from the start (describe blocks process files in their beforeAll); each test sees only its own lines.
+beforeAll(() => {
   consoleLog = jest.spyOn(console, 'log').mockImplementation(() => undefined);
   consoleError = jest.spyOn(console, 'error').mockImplementation(() => undefined);
 });
 
-afterEach(() => {
+beforeEach(() => {
+  consoleLog.mockClear();
+  consoleError.mockClear();
+});
+
+afterAll(() => {
   consoleLog.mockRestore();
   consoleError.mockRestore();
 });
