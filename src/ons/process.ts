@@ -204,19 +204,21 @@ export async function processTable(fileName: string, table: RawTable, layout: Da
   /** A line read from its bytes: false, having changed nothing, when it is not a plain valid new record. */
   const line = (bytes: Buffer, s: number, e: number, row: number): boolean | Promise<void> => {
     let n = 0;
-    for (let p = s; ; n++) {
-      const d = bytes.indexOf(delimiter, p);
-      if (d < 0 || d >= e) {
-        if (n !== width - 1) return false;
-        cellStarts[n] = p;
-        cellEnds[n] = e;
-        break;
+    let cell = s;
+    for (let p = s; p < e; p++) {
+      const c = bytes[p];
+      if (c === delimiter) {
+        if (n === width - 1) return false;
+        cellStarts[n] = cell;
+        cellEnds[n++] = p;
+        cell = p + 1;
+      } else if (c === 34) {
+        return false; // quoted fields: the decoded path splits them
       }
-      if (n === width - 1) return false;
-      cellStarts[n] = p;
-      cellEnds[n] = d;
-      p = d + 1;
     }
+    if (n !== width - 1) return false;
+    cellStarts[n] = cell;
+    cellEnds[n] = e;
 
     const ts = cellStarts[layout.time.index];
     const te = cellEnds[layout.time.index];
@@ -281,19 +283,13 @@ export async function processTable(fileName: string, table: RawTable, layout: Da
   if (table.lines) {
     for await (const batch of table.lines) {
       const { bytes, starts, ends } = batch;
-      let quote = bytes.indexOf(34); // the next double quote: lines with one take the decoded path
       for (let i = 0; i < batch.count; i++) {
-        const s = starts[i];
-        const e = ends[i];
-        if (e >= 0) {
-          if (quote >= 0 && quote < s) quote = bytes.indexOf(34, s);
-          if (quote < 0 || quote >= e) {
-            const done = line(bytes, s, e, batch.first + i);
-            if (done === true) continue;
-            if (done !== false) {
-              await done;
-              continue;
-            }
+        if (ends[i] >= 0) {
+          const done = line(bytes, starts[i], ends[i], batch.first + i);
+          if (done === true) continue;
+          if (done !== false) {
+            await done;
+            continue;
           }
         }
         const raw = batch.row(i);
