@@ -156,16 +156,16 @@ export class IngestionPipeline extends Construct {
     const copyDocument = createPlatformFunction(this, 'CopyDocument', CopyDocumentFunction, {
       ...common, description: `ONS data platform (${this.stage.name}): document copy`, timeout: Duration.minutes(5),
     });
-    this.grantReadRaw(copyDocument);
-    this.grantWrite(copyDocument, this.lake.processedBucket.bucketArn, [this.lake.documentsPrefix]);
+    this.grantReadRaw(copyDocument, { copies: true });
+    this.grantWrite(copyDocument, this.lake.processedBucket.bucketArn, [this.lake.documentsPrefix], { copies: true });
     this.ledger.grantRecord(copyDocument);
     this.copyDocumentFunction = copyDocument;
 
     const quarantine = createPlatformFunction(this, 'Quarantine', QuarantineFunction, {
       ...common, description: `ONS data platform (${this.stage.name}): quarantine`, timeout: Duration.minutes(5),
     });
-    this.grantReadRaw(quarantine);
-    this.grantWrite(quarantine, this.lake.failedBucket.bucketArn, [this.lake.quarantinePrefix]);
+    this.grantReadRaw(quarantine, { copies: true });
+    this.grantWrite(quarantine, this.lake.failedBucket.bucketArn, [this.lake.quarantinePrefix], { copies: true });
     this.ledger.grantRecord(quarantine);
     this.quarantineFunction = quarantine;
 
@@ -194,18 +194,24 @@ export class IngestionPipeline extends Construct {
     return this.backfillStateMachine.grantStartExecution(grantee);
   }
 
-  private grantReadRaw(grantee: iam.IGrantable): void {
-    grantee.grantPrincipal.addToPrincipalPolicy(new iam.PolicyStatement({
-      actions: ['s3:GetObject', 's3:GetObjectVersion'],
+  /**
+   * Reads raw objects. ListBucket too: without it S3 answers a missing object with 403 instead of 404,
+   * and the handlers could not tell a deleted upload from a permission problem.
+   */
+  private grantReadRaw(grantee: iam.IGrantable, options: { copies?: boolean } = {}): void {
+    const principal = grantee.grantPrincipal;
+    principal.addToPrincipalPolicy(new iam.PolicyStatement({
+      actions: ['s3:GetObject', 's3:GetObjectVersion', ...(options.copies ? ['s3:GetObjectTagging', 's3:GetObjectVersionTagging'] : [])],
       resources: [this.lake.rawBucket.arnForObjects('*')],
     }));
+    principal.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['s3:ListBucket'], resources: [this.lake.rawBucket.bucketArn] }));
     this.key.grant(grantee, 'kms:Decrypt');
   }
 
-  /** Put and delete (to remove its own partial outputs) under the given prefixes only. */
-  private grantWrite(grantee: iam.IGrantable, bucketArn: string, prefixes: string[]): void {
+  /** Put, abort and delete (to remove its own partial outputs) under the given prefixes only; CopyObject also copies tags. */
+  private grantWrite(grantee: iam.IGrantable, bucketArn: string, prefixes: string[], options: { copies?: boolean } = {}): void {
     grantee.grantPrincipal.addToPrincipalPolicy(new iam.PolicyStatement({
-      actions: ['s3:PutObject', 's3:DeleteObject'],
+      actions: ['s3:PutObject', 's3:AbortMultipartUpload', 's3:DeleteObject', ...(options.copies ? ['s3:PutObjectTagging'] : [])],
       resources: prefixes.map((p) => `${bucketArn}/${p}*`),
     }));
     this.key.grant(grantee, 'kms:Decrypt', 'kms:GenerateDataKey');
