@@ -40,6 +40,25 @@ export interface QuarantineRecord {
   readonly errorKey: string;
 }
 
+/** What the time-series loader did with an object (LoadTimeSeries). */
+export interface LedgerLoad {
+  /** `notLoaded`: nothing written, with the reason (the dataset has no table). */
+  readonly status: 'loaded' | 'notLoaded';
+  readonly at: string;
+  readonly table?: string;
+  /** Records and measure values (points) the store accepted, records it rejected, rows without a measure. */
+  readonly records?: number;
+  readonly points?: number;
+  readonly rejected?: number;
+  readonly skipped?: number;
+  readonly requests?: number;
+  /** The version written with every record: the source object's last-modified time in ms. */
+  readonly version?: number;
+  readonly failedBucket?: string;
+  readonly rejectedKey?: string;
+  readonly reason?: string;
+}
+
 export interface HistoryEntry {
   readonly status: LedgerStatusValue;
   readonly at: string;
@@ -74,6 +93,8 @@ export interface LedgerItem extends LedgerKey {
   readonly result?: string;
   readonly error?: LedgerError;
   readonly quarantine?: QuarantineRecord;
+  /** The time-series load (kept apart from the processor's `records`/`rejected`). */
+  readonly load?: LedgerLoad;
 }
 
 /** Statuses meaning the object's content is in the lake: never overwritten by a later run. */
@@ -206,6 +227,42 @@ export class Ledger {
       remove: ['error'],
       unlessStatus: [LedgerStatus.INDEXED],
     });
+  }
+
+  /**
+   * Loader: the records are in the time-series store. From `processed`, or `loaded` (a replay); an item
+   * already `indexed` keeps its status and gets the load figures only.
+   */
+  async recordLoaded(source: SourceObject, fields: { executionArn: string; load: LedgerLoad }): Promise<void> {
+    try {
+      await this.transition(source, LedgerStatus.LOADED, {
+        set: { executionArn: fields.executionArn, load: fields.load },
+        remove: ['error'],
+        onlyFromStatus: [LedgerStatus.PROCESSED, LedgerStatus.LOADED],
+      });
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+      await this.setLoad(source, fields.load, [LedgerStatus.INDEXED]);
+    }
+  }
+
+  /** Loader: nothing was written (the dataset has no table); the status stays as it is (`processed`). */
+  async recordNotLoaded(source: SourceObject, fields: { executionArn: string; load: LedgerLoad }): Promise<void> {
+    await this.setLoad(source, fields.load, IN_LAKE);
+  }
+
+  /** Sets `load` (and clears `error`) on an item whose status is one of `statuses`, without a transition. */
+  private async setLoad(source: SourceObject, load: LedgerLoad, statuses: readonly LedgerStatusValue[]): Promise<void> {
+    const values: Record<string, unknown> = { ':l': load, ':u': new Date().toISOString() };
+    statuses.forEach((s, i) => (values[`:s${i}`] = s));
+    await this.client.send(new UpdateCommand({
+      TableName: this.tableName,
+      Key: ledgerKey(source),
+      UpdateExpression: 'SET #l = :l, #u = :u REMOVE #e',
+      ConditionExpression: `#s IN (${statuses.map((_, i) => `:s${i}`).join(', ')})`,
+      ExpressionAttributeNames: { '#l': 'load', '#u': 'updatedAt', '#e': 'error', '#s': 'status' },
+      ExpressionAttributeValues: values,
+    }));
   }
 
   /** A failed attempt that the state machine may retry: the error is kept, the status is not changed. */

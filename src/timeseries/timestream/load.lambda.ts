@@ -1,0 +1,25 @@
+import { IngestionEnv } from '../../ingestion/contract';
+import { Ledger } from '../../ingestion/ledger';
+import { createDocumentClient, createS3Client, requiredEnv } from '../../ingestion/runtime';
+import { LoadInput, LoadResult, TimeSeriesEnv } from '../contract';
+import { LoadDeps, loadConfigFromEnv, loadObject, validateLoadInput } from './runtime/load-object';
+import { createWriteClient } from './runtime/writer';
+
+// Created once per container, on first use (the environment is read then).
+let deps: LoadDeps | undefined;
+
+/**
+ * LoadTimeSeries (Lambda): writes the processed Parquet parts of one object to Timestream. Throws
+ * `InvalidLoadInput`, `NothingWritten` or `TimeSeriesWriteRefused` (not worth retrying) and
+ * `TimeSeriesUnavailable` (retry later; writes are idempotent).
+ */
+export async function handler(event: LoadInput): Promise<LoadResult> {
+  const input = validateLoadInput(event);
+  deps ??= {
+    s3: createS3Client(),
+    ledger: new Ledger(createDocumentClient(), requiredEnv(IngestionEnv.LEDGER_TABLE)),
+    timestream: createWriteClient(process.env[TimeSeriesEnv.WRITE_ENDPOINT] || undefined),
+    config: loadConfigFromEnv(),
+  };
+  return loadObject(input, deps);
+}

@@ -1,0 +1,181 @@
+// @ts-expect-error TS1479: ESM-only package, bundled by esbuild (tests: transpiled by ts-jest).
+import { parquetMetadata, parquetRead, parquetSchema, type AsyncBuffer } from 'hyparquet';
+// @ts-expect-error TS1479: as above.
+import { compressors } from 'hyparquet-compressors';
+import type { _Record, Dimension, MeasureValue, WriteRecordsRequest } from '@aws-sdk/client-timestream-write';
+import { CATALOG } from '../../../ons/catalog';
+
+/**
+ * From processed Parquet to Timestream multi-measure records: which columns are the series identity
+ * and which the measures, one record per row (nulls omitted), batches of at most 100 records with
+ * common attributes, and the write size Timestream meters for a request.
+ */
+
+/** Records per WriteRecords request: the service's limit. */
+export const MAX_RECORDS_PER_REQUEST = 100;
+
+/** One row as a record: the UTC instant, the identity dimensions, the non-null measures. */
+export interface PointRecord {
+  readonly time: number;
+  readonly dimensions: ReadonlyArray<readonly [string, string]>;
+  readonly measures: ReadonlyArray<readonly [string, number]>;
+}
+
+/** How a processed Parquet file maps onto records. */
+export interface PartLayout {
+  readonly dimensions: string[];
+  readonly measures: string[];
+}
+
+/**
+ * The identity dimensions and the measures of a processed Parquet file of `dataset`. Measures are its
+ * DOUBLE columns (the processor writes nothing else as DOUBLE); dimensions are the catalog's identity
+ * dimensions present in the file (with the catalog's fallback column when one is missing, as the
+ * processor does), or for a dataset outside the catalog the `id_*`/`cod_*` columns (the ONS convention).
+ */
+export function partLayout(dataset: string, columns: ReadonlyArray<{ name: string; type?: string }>): PartLayout {
+  const names = columns.map((c) => c.name);
+  const has = (n: string) => names.includes(n);
+  const def = CATALOG.find((d) => d.id === dataset);
+  const dimensions = def
+    ? def.dimensions.map((d) => (has(d) ? d : def.identityFallback?.[d])).filter((d): d is string => !!d && has(d))
+    : names.filter((n) => /^(id|cod)_/.test(n));
+  const measures = columns.filter((c) => c.type === 'DOUBLE').map((c) => c.name);
+  return { dimensions, measures };
+}
+
+/** Rows of a processed Parquet part as records, one row group at a time; rows without any measure are counted in `skipped`. */
+export async function* readPartRecords(
+  data: Uint8Array,
+  dataset: string,
+  counters: { skipped: number; rows: number },
+): AsyncGenerator<PointRecord> {
+  const metadata = parquetMetadata(data);
+  const columns = parquetSchema(metadata).children.map((c: { element: { name: string; type?: string } }) => ({ name: c.element.name, type: c.element.type }));
+  if (!columns.some((c: { name: string }) => c.name === 'time')) throw new Error(`not a processed Parquet file of ${dataset}: no 'time' column`);
+  const layout = partLayout(dataset, columns);
+  const wanted = ['time', ...layout.dimensions, ...layout.measures];
+  const file: AsyncBuffer = { byteLength: data.byteLength, slice: (s: number, e?: number) => new Uint8Array(data.subarray(s, e)).buffer };
+  const dims = layout.dimensions.length;
+  let rowStart = 0;
+  for (const group of metadata.row_groups) {
+    const rowEnd = rowStart + Number(group.num_rows);
+    let rows: unknown[][] = [];
+    await parquetRead({ file, metadata, compressors, columns: wanted, rowStart, rowEnd, onComplete: (r: unknown[][]) => (rows = r) });
+    for (const row of rows) {
+      counters.rows++;
+      const time = toMillis(row[0]);
+      const dimensions: Array<[string, string]> = [];
+      for (let i = 0; i < dims; i++) {
+        const v = row[1 + i];
+        // Timestream refuses empty dimension values; the processor never writes one for an identity dimension.
+        if (v !== null && v !== undefined && v !== '') dimensions.push([layout.dimensions[i], String(v)]);
+      }
+      const measures: Array<[string, number]> = [];
+      for (let i = 0; i < layout.measures.length; i++) {
+        const v = row[1 + dims + i];
+        if (typeof v === 'number' && Number.isFinite(v)) measures.push([layout.measures[i], v]);
+      }
+      if (time === undefined || measures.length === 0) {
+        counters.skipped++;
+        continue;
+      }
+      yield { time, dimensions, measures };
+    }
+    rowStart = rowEnd;
+  }
+}
+
+function toMillis(value: unknown): number | undefined {
+  if (value instanceof Date) return Number.isNaN(value.getTime()) ? undefined : value.getTime();
+  if (typeof value === 'bigint') return Number(value);
+  if (typeof value === 'number') return value;
+  return undefined;
+}
+
+/** What every request of a load shares. */
+export interface BatchTarget {
+  readonly database: string;
+  readonly table: string;
+  /** The measure name of every record: the dataset id. */
+  readonly measureName: string;
+  /** The source object's last-modified time in ms: a replay is idempotent, a revised file wins. */
+  readonly version: number;
+}
+
+/**
+ * A WriteRecords request for up to 100 records: measure name, type, time unit and version as common
+ * attributes, plus every dimension all records share (sent, and metered, once).
+ */
+export function buildRequest(target: BatchTarget, records: readonly PointRecord[]): WriteRecordsRequest {
+  if (records.length === 0 || records.length > MAX_RECORDS_PER_REQUEST) throw new Error(`a request takes 1 to ${MAX_RECORDS_PER_REQUEST} records, got ${records.length}`);
+  const common = commonDimensions(records);
+  const Records: _Record[] = records.map((r) => {
+    const Dimensions: Dimension[] = [];
+    for (const [Name, Value] of r.dimensions) if (common.get(Name) !== Value) Dimensions.push({ Name, Value });
+    const MeasureValues: MeasureValue[] = r.measures.map(([Name, v]) => ({ Name, Value: String(v), Type: 'DOUBLE' }));
+    return Dimensions.length ? { Dimensions, Time: String(r.time), MeasureValues } : { Time: String(r.time), MeasureValues };
+  });
+  return {
+    DatabaseName: target.database,
+    TableName: target.table,
+    CommonAttributes: {
+      ...(common.size ? { Dimensions: [...common].map(([Name, Value]) => ({ Name, Value })) } : {}),
+      MeasureName: target.measureName,
+      MeasureValueType: 'MULTI',
+      TimeUnit: 'MILLISECONDS',
+      Version: target.version,
+    },
+    Records,
+  };
+}
+
+/** Dimensions with the same value in every record (a record lacking one breaks it). */
+function commonDimensions(records: readonly PointRecord[]): Map<string, string> {
+  const common = new Map(records[0].dimensions);
+  for (let i = 1; i < records.length && common.size; i++) {
+    const dims = new Map(records[i].dimensions);
+    for (const [name, value] of common) if (dims.get(name) !== value) common.delete(name);
+  }
+  return common;
+}
+
+/** The measure values (points) of a request's records. */
+export function pointsOf(request: WriteRecordsRequest, indexes?: Iterable<number>): number {
+  const records = request.Records ?? [];
+  let points = 0;
+  for (const i of indexes ?? records.keys()) points += records[i]?.MeasureValues?.length ?? (records[i]?.MeasureValue !== undefined ? 1 : 0);
+  return points;
+}
+
+const utf8 = (s: string | undefined) => (s ? Buffer.byteLength(s, 'utf8') : 0);
+const valueBytes = (type: string | undefined, value: string | undefined) =>
+  (type === 'BOOLEAN' ? 1 : type === 'VARCHAR' ? utf8(value) : 8); // BIGINT, DOUBLE, TIMESTAMP: 8 bytes
+
+/**
+ * The bytes Timestream meters for a request (developer guide, "Metering and cost optimization →
+ * Writes"): per record 8 bytes of timestamp plus the UTF-8 bytes of each dimension name and value,
+ * each measure name, and 8 bytes per DOUBLE/BIGINT value (1 per BOOLEAN, UTF-8 bytes per VARCHAR);
+ * common attributes count once per request. Billed in 1 KiB write units per request: ceil(bytes / 1024).
+ * (Timestream may also charge repeated dimensions once without common attributes; not counted here.)
+ */
+export function meteredBytes(request: WriteRecordsRequest): number {
+  const c = request.CommonAttributes ?? {};
+  let bytes = 0;
+  for (const d of c.Dimensions ?? []) bytes += utf8(d.Name) + utf8(d.Value);
+  bytes += utf8(c.MeasureName);
+  if (c.Time) bytes += 8;
+  for (const r of request.Records ?? []) {
+    if (!c.Time || r.Time) bytes += 8;
+    for (const d of r.Dimensions ?? []) bytes += utf8(d.Name) + utf8(d.Value);
+    bytes += utf8(r.MeasureName);
+    if (r.MeasureValue !== undefined) bytes += valueBytes(r.MeasureValueType ?? c.MeasureValueType, r.MeasureValue);
+    for (const m of r.MeasureValues ?? []) bytes += utf8(m.Name) + valueBytes(m.Type, m.Value);
+  }
+  return bytes;
+}
+
+/** Billed write units of a request: its metered bytes in 1 KiB units, rounded up. */
+export function writeUnits(request: WriteRecordsRequest): number {
+  return Math.max(1, Math.ceil(meteredBytes(request) / 1024));
+}

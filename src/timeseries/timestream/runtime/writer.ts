@@ -1,0 +1,159 @@
+import { TimestreamWriteClient, WriteRecordsCommand, type WriteRecordsRequest } from '@aws-sdk/client-timestream-write';
+import { BatchTarget, buildRequest, MAX_RECORDS_PER_REQUEST, PointRecord, pointsOf } from './records';
+import { LoadErrors } from '../../contract';
+
+/**
+ * The write path: records grouped into requests of 100, up to `maxInFlight` requests at once, each
+ * retried with exponential backoff and full jitter on throttling and server errors, records the
+ * service rejects collected with their reasons. Shared by the loader and the benchmark.
+ */
+
+/** A record the service rejected (RejectedRecordsException), with the reason it gave. */
+export interface RejectedRecord {
+  readonly reason: string;
+  readonly recordIndex: number;
+  readonly existingVersion?: number;
+  /** The record as sent (common attributes merged in). */
+  readonly record: { time: string; dimensions: Record<string, string>; measures: Record<string, number>; version?: number };
+}
+
+export interface WriterOptions {
+  readonly maxInFlight: number;
+  /** Attempts per request, the first included. @default 8 */
+  readonly maxAttempts?: number;
+  /** Backoff base and cap in ms: attempt n waits a random time in [0, min(cap, base·2^n)). @default 100, 10000 */
+  readonly baseDelayMs?: number;
+  readonly maxDelayMs?: number;
+  /** Called once per rejected record (e.g. to stream the report), in the order the responses arrive. */
+  readonly onRejected?: (rejected: RejectedRecord) => void;
+}
+
+export interface WriteStats {
+  readonly requests: number;
+  readonly retries: number;
+  readonly records: number;
+  readonly points: number;
+  readonly rejected: number;
+}
+
+/** Names of errors worth another attempt (besides any 5xx, or a network error without a response). */
+const RETRYABLE = new Set(['ThrottlingException', 'InternalServerException', 'ServiceUnavailableException', 'RequestTimeout', 'TimeoutError']);
+
+/** A write error the loader turns into the step's failure, with the name Step Functions sees. */
+export class LoadError extends Error {
+  constructor(name: typeof LoadErrors[keyof typeof LoadErrors], message: string) {
+    super(message);
+    this.name = name;
+  }
+}
+
+export function createWriteClient(endpoint?: string): TimestreamWriteClient {
+  // With an endpoint the SDK skips endpoint discovery (no DescribeEndpoints); retries are ours, so the SDK makes one attempt.
+  return new TimestreamWriteClient({ ...(endpoint ? { endpoint } : {}), maxAttempts: 1 });
+}
+
+export class RecordWriter {
+  private readonly inFlight = new Set<Promise<void>>();
+  private batch: PointRecord[] = [];
+  private failure?: Error;
+  private stats = { requests: 0, retries: 0, records: 0, points: 0, rejected: 0 };
+
+  constructor(private readonly client: TimestreamWriteClient, private readonly target: BatchTarget, private readonly options: WriterOptions) {
+    if (!Number.isInteger(options.maxInFlight) || options.maxInFlight < 1) throw new Error(`maxInFlight must be a positive integer: ${options.maxInFlight}`);
+  }
+
+  /** Adds a record; waits while `maxInFlight` requests are in flight (so memory stays bounded). */
+  async add(record: PointRecord): Promise<void> {
+    this.throwIfFailed();
+    this.batch.push(record);
+    if (this.batch.length >= MAX_RECORDS_PER_REQUEST) await this.send();
+  }
+
+  /** Sends what is left and waits for every request; throws the first failure. */
+  async finish(): Promise<WriteStats> {
+    if (this.batch.length) await this.send();
+    await Promise.allSettled([...this.inFlight]);
+    this.throwIfFailed();
+    return { ...this.stats };
+  }
+
+  private async send(): Promise<void> {
+    const request = buildRequest(this.target, this.batch);
+    this.batch = [];
+    while (this.inFlight.size >= this.options.maxInFlight) await Promise.race(this.inFlight);
+    this.throwIfFailed();
+    const p: Promise<void> = this.write(request)
+      .catch((e: Error) => {
+        this.failure ??= e;
+      })
+      .finally(() => this.inFlight.delete(p));
+    this.inFlight.add(p);
+  }
+
+  private throwIfFailed(): void {
+    if (this.failure) throw this.failure;
+  }
+
+  private async write(request: WriteRecordsRequest): Promise<void> {
+    const maxAttempts = this.options.maxAttempts ?? 8;
+    for (let attempt = 1; ; attempt++) {
+      if (this.failure) return; // another request failed for good: stop spending attempts
+      try {
+        await this.client.send(new WriteRecordsCommand(request));
+        this.count(request, []);
+        return;
+      } catch (error) {
+        const e = error as Error & { RejectedRecords?: Array<{ RecordIndex?: number; Reason?: string; ExistingVersion?: number }>; $metadata?: { httpStatusCode?: number } };
+        if (e.name === 'RejectedRecordsException') {
+          this.count(request, e.RejectedRecords ?? []);
+          return;
+        }
+        const status = e.$metadata?.httpStatusCode;
+        const retryable = RETRYABLE.has(e.name) || (status !== undefined && status >= 500) || (status === undefined && isNetworkError(e));
+        if (!retryable) {
+          throw new LoadError(LoadErrors.WRITE_REFUSED, `WriteRecords to ${this.target.table} refused: ${e.name}: ${e.message}`);
+        }
+        if (attempt >= maxAttempts) {
+          throw new LoadError(LoadErrors.UNAVAILABLE, `WriteRecords to ${this.target.table} still failing after ${attempt} attempts: ${e.name}: ${e.message}`);
+        }
+        this.stats.retries++;
+        const cap = Math.min(this.options.maxDelayMs ?? 10_000, (this.options.baseDelayMs ?? 100) * 2 ** (attempt - 1));
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * cap)); // full jitter
+      }
+    }
+  }
+
+  private count(request: WriteRecordsRequest, rejected: Array<{ RecordIndex?: number; Reason?: string; ExistingVersion?: number }>): void {
+    const records = request.Records ?? [];
+    const bad = new Set<number>();
+    for (const r of rejected) {
+      const index = r.RecordIndex ?? -1;
+      if (index < 0 || index >= records.length || bad.has(index)) continue;
+      bad.add(index);
+      this.options.onRejected?.({
+        reason: r.Reason ?? 'no reason given',
+        recordIndex: index,
+        existingVersion: r.ExistingVersion,
+        record: describeRecord(request, index),
+      });
+    }
+    this.stats.requests++;
+    this.stats.rejected += bad.size;
+    this.stats.records += records.length - bad.size;
+    this.stats.points += pointsOf(request, [...records.keys()].filter((i) => !bad.has(i)));
+  }
+}
+
+function isNetworkError(e: Error & { code?: string }): boolean {
+  return ['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN'].includes(e.code ?? '') || e.name === 'AbortError';
+}
+
+function describeRecord(request: WriteRecordsRequest, index: number): RejectedRecord['record'] {
+  const r = request.Records![index];
+  const c = request.CommonAttributes ?? {};
+  const dimensions: Record<string, string> = {};
+  for (const d of [...(c.Dimensions ?? []), ...(r.Dimensions ?? [])]) dimensions[d.Name!] = d.Value!;
+  const measures: Record<string, number> = {};
+  for (const m of r.MeasureValues ?? []) measures[m.Name!] = Number(m.Value);
+  return { time: new Date(Number(r.Time ?? c.Time)).toISOString(), dimensions, measures, version: r.Version ?? c.Version };
+}
