@@ -6,3 +6,4 @@ export * from './lake/data-lake';
 export * from './ingestion/pipeline-props';
 export * from './ingestion/pipeline';
 export * from './ingestion/ledger-table';
+export * from './timeseries/store';
