@@ -19,6 +19,9 @@ export const TimeSeriesEnv = {
   QUERY_ENDPOINT: 'ONS_TS_QUERY_ENDPOINT',
   /** Prefix in the failed bucket for records the engine rejected (ends with `/`). */
   REJECTED_RECORDS_PREFIX: 'ONS_TS_REJECTED_RECORDS_PREFIX',
+  /** Optional: attempts per WriteRecords request on throttling and 5xx (default 8), and the backoff base in ms (default 100). */
+  WRITE_MAX_ATTEMPTS: 'ONS_TS_WRITE_MAX_ATTEMPTS',
+  WRITE_BASE_DELAY_MS: 'ONS_TS_WRITE_BASE_DELAY_MS',
   /** Largest number of points one query response returns (page size). */
   MAX_POINTS: 'ONS_TS_MAX_POINTS',
 } as const;

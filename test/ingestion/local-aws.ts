@@ -161,11 +161,11 @@ export function restoreEnv(): void {
 }
 
 /**
- * Sets the environment, then loads a fresh copy of a bundled handler (`assets/ingestion/<name>.lambda/index.js`):
+ * Sets the environment, then loads a fresh copy of a bundled handler (`<assets>/<name>.lambda/index.js`, default `assets/ingestion`):
  * it creates its clients on first use, and the SDK resolves endpoint, region and retries from the environment then.
  */
-export function loadHandler<E, R>(name: string, env: Record<string, string | undefined>): (event: E) => Promise<R> {
-  const asset = join(ASSETS, `${name}.lambda`, 'index.js');
+export function loadHandler<E, R>(name: string, env: Record<string, string | undefined>, assets: string = ASSETS): (event: E) => Promise<R> {
+  const asset = join(assets, `${name}.lambda`, 'index.js');
   if (!existsSync(asset)) throw new Error(`${asset} is missing: run \`npx projen bundle\` first`);
   for (const [key, value] of Object.entries(env)) {
     if (value === undefined) delete process.env[key];

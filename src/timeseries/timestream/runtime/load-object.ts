@@ -50,6 +50,10 @@ export function loadConfigFromEnv(): LoadConfig {
     catchAllTable: process.env[TimeSeriesEnv.CATCH_ALL_TABLE] || undefined,
     maxInFlight: Math.max(1, Math.floor(numberEnv(TimeSeriesEnv.MAX_IN_FLIGHT, 4))),
     rejectedRecordsPrefix: prefixEnv(TimeSeriesEnv.REJECTED_RECORDS_PREFIX, 'rejected-records/'),
+    retry: {
+      maxAttempts: Math.max(1, Math.floor(numberEnv(TimeSeriesEnv.WRITE_MAX_ATTEMPTS, 8))),
+      baseDelayMs: numberEnv(TimeSeriesEnv.WRITE_BASE_DELAY_MS, 100),
+    },
   };
 }
 

@@ -1,0 +1,245 @@
+import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
+import { AddressInfo, Socket } from 'node:net';
+
+/**
+ * A local Timestream for the loader and query handler tests and the benchmark: speaks the service's
+ * awsJson1_0 protocol (POST /, `X-Amz-Target: Timestream_20181101.<Operation>`) well enough for the
+ * real SDK clients, records every request, and keeps what WriteRecords accepts with the service's
+ * version rule (same record, same version: idempotent; a higher version replaces; a lower one, or the
+ * same version with other values, is rejected with the existing version).
+ */
+
+export interface WriteRequestBody {
+  DatabaseName: string;
+  TableName: string;
+  CommonAttributes?: {
+    Dimensions?: Array<{ Name: string; Value: string; DimensionValueType?: string }>;
+    MeasureName?: string;
+    MeasureValueType?: string;
+    TimeUnit?: string;
+    Version?: number;
+    Time?: string;
+  };
+  Records: Array<{
+    Dimensions?: Array<{ Name: string; Value: string }>;
+    Time?: string;
+    MeasureName?: string;
+    MeasureValueType?: string;
+    MeasureValues?: Array<{ Name: string; Value: string; Type: string }>;
+    MeasureValue?: string;
+    Version?: number;
+  }>;
+}
+
+export interface RecordedRequest {
+  readonly operation: string;
+  readonly body: any;
+  /** Bytes of the JSON payload as sent. */
+  readonly bytes: number;
+  /** Requests being served when this one arrived (itself included). */
+  readonly concurrent: number;
+  /** What the server answered: `ok`, `rejected`, or the error type it injected. */
+  outcome?: string;
+}
+
+/** An error the next matching requests get instead of being served. */
+export type Fault = 'ThrottlingException' | 'InternalServerException' | 'status500' | 'ValidationException' | 'AccessDeniedException' | 'ResourceNotFoundException';
+
+export interface StoredRecord {
+  readonly table: string;
+  readonly time: number;
+  readonly dimensions: Record<string, string>;
+  readonly measureName: string;
+  readonly measures: Record<string, number>;
+  readonly version: number;
+}
+
+const ERROR_STATUS: Record<string, number> = {
+  ThrottlingException: 400, InternalServerException: 500, status500: 500, ValidationException: 400,
+  AccessDeniedException: 403, ResourceNotFoundException: 400,
+};
+
+export class LocalTimestream {
+  public readonly requests: RecordedRequest[] = [];
+  /** Accepted records by table, time, measure name and dimensions. */
+  public readonly store = new Map<string, StoredRecord>();
+  /** Fixed latency of every answer, in ms. */
+  public latencyMs = 0;
+  /** The most requests served at once. */
+  public maxConcurrent = 0;
+  /** Answers the query operation (default: no rows). */
+  public onQuery: (body: any) => { status?: number; body: unknown } = () => ({ body: { QueryId: 'q', Rows: [], ColumnInfo: [] } });
+  /** Rejects a record with a reason of its own (besides the version rule); return undefined to accept. */
+  public rejectIf?: (record: StoredRecord, index: number) => string | undefined;
+  /** Keep no records (benchmark): only count them. */
+  public keepRecords = true;
+
+  private server?: Server;
+  private readonly sockets = new Set<Socket>();
+  private active = 0;
+  private faults: Array<{ fault: Fault; operation: string }> = [];
+
+  async start(): Promise<string> {
+    this.server = createServer((req, res) => this.handle(req, res));
+    this.server.keepAliveTimeout = 60_000;
+    this.server.on('connection', (socket) => {
+      this.sockets.add(socket);
+      socket.on('close', () => this.sockets.delete(socket));
+    });
+    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
+    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  async close(): Promise<void> {
+    for (const socket of this.sockets) socket.destroy();
+    await new Promise<void>((resolve) => this.server?.close(() => resolve()) ?? resolve());
+  }
+
+  /** The next `count` requests of `operation` get `fault`. */
+  failNext(fault: Fault, count = 1, operation = 'WriteRecords'): void {
+    for (let i = 0; i < count; i++) this.faults.push({ fault, operation });
+  }
+
+  reset(): void {
+    this.requests.length = 0;
+    this.store.clear();
+    this.faults = [];
+    this.maxConcurrent = 0;
+    this.rejectIf = undefined;
+    this.latencyMs = 0;
+  }
+
+  /** Raises the version of every stored record (as if a revised file had been loaded since). */
+  bumpVersions(by: number): void {
+    for (const [key, r] of this.store) this.store.set(key, { ...r, version: r.version + by });
+  }
+
+  /** Every record of the WriteRecords requests received, common attributes merged in. */
+  sentRecords(): Array<{ time: number; dimensions: Record<string, string>; measures: Record<string, number> }> {
+    return this.of('WriteRecords').flatMap(({ body }) => (body as WriteRequestBody).Records.map((r) => ({
+      time: Number(r.Time),
+      dimensions: Object.fromEntries([...(body.CommonAttributes?.Dimensions ?? []), ...(r.Dimensions ?? [])].map((d) => [d.Name, d.Value])),
+      measures: Object.fromEntries((r.MeasureValues ?? []).map((m) => [m.Name, Number(m.Value)])),
+    })));
+  }
+
+  /** Requests of one operation (`WriteRecords`, `Query`, `DescribeEndpoints`...). */
+  of(operation: string): RecordedRequest[] {
+    return this.requests.filter((r) => r.operation === operation);
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      this.active++;
+      this.maxConcurrent = Math.max(this.maxConcurrent, this.active);
+      const raw = Buffer.concat(chunks);
+      const target = String(req.headers['x-amz-target'] ?? '');
+      const operation = target.startsWith('Timestream_20181101.') ? target.slice('Timestream_20181101.'.length) : `unknown:${target}`;
+      let body: any;
+      try {
+        body = JSON.parse(raw.toString('utf8'));
+      } catch {
+        body = undefined;
+      }
+      const recorded: RecordedRequest = { operation, body, bytes: raw.length, concurrent: this.active };
+      this.requests.push(recorded);
+      const answer = () => {
+        try {
+          const { status, payload, outcome } = this.answer(operation, req, body);
+          recorded.outcome = outcome;
+          res.writeHead(status, { 'content-type': 'application/x-amz-json-1.0', 'x-amzn-requestid': `req-${this.requests.length}` });
+          res.end(JSON.stringify(payload));
+        } finally {
+          this.active--;
+        }
+      };
+      if (this.latencyMs > 0) setTimeout(answer, this.latencyMs);
+      else answer();
+    });
+  }
+
+  private answer(operation: string, req: IncomingMessage, body: any): { status: number; payload: unknown; outcome: string } {
+    const error = (type: string, message: string, status = ERROR_STATUS[type] ?? 400, extra: object = {}) => ({
+      status, payload: { __type: `com.amazonaws.timestream.v20181101#${type}`, message, ...extra }, outcome: type,
+    });
+    if (req.method !== 'POST' || req.headers['content-type'] !== 'application/x-amz-json-1.0' || !String(req.headers.authorization ?? '').startsWith('AWS4-HMAC-SHA256')) {
+      return error('ValidationException', 'not an awsJson1_0 signed request');
+    }
+    const i = this.faults.findIndex((f) => f.operation === operation);
+    if (i >= 0) {
+      const [{ fault }] = this.faults.splice(i, 1);
+      if (fault === 'status500') return { status: 500, payload: { message: 'Internal Server Error' }, outcome: fault };
+      return error(fault, `injected ${fault}`);
+    }
+    if (operation === 'DescribeEndpoints') {
+      return { status: 200, payload: { Endpoints: [{ Address: req.headers.host, CachePeriodInMinutes: 1440 }] }, outcome: 'ok' };
+    }
+    if (operation === 'Query') {
+      const q = this.onQuery(body);
+      return { status: q.status ?? 200, payload: q.body, outcome: 'ok' };
+    }
+    if (operation !== 'WriteRecords') return error('UnknownOperationException', operation, 400);
+    return this.writeRecords(body as WriteRequestBody, error);
+  }
+
+  private writeRecords(body: WriteRequestBody, error: (type: string, message: string, status?: number, extra?: object) => { status: number; payload: unknown; outcome: string }) {
+    if (!body?.DatabaseName || !body.TableName) return error('ValidationException', 'DatabaseName and TableName are required');
+    const records = body.Records ?? [];
+    if (records.length < 1 || records.length > 100) return error('ValidationException', `Records must have 1 to 100 items, got ${records.length}`);
+    const common = body.CommonAttributes ?? {};
+    const rejected: Array<{ RecordIndex: number; Reason: string; ExistingVersion?: number }> = [];
+    const accepted: StoredRecord[] = [];
+    for (const [index, r] of records.entries()) {
+      const names = [...(common.Dimensions ?? []), ...(r.Dimensions ?? [])].map((d) => d.Name);
+      if (new Set(names).size !== names.length) return error('ValidationException', 'Dimensions may not overlap');
+      const dimensions: Record<string, string> = {};
+      for (const d of [...(common.Dimensions ?? []), ...(r.Dimensions ?? [])]) dimensions[d.Name] = d.Value;
+      const measures: Record<string, number> = {};
+      const type = r.MeasureValueType ?? common.MeasureValueType;
+      if (type === 'MULTI') {
+        if (!r.MeasureValues?.length) return error('ValidationException', `record ${index}: MULTI without MeasureValues`);
+        for (const m of r.MeasureValues) {
+          if (m.Type !== 'DOUBLE' || !Number.isFinite(Number(m.Value))) return error('ValidationException', `record ${index}: bad measure value ${m.Name}`);
+          measures[m.Name] = Number(m.Value);
+        }
+      } else {
+        measures[r.MeasureName ?? common.MeasureName ?? ''] = Number(r.MeasureValue);
+      }
+      if ((r.TimeUnit ?? common.TimeUnit ?? 'MILLISECONDS') !== 'MILLISECONDS') return error('ValidationException', 'only MILLISECONDS here');
+      const record: StoredRecord = {
+        table: body.TableName,
+        time: Number(r.Time ?? common.Time),
+        dimensions,
+        measureName: r.MeasureName ?? common.MeasureName ?? '',
+        measures,
+        version: r.Version ?? common.Version ?? 1,
+      };
+      const own = this.rejectIf?.(record, index);
+      if (own) {
+        rejected.push({ RecordIndex: index, Reason: own });
+        continue;
+      }
+      const key = recordKey(record);
+      const existing = this.store.get(key);
+      if (existing && (existing.version > record.version || (existing.version === record.version && JSON.stringify(existing.measures) !== JSON.stringify(record.measures)))) {
+        rejected.push({ RecordIndex: index, Reason: 'A record with a higher (or the same) version and different measure values already exists.', ExistingVersion: existing.version });
+        continue;
+      }
+      accepted.push(record);
+    }
+    for (const record of accepted) {
+      if (this.keepRecords) this.store.set(recordKey(record), record);
+    }
+    if (rejected.length) {
+      return error('RejectedRecordsException', 'One or more records have been rejected. See RejectedRecords for details.', 419, { RejectedRecords: rejected });
+    }
+    return { status: 200, payload: { RecordsIngested: { Total: accepted.length, MemoryStore: accepted.length, MagneticStore: 0 } }, outcome: 'ok' };
+  }
+}
+
+function recordKey(r: StoredRecord): string {
+  const dims = Object.entries(r.dimensions).sort(([a], [b]) => a.localeCompare(b));
+  return JSON.stringify([r.table, r.measureName, r.time, dims]);
+}
