@@ -296,7 +296,12 @@ describe('datasets without a table', () => {
     const input = await ingest('CMO_SEMANAL_2013.csv');
     const result = await loader()(input);
     expect(result).toEqual({
-      status: 'notLoaded', records: 0, points: 0, rejected: 0, skipped: 0, requests: 0,
+      status: 'notLoaded',
+      records: 0,
+      points: 0,
+      rejected: 0,
+      skipped: 0,
+      requests: 0,
       reason: 'dataset cmo_semanal has no time-series table (not in the catalog, and no catch-all table is configured)',
     });
     expect(ts.requests).toHaveLength(0);

@@ -27,6 +27,7 @@ export interface WriteRequestBody {
     MeasureValueType?: string;
     MeasureValues?: Array<{ Name: string; Value: string; Type: string }>;
     MeasureValue?: string;
+    TimeUnit?: string;
     Version?: number;
   }>;
 }
@@ -54,9 +55,15 @@ export interface StoredRecord {
   readonly version: number;
 }
 
+type ErrorAnswer = (type: string, message: string, status?: number, extra?: object) => { status: number; payload: unknown; outcome: string };
+
 const ERROR_STATUS: Record<string, number> = {
-  ThrottlingException: 400, InternalServerException: 500, status500: 500, ValidationException: 400,
-  AccessDeniedException: 403, ResourceNotFoundException: 400,
+  ThrottlingException: 400,
+  InternalServerException: 500,
+  status500: 500,
+  ValidationException: 400,
+  AccessDeniedException: 403,
+  ResourceNotFoundException: 400,
 };
 
 export class LocalTimestream {
@@ -67,8 +74,6 @@ export class LocalTimestream {
   public latencyMs = 0;
   /** The most requests served at once. */
   public maxConcurrent = 0;
-  /** Answers the query operation (default: no rows). */
-  public onQuery: (body: any) => { status?: number; body: unknown } = () => ({ body: { QueryId: 'q', Rows: [], ColumnInfo: [] } });
   /** Rejects a record with a reason of its own (besides the version rule); return undefined to accept. */
   public rejectIf?: (record: StoredRecord, index: number) => string | undefined;
   /** Keep no records (benchmark): only count them. */
@@ -78,6 +83,9 @@ export class LocalTimestream {
   private readonly sockets = new Set<Socket>();
   private active = 0;
   private faults: Array<{ fault: Fault; operation: string }> = [];
+
+  /** Answers the query operation (default: no rows). */
+  public onQuery: (body: any) => { status?: number; body: unknown } = () => ({ body: { QueryId: 'q', Rows: [], ColumnInfo: [] } });
 
   async start(): Promise<string> {
     this.server = createServer((req, res) => this.handle(req, res));
@@ -184,7 +192,7 @@ export class LocalTimestream {
     return this.writeRecords(body as WriteRequestBody, error);
   }
 
-  private writeRecords(body: WriteRequestBody, error: (type: string, message: string, status?: number, extra?: object) => { status: number; payload: unknown; outcome: string }) {
+  private writeRecords(body: WriteRequestBody, error: ErrorAnswer) {
     if (!body?.DatabaseName || !body.TableName) return error('ValidationException', 'DatabaseName and TableName are required');
     const records = body.Records ?? [];
     if (records.length < 1 || records.length > 100) return error('ValidationException', `Records must have 1 to 100 items, got ${records.length}`);
@@ -223,7 +231,8 @@ export class LocalTimestream {
       }
       const key = recordKey(record);
       const existing = this.store.get(key);
-      if (existing && (existing.version > record.version || (existing.version === record.version && JSON.stringify(existing.measures) !== JSON.stringify(record.measures)))) {
+      const sameVersionOtherValues = existing?.version === record.version && JSON.stringify(existing.measures) !== JSON.stringify(record.measures);
+      if (existing && (existing.version > record.version || sameVersionOtherValues)) {
         rejected.push({ RecordIndex: index, Reason: 'A record with a higher (or the same) version and different measure values already exists.', ExistingVersion: existing.version });
         continue;
       }

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import { QueryCommand, TimestreamQueryClient, type Datum } from '@aws-sdk/client-timestream-query';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
+import { tablesEnv } from './tables';
 import { CATALOG, DatasetDefinition, MeasureDefinition } from '../../../ons/catalog';
 import { AGGREGATIONS, ApiErrorBody, INTERVALS, TimeSeriesEnv, TimeSeriesPoint, TimeSeriesResponse } from '../../contract';
-import { tablesEnv } from './tables';
 
 /**
  * `GET /timeseries/{dataset}` on Timestream. Timestream has no bind parameters, so the SQL text is
@@ -64,8 +64,11 @@ export interface TimeSeriesQuery {
 const RESERVED = ['measure', 'from', 'to', 'interval', 'aggregation', 'nextToken'];
 const DATASET_ID = /^[a-z0-9_]{1,64}$/;
 const IDENTIFIER = /^[a-z][a-z0-9_]{0,63}$/;
-/** Dimension values: letters and digits of any script (NFC), space and `. _ / ( ) & , + -`, at most 100, no `--`. */
-const DIMENSION_VALUE = /^[\p{L}\p{N}][\p{L}\p{N} ._/()&,+-]{0,99}$/u;
+/**
+ * Dimension values: letters (no modifier letters such as U+02BC, an apostrophe look-alike) and digits of
+ * any script, NFC, space and `. _ / ( ) & , + -`, at most 100 characters, no `--`.
+ */
+const DIMENSION_VALUE = /^[\p{Lu}\p{Ll}\p{Lt}\p{Lo}\p{N}][\p{Lu}\p{Ll}\p{Lt}\p{Lo}\p{N} ._/()&,+-]{0,99}$/u;
 const INSTANT = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,3}))?)?(Z|[+-](\d{2}):(\d{2})))?$/;
 const TOKEN = /^[A-Za-z0-9_-]{1,4096}$/;
 const MIN_TIME = Date.UTC(1900, 0, 1);
@@ -198,7 +201,7 @@ export function buildSql(q: TimeSeriesQuery, database: string): string {
   const from = `${identifier(database)}.${identifier(q.table)}`;
   if (!q.interval) {
     return [
-      `SELECT time, ${[...dims, `${measure} AS value`].join(', ')}`,
+      `SELECT time, ${[...dims, `${measure} AS "value"`].join(', ')}`,
       `FROM ${from}`,
       `WHERE ${where.join(' AND ')}`,
       `ORDER BY ${['time', ...dims].join(', ')}`,
@@ -206,11 +209,11 @@ export function buildSql(q: TimeSeriesQuery, database: string): string {
   }
   const bucket = BINS[q.interval];
   return [
-    `SELECT ${bucket} AS bucket, ${[...dims, `${q.aggregation}(${measure}) AS value`].join(', ')}`,
+    `SELECT ${bucket} AS "bucket", ${[...dims, `${q.aggregation}(${measure}) AS "value"`].join(', ')}`,
     `FROM ${from}`,
     `WHERE ${where.join(' AND ')}`,
     `GROUP BY ${[bucket, ...dims].join(', ')}`,
-    `ORDER BY ${['bucket', ...dims].join(', ')}`,
+    `ORDER BY ${['"bucket"', ...dims].join(', ')}`,
   ].join(' ');
 }
 

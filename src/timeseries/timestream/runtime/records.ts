@@ -1,8 +1,8 @@
+import type { _Record, Dimension, MeasureValue, WriteRecordsRequest } from '@aws-sdk/client-timestream-write';
 // @ts-expect-error TS1479: ESM-only package, bundled by esbuild (tests: transpiled by ts-jest).
 import { parquetMetadata, parquetRead, parquetSchema, type AsyncBuffer } from 'hyparquet';
 // @ts-expect-error TS1479: as above.
 import { compressors } from 'hyparquet-compressors';
-import type { _Record, Dimension, MeasureValue, WriteRecordsRequest } from '@aws-sdk/client-timestream-write';
 import { CATALOG } from '../../../ons/catalog';
 
 /**
@@ -51,7 +51,8 @@ export async function* readPartRecords(
   counters: { skipped: number; rows: number },
 ): AsyncGenerator<PointRecord> {
   const metadata = parquetMetadata(data);
-  const columns = parquetSchema(metadata).children.map((c: { element: { name: string; type?: string } }) => ({ name: c.element.name, type: c.element.type }));
+  const columns = parquetSchema(metadata).children
+    .map((c: { element: { name: string; type?: string } }) => ({ name: c.element.name, type: c.element.type }));
   if (!columns.some((c: { name: string }) => c.name === 'time')) throw new Error(`not a processed Parquet file of ${dataset}: no 'time' column`);
   const layout = partLayout(dataset, columns);
   const wanted = ['time', ...layout.dimensions, ...layout.measures];

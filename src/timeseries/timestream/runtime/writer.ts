@@ -36,6 +36,13 @@ export interface WriteStats {
   readonly rejected: number;
 }
 
+/** One entry of RejectedRecordsException.RejectedRecords. */
+interface ServiceRejection {
+  readonly RecordIndex?: number;
+  readonly Reason?: string;
+  readonly ExistingVersion?: number;
+}
+
 /** Names of errors worth another attempt (besides any 5xx, or a network error without a response). */
 const RETRYABLE = new Set(['ThrottlingException', 'InternalServerException', 'ServiceUnavailableException', 'RequestTimeout', 'TimeoutError']);
 
@@ -103,7 +110,7 @@ export class RecordWriter {
         this.count(request, []);
         return;
       } catch (error) {
-        const e = error as Error & { RejectedRecords?: Array<{ RecordIndex?: number; Reason?: string; ExistingVersion?: number }>; $metadata?: { httpStatusCode?: number } };
+        const e = error as Error & { RejectedRecords?: ServiceRejection[]; $metadata?: { httpStatusCode?: number } };
         if (e.name === 'RejectedRecordsException') {
           this.count(request, e.RejectedRecords ?? []);
           return;
@@ -123,7 +130,7 @@ export class RecordWriter {
     }
   }
 
-  private count(request: WriteRecordsRequest, rejected: Array<{ RecordIndex?: number; Reason?: string; ExistingVersion?: number }>): void {
+  private count(request: WriteRecordsRequest, rejected: ServiceRejection[]): void {
     const records = request.Records ?? [];
     const bad = new Set<number>();
     for (const r of rejected) {
