@@ -186,6 +186,8 @@ bench.exec('ts-node --transpile-only --project tsconfig.dev.json bench/run.ts', 
 const benchTimeseries = project.addTask('bench:timeseries', {
   description: 'Benchmark the Timestream loader write path (throughput vs the in-flight bound) and its write cost per million points; prints JSON',
 });
-benchTimeseries.exec('ts-node --transpile-only --project tsconfig.dev.json bench/timeseries.ts', { receiveArgs: true });
+// Bundled first: the domain core's readers are ESM-only packages, which ts-node cannot require.
+benchTimeseries.exec('esbuild bench/timeseries.ts --bundle --platform=node --target=node20 --log-level=warning --outfile=node_modules/.cache/bench/timeseries.js');
+benchTimeseries.exec('node node_modules/.cache/bench/timeseries.js', { receiveArgs: true });
 
 project.synth();

@@ -76,7 +76,7 @@ export class LocalTimestream {
   public maxConcurrent = 0;
   /** Rejects a record with a reason of its own (besides the version rule); return undefined to accept. */
   public rejectIf?: (record: StoredRecord, index: number) => string | undefined;
-  /** Keep no records (benchmark): only count them. */
+  /** Keep no records (benchmark): accept every valid one, with no version rule. */
   public keepRecords = true;
 
   private server?: Server;
@@ -227,6 +227,10 @@ export class LocalTimestream {
       const own = this.rejectIf?.(record, index);
       if (own) {
         rejected.push({ RecordIndex: index, Reason: own });
+        continue;
+      }
+      if (!this.keepRecords) {
+        accepted.push(record);
         continue;
       }
       const key = recordKey(record);

@@ -15,11 +15,14 @@ let deps: LoadDeps | undefined;
  */
 export async function handler(event: LoadInput): Promise<LoadResult> {
   const input = validateLoadInput(event);
-  deps ??= {
-    s3: createS3Client(),
-    ledger: new Ledger(createDocumentClient(), requiredEnv(IngestionEnv.LEDGER_TABLE)),
-    timestream: createWriteClient(process.env[TimeSeriesEnv.WRITE_ENDPOINT] || undefined),
-    config: loadConfigFromEnv(),
-  };
+  if (!deps) {
+    const config = loadConfigFromEnv();
+    deps = {
+      s3: createS3Client(),
+      ledger: new Ledger(createDocumentClient(), requiredEnv(IngestionEnv.LEDGER_TABLE)),
+      timestream: createWriteClient(process.env[TimeSeriesEnv.WRITE_ENDPOINT] || undefined, config.maxInFlight),
+      config,
+    };
+  }
   return loadObject(input, deps);
 }

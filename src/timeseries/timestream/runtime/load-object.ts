@@ -6,7 +6,7 @@ import { finished } from 'node:stream/promises';
 import { GetObjectCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import type { TimestreamWriteClient } from '@aws-sdk/client-timestream-write';
 import { Upload } from '@aws-sdk/lib-storage';
-import { readPartRecords } from './records';
+import { readPartRecords } from './part-reader';
 import { tablesEnv } from './tables';
 import { LoadError, RecordWriter, RejectedRecord, WriterOptions } from './writer';
 import { IngestionEnv, ProcessResult } from '../../../ingestion/contract';

@@ -24,6 +24,8 @@ export interface WriterOptions {
   /** Backoff base and cap in ms: attempt n waits a random time in [0, min(cap, base·2^n)). @default 100, 10000 */
   readonly baseDelayMs?: number;
   readonly maxDelayMs?: number;
+  /** Records that may wait for their series to fill a request. @default 2000 */
+  readonly groupWindow?: number;
   /** Called once per rejected record (e.g. to stream the report), in the order the responses arrive. */
   readonly onRejected?: (rejected: RejectedRecord) => void;
 }
@@ -54,14 +56,29 @@ export class LoadError extends Error {
   }
 }
 
-export function createWriteClient(endpoint?: string): TimestreamWriteClient {
-  // With an endpoint the SDK skips endpoint discovery (no DescribeEndpoints); retries are ours, so the SDK makes one attempt.
-  return new TimestreamWriteClient({ ...(endpoint ? { endpoint } : {}), maxAttempts: 1 });
+export function createWriteClient(endpoint: string | undefined, maxInFlight: number): TimestreamWriteClient {
+  // Enough sockets for every request in flight (the SDK's default is 50).
+  const agent = { keepAlive: true, maxSockets: Math.max(50, maxInFlight) };
+  return new TimestreamWriteClient({
+    // With an endpoint the SDK skips endpoint discovery (no DescribeEndpoints).
+    ...(endpoint ? { endpoint } : {}),
+    // Retries are ours (backoff with full jitter), so the SDK makes one attempt.
+    maxAttempts: 1,
+    requestHandler: { httpAgent: agent, httpsAgent: agent },
+  });
 }
 
+/**
+ * Writes records in requests of 100, grouped by series: records of one series share their dimensions,
+ * which then go once per request as common attributes (smaller requests, fewer metered bytes). At most
+ * `groupWindow` records wait for their series to fill a request; past that, the largest groups go out
+ * together (so data with thousands of series degrades to plain batches, never to small requests).
+ */
 export class RecordWriter {
   private readonly inFlight = new Set<Promise<void>>();
-  private batch: PointRecord[] = [];
+  /** Records waiting, by series (dimension values). */
+  private readonly groups = new Map<string, PointRecord[]>();
+  private waiting = 0;
   private failure?: Error;
   private stats = { requests: 0, retries: 0, records: 0, points: 0, rejected: 0 };
 
@@ -72,21 +89,48 @@ export class RecordWriter {
   /** Adds a record; waits while `maxInFlight` requests are in flight (so memory stays bounded). */
   async add(record: PointRecord): Promise<void> {
     this.throwIfFailed();
-    this.batch.push(record);
-    if (this.batch.length >= MAX_RECORDS_PER_REQUEST) await this.send();
+    const key = seriesKey(record);
+    let group = this.groups.get(key);
+    if (!group) this.groups.set(key, (group = []));
+    group.push(record);
+    this.waiting++;
+    if (group.length >= MAX_RECORDS_PER_REQUEST) {
+      this.groups.delete(key);
+      this.waiting -= group.length;
+      await this.send(group);
+    } else if (this.waiting >= (this.options.groupWindow ?? 2_000)) {
+      await this.send(this.takeLargest());
+    }
   }
 
-  /** Sends what is left and waits for every request; throws the first failure. */
+  /** Sends what is left (groups side by side, in series order) and waits for every request; throws the first failure. */
   async finish(): Promise<WriteStats> {
-    if (this.batch.length) await this.send();
+    const rest = [...this.groups.keys()].sort().flatMap((k) => this.groups.get(k)!);
+    this.groups.clear();
+    this.waiting = 0;
+    for (let i = 0; i < rest.length; i += MAX_RECORDS_PER_REQUEST) await this.send(rest.slice(i, i + MAX_RECORDS_PER_REQUEST));
     await Promise.allSettled([...this.inFlight]);
     this.throwIfFailed();
     return { ...this.stats };
   }
 
-  private async send(): Promise<void> {
-    const request = buildRequest(this.target, this.batch);
-    this.batch = [];
+  /** A full request from the largest groups (their records leave the window). */
+  private takeLargest(): PointRecord[] {
+    const keys = [...this.groups.keys()].sort((a, b) => this.groups.get(b)!.length - this.groups.get(a)!.length || (a < b ? -1 : 1));
+    const batch: PointRecord[] = [];
+    for (const key of keys) {
+      const group = this.groups.get(key)!;
+      const take = group.splice(0, MAX_RECORDS_PER_REQUEST - batch.length);
+      batch.push(...take);
+      if (!group.length) this.groups.delete(key);
+      if (batch.length === MAX_RECORDS_PER_REQUEST) break;
+    }
+    this.waiting -= batch.length;
+    return batch;
+  }
+
+  private async send(records: PointRecord[]): Promise<void> {
+    const request = buildRequest(this.target, records);
     while (this.inFlight.size >= this.options.maxInFlight) await Promise.race(this.inFlight);
     this.throwIfFailed();
     const p: Promise<void> = this.write(request)
@@ -149,6 +193,10 @@ export class RecordWriter {
     this.stats.records += records.length - bad.size;
     this.stats.points += pointsOf(request, [...records.keys()].filter((i) => !bad.has(i)));
   }
+}
+
+function seriesKey(record: PointRecord): string {
+  return JSON.stringify(record.dimensions);
 }
 
 function isNetworkError(e: Error & { code?: string }): boolean {
