@@ -67,6 +67,8 @@ const project = new awscdk.AwsCdkConstructLibrary({
   },
 
   jestOptions: {
+    // Handlers log JSON lines by design; printed with Jest's code frames of minified bundles they bury the results.
+    extraCliOptions: ['--silent'],
     jestConfig: {
       // hyparquet and hyparquet-writer are ESM-only: let ts-jest transpile them to CommonJS.
       transform: {

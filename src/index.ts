@@ -7,3 +7,5 @@ export * from './ingestion/pipeline-props';
 export * from './ingestion/pipeline';
 export * from './ingestion/ledger-table';
 export * from './timeseries/store';
+export * from './timeseries/timestream-store';
+export * from './timeseries/engine';

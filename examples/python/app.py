@@ -18,7 +18,7 @@ def build_reference_app(app: cdk.App) -> cdk.App:
             f"OnsDataPlatform-{stage.name}",
             env=cdk.Environment(
                 account=os.environ.get("CDK_DEFAULT_ACCOUNT"),
-                region=os.environ.get("CDK_DEFAULT_REGION", "sa-east-1"),
+                region=os.environ.get("CDK_DEFAULT_REGION", "us-east-1"),
             ),
             description=f"ONS data platform ({stage.name})",
         )

@@ -14,8 +14,9 @@ import { OnsDataPlatform, PlatformStage } from '../../src';
 export function buildReferenceApp(app: App): App {
   for (const stage of [PlatformStage.DEV, PlatformStage.STAGING, PlatformStage.PROD]) {
     const stack = new Stack(app, `OnsDataPlatform-${stage.name}`, {
-      // São Paulo, next to the data; the account comes from the CLI's credentials when there are any.
-      env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION ?? 'sa-east-1' },
+      // N. Virginia: the default time-series engine (Timestream for LiveAnalytics) is not offered in São Paulo.
+      // The account comes from the CLI's credentials when there are any.
+      env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION ?? 'us-east-1' },
       description: `ONS data platform (${stage.name})`,
     });
     new OnsDataPlatform(stack, 'Platform', {

@@ -24,11 +24,12 @@ import { applyPlatformTags, createPlatformFunction } from '../platform/defaults'
 import { acknowledgeScopedWildcards } from '../platform/nag';
 import { applyDataRemovalPolicy } from '../platform/removal';
 import { PlatformStage } from '../platform/stage';
+import { LoadErrors } from '../timeseries/contract';
 
 /** Error name the processor gives a file the domain core refuses (shared with the handler's contract). */
 const FILE_REFUSED = 'FileRefused';
-/** Loader errors that a retry cannot fix (the engine refused the request itself). */
-const LOADER_NON_RETRYABLE = ['ValidationException', 'AccessDeniedException', 'ResourceNotFoundException', 'NothingWritten'];
+/** Loader errors that a retry cannot fix (bad input, nothing accepted, or the engine refused the request itself). */
+const LOADER_NON_RETRYABLE = [LoadErrors.INVALID_INPUT, LoadErrors.NOTHING_WRITTEN, LoadErrors.WRITE_REFUSED];
 
 /**
  * From upload to processed data: an EventBridge rule on the raw bucket's Object Created events starts

@@ -11,6 +11,8 @@ import { IngestionPipeline } from '../ingestion/pipeline';
 import { IngestionOptions } from '../ingestion/pipeline-props';
 import { DataLake } from '../lake/data-lake';
 import { DataLakeOptions } from '../lake/data-lake-props';
+import { TimeSeriesEngine } from '../timeseries/engine';
+import { ITimeSeriesStore } from '../timeseries/store';
 
 /**
  * Properties of `OnsDataPlatform`.
@@ -27,6 +29,13 @@ export interface OnsDataPlatformProps {
    * @default - the stage's defaults and a new KMS key
    */
   readonly dataLake?: DataLakeOptions;
+
+  /**
+   * The time-series engine the pipeline loads and the API queries.
+   *
+   * @default TimeSeriesEngine.timestreamLiveAnalytics()
+   */
+  readonly timeSeries?: TimeSeriesEngine;
 
   /**
    * Options of the ingestion pipeline.
@@ -78,6 +87,8 @@ export class OnsDataPlatform extends Construct {
   public readonly healthFunction: lambda.IFunction;
   /** From upload to processed data: the trigger, the state machines, the processors and the ledger. */
   public readonly ingestion: IngestionPipeline;
+  /** The time-series store. */
+  public readonly timeSeries: ITimeSeriesStore;
 
   constructor(scope: Construct, id: string, props: OnsDataPlatformProps) {
     super(scope, id);
@@ -108,11 +119,14 @@ export class OnsDataPlatform extends Construct {
     }));
     this.healthFunction = health;
 
+    this.timeSeries = (props.timeSeries ?? TimeSeriesEngine.timestreamLiveAnalytics()).bind(this, { stage: this.stage, dataLake: this.dataLake });
+
     this.ingestion = new IngestionPipeline(this, 'Ingestion', {
       reservedConcurrentExecutions: props.reservedConcurrentExecutions,
       ...props.ingestion,
       stage: this.stage,
       dataLake: this.dataLake,
+      timeSeriesStore: this.timeSeries,
     });
   }
 }

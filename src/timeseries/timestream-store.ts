@@ -1,0 +1,291 @@
+import { Annotations, Duration, Stack, Token } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as timestream from 'aws-cdk-lib/aws-timestream';
+import { Construct } from 'constructs';
+import { TimeSeriesEnv } from './contract';
+import { TimeSeriesFunctionOptions, ITimeSeriesStore } from './store';
+import { LoadFunction } from './timestream/load-function';
+import { QueryFunction } from './timestream/query-function';
+import { IngestionEnv } from '../ingestion/contract';
+import { DataLake } from '../lake/data-lake';
+import { CATALOG } from '../ons/catalog';
+import { applyPlatformTags, createPlatformFunction } from '../platform/defaults';
+import { acknowledgeScopedWildcards } from '../platform/nag';
+import { applyDataRemovalPolicy } from '../platform/removal';
+import { PlatformStage } from '../platform/stage';
+
+/**
+ * Regions where Amazon Timestream for LiveAnalytics is offered (AWS service endpoints page), for the
+ * synth-time warning only: deployment elsewhere fails.
+ */
+const LIVE_ANALYTICS_REGIONS = ['us-east-1', 'us-east-2', 'us-west-2', 'eu-central-1', 'eu-west-1', 'ap-northeast-1', 'ap-southeast-2', 'ap-south-1'];
+
+/** Name of the table that takes ONS datasets outside the catalog when `catchAllTable` is on. */
+export const CATCH_ALL_TABLE_NAME = 'ons_other_datasets';
+
+/**
+ * Options of a `TimestreamStore` (what `OnsDataPlatform` passes through).
+ */
+export interface TimestreamStoreOptions {
+  /**
+   * Name of the database.
+   *
+   * @default - `ons_data_platform_<stage>`
+   */
+  readonly databaseName?: string;
+
+  /**
+   * How long points stay in the memory store.
+   *
+   * @default - the stage's `timeSeriesRetention.memoryStoreHours` (DEV 24 hours, STAGING 72, PROD 168)
+   */
+  readonly memoryStoreRetention?: Duration;
+
+  /**
+   * How long points stay in the magnetic store. Points older than this are rejected, so it must
+   * cover the oldest data you load (ONS history starts in 2000).
+   *
+   * @default - the stage's `timeSeriesRetention.magneticStoreDays` (73000 days, the maximum)
+   */
+  readonly magneticStoreRetention?: Duration;
+
+  /**
+   * Extra tables, for ONS datasets outside the catalog (ids as the naming convention gives them,
+   * e.g. `geracao_termica_despacho`).
+   *
+   * @default - one table per catalog dataset only
+   */
+  readonly additionalDatasets?: string[];
+
+  /**
+   * A table (`ons_other_datasets`) for ONS datasets that have no table of their own. Without it,
+   * such files stay in the lake and the ledger records them as not loaded, with the reason.
+   *
+   * @default false
+   */
+  readonly catchAllTable?: boolean;
+
+  /**
+   * WriteRecords requests the loader keeps in flight at once (1–64).
+   *
+   * @default 8
+   */
+  readonly maxWritesInFlight?: number;
+}
+
+/**
+ * Properties of `TimestreamStore`.
+ */
+export interface TimestreamStoreProps extends TimestreamStoreOptions {
+  /** The stage: retention and function defaults. */
+  readonly stage: PlatformStage;
+  /** The lake: its key encrypts the database, its failed bucket takes the rejected-data reports. */
+  readonly dataLake: DataLake;
+}
+
+/**
+ * The time-series store on Amazon Timestream for LiveAnalytics: a KMS-encrypted database, one table
+ * per catalog dataset (plus `additionalDatasets`, plus an optional catch-all table), memory and
+ * magnetic retention from the stage, magnetic-store writes on (ONS history is older than any memory
+ * retention) with the rejected-data report in the failed bucket.
+ *
+ * Records are multi-measure: measure name = the dataset, every measure of a row one DOUBLE value,
+ * dimensions = the dataset's identity dimensions, `Version` = the source object's last-modified time
+ * in milliseconds, so reprocessing a file is idempotent and a revised file wins.
+ *
+ * LiveAnalytics is closed to AWS accounts that did not use it before 2025-06-20 and is offered in a
+ * few regions only (a synth warning says so when the stack's region is known and not one of them).
+ *
+ * @example
+ * const store = new TimestreamStore(stack, 'TimeSeries', { stage: PlatformStage.PROD, dataLake: lake });
+ */
+export class TimestreamStore extends Construct implements ITimeSeriesStore {
+  public readonly engine = 'timestream-liveanalytics';
+  /** The database. */
+  public readonly database: timestream.CfnDatabase;
+  /** Name of the database. */
+  public readonly databaseName: string;
+  /** Dataset ids with a table (the table name is the dataset id). */
+  public readonly datasetIds: string[];
+  /** Whether the catch-all table exists. */
+  public readonly hasCatchAllTable: boolean;
+  /** Prefix in the failed bucket of records Timestream rejected. */
+  public readonly rejectedRecordsPrefix: string;
+
+  private readonly tables = new Map<string, timestream.CfnTable>();
+  private readonly stage: PlatformStage;
+  private readonly lake: DataLake;
+  private readonly key: kms.IKey;
+  private readonly maxWritesInFlight: number;
+  private loader?: lambda.IFunction;
+  private query?: lambda.IFunction;
+
+  constructor(scope: Construct, id: string, props: TimestreamStoreProps) {
+    super(scope, id);
+    this.stage = props.stage;
+    this.lake = props.dataLake;
+    this.key = props.dataLake.encryptionKey;
+    applyPlatformTags(this, this.stage);
+
+    this.maxWritesInFlight = props.maxWritesInFlight ?? 8;
+    if (!Number.isInteger(this.maxWritesInFlight) || this.maxWritesInFlight < 1 || this.maxWritesInFlight > 64) {
+      throw new Error(`maxWritesInFlight: expected an integer from 1 to 64, got ${this.maxWritesInFlight}`);
+    }
+    const memoryHours = props.memoryStoreRetention?.toHours() ?? this.stage.timeSeriesRetention.memoryStoreHours;
+    const magneticDays = props.magneticStoreRetention?.toDays() ?? this.stage.timeSeriesRetention.magneticStoreDays;
+    if (!Number.isInteger(memoryHours) || memoryHours < 1 || memoryHours > 8766) {
+      throw new Error(`memoryStoreRetention: expected whole hours from 1 to 8766, got ${memoryHours}`);
+    }
+    if (!Number.isInteger(magneticDays) || magneticDays < 1 || magneticDays > 73000) {
+      throw new Error(`magneticStoreRetention: expected whole days from 1 to 73000, got ${magneticDays}`);
+    }
+    const oldestDays = Math.ceil((Date.now() - Date.UTC(2000, 0, 1)) / 86_400_000);
+    if (magneticDays < oldestDays) {
+      Annotations.of(this).addWarningV2('ons-data-platform:magneticRetention',
+        `magneticStoreRetention is ${magneticDays} days: points older than that (ONS history starts in 2000, ${oldestDays} days ago) will be rejected.`);
+    }
+
+    const datasets = [...CATALOG.map((d) => d.id), ...(props.additionalDatasets ?? [])];
+    for (const dataset of datasets) {
+      if (!/^[a-z0-9_]{3,64}$/.test(dataset)) {
+        throw new Error(`additionalDatasets: '${dataset}' is not an ONS dataset id (3-64 lower-case letters, digits, underscores)`);
+      }
+    }
+    if (new Set(datasets).size !== datasets.length) throw new Error('additionalDatasets: a dataset is listed twice or is already in the catalog');
+    this.hasCatchAllTable = props.catchAllTable ?? false;
+    this.rejectedRecordsPrefix = `${this.lake.rejectedRowsPrefix}timeseries/`;
+
+    this.database = new timestream.CfnDatabase(this, 'Database', {
+      databaseName: props.databaseName ?? `ons_data_platform_${this.stage.name.replace(/-/g, '_')}`,
+      kmsKeyId: this.key.keyArn,
+    });
+    applyDataRemovalPolicy(this.database, this.stage);
+    this.databaseName = this.database.ref;
+
+    for (const dataset of [...datasets, ...(this.hasCatchAllTable ? [CATCH_ALL_TABLE_NAME] : [])]) {
+      const table = new timestream.CfnTable(this, `Table-${dataset}`, {
+        databaseName: this.databaseName,
+        tableName: dataset,
+        retentionProperties: {
+          MemoryStoreRetentionPeriodInHours: String(memoryHours),
+          MagneticStoreRetentionPeriodInDays: String(magneticDays),
+        },
+        magneticStoreWriteProperties: {
+          EnableMagneticStoreWrites: true,
+          MagneticStoreRejectedDataLocation: {
+            S3Configuration: {
+              BucketName: this.lake.failedBucket.bucketName,
+              ObjectKeyPrefix: `${this.lake.rejectedRowsPrefix}timeseries-magnetic-store/${dataset}/`,
+              EncryptionOption: 'SSE_KMS',
+              KmsKeyId: this.key.keyArn,
+            },
+          },
+        },
+      });
+      table.addDependency(this.database);
+      applyDataRemovalPolicy(table, this.stage);
+      this.tables.set(dataset, table);
+    }
+    this.datasetIds = datasets;
+
+    const region = Stack.of(this).region;
+    if (!Token.isUnresolved(region) && !LIVE_ANALYTICS_REGIONS.includes(region)) {
+      Annotations.of(this).addWarningV2('ons-data-platform:timestreamRegion',
+        `Amazon Timestream for LiveAnalytics is not offered in ${region} (it is in ${LIVE_ANALYTICS_REGIONS.join(', ')}): ` +
+        'deploy the store in one of those regions, or use another time-series engine.');
+    }
+  }
+
+  /** Name of the table of `dataset` (throws for a dataset without a table). */
+  public tableName(dataset: string): string {
+    const table = this.tables.get(dataset);
+    if (!table) throw new Error(`tableName: no table for dataset '${dataset}' (known: ${[...this.tables.keys()].join(', ')})`);
+    return table.tableName!;
+  }
+
+  public grantWrite(grantee: iam.IGrantable): iam.Grant {
+    this.grantDescribeEndpoints(grantee);
+    return iam.Grant.addToPrincipal({ grantee, actions: ['timestream:WriteRecords'], resourceArns: this.tableArns() });
+  }
+
+  public grantRead(grantee: iam.IGrantable): iam.Grant {
+    this.grantDescribeEndpoints(grantee);
+    return iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['timestream:Select', 'timestream:DescribeTable', 'timestream:ListMeasures'],
+      resourceArns: this.tableArns(),
+    });
+  }
+
+  public loaderFunction(options: TimeSeriesFunctionOptions): lambda.IFunction {
+    if (this.loader) return this.loader;
+    const lake = options.dataLake;
+    const fn = createPlatformFunction(this, 'Loader', LoadFunction, {
+      stage: options.stage,
+      encryptionKey: this.key,
+      description: `ONS data platform (${options.stage.name}): time-series loader (Timestream)`,
+      timeout: Duration.minutes(15),
+      memorySize: 1024,
+      reservedConcurrentExecutions: options.reservedConcurrentExecutions,
+      environment: {
+        ...this.environment(),
+        [TimeSeriesEnv.MAX_IN_FLIGHT]: String(this.maxWritesInFlight),
+        [TimeSeriesEnv.REJECTED_RECORDS_PREFIX]: this.rejectedRecordsPrefix,
+        [IngestionEnv.STAGE]: options.stage.name,
+        [IngestionEnv.PROCESSED_BUCKET]: lake.processedBucket.bucketName,
+        [IngestionEnv.FAILED_BUCKET]: lake.failedBucket.bucketName,
+        [IngestionEnv.LEDGER_TABLE]: options.ledger.tableName,
+      },
+    });
+    this.grantWrite(fn);
+    fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: [lake.processedBucket.arnForObjects(`${lake.processedDataPrefix}*`)] }));
+    // The source's last-modified time is the records' version.
+    fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:GetObject', 's3:GetObjectVersion'], resources: [lake.rawBucket.arnForObjects('*')] }));
+    fn.addToRolePolicy(new iam.PolicyStatement({
+      actions: ['s3:PutObject', 's3:AbortMultipartUpload'],
+      resources: [lake.failedBucket.arnForObjects(`${this.rejectedRecordsPrefix}*`)],
+    }));
+    lake.encryptionKey.grant(fn, 'kms:Decrypt', 'kms:GenerateDataKey');
+    options.ledger.grantRecord(fn);
+    acknowledgeScopedWildcards(fn.role!);
+    this.loader = fn;
+    return fn;
+  }
+
+  public queryFunction(options: TimeSeriesFunctionOptions): lambda.IFunction {
+    if (this.query) return this.query;
+    const fn = createPlatformFunction(this, 'Query', QueryFunction, {
+      stage: options.stage,
+      encryptionKey: this.key,
+      description: `ONS data platform (${options.stage.name}): time-series queries (Timestream)`,
+      timeout: Duration.seconds(29),
+      memorySize: 512,
+      reservedConcurrentExecutions: options.reservedConcurrentExecutions,
+      environment: { ...this.environment(), [TimeSeriesEnv.MAX_POINTS]: '1000' },
+    });
+    this.grantRead(fn);
+    acknowledgeScopedWildcards(fn.role!);
+    this.query = fn;
+    return fn;
+  }
+
+  private environment(): Record<string, string> {
+    const tables = Object.fromEntries([...this.tables].filter(([d]) => d !== CATCH_ALL_TABLE_NAME).map(([d, t]) => [d, t.tableName!]));
+    return {
+      [TimeSeriesEnv.DATABASE]: this.databaseName,
+      [TimeSeriesEnv.TABLES]: JSON.stringify(tables),
+      ...(this.hasCatchAllTable ? { [TimeSeriesEnv.CATCH_ALL_TABLE]: CATCH_ALL_TABLE_NAME } : {}),
+    };
+  }
+
+  private tableArns(): string[] {
+    return [...this.tables.values()].map((t) => t.attrArn);
+  }
+
+  /** Endpoint discovery (the SDK calls it before any other call) supports no resource-level permission. */
+  private grantDescribeEndpoints(grantee: iam.IGrantable): void {
+    grantee.grantPrincipal.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['timestream:DescribeEndpoints'], resources: ['*'] }));
+  }
+}

@@ -1,0 +1,129 @@
+import { App, Duration, Stack } from 'aws-cdk-lib';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import { DataLake, IngestionPipeline, PlatformStage, TimestreamStore, TimestreamStoreProps } from '../../src';
+import { CATALOG } from '../../src/ons/catalog';
+import { ENV } from '../helpers';
+import { definitionOf } from '../ingestion/asl';
+
+function storeStack(props: Partial<TimestreamStoreProps> = {}, stage = PlatformStage.DEV, env = ENV) {
+  const stack = new Stack(new App(), 'Store', { env });
+  const dataLake = new DataLake(stack, 'Lake', { stage });
+  const store = new TimestreamStore(stack, 'TimeSeries', { stage, dataLake, ...props });
+  return { stack, store, dataLake, template: () => Template.fromStack(stack) };
+}
+
+describe('TimestreamStore', () => {
+  test('a KMS-encrypted database and one table per catalog dataset, with magnetic-store writes reporting to the failed bucket', () => {
+    const { template } = storeStack();
+    const t = template();
+    t.hasResourceProperties('AWS::Timestream::Database', { DatabaseName: 'ons_data_platform_dev', KmsKeyId: Match.anyValue() });
+    t.resourceCountIs('AWS::Timestream::Table', CATALOG.length);
+    for (const dataset of CATALOG) {
+      t.hasResourceProperties('AWS::Timestream::Table', {
+        TableName: dataset.id,
+        MagneticStoreWriteProperties: {
+          EnableMagneticStoreWrites: true,
+          MagneticStoreRejectedDataLocation: {
+            S3Configuration: {
+              BucketName: { Ref: Match.stringLikeRegexp('^LakeFailedBucket') },
+              ObjectKeyPrefix: `rejected/timeseries-magnetic-store/${dataset.id}/`,
+              EncryptionOption: 'SSE_KMS',
+              KmsKeyId: Match.anyValue(),
+            },
+          },
+        },
+      });
+    }
+  });
+
+  test.each([
+    ['dev', PlatformStage.DEV, '24'],
+    ['staging', PlatformStage.STAGING, '72'],
+    ['prod', PlatformStage.PROD, '168'],
+  ])('retention from the stage (%s): memory hours, 73000 magnetic days', (_name, stage, hours) => {
+    storeStack({}, stage).template().allResourcesProperties('AWS::Timestream::Table', {
+      RetentionProperties: { MemoryStoreRetentionPeriodInHours: hours, MagneticStoreRetentionPeriodInDays: '73000' },
+    });
+  });
+
+  test('retention, extra datasets and a catch-all table as props; invalid values name the prop', () => {
+    const { template } = storeStack({
+      memoryStoreRetention: Duration.hours(12),
+      magneticStoreRetention: Duration.days(36500),
+      additionalDatasets: ['geracao_termica_despacho'],
+      catchAllTable: true,
+    });
+    const t = template();
+    t.resourceCountIs('AWS::Timestream::Table', CATALOG.length + 2);
+    t.hasResourceProperties('AWS::Timestream::Table', { TableName: 'geracao_termica_despacho' });
+    t.hasResourceProperties('AWS::Timestream::Table', {
+      TableName: 'ons_other_datasets',
+      RetentionProperties: { MemoryStoreRetentionPeriodInHours: '12', MagneticStoreRetentionPeriodInDays: '36500' },
+    });
+    expect(() => storeStack({ memoryStoreRetention: Duration.hours(9000) })).toThrow(/memoryStoreRetention/);
+    expect(() => storeStack({ magneticStoreRetention: Duration.days(80000) })).toThrow(/magneticStoreRetention/);
+    expect(() => storeStack({ additionalDatasets: ['Bad Name'] })).toThrow(/additionalDatasets/);
+    expect(() => storeStack({ additionalDatasets: [CATALOG[0].id] })).toThrow(/additionalDatasets/);
+    expect(() => storeStack({ maxWritesInFlight: 0 })).toThrow(/maxWritesInFlight/);
+  });
+
+  test('a short magnetic retention warns that old ONS data will be rejected', () => {
+    const { stack } = storeStack({ magneticStoreRetention: Duration.days(365) });
+    Annotations.fromStack(stack).hasWarning('/Store/TimeSeries', Match.stringLikeRegexp('ONS history starts in 2000'));
+  });
+
+  test('a region without LiveAnalytics gets a synth warning; a supported one does not', () => {
+    const sp = storeStack({}, PlatformStage.DEV, { account: '123456789012', region: 'sa-east-1' });
+    Annotations.fromStack(sp.stack).hasWarning('/Store/TimeSeries', Match.stringLikeRegexp('not offered in sa-east-1'));
+    const va = storeStack({}, PlatformStage.DEV, { account: '123456789012', region: 'us-east-1' });
+    Annotations.fromStack(va.stack).hasNoWarning('/Store/TimeSeries', Match.stringLikeRegexp('not offered'));
+  });
+
+  test('retained unless data removal is allowed and asked for', () => {
+    storeStack().template().hasResource('AWS::Timestream::Database', { DeletionPolicy: 'Retain' });
+    const app = new App({ context: { [PlatformStage.REMOVE_DATA_ON_DESTROY_CONTEXT]: true } });
+    const stack = new Stack(app, 'Removable', { env: ENV });
+    new TimestreamStore(stack, 'TimeSeries', { stage: PlatformStage.DEV, dataLake: new DataLake(stack, 'Lake', { stage: PlatformStage.DEV }) });
+    Template.fromStack(stack).hasResource('AWS::Timestream::Table', { DeletionPolicy: 'Delete' });
+  });
+
+  describe('grants', () => {
+    const { stack, store } = storeStack();
+    const writer = new iam.Role(stack, 'Writer', { assumedBy: new iam.AccountRootPrincipal() });
+    const reader = new iam.Role(stack, 'Reader', { assumedBy: new iam.AccountRootPrincipal() });
+    store.grantWrite(writer);
+    store.grantRead(reader);
+    const policies = Template.fromStack(stack).findResources('AWS::IAM::Policy');
+    const statementsOf = (prefix: string) => Object.entries<any>(policies)
+      .filter(([id]) => id.startsWith(prefix))
+      .flatMap(([, p]) => p.Properties.PolicyDocument.Statement);
+
+    test('the writer may only write records to the store\'s tables (and discover endpoints)', () => {
+      const statements = statementsOf('WriterDefaultPolicy');
+      expect(statements.map((s: any) => s.Action).sort()).toEqual(['timestream:DescribeEndpoints', 'timestream:WriteRecords']);
+      const write = statements.find((s: any) => s.Action === 'timestream:WriteRecords');
+      expect(write.Resource).toHaveLength(CATALOG.length);
+      for (const r of write.Resource) expect(r['Fn::GetAtt'][1]).toBe('Arn');
+    });
+
+    test('the reader may only select and describe', () => {
+      const actions = statementsOf('ReaderDefaultPolicy').flatMap((s: any) => [s.Action].flat()).sort();
+      expect(actions).toEqual(['timestream:DescribeEndpoints', 'timestream:DescribeTable', 'timestream:ListMeasures', 'timestream:Select']);
+    });
+  });
+
+  test('the pipeline invokes the store\'s loader in LoadTimeSeries, with retries and the quarantine on failure', () => {
+    const { stack, store, dataLake } = storeStack();
+    new IngestionPipeline(stack, 'Ingestion', { stage: PlatformStage.DEV, dataLake, timeSeriesStore: store });
+    const load = definitionOf(stack, 'IngestionStateMachine').States.LoadTimeSeries;
+    expect(load.Type).toBe('Task');
+    expect(load.Parameters).toEqual({ 'source.$': '$.route.source', 'executionArn.$': '$.executionArn', 'processed.$': '$.processed' });
+    expect(load.Retry[0].MaxAttempts).toBe(0);
+    expect(load.Catch[0].Next).toBe('LoadTimeSeriesFailed');
+    Template.fromStack(stack).hasResourceProperties('AWS::Lambda::Function', {
+      Description: Match.stringLikeRegexp('time-series loader'),
+      Environment: { Variables: Match.objectLike({ ONS_TS_MAX_IN_FLIGHT: '8', ONS_TS_REJECTED_RECORDS_PREFIX: 'rejected/timeseries/' }) },
+    });
+  });
+});
