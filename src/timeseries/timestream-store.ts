@@ -243,6 +243,8 @@ export class TimestreamStore extends Construct implements ITimeSeriesStore {
     fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: [lake.processedBucket.arnForObjects(`${lake.processedDataPrefix}*`)] }));
     // The source's last-modified time is the records' version.
     fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:GetObject', 's3:GetObjectVersion'], resources: [lake.rawBucket.arnForObjects('*')] }));
+    // A deleted source then reads as 404, not 403.
+    fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:ListBucket'], resources: [lake.rawBucket.bucketArn] }));
     fn.addToRolePolicy(new iam.PolicyStatement({
       actions: ['s3:PutObject', 's3:AbortMultipartUpload'],
       resources: [lake.failedBucket.arnForObjects(`${this.rejectedRecordsPrefix}*`)],
