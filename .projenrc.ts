@@ -104,6 +104,8 @@ project.package.addField('files', [
   '!lib/ingestion/batch/**', '!lib/ingestion/ledger.*', '!lib/ingestion/process-object.*', '!lib/ingestion/runtime.*',
   // Handler-side time-series code (Timestream write/query), used only through its bundles.
   '!lib/timeseries/timestream/runtime/**',
+  // Handler-side knowledge-base code (RetrieveAndGenerate), used only through its bundle.
+  '!lib/knowledge/runtime/**',
   'assets/**', '.jsii', 'API.md', 'README.md', 'LICENSE',
 ]);
 project.tasks.tryFind('package:js')!.exec('node build-tools/check-npm-package.js');
@@ -128,6 +130,8 @@ project.eslint?.allowDevDeps('src/cli/**/*.ts');
 for (const file of ['ledger.ts', 'process-object.ts', 'runtime.ts', 'batch/**/*.ts']) project.eslint?.allowDevDeps(`src/ingestion/${file}`);
 // Handler-side time-series code (bundled into the loader and query handlers).
 project.eslint?.allowDevDeps('src/timeseries/timestream/runtime/**/*.ts');
+// Handler-side knowledge-base code (bundled into the RAG query handler).
+project.eslint?.allowDevDeps('src/knowledge/runtime/**/*.ts');
 
 // The command-line tool: one pre-bundled file (domain core and Parquet/XLSX libraries inside), so
 // `npx ons-data-platform` needs nothing else installed.
