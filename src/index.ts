@@ -9,3 +9,8 @@ export * from './ingestion/ledger-table';
 export * from './timeseries/store';
 export * from './timeseries/timestream-store';
 export * from './timeseries/engine';
+export * from './knowledge/embedding-model';
+export * from './knowledge/chunking';
+export * from './knowledge/vector-store';
+export * from './knowledge/knowledge-base-ref';
+export * from './knowledge/knowledge-base';

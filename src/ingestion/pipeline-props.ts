@@ -1,6 +1,7 @@
 import { Duration, Size } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as sns from 'aws-cdk-lib/aws-sns';
+import { IKnowledgeBase } from '../knowledge/knowledge-base-ref';
 import { DataLake } from '../lake/data-lake';
 import { PlatformStage } from '../platform/stage';
 import { ITimeSeriesStore } from '../timeseries/store';
@@ -195,4 +196,12 @@ export interface IngestionPipelineProps extends IngestionOptions {
    * @default - no store: LoadTimeSeries passes through
    */
   readonly timeSeriesStore?: ITimeSeriesStore;
+
+  /**
+   * The knowledge base SyncKnowledgeBase starts ingestion jobs of: the data cards source after a
+   * processed file, the documents source after a copied document.
+   *
+   * @default - no knowledge base: SyncKnowledgeBase passes through
+   */
+  readonly knowledgeBase?: IKnowledgeBase;
 }

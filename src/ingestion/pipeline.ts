@@ -12,13 +12,14 @@ import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import { BatchFileProcessing } from './batch-processing';
-import { DEFAULT_DOCUMENT_EXTENSIONS, DEFAULT_TABULAR_EXTENSIONS, IngestionEnv, LedgerSchema } from './contract';
+import { DEFAULT_DOCUMENT_EXTENSIONS, DEFAULT_TABULAR_EXTENSIONS, IngestionEnv, LedgerSchema, LedgerStatus } from './contract';
 import { CopyDocumentFunction } from './copy-document-function';
 import { IngestionLedger } from './ledger-table';
 import { IngestionPipelineProps } from './pipeline-props';
 import { ProcessFunction } from './process-function';
 import { QuarantineFunction } from './quarantine-function';
 import { RouteFunction } from './route-function';
+import { IKnowledgeBase } from '../knowledge/knowledge-base-ref';
 import { DataLake } from '../lake/data-lake';
 import { applyPlatformTags, createPlatformFunction } from '../platform/defaults';
 import { acknowledgeScopedWildcards } from '../platform/nag';
@@ -49,7 +50,9 @@ const LOADER_NON_RETRYABLE = [LoadErrors.INVALID_INPUT, LoadErrors.NOTHING_WRITT
  * `{ "prefix": "2000/" }`.
  *
  * LoadTimeSeries invokes the `timeSeriesStore`'s loader (a pass-through step without a store);
- * SyncKnowledgeBase passes through until a knowledge base is attached.
+ * SyncKnowledgeBase starts a Bedrock ingestion job of the `knowledgeBase`'s data cards or documents
+ * source (Step Functions SDK integration, retried while a job is running) and records the job in the
+ * ledger (status `indexed`); it passes through without a knowledge base.
  *
  * @example
  * const pipeline = new IngestionPipeline(stack, 'Ingestion', { stage: PlatformStage.DEV, dataLake: lake });
@@ -84,6 +87,9 @@ export class IngestionPipeline extends Construct {
 
   /** The time-series loader LoadTimeSeries invokes (absent without a store). */
   public readonly timeSeriesLoader?: lambda.IFunction;
+
+  /** The knowledge base SyncKnowledgeBase starts ingestion jobs of (absent without one). */
+  public readonly knowledgeBase?: IKnowledgeBase;
 
   private readonly stage: PlatformStage;
   private readonly lake: DataLake;
@@ -181,7 +187,12 @@ export class IngestionPipeline extends Construct {
     this.timeSeriesLoader = props.timeSeriesStore?.loaderFunction({
       stage: this.stage, dataLake: this.lake, ledger: this.ledger, reservedConcurrentExecutions: props.reservedConcurrentExecutions,
     });
+    this.knowledgeBase = props.knowledgeBase;
     this.stateMachine = this.createStateMachine(large);
+    if (this.knowledgeBase) {
+      // RecordIndexed writes to the ledger, encrypted with the lake key.
+      this.key.grant(this.stateMachine, 'kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey');
+    }
     this.backfillStateMachine = this.createBackfill(props.backfillMaxConcurrency ?? 10);
     const { rule, deadLetterQueue } = this.createTrigger(props.keyPrefix, props.keySuffixes);
     this.rule = rule;
@@ -223,6 +234,84 @@ export class IngestionPipeline extends Construct {
     this.grantWrite(grantee, this.lake.processedBucket.bucketArn, [this.lake.processedDataPrefix, this.lake.dataCardsPrefix]);
     this.grantWrite(grantee, this.lake.failedBucket.bucketArn, [this.lake.rejectedRowsPrefix]);
     this.ledger.grantRecord(grantee);
+  }
+
+  /**
+   * SyncKnowledgeBase: a choice on the route (documents or data cards), StartIngestionJob through the
+   * Step Functions SDK integration (no Lambda), then the job recorded in the ledger (`indexed`).
+   * Bedrock runs one job at a time per data source: a ConflictException (a job already running) is
+   * retried with backoff for up to about an hour; the running job picks up the new file when it lists
+   * the prefix after it, or the retried one does.
+   */
+  private createSync(
+    flow: Construct, done: sfn.IChainable, backoff: sfn.RetryProps, onFailure: (state: sfn.TaskStateBase, step: string) => void,
+  ): sfn.IChainable {
+    const kb = this.knowledgeBase!;
+    const record = new tasks.CallAwsService(flow, 'RecordIndexed', {
+      service: 'dynamodb',
+      action: 'updateItem',
+      parameters: {
+        TableName: this.ledger.tableName,
+        Key: {
+          [LedgerSchema.PARTITION_KEY]: { 'S.$': `$.route.ledgerKey.${LedgerSchema.PARTITION_KEY}` },
+          [LedgerSchema.SORT_KEY]: { 'S.$': `$.route.ledgerKey.${LedgerSchema.SORT_KEY}` },
+        },
+        UpdateExpression: 'SET #status = :status, ingestionJobId = :job, ingestionDataSourceId = :source, updatedAt = :now',
+        ExpressionAttributeNames: { '#status': 'status' },
+        ExpressionAttributeValues: {
+          ':status': { S: LedgerStatus.INDEXED },
+          ':job': { 'S.$': '$.sync.jobId' },
+          ':source': { 'S.$': '$.sync.dataSourceId' },
+          ':now': { 'S.$': '$$.State.EnteredTime' },
+        },
+      },
+      iamResources: [this.ledger.table.tableArn],
+      iamAction: 'dynamodb:UpdateItem',
+      resultPath: sfn.JsonPath.DISCARD,
+    });
+    record.addRetry({ ...backoff, errors: ['States.ALL'] });
+    onFailure(record, 'RecordIndexed');
+    record.next(done);
+
+    const startJob = (id: string, dataSourceId: string, what: string) => {
+      const task = new tasks.CallAwsService(flow, id, {
+        service: 'bedrockagent',
+        action: 'startIngestionJob',
+        parameters: {
+          KnowledgeBaseId: kb.knowledgeBaseId,
+          DataSourceId: dataSourceId,
+          Description: `ONS ingestion: ${what}`,
+        },
+        iamResources: [kb.knowledgeBaseArn],
+        iamAction: 'bedrock:StartIngestionJob',
+        resultSelector: {
+          'jobId.$': '$.IngestionJob.IngestionJobId',
+          'dataSourceId.$': '$.IngestionJob.DataSourceId',
+          'status.$': '$.IngestionJob.Status',
+        },
+        resultPath: '$.sync',
+      });
+      task.addRetry({
+        errors: ['BedrockAgent.ConflictException'],
+        interval: Duration.seconds(30),
+        backoffRate: 1.5,
+        maxAttempts: 12,
+        maxDelay: Duration.minutes(5),
+        jitterStrategy: sfn.JitterType.FULL,
+      });
+      task.addRetry({
+        ...backoff,
+        interval: Duration.seconds(5),
+        maxAttempts: 6,
+        errors: ['BedrockAgent.ThrottlingException', 'BedrockAgent.InternalServerException', 'BedrockAgent.ServiceQuotaExceededException', 'BedrockAgent.SdkClientException'],
+      });
+      onFailure(task, id);
+      task.next(record);
+      return task;
+    };
+    return new sfn.Choice(flow, 'SyncKnowledgeBase')
+      .when(sfn.Condition.stringEquals('$.route.action', 'document'), startJob('SyncDocuments', kb.documentsDataSourceId, 'a document'))
+      .otherwise(startJob('SyncDataCards', kb.cardsDataSourceId, 'a data card'));
   }
 
   private createStateMachine(large: BatchFileProcessing | undefined): sfn.StateMachine {
@@ -353,13 +442,19 @@ export class IngestionPipeline extends Construct {
         resultPath: '$.load',
       });
     }
-    const syncKnowledgeBase = new sfn.Pass(flow, 'SyncKnowledgeBase', {
-      result: sfn.Result.fromObject({ skipped: 'no knowledge base is attached to the pipeline' }),
-      resultPath: '$.sync',
-    });
     const done = new sfn.Succeed(flow, 'Done');
-    loadTimeSeries.next(syncKnowledgeBase).next(done);
-    copyDocument.next(syncKnowledgeBase);
+    if (this.knowledgeBase) {
+      const syncKnowledgeBase = this.createSync(flow, done, backoff, onFailure);
+      loadTimeSeries.next(syncKnowledgeBase);
+      copyDocument.next(syncKnowledgeBase);
+    } else {
+      const syncKnowledgeBase = new sfn.Pass(flow, 'SyncKnowledgeBase', {
+        result: sfn.Result.fromObject({ skipped: 'no knowledge base is attached to the pipeline' }),
+        resultPath: '$.sync',
+      });
+      loadTimeSeries.next(syncKnowledgeBase).next(done);
+      copyDocument.next(syncKnowledgeBase);
+    }
 
     const duplicate = new sfn.Choice(flow, 'AlreadyProcessed?')
       .when(sfn.Condition.stringEquals('$.processed.status', 'duplicate'), new sfn.Succeed(flow, 'Duplicate'))

@@ -9,6 +9,7 @@ import { HealthEnv } from '../api/health-contract';
 import { HealthFunction } from '../api/health-function';
 import { IngestionPipeline } from '../ingestion/pipeline';
 import { IngestionOptions } from '../ingestion/pipeline-props';
+import { KnowledgeBase, KnowledgeBaseOptions } from '../knowledge/knowledge-base';
 import { DataLake } from '../lake/data-lake';
 import { DataLakeOptions } from '../lake/data-lake-props';
 import { TimeSeriesEngine } from '../timeseries/engine';
@@ -38,6 +39,13 @@ export interface OnsDataPlatformProps {
   readonly timeSeries?: TimeSeriesEngine;
 
   /**
+   * Options of the knowledge base (vector store, embedding model, chunking, scheduled sync).
+   *
+   * @default - S3 Vectors, Titan Text Embeddings V2 (1024), fixed-size chunks of 300 tokens, no scheduled sync
+   */
+  readonly knowledgeBase?: KnowledgeBaseOptions;
+
+  /**
    * Options of the ingestion pipeline.
    *
    * @default - the stage's defaults: Lambda up to 256 MiB, AWS Batch on Fargate above
@@ -64,8 +72,9 @@ export interface OnsDataPlatformProps {
  * The ONS data platform: ONS files dropped into a bucket become validated time series, an analytics
  * lake and a knowledge base behind a REST API.
  *
- * This version composes the `DataLake`, the `IngestionPipeline` and the health-check function; time
- * series, knowledge base, API and operations are added as separate parts, each also usable on its own.
+ * This version composes the `DataLake`, the `IngestionPipeline`, the time-series store, the
+ * `KnowledgeBase` and the health-check function; API and operations are added as separate parts,
+ * each also usable on its own.
  * Every part takes its defaults from `stage`, every resource is tagged, and every Lambda function
  * gets the platform's defaults (Node.js 22 on arm64, KMS-encrypted environment and log group, the
  * stage's log retention and tracing).
@@ -89,6 +98,8 @@ export class OnsDataPlatform extends Construct {
   public readonly ingestion: IngestionPipeline;
   /** The time-series store. */
   public readonly timeSeries: ITimeSeriesStore;
+  /** The Bedrock knowledge base over uploaded documents and data cards, synchronised by the pipeline. */
+  public readonly knowledgeBase: KnowledgeBase;
 
   constructor(scope: Construct, id: string, props: OnsDataPlatformProps) {
     super(scope, id);
@@ -121,12 +132,15 @@ export class OnsDataPlatform extends Construct {
 
     this.timeSeries = (props.timeSeries ?? TimeSeriesEngine.timestreamLiveAnalytics()).bind(this, { stage: this.stage, dataLake: this.dataLake });
 
+    this.knowledgeBase = new KnowledgeBase(this, 'Knowledge', { ...props.knowledgeBase, stage: this.stage, dataLake: this.dataLake });
+
     this.ingestion = new IngestionPipeline(this, 'Ingestion', {
       reservedConcurrentExecutions: props.reservedConcurrentExecutions,
       ...props.ingestion,
       stage: this.stage,
       dataLake: this.dataLake,
       timeSeriesStore: this.timeSeries,
+      knowledgeBase: this.knowledgeBase,
     });
   }
 }

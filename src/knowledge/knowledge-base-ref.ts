@@ -1,0 +1,17 @@
+import * as iam from 'aws-cdk-lib/aws-iam';
+
+/**
+ * A knowledge base as the ingestion pipeline sees it: where to start ingestion jobs.
+ */
+export interface IKnowledgeBase {
+  /** The knowledge base id. */
+  readonly knowledgeBaseId: string;
+  /** The knowledge base ARN. */
+  readonly knowledgeBaseArn: string;
+  /** The data source over uploaded documents. */
+  readonly documentsDataSourceId: string;
+  /** The data source over the data cards the processor writes. */
+  readonly cardsDataSourceId: string;
+  /** Lets `grantee` start and read ingestion jobs of the knowledge base's data sources. */
+  grantIngest(grantee: iam.IGrantable): iam.Grant;
+}

@@ -1,0 +1,329 @@
+import { Duration, Stack, Validations } from 'aws-cdk-lib';
+import * as bedrock from 'aws-cdk-lib/aws-bedrock';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as scheduler from 'aws-cdk-lib/aws-scheduler';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
+import { Construct } from 'constructs';
+import { ChunkingStrategy } from './chunking';
+import { EmbeddingModel } from './embedding-model';
+import { IKnowledgeBase } from './knowledge-base-ref';
+import { VectorStore, VectorStoreConfig } from './vector-store';
+import { DataLake } from '../lake/data-lake';
+import { applyPlatformTags } from '../platform/defaults';
+import { acknowledgeScopedWildcards } from '../platform/nag';
+import { applyDataRemovalPolicy } from '../platform/removal';
+import { PlatformStage } from '../platform/stage';
+
+/**
+ * Options of the knowledge base (what `OnsDataPlatform` passes through).
+ */
+export interface KnowledgeBaseOptions {
+  /**
+   * Where the vectors are stored.
+   *
+   * @default VectorStore.s3Vectors()
+   */
+  readonly vectorStore?: VectorStore;
+
+  /**
+   * The model that embeds chunks and questions; its dimension is the index's.
+   *
+   * @default EmbeddingModel.titanTextV2() (1024 dimensions)
+   */
+  readonly embeddingModel?: EmbeddingModel;
+
+  /**
+   * How documents and data cards are split into chunks.
+   *
+   * @default ChunkingStrategy.fixedSize() (300 tokens, 20 % overlap)
+   */
+  readonly chunking?: ChunkingStrategy;
+
+  /**
+   * A schedule on which both data sources are synchronised again (EventBridge Scheduler), on top of
+   * the pipeline's sync after each file, e.g. `scheduler.ScheduleExpression.cron({ hour: '3', minute: '0' })`.
+   *
+   * @default - no scheduled sync
+   */
+  readonly scheduledSync?: scheduler.ScheduleExpression;
+
+  /**
+   * Synchronise both data sources after every successful deployment of the stack (creation and
+   * updates: a changed chunking strategy or model needs a new sync), with an EventBridge rule on the
+   * stack's CloudFormation status events that starts a small state machine (no Lambda).
+   *
+   * @default true
+   */
+  readonly syncAfterDeployment?: boolean;
+
+  /**
+   * A description of the knowledge base.
+   *
+   * @default - names the stage
+   */
+  readonly description?: string;
+}
+
+/**
+ * Properties of `KnowledgeBase`.
+ */
+export interface KnowledgeBaseProps extends KnowledgeBaseOptions {
+  /** The stage (defaults such as standby replicas). */
+  readonly stage: PlatformStage;
+  /** The lake whose processed bucket holds the documents and data cards; its key encrypts the knowledge base's data. */
+  readonly dataLake: DataLake;
+}
+
+/**
+ * An Amazon Bedrock knowledge base over the lake: uploaded documents (`documentsPrefix`) and the data
+ * cards the processor writes (`dataCardsPrefix`, each with a `.metadata.json` file that Bedrock reads
+ * for filtering by dataset and year).
+ *
+ * Creates the vector store (`VectorStore`), a service role with least privilege (the embedding model
+ * only, the two prefixes only, the lake key, the vector index only), the knowledge base, and one S3
+ * data source per prefix with the chunking strategy and the lake key for transient data. The
+ * knowledge base is created after its vector index.
+ *
+ * Sync: the ingestion pipeline starts an ingestion job for the right data source after each file
+ * (when the knowledge base is given to it), `scheduledSync` adds a periodic sync of both sources.
+ *
+ * @example
+ * new KnowledgeBase(stack, 'Knowledge', { stage: PlatformStage.DEV, dataLake: lake });
+ */
+export class KnowledgeBase extends Construct implements IKnowledgeBase {
+  /** The knowledge base. */
+  public readonly cfnKnowledgeBase: bedrock.CfnKnowledgeBase;
+  /** The knowledge base id. */
+  public readonly knowledgeBaseId: string;
+  /** The knowledge base ARN. */
+  public readonly knowledgeBaseArn: string;
+  /** The data source over uploaded documents. */
+  public readonly documentsDataSource: bedrock.CfnDataSource;
+  /** The data source over data cards. */
+  public readonly cardsDataSource: bedrock.CfnDataSource;
+  /** Id of the documents data source. */
+  public readonly documentsDataSourceId: string;
+  /** Id of the data cards data source. */
+  public readonly cardsDataSourceId: string;
+  /** The role Bedrock assumes to read the lake, embed and write vectors. */
+  public readonly role: iam.IRole;
+  /** The embedding model. */
+  public readonly embeddingModel: EmbeddingModel;
+  /** The vector store's type (`S3_VECTORS` or `OPENSEARCH_SERVERLESS`). */
+  public readonly vectorStoreType: string;
+  /** The role EventBridge Scheduler uses for the scheduled sync (absent without `scheduledSync`). */
+  public readonly syncScheduleRole?: iam.IRole;
+  /** Synchronises both data sources; started after each deployment (absent when `syncAfterDeployment` is false). */
+  public readonly syncStateMachine?: sfn.StateMachine;
+
+  private readonly key: kms.IKey;
+
+  constructor(scope: Construct, id: string, props: KnowledgeBaseProps) {
+    super(scope, id);
+    applyPlatformTags(this, props.stage);
+    const stack = Stack.of(this);
+    const lake = props.dataLake;
+    this.key = lake.encryptionKey;
+    this.embeddingModel = props.embeddingModel ?? EmbeddingModel.titanTextV2();
+    const chunking = props.chunking ?? ChunkingStrategy.fixedSize();
+
+    const role = new iam.Role(this, 'Role', {
+      assumedBy: new iam.ServicePrincipal('bedrock.amazonaws.com', {
+        conditions: {
+          StringEquals: { 'aws:SourceAccount': stack.account },
+          ArnLike: { 'aws:SourceArn': `arn:${stack.partition}:bedrock:${stack.region}:${stack.account}:knowledge-base/*` },
+        },
+      }),
+      description: `Service role of the ONS knowledge base (${props.stage.name})`,
+    });
+    this.role = role;
+    role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['bedrock:InvokeModel'], resources: [this.embeddingModel.modelArn(this)] }));
+    const prefixes = [lake.documentsPrefix, lake.dataCardsPrefix];
+    role.addToPrincipalPolicy(new iam.PolicyStatement({
+      actions: ['s3:ListBucket'],
+      resources: [lake.processedBucket.bucketArn],
+      conditions: { StringLike: { 's3:prefix': prefixes.map((p) => `${p}*`) } },
+    }));
+    role.addToPrincipalPolicy(new iam.PolicyStatement({
+      actions: ['s3:GetObject'],
+      resources: prefixes.map((p) => lake.processedBucket.arnForObjects(`${p}*`)),
+    }));
+    this.key.grant(role, 'kms:Decrypt', 'kms:GenerateDataKey');
+
+    const store: VectorStoreConfig = (props.vectorStore ?? VectorStore.s3Vectors()).bind(this, {
+      stage: props.stage, encryptionKey: this.key, role, dimensions: this.embeddingModel.dimensions,
+    });
+    this.vectorStoreType = store.type;
+
+    this.cfnKnowledgeBase = new bedrock.CfnKnowledgeBase(this, 'Resource', {
+      name: `ons-knowledge-${props.stage.name}-${this.node.addr.slice(-8)}`,
+      description: props.description ?? `ONS data platform (${props.stage.name}): documents and data cards`,
+      roleArn: role.roleArn,
+      knowledgeBaseConfiguration: {
+        type: 'VECTOR',
+        vectorKnowledgeBaseConfiguration: {
+          embeddingModelArn: this.embeddingModel.modelArn(this),
+          embeddingModelConfiguration: {
+            bedrockEmbeddingModelConfiguration: { dimensions: this.embeddingModel.dimensions, embeddingDataType: 'FLOAT32' },
+          },
+        },
+      },
+      storageConfiguration: store.storageConfiguration,
+    });
+    // The index before the knowledge base, and the role's policy before Bedrock checks it.
+    this.cfnKnowledgeBase.node.addDependency(store.dependable);
+    this.cfnKnowledgeBase.node.addDependency(role);
+    this.knowledgeBaseId = this.cfnKnowledgeBase.attrKnowledgeBaseId;
+    this.knowledgeBaseArn = this.cfnKnowledgeBase.attrKnowledgeBaseArn;
+
+    const dataSource = (sourceId: string, name: string, prefix: string, description: string) => new bedrock.CfnDataSource(this, sourceId, {
+      knowledgeBaseId: this.knowledgeBaseId,
+      name,
+      description,
+      dataSourceConfiguration: { type: 'S3', s3Configuration: { bucketArn: lake.processedBucket.bucketArn, inclusionPrefixes: [prefix] } },
+      serverSideEncryptionConfiguration: { kmsKeyArn: this.key.keyArn },
+      vectorIngestionConfiguration: { chunkingConfiguration: chunking.configuration },
+      // Vectors of a deleted data source are removed with it.
+      dataDeletionPolicy: 'DELETE',
+    });
+    this.documentsDataSource = dataSource('DocumentsDataSource', 'documents', lake.documentsPrefix, 'Documents uploaded to the raw bucket (PDF, DOCX, Markdown, HTML)');
+    this.cardsDataSource = dataSource('CardsDataSource', 'data-cards', lake.dataCardsPrefix, 'Data cards of the processed ONS files, with metadata (dataset, years)');
+    this.documentsDataSourceId = this.documentsDataSource.attrDataSourceId;
+    this.cardsDataSourceId = this.cardsDataSource.attrDataSourceId;
+
+    if (props.scheduledSync) this.syncScheduleRole = this.createScheduledSync(props.scheduledSync);
+    if (props.syncAfterDeployment ?? true) this.syncStateMachine = this.createDeploymentSync(props.stage);
+    acknowledgeScopedWildcards(this);
+  }
+
+  /**
+   * Lets `grantee` query the knowledge base (Retrieve, RetrieveAndGenerate) and, when given, invoke
+   * the generation model (a foundation model or inference profile ARN; for an inference profile, also
+   * give the ARNs of the foundation models it routes to).
+   */
+  public grantQuery(grantee: iam.IGrantable, ...generationModelArns: string[]): iam.Grant {
+    const grant = iam.Grant.addToPrincipal({
+      grantee, actions: ['bedrock:Retrieve', 'bedrock:RetrieveAndGenerate'], resourceArns: [this.knowledgeBaseArn],
+    });
+    if (generationModelArns.length) {
+      iam.Grant.addToPrincipal({
+        grantee, actions: ['bedrock:InvokeModel', 'bedrock:InvokeModelWithResponseStream', 'bedrock:GetInferenceProfile'], resourceArns: generationModelArns,
+      });
+    }
+    return grant;
+  }
+
+  /** Lets `grantee` start and read ingestion jobs of the knowledge base's data sources. */
+  public grantIngest(grantee: iam.IGrantable): iam.Grant {
+    return iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['bedrock:StartIngestionJob', 'bedrock:GetIngestionJob', 'bedrock:ListIngestionJobs'],
+      resourceArns: [this.knowledgeBaseArn],
+    });
+  }
+
+  /**
+   * A state machine that starts an ingestion job of each data source (retried while one is running),
+   * started by the stack's CREATE_COMPLETE and UPDATE_COMPLETE events.
+   */
+  private createDeploymentSync(stage: PlatformStage): sfn.StateMachine {
+    const flow = new Construct(this, 'SyncWorkflow');
+    const branches = new sfn.Parallel(flow, 'SyncBothSources', { resultPath: sfn.JsonPath.DISCARD });
+    for (const [id, dataSourceId] of [['SyncDocuments', this.documentsDataSourceId], ['SyncDataCards', this.cardsDataSourceId]] as const) {
+      const task = new tasks.CallAwsService(flow, id, {
+        service: 'bedrockagent',
+        action: 'startIngestionJob',
+        parameters: { KnowledgeBaseId: this.knowledgeBaseId, DataSourceId: dataSourceId, Description: 'ONS: sync after deployment' },
+        iamResources: [this.knowledgeBaseArn],
+        iamAction: 'bedrock:StartIngestionJob',
+        resultSelector: { 'jobId.$': '$.IngestionJob.IngestionJobId' },
+      });
+      task.addRetry({
+        errors: ['BedrockAgent.ConflictException'],
+        interval: Duration.seconds(30),
+        backoffRate: 1.5,
+        maxAttempts: 12,
+        maxDelay: Duration.minutes(5),
+        jitterStrategy: sfn.JitterType.FULL,
+      });
+      task.addRetry({
+        errors: ['BedrockAgent.ThrottlingException', 'BedrockAgent.InternalServerException', 'BedrockAgent.ServiceQuotaExceededException'],
+        interval: Duration.seconds(5),
+        backoffRate: 2,
+        maxAttempts: 6,
+        jitterStrategy: sfn.JitterType.FULL,
+      });
+      branches.branch(task);
+    }
+    const logGroup = new logs.LogGroup(this, 'SyncLogs', { retention: stage.logRetention, encryptionKey: this.key });
+    applyDataRemovalPolicy(logGroup, stage);
+    const machine = new sfn.StateMachine(this, 'SyncStateMachine', {
+      comment: `ONS data platform (${stage.name}): sync both knowledge-base data sources`,
+      definitionBody: sfn.DefinitionBody.fromChainable(branches),
+      stateMachineType: sfn.StateMachineType.STANDARD,
+      queryLanguage: sfn.QueryLanguage.JSON_PATH,
+      logs: { destination: logGroup, level: sfn.LogLevel.ALL, includeExecutionData: true },
+      tracingEnabled: stage.tracing === lambda.Tracing.ACTIVE,
+      encryptionConfiguration: new sfn.CustomerManagedEncryptionConfiguration(this.key, Duration.minutes(5)),
+    });
+    if (stage.tracing !== lambda.Tracing.ACTIVE) {
+      Validations.of(machine).acknowledge({ id: 'AwsSolutions-SF2', reason: `X-Ray tracing follows the stage: off in '${stage.name}'.` });
+    }
+    const stack = Stack.of(this);
+    const rule = new events.Rule(this, 'AfterDeployment', {
+      description: 'Synchronises the ONS knowledge base after each successful deployment of its stack',
+      eventPattern: {
+        source: ['aws.cloudformation'],
+        detailType: ['CloudFormation Stack Status Change'],
+        resources: [stack.stackId],
+        detail: { 'status-details': { status: ['CREATE_COMPLETE', 'UPDATE_COMPLETE'] } },
+      },
+    });
+    const role = new iam.Role(this, 'AfterDeploymentRole', {
+      assumedBy: new iam.ServicePrincipal('events.amazonaws.com'),
+      description: 'Starts the ONS knowledge-base sync after a deployment',
+    });
+    machine.grantStartExecution(role);
+    this.key.grant(role, 'kms:GenerateDataKey', 'kms:Decrypt');
+    rule.addTarget(new targets.SfnStateMachine(machine, {
+      role, input: events.RuleTargetInput.fromObject({}), retryAttempts: 10, maxEventAge: Duration.hours(2),
+    }));
+    return machine;
+  }
+
+  /** One EventBridge Scheduler schedule per data source, calling StartIngestionJob through a universal target. */
+  private createScheduledSync(expression: scheduler.ScheduleExpression): iam.IRole {
+    const role = new iam.Role(this, 'SyncScheduleRole', {
+      assumedBy: new iam.ServicePrincipal('scheduler.amazonaws.com', {
+        conditions: { StringEquals: { 'aws:SourceAccount': Stack.of(this).account } },
+      }),
+      description: 'Starts scheduled ingestion jobs of the ONS knowledge base',
+    });
+    this.grantIngest(role);
+    for (const [id, dataSourceId] of [['SyncDocumentsSchedule', this.documentsDataSourceId], ['SyncCardsSchedule', this.cardsDataSourceId]] as const) {
+      const schedule = new scheduler.CfnSchedule(this, id, {
+        description: 'Synchronises a data source of the ONS knowledge base',
+        scheduleExpression: expression.expressionString,
+        scheduleExpressionTimezone: expression.timeZone?.timezoneName,
+        flexibleTimeWindow: { mode: 'FLEXIBLE', maximumWindowInMinutes: 15 },
+        kmsKeyArn: this.key.keyArn,
+        target: {
+          arn: `arn:${Stack.of(this).partition}:scheduler:::aws-sdk:bedrockagent:startIngestionJob`,
+          roleArn: role.roleArn,
+          input: Stack.of(this).toJsonString({ KnowledgeBaseId: this.knowledgeBaseId, DataSourceId: dataSourceId }),
+          // A job already running (ConflictException) is retried by the scheduler's retry policy.
+          retryPolicy: { maximumEventAgeInSeconds: 3600, maximumRetryAttempts: 10 },
+        },
+      });
+      schedule.node.addDependency(role);
+    }
+    this.key.grant(role, 'kms:Decrypt');
+    return role;
+  }
+}

@@ -1,0 +1,317 @@
+import { App, Duration, Stack, Validations } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as scheduler from 'aws-cdk-lib/aws-scheduler';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import {
+  ChunkingStrategy, DataLake, EmbeddingModel, IngestionPipeline, KnowledgeBase, KnowledgeBaseOptions, OnsDataPlatform, PlatformStage, VectorStore,
+} from '../../src';
+import { ENV } from '../helpers';
+import { definitionOf } from '../ingestion/asl';
+
+// asl-validator ships CommonJS without types.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const aslValidator = require('asl-validator') as (definition: unknown) => { isValid: boolean; errorsText: (sep?: string) => string };
+
+function kbStack(options: KnowledgeBaseOptions = {}, stage = PlatformStage.DEV, withPipeline = false) {
+  const app = new App();
+  const stack = new Stack(app, 'Knowledge', { env: ENV });
+  const dataLake = new DataLake(stack, 'Lake', { stage });
+  const knowledgeBase = new KnowledgeBase(stack, 'Kb', { ...options, stage, dataLake });
+  const pipeline = withPipeline
+    ? new IngestionPipeline(stack, 'Ingestion', { stage, dataLake, knowledgeBase, largeFileProcessing: { enabled: false } })
+    : undefined;
+  const template = Template.fromStack(stack);
+  return { stack, knowledgeBase, pipeline, template, json: template.toJSON() as { Resources: Record<string, any> } };
+}
+
+function onlyResource(json: { Resources: Record<string, any> }, type: string): [string, any] {
+  const found = Object.entries(json.Resources).filter(([, r]) => r.Type === type);
+  expect(found).toHaveLength(1);
+  return found[0];
+}
+
+function rolePolicyStatements(json: { Resources: Record<string, any> }, roleIdPrefix: string): any[] {
+  return Object.values(json.Resources)
+    .filter((r) => r.Type === 'AWS::IAM::Policy' && r.Properties.Roles.some((x: any) => x.Ref?.startsWith(roleIdPrefix)))
+    .flatMap((r) => r.Properties.PolicyDocument.Statement);
+}
+
+const s3v = kbStack();
+const aoss = kbStack({ vectorStore: VectorStore.openSearchServerless(), embeddingModel: EmbeddingModel.titanTextV2({ dimensions: 512 }) });
+
+describe('S3 Vectors (default)', () => {
+  test('a KMS vector bucket and a cosine float32 index of the model dimension, Bedrock text fields non-filterable', () => {
+    s3v.template.hasResourceProperties('AWS::S3Vectors::VectorBucket', {
+      EncryptionConfiguration: { SseType: 'aws:kms', KmsKeyArn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^LakeKey'), 'Arn'] } },
+    });
+    s3v.template.hasResourceProperties('AWS::S3Vectors::Index', {
+      Dimension: 1024,
+      DistanceMetric: 'cosine',
+      DataType: 'float32',
+      MetadataConfiguration: { NonFilterableMetadataKeys: ['AMAZON_BEDROCK_TEXT', 'AMAZON_BEDROCK_METADATA'] },
+    });
+  });
+
+  test('the knowledge base: VECTOR, Titan V2 with 1024 dimensions, S3_VECTORS on the index, created after the index', () => {
+    const [, kb] = onlyResource(s3v.json, 'AWS::Bedrock::KnowledgeBase');
+    const [indexId] = onlyResource(s3v.json, 'AWS::S3Vectors::Index');
+    expect(kb.DependsOn).toContain(indexId);
+    const vector = kb.Properties.KnowledgeBaseConfiguration.VectorKnowledgeBaseConfiguration;
+    expect(kb.Properties.KnowledgeBaseConfiguration.Type).toBe('VECTOR');
+    expect(JSON.stringify(vector.EmbeddingModelArn)).toContain('foundation-model/amazon.titan-embed-text-v2:0');
+    expect(vector.EmbeddingModelConfiguration.BedrockEmbeddingModelConfiguration.Dimensions).toBe(1024);
+    expect(kb.Properties.StorageConfiguration).toEqual({
+      Type: 'S3_VECTORS', S3VectorsConfiguration: { IndexArn: { 'Fn::GetAtt': [indexId, 'IndexArn'] } },
+    });
+  });
+
+  test('the S3 Vectors indexing principal may decrypt with the lake key', () => {
+    s3v.template.hasResourceProperties('AWS::KMS::Key', {
+      KeyPolicy: { Statement: Match.arrayWith([Match.objectLike({ Sid: 'AllowS3VectorsIndexing', Principal: { Service: 'indexing.s3vectors.amazonaws.com' }, Action: 'kms:Decrypt' })]) },
+    });
+  });
+});
+
+describe('OpenSearch Serverless', () => {
+  const collectionName = () => onlyResource(aoss.json, 'AWS::OpenSearchServerless::Collection')[1].Properties.Name as string;
+
+  test('a VECTORSEARCH collection after its encryption (lake key) and network (not public, Bedrock only) policies', () => {
+    const [collectionId, collection] = onlyResource(aoss.json, 'AWS::OpenSearchServerless::Collection');
+    expect(collection.Properties.Type).toBe('VECTORSEARCH');
+    const policies = Object.entries(aoss.json.Resources).filter(([, r]) => r.Type === 'AWS::OpenSearchServerless::SecurityPolicy');
+    expect(collection.DependsOn).toEqual(expect.arrayContaining(policies.map(([id]) => id)));
+    const byType = Object.fromEntries(policies.map(([, r]) => [r.Properties.Type, r.Properties.Policy]));
+    const encryption = JSON.stringify(byType.encryption);
+    expect(encryption).toContain('\\"AWSOwnedKey\\":false');
+    expect(encryption).toMatch(/LakeKey/);
+    const network = JSON.parse(byType.network);
+    expect(network).toEqual([{ Rules: [{ ResourceType: 'collection', Resource: [`collection/${collectionName()}`] }], AllowFromPublic: false, SourceServices: ['bedrock.amazonaws.com'] }]);
+    expect(collectionId).toBeDefined();
+  });
+
+  test('the data access policy names the knowledge base role (and the deployment role that creates the index)', () => {
+    const [, access] = onlyResource(aoss.json, 'AWS::OpenSearchServerless::AccessPolicy');
+    const policy = JSON.stringify(access.Properties.Policy);
+    expect(policy).toMatch(/Principal.*"Fn::GetAtt":\["KbRole[0-9A-F]+","Arn"\].*cfn-exec-role/);
+  });
+
+  test('the index: knn vector of the model dimension, and the same field names as the knowledge base mapping; the KB depends on it', () => {
+    const [indexId, index] = onlyResource(aoss.json, 'AWS::OpenSearchServerless::Index');
+    const [, kb] = onlyResource(aoss.json, 'AWS::Bedrock::KnowledgeBase');
+    expect(kb.DependsOn).toContain(indexId);
+    const config = kb.Properties.StorageConfiguration.OpensearchServerlessConfiguration;
+    expect(kb.Properties.StorageConfiguration.Type).toBe('OPENSEARCH_SERVERLESS');
+    expect(config.VectorIndexName).toBe(index.Properties.IndexName);
+    const mapping = config.FieldMapping;
+    const properties = index.Properties.Mappings.Properties;
+    expect(Object.keys(properties).sort()).toEqual([mapping.VectorField, mapping.TextField, mapping.MetadataField].sort());
+    expect(properties[mapping.VectorField]).toMatchObject({ Type: 'knn_vector', Dimension: 512 });
+    const embedding = kb.Properties.KnowledgeBaseConfiguration.VectorKnowledgeBaseConfiguration.EmbeddingModelConfiguration;
+    expect(embedding.BedrockEmbeddingModelConfiguration.Dimensions).toBe(512);
+    expect(index.Properties.Settings.Index.Knn).toBe(true);
+    expect(index.DependsOn).toEqual(expect.arrayContaining([onlyResource(aoss.json, 'AWS::OpenSearchServerless::AccessPolicy')[0]]));
+  });
+
+  test.each([
+    [PlatformStage.DEV.name, PlatformStage.DEV, 'DISABLED'], [PlatformStage.STAGING.name, PlatformStage.STAGING, 'ENABLED'], [PlatformStage.PROD.name, PlatformStage.PROD, 'ENABLED'],
+  ])('standby replicas in %s', (_name, stage, expected) => {
+    kbStack({ vectorStore: VectorStore.openSearchServerless() }, stage).template
+      .hasResourceProperties('AWS::OpenSearchServerless::Collection', { StandbyReplicas: expected });
+  });
+
+  test('standby replicas can be overridden', () => {
+    kbStack({ vectorStore: VectorStore.openSearchServerless({ standbyReplicas: true }) }).template
+      .hasResourceProperties('AWS::OpenSearchServerless::Collection', { StandbyReplicas: 'ENABLED' });
+  });
+
+  test('the role may call the collection only', () => {
+    const statements = rolePolicyStatements(aoss.json, 'KbRole');
+    const aossStatement = statements.find((s) => s.Action === 'aoss:APIAccessAll');
+    expect(aossStatement.Resource).toEqual({ 'Fn::GetAtt': [onlyResource(aoss.json, 'AWS::OpenSearchServerless::Collection')[0], 'Arn'] });
+  });
+});
+
+describe('data sources', () => {
+  test('two S3 sources over the processed bucket (documents, cards) with the lake key and fixed-size chunking by default', () => {
+    for (const prefix of ['knowledge/documents/', 'knowledge/cards/']) {
+      s3v.template.hasResourceProperties('AWS::Bedrock::DataSource', {
+        DataSourceConfiguration: {
+          Type: 'S3',
+          S3Configuration: { BucketArn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^LakeProcessedBucket'), 'Arn'] }, InclusionPrefixes: [prefix] },
+        },
+        ServerSideEncryptionConfiguration: { KmsKeyArn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^LakeKey'), 'Arn'] } },
+        VectorIngestionConfiguration: {
+          ChunkingConfiguration: { ChunkingStrategy: 'FIXED_SIZE', FixedSizeChunkingConfiguration: { MaxTokens: 300, OverlapPercentage: 20 } },
+        },
+      });
+    }
+  });
+
+  test.each([
+    [ChunkingStrategy.semantic({ maxTokens: 400 }), { ChunkingStrategy: 'SEMANTIC', SemanticChunkingConfiguration: { MaxTokens: 400, BufferSize: 0, BreakpointPercentileThreshold: 95 } }],
+    [ChunkingStrategy.hierarchical(), {
+      ChunkingStrategy: 'HIERARCHICAL',
+      HierarchicalChunkingConfiguration: { LevelConfigurations: [{ MaxTokens: 1500 }, { MaxTokens: 300 }], OverlapTokens: 60 },
+    }],
+    [ChunkingStrategy.fixedSize({ maxTokens: 500, overlapPercentage: 10 }), { ChunkingStrategy: 'FIXED_SIZE', FixedSizeChunkingConfiguration: { MaxTokens: 500, OverlapPercentage: 10 } }],
+  ])('chunking %#', (chunking, expected) => {
+    kbStack({ chunking }).template.hasResourceProperties('AWS::Bedrock::DataSource', {
+      VectorIngestionConfiguration: { ChunkingConfiguration: expected },
+    });
+  });
+});
+
+describe('service role', () => {
+  const statements = rolePolicyStatements(s3v.json, 'KbRole');
+
+  test('no wildcard action; InvokeModel on the embedding model only', () => {
+    for (const s of statements) for (const a of [s.Action].flat()) expect(a).not.toContain('*');
+    const invoke = statements.filter((s) => [s.Action].flat().includes('bedrock:InvokeModel'));
+    expect(invoke).toHaveLength(1);
+    expect(JSON.stringify(invoke[0].Resource)).toMatch(/foundation-model\/amazon\.titan-embed-text-v2:0"\]\]\}$/);
+  });
+
+  test('ListBucket with prefix conditions, GetObject on the two prefixes, KMS on the lake key, vectors on the index only', () => {
+    const list = statements.find((s) => s.Action === 's3:ListBucket');
+    expect(list.Condition).toEqual({ StringLike: { 's3:prefix': ['knowledge/documents/*', 'knowledge/cards/*'] } });
+    const get = statements.find((s) => s.Action === 's3:GetObject');
+    expect(JSON.stringify(get.Resource)).toContain('/knowledge/documents/*');
+    expect(JSON.stringify(get.Resource)).toContain('/knowledge/cards/*');
+    const kms = statements.find((s) => [s.Action].flat().includes('kms:Decrypt'));
+    expect(kms.Resource).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^LakeKey/), 'Arn'] });
+    const vectors = statements.find((s) => [s.Action].flat().includes('s3vectors:PutVectors'));
+    expect(vectors.Resource).toEqual({ 'Fn::GetAtt': [onlyResource(s3v.json, 'AWS::S3Vectors::Index')[0], 'IndexArn'] });
+  });
+
+  test('trusted by Bedrock for knowledge bases of this account only', () => {
+    s3v.template.hasResourceProperties('AWS::IAM::Role', {
+      AssumeRolePolicyDocument: {
+        Statement: [Match.objectLike({
+          Principal: { Service: 'bedrock.amazonaws.com' },
+          Condition: { StringEquals: { 'aws:SourceAccount': '123456789012' }, ArnLike: { 'aws:SourceArn': Match.anyValue() } },
+        })],
+      },
+    });
+  });
+});
+
+describe('grants', () => {
+  test('grantQuery: Retrieve and RetrieveAndGenerate on the KB, InvokeModel on the given generation model; grantIngest: ingestion jobs', () => {
+    const stack = new Stack(new App(), 'Grants', { env: ENV });
+    const knowledgeBase = new KnowledgeBase(stack, 'Kb', { stage: PlatformStage.DEV, dataLake: new DataLake(stack, 'Lake', { stage: PlatformStage.DEV }) });
+    const role = new iam.Role(stack, 'Api', { assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com') });
+    knowledgeBase.grantQuery(role, 'arn:aws:bedrock:sa-east-1::foundation-model/anthropic.claude-3-haiku-20240307-v1:0');
+    knowledgeBase.grantIngest(role);
+    const statements = rolePolicyStatements(Template.fromStack(stack).toJSON() as any, 'Api');
+    expect(statements).toEqual(expect.arrayContaining([
+      expect.objectContaining({ Action: ['bedrock:Retrieve', 'bedrock:RetrieveAndGenerate'], Resource: { 'Fn::GetAtt': [expect.stringMatching(/^Kb/), 'KnowledgeBaseArn'] } }),
+      expect.objectContaining({ Action: expect.arrayContaining(['bedrock:InvokeModel']), Resource: 'arn:aws:bedrock:sa-east-1::foundation-model/anthropic.claude-3-haiku-20240307-v1:0' }),
+      expect.objectContaining({ Action: ['bedrock:StartIngestionJob', 'bedrock:GetIngestionJob', 'bedrock:ListIngestionJobs'] }),
+    ]));
+  });
+});
+
+describe('sync', () => {
+  const { stack, json } = kbStack({}, PlatformStage.DEV, true);
+  const definition = definitionOf(stack, 'IngestionStateMachine');
+
+  test('the ingestion definition passes asl-validator', () => {
+    const result = aslValidator(definition);
+    expect(result.errorsText('\n')).toBe('');
+    expect(result.isValid).toBe(true);
+  });
+
+  test('SyncKnowledgeBase chooses the data source by route; startIngestionJob (SDK, no Lambda) retried on conflict, caught into the quarantine', () => {
+    const choice = definition.States.SyncKnowledgeBase;
+    expect(choice.Type).toBe('Choice');
+    expect(choice.Choices).toEqual([{ Variable: '$.route.action', StringEquals: 'document', Next: 'SyncDocuments' }]);
+    expect(choice.Default).toBe('SyncDataCards');
+    expect(definition.States.LoadTimeSeries.Next).toBe('SyncKnowledgeBase');
+    expect(definition.States.CopyDocument.Next).toBe('SyncKnowledgeBase');
+    for (const name of ['SyncDocuments', 'SyncDataCards']) {
+      const state = definition.States[name];
+      expect(state.Resource).toBe('arn:aws:states:::aws-sdk:bedrockagent:startIngestionJob');
+      expect(Object.keys(state.Parameters).sort()).toEqual(['DataSourceId', 'Description', 'KnowledgeBaseId']);
+      expect(state.Retry[0]).toMatchObject({ ErrorEquals: ['BedrockAgent.ConflictException'], BackoffRate: 1.5, JitterStrategy: 'FULL' });
+      expect(state.Retry[1].ErrorEquals).toContain('BedrockAgent.ThrottlingException');
+      expect(state.Catch).toEqual([{ ErrorEquals: ['States.ALL'], ResultPath: '$.failure', Next: `${name}Failed` }]);
+      expect(definition.States[`${name}Failed`].Next).toBe('QuarantineFailure');
+      expect(state.Next).toBe('RecordIndexed');
+    }
+    expect(definition.States.SyncDocuments.Parameters.DataSourceId).not.toEqual(definition.States.SyncDataCards.Parameters.DataSourceId);
+  });
+
+  test('the job is recorded in the ledger (updateItem: status indexed, job id), then Done', () => {
+    const record = definition.States.RecordIndexed;
+    expect(record.Resource).toBe('arn:aws:states:::aws-sdk:dynamodb:updateItem');
+    expect(record.Parameters.ExpressionAttributeValues).toMatchObject({ ':status': { S: 'indexed' }, ':job': { 'S.$': '$.sync.jobId' } });
+    expect(record.Parameters.Key).toEqual({ pk: { 'S.$': '$.route.ledgerKey.pk' }, sk: { 'S.$': '$.route.ledgerKey.sk' } });
+    expect(record.Next).toBe('Done');
+    expect(record.Catch[0].Next).toBe('RecordIndexedFailed');
+  });
+
+  test('the state machine may start ingestion jobs of this knowledge base only', () => {
+    const statements = rolePolicyStatements(json, 'IngestionStateMachineRole');
+    const start = statements.filter((s) => [s.Action].flat().includes('bedrock:StartIngestionJob'));
+    expect(start.length).toBeGreaterThan(0);
+    for (const s of start) expect(s.Resource).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^Kb/), 'KnowledgeBaseArn'] });
+  });
+
+  test('after each deployment: a rule on the stack status starts a sync of both sources (no Lambda)', () => {
+    s3v.template.hasResourceProperties('AWS::Events::Rule', {
+      EventPattern: {
+        'source': ['aws.cloudformation'],
+        'detail-type': ['CloudFormation Stack Status Change'],
+        'resources': [{ Ref: 'AWS::StackId' }],
+        'detail': { 'status-details': { status: ['CREATE_COMPLETE', 'UPDATE_COMPLETE'] } },
+      },
+    });
+    const sync = definitionOf(s3v.stack, 'KbSyncStateMachine');
+    expect(aslValidator(sync).isValid).toBe(true);
+    const branches = sync.States.SyncBothSources.Branches;
+    expect(branches.map((b: any) => b.StartAt)).toEqual(['SyncDocuments', 'SyncDataCards']);
+    expect(Object.values(s3v.json.Resources).filter((r: any) => r.Type === 'AWS::Lambda::Function')).toHaveLength(0);
+    expect(Object.values(kbStack({ syncAfterDeployment: false }).json.Resources).filter((r: any) => r.Type === 'AWS::StepFunctions::StateMachine')).toHaveLength(0);
+  });
+
+  test('scheduled sync: one Scheduler schedule per data source with the universal startIngestionJob target', () => {
+    const { template } = kbStack({ scheduledSync: scheduler.ScheduleExpression.cron({ hour: '3', minute: '0' }) });
+    const schedules = template.findResources('AWS::Scheduler::Schedule');
+    expect(Object.keys(schedules)).toHaveLength(2);
+    for (const schedule of Object.values(schedules)) {
+      expect(schedule.Properties.ScheduleExpression).toBe('cron(0 3 * * ? *)');
+      expect(JSON.stringify(schedule.Properties.Target.Arn)).toContain(':scheduler:::aws-sdk:bedrockagent:startIngestionJob');
+      expect(JSON.stringify(schedule.Properties.Target.Input)).toContain('DataSourceId');
+    }
+  });
+});
+
+describe('validation', () => {
+  test('a dimension Titan V2 does not support names the prop', () => {
+    expect(() => EmbeddingModel.titanTextV2({ dimensions: 768 })).toThrow(/embeddingModel\.dimensions.*1024, 512, 256.*768/);
+  });
+  test('custom models: id and dimension checked', () => {
+    expect(EmbeddingModel.custom('cohere.embed-multilingual-v3', 1024).dimensions).toBe(1024);
+    expect(() => EmbeddingModel.custom('not a model', 1024)).toThrow(/embeddingModel\.modelId/);
+    expect(() => EmbeddingModel.custom('cohere.embed-multilingual-v3', 5000)).toThrow(/embeddingModel\.dimensions/);
+  });
+  test('chunking limits name the prop', () => {
+    expect(() => ChunkingStrategy.fixedSize({ overlapPercentage: 0 })).toThrow(/chunking\.overlapPercentage/);
+    expect(() => ChunkingStrategy.hierarchical({ maxParentTokens: 200, maxChildTokens: 300 })).toThrow(/chunking\.maxChildTokens/);
+    expect(() => ChunkingStrategy.semantic({ breakpointPercentileThreshold: 10 })).toThrow(/chunking\.breakpointPercentileThreshold/);
+  });
+});
+
+describe('cdk-nag', () => {
+  test('a platform with OpenSearch Serverless and a scheduled sync has no unacknowledged AwsSolutions finding', () => {
+    const app = new App({ context: { '@aws-cdk/core:validateAgainstDefaultRules': true } });
+    const stack = new Stack(app, 'NagKnowledge', { env: { account: '123456789012', region: 'us-east-1' } });
+    new OnsDataPlatform(stack, 'Platform', {
+      stage: PlatformStage.PROD,
+      knowledgeBase: { vectorStore: VectorStore.openSearchServerless(), scheduledSync: scheduler.ScheduleExpression.rate(Duration.days(1)) },
+    });
+    Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+    expect(() => app.synth()).not.toThrow();
+  });
+});
