@@ -1,4 +1,4 @@
-import { Duration, Stack, Validations } from 'aws-cdk-lib';
+import { Duration, Stack, Token, Validations } from 'aws-cdk-lib';
 import * as bedrock from 'aws-cdk-lib/aws-bedrock';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
@@ -11,11 +11,13 @@ import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import { ChunkingStrategy } from './chunking';
+import { KnowledgeEnv } from './contract';
 import { EmbeddingModel } from './embedding-model';
 import { IKnowledgeBase } from './knowledge-base-ref';
+import { QueryFunction } from './query-function';
 import { VectorStore, VectorStoreConfig } from './vector-store';
 import { DataLake } from '../lake/data-lake';
-import { applyPlatformTags } from '../platform/defaults';
+import { applyPlatformTags, createPlatformFunction } from '../platform/defaults';
 import { acknowledgeScopedWildcards } from '../platform/nag';
 import { applyDataRemovalPolicy } from '../platform/removal';
 import { PlatformStage } from '../platform/stage';
@@ -68,6 +70,36 @@ export interface KnowledgeBaseOptions {
    * @default - names the stage
    */
   readonly description?: string;
+
+  /**
+   * The model that writes answers (`POST /query`): a foundation model id, or an inference profile or
+   * model ARN. Model access must be enabled for it in the account.
+   *
+   * @default 'amazon.nova-lite-v1:0'
+   */
+  readonly generationModel?: string;
+
+  /**
+   * ARNs the query function may invoke besides `generationModel` (for an inference profile: the
+   * foundation models it routes to, in every region it routes to).
+   *
+   * @default - only `generationModel`
+   */
+  readonly generationModelArns?: string[];
+
+  /**
+   * Chunks retrieved per question (1–100).
+   *
+   * @default 5
+   */
+  readonly numberOfResults?: number;
+
+  /**
+   * The generation prompt template; must contain `$search_results$`.
+   *
+   * @default - the handler's template, which answers in the language of the question and cites sources
+   */
+  readonly promptTemplate?: string;
 }
 
 /**
@@ -121,6 +153,11 @@ export class KnowledgeBase extends Construct implements IKnowledgeBase {
   public readonly syncScheduleRole?: iam.IRole;
   /** Synchronises both data sources; started after each deployment (absent when `syncAfterDeployment` is false). */
   public readonly syncStateMachine?: sfn.StateMachine;
+  /**
+   * Answers `POST /query` in API Gateway proxy format: RetrieveAndGenerate over this knowledge base,
+   * with citations, sessions and dataset/year filters.
+   */
+  public readonly queryFunction: lambda.IFunction;
 
   private readonly key: kms.IKey;
 
@@ -199,6 +236,7 @@ export class KnowledgeBase extends Construct implements IKnowledgeBase {
 
     if (props.scheduledSync) this.syncScheduleRole = this.createScheduledSync(props.scheduledSync);
     if (props.syncAfterDeployment ?? true) this.syncStateMachine = this.createDeploymentSync(props.stage);
+    this.queryFunction = this.createQueryFunction(props);
     acknowledgeScopedWildcards(this);
   }
 
@@ -208,15 +246,49 @@ export class KnowledgeBase extends Construct implements IKnowledgeBase {
    * give the ARNs of the foundation models it routes to).
    */
   public grantQuery(grantee: iam.IGrantable, ...generationModelArns: string[]): iam.Grant {
-    const grant = iam.Grant.addToPrincipal({
-      grantee, actions: ['bedrock:Retrieve', 'bedrock:RetrieveAndGenerate'], resourceArns: [this.knowledgeBaseArn],
-    });
+    const grant = iam.Grant.addToPrincipal({ grantee, actions: ['bedrock:Retrieve'], resourceArns: [this.knowledgeBaseArn] });
+    // RetrieveAndGenerate has no resource type: the knowledge base is authorised through Retrieve above.
+    iam.Grant.addToPrincipal({ grantee, actions: ['bedrock:RetrieveAndGenerate'], resourceArns: ['*'] });
     if (generationModelArns.length) {
       iam.Grant.addToPrincipal({
         grantee, actions: ['bedrock:InvokeModel', 'bedrock:InvokeModelWithResponseStream', 'bedrock:GetInferenceProfile'], resourceArns: generationModelArns,
       });
     }
     return grant;
+  }
+
+  private createQueryFunction(props: KnowledgeBaseProps): lambda.IFunction {
+    const results = props.numberOfResults ?? 5;
+    if (!Number.isInteger(results) || results < 1 || results > 100) {
+      throw new Error(`numberOfResults: expected an integer from 1 to 100, got ${results}`);
+    }
+    if (props.promptTemplate !== undefined && !props.promptTemplate.includes('$search_results$')) {
+      throw new Error('promptTemplate: must contain $search_results$ (where Bedrock puts the retrieved chunks)');
+    }
+    const model = props.generationModel ?? 'amazon.nova-lite-v1:0';
+    if (!Token.isUnresolved(model) && !/^(arn:aws[a-z-]*:bedrock:|[a-z0-9-]+\.)[A-Za-z0-9._:/-]+$/.test(model)) {
+      throw new Error(`generationModel: expected a Bedrock model id, inference profile id or ARN, got '${model}'`);
+    }
+    const stack = Stack.of(this);
+    const modelArn = model.startsWith('arn:') ? model
+      : /^(us|eu|apac|global|us-gov|ca|jp|au)\./.test(model)
+        ? `arn:${stack.partition}:bedrock:${stack.region}:${stack.account}:inference-profile/${model}`
+        : `arn:${stack.partition}:bedrock:${stack.region}::foundation-model/${model}`;
+    const fn = createPlatformFunction(this, 'Query', QueryFunction, {
+      stage: props.stage,
+      encryptionKey: this.key,
+      description: `ONS data platform (${props.stage.name}): questions over the knowledge base (RAG)`,
+      timeout: Duration.seconds(29),
+      memorySize: 512,
+      environment: {
+        [KnowledgeEnv.KB_ID]: this.knowledgeBaseId,
+        [KnowledgeEnv.MODEL_ARN]: modelArn,
+        [KnowledgeEnv.RESULTS]: String(results),
+        ...(props.promptTemplate ? { [KnowledgeEnv.PROMPT_TEMPLATE]: props.promptTemplate } : {}),
+      },
+    });
+    this.grantQuery(fn, modelArn, ...(props.generationModelArns ?? []));
+    return fn;
   }
 
   /** Lets `grantee` start and read ingestion jobs of the knowledge base's data sources. */

@@ -9,6 +9,7 @@ const NO_RESOURCE_LEVEL = new Set([
   'logs:PutResourcePolicy', 'logs:DescribeResourcePolicies', 'logs:DescribeLogGroups',
   'ecr:GetAuthorizationToken',
   'timestream:DescribeEndpoints',
+  'bedrock:RetrieveAndGenerate',
 ]);
 
 /** Why each kind of scoped wildcard is needed; a wildcard that fits none stays a finding. */
@@ -35,7 +36,7 @@ const SCOPED_WILDCARDS: Array<{ test: (resource: string, actions: string[]) => b
   },
   {
     test: (r, a) => r === '*' && a.every((x) => NO_RESOURCE_LEVEL.has(x)),
-    reason: 'X-Ray, CloudWatch Logs delivery, ECR authorization and Timestream endpoint discovery support no resource-level permission.',
+    reason: 'X-Ray, CloudWatch Logs delivery, ECR authorization, Timestream endpoint discovery and Bedrock RetrieveAndGenerate support no resource-level permission.',
   },
 ];
 

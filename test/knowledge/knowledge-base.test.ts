@@ -205,10 +205,38 @@ describe('grants', () => {
     knowledgeBase.grantIngest(role);
     const statements = rolePolicyStatements(Template.fromStack(stack).toJSON() as any, 'Api');
     expect(statements).toEqual(expect.arrayContaining([
-      expect.objectContaining({ Action: ['bedrock:Retrieve', 'bedrock:RetrieveAndGenerate'], Resource: { 'Fn::GetAtt': [expect.stringMatching(/^Kb/), 'KnowledgeBaseArn'] } }),
+      expect.objectContaining({ Action: 'bedrock:Retrieve', Resource: { 'Fn::GetAtt': [expect.stringMatching(/^Kb/), 'KnowledgeBaseArn'] } }),
+      expect.objectContaining({ Action: 'bedrock:RetrieveAndGenerate', Resource: '*' }),
       expect.objectContaining({ Action: expect.arrayContaining(['bedrock:InvokeModel']), Resource: 'arn:aws:bedrock:sa-east-1::foundation-model/anthropic.claude-3-haiku-20240307-v1:0' }),
       expect.objectContaining({ Action: ['bedrock:StartIngestionJob', 'bedrock:GetIngestionJob', 'bedrock:ListIngestionJobs'] }),
     ]));
+  });
+});
+
+describe('query function', () => {
+  test('RetrieveAndGenerate over this knowledge base with the generation model, results and template; validated props', () => {
+    const { json } = kbStack({ generationModel: 'us.amazon.nova-pro-v1:0', numberOfResults: 8, promptTemplate: 'Answer from $search_results$.' });
+    const [, fn] = Object.entries(json.Resources).find(([, r]) => r.Type === 'AWS::Lambda::Function' && /RAG/.test(r.Properties.Description))!;
+    expect(fn.Properties.Timeout).toBe(29);
+    const env = fn.Properties.Environment.Variables;
+    expect(env.ONS_KB_ID).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^Kb/), 'KnowledgeBaseId'] });
+    expect(env.ONS_KB_RESULTS).toBe('8');
+    expect(env.ONS_KB_PROMPT_TEMPLATE).toBe('Answer from $search_results$.');
+    expect(JSON.stringify(env.ONS_KB_MODEL_ARN)).toContain(':inference-profile/us.amazon.nova-pro-v1:0');
+    const statements = rolePolicyStatements(json, 'KbQueryRole');
+    expect(statements.find((x) => x.Action === 'bedrock:Retrieve')).toBeDefined();
+    expect(JSON.stringify(statements.find((x) => [x.Action].flat().includes('bedrock:InvokeModel')).Resource)).toContain('inference-profile/us.amazon.nova-pro-v1:0');
+    expect(() => kbStack({ numberOfResults: 0 })).toThrow(/numberOfResults/);
+    expect(() => kbStack({ promptTemplate: 'no placeholder' })).toThrow(/promptTemplate/);
+    expect(() => kbStack({ generationModel: 'not a model' })).toThrow(/generationModel/);
+  });
+
+  test('defaults: Amazon Nova Lite as a foundation model, 5 results, the handler\'s template', () => {
+    const [, fn] = Object.entries(s3v.json.Resources).find(([, r]) => r.Type === 'AWS::Lambda::Function' && /RAG/.test(r.Properties.Description))!;
+    const env = fn.Properties.Environment.Variables;
+    expect(JSON.stringify(env.ONS_KB_MODEL_ARN)).toContain('::foundation-model/amazon.nova-lite-v1:0');
+    expect(env.ONS_KB_RESULTS).toBe('5');
+    expect(env.ONS_KB_PROMPT_TEMPLATE).toBeUndefined();
   });
 });
 
@@ -271,7 +299,9 @@ describe('sync', () => {
     expect(aslValidator(sync).isValid).toBe(true);
     const branches = sync.States.SyncBothSources.Branches;
     expect(branches.map((b: any) => b.StartAt)).toEqual(['SyncDocuments', 'SyncDataCards']);
-    expect(Object.values(s3v.json.Resources).filter((r: any) => r.Type === 'AWS::Lambda::Function')).toHaveLength(0);
+    // The only function is the RAG query function: syncing needs none.
+    expect(Object.values(s3v.json.Resources).filter((r: any) => r.Type === 'AWS::Lambda::Function').map((r: any) => r.Properties.Description))
+      .toEqual([expect.stringMatching(/RAG/)]);
     expect(Object.values(kbStack({ syncAfterDeployment: false }).json.Resources).filter((r: any) => r.Type === 'AWS::StepFunctions::StateMachine')).toHaveLength(0);
   });
 
