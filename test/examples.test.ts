@@ -9,6 +9,10 @@ describe('examples/reference', () => {
       const types = Object.values<{ Type: string }>(stack.template.Resources).map((r) => r.Type);
       expect(types.filter((t) => t === 'AWS::S3::Bucket')).toHaveLength(4);
       expect(types).toContain('AWS::Lambda::Function');
+      expect(types).toContain('AWS::Bedrock::KnowledgeBase');
+      // The vector store is chosen per stage: S3 Vectors in dev and staging, OpenSearch Serverless in prod.
+      const prod = stack.stackName === 'OnsDataPlatform-prod';
+      expect([types.includes('AWS::OpenSearchServerless::Collection'), types.includes('AWS::S3Vectors::Index')]).toEqual([prod, !prod]);
     }
   });
 });

@@ -8,7 +8,7 @@
  */
 import { App, Stack, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { OnsDataPlatform, PlatformStage } from '../../src';
+import { OnsDataPlatform, PlatformStage, VectorStore } from '../../src';
 
 /** Adds one stack per stage to `app`, with cdk-nag registered. */
 export function buildReferenceApp(app: App): App {
@@ -22,6 +22,8 @@ export function buildReferenceApp(app: App): App {
     new OnsDataPlatform(stack, 'Platform', {
       stage,
       tags: { CostCenter: 'energy-data' },
+      // S3 Vectors (no idle cost) in dev and staging; OpenSearch Serverless (lower latency, standby replicas) in prod.
+      knowledgeBase: stage === PlatformStage.PROD ? { vectorStore: VectorStore.openSearchServerless() } : undefined,
     });
   }
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
