@@ -164,7 +164,8 @@ describe('ProcessedParquetWriter', () => {
   test('caps the rows buffered across partitions, writing several small row groups per file', async () => {
     const partitions = 300;
     const perPartition = 100;
-    const writer = new ProcessedParquetWriter({ outDir, schema, source, sourceName: 'MANY', maxBufferedRows: 1_000 });
+    // Every partition stays open: this test is about the buffered-rows cap, not about closing files.
+    const writer = new ProcessedParquetWriter({ outDir, schema, source, sourceName: 'MANY', maxBufferedRows: 1_000, maxOpenPartitions: partitions });
     const byPartition: OnsRecord[][] = Array.from({ length: partitions }, () => []);
     let row = 2;
     let mostBuffered = 0;
@@ -238,6 +239,130 @@ describe('ProcessedParquetWriter', () => {
     expect(rowGroups).toBeGreaterThan(written.length);
   });
 
+  /** One record per 6 hours through `months` months from 1990-01, in time order. */
+  function monthly(months: number): OnsRecord[] {
+    const out: OnsRecord[] = [];
+    for (let k = 0; k < months; k++) {
+      const month = `${1990 + Math.floor(k / 12)}-${String((k % 12) + 1).padStart(2, '0')}`;
+      for (let r = 0; r < 40; r++) {
+        const local = `${month}-${String(1 + Math.floor(r / 4)).padStart(2, '0')}T${String((r % 4) * 6).padStart(2, '0')}:00:00`;
+        out.push(rec(local, ['N', 'NE', 'S', 'SE'][r % 4], r % 3 ? 'NORTE' : null, k * 1_000 + r / 4, r % 5 ? -r : null, out.length + 2));
+      }
+    }
+    return out;
+  }
+
+  test('a file spanning 300 months keeps few files open, and writes what it writes with every file open', async () => {
+    const input = monthly(300);
+    const writer = new ProcessedParquetWriter({ outDir, schema, source, sourceName: 'LONG' });
+    let mostOpen = 0;
+    for (const r of input) {
+      await writer.write(r);
+      mostOpen = Math.max(mostOpen, writer.files.open);
+    }
+    expect(mostOpen).toBe(24);
+    expect(writer.files).toEqual({ open: 24, closed: 276 });
+    // A month's rows are written once the records reach two months past it: at most two months wait in memory.
+    expect(writer.bufferedRows.peak).toBe(2 * 40);
+    // Closed files are complete (footer written) but keep their temporary names until finish; open ones at
+    // least two months behind have their rows on disk too.
+    expect(files(outDir)).toHaveLength(298);
+    expect(files(outDir).every((f) => /^\.LONG\.\d{4}-\d{2}\..*\.partial$/.test(f))).toBe(true);
+
+    const written = await writer.finish('h');
+    expect(written).toHaveLength(300);
+    expect(files(outDir)).toEqual(written.map((w) => w.relativePath).sort());
+    expect(written.every((w) => /^dataset=curva_carga\/year=\d{4}\/month=\d{2}\/LONG-h\.parquet$/.test(w.relativePath))).toBe(true);
+    let rows = 0;
+    let sum = 0;
+    const byFile = new Map<string, Uint8Array>();
+    for (const [k, w] of written.entries()) {
+      expect(w.rows).toBe(40);
+      const data = readFileSync(w.path);
+      expect(w.bytes).toBe(data.byteLength);
+      byFile.set(w.relativePath, data);
+      const read = await collect(data);
+      expect(read).toEqual(input.slice(k * 40, (k + 1) * 40).map((r, j) => ({ row: j + 2, cells: expected(r) })));
+      rows += read.length;
+      for (const row of read) sum += row.cells?.[4] as number;
+    }
+    expect(rows).toBe(input.length);
+    expect(sum).toBe(input.reduce((n, r) => n + (r.measures.val_carga ?? 0), 0));
+
+    // Closing a file early changes none of its bytes.
+    const allOpen = join(outDir, 'all-open');
+    const reference = new ProcessedParquetWriter({ outDir: allOpen, schema, source, sourceName: 'LONG', maxOpenPartitions: 300 });
+    for (const r of input) await reference.write(r);
+    for (const w of await reference.finish('h')) expect(readFileSync(w.path).equals(byFile.get(w.relativePath)!)).toBe(true);
+  });
+
+  test('a record for a partition whose file was closed goes to a new part file', async () => {
+    const input = monthly(5);
+    const writer = new ProcessedParquetWriter({ outDir, schema, source, sourceName: 'LATE', maxOpenPartitions: 2 });
+    for (const r of input) await writer.write(r);
+    expect(writer.files).toEqual({ open: 2, closed: 3 });
+    // Late rows for January (closed) and for May (still open).
+    const late = [
+      rec('1990-01-31T23:00:00', 'SE', 'SUDESTE', 0.5, 1, 500),
+      rec('1990-01-31T23:30:00', 'S', null, 0.25, null, 501),
+      rec('1990-05-31T23:00:00', 'N', 'NORTE', 7, 7, 502),
+    ];
+    for (const r of late) await writer.write(r);
+    // January's part 2 opened, which closed April's file.
+    expect(writer.files).toEqual({ open: 2, closed: 4 });
+    // And once more for January, after part 2 was closed too: part 3.
+    const later = rec('1990-01-01T00:30:00', 'NE', null, 3, 3, 503);
+    await writer.write(rec('1990-03-01T00:00:00', 'N', null, 1, 1, 504));
+    await writer.write(rec('1990-04-01T00:00:00', 'N', null, 2, 2, 505));
+    await writer.write(later);
+
+    const written = await writer.finish('h');
+    expect(written.map((w) => [w.relativePath, w.rows])).toEqual([
+      ['dataset=curva_carga/year=1990/month=01/LATE-h.parquet', 40],
+      ['dataset=curva_carga/year=1990/month=01/LATE-h-2.parquet', 2],
+      ['dataset=curva_carga/year=1990/month=01/LATE-h-3.parquet', 1],
+      ['dataset=curva_carga/year=1990/month=02/LATE-h.parquet', 40],
+      ['dataset=curva_carga/year=1990/month=03/LATE-h.parquet', 40],
+      ['dataset=curva_carga/year=1990/month=03/LATE-h-2.parquet', 1],
+      ['dataset=curva_carga/year=1990/month=04/LATE-h.parquet', 40],
+      ['dataset=curva_carga/year=1990/month=04/LATE-h-2.parquet', 1],
+      ['dataset=curva_carga/year=1990/month=05/LATE-h.parquet', 41],
+    ]);
+    expect(files(outDir)).toEqual(written.map((w) => w.relativePath).sort());
+    const read = async (i: number) => collect(readFileSync(written[i].path));
+    expect(await read(0)).toEqual(input.slice(0, 40).map((r, j) => ({ row: j + 2, cells: expected(r) })));
+    expect(await read(1)).toEqual(late.slice(0, 2).map((r, j) => ({ row: j + 2, cells: expected(r) })));
+    expect(await read(2)).toEqual([{ row: 2, cells: expected(later) }]);
+    expect((await read(8)).at(-1)).toEqual({ row: 42, cells: expected(late[2]) });
+    let total = 0;
+    for (const w of written) {
+      expect(w.bytes).toBe(readFileSync(w.path).byteLength);
+      total += (await collect(readFileSync(w.path))).length;
+    }
+    expect(total).toBe(input.length + late.length + 3);
+  });
+
+  test('abort removes the files closed early too', async () => {
+    const writer = new ProcessedParquetWriter({ outDir, schema, source, sourceName: 'A', maxOpenPartitions: 3 });
+    for (const r of monthly(10)) await writer.write(r);
+    await writer.write(rec('1990-01-02T00:00:00', 'N', null, 1, 1, 999));
+    expect(writer.files).toEqual({ open: 3, closed: 8 });
+    // Closed files are on disk; the open ones (September, October, January part 2) have nothing there yet.
+    expect(files(outDir)).toHaveLength(8);
+    await writer.abort();
+    expect(files(outDir)).toEqual([]);
+    await expect(writer.write(records[0])).rejects.toThrow('closed');
+  });
+
+  test('abort while a file is being closed leaves nothing behind', async () => {
+    const writer = new ProcessedParquetWriter({ outDir: join(outDir, 'sub'), schema, source, sourceName: 'A', maxOpenPartitions: 1 });
+    await writer.write(records[0]);
+    const rejected = expect(writer.write(records[2])).rejects.toThrow('closed'); // closes November's file first
+    await writer.abort();
+    await rejected;
+    expect(files(outDir)).toEqual([]);
+  });
+
   test('abort removes every temporary file', async () => {
     const writer = new ProcessedParquetWriter({ outDir, schema, source, sourceName: 'A', rowGroupSize: 2 });
     for (const r of records) await writer.write(r);
@@ -276,6 +401,7 @@ describe('ProcessedParquetWriter', () => {
     expect(() => new ProcessedParquetWriter({ outDir, schema, source, sourceName: '../A' })).toThrow('file name');
     expect(() => new ProcessedParquetWriter({ outDir, schema, source, sourceName: 'A', maxBufferedRows: 0 })).toThrow('maxBufferedRows');
     expect(() => new ProcessedParquetWriter({ outDir, schema, source, sourceName: 'A', rowGroupSize: 1.5 })).toThrow('rowGroupSize');
+    expect(() => new ProcessedParquetWriter({ outDir, schema, source, sourceName: 'A', maxOpenPartitions: 0 })).toThrow('maxOpenPartitions');
     const writer = new ProcessedParquetWriter({ outDir, schema, source, sourceName: 'A' });
     await expect(writer.write({ ...records[0], dataset: 'other' })).rejects.toThrow('dataset');
     await expect(writer.write({ ...records[0], local: '30/11/2023 22:00' })).rejects.toThrow('local time');

@@ -19,11 +19,18 @@ export interface ParquetSource {
   readonly version?: string;
 }
 
-/** A finished file, under its final name. */
+/**
+ * A finished file, under its final name. A partition usually has one file; it has more (parts 2, 3, …)
+ * only when records of that month came back after its file had been closed (see
+ * `ProcessedParquetWriterOptions.maxOpenPartitions`).
+ */
 export interface WrittenPartition {
   /** The file: `relativePath` joined to outDir. */
   readonly path: string;
-  /** `dataset=<dataset>/year=YYYY/month=MM/<sourceName>-<contentHash>.parquet`, always with `/`. */
+  /**
+   * `dataset=<dataset>/year=YYYY/month=MM/<sourceName>-<contentHash>.parquet` for a partition's first file,
+   * `…/<sourceName>-<contentHash>-<n>.parquet` for its part n (2, 3, …); always with `/`.
+   */
   readonly relativePath: string;
   readonly year: string;
   readonly month: string;
@@ -46,6 +53,17 @@ export interface ProcessedParquetWriterOptions {
    * it spans. A partition's row groups are therefore never larger than this either. @default 200_000
    */
   readonly maxBufferedRows?: number;
+  /**
+   * Partitions with a file open at once. Opening one more closes the file of the partition written to
+   * least recently: its buffered rows are written and its footer too, so the writer keeps nothing of it but
+   * its name and size, and memory does not grow with the number of partitions a file spans. A record that
+   * comes later for a closed partition starts a new file for it, part 2 (then 3, …), named
+   * `<sourceName>-<contentHash>-2.parquet`; a closed file is never reopened. ONS files are sorted by time,
+   * so the default, two years of months, closes no partition too early for them. (Their rows do not wait
+   * for that: once a record two or more months later than any before it comes, the buffered rows of the
+   * months at least two behind it are written as a row group.) @default 24
+   */
+  readonly maxOpenPartitions?: number;
 }
 
 type Value = string | number | null;
@@ -58,6 +76,7 @@ type Value = string | number | null;
 class AppendingSink extends ByteWriter {
   private written: Promise<void> = Promise.resolve();
   private started = false;
+  private discarded = false;
 
   constructor(readonly path: string) {
     super();
@@ -68,6 +87,11 @@ class AppendingSink extends ByteWriter {
     return this.written.catch(() => undefined);
   }
 
+  /** Drops whatever is written from now on, so the file, once removed, is not created again. */
+  discard(): void {
+    this.discarded = true;
+  }
+
   // ParquetWriter calls this after every row group and awaits it.
   flush(): Promise<void> {
     const bytes = new Uint8Array(this.buffer, 0, this.index);
@@ -75,6 +99,7 @@ class AppendingSink extends ByteWriter {
     this.buffer = new ArrayBuffer(0);
     this.view = new DataView(this.buffer);
     this.index = 0;
+    if (this.discarded) return this.written;
     const append = this.started
       ? () => appendFile(this.path, bytes)
       : () => mkdir(dirname(this.path), { recursive: true }).then(() => writeFile(this.path, bytes, { flag: 'wx' }));
@@ -91,8 +116,13 @@ class AppendingSink extends ByteWriter {
 }
 
 interface Partition {
+  readonly key: string;
   readonly year: string;
   readonly month: string;
+  /** `year * 12 + month - 1`. */
+  readonly index: number;
+  /** 1 for the partition's first file, 2 for the file opened after that one was closed, and so on. */
+  readonly part: number;
   readonly sink: AppendingSink;
   readonly parquet: ParquetWriter;
   /** The buffered rows, column by column; undefined when there are none. */
@@ -103,21 +133,42 @@ interface Partition {
   rows: number;
 }
 
+/** What is kept of a file closed before finish(): what finish() needs to name it and report it. */
+interface ClosedPart {
+  readonly year: string;
+  readonly month: string;
+  readonly part: number;
+  /** The temporary file. */
+  readonly path: string;
+  rows: number;
+  bytes: number;
+  /** Until the file is complete, so abort() can stop and await its writes. */
+  sink?: AppendingSink;
+}
+
 const RESERVED = ['dataset', 'year', 'month'];
 
 /**
  * Writes records to the processed zone as Hive-partitioned Parquet (dataset/year/month by local time).
- * Buffers at most `rowGroupSize` rows per partition and `maxBufferedRows` rows in all; files keep a
- * temporary name until `finish()`.
+ * Buffers at most `rowGroupSize` rows per partition and `maxBufferedRows` rows in all (and writes out a
+ * month's rows once the records have moved two months past it), and keeps at most
+ * `maxOpenPartitions` files open (a partition revisited after its file was closed gets a part file,
+ * `<sourceName>-<contentHash>-2.parquet`); files keep a temporary name until `finish()`.
  */
 export class ProcessedParquetWriter {
   private readonly names: string[];
   private readonly schemaElements: SchemaElement[];
   /** The schema of every file, shared by their writers. */
   private readonly fileSchema: SchemaElement[];
+  /** The partitions with an open file, least recently written to first. */
   private readonly partitions = new Map<string, Partition>();
+  /** Files closed before finish(), in the order they were closed. */
+  private readonly closed: ClosedPart[] = [];
+  /** Per partition key whose file was closed: the number of its last part. */
+  private readonly lastPart = new Map<string, number>();
   private readonly rowGroupSize: number;
   private readonly maxBufferedRows: number;
+  private readonly maxOpenPartitions: number;
   private readonly token = randomBytes(6).toString('hex');
   private state: 'open' | 'finishing' | 'closed' = 'open';
   /** Rows buffered in all partitions. */
@@ -128,13 +179,17 @@ export class ProcessedParquetWriter {
   private readonly strings: StringCopies[];
   /** The last partition written to, and the `YYYY-MM-` prefix of its local times. */
   private last?: { prefix: string; partition: Partition };
+  /** The latest month written to, as `year * 12 + month - 1`. */
+  private latest = -Infinity;
 
   constructor(private readonly options: ProcessedParquetWriterOptions) {
     const { schema, sourceName } = options;
     this.rowGroupSize = options.rowGroupSize ?? 100_000;
     this.maxBufferedRows = options.maxBufferedRows ?? 200_000;
+    this.maxOpenPartitions = options.maxOpenPartitions ?? 24;
     if (!Number.isInteger(this.rowGroupSize) || this.rowGroupSize < 1) throw new Error(`rowGroupSize must be a positive integer: ${this.rowGroupSize}`);
     if (!Number.isInteger(this.maxBufferedRows) || this.maxBufferedRows < 1) throw new Error(`maxBufferedRows must be a positive integer: ${this.maxBufferedRows}`);
+    if (!Number.isInteger(this.maxOpenPartitions) || this.maxOpenPartitions < 1) throw new Error(`maxOpenPartitions must be a positive integer: ${this.maxOpenPartitions}`);
     checkSegment('dataset', schema.dataset);
     checkSegment('sourceName', sourceName);
     const str = (name: string): SchemaElement => ({ name, type: 'BYTE_ARRAY', repetition_type: 'OPTIONAL', converted_type: 'UTF8', logical_type: { type: 'STRING' } });
@@ -160,6 +215,11 @@ export class ProcessedParquetWriter {
     return { now: this.buffered, peak: this.peakBuffered };
   }
 
+  /** Partitions with a file open now (never more than `maxOpenPartitions`), and files closed before finish(). */
+  get files(): { readonly open: number; readonly closed: number } {
+    return { open: this.partitions.size, closed: this.closed.length };
+  }
+
   /** Buffers one record; writes row groups when its partition's buffer, or the buffers together, are full. */
   async write(record: OnsRecord): Promise<void> {
     if (this.state !== 'open') throw new Error('ProcessedParquetWriter is closed');
@@ -172,8 +232,20 @@ export class ProcessedParquetWriter {
     } else {
       const m = /^(\d{4})-(\d{2})-/.exec(record.local);
       if (!m) throw new Error(`record local time is not YYYY-MM-DDTHH:MM:SS: '${record.local}'`);
-      p = this.partition(m[1], m[2]);
+      const key = `${m[1]}-${m[2]}`;
+      // Awaits only when a file must be closed first, so a write not awaited still buffers its record at once.
+      while (!this.partitions.has(key) && this.partitions.size >= this.maxOpenPartitions) {
+        await this.close(this.partitions.values().next().value!);
+        if (this.state !== 'open') throw new Error('ProcessedParquetWriter is closed');
+      }
+      p = this.partition(key, m[1], m[2]);
       this.last = { prefix: m[0], partition: p };
+      if (p.index > this.latest) {
+        this.latest = p.index;
+        // In a file sorted by time a month two behind the latest is complete: its rows need not wait in memory.
+        for (const q of [...this.partitions.values()]) if (q.buffered && q.index <= p.index - 2) await this.flush(q);
+        if (this.state !== 'open') throw new Error('ProcessedParquetWriter is closed');
+      }
     }
     while (this.buffered >= this.maxBufferedRows) await this.flush(this.fullest());
     if (this.state !== 'open') throw new Error('ProcessedParquetWriter is closed');
@@ -207,21 +279,27 @@ export class ProcessedParquetWriter {
     checkSegment('contentHash', contentHash);
     this.state = 'finishing';
     const { outDir, schema, sourceName } = this.options;
-    const partitions = [...this.partitions.values()].sort((a, b) => (a.year + a.month).localeCompare(b.year + b.month));
+    type Named = { year: string; month: string; part: number };
+    const order = (a: Named, b: Named) => (a.year + a.month).localeCompare(b.year + b.month) || a.part - b.part;
+    const partitions = [...this.partitions.values()].sort(order);
     try {
       // Complete every file before any gets its final name; one file at a time.
       for (const p of partitions) {
         if (p.buffered) await this.flush(p);
         await p.parquet.finish();
       }
+      const files = [
+        ...this.closed,
+        ...partitions.map(({ year, month, part, sink, rows }) => ({ year, month, part, path: sink.path, rows, bytes: sink.offset })),
+      ].sort(order);
       const written: WrittenPartition[] = [];
-      for (const { year, month, sink, rows } of partitions) {
+      for (const { year, month, part, path: temporary, rows, bytes } of files) {
         const dir = `dataset=${schema.dataset}/year=${year}/month=${month}`;
-        const relativePath = `${dir}/${sourceName}-${contentHash}.parquet`;
+        const relativePath = `${dir}/${sourceName}-${contentHash}${part > 1 ? `-${part}` : ''}.parquet`;
         const path = join(outDir, relativePath);
         await mkdir(join(outDir, dir), { recursive: true });
-        await rename(sink.path, path);
-        written.push({ path, relativePath, year, month, rows, bytes: sink.offset });
+        await rename(temporary, path);
+        written.push({ path, relativePath, year, month, rows, bytes });
       }
       this.state = 'closed';
       return written;
@@ -239,24 +317,48 @@ export class ProcessedParquetWriter {
       p.buffered = 0;
     }
     this.buffered = 0;
-    // One partition at a time: there may be thousands.
-    for (const p of this.partitions.values()) {
-      await p.sink.settled();
-      await rm(p.sink.path, { force: true });
+    const sinks = [...this.partitions.values()].map((p) => p.sink);
+    for (const c of this.closed) if (c.sink) sinks.push(c.sink);
+    for (const sink of sinks) sink.discard();
+    // One file at a time: there may be thousands.
+    for (const sink of sinks) {
+      await sink.settled();
+      await rm(sink.path, { force: true });
     }
+    for (const c of this.closed) await rm(c.path, { force: true });
   }
 
-  private partition(year: string, month: string): Partition {
-    const key = `${year}-${month}`;
+  /** The partition's open file, opened now if need be. */
+  private partition(key: string, year: string, month: string): Partition {
     let p = this.partitions.get(key);
-    if (!p) {
-      // Temporaries live in outDir itself, so an aborted run leaves no partition directories behind.
-      const sink = new AppendingSink(join(this.options.outDir, `.${this.options.sourceName}.${key}.${this.token}.partial`));
-      const parquet = new ParquetWriter({ writer: sink, schema: this.fileSchema });
-      p = { year, month, sink, parquet, columns: undefined, buffered: 0, rows: 0 };
+    if (p) {
+      // Map order is recency order: the first partition is the one to close next.
+      this.partitions.delete(key);
       this.partitions.set(key, p);
+      return p;
     }
+    const part = (this.lastPart.get(key) ?? 0) + 1;
+    // Temporaries live in outDir itself, so an aborted run leaves no partition directories behind.
+    const sink = new AppendingSink(join(this.options.outDir, `.${this.options.sourceName}.${key}${part > 1 ? `-${part}` : ''}.${this.token}.partial`));
+    const parquet = new ParquetWriter({ writer: sink, schema: this.fileSchema });
+    p = { key, year, month, index: Number(year) * 12 + Number(month) - 1, part, sink, parquet, columns: undefined, buffered: 0, rows: 0 };
+    this.partitions.set(key, p);
     return p;
+  }
+
+  /** Completes a partition's file (rows and footer) and keeps only its name and size until finish(). */
+  private async close(p: Partition): Promise<void> {
+    // Out of the open partitions first, so no record is added to a file being completed.
+    this.partitions.delete(p.key);
+    if (this.last?.partition === p) this.last = undefined;
+    this.lastPart.set(p.key, p.part);
+    const closed: ClosedPart = { year: p.year, month: p.month, part: p.part, path: p.sink.path, rows: 0, bytes: 0, sink: p.sink };
+    this.closed.push(closed);
+    await this.flush(p);
+    await p.parquet.finish();
+    closed.rows = p.rows;
+    closed.bytes = p.sink.offset;
+    closed.sink = undefined;
   }
 
   /** The partition with the most buffered rows. */
