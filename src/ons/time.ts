@@ -43,7 +43,8 @@ export function offsetAt(utcMs: number): number {
   if (whole === undefined) {
     const first = hourOffset(day * 24);
     whole = first === hourOffset(day * 24 + 24) ? first : null;
-    if (dayCache.size > 100_000) dayCache.clear();
+    // A few years of days: ONS files are sorted by time, and a larger cache only grows the heap with the file.
+    if (dayCache.size > 2_048) dayCache.clear();
     dayCache.set(day, whole);
   }
   return whole ?? hourOffset(Math.floor(utcMs / HOUR_MS));
@@ -56,7 +57,7 @@ function hourOffset(hour: number): number {
   const [month, day, year, h, m, s] = formatter.format(hour * HOUR_MS).match(/\d+/g)!.map(Number);
   const wall = Date.UTC(year, month - 1, day, h, m, s);
   const offset = wall - hour * HOUR_MS;
-  if (offsetCache.size > 200_000) offsetCache.clear(); // bounded
+  if (offsetCache.size > 4_096) offsetCache.clear(); // bounded, like dayCache
   offsetCache.set(hour, offset);
   return offset;
 }
