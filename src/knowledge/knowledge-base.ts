@@ -110,6 +110,13 @@ export interface KnowledgeBaseProps extends KnowledgeBaseOptions {
   readonly stage: PlatformStage;
   /** The lake whose processed bucket holds the documents and data cards; its key encrypts the knowledge base's data. */
   readonly dataLake: DataLake;
+
+  /**
+   * Concurrent executions reserved for the query function.
+   *
+   * @default - no reservation
+   */
+  readonly reservedConcurrentExecutions?: number;
 }
 
 /**
@@ -280,6 +287,7 @@ export class KnowledgeBase extends Construct implements IKnowledgeBase {
       description: `ONS data platform (${props.stage.name}): questions over the knowledge base (RAG)`,
       timeout: Duration.seconds(29),
       memorySize: 512,
+      reservedConcurrentExecutions: props.reservedConcurrentExecutions,
       environment: {
         [KnowledgeEnv.KB_ID]: this.knowledgeBaseId,
         [KnowledgeEnv.MODEL_ARN]: modelArn,

@@ -132,7 +132,9 @@ export class OnsDataPlatform extends Construct {
 
     this.timeSeries = (props.timeSeries ?? TimeSeriesEngine.timestreamLiveAnalytics()).bind(this, { stage: this.stage, dataLake: this.dataLake });
 
-    this.knowledgeBase = new KnowledgeBase(this, 'Knowledge', { ...props.knowledgeBase, stage: this.stage, dataLake: this.dataLake });
+    this.knowledgeBase = new KnowledgeBase(this, 'Knowledge', {
+      ...props.knowledgeBase, stage: this.stage, dataLake: this.dataLake, reservedConcurrentExecutions: props.reservedConcurrentExecutions,
+    });
 
     this.ingestion = new IngestionPipeline(this, 'Ingestion', {
       reservedConcurrentExecutions: props.reservedConcurrentExecutions,
