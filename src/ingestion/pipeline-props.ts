@@ -99,7 +99,8 @@ export interface IngestionOptions {
   readonly keyPrefix?: string;
 
   /**
-   * Only objects whose key ends with one of these suffixes (case-insensitive, e.g. `.csv`) start an
+   * Only objects whose key ends with one of these suffixes (e.g. `.csv`; case-insensitive alone,
+   * case-sensitive together with `keyPrefix`, where EventBridge needs a wildcard filter) start an
    * ingestion. Others are not even routed; without this filter, unsupported files are quarantined.
    *
    * @default - every object of the raw bucket

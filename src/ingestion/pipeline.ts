@@ -20,6 +20,7 @@ import { ProcessFunction } from './process-function';
 import { QuarantineFunction } from './quarantine-function';
 import { RouteFunction } from './route-function';
 import { IKnowledgeBase } from '../knowledge/knowledge-base-ref';
+import { retryWhileIngestionJobRuns } from '../knowledge/sync-retry';
 import { DataLake } from '../lake/data-lake';
 import { applyPlatformTags, createPlatformFunction } from '../platform/defaults';
 import { acknowledgeScopedWildcards } from '../platform/nag';
@@ -291,14 +292,7 @@ export class IngestionPipeline extends Construct {
         },
         resultPath: '$.sync',
       });
-      task.addRetry({
-        errors: ['BedrockAgent.ConflictException'],
-        interval: Duration.seconds(30),
-        backoffRate: 1.5,
-        maxAttempts: 12,
-        maxDelay: Duration.minutes(5),
-        jitterStrategy: sfn.JitterType.FULL,
-      });
+      retryWhileIngestionJobRuns(task);
       task.addRetry({
         ...backoff,
         interval: Duration.seconds(5),

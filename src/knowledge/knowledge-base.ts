@@ -15,6 +15,7 @@ import { KnowledgeEnv } from './contract';
 import { EmbeddingModel } from './embedding-model';
 import { IKnowledgeBase } from './knowledge-base-ref';
 import { QueryFunction } from './query-function';
+import { retryWhileIngestionJobRuns } from './sync-retry';
 import { VectorStore, VectorStoreConfig } from './vector-store';
 import { DataLake } from '../lake/data-lake';
 import { applyPlatformTags, createPlatformFunction } from '../platform/defaults';
@@ -324,14 +325,7 @@ export class KnowledgeBase extends Construct implements IKnowledgeBase {
         iamAction: 'bedrock:StartIngestionJob',
         resultSelector: { 'jobId.$': '$.IngestionJob.IngestionJobId' },
       });
-      task.addRetry({
-        errors: ['BedrockAgent.ConflictException'],
-        interval: Duration.seconds(30),
-        backoffRate: 1.5,
-        maxAttempts: 12,
-        maxDelay: Duration.minutes(5),
-        jitterStrategy: sfn.JitterType.FULL,
-      });
+      retryWhileIngestionJobRuns(task);
       task.addRetry({
         errors: ['BedrockAgent.ThrottlingException', 'BedrockAgent.InternalServerException', 'BedrockAgent.ServiceQuotaExceededException'],
         interval: Duration.seconds(5),
