@@ -30,6 +30,7 @@ const project = new awscdk.AwsCdkConstructLibrary({
 
   // Bundled into handler assets, never jsii dependencies.
   devDeps: [
+    '@aws-sdk/client-bedrock-agent',
     '@aws-sdk/client-bedrock-agent-runtime',
     '@aws-sdk/client-dynamodb',
     '@aws-sdk/client-s3',
@@ -45,6 +46,8 @@ const project = new awscdk.AwsCdkConstructLibrary({
     'aws-local-stepfunctions@^3.0.0',
     'asl-validator@^4.0.0',
     'aws-sdk-client-mock@^4.1.0',
+    // Response bodies of the handler tests checked against the schemas of the shipped OpenAPI document.
+    'ajv@^8.17.1',
     // Domain core and command: bundled into the handlers and the CLI, never runtime dependencies.
     'hyparquet@^1.33.0',
     'hyparquet-writer@^0.17.0',
@@ -106,6 +109,8 @@ project.package.addField('files', [
   '!lib/timeseries/timestream/runtime/**',
   // Handler-side knowledge-base code (RetrieveAndGenerate), used only through its bundle.
   '!lib/knowledge/runtime/**',
+  // Handler-side API code (responses, CORS, ledger queries), used only through the bundles.
+  '!lib/api/runtime/**',
   'assets/**', '.jsii', 'API.md', 'README.md', 'LICENSE',
 ]);
 project.tasks.tryFind('package:js')!.exec('node build-tools/check-npm-package.js');
@@ -132,6 +137,8 @@ for (const file of ['ledger.ts', 'process-object.ts', 'runtime.ts', 'batch/**/*.
 project.eslint?.allowDevDeps('src/timeseries/timestream/runtime/**/*.ts');
 // Handler-side knowledge-base code (bundled into the RAG query handler).
 project.eslint?.allowDevDeps('src/knowledge/runtime/**/*.ts');
+// Handler-side API code (bundled into every API handler).
+project.eslint?.allowDevDeps('src/api/runtime/**/*.ts');
 
 // The command-line tool: one pre-bundled file (domain core and Parquet/XLSX libraries inside), so
 // `npx ons-data-platform` needs nothing else installed.

@@ -1,5 +1,6 @@
 /**
  * Environment variables of the health function, shared by the construct that sets them and the handler that reads them.
+ * A component whose variable is unset is reported `notConfigured` and does not make the platform degraded.
  * @internal
  */
 export const HealthEnv = {
@@ -7,16 +8,39 @@ export const HealthEnv = {
   LAKE_BUCKETS: 'ONS_LAKE_BUCKETS',
   /** Milliseconds each component check may take before it counts as down. */
   CHECK_TIMEOUT_MS: 'ONS_HEALTH_CHECK_TIMEOUT_MS',
+  /**
+   * JSON object: how to reach the time-series store, by engine.
+   * `{ "engine": "timestream-liveanalytics", "database": "<name>" }`: DescribeDatabase.
+   */
+  TIME_SERIES: 'ONS_HEALTH_TIME_SERIES',
+  /** Endpoint of the Timestream write API (tests, VPC endpoints); unset: the SDK's endpoint discovery. */
+  TIMESTREAM_ENDPOINT: 'ONS_HEALTH_TIMESTREAM_ENDPOINT',
+  /** The Bedrock knowledge base id: GetKnowledgeBase, up when ACTIVE. */
+  KNOWLEDGE_BASE_ID: 'ONS_HEALTH_KNOWLEDGE_BASE_ID',
+  /** The ingestion ledger table: DescribeTable, up when ACTIVE. */
+  LEDGER_TABLE: 'ONS_HEALTH_LEDGER_TABLE',
+  /** JSON object `{ "application", "environment", "profile" }` of the feature flags (AppConfig). */
+  FLAGS: 'ONS_HEALTH_FLAGS',
 } as const;
 
+/** The components a health report lists, in order. @internal */
+export const HEALTH_COMPONENTS = ['lake', 'timeSeries', 'knowledgeBase', 'ledger', 'flags'] as const;
+
 /** @internal */
-export type ComponentStatus = 'up' | 'down';
+export type ComponentStatus = 'up' | 'down' | 'notConfigured';
+
+/** @internal */
+export interface ComponentReport {
+  readonly status: ComponentStatus;
+  /** Classified reasons only (`not found`, `timed out`, `status CREATING`...), never exception text or resource names. */
+  readonly detail?: Record<string, string>;
+}
 
 /**
- * Body of a health response.
+ * Body of a health response: `ok` (200) when every configured component is up, `degraded` (503) otherwise.
  * @internal
  */
 export interface HealthReport {
   readonly status: 'ok' | 'degraded';
-  readonly components: Record<string, { readonly status: ComponentStatus; readonly detail?: Record<string, string> }>;
+  readonly components: Record<typeof HEALTH_COMPONENTS[number], ComponentReport>;
 }

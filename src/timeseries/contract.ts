@@ -100,9 +100,3 @@ export interface TimeSeriesResponse {
   /** Pass back as `nextToken` with the same parameters for the next page. */
   readonly nextToken?: string;
 }
-
-/** Body of every error response of the API. @internal */
-export interface ApiErrorBody {
-  readonly error: { readonly code: string; readonly message: string };
-  readonly requestId: string;
-}

@@ -6,7 +6,7 @@ import { LocalBedrockAgentRuntime } from './local-bedrock';
 import { KnowledgeEnv, KnowledgeQueryResponse } from '../../src/knowledge/contract';
 import { DEFAULT_PROMPT_TEMPLATE } from '../../src/knowledge/runtime/query';
 import { CATALOG } from '../../src/ons/catalog';
-import type { ApiErrorBody } from '../../src/timeseries/contract';
+import type { ApiErrorBody } from '../../src/api/contract';
 import { loadHandler, restoreEnv } from '../ingestion/local-aws';
 
 /**

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { LocalTimestream } from './local-timestream';
-import { ApiErrorBody, TimeSeriesEnv, TimeSeriesResponse } from '../../src/timeseries/contract';
+import { ApiErrorBody } from '../../src/api/contract';
+import { TimeSeriesEnv, TimeSeriesResponse } from '../../src/timeseries/contract';
 import { loadHandler, restoreEnv } from '../ingestion/local-aws';
 
 /**

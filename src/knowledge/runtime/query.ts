@@ -4,8 +4,8 @@ import {
   type RetrievalFilter, type RetrieveAndGenerateCommandOutput,
 } from '@aws-sdk/client-bedrock-agent-runtime';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
+import { header, logLine, RequestError, safeName, serve } from '../../api/runtime/http';
 import { CATALOG } from '../../ons/catalog';
-import type { ApiErrorBody } from '../../timeseries/contract';
 import { KnowledgeCitation, KnowledgeEnv, KnowledgeQueryFilters, KnowledgeQueryRequest, KnowledgeQueryResponse } from '../contract';
 
 /**
@@ -33,7 +33,6 @@ const MAX_BODY = 16 * 1024;
 const SESSION_ID = /^[0-9a-zA-Z._:-]{2,100}$/;
 /** Control characters other than tab, LF and CR; bidi embeddings, overrides and isolates. */
 const FORBIDDEN = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\u202A-\u202E\u2066-\u2069]/u;
-const FIELD_NAME = /^[A-Za-z][A-Za-z0-9_]{0,39}$/;
 const DATASET_ID = /^[a-z0-9_]{1,64}$/;
 const REQUEST_FIELDS = ['question', 'sessionId', 'filters'];
 const FILTER_FIELDS = ['dataset', 'yearFrom', 'yearTo'];
@@ -94,30 +93,10 @@ export function createClient(endpoint?: string): BedrockAgentRuntimeClient {
   return new BedrockAgentRuntimeClient(endpoint ? { endpoint } : {});
 }
 
-/** A request the API refuses: its status and code go into the error body as they are. */
-export class RequestError extends Error {
-  constructor(readonly status: 400 | 413 | 415 | 429 | 500 | 503, readonly code: string, message: string) {
-    super(message);
-    this.name = 'RequestError';
-  }
-}
-
 const bad = (message: string) => new RequestError(400, 'InvalidRequest', message);
-
-/** A field name for a message: only when it is a plain identifier (no user text echoed otherwise). */
-function safeName(name: string): string {
-  return FIELD_NAME.test(name) ? `'${name}'` : '(a field with an invalid name)';
-}
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function header(event: APIGatewayProxyEvent, name: string): string | undefined {
-  for (const [key, value] of Object.entries(event.headers ?? {})) {
-    if (key.toLowerCase() === name) return value ?? undefined;
-  }
-  return undefined;
 }
 
 /** Validates the body of a `POST /query`; throws RequestError (400, 413, 415) with a message that echoes no input. */
@@ -137,7 +116,7 @@ export function parseRequest(event: APIGatewayProxyEvent): KnowledgeQueryRequest
   }
   if (!isObject(parsed)) throw bad('the body must be a JSON object with a question');
   for (const name of Object.keys(parsed)) {
-    if (!REQUEST_FIELDS.includes(name)) throw new RequestError(400, 'UnknownField', `unknown field ${safeName(name)}; accepted: ${REQUEST_FIELDS.join(', ')}`);
+    if (!REQUEST_FIELDS.includes(name)) throw new RequestError(400, 'UnknownField', `unknown field ${safeName(name, 'field')}; accepted: ${REQUEST_FIELDS.join(', ')}`);
   }
 
   if (typeof parsed.question !== 'string') throw bad('question is required: a string of 1 to 1000 characters');
@@ -160,7 +139,7 @@ export function parseRequest(event: APIGatewayProxyEvent): KnowledgeQueryRequest
     if (!isObject(parsed.filters)) throw bad('filters must be an object with dataset, yearFrom and/or yearTo');
     const f = parsed.filters;
     for (const name of Object.keys(f)) {
-      if (!FILTER_FIELDS.includes(name)) throw new RequestError(400, 'UnknownField', `unknown filter ${safeName(name)}; accepted: ${FILTER_FIELDS.join(', ')}`);
+      if (!FILTER_FIELDS.includes(name)) throw new RequestError(400, 'UnknownField', `unknown filter ${safeName(name, 'field')}; accepted: ${FILTER_FIELDS.join(', ')}`);
     }
     if (f.dataset !== undefined) {
       if (typeof f.dataset !== 'string' || !DATASET_ID.test(f.dataset) || !CATALOG.some((d) => d.id === f.dataset)) {
@@ -255,9 +234,8 @@ export interface KnowledgeQueryDeps {
 export async function handleRequest(
   event: APIGatewayProxyEvent, requestId: string | undefined, deps: () => KnowledgeQueryDeps,
 ): Promise<APIGatewayProxyResult> {
-  const started = Date.now();
   const queryId = requestId ?? randomUUID();
-  try {
+  return serve(event, queryId, 'query', async () => {
     const request = parseRequest(event);
     const { client, config } = deps();
     const filter = buildFilter(request.filters);
@@ -277,7 +255,6 @@ export async function handleRequest(
         },
       }));
     } catch (error) {
-      const mapped = mapBedrockError(error);
       const e = error as Error & { $metadata?: { httpStatusCode?: number; requestId?: string } };
       // The exception text goes to the log only, never to the caller.
       logLine('ERROR', 'bedrock error', {
@@ -287,40 +264,17 @@ export async function handleRequest(
         bedrockStatus: e?.$metadata?.httpStatusCode,
         bedrockRequestId: e?.$metadata?.requestId,
       });
-      if (mapped) throw mapped;
-      throw new RequestError(500, 'InternalError', 'the request could not be completed');
+      throw mapBedrockError(error) ?? new RequestError(500, 'InternalError', 'the request could not be completed');
     }
     const body = mapResponse(output, queryId, request.sessionId);
-    logLine('INFO', 'query', {
-      requestId: queryId,
-      questionLength: [...request.question].length,
-      followUp: !!request.sessionId,
-      filters: request.filters ?? null,
-      citations: body.citations.length,
-      ms: Date.now() - started,
-    });
-    return respond(200, body);
-  } catch (error) {
-    if (error instanceof RequestError) {
-      logLine(error.status >= 500 ? 'ERROR' : 'WARN', 'query refused', { requestId: queryId, status: error.status, code: error.code, reason: error.message });
-      return respond(error.status, errorBody(error.code, error.message, queryId));
-    }
-    const e = error as Error;
-    logLine('ERROR', 'query failed', { requestId: queryId, errorType: e?.name, errorMessage: e?.message });
-    return respond(500, errorBody('InternalError', 'the request could not be completed', queryId));
-  }
-}
-
-function errorBody(code: string, message: string, requestId: string): ApiErrorBody {
-  return { error: { code, message }, requestId };
-}
-
-function respond(statusCode: number, body: unknown): APIGatewayProxyResult {
-  return { statusCode, headers: { 'content-type': 'application/json', 'cache-control': 'no-store' }, body: JSON.stringify(body) };
-}
-
-function logLine(level: 'INFO' | 'WARN' | 'ERROR', message: string, fields: Record<string, unknown>): void {
-  const line = JSON.stringify({ level, message, time: new Date().toISOString(), ...fields });
-  if (level === 'INFO') console.log(line);
-  else console.error(line);
+    return {
+      body,
+      log: {
+        questionLength: [...request.question].length,
+        followUp: !!request.sessionId,
+        filters: request.filters ?? null,
+        citations: body.citations.length,
+      },
+    };
+  });
 }

@@ -3,7 +3,8 @@ import { QueryCommand, TimestreamQueryClient, type Datum } from '@aws-sdk/client
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { tablesEnv } from './tables';
 import { CATALOG, DatasetDefinition, MeasureDefinition } from '../../../ons/catalog';
-import { AGGREGATIONS, ApiErrorBody, INTERVALS, TimeSeriesEnv, TimeSeriesPoint, TimeSeriesResponse } from '../../contract';
+import { RequestError, safeName, serve } from '../../../api/runtime/http';
+import { AGGREGATIONS, INTERVALS, TimeSeriesEnv, TimeSeriesPoint, TimeSeriesResponse } from '../../contract';
 
 /**
  * `GET /timeseries/{dataset}` on Timestream. Timestream has no bind parameters, so the SQL text is
@@ -35,14 +36,6 @@ export function createQueryClient(endpoint?: string): TimestreamQueryClient {
   return new TimestreamQueryClient(endpoint ? { endpoint } : {});
 }
 
-/** A request the API refuses: its status and code go into the error body as they are. */
-export class RequestError extends Error {
-  constructor(readonly status: 400 | 404 | 500 | 503, readonly code: string, message: string) {
-    super(message);
-    this.name = 'RequestError';
-  }
-}
-
 /** A validated request: only catalog identifiers and re-formatted values. */
 export interface TimeSeriesQuery {
   readonly dataset: DatasetDefinition;
@@ -63,7 +56,6 @@ export interface TimeSeriesQuery {
 
 const RESERVED = ['measure', 'from', 'to', 'interval', 'aggregation', 'nextToken'];
 const DATASET_ID = /^[a-z0-9_]{1,64}$/;
-const IDENTIFIER = /^[a-z][a-z0-9_]{0,63}$/;
 /**
  * Dimension values: letters (no modifier letters such as U+02BC, an apostrophe look-alike) and digits of
  * any script, NFC, space and `. _ / ( ) & , + -`, at most 100 characters, no `--`.
@@ -148,11 +140,6 @@ export function parseRequest(
   };
   if (params.nextToken === undefined) return q;
   return { ...q, pageToken: decodeToken(params.nextToken, buildSql(q, config.database)) };
-}
-
-/** A parameter name for a message: only when it is a plain identifier (no user text echoed otherwise). */
-function safeName(name: string): string {
-  return IDENTIFIER.test(name) ? `'${name}'` : '(a parameter with an invalid name)';
 }
 
 function oneOf<T extends string>(name: string, value: string, allowed: readonly T[]): T {
@@ -296,35 +283,10 @@ export interface QueryDeps {
 
 /** The whole API Gateway proxy exchange: validation, query, one JSON error shape, a log line per request. */
 export async function handleRequest(event: APIGatewayProxyEvent, requestId: string, deps: () => QueryDeps): Promise<APIGatewayProxyResult> {
-  const started = Date.now();
-  try {
+  return serve(event, requestId, 'query', async () => {
     const { client, config } = deps();
     const q = parseRequest(event.pathParameters?.dataset, event.queryStringParameters, event.multiValueQueryStringParameters, config);
     const body = await runQuery(client, q, config);
-    logLine('INFO', 'query', { requestId, dataset: body.dataset, measure: body.measure, interval: body.interval, points: body.points.length, paged: !!q.pageToken, ms: Date.now() - started });
-    return respond(200, body);
-  } catch (error) {
-    if (error instanceof RequestError) {
-      logLine(error.status >= 500 ? 'ERROR' : 'WARN', 'query refused', { requestId, status: error.status, code: error.code, reason: error.message });
-      return respond(error.status, errorBody(error.code, error.message, requestId));
-    }
-    const e = error as Error;
-    // The exception text goes to the log only, never to the caller.
-    logLine('ERROR', 'query failed', { requestId, errorType: e?.name, errorMessage: e?.message });
-    return respond(500, errorBody('InternalError', 'the request could not be completed', requestId));
-  }
-}
-
-function errorBody(code: string, message: string, requestId: string): ApiErrorBody {
-  return { error: { code, message }, requestId };
-}
-
-function respond(statusCode: number, body: unknown): APIGatewayProxyResult {
-  return { statusCode, headers: { 'content-type': 'application/json', 'cache-control': 'no-store' }, body: JSON.stringify(body) };
-}
-
-function logLine(level: 'INFO' | 'WARN' | 'ERROR', message: string, fields: Record<string, unknown>): void {
-  const line = JSON.stringify({ level, message, time: new Date().toISOString(), ...fields });
-  if (level === 'INFO') console.log(line);
-  else console.error(line);
+    return { body, log: { dataset: body.dataset, measure: body.measure, interval: body.interval, points: body.points.length, paged: !!q.pageToken } };
+  });
 }

@@ -1,0 +1,99 @@
+/**
+ * What the API construct and every API handler share: environment variable names and the error shape.
+ * @internal
+ */
+export const ApiEnv = {
+  /**
+   * JSON array of the origins allowed to call the API from a browser (CORS); unset or `[]`: none.
+   * Handlers answer with `Access-Control-Allow-Origin` only for a request whose `Origin` is listed.
+   */
+  CORS_ORIGINS: 'ONS_API_CORS_ORIGINS',
+} as const;
+
+/** Body of every error response of the API, API Gateway's own responses included. @internal */
+export interface ApiErrorBody {
+  readonly error: { readonly code: string; readonly message: string };
+  readonly requestId: string;
+}
+
+/** Environment of the ledger routes' function (`GET /datasets`, `GET /ingestions`). @internal */
+export const LedgerApiEnv = {
+  /** The ingestion ledger table. */
+  TABLE: 'ONS_API_LEDGER_TABLE',
+  /** JSON array of the dataset ids the time-series store has a table for (`timeSeries: true` in `GET /datasets`). */
+  TIME_SERIES_DATASETS: 'ONS_API_TIME_SERIES_DATASETS',
+} as const;
+
+/** A measure of a dataset in `GET /datasets`. @internal */
+export interface DatasetMeasure {
+  readonly name: string;
+  readonly unit: string | null;
+  readonly description: { readonly pt: string; readonly en: string };
+  /** How values combine over time: `mean`, `sum` or `last`. */
+  readonly aggregation: string;
+}
+
+/** What the lake holds of a dataset (objects whose status is processed, loaded or indexed). @internal */
+export interface DatasetLoaded {
+  /** Source files in the lake. */
+  readonly files: number;
+  /** Earliest and latest instants of their data (UTC ISO-8601). */
+  readonly from: string | null;
+  readonly to: string | null;
+  /** When the most recent of them was last updated in the ledger. */
+  readonly lastLoadedAt: string;
+}
+
+/** A catalog dataset in `GET /datasets`. @internal */
+export interface DatasetSummary {
+  readonly id: string;
+  readonly title: { readonly pt: string; readonly en: string };
+  readonly description: { readonly pt: string; readonly en: string };
+  /** Time grain, ISO 8601 duration. */
+  readonly grain: string;
+  /** Identity dimensions: the query parameters of `GET /timeseries/{dataset}` that select series. */
+  readonly dimensions: readonly string[];
+  readonly measures: readonly DatasetMeasure[];
+  /** Whether `GET /timeseries/{dataset}` serves it (the store has a table for it). */
+  readonly timeSeries: boolean;
+  /** Null until a file of the dataset is in the lake. */
+  readonly loaded: DatasetLoaded | null;
+}
+
+/** Body of `GET /datasets`. @internal */
+export interface DatasetsResponse {
+  readonly datasets: readonly DatasetSummary[];
+}
+
+/** One ledger entry in `GET /ingestions` (bucket names, execution ARNs and output locations stay internal). @internal */
+export interface IngestionEntry {
+  /** The object key in the raw bucket, and its version (`null` for an unversioned bucket). */
+  readonly key: string;
+  readonly versionId: string | null;
+  readonly status: string;
+  readonly dataset?: string;
+  /** `tabular` or `document`. */
+  readonly kind?: string;
+  readonly size?: number;
+  readonly receivedAt: string;
+  readonly updatedAt: string;
+  /** Period of the data (tabular files). */
+  readonly start?: string;
+  readonly end?: string;
+  readonly rows?: number;
+  readonly records?: number;
+  readonly rejected?: number;
+  readonly series?: number;
+  /** Key and version of the earlier object with the same content (duplicates). */
+  readonly duplicateOf?: string;
+  readonly error?: { readonly step: string; readonly reason: string; readonly errorType?: string };
+  /** What the time-series load did. */
+  readonly load?: { readonly status: string; readonly at: string; readonly points?: number; readonly rejected?: number; readonly reason?: string };
+}
+
+/** Body of `GET /ingestions`. @internal */
+export interface IngestionsResponse {
+  readonly ingestions: readonly IngestionEntry[];
+  /** Pass back as `nextToken` with the same parameters for the next page. */
+  readonly nextToken?: string;
+}
