@@ -1,66 +1,169 @@
+import { BedrockAgentClient, GetKnowledgeBaseCommand } from '@aws-sdk/client-bedrock-agent';
+import { DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { HeadBucketCommand, S3Client } from '@aws-sdk/client-s3';
-import type { APIGatewayProxyResult } from 'aws-lambda';
-import { ComponentStatus, HealthEnv, HealthReport } from './health-contract';
-
-const s3 = new S3Client({});
+import { DescribeDatabaseCommand, TimestreamWriteClient } from '@aws-sdk/client-timestream-write';
+import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
+import { ComponentReport, HEALTH_COMPONENTS, HealthEnv, HealthReport } from './health-contract';
+import { logLine, requestIdOf, respond } from './runtime/http';
 
 /**
- * Reports whether each part of the platform is reachable, with read-only calls (no synthetic writes):
- * 200 when every component is up, 503 otherwise. Bucket names stay out of the response.
+ * `GET /health`: whether each part of the platform is reachable, with read-only calls (no synthetic writes),
+ * all at once, each bounded by the check timeout. 200 when every configured component is up, 503 otherwise;
+ * a component whose variable is unset is `notConfigured`. The response holds classified reasons only: resource
+ * names and exception text go to the log line of the failed check.
  */
-export async function handler(): Promise<APIGatewayProxyResult> {
-  const timeoutMs = Number(process.env[HealthEnv.CHECK_TIMEOUT_MS] ?? 2000);
-  const lake = await checkLake(process.env[HealthEnv.LAKE_BUCKETS], timeoutMs);
-  const report: HealthReport = {
-    status: Object.values({ lake }).every((c) => c.status === 'up') ? 'ok' : 'degraded',
-    components: { lake },
-  };
-  return {
-    statusCode: report.status === 'ok' ? 200 : 503,
-    headers: { 'content-type': 'application/json', 'cache-control': 'no-store' },
-    body: JSON.stringify(report),
-  };
+
+type Component = typeof HEALTH_COMPONENTS[number];
+/** Logs one failed check (its reason, and resource names the response leaves out). */
+type Fail = (reason: string, fields?: Record<string, unknown>) => void;
+type Check = (config: string, signal: AbortSignal, fail: Fail) => Promise<ComponentReport>;
+
+/** One client per service, created on first use and kept for the container's life. */
+function once<T>(create: () => T): () => T {
+  let value: T | undefined;
+  return () => (value ??= create());
+}
+const s3 = once(() => new S3Client({}));
+const dynamodb = once(() => new DynamoDBClient({}));
+const bedrockAgent = once(() => new BedrockAgentClient({}));
+// With an endpoint the SDK skips endpoint discovery (tests, VPC endpoints).
+const timestream = once(() => {
+  const endpoint = process.env[HealthEnv.TIMESTREAM_ENDPOINT];
+  return new TimestreamWriteClient(endpoint ? { endpoint } : {});
+});
+
+const CHECKS: Record<Component, { readonly variable: string; readonly check: Check }> = {
+  lake: { variable: HealthEnv.LAKE_BUCKETS, check: checkLake },
+  timeSeries: { variable: HealthEnv.TIME_SERIES, check: checkTimeSeries },
+  knowledgeBase: { variable: HealthEnv.KNOWLEDGE_BASE_ID, check: checkKnowledgeBase },
+  ledger: { variable: HealthEnv.LEDGER_TABLE, check: checkLedger },
+  flags: { variable: HealthEnv.FLAGS, check: checkFlags },
+};
+
+export async function handler(event: Partial<APIGatewayProxyEvent> = {}, context?: Partial<Context>): Promise<APIGatewayProxyResult> {
+  const requestId = requestIdOf(event, context?.awsRequestId);
+  const configured = Number(process.env[HealthEnv.CHECK_TIMEOUT_MS]);
+  const timeoutMs = Number.isFinite(configured) && configured > 0 ? configured : 2000;
+  const reports = await Promise.all(HEALTH_COMPONENTS.map(async (component): Promise<ComponentReport> => {
+    const config = process.env[CHECKS[component].variable];
+    if (!config) return { status: 'notConfigured' };
+    const fail: Fail = (reason, fields) => logLine('ERROR', 'health check failed', { requestId, component, reason, ...fields });
+    try {
+      return await CHECKS[component].check(config, AbortSignal.timeout(timeoutMs), fail);
+    } catch (error) {
+      const reason = describeError(error);
+      fail(reason, { errorType: (error as Error)?.name });
+      return { status: 'down', detail: { reason } };
+    }
+  }));
+  const components = Object.fromEntries(HEALTH_COMPONENTS.map((c, i) => [c, reports[i]])) as HealthReport['components'];
+  const ok = reports.every((r) => r.status !== 'down');
+  const report: HealthReport = { status: ok ? 'ok' : 'degraded', components };
+  return respond(ok ? 200 : 503, report, { headers: event.headers ?? {} });
 }
 
-async function checkLake(config: string | undefined, timeoutMs: number): Promise<{ status: ComponentStatus; detail: Record<string, string> }> {
-  const buckets = parseBuckets(config);
-  if (typeof buckets === 'string') {
-    console.error(JSON.stringify({ level: 'ERROR', component: 'lake', reason: buckets }));
-    return { status: 'down', detail: { configuration: buckets } };
-  }
-  const results = await Promise.all(Object.entries(buckets).map(async ([layer, bucket]) => {
+/** HeadBucket on each bucket (s3:ListBucket); detail by layer. */
+async function checkLake(config: string, signal: AbortSignal, fail: Fail): Promise<ComponentReport> {
+  const buckets = parseObject(config, (v) => Object.values(v).length > 0 && Object.values(v).every((b) => typeof b === 'string' && b.length > 0));
+  if (!buckets) return misconfigured(`${HealthEnv.LAKE_BUCKETS} must be a JSON object of layer to bucket name`, fail);
+  const results = await Promise.all(Object.entries(buckets as Record<string, string>).map(async ([layer, bucket]) => {
     try {
-      await s3.send(new HeadBucketCommand({ Bucket: bucket }), { abortSignal: AbortSignal.timeout(timeoutMs) });
+      await s3().send(new HeadBucketCommand({ Bucket: bucket }), { abortSignal: signal });
       return [layer, 'up'] as const;
     } catch (error) {
       const reason = describeError(error);
-      console.error(JSON.stringify({ level: 'ERROR', component: 'lake', layer, bucket, reason }));
+      fail(reason, { layer, bucket });
       return [layer, reason] as const;
     }
   }));
-  const detail = Object.fromEntries(results);
-  return { status: results.every(([, r]) => r === 'up') ? 'up' : 'down', detail };
+  return { status: results.every(([, r]) => r === 'up') ? 'up' : 'down', detail: Object.fromEntries(results) };
 }
 
-function parseBuckets(config: string | undefined): Record<string, string> | string {
-  if (!config) return `${HealthEnv.LAKE_BUCKETS} is not set`;
+/** By engine: Timestream for LiveAnalytics is DescribeDatabase (timestream:DescribeDatabase, DescribeEndpoints). */
+async function checkTimeSeries(config: string, signal: AbortSignal, fail: Fail): Promise<ComponentReport> {
+  const store = parseObject(config, (v) => typeof v.engine === 'string' && typeof v.database === 'string' && v.database.length > 0);
+  if (!store) return misconfigured(`${HealthEnv.TIME_SERIES} must be a JSON object with engine and database`, fail);
+  if (store.engine !== 'timestream-liveanalytics') {
+    fail('unsupported engine', { engine: store.engine });
+    return { status: 'down', detail: { engine: 'unsupported' } };
+  }
+  try {
+    await timestream().send(new DescribeDatabaseCommand({ DatabaseName: store.database as string }), { abortSignal: signal });
+    return { status: 'up' };
+  } catch (error) {
+    return failed(error, fail, { database: store.database });
+  }
+}
+
+/** GetKnowledgeBase (bedrock:GetKnowledgeBase): up when ACTIVE. */
+async function checkKnowledgeBase(id: string, signal: AbortSignal, fail: Fail): Promise<ComponentReport> {
+  try {
+    const { knowledgeBase } = await bedrockAgent().send(new GetKnowledgeBaseCommand({ knowledgeBaseId: id }), { abortSignal: signal });
+    return inState(knowledgeBase?.status, ['ACTIVE'], fail, { knowledgeBaseId: id });
+  } catch (error) {
+    return failed(error, fail, { knowledgeBaseId: id });
+  }
+}
+
+/**
+ * DescribeTable (dynamodb:DescribeTable): up when ACTIVE or UPDATING (a table being updated, e.g. an index
+ * being added, serves reads and writes); CREATING, DELETING, ARCHIVING, INACCESSIBLE_ENCRYPTION_CREDENTIALS... are down.
+ */
+async function checkLedger(table: string, signal: AbortSignal, fail: Fail): Promise<ComponentReport> {
+  try {
+    const { Table } = await dynamodb().send(new DescribeTableCommand({ TableName: table }), { abortSignal: signal });
+    return inState(Table?.TableStatus, ['ACTIVE', 'UPDATING'], fail, { table });
+  } catch (error) {
+    return failed(error, fail, { table });
+  }
+}
+
+/** Feature flags (AppConfig): this handler has no AppConfig client yet, so a configured value cannot be checked. */
+async function checkFlags(_config: string, _signal: AbortSignal, fail: Fail): Promise<ComponentReport> {
+  fail('feature-flag check not supported by this handler');
+  return { status: 'down', detail: { configuration: 'unsupported' } };
+}
+
+function inState(status: string | undefined, upStates: readonly string[], fail: Fail, fields: Record<string, unknown>): ComponentReport {
+  if (status && upStates.includes(status)) return { status: 'up' };
+  const state = status ?? 'UNKNOWN';
+  fail(`status ${state}`, fields);
+  return { status: 'down', detail: { status: state } };
+}
+
+function failed(error: unknown, fail: Fail, fields: Record<string, unknown>): ComponentReport {
+  const reason = describeError(error);
+  fail(reason, { ...fields, errorType: (error as Error)?.name });
+  return { status: 'down', detail: { reason } };
+}
+
+function misconfigured(reason: string, fail: Fail): ComponentReport {
+  fail(reason);
+  return { status: 'down', detail: { configuration: reason } };
+}
+
+/** A JSON object that passes `valid`, or undefined. */
+function parseObject(config: string, valid: (value: Record<string, unknown>) => boolean): Record<string, unknown> | undefined {
   try {
     const parsed: unknown = JSON.parse(config);
-    if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)
-      && Object.values(parsed).length > 0 && Object.values(parsed).every((v) => typeof v === 'string' && v.length > 0)) {
-      return parsed as Record<string, string>;
+    if (parsed && typeof parsed === 'object' && !Array.isArray(parsed) && valid(parsed as Record<string, unknown>)) {
+      return parsed as Record<string, unknown>;
     }
   } catch {
-    // reported below
+    // undefined below
   }
-  return `${HealthEnv.LAKE_BUCKETS} must be a JSON object of layer to bucket name`;
+  return undefined;
 }
 
+const NOT_FOUND = new Set(['NotFound', 'NoSuchBucket', 'ResourceNotFoundException']);
+const ACCESS_DENIED = new Set(['AccessDenied', 'AccessDeniedException', 'Forbidden']);
+
+/** The classified reason of a failed call: never the exception's message, which may name the resource. */
 function describeError(error: unknown): string {
-  const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
-  const status = e.$metadata?.httpStatusCode;
-  if (status === 404) return 'not found';
-  if (status === 403) return 'access denied';
-  if (e.name === 'TimeoutError' || e.name === 'AbortError') return 'timed out';
-  return status ? `error ${status}` : `unreachable (${e.name ?? 'unknown error'})`;
+  const e = error as { name?: string; $metadata?: { httpStatusCode?: number } } | undefined;
+  const status = e?.$metadata?.httpStatusCode;
+  if (status === 404 || NOT_FOUND.has(e?.name ?? '')) return 'not found';
+  if (status === 403 || ACCESS_DENIED.has(e?.name ?? '')) return 'access denied';
+  if (e?.name === 'TimeoutError' || e?.name === 'AbortError') return 'timed out';
+  return status ? `error ${status}` : `unreachable (${e?.name ?? 'unknown error'})`;
 }

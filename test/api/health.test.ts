@@ -2,12 +2,20 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { AddressInfo, createServer, Server, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { APIGatewayProxyResult } from 'aws-lambda';
-import { HealthEnv } from '../../src/api/health-contract';
+import {
+  CreateTableCommand, DynamoDBClient, UpdateTableCommand, waitUntilTableExists,
+} from '@aws-sdk/client-dynamodb';
+import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
+import { LocalBedrockAgent } from './local-health';
+import { ApiEnv } from '../../src/api/contract';
+import { HEALTH_COMPONENTS, HealthEnv } from '../../src/api/health-contract';
+import { LocalTimestream } from '../timeseries/local-timestream';
 
 /**
- * Runs the pre-bundled handler asset (what the function ships, @aws-sdk/client-s3 included) against a local s3rver.
- * The handler has no endpoint setting: the bundled SDK is pointed at the server through environment variables only.
+ * Runs the pre-bundled handler asset (what the function ships, its SDK clients included) against local services:
+ * s3rver (lake), dynalite (ledger), the local Timestream (time series) and a local Bedrock Agent (knowledge base).
+ * The handler has no endpoint setting besides Timestream's: the bundled SDK is pointed at the servers through the
+ * standard environment variables only.
  */
 
 interface S3rverInstance {
@@ -21,11 +29,13 @@ type S3rverConstructor = new (options: {
   directory: string;
   configureBuckets: { name: string }[];
 }) => S3rverInstance;
-// s3rver ships no type declarations.
+// s3rver and dynalite ship no type declarations.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const S3rver = require('s3rver') as S3rverConstructor;
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const dynalite = require('dynalite') as (options: Record<string, number>) => Server;
 
-type Handler = () => Promise<APIGatewayProxyResult>;
+type Handler = (event?: Partial<APIGatewayProxyEvent>, context?: Partial<Context>) => Promise<APIGatewayProxyResult>;
 
 const ASSET = join(__dirname, '..', '..', 'assets', 'api', 'health.lambda', 'index.js');
 
@@ -34,17 +44,42 @@ const BUCKETS = { raw: 'ons-health-raw', processed: 'ons-health-processed', fail
 type Layer = keyof typeof BUCKETS;
 const LAYERS = Object.keys(BUCKETS) as Layer[];
 const MISSING_BUCKET = 'ons-health-missing';
-/** Every bucket name a test hands the handler; none may appear in a response body. */
-const ALL_BUCKET_NAMES = [...Object.values(BUCKETS), MISSING_BUCKET];
+const DATABASE = 'ons_health_database';
+const MISSING_DATABASE = 'ons_health_missing_database';
+const KNOWLEDGE_BASE = 'KBHEALTH01';
+const MISSING_KNOWLEDGE_BASE = 'KBMISSING9';
+const TABLE = 'ons-health-ledger';
+const MISSING_TABLE = 'ons-health-ledger-missing';
+/** A table of the slow dynalite (created, then updated, in a test). */
+const SLOW_TABLE = 'ons-health-ledger-slow';
+/** Knowledge bases in a state other than ACTIVE. */
+const KB_STATES = ['CREATING', 'UPDATING', 'FAILED', 'DELETING'] as const;
+const kbInState = (state: string) => `KB${state}`.slice(0, 10);
+/** Every resource name or id a test hands the handler; none may appear in a response body. */
+const ALL_NAMES = [
+  ...Object.values(BUCKETS), MISSING_BUCKET, DATABASE, MISSING_DATABASE, KNOWLEDGE_BASE, MISSING_KNOWLEDGE_BASE,
+  TABLE, MISSING_TABLE, SLOW_TABLE, ...KB_STATES.map(kbInState), 'arn:',
+];
 
 const HEADERS = { 'content-type': 'application/json', 'cache-control': 'no-store' };
-const NOT_SET = 'ONS_LAKE_BUCKETS is not set';
+const LAKE_UP = { status: 'up', detail: { raw: 'up', processed: 'up', failed: 'up' } };
+const ALL_UP = { lake: LAKE_UP, timeSeries: { status: 'up' }, knowledgeBase: { status: 'up' }, ledger: { status: 'up' }, flags: { status: 'notConfigured' } };
 const NOT_AN_OBJECT = 'ONS_LAKE_BUCKETS must be a JSON object of layer to bucket name';
+const TIME_SERIES_MALFORMED = 'ONS_HEALTH_TIME_SERIES must be a JSON object with engine and database';
+const CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
+/** One attempt: the SDK otherwise retries 5xx and connection errors with backoff, racing the check's own timeout. */
+const NO_RETRIES = { AWS_MAX_ATTEMPTS: '1' };
 
 const savedEnv = { ...process.env };
-let server: S3rverInstance;
+let s3server: S3rverInstance;
+let dynamo: Server;
+let slowDynamo: Server;
+let slowDynamoEndpoint: string;
+let slowDynamoClient: DynamoDBClient;
+const timestream = new LocalTimestream();
+const bedrock = new LocalBedrockAgent();
 let directory: string;
-let endpoint: string;
+const endpoints = { s3: '', dynamodb: '', timestream: '', bedrock: '' };
 let consoleError: jest.SpyInstance;
 
 /** Puts process.env back exactly as it was before this file ran (same object, so modules keep seeing it). */
@@ -56,15 +91,18 @@ function restoreEnv() {
 }
 
 /**
- * Sets the environment, then loads a fresh copy of the bundled handler: it creates its S3 client at module load,
- * and the SDK resolves (and memoizes) endpoint, region, credentials and retries from the environment of that client.
+ * Sets the environment (every component configured and up, flags unset, unless `env` says otherwise), then loads a
+ * fresh copy of the bundled handler: the SDK resolves (and memoizes) endpoint, region, credentials and retries from
+ * the environment when a client is created.
  */
-function loadHandler(env: Record<string, string | undefined>): Handler {
+function loadHandler(env: Record<string, string | undefined> = {}): Handler {
   const base: Record<string, string | undefined> = {
-    AWS_ENDPOINT_URL_S3: endpoint,
+    AWS_ENDPOINT_URL_S3: endpoints.s3,
+    AWS_ENDPOINT_URL_DYNAMODB: endpoints.dynamodb,
+    AWS_ENDPOINT_URL_BEDROCK_AGENT: endpoints.bedrock,
     AWS_REGION: 'us-east-1',
-    AWS_ACCESS_KEY_ID: 'S3RVER',
-    AWS_SECRET_ACCESS_KEY: 'S3RVER',
+    AWS_ACCESS_KEY_ID: CREDENTIALS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey,
     // Keep the machine's AWS setup out of the test.
     AWS_SESSION_TOKEN: undefined,
     AWS_PROFILE: undefined,
@@ -75,7 +113,13 @@ function loadHandler(env: Record<string, string | undefined>): Handler {
     AWS_SHARED_CREDENTIALS_FILE: join(directory, 'no-aws-credentials'),
     // Each fresh SDK copy would otherwise print its "will require node >=22" warning on Node 20.
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    [ApiEnv.CORS_ORIGINS]: undefined,
     [HealthEnv.LAKE_BUCKETS]: JSON.stringify(BUCKETS),
+    [HealthEnv.TIME_SERIES]: JSON.stringify({ engine: 'timestream-liveanalytics', database: DATABASE }),
+    [HealthEnv.TIMESTREAM_ENDPOINT]: endpoints.timestream,
+    [HealthEnv.KNOWLEDGE_BASE_ID]: KNOWLEDGE_BASE,
+    [HealthEnv.LEDGER_TABLE]: TABLE,
+    [HealthEnv.FLAGS]: undefined,
     [HealthEnv.CHECK_TIMEOUT_MS]: undefined,
   };
   for (const [key, value] of Object.entries({ ...base, ...env })) {
@@ -91,20 +135,28 @@ function loadHandler(env: Record<string, string | undefined>): Handler {
 }
 
 /** Invokes the handler and checks what every response shares; returns the status code and the parsed body. */
-async function invoke(handler: Handler) {
-  const result = await handler();
+async function invoke(handler: Handler, event: Partial<APIGatewayProxyEvent> = {}) {
+  const result = await handler(event, { awsRequestId: 'lambda-request-id' });
   expect(result.headers).toEqual(HEADERS);
-  for (const bucket of ALL_BUCKET_NAMES) expect(result.body).not.toContain(bucket);
-  return { statusCode: result.statusCode, body: JSON.parse(result.body) as unknown };
+  for (const name of ALL_NAMES) expect(result.body).not.toContain(name);
+  const body = JSON.parse(result.body) as { components: Record<string, unknown> };
+  expect(Object.keys(body.components)).toEqual([...HEALTH_COMPONENTS]);
+  return { statusCode: result.statusCode, body: body as unknown };
 }
 
 /** The structured lines the handler wrote with console.error. */
-function errorLogs(): unknown[] {
+function errorLogs(): Array<Record<string, unknown>> {
   return consoleError.mock.calls.map(([line]) => JSON.parse(String(line)));
 }
 
-function degraded(detail: Record<string, string>) {
-  return { status: 'degraded', components: { lake: { status: 'down', detail } } };
+/** A log line of a failed check (message, time and request id as every line has them). */
+function failure(component: string, reason: string, fields: Record<string, unknown> = {}) {
+  return { level: 'ERROR', message: 'health check failed', time: expect.any(String), requestId: 'lambda-request-id', component, reason, ...fields };
+}
+
+/** A degraded report: every component up but the ones given. */
+function degraded(components: Record<string, unknown>) {
+  return { status: 'degraded', components: { ...ALL_UP, ...components } };
 }
 
 /** A port on 127.0.0.1 that was just free (nothing listens on it). */
@@ -116,28 +168,61 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
+async function startDynalite(options: Record<string, number>): Promise<[Server, string]> {
+  const server = dynalite(options);
+  await new Promise<void>((resolve, reject) => server.listen(0, '127.0.0.1', (e?: Error) => (e ? reject(e) : resolve())));
+  return [server, `http://127.0.0.1:${(server.address() as AddressInfo).port}`];
+}
+
+function createTable(client: DynamoDBClient, TableName: string) {
+  return client.send(new CreateTableCommand({
+    TableName,
+    AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }],
+    KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
+    ProvisionedThroughput: { ReadCapacityUnits: 1, WriteCapacityUnits: 1 },
+  }));
+}
+
 beforeAll(async () => {
   if (!existsSync(ASSET)) throw new Error(`${ASSET} is missing: run \`npx projen bundle\` first`);
-  directory = mkdtempSync(join(tmpdir(), 's3rver-health-'));
-  server = new S3rver({
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+  directory = mkdtempSync(join(tmpdir(), 'ons-health-'));
+  s3server = new S3rver({
     address: '127.0.0.1',
     port: 0,
     silent: true,
     directory,
     configureBuckets: Object.values(BUCKETS).map((name) => ({ name })),
   });
-  const { port } = await server.run();
-  endpoint = `http://127.0.0.1:${port}`;
+  endpoints.s3 = `http://127.0.0.1:${(await s3server.run()).port}`;
+  [dynamo, endpoints.dynamodb] = await startDynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+  // Tables stay CREATING, then UPDATING, for a while here.
+  [slowDynamo, slowDynamoEndpoint] = await startDynalite({ createTableMs: 2000, deleteTableMs: 0, updateTableMs: 2000 });
+  const client = new DynamoDBClient({ endpoint: endpoints.dynamodb, region: 'us-east-1', credentials: CREDENTIALS });
+  await createTable(client, TABLE);
+  await waitUntilTableExists({ client, maxWaitTime: 30 }, { TableName: TABLE });
+  client.destroy();
+  slowDynamoClient = new DynamoDBClient({ endpoint: slowDynamoEndpoint, region: 'us-east-1', credentials: CREDENTIALS });
+  timestream.databases.add(DATABASE);
+  endpoints.timestream = await timestream.start();
+  bedrock.knowledgeBases.set(KNOWLEDGE_BASE, 'ACTIVE');
+  endpoints.bedrock = await bedrock.start();
 });
 
 afterAll(async () => {
   restoreEnv();
-  await server?.close();
+  slowDynamoClient?.destroy();
+  await s3server?.close();
+  await Promise.all([dynamo, slowDynamo].map((server) => server && new Promise<void>((resolve) => server.close(() => resolve()))));
+  await timestream.close();
+  await bedrock.close();
   if (directory) rmSync(directory, { recursive: true, force: true });
 });
 
 beforeEach(() => {
   consoleError = jest.spyOn(console, 'error').mockImplementation(() => undefined);
+  timestream.reset();
+  bedrock.reset();
 });
 
 afterEach(() => {
@@ -145,37 +230,108 @@ afterEach(() => {
   restoreEnv();
 });
 
-describe('lake buckets on s3rver', () => {
-  test('all three buckets exist: 200 ok, every layer up', async () => {
-    const { statusCode, body } = await invoke(loadHandler({}));
+describe('every component', () => {
+  test('all configured components up: 200 ok, the five components listed, one read-only call each', async () => {
+    const { statusCode, body } = await invoke(loadHandler());
 
     expect(statusCode).toBe(200);
-    expect(body).toEqual({
-      status: 'ok',
-      components: { lake: { status: 'up', detail: { raw: 'up', processed: 'up', failed: 'up' } } },
-    });
+    expect(body).toEqual({ status: 'ok', components: ALL_UP });
+    expect(consoleError).not.toHaveBeenCalled();
+    expect(timestream.requests.map((r) => [r.operation, r.body])).toEqual([['DescribeDatabase', { DatabaseName: DATABASE }]]);
+    expect(bedrock.requests).toEqual([`/knowledgebases/${KNOWLEDGE_BASE}`]);
+  });
+
+  test('no component configured: 200 ok, all notConfigured, nothing called', async () => {
+    const variables = [HealthEnv.LAKE_BUCKETS, HealthEnv.TIME_SERIES, HealthEnv.KNOWLEDGE_BASE_ID, HealthEnv.LEDGER_TABLE, HealthEnv.FLAGS];
+    const handler = loadHandler(Object.fromEntries(variables.map((v) => [v, undefined])));
+
+    const { statusCode, body } = await invoke(handler);
+
+    expect(statusCode).toBe(200);
+    expect(body).toEqual({ status: 'ok', components: Object.fromEntries(HEALTH_COMPONENTS.map((c) => [c, { status: 'notConfigured' }])) });
+    expect(timestream.requests).toEqual([]);
+    expect(bedrock.requests).toEqual([]);
     expect(consoleError).not.toHaveBeenCalled();
   });
 
+  test.each([
+    ['lake', HealthEnv.LAKE_BUCKETS],
+    ['timeSeries', HealthEnv.TIME_SERIES],
+    ['knowledgeBase', HealthEnv.KNOWLEDGE_BASE_ID],
+    ['ledger', HealthEnv.LEDGER_TABLE],
+  ])('%s unset (an empty value too): notConfigured, still 200 ok', async (component, variable) => {
+    for (const value of [undefined, '']) {
+      const { statusCode, body } = await invoke(loadHandler({ [variable]: value }));
+
+      expect(statusCode).toBe(200);
+      expect(body).toEqual({ status: 'ok', components: { ...ALL_UP, [component]: { status: 'notConfigured' } } });
+    }
+    expect(consoleError).not.toHaveBeenCalled();
+  });
+
+  test('every check slow: each timed out within the bound, all at once', async () => {
+    timestream.latencyMs = 2000;
+    bedrock.latencyMs = 2000;
+    const handler = loadHandler({ ...NO_RETRIES, [HealthEnv.CHECK_TIMEOUT_MS]: '500' });
+
+    const started = Date.now();
+    const { statusCode, body } = await invoke(handler);
+    const elapsed = Date.now() - started;
+
+    expect(statusCode).toBe(503);
+    expect(body).toEqual(degraded({ timeSeries: { status: 'down', detail: { reason: 'timed out' } }, knowledgeBase: { status: 'down', detail: { reason: 'timed out' } } }));
+    // Two 500 ms checks run concurrently: under their sum (1 s run one after the other) and the servers' 2 s.
+    expect(elapsed).toBeGreaterThanOrEqual(490);
+    expect(elapsed).toBeLessThan(900);
+  });
+
+  test('the response carries CORS headers for a configured origin (the shared API responses)', async () => {
+    const handler = loadHandler({ [ApiEnv.CORS_ORIGINS]: JSON.stringify(['https://ons.example']) });
+
+    const result = await handler({ headers: { Origin: 'https://ons.example' } });
+
+    expect(result.statusCode).toBe(200);
+    expect(result.headers).toEqual({ ...HEADERS, 'access-control-allow-origin': 'https://ons.example', 'vary': 'Origin' });
+  });
+});
+
+describe('log lines', () => {
+  test('one JSON line per failed check: component, classified reason, resource name, the API request id', async () => {
+    bedrock.knowledgeBases.set(kbInState('CREATING'), 'CREATING');
+    const handler = loadHandler({
+      [HealthEnv.LAKE_BUCKETS]: JSON.stringify({ ...BUCKETS, raw: MISSING_BUCKET }),
+      [HealthEnv.TIME_SERIES]: JSON.stringify({ engine: 'timestream-liveanalytics', database: MISSING_DATABASE }),
+      [HealthEnv.KNOWLEDGE_BASE_ID]: kbInState('CREATING'),
+      [HealthEnv.LEDGER_TABLE]: MISSING_TABLE,
+      [HealthEnv.FLAGS]: JSON.stringify({ application: 'ons', environment: 'dev', profile: 'flags' }),
+    });
+
+    const { statusCode } = await invoke(handler, { requestContext: { requestId: 'api-request-id' } as APIGatewayProxyEvent['requestContext'] });
+
+    expect(statusCode).toBe(503);
+    const api = (component: string, reason: string, fields: Record<string, unknown> = {}) => ({ ...failure(component, reason, fields), requestId: 'api-request-id' });
+    expect(errorLogs()).toEqual(expect.arrayContaining([
+      api('lake', 'not found', { layer: 'raw', bucket: MISSING_BUCKET }),
+      api('timeSeries', 'not found', { database: MISSING_DATABASE, errorType: 'ResourceNotFoundException' }),
+      api('knowledgeBase', 'status CREATING', { knowledgeBaseId: kbInState('CREATING') }),
+      api('ledger', 'not found', { table: MISSING_TABLE, errorType: 'ResourceNotFoundException' }),
+      api('flags', 'feature-flag check not supported by this handler'),
+    ]));
+    expect(consoleError).toHaveBeenCalledTimes(5);
+    for (const [line] of consoleError.mock.calls) expect(typeof line).toBe('string');
+  });
+});
+
+describe('lake buckets on s3rver', () => {
   test.each(LAYERS)('the %s bucket is missing: 503, that layer not found, the others up', async (missing) => {
     const handler = loadHandler({ [HealthEnv.LAKE_BUCKETS]: JSON.stringify({ ...BUCKETS, [missing]: MISSING_BUCKET }) });
 
     const { statusCode, body } = await invoke(handler);
 
     expect(statusCode).toBe(503);
-    expect(body).toEqual(degraded({ ...{ raw: 'up', processed: 'up', failed: 'up' }, [missing]: 'not found' }));
+    expect(body).toEqual(degraded({ lake: { status: 'down', detail: { raw: 'up', processed: 'up', failed: 'up', [missing]: 'not found' } } }));
     // The log names the bucket (the response does not).
-    expect(errorLogs()).toEqual([{ level: 'ERROR', component: 'lake', layer: missing, bucket: MISSING_BUCKET, reason: 'not found' }]);
-  });
-});
-
-describe('lake configuration', () => {
-  test('ONS_LAKE_BUCKETS unset: 503 with the configuration reason', async () => {
-    const { statusCode, body } = await invoke(loadHandler({ [HealthEnv.LAKE_BUCKETS]: undefined }));
-
-    expect(statusCode).toBe(503);
-    expect(body).toEqual(degraded({ configuration: NOT_SET }));
-    expect(errorLogs()).toEqual([{ level: 'ERROR', component: 'lake', reason: NOT_SET }]);
+    expect(errorLogs()).toEqual([failure('lake', 'not found', { layer: missing, bucket: MISSING_BUCKET })]);
   });
 
   test.each([
@@ -189,25 +345,23 @@ describe('lake configuration', () => {
     const { statusCode, body } = await invoke(loadHandler({ [HealthEnv.LAKE_BUCKETS]: value }));
 
     expect(statusCode).toBe(503);
-    expect(body).toEqual(degraded({ configuration: NOT_AN_OBJECT }));
-    expect(errorLogs()).toEqual([{ level: 'ERROR', component: 'lake', reason: NOT_AN_OBJECT }]);
+    expect(body).toEqual(degraded({ lake: { status: 'down', detail: { configuration: NOT_AN_OBJECT } } }));
+    expect(errorLogs()).toEqual([failure('lake', NOT_AN_OBJECT)]);
   });
 });
 
 describe('S3 not answering', () => {
-  // One attempt: the SDK otherwise retries connection errors with backoff, racing the check's own timeout.
-  const noRetries = { AWS_MAX_ATTEMPTS: '1', [HealthEnv.CHECK_TIMEOUT_MS]: '200' };
+  const lakeDown = (reason: string) => degraded({ lake: { status: 'down', detail: { raw: reason, processed: reason, failed: reason } } });
 
   test('nothing listens on the endpoint: 503, every layer unreachable', async () => {
-    const handler = loadHandler({ ...noRetries, AWS_ENDPOINT_URL_S3: `http://127.0.0.1:${await closedPort()}` });
+    const handler = loadHandler({ ...NO_RETRIES, [HealthEnv.CHECK_TIMEOUT_MS]: '200', AWS_ENDPOINT_URL_S3: `http://127.0.0.1:${await closedPort()}` });
 
     const { statusCode, body } = await invoke(handler);
 
     // Connection refused fails at once, well inside the timeout; the SDK surfaces it as a plain Error (ECONNREFUSED).
     expect(statusCode).toBe(503);
-    expect(body).toEqual(degraded({ raw: 'unreachable (Error)', processed: 'unreachable (Error)', failed: 'unreachable (Error)' }));
-    expect(errorLogs()).toEqual(expect.arrayContaining(LAYERS.map((layer) => (
-      { level: 'ERROR', component: 'lake', layer, bucket: BUCKETS[layer], reason: 'unreachable (Error)' }))));
+    expect(body).toEqual(lakeDown('unreachable (Error)'));
+    expect(errorLogs()).toEqual(expect.arrayContaining(LAYERS.map((layer) => failure('lake', 'unreachable (Error)', { layer, bucket: BUCKETS[layer] }))));
     expect(consoleError).toHaveBeenCalledTimes(3);
   });
 
@@ -230,15 +384,175 @@ describe('S3 not answering', () => {
 
     test('503, every layer timed out (only the check timeout can end the request)', async () => {
       const { port } = stalled.address() as AddressInfo;
-      const handler = loadHandler({ ...noRetries, AWS_ENDPOINT_URL_S3: `http://127.0.0.1:${port}` });
+      const handler = loadHandler({ ...NO_RETRIES, [HealthEnv.CHECK_TIMEOUT_MS]: '200', AWS_ENDPOINT_URL_S3: `http://127.0.0.1:${port}` });
 
       const { statusCode, body } = await invoke(handler);
 
       expect(statusCode).toBe(503);
-      expect(body).toEqual(degraded({ raw: 'timed out', processed: 'timed out', failed: 'timed out' }));
-      expect(errorLogs()).toEqual(expect.arrayContaining(LAYERS.map((layer) => (
-        { level: 'ERROR', component: 'lake', layer, bucket: BUCKETS[layer], reason: 'timed out' }))));
+      expect(body).toEqual(lakeDown('timed out'));
+      expect(errorLogs()).toEqual(expect.arrayContaining(LAYERS.map((layer) => failure('lake', 'timed out', { layer, bucket: BUCKETS[layer] }))));
       expect(consoleError).toHaveBeenCalledTimes(3);
     });
+  });
+});
+
+describe('time series on the local Timestream', () => {
+  const down = (detail: Record<string, string>) => degraded({ timeSeries: { status: 'down', detail } });
+
+  test('an unknown database: 503, not found', async () => {
+    const handler = loadHandler({ [HealthEnv.TIME_SERIES]: JSON.stringify({ engine: 'timestream-liveanalytics', database: MISSING_DATABASE }) });
+
+    const { statusCode, body } = await invoke(handler);
+
+    expect(statusCode).toBe(503);
+    expect(body).toEqual(down({ reason: 'not found' }));
+    expect(timestream.of('DescribeDatabase').map((r) => r.outcome)).toEqual(['ResourceNotFoundException']);
+  });
+
+  test('access denied: 503, access denied', async () => {
+    timestream.failNext('AccessDeniedException', 1, 'DescribeDatabase');
+
+    const { statusCode, body } = await invoke(loadHandler());
+
+    expect(statusCode).toBe(503);
+    expect(body).toEqual(down({ reason: 'access denied' }));
+    expect(errorLogs()).toEqual([failure('timeSeries', 'access denied', { database: DATABASE, errorType: 'AccessDeniedException' })]);
+  });
+
+  test('a 500: 503, error 500', async () => {
+    timestream.failNext('status500', 1, 'DescribeDatabase');
+
+    const { statusCode, body } = await invoke(loadHandler(NO_RETRIES));
+
+    expect(statusCode).toBe(503);
+    expect(body).toEqual(down({ reason: 'error 500' }));
+  });
+
+  test('slower than the check timeout: 503, timed out within the bound', async () => {
+    timestream.latencyMs = 1500;
+    const handler = loadHandler({ ...NO_RETRIES, [HealthEnv.CHECK_TIMEOUT_MS]: '250' });
+
+    const started = Date.now();
+    const { statusCode, body } = await invoke(handler);
+
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(statusCode).toBe(503);
+    expect(body).toEqual(down({ reason: 'timed out' }));
+    expect(errorLogs()).toEqual([failure('timeSeries', 'timed out', { database: DATABASE, errorType: expect.any(String) })]);
+  });
+
+  test('another engine: 503, engine unsupported, nothing called', async () => {
+    const handler = loadHandler({ [HealthEnv.TIME_SERIES]: JSON.stringify({ engine: 'aurora-postgresql', database: DATABASE }) });
+
+    const { statusCode, body } = await invoke(handler);
+
+    expect(statusCode).toBe(503);
+    expect(body).toEqual(down({ engine: 'unsupported' }));
+    expect(timestream.requests).toEqual([]);
+    expect(errorLogs()).toEqual([failure('timeSeries', 'unsupported engine', { engine: 'aurora-postgresql' })]);
+  });
+
+  test.each([
+    ['invalid JSON', '{engine: timestream'],
+    ['without a database', JSON.stringify({ engine: 'timestream-liveanalytics' })],
+    ['without an engine', JSON.stringify({ database: DATABASE })],
+    ['an empty database', JSON.stringify({ engine: 'timestream-liveanalytics', database: '' })],
+    ['an array', JSON.stringify(['timestream-liveanalytics', DATABASE])],
+  ])('ONS_HEALTH_TIME_SERIES is %s: 503, the configuration reason', async (_, value) => {
+    const { statusCode, body } = await invoke(loadHandler({ [HealthEnv.TIME_SERIES]: value }));
+
+    expect(statusCode).toBe(503);
+    expect(body).toEqual(down({ configuration: TIME_SERIES_MALFORMED }));
+    expect(timestream.requests).toEqual([]);
+    expect(errorLogs()).toEqual([failure('timeSeries', TIME_SERIES_MALFORMED)]);
+  });
+});
+
+describe('knowledge base on the local Bedrock Agent', () => {
+  const down = (detail: Record<string, string>) => degraded({ knowledgeBase: { status: 'down', detail } });
+
+  test('an unknown id: 503, not found', async () => {
+    const { statusCode, body } = await invoke(loadHandler({ [HealthEnv.KNOWLEDGE_BASE_ID]: MISSING_KNOWLEDGE_BASE }));
+
+    expect(statusCode).toBe(503);
+    expect(body).toEqual(down({ reason: 'not found' }));
+    expect(errorLogs()).toEqual([failure('knowledgeBase', 'not found', { knowledgeBaseId: MISSING_KNOWLEDGE_BASE, errorType: 'ResourceNotFoundException' })]);
+  });
+
+  test.each(KB_STATES)('status %s: 503, down with that status', async (state) => {
+    const id = kbInState(state);
+    bedrock.knowledgeBases.set(id, state);
+
+    const { statusCode, body } = await invoke(loadHandler({ [HealthEnv.KNOWLEDGE_BASE_ID]: id }));
+
+    expect(statusCode).toBe(503);
+    expect(body).toEqual(down({ status: state }));
+    expect(errorLogs()).toEqual([failure('knowledgeBase', `status ${state}`, { knowledgeBaseId: id })]);
+  });
+
+  test('a 500: 503, error 500', async () => {
+    bedrock.failWith = 500;
+
+    const { statusCode, body } = await invoke(loadHandler(NO_RETRIES));
+
+    expect(statusCode).toBe(503);
+    expect(body).toEqual(down({ reason: 'error 500' }));
+  });
+
+  test('slower than the check timeout: 503, timed out within the bound', async () => {
+    bedrock.latencyMs = 1500;
+    const handler = loadHandler({ ...NO_RETRIES, [HealthEnv.CHECK_TIMEOUT_MS]: '250' });
+
+    const started = Date.now();
+    const { statusCode, body } = await invoke(handler);
+
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(statusCode).toBe(503);
+    expect(body).toEqual(down({ reason: 'timed out' }));
+  });
+});
+
+describe('ledger on dynalite', () => {
+  const down = (detail: Record<string, string>) => degraded({ ledger: { status: 'down', detail } });
+
+  test('a table that does not exist: 503, not found', async () => {
+    const { statusCode, body } = await invoke(loadHandler({ [HealthEnv.LEDGER_TABLE]: MISSING_TABLE }));
+
+    expect(statusCode).toBe(503);
+    expect(body).toEqual(down({ reason: 'not found' }));
+    expect(errorLogs()).toEqual([failure('ledger', 'not found', { table: MISSING_TABLE, errorType: 'ResourceNotFoundException' })]);
+  });
+
+  test('a table being created: 503, status CREATING; being updated: up (it serves reads and writes)', async () => {
+    const creating = loadHandler({ AWS_ENDPOINT_URL_DYNAMODB: slowDynamoEndpoint, [HealthEnv.LEDGER_TABLE]: SLOW_TABLE });
+    await createTable(slowDynamoClient, SLOW_TABLE);
+
+    const created = await invoke(creating);
+
+    expect(created.statusCode).toBe(503);
+    expect(created.body).toEqual(down({ status: 'CREATING' }));
+    expect(errorLogs()).toEqual([failure('ledger', 'status CREATING', { table: SLOW_TABLE })]);
+    await waitUntilTableExists({ client: slowDynamoClient, maxWaitTime: 30, minDelay: 1 }, { TableName: SLOW_TABLE });
+
+    const throughput = { ReadCapacityUnits: 2, WriteCapacityUnits: 2 };
+    await slowDynamoClient.send(new UpdateTableCommand({ TableName: SLOW_TABLE, ProvisionedThroughput: throughput }));
+    const updated = await invoke(loadHandler({ AWS_ENDPOINT_URL_DYNAMODB: slowDynamoEndpoint, [HealthEnv.LEDGER_TABLE]: SLOW_TABLE }));
+
+    expect(updated.statusCode).toBe(200);
+    expect(updated.body).toEqual({ status: 'ok', components: ALL_UP });
+    // Let the update finish before the server closes.
+    await new Promise((resolve) => setTimeout(resolve, 2100));
+  });
+});
+
+describe('feature flags', () => {
+  test('FLAGS set: 503, a configuration this handler cannot check', async () => {
+    const handler = loadHandler({ [HealthEnv.FLAGS]: JSON.stringify({ application: 'ons', environment: 'dev', profile: 'flags' }) });
+
+    const { statusCode, body } = await invoke(handler);
+
+    expect(statusCode).toBe(503);
+    expect(body).toEqual(degraded({ flags: { status: 'down', detail: { configuration: 'unsupported' } } }));
+    expect(errorLogs()).toEqual([failure('flags', 'feature-flag check not supported by this handler')]);
   });
 });

@@ -78,6 +78,8 @@ export class LocalTimestream {
   public rejectIf?: (record: StoredRecord, index: number) => string | undefined;
   /** Keep no records (benchmark): accept every valid one, with no version rule. */
   public keepRecords = true;
+  /** Databases DescribeDatabase knows (any other name is ResourceNotFoundException); reset keeps them. */
+  public readonly databases = new Set<string>();
 
   private server?: Server;
   private readonly sockets = new Set<Socket>();
@@ -188,8 +190,32 @@ export class LocalTimestream {
       const q = this.onQuery(body);
       return { status: q.status ?? 200, payload: q.body, outcome: 'ok' };
     }
+    if (operation === 'DescribeDatabase') return this.describeDatabase(req, body, error);
     if (operation !== 'WriteRecords') return error('UnknownOperationException', operation, 400);
     return this.writeRecords(body as WriteRequestBody, error);
+  }
+
+  /** DescribeDatabase as the service answers it: the Database object, or ResourceNotFoundException (404). */
+  private describeDatabase(req: IncomingMessage, body: any, error: ErrorAnswer) {
+    const name = body?.DatabaseName;
+    if (typeof name !== 'string' || name.length < 3) return error('ValidationException', 'DatabaseName must have at least 3 characters');
+    if (!this.databases.has(name)) return error('ResourceNotFoundException', `The database ${name} does not exist.`, 404);
+    const region = /Credential=[^/]+\/\d{8}\/([^/]+)\//.exec(String(req.headers.authorization))?.[1] ?? 'us-east-1';
+    const created = Date.UTC(2024, 0, 1) / 1000;
+    return {
+      status: 200,
+      payload: {
+        Database: {
+          Arn: `arn:aws:timestream:${region}:123456789012:database/${name}`,
+          DatabaseName: name,
+          TableCount: 1,
+          KmsKeyId: `arn:aws:kms:${region}:123456789012:key/00000000-0000-0000-0000-000000000000`,
+          CreationTime: created,
+          LastUpdatedTime: created,
+        },
+      },
+      outcome: 'ok',
+    };
   }
 
   private writeRecords(body: WriteRequestBody, error: ErrorAnswer) {
