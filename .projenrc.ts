@@ -111,7 +111,7 @@ project.package.addField('files', [
   '!lib/knowledge/runtime/**',
   // Handler-side API code (responses, CORS, ledger queries), used only through the bundles.
   '!lib/api/runtime/**',
-  'assets/**', '.jsii', 'API.md', 'README.md', 'LICENSE',
+  'assets/**', 'openapi/**', '.jsii', 'API.md', 'README.md', 'LICENSE',
 ]);
 project.tasks.tryFind('package:js')!.exec('node build-tools/check-npm-package.js');
 
@@ -165,6 +165,8 @@ batch.bundleTask.exec(`cp src/ingestion/batch/Dockerfile ${batch.outdir}/Dockerf
 
 // docs/catalog.md is generated from the catalog, with the API docs.
 project.tasks.tryFind('docgen')!.exec('ts-node --transpile-only --project tsconfig.dev.json build-tools/catalog-doc.ts');
+// The OpenAPI document of the REST API is generated from its route table, and shipped.
+project.tasks.tryFind('docgen')!.exec('ts-node --transpile-only --project tsconfig.dev.json build-tools/openapi.ts');
 
 // Tests load the pre-bundled handler assets, so bundle first; then type-check everything jsii does not compile.
 const bundle = project.tasks.tryFind('bundle');

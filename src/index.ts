@@ -14,3 +14,4 @@ export * from './knowledge/chunking';
 export * from './knowledge/vector-store';
 export * from './knowledge/knowledge-base-ref';
 export * from './knowledge/knowledge-base';
+export * from './api/platform-api';

@@ -6,9 +6,9 @@
  *   npx cdk synth                    (from this folder, with cdk.json; needs the aws-cdk CLI)
  * In your own app, import from 'ons-data-platform' instead of '../../src'.
  */
-import { App, Stack, Validations } from 'aws-cdk-lib';
+import { App, CfnOutput, Stack, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { OnsDataPlatform, PlatformStage, VectorStore } from '../../src';
+import { ApiTier, OnsDataPlatform, PlatformStage, VectorStore } from '../../src';
 
 /** Adds one stack per stage to `app`, with cdk-nag registered. */
 export function buildReferenceApp(app: App): App {

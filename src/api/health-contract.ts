@@ -17,7 +17,7 @@ export const HealthEnv = {
   TIMESTREAM_ENDPOINT: 'ONS_HEALTH_TIMESTREAM_ENDPOINT',
   /** The Bedrock knowledge base id: GetKnowledgeBase, up when ACTIVE. */
   KNOWLEDGE_BASE_ID: 'ONS_HEALTH_KNOWLEDGE_BASE_ID',
-  /** The ingestion ledger table: DescribeTable, up when ACTIVE. */
+  /** The ingestion ledger table: DescribeTable, up when ACTIVE or UPDATING (an updating table serves reads and writes). */
   LEDGER_TABLE: 'ONS_HEALTH_LEDGER_TABLE',
   /** JSON object `{ "application", "environment", "profile" }` of the feature flags (AppConfig). */
   FLAGS: 'ONS_HEALTH_FLAGS',

@@ -66,6 +66,12 @@ export class IngestionLedger extends Construct {
     return this.table.grantReadData(grantee);
   }
 
+  /** Lets `grantee` query the table and its indexes (newest-first listings), nothing else: no Scan, no GetItem. */
+  public grantQuery(grantee: iam.IGrantable): iam.Grant {
+    this.encryptionKey.grant(grantee, 'kms:Decrypt');
+    return this.table.grant(grantee, 'dynamodb:Query');
+  }
+
   /**
    * Lets `grantee` record status transitions: GetItem, PutItem, UpdateItem and Query (table and
    * indexes), no Scan, no delete.

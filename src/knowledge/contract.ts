@@ -20,6 +20,17 @@ export const KnowledgeEnv = {
   ENDPOINT: 'ONS_KB_ENDPOINT',
 } as const;
 
+/** Limits of a `POST /query` body: the handler and the API's request model both apply them. @internal */
+export const KnowledgeQueryLimits = {
+  /** Characters of a question, after trimming. */
+  MAX_QUESTION: 1000,
+  /** Years a filter may name. */
+  MIN_YEAR: 2000,
+  MAX_YEAR: 2100,
+  /** Bedrock's session id pattern (RetrieveAndGenerate `sessionId`). */
+  SESSION_ID_PATTERN: '^[0-9a-zA-Z._:-]{2,100}$',
+} as const;
+
 /** Filters of a `POST /query` (all optional). @internal */
 export interface KnowledgeQueryFilters {
   /** A catalog dataset id (src/ons/catalog.ts): only data cards of that dataset are retrieved. */

@@ -4,9 +4,11 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
 import { applyPlatformTags, createPlatformFunction } from './defaults';
+import { acknowledgeScopedWildcards } from './nag';
 import { PlatformStage } from './stage';
 import { HealthEnv } from '../api/health-contract';
 import { HealthFunction } from '../api/health-function';
+import { PlatformApi, PlatformApiOptions } from '../api/platform-api';
 import { IngestionPipeline } from '../ingestion/pipeline';
 import { IngestionOptions } from '../ingestion/pipeline-props';
 import { KnowledgeBase, KnowledgeBaseOptions } from '../knowledge/knowledge-base';
@@ -53,6 +55,13 @@ export interface OnsDataPlatformProps {
   readonly ingestion?: IngestionOptions;
 
   /**
+   * Options of the REST API (authorization, usage plans, throttling, CORS, WAF).
+   *
+   * @default - API keys with the basic and premium usage plans, the stage's throttling, no CORS, no WAF
+   */
+  readonly api?: PlatformApiOptions;
+
+  /**
    * Tags added to every resource of the platform, after `Project`, `Stage` and `ManagedBy`
    * (a key given here wins).
    *
@@ -72,9 +81,8 @@ export interface OnsDataPlatformProps {
  * The ONS data platform: ONS files dropped into a bucket become validated time series, an analytics
  * lake and a knowledge base behind a REST API.
  *
- * This version composes the `DataLake`, the `IngestionPipeline`, the time-series store, the
- * `KnowledgeBase` and the health-check function; API and operations are added as separate parts,
- * each also usable on its own.
+ * It composes the `DataLake`, the `IngestionPipeline`, the time-series store, the `KnowledgeBase`
+ * and the `PlatformApi` in front of them, each also usable on its own.
  * Every part takes its defaults from `stage`, every resource is tagged, and every Lambda function
  * gets the platform's defaults (Node.js 22 on arm64, KMS-encrypted environment and log group, the
  * stage's log retention and tracing).
@@ -100,6 +108,8 @@ export class OnsDataPlatform extends Construct {
   public readonly timeSeries: ITimeSeriesStore;
   /** The Bedrock knowledge base over uploaded documents and data cards, synchronised by the pipeline. */
   public readonly knowledgeBase: KnowledgeBase;
+  /** The REST API: health, questions, the catalog, time series and the ingestion ledger. */
+  public readonly api: PlatformApi;
 
   constructor(scope: Construct, id: string, props: OnsDataPlatformProps) {
     super(scope, id);
@@ -143,6 +153,29 @@ export class OnsDataPlatform extends Construct {
       dataLake: this.dataLake,
       timeSeriesStore: this.timeSeries,
       knowledgeBase: this.knowledgeBase,
+    });
+
+    // The health check reaches every component with read-only calls.
+    this.timeSeries.configureHealthCheck(health);
+    health.addEnvironment(HealthEnv.KNOWLEDGE_BASE_ID, this.knowledgeBase.knowledgeBaseId);
+    health.addToRolePolicy(new iam.PolicyStatement({ actions: ['bedrock:GetKnowledgeBase'], resources: [this.knowledgeBase.knowledgeBaseArn] }));
+    health.addEnvironment(HealthEnv.LEDGER_TABLE, this.ingestion.ledger.tableName);
+    health.addToRolePolicy(new iam.PolicyStatement({ actions: ['dynamodb:DescribeTable'], resources: [this.ingestion.ledger.table.tableArn] }));
+    acknowledgeScopedWildcards(health.role!);
+
+    const functionOptions = {
+      stage: this.stage, dataLake: this.dataLake, ledger: this.ingestion.ledger, reservedConcurrentExecutions: props.reservedConcurrentExecutions,
+    };
+    this.api = new PlatformApi(this, 'Api', {
+      ...props.api,
+      stage: this.stage,
+      encryptionKey: this.encryptionKey,
+      healthFunction: health,
+      timeSeriesQueryFunction: this.timeSeries.queryFunction(functionOptions),
+      knowledgeQueryFunction: this.knowledgeBase.queryFunction,
+      ledger: this.ingestion.ledger,
+      timeSeriesDatasets: this.timeSeries.datasetIds,
+      reservedConcurrentExecutions: props.reservedConcurrentExecutions,
     });
   }
 }

@@ -32,11 +32,20 @@ export interface ITimeSeriesStore {
   /** The engine's name, e.g. `timestream-liveanalytics`. */
   readonly engine: string;
 
+  /** Dataset ids the store has a table for: the datasets `GET /timeseries/{dataset}` serves. */
+  readonly datasetIds: string[];
+
   /** Lets `grantee` write points to every table of the store. */
   grantWrite(grantee: iam.IGrantable): iam.Grant;
 
   /** Lets `grantee` query every table of the store (read only). */
   grantRead(grantee: iam.IGrantable): iam.Grant;
+
+  /**
+   * Makes `healthFunction` (the platform's health handler) check that the store is reachable with a
+   * read-only call: adds the environment the handler reads and the permission the call needs.
+   */
+  configureHealthCheck(healthFunction: lambda.Function): void;
 
   /**
    * The function that loads one processed file into the store (created on first call, then reused).

@@ -8,6 +8,7 @@ import { TimeSeriesEnv } from './contract';
 import { TimeSeriesFunctionOptions, ITimeSeriesStore } from './store';
 import { LoadFunction } from './timestream/load-function';
 import { QueryFunction } from './timestream/query-function';
+import { HealthEnv } from '../api/health-contract';
 import { IngestionEnv } from '../ingestion/contract';
 import { DataLake } from '../lake/data-lake';
 import { CATALOG } from '../ons/catalog';
@@ -271,6 +272,13 @@ export class TimestreamStore extends Construct implements ITimeSeriesStore {
     acknowledgeScopedWildcards(fn.role!);
     this.query = fn;
     return fn;
+  }
+
+  public configureHealthCheck(healthFunction: lambda.Function): void {
+    healthFunction.addEnvironment(HealthEnv.TIME_SERIES, Stack.of(this).toJsonString({ engine: this.engine, database: this.databaseName }));
+    // DescribeDatabase is a write-API call: endpoint discovery first, then the database itself.
+    this.grantDescribeEndpoints(healthFunction);
+    healthFunction.addToRolePolicy(new iam.PolicyStatement({ actions: ['timestream:DescribeDatabase'], resources: [this.database.attrArn] }));
   }
 
   private environment(): Record<string, string> {

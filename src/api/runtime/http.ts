@@ -57,7 +57,7 @@ function corsHeaders(event: Pick<APIGatewayProxyEvent, 'headers'> | undefined): 
   const origin = event ? header(event, 'origin') : undefined;
   if (origins.includes('*')) return { 'access-control-allow-origin': '*' };
   if (origin === undefined || !origins.includes(origin)) return { vary: 'Origin' };
-  return { 'access-control-allow-origin': origin, vary: 'Origin' };
+  return { 'access-control-allow-origin': origin, 'vary': 'Origin' };
 }
 
 export function respond(statusCode: number, body: unknown, event?: Pick<APIGatewayProxyEvent, 'headers'>): APIGatewayProxyResult {

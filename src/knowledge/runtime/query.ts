@@ -6,7 +6,7 @@ import {
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { header, logLine, RequestError, safeName, serve } from '../../api/runtime/http';
 import { CATALOG } from '../../ons/catalog';
-import { KnowledgeCitation, KnowledgeEnv, KnowledgeQueryFilters, KnowledgeQueryRequest, KnowledgeQueryResponse } from '../contract';
+import { KnowledgeCitation, KnowledgeEnv, KnowledgeQueryFilters, KnowledgeQueryLimits, KnowledgeQueryRequest, KnowledgeQueryResponse } from '../contract';
 
 /**
  * `POST /query`: a question in plain language answered by Bedrock RetrieveAndGenerate over the knowledge
@@ -24,13 +24,10 @@ import { KnowledgeCitation, KnowledgeEnv, KnowledgeQueryFilters, KnowledgeQueryR
  *   bidirectional overrides and unpaired surrogates are refused.
  */
 
-export const MAX_QUESTION = 1000;
-export const MIN_YEAR = 2000;
-export const MAX_YEAR = 2100;
+export const { MAX_QUESTION, MIN_YEAR, MAX_YEAR } = KnowledgeQueryLimits;
 /** Largest body accepted (bytes): 1000 characters of 4 bytes each, with room for the rest. */
 const MAX_BODY = 16 * 1024;
-/** Bedrock's session id pattern (RetrieveAndGenerate `sessionId`). */
-const SESSION_ID = /^[0-9a-zA-Z._:-]{2,100}$/;
+const SESSION_ID = new RegExp(KnowledgeQueryLimits.SESSION_ID_PATTERN);
 /** Control characters other than tab, LF and CR; bidi embeddings, overrides and isolates. */
 const FORBIDDEN = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\u202A-\u202E\u2066-\u2069]/u;
 const DATASET_ID = /^[a-z0-9_]{1,64}$/;

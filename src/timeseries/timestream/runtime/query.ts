@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto';
 import { QueryCommand, TimestreamQueryClient, type Datum } from '@aws-sdk/client-timestream-query';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { tablesEnv } from './tables';
-import { CATALOG, DatasetDefinition, MeasureDefinition } from '../../../ons/catalog';
 import { RequestError, safeName, serve } from '../../../api/runtime/http';
+import { CATALOG, DatasetDefinition, MeasureDefinition } from '../../../ons/catalog';
 import { AGGREGATIONS, INTERVALS, TimeSeriesEnv, TimeSeriesPoint, TimeSeriesResponse } from '../../contract';
 
 /**

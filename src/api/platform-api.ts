@@ -1,0 +1,625 @@
+import { Duration, Size, Validations } from 'aws-cdk-lib';
+import * as apigw from 'aws-cdk-lib/aws-apigateway';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as cognito from 'aws-cdk-lib/aws-cognito';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as wafv2 from 'aws-cdk-lib/aws-wafv2';
+import { Construct } from 'constructs';
+import { ApiEnv, LedgerApiEnv } from './contract';
+import { LedgerFunction } from './ledger-function';
+import { REQUEST_MODELS, ROUTES, RouteTarget } from './routes';
+import { IngestionLedger } from '../ingestion/ledger-table';
+import { createPlatformFunction } from '../platform/defaults';
+import { acknowledgeScopedWildcards } from '../platform/nag';
+import { applyDataRemovalPolicy } from '../platform/removal';
+import { ApiThrottling, PlatformStage } from '../platform/stage';
+
+/**
+ * Limits of a usage plan: what one API key of that plan may do.
+ */
+export interface UsagePlanLimits {
+  /** Requests per day (the quota). */
+  readonly requestsPerDay: number;
+  /** Steady-state requests per second. */
+  readonly rateLimit: number;
+  /** Requests allowed in a burst. */
+  readonly burstLimit: number;
+}
+
+/** The usage plans of the API: every API key belongs to one. */
+export enum ApiTier {
+  /** 10,000 requests a day at 100 requests per second, bursts of 200 (by default). */
+  BASIC = 'basic',
+  /** 100,000 requests a day at 500 requests per second, bursts of 1,000 (by default). */
+  PREMIUM = 'premium',
+}
+
+/**
+ * Options of a Cognito user-pool authorization.
+ */
+export interface CognitoAuthorizationOptions {
+  /**
+   * OAuth scopes a token must carry (any of them); without scopes, an ID token is expected.
+   *
+   * @default - no scope check
+   */
+  readonly scopes?: string[];
+}
+
+/**
+ * Who may call the API's routes (every route but `GET /health`, which stays open). An API key is
+ * always required too: it selects the usage plan.
+ */
+export class ApiAuthorization {
+  /** API keys only. */
+  public static apiKeyOnly(): ApiAuthorization {
+    return new ApiAuthorization('apiKey');
+  }
+
+  /** A token of one of these Cognito user pools in the `Authorization` header, and an API key. */
+  public static cognito(userPools: cognito.IUserPool[], options: CognitoAuthorizationOptions = {}): ApiAuthorization {
+    if (userPools.length === 0) throw new Error('authorization: ApiAuthorization.cognito() needs at least one user pool');
+    return new ApiAuthorization('cognito', userPools, options.scopes);
+  }
+
+  /** Requests signed with AWS Signature Version 4 by a principal allowed by `grantInvoke`, and an API key. */
+  public static iam(): ApiAuthorization {
+    return new ApiAuthorization('iam');
+  }
+
+  /** `apiKey`, `cognito` or `iam`. */
+  public readonly kind: string;
+  private readonly userPools?: cognito.IUserPool[];
+  private readonly scopes?: string[];
+
+  private constructor(kind: string, userPools?: cognito.IUserPool[], scopes?: string[]) {
+    this.kind = kind;
+    this.userPools = userPools;
+    this.scopes = scopes;
+  }
+
+  /** @internal */
+  public _methodOptions(scope: Construct): Pick<apigw.MethodOptions, 'authorizationType' | 'authorizer' | 'authorizationScopes'> {
+    if (this.kind === 'iam') return { authorizationType: apigw.AuthorizationType.IAM };
+    if (this.kind === 'cognito') {
+      const authorizer = (scope.node.tryFindChild('Authorizer') as apigw.CognitoUserPoolsAuthorizer | undefined)
+        ?? new apigw.CognitoUserPoolsAuthorizer(scope, 'Authorizer', { cognitoUserPools: this.userPools! });
+      return { authorizationType: apigw.AuthorizationType.COGNITO, authorizer, authorizationScopes: this.scopes };
+    }
+    return { authorizationType: apigw.AuthorizationType.NONE };
+  }
+}
+
+/**
+ * An AWS WAF web ACL in front of the API.
+ */
+export interface ApiWafOptions {
+  /**
+   * Requests one client IP address may make in any 5 minutes before WAF blocks it (429).
+   *
+   * @default 2000
+   */
+  readonly rateLimitPerIp?: number;
+
+  /**
+   * An existing regional web ACL to associate instead of creating one (its blocks answer 403).
+   *
+   * @default - a web ACL with the rate-based rule is created
+   */
+  readonly webAclArn?: string;
+}
+
+/**
+ * Options of the API that `OnsDataPlatform` passes through.
+ */
+export interface PlatformApiOptions {
+  /**
+   * Who may call the routes besides holding an API key.
+   *
+   * @default ApiAuthorization.apiKeyOnly()
+   */
+  readonly authorization?: ApiAuthorization;
+
+  /**
+   * Limits of the basic usage plan.
+   *
+   * @default { requestsPerDay: 10000, rateLimit: 100, burstLimit: 200 }
+   */
+  readonly basicPlan?: UsagePlanLimits;
+
+  /**
+   * Limits of the premium usage plan.
+   *
+   * @default { requestsPerDay: 100000, rateLimit: 500, burstLimit: 1000 }
+   */
+  readonly premiumPlan?: UsagePlanLimits;
+
+  /**
+   * Throttling of the whole stage (all keys together); caps every usage plan.
+   *
+   * @default - the stage's `apiThrottling` (DEV 10/20, STAGING 50/100, PROD 100/200)
+   */
+  readonly throttling?: ApiThrottling;
+
+  /**
+   * Origins allowed to call the API from a browser (CORS), e.g. `https://dashboard.example.com`.
+   *
+   * @default - none: no CORS headers, no preflight routes
+   */
+  readonly corsAllowOrigins?: string[];
+
+  /**
+   * An AWS WAF web ACL with a rate-based rule per client IP.
+   *
+   * @default - no web ACL (throttling and usage plans only)
+   */
+  readonly waf?: ApiWafOptions;
+
+  /**
+   * X-Ray tracing of the API stage.
+   *
+   * @default - as the stage traces its functions (off in DEV, on in STAGING and PROD)
+   */
+  readonly tracing?: boolean;
+
+  /**
+   * API Gateway execution logging (request bodies are never logged).
+   *
+   * @default apigateway.MethodLoggingLevel.ERROR
+   */
+  readonly executionLogging?: apigw.MethodLoggingLevel;
+
+  /**
+   * Create the account's API Gateway CloudWatch role (`AWS::ApiGateway::Account`), which execution
+   * logging needs once per account and region. Turn it off when the account already has one.
+   *
+   * @default - true when execution logging is on
+   */
+  readonly cloudWatchRole?: boolean;
+
+  /**
+   * Name of the API Gateway stage: the first path segment of every URL.
+   *
+   * @default 'v1'
+   */
+  readonly stageName?: string;
+}
+
+/**
+ * Properties of `PlatformApi`.
+ */
+export interface PlatformApiProps extends PlatformApiOptions {
+  /** The stage: throttling, tracing, log retention and function defaults come from it. */
+  readonly stage: PlatformStage;
+
+  /** Encrypts the access log group and the ledger function's environment (CloudWatch Logs must be allowed to use it). */
+  readonly encryptionKey: kms.IKey;
+
+  /** Serves `GET /health` (API Gateway proxy format). */
+  readonly healthFunction: lambda.IFunction;
+
+  /**
+   * Serves `GET /timeseries/{dataset}` (e.g. `ITimeSeriesStore.queryFunction()`).
+   *
+   * @default - no time-series route
+   */
+  readonly timeSeriesQueryFunction?: lambda.IFunction;
+
+  /**
+   * Serves `POST /query` (e.g. `KnowledgeBase.queryFunction`).
+   *
+   * @default - no query route
+   */
+  readonly knowledgeQueryFunction?: lambda.IFunction;
+
+  /**
+   * The ingestion ledger behind `GET /datasets` and `GET /ingestions` (the API creates their function).
+   *
+   * @default - no ledger routes
+   */
+  readonly ledger?: IngestionLedger;
+
+  /**
+   * Dataset ids the time-series store has a table for (`timeSeries: true` in `GET /datasets`).
+   *
+   * @default - none
+   */
+  readonly timeSeriesDatasets?: string[];
+
+  /**
+   * Concurrent executions reserved for the function the API creates.
+   *
+   * @default - no reservation
+   */
+  readonly reservedConcurrentExecutions?: number;
+}
+
+const DEFAULT_PLANS: Record<ApiTier, UsagePlanLimits> = {
+  [ApiTier.BASIC]: { requestsPerDay: 10_000, rateLimit: 100, burstLimit: 200 },
+  [ApiTier.PREMIUM]: { requestsPerDay: 100_000, rateLimit: 500, burstLimit: 1_000 },
+};
+
+/** Codes and messages of API Gateway's own responses, in the API's error shape. */
+const GATEWAY_RESPONSES: Array<{ type: apigw.ResponseType; status?: string; code: string; message?: string }> = [
+  { type: apigw.ResponseType.DEFAULT_4XX, code: 'ClientError' },
+  { type: apigw.ResponseType.DEFAULT_5XX, code: 'ServerError' },
+  { type: apigw.ResponseType.BAD_REQUEST_BODY, status: '400', code: 'InvalidRequest', message: 'the body does not match the request schema (see the OpenAPI document)' },
+  { type: apigw.ResponseType.BAD_REQUEST_PARAMETERS, status: '400', code: 'InvalidParameter' },
+  { type: apigw.ResponseType.INVALID_API_KEY, status: '403', code: 'InvalidApiKey', message: 'a valid API key is required in the x-api-key header' },
+  { type: apigw.ResponseType.ACCESS_DENIED, status: '403', code: 'AccessDenied' },
+  { type: apigw.ResponseType.UNAUTHORIZED, status: '401', code: 'Unauthorized' },
+  { type: apigw.ResponseType.EXPIRED_TOKEN, status: '403', code: 'ExpiredToken' },
+  { type: apigw.ResponseType.INVALID_SIGNATURE, status: '403', code: 'InvalidSignature' },
+  { type: apigw.ResponseType.RESOURCE_NOT_FOUND, status: '404', code: 'NotFound' },
+  { type: apigw.ResponseType.REQUEST_TOO_LARGE, status: '413', code: 'PayloadTooLarge' },
+  { type: apigw.ResponseType.UNSUPPORTED_MEDIA_TYPE, status: '415', code: 'UnsupportedMediaType' },
+  { type: apigw.ResponseType.THROTTLED, status: '429', code: 'TooManyRequests', message: 'too many requests; retry later' },
+  { type: apigw.ResponseType.QUOTA_EXCEEDED, status: '429', code: 'QuotaExceeded', message: 'the daily quota of this API key is used up' },
+  { type: apigw.ResponseType.INTEGRATION_TIMEOUT, status: '504', code: 'Timeout', message: 'the request took too long; retry with a narrower query' },
+  { type: apigw.ResponseType.INTEGRATION_FAILURE, status: '502', code: 'BadGateway', message: 'the request could not be completed' },
+];
+
+/**
+ * The platform's REST API (API Gateway): `GET /health` (open), `POST /query`, `GET /datasets`,
+ * `GET /timeseries/{dataset}` and `GET /ingestions` (API key required), as described by the OpenAPI
+ * document the package ships (`openapi/ons-data-platform.json`).
+ *
+ * Regional endpoint; request validation (JSON Schema model for the body of `POST /query`, required
+ * query parameters of `GET /timeseries/{dataset}`); every error, API Gateway's own included, as
+ * `{ "error": { "code", "message" }, "requestId" }`; two usage plans (`ApiTier`); stage throttling
+ * from the platform stage; JSON access logs in a KMS-encrypted log group; X-Ray; optional Cognito or
+ * IAM authorization, CORS origins and AWS WAF. API keys are created with `addApiKey()`: their values
+ * are generated by API Gateway and never appear in a template.
+ *
+ * @example
+ * const api = new PlatformApi(stack, 'Api', {
+ *   stage: PlatformStage.PROD,
+ *   encryptionKey: platform.encryptionKey,
+ *   healthFunction: platform.healthFunction,
+ *   knowledgeQueryFunction: platform.knowledgeBase.queryFunction,
+ * });
+ * api.addApiKey('Dashboard', { tier: ApiTier.PREMIUM });
+ */
+export class PlatformApi extends Construct {
+  /** The API Gateway REST API. */
+  public readonly restApi: apigw.RestApi;
+  /** The base URL, e.g. `https://abc123.execute-api.us-east-1.amazonaws.com/v1/`. */
+  public readonly url: string;
+  /** The usage plan of `ApiTier.BASIC` keys. */
+  public readonly basicPlan: apigw.UsagePlan;
+  /** The usage plan of `ApiTier.PREMIUM` keys. */
+  public readonly premiumPlan: apigw.UsagePlan;
+  /** The access log group (JSON lines, one per request). */
+  public readonly accessLogGroup: logs.ILogGroup;
+  /** Serves `GET /datasets` and `GET /ingestions`, when a ledger was given. */
+  public readonly ledgerFunction?: lambda.IFunction;
+  /** The web ACL created for the API, when `waf` is set without `webAclArn`. */
+  public readonly webAcl?: wafv2.CfnWebACL;
+  private readonly authorization: ApiAuthorization;
+
+  constructor(scope: Construct, id: string, props: PlatformApiProps) {
+    super(scope, id);
+    const stage = props.stage;
+    const throttling = props.throttling ?? stage.apiThrottling;
+    validateLimits('throttling', throttling.rateLimit, throttling.burstLimit);
+    const origins = validateOrigins(props.corsAllowOrigins ?? []);
+    this.authorization = props.authorization ?? ApiAuthorization.apiKeyOnly();
+    const executionLogging = props.executionLogging ?? apigw.MethodLoggingLevel.ERROR;
+    const stageName = props.stageName ?? 'v1';
+    if (!/^[A-Za-z0-9_-]{1,128}$/.test(stageName)) throw new Error(`stageName: '${stageName}' must be 1-128 letters, digits, - or _`);
+
+    const accessLogGroup = new logs.LogGroup(this, 'AccessLogs', { retention: stage.logRetention, encryptionKey: props.encryptionKey });
+    applyDataRemovalPolicy(accessLogGroup, stage);
+    this.accessLogGroup = accessLogGroup;
+
+    this.restApi = new apigw.RestApi(this, 'Api', {
+      description: `ONS data platform (${stage.name}): time series, catalog, ingestions and questions`,
+      endpointConfiguration: { types: [apigw.EndpointType.REGIONAL] },
+      apiKeySourceType: apigw.ApiKeySourceType.HEADER,
+      minCompressionSize: Size.kibibytes(1),
+      cloudWatchRole: props.cloudWatchRole ?? executionLogging !== apigw.MethodLoggingLevel.OFF,
+      deployOptions: {
+        stageName,
+        tracingEnabled: props.tracing ?? stage.tracing === lambda.Tracing.ACTIVE,
+        loggingLevel: executionLogging,
+        // Bodies carry questions and tokens: never in the logs.
+        dataTraceEnabled: false,
+        metricsEnabled: true,
+        throttlingRateLimit: throttling.rateLimit,
+        throttlingBurstLimit: throttling.burstLimit,
+        accessLogDestination: new apigw.LogGroupLogDestination(accessLogGroup),
+        accessLogFormat: accessLogFormat(),
+      },
+      defaultCorsPreflightOptions: origins.length ? {
+        allowOrigins: origins,
+        allowMethods: ['GET', 'POST', 'OPTIONS'],
+        allowHeaders: ['Content-Type', 'X-Api-Key', 'Authorization', 'X-Amz-Date', 'X-Amz-Security-Token'],
+        maxAge: Duration.hours(1),
+      } : undefined,
+    });
+    this.url = this.restApi.url;
+    this.addGatewayResponses(origins, props.waf);
+
+    const bodyValidator = this.restApi.addRequestValidator('BodyValidator', { validateRequestBody: true, validateRequestParameters: true });
+    const parameterValidator = this.restApi.addRequestValidator('ParameterValidator', { validateRequestBody: false, validateRequestParameters: true });
+    const models = Object.fromEntries(Object.entries(REQUEST_MODELS).map(([name, schema]) => [name, this.restApi.addModel(name, {
+      modelName: name,
+      contentType: 'application/json',
+      schema: { schema: apigw.JsonSchemaVersion.DRAFT4, ...schema } as unknown as apigw.JsonSchema,
+    })]));
+
+    if (props.ledger) {
+      const fn = createPlatformFunction(this, 'Ledger', LedgerFunction, {
+        stage,
+        encryptionKey: props.encryptionKey,
+        description: `ONS data platform (${stage.name}): catalog and ingestion ledger API`,
+        timeout: Duration.seconds(29),
+        reservedConcurrentExecutions: props.reservedConcurrentExecutions,
+        environment: {
+          [LedgerApiEnv.TABLE]: props.ledger.tableName,
+          [LedgerApiEnv.TIME_SERIES_DATASETS]: JSON.stringify(props.timeSeriesDatasets ?? []),
+        },
+      });
+      props.ledger.grantQuery(fn);
+      acknowledgeScopedWildcards(fn.role!);
+      this.ledgerFunction = fn;
+    }
+
+    const targets: Record<RouteTarget, lambda.IFunction | undefined> = {
+      health: props.healthFunction,
+      knowledge: props.knowledgeQueryFunction,
+      timeSeries: props.timeSeriesQueryFunction,
+      ledger: this.ledgerFunction,
+    };
+    const integrations = new Map<lambda.IFunction, apigw.LambdaIntegration>();
+    for (const route of ROUTES) {
+      const fn = targets[route.target];
+      if (!fn) continue;
+      if (origins.length) setCorsOrigins(fn, origins);
+      if (!integrations.has(fn)) integrations.set(fn, new apigw.LambdaIntegration(fn, { allowTestInvoke: false }));
+      const required = route.query.filter((q) => q.required);
+      this.restApi.root.resourceForPath(route.path).addMethod(route.method, integrations.get(fn)!, {
+        operationName: route.operationId,
+        apiKeyRequired: !route.open,
+        ...(route.open ? { authorizationType: apigw.AuthorizationType.NONE } : this.authorization._methodOptions(this)),
+        ...(route.body ? { requestModels: { 'application/json': models[route.body] }, requestValidator: bodyValidator } : {}),
+        ...(!route.body && required.length ? {
+          requestParameters: Object.fromEntries(required.map((q) => [`method.request.querystring.${q.name}`, true])),
+          requestValidator: parameterValidator,
+        } : {}),
+      });
+    }
+
+    this.basicPlan = this.addPlan(ApiTier.BASIC, props.basicPlan ?? DEFAULT_PLANS[ApiTier.BASIC]);
+    this.premiumPlan = this.addPlan(ApiTier.PREMIUM, props.premiumPlan ?? DEFAULT_PLANS[ApiTier.PREMIUM]);
+
+    if (props.waf) this.webAcl = this.addWaf(props.waf);
+    this.acknowledgeFindings(props, executionLogging);
+  }
+
+  /**
+   * Creates an API key in the usage plan of `tier`. API Gateway generates its value: read it with
+   * `aws apigateway get-api-key --api-key <id> --include-value` (the id is `apiKey.keyId`).
+   */
+  public addApiKey(id: string, options: ApiKeyOptions): apigw.IApiKey {
+    const key = new apigw.ApiKey(this, id, {
+      apiKeyName: options.apiKeyName,
+      description: options.description ?? `ONS data platform API key (${options.tier})`,
+      enabled: true,
+    });
+    (options.tier === ApiTier.PREMIUM ? this.premiumPlan : this.basicPlan).addApiKey(key);
+    return key;
+  }
+
+  /** Lets `grantee` call every route (`execute-api:Invoke`), which IAM authorization requires. */
+  public grantInvoke(grantee: iam.IGrantable): iam.Grant {
+    return iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['execute-api:Invoke'],
+      resourceArns: [this.restApi.arnForExecuteApi('*', '/*', this.restApi.deploymentStage.stageName)],
+    });
+  }
+
+  /** Requests answered with a 5xx (API Gateway's or a handler's). */
+  public metricServerError(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.stageMetric('5XXError', { statistic: 'Sum', ...props });
+  }
+
+  /** Requests answered with a 4xx (validation, missing keys, throttling, unknown datasets). */
+  public metricClientError(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.stageMetric('4XXError', { statistic: 'Sum', ...props });
+  }
+
+  /** Requests received. */
+  public metricCount(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.stageMetric('Count', { statistic: 'SampleCount', ...props });
+  }
+
+  /** Time from request to response, API Gateway included (p99 by default). */
+  public metricLatency(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.stageMetric('Latency', { statistic: 'p99', ...props });
+  }
+
+  private stageMetric(metricName: string, props: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return new cloudwatch.Metric({
+      namespace: 'AWS/ApiGateway',
+      metricName,
+      dimensionsMap: { ApiName: this.restApi.restApiName, Stage: this.restApi.deploymentStage.stageName },
+      period: Duration.minutes(1),
+      ...props,
+    });
+  }
+
+  private addPlan(tier: ApiTier, limits: UsagePlanLimits): apigw.UsagePlan {
+    const prop = `${tier}Plan`;
+    validateLimits(prop, limits.rateLimit, limits.burstLimit);
+    if (!Number.isInteger(limits.requestsPerDay) || limits.requestsPerDay < 1) {
+      throw new Error(`${prop}.requestsPerDay: expected a positive integer, got ${limits.requestsPerDay}`);
+    }
+    return this.restApi.addUsagePlan(`${tier[0].toUpperCase()}${tier.slice(1)}Plan`, {
+      description: `ONS data platform API, ${tier} tier: ${limits.requestsPerDay} requests a day, ${limits.rateLimit} per second, bursts of ${limits.burstLimit}`,
+      quota: { limit: limits.requestsPerDay, period: apigw.Period.DAY },
+      throttle: { rateLimit: limits.rateLimit, burstLimit: limits.burstLimit },
+      apiStages: [{ api: this.restApi, stage: this.restApi.deploymentStage }],
+    });
+  }
+
+  private addGatewayResponses(origins: string[], waf: ApiWafOptions | undefined): void {
+    // A gateway response cannot pick the caller's origin from a list: CORS headers only for a single allowed origin.
+    const headers = origins.length === 1 ? { 'Access-Control-Allow-Origin': `'${origins[0]}'` } : undefined;
+    const iamAuthorization = this.authorization.kind === 'iam';
+    const responses = [
+      ...GATEWAY_RESPONSES,
+      // Without IAM authorization, a missing token only means no such route (API Gateway's 403 for unknown paths).
+      iamAuthorization
+        ? { type: apigw.ResponseType.MISSING_AUTHENTICATION_TOKEN, status: '403', code: 'MissingAuthenticationToken', message: 'no such route, or the request is not signed' }
+        : { type: apigw.ResponseType.MISSING_AUTHENTICATION_TOKEN, status: '404', code: 'NotFound', message: 'no such route (see the OpenAPI document)' },
+      // The created web ACL blocks only for its rate rule.
+      waf && !waf.webAclArn
+        ? { type: apigw.ResponseType.WAF_FILTERED, status: '429', code: 'TooManyRequests', message: 'too many requests from this address; retry later' }
+        : { type: apigw.ResponseType.WAF_FILTERED, status: '403', code: 'RequestBlocked', message: 'the request was blocked by the web application firewall' },
+    ];
+    for (const r of responses) {
+      const message = r.message ? JSON.stringify(r.message) : '$context.error.messageString';
+      this.restApi.addGatewayResponse(`Response${r.type.responseType}`, {
+        type: r.type,
+        statusCode: r.status,
+        responseHeaders: { 'Cache-Control': "'no-store'", ...headers },
+        templates: { 'application/json': `{"error":{"code":"${r.code}","message":${message}},"requestId":"$context.requestId"}` },
+      });
+    }
+  }
+
+  private addWaf(options: ApiWafOptions): wafv2.CfnWebACL | undefined {
+    let webAclArn = options.webAclArn;
+    let acl: wafv2.CfnWebACL | undefined;
+    if (!webAclArn) {
+      const limit = options.rateLimitPerIp ?? 2000;
+      // WAF's bounds for a rate-based rule.
+      if (!Number.isInteger(limit) || limit < 10 || limit > 2_000_000_000) {
+        throw new Error(`waf.rateLimitPerIp: expected an integer from 10 to 2,000,000,000, got ${limit}`);
+      }
+      const metricName = `ons-api-${this.node.addr.slice(0, 8)}`;
+      acl = new wafv2.CfnWebACL(this, 'WebAcl', {
+        scope: 'REGIONAL',
+        defaultAction: { allow: {} },
+        visibilityConfig: { cloudWatchMetricsEnabled: true, sampledRequestsEnabled: true, metricName },
+        rules: [{
+          name: 'RateLimitPerIp',
+          priority: 0,
+          action: { block: {} },
+          statement: { rateBasedStatement: { limit, aggregateKeyType: 'IP', evaluationWindowSec: 300 } },
+          visibilityConfig: { cloudWatchMetricsEnabled: true, sampledRequestsEnabled: true, metricName: `${metricName}-rate` },
+        }],
+      });
+      webAclArn = acl.attrArn;
+    }
+    new wafv2.CfnWebACLAssociation(this, 'WebAclAssociation', { resourceArn: this.restApi.deploymentStage.stageArn, webAclArn });
+    return acl;
+  }
+
+  private acknowledgeFindings(props: PlatformApiProps, executionLogging: apigw.MethodLoggingLevel): void {
+    const v = Validations.of(this.restApi);
+    if (!props.waf) {
+      v.acknowledge({ id: 'AwsSolutions-APIG3', reason: 'WAF is opt-in (`waf`); stage throttling and per-key usage plans limit every client without it.' });
+    }
+    if (this.authorization.kind !== 'cognito') {
+      v.acknowledge({
+        id: 'AwsSolutions-COG4',
+        reason: 'Callers authenticate with API keys (usage plans) or, when configured, IAM; Cognito is one `authorization` option, not a requirement.',
+      });
+    }
+    if (this.authorization.kind === 'apiKey') {
+      v.acknowledge({
+        id: 'AwsSolutions-APIG4',
+        reason: 'Every route but GET /health requires an API key tied to a usage plan; Cognito or IAM authorization is opt-in (`authorization`).',
+      });
+    } else {
+      // GET /health and CORS preflights stay open by design.
+      v.acknowledge({ id: 'AwsSolutions-APIG4', reason: 'Only GET /health (no data, for load balancers and probes) and CORS preflights are open.' });
+    }
+    if (executionLogging === apigw.MethodLoggingLevel.OFF) {
+      v.acknowledge({ id: 'AwsSolutions-APIG6', reason: 'Execution logging turned off with `executionLogging`; access logs stay on.' });
+    }
+    const role = this.restApi.node.tryFindChild('CloudWatchRole');
+    if (role) {
+      Validations.of(role).acknowledge({
+        id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]',
+        reason: 'The account-level role API Gateway uses to write execution logs; AWS documents this managed policy for it.',
+      });
+    }
+  }
+}
+
+/**
+ * Options of `PlatformApi.addApiKey()`.
+ */
+export interface ApiKeyOptions {
+  /** The usage plan the key belongs to. */
+  readonly tier: ApiTier;
+
+  /**
+   * Name of the key.
+   *
+   * @default - generated
+   */
+  readonly apiKeyName?: string;
+
+  /**
+   * Description of the key.
+   *
+   * @default - the tier
+   */
+  readonly description?: string;
+}
+
+function validateLimits(prop: string, rateLimit: number, burstLimit: number): void {
+  if (!(rateLimit > 0) || !Number.isFinite(rateLimit)) throw new Error(`${prop}.rateLimit: expected a positive number, got ${rateLimit}`);
+  if (!Number.isInteger(burstLimit) || burstLimit < 1) throw new Error(`${prop}.burstLimit: expected a positive integer, got ${burstLimit}`);
+}
+
+function validateOrigins(origins: string[]): string[] {
+  for (const origin of origins) {
+    if (origin !== '*' && !/^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?$/.test(origin)) {
+      throw new Error(`corsAllowOrigins: '${origin}' must be an origin (scheme://host[:port], no path) or '*'`);
+    }
+  }
+  return origins;
+}
+
+/** Handlers answer CORS themselves (proxy integrations): they learn the allowed origins from their environment. */
+function setCorsOrigins(fn: lambda.IFunction, origins: string[]): void {
+  if (!(fn instanceof lambda.Function)) {
+    throw new Error(`corsAllowOrigins: ${fn.node.path} is not a lambda.Function of this app, so its environment cannot carry the allowed origins`);
+  }
+  fn.addEnvironment(ApiEnv.CORS_ORIGINS, JSON.stringify(origins));
+}
+
+/** One JSON object per request: who, what, how it ended and how long it took. */
+function accessLogFormat(): apigw.AccessLogFormat {
+  return apigw.AccessLogFormat.custom(JSON.stringify({
+    requestId: apigw.AccessLogField.contextRequestId(),
+    extendedRequestId: apigw.AccessLogField.contextExtendedRequestId(),
+    requestTime: apigw.AccessLogField.contextRequestTime(),
+    ip: apigw.AccessLogField.contextIdentitySourceIp(),
+    userAgent: apigw.AccessLogField.contextIdentityUserAgent(),
+    apiKeyId: apigw.AccessLogField.contextIdentityApiKeyId(),
+    caller: apigw.AccessLogField.contextIdentityCaller(),
+    user: apigw.AccessLogField.contextIdentityUser(),
+    httpMethod: apigw.AccessLogField.contextHttpMethod(),
+    resourcePath: apigw.AccessLogField.contextResourcePath(),
+    protocol: apigw.AccessLogField.contextProtocol(),
+    status: apigw.AccessLogField.contextStatus(),
+    responseLength: apigw.AccessLogField.contextResponseLength(),
+    responseLatency: apigw.AccessLogField.contextResponseLatency(),
+    integrationLatency: apigw.AccessLogField.contextIntegrationLatency(),
+    integrationStatus: apigw.AccessLogField.contextIntegrationStatus(),
+    errorType: apigw.AccessLogField.contextErrorResponseType(),
+    errorMessage: apigw.AccessLogField.contextErrorMessage(),
+    wafStatus: apigw.AccessLogField.contextWafResponseCode(),
+    xrayTraceId: apigw.AccessLogField.contextXrayTraceId(),
+  }));
+}
