@@ -298,6 +298,8 @@ export class PlatformApi extends Construct {
   public readonly ledgerFunction?: lambda.IFunction;
   /** The web ACL created for the API, when `waf` is set without `webAclArn`. */
   public readonly webAcl?: wafv2.CfnWebACL;
+  /** The API Gateway stage name (first path segment of every URL). */
+  public readonly stageName: string;
   private readonly authorization: ApiAuthorization;
 
   constructor(scope: Construct, id: string, props: PlatformApiProps) {
@@ -315,7 +317,9 @@ export class PlatformApi extends Construct {
     applyDataRemovalPolicy(accessLogGroup, stage);
     this.accessLogGroup = accessLogGroup;
 
+    this.stageName = stageName;
     this.restApi = new apigw.RestApi(this, 'Api', {
+      restApiName: `ons-data-platform-${stage.name}`,
       description: `ONS data platform (${stage.name}): time series, catalog, ingestions and questions`,
       endpointConfiguration: { types: [apigw.EndpointType.REGIONAL] },
       apiKeySourceType: apigw.ApiKeySourceType.HEADER,
@@ -419,7 +423,7 @@ export class PlatformApi extends Construct {
     return iam.Grant.addToPrincipal({
       grantee,
       actions: ['execute-api:Invoke'],
-      resourceArns: [this.restApi.arnForExecuteApi('*', '/*', this.restApi.deploymentStage.stageName)],
+      resourceArns: [this.restApi.arnForExecuteApi('*', '/*', this.stageName)],
     });
   }
 
@@ -447,7 +451,7 @@ export class PlatformApi extends Construct {
     return new cloudwatch.Metric({
       namespace: 'AWS/ApiGateway',
       metricName,
-      dimensionsMap: { ApiName: this.restApi.restApiName, Stage: this.restApi.deploymentStage.stageName },
+      dimensionsMap: { ApiName: this.restApi.restApiName, Stage: this.stageName },
       period: Duration.minutes(1),
       ...props,
     });
@@ -526,12 +530,12 @@ export class PlatformApi extends Construct {
     if (!props.waf) {
       v.acknowledge({ id: 'AwsSolutions-APIG3', reason: 'WAF is opt-in (`waf`); stage throttling and per-key usage plans limit every client without it.' });
     }
-    if (this.authorization.kind !== 'cognito') {
-      v.acknowledge({
-        id: 'AwsSolutions-COG4',
-        reason: 'Callers authenticate with API keys (usage plans) or, when configured, IAM; Cognito is one `authorization` option, not a requirement.',
-      });
-    }
+    v.acknowledge({
+      id: 'AwsSolutions-COG4',
+      reason: this.authorization.kind === 'cognito'
+        ? 'Every data route uses the Cognito authorizer; only GET /health (no data, for probes) and CORS preflights are open.'
+        : 'Callers authenticate with API keys (usage plans) or, when configured, IAM; Cognito is one `authorization` option, not a requirement.',
+    });
     if (this.authorization.kind === 'apiKey') {
       v.acknowledge({
         id: 'AwsSolutions-APIG4',
