@@ -19,11 +19,20 @@ export function buildReferenceApp(app: App): App {
       env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION ?? 'us-east-1' },
       description: `ONS data platform (${stage.name})`,
     });
-    new OnsDataPlatform(stack, 'Platform', {
+    const platform = new OnsDataPlatform(stack, 'Platform', {
       stage,
       tags: { CostCenter: 'energy-data' },
       // S3 Vectors (no idle cost) in dev and staging; OpenSearch Serverless (lower latency, standby replicas) in prod.
       knowledgeBase: stage === PlatformStage.PROD ? { vectorStore: VectorStore.openSearchServerless() } : undefined,
+      // Production also sits behind AWS WAF, with a rate-based rule per client address.
+      api: stage === PlatformStage.PROD ? { waf: { rateLimitPerIp: 2000 } } : undefined,
+    });
+    // One key for the team's dashboard; API Gateway generates its value (never in the template).
+    const key = platform.api.addApiKey('DashboardKey', { tier: ApiTier.BASIC });
+    new CfnOutput(stack, 'ApiUrl', { value: platform.api.url, description: 'Base URL of the REST API' });
+    new CfnOutput(stack, 'DashboardApiKeyId', {
+      value: key.keyId,
+      description: 'Read the key with: aws apigateway get-api-key --include-value --api-key <this id>',
     });
   }
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
