@@ -3,10 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { LocalBedrockAgentRuntime } from './local-bedrock';
+import type { ApiErrorBody } from '../../src/api/contract';
 import { KnowledgeEnv, KnowledgeQueryResponse } from '../../src/knowledge/contract';
 import { DEFAULT_PROMPT_TEMPLATE } from '../../src/knowledge/runtime/query';
 import { CATALOG } from '../../src/ons/catalog';
-import type { ApiErrorBody } from '../../src/api/contract';
+import { expectSchema } from '../api/openapi';
 import { loadHandler, restoreEnv } from '../ingestion/local-aws';
 
 /**
@@ -139,7 +140,10 @@ function event(body: string | null, headers: Record<string, string> = { 'Content
 
 async function callRaw(e: APIGatewayProxyEvent, h: Handler = handler) {
   const response = await h(e);
-  return { status: response.statusCode, body: JSON.parse(response.body), requestId: e.requestContext.requestId, headers: response.headers };
+  const body = JSON.parse(response.body);
+  // Every answer, success or error, is what the shipped OpenAPI document promises.
+  expectSchema(response.statusCode === 200 ? 'QueryResponse' : 'Error', body);
+  return { status: response.statusCode, body, requestId: e.requestContext.requestId, headers: response.headers };
 }
 
 const call = (body: unknown) => callRaw(event(JSON.stringify(body)));

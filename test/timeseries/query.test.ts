@@ -5,6 +5,7 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { LocalTimestream } from './local-timestream';
 import { ApiErrorBody } from '../../src/api/contract';
 import { TimeSeriesEnv, TimeSeriesResponse } from '../../src/timeseries/contract';
+import { expectSchema } from '../api/openapi';
 import { loadHandler, restoreEnv } from '../ingestion/local-aws';
 
 /**
@@ -92,7 +93,10 @@ function event(dataset: string | undefined, query: Record<string, string> | null
 async function call(dataset: string | undefined, query: Record<string, string> | null, multi?: Record<string, string[]>) {
   const e = event(dataset, query, multi);
   const response = await handler(e);
-  return { status: response.statusCode, body: JSON.parse(response.body), requestId: e.requestContext.requestId, headers: response.headers };
+  const body = JSON.parse(response.body);
+  // Every answer, success or error, is what the shipped OpenAPI document promises.
+  expectSchema(response.statusCode === 200 ? 'TimeSeriesResponse' : 'Error', body);
+  return { status: response.statusCode, body, requestId: e.requestContext.requestId, headers: response.headers };
 }
 
 const sentSql = () => ts.of('Query').map((r) => r.body.QueryString as string);
