@@ -1,7 +1,11 @@
-import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
-import { requestIdOf, respond } from './runtime/http';
+import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
+import { createLedgerClient, handleRequest, LedgerDeps, ledgerConfigFromEnv } from './runtime/ledger-api';
+
+// Created once per container, on first use (the environment is read then).
+let deps: LedgerDeps | undefined;
 
 /** `GET /datasets` and `GET /ingestions` (API Gateway proxy integration): what the ingestion ledger knows. */
-export async function handler(event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> {
-  return respond(501, { error: { code: 'NotImplemented', message: 'not yet' }, requestId: requestIdOf(event) }, event);
+export async function handler(event: APIGatewayProxyEvent, context?: Context): Promise<APIGatewayProxyResult> {
+  const requestId = event.requestContext?.requestId ?? context?.awsRequestId ?? 'unknown';
+  return handleRequest(event, requestId, () => (deps ??= { config: ledgerConfigFromEnv(), client: createLedgerClient() }));
 }
