@@ -7,6 +7,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { LocalBedrockAgent } from './local-health';
+import { expectSchema } from './openapi';
 import { ApiEnv } from '../../src/api/contract';
 import { HEALTH_COMPONENTS, HealthEnv } from '../../src/api/health-contract';
 import { LocalTimestream } from '../timeseries/local-timestream';
@@ -141,6 +142,8 @@ async function invoke(handler: Handler, event: Partial<APIGatewayProxyEvent> = {
   for (const name of ALL_NAMES) expect(result.body).not.toContain(name);
   const body = JSON.parse(result.body) as { components: Record<string, unknown> };
   expect(Object.keys(body.components)).toEqual([...HEALTH_COMPONENTS]);
+  // 200 and 503 alike carry the HealthReport of the shipped OpenAPI document.
+  expectSchema('HealthReport', body);
   return { statusCode: result.statusCode, body: body as unknown };
 }
 

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { CreateTableCommand, DynamoDBClient, waitUntilTableExists } from '@aws-sdk/client-dynamodb';
 import { BatchWriteCommand, DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
+import { expectSchema } from './openapi';
 import { LedgerApiEnv } from '../../src/api/contract';
 import { LedgerSchema, LedgerStatus, LedgerStatusValue, SourceObject } from '../../src/ingestion/contract';
 import { Ledger, LedgerItem, ledgerKey, ledgerRef } from '../../src/ingestion/ledger';
@@ -138,6 +139,9 @@ async function invoke(handler: Handler, event: APIGatewayProxyEvent): Promise<An
   const lines = [...consoleLog.mock.calls, ...consoleError.mock.calls].length - before;
   expect(lines).toBe(1);
   const body = JSON.parse(result.body) as Record<string, unknown>;
+  // Every answer is what the shipped OpenAPI document promises for its route.
+  const success = event.resource === '/datasets' ? 'DatasetsResponse' : 'IngestionsResponse';
+  expectSchema(result.statusCode === 200 ? success : 'Error', body);
   if (result.statusCode !== 200) {
     expect(Object.keys(body).sort()).toEqual(['error', 'requestId']);
     expect(body.requestId).toBe(event.requestContext.requestId);
