@@ -1,0 +1,54 @@
+/**
+ * What the operations constructs and the handlers share: the custom metrics the handlers emit (CloudWatch
+ * embedded metric format, through Powertools Metrics) and the alarms watch, and the environment that
+ * names them. One place, so an alarm can only watch a metric a handler really emits.
+ * @internal
+ */
+
+/** Environment variables the platform sets on every function (Powertools reads them as they are). @internal */
+export const OperationsEnv = {
+  /** CloudWatch namespace of the custom metrics: `OnsDataPlatform/<stage>`. */
+  METRICS_NAMESPACE: 'POWERTOOLS_METRICS_NAMESPACE',
+  /** The `service` dimension of every custom metric and the `service` key of every log line. */
+  SERVICE_NAME: 'POWERTOOLS_SERVICE_NAME',
+  /** Log level of the handlers' Powertools Logger (`INFO`; `DEBUG` in no stage by default). */
+  LOG_LEVEL: 'POWERTOOLS_LOG_LEVEL',
+} as const;
+
+/** The namespace of a stage's custom metrics. @internal */
+export function metricsNamespace(stageName: string): string {
+  return `OnsDataPlatform/${stageName}`;
+}
+
+/** Values of the `service` dimension: which part of the platform emits a metric. @internal */
+export const MetricServices = {
+  INGESTION: 'ingestion',
+  TIME_SERIES: 'timeseries',
+  KNOWLEDGE: 'knowledge',
+  API: 'api',
+} as const;
+
+/** A custom metric: its name, unit and the service whose handlers emit it. @internal */
+export interface PlatformMetricDefinition {
+  readonly name: string;
+  /** A CloudWatch unit name (`Count`, `Milliseconds`). */
+  readonly unit: 'Count' | 'Milliseconds';
+  readonly service: typeof MetricServices[keyof typeof MetricServices];
+  readonly description: string;
+}
+
+/** Every custom metric the handlers emit. @internal */
+export const PlatformMetrics = {
+  /** Rows of a tabular file written to the lake (the processor, Lambda or Batch). */
+  RECORDS_PROCESSED: { name: 'RecordsProcessed', unit: 'Count', service: 'ingestion', description: 'Rows written to the lake' },
+  /** Rows of a tabular file the processor rejected (kept with their reason under rejected/). */
+  RECORDS_REJECTED: { name: 'RecordsRejected', unit: 'Count', service: 'ingestion', description: 'Rows rejected by validation' },
+  /** Files moved to quarantine (unsupported, or a failed step). */
+  FILES_QUARANTINED: { name: 'FilesQuarantined', unit: 'Count', service: 'ingestion', description: 'Files quarantined' },
+  /** Measure values the time-series store accepted (the loader). */
+  POINTS_WRITTEN: { name: 'PointsWritten', unit: 'Count', service: 'timeseries', description: 'Points written to the time-series store' },
+  /** Records the time-series store rejected (the loader). */
+  POINTS_REJECTED: { name: 'RecordsRejectedByStore', unit: 'Count', service: 'timeseries', description: 'Records the time-series store rejected' },
+  /** Time to answer one API query (time-series and knowledge-base query handlers), dimension `service`. */
+  QUERY_LATENCY: { name: 'QueryLatency', unit: 'Milliseconds', service: 'api', description: 'Query handler latency' },
+} as const satisfies Record<string, PlatformMetricDefinition>;
