@@ -28,6 +28,9 @@ export const MetricServices = {
   API: 'api',
 } as const;
 
+/** The extra dimension of `QueryLatency`. @internal */
+export const OPERATION_DIMENSION = 'operation';
+
 /** A custom metric: its name, unit and the service whose handlers emit it. @internal */
 export interface PlatformMetricDefinition {
   readonly name: string;
@@ -49,6 +52,9 @@ export const PlatformMetrics = {
   POINTS_WRITTEN: { name: 'PointsWritten', unit: 'Count', service: 'timeseries', description: 'Points written to the time-series store' },
   /** Records the time-series store rejected (the loader). */
   POINTS_REJECTED: { name: 'RecordsRejectedByStore', unit: 'Count', service: 'timeseries', description: 'Records the time-series store rejected' },
-  /** Time to answer one API query (time-series and knowledge-base query handlers), dimension `service`. */
+  /**
+   * Time to answer one API request of the query handlers (time-series and knowledge base), with a second
+   * dimension `operation` = the route's operationId (`getTimeSeries`, `query`; see src/api/routes.ts).
+   */
   QUERY_LATENCY: { name: 'QueryLatency', unit: 'Milliseconds', service: 'api', description: 'Query handler latency' },
 } as const satisfies Record<string, PlatformMetricDefinition>;
