@@ -39,6 +39,9 @@ const project = new awscdk.AwsCdkConstructLibrary({
     '@aws-sdk/client-timestream-write',
     '@aws-sdk/client-timestream-query',
     '@types/aws-lambda',
+    // Structured logs and custom metrics (EMF) of every handler: bundled, never runtime dependencies.
+    '@aws-lambda-powertools/logger@^2.36.0',
+    '@aws-lambda-powertools/metrics@^2.36.0',
     'cdk-nag@^3.0.2',
     's3rver@^3.7.1',
     // Local engines for the ingestion tests (toolchain.md): DynamoDB, Step Functions, ASL validation.
