@@ -11,6 +11,8 @@ export class LocalBedrockAgent {
   public readonly knowledgeBases = new Map<string, string>();
   /** Delay of every answer, in ms. */
   public latencyMs = 0;
+  /** When set, every answer also waits for this promise (a test releases it). */
+  public hold?: Promise<unknown>;
   /** Status code of the next answers instead of serving them (e.g. 500), until cleared. */
   public failWith?: number;
   /** Paths of the requests received (unsigned ones are refused with 403). */
@@ -32,6 +34,7 @@ export class LocalBedrockAgent {
 
   reset(): void {
     this.latencyMs = 0;
+    this.hold = undefined;
     this.failWith = undefined;
     this.requests.length = 0;
   }
@@ -52,8 +55,12 @@ export class LocalBedrockAgent {
         res.writeHead(status, { 'content-type': 'application/json', 'x-amzn-requestid': `req-${this.requests.length}`, ...headers });
         res.end(JSON.stringify(body));
       };
-      const timer = setTimeout(send, this.latencyMs);
-      this.timers.add(timer);
+      const hold = this.hold ?? Promise.resolve();
+      let timer: NodeJS.Timeout;
+      void hold.then(() => {
+        timer = setTimeout(send, this.latencyMs);
+        this.timers.add(timer);
+      });
     });
   }
 

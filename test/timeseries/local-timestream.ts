@@ -72,6 +72,8 @@ export class LocalTimestream {
   public readonly store = new Map<string, StoredRecord>();
   /** Fixed latency of every answer, in ms. */
   public latencyMs = 0;
+  /** When set, every answer also waits for this promise (a test releases it). */
+  public hold?: Promise<unknown>;
   /** The most requests served at once. */
   public maxConcurrent = 0;
   /** Rejects a record with a reason of its own (besides the version rule); return undefined to accept. */
@@ -117,6 +119,7 @@ export class LocalTimestream {
     this.maxConcurrent = 0;
     this.rejectIf = undefined;
     this.latencyMs = 0;
+    this.hold = undefined;
   }
 
   /** Raises the version of every stored record (as if a revised file had been loaded since). */
@@ -165,8 +168,9 @@ export class LocalTimestream {
           this.active--;
         }
       };
-      if (this.latencyMs > 0) setTimeout(answer, this.latencyMs);
-      else answer();
+      const respond = () => (this.latencyMs > 0 ? setTimeout(answer, this.latencyMs) : answer());
+      if (this.hold) void this.hold.then(respond);
+      else respond();
     });
   }
 
