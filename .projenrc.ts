@@ -114,6 +114,8 @@ project.package.addField('files', [
   '!lib/knowledge/runtime/**',
   // Handler-side API code (responses, CORS, ledger queries), used only through the bundles.
   '!lib/api/runtime/**',
+  // Handler-side Powertools Logger and Metrics (the contract they share with the alarms ships).
+  '!lib/operations/telemetry.*',
   'assets/**', 'openapi/**', '.jsii', 'API.md', 'README.md', 'LICENSE',
 ]);
 project.tasks.tryFind('package:js')!.exec('node build-tools/check-npm-package.js');
@@ -142,6 +144,8 @@ project.eslint?.allowDevDeps('src/timeseries/timestream/runtime/**/*.ts');
 project.eslint?.allowDevDeps('src/knowledge/runtime/**/*.ts');
 // Handler-side API code (bundled into every API handler).
 project.eslint?.allowDevDeps('src/api/runtime/**/*.ts');
+// Handler-side logs and metrics (Powertools, bundled into every handler).
+project.eslint?.allowDevDeps('src/operations/telemetry.ts');
 
 // The command-line tool: one pre-bundled file (domain core and Parquet/XLSX libraries inside), so
 // `npx ons-data-platform` needs nothing else installed.

@@ -4,7 +4,7 @@ import { HeadBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { DescribeDatabaseCommand, TimestreamWriteClient } from '@aws-sdk/client-timestream-write';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { ComponentReport, HEALTH_COMPONENTS, HealthEnv, HealthReport } from './health-contract';
-import { logLine, requestIdOf, respond } from './runtime/http';
+import { logLine, requestIdOf, respond, startRequest } from './runtime/http';
 
 /**
  * `GET /health`: whether each part of the platform is reachable, with read-only calls (no synthetic writes),
@@ -42,6 +42,7 @@ const CHECKS: Record<Component, { readonly variable: string; readonly check: Che
 
 export async function handler(event: Partial<APIGatewayProxyEvent> = {}, context?: Partial<Context>): Promise<APIGatewayProxyResult> {
   const requestId = requestIdOf(event, context?.awsRequestId);
+  startRequest(requestId, context);
   const configured = Number(process.env[HealthEnv.CHECK_TIMEOUT_MS]);
   const timeoutMs = Number.isFinite(configured) && configured > 0 ? configured : 2000;
   const reports = await Promise.all(HEALTH_COMPONENTS.map(async (component): Promise<ComponentReport> => {

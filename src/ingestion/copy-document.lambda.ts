@@ -1,7 +1,8 @@
 import { CopyObjectCommand } from '@aws-sdk/client-s3';
+import type { Context } from 'aws-lambda';
 import { IngestionEnv, StepInput } from './contract';
 import { Ledger } from './ledger';
-import { copySource, createDocumentClient, createS3Client, log, prefixEnv, requiredEnv, validateInput } from './runtime';
+import { copySource, createDocumentClient, createS3Client, log, prefixEnv, requiredEnv, startStep, validateInput } from './runtime';
 
 // Created once per container, on first use (the environment is read then).
 let clients: { s3: ReturnType<typeof createS3Client>; ledger: Ledger } | undefined;
@@ -17,7 +18,8 @@ export interface CopyDocumentResult {
  * CopyDocument: copies a document (PDF, DOCX...) from the raw bucket to the knowledge base's
  * documents prefix in the processed bucket, under its original key; the raw object stays.
  */
-export async function handler(event: StepInput): Promise<CopyDocumentResult> {
+export async function handler(event: StepInput, context?: Context): Promise<CopyDocumentResult> {
+  startStep(event, context);
   const { source, executionArn } = validateInput(event);
   clients ??= { s3: createS3Client(), ledger: new Ledger(createDocumentClient(), requiredEnv(IngestionEnv.LEDGER_TABLE)) };
   const bucket = requiredEnv(IngestionEnv.PROCESSED_BUCKET);

@@ -13,6 +13,8 @@ import { describeError, FileRefusedError, log, numberEnv, prefixEnv, requiredEnv
 import { convertFile, ConvertResult } from '../ons/convert';
 import { localFile } from '../ons/local-file';
 import { RefusedFileError } from '../ons/types';
+import { PlatformMetrics } from '../operations/contract';
+import { recordMetric } from '../operations/telemetry';
 
 /**
  * ProcessFile, shared by the processor Lambda and the Batch entrypoint: the raw object is streamed to
@@ -169,6 +171,9 @@ export async function processObject(input: ProcessInput, deps: ProcessDeps): Pro
       end: result.end,
       outputs: uploads.length,
     });
+    // Once per file this run processed (not for duplicates or replays); published by the caller.
+    recordMetric(PlatformMetrics.RECORDS_PROCESSED, s.records);
+    recordMetric(PlatformMetrics.RECORDS_REJECTED, s.rejected);
     return result;
   } catch (error) {
     log('ERROR', 'processing failed', { source, ...describeError(error) });

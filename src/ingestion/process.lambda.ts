@@ -1,7 +1,9 @@
+import type { Context } from 'aws-lambda';
 import { IngestionEnv, ProcessInput, ProcessResult } from './contract';
 import { Ledger } from './ledger';
 import { processConfigFromEnv, processObject, ProcessDeps } from './process-object';
-import { createDocumentClient, createS3Client, requiredEnv, validateInput } from './runtime';
+import { createDocumentClient, createS3Client, requiredEnv, startStep, validateInput } from './runtime';
+import { flushMetrics } from '../operations/telemetry';
 
 // Created once per container, on first use (the environment is read then).
 let deps: ProcessDeps | undefined;
@@ -11,12 +13,17 @@ let deps: ProcessDeps | undefined;
  * Parquet, the data card and the rejected rows; duplicates of content already in the lake are skipped.
  * Throws `FileRefused` for a file the domain core refuses (not retried), anything else as it came.
  */
-export async function handler(event: ProcessInput): Promise<ProcessResult> {
-  const input = validateInput(event);
-  deps ??= {
-    s3: createS3Client(),
-    ledger: new Ledger(createDocumentClient(), requiredEnv(IngestionEnv.LEDGER_TABLE)),
-    config: processConfigFromEnv(),
-  };
-  return processObject(input, deps);
+export async function handler(event: ProcessInput, context?: Context): Promise<ProcessResult> {
+  startStep(event, context);
+  try {
+    const input = validateInput(event);
+    deps ??= {
+      s3: createS3Client(),
+      ledger: new Ledger(createDocumentClient(), requiredEnv(IngestionEnv.LEDGER_TABLE)),
+      config: processConfigFromEnv(),
+    };
+    return await processObject(input, deps);
+  } finally {
+    flushMetrics(); // RecordsProcessed and RecordsRejected (see processObject)
+  }
 }

@@ -1,7 +1,10 @@
 import { CopyObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import type { Context } from 'aws-lambda';
 import { IngestionEnv, QuarantineInput } from './contract';
 import { Ledger, LedgerError } from './ledger';
-import { copySource, createDocumentClient, createS3Client, isNotFound, log, prefixEnv, requiredEnv, validateInput } from './runtime';
+import { copySource, createDocumentClient, createS3Client, isNotFound, log, prefixEnv, requiredEnv, startStep, validateInput } from './runtime';
+import { PlatformMetrics } from '../operations/contract';
+import { flushMetrics, recordMetric } from '../operations/telemetry';
 
 // Created once per container, on first use (the environment is read then).
 let clients: { s3: ReturnType<typeof createS3Client>; ledger: Ledger } | undefined;
@@ -21,7 +24,16 @@ const MAX_REASON = 2000;
  * `<prefix>YYYY/MM/DD/<original key>`, writes `<that key>.error.json` beside it and records the
  * object as quarantined. The report holds the error's type and message, never a stack trace.
  */
-export async function handler(event: QuarantineInput): Promise<QuarantineResult> {
+export async function handler(event: QuarantineInput, context?: Context): Promise<QuarantineResult> {
+  startStep(event, context);
+  try {
+    return await quarantine(event);
+  } finally {
+    flushMetrics();
+  }
+}
+
+async function quarantine(event: QuarantineInput): Promise<QuarantineResult> {
   const { source, executionArn } = validateInput(event);
   clients ??= { s3: createS3Client(), ledger: new Ledger(createDocumentClient(), requiredEnv(IngestionEnv.LEDGER_TABLE)) };
   const { s3, ledger } = clients;
@@ -62,6 +74,7 @@ export async function handler(event: QuarantineInput): Promise<QuarantineResult>
     executionArn, error: ledgerError, quarantine: { bucket, ...(copied ? { key: copyKey } : {}), errorKey },
   });
   log('WARN', 'quarantined', { source, step, ...error, copied, bucket, key: copyKey });
+  recordMetric(PlatformMetrics.FILES_QUARANTINED, 1);
   return { bucket, ...(copied ? { key: copyKey } : {}), errorKey };
 }
 

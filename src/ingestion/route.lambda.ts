@@ -1,10 +1,11 @@
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
+import type { Context } from 'aws-lambda';
 import {
   DEFAULT_DOCUMENT_EXTENSIONS, DEFAULT_TABULAR_EXTENSIONS, IngestionEnv, RouteAction, RouteResult, SourceObject, StepInput,
 } from './contract';
 import { Ledger, ledgerKey } from './ledger';
 import {
-  createDocumentClient, createS3Client, isNotFound, listEnv, log, numberEnv, requiredEnv, validateInput,
+  createDocumentClient, createS3Client, isNotFound, listEnv, log, numberEnv, requiredEnv, startStep, validateInput,
 } from './runtime';
 
 // Created once per container, on first use (the environment is read then).
@@ -17,7 +18,8 @@ function deps() {
  * Route: decides what happens to a new raw object, by extension and size, and records it in the
  * ledger as received. Unsupported files are routed to quarantine with a reason, not thrown.
  */
-export async function handler(event: StepInput): Promise<RouteResult> {
+export async function handler(event: StepInput, context?: Context): Promise<RouteResult> {
+  startStep(event, context);
   // S3 URL-encodes keys in EventBridge "Object Created" events as in its notifications (form style,
   // space = '+'), so a key taken from `$.detail.object.key` comes flagged `keyUrlEncoded`: decoded here.
   const input = validateInput(event);

@@ -1,7 +1,9 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { Context } from 'aws-lambda';
 import { IngestionEnv, SourceObject, StepInput } from './contract';
+import { platformLogger, startInvocation } from '../operations/telemetry';
 
 /**
  * What the ingestion handlers and the Batch entrypoint share at run time: configuration from the
@@ -77,11 +79,35 @@ export function createDocumentClient(): DynamoDBDocumentClient {
 
 type Level = 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
 
-/** One JSON line per event (CloudWatch Logs Insights reads the fields). */
+/**
+ * One JSON line per event (CloudWatch Logs Insights reads the fields), through the handler's Powertools
+ * Logger: `level`, `message`, `timestamp`, `service`, the invocation's `executionArn` and `objectKey`
+ * (see `startStep`), then `fields`. DEBUG and INFO go to stdout, WARN and ERROR to stderr.
+ */
 export function log(level: Level, message: string, fields: Record<string, unknown> = {}): void {
-  const line = JSON.stringify({ level, message, time: new Date().toISOString(), ...fields });
-  if (level === 'ERROR' || level === 'WARN') console.error(line);
-  else console.log(line);
+  const logger = platformLogger();
+  if (level === 'ERROR') logger.error(message, fields);
+  else if (level === 'WARN') logger.warn(message, fields);
+  else if (level === 'INFO') logger.info(message, fields);
+  else logger.debug(message, fields);
+}
+
+/**
+ * Starts the log context of one pipeline step: the Step Functions execution ARN and the object key of
+ * its input (when they are there: a malformed input is still logged), and the Lambda context if any.
+ */
+export function startStep(event: unknown, context?: Partial<Context>): void {
+  const input = event as { executionArn?: unknown; source?: { key?: unknown; keyUrlEncoded?: unknown } } | undefined;
+  const rawKey = input?.source?.key;
+  let objectKey: string | undefined;
+  if (typeof rawKey === 'string') {
+    try {
+      objectKey = input?.source?.keyUrlEncoded ? decodeEventKey(rawKey) : rawKey;
+    } catch {
+      objectKey = rawKey; // a malformed escape: logged as it came
+    }
+  }
+  startInvocation(context, { executionArn: typeof input?.executionArn === 'string' ? input.executionArn : undefined, objectKey });
 }
 
 /** An error as logs and reports may show it: its name and message, never its stack. */

@@ -1,17 +1,31 @@
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { KnowledgeEnv } from './contract';
 import { configFromEnv, createClient, handleRequest, KnowledgeQueryDeps } from './runtime/query';
+import { ROUTES } from '../api/routes';
+import { startRequest } from '../api/runtime/http';
+import { OPERATION_DIMENSION, PlatformMetrics } from '../operations/contract';
+import { flushMetrics, recordMetric } from '../operations/telemetry';
 
 // Created once per container, on first use (the environment is read then).
 let deps: KnowledgeQueryDeps | undefined;
+
+/** The `operation` dimension of this handler's QueryLatency: its route's operationId (`query`). */
+const OPERATION = ROUTES.find((r) => r.target === 'knowledge')!.operationId;
 
 /** `POST /query` (API Gateway proxy integration): a question answered by Bedrock RetrieveAndGenerate over the knowledge base. */
 export async function handler(event: APIGatewayProxyEvent, context?: Context): Promise<APIGatewayProxyResult> {
   const requestId = event.requestContext?.requestId ?? context?.awsRequestId;
   // The account, for a bare inference profile id: the function's own ARN carries it.
   const account = context?.invokedFunctionArn?.split(':')[4];
-  return handleRequest(event, requestId, () => (deps ??= {
-    client: createClient(process.env[KnowledgeEnv.ENDPOINT] || undefined),
-    config: configFromEnv(account),
-  }));
+  startRequest(requestId, context);
+  const started = Date.now();
+  try {
+    return await handleRequest(event, requestId, () => (deps ??= {
+      client: createClient(process.env[KnowledgeEnv.ENDPOINT] || undefined),
+      config: configFromEnv(account),
+    }));
+  } finally {
+    recordMetric(PlatformMetrics.QUERY_LATENCY, Date.now() - started, { [OPERATION_DIMENSION]: OPERATION });
+    flushMetrics();
+  }
 }

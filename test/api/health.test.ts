@@ -10,6 +10,7 @@ import { LocalBedrockAgent } from './local-health';
 import { expectSchema } from './openapi';
 import { ApiEnv } from '../../src/api/contract';
 import { HEALTH_COMPONENTS, HealthEnv } from '../../src/api/health-contract';
+import { CapturedOutput, captureOutput } from '../operations/output';
 import { LocalTimestream } from '../timeseries/local-timestream';
 
 /**
@@ -81,6 +82,7 @@ const timestream = new LocalTimestream();
 const bedrock = new LocalBedrockAgent();
 let directory: string;
 const endpoints = { s3: '', dynamodb: '', timestream: '', bedrock: '' };
+let output: CapturedOutput;
 let consoleError: jest.SpyInstance;
 
 /** Puts process.env back exactly as it was before this file ran (same object, so modules keep seeing it). */
@@ -147,14 +149,29 @@ async function invoke(handler: Handler, event: Partial<APIGatewayProxyEvent> = {
   return { statusCode: result.statusCode, body: body as unknown };
 }
 
-/** The structured lines the handler wrote with console.error. */
+/** The structured lines the handler wrote to stderr (WARN, ERROR). */
 function errorLogs(): Array<Record<string, unknown>> {
   return consoleError.mock.calls.map(([line]) => JSON.parse(String(line)));
 }
 
-/** A log line of a failed check (message, time and request id as every line has them). */
+/**
+ * A log line of a failed check: what every Powertools line has (level, message, timestamp, service,
+ * sampling rate), the Lambda context's keys, the request id, then the check's fields.
+ */
 function failure(component: string, reason: string, fields: Record<string, unknown> = {}) {
-  return { level: 'ERROR', message: 'health check failed', time: expect.any(String), requestId: 'lambda-request-id', component, reason, ...fields };
+  return {
+    level: 'ERROR',
+    message: 'health check failed',
+    timestamp: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+    service: expect.any(String),
+    sampling_rate: 0,
+    cold_start: expect.any(Boolean),
+    function_request_id: 'lambda-request-id',
+    requestId: 'lambda-request-id',
+    component,
+    reason,
+    ...fields,
+  };
 }
 
 /** A degraded report: every component up but the ones given. */
@@ -223,13 +240,14 @@ afterAll(async () => {
 });
 
 beforeEach(() => {
-  consoleError = jest.spyOn(console, 'error').mockImplementation(() => undefined);
+  output = captureOutput();
+  consoleError = output.error;
   timestream.reset();
   bedrock.reset();
 });
 
 afterEach(() => {
-  consoleError.mockRestore();
+  output.restore();
   restoreEnv();
 });
 

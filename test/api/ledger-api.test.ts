@@ -11,6 +11,7 @@ import { LedgerApiEnv } from '../../src/api/contract';
 import { LedgerSchema, LedgerStatus, LedgerStatusValue, SourceObject } from '../../src/ingestion/contract';
 import { Ledger, LedgerItem, ledgerKey, ledgerRef } from '../../src/ingestion/ledger';
 import { CATALOG } from '../../src/ons/catalog';
+import { CapturedOutput, captureOutput } from '../operations/output';
 
 /**
  * `GET /datasets` and `GET /ingestions` as shipped: the bundled handler (SDK inside) against dynalite, the ledger
@@ -47,6 +48,7 @@ let endpoint: string;
 let scratch: string;
 let raw: DynamoDBClient;
 let ddb: DynamoDBDocumentClient;
+let output: CapturedOutput;
 let consoleLog: jest.SpyInstance;
 let consoleError: jest.SpyInstance;
 
@@ -407,13 +409,13 @@ afterAll(async () => {
 });
 
 beforeEach(() => {
-  consoleLog = jest.spyOn(console, 'log').mockImplementation(() => undefined);
-  consoleError = jest.spyOn(console, 'error').mockImplementation(() => undefined);
+  output = captureOutput();
+  consoleLog = output.log;
+  consoleError = output.error;
 });
 
 afterEach(() => {
-  consoleLog.mockRestore();
-  consoleError.mockRestore();
+  output.restore();
   restoreEnv();
 });
 
@@ -584,11 +586,11 @@ describe('GET /ingestions', () => {
   describe('entries', () => {
     let entries: Array<Record<string, unknown>>;
     beforeAll(async () => {
-      consoleLog = jest.spyOn(console, 'log').mockImplementation(() => undefined);
-      consoleError = jest.spyOn(console, 'error').mockImplementation(() => undefined);
+      const silenced = captureOutput();
+      consoleLog = silenced.log;
+      consoleError = silenced.error;
       entries = (await page(loadHandler(), { limit: '100' })).ingestions;
-      consoleLog.mockRestore();
-      consoleError.mockRestore();
+      silenced.restore();
     });
     const find = (s: Seed) => entries.find((e) => e.key === s.key && e.versionId === (s.versionId ?? null));
     const seed = (flow: Flow, plain = false) => SEEDS.find((s) => s.flow === flow && (s.bucket === BUCKETS.plain) === plain && s.at < 500)!;

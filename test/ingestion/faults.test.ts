@@ -6,6 +6,7 @@ import {
   BUCKETS, EXECUTION, FaultyS3Proxy, getBytes, handlerEnv, isPutObject, ledgerItem, listKeys, LocalAws, loadHandler, putObject,
   restoreEnv, sha256, startLocalAws,
 } from './local-aws';
+import { CapturedOutput, captureOutput } from '../operations/output';
 
 /**
  * S3 faults injected under the bundled processor (a proxy in front of s3rver): a failed or stalled
@@ -19,7 +20,7 @@ type Process = (event: ProcessInput) => Promise<ProcessResult>;
 let aws: LocalAws;
 let proxy: FaultyS3Proxy;
 let processFile: Process;
-let consoleLog: jest.SpyInstance;
+let output: CapturedOutput;
 let consoleError: jest.SpyInstance;
 
 // One attempt per request, so the injected fault reaches the handler (the SDK would retry a 500 itself);
@@ -42,15 +43,14 @@ afterAll(async () => {
 });
 
 beforeEach(() => {
-  consoleLog = jest.spyOn(console, 'log').mockImplementation(() => undefined);
-  consoleError = jest.spyOn(console, 'error').mockImplementation(() => undefined);
+  output = captureOutput();
+  consoleError = output.error;
   proxy.disarm();
   proxy.failed = 0;
 });
 
 afterEach(() => {
-  consoleLog.mockRestore();
-  consoleError.mockRestore();
+  output.restore();
 });
 
 async function expectNothingWritten(before: { processed: string[]; failed: string[] }) {

@@ -9,6 +9,7 @@ import { ONS_DATA } from '../ons-data';
 import {
   BUCKETS, EXECUTION, getBytes, handlerEnv, ledgerItem, listKeys, LocalAws, loadHandler, putObject, restoreEnv, sha256, startLocalAws,
 } from './local-aws';
+import { CapturedOutput, captureOutput } from '../operations/output';
 
 /**
  * The bundled processor end to end on real ONS files, against s3rver and dynalite: what it writes
@@ -21,6 +22,7 @@ type Route = (event: StepInput) => Promise<RouteResult>;
 let aws: LocalAws;
 let processFile: Process;
 let route: Route;
+let output: CapturedOutput;
 let consoleLog: jest.SpyInstance;
 let consoleError: jest.SpyInstance;
 
@@ -46,8 +48,9 @@ afterAll(async () => {
 
 // Quiet from the start (describe blocks process files in their beforeAll); each test sees only its own lines.
 beforeAll(() => {
-  consoleLog = jest.spyOn(console, 'log').mockImplementation(() => undefined);
-  consoleError = jest.spyOn(console, 'error').mockImplementation(() => undefined);
+  output = captureOutput();
+  consoleLog = output.log;
+  consoleError = output.error;
 });
 
 beforeEach(() => {
@@ -56,8 +59,7 @@ beforeEach(() => {
 });
 
 afterAll(() => {
-  consoleLog.mockRestore();
-  consoleError.mockRestore();
+  output.restore();
 });
 
 /** Routes then processes a raw object, as the state machine does. */

@@ -5,6 +5,7 @@ import { ONS_DATA } from '../ons-data';
 import {
   BUCKETS, EXECUTION, getBytes, handlerEnv, ledgerItem, listKeys, LocalAws, loadHandler, putObject, restoreEnv, sha256, startLocalAws,
 } from './local-aws';
+import { CapturedOutput, captureOutput } from '../operations/output';
 
 /**
  * The bundled quarantine and document-copy handlers against s3rver and dynalite: copies (raw never
@@ -18,8 +19,7 @@ let aws: LocalAws;
 let quarantine: (event: QuarantineInput) => Promise<QuarantineResult>;
 let copyDocument: (event: StepInput) => Promise<CopyResult>;
 let processFile: (event: ProcessInput) => Promise<ProcessResult>;
-let consoleLog: jest.SpyInstance;
-let consoleError: jest.SpyInstance;
+let output: CapturedOutput;
 
 beforeAll(async () => {
   aws = await startLocalAws();
@@ -35,13 +35,11 @@ afterAll(async () => {
 });
 
 beforeEach(() => {
-  consoleLog = jest.spyOn(console, 'log').mockImplementation(() => undefined);
-  consoleError = jest.spyOn(console, 'error').mockImplementation(() => undefined);
+  output = captureOutput();
 });
 
 afterEach(() => {
-  consoleLog.mockRestore();
-  consoleError.mockRestore();
+  output.restore();
 });
 
 async function report(errorKey: string): Promise<Record<string, any>> {

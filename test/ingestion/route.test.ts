@@ -4,12 +4,14 @@ import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { IngestionEnv, RouteResult, StepInput } from '../../src/ingestion/contract';
 import { ONS_DATA } from '../ons-data';
 import { BUCKETS, EXECUTION, TABLE, handlerEnv, ledgerItem, LocalAws, loadHandler, putObject, restoreEnv, startLocalAws } from './local-aws';
+import { CapturedOutput, captureOutput } from '../operations/output';
 
 /** The bundled router against s3rver and dynalite: decisions by extension and size, and the ledger's `received`. */
 
 type Route = (event: StepInput) => Promise<RouteResult>;
 
 let aws: LocalAws;
+let output: CapturedOutput;
 let consoleLog: jest.SpyInstance;
 const CSV = readFileSync(join(ONS_DATA, 'CARGA_ENERGIA_2013.csv'));
 
@@ -23,11 +25,12 @@ afterAll(async () => {
 });
 
 beforeEach(() => {
-  consoleLog = jest.spyOn(console, 'log').mockImplementation(() => undefined);
+  output = captureOutput();
+  consoleLog = output.log;
 });
 
 afterEach(() => {
-  consoleLog.mockRestore();
+  output.restore();
   restoreEnv();
 });
 

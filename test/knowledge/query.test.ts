@@ -9,6 +9,7 @@ import { DEFAULT_PROMPT_TEMPLATE } from '../../src/knowledge/runtime/query';
 import { CATALOG } from '../../src/ons/catalog';
 import { expectSchema } from '../api/openapi';
 import { loadHandler, restoreEnv } from '../ingestion/local-aws';
+import { CapturedOutput, captureOutput } from '../operations/output';
 
 /**
  * The bundled RAG query handler with real API Gateway proxy events, against a local bedrock-agent-runtime
@@ -30,6 +31,7 @@ let bedrock: LocalBedrockAgentRuntime;
 let endpoint: string;
 let handler: Handler;
 let scratch: string;
+let output: CapturedOutput;
 let consoleLog: jest.SpyInstance;
 let consoleError: jest.SpyInstance;
 let requestCount = 0;
@@ -57,8 +59,9 @@ function env(overrides: Record<string, string | undefined> = {}): Record<string,
 }
 
 beforeAll(async () => {
-  consoleLog = jest.spyOn(console, 'log').mockImplementation(() => undefined);
-  consoleError = jest.spyOn(console, 'error').mockImplementation(() => undefined);
+  output = captureOutput();
+  consoleLog = output.log;
+  consoleError = output.error;
   scratch = mkdtempSync(join(tmpdir(), 'ons-kb-query-test-'));
   bedrock = new LocalBedrockAgentRuntime();
   endpoint = await bedrock.start();
@@ -66,8 +69,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  consoleLog.mockRestore();
-  consoleError.mockRestore();
+  output.restore();
   restoreEnv();
   await bedrock?.close();
   rmSync(scratch, { recursive: true, force: true });

@@ -8,6 +8,7 @@ import {
 } from '../ingestion/local-aws';
 import { ONS_DATA } from '../ons-data';
 import { LocalTimestream, WriteRequestBody } from './local-timestream';
+import { CapturedOutput, captureOutput } from '../operations/output';
 
 /**
  * The bundled loader on real ONS files: each file goes through the bundled router and processor on
@@ -36,8 +37,7 @@ let tsEndpoint: string;
 let route: Route;
 let processFile: Process;
 let handlerTmp: string;
-let consoleLog: jest.SpyInstance;
-let consoleError: jest.SpyInstance;
+let output: CapturedOutput;
 
 function env(overrides: Record<string, string | undefined> = {}): Record<string, string | undefined> {
   return handlerEnv(aws, {
@@ -60,8 +60,7 @@ function loader(overrides: Record<string, string | undefined> = {}): Load {
 }
 
 beforeAll(async () => {
-  consoleLog = jest.spyOn(console, 'log').mockImplementation(() => undefined);
-  consoleError = jest.spyOn(console, 'error').mockImplementation(() => undefined);
+  output = captureOutput();
   aws = await startLocalAws();
   ts = new LocalTimestream();
   tsEndpoint = await ts.start();
@@ -72,8 +71,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  consoleLog.mockRestore();
-  consoleError.mockRestore();
+  output.restore();
   restoreEnv();
   await ts?.close();
   await aws?.close();

@@ -7,6 +7,7 @@ import { ApiErrorBody } from '../../src/api/contract';
 import { TimeSeriesEnv, TimeSeriesResponse } from '../../src/timeseries/contract';
 import { expectSchema } from '../api/openapi';
 import { loadHandler, restoreEnv } from '../ingestion/local-aws';
+import { CapturedOutput, captureOutput } from '../operations/output';
 
 /**
  * The bundled query handler with real API Gateway proxy events, against a local Timestream Query
@@ -24,6 +25,7 @@ const TABLES = { curva_carga: 'curva_carga', balanco_energia_subsistema: 'balanc
 let ts: LocalTimestream;
 let handler: Handler;
 let scratch: string;
+let output: CapturedOutput;
 let consoleLog: jest.SpyInstance;
 let consoleError: jest.SpyInstance;
 let requestCount = 0;
@@ -49,16 +51,16 @@ function env(endpoint: string, overrides: Record<string, string | undefined> = {
 }
 
 beforeAll(async () => {
-  consoleLog = jest.spyOn(console, 'log').mockImplementation(() => undefined);
-  consoleError = jest.spyOn(console, 'error').mockImplementation(() => undefined);
+  output = captureOutput();
+  consoleLog = output.log;
+  consoleError = output.error;
   scratch = mkdtempSync(join(tmpdir(), 'ons-query-test-'));
   ts = new LocalTimestream();
   handler = loadHandler<APIGatewayProxyEvent, APIGatewayProxyResult>('query', env(await ts.start()), ASSETS);
 });
 
 afterAll(async () => {
-  consoleLog.mockRestore();
-  consoleError.mockRestore();
+  output.restore();
   restoreEnv();
   await ts?.close();
   rmSync(scratch, { recursive: true, force: true });

@@ -1,4 +1,5 @@
-import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
+import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
+import { platformLogger, startInvocation } from '../../operations/telemetry';
 import { ApiEnv, ApiErrorBody } from '../contract';
 
 /**
@@ -68,11 +69,24 @@ export function respond(statusCode: number, body: unknown, event?: Pick<APIGatew
   };
 }
 
-/** One JSON log line (CloudWatch Logs): INFO to stdout, WARN and ERROR to stderr. */
+/**
+ * One JSON log line (CloudWatch Logs), through the handler's Powertools Logger: `level`, `message`,
+ * `timestamp`, `service`, the invocation's `requestId` and `function_request_id` (see `startRequest`), then
+ * `fields`. INFO to stdout, WARN and ERROR to stderr.
+ */
 export function logLine(level: 'INFO' | 'WARN' | 'ERROR', message: string, fields: Record<string, unknown>): void {
-  const line = JSON.stringify({ level, message, time: new Date().toISOString(), ...fields });
-  if (level === 'INFO') console.log(line);
-  else console.error(line);
+  const logger = platformLogger();
+  if (level === 'INFO') logger.info(message, fields);
+  else if (level === 'WARN') logger.warn(message, fields);
+  else logger.error(message, fields);
+}
+
+/**
+ * Starts the log context of one API request: the API Gateway request id (`requestId`) and, from the
+ * Lambda context, the Lambda request id (`function_request_id`), on every line of the invocation.
+ */
+export function startRequest(requestId: string | undefined, context?: Partial<Context>): void {
+  startInvocation(context, { requestId });
 }
 
 /** What a route returns: its body (status 200 unless given) and the fields of its log line. */

@@ -1,7 +1,8 @@
+import { flushMetrics } from '../../operations/telemetry';
 import { IngestionEnv } from '../contract';
 import { Ledger } from '../ledger';
 import { processConfigFromEnv, processObject } from '../process-object';
-import { createDocumentClient, createS3Client, describeError, log, requiredEnv, validateInput } from '../runtime';
+import { createDocumentClient, createS3Client, describeError, log, requiredEnv, startStep, validateInput } from '../runtime';
 
 /**
  * ProcessFile on AWS Batch (files above the Lambda threshold): the same code as the processor Lambda.
@@ -11,7 +12,9 @@ import { createDocumentClient, createS3Client, describeError, log, requiredEnv, 
  */
 export async function main(): Promise<number> {
   try {
-    const input = validateInput(JSON.parse(requiredEnv(IngestionEnv.JOB_INPUT)));
+    const raw: unknown = JSON.parse(requiredEnv(IngestionEnv.JOB_INPUT));
+    startStep(raw);
+    const input = validateInput(raw);
     const result = await processObject(input, {
       s3: createS3Client(),
       ledger: new Ledger(createDocumentClient(), requiredEnv(IngestionEnv.LEDGER_TABLE)),
@@ -23,6 +26,10 @@ export async function main(): Promise<number> {
     const described = describeError(error);
     log('ERROR', 'job failed', described);
     return described.errorType === 'FileRefused' ? 2 : 1;
+  } finally {
+    // RecordsProcessed and RecordsRejected (see processObject), on stdout like the log lines. CloudWatch
+    // Logs extracts EMF from the awslogs driver's stream only when the stream is sent as EMF: see the report.
+    flushMetrics();
   }
 }
 

@@ -1,6 +1,8 @@
+import type { Context } from 'aws-lambda';
 import { IngestionEnv } from '../../ingestion/contract';
 import { Ledger } from '../../ingestion/ledger';
-import { createDocumentClient, createS3Client, requiredEnv } from '../../ingestion/runtime';
+import { createDocumentClient, createS3Client, requiredEnv, startStep } from '../../ingestion/runtime';
+import { flushMetrics } from '../../operations/telemetry';
 import { LoadInput, LoadResult, TimeSeriesEnv } from '../contract';
 import { LoadDeps, loadConfigFromEnv, loadObject, validateLoadInput } from './runtime/load-object';
 import { createWriteClient } from './runtime/writer';
@@ -13,16 +15,21 @@ let deps: LoadDeps | undefined;
  * `InvalidLoadInput`, `NothingWritten` or `TimeSeriesWriteRefused` (not worth retrying) and
  * `TimeSeriesUnavailable` (retry later; writes are idempotent).
  */
-export async function handler(event: LoadInput): Promise<LoadResult> {
-  const input = validateLoadInput(event);
-  if (!deps) {
-    const config = loadConfigFromEnv();
-    deps = {
-      s3: createS3Client(),
-      ledger: new Ledger(createDocumentClient(), requiredEnv(IngestionEnv.LEDGER_TABLE)),
-      timestream: createWriteClient(process.env[TimeSeriesEnv.WRITE_ENDPOINT] || undefined, config.maxInFlight),
-      config,
-    };
+export async function handler(event: LoadInput, context?: Context): Promise<LoadResult> {
+  startStep(event, context);
+  try {
+    const input = validateLoadInput(event);
+    if (!deps) {
+      const config = loadConfigFromEnv();
+      deps = {
+        s3: createS3Client(),
+        ledger: new Ledger(createDocumentClient(), requiredEnv(IngestionEnv.LEDGER_TABLE)),
+        timestream: createWriteClient(process.env[TimeSeriesEnv.WRITE_ENDPOINT] || undefined, config.maxInFlight),
+        config,
+      };
+    }
+    return await loadObject(input, deps);
+  } finally {
+    flushMetrics(); // PointsWritten and RecordsRejectedByStore (see loadObject)
   }
-  return loadObject(input, deps);
 }

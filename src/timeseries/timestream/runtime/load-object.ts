@@ -13,6 +13,8 @@ import { IngestionEnv, ProcessResult } from '../../../ingestion/contract';
 import { Ledger, LedgerLoad } from '../../../ingestion/ledger';
 import { describeError, log, numberEnv, prefixEnv, requiredEnv, validateInput } from '../../../ingestion/runtime';
 import { sourceName } from '../../../ons/convert';
+import { PlatformMetrics } from '../../../operations/contract';
+import { recordMetric } from '../../../operations/telemetry';
 import { LoadErrors, LoadInput, LoadResult, TimeSeriesEnv } from '../../contract';
 
 /**
@@ -137,6 +139,9 @@ export async function loadObject(input: LoadInput, deps: LoadDeps): Promise<Load
       requests: stats!.requests,
       ...(reported ? { rejectedKey } : {}),
     };
+    // Every write finished: what the store took and refused, also when it refused everything (thrown below).
+    recordMetric(PlatformMetrics.POINTS_WRITTEN, result.points);
+    recordMetric(PlatformMetrics.POINTS_REJECTED, result.rejected);
     if (result.records === 0 && result.rejected > 0) {
       throw new LoadError(LoadErrors.NOTHING_WRITTEN, `${table} rejected all ${result.rejected} records of ${source.key}; reasons in s3://${config.failedBucket}/${rejectedKey}`);
     }

@@ -1,0 +1,82 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import type { Context } from 'aws-lambda';
+import { OperationsEnv, PlatformMetricDefinition } from './contract';
+
+/**
+ * Handler side of the operations contract (bundled into the assets; the constructs import nothing from
+ * here): the one Powertools Logger and the one Powertools Metrics of a handler. Each bundle holds its own
+ * copy of this module, so each function has exactly one of each, created on first use, when the
+ * environment the platform sets (POWERTOOLS_SERVICE_NAME, POWERTOOLS_METRICS_NAMESPACE,
+ * POWERTOOLS_LOG_LEVEL) is read.
+ *
+ * Logs are JSON lines written by Powertools straight to stdout (INFO, DEBUG) and stderr (WARN, ERROR):
+ * `level`, `message`, `timestamp`, `service`, the invocation's correlation keys, then the fields given.
+ * Metrics are CloudWatch embedded metric format documents on stdout, one per invocation at most.
+ * @internal
+ */
+
+let logger: Logger | undefined;
+
+/** The handler's logger. @internal */
+export function platformLogger(): Logger {
+  return (logger ??= new Logger());
+}
+
+// undefined: not created yet; null: no namespace in the environment, so no metrics (see below).
+let metrics: Metrics | null | undefined;
+
+function platformMetrics(): Metrics | undefined {
+  if (metrics === undefined) {
+    const namespace = process.env[OperationsEnv.METRICS_NAMESPACE];
+    // Without the namespace the platform sets, the code runs outside a platform function (a local run,
+    // a test of the logs only): it emits no metrics rather than metrics in Powertools' default namespace.
+    // The cold-start metric stays off (captureColdStartMetric is never called): one more custom metric
+    // per function that no alarm watches, paid for on every cold start.
+    metrics = namespace
+      ? new Metrics({ namespace, serviceName: process.env[OperationsEnv.SERVICE_NAME], logger: platformLogger() })
+      : null;
+  }
+  return metrics ?? undefined;
+}
+
+/**
+ * Starts an invocation's log context: drops the previous invocation's keys, adds the Lambda context when
+ * there is one (`function_request_id`, `function_name`, `cold_start`...) and `keys` to every line after.
+ * @internal
+ */
+export function startInvocation(context: Partial<Context> | undefined, keys: Record<string, string | undefined>): Logger {
+  const log = platformLogger();
+  log.resetKeys();
+  if (context?.awsRequestId) log.addContext(context as Context);
+  const defined = Object.fromEntries(Object.entries(keys).filter(([, v]) => v !== undefined && v !== ''));
+  log.appendKeys(defined);
+  return log;
+}
+
+/**
+ * Stores one value of a platform metric (name and unit from the contract; its `service` dimension is the
+ * function's POWERTOOLS_SERVICE_NAME), with extra dimensions when given. Published by `flushMetrics`.
+ * @internal
+ */
+export function recordMetric(metric: PlatformMetricDefinition, value: number, dimensions: Record<string, string> = {}): void {
+  const m = platformMetrics();
+  if (!m) return;
+  for (const [name, dimension] of Object.entries(dimensions)) m.addDimension(name, dimension);
+  m.addMetric(metric.name, metric.unit, value);
+}
+
+/**
+ * Publishes the metrics stored during this invocation (one EMF document), if any: call it in a `finally`
+ * at the end of every invocation, so a failed one publishes what it recorded. Never throws.
+ * @internal
+ */
+export function flushMetrics(): void {
+  const m = metrics;
+  if (!m || !m.hasStoredMetrics()) return;
+  try {
+    m.publishStoredMetrics();
+  } catch (error) {
+    platformLogger().warn('metrics not published', { errorType: (error as Error)?.name, errorMessage: (error as Error)?.message });
+  }
+}
