@@ -15,3 +15,4 @@ export * from './knowledge/vector-store';
 export * from './knowledge/knowledge-base-ref';
 export * from './knowledge/knowledge-base';
 export * from './api/platform-api';
+export * from './operations/monitoring';

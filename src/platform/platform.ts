@@ -14,6 +14,7 @@ import { IngestionOptions } from '../ingestion/pipeline-props';
 import { KnowledgeBase, KnowledgeBaseOptions } from '../knowledge/knowledge-base';
 import { DataLake } from '../lake/data-lake';
 import { DataLakeOptions } from '../lake/data-lake-props';
+import { PlatformMonitoring, PlatformMonitoringOptions } from '../operations/monitoring';
 import { TimeSeriesEngine } from '../timeseries/engine';
 import { ITimeSeriesStore } from '../timeseries/store';
 
@@ -75,6 +76,14 @@ export interface OnsDataPlatformProps {
    * @default - no reservation: functions share the account's unreserved concurrency
    */
   readonly reservedConcurrentExecutions?: number;
+
+  /**
+   * Options of the platform's monitoring (alarm topics and their email subscriptions, a monthly
+   * budget, threshold overrides).
+   *
+   * @default - the stage's thresholds, no email subscription, no budget
+   */
+  readonly monitoring?: PlatformMonitoringOptions;
 }
 
 /**
@@ -110,6 +119,11 @@ export class OnsDataPlatform extends Construct {
   public readonly knowledgeBase: KnowledgeBase;
   /** The REST API: health, questions, the catalog, time series and the ingestion ledger. */
   public readonly api: PlatformApi;
+  /**
+   * Alarms on every function, state machine, queue, API and store of the platform, their topics,
+   * the dashboard and the budget. Call `monitoring.watch(construct)` for resources you add to the platform later.
+   */
+  public readonly monitoring: PlatformMonitoring;
 
   constructor(scope: Construct, id: string, props: OnsDataPlatformProps) {
     super(scope, id);
@@ -176,6 +190,14 @@ export class OnsDataPlatform extends Construct {
       ledger: this.ingestion.ledger,
       timeSeriesDatasets: this.timeSeries.datasetIds,
       reservedConcurrentExecutions: props.reservedConcurrentExecutions,
+    });
+
+    // Last, so the walk of the tree finds every part.
+    this.monitoring = new PlatformMonitoring(this, 'Monitoring', {
+      ...props.monitoring,
+      stage: this.stage,
+      encryptionKey: this.encryptionKey,
+      watch: this,
     });
   }
 }

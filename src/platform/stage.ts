@@ -49,6 +49,38 @@ export interface AlarmThresholds {
   readonly quarantinedFiles: number;
 
   /**
+   * API 4XX responses as a percentage of requests at or above which the alarm fires (a warning:
+   * clients sending bad requests, missing keys, or being throttled).
+   *
+   * @default 25
+   */
+  readonly apiClientErrorRatePercent?: number;
+
+  /**
+   * Lambda throttles, per function, in one evaluation period, at or above which the alarm fires.
+   *
+   * @default 1
+   */
+  readonly functionThrottles?: number;
+
+  /**
+   * Rows the ingestion processor rejected (custom metric `RecordsRejected`) in one evaluation period
+   * at or above which the alarm fires.
+   *
+   * @default 100
+   */
+  readonly recordsRejected?: number;
+
+  /**
+   * Errors of the time-series store in one evaluation period at or above which the alarm fires:
+   * Timestream `SystemErrors` or `UserErrors` of one operation, and records the store rejected
+   * (custom metric `RecordsRejectedByStore`).
+   *
+   * @default 1
+   */
+  readonly timeSeriesErrors?: number;
+
+  /**
    * Length of one evaluation period.
    */
   readonly period: Duration;
@@ -231,6 +263,10 @@ export class PlatformStage {
       apiServerErrorRatePercent: 10,
       apiLatencyP99: Duration.seconds(10),
       quarantinedFiles: 10,
+      apiClientErrorRatePercent: 50,
+      functionThrottles: 10,
+      recordsRejected: 1000,
+      timeSeriesErrors: 10,
       period: Duration.minutes(5),
       evaluationPeriods: 3,
       datapointsToAlarm: 3,
@@ -265,6 +301,10 @@ export class PlatformStage {
       apiServerErrorRatePercent: 5,
       apiLatencyP99: Duration.seconds(5),
       quarantinedFiles: 5,
+      apiClientErrorRatePercent: 25,
+      functionThrottles: 5,
+      recordsRejected: 500,
+      timeSeriesErrors: 5,
       period: Duration.minutes(5),
       evaluationPeriods: 3,
       datapointsToAlarm: 2,
@@ -299,6 +339,10 @@ export class PlatformStage {
       apiServerErrorRatePercent: 1,
       apiLatencyP99: Duration.seconds(3),
       quarantinedFiles: 1,
+      apiClientErrorRatePercent: 10,
+      functionThrottles: 1,
+      recordsRejected: 100,
+      timeSeriesErrors: 1,
       period: Duration.minutes(5),
       evaluationPeriods: 3,
       datapointsToAlarm: 2,
@@ -376,6 +420,10 @@ function validateStage(props: PlatformStageProps): void {
   percentage(`${where} alarmThresholds.functionDurationPercentOfTimeout`, a.functionDurationPercentOfTimeout);
   percentage(`${where} alarmThresholds.apiServerErrorRatePercent`, a.apiServerErrorRatePercent);
   positiveInteger(`${where} alarmThresholds.quarantinedFiles`, a.quarantinedFiles);
+  if (a.apiClientErrorRatePercent !== undefined) percentage(`${where} alarmThresholds.apiClientErrorRatePercent`, a.apiClientErrorRatePercent);
+  if (a.functionThrottles !== undefined) positiveInteger(`${where} alarmThresholds.functionThrottles`, a.functionThrottles);
+  if (a.recordsRejected !== undefined) positiveInteger(`${where} alarmThresholds.recordsRejected`, a.recordsRejected);
+  if (a.timeSeriesErrors !== undefined) positiveInteger(`${where} alarmThresholds.timeSeriesErrors`, a.timeSeriesErrors);
   positiveInteger(`${where} alarmThresholds.evaluationPeriods`, a.evaluationPeriods);
   positiveInteger(`${where} alarmThresholds.datapointsToAlarm`, a.datapointsToAlarm);
   if (a.datapointsToAlarm > a.evaluationPeriods) {
