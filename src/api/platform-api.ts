@@ -12,6 +12,7 @@ import { ApiEnv, LedgerApiEnv } from './contract';
 import { LedgerFunction } from './ledger-function';
 import { REQUEST_MODELS, ROUTES, RouteTarget } from './routes';
 import { IngestionLedger } from '../ingestion/ledger-table';
+import { MetricServices } from '../operations/contract';
 import { createPlatformFunction } from '../platform/defaults';
 import { acknowledgeScopedWildcards } from '../platform/nag';
 import { applyDataRemovalPolicy } from '../platform/removal';
@@ -358,6 +359,7 @@ export class PlatformApi extends Construct {
     if (props.ledger) {
       const fn = createPlatformFunction(this, 'Ledger', LedgerFunction, {
         stage,
+        service: MetricServices.API,
         encryptionKey: props.encryptionKey,
         description: `ONS data platform (${stage.name}): catalog and ingestion ledger API`,
         timeout: Duration.seconds(29),

@@ -9,6 +9,8 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { LargeFileProcessingOptions } from './pipeline-props';
+import { MetricServices } from '../operations/contract';
+import { operationsEnvironment } from '../platform/defaults';
 import { applyDataRemovalPolicy } from '../platform/removal';
 import { PlatformStage } from '../platform/stage';
 
@@ -89,7 +91,8 @@ export class BatchFileProcessing extends Construct {
         cpu,
         memory: props.memory ?? Size.gibibytes(8),
         ephemeralStorageSize: storage,
-        environment: props.environment,
+        // The processor's Powertools environment too: the same logs and metrics as the Lambda path.
+        environment: { ...props.environment, ...operationsEnvironment(props.stage, MetricServices.INGESTION) },
         jobRole: this.jobRole,
         executionRole,
         logging: ecs.LogDriver.awsLogs({ logGroup, streamPrefix: 'ingestion' }),

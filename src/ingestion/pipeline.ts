@@ -22,6 +22,7 @@ import { RouteFunction } from './route-function';
 import { IKnowledgeBase } from '../knowledge/knowledge-base-ref';
 import { retryWhileIngestionJobRuns } from '../knowledge/sync-retry';
 import { DataLake } from '../lake/data-lake';
+import { MetricServices } from '../operations/contract';
 import { applyPlatformTags, createPlatformFunction } from '../platform/defaults';
 import { acknowledgeScopedWildcards } from '../platform/nag';
 import { applyDataRemovalPolicy } from '../platform/removal';
@@ -134,7 +135,13 @@ export class IngestionPipeline extends Construct {
       [IngestionEnv.TABULAR_EXTENSIONS]: tabular.join(','),
       [IngestionEnv.DOCUMENT_EXTENSIONS]: documents.join(','),
     };
-    const common = { stage: this.stage, encryptionKey: this.key, environment, reservedConcurrentExecutions: props.reservedConcurrentExecutions };
+    const common = {
+      stage: this.stage,
+      service: MetricServices.INGESTION,
+      encryptionKey: this.key,
+      environment,
+      reservedConcurrentExecutions: props.reservedConcurrentExecutions,
+    };
 
     // Router: reads object metadata, records `received`.
     const router = createPlatformFunction(this, 'Router', RouteFunction, {

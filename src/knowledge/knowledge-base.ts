@@ -18,6 +18,7 @@ import { QueryFunction } from './query-function';
 import { retryWhileIngestionJobRuns } from './sync-retry';
 import { VectorStore, VectorStoreConfig } from './vector-store';
 import { DataLake } from '../lake/data-lake';
+import { MetricServices } from '../operations/contract';
 import { applyPlatformTags, createPlatformFunction } from '../platform/defaults';
 import { acknowledgeScopedWildcards } from '../platform/nag';
 import { applyDataRemovalPolicy } from '../platform/removal';
@@ -284,6 +285,7 @@ export class KnowledgeBase extends Construct implements IKnowledgeBase {
         : `arn:${stack.partition}:bedrock:${stack.region}::foundation-model/${model}`;
     const fn = createPlatformFunction(this, 'Query', QueryFunction, {
       stage: props.stage,
+      service: MetricServices.API,
       encryptionKey: this.key,
       description: `ONS data platform (${props.stage.name}): questions over the knowledge base (RAG)`,
       timeout: Duration.seconds(29),

@@ -6,6 +6,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { applyDataRemovalPolicy } from './removal';
 import { PlatformStage } from './stage';
+import { MetricServices, metricsNamespace, OperationsEnv } from '../operations/contract';
 
 /**
  * Tag keys every resource of the platform carries.
@@ -58,6 +59,22 @@ export function allowLogsToUseKey(key: kms.IKey): void {
 /** A generated, pre-bundled function class (projen's `*-function.ts`). */
 export type PlatformFunctionClass<T extends lambda.Function> = new (scope: Construct, id: string, props?: lambda.FunctionOptions) => T;
 
+/** A value of the `service` dimension (see MetricServices). @internal */
+export type PlatformService = typeof MetricServices[keyof typeof MetricServices];
+
+/**
+ * The Powertools environment of every function (and of the Batch job): the stage's metric namespace, the
+ * service, and the log level.
+ * @internal
+ */
+export function operationsEnvironment(stage: PlatformStage, service: PlatformService): Record<string, string> {
+  return {
+    [OperationsEnv.METRICS_NAMESPACE]: metricsNamespace(stage.name),
+    [OperationsEnv.SERVICE_NAME]: service,
+    [OperationsEnv.LOG_LEVEL]: 'INFO',
+  };
+}
+
 /**
  * What a part of the platform says about one of its functions.
  * @internal
@@ -66,6 +83,12 @@ export interface PlatformFunctionOptions {
   readonly stage: PlatformStage;
   readonly encryptionKey: kms.IKey;
   readonly description: string;
+  /**
+   * The part of the platform the function belongs to: its POWERTOOLS_SERVICE_NAME, so the `service` key of
+   * its log lines and the `service` dimension of its custom metrics. Every call site passes it; the
+   * fallback (`api`) exists only for the health check until its call site passes it too.
+   */
+  readonly service?: PlatformService;
   readonly environment?: Record<string, string>;
   readonly timeout?: Duration;
   readonly memorySize?: number;
@@ -76,8 +99,9 @@ export interface PlatformFunctionOptions {
 /**
  * Creates a function with the platform's defaults: arm64, environment encrypted with the platform
  * key, its own KMS-encrypted log group with the stage's retention, tracing per stage, reserved
- * concurrency when given, and a role that may write only to its log group. The runtime is pinned by
- * the generated class. Every function of the platform is created here.
+ * concurrency when given, the Powertools environment (metric namespace, service, log level), and a
+ * role that may write only to its log group. The runtime is pinned by the generated class. Every
+ * function of the platform is created here.
  * @internal
  */
 export function createPlatformFunction<T extends lambda.Function>(
@@ -102,7 +126,7 @@ export function createPlatformFunction<T extends lambda.Function>(
     description: options.description,
     architecture: lambda.Architecture.ARM_64,
     environmentEncryption: options.encryptionKey,
-    environment: options.environment,
+    environment: { ...options.environment, ...operationsEnvironment(options.stage, options.service ?? MetricServices.API) },
     logGroup,
     role,
     tracing: options.stage.tracing,

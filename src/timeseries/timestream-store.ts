@@ -12,6 +12,7 @@ import { HealthEnv } from '../api/health-contract';
 import { IngestionEnv } from '../ingestion/contract';
 import { DataLake } from '../lake/data-lake';
 import { CATALOG } from '../ons/catalog';
+import { MetricServices } from '../operations/contract';
 import { applyPlatformTags, createPlatformFunction } from '../platform/defaults';
 import { acknowledgeScopedWildcards } from '../platform/nag';
 import { applyDataRemovalPolicy } from '../platform/removal';
@@ -225,6 +226,7 @@ export class TimestreamStore extends Construct implements ITimeSeriesStore {
     const lake = options.dataLake;
     const fn = createPlatformFunction(this, 'Loader', LoadFunction, {
       stage: options.stage,
+      service: MetricServices.TIME_SERIES,
       encryptionKey: this.key,
       description: `ONS data platform (${options.stage.name}): time-series loader (Timestream)`,
       timeout: Duration.minutes(15),
@@ -261,6 +263,7 @@ export class TimestreamStore extends Construct implements ITimeSeriesStore {
     if (this.query) return this.query;
     const fn = createPlatformFunction(this, 'Query', QueryFunction, {
       stage: options.stage,
+      service: MetricServices.API,
       encryptionKey: this.key,
       description: `ONS data platform (${options.stage.name}): time-series queries (Timestream)`,
       timeout: Duration.seconds(29),
