@@ -27,8 +27,10 @@ export async function main(): Promise<number> {
     log('ERROR', 'job failed', described);
     return described.errorType === 'FileRefused' ? 2 : 1;
   } finally {
-    // RecordsProcessed and RecordsRejected (see processObject), on stdout like the log lines. CloudWatch
-    // Logs extracts EMF from the awslogs driver's stream only when the stream is sent as EMF: see the report.
+    // RecordsProcessed and RecordsRejected (see processObject), on stdout like the log lines. Unlike in
+    // Lambda, CloudWatch turns EMF into metrics only when it comes through the CloudWatch agent or
+    // PutLogEvents with the `x-amzn-logs-format: json/emf` header; the awslogs driver sends neither, so
+    // until the job ships its EMF that way, the Batch path's documents stay log lines (Logs Insights only).
     flushMetrics();
   }
 }
