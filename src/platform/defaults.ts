@@ -85,10 +85,9 @@ export interface PlatformFunctionOptions {
   readonly description: string;
   /**
    * The part of the platform the function belongs to: its POWERTOOLS_SERVICE_NAME, so the `service` key of
-   * its log lines and the `service` dimension of its custom metrics. Every call site passes it; the
-   * fallback (`api`) exists only for the health check until its call site passes it too.
+   * its log lines and the `service` dimension of its custom metrics.
    */
-  readonly service?: PlatformService;
+  readonly service: PlatformService;
   readonly environment?: Record<string, string>;
   readonly timeout?: Duration;
   readonly memorySize?: number;
@@ -126,7 +125,7 @@ export function createPlatformFunction<T extends lambda.Function>(
     description: options.description,
     architecture: lambda.Architecture.ARM_64,
     environmentEncryption: options.encryptionKey,
-    environment: { ...options.environment, ...operationsEnvironment(options.stage, options.service ?? MetricServices.API) },
+    environment: { ...options.environment, ...operationsEnvironment(options.stage, options.service) },
     logGroup,
     role,
     tracing: options.stage.tracing,

@@ -14,6 +14,7 @@ import { IngestionOptions } from '../ingestion/pipeline-props';
 import { KnowledgeBase, KnowledgeBaseOptions } from '../knowledge/knowledge-base';
 import { DataLake } from '../lake/data-lake';
 import { DataLakeOptions } from '../lake/data-lake-props';
+import { MetricServices } from '../operations/contract';
 import { PlatformMonitoring, PlatformMonitoringOptions } from '../operations/monitoring';
 import { TimeSeriesEngine } from '../timeseries/engine';
 import { ITimeSeriesStore } from '../timeseries/store';
@@ -138,6 +139,7 @@ export class OnsDataPlatform extends Construct {
       stage: this.stage,
       encryptionKey: this.encryptionKey,
       description: `ONS data platform (${this.stage.name}): health check`,
+      service: MetricServices.API,
       timeout: Duration.seconds(10),
       reservedConcurrentExecutions: props.reservedConcurrentExecutions,
       environment: {
