@@ -16,3 +16,4 @@ export * from './knowledge/knowledge-base-ref';
 export * from './knowledge/knowledge-base';
 export * from './api/platform-api';
 export * from './operations/monitoring';
+export * from './operations/feature-flags';

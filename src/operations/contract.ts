@@ -58,3 +58,24 @@ export const PlatformMetrics = {
    */
   QUERY_LATENCY: { name: 'QueryLatency', unit: 'Milliseconds', service: 'api', description: 'Query handler latency' },
 } as const satisfies Record<string, PlatformMetricDefinition>;
+
+/** The feature flags (AppConfig `AWS.AppConfig.FeatureFlags` profile) the handlers read. @internal */
+export const FeatureFlag = {
+  /** `POST /query` answers (off: 503 FeatureDisabled). */
+  RAG_QUERIES: 'ragQueries',
+  /** `GET /timeseries/{dataset}` answers (off: 503 FeatureDisabled). */
+  TIME_SERIES_API: 'timeSeriesApi',
+  /** Large files go to AWS Batch; attribute `lambdaMaxBytes` is the Lambda size threshold. */
+  LARGE_FILE_BATCH: 'largeFileBatch',
+  /** The pipeline syncs the knowledge base after each file. */
+  KNOWLEDGE_BASE_SYNC: 'knowledgeBaseSync',
+} as const;
+
+/** Environment that tells a handler where its flags are. @internal */
+export const FlagsEnv = {
+  APPLICATION: 'ONS_FLAGS_APPLICATION',
+  ENVIRONMENT: 'ONS_FLAGS_ENVIRONMENT',
+  PROFILE: 'ONS_FLAGS_PROFILE',
+  /** Seconds a handler keeps the flags before asking AppConfig again. */
+  MAX_AGE_SECONDS: 'ONS_FLAGS_MAX_AGE_SECONDS',
+} as const;

@@ -1,0 +1,229 @@
+import { Duration, Lazy, Stack, Token } from 'aws-cdk-lib';
+import * as appconfig from 'aws-cdk-lib/aws-appconfig';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { Construct } from 'constructs';
+import { FeatureFlag, FlagsEnv } from './contract';
+import { PlatformStage } from '../platform/stage';
+
+/**
+ * Values the feature flags start with (what the first deployment of the profile serves). Change them
+ * later in the AppConfig console or API: a new version of the profile, deployed with the stage's strategy.
+ */
+export interface FeatureFlagDefaults {
+  /**
+   * `POST /query` answers questions (off: 503 `FeatureDisabled`).
+   *
+   * @default true
+   */
+  readonly ragQueries?: boolean;
+
+  /**
+   * `GET /timeseries/{dataset}` answers (off: 503 `FeatureDisabled`).
+   *
+   * @default true
+   */
+  readonly timeSeriesApi?: boolean;
+
+  /**
+   * Files above `lambdaMaxBytes` go to AWS Batch (off: they wait in quarantine with that reason, to be
+   * backfilled once the flag is on again).
+   *
+   * @default true
+   */
+  readonly largeFileBatch?: boolean;
+
+  /**
+   * Largest file, in bytes, processed by Lambda (an attribute of `largeFileBatch`).
+   *
+   * @default 268435456 (256 MiB)
+   */
+  readonly lambdaMaxBytes?: number;
+
+  /**
+   * The pipeline starts a knowledge-base ingestion job after each file (off: the step is skipped and
+   * the ledger says so; the deployment and scheduled syncs still run).
+   *
+   * @default true
+   */
+  readonly knowledgeBaseSync?: boolean;
+}
+
+/**
+ * Properties of `FeatureFlags`.
+ */
+export interface FeatureFlagsProps {
+  /** The stage: the environment's name and the rollout strategy come from it. */
+  readonly stage: PlatformStage;
+
+  /** Encrypts the hosted configuration (readers need kms:Decrypt on it). */
+  readonly encryptionKey: kms.IKey;
+
+  /**
+   * The flags' first values.
+   *
+   * @default - every flag on, Lambda up to 256 MiB
+   */
+  readonly defaults?: FeatureFlagDefaults;
+
+  /**
+   * How a new version of the flags rolls out.
+   *
+   * @default - from the stage's Lambda deployment configuration: all at once without bake time (DEV), linear 50 % every
+   * 30 seconds with 1 minute of bake time (STAGING), linear 20 % every 6 minutes with 30 minutes of
+   * bake time (PROD and any canary or custom configuration)
+   */
+  readonly rolloutStrategy?: appconfig.RolloutStrategy;
+
+  /**
+   * How long a handler keeps the flags it read before asking AppConfig again.
+   *
+   * @default Duration.seconds(60)
+   */
+  readonly cacheTtl?: Duration;
+}
+
+/**
+ * The platform's feature flags in AWS AppConfig: an application, one environment for the stage, a
+ * feature-flag configuration profile (`AWS.AppConfig.FeatureFlags`: `ragQueries`, `timeSeriesApi`,
+ * `largeFileBatch` with its `lambdaMaxBytes` attribute, `knowledgeBaseSync`) encrypted with the
+ * platform key, and a deployment strategy from the stage. Alarms given to `rollBackOn()` watch every
+ * deployment: AppConfig rolls the flags back when one fires during the rollout or the bake time.
+ *
+ * Handlers read the flags with Powertools Parameters (AppConfig provider, cached for `cacheTtl`):
+ * `bind(fn)` gives a function the environment and the read permissions.
+ *
+ * @example
+ * const flags = new FeatureFlags(stack, 'Flags', { stage: PlatformStage.PROD, encryptionKey: key });
+ * flags.bind(myFunction);
+ */
+export class FeatureFlags extends Construct {
+  /** The AppConfig application. */
+  public readonly application: appconfig.Application;
+  /** The stage's environment. */
+  public readonly environment: appconfig.Environment;
+  /** The feature-flag configuration profile and its first version. */
+  public readonly configuration: appconfig.HostedConfiguration;
+  /** The rollout strategy of every flag deployment. */
+  public readonly deploymentStrategy: appconfig.DeploymentStrategy;
+  private readonly key: kms.IKey;
+  private readonly cacheTtl: Duration;
+  private readonly alarms: cloudwatch.IAlarm[] = [];
+  private monitorRole?: iam.Role;
+
+  constructor(scope: Construct, id: string, props: FeatureFlagsProps) {
+    super(scope, id);
+    this.key = props.encryptionKey;
+    this.cacheTtl = props.cacheTtl ?? Duration.seconds(60);
+    if (this.cacheTtl.toSeconds() < 15) throw new Error(`cacheTtl: at least 15 seconds (AppConfig's shortest poll interval), got ${this.cacheTtl.toSeconds()}`);
+    const defaults = props.defaults ?? {};
+    const lambdaMaxBytes = defaults.lambdaMaxBytes ?? 256 * 1024 * 1024;
+    if (!Number.isInteger(lambdaMaxBytes) || lambdaMaxBytes < 1) throw new Error(`defaults.lambdaMaxBytes: expected a positive integer, got ${lambdaMaxBytes}`);
+
+    const name = `ons-data-platform-${props.stage.name}`;
+    this.application = new appconfig.Application(this, 'Application', { applicationName: name, description: 'ONS data platform feature flags' });
+    this.environment = new appconfig.Environment(this, 'Environment', {
+      application: this.application,
+      environmentName: props.stage.name,
+      description: `Stage ${props.stage.name}`,
+    });
+    this.deploymentStrategy = new appconfig.DeploymentStrategy(this, 'Strategy', {
+      rolloutStrategy: props.rolloutStrategy ?? defaultRollout(props.stage),
+      description: `Feature-flag rollout of ${name}`,
+    });
+    this.configuration = new appconfig.HostedConfiguration(this, 'Flags', {
+      application: this.application,
+      name: 'feature-flags',
+      description: 'ragQueries, timeSeriesApi, largeFileBatch (lambdaMaxBytes), knowledgeBaseSync',
+      type: appconfig.ConfigurationType.FEATURE_FLAGS,
+      content: appconfig.ConfigurationContent.fromInlineJson(JSON.stringify(flagDocument(defaults, lambdaMaxBytes))),
+      kmsKey: this.key,
+      deploymentStrategy: this.deploymentStrategy,
+      deployTo: [this.environment],
+    });
+    // AppConfig watches these alarms during each deployment and its bake time; added by rollBackOn().
+    (this.environment.node.defaultChild as appconfig.CfnEnvironment).monitors = Lazy.any({
+      produce: () => (this.alarms.length ? this.alarms.map((alarm) => ({ alarmArn: alarm.alarmArn, alarmRoleArn: this.monitorRole!.roleArn })) : undefined),
+    });
+  }
+
+  /**
+   * Rolls a flag deployment back when `alarm` fires during the rollout or the bake time. AppConfig
+   * watches at most 5 alarms per environment: give a composite alarm for more.
+   */
+  public rollBackOn(alarm: cloudwatch.IAlarm): void {
+    if (this.alarms.length === 5) throw new Error('rollBackOn: AppConfig monitors at most 5 alarms per environment; combine them in a composite alarm');
+    this.monitorRole ??= new iam.Role(this, 'MonitorRole', {
+      assumedBy: new iam.ServicePrincipal('appconfig.amazonaws.com'),
+      description: 'Lets AppConfig read the alarms that roll feature-flag deployments back',
+    });
+    this.monitorRole.addToPolicy(new iam.PolicyStatement({ actions: ['cloudwatch:DescribeAlarms'], resources: [alarm.alarmArn] }));
+    this.alarms.push(alarm);
+  }
+
+  /** Lets `grantee` read the flags of this environment (a configuration session and its latest version). */
+  public grantRead(grantee: iam.IGrantable): iam.Grant {
+    this.key.grant(grantee, 'kms:Decrypt');
+    return iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['appconfig:StartConfigurationSession', 'appconfig:GetLatestConfiguration'],
+      resourceArns: [this.configurationArn()],
+    });
+  }
+
+  /** Gives `fn` the environment that names the flags and the permission to read them. */
+  public bind(fn: lambda.Function): void {
+    fn.addEnvironment(FlagsEnv.APPLICATION, this.application.applicationId);
+    fn.addEnvironment(FlagsEnv.ENVIRONMENT, this.environment.environmentId);
+    fn.addEnvironment(FlagsEnv.PROFILE, this.configuration.configurationProfileId);
+    fn.addEnvironment(FlagsEnv.MAX_AGE_SECONDS, String(this.cacheTtl.toSeconds()));
+    this.grantRead(fn);
+  }
+
+  /** `arn:…:application/<app>/environment/<env>/configuration/<profile>`: what a configuration session reads. */
+  private configurationArn(): string {
+    const stack = Stack.of(this);
+    return stack.formatArn({
+      service: 'appconfig',
+      resource: 'application',
+      resourceName: `${this.application.applicationId}/environment/${this.environment.environmentId}/configuration/${this.configuration.configurationProfileId}`,
+    });
+  }
+}
+
+/** The rollout that matches how the stage deploys its functions (compared by the CodeDeploy configuration's name). */
+function defaultRollout(stage: PlatformStage): appconfig.RolloutStrategy {
+  const name = stage.deploymentConfig.deploymentConfigName;
+  if (!Token.isUnresolved(name) && /AllAtOnce/.test(name)) {
+    // AppConfig's predefined AllAtOnce bakes 10 minutes; a development stage takes a flag change at once.
+    return appconfig.RolloutStrategy.linear({ growthFactor: 100, deploymentDuration: Duration.minutes(0), finalBakeTime: Duration.minutes(0) });
+  }
+  if (!Token.isUnresolved(name) && /Linear/.test(name)) return appconfig.RolloutStrategy.LINEAR_50_PERCENT_EVERY_30_SECONDS;
+  return appconfig.RolloutStrategy.LINEAR_20_PERCENT_EVERY_6_MINUTES;
+}
+
+/** The `AWS.AppConfig.FeatureFlags` document: definitions and first values. */
+function flagDocument(defaults: FeatureFlagDefaults, lambdaMaxBytes: number): Record<string, unknown> {
+  const on = (value: boolean | undefined) => value ?? true;
+  return {
+    version: '1',
+    flags: {
+      [FeatureFlag.RAG_QUERIES]: { name: 'RAG queries', description: 'POST /query answers questions' },
+      [FeatureFlag.TIME_SERIES_API]: { name: 'Time-series API', description: 'GET /timeseries/{dataset} answers' },
+      [FeatureFlag.LARGE_FILE_BATCH]: {
+        name: 'Large files on AWS Batch',
+        description: 'Files above lambdaMaxBytes are processed by AWS Batch',
+        attributes: { lambdaMaxBytes: { constraints: { type: 'number', required: true, minimum: 1 } } },
+      },
+      [FeatureFlag.KNOWLEDGE_BASE_SYNC]: { name: 'Knowledge-base sync', description: 'The pipeline syncs the knowledge base after each file' },
+    },
+    values: {
+      [FeatureFlag.RAG_QUERIES]: { enabled: on(defaults.ragQueries) },
+      [FeatureFlag.TIME_SERIES_API]: { enabled: on(defaults.timeSeriesApi) },
+      [FeatureFlag.LARGE_FILE_BATCH]: { enabled: on(defaults.largeFileBatch), lambdaMaxBytes },
+      [FeatureFlag.KNOWLEDGE_BASE_SYNC]: { enabled: on(defaults.knowledgeBaseSync) },
+    },
+  };
+}

@@ -1,0 +1,106 @@
+import { App, Duration, Stack } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import * as appconfig from 'aws-cdk-lib/aws-appconfig';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { FeatureFlags, FeatureFlagsProps, PlatformStage } from '../../src';
+import { FeatureFlag, FlagsEnv } from '../../src/operations/contract';
+import { ENV } from '../helpers';
+
+type Resources = Record<string, { Type: string; Properties: any }>;
+
+function flagsStack(props: Partial<FeatureFlagsProps> = {}, stage = PlatformStage.DEV, extend?: (stack: Stack, flags: FeatureFlags) => void) {
+  const app = new App();
+  const stack = new Stack(app, 'Flags', { env: ENV });
+  const key = new kms.Key(stack, 'Key');
+  const flags = new FeatureFlags(stack, 'Flags', { stage, encryptionKey: key, ...props });
+  extend?.(stack, flags);
+  const template = Template.fromStack(stack);
+  return { stack, flags, template, resources: template.toJSON().Resources as Resources };
+}
+
+const ofType = (resources: Resources, type: string) => Object.values(resources).filter((r) => r.Type === type);
+
+describe('FeatureFlags', () => {
+  test('an application, the stage\'s environment, a feature-flag profile with the four flags, encrypted, deployed once', () => {
+    const { resources } = flagsStack();
+    expect(ofType(resources, 'AWS::AppConfig::Application')).toHaveLength(1);
+    expect(ofType(resources, 'AWS::AppConfig::Environment')[0].Properties.Name).toBe('dev');
+    const profile = ofType(resources, 'AWS::AppConfig::ConfigurationProfile')[0].Properties;
+    expect(profile).toMatchObject({ Type: 'AWS.AppConfig.FeatureFlags', LocationUri: 'hosted', KmsKeyIdentifier: expect.anything() });
+    const version = ofType(resources, 'AWS::AppConfig::HostedConfigurationVersion')[0].Properties;
+    const document = JSON.parse(version.Content);
+    expect(Object.keys(document.flags).sort()).toEqual(Object.values(FeatureFlag).sort());
+    expect(document.values).toEqual({
+      ragQueries: { enabled: true },
+      timeSeriesApi: { enabled: true },
+      largeFileBatch: { enabled: true, lambdaMaxBytes: 268435456 },
+      knowledgeBaseSync: { enabled: true },
+    });
+    expect(document.flags.largeFileBatch.attributes.lambdaMaxBytes.constraints).toEqual({ type: 'number', required: true, minimum: 1 });
+    expect(ofType(resources, 'AWS::AppConfig::Deployment')).toHaveLength(1);
+  });
+
+  test('defaults from props', () => {
+    const { resources } = flagsStack({ defaults: { ragQueries: false, lambdaMaxBytes: 1024 } });
+    const values = JSON.parse(ofType(resources, 'AWS::AppConfig::HostedConfigurationVersion')[0].Properties.Content).values;
+    expect(values.ragQueries).toEqual({ enabled: false });
+    expect(values.largeFileBatch).toEqual({ enabled: true, lambdaMaxBytes: 1024 });
+  });
+
+  test.each([
+    ['dev', { DeploymentDurationInMinutes: 0, GrowthFactor: 100, FinalBakeTimeInMinutes: 0 }],
+    ['staging', { DeploymentDurationInMinutes: 1, GrowthFactor: 50, FinalBakeTimeInMinutes: 1 }],
+    ['prod', { DeploymentDurationInMinutes: 30, GrowthFactor: 20, FinalBakeTimeInMinutes: 30 }],
+  ])('stage %s: its rollout strategy', (name, expected) => {
+    const stage = { dev: PlatformStage.DEV, staging: PlatformStage.STAGING, prod: PlatformStage.PROD }[name]!;
+    const { resources } = flagsStack({}, stage);
+    expect(ofType(resources, 'AWS::AppConfig::DeploymentStrategy')[0].Properties).toMatchObject({ ...expected, GrowthType: 'LINEAR' });
+  });
+
+  test('a rollout strategy from props', () => {
+    const rolloutStrategy = appconfig.RolloutStrategy.linear({ growthFactor: 25, deploymentDuration: Duration.minutes(8), finalBakeTime: Duration.minutes(4) });
+    const { resources } = flagsStack({ rolloutStrategy }, PlatformStage.PROD);
+    expect(ofType(resources, 'AWS::AppConfig::DeploymentStrategy')[0].Properties).toMatchObject({
+      DeploymentDurationInMinutes: 8, GrowthFactor: 25, FinalBakeTimeInMinutes: 4,
+    });
+  });
+
+  test('rollBackOn: the environment monitors the alarm with a role that may only describe it; at most 5', () => {
+    const { resources } = flagsStack({}, PlatformStage.PROD, (stack, flags) => {
+      const metric = new cloudwatch.Metric({ namespace: 'X', metricName: 'Errors' });
+      flags.rollBackOn(new cloudwatch.Alarm(stack, 'Critical', { metric, threshold: 1, evaluationPeriods: 1 }));
+    });
+    const monitors = ofType(resources, 'AWS::AppConfig::Environment')[0].Properties.Monitors;
+    expect(monitors).toEqual([{ AlarmArn: { 'Fn::GetAtt': [expect.stringMatching(/^Critical/), 'Arn'] }, AlarmRoleArn: { 'Fn::GetAtt': [expect.stringMatching(/MonitorRole/), 'Arn'] } }]);
+    const policy = ofType(resources, 'AWS::IAM::Policy').find((p) => JSON.stringify(p.Properties.Roles).includes('MonitorRole'))!;
+    expect(policy.Properties.PolicyDocument.Statement).toEqual([expect.objectContaining({ Action: 'cloudwatch:DescribeAlarms' })]);
+    expect(() => flagsStack({}, PlatformStage.PROD, (stack, flags) => {
+      for (let i = 0; i < 6; i++) {
+        flags.rollBackOn(new cloudwatch.Alarm(stack, `A${i}`, { metric: new cloudwatch.Metric({ namespace: 'X', metricName: `M${i}` }), threshold: 1, evaluationPeriods: 1 }));
+      }
+    })).toThrow(/at most 5 alarms/);
+  });
+
+  test('bind: the flags\' location in the environment, read access to this profile only, kms:Decrypt', () => {
+    const { resources } = flagsStack({ cacheTtl: Duration.seconds(30) }, PlatformStage.DEV, (stack, flags) => {
+      flags.bind(new lambda.Function(stack, 'Fn', { runtime: lambda.Runtime.NODEJS_22_X, handler: 'index.handler', code: lambda.Code.fromInline('x') }));
+    });
+    const fn = ofType(resources, 'AWS::Lambda::Function')[0].Properties;
+    expect(Object.keys(fn.Environment.Variables).sort()).toEqual(Object.values(FlagsEnv).sort());
+    expect(fn.Environment.Variables[FlagsEnv.MAX_AGE_SECONDS]).toBe('30');
+    const statements = ofType(resources, 'AWS::IAM::Policy').flatMap((p) => p.Properties.PolicyDocument.Statement);
+    const read = statements.find((s: any) => [s.Action].flat().includes('appconfig:GetLatestConfiguration'));
+    expect([read.Action].flat().sort()).toEqual(['appconfig:GetLatestConfiguration', 'appconfig:StartConfigurationSession']);
+    expect(JSON.stringify(read.Resource)).toMatch(/application\/.*\/environment\/.*\/configuration\//);
+    expect(statements.some((s: any) => [s.Action].flat().includes('kms:Decrypt'))).toBe(true);
+  });
+
+  test.each([
+    [{ cacheTtl: Duration.seconds(5) }, /cacheTtl/],
+    [{ defaults: { lambdaMaxBytes: 0 } }, /defaults.lambdaMaxBytes/],
+  ])('invalid %j refused naming the prop', (props, message) => {
+    expect(() => flagsStack(props as Partial<FeatureFlagsProps>)).toThrow(message);
+  });
+});
