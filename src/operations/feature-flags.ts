@@ -198,7 +198,8 @@ function defaultRollout(stage: PlatformStage): appconfig.RolloutStrategy {
   const name = stage.deploymentConfig.deploymentConfigName;
   if (!Token.isUnresolved(name) && /AllAtOnce/.test(name)) {
     // AppConfig's predefined AllAtOnce bakes 10 minutes; a development stage takes a flag change at once.
-    return appconfig.RolloutStrategy.linear({ growthFactor: 100, deploymentDuration: Duration.minutes(0), finalBakeTime: Duration.minutes(0) });
+    const immediate = Duration.minutes(0);
+    return appconfig.RolloutStrategy.linear({ growthFactor: 100, deploymentDuration: immediate, finalBakeTime: immediate });
   }
   if (!Token.isUnresolved(name) && /Linear/.test(name)) return appconfig.RolloutStrategy.LINEAR_50_PERCENT_EVERY_30_SECONDS;
   return appconfig.RolloutStrategy.LINEAR_20_PERCENT_EVERY_6_MINUTES;

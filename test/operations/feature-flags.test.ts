@@ -60,7 +60,9 @@ describe('FeatureFlags', () => {
   });
 
   test('a rollout strategy from props', () => {
-    const rolloutStrategy = appconfig.RolloutStrategy.linear({ growthFactor: 25, deploymentDuration: Duration.minutes(8), finalBakeTime: Duration.minutes(4) });
+    const rolloutStrategy = appconfig.RolloutStrategy.linear({
+      growthFactor: 25, deploymentDuration: Duration.minutes(8), finalBakeTime: Duration.minutes(4),
+    });
     const { resources } = flagsStack({ rolloutStrategy }, PlatformStage.PROD);
     expect(ofType(resources, 'AWS::AppConfig::DeploymentStrategy')[0].Properties).toMatchObject({
       DeploymentDurationInMinutes: 8, GrowthFactor: 25, FinalBakeTimeInMinutes: 4,
