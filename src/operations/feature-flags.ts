@@ -145,7 +145,9 @@ export class FeatureFlags extends Construct {
     });
     // AppConfig watches these alarms during each deployment and its bake time; added by rollBackOn().
     (this.environment.node.defaultChild as appconfig.CfnEnvironment).monitors = Lazy.any({
-      produce: () => (this.alarms.length ? this.alarms.map((alarm) => ({ alarmArn: alarm.alarmArn, alarmRoleArn: this.monitorRole!.roleArn })) : undefined),
+      produce: () => (this.alarms.length
+        ? this.alarms.map((alarm) => ({ alarmArn: alarm.alarmArn, alarmRoleArn: this.monitorRole!.roleArn }))
+        : undefined),
     });
   }
 
