@@ -42,6 +42,9 @@ const project = new awscdk.AwsCdkConstructLibrary({
     // Structured logs and custom metrics (EMF) of every handler: bundled, never runtime dependencies.
     '@aws-lambda-powertools/logger@^2.36.0',
     '@aws-lambda-powertools/metrics@^2.36.0',
+    // Feature flags from AppConfig (Powertools Parameters' AppConfig provider, cached).
+    '@aws-lambda-powertools/parameters@^2.35.0',
+    '@aws-sdk/client-appconfigdata',
     'cdk-nag@^3.0.2',
     's3rver@^3.7.1',
     // Local engines for the ingestion tests (toolchain.md): DynamoDB, Step Functions, ASL validation.
@@ -115,7 +118,7 @@ project.package.addField('files', [
   // Handler-side API code (responses, CORS, ledger queries), used only through the bundles.
   '!lib/api/runtime/**',
   // Handler-side Powertools Logger and Metrics (the contract they share with the alarms ships).
-  '!lib/operations/telemetry.*',
+  '!lib/operations/telemetry.*', '!lib/operations/flags.*',
   'assets/**', 'openapi/**', '.jsii', 'API.md', 'README.md', 'LICENSE',
 ]);
 project.tasks.tryFind('package:js')!.exec('node build-tools/check-npm-package.js');
@@ -146,6 +149,7 @@ project.eslint?.allowDevDeps('src/knowledge/runtime/**/*.ts');
 project.eslint?.allowDevDeps('src/api/runtime/**/*.ts');
 // Handler-side logs and metrics (Powertools, bundled into every handler).
 project.eslint?.allowDevDeps('src/operations/telemetry.ts');
+project.eslint?.allowDevDeps('src/operations/flags.ts');
 
 // The command-line tool: one pre-bundled file (domain core and Parquet/XLSX libraries inside), so
 // `npx ons-data-platform` needs nothing else installed.

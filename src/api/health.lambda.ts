@@ -5,6 +5,7 @@ import { DescribeDatabaseCommand, TimestreamWriteClient } from '@aws-sdk/client-
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { ComponentReport, HEALTH_COMPONENTS, HealthEnv, HealthReport } from './health-contract';
 import { logLine, requestIdOf, respond, startRequest } from './runtime/http';
+import { fetchFlagsAt, InvalidFlagsError } from '../operations/flags';
 
 /**
  * `GET /health`: whether each part of the platform is reachable, with read-only calls (no synthetic writes),
@@ -119,10 +120,29 @@ async function checkLedger(table: string, signal: AbortSignal, fail: Fail): Prom
   }
 }
 
-/** Feature flags (AppConfig): this handler has no AppConfig client yet, so a configured value cannot be checked. */
-async function checkFlags(_config: string, _signal: AbortSignal, fail: Fail): Promise<ComponentReport> {
-  fail('feature-flag check not supported by this handler');
-  return { status: 'down', detail: { configuration: 'unsupported' } };
+/**
+ * Feature flags: the profile read from AppConfig (appconfig:StartConfigurationSession and
+ * GetLatestConfiguration), bypassing the cache; up when it holds every flag of the platform.
+ */
+async function checkFlags(config: string, signal: AbortSignal, fail: Fail): Promise<ComponentReport> {
+  const fields = ['application', 'environment', 'profile'];
+  const where = parseObject(config, (v) => fields.every((k) => typeof v[k] === 'string' && (v[k] as string).length > 0));
+  if (!where) return misconfigured(`${HealthEnv.FLAGS} must be a JSON object with application, environment and profile`, fail);
+  const [application, environment, profile] = fields.map((k) => where[k] as string);
+  const location = { application, environment, profile, maxAge: 0 };
+  try {
+    // The provider takes no abort signal: the check's bound comes from racing it.
+    await Promise.race([fetchFlagsAt(location, true), new Promise((_, reject) => {
+      signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+    })]);
+    return { status: 'up' };
+  } catch (error) {
+    if (error instanceof InvalidFlagsError) {
+      fail('invalid flags', { application: location.application, problem: error.message });
+      return { status: 'down', detail: { reason: 'invalid flags' } };
+    }
+    return failed(error, fail, { application: location.application });
+  }
 }
 
 function inState(status: string | undefined, upStates: readonly string[], fail: Fail, fields: Record<string, unknown>): ComponentReport {

@@ -81,6 +81,8 @@ export interface RouteResult {
   readonly source: SourceObject;
   /** The object's ledger item key (the Batch path reads its result back with it). */
   readonly ledgerKey: { readonly pk: string; readonly sk: string };
+  /** The knowledgeBaseSync feature flag when the router read it: false skips SyncKnowledgeBase. */
+  readonly knowledgeBaseSync?: boolean;
 }
 
 /** Input of the processor (Lambda event or Batch `ONS_JOB_INPUT`). @internal */

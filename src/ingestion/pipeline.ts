@@ -310,7 +310,15 @@ export class IngestionPipeline extends Construct {
       task.next(record);
       return task;
     };
+    // The router reads the knowledgeBaseSync flag once per execution; off, the step is skipped and says why.
+    const skipped = new sfn.Pass(flow, 'SyncSkipped', {
+      result: sfn.Result.fromObject({ skipped: 'knowledge-base sync is turned off (feature flag knowledgeBaseSync)' }),
+      resultPath: '$.sync',
+    });
+    skipped.next(done);
+    const flagOff = sfn.Condition.and(sfn.Condition.isPresent('$.route.knowledgeBaseSync'), sfn.Condition.booleanEquals('$.route.knowledgeBaseSync', false));
     return new sfn.Choice(flow, 'SyncKnowledgeBase')
+      .when(flagOff, skipped)
       .when(sfn.Condition.stringEquals('$.route.action', 'document'), startJob('SyncDocuments', kb.documentsDataSourceId, 'a document'))
       .otherwise(startJob('SyncDataCards', kb.cardsDataSourceId, 'a data card'));
   }

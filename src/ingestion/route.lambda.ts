@@ -7,6 +7,8 @@ import { Ledger, ledgerKey } from './ledger';
 import {
   createDocumentClient, createS3Client, isNotFound, listEnv, log, numberEnv, requiredEnv, startStep, validateInput,
 } from './runtime';
+import { FeatureFlag } from '../operations/contract';
+import { flag } from '../operations/flags';
 
 // Created once per container, on first use (the environment is read then).
 let clients: { s3: ReturnType<typeof createS3Client>; ledger: Ledger } | undefined;
@@ -26,7 +28,11 @@ export async function handler(event: StepInput, context?: Context): Promise<Rout
   const requested = input.source;
   const tabular = listEnv(IngestionEnv.TABULAR_EXTENSIONS, DEFAULT_TABULAR_EXTENSIONS);
   const documents = listEnv(IngestionEnv.DOCUMENT_EXTENSIONS, DEFAULT_DOCUMENT_EXTENSIONS);
-  const lambdaMaxBytes = numberEnv(IngestionEnv.LAMBDA_MAX_BYTES);
+  // The largeFileBatch flag may lower or raise the Lambda threshold (its lambdaMaxBytes attribute) or turn Batch off.
+  const largeFiles = await flag(FeatureFlag.LARGE_FILE_BATCH);
+  const flagged = largeFiles.lambdaMaxBytes;
+  const lambdaMaxBytes = typeof flagged === 'number' && Number.isInteger(flagged) && flagged > 0 ? flagged : numberEnv(IngestionEnv.LAMBDA_MAX_BYTES);
+  const knowledgeBaseSync = (await flag(FeatureFlag.KNOWLEDGE_BASE_SYNC)).enabled;
   const { s3, ledger } = deps();
 
   let source: SourceObject;
@@ -36,7 +42,7 @@ export async function handler(event: StepInput, context?: Context): Promise<Rout
     source = {
       bucket: requested.bucket, key: requested.key, versionId: head.VersionId ?? requested.versionId, size: head.ContentLength ?? requested.size,
     };
-    decision = decide(source, { tabular, documents, lambdaMaxBytes });
+    decision = decide(source, { tabular, documents, lambdaMaxBytes, largeFiles: largeFiles.enabled });
   } catch (error) {
     if (!isNotFound(error)) throw error;
     // Deleted (or that version removed) before the execution got to it: nothing to process, on the record.
@@ -48,13 +54,16 @@ export async function handler(event: StepInput, context?: Context): Promise<Rout
     executionArn: input.executionArn, route: decision.action, reason: decision.reason,
   });
   log('INFO', 'routed', { source, ...decision, ...(recorded ? {} : { ledger: 'already settled, left as is' }) });
-  return { action: decision.action, ...(decision.reason ? { reason: decision.reason } : {}), source, ledgerKey: ledgerKey(source) };
+  const reason = decision.reason ? { reason: decision.reason } : {};
+  return { action: decision.action, ...reason, source, ledgerKey: ledgerKey(source), knowledgeBaseSync };
 }
 
 interface RouteConfig {
   readonly tabular: string[];
   readonly documents: string[];
   readonly lambdaMaxBytes: number;
+  /** The largeFileBatch flag: off, files above lambdaMaxBytes wait in quarantine. */
+  readonly largeFiles: boolean;
 }
 
 function decide(source: SourceObject, config: RouteConfig): { action: RouteAction; reason?: string } {
@@ -65,7 +74,15 @@ function decide(source: SourceObject, config: RouteConfig): { action: RouteActio
   if (name === '') return { action: 'quarantine', reason: `the key ends with '/' (a folder marker, not a file); ${expected}` };
   if (source.size === 0) return { action: 'quarantine', reason: 'the object is empty (0 bytes)' };
   if (config.tabular.includes(extension)) {
-    return (source.size ?? 0) <= config.lambdaMaxBytes ? { action: 'process' } : { action: 'processLarge' };
+    if ((source.size ?? 0) <= config.lambdaMaxBytes) return { action: 'process' };
+    if (!config.largeFiles) {
+      return {
+        action: 'quarantine',
+        reason: `the file is larger than ${config.lambdaMaxBytes} bytes and large-file processing is turned off (feature flag largeFileBatch); `
+          + 'backfill it once the flag is on',
+      };
+    }
+    return { action: 'processLarge' };
   }
   if (config.documents.includes(extension)) return { action: 'document' };
   const found = extension ? `'.${extension}' files are not supported` : 'the file name has no extension';

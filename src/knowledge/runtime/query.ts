@@ -6,6 +6,8 @@ import {
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { header, logLine, RequestError, safeName, serve } from '../../api/runtime/http';
 import { CATALOG } from '../../ons/catalog';
+import { FeatureFlag } from '../../operations/contract';
+import { flag } from '../../operations/flags';
 import { KnowledgeCitation, KnowledgeEnv, KnowledgeQueryFilters, KnowledgeQueryLimits, KnowledgeQueryRequest, KnowledgeQueryResponse } from '../contract';
 
 /**
@@ -233,6 +235,7 @@ export async function handleRequest(
 ): Promise<APIGatewayProxyResult> {
   const queryId = requestId ?? randomUUID();
   return serve(event, queryId, 'query', async () => {
+    if (!(await flag(FeatureFlag.RAG_QUERIES)).enabled) throw new RequestError(503, 'FeatureDisabled', 'questions are turned off for now (feature flag ragQueries); retry later');
     const request = parseRequest(event);
     const { client, config } = deps();
     const filter = buildFilter(request.filters);

@@ -4,6 +4,8 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { tablesEnv } from './tables';
 import { RequestError, safeName, serve } from '../../../api/runtime/http';
 import { CATALOG, DatasetDefinition, MeasureDefinition } from '../../../ons/catalog';
+import { FeatureFlag } from '../../../operations/contract';
+import { flag } from '../../../operations/flags';
 import { AGGREGATIONS, INTERVALS, TimeSeriesEnv, TimeSeriesPoint, TimeSeriesResponse } from '../../contract';
 
 /**
@@ -284,6 +286,7 @@ export interface QueryDeps {
 /** The whole API Gateway proxy exchange: validation, query, one JSON error shape, a log line per request. */
 export async function handleRequest(event: APIGatewayProxyEvent, requestId: string, deps: () => QueryDeps): Promise<APIGatewayProxyResult> {
   return serve(event, requestId, 'query', async () => {
+    if (!(await flag(FeatureFlag.TIME_SERIES_API)).enabled) throw new RequestError(503, 'FeatureDisabled', 'time-series queries are turned off for now (feature flag timeSeriesApi); retry later');
     const { client, config } = deps();
     const q = parseRequest(event.pathParameters?.dataset, event.queryStringParameters, event.multiValueQueryStringParameters, config);
     const body = await runQuery(client, q, config);
