@@ -6,6 +6,8 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
 import { FeatureFlag, FlagsEnv } from './contract';
+import { HealthEnv } from '../api/health-contract';
+import { acknowledgeScopedWildcards } from '../platform/nag';
 import { PlatformStage } from '../platform/stage';
 
 /**
@@ -52,15 +54,9 @@ export interface FeatureFlagDefaults {
 }
 
 /**
- * Properties of `FeatureFlags`.
+ * Options of the feature flags that `OnsDataPlatform` passes through.
  */
-export interface FeatureFlagsProps {
-  /** The stage: the environment's name and the rollout strategy come from it. */
-  readonly stage: PlatformStage;
-
-  /** Encrypts the hosted configuration (readers need kms:Decrypt on it). */
-  readonly encryptionKey: kms.IKey;
-
+export interface FeatureFlagsOptions {
   /**
    * The flags' first values.
    *
@@ -83,6 +79,17 @@ export interface FeatureFlagsProps {
    * @default Duration.seconds(60)
    */
   readonly cacheTtl?: Duration;
+}
+
+/**
+ * Properties of `FeatureFlags`.
+ */
+export interface FeatureFlagsProps extends FeatureFlagsOptions {
+  /** The stage: the environment's name and the rollout strategy come from it. */
+  readonly stage: PlatformStage;
+
+  /** Encrypts the hosted configuration (readers need kms:Decrypt on it). */
+  readonly encryptionKey: kms.IKey;
 }
 
 /**
@@ -110,6 +117,7 @@ export class FeatureFlags extends Construct {
   public readonly deploymentStrategy: appconfig.DeploymentStrategy;
   private readonly key: kms.IKey;
   private readonly cacheTtl: Duration;
+  private readonly environmentName: string;
   private readonly alarms: cloudwatch.IAlarm[] = [];
   private monitorRole?: iam.Role;
 
@@ -124,9 +132,10 @@ export class FeatureFlags extends Construct {
 
     const name = `ons-data-platform-${props.stage.name}`;
     this.application = new appconfig.Application(this, 'Application', { applicationName: name, description: 'ONS data platform feature flags' });
+    this.environmentName = props.stage.name;
     this.environment = new appconfig.Environment(this, 'Environment', {
       application: this.application,
-      environmentName: props.stage.name,
+      environmentName: this.environmentName,
       description: `Stage ${props.stage.name}`,
     });
     this.deploymentStrategy = new appconfig.DeploymentStrategy(this, 'Strategy', {
@@ -178,19 +187,38 @@ export class FeatureFlags extends Construct {
   /** Gives `fn` the environment that names the flags and the permission to read them. */
   public bind(fn: lambda.Function): void {
     fn.addEnvironment(FlagsEnv.APPLICATION, this.application.applicationId);
-    fn.addEnvironment(FlagsEnv.ENVIRONMENT, this.environment.environmentId);
+    fn.addEnvironment(FlagsEnv.ENVIRONMENT, this.environmentName);
     fn.addEnvironment(FlagsEnv.PROFILE, this.configuration.configurationProfileId);
     fn.addEnvironment(FlagsEnv.MAX_AGE_SECONDS, String(this.cacheTtl.toSeconds()));
     this.grantRead(fn);
+    if (fn.role) acknowledgeScopedWildcards(fn.role);
   }
 
-  /** `arn:…:application/<app>/environment/<env>/configuration/<profile>`: what a configuration session reads. */
+  /**
+   * Makes `healthFunction` check the flags (`GET /health` component `flags`): where they are, and the
+   * read permissions.
+   */
+  public configureHealthCheck(healthFunction: lambda.Function): void {
+    healthFunction.addEnvironment(HealthEnv.FLAGS, Stack.of(this).toJsonString({
+      application: this.application.applicationId,
+      environment: this.environmentName,
+      profile: this.configuration.configurationProfileId,
+    }));
+    this.grantRead(healthFunction);
+    if (healthFunction.role) acknowledgeScopedWildcards(healthFunction.role);
+  }
+
+  /**
+   * The profile's ARN in any environment of the application (`environment/` then a wildcard): what a session reads.
+   * Readers name the environment instead of referencing it: the environment's rollback alarms watch these
+   * very functions, and a reference back would be a dependency cycle. The application has one environment.
+   */
   private configurationArn(): string {
     const stack = Stack.of(this);
     return stack.formatArn({
       service: 'appconfig',
       resource: 'application',
-      resourceName: `${this.application.applicationId}/environment/${this.environment.environmentId}/configuration/${this.configuration.configurationProfileId}`,
+      resourceName: `${this.application.applicationId}/environment/*/configuration/${this.configuration.configurationProfileId}`,
     });
   }
 }

@@ -1,4 +1,4 @@
-import { Duration, Stack } from 'aws-cdk-lib';
+import { Duration, Lazy, Stack } from 'aws-cdk-lib';
 import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import * as batch from 'aws-cdk-lib/aws-batch';
 import * as budgets from 'aws-cdk-lib/aws-budgets';
@@ -147,6 +147,8 @@ export class PlatformMonitoring extends Construct {
   private readonly stage: PlatformStage;
   private readonly thresholds: Thresholds;
   private readonly created: cloudwatch.Alarm[] = [];
+  private readonly critical: cloudwatch.Alarm[] = [];
+  private anyCritical?: cloudwatch.CompositeAlarm;
   private readonly watched = new Set<IConstruct>();
   private readonly ingestionFunctions = new Set<IConstruct>();
   private readonly apiWidgets: cloudwatch.IWidget[] = [];
@@ -189,6 +191,21 @@ export class PlatformMonitoring extends Construct {
   /** Every alarm created so far. */
   public get alarms(): cloudwatch.IAlarm[] {
     return [...this.created];
+  }
+
+  /**
+   * One composite alarm in ALARM while any critical alarm is (created on first call; it follows alarms
+   * created later too). Feature-flag deployments roll back on it: AppConfig watches at most 5 alarms.
+   */
+  public anyCriticalAlarm(): cloudwatch.IAlarm {
+    this.anyCritical ??= new cloudwatch.CompositeAlarm(this, 'AnyCritical', {
+      alarmDescription: `[critical] ONS data platform (${this.stage.name}): any critical alarm`,
+      // The rule is rendered at synthesis, so critical alarms created after this call are in it.
+      alarmRule: cloudwatch.AlarmRule.fromString(Lazy.string({
+        produce: () => this.critical.map((a) => cloudwatch.AlarmRule.fromAlarm(a, cloudwatch.AlarmState.ALARM).renderAlarmRule()).join(' OR '),
+      })),
+    });
+    return this.anyCritical;
   }
 
   /**
@@ -288,6 +305,7 @@ export class PlatformMonitoring extends Construct {
     alarm.addAlarmAction(new actions.SnsAction(topic));
     alarm.addOkAction(new actions.SnsAction(topic));
     this.created.push(alarm);
+    if (severity === 'critical') this.critical.push(alarm);
     return alarm;
   }
 

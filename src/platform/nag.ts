@@ -35,6 +35,10 @@ const SCOPED_WILDCARDS: Array<{ test: (resource: string, actions: string[]) => b
     reason: 'Submitting jobs of the pipeline\'s job definition, whatever its revision (Step Functions submits by ARN without a revision).',
   },
   {
+    test: (r, a) => /:application\/<[A-Za-z0-9]+>\/environment\/\*\/configuration\/<[A-Za-z0-9.]+>$/.test(r) && a.every((x) => x.startsWith('appconfig:')),
+    reason: 'Reading the platform\'s one feature-flag profile in its application\'s (one) environment, named rather than referenced to keep the environment\'s rollback alarms free of a dependency cycle.',
+  },
+  {
     test: (r, a) => r === '*' && a.every((x) => NO_RESOURCE_LEVEL.has(x)),
     reason: 'X-Ray, CloudWatch Logs delivery, ECR authorization, Timestream endpoint discovery and Bedrock RetrieveAndGenerate support no resource-level permission.',
   },

@@ -15,6 +15,7 @@ import { KnowledgeBase, KnowledgeBaseOptions } from '../knowledge/knowledge-base
 import { DataLake } from '../lake/data-lake';
 import { DataLakeOptions } from '../lake/data-lake-props';
 import { MetricServices } from '../operations/contract';
+import { FeatureFlags, FeatureFlagsOptions } from '../operations/feature-flags';
 import { PlatformMonitoring, PlatformMonitoringOptions } from '../operations/monitoring';
 import { TimeSeriesEngine } from '../timeseries/engine';
 import { ITimeSeriesStore } from '../timeseries/store';
@@ -62,6 +63,13 @@ export interface OnsDataPlatformProps {
    * @default - API keys with the basic and premium usage plans, the stage's throttling, no CORS, no WAF
    */
   readonly api?: PlatformApiOptions;
+
+  /**
+   * Options of the feature flags (AppConfig): first values, rollout strategy, cache time.
+   *
+   * @default - every flag on, Lambda up to the ingestion's threshold, the stage's rollout, 60 s cache
+   */
+  readonly featureFlags?: FeatureFlagsOptions;
 
   /**
    * Tags added to every resource of the platform, after `Project`, `Stage` and `ManagedBy`
@@ -118,6 +126,8 @@ export class OnsDataPlatform extends Construct {
   public readonly timeSeries: ITimeSeriesStore;
   /** The Bedrock knowledge base over uploaded documents and data cards, synchronised by the pipeline. */
   public readonly knowledgeBase: KnowledgeBase;
+  /** The feature flags (AppConfig) the router, the query functions and the health check read. */
+  public readonly featureFlags: FeatureFlags;
   /** The REST API: health, questions, the catalog, time series and the ingestion ledger. */
   public readonly api: PlatformApi;
   /**
@@ -194,6 +204,18 @@ export class OnsDataPlatform extends Construct {
       reservedConcurrentExecutions: props.reservedConcurrentExecutions,
     });
 
+    this.featureFlags = new FeatureFlags(this, 'FeatureFlags', {
+      ...props.featureFlags,
+      defaults: { lambdaMaxBytes: this.ingestion.lambdaMaxFileSize.toBytes(), ...props.featureFlags?.defaults },
+      stage: this.stage,
+      encryptionKey: this.encryptionKey,
+    });
+    const readers = [this.ingestion.routerFunction, this.timeSeries.queryFunction(functionOptions), this.knowledgeBase.queryFunction];
+    for (const fn of readers) {
+      if (fn instanceof lambda.Function) this.featureFlags.bind(fn);
+    }
+    this.featureFlags.configureHealthCheck(health);
+
     // Last, so the walk of the tree finds every part.
     this.monitoring = new PlatformMonitoring(this, 'Monitoring', {
       ...props.monitoring,
@@ -201,5 +223,7 @@ export class OnsDataPlatform extends Construct {
       encryptionKey: this.encryptionKey,
       watch: this,
     });
+    // A flag change rolls back when any critical alarm fires during its rollout or bake time.
+    this.featureFlags.rollBackOn(this.monitoring.anyCriticalAlarm());
   }
 }
