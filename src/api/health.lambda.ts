@@ -141,7 +141,8 @@ async function checkFlags(config: string, signal: AbortSignal, fail: Fail): Prom
       fail('invalid flags', { application: location.application, problem: error.message });
       return { status: 'down', detail: { reason: 'invalid flags' } };
     }
-    return failed(error, fail, { application: location.application });
+    // Powertools wraps the SDK's error in a GetParameterError: classify the SDK's.
+    return failed((error as { cause?: unknown }).cause ?? error, fail, { application: location.application });
   }
 }
 

@@ -81,7 +81,7 @@ export interface RouteResult {
   readonly source: SourceObject;
   /** The object's ledger item key (the Batch path reads its result back with it). */
   readonly ledgerKey: { readonly pk: string; readonly sk: string };
-  /** The knowledgeBaseSync feature flag when the router read it: false skips SyncKnowledgeBase. */
+  /** `false` when the knowledgeBaseSync feature flag is off: SyncKnowledgeBase is skipped (absent: it runs). */
   readonly knowledgeBaseSync?: boolean;
 }
 

@@ -54,8 +54,14 @@ export async function handler(event: StepInput, context?: Context): Promise<Rout
     executionArn: input.executionArn, route: decision.action, reason: decision.reason,
   });
   log('INFO', 'routed', { source, ...decision, ...(recorded ? {} : { ledger: 'already settled, left as is' }) });
-  const reason = decision.reason ? { reason: decision.reason } : {};
-  return { action: decision.action, ...reason, source, ledgerKey: ledgerKey(source), knowledgeBaseSync };
+  // Only an off flag is passed on: absent means the step runs.
+  return {
+    action: decision.action,
+    ...(decision.reason ? { reason: decision.reason } : {}),
+    source,
+    ledgerKey: ledgerKey(source),
+    ...(knowledgeBaseSync ? {} : { knowledgeBaseSync: false }),
+  };
 }
 
 interface RouteConfig {
