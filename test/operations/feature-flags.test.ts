@@ -4,7 +4,8 @@ import * as appconfig from 'aws-cdk-lib/aws-appconfig';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import { FeatureFlags, FeatureFlagsProps, PlatformStage } from '../../src';
+import { FeatureFlags, FeatureFlagsProps, OnsDataPlatform, PlatformStage } from '../../src';
+import { HealthEnv } from '../../src/api/health-contract';
 import { FeatureFlag, FlagsEnv } from '../../src/operations/contract';
 import { ENV } from '../helpers';
 
@@ -104,5 +105,36 @@ describe('FeatureFlags', () => {
     [{ defaults: { lambdaMaxBytes: 0 } }, /defaults.lambdaMaxBytes/],
   ])('invalid %j refused naming the prop', (props, message) => {
     expect(() => flagsStack(props as Partial<FeatureFlagsProps>)).toThrow(message);
+  });
+});
+
+describe('FeatureFlags in OnsDataPlatform', () => {
+  const app = new App();
+  const stack = new Stack(app, 'Platform', { env: { account: ENV.account, region: 'us-east-1' } });
+  new OnsDataPlatform(stack, 'Platform', { stage: PlatformStage.PROD });
+  const resources = Template.fromStack(stack).toJSON().Resources as Resources;
+
+  test('the router, both query functions and the health check read the flags; nothing else does', () => {
+    const readers = Object.values(resources)
+      .filter((r) => r.Type === 'AWS::Lambda::Function' && r.Properties.Environment?.Variables?.[FlagsEnv.PROFILE])
+      .map((r) => r.Properties.Description as string);
+    expect(readers).toHaveLength(3);
+    for (const pattern of [/rout/i, /question|knowledge/i, /time-series queries/]) expect(readers.filter((d) => pattern.test(d))).toHaveLength(1);
+    const health = Object.values(resources).find((r) => r.Type === 'AWS::Lambda::Function' && /health check/.test(r.Properties.Description))!;
+    expect(JSON.stringify(health.Properties.Environment.Variables[HealthEnv.FLAGS])).toContain('application');
+  });
+
+  test('flag deployments roll back on one composite alarm over every critical alarm', () => {
+    const [environment] = ofType(resources, 'AWS::AppConfig::Environment');
+    expect(environment.Properties.Monitors).toHaveLength(1);
+    const compositeId = environment.Properties.Monitors[0].AlarmArn['Fn::GetAtt'][0];
+    const composite = resources[compositeId];
+    expect(composite.Type).toBe('AWS::CloudWatch::CompositeAlarm');
+    const rule = JSON.stringify(composite.Properties.AlarmRule);
+    const critical = Object.entries(resources)
+      .filter(([, r]) => r.Type === 'AWS::CloudWatch::Alarm' && String(r.Properties.AlarmDescription).startsWith('[critical]'))
+      .map(([id]) => id);
+    expect(critical.length).toBeGreaterThan(5);
+    for (const id of critical) expect(rule).toContain(id);
   });
 });
