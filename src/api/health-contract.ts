@@ -19,7 +19,7 @@ export const HealthEnv = {
   KNOWLEDGE_BASE_ID: 'ONS_HEALTH_KNOWLEDGE_BASE_ID',
   /** The ingestion ledger table: DescribeTable, up when ACTIVE or UPDATING (an updating table serves reads and writes). */
   LEDGER_TABLE: 'ONS_HEALTH_LEDGER_TABLE',
-  /** JSON object `{ "application", "environment", "profile" }` of the feature flags (AppConfig). */
+  /** JSON object `{ "application", "environment", "profile" }` of the feature flags (AppConfig): up when the profile holds every flag. */
   FLAGS: 'ONS_HEALTH_FLAGS',
 } as const;
 

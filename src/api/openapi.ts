@@ -131,7 +131,7 @@ const ERROR_DESCRIPTIONS: Record<string, string> = {
   415: 'The body is not JSON',
   429: 'Throttled (stage, usage plan or WAF rate limit) or quota exceeded',
   500: 'Internal error (details in the logs, under the requestId)',
-  503: 'A dependency is busy or unavailable; retry later',
+  503: 'A dependency is busy or unavailable, or the feature is turned off (FeatureDisabled); retry later',
 };
 
 /** The OpenAPI 3.1 document. @internal */
