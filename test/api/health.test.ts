@@ -10,6 +10,7 @@ import { LocalBedrockAgent } from './local-health';
 import { expectSchema } from './openapi';
 import { ApiEnv } from '../../src/api/contract';
 import { HEALTH_COMPONENTS, HealthEnv } from '../../src/api/health-contract';
+import { flagValues, LocalAppConfig } from '../operations/local-appconfig';
 import { CapturedOutput, captureOutput } from '../operations/output';
 import { LocalTimestream } from '../timeseries/local-timestream';
 
@@ -81,7 +82,8 @@ let slowDynamoClient: DynamoDBClient;
 const timestream = new LocalTimestream();
 const bedrock = new LocalBedrockAgent();
 let directory: string;
-const endpoints = { s3: '', dynamodb: '', timestream: '', bedrock: '' };
+const endpoints = { s3: '', dynamodb: '', timestream: '', bedrock: '', appconfig: '' };
+const appconfig = new LocalAppConfig();
 let output: CapturedOutput;
 let consoleError: jest.SpyInstance;
 
@@ -103,6 +105,7 @@ function loadHandler(env: Record<string, string | undefined> = {}): Handler {
     AWS_ENDPOINT_URL_S3: endpoints.s3,
     AWS_ENDPOINT_URL_DYNAMODB: endpoints.dynamodb,
     AWS_ENDPOINT_URL_BEDROCK_AGENT: endpoints.bedrock,
+    AWS_ENDPOINT_URL_APPCONFIGDATA: endpoints.appconfig,
     AWS_REGION: 'us-east-1',
     AWS_ACCESS_KEY_ID: CREDENTIALS.accessKeyId,
     AWS_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey,
@@ -227,6 +230,8 @@ beforeAll(async () => {
   endpoints.timestream = await timestream.start();
   bedrock.knowledgeBases.set(KNOWLEDGE_BASE, 'ACTIVE');
   endpoints.bedrock = await bedrock.start();
+  appconfig.profiles.set('ons/dev/flags', flagValues());
+  endpoints.appconfig = await appconfig.start();
 });
 
 afterAll(async () => {
@@ -236,6 +241,7 @@ afterAll(async () => {
   await Promise.all([dynamo, slowDynamo].map((server) => server && new Promise<void>((resolve) => server.close(() => resolve()))));
   await timestream.close();
   await bedrock.close();
+  await appconfig.close();
   if (directory) rmSync(directory, { recursive: true, force: true });
 });
 
@@ -344,7 +350,7 @@ describe('log lines', () => {
       [HealthEnv.TIME_SERIES]: JSON.stringify({ engine: 'timestream-liveanalytics', database: MISSING_DATABASE }),
       [HealthEnv.KNOWLEDGE_BASE_ID]: kbInState('CREATING'),
       [HealthEnv.LEDGER_TABLE]: MISSING_TABLE,
-      [HealthEnv.FLAGS]: JSON.stringify({ application: 'ons', environment: 'dev', profile: 'flags' }),
+      [HealthEnv.FLAGS]: JSON.stringify({ application: 'ons', environment: 'dev', profile: 'missing-profile' }),
     });
 
     const { statusCode } = await invoke(handler, { requestContext: { requestId: 'api-request-id' } as APIGatewayProxyEvent['requestContext'] });
@@ -356,7 +362,7 @@ describe('log lines', () => {
       api('timeSeries', 'not found', { database: MISSING_DATABASE, errorType: 'ResourceNotFoundException' }),
       api('knowledgeBase', 'status CREATING', { knowledgeBaseId: kbInState('CREATING') }),
       api('ledger', 'not found', { table: MISSING_TABLE, errorType: 'ResourceNotFoundException' }),
-      api('flags', 'feature-flag check not supported by this handler'),
+      api('flags', 'not found', { application: 'ons', errorType: 'ResourceNotFoundException' }),
     ]));
     expect(consoleError).toHaveBeenCalledTimes(5);
     for (const [line] of consoleError.mock.calls) expect(typeof line).toBe('string');
@@ -585,13 +591,14 @@ describe('ledger on dynalite', () => {
 });
 
 describe('feature flags', () => {
-  test('FLAGS set: 503, a configuration this handler cannot check', async () => {
+  test('the profile holds every flag: up (the flags checks themselves are in test/operations/flags.test.ts)', async () => {
     const handler = loadHandler({ [HealthEnv.FLAGS]: JSON.stringify({ application: 'ons', environment: 'dev', profile: 'flags' }) });
 
     const { statusCode, body } = await invoke(handler);
 
-    expect(statusCode).toBe(503);
-    expect(body).toEqual(degraded({ flags: { status: 'down', detail: { configuration: 'unsupported' } } }));
-    expect(errorLogs()).toEqual([failure('flags', 'feature-flag check not supported by this handler')]);
+    expect(statusCode).toBe(200);
+    expect(body).toEqual({ status: 'ok', components: { ...ALL_UP, flags: { status: 'up' } } });
+    expect(appconfig.requests).toEqual(expect.arrayContaining(['POST /configurationsessions', 'GET /configuration']));
   });
+
 });

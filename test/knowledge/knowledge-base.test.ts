@@ -253,7 +253,15 @@ describe('sync', () => {
   test('SyncKnowledgeBase chooses the data source by route; startIngestionJob (SDK, no Lambda) retried on conflict, caught into the quarantine', () => {
     const choice = definition.States.SyncKnowledgeBase;
     expect(choice.Type).toBe('Choice');
-    expect(choice.Choices).toEqual([{ Variable: '$.route.action', StringEquals: 'document', Next: 'SyncDocuments' }]);
+    // The knowledgeBaseSync feature flag first (the router passes `false` when it is off), then the route.
+    expect(choice.Choices).toEqual([
+      {
+        And: [{ Variable: '$.route.knowledgeBaseSync', IsPresent: true }, { Variable: '$.route.knowledgeBaseSync', BooleanEquals: false }],
+        Next: 'SyncSkipped',
+      },
+      { Variable: '$.route.action', StringEquals: 'document', Next: 'SyncDocuments' },
+    ]);
+    expect(definition.States.SyncSkipped.Next).toBe('Done');
     expect(choice.Default).toBe('SyncDataCards');
     expect(definition.States.LoadTimeSeries.Next).toBe('SyncKnowledgeBase');
     expect(definition.States.CopyDocument.Next).toBe('SyncKnowledgeBase');
