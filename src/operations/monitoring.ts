@@ -293,9 +293,16 @@ export class PlatformMonitoring extends Construct {
     return budget;
   }
 
+  /**
+   * An alarm on its severity's topic (on alarm and on recovery). Unless `props` say otherwise it fires at or
+   * above the threshold, and missing data never breaches: every metric watched here is published only when
+   * something happens, so no data means nothing happened, and an idle platform must not sit in ALARM.
+   */
   private alarm(scope: IConstruct, id: string, severity: Severity, props: AlarmOptions): cloudwatch.Alarm {
     const owner = scope === this ? this : this.scopeFor(scope);
     const alarm = new cloudwatch.Alarm(owner, id, {
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
       ...props,
       evaluationPeriods: props.evaluationPeriods ?? this.thresholds.evaluationPeriods,
       datapointsToAlarm: props.datapointsToAlarm ?? this.thresholds.datapointsToAlarm,
@@ -325,15 +332,11 @@ export class PlatformMonitoring extends Construct {
     this.alarm(fn, 'Errors', ingestion ? 'critical' : 'warning', {
       metric: fn.metricErrors({ period, statistic: 'Sum' }),
       threshold: t.functionErrors,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
       alarmDescription: `Lambda ${name}: ${t.functionErrors} or more errors in ${period.toHumanString()}`,
     });
     this.alarm(fn, 'Throttles', 'warning', {
       metric: fn.metricThrottles({ period, statistic: 'Sum' }),
       threshold: t.functionThrottles,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
       alarmDescription: `Lambda ${name}: ${t.functionThrottles} or more throttled invocations in ${period.toHumanString()}`,
     });
     const timeout = fn.timeout ?? Duration.seconds(3);
@@ -341,8 +344,6 @@ export class PlatformMonitoring extends Construct {
     this.alarm(fn, 'Duration', 'warning', {
       metric: fn.metricDuration({ period, statistic: 'p99' }),
       threshold: limit,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
       alarmDescription: `Lambda ${name}: p99 duration at or above ${t.functionDurationPercentOfTimeout}% of its ${timeout.toHumanString()} timeout (${limit} ms)`,
     });
     this.functionWidgets.push(new cloudwatch.GraphWidget({
@@ -362,8 +363,6 @@ export class PlatformMonitoring extends Construct {
       threshold: 1,
       evaluationPeriods: 1,
       datapointsToAlarm: 1,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     };
     this.alarm(machine, 'ExecutionsFailed', 'critical', {
       ...any, metric: machine.metricFailed({ period, statistic: 'Sum' }), alarmDescription: `State machine ${name}: an execution failed`,
@@ -393,7 +392,6 @@ export class PlatformMonitoring extends Construct {
       evaluationPeriods: 1,
       datapointsToAlarm: 1,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
       alarmDescription: `Queue ${queue.node.path}: messages in a dead-letter queue (events that could not be delivered)`,
     });
     this.pipelineWidgets.push(new cloudwatch.GraphWidget({ title: `Dead letters: ${queue.node.path.split('/').slice(-2).join('/')}`, left: [metric], width: 12 }));
@@ -422,22 +420,16 @@ export class PlatformMonitoring extends Construct {
     this.alarm(api, 'ServerErrorRate', 'critical', {
       metric: rate(serverErrors, 'server', '5XX %'),
       threshold: t.apiServerErrorRatePercent,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
       alarmDescription: `API ${name}: ${t.apiServerErrorRatePercent}% or more of requests answered with a 5XX`,
     });
     this.alarm(api, 'ClientErrorRate', 'warning', {
       metric: rate(clientErrors, 'client', '4XX %'),
       threshold: t.apiClientErrorRatePercent,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
       alarmDescription: `API ${name}: ${t.apiClientErrorRatePercent}% or more of requests answered with a 4XX`,
     });
     this.alarm(api, 'LatencyP99', 'warning', {
       metric: latency,
       threshold: t.apiLatencyP99.toMilliseconds(),
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
       alarmDescription: `API ${name}: p99 latency at or above ${t.apiLatencyP99.toHumanString()}`,
     });
     this.apiWidgets.push(
@@ -479,8 +471,6 @@ export class PlatformMonitoring extends Construct {
         this.alarm(store, `${metricName}-${operation}`, 'warning', {
           metric,
           threshold: t.timeSeriesErrors,
-          comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-          treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
           alarmDescription: `Timestream ${operation}: ${t.timeSeriesErrors} or more ${metricName} in ${period.toHumanString()}`,
         });
       }
@@ -503,8 +493,6 @@ export class PlatformMonitoring extends Construct {
     const every = t.period.toHumanString();
     // Counts the handlers emit only when something happens: missing data is zero, never a breach.
     const count = {
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     };
     this.alarm(this, 'FilesQuarantined', 'warning', {
       ...count,

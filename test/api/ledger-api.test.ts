@@ -3,14 +3,15 @@ import { createServer as createHttpServer, Server as HttpServer } from 'node:htt
 import { AddressInfo, createServer, Server, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CreateTableCommand, DynamoDBClient, waitUntilTableExists } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { BatchWriteCommand, DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { expectSchema } from './openapi';
 import { LedgerApiEnv } from '../../src/api/contract';
-import { LedgerSchema, LedgerStatus, LedgerStatusValue, SourceObject } from '../../src/ingestion/contract';
+import { LedgerStatus, LedgerStatusValue, SourceObject } from '../../src/ingestion/contract';
 import { Ledger, LedgerItem, ledgerKey, ledgerRef } from '../../src/ingestion/ledger';
 import { CATALOG } from '../../src/ons/catalog';
+import { createLedgerTable, restoreEnv } from '../ingestion/local-aws';
 import { CapturedOutput, captureOutput } from '../operations/output';
 
 /**
@@ -41,7 +42,6 @@ const SECRETS = [
 ];
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
-const savedEnv = { ...process.env };
 
 let dynamo: Server;
 let endpoint: string;
@@ -51,13 +51,6 @@ let ddb: DynamoDBDocumentClient;
 let output: CapturedOutput;
 let consoleLog: jest.SpyInstance;
 let consoleError: jest.SpyInstance;
-
-function restoreEnv() {
-  for (const key of Object.keys(process.env)) {
-    if (!(key in savedEnv)) delete process.env[key];
-  }
-  Object.assign(process.env, savedEnv);
-}
 
 /** Sets the environment, then loads a fresh copy of the bundled handler (its client reads the environment on first use). */
 function loadHandler(env: Record<string, string | undefined> = {}): Handler {
@@ -361,23 +354,6 @@ function expectedOrder(seeds: readonly Seed[]): string[] {
   }).map(ref);
 }
 
-async function createLedgerTable(client: DynamoDBClient, table = TABLE): Promise<void> {
-  const indexes = [LedgerSchema.BY_CONTENT_HASH, LedgerSchema.BY_DATASET, LedgerSchema.BY_STATUS];
-  const attributes = new Set<string>([LedgerSchema.PARTITION_KEY, LedgerSchema.SORT_KEY, ...indexes.flatMap((i) => [i.partitionKey, i.sortKey])]);
-  await client.send(new CreateTableCommand({
-    TableName: table,
-    BillingMode: 'PAY_PER_REQUEST',
-    AttributeDefinitions: [...attributes].map((AttributeName) => ({ AttributeName, AttributeType: 'S' })),
-    KeySchema: [{ AttributeName: LedgerSchema.PARTITION_KEY, KeyType: 'HASH' }, { AttributeName: LedgerSchema.SORT_KEY, KeyType: 'RANGE' }],
-    GlobalSecondaryIndexes: indexes.map((i) => ({
-      IndexName: i.name,
-      KeySchema: [{ AttributeName: i.partitionKey, KeyType: 'HASH' }, { AttributeName: i.sortKey, KeyType: 'RANGE' }],
-      Projection: { ProjectionType: 'ALL' },
-    })),
-  }));
-  await waitUntilTableExists({ client, maxWaitTime: 30 }, { TableName: table });
-}
-
 beforeAll(async () => {
   if (!existsSync(ASSET)) throw new Error(`${ASSET} is missing: run \`npx projen bundle:api/ledger.lambda\` first`);
   scratch = mkdtempSync(join(tmpdir(), 'ons-ledger-api-'));
@@ -386,7 +362,7 @@ beforeAll(async () => {
   endpoint = `http://127.0.0.1:${(dynamo.address() as AddressInfo).port}`;
   raw = new DynamoDBClient({ endpoint, region: 'us-east-1', credentials: CREDENTIALS });
   ddb = DynamoDBDocumentClient.from(raw);
-  await createLedgerTable(raw);
+  await createLedgerTable(raw, TABLE);
   const ledger = new Ledger(ddb, TABLE);
   // Only Date is faked: the SDK's timers and sockets keep working.
   jest.useFakeTimers({

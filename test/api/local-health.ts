@@ -1,5 +1,5 @@
-import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
-import { AddressInfo, Socket } from 'node:net';
+import { IncomingMessage, ServerResponse } from 'node:http';
+import { LocalHttpServer } from '../local-http';
 
 /**
  * A local Bedrock Agent (control plane) for the health handler test: speaks restJson1 well enough for the real
@@ -18,19 +18,13 @@ export class LocalBedrockAgent {
   /** Paths of the requests received (unsigned ones are refused with 403). */
   public readonly requests: string[] = [];
 
-  private server?: Server;
-  private readonly sockets = new Set<Socket>();
+  private readonly http = new LocalHttpServer((req, res) => this.handle(req, res));
   private readonly timers = new Set<NodeJS.Timeout>();
 
   async start(): Promise<string> {
-    this.server = createServer((req, res) => this.handle(req, res));
-    this.server.on('connection', (socket) => {
-      this.sockets.add(socket);
-      socket.on('close', () => this.sockets.delete(socket));
-    });
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    return this.http.start();
   }
+
 
   reset(): void {
     this.latencyMs = 0;
@@ -41,8 +35,7 @@ export class LocalBedrockAgent {
 
   async close(): Promise<void> {
     for (const timer of this.timers) clearTimeout(timer);
-    for (const socket of this.sockets) socket.destroy();
-    await new Promise<void>((resolve) => this.server?.close(() => resolve()) ?? resolve());
+    await this.http.close();
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {

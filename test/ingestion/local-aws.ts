@@ -92,11 +92,11 @@ export async function startLocalAws(): Promise<LocalAws> {
 }
 
 /** The ledger table as the construct declares it: pk/sk, and the three GSIs (projection ALL). */
-async function createLedgerTable(client: DynamoDBClient): Promise<void> {
+export async function createLedgerTable(client: DynamoDBClient, table: string = TABLE): Promise<void> {
   const indexes = [LedgerSchema.BY_CONTENT_HASH, LedgerSchema.BY_DATASET, LedgerSchema.BY_STATUS];
   const attributes = new Set<string>([LedgerSchema.PARTITION_KEY, LedgerSchema.SORT_KEY, ...indexes.flatMap((i) => [i.partitionKey, i.sortKey])]);
   await client.send(new CreateTableCommand({
-    TableName: TABLE,
+    TableName: table,
     BillingMode: 'PAY_PER_REQUEST',
     AttributeDefinitions: [...attributes].map((AttributeName) => ({ AttributeName, AttributeType: 'S' })),
     KeySchema: [{ AttributeName: LedgerSchema.PARTITION_KEY, KeyType: 'HASH' }, { AttributeName: LedgerSchema.SORT_KEY, KeyType: 'RANGE' }],
@@ -106,7 +106,7 @@ async function createLedgerTable(client: DynamoDBClient): Promise<void> {
       Projection: { ProjectionType: 'ALL' },
     })),
   }));
-  await waitUntilTableExists({ client, maxWaitTime: 30 }, { TableName: TABLE });
+  await waitUntilTableExists({ client, maxWaitTime: 30 }, { TableName: table });
 }
 
 /** The environment the construct gives the handlers, pointed at the local servers. */

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
-import { AddressInfo, Socket } from 'node:net';
+import { IncomingMessage, ServerResponse } from 'node:http';
+import { LocalHttpServer } from '../local-http';
 
 /**
  * A local AWS AppConfig Data for the feature-flag tests: speaks restJson1 well enough for the real SDK
@@ -18,18 +18,12 @@ export class LocalAppConfig {
   /** Requests received: `METHOD path`. */
   public readonly requests: string[] = [];
   private readonly sessions = new Map<string, { profile: string; sent?: string }>();
-  private server?: Server;
-  private readonly sockets = new Set<Socket>();
+  private readonly http = new LocalHttpServer((req, res) => this.handle(req, res));
 
   async start(): Promise<string> {
-    this.server = createServer((req, res) => this.handle(req, res));
-    this.server.on('connection', (socket) => {
-      this.sockets.add(socket);
-      socket.on('close', () => this.sockets.delete(socket));
-    });
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    return this.http.start();
   }
+
 
   reset(): void {
     this.profiles.clear();
@@ -39,8 +33,7 @@ export class LocalAppConfig {
   }
 
   async close(): Promise<void> {
-    for (const socket of this.sockets) socket.destroy();
-    await new Promise<void>((resolve) => this.server?.close(() => resolve()) ?? resolve());
+    await this.http.close();
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {

@@ -1,0 +1,26 @@
+import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
+import { AddressInfo, Socket } from 'node:net';
+
+/** An HTTP server on a free port of 127.0.0.1 for the local AWS services of the tests; `close()` drops open connections. */
+export class LocalHttpServer {
+  private server?: Server;
+  private readonly sockets = new Set<Socket>();
+
+  constructor(private readonly handle: (req: IncomingMessage, res: ServerResponse) => void) {}
+
+  /** Starts listening; returns the endpoint (`http://127.0.0.1:<port>`). */
+  async start(): Promise<string> {
+    this.server = createServer((req, res) => this.handle(req, res));
+    this.server.on('connection', (socket) => {
+      this.sockets.add(socket);
+      socket.on('close', () => this.sockets.delete(socket));
+    });
+    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
+    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  async close(): Promise<void> {
+    for (const socket of this.sockets) socket.destroy();
+    await new Promise<void>((resolve) => this.server?.close(() => resolve()) ?? resolve());
+  }
+}
