@@ -100,3 +100,21 @@ export interface TimeSeriesResponse {
   /** Pass back as `nextToken` with the same parameters for the next page. */
   readonly nextToken?: string;
 }
+
+/**
+ * Environment of the Timestream for InfluxDB functions (loader, query, bootstrap, health), on top of
+ * `TimeSeriesEnv` (`DATABASE` is the InfluxDB 1.x database name that the bucket's DBRP mapping gives,
+ * `TABLES` maps each served dataset id to its measurement, `MAX_IN_FLIGHT`, `WRITE_MAX_ATTEMPTS`,
+ * `WRITE_BASE_DELAY_MS` and `MAX_POINTS` keep their meaning).
+ * @internal
+ */
+export const InfluxDbEnv = {
+  /** Base URL of the instance's HTTP API, e.g. `https://<endpoint>:8086` (no trailing slash). */
+  URL: 'ONS_INFLUX_URL',
+  /** Retention policy of the DBRP mapping (the 1.x `rp` parameter). */
+  RETENTION_POLICY: 'ONS_INFLUX_RETENTION_POLICY',
+  /** ARN of the Secrets Manager secret whose SecretString is this function's API token (write or read). */
+  TOKEN_SECRET_ARN: 'ONS_INFLUX_TOKEN_SECRET_ARN',
+  /** Lines per write request (InfluxDB recommends about 5,000). */
+  BATCH_LINES: 'ONS_INFLUX_BATCH_LINES',
+} as const;
