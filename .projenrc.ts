@@ -38,6 +38,9 @@ const project = new awscdk.AwsCdkConstructLibrary({
     '@aws-sdk/lib-storage',
     '@aws-sdk/client-timestream-write',
     '@aws-sdk/client-timestream-query',
+    // Timestream for InfluxDB: the health check's GetDbInstance; the token secrets of the bootstrap and the functions.
+    '@aws-sdk/client-timestream-influxdb',
+    '@aws-sdk/client-secrets-manager',
     '@types/aws-lambda',
     // Structured logs and custom metrics (EMF) of every handler: bundled, never runtime dependencies.
     '@aws-lambda-powertools/logger@^2.36.0',
@@ -112,7 +115,7 @@ project.package.addField('files', [
   // Handler-side ingestion code, used only through its bundles in assets/ (it needs the AWS SDK).
   '!lib/ingestion/batch/**', '!lib/ingestion/ledger.*', '!lib/ingestion/process-object.*', '!lib/ingestion/runtime.*',
   // Handler-side time-series code (Timestream write/query), used only through its bundles.
-  '!lib/timeseries/timestream/runtime/**',
+  '!lib/timeseries/timestream/runtime/**', '!lib/timeseries/influxdb/runtime/**',
   // Handler-side knowledge-base code (RetrieveAndGenerate), used only through its bundle.
   '!lib/knowledge/runtime/**',
   // Handler-side API code (responses, CORS, ledger queries), used only through the bundles.
@@ -143,6 +146,7 @@ project.eslint?.allowDevDeps('src/cli/**/*.ts');
 for (const file of ['ledger.ts', 'process-object.ts', 'runtime.ts', 'batch/**/*.ts']) project.eslint?.allowDevDeps(`src/ingestion/${file}`);
 // Handler-side time-series code (bundled into the loader and query handlers).
 project.eslint?.allowDevDeps('src/timeseries/timestream/runtime/**/*.ts');
+project.eslint?.allowDevDeps('src/timeseries/influxdb/runtime/**/*.ts');
 // Handler-side knowledge-base code (bundled into the RAG query handler).
 project.eslint?.allowDevDeps('src/knowledge/runtime/**/*.ts');
 // Handler-side API code (bundled into every API handler).
