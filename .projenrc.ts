@@ -115,7 +115,7 @@ project.package.addField('files', [
   // Handler-side ingestion code, used only through its bundles in assets/ (it needs the AWS SDK).
   '!lib/ingestion/batch/**', '!lib/ingestion/ledger.*', '!lib/ingestion/process-object.*', '!lib/ingestion/runtime.*',
   // Handler-side time-series code (Timestream write/query), used only through its bundles.
-  '!lib/timeseries/timestream/runtime/**', '!lib/timeseries/influxdb/runtime/**',
+  '!lib/timeseries/timestream/runtime/**', '!lib/timeseries/influxdb/runtime/**', '!lib/timeseries/runtime/**',
   // Handler-side knowledge-base code (RetrieveAndGenerate), used only through its bundle.
   '!lib/knowledge/runtime/**',
   // Handler-side API code (responses, CORS, ledger queries), used only through the bundles.
@@ -147,6 +147,8 @@ for (const file of ['ledger.ts', 'process-object.ts', 'runtime.ts', 'batch/**/*.
 // Handler-side time-series code (bundled into the loader and query handlers).
 project.eslint?.allowDevDeps('src/timeseries/timestream/runtime/**/*.ts');
 project.eslint?.allowDevDeps('src/timeseries/influxdb/runtime/**/*.ts');
+// What both engines' handlers share (request validation, Parquet reader, loader).
+project.eslint?.allowDevDeps('src/timeseries/runtime/**/*.ts');
 // Handler-side knowledge-base code (bundled into the RAG query handler).
 project.eslint?.allowDevDeps('src/knowledge/runtime/**/*.ts');
 // Handler-side API code (bundled into every API handler).

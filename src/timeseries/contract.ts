@@ -117,4 +117,6 @@ export const InfluxDbEnv = {
   TOKEN_SECRET_ARN: 'ONS_INFLUX_TOKEN_SECRET_ARN',
   /** Lines per write request (InfluxDB recommends about 5,000). */
   BATCH_LINES: 'ONS_INFLUX_BATCH_LINES',
+  /** Optional: ms to wait for a response to one write or query request before it counts as a network error (default 30000). */
+  REQUEST_TIMEOUT_MS: 'ONS_INFLUX_REQUEST_TIMEOUT_MS',
 } as const;

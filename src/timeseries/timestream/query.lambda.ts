@@ -4,10 +4,11 @@ import { startRequest } from '../../api/runtime/http';
 import { OPERATION_DIMENSION, PlatformMetrics } from '../../operations/contract';
 import { flushMetrics, recordMetric } from '../../operations/telemetry';
 import { TimeSeriesEnv } from '../contract';
-import { createQueryClient, handleRequest, QueryDeps, queryConfigFromEnv } from './runtime/query';
+import { handleRequest, QueryEngine } from '../runtime/request';
+import { createQueryClient, queryConfigFromEnv, timestreamQueryEngine } from './runtime/query';
 
 // Created once per container, on first use (the environment is read then).
-let deps: QueryDeps | undefined;
+let engine: QueryEngine | undefined;
 
 /** The `operation` dimension of this handler's QueryLatency: its route's operationId (`getTimeSeries`). */
 const OPERATION = ROUTES.find((r) => r.target === 'timeSeries')!.operationId;
@@ -18,10 +19,8 @@ export async function handler(event: APIGatewayProxyEvent, context?: Context): P
   startRequest(requestId, context);
   const started = Date.now();
   try {
-    return await handleRequest(event, requestId, () => (deps ??= {
-      client: createQueryClient(process.env[TimeSeriesEnv.QUERY_ENDPOINT] || undefined),
-      config: queryConfigFromEnv(),
-    }));
+    return await handleRequest(event, requestId, () => (engine ??= timestreamQueryEngine(
+      createQueryClient(process.env[TimeSeriesEnv.QUERY_ENDPOINT] || undefined), queryConfigFromEnv())));
   } finally {
     recordMetric(PlatformMetrics.QUERY_LATENCY, Date.now() - started, { [OPERATION_DIMENSION]: OPERATION });
     flushMetrics();

@@ -1,189 +1,29 @@
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { finished } from 'node:stream/promises';
-import { GetObjectCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import type { TimestreamWriteClient } from '@aws-sdk/client-timestream-write';
-import { Upload } from '@aws-sdk/lib-storage';
-import { readPartRecords } from './part-reader';
-import { tablesEnv } from './tables';
-import { LoadError, RecordWriter, RejectedRecord, WriterOptions } from './writer';
-import { IngestionEnv, ProcessResult } from '../../../ingestion/contract';
-import { Ledger, LedgerLoad } from '../../../ingestion/ledger';
-import { describeError, log, numberEnv, prefixEnv, requiredEnv, validateInput } from '../../../ingestion/runtime';
-import { sourceName } from '../../../ons/convert';
-import { PlatformMetrics } from '../../../operations/contract';
-import { recordMetric } from '../../../operations/telemetry';
-import { LoadErrors, LoadInput, LoadResult, TimeSeriesEnv } from '../../contract';
+import { RecordWriter } from './writer';
+import { requiredEnv } from '../../../ingestion/runtime';
+import { TimeSeriesEnv } from '../../contract';
+import { LoadConfig, LoadEngine, loadConfigFromEnv as sharedConfigFromEnv } from '../../runtime/load-object';
 
 /**
- * LoadTimeSeries: the processed Parquet parts of one source object written to Timestream as
- * multi-measure records, versioned with the source object's last-modified time; records the service
- * rejects go with their reasons to the failed bucket; the ledger records the outcome.
+ * LoadTimeSeries on Timestream: multi-measure records (measure name = dataset id) in the dataset's
+ * table, versioned with the source object's last-modified time; the rest is the shared loader's.
  */
 
-export interface LoadConfig {
-  readonly processedBucket: string;
-  readonly failedBucket: string;
+export interface TimestreamLoadConfig extends LoadConfig {
   readonly database: string;
-  /** Dataset id → table. */
-  readonly tables: Readonly<Record<string, string>>;
-  readonly catchAllTable?: string;
-  readonly maxInFlight: number;
-  readonly rejectedRecordsPrefix: string;
-  /** Retry settings (tests shorten the backoff). */
-  readonly retry?: Pick<WriterOptions, 'maxAttempts' | 'baseDelayMs' | 'maxDelayMs'>;
 }
 
-export interface LoadDeps {
-  readonly s3: S3Client;
-  readonly ledger: Ledger;
-  readonly timestream: TimestreamWriteClient;
-  readonly config: LoadConfig;
+export function loadConfigFromEnv(): TimestreamLoadConfig {
+  return { ...sharedConfigFromEnv(), database: requiredEnv(TimeSeriesEnv.DATABASE) };
 }
 
-export function loadConfigFromEnv(): LoadConfig {
+/** The Timestream side of a load: the dataset's table (or the catch-all table) and a RecordWriter. */
+export function timestreamEngine(client: TimestreamWriteClient, config: TimestreamLoadConfig): LoadEngine {
   return {
-    processedBucket: requiredEnv(IngestionEnv.PROCESSED_BUCKET),
-    failedBucket: requiredEnv(IngestionEnv.FAILED_BUCKET),
-    database: requiredEnv(TimeSeriesEnv.DATABASE),
-    tables: tablesEnv(),
-    catchAllTable: process.env[TimeSeriesEnv.CATCH_ALL_TABLE] || undefined,
-    maxInFlight: Math.max(1, Math.floor(numberEnv(TimeSeriesEnv.MAX_IN_FLIGHT, 4))),
-    rejectedRecordsPrefix: prefixEnv(TimeSeriesEnv.REJECTED_RECORDS_PREFIX, 'rejected-records/'),
-    retry: {
-      maxAttempts: Math.max(1, Math.floor(numberEnv(TimeSeriesEnv.WRITE_MAX_ATTEMPTS, 8))),
-      baseDelayMs: numberEnv(TimeSeriesEnv.WRITE_BASE_DELAY_MS, 100),
+    target: (dataset) => config.tables[dataset] ?? config.catchAllTable,
+    writer: ({ dataset, table, version, onRejected }) => {
+      const target = { database: config.database, table, measureName: dataset, version };
+      return new RecordWriter(client, target, { maxInFlight: config.maxInFlight, onRejected, ...config.retry });
     },
   };
-}
-
-/** The step input, or InvalidLoadInput saying what is wrong (a duplicate, no parts, parts of another dataset). */
-export function validateLoadInput(event: unknown): LoadInput {
-  let step;
-  try {
-    step = validateInput(event);
-  } catch (e) {
-    throw new LoadError(LoadErrors.INVALID_INPUT, (e as Error).message);
-  }
-  const processed = (event as { processed?: Partial<ProcessResult> }).processed;
-  if (!processed || typeof processed !== 'object') throw new LoadError(LoadErrors.INVALID_INPUT, 'input.processed is missing');
-  if (processed.status !== 'processed') {
-    throw new LoadError(LoadErrors.INVALID_INPUT, `input.processed.status is '${processed.status}': only a processed object is loaded (a duplicate's content was loaded from ${processed.duplicateOf ?? 'its first copy'})`);
-  }
-  const dataset = processed.dataset;
-  if (typeof dataset !== 'string' || !/^[a-z0-9_]{1,128}$/.test(dataset)) throw new LoadError(LoadErrors.INVALID_INPUT, 'input.processed.dataset is not a dataset id');
-  const keys = processed.parquetKeys;
-  if (!Array.isArray(keys) || keys.length === 0) throw new LoadError(LoadErrors.INVALID_INPUT, 'input.processed.parquetKeys is empty: nothing to load');
-  const part = new RegExp(`(^|/)dataset=${dataset}/[^\\0]+\\.parquet$`);
-  const stray = keys.find((k) => typeof k !== 'string' || !part.test(k));
-  if (stray !== undefined) throw new LoadError(LoadErrors.INVALID_INPUT, `input.processed.parquetKeys has a key that is not a Parquet part of ${dataset}: ${JSON.stringify(stray)}`);
-  if (new Set(keys).size !== keys.length) throw new LoadError(LoadErrors.INVALID_INPUT, 'input.processed.parquetKeys lists a part twice');
-  return { source: step.source, executionArn: step.executionArn, processed: processed as ProcessResult };
-}
-
-export async function loadObject(input: LoadInput, deps: LoadDeps): Promise<LoadResult> {
-  const { s3, ledger, timestream, config } = deps;
-  const { source, executionArn, processed } = input;
-  const dataset = processed.dataset!;
-  const table = config.tables[dataset] ?? config.catchAllTable;
-  if (!table) {
-    const reason = `dataset ${dataset} has no time-series table (not in the catalog, and no catch-all table is configured)`;
-    await ledger.recordNotLoaded(source, { executionArn, load: { status: 'notLoaded', at: new Date().toISOString(), reason } });
-    log('INFO', 'not loaded', { source, dataset, reason });
-    return { status: 'notLoaded', records: 0, points: 0, rejected: 0, skipped: 0, requests: 0, reason };
-  }
-
-  const work = await mkdtemp(join(tmpdir(), 'ons-load-'));
-  const reportPath = join(work, 'rejected-records.jsonl');
-  const report = createWriteStream(reportPath);
-  const rejectedKey = `${config.rejectedRecordsPrefix}${dataset}/${sourceName(source.key)}.rejected-records.jsonl`;
-  let reported = 0;
-  try {
-    const version = await sourceVersion(s3, source);
-    const onRejected = (r: RejectedRecord) => {
-      reported++;
-      report.write(`${JSON.stringify({ source: `s3://${source.bucket}/${source.key}`, versionId: source.versionId, table, ...r })}\n`);
-    };
-    const writer = new RecordWriter(timestream, { database: config.database, table, measureName: dataset, version }, {
-      maxInFlight: config.maxInFlight, onRejected, ...config.retry,
-    });
-    const counters = { skipped: 0, rows: 0 };
-    let failure: unknown;
-    try {
-      for (const key of processed.parquetKeys!) {
-        const data = await getBytes(s3, config.processedBucket, key);
-        for await (const record of readPartRecords(data, dataset, counters)) await writer.add(record);
-      }
-    } catch (e) {
-      failure = e;
-    }
-    // Whatever happened, wait for the requests under way, so every rejection is reported.
-    const stats = await writer.finish().catch((e: unknown) => {
-      failure ??= e;
-      return undefined;
-    });
-    report.end();
-    await finished(report);
-    if (reported) await upload(s3, config.failedBucket, rejectedKey, reportPath);
-    if (failure) throw failure;
-
-    const result: LoadResult = {
-      status: 'loaded',
-      table,
-      records: stats!.records,
-      points: stats!.points,
-      rejected: stats!.rejected,
-      skipped: counters.skipped,
-      requests: stats!.requests,
-      ...(reported ? { rejectedKey } : {}),
-    };
-    // Every write finished: what the store took and refused, also when it refused everything (thrown below).
-    recordMetric(PlatformMetrics.POINTS_WRITTEN, result.points);
-    recordMetric(PlatformMetrics.POINTS_REJECTED, result.rejected);
-    if (result.records === 0 && result.rejected > 0) {
-      throw new LoadError(LoadErrors.NOTHING_WRITTEN, `${table} rejected all ${result.rejected} records of ${source.key}; reasons in s3://${config.failedBucket}/${rejectedKey}`);
-    }
-    const load: LedgerLoad = {
-      status: 'loaded',
-      at: new Date().toISOString(),
-      table,
-      records: result.records,
-      points: result.points,
-      rejected: result.rejected,
-      skipped: result.skipped,
-      requests: result.requests,
-      version,
-      ...(reported ? { failedBucket: config.failedBucket, rejectedKey } : {}),
-    };
-    await ledger.recordLoaded(source, { executionArn, load });
-    log('INFO', 'loaded', { source, dataset, table, rows: counters.rows, ...result, retries: stats!.retries, version });
-    return result;
-  } catch (error) {
-    log('ERROR', 'loading failed', { source, dataset, table, ...describeError(error) });
-    await ledger.recordFailure(source, { step: 'LoadTimeSeries', reason: describeError(error).errorMessage, errorType: describeError(error).errorType })
-      .catch(() => undefined); // best effort: the error that matters is the one rethrown
-    throw error;
-  } finally {
-    report.destroy();
-    await rm(work, { recursive: true, force: true });
-  }
-}
-
-/** The source object's last-modified time in ms (the version of every record written from it). */
-async function sourceVersion(s3: S3Client, source: LoadInput['source']): Promise<number> {
-  const head = await s3.send(new HeadObjectCommand({ Bucket: source.bucket, Key: source.key, VersionId: source.versionId }));
-  const ms = head.LastModified?.getTime();
-  if (!ms) throw new Error(`s3://${source.bucket}/${source.key} has no LastModified`);
-  return ms;
-}
-
-async function getBytes(s3: S3Client, bucket: string, key: string): Promise<Uint8Array> {
-  const { Body } = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-  return Body!.transformToByteArray();
-}
-
-async function upload(s3: S3Client, bucket: string, key: string, path: string): Promise<void> {
-  await new Upload({ client: s3, params: { Bucket: bucket, Key: key, Body: createReadStream(path), ContentType: 'application/x-ndjson' } }).done();
 }

@@ -1,6 +1,11 @@
 import { TimestreamWriteClient, WriteRecordsCommand, type WriteRecordsRequest } from '@aws-sdk/client-timestream-write';
 import { BatchTarget, buildRequest, MAX_RECORDS_PER_REQUEST, PointRecord, pointsOf } from './records';
 import { LoadErrors } from '../../contract';
+import type { RejectedRecord, WriteStats } from '../../runtime/load-object';
+import { backoffMs, isNetworkError, LoadError, RetryOptions, sleep } from '../../runtime/retry';
+
+export { LoadError };
+export type { RejectedRecord, WriteStats };
 
 /**
  * The write path: records grouped into requests of 100, up to `maxInFlight` requests at once, each
@@ -8,34 +13,12 @@ import { LoadErrors } from '../../contract';
  * service rejects collected with their reasons. Shared by the loader and the benchmark.
  */
 
-/** A record the service rejected (RejectedRecordsException), with the reason it gave. */
-export interface RejectedRecord {
-  readonly reason: string;
-  readonly recordIndex: number;
-  readonly existingVersion?: number;
-  /** The record as sent (common attributes merged in). */
-  readonly record: { time: string; dimensions: Record<string, string>; measures: Record<string, number>; version?: number };
-}
-
-export interface WriterOptions {
+export interface WriterOptions extends RetryOptions {
   readonly maxInFlight: number;
-  /** Attempts per request, the first included. @default 8 */
-  readonly maxAttempts?: number;
-  /** Backoff base and cap in ms: attempt n waits a random time in [0, min(cap, base·2^n)). @default 100, 10000 */
-  readonly baseDelayMs?: number;
-  readonly maxDelayMs?: number;
   /** Records that may wait for their series to fill a request. @default 2000 */
   readonly groupWindow?: number;
   /** Called once per rejected record (e.g. to stream the report), in the order the responses arrive. */
   readonly onRejected?: (rejected: RejectedRecord) => void;
-}
-
-export interface WriteStats {
-  readonly requests: number;
-  readonly retries: number;
-  readonly records: number;
-  readonly points: number;
-  readonly rejected: number;
 }
 
 /** One entry of RejectedRecordsException.RejectedRecords. */
@@ -47,14 +30,6 @@ interface ServiceRejection {
 
 /** Names of errors worth another attempt (besides any 5xx, or a network error without a response). */
 const RETRYABLE = new Set(['ThrottlingException', 'InternalServerException', 'ServiceUnavailableException', 'RequestTimeout', 'TimeoutError']);
-
-/** A write error the loader turns into the step's failure, with the name Step Functions sees. */
-export class LoadError extends Error {
-  constructor(name: typeof LoadErrors[keyof typeof LoadErrors], message: string) {
-    super(message);
-    this.name = name;
-  }
-}
 
 export function createWriteClient(endpoint: string | undefined, maxInFlight: number): TimestreamWriteClient {
   // Enough sockets for every request in flight (the SDK's default is 50).
@@ -168,8 +143,7 @@ export class RecordWriter {
           throw new LoadError(LoadErrors.UNAVAILABLE, `WriteRecords to ${this.target.table} still failing after ${attempt} attempts: ${e.name}: ${e.message}`);
         }
         this.stats.retries++;
-        const cap = Math.min(this.options.maxDelayMs ?? 10_000, (this.options.baseDelayMs ?? 100) * 2 ** (attempt - 1));
-        await new Promise((resolve) => setTimeout(resolve, Math.random() * cap)); // full jitter
+        await sleep(backoffMs(attempt, this.options));
       }
     }
   }
@@ -197,10 +171,6 @@ export class RecordWriter {
 
 function seriesKey(record: PointRecord): string {
   return JSON.stringify(record.dimensions);
-}
-
-function isNetworkError(e: Error & { code?: string }): boolean {
-  return ['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN'].includes(e.code ?? '') || e.name === 'AbortError';
 }
 
 function describeRecord(request: WriteRecordsRequest, index: number): RejectedRecord['record'] {

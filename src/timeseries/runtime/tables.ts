@@ -1,4 +1,4 @@
-import { TimeSeriesEnv } from '../../contract';
+import { TimeSeriesEnv } from '../contract';
 
 /** `TABLES` from the environment: a JSON object of dataset id → table name (the construct sets it). */
 export function tablesEnv(): Record<string, string> {

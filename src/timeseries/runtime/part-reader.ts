@@ -2,7 +2,7 @@
 import { parquetMetadata, parquetRead, parquetSchema, type AsyncBuffer } from 'hyparquet';
 // @ts-expect-error TS1479: as above.
 import { compressors } from 'hyparquet-compressors';
-import { partLayout, PointRecord } from './records';
+import { partLayout, PointRecord } from './layout';
 
 /*
  * Reads the processed Parquet directly rather than with the domain core's raw-file reader: it needs the

@@ -1,0 +1,193 @@
+import { gzipSync } from 'node:zlib';
+import { HttpResponse, InfluxConnection, NetworkError, params, Send } from './http';
+import { encodeRecord } from './line-protocol';
+import { LoadErrors } from '../../contract';
+import type { PointRecord } from '../../runtime/layout';
+import type { PointWriter, RejectedRecord, WriteStats } from '../../runtime/load-object';
+import { backoffMs, isNetworkError, LoadError, RetryOptions, sleep } from '../../runtime/retry';
+
+/**
+ * The InfluxDB write path: records as line-protocol lines in gzipped batches of `batchLines` through
+ * `POST /write?precision=ns`, up to `maxInFlight` requests at once, each retried with exponential
+ * backoff and full jitter (or the server's Retry-After) on 429, 5xx and network errors. A 400/422
+ * partial write reports the lines the server names (parse errors) with its reason; points it dropped
+ * without naming them (a field type conflict, beyond retention) are found by sending the batch again
+ * in halves, which is harmless: a point written twice with the same values is the same point.
+ */
+
+export interface InfluxWriterOptions extends RetryOptions {
+  readonly maxInFlight: number;
+  /** Lines per request. @default 5000 */
+  readonly batchLines?: number;
+  /** Longest wait a Retry-After may ask for, in ms. @default 60000 */
+  readonly maxRetryAfterMs?: number;
+  readonly onRejected?: (rejected: RejectedRecord) => void;
+}
+
+/** One line of a batch and what it came from. */
+interface Line {
+  readonly text: string;
+  readonly fields: number;
+  /** Index of the record in the load. */
+  readonly index: number;
+  readonly record: PointRecord;
+}
+
+export class InfluxWriter implements PointWriter {
+  private readonly inFlight = new Set<Promise<void>>();
+  private batch: Line[] = [];
+  private added = 0;
+  private failure?: Error;
+  private stats = { requests: 0, retries: 0, records: 0, points: 0, rejected: 0 };
+
+  constructor(
+    private readonly send: Send,
+    private readonly connection: InfluxConnection,
+    private readonly measurement: string,
+    private readonly token: () => Promise<string>,
+    private readonly options: InfluxWriterOptions,
+  ) {
+    if (!Number.isInteger(options.maxInFlight) || options.maxInFlight < 1) throw new Error(`maxInFlight must be a positive integer: ${options.maxInFlight}`);
+  }
+
+  async add(record: PointRecord): Promise<void> {
+    this.throwIfFailed();
+    const index = this.added++;
+    const encoded = encodeRecord(this.measurement, record);
+    if ('reason' in encoded) {
+      this.reject({ text: '', fields: 0, index, record }, encoded.reason);
+      return;
+    }
+    this.batch.push({ text: encoded.line, fields: encoded.fields, index, record });
+    if (this.batch.length >= (this.options.batchLines ?? 5000)) await this.flush();
+  }
+
+  async finish(): Promise<WriteStats> {
+    if (this.batch.length && !this.failure) await this.flush();
+    await Promise.allSettled([...this.inFlight]);
+    this.throwIfFailed();
+    return { ...this.stats };
+  }
+
+  private async flush(): Promise<void> {
+    const lines = this.batch;
+    this.batch = [];
+    while (this.inFlight.size >= this.options.maxInFlight) await Promise.race(this.inFlight);
+    this.throwIfFailed();
+    const p: Promise<void> = this.write(lines)
+      .catch((e: Error) => {
+        this.failure ??= e;
+      })
+      .finally(() => this.inFlight.delete(p));
+    this.inFlight.add(p);
+  }
+
+  private throwIfFailed(): void {
+    if (this.failure) throw this.failure;
+  }
+
+  /** Writes a batch (retrying), then settles what the server said about its lines. */
+  private async write(lines: Line[]): Promise<void> {
+    const response = await this.post(lines);
+    if (response.status >= 200 && response.status < 300) return this.accept(lines);
+    const message = errorMessage(response);
+    if (response.status === 413 && lines.length > 1) return this.halves(lines);
+    if (response.status === 413) return this.reject(lines[0], `the server refused the line as too large: ${message}`);
+    this.stats.requests++;
+    // 400/422: a partial write. Lines it could not parse are named in the message; the others were written
+    // unless it dropped some (dropped=N > 0), which it does not name.
+    const unparsed = new Map<Line, string>();
+    for (const line of lines) {
+      const at = message.indexOf(`unable to parse '${line.text}': `);
+      if (at >= 0) unparsed.set(line, reasonAt(message, at + `unable to parse '${line.text}': `.length));
+    }
+    for (const [line, reason] of unparsed) this.reject(line, `unable to parse: ${reason}`);
+    const rest = lines.filter((l) => !unparsed.has(l));
+    const dropped = Number(/dropped=(\d+)/.exec(message)?.[1] ?? (unparsed.size ? 0 : NaN));
+    if (!rest.length || dropped === 0) return this.accept(rest, false);
+    if (rest.length === 1) return this.reject(rest[0], message.replace(/unable to parse '[^\n]*?': [^\n]*\n?/g, '').trim() || message);
+    return this.halves(rest);
+  }
+
+  private async halves(lines: Line[]): Promise<void> {
+    const middle = Math.ceil(lines.length / 2);
+    await this.write(lines.slice(0, middle));
+    await this.write(lines.slice(middle));
+  }
+
+  /** One request, retried on 429, 5xx and network errors; any other answer is returned (2xx, 400, 413, 422) or refused. */
+  private async post(lines: Line[]): Promise<HttpResponse> {
+    const maxAttempts = this.options.maxAttempts ?? 8;
+    const body = gzipSync(Buffer.from(lines.map((l) => l.text).join('\n'), 'utf8'));
+    const path = `/write?${params(this.connection, { precision: 'ns' })}`;
+    for (let attempt = 1; ; attempt++) {
+      if (this.failure) throw this.failure; // another request failed for good: stop spending attempts
+      let problem: string;
+      let retryAfter: number | undefined;
+      try {
+        const headers = { 'Authorization': `Token ${await this.token()}`, 'Content-Type': 'text/plain; charset=utf-8', 'Content-Encoding': 'gzip' };
+        const response = await this.send('POST', path, headers, body);
+        const { status } = response;
+        if (status < 300 || status === 400 || status === 413 || status === 422) return response;
+        if (status !== 429 && status < 500) {
+          throw new LoadError(LoadErrors.WRITE_REFUSED, `write to ${this.connection.database}/${this.measurement} refused: HTTP ${status}: ${errorMessage(response)}`);
+        }
+        problem = `HTTP ${status}: ${errorMessage(response)}`;
+        retryAfter = retryAfterMs(response.headers['retry-after']);
+      } catch (error) {
+        const e = error as Error & { code?: string };
+        if (!(e instanceof NetworkError) && !isNetworkError(e)) throw e;
+        problem = `${e.code ?? e.name}: ${e.message}`;
+      }
+      if (attempt >= maxAttempts) {
+        throw new LoadError(LoadErrors.UNAVAILABLE, `write to ${this.connection.database}/${this.measurement} still failing after ${attempt} attempts: ${problem}`);
+      }
+      this.stats.retries++;
+      await sleep(retryAfter !== undefined ? Math.min(retryAfter, this.options.maxRetryAfterMs ?? 60_000) : backoffMs(attempt, this.options));
+    }
+  }
+
+  private accept(lines: Line[], count = true): void {
+    if (count) this.stats.requests++;
+    this.stats.records += lines.length;
+    for (const line of lines) this.stats.points += line.fields;
+  }
+
+  private reject(line: Line, reason: string): void {
+    this.stats.rejected++;
+    const r = line.record;
+    this.options.onRejected?.({
+      reason,
+      recordIndex: line.index,
+      record: { time: new Date(r.time).toISOString(), dimensions: Object.fromEntries(r.dimensions), measures: Object.fromEntries(r.measures) },
+      ...(line.text ? { line: line.text } : {}),
+    });
+  }
+}
+
+/** The error text of a response: InfluxDB 1.x `{"error": ...}`, 2.x `{"message": ...}`, or the body. */
+function errorMessage(response: HttpResponse): string {
+  try {
+    const parsed = JSON.parse(response.body) as { error?: unknown; message?: unknown };
+    const text = parsed.error ?? parsed.message;
+    if (typeof text === 'string') return text;
+  } catch {
+    // not JSON: the body as it is
+  }
+  return response.body.slice(0, 1000);
+}
+
+/** The reason after `unable to parse '<line>': `, up to the end of that error. */
+function reasonAt(message: string, start: number): string {
+  const end = message.slice(start).search(/\n| dropped=\d+$/);
+  return (end < 0 ? message.slice(start) : message.slice(start, start + end)).trim();
+}
+
+/** Retry-After in ms: seconds, or an HTTP date. */
+function retryAfterMs(value: string | string[] | undefined): number | undefined {
+  const text = Array.isArray(value) ? value[0] : value;
+  if (!text) return undefined;
+  if (/^\d+$/.test(text.trim())) return Number(text.trim()) * 1000;
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
+}

@@ -1,0 +1,222 @@
+import { createHash } from 'node:crypto';
+import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
+import { tablesEnv } from './tables';
+import { RequestError, safeName, serve } from '../../api/runtime/http';
+import { CATALOG, DatasetDefinition, MeasureDefinition } from '../../ons/catalog';
+import { FeatureFlag } from '../../operations/contract';
+import { flag } from '../../operations/flags';
+import { AGGREGATIONS, INTERVALS, TimeSeriesEnv, TimeSeriesResponse } from '../contract';
+
+/**
+ * `GET /timeseries/{dataset}` for any engine: the request validated into catalog identifiers and
+ * values re-formatted here (the only input an engine's query text is built from), page tokens bound
+ * to the query they belong to, and the response's shape. Anything else is refused with 400 before a
+ * query is sent.
+ */
+
+export type Interval = typeof INTERVALS[number];
+export type AggregationName = typeof AGGREGATIONS[number];
+
+export interface QueryConfig {
+  /** Dataset id → table (Timestream) or measurement (InfluxDB). */
+  readonly tables: Readonly<Record<string, string>>;
+  /** Points per page. */
+  readonly maxPoints: number;
+}
+
+/** `TABLES` and `MAX_POINTS` (1 to `cap`, default `cap`) from the environment. */
+export function baseQueryConfigFromEnv(cap: number): QueryConfig {
+  const max = Number(process.env[TimeSeriesEnv.MAX_POINTS] ?? cap);
+  return { tables: tablesEnv(), maxPoints: Number.isInteger(max) && max >= 1 ? Math.min(max, cap) : cap };
+}
+
+/** A validated request: only catalog identifiers and re-formatted values. */
+export interface TimeSeriesQuery {
+  readonly dataset: DatasetDefinition;
+  readonly table: string;
+  readonly measure: MeasureDefinition;
+  /** Identity dimensions the series are keyed by (all of the dataset's), in catalog order. */
+  readonly dimensions: readonly string[];
+  /** Dimension filters: catalog name → validated value. */
+  readonly filters: ReadonlyArray<readonly [string, string]>;
+  /** UTC ISO-8601 with milliseconds; from inclusive, to exclusive. */
+  readonly from: string;
+  readonly to: string;
+  readonly interval: Interval | null;
+  readonly aggregation: AggregationName | null;
+  /** The engine's page cursor, from our token (checked against this very query). */
+  readonly pageToken?: string;
+}
+
+const RESERVED = ['measure', 'from', 'to', 'interval', 'aggregation', 'nextToken'];
+const DATASET_ID = /^[a-z0-9_]{1,64}$/;
+/**
+ * Dimension values: letters (no modifier letters such as U+02BC, an apostrophe look-alike) and digits of
+ * any script, NFC, space and `. _ / ( ) & , + -`, at most 100 characters, no `--`.
+ */
+const DIMENSION_VALUE = /^[\p{Lu}\p{Ll}\p{Lt}\p{Lo}\p{N}][\p{Lu}\p{Ll}\p{Lt}\p{Lo}\p{N} ._/()&,+-]{0,99}$/u;
+const INSTANT = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,3}))?)?(Z|[+-](\d{2}):(\d{2})))?$/;
+const TOKEN = /^[A-Za-z0-9_-]{1,4096}$/;
+const MIN_TIME = Date.UTC(1900, 0, 1);
+const MAX_TIME = Date.UTC(2100, 0, 1);
+
+const bad = (message: string) => new RequestError(400, 'InvalidParameter', message);
+
+/**
+ * Validates the path and query parameters; throws RequestError (400, 404) naming the parameter at fault.
+ * `queryKey` gives the engine's query text of a request, which a page token must have been issued for.
+ */
+export function parseRequest(
+  datasetParam: string | undefined,
+  query: Readonly<Record<string, string | undefined>> | null,
+  multi: Readonly<Record<string, readonly string[] | undefined>> | null,
+  config: QueryConfig,
+  queryKey: (q: TimeSeriesQuery) => string,
+): TimeSeriesQuery {
+  if (datasetParam === undefined || !DATASET_ID.test(datasetParam)) throw bad('dataset must be a dataset id (lower-case letters, digits and _)');
+  const dataset = CATALOG.find((d) => d.id === datasetParam);
+  const table = dataset ? config.tables[dataset.id] : undefined;
+  if (!dataset || !table) throw new RequestError(404, 'DatasetNotFound', `no time series for dataset '${datasetParam}'`);
+
+  const params = query ?? {};
+  for (const [name, values] of Object.entries(multi ?? {})) {
+    if ((values?.length ?? 0) > 1) throw bad(`${safeName(name)} is given more than once`);
+  }
+  const dimensionNames = [...dataset.dimensions];
+  for (const name of Object.keys(params)) {
+    if (!RESERVED.includes(name) && !dimensionNames.includes(name)) {
+      throw new RequestError(400, 'UnknownParameter', `unknown parameter ${safeName(name)}; accepted: ${[...RESERVED, ...dimensionNames].join(', ')}`);
+    }
+  }
+
+  const measureName = params.measure ?? (dataset.measures.length === 1 ? dataset.measures[0].name : undefined);
+  if (measureName === undefined) throw bad(`measure is required: one of ${dataset.measures.map((m) => m.name).join(', ')}`);
+  const measure = dataset.measures.find((m) => m.name === measureName);
+  if (!measure) throw bad(`measure must be one of ${dataset.measures.map((m) => m.name).join(', ')}`);
+
+  const filters: Array<[string, string]> = [];
+  for (const name of dimensionNames) {
+    const value = params[name];
+    if (value === undefined) continue;
+    if (value !== value.normalize('NFC') || !DIMENSION_VALUE.test(value) || value.includes('--')) {
+      throw bad(`${name} must be 1 to 100 letters, digits, spaces or . _ / ( ) & , + -`);
+    }
+    filters.push([name, value]);
+  }
+
+  const from = parseInstant('from', params.from);
+  const to = parseInstant('to', params.to);
+  if (from >= to) throw bad('from must be before to');
+
+  const interval = params.interval === undefined ? null : oneOf('interval', params.interval, INTERVALS);
+  let aggregation = params.aggregation === undefined ? null : oneOf('aggregation', params.aggregation, AGGREGATIONS);
+  if (aggregation && !interval) throw bad('aggregation needs an interval');
+  if (interval && !aggregation) aggregation = 'avg';
+
+  const q: TimeSeriesQuery = {
+    dataset,
+    table,
+    measure,
+    dimensions: dimensionNames,
+    filters,
+    from: new Date(from).toISOString(),
+    to: new Date(to).toISOString(),
+    interval,
+    aggregation,
+  };
+  if (params.nextToken === undefined) return q;
+  return { ...q, pageToken: decodeToken(params.nextToken, queryKey(q)) };
+}
+
+function oneOf<T extends string>(name: string, value: string, allowed: readonly T[]): T {
+  if (!(allowed as readonly string[]).includes(value)) throw bad(`${name} must be one of ${allowed.join(', ')}`);
+  return value as T;
+}
+
+/** An ISO-8601 instant (`YYYY-MM-DD`, UTC midnight, or a date-time with `Z` or an offset) as epoch ms. */
+function parseInstant(name: string, value: string | undefined): number {
+  if (value === undefined) throw bad(`${name} is required (ISO-8601, e.g. 2023-01-01T00:00:00Z)`);
+  const m = value.length <= 40 ? INSTANT.exec(value) : null;
+  if (!m) throw bad(`${name} must be an ISO-8601 date or date-time with Z or an offset, e.g. 2023-01-01T00:00:00Z`);
+  const [, y, mo, d, h = '00', mi = '00', s = '00', frac = '', zone, oh = '00', om = '00'] = m;
+  const fields = [+y, +mo - 1, +d, +h, +mi, +s, Number(frac.padEnd(3, '0'))] as const;
+  const local = Date.UTC(...fields);
+  const check = new Date(local);
+  // Date.UTC rolls 2023-02-30 over to March: refuse what does not round-trip.
+  if (check.getUTCFullYear() !== fields[0] || check.getUTCMonth() !== fields[1] || check.getUTCDate() !== fields[2]
+    || +h > 23 || +mi > 59 || +s > 59 || +oh > 23 || +om > 59) {
+    throw bad(`${name} is not a valid date-time`);
+  }
+  const offset = zone && zone !== 'Z' ? (zone[0] === '-' ? -1 : 1) * (+oh * 60 + +om) * 60_000 : 0;
+  const instant = local - offset;
+  if (instant < MIN_TIME || instant >= MAX_TIME) throw bad(`${name} must be between 1900 and 2100`);
+  return instant;
+}
+
+/** A catalog identifier, checked again before it goes into query text (should the catalog ever change). */
+export function safeIdentifier(name: string): string {
+  if (!/^[A-Za-z0-9_.-]{1,256}$/.test(name)) throw new Error(`not a safe identifier: ${name}`);
+  return name;
+}
+
+/** Our page token: the engine's cursor bound to a digest of the query it belongs to, base64url JSON. */
+export function encodeToken(cursor: string, key: string): string {
+  return Buffer.from(JSON.stringify({ v: 1, q: digest(key), t: cursor })).toString('base64url');
+}
+
+function decodeToken(token: string, key: string): string {
+  const invalid = () => new RequestError(400, 'InvalidNextToken', 'nextToken is not a token this API issued for these parameters');
+  if (!TOKEN.test(token)) throw invalid();
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
+  } catch {
+    throw invalid();
+  }
+  const p = parsed as { v?: unknown; q?: unknown; t?: unknown };
+  if (!p || typeof p !== 'object' || Object.keys(p).sort().join() !== 'q,t,v' || p.v !== 1 || p.q !== digest(key)
+    || typeof p.t !== 'string' || p.t.length < 1 || p.t.length > 2048) {
+    throw invalid();
+  }
+  return p.t;
+}
+
+function digest(key: string): string {
+  return createHash('sha256').update(key).digest('hex').slice(0, 16);
+}
+
+/** Everything of a response but its points and token. */
+export function responseBase(q: TimeSeriesQuery): Omit<TimeSeriesResponse, 'points' | 'nextToken'> {
+  return {
+    dataset: q.dataset.id,
+    measure: q.measure.name,
+    unit: q.measure.unit,
+    interval: q.interval,
+    aggregation: q.aggregation,
+    from: q.from,
+    to: q.to,
+  };
+}
+
+/** What an engine's query handler plugs in. */
+export interface QueryEngine {
+  readonly config: QueryConfig;
+  /** The engine's query text of a request (what a page token is bound to). */
+  queryKey(q: TimeSeriesQuery): string;
+  /** One page of the answer. */
+  run(q: TimeSeriesQuery): Promise<TimeSeriesResponse>;
+}
+
+/** The whole API Gateway proxy exchange: feature flag, validation, query, one JSON error shape, a log line per request. */
+export async function handleRequest(event: APIGatewayProxyEvent, requestId: string, engine: () => QueryEngine): Promise<APIGatewayProxyResult> {
+  return serve(event, requestId, 'query', async () => {
+    if (!(await flag(FeatureFlag.TIME_SERIES_API)).enabled) {
+      throw new RequestError(503, 'FeatureDisabled', 'time-series queries are turned off for now (feature flag timeSeriesApi); retry later');
+    }
+    const e = engine();
+    const { pathParameters, queryStringParameters, multiValueQueryStringParameters } = event;
+    const q = parseRequest(pathParameters?.dataset, queryStringParameters, multiValueQueryStringParameters, e.config, (x) => e.queryKey(x));
+    const body = await e.run(q);
+    return { body, log: { dataset: body.dataset, measure: body.measure, interval: body.interval, points: body.points.length, paged: !!q.pageToken } };
+  });
+}
