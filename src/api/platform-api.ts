@@ -13,6 +13,7 @@ import { LedgerFunction } from './ledger-function';
 import { REQUEST_MODELS, ROUTES, RouteTarget } from './routes';
 import { IngestionLedger } from '../ingestion/ledger-table';
 import { MetricServices } from '../operations/contract';
+import { invokeTarget, SafeDeployment } from '../operations/safe-deployment';
 import { createPlatformFunction } from '../platform/defaults';
 import { acknowledgeScopedWildcards } from '../platform/nag';
 import { applyDataRemovalPolicy } from '../platform/removal';
@@ -236,6 +237,14 @@ export interface PlatformApiProps extends PlatformApiOptions {
    * @default - no reservation
    */
   readonly reservedConcurrentExecutions?: number;
+
+  /**
+   * Publishes every function behind the API (the ones passed in and the ledger function) through
+   * aliases and CodeDeploy; the integrations then invoke the aliases.
+   *
+   * @default - no gradual deployment: the integrations invoke the functions' `$LATEST`
+   */
+  readonly safeDeployment?: SafeDeployment;
 }
 
 const DEFAULT_PLANS: Record<ApiTier, UsagePlanLimits> = {
@@ -385,7 +394,8 @@ export class PlatformApi extends Construct {
       const fn = targets[route.target];
       if (!fn) continue;
       if (origins.length) setCorsOrigins(fn, origins);
-      if (!integrations.has(fn)) integrations.set(fn, new apigw.LambdaIntegration(fn, { allowTestInvoke: false }));
+      const target = invokeTarget(props.safeDeployment, fn);
+      if (!integrations.has(fn)) integrations.set(fn, new apigw.LambdaIntegration(target, { allowTestInvoke: false }));
       const required = route.query.filter((q) => q.required);
       this.restApi.root.resourceForPath(route.path).addMethod(route.method, integrations.get(fn)!, {
         operationName: route.operationId,

@@ -3,6 +3,7 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { IKnowledgeBase } from '../knowledge/knowledge-base-ref';
 import { DataLake } from '../lake/data-lake';
+import { SafeDeployment } from '../operations/safe-deployment';
 import { PlatformStage } from '../platform/stage';
 import { ITimeSeriesStore } from '../timeseries/store';
 
@@ -205,4 +206,12 @@ export interface IngestionPipelineProps extends IngestionOptions {
    * @default - no knowledge base: SyncKnowledgeBase passes through
    */
   readonly knowledgeBase?: IKnowledgeBase;
+
+  /**
+   * Publishes the router, processor, document-copy, quarantine and time-series loader functions through
+   * aliases and CodeDeploy; the state machine's tasks then invoke the aliases.
+   *
+   * @default - no gradual deployment: the tasks invoke the functions' `$LATEST`
+   */
+  readonly safeDeployment?: SafeDeployment;
 }

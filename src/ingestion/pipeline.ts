@@ -23,6 +23,7 @@ import { IKnowledgeBase } from '../knowledge/knowledge-base-ref';
 import { retryWhileIngestionJobRuns } from '../knowledge/sync-retry';
 import { DataLake } from '../lake/data-lake';
 import { MetricServices } from '../operations/contract';
+import { invokeTarget, SafeDeployment } from '../operations/safe-deployment';
 import { applyPlatformTags, createPlatformFunction } from '../platform/defaults';
 import { acknowledgeScopedWildcards } from '../platform/nag';
 import { applyDataRemovalPolicy } from '../platform/removal';
@@ -95,6 +96,7 @@ export class IngestionPipeline extends Construct {
 
   private readonly stage: PlatformStage;
   private readonly lake: DataLake;
+  private readonly safeDeployment?: SafeDeployment;
   private readonly key: kms.IKey;
 
   constructor(scope: Construct, id: string, props: IngestionPipelineProps) {
@@ -102,6 +104,7 @@ export class IngestionPipeline extends Construct {
     this.stage = props.stage;
     this.lake = props.dataLake;
     this.key = props.dataLake.encryptionKey;
+    this.safeDeployment = props.safeDeployment;
     applyPlatformTags(this, this.stage);
 
     this.lambdaMaxFileSize = props.lambdaMaxFileSize ?? Size.mebibytes(256);
@@ -348,7 +351,7 @@ export class IngestionPipeline extends Construct {
       cause: 'The file was quarantined in the failed bucket with an error.json; the notification names the step and the reason.',
     });
     const quarantineFailure = new tasks.LambdaInvoke(flow, 'QuarantineFailure', {
-      lambdaFunction: this.quarantineFunction,
+      lambdaFunction: invokeTarget(this.safeDeployment, this.quarantineFunction),
       payload: sfn.TaskInput.fromObject({ ...stepInput, 'step.$': '$.failedStep', 'error.$': '$.failure' }),
       payloadResponseOnly: true,
       resultPath: '$.quarantine',
@@ -383,7 +386,7 @@ export class IngestionPipeline extends Construct {
     const fromBackfill = new sfn.Pass(flow, 'FromBackfill', { parameters: { 'source.$': '$.source', 'executionArn.$': '$$.Execution.Id' } });
 
     const route = new tasks.LambdaInvoke(flow, 'Route', {
-      lambdaFunction: this.routerFunction,
+      lambdaFunction: invokeTarget(this.safeDeployment, this.routerFunction),
       payload: sfn.TaskInput.fromObject(stepInput),
       payloadResponseOnly: true,
       resultPath: '$.route',
@@ -393,7 +396,7 @@ export class IngestionPipeline extends Construct {
     onFailure(route, 'Route');
 
     const processFile = new tasks.LambdaInvoke(flow, 'ProcessFile', {
-      lambdaFunction: this.processorFunction,
+      lambdaFunction: invokeTarget(this.safeDeployment, this.processorFunction),
       payload: sfn.TaskInput.fromObject(routedInput),
       payloadResponseOnly: true,
       resultPath: '$.processed',
@@ -405,7 +408,7 @@ export class IngestionPipeline extends Construct {
     onFailure(processFile, 'ProcessFile');
 
     const copyDocument = new tasks.LambdaInvoke(flow, 'CopyDocument', {
-      lambdaFunction: this.copyDocumentFunction,
+      lambdaFunction: invokeTarget(this.safeDeployment, this.copyDocumentFunction),
       payload: sfn.TaskInput.fromObject(routedInput),
       payloadResponseOnly: true,
       resultPath: '$.document',
@@ -415,7 +418,7 @@ export class IngestionPipeline extends Construct {
     onFailure(copyDocument, 'CopyDocument');
 
     const quarantineUnsupported = new tasks.LambdaInvoke(flow, 'Quarantine', {
-      lambdaFunction: this.quarantineFunction,
+      lambdaFunction: invokeTarget(this.safeDeployment, this.quarantineFunction),
       payload: sfn.TaskInput.fromObject({ ...routedInput, 'step': 'Route', 'reason.$': '$.route.reason' }),
       payloadResponseOnly: true,
       resultPath: '$.quarantine',
@@ -435,7 +438,7 @@ export class IngestionPipeline extends Construct {
     let loadTimeSeries: sfn.TaskStateBase | sfn.Pass;
     if (this.timeSeriesLoader) {
       const load = new tasks.LambdaInvoke(flow, 'LoadTimeSeries', {
-        lambdaFunction: this.timeSeriesLoader,
+        lambdaFunction: invokeTarget(this.safeDeployment, this.timeSeriesLoader),
         payload: sfn.TaskInput.fromObject({ ...routedInput, 'processed.$': '$.processed' }),
         payloadResponseOnly: true,
         resultPath: '$.load',

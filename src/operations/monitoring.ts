@@ -15,6 +15,7 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct, IConstruct } from 'constructs';
 import { OPERATION_DIMENSION, PlatformMetricDefinition, PlatformMetrics, metricsNamespace } from './contract';
+import { SafeDeployment } from './safe-deployment';
 import { PlatformApi } from '../api/platform-api';
 import { IngestionPipeline } from '../ingestion/pipeline';
 import { AlarmThresholds, PlatformStage } from '../platform/stage';
@@ -227,6 +228,7 @@ export class PlatformMonitoring extends Construct {
       else if (c instanceof apigw.RestApi) this.watchApi(c, platformApis.find((a) => a.restApi === c));
       else if (c instanceof batch.JobQueue) this.watchJobQueue(c);
       else if (c instanceof TimestreamStore) this.watchTimestream(c);
+      else if (c instanceof SafeDeployment) this.watchDeployments(c);
       else continue;
       this.watched.add(c);
     }
@@ -453,6 +455,25 @@ export class PlatformMonitoring extends Construct {
     rule.addTarget(new targets.SnsTopic(this.warningTopic, {
       message: events.RuleTargetInput.fromText(
         `[warning] ONS data platform (${this.stage.name}): Batch job ${field('$.detail.jobName')} (${field('$.detail.jobId')}) failed at ${field('$.time')}: ${field('$.detail.statusReason')}. Queue: ${field('$.detail.jobQueue')}.`,
+      ),
+    }));
+  }
+
+  private watchDeployments(deployment: SafeDeployment): void {
+    // A deployment that fails (a rollback alarm fired, or it was stopped) is an event, not a metric.
+    const rule = new events.Rule(this.scopeFor(deployment), 'FailedDeployments', {
+      description: `ONS data platform (${this.stage.name}): failed or rolled-back function deployments`,
+      eventPattern: {
+        source: ['aws.codedeploy'],
+        detailType: ['CodeDeploy Deployment State-change Notification'],
+        detail: { state: ['FAILURE'], application: [deployment.application.applicationName] },
+      },
+    });
+    const field = (path: string) => events.EventField.fromPath(path);
+    rule.addTarget(new targets.SnsTopic(this.warningTopic, {
+      message: events.RuleTargetInput.fromText(
+        `[warning] ONS data platform (${this.stage.name}): deployment ${field('$.detail.deploymentId')} of group ${field('$.detail.deploymentGroup')} `
+        + `failed at ${field('$.time')}; CodeDeploy rolled the alias back to the previous version. See the deployment's rollback alarms.`,
       ),
     }));
   }

@@ -23,8 +23,9 @@ function ofType(resources: Resources, type: string): Array<[string, Resource]> {
   return Object.entries(resources).filter(([, r]) => r.Type === type);
 }
 
+/** The monitoring's alarms: not the rollback alarms of SafeDeployment (on an alias: a `Resource` dimension), tested with it. */
 function alarms(resources: Resources): Array<[string, Resource]> {
-  return ofType(resources, 'AWS::CloudWatch::Alarm');
+  return ofType(resources, 'AWS::CloudWatch::Alarm').filter(([, a]) => !(a.Properties.Dimensions ?? []).some((d: any) => d.Name === 'Resource'));
 }
 
 /** Alarms on `metricName` whose (single-metric) dimensions include `{ Name: dimension, Value: value }`. */
