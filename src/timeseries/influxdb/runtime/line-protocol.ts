@@ -22,7 +22,7 @@ const SPECIAL: Record<Kind, RegExp> = {
   'measurement': /[, ]/g,
   'tag key': /[,= ]/g,
   'tag value': /[,= ]/g,
-  'field key': /[,= ]/g,
+  'field key': /[,= "]/g,
 };
 
 /** Why `name` cannot be written as a `kind`, or undefined. */
