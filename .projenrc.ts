@@ -45,6 +45,8 @@ const project = new awscdk.AwsCdkConstructLibrary({
     // Structured logs and custom metrics (EMF) of every handler: bundled, never runtime dependencies.
     '@aws-lambda-powertools/logger@^2.36.0',
     '@aws-lambda-powertools/metrics@^2.36.0',
+    // X-Ray subsegments of every AWS SDK call where the stage turns tracing on (a no-op otherwise).
+    '@aws-lambda-powertools/tracer@^2.36.0',
     // Feature flags from AppConfig (Powertools Parameters' AppConfig provider, cached).
     '@aws-lambda-powertools/parameters@^2.35.0',
     '@aws-sdk/client-appconfigdata',

@@ -3,7 +3,7 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Context } from 'aws-lambda';
 import { IngestionEnv, SourceObject, StepInput } from './contract';
-import { platformLogger, startInvocation } from '../operations/telemetry';
+import { platformLogger, startInvocation, traced } from '../operations/telemetry';
 
 /**
  * What the ingestion handlers and the Batch entrypoint share at run time: configuration from the
@@ -67,14 +67,14 @@ export function listEnv(name: string, fallback: readonly string[]): string[] {
  */
 export function createS3Client(): S3Client {
   const timeout = numberEnv(IngestionEnv.S3_REQUEST_TIMEOUT_MS, 60_000);
-  return new S3Client({
+  return traced(new S3Client({
     requestHandler: { connectionTimeout: timeout, socketTimeout: timeout },
-  });
+  }));
 }
 
 /** The ledger's client: attributes left undefined are dropped rather than refused. */
 export function createDocumentClient(): DynamoDBDocumentClient {
-  return DynamoDBDocumentClient.from(new DynamoDBClient({}), { marshallOptions: { removeUndefinedValues: true } });
+  return DynamoDBDocumentClient.from(traced(new DynamoDBClient({})), { marshallOptions: { removeUndefinedValues: true } });
 }
 
 type Level = 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';

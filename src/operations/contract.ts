@@ -13,6 +13,8 @@ export const OperationsEnv = {
   SERVICE_NAME: 'POWERTOOLS_SERVICE_NAME',
   /** Log level of the handlers' Powertools Logger (`INFO`; `DEBUG` in no stage by default). */
   LOG_LEVEL: 'POWERTOOLS_LOG_LEVEL',
+  /** `true` when the stage turns X-Ray tracing on: Powertools Tracer then traces every AWS SDK and HTTP call. */
+  TRACE_ENABLED: 'POWERTOOLS_TRACE_ENABLED',
 } as const;
 
 /** The namespace of a stage's custom metrics. @internal */

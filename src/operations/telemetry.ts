@@ -1,5 +1,6 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
+import { Tracer } from '@aws-lambda-powertools/tracer';
 import type { Context } from 'aws-lambda';
 import { OperationsEnv, PlatformMetricDefinition } from './contract';
 
@@ -17,6 +18,19 @@ import { OperationsEnv, PlatformMetricDefinition } from './contract';
  */
 
 let logger: Logger | undefined;
+let tracer: Tracer | undefined;
+
+/**
+ * `client` with an X-Ray subsegment per AWS call when tracing is on (POWERTOOLS_TRACE_ENABLED, set from the
+ * stage, inside Lambda), unchanged otherwise. The one Tracer also traces outgoing HTTP(S) and fetch calls.
+ * Logs carry the trace id (`xray_trace_id`) beside the request or execution id, so a trace and its log
+ * lines find each other.
+ * @internal
+ */
+export function traced<T>(client: T): T {
+  const t = (tracer ??= new Tracer());
+  return t.isTracingEnabled() ? t.captureAWSv3Client(client) : client;
+}
 
 /** The handler's logger. @internal */
 export function platformLogger(): Logger {

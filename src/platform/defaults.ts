@@ -72,6 +72,7 @@ export function operationsEnvironment(stage: PlatformStage, service: PlatformSer
     [OperationsEnv.METRICS_NAMESPACE]: metricsNamespace(stage.name),
     [OperationsEnv.SERVICE_NAME]: service,
     [OperationsEnv.LOG_LEVEL]: 'INFO',
+    [OperationsEnv.TRACE_ENABLED]: String(stage.tracing === lambda.Tracing.ACTIVE),
   };
 }
 

@@ -6,6 +6,7 @@ import { errorBody, RequestError, RouteResult, safeName, serve } from './http';
 import { LedgerSchema, LedgerStatus, LedgerStatusValue } from '../../ingestion/contract';
 import { IN_LAKE } from '../../ingestion/ledger';
 import { CATALOG, DatasetDefinition } from '../../ons/catalog';
+import { traced } from '../../operations/telemetry';
 import { DatasetLoaded, DatasetSummary, DatasetsResponse, IngestionEntry, IngestionsResponse, LedgerApiEnv } from '../contract';
 
 /**
@@ -82,7 +83,7 @@ export function ledgerConfigFromEnv(): LedgerApiConfig {
 export function createLedgerClient(): DynamoDBDocumentClient {
   // Without throwOnRequestTimeout the SDK only warns when a request outlives requestTimeout.
   const requestHandler = { connectionTimeout: 2_000, requestTimeout: 5_000, throwOnRequestTimeout: true };
-  return DynamoDBDocumentClient.from(new DynamoDBClient({ requestHandler }));
+  return DynamoDBDocumentClient.from(traced(new DynamoDBClient({ requestHandler })));
 }
 
 export interface LedgerDeps {

@@ -8,6 +8,7 @@ import { header, logLine, RequestError, safeName, serve } from '../../api/runtim
 import { CATALOG } from '../../ons/catalog';
 import { FeatureFlag } from '../../operations/contract';
 import { flag } from '../../operations/flags';
+import { traced } from '../../operations/telemetry';
 import { KnowledgeCitation, KnowledgeEnv, KnowledgeQueryFilters, KnowledgeQueryLimits, KnowledgeQueryRequest, KnowledgeQueryResponse } from '../contract';
 
 /**
@@ -89,7 +90,7 @@ export function configFromEnv(account?: string): KnowledgeQueryConfig {
 }
 
 export function createClient(endpoint?: string): BedrockAgentRuntimeClient {
-  return new BedrockAgentRuntimeClient(endpoint ? { endpoint } : {});
+  return traced(new BedrockAgentRuntimeClient(endpoint ? { endpoint } : {}));
 }
 
 const bad = (message: string) => new RequestError(400, 'InvalidRequest', message);
