@@ -1,6 +1,7 @@
 import * as path from 'node:path';
 import { Duration, Size, Token, Validations } from 'aws-cdk-lib';
 import * as batch from 'aws-cdk-lib/aws-batch';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
@@ -9,7 +10,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { LargeFileProcessingOptions } from './pipeline-props';
-import { MetricServices } from '../operations/contract';
+import { MetricServices, metricsNamespace, PlatformMetrics } from '../operations/contract';
 import { operationsEnvironment } from '../platform/defaults';
 import { applyDataRemovalPolicy } from '../platform/removal';
 import { PlatformStage } from '../platform/stage';
@@ -76,6 +77,18 @@ export class BatchFileProcessing extends Construct {
 
     const logGroup = new logs.LogGroup(this, 'JobLogGroup', { retention: props.stage.logRetention, encryptionKey: props.encryptionKey });
     applyDataRemovalPolicy(logGroup, props.stage);
+    // The awslogs driver does not extract embedded metric format (only Lambda and the CloudWatch agent do):
+    // metric filters turn the job's EMF documents into the same metrics the Lambda processor publishes.
+    for (const metric of [PlatformMetrics.RECORDS_PROCESSED, PlatformMetrics.RECORDS_REJECTED]) {
+      logGroup.addMetricFilter(`${metric.name}Filter`, {
+        filterPattern: logs.FilterPattern.numberValue(`$.${metric.name}`, '>=', 0), // a number: counts are never negative
+        metricNamespace: metricsNamespace(props.stage.name),
+        metricName: metric.name,
+        metricValue: `$.${metric.name}`,
+        dimensions: { service: '$.service' },
+        unit: cloudwatch.Unit.COUNT,
+      });
+    }
     this.jobRole = new iam.Role(this, 'JobRole', {
       assumedBy: new iam.ServicePrincipal('ecs-tasks.amazonaws.com'),
       description: 'ONS ingestion Batch job: reads raw files, writes processed outputs and the ledger',

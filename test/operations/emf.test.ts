@@ -3,10 +3,12 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { CapturedOutput, captureOutput, EmfDocument } from './output';
+import { PlatformStage } from '../../src';
 import { IngestionEnv, ProcessInput, ProcessResult, QuarantineInput, RouteResult, StepInput } from '../../src/ingestion/contract';
 import { KnowledgeEnv } from '../../src/knowledge/contract';
 import { MetricServices, metricsNamespace, OPERATION_DIMENSION, OperationsEnv, PlatformMetricDefinition, PlatformMetrics } from '../../src/operations/contract';
 import { LoadInput, LoadResult, TimeSeriesEnv } from '../../src/timeseries/contract';
+import { platformStack } from '../helpers';
 import { ASSETS, BUCKETS, EXECUTION, handlerEnv, LocalAws, loadHandler, putObject, restoreEnv, startLocalAws } from '../ingestion/local-aws';
 import { LocalBedrockAgentRuntime } from '../knowledge/local-bedrock';
 import { ONS_DATA } from '../ons-data';
@@ -193,6 +195,26 @@ describe('ingestion', () => {
     expect(docs[0][PlatformMetrics.RECORDS_PROCESSED.name]).toBe(REFERENCE[file].rows);
     expect(docs[0][PlatformMetrics.RECORDS_REJECTED.name]).toBe(0);
     expect(lines.find((l) => l.message === 'job done')).toMatchObject({ level: 'INFO', executionArn: EXECUTION, objectKey: key, service: MetricServices.INGESTION });
+  });
+
+  test('Batch job log group: metric filters turn those EMF lines into the contract\'s metrics (awslogs extracts no EMF)', async () => {
+    const doc = emitted.find((d) => d[PlatformMetrics.RECORDS_PROCESSED.name] !== undefined && d.service === MetricServices.INGESTION)!;
+    expect(doc).toBeDefined();
+    const { template } = platformStack(PlatformStage.STAGING);
+    const filters = Object.values(template.findResources('AWS::Logs::MetricFilter')).map((r: any) => r.Properties);
+    expect(filters).toHaveLength(2);
+    for (const f of filters) {
+      const [t] = f.MetricTransformations;
+      const metric = Object.values(PlatformMetrics).find((m) => m.name === t.MetricName)!;
+      expect([PlatformMetrics.RECORDS_PROCESSED, PlatformMetrics.RECORDS_REJECTED]).toContain(metric);
+      expect(t).toEqual({
+        MetricNamespace: NAMESPACE, MetricName: metric.name, MetricValue: `$.${metric.name}`, Unit: metric.unit, Dimensions: [{ Key: 'service', Value: '$.service' }],
+      });
+      // The pattern selects the documents that carry the metric, and the value and dimension resolve on the real document.
+      expect(f.FilterPattern).toBe(`{ $.${metric.name} >= 0 }`);
+      expect(doc[metric.name]).toBeGreaterThanOrEqual(0);
+      expect(doc.service).toBe(metric.service);
+    }
   });
 
   test('quarantine: FilesQuarantined = 1 per file; its WARN line carries the execution and the key', async () => {
