@@ -1,4 +1,5 @@
-import { Duration, Size, Stack, Tags, Validations } from 'aws-cdk-lib';
+import { Duration, Size, Stack, Tags, Token, Validations } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -94,6 +95,10 @@ export interface PlatformFunctionOptions {
   readonly memorySize?: number;
   readonly ephemeralStorageSize?: Size;
   readonly reservedConcurrentExecutions?: number;
+  /** A VPC to run the function in (with `vpcSubnets` and `securityGroups`): the role gets the network-interface permissions. */
+  readonly vpc?: ec2.IVpc;
+  readonly vpcSubnets?: ec2.SubnetSelection;
+  readonly securityGroups?: ec2.ISecurityGroup[];
 }
 
 /**
@@ -134,7 +139,11 @@ export function createPlatformFunction<T extends lambda.Function>(
     memorySize: options.memorySize ?? 256,
     ephemeralStorageSize: options.ephemeralStorageSize,
     reservedConcurrentExecutions: options.reservedConcurrentExecutions,
+    vpc: options.vpc,
+    vpcSubnets: options.vpc ? options.vpcSubnets : undefined,
+    securityGroups: options.vpc ? options.securityGroups : undefined,
   });
+  if (options.vpc) allowNetworkInterfaces(role, options.vpc, options.vpcSubnets, fn.connections.securityGroups);
 
   Validations.of(fn).acknowledge({
     id: 'AwsSolutions-L1',
@@ -147,6 +156,44 @@ export function createPlatformFunction<T extends lambda.Function>(
     });
   }
   return fn;
+}
+
+/**
+ * What Lambda needs to attach a function to a VPC (what AWSLambdaVPCAccessExecutionRole grants on `*`, narrowed): the two
+ * Describe actions on `*` (no resource-level permission), creating interfaces only in the function's subnets with its
+ * security groups, and deleting or re-addressing network interfaces of this account and region only.
+ */
+function allowNetworkInterfaces(role: iam.Role, vpc: ec2.IVpc, subnets: ec2.SubnetSelection | undefined, groups: ec2.ISecurityGroup[]): void {
+  const stack = Stack.of(role);
+  const arn = (resource: string, resourceName: string) => stack.formatArn({ service: 'ec2', resource, resourceName });
+  const interfaces = arn('network-interface', '*');
+  role.addToPrincipalPolicy(new iam.PolicyStatement({
+    actions: ['ec2:DescribeNetworkInterfaces', 'ec2:DescribeSubnets'],
+    resources: ['*'],
+  }));
+  role.addToPrincipalPolicy(new iam.PolicyStatement({
+    actions: ['ec2:CreateNetworkInterface'],
+    resources: [
+      interfaces,
+      ...vpc.selectSubnets(subnets).subnetIds.map((id) => arn('subnet', id)),
+      ...groups.map((g) => arn('security-group', g.securityGroupId)),
+    ],
+  }));
+  role.addToPrincipalPolicy(new iam.PolicyStatement({
+    actions: ['ec2:DeleteNetworkInterface', 'ec2:AssignPrivateIpAddresses', 'ec2:UnassignPrivateIpAddresses'],
+    resources: [interfaces],
+  }));
+  Validations.of(role).acknowledge({
+    id: 'AwsSolutions-IAM5[Resource::*]',
+    reason: 'ec2:DescribeNetworkInterfaces and ec2:DescribeSubnets (Lambda attaching the function to its VPC) support no resource-level permission.',
+  });
+  // cdk-nag prints the region and account as they resolve: literal in an environment-bound stack, pseudo parameters otherwise.
+  const region = Token.isUnresolved(stack.region) ? '<AWS::Region>' : stack.region;
+  const account = Token.isUnresolved(stack.account) ? '<AWS::AccountId>' : stack.account;
+  Validations.of(role).acknowledge({
+    id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:${region}:${account}:network-interface/*]`,
+    reason: 'Lambda creates and deletes the function\'s network interfaces, whose ids exist only at run time: this account and region only.',
+  });
 }
 
 function validateReservedConcurrency(value: number | undefined): void {

@@ -1,4 +1,5 @@
 import { Construct } from 'constructs';
+import { InfluxDbStore, InfluxDbStoreOptions } from './influxdb-store';
 import { ITimeSeriesStore } from './store';
 import { TimestreamStore, TimestreamStoreOptions } from './timestream-store';
 import { DataLake } from '../lake/data-lake';
@@ -25,6 +26,18 @@ export abstract class TimeSeriesEngine {
     return new class extends TimeSeriesEngine {
       public bind(scope: Construct, bindOptions: TimeSeriesEngineBindOptions): ITimeSeriesStore {
         return new TimestreamStore(scope, 'TimeSeries', { ...options, ...bindOptions });
+      }
+    }();
+  }
+
+  /**
+   * Amazon Timestream for InfluxDB (`InfluxDbStore`): an InfluxDB 2 instance in private subnets, open to new accounts and
+   * offered in more regions; it runs, and costs, all the time (instance class and storage from the stage or the options).
+   */
+  public static timestreamInfluxDb(options: InfluxDbStoreOptions = {}): TimeSeriesEngine {
+    return new class extends TimeSeriesEngine {
+      public bind(scope: Construct, bindOptions: TimeSeriesEngineBindOptions): ITimeSeriesStore {
+        return new InfluxDbStore(scope, 'TimeSeries', { ...options, ...bindOptions });
       }
     }();
   }
