@@ -1,11 +1,15 @@
 import { ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { IncomingMessage, request, ServerResponse } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import { ProcessInput, ProcessResult, RouteResult, StepInput } from '../../src/ingestion/contract';
+import { LoadInput } from '../../src/timeseries/contract';
+import { BUCKETS, EXECUTION, LocalAws, loadHandler, putObject } from '../ingestion/local-aws';
 import { LocalHttpServer } from '../local-http';
+import { ONS_DATA } from '../ons-data';
 
 /**
  * A real InfluxDB 1.x server (Debian's `influxd`, installed by .ci/run) for the InfluxDB handler tests:
@@ -17,8 +21,14 @@ import { LocalHttpServer } from '../local-http';
 
 export const DATABASE = 'ons_test';
 export const RETENTION_POLICY = 'ons_rp';
-/** Shard groups of the retention policy (InfluxDB aligns them to the Unix epoch). */
+/** Shard groups of the retention policy: 7 days. */
 export const SHARD_DURATION_MS = 7 * 24 * 3600 * 1000;
+
+/** Start of the shard group holding `ms`: Go's Time.Truncate counts from 0001-01-01, a Monday (the epoch is 3 days after one). */
+export function shardStart(ms: number): number {
+  const monday = 4 * 24 * 3600 * 1000; // 1970-01-05
+  return Math.floor((ms - monday) / SHARD_DURATION_MS) * SHARD_DURATION_MS + monday;
+}
 
 /** A free TCP port on 127.0.0.1 (influxd 1.x cannot listen on port 0 and say which port it got). */
 async function freePort(): Promise<number> {
@@ -210,7 +220,8 @@ export class InfluxProxy {
         done();
         return;
       }
-      const upstream = request(`${this.target()}${req.url}`, { method: req.method, headers: { ...req.headers, host: undefined } }, (r) => {
+      const { host: _host, ...headers } = req.headers;
+      const upstream = request(`${this.target()}${req.url}`, { method: req.method, headers }, (r) => {
         recorded.outcome = r.statusCode;
         res.writeHead(r.statusCode ?? 502, r.headers);
         r.pipe(res);
@@ -265,4 +276,29 @@ export class LocalSecretsManager {
       }));
     });
   }
+}
+
+/** The router and processor bundles run on a real file, as the state machine does before the loader. */
+export type Ingest = (file: string) => Promise<LoadInput>;
+
+/** Ingests each file once (the same content under another key would be a duplicate, which is not loaded). */
+export function ingester(aws: LocalAws, env: Record<string, string | undefined>): Ingest {
+  const route = loadHandler<StepInput, RouteResult>('route', env);
+  const processFile = loadHandler<ProcessInput, ProcessResult>('process', env);
+  const done = new Map<string, Promise<LoadInput>>();
+  return (file) => {
+    let input = done.get(file);
+    if (!input) {
+      const key = `incoming/${file}`;
+      input = (async () => {
+        await putObject(aws, BUCKETS.raw, key, readFileSync(join(ONS_DATA, file)));
+        const routed = await route({ source: { bucket: BUCKETS.raw, key }, executionArn: EXECUTION });
+        const processed = await processFile({ source: routed.source, executionArn: EXECUTION });
+        if (processed.status !== 'processed') throw new Error(`${file}: ${JSON.stringify(processed)}`);
+        return { source: routed.source, executionArn: EXECUTION, processed };
+      })();
+      done.set(file, input);
+    }
+    return input;
+  };
 }
