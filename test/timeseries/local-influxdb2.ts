@@ -138,7 +138,12 @@ export class LocalInfluxDb2 {
         }
         if (!this.buckets.some((b) => b.id === body.bucketID)) return fail(404, 'not found', 'bucket not found');
         const dbrp: Dbrp = {
-          id: this.id(), orgID: body.orgID, bucketID: body.bucketID, database: body.database, retention_policy: body.retention_policy, default: !!body.default,
+          id: this.id(),
+          orgID: body.orgID,
+          bucketID: body.bucketID,
+          database: body.database,
+          retention_policy: body.retention_policy,
+          default: !!body.default,
         };
         this.dbrps.push(dbrp);
         return send(201, dbrp);
