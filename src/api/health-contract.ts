@@ -11,6 +11,7 @@ export const HealthEnv = {
   /**
    * JSON object: how to reach the time-series store, by engine.
    * `{ "engine": "timestream-liveanalytics", "database": "<name>" }`: DescribeDatabase.
+   * `{ "engine": "timestream-influxdb", "instanceId": "<id>" }`: GetDbInstance (control plane, outside the VPC), up when AVAILABLE.
    */
   TIME_SERIES: 'ONS_HEALTH_TIME_SERIES',
   /** Endpoint of the Timestream write API (tests, VPC endpoints); unset: the SDK's endpoint discovery. */

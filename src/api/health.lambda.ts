@@ -1,6 +1,7 @@
 import { BedrockAgentClient, GetKnowledgeBaseCommand } from '@aws-sdk/client-bedrock-agent';
 import { DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { HeadBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { GetDbInstanceCommand, TimestreamInfluxDBClient } from '@aws-sdk/client-timestream-influxdb';
 import { DescribeDatabaseCommand, TimestreamWriteClient } from '@aws-sdk/client-timestream-write';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { ComponentReport, HEALTH_COMPONENTS, HealthEnv, HealthReport } from './health-contract';
@@ -27,6 +28,7 @@ function once<T>(create: () => T): () => T {
 const s3 = once(() => new S3Client({}));
 const dynamodb = once(() => new DynamoDBClient({}));
 const bedrockAgent = once(() => new BedrockAgentClient({}));
+const influxControlPlane = once(() => new TimestreamInfluxDBClient({}));
 // With an endpoint the SDK skips endpoint discovery (tests, VPC endpoints).
 const timestream = once(() => {
   const endpoint = process.env[HealthEnv.TIMESTREAM_ENDPOINT];
@@ -81,19 +83,39 @@ async function checkLake(config: string, signal: AbortSignal, fail: Fail): Promi
   return { status: results.every(([, r]) => r === 'up') ? 'up' : 'down', detail: Object.fromEntries(results) };
 }
 
-/** By engine: Timestream for LiveAnalytics is DescribeDatabase (timestream:DescribeDatabase, DescribeEndpoints). */
+/**
+ * By engine: Timestream for LiveAnalytics is DescribeDatabase (timestream:DescribeDatabase, DescribeEndpoints); Timestream
+ * for InfluxDB is the control plane's GetDbInstance (timestream-influxdb:GetDbInstance), so the check needs no VPC: up when
+ * the instance is AVAILABLE, down with its status otherwise.
+ */
 async function checkTimeSeries(config: string, signal: AbortSignal, fail: Fail): Promise<ComponentReport> {
-  const store = parseObject(config, (v) => typeof v.engine === 'string' && typeof v.database === 'string' && v.database.length > 0);
-  if (!store) return misconfigured(`${HealthEnv.TIME_SERIES} must be a JSON object with engine and database`, fail);
+  const store = parseObject(config, (v) => typeof v.engine === 'string');
+  if (store?.engine === 'timestream-influxdb') return checkInfluxDb(store, signal, fail);
+  if (!store || typeof store.database !== 'string' || store.database.length === 0) {
+    return misconfigured(`${HealthEnv.TIME_SERIES} must be a JSON object with engine and database`, fail);
+  }
   if (store.engine !== 'timestream-liveanalytics') {
     fail('unsupported engine', { engine: store.engine });
     return { status: 'down', detail: { engine: 'unsupported' } };
   }
   try {
-    await timestream().send(new DescribeDatabaseCommand({ DatabaseName: store.database as string }), { abortSignal: signal });
+    await timestream().send(new DescribeDatabaseCommand({ DatabaseName: store.database }), { abortSignal: signal });
     return { status: 'up' };
   } catch (error) {
     return failed(error, fail, { database: store.database });
+  }
+}
+
+async function checkInfluxDb(store: Record<string, unknown>, signal: AbortSignal, fail: Fail): Promise<ComponentReport> {
+  const instanceId = store.instanceId;
+  if (typeof instanceId !== 'string' || instanceId.length === 0) {
+    return misconfigured(`${HealthEnv.TIME_SERIES} must be a JSON object with engine and instanceId`, fail);
+  }
+  try {
+    const instance = await influxControlPlane().send(new GetDbInstanceCommand({ identifier: instanceId }), { abortSignal: signal });
+    return inState(instance.status, ['AVAILABLE'], fail, { instanceId });
+  } catch (error) {
+    return failed(error, fail, { instanceId });
   }
 }
 

@@ -7,6 +7,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { LocalBedrockAgent } from './local-health';
+import { LocalTimestreamInfluxDb } from './local-timestream-influxdb';
 import { expectSchema } from './openapi';
 import { ApiEnv } from '../../src/api/contract';
 import { HEALTH_COMPONENTS, HealthEnv } from '../../src/api/health-contract';
@@ -601,4 +602,91 @@ describe('feature flags', () => {
     expect(appconfig.requests).toEqual(expect.arrayContaining(['POST /configurationsessions', 'GET /configuration']));
   });
 
+});
+
+describe('time series on Timestream for InfluxDB (control plane, no VPC)', () => {
+  const influx = new LocalTimestreamInfluxDb();
+  const INSTANCE = 'a1b2c3d4e5';
+  const MISSING_INSTANCE = 'z9y8x7w6v5';
+  const STATES = ['CREATING', 'MODIFYING', 'UPDATING', 'MAINTENANCE', 'REBOOTING', 'FAILED', 'DELETING'] as const;
+  const inState = (state: string) => `i${state.toLowerCase()}`;
+  let endpoint: string;
+  const down = (detail: Record<string, string>) => degraded({ timeSeries: { status: 'down', detail } });
+  const configFor = (instanceId: unknown) => ({
+    [HealthEnv.TIME_SERIES]: JSON.stringify({ engine: 'timestream-influxdb', instanceId }),
+    AWS_ENDPOINT_URL_TIMESTREAM_INFLUXDB: endpoint,
+  });
+  /** The handler with the InfluxDB engine configured; checks the response names no instance. */
+  async function invokeInflux(env: Record<string, string | undefined>) {
+    const result = await invoke(loadHandler(env));
+    for (const id of [INSTANCE, MISSING_INSTANCE, ...STATES.map(inState)]) expect(JSON.stringify(result.body)).not.toContain(id);
+    return result;
+  }
+
+  beforeAll(async () => {
+    influx.instances.set(INSTANCE, 'AVAILABLE');
+    for (const state of STATES) influx.instances.set(inState(state), state);
+    endpoint = await influx.start();
+  });
+  afterAll(() => influx.close());
+  beforeEach(() => influx.reset());
+
+  test('an AVAILABLE instance: 200 ok, one GetDbInstance with its id, nothing asked of LiveAnalytics', async () => {
+    const { statusCode, body } = await invokeInflux(configFor(INSTANCE));
+
+    expect(statusCode).toBe(200);
+    expect(body).toEqual({ status: 'ok', components: ALL_UP });
+    expect(influx.requests).toEqual([{ target: 'AmazonTimestreamInfluxDB.GetDbInstance', body: { identifier: INSTANCE } }]);
+    expect(timestream.requests).toEqual([]);
+    expect(consoleError).not.toHaveBeenCalled();
+  });
+
+  test.each(STATES)('status %s: 503, down with that status, the instance id in the log line only', async (state) => {
+    const { statusCode, body } = await invokeInflux(configFor(inState(state)));
+
+    expect(statusCode).toBe(503);
+    expect(body).toEqual(down({ status: state }));
+    expect(errorLogs()).toEqual([failure('timeSeries', `status ${state}`, { instanceId: inState(state) })]);
+  });
+
+  test('an unknown instance: 503, not found', async () => {
+    const { statusCode, body } = await invokeInflux(configFor(MISSING_INSTANCE));
+
+    expect(statusCode).toBe(503);
+    expect(body).toEqual(down({ reason: 'not found' }));
+    expect(errorLogs()).toEqual([failure('timeSeries', 'not found', { instanceId: MISSING_INSTANCE, errorType: 'ResourceNotFoundException' })]);
+  });
+
+  test('access denied (no timestream-influxdb:GetDbInstance): 503, access denied', async () => {
+    influx.failWith = { status: 403, type: 'AccessDeniedException' };
+
+    const { statusCode, body } = await invokeInflux(configFor(INSTANCE));
+
+    expect(statusCode).toBe(503);
+    expect(body).toEqual(down({ reason: 'access denied' }));
+  });
+
+  test('a 500: 503, error 500', async () => {
+    influx.failWith = { status: 500, type: 'InternalServerException' };
+
+    const { statusCode, body } = await invokeInflux({ ...configFor(INSTANCE), ...NO_RETRIES });
+
+    expect(statusCode).toBe(503);
+    expect(body).toEqual(down({ reason: 'error 500' }));
+  });
+
+  test.each([
+    ['without an instanceId', undefined],
+    ['an empty instanceId', ''],
+    ['a numeric instanceId', 42],
+  ])('%s: 503, the configuration reason, nothing called', async (_, instanceId) => {
+    const reason = 'ONS_HEALTH_TIME_SERIES must be a JSON object with engine and instanceId';
+
+    const { statusCode, body } = await invokeInflux(configFor(instanceId));
+
+    expect(statusCode).toBe(503);
+    expect(body).toEqual(down({ configuration: reason }));
+    expect(influx.requests).toEqual([]);
+    expect(errorLogs()).toEqual([failure('timeSeries', reason)]);
+  });
 });
