@@ -425,6 +425,8 @@ export class InfluxDbStore extends Construct implements ITimeSeriesStore {
     lake.encryptionKey.grant(fn, 'kms:Decrypt', 'kms:GenerateDataKey');
     options.ledger.grantRecord(fn);
     acknowledgeScopedWildcards(fn.role!);
+    // Its token secret holds a token only once the bootstrap has run.
+    fn.node.addDependency(this.bootstrap);
     this.loader = fn;
     return fn;
   }
@@ -443,6 +445,7 @@ export class InfluxDbStore extends Construct implements ITimeSeriesStore {
     // The query function reads the feature flags (AppConfig Data) too.
     this.allowConnectionsFrom(fn, ['flags']);
     acknowledgeScopedWildcards(fn.role!);
+    fn.node.addDependency(this.bootstrap);
     this.query = fn;
     return fn;
   }
@@ -568,7 +571,8 @@ export class InfluxDbStore extends Construct implements ITimeSeriesStore {
   /**
    * Gateway endpoints (no hourly cost) for S3 (the loader's reads and writes, CloudFormation's response URL) and
    * DynamoDB (the ledger); interface endpoints for Secrets Manager (tokens, admin secret) and AppConfig Data (the query
-   * function's feature flags). Lambda ships logs and X-Ray segments outside the VPC, so no Logs endpoint.
+   * function's feature flags). Lambda delivers the functions' logs itself, so no CloudWatch Logs endpoint; nothing calls KMS
+   * directly (Secrets Manager and S3 decrypt on the caller's behalf).
    */
   private createEndpoints(): void {
     const subnets = [this.subnets];

@@ -356,6 +356,10 @@ describe('InfluxDbStore functions', () => {
       },
     });
     expect(store.datasetIds).toEqual(Object.keys(measurements));
+    // Created after the bootstrap, so their secrets already hold the tokens.
+    for (const fn of Object.values(t.findResources('AWS::Lambda::Function')).filter((f) => /\(Timestream for InfluxDB\)/.test(f.Properties.Description))) {
+      expect(fn.DependsOn).toEqual(expect.arrayContaining([expect.stringMatching(/^TimeSeriesBootstrap[0-9A-F]{8}$/)]));
+    }
   });
 
   test('functions are created once; the query role reads only the read token, the loader only the write token', () => {
