@@ -1,5 +1,6 @@
-import { Duration, Stack, Token, Validations } from 'aws-cdk-lib';
+import { ArnFormat, Duration, Stack, Token, Validations } from 'aws-cdk-lib';
 import * as bedrock from 'aws-cdk-lib/aws-bedrock';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -18,7 +19,7 @@ import { QueryFunction } from './query-function';
 import { retryWhileIngestionJobRuns } from './sync-retry';
 import { VectorStore, VectorStoreConfig } from './vector-store';
 import { DataLake } from '../lake/data-lake';
-import { MetricServices } from '../operations/contract';
+import { KnowledgeBaseLogMetrics, MetricServices, metricsNamespace } from '../operations/contract';
 import { applyPlatformTags, createPlatformFunction } from '../platform/defaults';
 import { acknowledgeScopedWildcards } from '../platform/nag';
 import { applyDataRemovalPolicy } from '../platform/removal';
@@ -65,6 +66,16 @@ export interface KnowledgeBaseOptions {
    * @default true
    */
   readonly syncAfterDeployment?: boolean;
+
+  /**
+   * Deliver the knowledge base's application logs (each ingestion job's status and each document's
+   * outcome) to a KMS-encrypted log group, with metric filters for failed jobs and failed documents
+   * (`metricIngestionJobsFailed()`, `metricDocumentsFailed()`): Bedrock publishes neither an event nor a
+   * metric for them. Delivery is charged as CloudWatch vended logs.
+   *
+   * @default true
+   */
+  readonly applicationLogs?: boolean;
 
   /**
    * A description of the knowledge base.
@@ -167,8 +178,11 @@ export class KnowledgeBase extends Construct implements IKnowledgeBase {
    * with citations, sessions and dataset/year filters.
    */
   public readonly queryFunction: lambda.IFunction;
+  /** The application logs of ingestion jobs (absent when `applicationLogs` is false). */
+  public readonly applicationLogGroup?: logs.ILogGroup;
 
   private readonly key: kms.IKey;
+  private readonly metricsNamespace: string;
 
   constructor(scope: Construct, id: string, props: KnowledgeBaseProps) {
     super(scope, id);
@@ -246,7 +260,80 @@ export class KnowledgeBase extends Construct implements IKnowledgeBase {
     if (props.scheduledSync) this.syncScheduleRole = this.createScheduledSync(props.scheduledSync);
     if (props.syncAfterDeployment ?? true) this.syncStateMachine = this.createDeploymentSync(props.stage);
     this.queryFunction = this.createQueryFunction(props);
+    if (props.applicationLogs ?? true) this.applicationLogGroup = this.createApplicationLogs(props.stage);
+    this.metricsNamespace = metricsNamespace(props.stage.name);
     acknowledgeScopedWildcards(this);
+  }
+
+  /**
+   * Ingestion jobs of this knowledge base that ended FAILED (from its application logs; Sum over 5 minutes).
+   * Published only when `applicationLogs` is on.
+   */
+  public metricIngestionJobsFailed(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.logMetric(KnowledgeBaseLogMetrics.INGESTION_JOBS_FAILED, props);
+  }
+
+  /**
+   * Documents of this knowledge base whose ingestion ended FAILED (from its application logs; Sum over 5
+   * minutes). Published only when `applicationLogs` is on.
+   */
+  public metricDocumentsFailed(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.logMetric(KnowledgeBaseLogMetrics.DOCUMENTS_FAILED, props);
+  }
+
+  private logMetric(metricName: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return new cloudwatch.Metric({
+      namespace: this.metricsNamespace,
+      metricName,
+      dimensionsMap: { [KnowledgeBaseLogMetrics.DIMENSION]: this.knowledgeBaseArn },
+      statistic: 'Sum',
+      period: Duration.minutes(5),
+      ...props,
+    });
+  }
+
+  /** Vended-log delivery of the application logs to a log group, and the metric filters over it. */
+  private createApplicationLogs(stage: PlatformStage): logs.ILogGroup {
+    const name = `ons-kb-${stage.name}-${this.node.addr.slice(-8)}`;
+    // Under /aws/vendedlogs/, CloudWatch Logs grants every vended delivery through one shared resource policy
+    // (an account holds at most 10 resource policies).
+    const logGroupName = `/aws/vendedlogs/bedrock/knowledge-base/APPLICATION_LOGS/${name}`;
+    const logGroup = new logs.LogGroup(this, 'ApplicationLogs', { logGroupName, retention: stage.logRetention, encryptionKey: this.key });
+    applyDataRemovalPolicy(logGroup, stage);
+    const source = new logs.CfnDeliverySource(this, 'ApplicationLogsSource', {
+      name, resourceArn: this.knowledgeBaseArn, logType: 'APPLICATION_LOGS',
+    });
+    const destination = new logs.CfnDeliveryDestination(this, 'ApplicationLogsDestination', {
+      name,
+      // The log group's ARN without the trailing ':*' of logGroupArn.
+      destinationResourceArn: Stack.of(this).formatArn({
+        service: 'logs', resource: 'log-group', resourceName: logGroupName, arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+      }),
+      outputFormat: 'json',
+    });
+    destination.node.addDependency(logGroup);
+    const delivery = new logs.CfnDelivery(this, 'ApplicationLogsDelivery', {
+      deliverySourceName: source.name, deliveryDestinationArn: destination.attrArn,
+    });
+    delivery.addDependency(source);
+
+    const namespace = metricsNamespace(stage.name);
+    const filter = (id: string, metricName: string, ...conditions: logs.JsonPattern[]) => logGroup.addMetricFilter(id, {
+      filterPattern: logs.FilterPattern.all(...conditions),
+      metricNamespace: namespace,
+      metricName,
+      metricValue: '1',
+      dimensions: { [KnowledgeBaseLogMetrics.DIMENSION]: '$.event.knowledge_base_arn' },
+      unit: cloudwatch.Unit.COUNT,
+    });
+    filter('IngestionJobsFailedFilter', KnowledgeBaseLogMetrics.INGESTION_JOBS_FAILED,
+      logs.FilterPattern.stringValue('$.event_type', '=', 'StartIngestionJob.StatusChanged'),
+      logs.FilterPattern.stringValue('$.event.ingestion_job_status', '=', 'FAILED'));
+    // The final status of a document only: its intermediate EMBEDDING_FAILED/INDEXING_FAILED lines would count it twice.
+    filter('DocumentsFailedFilter', KnowledgeBaseLogMetrics.DOCUMENTS_FAILED,
+      logs.FilterPattern.stringValue('$.event_type', '=', 'StartIngestionJob.ResourceStatusChanged'),
+      logs.FilterPattern.stringValue('$.event.status', '=', 'FAILED'));
+    return logGroup;
   }
 
   /**

@@ -61,6 +61,20 @@ export const PlatformMetrics = {
   QUERY_LATENCY: { name: 'QueryLatency', unit: 'Milliseconds', service: 'api', description: 'Query handler latency' },
 } as const satisfies Record<string, PlatformMetricDefinition>;
 
+/**
+ * Metrics the knowledge base's application-log metric filters publish (namespace `OnsDataPlatform/<stage>`,
+ * dimension `KnowledgeBase` = the knowledge base ARN): Bedrock reports ingestion jobs and documents only in
+ * those logs, with no event and no metric of its own. @internal
+ */
+export const KnowledgeBaseLogMetrics = {
+  /** Ingestion jobs that ended FAILED (`StartIngestionJob.StatusChanged`, `ingestion_job_status` FAILED). */
+  INGESTION_JOBS_FAILED: 'KnowledgeBaseIngestionJobsFailed',
+  /** Documents whose final status is FAILED (`StartIngestionJob.ResourceStatusChanged`, `status` FAILED). */
+  DOCUMENTS_FAILED: 'KnowledgeBaseDocumentsFailed',
+  /** The dimension: the knowledge base ARN, from the log event's `event.knowledge_base_arn`. */
+  DIMENSION: 'KnowledgeBase',
+} as const;
+
 /** The feature flags (AppConfig `AWS.AppConfig.FeatureFlags` profile) the handlers read. @internal */
 export const FeatureFlag = {
   /** `POST /query` answers (off: 503 FeatureDisabled). */

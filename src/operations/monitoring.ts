@@ -18,6 +18,7 @@ import { OPERATION_DIMENSION, PlatformMetricDefinition, PlatformMetrics, metrics
 import { SafeDeployment } from './safe-deployment';
 import { PlatformApi } from '../api/platform-api';
 import { IngestionPipeline } from '../ingestion/pipeline';
+import { KnowledgeBase } from '../knowledge/knowledge-base';
 import { AlarmThresholds, PlatformStage } from '../platform/stage';
 import { TimestreamStore } from '../timeseries/timestream-store';
 
@@ -229,6 +230,7 @@ export class PlatformMonitoring extends Construct {
       else if (c instanceof batch.JobQueue) this.watchJobQueue(c);
       else if (c instanceof TimestreamStore) this.watchTimestream(c);
       else if (c instanceof SafeDeployment) this.watchDeployments(c);
+      else if (c instanceof KnowledgeBase && c.applicationLogGroup) this.watchKnowledgeBase(c);
       else continue;
       this.watched.add(c);
     }
@@ -476,6 +478,28 @@ export class PlatformMonitoring extends Construct {
         + `failed at ${field('$.time')}; CodeDeploy rolled the alias back to the previous version. See the deployment's rollback alarms.`,
       ),
     }));
+  }
+
+  private watchKnowledgeBase(kb: KnowledgeBase): void {
+    const period = this.thresholds.period;
+    // From the application logs' metric filters: a job or a document that failed after its sync started.
+    const jobs = kb.metricIngestionJobsFailed({ period });
+    const documents = kb.metricDocumentsFailed({ period });
+    this.alarm(kb, 'IngestionJobsFailed', 'warning', {
+      metric: jobs,
+      threshold: 1,
+      evaluationPeriods: 1,
+      datapointsToAlarm: 1,
+      alarmDescription: `Knowledge base ${kb.node.path}: an ingestion job failed (its application logs say why)`,
+    });
+    this.alarm(kb, 'DocumentsFailed', 'warning', {
+      metric: documents,
+      threshold: 1,
+      evaluationPeriods: 1,
+      datapointsToAlarm: 1,
+      alarmDescription: `Knowledge base ${kb.node.path}: a document failed to ingest (its application logs name it and say why)`,
+    });
+    this.pipelineWidgets.push(new cloudwatch.GraphWidget({ title: 'Knowledge base: failed ingestion jobs and documents', left: [jobs, documents], width: 12 }));
   }
 
   private watchTimestream(store: TimestreamStore): void {

@@ -6,6 +6,7 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import {
   ChunkingStrategy, DataLake, EmbeddingModel, IngestionPipeline, KnowledgeBase, KnowledgeBaseOptions, OnsDataPlatform, PlatformStage, VectorStore,
 } from '../../src';
+import { KnowledgeBaseLogMetrics, metricsNamespace } from '../../src/operations/contract';
 import { ENV } from '../helpers';
 import { definitionOf } from '../ingestion/asl';
 
@@ -351,5 +352,96 @@ describe('cdk-nag', () => {
     });
     Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
     expect(() => app.synth()).not.toThrow();
+  });
+});
+
+describe('application logs: failed ingestion jobs and documents become metrics', () => {
+  /** The two log events the Bedrock documentation shows (job level and document level), with a given outcome. */
+  const jobEvent = (status: string) => ({
+    event_timestamp: 1718683433639,
+    event: {
+      ingestion_job_id: 'JOB1234567',
+      data_source_id: 'DS12345678',
+      ingestion_job_status: status,
+      knowledge_base_arn: 'arn:aws:bedrock:us-east-1:123456789012:knowledge-base/KB12345678',
+      resource_statistics: { number_of_resources_failed: 1 },
+    },
+    event_version: '1.0',
+    event_type: 'StartIngestionJob.StatusChanged',
+    level: 'INFO',
+  });
+  const documentEvent = (status: string) => ({
+    event_timestamp: 1718677342332,
+    event: {
+      ingestion_job_id: 'JOB1234567',
+      data_source_id: 'DS12345678',
+      knowledge_base_arn: 'arn:aws:bedrock:us-east-1:123456789012:knowledge-base/KB12345678',
+      document_location: { type: 'S3', s3_location: { uri: 's3://bucket/knowledge/cards/x.md' } },
+      status,
+      status_reasons: ['reason'],
+    },
+    event_version: '1.0',
+    event_type: 'StartIngestionJob.ResourceStatusChanged',
+    level: status.endsWith('FAILED') ? 'ERROR' : 'INFO',
+  });
+  /** Reads a CloudWatch Logs JSON filter pattern made only of `$.a.b = "v"` terms joined by `&&`, and applies it. */
+  function matches(pattern: string, event: unknown): boolean {
+    const body = /^\{ (.*) \}$/.exec(pattern)![1];
+    return body.split(' && ').every((term) => {
+      const [, path, value] = /^\(?\$\.([\w.]+) = "([^"]*)"\)?$/.exec(term.trim())!;
+      return path.split('.').reduce((v: any, k) => v?.[k], event) === value;
+    });
+  }
+
+  test('delivery of the knowledge base\'s APPLICATION_LOGS to a KMS-encrypted vended log group', () => {
+    const json = s3v.json;
+    const [kbId] = onlyResource(json, 'AWS::Bedrock::KnowledgeBase');
+    const [, source] = onlyResource(json, 'AWS::Logs::DeliverySource');
+    expect(source.Properties).toMatchObject({ LogType: 'APPLICATION_LOGS', ResourceArn: { 'Fn::GetAtt': [kbId, 'KnowledgeBaseArn'] } });
+    expect(source.Properties.Name).toMatch(/^ons-kb-dev-[0-9a-f]{8}$/);
+    const [destId, destination] = onlyResource(json, 'AWS::Logs::DeliveryDestination');
+    expect(destination.Properties.OutputFormat).toBe('json');
+    const [, delivery] = onlyResource(json, 'AWS::Logs::Delivery');
+    expect(delivery.Properties).toMatchObject({ DeliverySourceName: source.Properties.Name, DeliveryDestinationArn: { 'Fn::GetAtt': [destId, 'Arn'] } });
+    const groups = Object.values(json.Resources).filter((r: any) => r.Type === 'AWS::Logs::LogGroup'
+      && String(r.Properties.LogGroupName ?? '').startsWith('/aws/vendedlogs/bedrock/knowledge-base/APPLICATION_LOGS/')) as any[];
+    expect(groups).toHaveLength(1);
+    expect(groups[0].Properties.KmsKeyId).toBeDefined();
+    // The destination is the log group itself (an ARN without the ':*' that logGroupArn carries).
+    expect(JSON.stringify(destination.Properties.DestinationResourceArn)).toContain(`:log-group:${groups[0].Properties.LogGroupName}"`);
+  });
+
+  test('metric filters count failed jobs and failed documents of the documented events, and nothing else', () => {
+    const filters = Object.values(s3v.json.Resources).filter((r: any) => r.Type === 'AWS::Logs::MetricFilter').map((r: any) => r.Properties);
+    const byName = Object.fromEntries(filters.map((f: any) => [f.MetricTransformations[0].MetricName, f]));
+    const jobs = byName[KnowledgeBaseLogMetrics.INGESTION_JOBS_FAILED];
+    const docs = byName[KnowledgeBaseLogMetrics.DOCUMENTS_FAILED];
+    for (const f of [jobs, docs]) {
+      expect(f.MetricTransformations[0]).toMatchObject({
+        MetricNamespace: metricsNamespace('dev'),
+        MetricValue: '1',
+        Unit: 'Count',
+        Dimensions: [{ Key: KnowledgeBaseLogMetrics.DIMENSION, Value: '$.event.knowledge_base_arn' }],
+      });
+    }
+    expect(matches(jobs.FilterPattern, jobEvent('FAILED'))).toBe(true);
+    for (const status of ['INGESTION_JOB_STARTED', 'COMPLETE', 'STOPPED', 'CRAWLING_COMPLETED']) expect(matches(jobs.FilterPattern, jobEvent(status))).toBe(false);
+    expect(matches(jobs.FilterPattern, documentEvent('FAILED'))).toBe(false);
+    expect(matches(docs.FilterPattern, documentEvent('FAILED'))).toBe(true);
+    // A failing document also logs EMBEDDING_FAILED or INDEXING_FAILED first: only its final FAILED counts.
+    for (const status of ['EMBEDDING_FAILED', 'INDEXING_FAILED', 'INDEXED', 'RESOURCE_IGNORED']) expect(matches(docs.FilterPattern, documentEvent(status))).toBe(false);
+    expect(matches(docs.FilterPattern, jobEvent('FAILED'))).toBe(false);
+  });
+
+  test('the metric methods watch what the filters publish; applicationLogs: false adds nothing', () => {
+    const metric = s3v.knowledgeBase.metricIngestionJobsFailed();
+    expect(metric.namespace).toBe(metricsNamespace('dev'));
+    expect(metric.metricName).toBe(KnowledgeBaseLogMetrics.INGESTION_JOBS_FAILED);
+    expect(Object.keys(metric.dimensions!)).toEqual([KnowledgeBaseLogMetrics.DIMENSION]);
+    expect(s3v.knowledgeBase.metricDocumentsFailed().metricName).toBe(KnowledgeBaseLogMetrics.DOCUMENTS_FAILED);
+    const off = kbStack({ applicationLogs: false });
+    expect(off.knowledgeBase.applicationLogGroup).toBeUndefined();
+    off.template.resourceCountIs('AWS::Logs::DeliverySource', 0);
+    off.template.resourceCountIs('AWS::Logs::MetricFilter', 0);
   });
 });

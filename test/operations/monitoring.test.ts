@@ -3,7 +3,7 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { buildReferenceApp } from '../../examples/reference/app';
 import { OnsDataPlatform, PlatformStage } from '../../src';
-import { OPERATION_DIMENSION, PlatformMetrics, metricsNamespace } from '../../src/operations/contract';
+import { KnowledgeBaseLogMetrics, OPERATION_DIMENSION, PlatformMetrics, metricsNamespace } from '../../src/operations/contract';
 import { ENV, platformStack } from '../helpers';
 
 type Resource = { Type: string; Properties: Record<string, any> };
@@ -195,6 +195,22 @@ describe('PlatformMonitoring on the reference app', () => {
     }
   });
 
+  test('knowledge-base ingestion jobs and documents that fail after the sync started are alarmed from its application logs', () => {
+    for (const [stage, resources] of Object.entries(templates)) {
+      const [kbId] = ofType(resources, 'AWS::Bedrock::KnowledgeBase')[0];
+      const topics = topicIds(resources);
+      for (const metricName of [KnowledgeBaseLogMetrics.INGESTION_JOBS_FAILED, KnowledgeBaseLogMetrics.DOCUMENTS_FAILED]) {
+        const found = alarmsOn(resources, metricName, KnowledgeBaseLogMetrics.DIMENSION, { 'Fn::GetAtt': [kbId, 'KnowledgeBaseArn'] });
+        expect(found).toHaveLength(1);
+        expect(found[0].Properties).toMatchObject({ Namespace: metricsNamespace(stage), Statistic: 'Sum', Threshold: 1, EvaluationPeriods: 1 });
+        expect(topicOf(found[0])).toBe(topics.warning);
+        // The metric filter that publishes it exists, in the same namespace.
+        const filters = ofType(resources, 'AWS::Logs::MetricFilter').filter(([, f]) => f.Properties.MetricTransformations[0].MetricName === metricName);
+        expect(filters.map(([, f]) => f.Properties.MetricTransformations[0].MetricNamespace)).toEqual([metricsNamespace(stage)]);
+      }
+    }
+  });
+
   test('the dashboard shows the API, the state machines, the functions and the custom metrics', () => {
     for (const [stage, resources] of Object.entries(templates)) {
       const body = JSON.stringify(ofType(resources, 'AWS::CloudWatch::Dashboard')[0][1].Properties.DashboardBody);
@@ -210,7 +226,10 @@ describe('PlatformMonitoring on the reference app', () => {
 
   test('custom-metric alarms watch exactly what the handlers emit: names, namespace and dimensions from the contract', () => {
     for (const [stage, resources] of Object.entries(templates)) {
-      const custom = alarms(resources).map(([, a]) => a.Properties).filter((p) => p.Namespace === metricsNamespace(stage));
+      // The knowledge base's log-filter metrics are checked with their filters above.
+      const fromLogs: string[] = [KnowledgeBaseLogMetrics.INGESTION_JOBS_FAILED, KnowledgeBaseLogMetrics.DOCUMENTS_FAILED];
+      const custom = alarms(resources).map(([, a]) => a.Properties)
+        .filter((p) => p.Namespace === metricsNamespace(stage) && !fromLogs.includes(p.MetricName));
       const seen = custom.map((p) => ({ name: p.MetricName, dims: p.Dimensions, stat: p.Statistic ?? p.ExtendedStatistic }))
         .sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
       const m = PlatformMetrics;
