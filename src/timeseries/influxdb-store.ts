@@ -93,8 +93,10 @@ export interface InfluxDbStoreOptions {
   readonly vpcSubnets?: ec2.SubnetSelection;
 
   /**
-   * VPC endpoints for what the functions call: S3 and DynamoDB (gateway), Secrets Manager and AppConfig Data (interface).
-   * Without them the functions need a NAT gateway.
+   * VPC endpoints for what the functions call: S3 and DynamoDB (gateway endpoints, no charge), Secrets Manager and AppConfig
+   * Data (interface endpoints, billed per endpoint-hour in each Availability Zone plus per GB). Without them the functions need
+   * a NAT gateway, billed per hour in each zone plus per GB processed, and a route to the internet, which these functions
+   * never need.
    *
    * @default - true when the store creates the VPC, false for a VPC passed in (it has its own endpoints or NAT)
    */
