@@ -197,7 +197,9 @@ function answerFromStore(body: { QueryString: string; MaxRows: number; NextToken
       ColumnInfo: [],
       Rows: page.map((r) => ({
         Data: [
-          { ScalarValue: stamp(r.time) }, ...r.dims.map((d) => (d === null ? { NullValue: true } : { ScalarValue: d })), { ScalarValue: String(r.value) },
+          { ScalarValue: stamp(r.time) },
+          ...r.dims.map((d) => (d === null ? { NullValue: true } : { ScalarValue: d })),
+          { ScalarValue: String(r.value) },
         ],
       })),
       ...(offset + body.MaxRows < rows.length ? { NextToken: `off:${offset + body.MaxRows}` } : {}),
