@@ -204,10 +204,13 @@ export class InfluxDbStore extends Construct implements ITimeSeriesStore {
   public readonly writeTokenSecret: secretsmanager.ISecret;
   /** The read token (SecretString), written by the bootstrap. */
   public readonly readTokenSecret: secretsmanager.ISecret;
-  /** The InfluxDB organization, bucket, 1.x database and retention policy. */
+  /** The InfluxDB organization the instance was created with. */
   public readonly organization: string;
+  /** The InfluxDB bucket the instance was created with (every dataset a measurement in it). */
   public readonly bucketName: string;
+  /** The 1.x database name mapped to the bucket (DBRP), used by the loader and the query function. */
   public readonly databaseName: string;
+  /** The 1.x retention policy name of that mapping (InfluxDB's customary default). */
   public readonly retentionPolicy = 'autogen';
   /** Whether the catch-all measurement exists. */
   public readonly hasCatchAllMeasurement: boolean;
@@ -296,7 +299,7 @@ export class InfluxDbStore extends Construct implements ITimeSeriesStore {
     this.adminSecret = new secretsmanager.Secret(this, 'AdminSecret', {
       description: `ONS data platform (${this.stage.name}): InfluxDB admin user and password`,
       encryptionKey: this.key,
-      // Letters and digits only: the instance's password rules, and nothing that needs escaping anywhere.
+      // Letters and digits only: nothing to escape in a dynamic reference, a Basic auth header or a shell.
       generateSecretString: { secretStringTemplate: JSON.stringify({ username: 'onsadmin' }), generateStringKey: 'password', excludePunctuation: true, passwordLength: 32 },
     });
     this.writeTokenSecret = this.tokenSecret('WriteToken', 'write');
@@ -441,7 +444,12 @@ export class InfluxDbStore extends Construct implements ITimeSeriesStore {
       timeout: Duration.seconds(29),
       memorySize: 512,
       reservedConcurrentExecutions: options.reservedConcurrentExecutions,
-      environment: { ...this.environment(this.readTokenSecret), [TimeSeriesEnv.MAX_POINTS]: '1000' },
+      environment: {
+        ...this.environment(this.readTokenSecret),
+        [TimeSeriesEnv.MAX_POINTS]: '1000',
+        // Inside the 29 s of the function and of API Gateway, so a stalled instance answers an error, not a timeout.
+        [InfluxDbEnv.REQUEST_TIMEOUT_MS]: '20000',
+      },
     }, options.stage);
     this.grantRead(fn);
     // The query function reads the feature flags (AppConfig Data) too.

@@ -351,7 +351,10 @@ describe('InfluxDbStore functions', () => {
       VpcConfig: { SubnetIds: subnets, SecurityGroupIds: Match.anyValue() },
       Environment: {
         Variables: Match.objectLike({
-          ...common, [InfluxDbEnv.TOKEN_SECRET_ARN]: { Ref: logicalId(stack, store.readTokenSecret) }, [TimeSeriesEnv.MAX_POINTS]: '1000',
+          ...common,
+          [InfluxDbEnv.TOKEN_SECRET_ARN]: { Ref: logicalId(stack, store.readTokenSecret) },
+          [TimeSeriesEnv.MAX_POINTS]: '1000',
+          [InfluxDbEnv.REQUEST_TIMEOUT_MS]: '20000',
         }),
       },
     });
