@@ -469,13 +469,16 @@ describe('InfluxDbStore health and metrics', () => {
 });
 
 describe('OnsDataPlatform with TimeSeriesEngine.timestreamInfluxDb()', () => {
-  test('synthesizes with the InfluxDB store behind the API and the pipeline, and cdk-nag AwsSolutions has nothing unacknowledged', () => {
+  test.each([
+    ['prod', PlatformStage.PROD],
+    ['dev', PlatformStage.DEV],
+  ])('%s: synthesizes with the InfluxDB store behind the API and the pipeline, and cdk-nag AwsSolutions has nothing unacknowledged', (_n, stage) => {
     const app = new App();
     const stack = new Stack(app, 'Platform-influx', { env: ENV });
     // Registered before the first synthesis: a later synth() returns the cached assembly without validating.
     Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
     const platform = new OnsDataPlatform(stack, 'Platform', {
-      stage: PlatformStage.PROD, timeSeries: TimeSeriesEngine.timestreamInfluxDb({ bucketRetention: Duration.days(36500) }),
+      stage, timeSeries: TimeSeriesEngine.timestreamInfluxDb({ bucketRetention: Duration.days(36500) }),
     });
     expect(platform.timeSeries).toBeInstanceOf(InfluxDbStore);
     expect(platform.timeSeries.engine).toBe('timestream-influxdb');
