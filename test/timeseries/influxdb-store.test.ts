@@ -10,6 +10,8 @@ import {
 import { HealthEnv } from '../../src/api/health-contract';
 import { CATALOG } from '../../src/ons/catalog';
 import { InfluxDbEnv, TimeSeriesEnv } from '../../src/timeseries/contract';
+import { loadConfigFromEnv } from '../../src/timeseries/influxdb/runtime/load-object';
+import { queryConfigFromEnv } from '../../src/timeseries/influxdb/runtime/query';
 import { ENV } from '../helpers';
 
 function storeStack(props: Partial<InfluxDbStoreProps> = {}, stage = PlatformStage.DEV, app = new App()) {
@@ -363,6 +365,41 @@ describe('InfluxDbStore functions', () => {
     for (const fn of Object.values(t.findResources('AWS::Lambda::Function')).filter((f) => /\(Timestream for InfluxDB\)/.test(f.Properties.Description))) {
       expect(fn.DependsOn).toEqual(expect.arrayContaining([expect.stringMatching(/^TimeSeriesBootstrap[0-9A-F]{8}$/)]));
     }
+  });
+
+  test('the handlers\' own configuration readers accept the environment the construct sets (the contract, both sides)', () => {
+    const { template, stack, store } = storeWithFunctions({ batchLines: 2000, maxWritesInFlight: 8 });
+    const functions = Object.values(template().findResources('AWS::Lambda::Function'));
+    const variablesOf = (description: RegExp) => {
+      const variables = functions.find((f) => description.test(f.Properties.Description))!.Properties.Environment.Variables;
+      // References (bucket names, secret ARNs, the instance endpoint) stand in as their JSON: the readers only need strings.
+      return Object.fromEntries(Object.entries<unknown>(variables).map(([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v)]));
+    };
+    const saved = { ...process.env };
+    const withEnv = <T>(variables: Record<string, string>, read: () => T): T => {
+      try {
+        Object.assign(process.env, variables);
+        return read();
+      } finally {
+        for (const key of Object.keys(process.env)) if (!(key in saved)) delete process.env[key];
+        Object.assign(process.env, saved);
+      }
+    };
+    const tables = Object.fromEntries(CATALOG.map((d) => [d.id, d.id]));
+    const connection = (secret: { node: unknown }, timeoutMs: number) => ({
+      url: JSON.stringify(stack.resolve(store.url)),
+      database: 'ons_data_platform_dev',
+      retentionPolicy: 'autogen',
+      tokenSecretArn: JSON.stringify({ Ref: logicalId(stack, secret) }),
+      timeoutMs,
+    });
+
+    const load = withEnv(variablesOf(/time-series loader/), loadConfigFromEnv);
+    expect(load).toMatchObject({
+      tables, maxInFlight: 8, batchLines: 2000, rejectedRecordsPrefix: 'rejected/timeseries/', connection: connection(store.writeTokenSecret, 30_000),
+    });
+    const query = withEnv(variablesOf(/time-series queries/), queryConfigFromEnv);
+    expect(query).toMatchObject({ tables, connection: connection(store.readTokenSecret, 20_000) });
   });
 
   test('functions are created once; the query role reads only the read token, the loader only the write token', () => {
