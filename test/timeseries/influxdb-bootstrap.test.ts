@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -106,9 +107,12 @@ function expectNoSecretVisible() {
   }
 }
 
+/** The store's authorizations of one kind: the base description, then ` #` and the token's fingerprint. */
 function tokenOf(description: string) {
-  return influx.authorizations.filter((a) => a.description === description);
+  return influx.authorizations.filter((a) => a.description.startsWith(`${description} #`));
 }
+
+const fingerprint = (token: string) => createHash('sha256').update(token).digest('hex').slice(0, 16);
 
 beforeAll(async () => {
   if (!existsSync(ASSET)) throw new Error(`${ASSET} is missing: run \`npx projen bundle\` first`);
@@ -174,6 +178,9 @@ describe('Create', () => {
     expect(read).toMatchObject({ status: 'active', permissions: [{ action: 'read', resource: bucket }] });
     expect(secrets.secrets.get(WRITE)).toBe(write.token);
     expect(secrets.secrets.get(READ)).toBe(read.token);
+    // Each labelled with a fingerprint of its token (not the token), to be recognised when InfluxDB hides tokens.
+    expect(write.description).toBe(`ons-data-platform dev write ons_data_platform #${fingerprint(write.token)}`);
+    expect(read.description).toBe(`ons-data-platform dev read ons_data_platform #${fingerprint(read.token)}`);
     expect(influx.dbrps).toEqual([{
       id: expect.any(String), orgID: influx.org.id, bucketID: influx.buckets[0].id, database: 'ons_data_platform_dev', retention_policy: 'autogen', default: true,
     }]);
@@ -210,6 +217,32 @@ describe('idempotency', () => {
     expect(influx.changes()).toEqual([]);
     expect(secrets.requests.filter((r) => r.target === 'secretsmanager.PutSecretValue')).toHaveLength(2);
     expectNoSecretVisible();
+  });
+
+  test('InfluxDB listing tokens hashed (OSS 2.9 default): a second run still recognises both tokens by their fingerprints', async () => {
+    influx.hashedTokens = true;
+    try {
+      await run(event('Create'));
+      const ids = influx.authorizations.map((a) => a.id);
+      const stored = [secrets.secrets.get(WRITE), secrets.secrets.get(READ)];
+      influx.requests.length = 0;
+
+      expect((await run(event('Update'))).Status).toBe('SUCCESS');
+
+      expect(influx.authorizations.map((a) => a.id)).toEqual(ids);
+      expect([secrets.secrets.get(WRITE), secrets.secrets.get(READ)]).toEqual(stored);
+      expect(influx.changes()).toEqual([]);
+
+      // A secret that no longer holds the token: replaced, even though InfluxDB cannot show which token it has.
+      secrets.secrets.set(WRITE, 'someone-overwrote-it');
+      expect((await run(event('Update'))).Status).toBe('SUCCESS');
+      const [write] = tokenOf('ons-data-platform dev write ons_data_platform');
+      expect(write.id).not.toBe(ids[0]);
+      expect(secrets.secrets.get(WRITE)).toBe(write.token);
+      expect(influx.authorizations).toHaveLength(2);
+    } finally {
+      influx.hashedTokens = false;
+    }
   });
 
   test('a token deleted in InfluxDB, or a secret that no longer holds it: a new one in the secret, stale ones of the store deleted', async () => {

@@ -32,6 +32,8 @@ export class LocalInfluxDb2 {
   public readonly buckets = [{ id: 'b1b2b3b4b5b6b7b8', name: 'ons_data_platform', orgID: this.org.id, retentionRules: [] as Array<{ type: string; everySeconds: number }> }];
   public readonly authorizations: Authorization[] = [];
   public readonly dbrps: Dbrp[] = [];
+  /** Tokens stored hashed (the OSS 2.9 default): listings carry no token values, only creation answers one. */
+  public hashedTokens = false;
   /** Every request: method and path with query. */
   public readonly requests: string[] = [];
   private readonly sessions = new Set<string>();
@@ -105,7 +107,8 @@ export class LocalInfluxDb2 {
         return send(200, bucket);
       }
       if (req.method === 'GET' && path === '/api/v2/authorizations') {
-        return send(200, { authorizations: this.authorizations.filter((a) => a.orgID === url.searchParams.get('orgID')) });
+        const listed = this.authorizations.filter((a) => a.orgID === url.searchParams.get('orgID'));
+        return send(200, { authorizations: this.hashedTokens ? listed.map(({ token: _hidden, ...rest }) => rest) : listed });
       }
       if (req.method === 'POST' && path === '/api/v2/authorizations') {
         if (body.orgID !== this.org.id || !Array.isArray(body.permissions) || body.permissions.length === 0) return fail(400, 'invalid', 'invalid authorization');
@@ -121,6 +124,13 @@ export class LocalInfluxDb2 {
         return send(201, auth);
       }
       const authMatch = /^\/api\/v2\/authorizations\/([^/]+)$/.exec(path);
+      if (req.method === 'PATCH' && authMatch) {
+        const auth = this.authorizations.find((a) => a.id === authMatch[1]);
+        if (!auth) return fail(404, 'not found', 'authorization not found');
+        if (typeof body.description === 'string') auth.description = body.description;
+        if (body.status === 'active' || body.status === 'inactive') auth.status = body.status;
+        return send(200, this.hashedTokens ? { ...auth, token: undefined } : auth);
+      }
       if (req.method === 'DELETE' && authMatch) {
         const index = this.authorizations.findIndex((a) => a.id === authMatch[1]);
         if (index < 0) return fail(404, 'not found', 'authorization not found');

@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+
 /**
  * The InfluxDB 2 side of the store's bootstrap (handler-side, bundled into the bootstrap function): with the
  * admin's credentials, find the organization and the bucket the instance was created with, set the bucket's
@@ -131,16 +133,19 @@ export async function bootstrap(
     const deleted: string[] = [];
     const tokenOutcome = async (action: 'write' | 'read', spec: TokenSpec): Promise<'kept' | 'created'> => {
       const permissions: Permission[] = [{ action, resource: { type: 'buckets', id: bucket.id, orgID: org.id } }];
-      const ours = authorizations.filter((a) => a.description === spec.description);
+      const ours = authorizations.filter((a) => a.description === spec.description || a.description?.startsWith(`${spec.description} #`));
       const stored = await secrets.get(spec.secretArn);
-      const keep = ours.find((a) => stored !== undefined && a.token === stored && a.status !== 'inactive' && samePermissions(a.permissions, permissions));
+      // InfluxDB may list tokens hashed (the default from OSS 2.9): the fingerprint in the description still matches.
+      const holds = (a: Authorization) => stored !== undefined && (a.token === stored || a.description === fingerprinted(spec.description, stored));
+      const keep = ours.find((a) => holds(a) && a.status !== 'inactive' && samePermissions(a.permissions, permissions));
       let outcome: 'kept' | 'created' = 'kept';
       if (!keep) {
         const created = await api.json<Authorization>(`create ${action} token`, 'POST', '/api/v2/authorizations', {
           orgID: org.id, description: spec.description, status: 'active', permissions,
         });
         if (!created?.token) throw new InfluxDbApiError(`create ${action} token`, 201, 'no token in the response');
-        // The secret first: a failure after this leaves the new token in use and the old ones for the next run to delete.
+        await api.json(`label ${action} token`, 'PATCH', `/api/v2/authorizations/${q(created.id)}`, { description: fingerprinted(spec.description, created.token) });
+        // The secret before any deletion: a failure after this leaves the new token in use and the old ones for the next run.
         await secrets.put(spec.secretArn, created.token);
         outcome = 'created';
       }
@@ -177,6 +182,14 @@ async function ensureDbrp(api: InfluxApi, orgId: string, bucketId: string, confi
     orgID: orgId, bucketID: bucketId, database: config.database, retention_policy: config.retentionPolicy, default: true,
   });
   return [created?.id ?? created?.content?.id ?? '', 'created'];
+}
+
+/**
+ * The description of a store token: its base, then the first 16 hex digits of the token's SHA-256 (which identify the
+ * token without revealing it), so the bootstrap recognises the token its secret holds even when InfluxDB hides tokens.
+ */
+function fingerprinted(description: string, token: string): string {
+  return `${description} #${createHash('sha256').update(token).digest('hex').slice(0, 16)}`;
 }
 
 function samePermissions(actual: Permission[] | undefined, expected: Permission[]): boolean {
