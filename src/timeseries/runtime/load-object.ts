@@ -5,16 +5,17 @@ import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
 import { GetObjectCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import type { Context } from 'aws-lambda';
 import type { PointRecord } from './layout';
 import { readPartRecords } from './part-reader';
 import { LoadError, RetryOptions } from './retry';
 import { tablesEnv } from './tables';
 import { IngestionEnv, ProcessResult } from '../../ingestion/contract';
 import { Ledger, LedgerLoad } from '../../ingestion/ledger';
-import { describeError, log, numberEnv, prefixEnv, requiredEnv, validateInput } from '../../ingestion/runtime';
+import { createDocumentClient, createS3Client, describeError, log, numberEnv, prefixEnv, requiredEnv, startStep, validateInput } from '../../ingestion/runtime';
 import { sourceName } from '../../ons/convert';
 import { PlatformMetrics } from '../../operations/contract';
-import { recordMetric } from '../../operations/telemetry';
+import { flushMetrics, recordMetric } from '../../operations/telemetry';
 import { LoadErrors, LoadInput, LoadResult, TimeSeriesEnv } from '../contract';
 
 /**
@@ -26,7 +27,7 @@ import { LoadErrors, LoadInput, LoadResult, TimeSeriesEnv } from '../contract';
 /** A record the engine rejected, with the reason it gave. */
 export interface RejectedRecord {
   readonly reason: string;
-  /** Index of the record in its write request. */
+  /** Index of the record in its write request (Timestream) or in the load (InfluxDB, whose writer may split requests). */
   readonly recordIndex: number;
   /** Timestream: the version of the record already stored. */
   readonly existingVersion?: number;
@@ -210,6 +211,28 @@ export async function loadObject(input: LoadInput, deps: LoadDeps, engine: LoadE
     report.destroy();
     await rm(work, { recursive: true, force: true });
   }
+}
+
+/**
+ * An engine's LoadTimeSeries Lambda handler: its clients and settings created once per container, on
+ * first use (the environment is read then); the metrics flushed after every invocation.
+ */
+export function createLoadHandler<C extends LoadConfig>(configFromEnv: () => C, engineOf: (config: C) => LoadEngine) {
+  let deps: (LoadDeps & { engine: LoadEngine }) | undefined;
+  return async (event: LoadInput, context?: Context): Promise<LoadResult> => {
+    startStep(event, context);
+    try {
+      const input = validateLoadInput(event);
+      if (!deps) {
+        const config = configFromEnv();
+        const ledger = new Ledger(createDocumentClient(), requiredEnv(IngestionEnv.LEDGER_TABLE));
+        deps = { s3: createS3Client(), ledger, engine: engineOf(config), config };
+      }
+      return await loadObject(input, deps, deps.engine);
+    } finally {
+      flushMetrics(); // PointsWritten and RecordsRejectedByStore (see loadObject)
+    }
+  };
 }
 
 /** The source object's last-modified time in ms (the version of every record written from it). */

@@ -1,10 +1,12 @@
 import { createHash } from 'node:crypto';
-import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
+import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { tablesEnv } from './tables';
-import { RequestError, safeName, serve } from '../../api/runtime/http';
+import { ROUTES } from '../../api/routes';
+import { RequestError, safeName, serve, startRequest } from '../../api/runtime/http';
 import { CATALOG, DatasetDefinition, MeasureDefinition } from '../../ons/catalog';
-import { FeatureFlag } from '../../operations/contract';
+import { FeatureFlag, OPERATION_DIMENSION, PlatformMetrics } from '../../operations/contract';
 import { flag } from '../../operations/flags';
+import { flushMetrics, recordMetric } from '../../operations/telemetry';
 import { AGGREGATIONS, INTERVALS, TimeSeriesEnv, TimeSeriesResponse } from '../contract';
 
 /**
@@ -219,4 +221,25 @@ export async function handleRequest(event: APIGatewayProxyEvent, requestId: stri
     const body = await e.run(q);
     return { body, log: { dataset: body.dataset, measure: body.measure, interval: body.interval, points: body.points.length, paged: !!q.pageToken } };
   });
+}
+
+/**
+ * An engine's `GET /timeseries/{dataset}` Lambda handler (API Gateway proxy integration): the engine
+ * created once per container, on first use (the environment is read then); QueryLatency recorded
+ * with the route's operationId (`getTimeSeries`) and flushed after every request.
+ */
+export function createQueryHandler(engineOf: () => QueryEngine) {
+  const operation = ROUTES.find((r) => r.target === 'timeSeries')!.operationId;
+  let engine: QueryEngine | undefined;
+  return async (event: APIGatewayProxyEvent, context?: Context): Promise<APIGatewayProxyResult> => {
+    const requestId = event.requestContext?.requestId ?? context?.awsRequestId ?? 'unknown';
+    startRequest(requestId, context);
+    const started = Date.now();
+    try {
+      return await handleRequest(event, requestId, () => (engine ??= engineOf()));
+    } finally {
+      recordMetric(PlatformMetrics.QUERY_LATENCY, Date.now() - started, { [OPERATION_DIMENSION]: operation });
+      flushMetrics();
+    }
+  };
 }

@@ -4,6 +4,7 @@ import { encodeRecord } from './line-protocol';
 import { LoadErrors } from '../../contract';
 import type { PointRecord } from '../../runtime/layout';
 import type { PointWriter, RejectedRecord, WriteStats } from '../../runtime/load-object';
+import { RequestPool } from '../../runtime/request-pool';
 import { backoffMs, isNetworkError, LoadError, RetryOptions, sleep } from '../../runtime/retry';
 
 /**
@@ -34,10 +35,9 @@ interface Line {
 }
 
 export class InfluxWriter implements PointWriter {
-  private readonly inFlight = new Set<Promise<void>>();
+  private readonly pool: RequestPool;
   private batch: Line[] = [];
   private added = 0;
-  private failure?: Error;
   private stats = { requests: 0, retries: 0, records: 0, points: 0, rejected: 0 };
 
   constructor(
@@ -47,11 +47,11 @@ export class InfluxWriter implements PointWriter {
     private readonly token: () => Promise<string>,
     private readonly options: InfluxWriterOptions,
   ) {
-    if (!Number.isInteger(options.maxInFlight) || options.maxInFlight < 1) throw new Error(`maxInFlight must be a positive integer: ${options.maxInFlight}`);
+    this.pool = new RequestPool(options.maxInFlight);
   }
 
   async add(record: PointRecord): Promise<void> {
-    this.throwIfFailed();
+    this.pool.throwIfFailed();
     const index = this.added++;
     const encoded = encodeRecord(this.measurement, record);
     if ('reason' in encoded) {
@@ -63,27 +63,15 @@ export class InfluxWriter implements PointWriter {
   }
 
   async finish(): Promise<WriteStats> {
-    if (this.batch.length && !this.failure) await this.flush();
-    await Promise.allSettled([...this.inFlight]);
-    this.throwIfFailed();
+    if (this.batch.length && !this.pool.failure) await this.flush();
+    await this.pool.settle();
     return { ...this.stats };
   }
 
   private async flush(): Promise<void> {
     const lines = this.batch;
     this.batch = [];
-    while (this.inFlight.size >= this.options.maxInFlight) await Promise.race(this.inFlight);
-    this.throwIfFailed();
-    const p: Promise<void> = this.write(lines)
-      .catch((e: Error) => {
-        this.failure ??= e;
-      })
-      .finally(() => this.inFlight.delete(p));
-    this.inFlight.add(p);
-  }
-
-  private throwIfFailed(): void {
-    if (this.failure) throw this.failure;
+    await this.pool.start(() => this.write(lines));
   }
 
   /** Writes a batch (retrying), then settles what the server said about its lines. */
@@ -121,7 +109,7 @@ export class InfluxWriter implements PointWriter {
     const body = gzipSync(Buffer.from(lines.map((l) => l.text).join('\n'), 'utf8'));
     const path = `/write?${params(this.connection, { precision: 'ns' })}`;
     for (let attempt = 1; ; attempt++) {
-      if (this.failure) throw this.failure; // another request failed for good: stop spending attempts
+      this.pool.throwIfFailed(); // another request failed for good: stop spending attempts
       let problem: string;
       let retryAfter: number | undefined;
       try {

@@ -2,6 +2,7 @@ import { TimestreamWriteClient, WriteRecordsCommand, type WriteRecordsRequest } 
 import { BatchTarget, buildRequest, MAX_RECORDS_PER_REQUEST, PointRecord, pointsOf } from './records';
 import { LoadErrors } from '../../contract';
 import type { RejectedRecord, WriteStats } from '../../runtime/load-object';
+import { RequestPool } from '../../runtime/request-pool';
 import { backoffMs, isNetworkError, LoadError, RetryOptions, sleep } from '../../runtime/retry';
 
 export { LoadError };
@@ -50,20 +51,19 @@ export function createWriteClient(endpoint: string | undefined, maxInFlight: num
  * together (so data with thousands of series degrades to plain batches, never to small requests).
  */
 export class RecordWriter {
-  private readonly inFlight = new Set<Promise<void>>();
+  private readonly pool: RequestPool;
   /** Records waiting, by series (dimension values). */
   private readonly groups = new Map<string, PointRecord[]>();
   private waiting = 0;
-  private failure?: Error;
   private stats = { requests: 0, retries: 0, records: 0, points: 0, rejected: 0 };
 
   constructor(private readonly client: TimestreamWriteClient, private readonly target: BatchTarget, private readonly options: WriterOptions) {
-    if (!Number.isInteger(options.maxInFlight) || options.maxInFlight < 1) throw new Error(`maxInFlight must be a positive integer: ${options.maxInFlight}`);
+    this.pool = new RequestPool(options.maxInFlight);
   }
 
   /** Adds a record; waits while `maxInFlight` requests are in flight (so memory stays bounded). */
   async add(record: PointRecord): Promise<void> {
-    this.throwIfFailed();
+    this.pool.throwIfFailed();
     const key = seriesKey(record);
     let group = this.groups.get(key);
     if (!group) this.groups.set(key, (group = []));
@@ -84,8 +84,7 @@ export class RecordWriter {
     this.groups.clear();
     this.waiting = 0;
     for (let i = 0; i < rest.length; i += MAX_RECORDS_PER_REQUEST) await this.send(rest.slice(i, i + MAX_RECORDS_PER_REQUEST));
-    await Promise.allSettled([...this.inFlight]);
-    this.throwIfFailed();
+    await this.pool.settle();
     return { ...this.stats };
   }
 
@@ -106,24 +105,13 @@ export class RecordWriter {
 
   private async send(records: PointRecord[]): Promise<void> {
     const request = buildRequest(this.target, records);
-    while (this.inFlight.size >= this.options.maxInFlight) await Promise.race(this.inFlight);
-    this.throwIfFailed();
-    const p: Promise<void> = this.write(request)
-      .catch((e: Error) => {
-        this.failure ??= e;
-      })
-      .finally(() => this.inFlight.delete(p));
-    this.inFlight.add(p);
-  }
-
-  private throwIfFailed(): void {
-    if (this.failure) throw this.failure;
+    await this.pool.start(() => this.write(request));
   }
 
   private async write(request: WriteRecordsRequest): Promise<void> {
     const maxAttempts = this.options.maxAttempts ?? 8;
     for (let attempt = 1; ; attempt++) {
-      if (this.failure) return; // another request failed for good: stop spending attempts
+      if (this.pool.failure) return; // another request failed for good: stop spending attempts
       try {
         await this.client.send(new WriteRecordsCommand(request));
         this.count(request, []);
