@@ -1,5 +1,6 @@
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { PlatformMetrics } from '../../src/operations/contract';
 import { InfluxDbEnv, LoadInput, LoadResult, TimeSeriesEnv } from '../../src/timeseries/contract';
 import { BUCKETS, getBytes, handlerEnv, ledgerItem, LocalAws, loadHandler, restoreEnv, startLocalAws } from '../ingestion/local-aws';
 import { ONS_DATA } from '../ons-data';
@@ -205,6 +206,9 @@ describe('CARGA_ENERGIA_2013.csv', () => {
     expect(shardCount.values[0][1]).toBe(1); // the integer point alone
     const item = await ledgerItem(aws, BUCKETS.raw, input.source.key);
     expect(item).toMatchObject({ status: 'loaded', load: { rejected: lines.length, failedBucket: BUCKETS.failed, rejectedKey } });
+    // The metrics of the load: points the store took, records it refused.
+    const metrics = output.emf.filter((d) => PlatformMetrics.POINTS_WRITTEN.name in d).at(-1)!;
+    expect(metrics).toMatchObject({ [PlatformMetrics.POINTS_WRITTEN.name]: result.points, [PlatformMetrics.POINTS_REJECTED.name]: lines.length });
   });
 
   test('429, 5xx (with and without Retry-After) and a request that gets no answer are retried; the load completes', async () => {
