@@ -1,6 +1,6 @@
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PlatformMetrics } from '../../src/operations/contract';
+import { OperationsEnv, PlatformMetrics } from '../../src/operations/contract';
 import { InfluxDbEnv, LoadInput, LoadResult, TimeSeriesEnv } from '../../src/timeseries/contract';
 import { BUCKETS, getBytes, handlerEnv, ledgerItem, LocalAws, loadHandler, restoreEnv, startLocalAws } from '../ingestion/local-aws';
 import { ONS_DATA } from '../ons-data';
@@ -184,7 +184,8 @@ describe('CARGA_ENERGIA_2013.csv', () => {
     const shardStart = shardOf(conflictAt);
     const inShard = (t: number) => t >= shardStart && t < shardStart + SHARD_DURATION_MS;
 
-    const result = await loader()(input);
+    // With a metrics namespace, as the platform sets it, the loader emits its metrics.
+    const result = await loader({ [OperationsEnv.METRICS_NAMESPACE]: 'OnsDataPlatform/test', [OperationsEnv.SERVICE_NAME]: 'timeseries' })(input);
     const rejectedKey = 'rejected-records/carga_energia/CARGA_ENERGIA_2013.rejected-records.jsonl';
     const lines = (await getBytes(aws, BUCKETS.failed, rejectedKey)).toString('utf8').trim().split('\n').map((l) => JSON.parse(l));
     expect(lines).toHaveLength(7 * 4); // 7 days of 4 subsystems
