@@ -149,10 +149,16 @@ export function createPlatformFunction<T extends lambda.Function>(
     id: 'AwsSolutions-L1',
     reason: 'The runtime is pinned to Node.js 22: handlers are bundled for node22 at library build time and tested on it; a runtime upgrade is a library release.',
   });
-  if (options.stage.tracing === lambda.Tracing.ACTIVE) {
+  // One acknowledgement of `*`, naming every action that needs it in this role.
+  const tracing = options.stage.tracing === lambda.Tracing.ACTIVE;
+  if (tracing || options.vpc) {
+    const actions = [
+      ...(tracing ? ['X-Ray PutTraceSegments and PutTelemetryRecords'] : []),
+      ...(options.vpc ? ['ec2:DescribeNetworkInterfaces and ec2:DescribeSubnets (Lambda attaching the function to its VPC)'] : []),
+    ];
     Validations.of(role).acknowledge({
       id: 'AwsSolutions-IAM5[Resource::*]',
-      reason: 'X-Ray PutTraceSegments and PutTelemetryRecords support no resource-level permissions; it is the only wildcard in this role.',
+      reason: `${actions.join('; ')} support no resource-level permissions; they are the only wildcards on * in this role.`,
     });
   }
   return fn;
@@ -183,10 +189,6 @@ function allowNetworkInterfaces(role: iam.Role, vpc: ec2.IVpc, subnets: ec2.Subn
     actions: ['ec2:DeleteNetworkInterface', 'ec2:AssignPrivateIpAddresses', 'ec2:UnassignPrivateIpAddresses'],
     resources: [interfaces],
   }));
-  Validations.of(role).acknowledge({
-    id: 'AwsSolutions-IAM5[Resource::*]',
-    reason: 'ec2:DescribeNetworkInterfaces and ec2:DescribeSubnets (Lambda attaching the function to its VPC) support no resource-level permission.',
-  });
   // cdk-nag prints the region and account as they resolve: literal in an environment-bound stack, pseudo parameters otherwise.
   const region = Token.isUnresolved(stack.region) ? '<AWS::Region>' : stack.region;
   const account = Token.isUnresolved(stack.account) ? '<AWS::AccountId>' : stack.account;
