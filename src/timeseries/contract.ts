@@ -106,6 +106,14 @@ export interface TimeSeriesResponse {
  * `TimeSeriesEnv` (`DATABASE` is the InfluxDB 1.x database name that the bucket's DBRP mapping gives,
  * `TABLES` maps each served dataset id to its measurement, `MAX_IN_FLIGHT`, `WRITE_MAX_ATTEMPTS`,
  * `WRITE_BASE_DELAY_MS` and `MAX_POINTS` keep their meaning).
+ *
+ * The loader reads `URL`, `RETENTION_POLICY`, `TOKEN_SECRET_ARN` (the write token), `BATCH_LINES` (default
+ * 5000) and `REQUEST_TIMEOUT_MS`, plus `TimeSeriesEnv` `DATABASE`, `TABLES`, `CATCH_ALL_TABLE` (set to any
+ * value: datasets outside `TABLES` go to a measurement named after their id), `MAX_IN_FLIGHT` (default 4),
+ * `REJECTED_RECORDS_PREFIX`, `WRITE_MAX_ATTEMPTS`, `WRITE_BASE_DELAY_MS`, and the ingestion settings
+ * `PROCESSED_BUCKET`, `FAILED_BUCKET`, `LEDGER_TABLE`. The query handler reads `URL`, `RETENTION_POLICY`,
+ * `TOKEN_SECRET_ARN` (the read token), `REQUEST_TIMEOUT_MS`, `DATABASE`, `TABLES` and `MAX_POINTS` (1 to
+ * 1000, default 1000). `WRITE_ENDPOINT` and `QUERY_ENDPOINT` are not used: `URL` is the endpoint.
  * @internal
  */
 export const InfluxDbEnv = {
