@@ -217,7 +217,7 @@ describe('CARGA_ENERGIA_2013.csv', () => {
     proxy.failNext({ status: 500 });
     proxy.failNext({ status: 429 });
     proxy.failNext('stall');
-    const result = await loader({ [InfluxDbEnv.REQUEST_TIMEOUT_MS]: '200' })(input);
+    const result = await loader({ [InfluxDbEnv.REQUEST_TIMEOUT_MS]: '1000' })(input);
     expect(result).toMatchObject({ status: 'loaded', records: points(), points: points(), rejected: 0, requests: 2 });
     expect(writes().map((r) => r.outcome).filter((o) => o !== 204).sort()).toEqual([429, 500, 503, 'stall'].sort());
     expect((await stored('carga_energia'))[measure].count).toBe(points());
