@@ -13,7 +13,6 @@ import { BootstrapFunction } from './influxdb/bootstrap-function';
 import { LoadFunction } from './influxdb/load-function';
 import { QueryFunction } from './influxdb/query-function';
 import { TimeSeriesFunctionOptions, ITimeSeriesStore } from './store';
-import { CATCH_ALL_TABLE_NAME } from './timestream-store';
 import { HealthEnv } from '../api/health-contract';
 import { IngestionEnv } from '../ingestion/contract';
 import { DataLake } from '../lake/data-lake';
@@ -138,12 +137,13 @@ export interface InfluxDbStoreOptions {
   readonly additionalDatasets?: string[];
 
   /**
-   * A measurement (`ons_other_datasets`) for ONS datasets that have none of their own. Without it, such files stay in
-   * the lake and the ledger records them as not loaded.
+   * Load ONS datasets outside the catalog and `additionalDatasets` too, each into a measurement named after its dataset
+   * id (InfluxDB needs no schema). The API still serves only the listed datasets. Without it, such files stay in the lake
+   * and the ledger records them as not loaded.
    *
    * @default false
    */
-  readonly catchAllMeasurement?: boolean;
+  readonly loadOtherDatasets?: boolean;
 
   /**
    * Lines per write request (1 to 100,000; InfluxDB recommends about 5,000).
@@ -212,8 +212,8 @@ export class InfluxDbStore extends Construct implements ITimeSeriesStore {
   public readonly databaseName: string;
   /** The 1.x retention policy name of that mapping (InfluxDB's customary default). */
   public readonly retentionPolicy = 'autogen';
-  /** Whether the catch-all measurement exists. */
-  public readonly hasCatchAllMeasurement: boolean;
+  /** Whether the loader also loads datasets outside `datasetIds` (each into a measurement named after it). */
+  public readonly loadsOtherDatasets: boolean;
   /** Prefix in the failed bucket of points the engine rejected. */
   public readonly rejectedRecordsPrefix: string;
 
@@ -275,7 +275,7 @@ export class InfluxDbStore extends Construct implements ITimeSeriesStore {
     }
     if (new Set(datasets).size !== datasets.length) throw new Error('additionalDatasets: a dataset is listed twice or is already in the catalog');
     this.datasetIds = datasets;
-    this.hasCatchAllMeasurement = props.catchAllMeasurement ?? false;
+    this.loadsOtherDatasets = props.loadOtherDatasets ?? false;
     this.rejectedRecordsPrefix = `${this.lake.rejectedRowsPrefix}timeseries/`;
 
     // Network: the given VPC, or one with isolated subnets only (nothing reaches the internet, nothing from it).
@@ -505,7 +505,8 @@ export class InfluxDbStore extends Construct implements ITimeSeriesStore {
     return {
       [TimeSeriesEnv.DATABASE]: this.databaseName,
       [TimeSeriesEnv.TABLES]: JSON.stringify(measurements),
-      ...(this.hasCatchAllMeasurement ? { [TimeSeriesEnv.CATCH_ALL_TABLE]: CATCH_ALL_TABLE_NAME } : {}),
+      // For InfluxDB any value turns it on: each such dataset gets a measurement named after its id.
+      ...(this.loadsOtherDatasets ? { [TimeSeriesEnv.CATCH_ALL_TABLE]: 'true' } : {}),
       [InfluxDbEnv.URL]: this.url,
       [InfluxDbEnv.RETENTION_POLICY]: this.retentionPolicy,
       [InfluxDbEnv.TOKEN_SECRET_ARN]: token.secretArn,

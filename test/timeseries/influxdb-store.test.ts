@@ -10,7 +10,7 @@ import {
 import { HealthEnv } from '../../src/api/health-contract';
 import { CATALOG } from '../../src/ons/catalog';
 import { InfluxDbEnv, TimeSeriesEnv } from '../../src/timeseries/contract';
-import { loadConfigFromEnv } from '../../src/timeseries/influxdb/runtime/load-object';
+import { influxEngine, loadConfigFromEnv } from '../../src/timeseries/influxdb/runtime/load-object';
 import { queryConfigFromEnv } from '../../src/timeseries/influxdb/runtime/query';
 import { ENV } from '../helpers';
 
@@ -319,14 +319,14 @@ describe('InfluxDbStore bootstrap', () => {
 
 describe('InfluxDbStore functions', () => {
   test('loader and query run in the store\'s subnets with the engine\'s environment: URL, database, retention policy, their own token secret', () => {
-    const { template, stack, store } = storeWithFunctions({ additionalDatasets: ['geracao_termica_despacho'], catchAllMeasurement: true });
+    const { template, stack, store } = storeWithFunctions({ additionalDatasets: ['geracao_termica_despacho'], loadOtherDatasets: true });
     const t = template();
     const url = stack.resolve(store.url);
     const measurements = Object.fromEntries([...CATALOG.map((d) => d.id), 'geracao_termica_despacho'].map((d) => [d, d]));
     const common = {
       [TimeSeriesEnv.DATABASE]: 'ons_data_platform_dev',
       [TimeSeriesEnv.TABLES]: JSON.stringify(measurements),
-      [TimeSeriesEnv.CATCH_ALL_TABLE]: 'ons_other_datasets',
+      [TimeSeriesEnv.CATCH_ALL_TABLE]: 'true',
       [InfluxDbEnv.URL]: url,
       [InfluxDbEnv.RETENTION_POLICY]: 'autogen',
     };
@@ -368,7 +368,7 @@ describe('InfluxDbStore functions', () => {
   });
 
   test('the handlers\' own configuration readers accept the environment the construct sets (the contract, both sides)', () => {
-    const { template, stack, store } = storeWithFunctions({ batchLines: 2000, maxWritesInFlight: 8 });
+    const { template, stack, store } = storeWithFunctions({ batchLines: 2000, maxWritesInFlight: 8, loadOtherDatasets: true });
     const functions = Object.values(template().findResources('AWS::Lambda::Function'));
     const variablesOf = (description: RegExp) => {
       const variables = functions.find((f) => description.test(f.Properties.Description))!.Properties.Environment.Variables;
@@ -398,6 +398,10 @@ describe('InfluxDbStore functions', () => {
     expect(load).toMatchObject({
       tables, maxInFlight: 8, batchLines: 2000, rejectedRecordsPrefix: 'rejected/timeseries/', connection: connection(store.writeTokenSecret, 30_000),
     });
+    // Datasets outside the catalog go to a measurement named after them.
+    const engine = influxEngine({ ...load, connection: { ...load.connection, url: 'https://instance.example:8086' } });
+    expect(engine.target('geracao_termica_despacho')).toBe('geracao_termica_despacho');
+    expect(engine.target(CATALOG[0].id)).toBe(CATALOG[0].id);
     const query = withEnv(variablesOf(/time-series queries/), queryConfigFromEnv);
     expect(query).toMatchObject({ tables, connection: connection(store.readTokenSecret, 20_000) });
   });
