@@ -20,6 +20,7 @@ import { PlatformApi } from '../api/platform-api';
 import { IngestionPipeline } from '../ingestion/pipeline';
 import { KnowledgeBase } from '../knowledge/knowledge-base';
 import { AlarmThresholds, PlatformStage } from '../platform/stage';
+import { InfluxDbStore } from '../timeseries/influxdb-store';
 import { TimestreamStore } from '../timeseries/timestream-store';
 
 /**
@@ -44,6 +45,8 @@ export interface AlarmThresholdOverrides {
   readonly recordsRejected?: number;
   /** @default - the stage's `timeSeriesErrors`, or 1 */
   readonly timeSeriesErrors?: number;
+  /** @default - the stage's `storeUtilizationPercent`, or 80 */
+  readonly storeUtilizationPercent?: number;
   /** @default - the stage's `period` */
   readonly period?: Duration;
   /** @default - the stage's `evaluationPeriods` */
@@ -229,6 +232,7 @@ export class PlatformMonitoring extends Construct {
       else if (c instanceof apigw.RestApi) this.watchApi(c, platformApis.find((a) => a.restApi === c));
       else if (c instanceof batch.JobQueue) this.watchJobQueue(c);
       else if (c instanceof TimestreamStore) this.watchTimestream(c);
+      else if (c instanceof InfluxDbStore) this.watchInfluxDb(c);
       else if (c instanceof SafeDeployment) this.watchDeployments(c);
       else if (c instanceof KnowledgeBase && c.applicationLogGroup) this.watchKnowledgeBase(c);
       else continue;
@@ -502,6 +506,28 @@ export class PlatformMonitoring extends Construct {
     this.pipelineWidgets.push(new cloudwatch.GraphWidget({ title: 'Knowledge base: failed ingestion jobs and documents', left: [jobs, documents], width: 12 }));
   }
 
+  private watchInfluxDb(store: InfluxDbStore): void {
+    const t = this.thresholds;
+    const period = t.period;
+    const limit = t.storeUtilizationPercent;
+    const families: Array<[string, cloudwatch.Metric, Severity, string]> = [
+      ['CpuUtilization', store.metricCpuUtilization({ period }), 'warning', 'CPU'],
+      ['MemoryUtilization', store.metricMemoryUtilization({ period }), 'warning', 'memory'],
+      // A full disk stops every write: critical.
+      ['DiskUtilization', store.metricDiskUtilization({ period, statistic: 'Maximum' }), 'critical', 'disk'],
+    ];
+    for (const [id, metric, severity, what] of families) {
+      this.alarm(store, id, severity, {
+        metric,
+        threshold: limit,
+        alarmDescription: `Timestream for InfluxDB ${store.instanceName}: ${what} utilization at or above ${limit}% over ${period.toHumanString()}`,
+      });
+    }
+    this.storeWidgets.push(new cloudwatch.GraphWidget({
+      title: 'Timestream for InfluxDB: CPU, memory and disk (%)', left: families.map(([, m]) => m), right: [store.metricWriteOpsPerSec({ period })], width: 12,
+    }));
+  }
+
   private watchTimestream(store: TimestreamStore): void {
     const t = this.thresholds;
     const period = t.period;
@@ -618,5 +644,6 @@ function resolveThresholds(stage: PlatformStage, overrides: AlarmThresholdOverri
     functionThrottles: checked.functionThrottles ?? 1,
     recordsRejected: checked.recordsRejected ?? 100,
     timeSeriesErrors: checked.timeSeriesErrors ?? 1,
+    storeUtilizationPercent: checked.storeUtilizationPercent ?? 80,
   };
 }

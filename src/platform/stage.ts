@@ -81,6 +81,14 @@ export interface AlarmThresholds {
   readonly timeSeriesErrors?: number;
 
   /**
+   * CPU, memory or disk utilization (%) of a provisioned time-series instance (Timestream for InfluxDB)
+   * at or above which its alarm fires.
+   *
+   * @default 80
+   */
+  readonly storeUtilizationPercent?: number;
+
+  /**
    * Length of one evaluation period.
    */
   readonly period: Duration;
@@ -266,6 +274,7 @@ export class PlatformStage {
       apiClientErrorRatePercent: 50,
       functionThrottles: 10,
       recordsRejected: 1000,
+      storeUtilizationPercent: 90,
       timeSeriesErrors: 10,
       period: Duration.minutes(5),
       evaluationPeriods: 3,
@@ -304,6 +313,7 @@ export class PlatformStage {
       apiClientErrorRatePercent: 25,
       functionThrottles: 5,
       recordsRejected: 500,
+      storeUtilizationPercent: 85,
       timeSeriesErrors: 5,
       period: Duration.minutes(5),
       evaluationPeriods: 3,
@@ -342,6 +352,7 @@ export class PlatformStage {
       apiClientErrorRatePercent: 10,
       functionThrottles: 1,
       recordsRejected: 100,
+      storeUtilizationPercent: 80,
       timeSeriesErrors: 1,
       period: Duration.minutes(5),
       evaluationPeriods: 3,
@@ -424,6 +435,7 @@ function validateStage(props: PlatformStageProps): void {
   if (a.functionThrottles !== undefined) positiveInteger(`${where} alarmThresholds.functionThrottles`, a.functionThrottles);
   if (a.recordsRejected !== undefined) positiveInteger(`${where} alarmThresholds.recordsRejected`, a.recordsRejected);
   if (a.timeSeriesErrors !== undefined) positiveInteger(`${where} alarmThresholds.timeSeriesErrors`, a.timeSeriesErrors);
+  if (a.storeUtilizationPercent !== undefined) percentage(`${where} alarmThresholds.storeUtilizationPercent`, a.storeUtilizationPercent);
   positiveInteger(`${where} alarmThresholds.evaluationPeriods`, a.evaluationPeriods);
   positiveInteger(`${where} alarmThresholds.datapointsToAlarm`, a.datapointsToAlarm);
   if (a.datapointsToAlarm > a.evaluationPeriods) {

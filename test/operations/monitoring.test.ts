@@ -2,7 +2,7 @@ import { App, Duration, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { buildReferenceApp } from '../../examples/reference/app';
-import { OnsDataPlatform, PlatformStage } from '../../src';
+import { OnsDataPlatform, PlatformStage, TimeSeriesEngine } from '../../src';
 import { KnowledgeBaseLogMetrics, OPERATION_DIMENSION, PlatformMetrics, metricsNamespace } from '../../src/operations/contract';
 import { ENV, platformStack } from '../helpers';
 
@@ -259,6 +259,29 @@ describe('PlatformMonitoring on the reference app', () => {
         expect(found[0].Properties).toMatchObject({ Namespace: 'AWS/Timestream', Dimensions: [{ Name: 'Operation', Value: operation }], Threshold: PlatformStage.DEV.alarmThresholds.timeSeriesErrors });
       }
     }
+  });
+});
+
+describe('PlatformMonitoring with the InfluxDB engine', () => {
+  test.each([PlatformStage.DEV, PlatformStage.PROD].map((s) => [s.name, s] as const))('CPU, memory and disk of the instance are alarmed (%s)', (_, stage) => {
+    const { template } = platformStack(stage, {
+      props: { timeSeries: TimeSeriesEngine.timestreamInfluxDb(), monitoring: stage === PlatformStage.DEV ? { thresholds: { storeUtilizationPercent: 70 } } : {} },
+    });
+    const r = template.toJSON().Resources as Resources;
+    const [, instance] = ofType(r, 'AWS::Timestream::InfluxDBInstance')[0];
+    const topics = topicIds(r);
+    const limit = stage === PlatformStage.DEV ? 70 : PlatformStage.PROD.alarmThresholds.storeUtilizationPercent;
+    for (const [metricName, severity] of [['CPUUtilization', 'warning'], ['MemoryUtilization', 'warning'], ['DiskUtilization', 'critical']] as const) {
+      const found = alarms(r).map(([, a]) => a).filter((a) => a.Properties.MetricName === metricName && a.Properties.Namespace === 'AWS/TimestreamInfluxDB');
+      expect(found).toHaveLength(1);
+      expect(found[0].Properties).toMatchObject({ Threshold: limit, ComparisonOperator: 'GreaterThanOrEqualToThreshold', TreatMissingData: 'notBreaching' });
+      expect(found[0].Properties.Dimensions).toEqual([{ Name: 'DbInstanceName', Value: instance.Properties.Name }]);
+      expect(topicOf(found[0])).toBe(severity === 'critical' ? topics.critical : topics.warning);
+    }
+    expect(instance).toBeDefined();
+    // The engine's write errors: the loader's errors and the store's rejections, alarmed as for Timestream.
+    expect(alarmsOn(r, PlatformMetrics.POINTS_REJECTED.name, 'service', PlatformMetrics.POINTS_REJECTED.service)).toHaveLength(1);
+    expect(ofType(r, 'AWS::Timestream::Database')).toHaveLength(0);
   });
 });
 
