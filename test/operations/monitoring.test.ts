@@ -263,7 +263,8 @@ describe('PlatformMonitoring on the reference app', () => {
 });
 
 describe('PlatformMonitoring with the InfluxDB engine', () => {
-  test.each([PlatformStage.DEV, PlatformStage.PROD].map((s) => [s.name, s] as const))('CPU, memory and disk of the instance are alarmed (%s)', (_, stage) => {
+  const stages = [PlatformStage.DEV, PlatformStage.PROD].map((s) => [s.name, s] as const);
+  test.each(stages)('CPU, memory and disk of the instance are alarmed (%s)', (_, stage) => {
     const { template } = platformStack(stage, {
       props: { timeSeries: TimeSeriesEngine.timestreamInfluxDb(), monitoring: stage === PlatformStage.DEV ? { thresholds: { storeUtilizationPercent: 70 } } : {} },
     });
