@@ -266,7 +266,10 @@ describe('PlatformMonitoring with the InfluxDB engine', () => {
   const stages = [PlatformStage.DEV, PlatformStage.PROD].map((s) => [s.name, s] as const);
   test.each(stages)('CPU, memory and disk of the instance are alarmed (%s)', (_, stage) => {
     const { template } = platformStack(stage, {
-      props: { timeSeries: TimeSeriesEngine.timestreamInfluxDb(), monitoring: stage === PlatformStage.DEV ? { thresholds: { storeUtilizationPercent: 70 } } : {} },
+      props: {
+        timeSeries: TimeSeriesEngine.timestreamInfluxDb(),
+        monitoring: stage === PlatformStage.DEV ? { thresholds: { storeUtilizationPercent: 70 } } : {},
+      },
     });
     const r = template.toJSON().Resources as Resources;
     const [, instance] = ofType(r, 'AWS::Timestream::InfluxDBInstance')[0];
