@@ -7,6 +7,7 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-l
 import { ComponentReport, HEALTH_COMPONENTS, HealthEnv, HealthReport } from './health-contract';
 import { logLine, requestIdOf, respond, startRequest } from './runtime/http';
 import { fetchFlagsAt, InvalidFlagsError } from '../operations/flags';
+import { traced } from '../operations/telemetry';
 
 /**
  * `GET /health`: whether each part of the platform is reachable, with read-only calls (no synthetic writes),
@@ -25,14 +26,14 @@ function once<T>(create: () => T): () => T {
   let value: T | undefined;
   return () => (value ??= create());
 }
-const s3 = once(() => new S3Client({}));
-const dynamodb = once(() => new DynamoDBClient({}));
-const bedrockAgent = once(() => new BedrockAgentClient({}));
-const influxControlPlane = once(() => new TimestreamInfluxDBClient({}));
+const s3 = once(() => traced(new S3Client({})));
+const dynamodb = once(() => traced(new DynamoDBClient({})));
+const bedrockAgent = once(() => traced(new BedrockAgentClient({})));
+const influxControlPlane = once(() => traced(new TimestreamInfluxDBClient({})));
 // With an endpoint the SDK skips endpoint discovery (tests, VPC endpoints).
 const timestream = once(() => {
   const endpoint = process.env[HealthEnv.TIMESTREAM_ENDPOINT];
-  return new TimestreamWriteClient(endpoint ? { endpoint } : {});
+  return traced(new TimestreamWriteClient(endpoint ? { endpoint } : {}));
 });
 
 const CHECKS: Record<Component, { readonly variable: string; readonly check: Check }> = {
