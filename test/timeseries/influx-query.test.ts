@@ -20,7 +20,11 @@ import { CapturedOutput, captureOutput } from '../operations/output';
 type Load = (event: LoadInput) => Promise<LoadResult>;
 
 const ROOT = join(__dirname, '..', '..', 'assets', 'timeseries');
-const TABLES = { curva_carga: 'curva_carga', carga_energia: 'carga_energia', intercambio_nacional: 'intercambio_nacional' };
+const TABLES = {
+  curva_carga: 'curva_carga', carga_energia: 'carga_energia', intercambio_nacional: 'intercambio_nacional', historico_geracao_energia: 'historico_geracao_energia',
+};
+// Hourly and daily series by subsystem, and a dashboard export without identity dimensions.
+const FILES = ['CURVA_CARGA_2023.csv', 'CARGA_ENERGIA_2013.csv', 'Temporal Geração de Energia.csv'];
 const READ_TOKEN = 'influx-read-token-Qw3rTy-do-not-log';
 const SECRET_ARN = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:ons-influx-read-XyZ123';
 const MAX_POINTS = 500;
@@ -111,12 +115,12 @@ beforeAll(async () => {
   ts.onQuery = answerFromStore;
   const ingest = ingester(aws, env());
   const loadInflux = loadHandler<LoadInput, LoadResult>('load', env(), join(ROOT, 'influxdb')) as Load;
-  for (const file of ['CURVA_CARGA_2023.csv', 'CARGA_ENERGIA_2013.csv']) {
+  for (const file of FILES) {
     const input = await ingest(file);
     expect(await loadInflux(input)).toMatchObject({ status: 'loaded', rejected: 0 });
   }
   const loadTimestream = loadHandler<LoadInput, LoadResult>('load', env(), join(ROOT, 'timestream')) as Load;
-  for (const file of ['CURVA_CARGA_2023.csv', 'CARGA_ENERGIA_2013.csv']) {
+  for (const file of FILES) {
     expect(await loadTimestream(await ingest(file))).toMatchObject({ status: 'loaded', rejected: 0 });
   }
   influxQuery = await queryHandler('influxdb');
@@ -154,7 +158,7 @@ function answerFromStore(body: { QueryString: string; MaxRows: number; NextToken
   const [from, to] = [...sql.matchAll(/from_iso8601_timestamp\('([^']+)'\)/g)].map((m) => Date.parse(m[1]));
   const measure = /"([a-z0-9_]+)" IS NOT NULL/.exec(sql)![1];
   const filters = [...sql.matchAll(/AND "([a-z0-9_]+)" = '([^']*)'/g)].map((m) => [m[1], m[2]] as const);
-  const dims = /ORDER BY (?:time|"bucket"), (.*)$/.exec(sql)![1].split(', ').map((d) => d.replace(/"/g, ''));
+  const dims = (/ORDER BY (?:time|"bucket"), (.*)$/.exec(sql)?.[1].split(', ') ?? []).map((d) => d.replace(/"/g, ''));
   const bin = /bin\(time, (\w+)\)/.exec(sql)?.[1];
   const trunc = /date_trunc\('(month|year)', time\)/.exec(sql)?.[1];
   const aggregation = /(avg|sum|min|max)\("/.exec(sql)?.[1];
@@ -244,12 +248,17 @@ describe('the same JSON from both engines on the same data', () => {
     ]),
     ['monthly sum of daily data from mid-March, one subsystem', 'carga_energia', { from: '2013-03-15T10:00:00-03:00', to: '2014-01-01', interval: '1mo', aggregation: 'sum', id_subsistema: 'S' }],
     ['yearly max of daily data', 'carga_energia', { from: '2000-01-01', to: '2030-01-01', interval: '1y', aggregation: 'max' }],
+    ['no identity dimensions: raw points', 'historico_geracao_energia', { from: '2000-01-01', to: '2030-01-01' }],
+    ['no identity dimensions: monthly average', 'historico_geracao_energia', { from: '2000-01-01', to: '2030-01-01', interval: '1mo' }],
+    ['no identity dimensions: weekly maximum', 'historico_geracao_energia', { from: '2000-01-01', to: '2030-01-01', interval: '1w', aggregation: 'max' }],
     ['a subsystem with no data', 'curva_carga', { ...year, id_subsistema: 'XX', interval: '1d' }],
     ['a measure never loaded', 'intercambio_nacional', { ...year, measure: 'val_intercambiomwmed' }],
   ];
 
-  test.each(cases)('%s', async (_name, dataset, query) => {
+  test.each(cases)('%s', async (name, dataset, query) => {
     const [a, b] = [await allPages(timestreamQuery, dataset, query), await allPages(influxQuery, dataset, query)];
+    // Equal and not trivially so: every case but the two without data has points.
+    expect(a.flatMap((p) => p.points).length > 0).toBe(!/no data|never loaded/.test(name));
     // Raw values are the stored doubles on both sides: exactly equal. Aggregates may differ in the last bits
     // (neither engine promises an order of summation), so they are compared to 12 significant digits.
     const rounded = query.interval !== undefined;
@@ -261,6 +270,7 @@ describe('the same JSON from both engines on the same data', () => {
     ['raw, pages of 7', 'curva_carga', { from: '2023-06-01', to: '2023-06-03' }],
     ['hourly, pages of 7', 'curva_carga', { from: '2023-06-01', to: '2023-06-03', interval: '1h', aggregation: 'max' }],
     ['monthly, pages of 7 (several windows of days)', 'curva_carga', { from: '2023-01-01', to: '2024-02-01', interval: '1mo', aggregation: 'avg' }],
+    ['no identity dimensions, monthly sums, pages of 7', 'historico_geracao_energia', { from: '2000-01-01', to: '2030-01-01', interval: '1mo', aggregation: 'sum' }],
     ['yearly, pages of 7', 'curva_carga', { from: '2000-01-01', to: '2030-01-01', interval: '1y', aggregation: 'sum' }],
   ])('%s', async (_name, dataset, query) => {
     const [a, b] = [await allPages(timestreamSmallPages, dataset, query), await allPages(influxSmallPages, dataset, query)];
