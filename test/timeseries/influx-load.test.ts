@@ -244,6 +244,12 @@ describe('CARGA_ENERGIA_2013.csv', () => {
     expect(writes()).toHaveLength(1);
   });
 
+  test('a token secret that cannot be read: TimeSeriesUnavailable, nothing sent', async () => {
+    const missing = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:not-there-123456';
+    await expect(loader({ [InfluxDbEnv.TOKEN_SECRET_ARN]: missing })(input)).rejects.toMatchObject({ name: 'TimeSeriesUnavailable', message: expect.stringContaining('Secrets Manager') });
+    expect(writes()).toHaveLength(0);
+  });
+
   test('the token is read once per container from Secrets Manager (cached)', async () => {
     const before = secrets.requests.length;
     const load = loader();

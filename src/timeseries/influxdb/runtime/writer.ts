@@ -112,8 +112,8 @@ export class InfluxWriter implements PointWriter {
       this.pool.throwIfFailed(); // another request failed for good: stop spending attempts
       let problem: string;
       let retryAfter: number | undefined;
+      const headers = { 'Authorization': `Token ${await this.apiToken()}`, 'Content-Type': 'text/plain; charset=utf-8', 'Content-Encoding': 'gzip' };
       try {
-        const headers = { 'Authorization': `Token ${await this.token()}`, 'Content-Type': 'text/plain; charset=utf-8', 'Content-Encoding': 'gzip' };
         const response = await this.send('POST', path, headers, body);
         const { status } = response;
         if (status < 300 || status === 400 || status === 413 || status === 422) return response;
@@ -132,6 +132,15 @@ export class InfluxWriter implements PointWriter {
       }
       this.stats.retries++;
       await sleep(retryAfter !== undefined ? Math.min(retryAfter, this.options.maxRetryAfterMs ?? 60_000) : backoffMs(attempt, this.options));
+    }
+  }
+
+  /** The token, or TimeSeriesUnavailable (a later attempt of the step may read it: the bootstrap may not have stored it yet). */
+  private async apiToken(): Promise<string> {
+    try {
+      return await this.token();
+    } catch (error) {
+      throw new LoadError(LoadErrors.UNAVAILABLE, `the API token could not be read from Secrets Manager: ${(error as Error).name}: ${(error as Error).message}`);
     }
   }
 
