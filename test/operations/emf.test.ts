@@ -201,8 +201,11 @@ describe('ingestion', () => {
     const doc = emitted.find((d) => d[PlatformMetrics.RECORDS_PROCESSED.name] !== undefined && d.service === MetricServices.INGESTION)!;
     expect(doc).toBeDefined();
     const { template } = platformStack(PlatformStage.STAGING);
-    const filters = Object.values(template.findResources('AWS::Logs::MetricFilter')).map((r: any) => r.Properties);
+    const batchMetrics: string[] = [PlatformMetrics.RECORDS_PROCESSED.name, PlatformMetrics.RECORDS_REJECTED.name];
+    const filters = Object.values(template.findResources('AWS::Logs::MetricFilter')).map((r: any) => r.Properties)
+      .filter((p) => batchMetrics.includes(p.MetricTransformations[0].MetricName));
     expect(filters).toHaveLength(2);
+    expect(new Set(filters.map((f) => JSON.stringify(f.LogGroupName))).size).toBe(1); // both on the job's log group
     for (const f of filters) {
       const [t] = f.MetricTransformations;
       const metric = Object.values(PlatformMetrics).find((m) => m.name === t.MetricName)!;
