@@ -1,7 +1,7 @@
 import { GetSecretValueCommand, PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { CloudFormationCustomResourceEvent, Context } from 'aws-lambda';
 import { AdminCredentials, bootstrap, BootstrapConfig, SecretStore } from './runtime/bootstrap';
-import { startInvocation } from '../../operations/telemetry';
+import { startInvocation, traced } from '../../operations/telemetry';
 
 /**
  * The InfluxDbStore's bootstrap custom resource (CloudFormation invokes this function directly; it answers on the
@@ -30,7 +30,7 @@ export interface BootstrapProperties {
 const ANSWER_MARGIN_MS = 10_000;
 
 let client: SecretsManagerClient | undefined;
-const secretsManager = () => (client ??= new SecretsManagerClient({}));
+const secretsManager = () => (client ??= traced(new SecretsManagerClient({})));
 
 const secrets: SecretStore = {
   async get(secretArn) {

@@ -1,5 +1,6 @@
 import { QueryCommand, TimestreamQueryClient, type Datum } from '@aws-sdk/client-timestream-query';
 import { RequestError } from '../../../api/runtime/http';
+import { traced } from '../../../operations/telemetry';
 import { TimeSeriesEnv, TimeSeriesPoint, TimeSeriesResponse } from '../../contract';
 import { baseQueryConfigFromEnv, encodeToken, Interval, QueryConfig as BaseQueryConfig, QueryEngine, responseBase, safeIdentifier, TimeSeriesQuery } from '../../runtime/request';
 
@@ -23,7 +24,7 @@ export function queryConfigFromEnv(): QueryConfig {
 
 export function createQueryClient(endpoint?: string): TimestreamQueryClient {
   // With an endpoint the SDK skips endpoint discovery (tests, VPC endpoints).
-  return new TimestreamQueryClient(endpoint ? { endpoint } : {});
+  return traced(new TimestreamQueryClient(endpoint ? { endpoint } : {}));
 }
 
 const BINS: Record<Interval, string> = {

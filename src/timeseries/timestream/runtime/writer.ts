@@ -1,5 +1,6 @@
 import { TimestreamWriteClient, WriteRecordsCommand, type WriteRecordsRequest } from '@aws-sdk/client-timestream-write';
 import { BatchTarget, buildRequest, MAX_RECORDS_PER_REQUEST, PointRecord, pointsOf } from './records';
+import { traced } from '../../../operations/telemetry';
 import { LoadErrors } from '../../contract';
 import type { RejectedRecord, WriteStats } from '../../runtime/load-object';
 import { RequestPool } from '../../runtime/request-pool';
@@ -35,13 +36,13 @@ const RETRYABLE = new Set(['ThrottlingException', 'InternalServerException', 'Se
 export function createWriteClient(endpoint: string | undefined, maxInFlight: number): TimestreamWriteClient {
   // Enough sockets for every request in flight (the SDK's default is 50).
   const agent = { keepAlive: true, maxSockets: Math.max(50, maxInFlight) };
-  return new TimestreamWriteClient({
+  return traced(new TimestreamWriteClient({
     // With an endpoint the SDK skips endpoint discovery (no DescribeEndpoints).
     ...(endpoint ? { endpoint } : {}),
     // Retries are ours (backoff with full jitter), so the SDK makes one attempt.
     maxAttempts: 1,
     requestHandler: { httpAgent: agent, httpsAgent: agent },
-  });
+  }));
 }
 
 /**
