@@ -1,5 +1,5 @@
 import { App } from 'aws-cdk-lib';
-import { buildReferenceApp } from '../examples/reference/app';
+import { buildReferenceApp, ENGINE_CONTEXT } from '../examples/reference/app';
 
 describe('examples/reference', () => {
   test('synthesizes dev, staging and prod offline with no unacknowledged cdk-nag finding', () => {
@@ -14,5 +14,16 @@ describe('examples/reference', () => {
       const prod = stack.stackName === 'OnsDataPlatform-prod';
       expect([types.includes('AWS::OpenSearchServerless::Collection'), types.includes('AWS::S3Vectors::Index')]).toEqual([prod, !prod]);
     }
+  });
+
+  test('with the InfluxDB engine (context flag): every stage synthesizes, cdk-nag clean, no LiveAnalytics resource', () => {
+    const context = { '@aws-cdk/core:validateAgainstDefaultRules': true, [ENGINE_CONTEXT]: 'timestream-influxdb' };
+    const assembly = buildReferenceApp(new App({ context })).synth();
+    for (const stack of assembly.stacks) {
+      const types = Object.values<{ Type: string }>(stack.template.Resources).map((r) => r.Type);
+      expect(types.filter((t) => t === 'AWS::Timestream::InfluxDBInstance')).toHaveLength(1);
+      expect(types.filter((t) => t.startsWith('AWS::Timestream::') && t !== 'AWS::Timestream::InfluxDBInstance')).toEqual([]);
+    }
+    expect(() => buildReferenceApp(new App({ context: { [ENGINE_CONTEXT]: 'postgres' } }))).toThrow(ENGINE_CONTEXT);
   });
 });

@@ -8,10 +8,20 @@
  */
 import { App, CfnOutput, Stack, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { ApiTier, OnsDataPlatform, PlatformStage, VectorStore } from '../../src';
+import { ApiTier, OnsDataPlatform, PlatformStage, TimeSeriesEngine, VectorStore } from '../../src';
+
+/**
+ * Context key choosing the time-series engine: `timestream-liveanalytics` (default) or `timestream-influxdb`
+ * (accounts that did not use LiveAnalytics before 2025-06-20): `npx cdk synth -c ons-data-platform:timeSeriesEngine=timestream-influxdb`.
+ */
+export const ENGINE_CONTEXT = 'ons-data-platform:timeSeriesEngine';
 
 /** Adds one stack per stage to `app`, with cdk-nag registered. */
 export function buildReferenceApp(app: App): App {
+  const engineName = app.node.tryGetContext(ENGINE_CONTEXT) ?? 'timestream-liveanalytics';
+  if (engineName !== 'timestream-liveanalytics' && engineName !== 'timestream-influxdb') {
+    throw new Error(`${ENGINE_CONTEXT}: expected timestream-liveanalytics or timestream-influxdb, got '${engineName}'`);
+  }
   for (const stage of [PlatformStage.DEV, PlatformStage.STAGING, PlatformStage.PROD]) {
     const stack = new Stack(app, `OnsDataPlatform-${stage.name}`, {
       // N. Virginia: the default time-series engine (Timestream for LiveAnalytics) is not offered in São Paulo.
@@ -21,6 +31,7 @@ export function buildReferenceApp(app: App): App {
     });
     const platform = new OnsDataPlatform(stack, 'Platform', {
       stage,
+      timeSeries: engineName === 'timestream-influxdb' ? TimeSeriesEngine.timestreamInfluxDb() : TimeSeriesEngine.timestreamLiveAnalytics(),
       tags: { CostCenter: 'energy-data' },
       // S3 Vectors (no idle cost) in dev and staging; OpenSearch Serverless (lower latency, standby replicas) in prod.
       knowledgeBase: stage === PlatformStage.PROD ? { vectorStore: VectorStore.openSearchServerless() } : undefined,
