@@ -224,4 +224,11 @@ const benchTimeseries = project.addTask('bench:timeseries', {
 benchTimeseries.exec('esbuild bench/timeseries.ts --bundle --platform=node --target=node20 --log-level=warning --outfile=node_modules/.cache/bench/timeseries.js');
 benchTimeseries.exec('node node_modules/.cache/bench/timeseries.js', { receiveArgs: true });
 
+// What Powertools Tracer costs the data-heavy handlers: the processor's and the loader's work, with and without the X-Ray SDK.
+const benchTracing = project.addTask('bench:tracing', {
+  description: 'Benchmark the cost of call tracing (X-Ray SDK async hooks) on the processor and loader work of a real ONS file; prints JSON',
+});
+benchTracing.exec('esbuild bench/tracing.ts --bundle --platform=node --target=node20 --log-level=warning --outfile=node_modules/.cache/bench/tracing.js');
+benchTracing.exec('node node_modules/.cache/bench/tracing.js', { receiveArgs: true });
+
 project.synth();

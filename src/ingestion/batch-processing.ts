@@ -104,8 +104,9 @@ export class BatchFileProcessing extends Construct {
         cpu,
         memory: props.memory ?? Size.gibibytes(8),
         ephemeralStorageSize: storage,
-        // The processor's Powertools environment too: the same logs and metrics as the Lambda path.
-        environment: { ...props.environment, ...operationsEnvironment(props.stage, MetricServices.INGESTION) },
+        // The processor's Powertools environment too: the same logs and metrics as the Lambda path (no X-Ray
+        // daemon in the job, so no call tracing).
+        environment: { ...props.environment, ...operationsEnvironment(props.stage, MetricServices.INGESTION, false) },
         jobRole: this.jobRole,
         executionRole,
         logging: ecs.LogDriver.awsLogs({ logGroup, streamPrefix: 'ingestion' }),

@@ -164,6 +164,7 @@ export class IngestionPipeline extends Construct {
     const processor = createPlatformFunction(this, 'Processor', ProcessFunction, {
       ...common,
       description: `ONS data platform (${this.stage.name}): file processor (Lambda path)`,
+      traceCalls: false, // data-heavy: see PlatformFunctionOptions.traceCalls
       timeout: processorTimeout,
       memorySize,
       ephemeralStorageSize: props.processorEphemeralStorage ?? defaultEphemeralStorage(this.lambdaMaxFileSize),

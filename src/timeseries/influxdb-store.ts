@@ -403,6 +403,7 @@ export class InfluxDbStore extends Construct implements ITimeSeriesStore {
     const fn = this.vpcFunction('Loader', LoadFunction, {
       description: `ONS data platform (${options.stage.name}): time-series loader (Timestream for InfluxDB)`,
       service: MetricServices.TIME_SERIES,
+      traceCalls: false, // data-heavy: see PlatformFunctionOptions.traceCalls
       timeout: Duration.minutes(15),
       memorySize: 1024,
       reservedConcurrentExecutions: options.reservedConcurrentExecutions,
@@ -523,6 +524,7 @@ export class InfluxDbStore extends Construct implements ITimeSeriesStore {
       memorySize?: number;
       reservedConcurrentExecutions?: number;
       environment?: Record<string, string>;
+      traceCalls?: boolean;
     },
     stage: PlatformStage = this.stage,
   ): T {

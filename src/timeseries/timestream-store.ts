@@ -229,6 +229,7 @@ export class TimestreamStore extends Construct implements ITimeSeriesStore {
       service: MetricServices.TIME_SERIES,
       encryptionKey: this.key,
       description: `ONS data platform (${options.stage.name}): time-series loader (Timestream)`,
+      traceCalls: false, // data-heavy: see PlatformFunctionOptions.traceCalls
       timeout: Duration.minutes(15),
       memorySize: 1024,
       reservedConcurrentExecutions: options.reservedConcurrentExecutions,

@@ -1,6 +1,7 @@
 import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
-import { DataLake, IngestionPipeline, PlatformStage, TimestreamStore } from '../../src';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { DataLake, IngestionPipeline, OnsDataPlatform, PlatformStage, TimestreamStore } from '../../src';
 import { MetricServices, metricsNamespace, OperationsEnv } from '../../src/operations/contract';
 import { ENV } from '../helpers';
 
@@ -40,4 +41,23 @@ test('ingestion and time series: every function and the Batch job definition car
   const environment = job.Properties.ContainerProperties.Environment as Array<{ Name: string; Value: unknown }>;
   const variables = Object.fromEntries(environment.map((e) => [e.Name, e.Value]));
   expect(variables).toMatchObject(powertools(MetricServices.INGESTION));
+});
+
+test('Powertools Tracer traces calls where the stage traces, except in the data-heavy processor, loaders and Batch job', () => {
+  for (const stage of [PlatformStage.DEV, PlatformStage.STAGING, PlatformStage.PROD]) {
+    const stack = new Stack(new App(), `Platform${stage.name}`, { env: ENV });
+    new OnsDataPlatform(stack, 'Platform', { stage });
+    const template = Template.fromStack(stack);
+    const tracing = stage.tracing === lambda.Tracing.ACTIVE;
+    const platformFunctions = functionsOf(template).filter((f) => /^ONS data platform/.test(f.Description ?? ''));
+    const heavy = /file processor|time-series loader/;
+    expect(platformFunctions.filter((f) => heavy.test(f.Description))).toHaveLength(2);
+    for (const fn of platformFunctions) {
+      const expected = String(tracing && !heavy.test(fn.Description));
+      expect([fn.Description, fn.Environment.Variables[OperationsEnv.TRACE_ENABLED]]).toEqual([fn.Description, expected]);
+    }
+    const [job] = Object.values(template.findResources('AWS::Batch::JobDefinition'));
+    const environment = job.Properties.ContainerProperties.Environment as Array<{ Name: string; Value: unknown }>;
+    expect(environment.find((e) => e.Name === OperationsEnv.TRACE_ENABLED)?.Value).toBe('false');
+  }
 });

@@ -1,15 +1,15 @@
+import { spawn } from 'node:child_process';
 import { createSocket, Socket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RouteResult, StepInput } from '../../src/ingestion/contract';
 import { OperationsEnv } from '../../src/operations/contract';
-import { BUCKETS, EXECUTION, handlerEnv, LocalAws, loadHandler, putObject, restoreEnv, startLocalAws } from '../ingestion/local-aws';
+import { ASSETS, BUCKETS, EXECUTION, handlerEnv, LocalAws, putObject, restoreEnv, startLocalAws } from '../ingestion/local-aws';
 import { ONS_DATA } from '../ons-data';
-import { CapturedOutput, captureOutput } from './output';
 
 /**
- * Powertools Tracer in a bundled handler (the router, against s3rver and dynalite): with tracing on, every
+ * Powertools Tracer in a bundled handler (the router, in a child process, against s3rver and dynalite): with tracing on, every
  * AWS SDK call becomes an X-Ray subsegment of the invocation's trace, sent to the X-Ray daemon address over
  * UDP (a local socket here); with tracing off, nothing is sent.
  */
@@ -18,7 +18,6 @@ const TRACE_ROOT = '1-6744d3c0-5e1c2a3b4c5d6e7f80912345';
 let aws: LocalAws;
 let daemon: Socket;
 let datagrams: string[];
-let output: CapturedOutput;
 
 beforeAll(async () => {
   aws = await startLocalAws();
@@ -35,11 +34,9 @@ afterAll(async () => {
 
 beforeEach(() => {
   datagrams = [];
-  output = captureOutput();
 });
 
 afterEach(() => {
-  output.restore();
   restoreEnv();
 });
 
@@ -71,15 +68,31 @@ async function waitFor(check: () => boolean): Promise<void> {
   for (let i = 0; i < 200 && !check(); i++) await new Promise((r) => setImmediate(r));
 }
 
-async function routeOnce(traceEnabled: boolean): Promise<RouteResult> {
+/**
+ * Runs the bundled router once in a child process: the X-Ray SDK patches Node's http modules and enables async
+ * hooks for the life of its process, which would slow every later test file sharing this jest worker.
+ */
+async function routeOnce(traceEnabled: boolean): Promise<{ result: RouteResult; logs: Array<Record<string, any>> }> {
   const key = `incoming/trace-${traceEnabled}/CARGA_ENERGIA_2013.csv`;
   await putObject(aws, BUCKETS.raw, key, readFileSync(join(ONS_DATA, 'CARGA_ENERGIA_2013.csv')));
-  const route = loadHandler<StepInput, RouteResult>('route', { ...handlerEnv(aws), ...lambdaEnv(traceEnabled) });
-  return route({ source: { bucket: BUCKETS.raw, key }, executionArn: EXECUTION });
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries({ ...process.env, ...handlerEnv(aws), ...lambdaEnv(traceEnabled) })) if (v !== undefined) env[k] = v;
+  const event: StepInput = { source: { bucket: BUCKETS.raw, key }, executionArn: EXECUTION };
+  const script = 'require(process.argv[1]).handler(JSON.parse(process.argv[2]))'
+    + '.then((r) => console.log(JSON.stringify({ routeResult: r })), (e) => { console.error(e); process.exitCode = 1; })';
+  const stdout = await new Promise<string>((resolve, reject) => {
+    const child = spawn(process.execPath, ['-e', script, join(ASSETS, 'route.lambda', 'index.js'), JSON.stringify(event)], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`router exited with ${code}`))));
+  });
+  const lines = stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, any>);
+  return { result: lines.find((l) => l.routeResult)!.routeResult as RouteResult, logs: lines.filter((l) => !l.routeResult) };
 }
 
 test('tracing on: the S3 and DynamoDB calls are subsegments of the invocation\'s trace', async () => {
-  const result = await routeOnce(true);
+  const { result, logs } = await routeOnce(true);
   expect(result.action).toBe('process');
   await waitFor(() => documents().some((d) => d.namespace === 'aws' && d.aws?.operation === 'UpdateItem'));
   const calls = documents().filter((d) => d.namespace === 'aws');
@@ -90,12 +103,11 @@ test('tracing on: the S3 and DynamoDB calls are subsegments of the invocation\'s
     expect(call.end_time).toBeGreaterThanOrEqual(call.start_time);
   }
   // The log lines carry the trace id, so a trace and its logs find each other.
-  const lines = output.log.mock.calls.map(([line]) => JSON.parse(String(line)));
-  expect(lines.some((l) => l.xray_trace_id === TRACE_ROOT && l.executionArn === EXECUTION)).toBe(true);
+  expect(logs.some((l) => l.xray_trace_id === TRACE_ROOT && l.executionArn === EXECUTION)).toBe(true);
 });
 
 test('tracing off (the stage\'s choice): the same invocation sends nothing to the daemon', async () => {
-  const result = await routeOnce(false);
+  const { result } = await routeOnce(false);
   expect(result.action).toBe('process');
   // Give any datagram the same chance to arrive as in the test above.
   await waitFor(() => false);
