@@ -94,6 +94,9 @@ const project = new awscdk.AwsCdkConstructLibrary({
       // Handler bundles in assets/ are plain CommonJS already: transpiling a 1 MB bundle costs seconds.
       transformIgnorePatterns: ['/node_modules/(?!(hyparquet|hyparquet-writer|hyparquet-compressors|hysnappy|fzstd)/)', '/assets/'],
       testTimeout: 60_000,
+      // Each test file in a fresh worker once one has grown past this: handler bundles loaded again and again and the
+      // local servers' data otherwise accumulate in one long-lived process, whose GC then slows later files tenfold.
+      workerIdleMemoryLimit: '300MB',
       // aws-local-stepfunctions needs Promise.withResolvers (Node 22) for Task states.
       setupFiles: ['<rootDir>/test/polyfills.js'],
       // Handler bundles are tested as shipped, but minified code makes a meaningless coverage figure.
