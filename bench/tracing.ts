@@ -28,7 +28,13 @@ const ONS_DATA = process.env.ONS_DATA_DIR
   ?? [join(ROOT, '..', 'shared', 'data', 'ons'), '/work/shared/data/ons'].find((d) => existsSync(d))
   ?? join(ROOT, '..', 'shared', 'data', 'ons');
 
-interface ChildResult { readonly mode: string; readonly convertMs: number; readonly readMs: number; readonly rows: number; readonly tracerActive: boolean }
+interface ChildResult {
+  readonly mode: string;
+  readonly convertMs: number;
+  readonly readMs: number;
+  readonly rows: number;
+  readonly tracerActive: boolean;
+}
 
 /** The processor's work (the file to Parquet, a data card and a report) and the loader's read of every Parquet part. */
 async function work(): Promise<{ rows: number; convertMs: number; readMs: number }> {
