@@ -12,6 +12,7 @@ import { InfluxDbEnv, TimeSeriesEnv } from './contract';
 import { BootstrapFunction } from './influxdb/bootstrap-function';
 import { LoadFunction } from './influxdb/load-function';
 import { QueryFunction } from './influxdb/query-function';
+import { grantLoaderLakeAccess } from './loader-access';
 import { TimeSeriesFunctionOptions, ITimeSeriesStore } from './store';
 import { HealthEnv } from '../api/health-contract';
 import { IngestionEnv } from '../ingestion/contract';
@@ -419,18 +420,7 @@ export class InfluxDbStore extends Construct implements ITimeSeriesStore {
       },
     }, options.stage);
     this.grantWrite(fn);
-    fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: [lake.processedBucket.arnForObjects(`${lake.processedDataPrefix}*`)] }));
-    // The source's last-modified time is the points' version.
-    fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:GetObject', 's3:GetObjectVersion'], resources: [lake.rawBucket.arnForObjects('*')] }));
-    // A deleted source then reads as 404, not 403.
-    fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:ListBucket'], resources: [lake.rawBucket.bucketArn] }));
-    fn.addToRolePolicy(new iam.PolicyStatement({
-      actions: ['s3:PutObject', 's3:AbortMultipartUpload'],
-      resources: [lake.failedBucket.arnForObjects(`${this.rejectedRecordsPrefix}*`)],
-    }));
-    lake.encryptionKey.grant(fn, 'kms:Decrypt', 'kms:GenerateDataKey');
-    options.ledger.grantRecord(fn);
-    acknowledgeScopedWildcards(fn.role!);
+    grantLoaderLakeAccess(fn, options, this.rejectedRecordsPrefix);
     // Its token secret holds a token only once the bootstrap has run.
     fn.node.addDependency(this.bootstrap);
     this.loader = fn;

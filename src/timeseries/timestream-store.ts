@@ -5,6 +5,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as timestream from 'aws-cdk-lib/aws-timestream';
 import { Construct } from 'constructs';
 import { TimeSeriesEnv } from './contract';
+import { grantLoaderLakeAccess } from './loader-access';
 import { TimeSeriesFunctionOptions, ITimeSeriesStore } from './store';
 import { LoadFunction } from './timestream/load-function';
 import { QueryFunction } from './timestream/query-function';
@@ -244,18 +245,7 @@ export class TimestreamStore extends Construct implements ITimeSeriesStore {
       },
     });
     this.grantWrite(fn);
-    fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: [lake.processedBucket.arnForObjects(`${lake.processedDataPrefix}*`)] }));
-    // The source's last-modified time is the records' version.
-    fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:GetObject', 's3:GetObjectVersion'], resources: [lake.rawBucket.arnForObjects('*')] }));
-    // A deleted source then reads as 404, not 403.
-    fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:ListBucket'], resources: [lake.rawBucket.bucketArn] }));
-    fn.addToRolePolicy(new iam.PolicyStatement({
-      actions: ['s3:PutObject', 's3:AbortMultipartUpload'],
-      resources: [lake.failedBucket.arnForObjects(`${this.rejectedRecordsPrefix}*`)],
-    }));
-    lake.encryptionKey.grant(fn, 'kms:Decrypt', 'kms:GenerateDataKey');
-    options.ledger.grantRecord(fn);
-    acknowledgeScopedWildcards(fn.role!);
+    grantLoaderLakeAccess(fn, options, this.rejectedRecordsPrefix);
     this.loader = fn;
     return fn;
   }

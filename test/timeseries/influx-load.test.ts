@@ -4,7 +4,8 @@ import { OperationsEnv, PlatformMetrics } from '../../src/operations/contract';
 import { InfluxDbEnv, LoadInput, LoadResult, TimeSeriesEnv } from '../../src/timeseries/contract';
 import { BUCKETS, getBytes, handlerEnv, ledgerItem, LocalAws, loadHandler, restoreEnv, startLocalAws } from '../ingestion/local-aws';
 import { ONS_DATA } from '../ons-data';
-import { DATABASE, Ingest, InfluxProxy, ingester, LocalInfluxDb, LocalSecretsManager, RETENTION_POLICY, SHARD_DURATION_MS, shardStart as shardOf } from './local-influxdb';
+import { DATABASE, Ingest, InfluxProxy, ingester, LocalInfluxDb, RETENTION_POLICY, SHARD_DURATION_MS, shardStart as shardOf } from './local-influxdb';
+import { LocalSecretsManager } from '../local-secrets-manager';
 import { CapturedOutput, captureOutput } from '../operations/output';
 
 /**

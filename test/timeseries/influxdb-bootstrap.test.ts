@@ -3,9 +3,10 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CloudFormationCustomResourceEvent } from 'aws-lambda';
-import { LocalInfluxDb2, LocalSecretsStore } from './local-influxdb2';
+import { LocalInfluxDb2 } from './local-influxdb2';
 import type { BootstrapProperties } from '../../src/timeseries/influxdb/bootstrap.lambda';
 import { LocalHttpServer } from '../local-http';
+import { LocalSecretsManager } from '../local-secrets-manager';
 import { CapturedOutput, captureOutput } from '../operations/output';
 
 /**
@@ -34,7 +35,7 @@ interface CfnAnswer {
 }
 
 const influx = new LocalInfluxDb2();
-const secrets = new LocalSecretsStore();
+const secrets = new LocalSecretsManager();
 const answers: Array<{ headers: Record<string, unknown>; body: CfnAnswer }> = [];
 const cloudFormation = new LocalHttpServer((req, res) => {
   const chunks: Buffer[] = [];

@@ -237,47 +237,6 @@ export class InfluxProxy {
   }
 }
 
-/** A local Secrets Manager (awsJson1_1) that answers GetSecretValue for the secrets it holds. */
-export class LocalSecretsManager {
-  public readonly secrets = new Map<string, string>();
-  public readonly requests: Array<{ target: string; secretId?: string }> = [];
-  private readonly server = new LocalHttpServer((req, res) => this.handle(req, res));
-
-  start(): Promise<string> {
-    return this.server.start();
-  }
-
-  close(): Promise<void> {
-    return this.server.close();
-  }
-
-  private handle(req: IncomingMessage, res: ServerResponse): void {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const target = String(req.headers['x-amz-target'] ?? '');
-      let body: { SecretId?: string } = {};
-      try {
-        body = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
-      } catch {
-        // answered below as not found
-      }
-      this.requests.push({ target, secretId: body.SecretId });
-      const value = body.SecretId === undefined ? undefined : this.secrets.get(body.SecretId);
-      const headers = { 'content-type': 'application/x-amz-json-1.1', 'x-amzn-requestid': `sm-${this.requests.length}` };
-      if (target !== 'secretsmanager.GetSecretValue' || value === undefined) {
-        res.writeHead(400, headers);
-        res.end(JSON.stringify({ __type: 'ResourceNotFoundException', message: "Secrets Manager can't find the specified secret." }));
-        return;
-      }
-      res.writeHead(200, headers);
-      res.end(JSON.stringify({
-        ARN: body.SecretId, Name: String(body.SecretId).split(':').pop(), SecretString: value, VersionId: 'v1', VersionStages: ['AWSCURRENT'], CreatedDate: 1700000000,
-      }));
-    });
-  }
-}
-
 /** The router and processor bundles run on a real file, as the state machine does before the loader. */
 export type Ingest = (file: string) => Promise<LoadInput>;
 
