@@ -1,0 +1,57 @@
+/**
+ * Synthesizes the platform in every shape a user deploys it (the whole platform in each stage and on both engines,
+ * and each construct used alone) and writes one normalized template per stack to a folder, so two trees can be
+ * compared: `ts-node build-tools/templates.ts <outdir>` here and at the ref before a refactor, then `diff -r`.
+ * Asset hashes are replaced by `<asset>`: moving a handler's source changes its bundle's bytes, not what it does.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { App, Stack } from 'aws-cdk-lib';
+import * as src from '../src';
+
+const ENV = { account: '123456789012', region: 'us-east-1' };
+const outdir = process.argv[2] ?? 'cdk.out/templates';
+mkdirSync(outdir, { recursive: true });
+
+function write(name: string, build: (stack: Stack) => void): void {
+  const app = new App();
+  const stack = new Stack(app, name, { env: ENV });
+  build(stack);
+  const template = JSON.stringify(app.synth().getStackByName(name).template, null, 1)
+    .replace(/[0-9a-f]{64}(\.zip|\.json)?/g, '<asset>$1');
+  writeFileSync(join(outdir, `${name}.json`), template);
+}
+
+const stages = [src.PlatformStage.DEV, src.PlatformStage.STAGING, src.PlatformStage.PROD];
+for (const stage of stages) {
+  write(`Platform-${stage.name}`, (s) => new src.OnsDataPlatform(s, 'Platform', { stage }));
+  write(`PlatformInflux-${stage.name}`, (s) => new src.OnsDataPlatform(s, 'Platform', {
+    stage, timeSeries: src.TimeSeriesEngine.timestreamInfluxDb(),
+  }));
+}
+write('PlatformFull-prod', (s) => new src.OnsDataPlatform(s, 'Platform', {
+  stage: src.PlatformStage.PROD,
+  knowledgeBase: { vectorStore: src.VectorStore.openSearchServerless() },
+  api: { waf: { rateLimitPerIp: 2000 } },
+  monitoring: { alarmEmails: ['ops@example.com'] },
+}));
+write('PlatformNoSafeDeployment-dev', (s) => new src.OnsDataPlatform(s, 'Platform', {
+  stage: src.PlatformStage.DEV, safeDeployment: { enabled: false },
+}));
+write('DataLake-dev', (s) => new src.DataLake(s, 'Lake', { stage: src.PlatformStage.DEV }));
+write('IngestionAlone-dev', (s) => {
+  const dataLake = new src.DataLake(s, 'Lake', { stage: src.PlatformStage.DEV });
+  new src.IngestionPipeline(s, 'Ingestion', { stage: src.PlatformStage.DEV, dataLake });
+});
+write('IngestionWithStore-prod', (s) => {
+  const stage = src.PlatformStage.PROD;
+  const dataLake = new src.DataLake(s, 'Lake', { stage });
+  const timeSeriesStore = new src.TimestreamStore(s, 'TimeSeries', { stage, dataLake });
+  const knowledgeBase = new src.KnowledgeBase(s, 'Knowledge', { stage, dataLake });
+  new src.IngestionPipeline(s, 'Ingestion', { stage, dataLake, timeSeriesStore, knowledgeBase });
+});
+write('KnowledgeAlone-dev', (s) => {
+  const dataLake = new src.DataLake(s, 'Lake', { stage: src.PlatformStage.DEV });
+  new src.KnowledgeBase(s, 'Knowledge', { stage: src.PlatformStage.DEV, dataLake });
+});
+console.log(`templates written to ${outdir}`);
