@@ -117,16 +117,10 @@ project.tasks.addEnvironment('JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION', '2
 // Handler sources compile into lib/ too, but only their bundles in assets/ are used.
 project.package.addField('files', [
   'lib/**/*.js', 'lib/**/*.d.ts', '!lib/**/*.lambda.js', '!lib/**/*.lambda.d.ts', '!lib/cli/**',
-  // Handler-side ingestion code, used only through its bundles in assets/ (it needs the AWS SDK).
-  '!lib/ingestion/batch/**', '!lib/ingestion/ledger.*', '!lib/ingestion/process-object.*', '!lib/ingestion/runtime.*',
-  // Handler-side time-series code (Timestream write/query), used only through its bundles.
-  '!lib/timeseries/timestream/runtime/**', '!lib/timeseries/influxdb/runtime/**', '!lib/timeseries/runtime/**',
-  // Handler-side knowledge-base code (RetrieveAndGenerate), used only through its bundle.
-  '!lib/knowledge/runtime/**',
-  // Handler-side API code (responses, CORS, ledger queries), used only through the bundles.
-  '!lib/api/runtime/**',
-  // Handler-side Powertools Logger and Metrics (the contract they share with the alarms ships).
-  '!lib/operations/telemetry.*', '!lib/operations/flags.*',
+  // Handler-side code (the handler toolkit in runtime/, each area's runtime/, the Batch entrypoint) ships only in its bundles.
+  '!lib/runtime/**', '!lib/**/runtime/**', '!lib/ingestion/batch/**',
+  // ... except the constants a construct shares with its handlers (environment, metric and flag names).
+  'lib/runtime/contract.js', 'lib/runtime/contract.d.ts',
   'assets/**', 'openapi/**', '.jsii', 'API.md', 'README.md', 'LICENSE',
 ]);
 project.tasks.tryFind('package:js')!.exec('node build-tools/check-npm-package.js');
@@ -147,20 +141,12 @@ for (const task of project.tasks.all.filter((t) => t.name.startsWith('bundle:'))
 // command (never runtime dependencies of the construct library).
 project.eslint?.allowDevDeps('src/ons/**/*.ts');
 project.eslint?.allowDevDeps('src/cli/**/*.ts');
-// Handler-side ingestion code (bundled into the handlers and the Batch image); the constructs import only contract.ts.
-for (const file of ['ledger.ts', 'process-object.ts', 'runtime.ts', 'batch/**/*.ts']) project.eslint?.allowDevDeps(`src/ingestion/${file}`);
-// Handler-side time-series code (bundled into the loader and query handlers).
-project.eslint?.allowDevDeps('src/timeseries/timestream/runtime/**/*.ts');
-project.eslint?.allowDevDeps('src/timeseries/influxdb/runtime/**/*.ts');
-// What both engines' handlers share (request validation, Parquet reader, loader).
-project.eslint?.allowDevDeps('src/timeseries/runtime/**/*.ts');
-// Handler-side knowledge-base code (bundled into the RAG query handler).
-project.eslint?.allowDevDeps('src/knowledge/runtime/**/*.ts');
-// Handler-side API code (bundled into every API handler).
-project.eslint?.allowDevDeps('src/api/runtime/**/*.ts');
-// Handler-side logs and metrics (Powertools, bundled into every handler).
-project.eslint?.allowDevDeps('src/operations/telemetry.ts');
-project.eslint?.allowDevDeps('src/operations/flags.ts');
+// Handler-side code (the handler toolkit, each area's runtime/, the Batch entrypoint), bundled into the assets;
+// the constructs import only contract.ts files (checked by test/layers.test.ts).
+project.eslint?.allowDevDeps('src/runtime/**/*.ts');
+project.eslint?.allowDevDeps('src/*/runtime/**/*.ts');
+project.eslint?.allowDevDeps('src/*/*/runtime/**/*.ts');
+project.eslint?.allowDevDeps('src/ingestion/batch/**/*.ts');
 
 // The command-line tool: one pre-bundled file (domain core and Parquet/XLSX libraries inside), so
 // `npx ons-data-platform` needs nothing else installed.

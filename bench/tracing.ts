@@ -19,7 +19,7 @@ import { join, resolve } from 'node:path';
 import { HeadBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { convertFile } from '../src/ons/convert';
 import { localFile } from '../src/ons/local-file';
-import { traced } from '../src/operations/telemetry';
+import { traced } from '../src/runtime/telemetry';
 import { readPartRecords } from '../src/timeseries/runtime/part-reader';
 
 const FILE = 'CURVA_CARGA_2023.csv';

@@ -2,7 +2,8 @@
  * Synthesizes the platform in every shape a user deploys it (the whole platform in each stage and on both engines,
  * and each construct used alone) and writes one normalized template per stack to a folder, so two trees can be
  * compared: `ts-node build-tools/templates.ts <outdir>` here and at the ref before a refactor, then `diff -r`.
- * Asset hashes are replaced by `<asset>`: moving a handler's source changes its bundle's bytes, not what it does.
+ * Asset hashes (and the code hash in a function version's logical id) are replaced: moving a handler's source changes
+ * its bundle's bytes, not what it does.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -18,7 +19,9 @@ function write(name: string, build: (stack: Stack) => void): void {
   const stack = new Stack(app, name, { env: ENV });
   build(stack);
   const template = JSON.stringify(app.synth().getStackByName(name).template, null, 1)
-    .replace(/[0-9a-f]{64}(\.zip|\.json)?/g, '<asset>$1');
+    .replace(/[0-9a-f]{64}(\.zip|\.json)?/g, '<asset>$1')
+    // A function version's logical id ends with a hash of its code.
+    .replace(/(CurrentVersion[0-9A-F]{8})[0-9a-f]{32}/g, '$1<code>');
   writeFileSync(join(outdir, `${name}.json`), template);
 }
 

@@ -1,20 +1,7 @@
 /**
- * What the API construct and every API handler share: environment variable names and the error shape.
+ * What the API construct and the ledger routes' handler share: environment variable names and the response shapes.
  * @internal
  */
-export const ApiEnv = {
-  /**
-   * JSON array of the origins allowed to call the API from a browser (CORS); unset or `[]`: none.
-   * Handlers answer with `Access-Control-Allow-Origin` only for a request whose `Origin` is listed.
-   */
-  CORS_ORIGINS: 'ONS_API_CORS_ORIGINS',
-} as const;
-
-/** Body of every error response of the API, API Gateway's own responses included. @internal */
-export interface ApiErrorBody {
-  readonly error: { readonly code: string; readonly message: string };
-  readonly requestId: string;
-}
 
 /** Environment of the ledger routes' function (`GET /datasets`, `GET /ingestions`). @internal */
 export const LedgerApiEnv = {

@@ -1,5 +1,5 @@
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
-import { startRequest } from './runtime/http';
+import { startRequest } from '../runtime/http';
 import { createLedgerClient, handleRequest, LedgerDeps, ledgerConfigFromEnv } from './runtime/ledger-api';
 
 // Created once per container, on first use (the environment is read then).

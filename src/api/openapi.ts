@@ -1,6 +1,6 @@
-import { HEALTH_COMPONENTS } from './health-contract';
 import { REQUEST_MODELS, ROUTES } from './routes';
-import { LedgerStatus } from '../ingestion/contract';
+import { HEALTH_COMPONENTS } from '../health/contract';
+import { LedgerStatus } from '../ledger/contract';
 import { AGGREGATIONS, INTERVALS } from '../timeseries/contract';
 
 /**

@@ -8,16 +8,16 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as wafv2 from 'aws-cdk-lib/aws-wafv2';
 import { Construct } from 'constructs';
-import { ApiEnv, LedgerApiEnv } from './contract';
+import { LedgerApiEnv } from './contract';
 import { LedgerFunction } from './ledger-function';
 import { REQUEST_MODELS, ROUTES, RouteTarget } from './routes';
-import { IngestionLedger } from '../ingestion/ledger-table';
-import { MetricServices } from '../operations/contract';
-import { invokeTarget, SafeDeployment } from '../operations/safe-deployment';
-import { createPlatformFunction } from '../platform/defaults';
-import { acknowledgeScopedWildcards } from '../platform/nag';
-import { applyDataRemovalPolicy } from '../platform/removal';
-import { ApiThrottling, PlatformStage } from '../platform/stage';
+import { createPlatformFunction } from '../core/defaults';
+import { acknowledgeScopedWildcards } from '../core/nag';
+import { applyDataRemovalPolicy } from '../core/removal';
+import { invokeTarget, SafeDeployment } from '../core/safe-deployment';
+import { ApiThrottling, PlatformStage } from '../core/stage';
+import { IngestionLedger } from '../ledger/ingestion-ledger';
+import { ApiEnv, MetricServices } from '../runtime/contract';
 
 /**
  * Limits of a usage plan: what one API key of that plan may do.

@@ -1,7 +1,7 @@
-import { LedgerStatus } from '../ingestion/contract';
-import { KnowledgeQueryLimits } from '../knowledge/contract';
+import { KNOWLEDGE_QUERY_OPERATION, KnowledgeQueryLimits } from '../knowledge/contract';
+import { LedgerStatus } from '../ledger/contract';
 import { CATALOG } from '../ons/catalog';
-import { AGGREGATIONS, INTERVALS } from '../timeseries/contract';
+import { AGGREGATIONS, INTERVALS, TIME_SERIES_OPERATION } from '../timeseries/contract';
 
 /**
  * The routes of the platform's REST API: what `PlatformApi` deploys and what the shipped OpenAPI
@@ -99,7 +99,7 @@ export const ROUTES: readonly ApiRoute[] = [
   {
     path: '/query',
     method: 'POST',
-    operationId: 'query',
+    operationId: KNOWLEDGE_QUERY_OPERATION,
     summary: 'A question answered from the knowledge base (data cards and documents), with citations.',
     target: 'knowledge',
     open: false,
@@ -120,7 +120,7 @@ export const ROUTES: readonly ApiRoute[] = [
   {
     path: '/timeseries/{dataset}',
     method: 'GET',
-    operationId: 'getTimeSeries',
+    operationId: TIME_SERIES_OPERATION,
     summary: 'One page of the points of a dataset\'s measure, raw or aggregated by interval.',
     target: 'timeSeries',
     open: false,

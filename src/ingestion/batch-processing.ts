@@ -10,10 +10,10 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { LargeFileProcessingOptions } from './pipeline-props';
-import { MetricServices, metricsNamespace, PlatformMetrics } from '../operations/contract';
-import { operationsEnvironment } from '../platform/defaults';
-import { applyDataRemovalPolicy } from '../platform/removal';
-import { PlatformStage } from '../platform/stage';
+import { operationsEnvironment } from '../core/defaults';
+import { applyDataRemovalPolicy } from '../core/removal';
+import { PlatformStage } from '../core/stage';
+import { MetricServices, metricsNamespace, PlatformMetrics } from '../runtime/contract';
 
 /** The Docker build context of the Batch job: the bundled entrypoint and its Dockerfile (built by `npx projen bundle`). */
 export const BATCH_IMAGE_DIRECTORY = path.join(__dirname, '..', '..', 'assets', 'ingestion', 'batch', 'entrypoint');

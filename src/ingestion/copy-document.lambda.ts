@@ -1,8 +1,10 @@
 import { CopyObjectCommand } from '@aws-sdk/client-s3';
 import type { Context } from 'aws-lambda';
-import { IngestionEnv, StepInput } from './contract';
-import { Ledger } from './ledger';
-import { copySource, createDocumentClient, createS3Client, log, prefixEnv, requiredEnv, startStep, validateInput } from './runtime';
+import { LakeEnv } from '../lake/contract';
+import { LedgerEnv, StepInput } from '../ledger/contract';
+import { Ledger } from '../ledger/runtime/ledger';
+import { startStep, validateInput } from '../ledger/runtime/step';
+import { copySource, createDocumentClient, createS3Client, log, prefixEnv, requiredEnv } from '../runtime/handler';
 
 // Created once per container, on first use (the environment is read then).
 let clients: { s3: ReturnType<typeof createS3Client>; ledger: Ledger } | undefined;
@@ -21,9 +23,9 @@ export interface CopyDocumentResult {
 export async function handler(event: StepInput, context?: Context): Promise<CopyDocumentResult> {
   startStep(event, context);
   const { source, executionArn } = validateInput(event);
-  clients ??= { s3: createS3Client(), ledger: new Ledger(createDocumentClient(), requiredEnv(IngestionEnv.LEDGER_TABLE)) };
-  const bucket = requiredEnv(IngestionEnv.PROCESSED_BUCKET);
-  const key = `${prefixEnv(IngestionEnv.DOCUMENTS_PREFIX, 'knowledge/documents/')}${source.key}`;
+  clients ??= { s3: createS3Client(), ledger: new Ledger(createDocumentClient(), requiredEnv(LedgerEnv.TABLE)) };
+  const bucket = requiredEnv(LakeEnv.PROCESSED_BUCKET);
+  const key = `${prefixEnv(LakeEnv.DOCUMENTS_PREFIX, 'knowledge/documents/')}${source.key}`;
   // CopyObject handles up to 5 GB, far above any document the knowledge base takes.
   await clients.s3.send(new CopyObjectCommand({ Bucket: bucket, Key: key, CopySource: copySource(source) }));
   await clients.ledger.recordDocument(source, { executionArn, outputs: { processedBucket: bucket, documentKey: key } });

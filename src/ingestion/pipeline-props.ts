@@ -1,10 +1,10 @@
 import { Duration, Size } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as sns from 'aws-cdk-lib/aws-sns';
+import { SafeDeployment } from '../core/safe-deployment';
+import { PlatformStage } from '../core/stage';
 import { IKnowledgeBase } from '../knowledge/knowledge-base-ref';
 import { DataLake } from '../lake/data-lake';
-import { SafeDeployment } from '../operations/safe-deployment';
-import { PlatformStage } from '../platform/stage';
 import { ITimeSeriesStore } from '../timeseries/store';
 
 /**

@@ -12,22 +12,24 @@ import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import { BatchFileProcessing } from './batch-processing';
-import { DEFAULT_DOCUMENT_EXTENSIONS, DEFAULT_TABULAR_EXTENSIONS, IngestionEnv, LedgerSchema, LedgerStatus } from './contract';
+import { DEFAULT_DOCUMENT_EXTENSIONS, DEFAULT_TABULAR_EXTENSIONS, IngestionEnv } from './contract';
 import { CopyDocumentFunction } from './copy-document-function';
-import { IngestionLedger } from './ledger-table';
 import { IngestionPipelineProps } from './pipeline-props';
 import { ProcessFunction } from './process-function';
 import { QuarantineFunction } from './quarantine-function';
 import { RouteFunction } from './route-function';
+import { applyPlatformTags, createPlatformFunction } from '../core/defaults';
+import { acknowledgeScopedWildcards } from '../core/nag';
+import { applyDataRemovalPolicy } from '../core/removal';
+import { invokeTarget, SafeDeployment } from '../core/safe-deployment';
+import { PlatformStage } from '../core/stage';
 import { IKnowledgeBase } from '../knowledge/knowledge-base-ref';
 import { retryWhileIngestionJobRuns } from '../knowledge/sync-retry';
+import { LakeEnv } from '../lake/contract';
 import { DataLake } from '../lake/data-lake';
-import { MetricServices } from '../operations/contract';
-import { invokeTarget, SafeDeployment } from '../operations/safe-deployment';
-import { applyPlatformTags, createPlatformFunction } from '../platform/defaults';
-import { acknowledgeScopedWildcards } from '../platform/nag';
-import { applyDataRemovalPolicy } from '../platform/removal';
-import { PlatformStage } from '../platform/stage';
+import { LedgerEnv, LedgerSchema, LedgerStatus } from '../ledger/contract';
+import { IngestionLedger } from '../ledger/ingestion-ledger';
+import { HandlerEnv, MetricServices } from '../runtime/contract';
 import { LoadErrors } from '../timeseries/contract';
 
 /** Error name the processor gives a file the domain core refuses (shared with the handler's contract). */
@@ -125,15 +127,15 @@ export class IngestionPipeline extends Construct {
     });
 
     const environment: Record<string, string> = {
-      [IngestionEnv.STAGE]: this.stage.name,
-      [IngestionEnv.PROCESSED_BUCKET]: this.lake.processedBucket.bucketName,
-      [IngestionEnv.FAILED_BUCKET]: this.lake.failedBucket.bucketName,
-      [IngestionEnv.LEDGER_TABLE]: this.ledger.tableName,
-      [IngestionEnv.PROCESSED_DATA_PREFIX]: this.lake.processedDataPrefix,
-      [IngestionEnv.DATA_CARDS_PREFIX]: this.lake.dataCardsPrefix,
-      [IngestionEnv.DOCUMENTS_PREFIX]: this.lake.documentsPrefix,
-      [IngestionEnv.REJECTED_ROWS_PREFIX]: this.lake.rejectedRowsPrefix,
-      [IngestionEnv.QUARANTINE_PREFIX]: this.lake.quarantinePrefix,
+      [HandlerEnv.STAGE]: this.stage.name,
+      [LakeEnv.PROCESSED_BUCKET]: this.lake.processedBucket.bucketName,
+      [LakeEnv.FAILED_BUCKET]: this.lake.failedBucket.bucketName,
+      [LedgerEnv.TABLE]: this.ledger.tableName,
+      [LakeEnv.PROCESSED_DATA_PREFIX]: this.lake.processedDataPrefix,
+      [LakeEnv.DATA_CARDS_PREFIX]: this.lake.dataCardsPrefix,
+      [LakeEnv.DOCUMENTS_PREFIX]: this.lake.documentsPrefix,
+      [LakeEnv.REJECTED_ROWS_PREFIX]: this.lake.rejectedRowsPrefix,
+      [LakeEnv.QUARANTINE_PREFIX]: this.lake.quarantinePrefix,
       [IngestionEnv.LAMBDA_MAX_BYTES]: String(this.lambdaMaxFileSize.toBytes()),
       [IngestionEnv.TABULAR_EXTENSIONS]: tabular.join(','),
       [IngestionEnv.DOCUMENT_EXTENSIONS]: documents.join(','),

@@ -1,9 +1,11 @@
 import type { Context } from 'aws-lambda';
-import { IngestionEnv, ProcessInput, ProcessResult } from './contract';
-import { Ledger } from './ledger';
-import { processConfigFromEnv, processObject, ProcessDeps } from './process-object';
-import { createDocumentClient, createS3Client, requiredEnv, startStep, validateInput } from './runtime';
-import { flushMetrics } from '../operations/telemetry';
+import { ProcessInput } from './contract';
+import { processConfigFromEnv, processObject, ProcessDeps } from './runtime/process-object';
+import { LedgerEnv, ProcessResult } from '../ledger/contract';
+import { Ledger } from '../ledger/runtime/ledger';
+import { startStep, validateInput } from '../ledger/runtime/step';
+import { createDocumentClient, createS3Client, requiredEnv } from '../runtime/handler';
+import { flushMetrics } from '../runtime/telemetry';
 
 // Created once per container, on first use (the environment is read then).
 let deps: ProcessDeps | undefined;
@@ -19,7 +21,7 @@ export async function handler(event: ProcessInput, context?: Context): Promise<P
     const input = validateInput(event);
     deps ??= {
       s3: createS3Client(),
-      ledger: new Ledger(createDocumentClient(), requiredEnv(IngestionEnv.LEDGER_TABLE)),
+      ledger: new Ledger(createDocumentClient(), requiredEnv(LedgerEnv.TABLE)),
       config: processConfigFromEnv(),
     };
     return await processObject(input, deps);

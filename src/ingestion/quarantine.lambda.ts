@@ -1,10 +1,13 @@
 import { CopyObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import type { Context } from 'aws-lambda';
-import { IngestionEnv, QuarantineInput } from './contract';
-import { Ledger, LedgerError } from './ledger';
-import { copySource, createDocumentClient, createS3Client, isNotFound, log, prefixEnv, requiredEnv, startStep, validateInput } from './runtime';
-import { PlatformMetrics } from '../operations/contract';
-import { flushMetrics, recordMetric } from '../operations/telemetry';
+import { QuarantineInput } from './contract';
+import { LakeEnv } from '../lake/contract';
+import { LedgerEnv } from '../ledger/contract';
+import { Ledger, LedgerError } from '../ledger/runtime/ledger';
+import { startStep, validateInput } from '../ledger/runtime/step';
+import { HandlerEnv, PlatformMetrics } from '../runtime/contract';
+import { copySource, createDocumentClient, createS3Client, isNotFound, log, prefixEnv, requiredEnv } from '../runtime/handler';
+import { flushMetrics, recordMetric } from '../runtime/telemetry';
 
 // Created once per container, on first use (the environment is read then).
 let clients: { s3: ReturnType<typeof createS3Client>; ledger: Ledger } | undefined;
@@ -35,13 +38,13 @@ export async function handler(event: QuarantineInput, context?: Context): Promis
 
 async function quarantine(event: QuarantineInput): Promise<QuarantineResult> {
   const { source, executionArn } = validateInput(event);
-  clients ??= { s3: createS3Client(), ledger: new Ledger(createDocumentClient(), requiredEnv(IngestionEnv.LEDGER_TABLE)) };
+  clients ??= { s3: createS3Client(), ledger: new Ledger(createDocumentClient(), requiredEnv(LedgerEnv.TABLE)) };
   const { s3, ledger } = clients;
-  const bucket = requiredEnv(IngestionEnv.FAILED_BUCKET);
-  const stage = process.env[IngestionEnv.STAGE] ?? 'unknown';
+  const bucket = requiredEnv(LakeEnv.FAILED_BUCKET);
+  const stage = process.env[HandlerEnv.STAGE] ?? 'unknown';
   const now = new Date();
   const day = now.toISOString().slice(0, 10).replace(/-/g, '/');
-  const copyKey = `${prefixEnv(IngestionEnv.QUARANTINE_PREFIX, 'quarantine/')}${day}/${source.key}`;
+  const copyKey = `${prefixEnv(LakeEnv.QUARANTINE_PREFIX, 'quarantine/')}${day}/${source.key}`;
   const errorKey = `${copyKey}.error.json`;
   const step = typeof event.step === 'string' && event.step ? event.step : 'unknown';
   const error = explain(event);

@@ -1,19 +1,17 @@
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import type { Context } from 'aws-lambda';
-import {
-  DEFAULT_DOCUMENT_EXTENSIONS, DEFAULT_TABULAR_EXTENSIONS, IngestionEnv, RouteAction, RouteResult, SourceObject, StepInput,
-} from './contract';
-import { Ledger, ledgerKey } from './ledger';
-import {
-  createDocumentClient, createS3Client, isNotFound, listEnv, log, numberEnv, requiredEnv, startStep, validateInput,
-} from './runtime';
-import { FeatureFlag } from '../operations/contract';
-import { flag } from '../operations/flags';
+import { DEFAULT_DOCUMENT_EXTENSIONS, DEFAULT_TABULAR_EXTENSIONS, IngestionEnv, RouteAction, RouteResult } from './contract';
+import { LedgerEnv, SourceObject, StepInput } from '../ledger/contract';
+import { Ledger, ledgerKey } from '../ledger/runtime/ledger';
+import { startStep, validateInput } from '../ledger/runtime/step';
+import { FeatureFlag } from '../runtime/contract';
+import { flag } from '../runtime/flags';
+import { createDocumentClient, createS3Client, isNotFound, listEnv, log, numberEnv, requiredEnv } from '../runtime/handler';
 
 // Created once per container, on first use (the environment is read then).
 let clients: { s3: ReturnType<typeof createS3Client>; ledger: Ledger } | undefined;
 function deps() {
-  return clients ??= { s3: createS3Client(), ledger: new Ledger(createDocumentClient(), requiredEnv(IngestionEnv.LEDGER_TABLE)) };
+  return clients ??= { s3: createS3Client(), ledger: new Ledger(createDocumentClient(), requiredEnv(LedgerEnv.TABLE)) };
 }
 
 /**

@@ -67,3 +67,6 @@ export interface KnowledgeQueryResponse {
   /** Pass back as `sessionId` for a follow-up question. */
   readonly sessionId: string;
 }
+
+/** The `operationId` of `POST /query` in the route table, and the `operation` dimension of its QueryLatency. @internal */
+export const KNOWLEDGE_QUERY_OPERATION = 'query';

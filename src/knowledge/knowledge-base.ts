@@ -18,12 +18,12 @@ import { IKnowledgeBase } from './knowledge-base-ref';
 import { QueryFunction } from './query-function';
 import { retryWhileIngestionJobRuns } from './sync-retry';
 import { VectorStore, VectorStoreConfig } from './vector-store';
+import { applyPlatformTags, createPlatformFunction } from '../core/defaults';
+import { acknowledgeScopedWildcards } from '../core/nag';
+import { applyDataRemovalPolicy } from '../core/removal';
+import { PlatformStage } from '../core/stage';
 import { DataLake } from '../lake/data-lake';
-import { KnowledgeBaseLogMetrics, MetricServices, metricsNamespace } from '../operations/contract';
-import { applyPlatformTags, createPlatformFunction } from '../platform/defaults';
-import { acknowledgeScopedWildcards } from '../platform/nag';
-import { applyDataRemovalPolicy } from '../platform/removal';
-import { PlatformStage } from '../platform/stage';
+import { KnowledgeBaseLogMetrics, MetricServices, metricsNamespace } from '../runtime/contract';
 
 /**
  * Options of the knowledge base (what `OnsDataPlatform` passes through).

@@ -1,16 +1,15 @@
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
-import { KnowledgeEnv } from './contract';
+import { KNOWLEDGE_QUERY_OPERATION, KnowledgeEnv } from './contract';
 import { configFromEnv, createClient, handleRequest, KnowledgeQueryDeps } from './runtime/query';
-import { ROUTES } from '../api/routes';
-import { startRequest } from '../api/runtime/http';
-import { OPERATION_DIMENSION, PlatformMetrics } from '../operations/contract';
-import { flushMetrics, recordMetric } from '../operations/telemetry';
+import { OPERATION_DIMENSION, PlatformMetrics } from '../runtime/contract';
+import { startRequest } from '../runtime/http';
+import { flushMetrics, recordMetric } from '../runtime/telemetry';
 
 // Created once per container, on first use (the environment is read then).
 let deps: KnowledgeQueryDeps | undefined;
 
 /** The `operation` dimension of this handler's QueryLatency: its route's operationId (`query`). */
-const OPERATION = ROUTES.find((r) => r.target === 'knowledge')!.operationId;
+const OPERATION = KNOWLEDGE_QUERY_OPERATION;
 
 /** `POST /query` (API Gateway proxy integration): a question answered by Bedrock RetrieveAndGenerate over the knowledge base. */
 export async function handler(event: APIGatewayProxyEvent, context?: Context): Promise<APIGatewayProxyResult> {

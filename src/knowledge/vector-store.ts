@@ -5,7 +5,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as aoss from 'aws-cdk-lib/aws-opensearchserverless';
 import * as s3vectors from 'aws-cdk-lib/aws-s3vectors';
 import { Construct, IConstruct, IDependable } from 'constructs';
-import { PlatformStage } from '../platform/stage';
+import { PlatformStage } from '../core/stage';
 
 /**
  * Field names shared by the vector index and the knowledge base's field mapping (one place, so they

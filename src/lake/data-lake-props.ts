@@ -1,7 +1,7 @@
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
-import { DataLakeLifecycle } from './lifecycle';
-import { PlatformStage } from '../platform/stage';
+import { DataLakeLifecycle } from '../core/lifecycle';
+import { PlatformStage } from '../core/stage';
 
 /**
  * Options of a `DataLake` that do not depend on where it is created (also `OnsDataPlatformProps.dataLake`).

@@ -6,13 +6,13 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { DataLakeProps } from './data-lake-props';
-import { DataLakeLifecycle, resolveLifecycle } from './lifecycle';
 import { acknowledgeObjectWildcards } from './nag';
 import { configureReplication } from './replication';
 import { checkName, TableSchema, tableSchemas } from './tables';
-import { allowLogsToUseKey, applyPlatformTags } from '../platform/defaults';
-import { applyDataRemovalPolicy, dataRemovalPolicy } from '../platform/removal';
-import { PlatformStage } from '../platform/stage';
+import { allowLogsToUseKey, applyPlatformTags } from '../core/defaults';
+import { DataLakeLifecycle, resolveLifecycle } from '../core/lifecycle';
+import { applyDataRemovalPolicy, dataRemovalPolicy } from '../core/removal';
+import { PlatformStage } from '../core/stage';
 
 const GIB = 1024 ** 3;
 /** The smallest per-query cutoff Athena accepts (WorkGroupConfiguration.BytesScannedCutoffPerQuery). */

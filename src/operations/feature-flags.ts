@@ -5,10 +5,10 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
-import { FeatureFlag, FlagsEnv } from './contract';
-import { HealthEnv } from '../api/health-contract';
-import { acknowledgeScopedWildcards } from '../platform/nag';
-import { PlatformStage } from '../platform/stage';
+import { acknowledgeScopedWildcards } from '../core/nag';
+import { PlatformStage } from '../core/stage';
+import { HealthEnv } from '../health/contract';
+import { FeatureFlag, FlagsEnv } from '../runtime/contract';
 
 /**
  * Values the feature flags start with (what the first deployment of the profile serves). Change them

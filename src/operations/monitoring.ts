@@ -14,12 +14,12 @@ import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct, IConstruct } from 'constructs';
-import { OPERATION_DIMENSION, PlatformMetricDefinition, PlatformMetrics, metricsNamespace } from './contract';
-import { SafeDeployment } from './safe-deployment';
 import { PlatformApi } from '../api/platform-api';
+import { SafeDeployment } from '../core/safe-deployment';
+import { AlarmThresholds, PlatformStage } from '../core/stage';
 import { IngestionPipeline } from '../ingestion/pipeline';
 import { KnowledgeBase } from '../knowledge/knowledge-base';
-import { AlarmThresholds, PlatformStage } from '../platform/stage';
+import { OPERATION_DIMENSION, PlatformMetricDefinition, PlatformMetrics, metricsNamespace } from '../runtime/contract';
 import { InfluxDbStore } from '../timeseries/influxdb-store';
 import { TimestreamStore } from '../timeseries/timestream-store';
 

@@ -1,4 +1,4 @@
-import type { ProcessResult, SourceObject } from '../ingestion/contract';
+import { ProcessResult, SourceObject } from '../ledger/contract';
 
 /**
  * What the time-series constructs and handlers share (any engine): environment variable names and the
@@ -128,3 +128,6 @@ export const InfluxDbEnv = {
   /** Optional: ms to wait for a response to one write or query request before it counts as a network error (default 30000). */
   REQUEST_TIMEOUT_MS: 'ONS_INFLUX_REQUEST_TIMEOUT_MS',
 } as const;
+
+/** The `operationId` of `GET /timeseries/{dataset}` in the route table, and the `operation` dimension of its QueryLatency. @internal */
+export const TIME_SERIES_OPERATION = 'getTimeSeries';

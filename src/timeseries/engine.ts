@@ -2,8 +2,8 @@ import { Construct } from 'constructs';
 import { InfluxDbStore, InfluxDbStoreOptions } from './influxdb-store';
 import { ITimeSeriesStore } from './store';
 import { TimestreamStore, TimestreamStoreOptions } from './timestream-store';
+import { PlatformStage } from '../core/stage';
 import { DataLake } from '../lake/data-lake';
-import { PlatformStage } from '../platform/stage';
 
 /**
  * What an engine needs to create its store inside `OnsDataPlatform`.

@@ -14,15 +14,16 @@ import { LoadFunction } from './influxdb/load-function';
 import { QueryFunction } from './influxdb/query-function';
 import { grantLoaderLakeAccess } from './loader-access';
 import { TimeSeriesFunctionOptions, ITimeSeriesStore } from './store';
-import { HealthEnv } from '../api/health-contract';
-import { IngestionEnv } from '../ingestion/contract';
+import { applyPlatformTags, createPlatformFunction } from '../core/defaults';
+import { acknowledgeScopedWildcards } from '../core/nag';
+import { applyDataRemovalPolicy } from '../core/removal';
+import { PlatformStage } from '../core/stage';
+import { HealthEnv } from '../health/contract';
+import { LakeEnv } from '../lake/contract';
 import { DataLake } from '../lake/data-lake';
+import { LedgerEnv } from '../ledger/contract';
 import { CATALOG } from '../ons/catalog';
-import { MetricServices } from '../operations/contract';
-import { applyPlatformTags, createPlatformFunction } from '../platform/defaults';
-import { acknowledgeScopedWildcards } from '../platform/nag';
-import { applyDataRemovalPolicy } from '../platform/removal';
-import { PlatformStage } from '../platform/stage';
+import { HandlerEnv, MetricServices } from '../runtime/contract';
 
 /** Instance types of Timestream for InfluxDB (API reference, DbInstanceType; supported instance types page). */
 const INSTANCE_TYPES = [
@@ -413,10 +414,10 @@ export class InfluxDbStore extends Construct implements ITimeSeriesStore {
         [InfluxDbEnv.BATCH_LINES]: String(this.batchLines),
         [TimeSeriesEnv.MAX_IN_FLIGHT]: String(this.maxWritesInFlight),
         [TimeSeriesEnv.REJECTED_RECORDS_PREFIX]: this.rejectedRecordsPrefix,
-        [IngestionEnv.STAGE]: options.stage.name,
-        [IngestionEnv.PROCESSED_BUCKET]: lake.processedBucket.bucketName,
-        [IngestionEnv.FAILED_BUCKET]: lake.failedBucket.bucketName,
-        [IngestionEnv.LEDGER_TABLE]: options.ledger.tableName,
+        [HandlerEnv.STAGE]: options.stage.name,
+        [LakeEnv.PROCESSED_BUCKET]: lake.processedBucket.bucketName,
+        [LakeEnv.FAILED_BUCKET]: lake.failedBucket.bucketName,
+        [LedgerEnv.TABLE]: options.ledger.tableName,
       },
     }, options.stage);
     this.grantWrite(fn);

@@ -1,7 +1,7 @@
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { TimeSeriesFunctionOptions } from './store';
-import { acknowledgeScopedWildcards } from '../platform/nag';
+import { acknowledgeScopedWildcards } from '../core/nag';
 
 /**
  * What every engine's loader needs from the lake and the ledger: the processed Parquet parts, the raw source's

@@ -1,8 +1,8 @@
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import { IngestionLedger } from '../ingestion/ledger-table';
+import { PlatformStage } from '../core/stage';
 import { DataLake } from '../lake/data-lake';
-import { PlatformStage } from '../platform/stage';
+import { IngestionLedger } from '../ledger/ingestion-ledger';
 
 /**
  * What a time-series store's functions need from the rest of the platform.

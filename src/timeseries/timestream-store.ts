@@ -9,15 +9,16 @@ import { grantLoaderLakeAccess } from './loader-access';
 import { TimeSeriesFunctionOptions, ITimeSeriesStore } from './store';
 import { LoadFunction } from './timestream/load-function';
 import { QueryFunction } from './timestream/query-function';
-import { HealthEnv } from '../api/health-contract';
-import { IngestionEnv } from '../ingestion/contract';
+import { applyPlatformTags, createPlatformFunction } from '../core/defaults';
+import { acknowledgeScopedWildcards } from '../core/nag';
+import { applyDataRemovalPolicy } from '../core/removal';
+import { PlatformStage } from '../core/stage';
+import { HealthEnv } from '../health/contract';
+import { LakeEnv } from '../lake/contract';
 import { DataLake } from '../lake/data-lake';
+import { LedgerEnv } from '../ledger/contract';
 import { CATALOG } from '../ons/catalog';
-import { MetricServices } from '../operations/contract';
-import { applyPlatformTags, createPlatformFunction } from '../platform/defaults';
-import { acknowledgeScopedWildcards } from '../platform/nag';
-import { applyDataRemovalPolicy } from '../platform/removal';
-import { PlatformStage } from '../platform/stage';
+import { HandlerEnv, MetricServices } from '../runtime/contract';
 
 /**
  * Regions where Amazon Timestream for LiveAnalytics is offered (AWS service endpoints page), for the
@@ -238,10 +239,10 @@ export class TimestreamStore extends Construct implements ITimeSeriesStore {
         ...this.environment(),
         [TimeSeriesEnv.MAX_IN_FLIGHT]: String(this.maxWritesInFlight),
         [TimeSeriesEnv.REJECTED_RECORDS_PREFIX]: this.rejectedRecordsPrefix,
-        [IngestionEnv.STAGE]: options.stage.name,
-        [IngestionEnv.PROCESSED_BUCKET]: lake.processedBucket.bucketName,
-        [IngestionEnv.FAILED_BUCKET]: lake.failedBucket.bucketName,
-        [IngestionEnv.LEDGER_TABLE]: options.ledger.tableName,
+        [HandlerEnv.STAGE]: options.stage.name,
+        [LakeEnv.PROCESSED_BUCKET]: lake.processedBucket.bucketName,
+        [LakeEnv.FAILED_BUCKET]: lake.failedBucket.bucketName,
+        [LedgerEnv.TABLE]: options.ledger.tableName,
       },
     });
     this.grantWrite(fn);

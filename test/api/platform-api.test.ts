@@ -11,9 +11,10 @@ import { openApi } from './openapi';
 import {
   ApiAuthorization, ApiTier, DataLake, IngestionLedger, OnsDataPlatform, PlatformApi, PlatformApiOptions, PlatformStage,
 } from '../../src';
-import { ApiEnv, LedgerApiEnv } from '../../src/api/contract';
+import { LedgerApiEnv } from '../../src/api/contract';
 import { openApiDocument } from '../../src/api/openapi';
 import { REQUEST_MODELS, ROUTES } from '../../src/api/routes';
+import { ApiEnv } from '../../src/runtime/contract';
 import { ENV } from '../helpers';
 
 type Resources = Record<string, { Type: string; Properties: any }>;

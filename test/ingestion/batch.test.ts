@@ -1,9 +1,10 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { IngestionEnv, ProcessInput, ProcessResult } from '../../src/ingestion/contract';
+import { IngestionEnv, ProcessInput } from '../../src/ingestion/contract';
 import { ONS_DATA } from '../ons-data';
 import { ASSETS, BUCKETS, EXECUTION, handlerEnv, ledgerItem, listKeys, LocalAws, putObject, startLocalAws } from './local-aws';
+import { ProcessResult } from '../../src/ledger/contract';
 
 /**
  * The bundled Batch entrypoint run as the container runs it (`node index.js`, input in ONS_JOB_INPUT)

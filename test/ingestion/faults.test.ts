@@ -1,11 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { IngestionEnv, ProcessInput, ProcessResult } from '../../src/ingestion/contract';
+import { ProcessInput } from '../../src/ingestion/contract';
 import { ONS_DATA } from '../ons-data';
 import {
   BUCKETS, EXECUTION, FaultyS3Proxy, getBytes, handlerEnv, isPutObject, ledgerItem, listKeys, LocalAws, loadHandler, putObject,
   restoreEnv, sha256, startLocalAws,
 } from './local-aws';
+import { ProcessResult } from '../../src/ledger/contract';
+import { HandlerEnv } from '../../src/runtime/contract';
 import { CapturedOutput, captureOutput } from '../operations/output';
 
 /**
@@ -25,7 +27,7 @@ let consoleError: jest.SpyInstance;
 
 // One attempt per request, so the injected fault reaches the handler (the SDK would retry a 500 itself);
 // a short socket timeout, so a stalled response fails the request. Neither is asserted on.
-const FAULT_ENV = { AWS_MAX_ATTEMPTS: '1', [IngestionEnv.S3_REQUEST_TIMEOUT_MS]: '1500' };
+const FAULT_ENV = { AWS_MAX_ATTEMPTS: '1', [HandlerEnv.S3_REQUEST_TIMEOUT_MS]: '1500' };
 
 const CARGA = readFileSync(join(ONS_DATA, 'CARGA_ENERGIA_2013.csv'));
 

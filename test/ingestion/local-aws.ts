@@ -9,8 +9,11 @@ import {
   GetObjectCommand, ListObjectsCommand, PutObjectCommand, S3Client,
 } from '@aws-sdk/client-s3';
 import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
-import { IngestionEnv, LedgerSchema } from '../../src/ingestion/contract';
-import type { LedgerItem } from '../../src/ingestion/ledger';
+import { IngestionEnv } from '../../src/ingestion/contract';
+import { LakeEnv } from '../../src/lake/contract';
+import { LedgerEnv, LedgerSchema } from '../../src/ledger/contract';
+import type { LedgerItem } from '../../src/ledger/runtime/ledger';
+import { HandlerEnv } from '../../src/runtime/contract';
 
 /**
  * Local AWS for the ingestion handler tests: s3rver (S3) and dynalite (DynamoDB) on 127.0.0.1, the
@@ -129,20 +132,20 @@ export function handlerEnv(aws: LocalAws, overrides: Record<string, string | und
     AWS_SHARED_CREDENTIALS_FILE: join(aws.scratch, 'no-aws-credentials'),
     // Each fresh SDK copy would otherwise print its "will require node >=22" warning on Node 20.
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-    [IngestionEnv.STAGE]: 'dev',
-    [IngestionEnv.PROCESSED_BUCKET]: BUCKETS.processed,
-    [IngestionEnv.FAILED_BUCKET]: BUCKETS.failed,
-    [IngestionEnv.LEDGER_TABLE]: TABLE,
-    [IngestionEnv.PROCESSED_DATA_PREFIX]: 'processed/',
-    [IngestionEnv.DATA_CARDS_PREFIX]: 'knowledge/cards/',
-    [IngestionEnv.DOCUMENTS_PREFIX]: 'knowledge/documents/',
-    [IngestionEnv.REJECTED_ROWS_PREFIX]: 'rejected/',
-    [IngestionEnv.QUARANTINE_PREFIX]: 'quarantine/',
+    [HandlerEnv.STAGE]: 'dev',
+    [LakeEnv.PROCESSED_BUCKET]: BUCKETS.processed,
+    [LakeEnv.FAILED_BUCKET]: BUCKETS.failed,
+    [LedgerEnv.TABLE]: TABLE,
+    [LakeEnv.PROCESSED_DATA_PREFIX]: 'processed/',
+    [LakeEnv.DATA_CARDS_PREFIX]: 'knowledge/cards/',
+    [LakeEnv.DOCUMENTS_PREFIX]: 'knowledge/documents/',
+    [LakeEnv.REJECTED_ROWS_PREFIX]: 'rejected/',
+    [LakeEnv.QUARANTINE_PREFIX]: 'quarantine/',
     [IngestionEnv.LAMBDA_MAX_BYTES]: String(64 * 1024 * 1024),
     [IngestionEnv.TABULAR_EXTENSIONS]: 'csv,txt,xlsx,parquet',
     [IngestionEnv.DOCUMENT_EXTENSIONS]: 'pdf,docx,md,html,htm',
     [IngestionEnv.XLSX_MAX_EXPANDED_BYTES]: undefined,
-    [IngestionEnv.S3_REQUEST_TIMEOUT_MS]: undefined,
+    [HandlerEnv.S3_REQUEST_TIMEOUT_MS]: undefined,
     [IngestionEnv.JOB_INPUT]: undefined,
     ...overrides,
   };

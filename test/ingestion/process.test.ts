@@ -1,6 +1,7 @@
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ProcessInput, ProcessResult, RouteResult, StepInput } from '../../src/ingestion/contract';
+import { ProcessInput, RouteResult } from '../../src/ingestion/contract';
+import { ProcessResult, StepInput } from '../../src/ledger/contract';
 import { inspectFile } from '../../src/ons/convert';
 import { localFile } from '../../src/ons/local-file';
 import { FileSummary } from '../../src/ons/process';

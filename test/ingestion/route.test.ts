@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { IngestionEnv, RouteResult, StepInput } from '../../src/ingestion/contract';
+import { IngestionEnv, RouteResult } from '../../src/ingestion/contract';
 import { ONS_DATA } from '../ons-data';
 import { BUCKETS, EXECUTION, TABLE, handlerEnv, ledgerItem, LocalAws, loadHandler, putObject, restoreEnv, startLocalAws } from './local-aws';
+import { StepInput } from '../../src/ledger/contract';
 import { CapturedOutput, captureOutput } from '../operations/output';
 
 /** The bundled router against s3rver and dynalite: decisions by extension and size, and the ledger's `received`. */

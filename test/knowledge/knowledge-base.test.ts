@@ -6,7 +6,7 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import {
   ChunkingStrategy, DataLake, EmbeddingModel, IngestionPipeline, KnowledgeBase, KnowledgeBaseOptions, OnsDataPlatform, PlatformStage, VectorStore,
 } from '../../src';
-import { KnowledgeBaseLogMetrics, metricsNamespace } from '../../src/operations/contract';
+import { KnowledgeBaseLogMetrics, metricsNamespace } from '../../src/runtime/contract';
 import { ENV } from '../helpers';
 import { definitionOf } from '../ingestion/asl';
 

@@ -2,7 +2,7 @@ import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { DataLake, IngestionPipeline, OnsDataPlatform, PlatformStage, TimestreamStore } from '../../src';
-import { MetricServices, metricsNamespace, OperationsEnv } from '../../src/operations/contract';
+import { MetricServices, metricsNamespace, OperationsEnv } from '../../src/runtime/contract';
 import { ENV } from '../helpers';
 
 /**

@@ -5,8 +5,8 @@ import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { FeatureFlags, FeatureFlagsProps, OnsDataPlatform, PlatformStage } from '../../src';
-import { HealthEnv } from '../../src/api/health-contract';
-import { FeatureFlag, FlagsEnv } from '../../src/operations/contract';
+import { HealthEnv } from '../../src/health/contract';
+import { FeatureFlag, FlagsEnv } from '../../src/runtime/contract';
 import { ENV } from '../helpers';
 
 type Resources = Record<string, { Type: string; Properties: any }>;

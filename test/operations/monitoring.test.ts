@@ -3,7 +3,7 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { buildReferenceApp } from '../../examples/reference/app';
 import { OnsDataPlatform, PlatformStage, TimeSeriesEngine } from '../../src';
-import { KnowledgeBaseLogMetrics, OPERATION_DIMENSION, PlatformMetrics, metricsNamespace } from '../../src/operations/contract';
+import { KnowledgeBaseLogMetrics, OPERATION_DIMENSION, PlatformMetrics, metricsNamespace } from '../../src/runtime/contract';
 import { ENV, platformStack } from '../helpers';
 
 type Resource = { Type: string; Properties: Record<string, any> };

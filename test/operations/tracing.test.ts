@@ -3,8 +3,9 @@ import { createSocket, Socket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RouteResult, StepInput } from '../../src/ingestion/contract';
-import { OperationsEnv } from '../../src/operations/contract';
+import { RouteResult } from '../../src/ingestion/contract';
+import { StepInput } from '../../src/ledger/contract';
+import { OperationsEnv } from '../../src/runtime/contract';
 import { ASSETS, BUCKETS, EXECUTION, handlerEnv, LocalAws, putObject, restoreEnv, startLocalAws } from '../ingestion/local-aws';
 import { ONS_DATA } from '../ons-data';
 

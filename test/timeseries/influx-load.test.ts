@@ -1,6 +1,6 @@
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { OperationsEnv, PlatformMetrics } from '../../src/operations/contract';
+import { OperationsEnv, PlatformMetrics } from '../../src/runtime/contract';
 import { InfluxDbEnv, LoadInput, LoadResult, TimeSeriesEnv } from '../../src/timeseries/contract';
 import { BUCKETS, getBytes, handlerEnv, ledgerItem, LocalAws, loadHandler, restoreEnv, startLocalAws } from '../ingestion/local-aws';
 import { ONS_DATA } from '../ons-data';

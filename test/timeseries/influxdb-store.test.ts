@@ -7,7 +7,7 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import {
   DataLake, IngestionLedger, IngestionPipeline, InfluxDbStore, InfluxDbStoreProps, OnsDataPlatform, PlatformStage, TimeSeriesEngine,
 } from '../../src';
-import { HealthEnv } from '../../src/api/health-contract';
+import { HealthEnv } from '../../src/health/contract';
 import { CATALOG } from '../../src/ons/catalog';
 import { InfluxDbEnv, TimeSeriesEnv } from '../../src/timeseries/contract';
 import { influxEngine, loadConfigFromEnv } from '../../src/timeseries/influxdb/runtime/load-object';

@@ -1,7 +1,8 @@
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
-import { ProcessInput, ProcessResult, RouteResult, StepInput } from '../../src/ingestion/contract';
+import { ProcessInput, RouteResult } from '../../src/ingestion/contract';
+import { ProcessResult, StepInput } from '../../src/ledger/contract';
 import { LoadInput, LoadResult, TimeSeriesEnv } from '../../src/timeseries/contract';
 import {
   BUCKETS, EXECUTION, getBytes, handlerEnv, ledgerItem, listKeys, LocalAws, loadHandler, putObject, restoreEnv, startLocalAws,

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { LocalTimestream } from './local-timestream';
-import { ApiErrorBody } from '../../src/api/contract';
+import { ApiErrorBody } from '../../src/runtime/contract';
 import { TimeSeriesEnv, TimeSeriesResponse } from '../../src/timeseries/contract';
 import { expectSchema } from '../api/openapi';
 import { loadHandler, restoreEnv } from '../ingestion/local-aws';

@@ -2,11 +2,11 @@ import { createHash } from 'node:crypto';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, QueryCommand, type QueryCommandInput } from '@aws-sdk/lib-dynamodb';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
-import { errorBody, RequestError, RouteResult, safeName, serve } from './http';
-import { LedgerSchema, LedgerStatus, LedgerStatusValue } from '../../ingestion/contract';
-import { IN_LAKE } from '../../ingestion/ledger';
+import { LedgerSchema, LedgerStatus, LedgerStatusValue } from '../../ledger/contract';
+import { IN_LAKE } from '../../ledger/runtime/ledger';
 import { CATALOG, DatasetDefinition } from '../../ons/catalog';
-import { traced } from '../../operations/telemetry';
+import { errorBody, RequestError, RouteResult, safeName, serve } from '../../runtime/http';
+import { traced } from '../../runtime/telemetry';
 import { DatasetLoaded, DatasetSummary, DatasetsResponse, IngestionEntry, IngestionsResponse, LedgerApiEnv } from '../contract';
 
 /**

@@ -1,8 +1,10 @@
-import { flushMetrics } from '../../operations/telemetry';
+import { LedgerEnv } from '../../ledger/contract';
+import { Ledger } from '../../ledger/runtime/ledger';
+import { startStep, validateInput } from '../../ledger/runtime/step';
+import { createDocumentClient, createS3Client, describeError, log, requiredEnv } from '../../runtime/handler';
+import { flushMetrics } from '../../runtime/telemetry';
 import { IngestionEnv } from '../contract';
-import { Ledger } from '../ledger';
-import { processConfigFromEnv, processObject } from '../process-object';
-import { createDocumentClient, createS3Client, describeError, log, requiredEnv, startStep, validateInput } from '../runtime';
+import { processConfigFromEnv, processObject } from '../runtime/process-object';
 
 /**
  * ProcessFile on AWS Batch (files above the Lambda threshold): the same code as the processor Lambda.
@@ -17,7 +19,7 @@ export async function main(): Promise<number> {
     const input = validateInput(raw);
     const result = await processObject(input, {
       s3: createS3Client(),
-      ledger: new Ledger(createDocumentClient(), requiredEnv(IngestionEnv.LEDGER_TABLE)),
+      ledger: new Ledger(createDocumentClient(), requiredEnv(LedgerEnv.TABLE)),
       config: processConfigFromEnv(),
     });
     log('INFO', 'job done', { status: result.status, source: input.source, contentHash: result.contentHash });

@@ -4,11 +4,11 @@ import {
   type RetrievalFilter, type RetrieveAndGenerateCommandOutput,
 } from '@aws-sdk/client-bedrock-agent-runtime';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
-import { header, logLine, RequestError, safeName, serve } from '../../api/runtime/http';
 import { CATALOG } from '../../ons/catalog';
-import { FeatureFlag } from '../../operations/contract';
-import { flag } from '../../operations/flags';
-import { traced } from '../../operations/telemetry';
+import { FeatureFlag } from '../../runtime/contract';
+import { flag } from '../../runtime/flags';
+import { header, logLine, RequestError, safeName, serve } from '../../runtime/http';
+import { traced } from '../../runtime/telemetry';
 import { KnowledgeCitation, KnowledgeEnv, KnowledgeQueryFilters, KnowledgeQueryLimits, KnowledgeQueryRequest, KnowledgeQueryResponse } from '../contract';
 
 /**

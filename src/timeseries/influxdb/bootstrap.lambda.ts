@@ -1,7 +1,7 @@
 import { GetSecretValueCommand, PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { CloudFormationCustomResourceEvent, Context } from 'aws-lambda';
 import { AdminCredentials, bootstrap, BootstrapConfig, SecretStore } from './runtime/bootstrap';
-import { startInvocation, traced } from '../../operations/telemetry';
+import { startInvocation, traced } from '../../runtime/telemetry';
 
 /**
  * The InfluxDbStore's bootstrap custom resource (CloudFormation invokes this function directly; it answers on the

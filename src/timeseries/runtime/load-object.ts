@@ -10,12 +10,14 @@ import type { PointRecord } from './layout';
 import { readPartRecords } from './part-reader';
 import { LoadError, RetryOptions } from './retry';
 import { tablesEnv } from './tables';
-import { IngestionEnv, ProcessResult } from '../../ingestion/contract';
-import { Ledger, LedgerLoad } from '../../ingestion/ledger';
-import { createDocumentClient, createS3Client, describeError, log, numberEnv, prefixEnv, requiredEnv, startStep, validateInput } from '../../ingestion/runtime';
+import { LakeEnv } from '../../lake/contract';
+import { LedgerEnv, ProcessResult } from '../../ledger/contract';
+import { Ledger, LedgerLoad } from '../../ledger/runtime/ledger';
+import { startStep, validateInput } from '../../ledger/runtime/step';
 import { sourceName } from '../../ons/convert';
-import { PlatformMetrics } from '../../operations/contract';
-import { flushMetrics, recordMetric } from '../../operations/telemetry';
+import { PlatformMetrics } from '../../runtime/contract';
+import { createDocumentClient, createS3Client, describeError, log, numberEnv, prefixEnv, requiredEnv } from '../../runtime/handler';
+import { flushMetrics, recordMetric } from '../../runtime/telemetry';
 import { LoadErrors, LoadInput, LoadResult, TimeSeriesEnv } from '../contract';
 
 /**
@@ -90,8 +92,8 @@ export interface LoadDeps {
 /** The settings every engine's loader reads from `TimeSeriesEnv`. */
 export function loadConfigFromEnv(): LoadConfig {
   return {
-    processedBucket: requiredEnv(IngestionEnv.PROCESSED_BUCKET),
-    failedBucket: requiredEnv(IngestionEnv.FAILED_BUCKET),
+    processedBucket: requiredEnv(LakeEnv.PROCESSED_BUCKET),
+    failedBucket: requiredEnv(LakeEnv.FAILED_BUCKET),
     tables: tablesEnv(),
     catchAllTable: process.env[TimeSeriesEnv.CATCH_ALL_TABLE] || undefined,
     maxInFlight: Math.max(1, Math.floor(numberEnv(TimeSeriesEnv.MAX_IN_FLIGHT, 4))),
@@ -225,7 +227,7 @@ export function createLoadHandler<C extends LoadConfig>(configFromEnv: () => C, 
       const input = validateLoadInput(event);
       if (!deps) {
         const config = configFromEnv();
-        const ledger = new Ledger(createDocumentClient(), requiredEnv(IngestionEnv.LEDGER_TABLE));
+        const ledger = new Ledger(createDocumentClient(), requiredEnv(LedgerEnv.TABLE));
         deps = { s3: createS3Client(), ledger, engine: engineOf(config), config };
       }
       return await loadObject(input, deps, deps.engine);

@@ -1,13 +1,12 @@
 import { createHash } from 'node:crypto';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { tablesEnv } from './tables';
-import { ROUTES } from '../../api/routes';
-import { RequestError, safeName, serve, startRequest } from '../../api/runtime/http';
 import { CATALOG, DatasetDefinition, MeasureDefinition } from '../../ons/catalog';
-import { FeatureFlag, OPERATION_DIMENSION, PlatformMetrics } from '../../operations/contract';
-import { flag } from '../../operations/flags';
-import { flushMetrics, recordMetric } from '../../operations/telemetry';
-import { AGGREGATIONS, INTERVALS, TimeSeriesEnv, TimeSeriesResponse } from '../contract';
+import { FeatureFlag, OPERATION_DIMENSION, PlatformMetrics } from '../../runtime/contract';
+import { flag } from '../../runtime/flags';
+import { RequestError, safeName, serve, startRequest } from '../../runtime/http';
+import { flushMetrics, recordMetric } from '../../runtime/telemetry';
+import { AGGREGATIONS, INTERVALS, TIME_SERIES_OPERATION, TimeSeriesEnv, TimeSeriesResponse } from '../contract';
 
 /**
  * `GET /timeseries/{dataset}` for any engine: the request validated into catalog identifiers and
@@ -229,7 +228,7 @@ export async function handleRequest(event: APIGatewayProxyEvent, requestId: stri
  * with the route's operationId (`getTimeSeries`) and flushed after every request.
  */
 export function createQueryHandler(engineOf: () => QueryEngine) {
-  const operation = ROUTES.find((r) => r.target === 'timeSeries')!.operationId;
+  const operation = TIME_SERIES_OPERATION;
   let engine: QueryEngine | undefined;
   return async (event: APIGatewayProxyEvent, context?: Context): Promise<APIGatewayProxyResult> => {
     const requestId = event.requestContext?.requestId ?? context?.awsRequestId ?? 'unknown';

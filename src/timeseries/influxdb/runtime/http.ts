@@ -1,7 +1,7 @@
 import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { getSecret } from '@aws-lambda-powertools/parameters/secrets';
-import { numberEnv, requiredEnv } from '../../../ingestion/runtime';
+import { numberEnv, requiredEnv } from '../../../runtime/handler';
 import { InfluxDbEnv, TimeSeriesEnv } from '../../contract';
 
 /**

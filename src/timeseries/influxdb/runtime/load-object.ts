@@ -1,6 +1,6 @@
 import { connectionFromEnv, createSender, InfluxConnection, token } from './http';
 import { InfluxWriter } from './writer';
-import { numberEnv } from '../../../ingestion/runtime';
+import { numberEnv } from '../../../runtime/handler';
 import { InfluxDbEnv } from '../../contract';
 import { LoadConfig, LoadEngine, loadConfigFromEnv as sharedConfigFromEnv } from '../../runtime/load-object';
 

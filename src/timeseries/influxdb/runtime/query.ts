@@ -1,5 +1,5 @@
 import { connectionFromEnv, createSender, InfluxConnection, NetworkError, params, Send, token } from './http';
-import { RequestError } from '../../../api/runtime/http';
+import { RequestError } from '../../../runtime/http';
 import { TimeSeriesPoint, TimeSeriesResponse } from '../../contract';
 import {
   AggregationName, baseQueryConfigFromEnv, encodeToken, Interval, QueryConfig, QueryEngine, responseBase, safeIdentifier, TimeSeriesQuery,

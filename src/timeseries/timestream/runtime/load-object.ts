@@ -1,6 +1,6 @@
 import type { TimestreamWriteClient } from '@aws-sdk/client-timestream-write';
 import { RecordWriter } from './writer';
-import { requiredEnv } from '../../../ingestion/runtime';
+import { requiredEnv } from '../../../runtime/handler';
 import { TimeSeriesEnv } from '../../contract';
 import { LoadConfig, LoadEngine, loadConfigFromEnv as sharedConfigFromEnv } from '../../runtime/load-object';
 

@@ -1,6 +1,6 @@
 import { QueryCommand, TimestreamQueryClient, type Datum } from '@aws-sdk/client-timestream-query';
-import { RequestError } from '../../../api/runtime/http';
-import { traced } from '../../../operations/telemetry';
+import { RequestError } from '../../../runtime/http';
+import { traced } from '../../../runtime/telemetry';
 import { TimeSeriesEnv, TimeSeriesPoint, TimeSeriesResponse } from '../../contract';
 import { baseQueryConfigFromEnv, encodeToken, Interval, QueryConfig as BaseQueryConfig, QueryEngine, responseBase, safeIdentifier, TimeSeriesQuery } from '../../runtime/request';
 

@@ -1,6 +1,6 @@
 import { TimestreamWriteClient, WriteRecordsCommand, type WriteRecordsRequest } from '@aws-sdk/client-timestream-write';
 import { BatchTarget, buildRequest, MAX_RECORDS_PER_REQUEST, PointRecord, pointsOf } from './records';
-import { traced } from '../../../operations/telemetry';
+import { traced } from '../../../runtime/telemetry';
 import { LoadErrors } from '../../contract';
 import type { RejectedRecord, WriteStats } from '../../runtime/load-object';
 import { RequestPool } from '../../runtime/request-pool';

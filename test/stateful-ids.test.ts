@@ -1,6 +1,6 @@
 import { App, Stack } from 'aws-cdk-lib';
 import * as expected from './stateful-ids.json';
-import { OnsDataPlatform, PlatformStage, TimeSeriesEngine, VectorStore } from '../../src';
+import { OnsDataPlatform, PlatformStage, TimeSeriesEngine, VectorStore } from '../src';
 
 /**
  * Resources whose replacement loses data: a changed logical id replaces them, and what they hold, on the

@@ -7,7 +7,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { applyDataRemovalPolicy } from './removal';
 import { PlatformStage } from './stage';
-import { MetricServices, metricsNamespace, OperationsEnv } from '../operations/contract';
+import { MetricServices, metricsNamespace, OperationsEnv } from '../runtime/contract';
 
 /**
  * Tag keys every resource of the platform carries.

@@ -1,14 +1,13 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import type { Context } from 'aws-lambda';
-import { IngestionEnv, SourceObject, StepInput } from './contract';
-import { platformLogger, startInvocation, traced } from '../operations/telemetry';
+import { HandlerEnv } from './contract';
+import { platformLogger, traced } from './telemetry';
 
 /**
- * What the ingestion handlers and the Batch entrypoint share at run time: configuration from the
- * environment, the AWS clients, structured logs and S3 key helpers. Handler-side only (bundled into
- * the assets); the constructs import nothing from here.
+ * What every handler and the Batch entrypoint share at run time: configuration from the environment, the AWS
+ * clients, structured logs and S3 key helpers. Handler-side only (bundled into the assets); the constructs
+ * import nothing from here.
  */
 
 /** A configuration problem the construct should have prevented (missing or invalid environment). */
@@ -19,16 +18,6 @@ export class ConfigurationError extends Error {
   }
 }
 
-/**
- * A file the domain core refuses. Its name is the `Error` Step Functions sees (Lambda reports
- * `error.name` as `errorType`): the state machine does not retry it.
- */
-export class FileRefusedError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'FileRefused';
-  }
-}
 
 export function requiredEnv(name: string): string {
   const value = process.env[name];
@@ -66,7 +55,7 @@ export function listEnv(name: string, fallback: readonly string[]): string[] {
  * a long transfer that keeps moving is never cut (an inactivity timeout, not a total one).
  */
 export function createS3Client(): S3Client {
-  const timeout = numberEnv(IngestionEnv.S3_REQUEST_TIMEOUT_MS, 60_000);
+  const timeout = numberEnv(HandlerEnv.S3_REQUEST_TIMEOUT_MS, 60_000);
   return traced(new S3Client({
     requestHandler: { connectionTimeout: timeout, socketTimeout: timeout },
   }));
@@ -82,7 +71,7 @@ type Level = 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
 /**
  * One JSON line per event (CloudWatch Logs Insights reads the fields), through the handler's Powertools
  * Logger: `level`, `message`, `timestamp`, `service`, the invocation's `executionArn` and `objectKey`
- * (see `startStep`), then `fields`. DEBUG and INFO go to stdout, WARN and ERROR to stderr.
+ * (see `startStep` of the ingestion steps), then `fields`. DEBUG and INFO go to stdout, WARN and ERROR to stderr.
  */
 export function log(level: Level, message: string, fields: Record<string, unknown> = {}): void {
   const logger = platformLogger();
@@ -92,23 +81,6 @@ export function log(level: Level, message: string, fields: Record<string, unknow
   else logger.debug(message, fields);
 }
 
-/**
- * Starts the log context of one pipeline step: the Step Functions execution ARN and the object key of
- * its input (when they are there: a malformed input is still logged), and the Lambda context if any.
- */
-export function startStep(event: unknown, context?: Partial<Context>): void {
-  const input = event as { executionArn?: unknown; source?: { key?: unknown; keyUrlEncoded?: unknown } } | undefined;
-  const rawKey = input?.source?.key;
-  let objectKey: string | undefined;
-  if (typeof rawKey === 'string') {
-    try {
-      objectKey = input?.source?.keyUrlEncoded ? decodeEventKey(rawKey) : rawKey;
-    } catch {
-      objectKey = rawKey; // a malformed escape: logged as it came
-    }
-  }
-  startInvocation(context, { executionArn: typeof input?.executionArn === 'string' ? input.executionArn : undefined, objectKey });
-}
 
 /** An error as logs and reports may show it: its name and message, never its stack. */
 export function describeError(error: unknown): { errorType: string; errorMessage: string } {
@@ -128,7 +100,7 @@ export function decodeEventKey(key: string): string {
  * `CopySource` as S3 expects it: `bucket/key` URL-encoded (each path segment, so `+`, `?`, `#`, `%`
  * and `=` survive), then `?versionId=` for a version.
  */
-export function copySource(source: Pick<SourceObject, 'bucket' | 'key' | 'versionId'>): string {
+export function copySource(source: { readonly bucket: string; readonly key: string; readonly versionId?: string }): string {
   const path = `${source.bucket}/${source.key.split('/').map(encodeURIComponent).join('/')}`;
   return source.versionId ? `${path}?versionId=${encodeURIComponent(source.versionId)}` : path;
 }
@@ -139,25 +111,4 @@ export function isNotFound(error: unknown): boolean {
   return e?.name === 'NoSuchKey' || e?.name === 'NotFound' || e?.name === 'NoSuchVersion' || e?.$metadata?.httpStatusCode === 404;
 }
 
-/** The source with its key decoded (see `SourceObject.keyUrlEncoded`) and without the flag. */
-export function decodedSource(source: SourceObject): SourceObject {
-  if (!source.keyUrlEncoded) return source;
-  const { keyUrlEncoded: _encoded, ...rest } = source;
-  return { ...rest, key: decodeEventKey(source.key) };
-}
 
-/** Checks the step input, so a malformed payload fails with a reason instead of deep inside a call. */
-export function validateInput(input: unknown): StepInput {
-  const i = input as Partial<StepInput> | undefined;
-  const s = i?.source;
-  if (!s || typeof s.bucket !== 'string' || !s.bucket || typeof s.key !== 'string' || !s.key) {
-    throw new TypeError('input.source must have a bucket and a key');
-  }
-  if (s.versionId !== undefined && s.versionId !== null && typeof s.versionId !== 'string') {
-    throw new TypeError('input.source.versionId must be a string');
-  }
-  if (typeof i.executionArn !== 'string' || !i.executionArn) throw new TypeError('input.executionArn must be a string');
-  // A JSON null version (unversioned bucket) is the same as none.
-  const source: SourceObject = s.versionId === null ? { ...s, versionId: undefined } : s;
-  return { ...(i as StepInput), source: decodedSource(source) };
-}

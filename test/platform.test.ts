@@ -2,8 +2,8 @@ import { App, Stack, Validations } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { OnsDataPlatform, PlatformStage } from '../../src';
-import { ENV, platformStack, tagsOf, taggableLogicalIds } from '../helpers';
+import { OnsDataPlatform, PlatformStage } from '../src';
+import { ENV, platformStack, tagsOf, taggableLogicalIds } from './helpers';
 
 const STAGES = [PlatformStage.DEV, PlatformStage.STAGING, PlatformStage.PROD];
 

@@ -7,10 +7,10 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { LocalBedrockAgent } from './local-health';
-import { LocalTimestreamInfluxDb } from './local-timestream-influxdb';
-import { expectSchema } from './openapi';
-import { ApiEnv } from '../../src/api/contract';
-import { HEALTH_COMPONENTS, HealthEnv } from '../../src/api/health-contract';
+import { HEALTH_COMPONENTS, HealthEnv } from '../../src/health/contract';
+import { ApiEnv } from '../../src/runtime/contract';
+import { LocalTimestreamInfluxDb } from '../api/local-timestream-influxdb';
+import { expectSchema } from '../api/openapi';
 import { flagValues, LocalAppConfig } from '../operations/local-appconfig';
 import { CapturedOutput, captureOutput } from '../operations/output';
 import { LocalTimestream } from '../timeseries/local-timestream';
@@ -41,7 +41,7 @@ const dynalite = require('dynalite') as (options: Record<string, number>) => Ser
 
 type Handler = (event?: Partial<APIGatewayProxyEvent>, context?: Partial<Context>) => Promise<APIGatewayProxyResult>;
 
-const ASSET = join(__dirname, '..', '..', 'assets', 'api', 'health.lambda', 'index.js');
+const ASSET = join(__dirname, '..', '..', 'assets', 'health', 'health.lambda', 'index.js');
 
 /** Buckets that exist on the server. */
 const BUCKETS = { raw: 'ons-health-raw', processed: 'ons-health-processed', failed: 'ons-health-failed' } as const;

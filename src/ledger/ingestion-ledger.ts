@@ -4,8 +4,8 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
 import { LedgerSchema } from './contract';
-import { applyDataRemovalPolicy } from '../platform/removal';
-import { PlatformStage } from '../platform/stage';
+import { applyDataRemovalPolicy } from '../core/removal';
+import { PlatformStage } from '../core/stage';
 
 /**
  * Properties of `IngestionLedger`.

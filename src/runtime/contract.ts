@@ -95,3 +95,29 @@ export const FlagsEnv = {
   /** Seconds a handler keeps the flags before asking AppConfig again. */
   MAX_AGE_SECONDS: 'ONS_FLAGS_MAX_AGE_SECONDS',
 } as const;
+
+/** Environment every handler may read (the handler toolkit's clients). @internal */
+export const HandlerEnv = {
+  /** Stage name (`dev`, `staging`, `prod`), written into every error report. */
+  STAGE: 'ONS_STAGE',
+  /**
+   * Optional: milliseconds an S3 request may take to connect, or stay without any byte moving, before
+   * the handler gives up on it (default 60000; a long transfer that keeps moving is never cut).
+   */
+  S3_REQUEST_TIMEOUT_MS: 'ONS_S3_REQUEST_TIMEOUT_MS',
+} as const;
+
+/** What the API construct and every HTTP handler share: the CORS environment. @internal */
+export const ApiEnv = {
+  /**
+   * JSON array of the origins allowed to call the API from a browser (CORS); unset or `[]`: none.
+   * Handlers answer with `Access-Control-Allow-Origin` only for a request whose `Origin` is listed.
+   */
+  CORS_ORIGINS: 'ONS_API_CORS_ORIGINS',
+} as const;
+
+/** Body of every error response of the API, API Gateway's own responses included. @internal */
+export interface ApiErrorBody {
+  readonly error: { readonly code: string; readonly message: string };
+  readonly requestId: string;
+}

@@ -2,7 +2,7 @@ import { Duration } from 'aws-cdk-lib';
 import * as codedeploy from 'aws-cdk-lib/aws-codedeploy';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
-import { DataLakeLifecycle, resolveLifecycle, validateLifecycle } from '../lake/lifecycle';
+import { DataLakeLifecycle, resolveLifecycle, validateLifecycle } from './lifecycle';
 
 /**
  * Request throttling of the platform's REST API for one stage.

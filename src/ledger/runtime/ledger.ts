@@ -1,6 +1,6 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { LedgerSchema, LedgerStatus, LedgerStatusValue, ProcessResult, SourceObject } from './contract';
+import { LedgerSchema, LedgerStatus, LedgerStatusValue, ProcessResult, SourceObject } from '../contract';
 
 /**
  * The ingestion ledger (DynamoDB): one item per source object version, keyed

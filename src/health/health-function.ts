@@ -10,16 +10,16 @@ export interface HealthFunctionProps extends lambda.FunctionOptions {
 }
 
 /**
- * An AWS Lambda function which executes src/api/health.
+ * An AWS Lambda function which executes src/health/health.
  */
 export class HealthFunction extends lambda.Function {
   constructor(scope: Construct, id: string, props?: HealthFunctionProps) {
     super(scope, id, {
-      description: 'src/api/health.lambda.ts',
+      description: 'src/health/health.lambda.ts',
       ...props,
       runtime: new lambda.Runtime('nodejs22.x', lambda.RuntimeFamily.NODEJS),
       handler: 'index.handler',
-      code: lambda.Code.fromAsset(path.join(__dirname, '../../assets/api/health.lambda')),
+      code: lambda.Code.fromAsset(path.join(__dirname, '../../assets/health/health.lambda')),
     });
     this.addEnvironment('AWS_NODEJS_CONNECTION_REUSE_ENABLED', '1', { removeInEdge: true });
   }

@@ -3,7 +3,7 @@ import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as codedeploy from 'aws-cdk-lib/aws-codedeploy';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
-import { PlatformStage } from '../platform/stage';
+import { PlatformStage } from './stage';
 
 /**
  * Options of `SafeDeployment` (what `OnsDataPlatform` passes through).

@@ -4,10 +4,10 @@ import { HeadBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { GetDbInstanceCommand, TimestreamInfluxDBClient } from '@aws-sdk/client-timestream-influxdb';
 import { DescribeDatabaseCommand, TimestreamWriteClient } from '@aws-sdk/client-timestream-write';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
-import { ComponentReport, HEALTH_COMPONENTS, HealthEnv, HealthReport } from './health-contract';
-import { logLine, requestIdOf, respond, startRequest } from './runtime/http';
-import { fetchFlagsAt, InvalidFlagsError } from '../operations/flags';
-import { traced } from '../operations/telemetry';
+import { ComponentReport, HEALTH_COMPONENTS, HealthEnv, HealthReport } from './contract';
+import { fetchFlagsAt, InvalidFlagsError } from '../runtime/flags';
+import { logLine, requestIdOf, respond, startRequest } from '../runtime/http';
+import { traced } from '../runtime/telemetry';
 
 /**
  * `GET /health`: whether each part of the platform is reachable, with read-only calls (no synthetic writes),

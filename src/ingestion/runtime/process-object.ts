@@ -7,14 +7,27 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DeleteObjectCommand, GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { IngestionEnv, ProcessInput, ProcessResult, SourceObject } from './contract';
-import { IN_LAKE, isConditionFailure, Ledger, LedgerOutputs, ledgerRef } from './ledger';
-import { describeError, FileRefusedError, log, numberEnv, prefixEnv, requiredEnv } from './runtime';
-import { convertFile, ConvertResult } from '../ons/convert';
-import { localFile } from '../ons/local-file';
-import { RefusedFileError } from '../ons/types';
-import { PlatformMetrics } from '../operations/contract';
-import { recordMetric } from '../operations/telemetry';
+import { LakeEnv } from '../../lake/contract';
+import { ProcessResult, SourceObject } from '../../ledger/contract';
+import { IN_LAKE, isConditionFailure, Ledger, LedgerOutputs, ledgerRef } from '../../ledger/runtime/ledger';
+import { convertFile, ConvertResult } from '../../ons/convert';
+import { localFile } from '../../ons/local-file';
+import { RefusedFileError } from '../../ons/types';
+import { PlatformMetrics } from '../../runtime/contract';
+import { describeError, log, numberEnv, prefixEnv, requiredEnv } from '../../runtime/handler';
+import { recordMetric } from '../../runtime/telemetry';
+import { IngestionEnv, ProcessInput } from '../contract';
+
+/**
+ * A file the domain core refuses. Its name is the `Error` Step Functions sees (Lambda reports
+ * `error.name` as `errorType`): the state machine does not retry it.
+ */
+export class FileRefusedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'FileRefused';
+  }
+}
 
 /**
  * ProcessFile, shared by the processor Lambda and the Batch entrypoint: the raw object is streamed to
@@ -41,12 +54,12 @@ export interface ProcessDeps {
 export function processConfigFromEnv(): ProcessConfig {
   const maxExpanded = process.env[IngestionEnv.XLSX_MAX_EXPANDED_BYTES];
   return {
-    processedBucket: requiredEnv(IngestionEnv.PROCESSED_BUCKET),
-    failedBucket: requiredEnv(IngestionEnv.FAILED_BUCKET),
+    processedBucket: requiredEnv(LakeEnv.PROCESSED_BUCKET),
+    failedBucket: requiredEnv(LakeEnv.FAILED_BUCKET),
     // The domain core's defaults, so a run writes what `ons-data-platform convert` writes.
-    processedDataPrefix: prefixEnv(IngestionEnv.PROCESSED_DATA_PREFIX, 'processed/'),
-    dataCardsPrefix: prefixEnv(IngestionEnv.DATA_CARDS_PREFIX, 'knowledge/cards/'),
-    rejectedRowsPrefix: prefixEnv(IngestionEnv.REJECTED_ROWS_PREFIX, 'rejected/'),
+    processedDataPrefix: prefixEnv(LakeEnv.PROCESSED_DATA_PREFIX, 'processed/'),
+    dataCardsPrefix: prefixEnv(LakeEnv.DATA_CARDS_PREFIX, 'knowledge/cards/'),
+    rejectedRowsPrefix: prefixEnv(LakeEnv.REJECTED_ROWS_PREFIX, 'rejected/'),
     maxExpandedBytes: maxExpanded ? numberEnv(IngestionEnv.XLSX_MAX_EXPANDED_BYTES) : undefined,
   };
 }

@@ -1,6 +1,6 @@
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
-import { platformLogger, startInvocation } from '../../operations/telemetry';
-import { ApiEnv, ApiErrorBody } from '../contract';
+import { ApiEnv, ApiErrorBody } from './contract';
+import { platformLogger, startInvocation } from './telemetry';
 
 /**
  * The handler side of every API route: one error shape, JSON responses that are never cached, CORS for

@@ -1,0 +1,89 @@
+/**
+ * What the ledger construct, its runtime client and the API share: the table's environment name, key schema
+ * and statuses, and the shapes of what it records (the source object version, the processor's result).
+ * @internal
+ */
+
+/** Environment of every function that reads or writes the ledger. @internal */
+export const LedgerEnv = {
+  /** DynamoDB table of the ingestion ledger. */
+  TABLE: 'ONS_LEDGER_TABLE',
+} as const;
+
+/** The object a pipeline execution is about. @internal */
+export interface SourceObject {
+  readonly bucket: string;
+  /**
+   * The object key. Decoded (as S3 stores it) unless `keyUrlEncoded` is true; every handler after
+   * Route gets it decoded (from `$.route.source`).
+   */
+  readonly key: string;
+  /**
+   * True when `key` is copied from an S3 EventBridge event (`$.detail.object.key`), which S3 sends
+   * URL-encoded in form style (`Temporal+Gera%C3%A7%C3%A3o.csv`): the router decodes it. Leave unset
+   * for keys from S3 APIs (ListObjectsV2, a backfill's item reader), which are already decoded.
+   */
+  readonly keyUrlEncoded?: boolean;
+  /** The object version; absent only for unversioned buckets. */
+  readonly versionId?: string;
+  /** Size in bytes, from the event. */
+  readonly size?: number;
+}
+
+/** Input of every pipeline step after Route (processor, loader, quarantine...): the object and the execution. @internal */
+export interface StepInput {
+  readonly source: SourceObject;
+  /** `$$.Execution.Id`, recorded in the ledger and in error reports. */
+  readonly executionArn: string;
+}
+
+/** The processor's output, kept at `$.processed` (the Batch path reads it back from the ledger). @internal */
+export interface ProcessResult {
+  /** `duplicate`: the same content was already processed from another object or version; nothing was written. */
+  readonly status: 'processed' | 'duplicate';
+  readonly contentHash: string;
+  readonly dataset?: string;
+  /** Ledger key of the earlier object with the same content (duplicates only). */
+  readonly duplicateOf?: string;
+  readonly rows?: number;
+  readonly records?: number;
+  readonly rejected?: number;
+  readonly series?: number;
+  /** First and last instant, UTC ISO-8601. */
+  readonly start?: string;
+  readonly end?: string;
+  /** Keys written in the processed bucket (Parquet parts). */
+  readonly parquetKeys?: string[];
+  readonly cardKey?: string;
+  /** Key in the failed bucket of the rejected-rows report, when rows were rejected. */
+  readonly rejectedKey?: string;
+}
+
+/** Ledger statuses, in order of a successful ingestion; `quarantined` and `duplicate` end a run. @internal */
+export const LedgerStatus = {
+  RECEIVED: 'received',
+  PROCESSING: 'processing',
+  PROCESSED: 'processed',
+  LOADED: 'loaded',
+  INDEXED: 'indexed',
+  QUARANTINED: 'quarantined',
+  DUPLICATE: 'duplicate',
+} as const;
+/** @internal */
+export type LedgerStatusValue = typeof LedgerStatus[keyof typeof LedgerStatus];
+
+/**
+ * The ledger table's key schema and indexes. One item per source object version:
+ * `pk` = `s3://<bucket>/<key>`, `sk` = the version id (`null` for unversioned buckets).
+ * @internal
+ */
+export const LedgerSchema = {
+  PARTITION_KEY: 'pk',
+  SORT_KEY: 'sk',
+  /** GSI: content hash → items, to find an already processed copy. */
+  BY_CONTENT_HASH: { name: 'byContentHash', partitionKey: 'contentHash', sortKey: 'updatedAt' },
+  /** GSI: dataset → items, newest first. */
+  BY_DATASET: { name: 'byDataset', partitionKey: 'dataset', sortKey: 'updatedAt' },
+  /** GSI: status → items, newest first. */
+  BY_STATUS: { name: 'byStatus', partitionKey: 'status', sortKey: 'updatedAt' },
+} as const;

@@ -1,0 +1,50 @@
+import type { Context } from 'aws-lambda';
+import { decodeEventKey } from '../../runtime/handler';
+import { startInvocation } from '../../runtime/telemetry';
+import { SourceObject, StepInput } from '../contract';
+
+/**
+ * What every pipeline step that records in the ledger shares (router, processor, Batch entrypoint, document copy,
+ * quarantine, time-series loader): its input (the source object version and the execution) and its log context.
+ */
+
+/**
+ * Starts the log context of one pipeline step: the Step Functions execution ARN and the object key of
+ * its input (when they are there: a malformed input is still logged), and the Lambda context if any.
+ */
+export function startStep(event: unknown, context?: Partial<Context>): void {
+  const input = event as { executionArn?: unknown; source?: { key?: unknown; keyUrlEncoded?: unknown } } | undefined;
+  const rawKey = input?.source?.key;
+  let objectKey: string | undefined;
+  if (typeof rawKey === 'string') {
+    try {
+      objectKey = input?.source?.keyUrlEncoded ? decodeEventKey(rawKey) : rawKey;
+    } catch {
+      objectKey = rawKey; // a malformed escape: logged as it came
+    }
+  }
+  startInvocation(context, { executionArn: typeof input?.executionArn === 'string' ? input.executionArn : undefined, objectKey });
+}
+
+/** The source with its key decoded (see `SourceObject.keyUrlEncoded`) and without the flag. */
+export function decodedSource(source: SourceObject): SourceObject {
+  if (!source.keyUrlEncoded) return source;
+  const { keyUrlEncoded: _encoded, ...rest } = source;
+  return { ...rest, key: decodeEventKey(source.key) };
+}
+
+/** Checks the step input, so a malformed payload fails with a reason instead of deep inside a call. */
+export function validateInput(input: unknown): StepInput {
+  const i = input as Partial<StepInput> | undefined;
+  const s = i?.source;
+  if (!s || typeof s.bucket !== 'string' || !s.bucket || typeof s.key !== 'string' || !s.key) {
+    throw new TypeError('input.source must have a bucket and a key');
+  }
+  if (s.versionId !== undefined && s.versionId !== null && typeof s.versionId !== 'string') {
+    throw new TypeError('input.source.versionId must be a string');
+  }
+  if (typeof i.executionArn !== 'string' || !i.executionArn) throw new TypeError('input.executionArn must be a string');
+  // A JSON null version (unversioned bucket) is the same as none.
+  const source: SourceObject = s.versionId === null ? { ...s, versionId: undefined } : s;
+  return { ...(i as StepInput), source: decodedSource(source) };
+}
