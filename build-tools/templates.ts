@@ -14,11 +14,18 @@ const ENV = { account: '123456789012', region: 'us-east-1' };
 const outdir = process.argv[2] ?? 'cdk.out/templates';
 mkdirSync(outdir, { recursive: true });
 
+/** Object keys sorted: the order constructs are created in moves resources in the file, not in the stack. */
+function sortKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortKeys);
+  if (value === null || typeof value !== 'object') return value;
+  return Object.fromEntries(Object.keys(value).sort().map((k) => [k, sortKeys((value as Record<string, unknown>)[k])]));
+}
+
 function write(name: string, build: (stack: Stack) => void): void {
   const app = new App();
   const stack = new Stack(app, name, { env: ENV });
   build(stack);
-  const template = JSON.stringify(app.synth().getStackByName(name).template, null, 1)
+  const template = JSON.stringify(sortKeys(app.synth().getStackByName(name).template), null, 1)
     .replace(/[0-9a-f]{64}(\.zip|\.json)?/g, '<asset>$1')
     // A function version's logical id ends with a hash of its code.
     .replace(/(CurrentVersion[0-9A-F]{8})[0-9a-f]{32}/g, '$1<code>');
