@@ -14,11 +14,15 @@ const ENV = { account: '123456789012', region: 'us-east-1' };
 const outdir = process.argv[2] ?? 'cdk.out/templates';
 mkdirSync(outdir, { recursive: true });
 
-/** Object keys sorted: the order constructs are created in moves resources in the file, not in the stack. */
-function sortKeys(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(sortKeys);
+/** Object keys (and policy statements) sorted: the order constructs are created in moves text, not resources. */
+function sortKeys(value: unknown, key = ''): unknown {
+  if (Array.isArray(value)) {
+    const items = value.map((v) => sortKeys(v));
+    // The statements of a policy have no order: the order grants were made in is not a difference.
+    return key === 'Statement' ? items.sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b))) : items;
+  }
   if (value === null || typeof value !== 'object') return value;
-  return Object.fromEntries(Object.keys(value).sort().map((k) => [k, sortKeys((value as Record<string, unknown>)[k])]));
+  return Object.fromEntries(Object.keys(value).sort().map((k) => [k, sortKeys((value as Record<string, unknown>)[k], k)]));
 }
 
 function write(name: string, build: (stack: Stack) => void): void {
@@ -56,7 +60,8 @@ write('IngestionAlone-dev', (s) => {
 write('IngestionWithStore-prod', (s) => {
   const stage = src.PlatformStage.PROD;
   const dataLake = new src.DataLake(s, 'Lake', { stage });
-  const timeSeriesStore = new src.TimestreamStore(s, 'TimeSeries', { stage, dataLake });
+  const ledger = new src.IngestionLedger(s, 'Ledger', { stage, encryptionKey: dataLake.encryptionKey });
+  const timeSeriesStore = new src.TimestreamStore(s, 'TimeSeries', { stage, dataLake, ledger });
   const knowledgeBase = new src.KnowledgeBase(s, 'Knowledge', { stage, dataLake });
   new src.IngestionPipeline(s, 'Ingestion', { stage, dataLake, timeSeriesStore, knowledgeBase });
 });

@@ -1,10 +1,11 @@
-import { Duration, Stack } from 'aws-cdk-lib';
+import { CfnElement, Duration, Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
 import { PlatformApi, PlatformApiOptions } from './api/platform-api';
 import { applyPlatformTags, createPlatformFunction } from './core/defaults';
+import { keepLogicalId } from './core/logical-ids';
 import { acknowledgeScopedWildcards } from './core/nag';
 import { SafeDeployment, SafeDeploymentOptions } from './core/safe-deployment';
 import { PlatformStage } from './core/stage';
@@ -15,6 +16,7 @@ import { IngestionOptions } from './ingestion/pipeline-props';
 import { KnowledgeBase, KnowledgeBaseOptions } from './knowledge/knowledge-base';
 import { DataLake } from './lake/data-lake';
 import { DataLakeOptions } from './lake/data-lake-props';
+import { IngestionLedger } from './ledger/ingestion-ledger';
 import { FeatureFlags, FeatureFlagsOptions } from './operations/feature-flags';
 import { PlatformMonitoring, PlatformMonitoringOptions } from './operations/monitoring';
 import { MetricServices } from './runtime/contract';
@@ -126,6 +128,8 @@ export class OnsDataPlatform extends Construct {
   public readonly encryptionKey: kms.IKey;
   /** Raw, processed, failed and access-log buckets. */
   public readonly dataLake: DataLake;
+  /** The ingestion ledger: the pipeline and the time-series loader record in it, the API and the health check read it. */
+  public readonly ledger: IngestionLedger;
   /**
    * Reports whether the platform's components are reachable (read-only checks): 200 when all are
    * up, 503 otherwise, in API Gateway proxy format.
@@ -186,7 +190,14 @@ export class OnsDataPlatform extends Construct {
       this.safeDeployment = new SafeDeployment(this, 'SafeDeployment', { ...props.safeDeployment, stage: this.stage });
     }
 
-    this.timeSeries = (props.timeSeries ?? TimeSeriesEngine.timestreamLiveAnalytics()).bind(this, { stage: this.stage, dataLake: this.dataLake });
+    // The ledger first: the store's loader and the pipeline both record in it. Its table keeps the logical id it had
+    // when the pipeline made it (Ingestion/Ledger/Table), so upgrading never replaces the table and its items.
+    this.ledger = new IngestionLedger(this, 'Ledger', { stage: this.stage, encryptionKey: this.encryptionKey });
+    keepLogicalId(this.ledger.table.node.defaultChild as CfnElement, this, ['Ingestion', 'Ledger', 'Table']);
+
+    this.timeSeries = (props.timeSeries ?? TimeSeriesEngine.timestreamLiveAnalytics()).bind(this, {
+      stage: this.stage, dataLake: this.dataLake, ledger: this.ledger, reservedConcurrentExecutions: props.reservedConcurrentExecutions,
+    });
 
     this.knowledgeBase = new KnowledgeBase(this, 'Knowledge', {
       ...props.knowledgeBase, stage: this.stage, dataLake: this.dataLake, reservedConcurrentExecutions: props.reservedConcurrentExecutions,
@@ -197,6 +208,7 @@ export class OnsDataPlatform extends Construct {
       ...props.ingestion,
       stage: this.stage,
       dataLake: this.dataLake,
+      ledger: this.ledger,
       timeSeriesStore: this.timeSeries,
       knowledgeBase: this.knowledgeBase,
       safeDeployment: this.safeDeployment,
@@ -206,21 +218,18 @@ export class OnsDataPlatform extends Construct {
     this.timeSeries.configureHealthCheck(health);
     health.addEnvironment(HealthEnv.KNOWLEDGE_BASE_ID, this.knowledgeBase.knowledgeBaseId);
     health.addToRolePolicy(new iam.PolicyStatement({ actions: ['bedrock:GetKnowledgeBase'], resources: [this.knowledgeBase.knowledgeBaseArn] }));
-    health.addEnvironment(HealthEnv.LEDGER_TABLE, this.ingestion.ledger.tableName);
-    health.addToRolePolicy(new iam.PolicyStatement({ actions: ['dynamodb:DescribeTable'], resources: [this.ingestion.ledger.table.tableArn] }));
+    health.addEnvironment(HealthEnv.LEDGER_TABLE, this.ledger.tableName);
+    health.addToRolePolicy(new iam.PolicyStatement({ actions: ['dynamodb:DescribeTable'], resources: [this.ledger.table.tableArn] }));
     acknowledgeScopedWildcards(health.role!);
 
-    const functionOptions = {
-      stage: this.stage, dataLake: this.dataLake, ledger: this.ingestion.ledger, reservedConcurrentExecutions: props.reservedConcurrentExecutions,
-    };
     this.api = new PlatformApi(this, 'Api', {
       ...props.api,
       stage: this.stage,
       encryptionKey: this.encryptionKey,
       healthFunction: health,
-      timeSeriesQueryFunction: this.timeSeries.queryFunction(functionOptions),
+      timeSeriesQueryFunction: this.timeSeries.queryFunction,
       knowledgeQueryFunction: this.knowledgeBase.queryFunction,
-      ledger: this.ingestion.ledger,
+      ledger: this.ledger,
       timeSeriesDatasets: this.timeSeries.datasetIds,
       reservedConcurrentExecutions: props.reservedConcurrentExecutions,
       safeDeployment: this.safeDeployment,
@@ -232,7 +241,7 @@ export class OnsDataPlatform extends Construct {
       stage: this.stage,
       encryptionKey: this.encryptionKey,
     });
-    const readers = [this.ingestion.routerFunction, this.timeSeries.queryFunction(functionOptions), this.knowledgeBase.queryFunction];
+    const readers = [this.ingestion.routerFunction, this.timeSeries.queryFunction, this.knowledgeBase.queryFunction];
     for (const fn of readers) {
       if (fn instanceof lambda.Function) this.featureFlags.bind(fn);
     }

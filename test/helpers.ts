@@ -1,7 +1,7 @@
 import { App, CfnResource, Stack, TagManager } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
-import { IConstruct } from 'constructs';
-import { OnsDataPlatform, OnsDataPlatformProps, PlatformStage } from '../src';
+import { Construct, IConstruct } from 'constructs';
+import { DataLake, DataLakeProps, IngestionLedger, OnsDataPlatform, OnsDataPlatformProps, PlatformStage } from '../src';
 
 export const ENV = { account: '123456789012', region: 'sa-east-1' };
 
@@ -35,4 +35,11 @@ export function tagsOf(resource: { Properties?: Record<string, unknown> }): Reco
   if (!tags) return {};
   if (Array.isArray(tags)) return Object.fromEntries(tags.map((t: { Key: string; Value: string }) => [t.Key, t.Value]));
   return tags as Record<string, string>;
+}
+
+/** A lake and the ledger a time-series store records its loads in, as `OnsDataPlatform` makes them. */
+export function lakeAndLedger(scope: Construct, stage: PlatformStage, lakeProps: Partial<DataLakeProps> = {}) {
+  const dataLake = new DataLake(scope, 'Lake', { stage, ...lakeProps });
+  const ledger = new IngestionLedger(scope, 'Ledger', { stage, encryptionKey: dataLake.encryptionKey });
+  return { dataLake, ledger };
 }

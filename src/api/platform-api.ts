@@ -16,7 +16,7 @@ import { acknowledgeScopedWildcards } from '../core/nag';
 import { applyDataRemovalPolicy } from '../core/removal';
 import { invokeTarget, SafeDeployment } from '../core/safe-deployment';
 import { ApiThrottling, PlatformStage } from '../core/stage';
-import { IngestionLedger } from '../ledger/ingestion-ledger';
+import { IIngestionLedger } from '../ledger/ingestion-ledger';
 import { ApiEnv, MetricServices } from '../runtime/contract';
 
 /**
@@ -222,7 +222,7 @@ export interface PlatformApiProps extends PlatformApiOptions {
    *
    * @default - no ledger routes
    */
-  readonly ledger?: IngestionLedger;
+  readonly ledger?: IIngestionLedger;
 
   /**
    * Dataset ids the time-series store has a table for (`timeSeries: true` in `GET /datasets`).

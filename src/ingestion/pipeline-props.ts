@@ -5,6 +5,7 @@ import { SafeDeployment } from '../core/safe-deployment';
 import { PlatformStage } from '../core/stage';
 import { IKnowledgeBase } from '../knowledge/knowledge-base-ref';
 import { DataLake } from '../lake/data-lake';
+import { IIngestionLedger } from '../ledger/ingestion-ledger';
 import { ITimeSeriesStore } from '../timeseries/store';
 
 /**
@@ -198,6 +199,13 @@ export interface IngestionPipelineProps extends IngestionOptions {
    * @default - no store: LoadTimeSeries passes through
    */
   readonly timeSeriesStore?: ITimeSeriesStore;
+
+  /**
+   * The ledger to record in (e.g. `IngestionLedger.fromLedgerAttributes()`, or the one `OnsDataPlatform` makes first).
+   *
+   * @default - the time-series store's ledger when there is a store, otherwise a new ledger encrypted with the lake's key
+   */
+  readonly ledger?: IIngestionLedger;
 
   /**
    * The knowledge base SyncKnowledgeBase starts ingestion jobs of: the data cards source after a

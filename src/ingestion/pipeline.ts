@@ -28,7 +28,7 @@ import { retryWhileIngestionJobRuns } from '../knowledge/sync-retry';
 import { LakeEnv } from '../lake/contract';
 import { DataLake } from '../lake/data-lake';
 import { LedgerEnv, LedgerSchema, LedgerStatus } from '../ledger/contract';
-import { IngestionLedger } from '../ledger/ingestion-ledger';
+import { IIngestionLedger, IngestionLedger } from '../ledger/ingestion-ledger';
 import { HandlerEnv, MetricServices } from '../runtime/contract';
 import { LoadErrors } from '../timeseries/contract';
 
@@ -72,7 +72,7 @@ export class IngestionPipeline extends Construct {
   /** Events the rule could not deliver to the state machine. */
   public readonly deadLetterQueue: sqs.IQueue;
   /** The ingestion ledger. */
-  public readonly ledger: IngestionLedger;
+  public readonly ledger: IIngestionLedger;
   /** Where quarantined files are notified. */
   public readonly notificationTopic: sns.ITopic;
   /** Decides what happens to each object. */
@@ -119,7 +119,10 @@ export class IngestionPipeline extends Construct {
     const overlap = tabular.filter((e) => documents.includes(e));
     if (overlap.length) throw new Error(`documentExtensions: ${overlap.join(', ')} is also in tabularExtensions`);
 
-    this.ledger = new IngestionLedger(this, 'Ledger', { stage: this.stage, encryptionKey: this.key });
+    if (props.ledger && props.timeSeriesStore && props.ledger !== props.timeSeriesStore.ledger) {
+      throw new Error('ledger: the time-series store records its loads in another ledger; give both the same one');
+    }
+    this.ledger = props.ledger ?? props.timeSeriesStore?.ledger ?? new IngestionLedger(this, 'Ledger', { stage: this.stage, encryptionKey: this.key });
     this.notificationTopic = props.notificationTopic ?? new sns.Topic(this, 'NotificationTopic', {
       displayName: `ONS data platform (${this.stage.name}): ingestion failures`,
       masterKey: this.key,
@@ -198,9 +201,7 @@ export class IngestionPipeline extends Construct {
       this.jobDefinition = large.jobDefinition;
     }
 
-    this.timeSeriesLoader = props.timeSeriesStore?.loaderFunction({
-      stage: this.stage, dataLake: this.lake, ledger: this.ledger, reservedConcurrentExecutions: props.reservedConcurrentExecutions,
-    });
+    this.timeSeriesLoader = props.timeSeriesStore?.loaderFunction;
     this.knowledgeBase = props.knowledgeBase;
     this.stateMachine = this.createStateMachine(large);
     if (this.knowledgeBase) {

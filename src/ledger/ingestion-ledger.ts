@@ -8,6 +8,36 @@ import { applyDataRemovalPolicy } from '../core/removal';
 import { PlatformStage } from '../core/stage';
 
 /**
+ * The ingestion ledger as the rest of the platform sees it: the pipeline records in it, the time-series loader records
+ * loads, the API and the health check read it. Implemented by `IngestionLedger` and by `IngestionLedger.fromLedgerAttributes`.
+ */
+export interface IIngestionLedger {
+  /** The ledger table. */
+  readonly table: dynamodb.ITable;
+  /** Name of the table. */
+  readonly tableName: string;
+  /** Lets `grantee` read ledger items and query its indexes (e.g. the API). */
+  grantRead(grantee: iam.IGrantable): iam.Grant;
+  /** Lets `grantee` query the table and its indexes (newest-first listings), nothing else: no Scan, no GetItem. */
+  grantQuery(grantee: iam.IGrantable): iam.Grant;
+  /**
+   * Lets `grantee` record status transitions: GetItem, PutItem, UpdateItem and Query (table and
+   * indexes), no Scan, no delete.
+   */
+  grantRecord(grantee: iam.IGrantable): iam.Grant;
+}
+
+/**
+ * A ledger table made elsewhere (another stack, an earlier deployment), with the key that encrypts it.
+ */
+export interface IngestionLedgerAttributes {
+  /** ARN of the DynamoDB table; it must have the ledger's key schema and indexes (see `IngestionLedger`). */
+  readonly tableArn: string;
+  /** The customer managed key that encrypts the table. */
+  readonly encryptionKey: kms.IKey;
+}
+
+/**
  * Properties of `IngestionLedger`.
  */
 export interface IngestionLedgerProps {
@@ -28,12 +58,25 @@ export interface IngestionLedgerProps {
  * every attribute: `byContentHash` (finds an already processed copy of the same bytes),
  * `byDataset` and `byStatus` (both sorted by `updatedAt`, for newest-first listings).
  */
-export class IngestionLedger extends Construct {
+export class IngestionLedger extends Construct implements IIngestionLedger {
+  /**
+   * A ledger that exists already, e.g. `IngestionLedger.fromLedgerAttributes(this, 'Ledger', { tableArn, encryptionKey })`
+   * to give a second pipeline or API the ledger of another stack.
+   */
+  public static fromLedgerAttributes(scope: Construct, id: string, attrs: IngestionLedgerAttributes): IIngestionLedger {
+    const table = dynamodb.Table.fromTableAttributes(scope, id, {
+      tableArn: attrs.tableArn,
+      encryptionKey: attrs.encryptionKey,
+      globalIndexes: [LedgerSchema.BY_CONTENT_HASH.name, LedgerSchema.BY_DATASET.name, LedgerSchema.BY_STATUS.name],
+    });
+    return new LedgerGrants(table, attrs.encryptionKey);
+  }
+
   /** The ledger table. */
   public readonly table: dynamodb.ITable;
   /** Name of the table. */
   public readonly tableName: string;
-  private readonly encryptionKey: kms.IKey;
+  private readonly grants: LedgerGrants;
 
   constructor(scope: Construct, id: string, props: IngestionLedgerProps) {
     super(scope, id);
@@ -58,7 +101,28 @@ export class IngestionLedger extends Construct {
     (table.node.defaultChild as dynamodb.CfnTable).deletionProtectionEnabled = removal !== RemovalPolicy.DESTROY;
     this.table = table;
     this.tableName = table.tableName;
-    this.encryptionKey = props.encryptionKey;
+    this.grants = new LedgerGrants(table, props.encryptionKey);
+  }
+
+  public grantRead(grantee: iam.IGrantable): iam.Grant {
+    return this.grants.grantRead(grantee);
+  }
+
+  public grantQuery(grantee: iam.IGrantable): iam.Grant {
+    return this.grants.grantQuery(grantee);
+  }
+
+  public grantRecord(grantee: iam.IGrantable): iam.Grant {
+    return this.grants.grantRecord(grantee);
+  }
+}
+
+/** The grants of a ledger table and its key, for a table made here or imported. */
+class LedgerGrants implements IIngestionLedger {
+  public readonly tableName: string;
+
+  constructor(public readonly table: dynamodb.ITable, private readonly encryptionKey: kms.IKey) {
+    this.tableName = table.tableName;
   }
 
   /** Lets `grantee` read ledger items and query its indexes (e.g. the API). */

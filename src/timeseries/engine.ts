@@ -1,17 +1,12 @@
 import { Construct } from 'constructs';
 import { InfluxDbStore, InfluxDbStoreOptions } from './influxdb-store';
-import { ITimeSeriesStore } from './store';
+import { ITimeSeriesStore, TimeSeriesStoreBaseProps } from './store';
 import { TimestreamStore, TimestreamStoreOptions } from './timestream-store';
-import { PlatformStage } from '../core/stage';
-import { DataLake } from '../lake/data-lake';
 
 /**
  * What an engine needs to create its store inside `OnsDataPlatform`.
  */
-export interface TimeSeriesEngineBindOptions {
-  readonly stage: PlatformStage;
-  readonly dataLake: DataLake;
-}
+export interface TimeSeriesEngineBindOptions extends TimeSeriesStoreBaseProps {}
 
 /**
  * The time-series engine of `OnsDataPlatform`, chosen with one prop:

@@ -12,18 +12,17 @@ import { InfluxDbEnv, TimeSeriesEnv } from './contract';
 import { BootstrapFunction } from './influxdb/bootstrap-function';
 import { LoadFunction } from './influxdb/load-function';
 import { QueryFunction } from './influxdb/query-function';
-import { grantLoaderLakeAccess } from './loader-access';
-import { TimeSeriesFunctionOptions, ITimeSeriesStore } from './store';
+import { checkedMaxWritesInFlight, grantLoaderLakeAccess, loaderEnvironment } from './loader-access';
+import { ITimeSeriesStore, TimeSeriesStoreBaseProps } from './store';
 import { applyPlatformTags, createPlatformFunction } from '../core/defaults';
 import { acknowledgeScopedWildcards } from '../core/nag';
 import { applyDataRemovalPolicy } from '../core/removal';
 import { PlatformStage } from '../core/stage';
 import { HealthEnv } from '../health/contract';
-import { LakeEnv } from '../lake/contract';
 import { DataLake } from '../lake/data-lake';
-import { LedgerEnv } from '../ledger/contract';
+import { IIngestionLedger } from '../ledger/ingestion-ledger';
 import { CATALOG } from '../ons/catalog';
-import { HandlerEnv, MetricServices } from '../runtime/contract';
+import { MetricServices } from '../runtime/contract';
 
 /** Instance types of Timestream for InfluxDB (API reference, DbInstanceType; supported instance types page). */
 const INSTANCE_TYPES = [
@@ -165,12 +164,7 @@ export interface InfluxDbStoreOptions {
 /**
  * Properties of `InfluxDbStore`.
  */
-export interface InfluxDbStoreProps extends InfluxDbStoreOptions {
-  /** The stage: sizing defaults, removal policy and function defaults. */
-  readonly stage: PlatformStage;
-  /** The lake: its key encrypts the instance's storage and the secrets, its access-log bucket takes the engine logs. */
-  readonly dataLake: DataLake;
-}
+export interface InfluxDbStoreProps extends InfluxDbStoreOptions, TimeSeriesStoreBaseProps {}
 
 /**
  * The time-series store on Amazon Timestream for InfluxDB (InfluxDB 2): one instance in private subnets, not publicly
@@ -219,6 +213,10 @@ export class InfluxDbStore extends Construct implements ITimeSeriesStore {
   /** Prefix in the failed bucket of points the engine rejected. */
   public readonly rejectedRecordsPrefix: string;
 
+  public readonly ledger: IIngestionLedger;
+  public readonly loaderFunction: lambda.IFunction;
+  public readonly queryFunction: lambda.IFunction;
+
   private readonly stage: PlatformStage;
   private readonly lake: DataLake;
   private readonly key: kms.IKey;
@@ -229,14 +227,13 @@ export class InfluxDbStore extends Construct implements ITimeSeriesStore {
   /** Interface endpoints by what they serve: every store function reads a secret, only the query function reads flags. */
   private readonly endpoints = new Map<'secrets' | 'flags', ec2.InterfaceVpcEndpoint>();
   private readonly dependables: Construct[] = [];
-  private loader?: lambda.IFunction;
-  private query?: lambda.IFunction;
 
   constructor(scope: Construct, id: string, props: InfluxDbStoreProps) {
     super(scope, id);
     this.stage = props.stage;
     this.lake = props.dataLake;
     this.key = props.dataLake.encryptionKey;
+    this.ledger = props.ledger;
     applyPlatformTags(this, this.stage);
     const production = !this.stage.allowDataRemoval;
 
@@ -258,10 +255,7 @@ export class InfluxDbStore extends Construct implements ITimeSeriesStore {
     if (!Number.isInteger(this.batchLines) || this.batchLines < 1 || this.batchLines > 100_000) {
       throw new Error(`batchLines: expected an integer from 1 to 100000, got ${this.batchLines}`);
     }
-    this.maxWritesInFlight = props.maxWritesInFlight ?? 4;
-    if (!Number.isInteger(this.maxWritesInFlight) || this.maxWritesInFlight < 1 || this.maxWritesInFlight > 64) {
-      throw new Error(`maxWritesInFlight: expected an integer from 1 to 64, got ${this.maxWritesInFlight}`);
-    }
+    this.maxWritesInFlight = checkedMaxWritesInFlight(props.maxWritesInFlight, 4);
     this.organization = props.organization ?? 'ons';
     if (!/^[^\s"]{1,64}$/.test(this.organization)) throw new Error(`organization: expected 1-64 characters without spaces or quotes, got '${this.organization}'`);
     this.bucketName = props.bucketName ?? 'ons_data_platform';
@@ -381,6 +375,8 @@ export class InfluxDbStore extends Construct implements ITimeSeriesStore {
     });
     // Permissions and the paths to Secrets Manager and to the S3 response URL exist before the first call.
     this.bootstrap.node.addDependency(bootstrapFunction.role!, ...this.dependables);
+    this.loaderFunction = this.createLoader(props);
+    this.queryFunction = this.createQuery(props);
   }
 
   /** The bootstrap's outcome is a dependency of anything that uses the tokens. */
@@ -399,9 +395,7 @@ export class InfluxDbStore extends Construct implements ITimeSeriesStore {
     return this.readTokenSecret.grantRead(grantee);
   }
 
-  public loaderFunction(options: TimeSeriesFunctionOptions): lambda.IFunction {
-    if (this.loader) return this.loader;
-    const lake = options.dataLake;
+  private createLoader(options: TimeSeriesStoreBaseProps): lambda.IFunction {
     const fn = this.vpcFunction('Loader', LoadFunction, {
       description: `ONS data platform (${options.stage.name}): time-series loader (Timestream for InfluxDB)`,
       service: MetricServices.TIME_SERIES,
@@ -412,24 +406,17 @@ export class InfluxDbStore extends Construct implements ITimeSeriesStore {
       environment: {
         ...this.environment(this.writeTokenSecret),
         [InfluxDbEnv.BATCH_LINES]: String(this.batchLines),
-        [TimeSeriesEnv.MAX_IN_FLIGHT]: String(this.maxWritesInFlight),
-        [TimeSeriesEnv.REJECTED_RECORDS_PREFIX]: this.rejectedRecordsPrefix,
-        [HandlerEnv.STAGE]: options.stage.name,
-        [LakeEnv.PROCESSED_BUCKET]: lake.processedBucket.bucketName,
-        [LakeEnv.FAILED_BUCKET]: lake.failedBucket.bucketName,
-        [LedgerEnv.TABLE]: options.ledger.tableName,
+        ...loaderEnvironment(options, this.rejectedRecordsPrefix, this.maxWritesInFlight),
       },
     }, options.stage);
     this.grantWrite(fn);
     grantLoaderLakeAccess(fn, options, this.rejectedRecordsPrefix);
     // Its token secret holds a token only once the bootstrap has run.
     fn.node.addDependency(this.bootstrap);
-    this.loader = fn;
     return fn;
   }
 
-  public queryFunction(options: TimeSeriesFunctionOptions): lambda.IFunction {
-    if (this.query) return this.query;
+  private createQuery(options: TimeSeriesStoreBaseProps): lambda.IFunction {
     const fn = this.vpcFunction('Query', QueryFunction, {
       description: `ONS data platform (${options.stage.name}): time-series queries (Timestream for InfluxDB)`,
       service: MetricServices.API,
@@ -448,7 +435,6 @@ export class InfluxDbStore extends Construct implements ITimeSeriesStore {
     this.allowConnectionsFrom(fn, ['flags']);
     acknowledgeScopedWildcards(fn.role!);
     fn.node.addDependency(this.bootstrap);
-    this.query = fn;
     return fn;
   }
 

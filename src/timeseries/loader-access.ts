@@ -1,14 +1,18 @@
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import { TimeSeriesFunctionOptions } from './store';
+import { TimeSeriesEnv } from './contract';
+import { TimeSeriesStoreBaseProps } from './store';
 import { acknowledgeScopedWildcards } from '../core/nag';
+import { LakeEnv } from '../lake/contract';
+import { LedgerEnv } from '../ledger/contract';
+import { HandlerEnv } from '../runtime/contract';
 
 /**
  * What every engine's loader needs from the lake and the ledger: the processed Parquet parts, the raw source's
  * metadata, the rejected-records report under `rejectedRecordsPrefix` in the failed bucket, the key, and the ledger.
  * @internal
  */
-export function grantLoaderLakeAccess(fn: lambda.Function, options: TimeSeriesFunctionOptions, rejectedRecordsPrefix: string): void {
+export function grantLoaderLakeAccess(fn: lambda.Function, options: TimeSeriesStoreBaseProps, rejectedRecordsPrefix: string): void {
   const lake = options.dataLake;
   fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: [lake.processedBucket.arnForObjects(`${lake.processedDataPrefix}*`)] }));
   // The source's last-modified time is the points' version.
@@ -22,4 +26,23 @@ export function grantLoaderLakeAccess(fn: lambda.Function, options: TimeSeriesFu
   lake.encryptionKey.grant(fn, 'kms:Decrypt', 'kms:GenerateDataKey');
   options.ledger.grantRecord(fn);
   acknowledgeScopedWildcards(fn.role!);
+}
+
+/** The loader's environment every engine shares: where it reads, where it reports rejected records, the ledger. @internal */
+export function loaderEnvironment(props: TimeSeriesStoreBaseProps, rejectedRecordsPrefix: string, maxWritesInFlight: number): Record<string, string> {
+  return {
+    [TimeSeriesEnv.MAX_IN_FLIGHT]: String(maxWritesInFlight),
+    [TimeSeriesEnv.REJECTED_RECORDS_PREFIX]: rejectedRecordsPrefix,
+    [HandlerEnv.STAGE]: props.stage.name,
+    [LakeEnv.PROCESSED_BUCKET]: props.dataLake.processedBucket.bucketName,
+    [LakeEnv.FAILED_BUCKET]: props.dataLake.failedBucket.bucketName,
+    [LedgerEnv.TABLE]: props.ledger.tableName,
+  };
+}
+
+/** `maxWritesInFlight` of a store's props, checked (each engine has its own default). @internal */
+export function checkedMaxWritesInFlight(value: number | undefined, fallback: number): number {
+  const n = value ?? fallback;
+  if (!Number.isInteger(n) || n < 1 || n > 64) throw new Error(`maxWritesInFlight: expected an integer from 1 to 64, got ${n}`);
+  return n;
 }

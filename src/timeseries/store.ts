@@ -2,20 +2,21 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { PlatformStage } from '../core/stage';
 import { DataLake } from '../lake/data-lake';
-import { IngestionLedger } from '../ledger/ingestion-ledger';
+import { IIngestionLedger } from '../ledger/ingestion-ledger';
 
 /**
- * What a time-series store's functions need from the rest of the platform.
+ * What every time-series store takes from the rest of the platform: the stage, the lake it loads from and the ledger
+ * its loader records in.
  */
-export interface TimeSeriesFunctionOptions {
-  /** The stage (function defaults). */
+export interface TimeSeriesStoreBaseProps {
+  /** The stage: retention, sizing and function defaults. */
   readonly stage: PlatformStage;
-  /** The lake: the loader reads processed Parquet and writes rejected records to the failed bucket. */
+  /** The lake: the loader reads processed Parquet and writes rejected records to the failed bucket; its key encrypts the store. */
   readonly dataLake: DataLake;
   /** The ingestion ledger: the loader records what it loaded. */
-  readonly ledger: IngestionLedger;
+  readonly ledger: IIngestionLedger;
   /**
-   * Concurrent executions reserved for each function.
+   * Concurrent executions reserved for each of the store's functions.
    *
    * @default - no reservation
    */
@@ -24,8 +25,8 @@ export interface TimeSeriesFunctionOptions {
 
 /**
  * A time-series engine, as the ingestion pipeline and the API see it. The pipeline's
- * LoadTimeSeries step invokes `loaderFunction()` with `{ source, executionArn, processed }`; the API
- * answers `GET /timeseries/{dataset}` with `queryFunction()`. Nothing outside the store depends on
+ * LoadTimeSeries step invokes `loaderFunction` with `{ source, executionArn, processed }`; the API
+ * answers `GET /timeseries/{dataset}` with `queryFunction`. Nothing outside the store depends on
  * the engine behind it.
  */
 export interface ITimeSeriesStore {
@@ -34,6 +35,15 @@ export interface ITimeSeriesStore {
 
   /** Dataset ids the store has a table for: the datasets `GET /timeseries/{dataset}` serves. */
   readonly datasetIds: string[];
+
+  /** The ledger the loader records in. */
+  readonly ledger: IIngestionLedger;
+
+  /** The function that loads one processed file into the store (the pipeline's LoadTimeSeries step). */
+  readonly loaderFunction: lambda.IFunction;
+
+  /** The function that answers time-series queries in API Gateway proxy format. */
+  readonly queryFunction: lambda.IFunction;
 
   /** Lets `grantee` write points to every table of the store. */
   grantWrite(grantee: iam.IGrantable): iam.Grant;
@@ -46,15 +56,4 @@ export interface ITimeSeriesStore {
    * read-only call: adds the environment the handler reads and the permission the call needs.
    */
   configureHealthCheck(healthFunction: lambda.Function): void;
-
-  /**
-   * The function that loads one processed file into the store (created on first call, then reused).
-   */
-  loaderFunction(options: TimeSeriesFunctionOptions): lambda.IFunction;
-
-  /**
-   * The function that answers time-series queries in API Gateway proxy format (created on first
-   * call, then reused).
-   */
-  queryFunction(options: TimeSeriesFunctionOptions): lambda.IFunction;
 }

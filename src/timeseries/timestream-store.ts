@@ -5,8 +5,8 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as timestream from 'aws-cdk-lib/aws-timestream';
 import { Construct } from 'constructs';
 import { TimeSeriesEnv } from './contract';
-import { grantLoaderLakeAccess } from './loader-access';
-import { TimeSeriesFunctionOptions, ITimeSeriesStore } from './store';
+import { checkedMaxWritesInFlight, grantLoaderLakeAccess, loaderEnvironment } from './loader-access';
+import { ITimeSeriesStore, TimeSeriesStoreBaseProps } from './store';
 import { LoadFunction } from './timestream/load-function';
 import { QueryFunction } from './timestream/query-function';
 import { applyPlatformTags, createPlatformFunction } from '../core/defaults';
@@ -14,11 +14,10 @@ import { acknowledgeScopedWildcards } from '../core/nag';
 import { applyDataRemovalPolicy } from '../core/removal';
 import { PlatformStage } from '../core/stage';
 import { HealthEnv } from '../health/contract';
-import { LakeEnv } from '../lake/contract';
 import { DataLake } from '../lake/data-lake';
-import { LedgerEnv } from '../ledger/contract';
+import { IIngestionLedger } from '../ledger/ingestion-ledger';
 import { CATALOG } from '../ons/catalog';
-import { HandlerEnv, MetricServices } from '../runtime/contract';
+import { MetricServices } from '../runtime/contract';
 
 /**
  * Regions where Amazon Timestream for LiveAnalytics is offered (AWS service endpoints page), for the
@@ -82,12 +81,7 @@ export interface TimestreamStoreOptions {
 /**
  * Properties of `TimestreamStore`.
  */
-export interface TimestreamStoreProps extends TimestreamStoreOptions {
-  /** The stage: retention and function defaults. */
-  readonly stage: PlatformStage;
-  /** The lake: its key encrypts the database, its failed bucket takes the rejected-data reports. */
-  readonly dataLake: DataLake;
-}
+export interface TimestreamStoreProps extends TimestreamStoreOptions, TimeSeriesStoreBaseProps {}
 
 /**
  * The time-series store on Amazon Timestream for LiveAnalytics: a KMS-encrypted database, one table
@@ -119,24 +113,24 @@ export class TimestreamStore extends Construct implements ITimeSeriesStore {
   public readonly rejectedRecordsPrefix: string;
 
   private readonly tables = new Map<string, timestream.CfnTable>();
+  public readonly ledger: IIngestionLedger;
+  public readonly loaderFunction: lambda.IFunction;
+  public readonly queryFunction: lambda.IFunction;
+
   private readonly stage: PlatformStage;
   private readonly lake: DataLake;
   private readonly key: kms.IKey;
   private readonly maxWritesInFlight: number;
-  private loader?: lambda.IFunction;
-  private query?: lambda.IFunction;
 
   constructor(scope: Construct, id: string, props: TimestreamStoreProps) {
     super(scope, id);
     this.stage = props.stage;
     this.lake = props.dataLake;
     this.key = props.dataLake.encryptionKey;
+    this.ledger = props.ledger;
     applyPlatformTags(this, this.stage);
 
-    this.maxWritesInFlight = props.maxWritesInFlight ?? 8;
-    if (!Number.isInteger(this.maxWritesInFlight) || this.maxWritesInFlight < 1 || this.maxWritesInFlight > 64) {
-      throw new Error(`maxWritesInFlight: expected an integer from 1 to 64, got ${this.maxWritesInFlight}`);
-    }
+    this.maxWritesInFlight = checkedMaxWritesInFlight(props.maxWritesInFlight, 8);
     const memoryHours = props.memoryStoreRetention?.toHours() ?? this.stage.timeSeriesRetention.memoryStoreHours;
     const magneticDays = props.magneticStoreRetention?.toDays() ?? this.stage.timeSeriesRetention.magneticStoreDays;
     if (!Number.isInteger(memoryHours) || memoryHours < 1 || memoryHours > 8766) {
@@ -200,6 +194,8 @@ export class TimestreamStore extends Construct implements ITimeSeriesStore {
         `Amazon Timestream for LiveAnalytics is not offered in ${region} (it is in ${LIVE_ANALYTICS_REGIONS.join(', ')}): ` +
         'deploy the store in one of those regions, or use another time-series engine.');
     }
+    this.loaderFunction = this.createLoader(props);
+    this.queryFunction = this.createQuery(props);
   }
 
   /** Name of the table of `dataset` (throws for a dataset without a table). */
@@ -223,9 +219,7 @@ export class TimestreamStore extends Construct implements ITimeSeriesStore {
     });
   }
 
-  public loaderFunction(options: TimeSeriesFunctionOptions): lambda.IFunction {
-    if (this.loader) return this.loader;
-    const lake = options.dataLake;
+  private createLoader(options: TimeSeriesStoreBaseProps): lambda.IFunction {
     const fn = createPlatformFunction(this, 'Loader', LoadFunction, {
       stage: options.stage,
       service: MetricServices.TIME_SERIES,
@@ -237,22 +231,15 @@ export class TimestreamStore extends Construct implements ITimeSeriesStore {
       reservedConcurrentExecutions: options.reservedConcurrentExecutions,
       environment: {
         ...this.environment(),
-        [TimeSeriesEnv.MAX_IN_FLIGHT]: String(this.maxWritesInFlight),
-        [TimeSeriesEnv.REJECTED_RECORDS_PREFIX]: this.rejectedRecordsPrefix,
-        [HandlerEnv.STAGE]: options.stage.name,
-        [LakeEnv.PROCESSED_BUCKET]: lake.processedBucket.bucketName,
-        [LakeEnv.FAILED_BUCKET]: lake.failedBucket.bucketName,
-        [LedgerEnv.TABLE]: options.ledger.tableName,
+        ...loaderEnvironment(options, this.rejectedRecordsPrefix, this.maxWritesInFlight),
       },
     });
     this.grantWrite(fn);
     grantLoaderLakeAccess(fn, options, this.rejectedRecordsPrefix);
-    this.loader = fn;
     return fn;
   }
 
-  public queryFunction(options: TimeSeriesFunctionOptions): lambda.IFunction {
-    if (this.query) return this.query;
+  private createQuery(options: TimeSeriesStoreBaseProps): lambda.IFunction {
     const fn = createPlatformFunction(this, 'Query', QueryFunction, {
       stage: options.stage,
       service: MetricServices.API,
@@ -265,7 +252,6 @@ export class TimestreamStore extends Construct implements ITimeSeriesStore {
     });
     this.grantRead(fn);
     acknowledgeScopedWildcards(fn.role!);
-    this.query = fn;
     return fn;
   }
 

@@ -1,9 +1,9 @@
 import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import { DataLake, IngestionPipeline, OnsDataPlatform, PlatformStage, TimestreamStore } from '../../src';
+import { IngestionPipeline, OnsDataPlatform, PlatformStage, TimestreamStore } from '../../src';
 import { MetricServices, metricsNamespace, OperationsEnv } from '../../src/runtime/contract';
-import { ENV } from '../helpers';
+import { ENV, lakeAndLedger } from '../helpers';
 
 /**
  * The Powertools environment every function gets from createPlatformFunction (and the Batch job from its
@@ -24,15 +24,18 @@ const powertools = (service: string) => ({
 
 test('ingestion and time series: every function and the Batch job definition carry their service, in the stage namespace', () => {
   const stack = new Stack(new App(), 'Pipeline', { env: ENV });
-  const dataLake = new DataLake(stack, 'Lake', { stage: STAGE });
-  const timeSeriesStore = new TimestreamStore(stack, 'TimeSeries', { stage: STAGE, dataLake });
+  const { dataLake, ledger } = lakeAndLedger(stack, STAGE);
+  const timeSeriesStore = new TimestreamStore(stack, 'TimeSeries', { stage: STAGE, dataLake, ledger });
   new IngestionPipeline(stack, 'Ingestion', { stage: STAGE, dataLake, timeSeriesStore });
   const template = Template.fromStack(stack);
 
   const platformFunctions = functionsOf(template).filter((f) => /^ONS data platform/.test(f.Description ?? ''));
   const loader = platformFunctions.filter((f) => /time-series loader/.test(f.Description));
-  const ingestion = platformFunctions.filter((f) => !/time-series loader/.test(f.Description));
+  const query = platformFunctions.filter((f) => /time-series queries/.test(f.Description));
+  const ingestion = platformFunctions.filter((f) => !/time-series (loader|queries)/.test(f.Description));
   expect(loader).toHaveLength(1);
+  expect(query).toHaveLength(1);
+  expect(query[0].Environment.Variables).toMatchObject(powertools(MetricServices.API));
   expect(ingestion.map((f) => f.Description)).toEqual(expect.arrayContaining([expect.stringMatching(/router/), expect.stringMatching(/quarantine/)]));
   for (const fn of ingestion) expect(fn.Environment.Variables).toMatchObject(powertools(MetricServices.INGESTION));
   expect(loader[0].Environment.Variables).toMatchObject(powertools(MetricServices.TIME_SERIES));

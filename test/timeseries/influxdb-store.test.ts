@@ -5,30 +5,26 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import {
-  DataLake, IngestionLedger, IngestionPipeline, InfluxDbStore, InfluxDbStoreProps, OnsDataPlatform, PlatformStage, TimeSeriesEngine,
+  IngestionPipeline, InfluxDbStore, InfluxDbStoreProps, OnsDataPlatform, PlatformStage, TimeSeriesEngine,
 } from '../../src';
 import { HealthEnv } from '../../src/health/contract';
 import { CATALOG } from '../../src/ons/catalog';
 import { InfluxDbEnv, TimeSeriesEnv } from '../../src/timeseries/contract';
 import { influxEngine, loadConfigFromEnv } from '../../src/timeseries/influxdb/runtime/load-object';
 import { queryConfigFromEnv } from '../../src/timeseries/influxdb/runtime/query';
-import { ENV } from '../helpers';
+import { ENV, lakeAndLedger } from '../helpers';
 
 function storeStack(props: Partial<InfluxDbStoreProps> = {}, stage = PlatformStage.DEV, app = new App()) {
   const stack = new Stack(app, 'Store', { env: ENV });
-  const dataLake = new DataLake(stack, 'Lake', { stage });
-  const store = new InfluxDbStore(stack, 'TimeSeries', { stage, dataLake, ...props });
-  return { stack, store, dataLake, template: () => Template.fromStack(stack) };
+  const { dataLake, ledger } = lakeAndLedger(stack, stage);
+  const store = new InfluxDbStore(stack, 'TimeSeries', { stage, dataLake, ledger, ...props });
+  return { stack, store, dataLake, ledger, template: () => Template.fromStack(stack) };
 }
 
 /** A store with its loader and query functions, as the platform builds it. */
 function storeWithFunctions(props: Partial<InfluxDbStoreProps> = {}, stage = PlatformStage.DEV) {
   const built = storeStack(props, stage);
-  const ledger = new IngestionLedger(built.stack, 'Ledger', { stage, encryptionKey: built.dataLake.encryptionKey });
-  const options = { stage, dataLake: built.dataLake, ledger };
-  const loader = built.store.loaderFunction(options);
-  const query = built.store.queryFunction(options);
-  return { ...built, ledger, loader, query, options };
+  return { ...built, loader: built.store.loaderFunction, query: built.store.queryFunction };
 }
 
 const logicalId = (stack: Stack, c: { node: { defaultChild?: unknown } } | unknown) =>
@@ -204,8 +200,8 @@ describe('InfluxDbStore network', () => {
     const app = new App();
     const stack = new Stack(app, 'Shared', { env: ENV });
     const vpc = new ec2.Vpc(stack, 'Network', { maxAzs: 2, natGateways: 1 });
-    const dataLake = new DataLake(stack, 'Lake', { stage: PlatformStage.DEV });
-    new InfluxDbStore(stack, 'TimeSeries', { stage: PlatformStage.DEV, dataLake, vpc });
+    const { dataLake, ledger } = lakeAndLedger(stack, PlatformStage.DEV);
+    new InfluxDbStore(stack, 'TimeSeries', { stage: PlatformStage.DEV, dataLake, ledger, vpc });
     const t = Template.fromStack(stack);
     t.resourceCountIs('AWS::EC2::VPC', 1);
     t.resourceCountIs('AWS::EC2::VPCEndpoint', 0);
@@ -214,7 +210,7 @@ describe('InfluxDbStore network', () => {
     const withEndpoints = new Stack(new App(), 'Endpoints', { env: ENV });
     new InfluxDbStore(withEndpoints, 'TimeSeries', {
       stage: PlatformStage.DEV,
-      dataLake: new DataLake(withEndpoints, 'Lake', { stage: PlatformStage.DEV }),
+      ...lakeAndLedger(withEndpoints, PlatformStage.DEV),
       vpc: new ec2.Vpc(withEndpoints, 'Network', { maxAzs: 2 }),
       vpcEndpoints: true,
     });
@@ -223,7 +219,7 @@ describe('InfluxDbStore network', () => {
     const pub = new Stack(new App(), 'Public', { env: ENV });
     expect(() => new InfluxDbStore(pub, 'TimeSeries', {
       stage: PlatformStage.DEV,
-      dataLake: new DataLake(pub, 'Lake', { stage: PlatformStage.DEV }),
+      ...lakeAndLedger(pub, PlatformStage.DEV),
       vpc: new ec2.Vpc(pub, 'Network', { maxAzs: 2 }),
       vpcSubnets: { subnetType: ec2.SubnetType.PUBLIC },
     })).toThrow(/vpcSubnets/);
@@ -231,7 +227,7 @@ describe('InfluxDbStore network', () => {
     const oneAz = new Stack(new App(), 'OneAz', { env: ENV });
     expect(() => new InfluxDbStore(oneAz, 'TimeSeries', {
       stage: PlatformStage.PROD,
-      dataLake: new DataLake(oneAz, 'Lake', { stage: PlatformStage.PROD }),
+      ...lakeAndLedger(oneAz, PlatformStage.PROD),
       vpc: new ec2.Vpc(oneAz, 'Network', { maxAzs: 1 }),
     })).toThrow(/multiAz/);
   });
@@ -406,10 +402,8 @@ describe('InfluxDbStore functions', () => {
     expect(query).toMatchObject({ tables, connection: connection(store.readTokenSecret, 20_000) });
   });
 
-  test('functions are created once; the query role reads only the read token, the loader only the write token', () => {
-    const { template, stack, store, loader, query, options } = storeWithFunctions();
-    expect(store.loaderFunction(options)).toBe(loader);
-    expect(store.queryFunction(options)).toBe(query);
+  test('the query role reads only the read token, the loader only the write token', () => {
+    const { template, stack, store } = storeWithFunctions();
     const policies = template().findResources('AWS::IAM::Policy');
     const secretReads = (prefix: string) => Object.entries<any>(policies).filter(([id]) => id.startsWith(prefix))
       .flatMap(([, p]) => p.Properties.PolicyDocument.Statement)

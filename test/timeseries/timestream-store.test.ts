@@ -1,16 +1,16 @@
 import { App, Duration, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import { DataLake, IngestionPipeline, PlatformStage, TimestreamStore, TimestreamStoreProps } from '../../src';
+import { IngestionPipeline, PlatformStage, TimestreamStore, TimestreamStoreProps } from '../../src';
 import { CATALOG } from '../../src/ons/catalog';
-import { ENV } from '../helpers';
+import { ENV, lakeAndLedger } from '../helpers';
 import { definitionOf } from '../ingestion/asl';
 
 function storeStack(props: Partial<TimestreamStoreProps> = {}, stage = PlatformStage.DEV, env = ENV) {
   const stack = new Stack(new App(), 'Store', { env });
-  const dataLake = new DataLake(stack, 'Lake', { stage });
-  const store = new TimestreamStore(stack, 'TimeSeries', { stage, dataLake, ...props });
-  return { stack, store, dataLake, template: () => Template.fromStack(stack) };
+  const { dataLake, ledger } = lakeAndLedger(stack, stage);
+  const store = new TimestreamStore(stack, 'TimeSeries', { stage, dataLake, ledger, ...props });
+  return { stack, store, dataLake, ledger, template: () => Template.fromStack(stack) };
 }
 
 describe('TimestreamStore', () => {
@@ -84,7 +84,7 @@ describe('TimestreamStore', () => {
     storeStack().template().hasResource('AWS::Timestream::Database', { DeletionPolicy: 'Retain' });
     const app = new App({ context: { [PlatformStage.REMOVE_DATA_ON_DESTROY_CONTEXT]: true } });
     const stack = new Stack(app, 'Removable', { env: ENV });
-    new TimestreamStore(stack, 'TimeSeries', { stage: PlatformStage.DEV, dataLake: new DataLake(stack, 'Lake', { stage: PlatformStage.DEV }) });
+    new TimestreamStore(stack, 'TimeSeries', { stage: PlatformStage.DEV, ...lakeAndLedger(stack, PlatformStage.DEV) });
     Template.fromStack(stack).hasResource('AWS::Timestream::Table', { DeletionPolicy: 'Delete' });
   });
 
