@@ -79,6 +79,11 @@ export function rejectedRecordsPrefix(rejectedRowsPrefix: string): string {
   return `${rejectedRowsPrefix}timeseries/`;
 }
 
+/** A loader's report of the records its engine rejected: `<rejectedRecordsPrefix><dataset>/<sourceName>.rejected-records.jsonl`. */
+export function rejectedRecordsKey(prefix: string, dataset: string, sourceName: string): string {
+  return `${prefix}${dataset}/${sourceName}.rejected-records.jsonl`;
+}
+
 /** A document's copy for the knowledge base: its raw key under the documents prefix. */
 export function documentKey(documentsPrefix: string, sourceKey: string): string {
   return `${documentsPrefix}${sourceKey}`;

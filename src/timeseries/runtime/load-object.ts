@@ -15,7 +15,7 @@ import { LedgerEnv, ProcessResult } from '../../ledger/contract';
 import { Ledger, LedgerLoad } from '../../ledger/runtime/ledger';
 import { startStep, validateInput } from '../../ledger/runtime/step';
 import { sourceName } from '../../ons/convert';
-import { DEFAULT_PREFIXES, parsePartKey, rejectedRecordsPrefix } from '../../ons/layout';
+import { DEFAULT_PREFIXES, parsePartKey, rejectedRecordsKey, rejectedRecordsPrefix } from '../../ons/layout';
 import { PlatformMetrics } from '../../runtime/contract';
 import { createDocumentClient, createS3Client, describeError, log, numberEnv, prefixEnv, requiredEnv } from '../../runtime/handler';
 import { flushMetrics, recordMetric } from '../../runtime/telemetry';
@@ -144,7 +144,7 @@ export async function loadObject(input: LoadInput, deps: LoadDeps, engine: LoadE
   const work = await mkdtemp(join(tmpdir(), 'ons-load-'));
   const reportPath = join(work, 'rejected-records.jsonl');
   const report = createWriteStream(reportPath);
-  const rejectedKey = `${config.rejectedRecordsPrefix}${dataset}/${sourceName(source.key)}.rejected-records.jsonl`;
+  const rejectedKey = rejectedRecordsKey(config.rejectedRecordsPrefix, dataset, sourceName(source.key));
   let reported = 0;
   try {
     const version = await sourceVersion(s3, source);
