@@ -367,8 +367,9 @@ export class DataLake extends Construct {
 
   private table(schema: TableSchema, projectionEndYear: number): glue.CfnTable {
     const stack = Stack.of(this);
-    // The processed Parquet writer's layout: <prefix>dataset=<id>/year=YYYY/month=MM/<source>-<hash>.parquet.
-    const location = `s3://${this.processedBucket.bucketName}/${this.processedDataPrefix}${partitionPath(schema.datasetId)}`;
+    // The lake layout (ons/layout.ts) the Parquet writer follows: <prefix>dataset=<id>/year=YYYY/month=MM/<source>-<hash>.parquet.
+    const under = (path: string) => `s3://${this.processedBucket.bucketName}/${this.processedDataPrefix}${path}`;
+    const location = under(partitionPath(schema.datasetId));
     const table = new glue.CfnTable(this, `Table-${schema.datasetId}`, {
       catalogId: stack.account,
       databaseName: this.database.ref,
@@ -386,7 +387,7 @@ export class DataLake extends Construct {
           'projection.month.range': '1,12',
           // month=01..12 in the path; the column is an int (WHERE month = 3).
           'projection.month.digits': '2',
-          'storage.location.template': `s3://${this.processedBucket.bucketName}/${this.processedDataPrefix}${partitionPath(schema.datasetId, '${year}', '${month}')}`,
+          'storage.location.template': under(partitionPath(schema.datasetId, '${year}', '${month}')),
         },
         partitionKeys: [
           { name: 'year', type: 'int', comment: 'Year of local_time (Brasília), the year=YYYY path segment.' },
