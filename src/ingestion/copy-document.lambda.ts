@@ -4,6 +4,7 @@ import { LakeEnv } from '../lake/contract';
 import { LedgerEnv, StepInput } from '../ledger/contract';
 import { Ledger } from '../ledger/runtime/ledger';
 import { startStep, validateInput } from '../ledger/runtime/step';
+import { DEFAULT_PREFIXES, documentKey } from '../ons/layout';
 import { copySource, createDocumentClient, createS3Client, log, prefixEnv, requiredEnv } from '../runtime/handler';
 
 // Created once per container, on first use (the environment is read then).
@@ -25,7 +26,7 @@ export async function handler(event: StepInput, context?: Context): Promise<Copy
   const { source, executionArn } = validateInput(event);
   clients ??= { s3: createS3Client(), ledger: new Ledger(createDocumentClient(), requiredEnv(LedgerEnv.TABLE)) };
   const bucket = requiredEnv(LakeEnv.PROCESSED_BUCKET);
-  const key = `${prefixEnv(LakeEnv.DOCUMENTS_PREFIX, 'knowledge/documents/')}${source.key}`;
+  const key = documentKey(prefixEnv(LakeEnv.DOCUMENTS_PREFIX, DEFAULT_PREFIXES.documents), source.key);
   // CopyObject handles up to 5 GB, far above any document the knowledge base takes.
   await clients.s3.send(new CopyObjectCommand({ Bucket: bucket, Key: key, CopySource: copySource(source) }));
   await clients.ledger.recordDocument(source, { executionArn, outputs: { processedBucket: bucket, documentKey: key } });

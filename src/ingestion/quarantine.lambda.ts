@@ -5,6 +5,7 @@ import { LakeEnv } from '../lake/contract';
 import { LedgerEnv } from '../ledger/contract';
 import { Ledger, LedgerError } from '../ledger/runtime/ledger';
 import { startStep, validateInput } from '../ledger/runtime/step';
+import { DEFAULT_PREFIXES, quarantineKey } from '../ons/layout';
 import { HandlerEnv, PlatformMetrics } from '../runtime/contract';
 import { copySource, createDocumentClient, createS3Client, isNotFound, log, prefixEnv, requiredEnv } from '../runtime/handler';
 import { flushMetrics, recordMetric } from '../runtime/telemetry';
@@ -43,8 +44,7 @@ async function quarantine(event: QuarantineInput): Promise<QuarantineResult> {
   const bucket = requiredEnv(LakeEnv.FAILED_BUCKET);
   const stage = process.env[HandlerEnv.STAGE] ?? 'unknown';
   const now = new Date();
-  const day = now.toISOString().slice(0, 10).replace(/-/g, '/');
-  const copyKey = `${prefixEnv(LakeEnv.QUARANTINE_PREFIX, 'quarantine/')}${day}/${source.key}`;
+  const copyKey = quarantineKey(prefixEnv(LakeEnv.QUARANTINE_PREFIX, DEFAULT_PREFIXES.quarantine), now, source.key);
   const errorKey = `${copyKey}.error.json`;
   const step = typeof event.step === 'string' && event.step ? event.step : 'unknown';
   const error = explain(event);

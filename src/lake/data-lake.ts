@@ -13,6 +13,7 @@ import { allowLogsToUseKey, applyPlatformTags } from '../core/defaults';
 import { DataLakeLifecycle, resolveLifecycle } from '../core/lifecycle';
 import { applyDataRemovalPolicy, dataRemovalPolicy } from '../core/removal';
 import { PlatformStage } from '../core/stage';
+import { DEFAULT_PREFIXES, partitionPath } from '../ons/layout';
 
 const GIB = 1024 ** 3;
 /** The smallest per-query cutoff Athena accepts (WorkGroupConfiguration.BytesScannedCutoffPerQuery). */
@@ -107,12 +108,12 @@ export class DataLake extends Construct {
     const lifecycle = resolveLifecycle(stage.lifecycle, props.lifecycle, 'DataLakeProps.lifecycle');
     this.lifecycle = lifecycle;
 
-    this.processedDataPrefix = validatePrefix('processedDataPrefix', props.processedDataPrefix ?? 'processed/');
-    this.documentsPrefix = validatePrefix('documentsPrefix', props.documentsPrefix ?? 'knowledge/documents/');
-    this.dataCardsPrefix = validatePrefix('dataCardsPrefix', props.dataCardsPrefix ?? 'knowledge/cards/');
-    this.rejectedRowsPrefix = validatePrefix('rejectedRowsPrefix', props.rejectedRowsPrefix ?? 'rejected/');
-    this.quarantinePrefix = validatePrefix('quarantinePrefix', props.quarantinePrefix ?? 'quarantine/');
-    this.queryResultsPrefix = validatePrefix('queryResultsPrefix', props.queryResultsPrefix ?? 'athena-results/');
+    this.processedDataPrefix = validatePrefix('processedDataPrefix', props.processedDataPrefix ?? DEFAULT_PREFIXES.processedData);
+    this.documentsPrefix = validatePrefix('documentsPrefix', props.documentsPrefix ?? DEFAULT_PREFIXES.documents);
+    this.dataCardsPrefix = validatePrefix('dataCardsPrefix', props.dataCardsPrefix ?? DEFAULT_PREFIXES.dataCards);
+    this.rejectedRowsPrefix = validatePrefix('rejectedRowsPrefix', props.rejectedRowsPrefix ?? DEFAULT_PREFIXES.rejectedRows);
+    this.quarantinePrefix = validatePrefix('quarantinePrefix', props.quarantinePrefix ?? DEFAULT_PREFIXES.quarantine);
+    this.queryResultsPrefix = validatePrefix('queryResultsPrefix', props.queryResultsPrefix ?? DEFAULT_PREFIXES.queryResults);
     assertDisjoint('processed bucket', {
       processedDataPrefix: this.processedDataPrefix,
       documentsPrefix: this.documentsPrefix,
@@ -366,8 +367,9 @@ export class DataLake extends Construct {
 
   private table(schema: TableSchema, projectionEndYear: number): glue.CfnTable {
     const stack = Stack.of(this);
-    // The processed Parquet writer's layout: <prefix>dataset=<id>/year=YYYY/month=MM/<source>-<hash>.parquet.
-    const location = `s3://${this.processedBucket.bucketName}/${this.processedDataPrefix}dataset=${schema.datasetId}/`;
+    // The lake layout (ons/layout.ts) the Parquet writer follows: <prefix>dataset=<id>/year=YYYY/month=MM/<source>-<hash>.parquet.
+    const under = (path: string) => `s3://${this.processedBucket.bucketName}/${this.processedDataPrefix}${path}`;
+    const location = under(partitionPath(schema.datasetId));
     const table = new glue.CfnTable(this, `Table-${schema.datasetId}`, {
       catalogId: stack.account,
       databaseName: this.database.ref,
@@ -385,7 +387,7 @@ export class DataLake extends Construct {
           'projection.month.range': '1,12',
           // month=01..12 in the path; the column is an int (WHERE month = 3).
           'projection.month.digits': '2',
-          'storage.location.template': location + 'year=${year}/month=${month}/',
+          'storage.location.template': under(partitionPath(schema.datasetId, '${year}', '${month}')),
         },
         partitionKeys: [
           { name: 'year', type: 'int', comment: 'Year of local_time (Brasília), the year=YYYY path segment.' },

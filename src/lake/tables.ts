@@ -1,5 +1,6 @@
 import { DatasetTableProps } from './data-lake-props';
 import { CATALOG, DatasetDefinition } from '../ons/catalog';
+import { columnClash, DatasetColumns, ProcessedColumn, processedColumns, ProcessedColumnType, RESERVED_COLUMN_NAMES } from '../ons/layout';
 
 /**
  * One column of a dataset's table.
@@ -8,7 +9,7 @@ import { CATALOG, DatasetDefinition } from '../ons/catalog';
 export interface TableColumn {
   readonly name: string;
   /** Glue/Hive type. */
-  readonly type: 'timestamp' | 'string' | 'double' | 'int';
+  readonly type: ProcessedColumnType;
   readonly comment: string;
 }
 
@@ -25,11 +26,6 @@ export interface TableSchema {
 /** Glue's limits: column comments, table descriptions. */
 const COLUMN_COMMENT_MAX = 255;
 const TABLE_DESCRIPTION_MAX = 2048;
-
-/** Columns every processed file has besides the dataset's own (see the processed Parquet writer). */
-const ADDED_COLUMNS = ['time', 'local_time', 'source_key', 'source_version', 'source_row'];
-/** Partition keys, and the `dataset=` path segment. */
-const PARTITION_NAMES = ['dataset', 'year', 'month'];
 
 /** Names Athena takes unquoted: lower-case letters, digits, underscores, starting with a letter. */
 const NAME = /^[a-z][a-z0-9_]{0,254}$/;
@@ -56,17 +52,17 @@ export function tableSchemas(additional: readonly DatasetTableProps[] = []): Tab
 function fromCatalog(def: DatasetDefinition): TableSchema {
   const optional = (name: string) => (def.optional?.includes(name) ? ' Absent from some publications (null there).' : '');
   const fallbackFor = (name: string) => Object.entries(def.identityFallback ?? {}).find(([, fallback]) => fallback === name)?.[0];
-  const columns: TableColumn[] = [
-    ...timeColumns(def.time),
-    ...def.dimensions.map((d) => column(d, 'string', `Identity dimension: part of the series key.${optional(d)}`)),
-    ...def.labels.map((l) => {
-      const identifies = fallbackFor(l);
+  const own = { dimensions: def.dimensions, labels: def.labels, measures: def.measures.map((m) => m.name) };
+  const columns = tableColumns(own, def.time, (c) => {
+    if (c.role === 'dimension') return `Identity dimension: part of the series key.${optional(c.name)}`;
+    if (c.role === 'label') {
+      const identifies = fallbackFor(c.name);
       const role = identifies ? ` Identifies the series in files without ${identifies}.` : '';
-      return column(l, 'string', `Descriptive label, never part of the series key.${role}${optional(l)}`);
-    }),
-    ...def.measures.map((m) => column(m.name, 'double', `${m.description.en} / ${m.description.pt} [${m.unit ?? 'unit not stated by ONS'}].${optional(m.name)}`)),
-    ...sourceColumns(),
-  ];
+      return `Descriptive label, never part of the series key.${role}${optional(c.name)}`;
+    }
+    const m = def.measures.find((x) => x.name === c.name)!;
+    return `${m.description.en} / ${m.description.pt} [${m.unit ?? 'unit not stated by ONS'}].${optional(c.name)}`;
+  });
   const description = `${def.title.en} (${def.title.pt}), ONS dataset ${def.id}, grain ${def.grain}. ${def.description.en} | ${def.description.pt}`;
   return { datasetId: def.id, description: truncate(description, TABLE_DESCRIPTION_MAX), columns };
 }
@@ -74,37 +70,36 @@ function fromCatalog(def: DatasetDefinition): TableSchema {
 function fromProps(d: DatasetTableProps, where: string): TableSchema {
   checkName(`${where}.datasetId`, d.datasetId);
   if (d.measures.length === 0) throw new Error(`${where}.measures: a dataset needs at least one measure`);
-  const own = [...(d.dimensions ?? []), ...(d.labels ?? []), ...d.measures.map((m) => m.name)];
-  own.forEach((name) => checkName(`${where} column`, name));
-  const clash = own.find((n, i) => own.indexOf(n) !== i || ADDED_COLUMNS.includes(n) || PARTITION_NAMES.includes(n));
+  const own = { dimensions: d.dimensions ?? [], labels: d.labels ?? [], measures: d.measures.map((m) => m.name) };
+  [...own.dimensions, ...own.labels, ...own.measures].forEach((name) => checkName(`${where} column`, name));
+  const clash = columnClash(processedColumns(own));
   if (clash) {
-    throw new Error(`${where}: column '${clash}' is listed twice or is one the processor adds or partitions by (${[...ADDED_COLUMNS, ...PARTITION_NAMES].join(', ')})`);
+    throw new Error(`${where}: column '${clash}' is listed twice or is one the processor adds or partitions by (${RESERVED_COLUMN_NAMES.join(', ')})`);
   }
-  const columns: TableColumn[] = [
-    ...timeColumns('the time column'),
-    ...(d.dimensions ?? []).map((n) => column(n, 'string', 'Identity dimension: part of the series key.')),
-    ...(d.labels ?? []).map((n) => column(n, 'string', 'Descriptive label, never part of the series key.')),
-    ...d.measures.map((m) => column(m.name, 'double', `${m.description ?? m.name} [${m.unit ?? 'unit not stated'}].`)),
-    ...sourceColumns(),
-  ];
+  const columns = tableColumns(own, 'the time column', (c) => {
+    if (c.role === 'dimension') return 'Identity dimension: part of the series key.';
+    if (c.role === 'label') return 'Descriptive label, never part of the series key.';
+    const m = d.measures.find((x) => x.name === c.name)!;
+    return `${m.description ?? m.name} [${m.unit ?? 'unit not stated'}].`;
+  });
   const description = d.description ?? `ONS dataset ${d.datasetId} (outside the catalog; read by the ONS naming convention).`;
   if (description.length > TABLE_DESCRIPTION_MAX) throw new Error(`${where}.description: at most ${TABLE_DESCRIPTION_MAX} characters, got ${description.length}`);
   return { datasetId: d.datasetId, description, columns };
 }
 
-function timeColumns(source: string): TableColumn[] {
-  return [
-    column('time', 'timestamp', `Instant of the row in UTC: ${source} read as Brasília civil time (America/Sao_Paulo, with historical DST).`),
-    column('local_time', 'string', `Brasília civil time as written in the source file (${source}).`),
-  ];
-}
-
-function sourceColumns(): TableColumn[] {
-  return [
-    column('source_key', 'string', 'S3 key of the raw file the row came from.'),
-    column('source_version', 'string', 'S3 version id of that raw file (null when the bucket had none).'),
-    column('source_row', 'int', 'Row of the raw file, as a spreadsheet numbers it (header = 1).'),
-  ];
+/**
+ * The table's columns: those of the processed Parquet (`processedColumns`, one home for their names,
+ * order and types), with the comments of the platform's columns here and of the dataset's own from `comment`.
+ */
+function tableColumns(own: DatasetColumns, timeSource: string, comment: (c: ProcessedColumn) => string): TableColumn[] {
+  const added: Partial<Record<ProcessedColumn['role'], string>> = {
+    time: `Instant of the row in UTC: ${timeSource} read as Brasília civil time (America/Sao_Paulo, with historical DST).`,
+    localTime: `Brasília civil time as written in the source file (${timeSource}).`,
+    sourceKey: 'S3 key of the raw file the row came from.',
+    sourceVersion: 'S3 version id of that raw file (null when the bucket had none).',
+    sourceRow: 'Row of the raw file, as a spreadsheet numbers it (header = 1).',
+  };
+  return processedColumns(own).map((c) => column(c.name, c.type, added[c.role] ?? comment(c)));
 }
 
 function column(name: string, type: TableColumn['type'], comment: string): TableColumn {

@@ -4,6 +4,7 @@ import { dirname, join, posix } from 'node:path';
 import { DataCardBuilder } from './card';
 import { normaliseColumn } from './catalog';
 import { baseName, DatasetLayout, resolveDataset } from './detect';
+import { dataCardKey, dataCardMetadataKey, DEFAULT_PREFIXES, rejectedRowsKey } from './layout';
 import { FileSource, openTable, OpenOptions } from './open';
 import { FileSummary, processTable, RecordSink } from './process';
 import { RawTable, RefusedFileError } from './types';
@@ -12,11 +13,11 @@ import { RejectedRowsWriter } from './writers/rejected';
 
 /** Where each kind of output goes, relative to the output directory (the lake's prefixes). */
 export interface OutputLayout {
-  /** @default 'processed/' */
+  /** @default DEFAULT_PREFIXES.processedData */
   readonly processedDataPrefix?: string;
-  /** @default 'knowledge/cards/' */
+  /** @default DEFAULT_PREFIXES.dataCards */
   readonly dataCardsPrefix?: string;
-  /** @default 'rejected/' */
+  /** @default DEFAULT_PREFIXES.rejectedRows */
   readonly rejectedRowsPrefix?: string;
 }
 
@@ -100,9 +101,10 @@ export async function convertFile(fileName: string, source: FileSource, options:
   const hash = createHash('sha256');
   const { table, layout } = await open(fileName, source, options, hash);
   const name = sourceName(fileName);
-  const processedPrefix = options.processedDataPrefix ?? 'processed/';
-  const cardPath = posix.join(options.dataCardsPrefix ?? 'knowledge/cards/', layout.id, `${name}.md`);
-  const rejectedPath = posix.join(options.rejectedRowsPrefix ?? 'rejected/', layout.id, `${name}.rejected.csv`);
+  const processedPrefix = options.processedDataPrefix ?? DEFAULT_PREFIXES.processedData;
+  const cardPath = dataCardKey(options.dataCardsPrefix ?? DEFAULT_PREFIXES.dataCards, layout.id, name);
+  const cardMetadataPath = dataCardMetadataKey(cardPath);
+  const rejectedPath = rejectedRowsKey(options.rejectedRowsPrefix ?? DEFAULT_PREFIXES.rejectedRows, layout.id, name);
 
   const parquet = new ProcessedParquetWriter({
     outDir: join(options.outDir, processedPrefix),
@@ -138,7 +140,7 @@ export async function convertFile(fileName: string, source: FileSource, options:
       key: options.sourceKey ?? baseName(fileName), bucket: options.sourceBucket, version: options.sourceVersion, contentHash,
     });
     await writeAtomically(join(options.outDir, cardPath), built.markdown);
-    await writeAtomically(join(options.outDir, `${cardPath}.metadata.json`), JSON.stringify(built.metadata, null, 2));
+    await writeAtomically(join(options.outDir, cardMetadataPath), JSON.stringify(built.metadata, null, 2));
     const partitions = (await parquet.finish(contentHash.slice(0, 16)))
       .map((p) => ({ ...p, relativePath: posix.join(processedPrefix, p.relativePath) }));
     const rejectedFile = await rejected.finish();
@@ -147,14 +149,14 @@ export async function convertFile(fileName: string, source: FileSource, options:
       contentHash,
       parquet: partitions,
       card: cardPath,
-      cardMetadata: `${cardPath}.metadata.json`,
+      cardMetadata: cardMetadataPath,
       rejected: rejectedFile ? rejectedPath : undefined,
     };
   } catch (error) {
     await parquet.abort();
     await rejected.abort();
     await rm(join(options.outDir, cardPath), { force: true });
-    await rm(join(options.outDir, `${cardPath}.metadata.json`), { force: true });
+    await rm(join(options.outDir, cardMetadataPath), { force: true });
     throw error;
   }
 }

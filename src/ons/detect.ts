@@ -1,4 +1,5 @@
 import { Aggregation, CATALOG, DatasetDefinition, datasetForFile, normaliseColumn } from './catalog';
+import { identityDimensions } from './layout';
 import { RefusedFileError } from './types';
 
 /** A column of the file, by normalised name and position. */
@@ -79,7 +80,7 @@ function fromDefinition(def: DatasetDefinition, raw: readonly string[]): Dataset
   const columns = applyAliases(def, raw);
   const index = (name: string) => columns.indexOf(name);
   const present = (name: string) => index(name) >= 0;
-  const dimensionNames = def.dimensions.map((d) => (present(d) ? d : def.identityFallback?.[d])).filter((d): d is string => !!d && present(d));
+  const dimensionNames = identityDimensions(def, columns);
   const known = new Set([def.time, ...dimensionNames, ...def.measures.map((m) => m.name), ...(def.ignored ?? [])]);
   const measures: MeasureColumn[] = def.measures.filter((m) => present(m.name))
     .map((m) => ({ name: m.name, index: index(m.name), unit: m.unit, aggregation: m.aggregation }));
@@ -118,7 +119,7 @@ function fromConvention(base: string, columns: readonly string[], header: readon
       `naming convention (a time column din_* or dat_*, and measures val_*); found columns: ${header.join(', ')}`,
     );
   }
-  const dimensions = columns.filter((c) => /^(id|cod)_/.test(c));
+  const dimensions = identityDimensions(undefined, columns);
   const labels = columns.filter((c) => c !== time && !measures.includes(c) && !dimensions.includes(c));
   return {
     id,

@@ -22,6 +22,7 @@ import { HealthEnv } from '../health/contract';
 import { DataLake } from '../lake/data-lake';
 import { IIngestionLedger } from '../ledger/ingestion-ledger';
 import { CATALOG } from '../ons/catalog';
+import { rejectedRecordsPrefix } from '../ons/layout';
 import { MetricServices } from '../runtime/contract';
 
 /** Instance types of Timestream for InfluxDB (API reference, DbInstanceType; supported instance types page). */
@@ -272,7 +273,7 @@ export class InfluxDbStore extends Construct implements ITimeSeriesStore {
     if (new Set(datasets).size !== datasets.length) throw new Error('additionalDatasets: a dataset is listed twice or is already in the catalog');
     this.datasetIds = datasets;
     this.loadsOtherDatasets = props.loadOtherDatasets ?? false;
-    this.rejectedRecordsPrefix = `${this.lake.rejectedRowsPrefix}timeseries/`;
+    this.rejectedRecordsPrefix = rejectedRecordsPrefix(this.lake.rejectedRowsPrefix);
 
     // Network: the given VPC, or one with isolated subnets only (nothing reaches the internet, nothing from it).
     this.vpc = props.vpc ?? this.createVpc();

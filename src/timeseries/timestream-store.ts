@@ -17,6 +17,7 @@ import { HealthEnv } from '../health/contract';
 import { DataLake } from '../lake/data-lake';
 import { IIngestionLedger } from '../ledger/ingestion-ledger';
 import { CATALOG } from '../ons/catalog';
+import { rejectedRecordsPrefix } from '../ons/layout';
 import { MetricServices } from '../runtime/contract';
 
 /**
@@ -153,7 +154,7 @@ export class TimestreamStore extends Construct implements ITimeSeriesStore {
     }
     if (new Set(datasets).size !== datasets.length) throw new Error('additionalDatasets: a dataset is listed twice or is already in the catalog');
     this.hasCatchAllTable = props.catchAllTable ?? false;
-    this.rejectedRecordsPrefix = `${this.lake.rejectedRowsPrefix}timeseries/`;
+    this.rejectedRecordsPrefix = rejectedRecordsPrefix(this.lake.rejectedRowsPrefix);
 
     this.database = new timestream.CfnDatabase(this, 'Database', {
       databaseName: props.databaseName ?? `ons_data_platform_${this.stage.name.replace(/-/g, '_')}`,

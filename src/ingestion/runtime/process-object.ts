@@ -11,6 +11,7 @@ import { LakeEnv } from '../../lake/contract';
 import { ProcessResult, SourceObject } from '../../ledger/contract';
 import { IN_LAKE, isConditionFailure, Ledger, LedgerOutputs, ledgerRef } from '../../ledger/runtime/ledger';
 import { convertFile, ConvertResult } from '../../ons/convert';
+import { DEFAULT_PREFIXES } from '../../ons/layout';
 import { localFile } from '../../ons/local-file';
 import { RefusedFileError } from '../../ons/types';
 import { PlatformMetrics } from '../../runtime/contract';
@@ -57,9 +58,9 @@ export function processConfigFromEnv(): ProcessConfig {
     processedBucket: requiredEnv(LakeEnv.PROCESSED_BUCKET),
     failedBucket: requiredEnv(LakeEnv.FAILED_BUCKET),
     // The domain core's defaults, so a run writes what `ons-data-platform convert` writes.
-    processedDataPrefix: prefixEnv(LakeEnv.PROCESSED_DATA_PREFIX, 'processed/'),
-    dataCardsPrefix: prefixEnv(LakeEnv.DATA_CARDS_PREFIX, 'knowledge/cards/'),
-    rejectedRowsPrefix: prefixEnv(LakeEnv.REJECTED_ROWS_PREFIX, 'rejected/'),
+    processedDataPrefix: prefixEnv(LakeEnv.PROCESSED_DATA_PREFIX, DEFAULT_PREFIXES.processedData),
+    dataCardsPrefix: prefixEnv(LakeEnv.DATA_CARDS_PREFIX, DEFAULT_PREFIXES.dataCards),
+    rejectedRowsPrefix: prefixEnv(LakeEnv.REJECTED_ROWS_PREFIX, DEFAULT_PREFIXES.rejectedRows),
     maxExpandedBytes: maxExpanded ? numberEnv(IngestionEnv.XLSX_MAX_EXPANDED_BYTES) : undefined,
   };
 }

@@ -5,6 +5,7 @@ import {
 } from '@aws-sdk/client-bedrock-agent-runtime';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { CATALOG } from '../../ons/catalog';
+import { dataCardDataset } from '../../ons/layout';
 import { FeatureFlag } from '../../runtime/contract';
 import { flag } from '../../runtime/flags';
 import { header, logLine, RequestError, safeName, serve } from '../../runtime/http';
@@ -203,7 +204,7 @@ function parseS3Uri(uri: string | undefined): { bucket: string; key: string } | 
 function datasetOf(metadata: Record<string, unknown> | undefined, key: string): string | undefined {
   const fromMetadata = metadata?.dataset;
   if (typeof fromMetadata === 'string' && DATASET_ID.test(fromMetadata)) return fromMetadata;
-  return /(?:^|\/)cards\/([a-z0-9_]{1,64})\/[^/]+$/.exec(key)?.[1];
+  return dataCardDataset(key);
 }
 
 /** The answer and its citations (one per retrieved S3 passage, duplicates dropped). */

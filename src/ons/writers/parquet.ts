@@ -3,6 +3,7 @@ import { appendFile, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 // @ts-expect-error TS1479: ESM-only package, bundled by esbuild (tests: transpiled by ts-jest).
 import { ByteWriter, ParquetWriter, type SchemaElement } from 'hyparquet-writer';
+import { columnClash, partFileName, partitionPath, processedColumns, ProcessedColumnType } from '../layout';
 import { OnsRecord } from '../types';
 
 /** The columns of one dataset in the processed zone. */
@@ -12,6 +13,14 @@ export interface ProcessedSchema {
   readonly labels: string[];
   readonly measures: string[];
 }
+
+/** The Parquet type of each column type of the layout. */
+const PARQUET_TYPES: Record<ProcessedColumnType, Omit<SchemaElement, 'name'>> = {
+  timestamp: { type: 'INT64', repetition_type: 'OPTIONAL', converted_type: 'TIMESTAMP_MILLIS', logical_type: { type: 'TIMESTAMP', isAdjustedToUTC: true, unit: 'MILLIS' } },
+  string: { type: 'BYTE_ARRAY', repetition_type: 'OPTIONAL', converted_type: 'UTF8', logical_type: { type: 'STRING' } },
+  double: { type: 'DOUBLE', repetition_type: 'OPTIONAL' },
+  int: { type: 'INT32', repetition_type: 'OPTIONAL' },
+};
 
 /** The raw-zone object the records came from. */
 export interface ParquetSource {
@@ -146,8 +155,6 @@ interface ClosedPart {
   sink?: AppendingSink;
 }
 
-const RESERVED = ['dataset', 'year', 'month'];
-
 /**
  * Writes records to the processed zone as Hive-partitioned Parquet (dataset/year/month by local time).
  * Buffers at most `rowGroupSize` rows per partition and `maxBufferedRows` rows in all (and writes out a
@@ -192,22 +199,14 @@ export class ProcessedParquetWriter {
     if (!Number.isInteger(this.maxOpenPartitions) || this.maxOpenPartitions < 1) throw new Error(`maxOpenPartitions must be a positive integer: ${this.maxOpenPartitions}`);
     checkSegment('dataset', schema.dataset);
     checkSegment('sourceName', sourceName);
-    const str = (name: string): SchemaElement => ({ name, type: 'BYTE_ARRAY', repetition_type: 'OPTIONAL', converted_type: 'UTF8', logical_type: { type: 'STRING' } });
-    this.schemaElements = [
-      { name: 'time', type: 'INT64', repetition_type: 'OPTIONAL', converted_type: 'TIMESTAMP_MILLIS', logical_type: { type: 'TIMESTAMP', isAdjustedToUTC: true, unit: 'MILLIS' } },
-      str('local_time'),
-      ...schema.dimensions.map(str),
-      ...schema.labels.map(str),
-      ...schema.measures.map((name): SchemaElement => ({ name, type: 'DOUBLE', repetition_type: 'OPTIONAL' })),
-      str('source_key'),
-      str('source_version'),
-      { name: 'source_row', type: 'INT32', repetition_type: 'OPTIONAL' },
-    ];
+    // write() fills the columns in this order: time, local time, dimensions, labels, measures, source key, version, row.
+    const columns = processedColumns(schema);
+    const clash = columnClash(columns);
+    if (clash) throw new Error(`column name '${clash}' is duplicated or reserved for a partition key`);
+    this.schemaElements = columns.map((c): SchemaElement => ({ name: c.name, ...PARQUET_TYPES[c.type] }));
     this.names = this.schemaElements.map((e) => e.name);
     this.fileSchema = [{ name: 'root', num_children: this.names.length }, ...this.schemaElements];
     this.strings = this.names.map(() => new StringCopies());
-    const clash = this.names.find((n, i) => this.names.indexOf(n) !== i || RESERVED.includes(n));
-    if (clash) throw new Error(`column name '${clash}' is duplicated or reserved for a partition key`);
   }
 
   /** Rows buffered now, and the most ever buffered at once: never more than `maxBufferedRows`. */
@@ -294,8 +293,8 @@ export class ProcessedParquetWriter {
       ].sort(order);
       const written: WrittenPartition[] = [];
       for (const { year, month, part, path: temporary, rows, bytes } of files) {
-        const dir = `dataset=${schema.dataset}/year=${year}/month=${month}`;
-        const relativePath = `${dir}/${sourceName}-${contentHash}${part > 1 ? `-${part}` : ''}.parquet`;
+        const dir = partitionPath(schema.dataset, year, month);
+        const relativePath = `${dir}${partFileName(sourceName, contentHash, part)}`;
         const path = join(outDir, relativePath);
         await mkdir(join(outDir, dir), { recursive: true });
         await rename(temporary, path);

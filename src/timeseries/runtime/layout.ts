@@ -1,4 +1,5 @@
 import { CATALOG } from '../../ons/catalog';
+import { identityDimensions } from '../../ons/layout';
 
 /**
  * Which columns of a processed file are a series' identity and which its measures, for every engine.
@@ -20,17 +21,11 @@ export interface PartLayout {
 
 /**
  * The identity dimensions and the measures of a processed Parquet file of `dataset`. Measures are its
- * DOUBLE columns (the processor writes nothing else as DOUBLE); dimensions are the catalog's identity
- * dimensions present in the file (with the catalog's fallback column when one is missing, as the
- * processor does), or for a dataset outside the catalog the `id_*`/`cod_*` columns (the ONS convention).
+ * DOUBLE columns (the processor writes nothing else as DOUBLE); dimensions follow the domain core's
+ * identity rule, as the processor applied it.
  */
 export function partLayout(dataset: string, columns: ReadonlyArray<{ name: string; type?: string }>): PartLayout {
-  const names = columns.map((c) => c.name);
-  const has = (n: string) => names.includes(n);
-  const def = CATALOG.find((d) => d.id === dataset);
-  const dimensions = def
-    ? def.dimensions.map((d) => (has(d) ? d : def.identityFallback?.[d])).filter((d): d is string => !!d && has(d))
-    : names.filter((n) => /^(id|cod)_/.test(n));
+  const dimensions = identityDimensions(CATALOG.find((d) => d.id === dataset), columns.map((c) => c.name));
   const measures = columns.filter((c) => c.type === 'DOUBLE').map((c) => c.name);
   return { dimensions, measures };
 }

@@ -15,6 +15,7 @@ import { LedgerEnv, ProcessResult } from '../../ledger/contract';
 import { Ledger, LedgerLoad } from '../../ledger/runtime/ledger';
 import { startStep, validateInput } from '../../ledger/runtime/step';
 import { sourceName } from '../../ons/convert';
+import { DEFAULT_PREFIXES, parsePartKey, rejectedRecordsKey, rejectedRecordsPrefix } from '../../ons/layout';
 import { PlatformMetrics } from '../../runtime/contract';
 import { createDocumentClient, createS3Client, describeError, log, numberEnv, prefixEnv, requiredEnv } from '../../runtime/handler';
 import { flushMetrics, recordMetric } from '../../runtime/telemetry';
@@ -97,7 +98,7 @@ export function loadConfigFromEnv(): LoadConfig {
     tables: tablesEnv(),
     catchAllTable: process.env[TimeSeriesEnv.CATCH_ALL_TABLE] || undefined,
     maxInFlight: Math.max(1, Math.floor(numberEnv(TimeSeriesEnv.MAX_IN_FLIGHT, 4))),
-    rejectedRecordsPrefix: prefixEnv(TimeSeriesEnv.REJECTED_RECORDS_PREFIX, 'rejected-records/'),
+    rejectedRecordsPrefix: prefixEnv(TimeSeriesEnv.REJECTED_RECORDS_PREFIX, rejectedRecordsPrefix(DEFAULT_PREFIXES.rejectedRows)),
     retry: {
       maxAttempts: Math.max(1, Math.floor(numberEnv(TimeSeriesEnv.WRITE_MAX_ATTEMPTS, 8))),
       baseDelayMs: numberEnv(TimeSeriesEnv.WRITE_BASE_DELAY_MS, 100),
@@ -122,8 +123,7 @@ export function validateLoadInput(event: unknown): LoadInput {
   if (typeof dataset !== 'string' || !/^[a-z0-9_]{1,128}$/.test(dataset)) throw new LoadError(LoadErrors.INVALID_INPUT, 'input.processed.dataset is not a dataset id');
   const keys = processed.parquetKeys;
   if (!Array.isArray(keys) || keys.length === 0) throw new LoadError(LoadErrors.INVALID_INPUT, 'input.processed.parquetKeys is empty: nothing to load');
-  const part = new RegExp(`(^|/)dataset=${dataset}/[^\\0]+\\.parquet$`);
-  const stray = keys.find((k) => typeof k !== 'string' || !part.test(k));
+  const stray = keys.find((k) => typeof k !== 'string' || parsePartKey(k)?.dataset !== dataset);
   if (stray !== undefined) throw new LoadError(LoadErrors.INVALID_INPUT, `input.processed.parquetKeys has a key that is not a Parquet part of ${dataset}: ${JSON.stringify(stray)}`);
   if (new Set(keys).size !== keys.length) throw new LoadError(LoadErrors.INVALID_INPUT, 'input.processed.parquetKeys lists a part twice');
   return { source: step.source, executionArn: step.executionArn, processed: processed as ProcessResult };
@@ -144,7 +144,7 @@ export async function loadObject(input: LoadInput, deps: LoadDeps, engine: LoadE
   const work = await mkdtemp(join(tmpdir(), 'ons-load-'));
   const reportPath = join(work, 'rejected-records.jsonl');
   const report = createWriteStream(reportPath);
-  const rejectedKey = `${config.rejectedRecordsPrefix}${dataset}/${sourceName(source.key)}.rejected-records.jsonl`;
+  const rejectedKey = rejectedRecordsKey(config.rejectedRecordsPrefix, dataset, sourceName(source.key));
   let reported = 0;
   try {
     const version = await sourceVersion(s3, source);

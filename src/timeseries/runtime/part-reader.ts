@@ -3,6 +3,7 @@ import { parquetMetadata, parquetRead, parquetSchema, type AsyncBuffer } from 'h
 // @ts-expect-error TS1479: as above.
 import { compressors } from 'hyparquet-compressors';
 import { partLayout, PointRecord } from './layout';
+import { ADDED_COLUMNS } from '../../ons/layout';
 
 /*
  * Reads the processed Parquet directly rather than with the domain core's raw-file reader: it needs the
@@ -19,9 +20,9 @@ export async function* readPartRecords(
   const metadata = parquetMetadata(data);
   const columns = parquetSchema(metadata).children
     .map((c: { element: { name: string; type?: string } }) => ({ name: c.element.name, type: c.element.type }));
-  if (!columns.some((c: { name: string }) => c.name === 'time')) throw new Error(`not a processed Parquet file of ${dataset}: no 'time' column`);
+  if (!columns.some((c: { name: string }) => c.name === ADDED_COLUMNS.time)) throw new Error(`not a processed Parquet file of ${dataset}: no '${ADDED_COLUMNS.time}' column`);
   const layout = partLayout(dataset, columns);
-  const wanted = ['time', ...layout.dimensions, ...layout.measures];
+  const wanted = [ADDED_COLUMNS.time, ...layout.dimensions, ...layout.measures];
   const file: AsyncBuffer = { byteLength: data.byteLength, slice: (s: number, e?: number) => new Uint8Array(data.subarray(s, e)).buffer };
   const dims = layout.dimensions.length;
   let rowStart = 0;

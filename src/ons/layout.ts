@@ -1,0 +1,166 @@
+import { posix } from 'node:path';
+import { DatasetDefinition } from './catalog';
+
+/**
+ * The lake's layout, in one place: where each output goes (prefixes, partition paths, card, rejected,
+ * quarantine and document keys), the columns the platform adds to a dataset's own, and which columns
+ * identify a series. The Parquet writer, the Glue tables, the handlers, the loaders and the knowledge
+ * query all read it from here, so they cannot drift apart.
+ */
+
+/**
+ * The default prefixes (each ends with `/`). The `@default`s of `DataLakeOptions` repeat them for the
+ * API docs; a test keeps the two equal.
+ */
+export const DEFAULT_PREFIXES = {
+  /** Processed Parquet, in the processed bucket. */
+  processedData: 'processed/',
+  /** Documents for the knowledge base, in the processed bucket. */
+  documents: 'knowledge/documents/',
+  /** Data cards, in the processed bucket. */
+  dataCards: 'knowledge/cards/',
+  /** Athena query results, in the processed bucket. */
+  queryResults: 'athena-results/',
+  /** Rejected rows, in the failed bucket. */
+  rejectedRows: 'rejected/',
+  /** Quarantined raw objects and their error reports, in the failed bucket. */
+  quarantine: 'quarantine/',
+} as const;
+
+/** The partition keys of the processed zone, in path order; no dataset may have a column of these names. */
+export const PARTITION_KEYS: readonly string[] = ['dataset', 'year', 'month'];
+
+/**
+ * `dataset=<id>/year=YYYY/month=MM/`, the folder of a dataset's month under the processed prefix; with
+ * no year and month, the dataset's folder `dataset=<id>/`. Year and month are of the data's local
+ * (Brasília) time; the month has two digits.
+ */
+export function partitionPath(dataset: string, year?: string, month?: string): string {
+  const datasetPath = `dataset=${dataset}/`;
+  return year === undefined ? datasetPath : `${datasetPath}year=${year}/month=${month}/`;
+}
+
+/** The file name of a processed part: `<sourceName>-<contentHash>.parquet`, then `-2`, `-3`… for a partition's later parts. */
+export function partFileName(sourceName: string, contentHash: string, part = 1): string {
+  return `${sourceName}-${contentHash}${part > 1 ? `-${part}` : ''}.parquet`;
+}
+
+/** A processed part's key (under any prefix) as its partition, or undefined when it is not one. */
+export function parsePartKey(key: string): { dataset: string; year: string; month: string } | undefined {
+  const m = /(?:^|\/)dataset=([^/]+)\/year=(\d{4})\/month=(\d{2})\/[^/]+\.parquet$/.exec(key);
+  return m ? { dataset: m[1], year: m[2], month: m[3] } : undefined;
+}
+
+/** The data card of a source file: `<dataCardsPrefix><dataset>/<sourceName>.md`. */
+export function dataCardKey(dataCardsPrefix: string, dataset: string, sourceName: string): string {
+  return posix.join(dataCardsPrefix, dataset, `${sourceName}.md`);
+}
+
+/** The metadata file Bedrock reads beside a data card. */
+export function dataCardMetadataKey(cardKey: string): string {
+  return `${cardKey}.metadata.json`;
+}
+
+/**
+ * The dataset of a data card's key (`…/cards/<dataset>/<file>`, under the default prefix or one that
+ * also ends with `cards/`), or undefined.
+ */
+export function dataCardDataset(key: string): string | undefined {
+  return /(?:^|\/)cards\/([a-z0-9_]{1,64})\/[^/]+$/.exec(key)?.[1];
+}
+
+/** The rejected rows of a source file: `<rejectedRowsPrefix><dataset>/<sourceName>.rejected.csv`. */
+export function rejectedRowsKey(rejectedRowsPrefix: string, dataset: string, sourceName: string): string {
+  return posix.join(rejectedRowsPrefix, dataset, `${sourceName}.rejected.csv`);
+}
+
+/** Where a time-series engine's loader reports the records it rejected: `<rejectedRowsPrefix>timeseries/`. */
+export function rejectedRecordsPrefix(rejectedRowsPrefix: string): string {
+  return `${rejectedRowsPrefix}timeseries/`;
+}
+
+/** A loader's report of the records its engine rejected: `<rejectedRecordsPrefix><dataset>/<sourceName>.rejected-records.jsonl`. */
+export function rejectedRecordsKey(prefix: string, dataset: string, sourceName: string): string {
+  return `${prefix}${dataset}/${sourceName}.rejected-records.jsonl`;
+}
+
+/** A document's copy for the knowledge base: its raw key under the documents prefix. */
+export function documentKey(documentsPrefix: string, sourceKey: string): string {
+  return `${documentsPrefix}${sourceKey}`;
+}
+
+/** A quarantined object's copy, `<quarantinePrefix>YYYY/MM/DD/<raw key>` (UTC day of `at`); its report is `<copy>.error.json`. */
+export function quarantineKey(quarantinePrefix: string, at: Date, sourceKey: string): string {
+  return `${quarantinePrefix}${at.toISOString().slice(0, 10).replace(/-/g, '/')}/${sourceKey}`;
+}
+
+/** Column types of the processed Parquet, as Glue names them. */
+export type ProcessedColumnType = 'timestamp' | 'string' | 'double' | 'int';
+
+/** What a column of the processed Parquet holds. */
+export type ProcessedColumnRole = 'time' | 'localTime' | 'dimension' | 'label' | 'measure' | 'sourceKey' | 'sourceVersion' | 'sourceRow';
+
+export interface ProcessedColumn {
+  readonly name: string;
+  readonly type: ProcessedColumnType;
+  readonly role: ProcessedColumnRole;
+}
+
+/** The columns the platform adds to every dataset's own, by role. */
+export const ADDED_COLUMNS = {
+  /** The UTC instant (Parquet TIMESTAMP_MILLIS, adjusted to UTC). */
+  time: 'time',
+  /** Brasília civil time as written in the source file. */
+  localTime: 'local_time',
+  sourceKey: 'source_key',
+  /** The S3 version id of the source object (null when its bucket had none). */
+  sourceVersion: 'source_version',
+  /** The row of the source file, as a spreadsheet numbers it (header = 1). */
+  sourceRow: 'source_row',
+} as const;
+
+/** The dataset's own columns, by kind. */
+export interface DatasetColumns {
+  readonly dimensions: readonly string[];
+  readonly labels: readonly string[];
+  readonly measures: readonly string[];
+}
+
+/**
+ * Every column of a dataset's processed Parquet, in file order: time, local time, dimensions, labels,
+ * measures, then the source key, version and row. Check them with `columnClash`.
+ */
+export function processedColumns(own: DatasetColumns): ProcessedColumn[] {
+  const columns: ProcessedColumn[] = [
+    { name: ADDED_COLUMNS.time, type: 'timestamp', role: 'time' },
+    { name: ADDED_COLUMNS.localTime, type: 'string', role: 'localTime' },
+    ...own.dimensions.map((name): ProcessedColumn => ({ name, type: 'string', role: 'dimension' })),
+    ...own.labels.map((name): ProcessedColumn => ({ name, type: 'string', role: 'label' })),
+    ...own.measures.map((name): ProcessedColumn => ({ name, type: 'double', role: 'measure' })),
+    { name: ADDED_COLUMNS.sourceKey, type: 'string', role: 'sourceKey' },
+    { name: ADDED_COLUMNS.sourceVersion, type: 'string', role: 'sourceVersion' },
+    { name: ADDED_COLUMNS.sourceRow, type: 'int', role: 'sourceRow' },
+  ];
+  return columns;
+}
+
+/** The names a dataset's own column may not take: the platform's columns and the partition keys. */
+export const RESERVED_COLUMN_NAMES: readonly string[] = [...Object.values(ADDED_COLUMNS), ...PARTITION_KEYS];
+
+/** The first column whose name is given twice (an own column may repeat an added one) or is a partition key; undefined when none. */
+export function columnClash(columns: readonly ProcessedColumn[]): string | undefined {
+  const names = columns.map((c) => c.name);
+  return names.find((n, i) => names.indexOf(n) !== i || PARTITION_KEYS.includes(n));
+}
+
+/**
+ * The identity rule: which of a file's columns identify a series. For a catalog dataset, its identity
+ * dimensions present in the file, each replaced by the catalog's fallback column when it is missing;
+ * outside the catalog, the `id_*`/`cod_*` columns (the ONS naming convention). Names (`nom_*`) never
+ * identify a series.
+ */
+export function identityDimensions(definition: DatasetDefinition | undefined, columns: readonly string[]): string[] {
+  const present = (name: string | undefined): name is string => name !== undefined && columns.includes(name);
+  if (!definition) return columns.filter((c) => /^(id|cod)_/.test(c));
+  return definition.dimensions.map((d) => (present(d) ? d : definition.identityFallback?.[d])).filter(present);
+}
