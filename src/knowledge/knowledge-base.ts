@@ -1,4 +1,4 @@
-import { ArnFormat, Duration, Stack, Token, Validations } from 'aws-cdk-lib';
+import { Arn, ArnFormat, Duration, Stack, Token, Validations } from 'aws-cdk-lib';
 import * as bedrock from 'aws-cdk-lib/aws-bedrock';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as events from 'aws-cdk-lib/aws-events';
@@ -14,7 +14,7 @@ import { Construct } from 'constructs';
 import { ChunkingStrategy } from './chunking';
 import { KnowledgeEnv } from './contract';
 import { EmbeddingModel } from './embedding-model';
-import { IKnowledgeBase } from './knowledge-base-ref';
+import { grantIngestionJobs, IKnowledgeBase, KnowledgeBaseAttributes } from './knowledge-base-ref';
 import { QueryFunction } from './query-function';
 import { retryWhileIngestionJobRuns } from './sync-retry';
 import { VectorStore, VectorStoreConfig } from './vector-store';
@@ -149,6 +149,24 @@ export interface KnowledgeBaseProps extends KnowledgeBaseOptions {
  * new KnowledgeBase(stack, 'Knowledge', { stage: PlatformStage.DEV, dataLake: lake });
  */
 export class KnowledgeBase extends Construct implements IKnowledgeBase {
+  /**
+   * A knowledge base that exists already (another stack, or made outside CDK), for an `IngestionPipeline` to sync:
+   * `KnowledgeBase.fromKnowledgeBaseAttributes(this, 'Knowledge', { knowledgeBaseArn, documentsDataSourceId, cardsDataSourceId })`.
+   */
+  public static fromKnowledgeBaseAttributes(scope: Construct, id: string, attrs: KnowledgeBaseAttributes): IKnowledgeBase {
+    const knowledgeBaseId = Arn.split(attrs.knowledgeBaseArn, ArnFormat.SLASH_RESOURCE_NAME).resourceName;
+    if (!knowledgeBaseId) throw new Error(`knowledgeBaseArn: expected arn:aws:bedrock:<region>:<account>:knowledge-base/<id>, got '${attrs.knowledgeBaseArn}'`);
+    return new class extends Construct implements IKnowledgeBase {
+      public readonly knowledgeBaseArn = attrs.knowledgeBaseArn;
+      public readonly knowledgeBaseId = knowledgeBaseId!;
+      public readonly documentsDataSourceId = attrs.documentsDataSourceId;
+      public readonly cardsDataSourceId = attrs.cardsDataSourceId;
+      public grantIngest(grantee: iam.IGrantable): iam.Grant {
+        return grantIngestionJobs(grantee, this.knowledgeBaseArn);
+      }
+    }(scope, id);
+  }
+
   /** The knowledge base. */
   public readonly cfnKnowledgeBase: bedrock.CfnKnowledgeBase;
   /** The knowledge base id. */
@@ -391,11 +409,7 @@ export class KnowledgeBase extends Construct implements IKnowledgeBase {
 
   /** Lets `grantee` start and read ingestion jobs of the knowledge base's data sources. */
   public grantIngest(grantee: iam.IGrantable): iam.Grant {
-    return iam.Grant.addToPrincipal({
-      grantee,
-      actions: ['bedrock:StartIngestionJob', 'bedrock:GetIngestionJob', 'bedrock:ListIngestionJobs'],
-      resourceArns: [this.knowledgeBaseArn],
-    });
+    return grantIngestionJobs(grantee, this.knowledgeBaseArn);
   }
 
   /**
