@@ -183,7 +183,9 @@ export class OnsDataPlatform extends Construct {
     this.healthFunction = health;
 
     if (props.safeDeployment?.enabled ?? true) {
-      this.safeDeployment = new SafeDeployment(this, 'SafeDeployment', { ...props.safeDeployment, stage: this.stage });
+      // Rollback alarms and monitoring alarm on the same thresholds: the stage's, then the monitoring's overrides.
+      const thresholds = this.stage.derive({ name: this.stage.name, alarmThresholds: props.monitoring?.thresholds });
+      this.safeDeployment = new SafeDeployment(this, 'SafeDeployment', { ...props.safeDeployment, stage: thresholds });
     }
 
     this.timeSeries = (props.timeSeries ?? TimeSeriesEngine.timestreamLiveAnalytics()).bind(this, { stage: this.stage, dataLake: this.dataLake });

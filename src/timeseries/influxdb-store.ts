@@ -15,6 +15,7 @@ import { QueryFunction } from './influxdb/query-function';
 import { grantLoaderLakeAccess } from './loader-access';
 import { TimeSeriesFunctionOptions, ITimeSeriesStore } from './store';
 import { applyPlatformTags, createPlatformFunction } from '../core/defaults';
+import { AlarmSeverity, DashboardSection, IMonitor, IMonitorable } from '../core/monitorable';
 import { acknowledgeScopedWildcards } from '../core/nag';
 import { applyDataRemovalPolicy } from '../core/removal';
 import { PlatformStage } from '../core/stage';
@@ -186,7 +187,7 @@ export interface InfluxDbStoreProps extends InfluxDbStoreOptions {
  * @example
  * const store = new InfluxDbStore(stack, 'TimeSeries', { stage: PlatformStage.PROD, dataLake: lake });
  */
-export class InfluxDbStore extends Construct implements ITimeSeriesStore {
+export class InfluxDbStore extends Construct implements ITimeSeriesStore, IMonitorable {
   public readonly engine = 'timestream-influxdb';
   /** Dataset ids with a measurement (the measurement name is the dataset id). */
   public readonly datasetIds: string[];
@@ -458,6 +459,27 @@ export class InfluxDbStore extends Construct implements ITimeSeriesStore {
   public configureHealthCheck(healthFunction: lambda.Function): void {
     healthFunction.addEnvironment(HealthEnv.TIME_SERIES, Stack.of(this).toJsonString({ engine: this.engine, instanceId: this.instance.attrId }));
     healthFunction.addToRolePolicy(new iam.PolicyStatement({ actions: ['timestream-influxdb:GetDbInstance'], resources: [this.instance.attrArn] }));
+  }
+
+  /** CPU and memory at the `storeUtilizationPercent` threshold are warnings; the disk is critical (a full disk stops every write). */
+  public addMonitoring(monitor: IMonitor): void {
+    const { period, storeUtilizationPercent: limit } = monitor.thresholds;
+    const families: Array<[string, cloudwatch.Metric, AlarmSeverity, string]> = [
+      ['CpuUtilization', this.metricCpuUtilization({ period }), AlarmSeverity.WARNING, 'CPU'],
+      ['MemoryUtilization', this.metricMemoryUtilization({ period }), AlarmSeverity.WARNING, 'memory'],
+      ['DiskUtilization', this.metricDiskUtilization({ period, statistic: 'Maximum' }), AlarmSeverity.CRITICAL, 'disk'],
+    ];
+    for (const [id, metric, severity, what] of families) {
+      monitor.addAlarm(this, id, {
+        severity,
+        metric,
+        threshold: limit,
+        description: `Timestream for InfluxDB ${this.instanceName}: ${what} utilization at or above ${limit}% over ${period.toHumanString()}`,
+      });
+    }
+    monitor.addWidgets(DashboardSection.TIME_SERIES_STORE, new cloudwatch.GraphWidget({
+      title: 'Timestream for InfluxDB: CPU, memory and disk (%)', left: families.map(([, m]) => m), right: [this.metricWriteOpsPerSec({ period })], width: 12,
+    }));
   }
 
   /** A metric of the instance (namespace `AWS/TimestreamInfluxDB`, dimension `DbInstanceName`), 5-minute average by default. */
