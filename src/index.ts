@@ -20,3 +20,4 @@ export * from './operations/monitoring';
 export * from './operations/feature-flags';
 export * from './core/safe-deployment';
 export * from './core/monitorable';
+export * from './core/health-probe';

@@ -9,6 +9,7 @@ import { acknowledgeScopedWildcards } from './core/nag';
 import { SafeDeployment, SafeDeploymentOptions } from './core/safe-deployment';
 import { PlatformStage } from './core/stage';
 import { HealthEnv } from './health/contract';
+import { addHealthProbe } from './health/health-check';
 import { HealthFunction } from './health/health-function';
 import { IngestionPipeline } from './ingestion/pipeline';
 import { IngestionOptions } from './ingestion/pipeline-props';
@@ -205,7 +206,7 @@ export class OnsDataPlatform extends Construct {
     });
 
     // The health check reaches every component with read-only calls.
-    this.timeSeries.configureHealthCheck(health);
+    addHealthProbe(health, HealthEnv.TIME_SERIES, this.timeSeries.healthProbe());
     health.addEnvironment(HealthEnv.KNOWLEDGE_BASE_ID, this.knowledgeBase.knowledgeBaseId);
     health.addToRolePolicy(new iam.PolicyStatement({ actions: ['bedrock:GetKnowledgeBase'], resources: [this.knowledgeBase.knowledgeBaseArn] }));
     health.addEnvironment(HealthEnv.LEDGER_TABLE, this.ingestion.ledger.tableName);
@@ -238,7 +239,7 @@ export class OnsDataPlatform extends Construct {
     for (const fn of readers) {
       if (fn instanceof lambda.Function) this.featureFlags.bind(fn);
     }
-    this.featureFlags.configureHealthCheck(health);
+    addHealthProbe(health, HealthEnv.FLAGS, this.featureFlags.healthProbe());
 
     // Last, so the walk of the tree finds every part.
     this.monitoring = new PlatformMonitoring(this, 'Monitoring', {

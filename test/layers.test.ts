@@ -13,7 +13,8 @@ export const LAYERS: ReadonlyArray<readonly string[]> = [
   ['cli'], // the command, on the domain core only
   ['runtime'], // the handler toolkit
   ['core'], // the construct toolkit
-  ['health'], ['lake'], ['ledger'], ['timeseries'], ['knowledge'], ['ingestion'], ['api'], ['operations'], // the areas
+  // the areas; health above the stores, whose engines' probes its one handler bundles (timeseries/runtime/health.ts)
+  ['lake'], ['ledger'], ['timeseries'], ['health'], ['knowledge'], ['ingestion'], ['api'], ['operations'],
   ['platform.ts', 'index.ts'], // OnsDataPlatform alone, and the public exports
 ];
 

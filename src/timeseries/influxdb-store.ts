@@ -8,18 +8,18 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as timestream from 'aws-cdk-lib/aws-timestream';
 import { Construct } from 'constructs';
-import { InfluxDbEnv, TimeSeriesEnv } from './contract';
+import { InfluxDbEnv, TimeSeriesEngines, TimeSeriesEnv } from './contract';
 import { BootstrapFunction } from './influxdb/bootstrap-function';
 import { LoadFunction } from './influxdb/load-function';
 import { QueryFunction } from './influxdb/query-function';
 import { grantLoaderLakeAccess } from './loader-access';
 import { TimeSeriesFunctionOptions, ITimeSeriesStore } from './store';
 import { applyPlatformTags, createPlatformFunction } from '../core/defaults';
+import { IHealthProbe } from '../core/health-probe';
 import { AlarmSeverity, DashboardSection, IMonitor, IMonitorable } from '../core/monitorable';
 import { acknowledgeScopedWildcards } from '../core/nag';
 import { applyDataRemovalPolicy } from '../core/removal';
 import { PlatformStage } from '../core/stage';
-import { HealthEnv } from '../health/contract';
 import { LakeEnv } from '../lake/contract';
 import { DataLake } from '../lake/data-lake';
 import { LedgerEnv } from '../ledger/contract';
@@ -188,7 +188,7 @@ export interface InfluxDbStoreProps extends InfluxDbStoreOptions {
  * const store = new InfluxDbStore(stack, 'TimeSeries', { stage: PlatformStage.PROD, dataLake: lake });
  */
 export class InfluxDbStore extends Construct implements ITimeSeriesStore, IMonitorable {
-  public readonly engine = 'timestream-influxdb';
+  public readonly engine = TimeSeriesEngines.INFLUXDB;
   /** Dataset ids with a measurement (the measurement name is the dataset id). */
   public readonly datasetIds: string[];
   /** The instance. */
@@ -456,9 +456,13 @@ export class InfluxDbStore extends Construct implements ITimeSeriesStore, IMonit
   /**
    * The health check asks the control plane (GetDbInstance), outside the VPC: up when the instance is AVAILABLE.
    */
-  public configureHealthCheck(healthFunction: lambda.Function): void {
-    healthFunction.addEnvironment(HealthEnv.TIME_SERIES, Stack.of(this).toJsonString({ engine: this.engine, instanceId: this.instance.attrId }));
-    healthFunction.addToRolePolicy(new iam.PolicyStatement({ actions: ['timestream-influxdb:GetDbInstance'], resources: [this.instance.attrArn] }));
+  public healthProbe(): IHealthProbe {
+    return {
+      config: { engine: this.engine, instanceId: this.instance.attrId },
+      grant: (grantee) => {
+        grantee.grantPrincipal.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['timestream-influxdb:GetDbInstance'], resources: [this.instance.attrArn] }));
+      },
+    };
   }
 
   /** CPU and memory at the `storeUtilizationPercent` threshold are warnings; the disk is critical (a full disk stops every write). */

@@ -5,17 +5,17 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as timestream from 'aws-cdk-lib/aws-timestream';
 import { Construct } from 'constructs';
-import { TimeSeriesEnv } from './contract';
+import { TimeSeriesEngines, TimeSeriesEnv } from './contract';
 import { grantLoaderLakeAccess } from './loader-access';
 import { TimeSeriesFunctionOptions, ITimeSeriesStore } from './store';
 import { LoadFunction } from './timestream/load-function';
 import { QueryFunction } from './timestream/query-function';
 import { applyPlatformTags, createPlatformFunction } from '../core/defaults';
+import { IHealthProbe } from '../core/health-probe';
 import { AlarmSeverity, DashboardSection, IMonitor, IMonitorable } from '../core/monitorable';
 import { acknowledgeScopedWildcards } from '../core/nag';
 import { applyDataRemovalPolicy } from '../core/removal';
 import { PlatformStage } from '../core/stage';
-import { HealthEnv } from '../health/contract';
 import { LakeEnv } from '../lake/contract';
 import { DataLake } from '../lake/data-lake';
 import { LedgerEnv } from '../ledger/contract';
@@ -111,7 +111,7 @@ export interface TimestreamStoreProps extends TimestreamStoreOptions {
  * const store = new TimestreamStore(stack, 'TimeSeries', { stage: PlatformStage.PROD, dataLake: lake });
  */
 export class TimestreamStore extends Construct implements ITimeSeriesStore, IMonitorable {
-  public readonly engine = 'timestream-liveanalytics';
+  public readonly engine = TimeSeriesEngines.LIVE_ANALYTICS;
   /** The database. */
   public readonly database: timestream.CfnDatabase;
   /** Name of the database. */
@@ -274,11 +274,16 @@ export class TimestreamStore extends Construct implements ITimeSeriesStore, IMon
     return fn;
   }
 
-  public configureHealthCheck(healthFunction: lambda.Function): void {
-    healthFunction.addEnvironment(HealthEnv.TIME_SERIES, Stack.of(this).toJsonString({ engine: this.engine, database: this.databaseName }));
-    // DescribeDatabase is a write-API call: endpoint discovery first, then the database itself.
-    this.grantDescribeEndpoints(healthFunction);
-    healthFunction.addToRolePolicy(new iam.PolicyStatement({ actions: ['timestream:DescribeDatabase'], resources: [this.database.attrArn] }));
+  /** DescribeDatabase: up when the database answers. */
+  public healthProbe(): IHealthProbe {
+    return {
+      config: { engine: this.engine, database: this.databaseName },
+      grant: (grantee) => {
+        // DescribeDatabase is a write-API call: endpoint discovery first, then the database itself.
+        this.grantDescribeEndpoints(grantee);
+        grantee.grantPrincipal.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['timestream:DescribeDatabase'], resources: [this.database.attrArn] }));
+      },
+    };
   }
 
   /**
