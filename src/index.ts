@@ -19,3 +19,5 @@ export * from './api/platform-api';
 export * from './operations/monitoring';
 export * from './operations/feature-flags';
 export * from './core/safe-deployment';
+export * from './core/monitorable';
+export * from './core/health-probe';

@@ -10,6 +10,7 @@ import { acknowledgeScopedWildcards } from './core/nag';
 import { SafeDeployment, SafeDeploymentOptions } from './core/safe-deployment';
 import { PlatformStage } from './core/stage';
 import { HealthEnv } from './health/contract';
+import { addHealthProbe } from './health/health-check';
 import { HealthFunction } from './health/health-function';
 import { IngestionPipeline } from './ingestion/pipeline';
 import { IngestionOptions } from './ingestion/pipeline-props';
@@ -187,7 +188,9 @@ export class OnsDataPlatform extends Construct {
     this.healthFunction = health;
 
     if (props.safeDeployment?.enabled ?? true) {
-      this.safeDeployment = new SafeDeployment(this, 'SafeDeployment', { ...props.safeDeployment, stage: this.stage });
+      // Rollback alarms and monitoring alarm on the same thresholds: the stage's, then the monitoring's overrides.
+      const thresholds = this.stage.derive({ name: this.stage.name, alarmThresholds: props.monitoring?.thresholds });
+      this.safeDeployment = new SafeDeployment(this, 'SafeDeployment', { ...props.safeDeployment, stage: thresholds });
     }
 
     // The ledger first: the store's loader and the pipeline both record in it. Its table keeps the logical id it had
@@ -215,7 +218,7 @@ export class OnsDataPlatform extends Construct {
     });
 
     // The health check reaches every component with read-only calls.
-    this.timeSeries.configureHealthCheck(health);
+    addHealthProbe(health, HealthEnv.TIME_SERIES, this.timeSeries.healthProbe());
     health.addEnvironment(HealthEnv.KNOWLEDGE_BASE_ID, this.knowledgeBase.knowledgeBaseId);
     health.addToRolePolicy(new iam.PolicyStatement({ actions: ['bedrock:GetKnowledgeBase'], resources: [this.knowledgeBase.knowledgeBaseArn] }));
     health.addEnvironment(HealthEnv.LEDGER_TABLE, this.ledger.tableName);
@@ -245,7 +248,7 @@ export class OnsDataPlatform extends Construct {
     for (const fn of readers) {
       if (fn instanceof lambda.Function) this.featureFlags.bind(fn);
     }
-    this.featureFlags.configureHealthCheck(health);
+    addHealthProbe(health, HealthEnv.FLAGS, this.featureFlags.healthProbe());
 
     // Last, so the walk of the tree finds every part.
     this.monitoring = new PlatformMonitoring(this, 'Monitoring', {

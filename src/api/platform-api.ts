@@ -12,6 +12,7 @@ import { LedgerApiEnv } from './contract';
 import { LedgerFunction } from './ledger-function';
 import { REQUEST_MODELS, ROUTES, RouteTarget } from './routes';
 import { createPlatformFunction } from '../core/defaults';
+import { IMonitor, IMonitorable } from '../core/monitorable';
 import { acknowledgeScopedWildcards } from '../core/nag';
 import { applyDataRemovalPolicy } from '../core/removal';
 import { invokeTarget, SafeDeployment } from '../core/safe-deployment';
@@ -293,7 +294,7 @@ const GATEWAY_RESPONSES: Array<{ type: apigw.ResponseType; status?: string; code
  * });
  * api.addApiKey('Dashboard', { tier: ApiTier.PREMIUM });
  */
-export class PlatformApi extends Construct {
+export class PlatformApi extends Construct implements IMonitorable {
   /** The API Gateway REST API. */
   public readonly restApi: apigw.RestApi;
   /** The base URL, e.g. `https://abc123.execute-api.us-east-1.amazonaws.com/v1/`. */
@@ -457,6 +458,17 @@ export class PlatformApi extends Construct {
   /** Time from request to response, API Gateway included (p99 by default). */
   public metricLatency(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
     return this.stageMetric('Latency', { statistic: 'p99', ...props });
+  }
+
+  /** The REST API's 5XX and 4XX rates and p99 latency, from this stage's metrics. */
+  public addMonitoring(monitor: IMonitor): void {
+    const period = monitor.thresholds.period;
+    monitor.addRestApiAlarms(this.restApi, {
+      serverErrors: this.metricServerError({ period }),
+      clientErrors: this.metricClientError({ period }),
+      count: this.metricCount({ period }),
+      latency: this.metricLatency({ period }),
+    });
   }
 
   private stageMetric(metricName: string, props: cloudwatch.MetricOptions): cloudwatch.Metric {

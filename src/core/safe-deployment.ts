@@ -1,9 +1,11 @@
 import { Duration, Validations } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as codedeploy from 'aws-cdk-lib/aws-codedeploy';
+import * as events from 'aws-cdk-lib/aws-events';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
-import { PlatformStage } from './stage';
+import { AlarmSeverity, IMonitor, IMonitorable } from './monitorable';
+import { PlatformStage, resolveAlarmThresholds } from './stage';
 
 /**
  * Options of `SafeDeployment` (what `OnsDataPlatform` passes through).
@@ -36,7 +38,8 @@ export interface SafeDeploymentOptions {
   /**
    * Errors of the alias in one minute at or above which a deployment rolls back.
    *
-   * @default - the stage's `alarmThresholds.functionErrors` (DEV 5, STAGING 3, PROD 1)
+   * @default - the stage's `alarmThresholds.functionErrors` (DEV 5, STAGING 3, PROD 1); in `OnsDataPlatform`,
+   * its `monitoring.thresholds.functionErrors` when set
    */
   readonly rollbackErrors?: number;
 
@@ -44,7 +47,8 @@ export interface SafeDeploymentOptions {
    * p99 duration of the alias in one minute, as a percentage of the function's timeout, at or above
    * which a deployment rolls back.
    *
-   * @default - the stage's `alarmThresholds.functionDurationPercentOfTimeout` (DEV 90, STAGING 85, PROD 80)
+   * @default - the stage's `alarmThresholds.functionDurationPercentOfTimeout` (DEV 90, STAGING 85, PROD 80); in
+   * `OnsDataPlatform`, its `monitoring.thresholds.functionDurationPercentOfTimeout` when set
    */
   readonly rollbackLatencyPercentOfTimeout?: number;
 }
@@ -88,7 +92,7 @@ export interface PublishedFunction {
  * const deployment = new SafeDeployment(stack, 'Deployment', { stage: PlatformStage.PROD });
  * const live = deployment.publish(myFunction).alias;
  */
-export class SafeDeployment extends Construct {
+export class SafeDeployment extends Construct implements IMonitorable {
   /** The CodeDeploy application of every deployment group. */
   public readonly application: codedeploy.LambdaApplication;
   /** How traffic shifts. */
@@ -108,7 +112,7 @@ export class SafeDeployment extends Construct {
     if (!/^(?!^[0-9]+$)[a-zA-Z0-9-_]{1,128}$/.test(this.aliasName)) {
       throw new Error(`aliasName: expected 1 to 128 letters, digits, - or _, not only digits (a Lambda alias name), got '${this.aliasName}'`);
     }
-    const thresholds = props.stage.alarmThresholds;
+    const thresholds = resolveAlarmThresholds(props.stage);
     this.rollbackErrors = props.rollbackErrors ?? thresholds.functionErrors;
     if (!Number.isInteger(this.rollbackErrors) || this.rollbackErrors < 1) {
       throw new Error(`rollbackErrors: expected a positive integer, got ${this.rollbackErrors}`);
@@ -118,6 +122,24 @@ export class SafeDeployment extends Construct {
       throw new Error(`rollbackLatencyPercentOfTimeout: expected more than 0 and at most 100, got ${this.rollbackLatencyPercent}`);
     }
     this.application = new codedeploy.LambdaApplication(this, 'Application');
+  }
+
+  /** A deployment that fails (a rollback alarm fired, or it was stopped) is an event, not a metric: a warning. */
+  public addMonitoring(monitor: IMonitor): void {
+    const field = (path: string) => events.EventField.fromPath(path);
+    monitor.addEventNotification(this, 'FailedDeployments', {
+      severity: AlarmSeverity.WARNING,
+      description: `ONS data platform (${monitor.stageName}): failed or rolled-back function deployments`,
+      eventPattern: {
+        source: ['aws.codedeploy'],
+        detailType: ['CodeDeploy Deployment State-change Notification'],
+        detail: { state: ['FAILURE'], application: [this.application.applicationName] },
+      },
+      message: events.RuleTargetInput.fromText(
+        `[warning] ONS data platform (${monitor.stageName}): deployment ${field('$.detail.deploymentId')} of group ${field('$.detail.deploymentGroup')} `
+        + `failed at ${field('$.time')}; CodeDeploy rolled the alias back to the previous version. See the deployment's rollback alarms.`,
+      ),
+    });
   }
 
   /** Every function published so far. */

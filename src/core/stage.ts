@@ -105,6 +105,91 @@ export interface AlarmThresholds {
 }
 
 /**
+ * Changes to a stage's alarm thresholds (`PlatformStage.derive()`, `PlatformMonitoring`'s `thresholds`).
+ * Each field set replaces the stage's; unset fields keep the stage's value.
+ */
+export interface AlarmThresholdOverrides {
+  /** @default - the stage's `functionErrors` */
+  readonly functionErrors?: number;
+  /** @default - the stage's `functionDurationPercentOfTimeout` */
+  readonly functionDurationPercentOfTimeout?: number;
+  /** @default - the stage's `functionThrottles` */
+  readonly functionThrottles?: number;
+  /** @default - the stage's `apiServerErrorRatePercent` */
+  readonly apiServerErrorRatePercent?: number;
+  /** @default - the stage's `apiClientErrorRatePercent` */
+  readonly apiClientErrorRatePercent?: number;
+  /** @default - the stage's `apiLatencyP99` */
+  readonly apiLatencyP99?: Duration;
+  /** @default - the stage's `quarantinedFiles` */
+  readonly quarantinedFiles?: number;
+  /** @default - the stage's `recordsRejected` */
+  readonly recordsRejected?: number;
+  /** @default - the stage's `timeSeriesErrors` */
+  readonly timeSeriesErrors?: number;
+  /** @default - the stage's `storeUtilizationPercent` */
+  readonly storeUtilizationPercent?: number;
+  /** @default - the stage's `period` */
+  readonly period?: Duration;
+  /** @default - the stage's `evaluationPeriods` */
+  readonly evaluationPeriods?: number;
+  /** @default - the stage's `datapointsToAlarm` */
+  readonly datapointsToAlarm?: number;
+}
+
+/**
+ * Alarm thresholds in effect, every field set: the stage's, its `@default`s filled in, then the overrides
+ * (`resolveAlarmThresholds()`). What `PlatformMonitoring` and `SafeDeployment` alarm on; fields as in `AlarmThresholds`.
+ */
+export interface ResolvedAlarmThresholds {
+  /** See `AlarmThresholds.functionErrors`. */
+  readonly functionErrors: number;
+  /** See `AlarmThresholds.functionDurationPercentOfTimeout`. */
+  readonly functionDurationPercentOfTimeout: number;
+  /** See `AlarmThresholds.functionThrottles`. */
+  readonly functionThrottles: number;
+  /** See `AlarmThresholds.apiServerErrorRatePercent`. */
+  readonly apiServerErrorRatePercent: number;
+  /** See `AlarmThresholds.apiClientErrorRatePercent`. */
+  readonly apiClientErrorRatePercent: number;
+  /** See `AlarmThresholds.apiLatencyP99`. */
+  readonly apiLatencyP99: Duration;
+  /** See `AlarmThresholds.quarantinedFiles`. */
+  readonly quarantinedFiles: number;
+  /** See `AlarmThresholds.recordsRejected`. */
+  readonly recordsRejected: number;
+  /** See `AlarmThresholds.timeSeriesErrors`. */
+  readonly timeSeriesErrors: number;
+  /** See `AlarmThresholds.storeUtilizationPercent`. */
+  readonly storeUtilizationPercent: number;
+  /** See `AlarmThresholds.period`. */
+  readonly period: Duration;
+  /** See `AlarmThresholds.evaluationPeriods`. */
+  readonly evaluationPeriods: number;
+  /** See `AlarmThresholds.datapointsToAlarm`. */
+  readonly datapointsToAlarm: number;
+}
+
+/** The `@default`s of the optional fields of `AlarmThresholds`, for stages built with `custom()`. */
+const ALARM_THRESHOLD_DEFAULTS = {
+  apiClientErrorRatePercent: 25,
+  functionThrottles: 1,
+  recordsRejected: 100,
+  timeSeriesErrors: 1,
+  storeUtilizationPercent: 80,
+};
+
+/**
+ * The thresholds in effect: the stage's preset (its unset fields at their `@default`), then `overrides`,
+ * field by field, validated like a stage's. Monitoring and safe deployment both alarm on these.
+ * @internal
+ */
+export function resolveAlarmThresholds(stage: PlatformStage, overrides?: AlarmThresholdOverrides): ResolvedAlarmThresholds {
+  const merged = overrides ? stage.derive({ name: stage.name, alarmThresholds: overrides }).alarmThresholds : stage.alarmThresholds;
+  return { ...ALARM_THRESHOLD_DEFAULTS, ...merged };
+}
+
+/**
  * How long the time-series store keeps data in each tier.
  */
 export interface TimeSeriesRetention {
@@ -216,9 +301,11 @@ export interface PlatformStageOverrides {
   readonly tracing?: lambda.Tracing;
 
   /**
-   * @default - the base stage's value
+   * Alarm thresholds to change; unset fields keep the base stage's value.
+   *
+   * @default - the base stage's thresholds
    */
-  readonly alarmThresholds?: AlarmThresholds;
+  readonly alarmThresholds?: AlarmThresholdOverrides;
 
   /**
    * Retention of the time-series store.
@@ -413,7 +500,7 @@ export class PlatformStage {
       lifecycle: resolveLifecycle(this.lifecycle, overrides.lifecycle, `PlatformStage '${overrides.name}' lifecycle`),
       deploymentConfig: overrides.deploymentConfig ?? this.deploymentConfig,
       tracing: overrides.tracing ?? this.tracing,
-      alarmThresholds: overrides.alarmThresholds ?? this.alarmThresholds,
+      alarmThresholds: { ...this.alarmThresholds, ...definedFields(overrides.alarmThresholds) },
       timeSeriesRetention: overrides.timeSeriesRetention ?? this.timeSeriesRetention,
     });
   }
@@ -450,6 +537,11 @@ function validateStage(props: PlatformStageProps): void {
   if (r && (!Number.isInteger(r.magneticStoreDays) || r.magneticStoreDays < 1 || r.magneticStoreDays > 73000)) {
     throw new Error(`${where} timeSeriesRetention.magneticStoreDays: expected an integer from 1 to 73000, got ${r.magneticStoreDays}`);
   }
+}
+
+/** The fields of `overrides` that are set: an unset field keeps the base value. */
+function definedFields<T extends object>(overrides: T | undefined): Partial<T> {
+  return Object.fromEntries(Object.entries(overrides ?? {}).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 function positiveNumber(name: string, value: number): void {

@@ -1,3 +1,5 @@
+import { ComponentReport } from '../runtime/contract';
+
 /**
  * Environment variables of the health function, shared by the construct that sets them and the handler that reads them.
  * A component whose variable is unset is reported `notConfigured` and does not make the platform degraded.
@@ -9,13 +11,10 @@ export const HealthEnv = {
   /** Milliseconds each component check may take before it counts as down. */
   CHECK_TIMEOUT_MS: 'ONS_HEALTH_CHECK_TIMEOUT_MS',
   /**
-   * JSON object: how to reach the time-series store, by engine.
-   * `{ "engine": "timestream-liveanalytics", "database": "<name>" }`: DescribeDatabase.
-   * `{ "engine": "timestream-influxdb", "instanceId": "<id>" }`: GetDbInstance (control plane, outside the VPC), up when AVAILABLE.
+   * JSON object: the time-series store's probe configuration (`ITimeSeriesStore.healthProbe()`): `engine` names
+   * the engine's probe (timeseries/runtime/health.ts), the other fields are its parameters.
    */
   TIME_SERIES: 'ONS_HEALTH_TIME_SERIES',
-  /** Endpoint of the Timestream write API (tests, VPC endpoints); unset: the SDK's endpoint discovery. */
-  TIMESTREAM_ENDPOINT: 'ONS_HEALTH_TIMESTREAM_ENDPOINT',
   /** The Bedrock knowledge base id: GetKnowledgeBase, up when ACTIVE. */
   KNOWLEDGE_BASE_ID: 'ONS_HEALTH_KNOWLEDGE_BASE_ID',
   /** The ingestion ledger table: DescribeTable, up when ACTIVE or UPDATING (an updating table serves reads and writes). */
@@ -26,16 +25,6 @@ export const HealthEnv = {
 
 /** The components a health report lists, in order. @internal */
 export const HEALTH_COMPONENTS = ['lake', 'timeSeries', 'knowledgeBase', 'ledger', 'flags'] as const;
-
-/** @internal */
-export type ComponentStatus = 'up' | 'down' | 'notConfigured';
-
-/** @internal */
-export interface ComponentReport {
-  readonly status: ComponentStatus;
-  /** Classified reasons only (`not found`, `timed out`, `status CREATING`...), never exception text or resource names. */
-  readonly detail?: Record<string, string>;
-}
 
 /**
  * Body of a health response: `ok` (200) when every configured component is up, `degraded` (503) otherwise.

@@ -1,13 +1,14 @@
 import { BedrockAgentClient, GetKnowledgeBaseCommand } from '@aws-sdk/client-bedrock-agent';
 import { DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { HeadBucketCommand, S3Client } from '@aws-sdk/client-s3';
-import { GetDbInstanceCommand, TimestreamInfluxDBClient } from '@aws-sdk/client-timestream-influxdb';
-import { DescribeDatabaseCommand, TimestreamWriteClient } from '@aws-sdk/client-timestream-write';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
-import { ComponentReport, HEALTH_COMPONENTS, HealthEnv, HealthReport } from './contract';
+import { HEALTH_COMPONENTS, HealthEnv, HealthReport } from './contract';
+import { ComponentReport } from '../runtime/contract';
 import { fetchFlagsAt, InvalidFlagsError } from '../runtime/flags';
 import { logLine, requestIdOf, respond, startRequest } from '../runtime/http';
+import { describeError, Fail, failed, inState, misconfigured, once, parseObject } from '../runtime/probe';
 import { traced } from '../runtime/telemetry';
+import { TIME_SERIES_PROBES } from '../timeseries/runtime/health';
 
 /**
  * `GET /health`: whether each part of the platform is reachable, with read-only calls (no synthetic writes),
@@ -17,24 +18,11 @@ import { traced } from '../runtime/telemetry';
  */
 
 type Component = typeof HEALTH_COMPONENTS[number];
-/** Logs one failed check (its reason, and resource names the response leaves out). */
-type Fail = (reason: string, fields?: Record<string, unknown>) => void;
 type Check = (config: string, signal: AbortSignal, fail: Fail) => Promise<ComponentReport>;
 
-/** One client per service, created on first use and kept for the container's life. */
-function once<T>(create: () => T): () => T {
-  let value: T | undefined;
-  return () => (value ??= create());
-}
 const s3 = once(() => traced(new S3Client({})));
 const dynamodb = once(() => traced(new DynamoDBClient({})));
 const bedrockAgent = once(() => traced(new BedrockAgentClient({})));
-const influxControlPlane = once(() => traced(new TimestreamInfluxDBClient({})));
-// With an endpoint the SDK skips endpoint discovery (tests, VPC endpoints).
-const timestream = once(() => {
-  const endpoint = process.env[HealthEnv.TIMESTREAM_ENDPOINT];
-  return traced(new TimestreamWriteClient(endpoint ? { endpoint } : {}));
-});
 
 const CHECKS: Record<Component, { readonly variable: string; readonly check: Check }> = {
   lake: { variable: HealthEnv.LAKE_BUCKETS, check: checkLake },
@@ -85,39 +73,22 @@ async function checkLake(config: string, signal: AbortSignal, fail: Fail): Promi
 }
 
 /**
- * By engine: Timestream for LiveAnalytics is DescribeDatabase (timestream:DescribeDatabase, DescribeEndpoints); Timestream
- * for InfluxDB is the control plane's GetDbInstance (timestream-influxdb:GetDbInstance), so the check needs no VPC: up when
- * the instance is AVAILABLE, down with its status otherwise.
+ * The store's probe configuration names its engine, and the engine's probe (timeseries/runtime/health.ts) makes
+ * the call: this handler knows no engine. Down when the engine has no probe or a parameter of its probe is missing.
  */
 async function checkTimeSeries(config: string, signal: AbortSignal, fail: Fail): Promise<ComponentReport> {
-  const store = parseObject(config, (v) => typeof v.engine === 'string');
-  if (store?.engine === 'timestream-influxdb') return checkInfluxDb(store, signal, fail);
-  if (!store || typeof store.database !== 'string' || store.database.length === 0) {
-    return misconfigured(`${HealthEnv.TIME_SERIES} must be a JSON object with engine and database`, fail);
-  }
-  if (store.engine !== 'timestream-liveanalytics') {
-    fail('unsupported engine', { engine: store.engine });
+  const store = parseObject(config, (v) => typeof v.engine === 'string' && v.engine.length > 0);
+  if (!store) return misconfigured(`${HealthEnv.TIME_SERIES} must be a JSON object with an engine`, fail);
+  const engine = store.engine as string;
+  const probe = Object.prototype.hasOwnProperty.call(TIME_SERIES_PROBES, engine) ? TIME_SERIES_PROBES[engine] : undefined;
+  if (!probe) {
+    fail('unsupported engine', { engine });
     return { status: 'down', detail: { engine: 'unsupported' } };
   }
-  try {
-    await timestream().send(new DescribeDatabaseCommand({ DatabaseName: store.database }), { abortSignal: signal });
-    return { status: 'up' };
-  } catch (error) {
-    return failed(error, fail, { database: store.database });
+  if (!probe.parameters.every((p) => typeof store[p] === 'string' && (store[p] as string).length > 0)) {
+    return misconfigured(`${HealthEnv.TIME_SERIES} must be a JSON object with engine and ${probe.parameters.join(' and ')}`, fail);
   }
-}
-
-async function checkInfluxDb(store: Record<string, unknown>, signal: AbortSignal, fail: Fail): Promise<ComponentReport> {
-  const instanceId = store.instanceId;
-  if (typeof instanceId !== 'string' || instanceId.length === 0) {
-    return misconfigured(`${HealthEnv.TIME_SERIES} must be a JSON object with engine and instanceId`, fail);
-  }
-  try {
-    const instance = await influxControlPlane().send(new GetDbInstanceCommand({ identifier: instanceId }), { abortSignal: signal });
-    return inState(instance.status, ['AVAILABLE'], fail, { instanceId });
-  } catch (error) {
-    return failed(error, fail, { instanceId });
-  }
+  return probe.run(store as Record<string, string>, signal, fail);
 }
 
 /** GetKnowledgeBase (bedrock:GetKnowledgeBase): up when ACTIVE. */
@@ -167,48 +138,4 @@ async function checkFlags(config: string, signal: AbortSignal, fail: Fail): Prom
     // Powertools wraps the SDK's error in a GetParameterError: classify the SDK's.
     return failed((error as { cause?: unknown }).cause ?? error, fail, { application: location.application });
   }
-}
-
-function inState(status: string | undefined, upStates: readonly string[], fail: Fail, fields: Record<string, unknown>): ComponentReport {
-  if (status && upStates.includes(status)) return { status: 'up' };
-  const state = status ?? 'UNKNOWN';
-  fail(`status ${state}`, fields);
-  return { status: 'down', detail: { status: state } };
-}
-
-function failed(error: unknown, fail: Fail, fields: Record<string, unknown>): ComponentReport {
-  const reason = describeError(error);
-  fail(reason, { ...fields, errorType: (error as Error)?.name });
-  return { status: 'down', detail: { reason } };
-}
-
-function misconfigured(reason: string, fail: Fail): ComponentReport {
-  fail(reason);
-  return { status: 'down', detail: { configuration: reason } };
-}
-
-/** A JSON object that passes `valid`, or undefined. */
-function parseObject(config: string, valid: (value: Record<string, unknown>) => boolean): Record<string, unknown> | undefined {
-  try {
-    const parsed: unknown = JSON.parse(config);
-    if (parsed && typeof parsed === 'object' && !Array.isArray(parsed) && valid(parsed as Record<string, unknown>)) {
-      return parsed as Record<string, unknown>;
-    }
-  } catch {
-    // undefined below
-  }
-  return undefined;
-}
-
-const NOT_FOUND = new Set(['NotFound', 'NoSuchBucket', 'ResourceNotFoundException']);
-const ACCESS_DENIED = new Set(['AccessDenied', 'AccessDeniedException', 'Forbidden']);
-
-/** The classified reason of a failed call: never the exception's message, which may name the resource. */
-function describeError(error: unknown): string {
-  const e = error as { name?: string; $metadata?: { httpStatusCode?: number } } | undefined;
-  const status = e?.$metadata?.httpStatusCode;
-  if (status === 404 || NOT_FOUND.has(e?.name ?? '')) return 'not found';
-  if (status === 403 || ACCESS_DENIED.has(e?.name ?? '')) return 'access denied';
-  if (e?.name === 'TimeoutError' || e?.name === 'AbortError') return 'timed out';
-  return status ? `error ${status}` : `unreachable (${e?.name ?? 'unknown error'})`;
 }

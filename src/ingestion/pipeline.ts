@@ -19,6 +19,7 @@ import { ProcessFunction } from './process-function';
 import { QuarantineFunction } from './quarantine-function';
 import { RouteFunction } from './route-function';
 import { applyPlatformTags, createPlatformFunction } from '../core/defaults';
+import { IMonitor, IMonitorable } from '../core/monitorable';
 import { acknowledgeScopedWildcards } from '../core/nag';
 import { applyDataRemovalPolicy } from '../core/removal';
 import { invokeTarget, SafeDeployment } from '../core/safe-deployment';
@@ -62,7 +63,7 @@ const LOADER_NON_RETRYABLE = [LoadErrors.INVALID_INPUT, LoadErrors.NOTHING_WRITT
  * @example
  * const pipeline = new IngestionPipeline(stack, 'Ingestion', { stage: PlatformStage.DEV, dataLake: lake });
  */
-export class IngestionPipeline extends Construct {
+export class IngestionPipeline extends Construct implements IMonitorable {
   /** The ingestion state machine (one execution per uploaded object version). */
   public readonly stateMachine: sfn.StateMachine;
   /** Walks a raw-bucket prefix and runs the ingestion for each file. */
@@ -214,6 +215,15 @@ export class IngestionPipeline extends Construct {
     this.deadLetterQueue = deadLetterQueue;
     acknowledgeScopedWildcards(this);
   }
+
+  /** Every function of the pipeline and the time-series loader it invokes: an error there loses or quarantines a file. */
+  public get criticalFunctions(): lambda.IFunction[] | undefined {
+    const own = this.node.findAll().filter((c): c is lambda.Function => c instanceof lambda.Function);
+    return this.timeSeriesLoader ? [...own, this.timeSeriesLoader] : own;
+  }
+
+  /** Nothing of its own: its state machines, dead-letter queue, job queue and functions are watched as resources. */
+  public addMonitoring(_monitor: IMonitor): void {}
 
   /** Lets `grantee` start a backfill (and read its executions). */
   public grantStartBackfill(grantee: iam.IGrantable): iam.Grant {

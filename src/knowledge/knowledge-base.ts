@@ -19,6 +19,7 @@ import { QueryFunction } from './query-function';
 import { retryWhileIngestionJobRuns } from './sync-retry';
 import { VectorStore, VectorStoreConfig } from './vector-store';
 import { applyPlatformTags, createPlatformFunction } from '../core/defaults';
+import { AlarmSeverity, DashboardSection, IMonitor, IMonitorable } from '../core/monitorable';
 import { acknowledgeScopedWildcards } from '../core/nag';
 import { applyDataRemovalPolicy } from '../core/removal';
 import { PlatformStage } from '../core/stage';
@@ -148,7 +149,7 @@ export interface KnowledgeBaseProps extends KnowledgeBaseOptions {
  * @example
  * new KnowledgeBase(stack, 'Knowledge', { stage: PlatformStage.DEV, dataLake: lake });
  */
-export class KnowledgeBase extends Construct implements IKnowledgeBase {
+export class KnowledgeBase extends Construct implements IKnowledgeBase, IMonitorable {
   /**
    * A knowledge base that exists already (another stack, or made outside CDK), for an `IngestionPipeline` to sync:
    * `KnowledgeBase.fromKnowledgeBaseAttributes(this, 'Knowledge', { knowledgeBaseArn, documentsDataSourceId, cardsDataSourceId })`.
@@ -297,6 +298,23 @@ export class KnowledgeBase extends Construct implements IKnowledgeBase {
    */
   public metricDocumentsFailed(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
     return this.logMetric(KnowledgeBaseLogMetrics.DOCUMENTS_FAILED, props);
+  }
+
+  /** Failed ingestion jobs and documents, from the application logs (nothing to watch without them): warnings. */
+  public addMonitoring(monitor: IMonitor): void {
+    if (!this.applicationLogGroup) return;
+    const period = monitor.thresholds.period;
+    const jobs = this.metricIngestionJobsFailed({ period });
+    const documents = this.metricDocumentsFailed({ period });
+    // One failure is worth a look: one datapoint is enough.
+    const any = { severity: AlarmSeverity.WARNING, threshold: 1, evaluationPeriods: 1, datapointsToAlarm: 1 };
+    monitor.addAlarm(this, 'IngestionJobsFailed', {
+      ...any, metric: jobs, description: `Knowledge base ${this.node.path}: an ingestion job failed (its application logs say why)`,
+    });
+    monitor.addAlarm(this, 'DocumentsFailed', {
+      ...any, metric: documents, description: `Knowledge base ${this.node.path}: a document failed to ingest (its application logs name it and say why)`,
+    });
+    monitor.addWidgets(DashboardSection.PIPELINE, new cloudwatch.GraphWidget({ title: 'Knowledge base: failed ingestion jobs and documents', left: [jobs, documents], width: 12 }));
   }
 
   private logMetric(metricName: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {

@@ -5,9 +5,9 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
+import { IHealthProbe } from '../core/health-probe';
 import { acknowledgeScopedWildcards } from '../core/nag';
 import { PlatformStage } from '../core/stage';
-import { HealthEnv } from '../health/contract';
 import { FeatureFlag, FlagsEnv } from '../runtime/contract';
 
 /**
@@ -195,17 +195,14 @@ export class FeatureFlags extends Construct {
   }
 
   /**
-   * Makes `healthFunction` check the flags (`GET /health` component `flags`): where they are, and the
-   * read permissions.
+   * How the health check reads the flags (`GET /health` component `flags`): where they are, and the read
+   * permissions. Up when the profile holds every flag.
    */
-  public configureHealthCheck(healthFunction: lambda.Function): void {
-    healthFunction.addEnvironment(HealthEnv.FLAGS, Stack.of(this).toJsonString({
-      application: this.application.applicationId,
-      environment: this.environmentName,
-      profile: this.configuration.configurationProfileId,
-    }));
-    this.grantRead(healthFunction);
-    if (healthFunction.role) acknowledgeScopedWildcards(healthFunction.role);
+  public healthProbe(): IHealthProbe {
+    return {
+      config: { application: this.application.applicationId, environment: this.environmentName, profile: this.configuration.configurationProfileId },
+      grant: (grantee) => this.grantRead(grantee),
+    };
   }
 
   /**

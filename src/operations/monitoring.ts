@@ -14,46 +14,11 @@ import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct, IConstruct } from 'constructs';
-import { PlatformApi } from '../api/platform-api';
-import { SafeDeployment } from '../core/safe-deployment';
-import { AlarmThresholds, PlatformStage } from '../core/stage';
-import { IngestionPipeline } from '../ingestion/pipeline';
-import { KnowledgeBase } from '../knowledge/knowledge-base';
+import {
+  AlarmSeverity, DashboardSection, IMonitor, isMonitorable, MonitorAlarmOptions, MonitorEventOptions, RestApiMetrics,
+} from '../core/monitorable';
+import { AlarmThresholdOverrides, PlatformStage, ResolvedAlarmThresholds, resolveAlarmThresholds } from '../core/stage';
 import { OPERATION_DIMENSION, PlatformMetricDefinition, PlatformMetrics, metricsNamespace } from '../runtime/contract';
-import { InfluxDbStore } from '../timeseries/influxdb-store';
-import { TimestreamStore } from '../timeseries/timestream-store';
-
-/**
- * Changes to the stage's alarm thresholds for one `PlatformMonitoring`. Unset fields keep the stage's value.
- */
-export interface AlarmThresholdOverrides {
-  /** @default - the stage's `functionErrors` */
-  readonly functionErrors?: number;
-  /** @default - the stage's `functionDurationPercentOfTimeout` */
-  readonly functionDurationPercentOfTimeout?: number;
-  /** @default - the stage's `functionThrottles`, or 1 */
-  readonly functionThrottles?: number;
-  /** @default - the stage's `apiServerErrorRatePercent` */
-  readonly apiServerErrorRatePercent?: number;
-  /** @default - the stage's `apiClientErrorRatePercent`, or 25 */
-  readonly apiClientErrorRatePercent?: number;
-  /** @default - the stage's `apiLatencyP99` */
-  readonly apiLatencyP99?: Duration;
-  /** @default - the stage's `quarantinedFiles` */
-  readonly quarantinedFiles?: number;
-  /** @default - the stage's `recordsRejected`, or 100 */
-  readonly recordsRejected?: number;
-  /** @default - the stage's `timeSeriesErrors`, or 1 */
-  readonly timeSeriesErrors?: number;
-  /** @default - the stage's `storeUtilizationPercent`, or 80 */
-  readonly storeUtilizationPercent?: number;
-  /** @default - the stage's `period` */
-  readonly period?: Duration;
-  /** @default - the stage's `evaluationPeriods` */
-  readonly evaluationPeriods?: number;
-  /** @default - the stage's `datapointsToAlarm` */
-  readonly datapointsToAlarm?: number;
-}
 
 /**
  * Options of the platform's monitoring (`OnsDataPlatform`'s `monitoring` prop).
@@ -79,7 +44,8 @@ export interface PlatformMonitoringOptions {
   readonly monthlyBudgetUsd?: number;
 
   /**
-   * Thresholds that replace the stage's, per alarm family.
+   * Thresholds that replace the stage's, field by field. In `OnsDataPlatform` they apply to the rollback
+   * alarms of its `SafeDeployment` too (`functionErrors`, `functionDurationPercentOfTimeout`).
    *
    * @default - the stage's `alarmThresholds`
    */
@@ -103,24 +69,16 @@ export interface PlatformMonitoringProps extends PlatformMonitoringOptions {
 
   /**
    * The construct whose resources get alarms: every Lambda function, state machine, SQS queue,
-   * REST API, Batch job queue and Timestream store under it. Call `watch()` for more.
+   * REST API and Batch job queue under it, and every construct that says what to watch in it
+   * (`IMonitorable`: the stores, the knowledge base, the API, safe deployment). Call `watch()` for more.
    *
    * @default - the scope the monitoring is created in
    */
   readonly watch?: IConstruct;
 }
 
-/** Severity of an alarm: which topic it notifies. */
-type Severity = 'critical' | 'warning';
-
 /** What one alarm says; periods default to the thresholds'. */
 type AlarmOptions = Omit<cloudwatch.CreateAlarmOptions, 'evaluationPeriods'> & { readonly evaluationPeriods?: number; readonly metric: cloudwatch.IMetric };
-
-/** Every field of the thresholds, resolved. */
-type Thresholds = Required<AlarmThresholds>;
-
-/** Timestream operations the platform calls: the loader writes, the query handler reads. */
-const TIMESTREAM_OPERATIONS = ['WriteRecords', 'Query'];
 
 /** Values of the `operation` dimension of `QueryLatency`: operationIds of the query routes (src/api/routes.ts). */
 const QUERY_OPERATIONS = ['getTimeSeries', 'query'];
@@ -132,14 +90,16 @@ const QUERY_OPERATIONS = ['getTimeSeries', 'query'];
  * construction: every Lambda function (errors, throttles, p99 duration near its timeout), every
  * Step Functions state machine (failed, timed-out and throttled executions), every SQS queue
  * (messages visible: the platform's queues are dead-letter queues), every REST API (5XX and 4XX
- * rates, p99 latency), every Timestream store (system and user errors per operation), every Batch
- * job queue (an EventBridge rule on failed jobs), and the platform's custom metrics (quarantined
- * files, rejected rows and records, query latency per operation).
+ * rates, p99 latency), every Batch job queue (an EventBridge rule on failed jobs), and the platform's
+ * custom metrics (quarantined files, rejected rows and records, query latency per operation). Every
+ * `IMonitorable` construct adds its own alarms from its `metric*()` methods (the time-series stores,
+ * the knowledge base, the API, failed deployments of `SafeDeployment`), so monitoring knows no area.
  *
  * Severity: **critical** for API 5XX rate, state machine failures and time-outs, dead-letter
- * messages, and errors of functions of the ingestion pipeline; **warning** for everything else.
+ * messages, and errors of the functions an `IMonitorable` names critical (the ingestion pipeline's);
+ * **warning** for everything else.
  */
-export class PlatformMonitoring extends Construct {
+export class PlatformMonitoring extends Construct implements IMonitor {
   /** Alarms that need action now. */
   public readonly criticalTopic: sns.Topic;
   /** Alarms to look at during working hours; failed Batch jobs. */
@@ -149,27 +109,28 @@ export class PlatformMonitoring extends Construct {
   /** The monthly cost budget (absent without `monthlyBudgetUsd`). */
   public readonly budget?: budgets.CfnBudget;
 
-  private readonly stage: PlatformStage;
-  private readonly thresholds: Thresholds;
+  /** Name of the stage. */
+  public readonly stageName: string;
+  /** The thresholds in effect: the stage's, then `thresholds`. */
+  public readonly thresholds: ResolvedAlarmThresholds;
+
   private readonly created: cloudwatch.Alarm[] = [];
   private readonly critical: cloudwatch.Alarm[] = [];
   private anyCritical?: cloudwatch.CompositeAlarm;
   private readonly watched = new Set<IConstruct>();
-  private readonly ingestionFunctions = new Set<IConstruct>();
-  private readonly apiWidgets: cloudwatch.IWidget[] = [];
-  private readonly pipelineWidgets: cloudwatch.IWidget[] = [];
-  private readonly functionWidgets: cloudwatch.IWidget[] = [];
-  private readonly storeWidgets: cloudwatch.IWidget[] = [];
+  private readonly criticalFunctions = new Set<IConstruct>();
+  /** Widgets not yet on the dashboard, by section, in the dashboard's order. */
+  private readonly widgets = new Map<DashboardSection, cloudwatch.IWidget[]>(Object.values(DashboardSection).map((s) => [s, []]));
   private dashboardFilled = false;
 
   constructor(scope: Construct, id: string, props: PlatformMonitoringProps) {
     super(scope, id);
-    this.stage = props.stage;
-    this.thresholds = resolveThresholds(props.stage, props.thresholds);
+    this.stageName = props.stage.name;
+    this.thresholds = resolveAlarmThresholds(props.stage, props.thresholds);
     const stack = Stack.of(this);
 
-    this.criticalTopic = this.newTopic('CriticalTopic', 'critical', props);
-    this.warningTopic = this.newTopic('WarningTopic', 'warning', props);
+    this.criticalTopic = this.newTopic('CriticalTopic', AlarmSeverity.CRITICAL, props);
+    this.warningTopic = this.newTopic('WarningTopic', AlarmSeverity.WARNING, props);
     // CloudWatch alarms, EventBridge (failed Batch jobs) and AWS Budgets publish to topics encrypted
     // with this key: each service needs to create data keys with it.
     for (const service of ['cloudwatch', 'events', ...(props.monthlyBudgetUsd !== undefined ? ['budgets'] : [])]) {
@@ -204,7 +165,7 @@ export class PlatformMonitoring extends Construct {
    */
   public anyCriticalAlarm(): cloudwatch.IAlarm {
     this.anyCritical ??= new cloudwatch.CompositeAlarm(this, 'AnyCritical', {
-      alarmDescription: `[critical] ONS data platform (${this.stage.name}): any critical alarm`,
+      alarmDescription: `[critical] ONS data platform (${this.stageName}): any critical alarm`,
       // The rule is rendered at synthesis, so critical alarms created after this call are in it.
       alarmRule: cloudwatch.AlarmRule.fromString(Lazy.string({
         produce: () => this.critical.map((a) => cloudwatch.AlarmRule.fromAlarm(a, cloudwatch.AlarmState.ALARM).renderAlarmRule()).join(' OR '),
@@ -215,26 +176,20 @@ export class PlatformMonitoring extends Construct {
 
   /**
    * Creates the alarms of every resource under `scope` that has none yet (functions, state
-   * machines, queues, REST APIs, Batch job queues, Timestream stores).
+   * machines, queues, REST APIs, Batch job queues, and every `IMonitorable`).
    */
   public watch(scope: IConstruct): void {
     const all = scope.node.findAll().filter((c) => !c.node.path.startsWith(this.node.path));
-    for (const pipeline of all.filter((c): c is IngestionPipeline => c instanceof IngestionPipeline)) {
-      for (const c of pipeline.node.findAll()) this.ingestionFunctions.add(c);
-      if (pipeline.timeSeriesLoader) this.ingestionFunctions.add(pipeline.timeSeriesLoader);
-    }
-    const platformApis = all.filter((c): c is PlatformApi => c instanceof PlatformApi);
+    // Before any alarm: a function's severity depends on who names it critical.
+    for (const c of all.filter(isMonitorable)) for (const fn of c.criticalFunctions ?? []) this.criticalFunctions.add(fn);
     for (const c of all) {
       if (this.watched.has(c)) continue;
       if (c instanceof lambda.Function) this.watchFunction(c);
       else if (c instanceof sfn.StateMachine) this.watchStateMachine(c);
       else if (c instanceof sqs.Queue) this.watchQueue(c);
-      else if (c instanceof apigw.RestApi) this.watchApi(c, platformApis.find((a) => a.restApi === c));
+      else if (c instanceof apigw.RestApi) this.watchApi(c, this.stageMetrics(c));
       else if (c instanceof batch.JobQueue) this.watchJobQueue(c);
-      else if (c instanceof TimestreamStore) this.watchTimestream(c);
-      else if (c instanceof InfluxDbStore) this.watchInfluxDb(c);
-      else if (c instanceof SafeDeployment) this.watchDeployments(c);
-      else if (c instanceof KnowledgeBase && c.applicationLogGroup) this.watchKnowledgeBase(c);
+      else if (isMonitorable(c)) c.addMonitoring(this);
       else continue;
       this.watched.add(c);
     }
@@ -242,7 +197,31 @@ export class PlatformMonitoring extends Construct {
     if (this.dashboardFilled) this.addSections();
   }
 
-  private newTopic(id: string, severity: Severity, props: PlatformMonitoringProps): sns.Topic {
+  public addAlarm(resource: IConstruct, id: string, options: MonitorAlarmOptions): cloudwatch.IAlarm {
+    const { severity, description, ...rest } = options;
+    return this.alarm(resource, id, severity, { ...rest, alarmDescription: description });
+  }
+
+  public addEventNotification(resource: IConstruct, id: string, options: MonitorEventOptions): events.IRule {
+    const rule = new events.Rule(this.scopeFor(resource), id, { description: options.description, eventPattern: options.eventPattern });
+    rule.addTarget(new targets.SnsTopic(this.topic(options.severity), { message: options.message }));
+    return rule;
+  }
+
+  public addWidgets(section: DashboardSection, ...widgets: cloudwatch.IWidget[]): void {
+    this.widgets.get(section)!.push(...widgets);
+  }
+
+  public addRestApiAlarms(restApi: apigw.IRestApi, metrics: RestApiMetrics): void {
+    this.watched.add(restApi);
+    this.watchApi(restApi, metrics);
+  }
+
+  private topic(severity: AlarmSeverity): sns.ITopic {
+    return severity === AlarmSeverity.CRITICAL ? this.criticalTopic : this.warningTopic;
+  }
+
+  private newTopic(id: string, severity: AlarmSeverity, props: PlatformMonitoringProps): sns.Topic {
     const topic = new sns.Topic(this, id, {
       displayName: `ONS data platform (${props.stage.name}): ${severity} alarms`,
       masterKey: props.encryptionKey,
@@ -285,7 +264,7 @@ export class PlatformMonitoring extends Construct {
     ];
     const budget = new budgets.CfnBudget(this, 'MonthlyBudget', {
       budget: {
-        budgetName: `ons-data-platform-${this.stage.name}-${stack.stackName}`.slice(0, 100),
+        budgetName: `ons-data-platform-${this.stageName}-${stack.stackName}`.slice(0, 100),
         budgetType: 'COST',
         timeUnit: 'MONTHLY',
         budgetLimit: { amount, unit: 'USD' },
@@ -306,7 +285,7 @@ export class PlatformMonitoring extends Construct {
    * above the threshold, and missing data never breaches: every metric watched here is published only when
    * something happens, so no data means nothing happened, and an idle platform must not sit in ALARM.
    */
-  private alarm(scope: IConstruct, id: string, severity: Severity, props: AlarmOptions): cloudwatch.Alarm {
+  private alarm(scope: IConstruct, id: string, severity: AlarmSeverity, props: AlarmOptions): cloudwatch.Alarm {
     const owner = scope === this ? this : this.scopeFor(scope);
     const alarm = new cloudwatch.Alarm(owner, id, {
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
@@ -316,11 +295,11 @@ export class PlatformMonitoring extends Construct {
       datapointsToAlarm: props.datapointsToAlarm ?? this.thresholds.datapointsToAlarm,
       alarmDescription: `[${severity}] ${props.alarmDescription}`,
     });
-    const topic = severity === 'critical' ? this.criticalTopic : this.warningTopic;
+    const topic = this.topic(severity);
     alarm.addAlarmAction(new actions.SnsAction(topic));
     alarm.addOkAction(new actions.SnsAction(topic));
     this.created.push(alarm);
-    if (severity === 'critical') this.critical.push(alarm);
+    if (severity === AlarmSeverity.CRITICAL) this.critical.push(alarm);
     return alarm;
   }
 
@@ -334,27 +313,27 @@ export class PlatformMonitoring extends Construct {
     const t = this.thresholds;
     const period = t.period;
     const name = fn.node.path;
-    const ingestion = this.ingestionFunctions.has(fn);
+    const critical = this.criticalFunctions.has(fn);
     // Errors, throttles and duration: no data means no invocation, which is healthy, so missing data
     // never breaches (an idle function would otherwise stay in ALARM or INSUFFICIENT_DATA).
-    this.alarm(fn, 'Errors', ingestion ? 'critical' : 'warning', {
+    this.alarm(fn, 'Errors', critical ? AlarmSeverity.CRITICAL : AlarmSeverity.WARNING, {
       metric: fn.metricErrors({ period, statistic: 'Sum' }),
       threshold: t.functionErrors,
       alarmDescription: `Lambda ${name}: ${t.functionErrors} or more errors in ${period.toHumanString()}`,
     });
-    this.alarm(fn, 'Throttles', 'warning', {
+    this.alarm(fn, 'Throttles', AlarmSeverity.WARNING, {
       metric: fn.metricThrottles({ period, statistic: 'Sum' }),
       threshold: t.functionThrottles,
       alarmDescription: `Lambda ${name}: ${t.functionThrottles} or more throttled invocations in ${period.toHumanString()}`,
     });
     const timeout = fn.timeout ?? Duration.seconds(3);
     const limit = Math.round(timeout.toMilliseconds() * t.functionDurationPercentOfTimeout / 100);
-    this.alarm(fn, 'Duration', 'warning', {
+    this.alarm(fn, 'Duration', AlarmSeverity.WARNING, {
       metric: fn.metricDuration({ period, statistic: 'p99' }),
       threshold: limit,
       alarmDescription: `Lambda ${name}: p99 duration at or above ${t.functionDurationPercentOfTimeout}% of its ${timeout.toHumanString()} timeout (${limit} ms)`,
     });
-    this.functionWidgets.push(new cloudwatch.GraphWidget({
+    this.addWidgets(DashboardSection.FUNCTIONS, new cloudwatch.GraphWidget({
       title: `λ ${fn.node.path.split('/').slice(-2).join('/')}`,
       left: [fn.metricInvocations({ period }), fn.metricErrors({ period }), fn.metricThrottles({ period })],
       right: [fn.metricDuration({ period, statistic: 'p99' })],
@@ -372,16 +351,16 @@ export class PlatformMonitoring extends Construct {
       evaluationPeriods: 1,
       datapointsToAlarm: 1,
     };
-    this.alarm(machine, 'ExecutionsFailed', 'critical', {
+    this.alarm(machine, 'ExecutionsFailed', AlarmSeverity.CRITICAL, {
       ...any, metric: machine.metricFailed({ period, statistic: 'Sum' }), alarmDescription: `State machine ${name}: an execution failed`,
     });
-    this.alarm(machine, 'ExecutionsTimedOut', 'critical', {
+    this.alarm(machine, 'ExecutionsTimedOut', AlarmSeverity.CRITICAL, {
       ...any, metric: machine.metricTimedOut({ period, statistic: 'Sum' }), alarmDescription: `State machine ${name}: an execution timed out`,
     });
-    this.alarm(machine, 'ExecutionThrottled', 'warning', {
+    this.alarm(machine, 'ExecutionThrottled', AlarmSeverity.WARNING, {
       ...any, metric: machine.metricThrottled({ period, statistic: 'Sum' }), alarmDescription: `State machine ${name}: executions were throttled`,
     });
-    this.pipelineWidgets.push(new cloudwatch.GraphWidget({
+    this.addWidgets(DashboardSection.PIPELINE, new cloudwatch.GraphWidget({
       title: `Executions: ${machine.node.path.split('/').slice(-2).join('/')}`,
       left: [machine.metricStarted({ period }), machine.metricSucceeded({ period }), machine.metricFailed({ period }),
         machine.metricTimedOut({ period })],
@@ -394,7 +373,7 @@ export class PlatformMonitoring extends Construct {
     // The platform's queues are dead-letter queues: one message is a lost event. The metric is
     // reported every minute even when the queue is empty; missing data (no report) is not a breach.
     const metric = queue.metricApproximateNumberOfMessagesVisible({ period, statistic: 'Maximum' });
-    this.alarm(queue, 'MessagesVisible', 'critical', {
+    this.alarm(queue, 'MessagesVisible', AlarmSeverity.CRITICAL, {
       metric,
       threshold: 0,
       evaluationPeriods: 1,
@@ -402,20 +381,25 @@ export class PlatformMonitoring extends Construct {
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
       alarmDescription: `Queue ${queue.node.path}: messages in a dead-letter queue (events that could not be delivered)`,
     });
-    this.pipelineWidgets.push(new cloudwatch.GraphWidget({ title: `Dead letters: ${queue.node.path.split('/').slice(-2).join('/')}`, left: [metric], width: 12 }));
+    this.addWidgets(DashboardSection.PIPELINE, new cloudwatch.GraphWidget({ title: `Dead letters: ${queue.node.path.split('/').slice(-2).join('/')}`, left: [metric], width: 12 }));
   }
 
-  private watchApi(api: apigw.RestApi, platformApi: PlatformApi | undefined): void {
+  /** Metrics of the deployment stage of a REST API that says nothing about itself. */
+  private stageMetrics(api: apigw.RestApi): RestApiMetrics {
+    const metric = (metricName: string, statistic: string): cloudwatch.Metric => new cloudwatch.Metric({
+      namespace: 'AWS/ApiGateway',
+      metricName,
+      statistic,
+      period: this.thresholds.period,
+      dimensionsMap: { ApiName: api.restApiName, Stage: api.deploymentStage.stageName },
+    });
+    return { serverErrors: metric('5XXError', 'Sum'), clientErrors: metric('4XXError', 'Sum'), count: metric('Count', 'SampleCount'), latency: metric('Latency', 'p99') };
+  }
+
+  private watchApi(api: apigw.IRestApi, metrics: RestApiMetrics): void {
     const t = this.thresholds;
     const period = t.period;
-    const stageName = platformApi?.stageName ?? api.deploymentStage.stageName;
-    const metric = (metricName: string, statistic: string): cloudwatch.Metric => new cloudwatch.Metric({
-      namespace: 'AWS/ApiGateway', metricName, statistic, period, dimensionsMap: { ApiName: api.restApiName, Stage: stageName },
-    });
-    const serverErrors = platformApi?.metricServerError({ period }) ?? metric('5XXError', 'Sum');
-    const clientErrors = platformApi?.metricClientError({ period }) ?? metric('4XXError', 'Sum');
-    const count = platformApi?.metricCount({ period }) ?? metric('Count', 'SampleCount');
-    const latency = platformApi?.metricLatency({ period }) ?? metric('Latency', 'p99');
+    const { serverErrors, clientErrors, count, latency } = metrics;
     const rate = (errors: cloudwatch.IMetric, kind: 'server' | 'client', label: string): cloudwatch.MathExpression => new cloudwatch.MathExpression({
       // No request in a period gives no datapoint (not a division by zero).
       expression: `100 * FILL(${kind}Errors, 0) / requests`,
@@ -425,22 +409,22 @@ export class PlatformMonitoring extends Construct {
     });
     const name = api.restApiName;
     // Rates and latency: no data means no request, which is healthy, so missing data never breaches.
-    this.alarm(api, 'ServerErrorRate', 'critical', {
+    this.alarm(api, 'ServerErrorRate', AlarmSeverity.CRITICAL, {
       metric: rate(serverErrors, 'server', '5XX %'),
       threshold: t.apiServerErrorRatePercent,
       alarmDescription: `API ${name}: ${t.apiServerErrorRatePercent}% or more of requests answered with a 5XX`,
     });
-    this.alarm(api, 'ClientErrorRate', 'warning', {
+    this.alarm(api, 'ClientErrorRate', AlarmSeverity.WARNING, {
       metric: rate(clientErrors, 'client', '4XX %'),
       threshold: t.apiClientErrorRatePercent,
       alarmDescription: `API ${name}: ${t.apiClientErrorRatePercent}% or more of requests answered with a 4XX`,
     });
-    this.alarm(api, 'LatencyP99', 'warning', {
+    this.alarm(api, 'LatencyP99', AlarmSeverity.WARNING, {
       metric: latency,
       threshold: t.apiLatencyP99.toMilliseconds(),
       alarmDescription: `API ${name}: p99 latency at or above ${t.apiLatencyP99.toHumanString()}`,
     });
-    this.apiWidgets.push(
+    this.addWidgets(DashboardSection.API,
       new cloudwatch.GraphWidget({ title: `API ${name}: requests and errors`, left: [count, serverErrors, clientErrors], width: 8 }),
       new cloudwatch.GraphWidget({ title: `API ${name}: error rates (%)`, left: [rate(serverErrors, 'server', '5XX %'), rate(clientErrors, 'client', '4XX %')], width: 8 }),
       new cloudwatch.GraphWidget({ title: `API ${name}: p99 latency`, left: [latency], width: 8 }),
@@ -449,109 +433,24 @@ export class PlatformMonitoring extends Construct {
 
   private watchJobQueue(queue: batch.JobQueue): void {
     // Batch reports failed jobs as events, not metrics: an EventBridge rule forwards them, readable.
-    const rule = new events.Rule(this.scopeFor(queue), 'FailedJobs', {
-      description: `ONS data platform (${this.stage.name}): failed jobs of ${queue.node.path}`,
+    const field = (path: string) => events.EventField.fromPath(path);
+    this.addEventNotification(queue, 'FailedJobs', {
+      severity: AlarmSeverity.WARNING,
+      description: `ONS data platform (${this.stageName}): failed jobs of ${queue.node.path}`,
       eventPattern: {
         source: ['aws.batch'],
         detailType: ['Batch Job State Change'],
         detail: { status: ['FAILED'], jobQueue: [queue.jobQueueArn] },
       },
-    });
-    const field = (path: string) => events.EventField.fromPath(path);
-    rule.addTarget(new targets.SnsTopic(this.warningTopic, {
       message: events.RuleTargetInput.fromText(
-        `[warning] ONS data platform (${this.stage.name}): Batch job ${field('$.detail.jobName')} (${field('$.detail.jobId')}) failed at ${field('$.time')}: ${field('$.detail.statusReason')}. Queue: ${field('$.detail.jobQueue')}.`,
+        `[warning] ONS data platform (${this.stageName}): Batch job ${field('$.detail.jobName')} (${field('$.detail.jobId')}) failed at ${field('$.time')}: ${field('$.detail.statusReason')}. Queue: ${field('$.detail.jobQueue')}.`,
       ),
-    }));
-  }
-
-  private watchDeployments(deployment: SafeDeployment): void {
-    // A deployment that fails (a rollback alarm fired, or it was stopped) is an event, not a metric.
-    const rule = new events.Rule(this.scopeFor(deployment), 'FailedDeployments', {
-      description: `ONS data platform (${this.stage.name}): failed or rolled-back function deployments`,
-      eventPattern: {
-        source: ['aws.codedeploy'],
-        detailType: ['CodeDeploy Deployment State-change Notification'],
-        detail: { state: ['FAILURE'], application: [deployment.application.applicationName] },
-      },
     });
-    const field = (path: string) => events.EventField.fromPath(path);
-    rule.addTarget(new targets.SnsTopic(this.warningTopic, {
-      message: events.RuleTargetInput.fromText(
-        `[warning] ONS data platform (${this.stage.name}): deployment ${field('$.detail.deploymentId')} of group ${field('$.detail.deploymentGroup')} `
-        + `failed at ${field('$.time')}; CodeDeploy rolled the alias back to the previous version. See the deployment's rollback alarms.`,
-      ),
-    }));
-  }
-
-  private watchKnowledgeBase(kb: KnowledgeBase): void {
-    const period = this.thresholds.period;
-    // From the application logs' metric filters: a job or a document that failed after its sync started.
-    const jobs = kb.metricIngestionJobsFailed({ period });
-    const documents = kb.metricDocumentsFailed({ period });
-    this.alarm(kb, 'IngestionJobsFailed', 'warning', {
-      metric: jobs,
-      threshold: 1,
-      evaluationPeriods: 1,
-      datapointsToAlarm: 1,
-      alarmDescription: `Knowledge base ${kb.node.path}: an ingestion job failed (its application logs say why)`,
-    });
-    this.alarm(kb, 'DocumentsFailed', 'warning', {
-      metric: documents,
-      threshold: 1,
-      evaluationPeriods: 1,
-      datapointsToAlarm: 1,
-      alarmDescription: `Knowledge base ${kb.node.path}: a document failed to ingest (its application logs name it and say why)`,
-    });
-    this.pipelineWidgets.push(new cloudwatch.GraphWidget({ title: 'Knowledge base: failed ingestion jobs and documents', left: [jobs, documents], width: 12 }));
-  }
-
-  private watchInfluxDb(store: InfluxDbStore): void {
-    const t = this.thresholds;
-    const period = t.period;
-    const limit = t.storeUtilizationPercent;
-    const families: Array<[string, cloudwatch.Metric, Severity, string]> = [
-      ['CpuUtilization', store.metricCpuUtilization({ period }), 'warning', 'CPU'],
-      ['MemoryUtilization', store.metricMemoryUtilization({ period }), 'warning', 'memory'],
-      // A full disk stops every write: critical.
-      ['DiskUtilization', store.metricDiskUtilization({ period, statistic: 'Maximum' }), 'critical', 'disk'],
-    ];
-    for (const [id, metric, severity, what] of families) {
-      this.alarm(store, id, severity, {
-        metric,
-        threshold: limit,
-        alarmDescription: `Timestream for InfluxDB ${store.instanceName}: ${what} utilization at or above ${limit}% over ${period.toHumanString()}`,
-      });
-    }
-    this.storeWidgets.push(new cloudwatch.GraphWidget({
-      title: 'Timestream for InfluxDB: CPU, memory and disk (%)', left: families.map(([, m]) => m), right: [store.metricWriteOpsPerSec({ period })], width: 12,
-    }));
-  }
-
-  private watchTimestream(store: TimestreamStore): void {
-    const t = this.thresholds;
-    const period = t.period;
-    // AWS/Timestream publishes SystemErrors and UserErrors with the Operation dimension only (not per
-    // database or table): these alarms watch the account's calls of each operation in the region.
-    // No data means no error; missing data never breaches.
-    const metrics: cloudwatch.IMetric[] = [];
-    for (const operation of TIMESTREAM_OPERATIONS) {
-      for (const metricName of ['SystemErrors', 'UserErrors']) {
-        const metric = new cloudwatch.Metric({ namespace: 'AWS/Timestream', metricName, dimensionsMap: { Operation: operation }, statistic: 'Sum', period });
-        metrics.push(metric);
-        this.alarm(store, `${metricName}-${operation}`, 'warning', {
-          metric,
-          threshold: t.timeSeriesErrors,
-          alarmDescription: `Timestream ${operation}: ${t.timeSeriesErrors} or more ${metricName} in ${period.toHumanString()}`,
-        });
-      }
-    }
-    this.storeWidgets.push(new cloudwatch.GraphWidget({ title: 'Timestream errors by operation', left: metrics, width: 12 }));
   }
 
   private customMetric(definition: PlatformMetricDefinition, statistic: string, extra: Record<string, string> = {}): cloudwatch.Metric {
     return new cloudwatch.Metric({
-      namespace: metricsNamespace(this.stage.name),
+      namespace: metricsNamespace(this.stageName),
       metricName: definition.name,
       dimensionsMap: { service: definition.service, ...extra },
       statistic,
@@ -565,19 +464,19 @@ export class PlatformMonitoring extends Construct {
     // Counts the handlers emit only when something happens: missing data is zero, never a breach.
     const count = {
     };
-    this.alarm(this, 'FilesQuarantined', 'warning', {
+    this.alarm(this, 'FilesQuarantined', AlarmSeverity.WARNING, {
       ...count,
       metric: this.customMetric(PlatformMetrics.FILES_QUARANTINED, 'Sum'),
       threshold: t.quarantinedFiles,
       alarmDescription: `Ingestion: ${t.quarantinedFiles} or more files quarantined in ${every}`,
     });
-    this.alarm(this, 'RecordsRejected', 'warning', {
+    this.alarm(this, 'RecordsRejected', AlarmSeverity.WARNING, {
       ...count,
       metric: this.customMetric(PlatformMetrics.RECORDS_REJECTED, 'Sum'),
       threshold: t.recordsRejected,
       alarmDescription: `Ingestion: ${t.recordsRejected} or more rows rejected by validation in ${every}`,
     });
-    this.alarm(this, 'RecordsRejectedByStore', 'warning', {
+    this.alarm(this, 'RecordsRejectedByStore', AlarmSeverity.WARNING, {
       ...count,
       metric: this.customMetric(PlatformMetrics.POINTS_REJECTED, 'Sum'),
       threshold: t.timeSeriesErrors,
@@ -585,7 +484,7 @@ export class PlatformMonitoring extends Construct {
     });
     for (const operation of QUERY_OPERATIONS) {
       // Latency is emitted per request: no data means no request, never a breach.
-      this.alarm(this, `QueryLatency-${operation}`, 'warning', {
+      this.alarm(this, `QueryLatency-${operation}`, AlarmSeverity.WARNING, {
         ...count,
         metric: this.customMetric(PlatformMetrics.QUERY_LATENCY, 'p99', { [OPERATION_DIMENSION]: operation }),
         threshold: t.apiLatencyP99.toMilliseconds(),
@@ -595,10 +494,7 @@ export class PlatformMonitoring extends Construct {
   }
 
   private addSections(): void {
-    this.section('API', this.apiWidgets);
-    this.section('Pipeline', this.pipelineWidgets);
-    this.section('Functions', this.functionWidgets);
-    this.section('Time-series store', this.storeWidgets);
+    for (const [title, widgets] of this.widgets) this.section(title, widgets);
   }
 
   /** Adds `widgets` under a title, three to a row, and empties the list. */
@@ -611,9 +507,9 @@ export class PlatformMonitoring extends Construct {
 
   private fillDashboard(): void {
     const m = PlatformMetrics;
-    this.dashboard.addWidgets(new cloudwatch.TextWidget({ markdown: `# ONS data platform (${this.stage.name})`, width: 24, height: 1 }));
+    this.dashboard.addWidgets(new cloudwatch.TextWidget({ markdown: `# ONS data platform (${this.stageName})`, width: 24, height: 1 }));
     this.dashboard.addWidgets(new cloudwatch.AlarmStatusWidget({ title: 'Alarms', alarms: this.created, width: 24, height: 8 }));
-    this.storeWidgets.push(new cloudwatch.GraphWidget({
+    this.addWidgets(DashboardSection.TIME_SERIES_STORE, new cloudwatch.GraphWidget({
       title: 'Points written / rejected by the store',
       left: [this.customMetric(m.POINTS_WRITTEN, 'Sum'), this.customMetric(m.POINTS_REJECTED, 'Sum')],
       width: 12,
@@ -630,20 +526,4 @@ export class PlatformMonitoring extends Construct {
       }),
     ]);
   }
-}
-
-/** The stage's thresholds with `overrides`, validated like a stage's. */
-function resolveThresholds(stage: PlatformStage, overrides: AlarmThresholdOverrides = {}): Thresholds {
-  const merged: AlarmThresholds = { ...stage.alarmThresholds };
-  for (const [key, value] of Object.entries(overrides)) if (value !== undefined) (merged as any)[key] = value;
-  // A derived stage runs the stage's validation on the merged thresholds.
-  const checked = stage.derive({ name: stage.name, alarmThresholds: merged }).alarmThresholds;
-  return {
-    ...checked,
-    apiClientErrorRatePercent: checked.apiClientErrorRatePercent ?? 25,
-    functionThrottles: checked.functionThrottles ?? 1,
-    recordsRejected: checked.recordsRejected ?? 100,
-    timeSeriesErrors: checked.timeSeriesErrors ?? 1,
-    storeUtilizationPercent: checked.storeUtilizationPercent ?? 80,
-  };
 }

@@ -121,3 +121,13 @@ export interface ApiErrorBody {
   readonly error: { readonly code: string; readonly message: string };
   readonly requestId: string;
 }
+
+/** What one health probe found: `notConfigured` when the component is absent. @internal */
+export type ComponentStatus = 'up' | 'down' | 'notConfigured';
+
+/** The report of one component in `GET /health`. @internal */
+export interface ComponentReport {
+  readonly status: ComponentStatus;
+  /** Classified reasons only (`not found`, `timed out`, `status CREATING`...), never exception text or resource names. */
+  readonly detail?: Record<string, string>;
+}

@@ -24,6 +24,17 @@ export const TimeSeriesEnv = {
   WRITE_BASE_DELAY_MS: 'ONS_TS_WRITE_BASE_DELAY_MS',
   /** Largest number of points one query response returns (page size). */
   MAX_POINTS: 'ONS_TS_MAX_POINTS',
+  /** Endpoint of the Timestream write API for the health probe (tests, VPC endpoints); unset: the SDK's endpoint discovery. */
+  HEALTH_TIMESTREAM_ENDPOINT: 'ONS_HEALTH_TIMESTREAM_ENDPOINT',
+} as const;
+
+/**
+ * The engines (`ITimeSeriesStore.engine`). A store's health probe configuration names its engine, and the
+ * health handler runs that engine's probe (timeseries/runtime/health.ts). @internal
+ */
+export const TimeSeriesEngines = {
+  LIVE_ANALYTICS: 'timestream-liveanalytics',
+  INFLUXDB: 'timestream-influxdb',
 } as const;
 
 /** Query intervals accepted by the query handler and the API. @internal */

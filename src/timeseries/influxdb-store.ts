@@ -8,17 +8,18 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as timestream from 'aws-cdk-lib/aws-timestream';
 import { Construct } from 'constructs';
-import { InfluxDbEnv, TimeSeriesEnv } from './contract';
+import { InfluxDbEnv, TimeSeriesEngines, TimeSeriesEnv } from './contract';
 import { BootstrapFunction } from './influxdb/bootstrap-function';
 import { LoadFunction } from './influxdb/load-function';
 import { QueryFunction } from './influxdb/query-function';
 import { checkedMaxWritesInFlight, grantLoaderLakeAccess, loaderEnvironment } from './loader-access';
 import { ITimeSeriesStore, TimeSeriesStoreBaseProps } from './store';
 import { applyPlatformTags, createPlatformFunction } from '../core/defaults';
+import { IHealthProbe } from '../core/health-probe';
+import { AlarmSeverity, DashboardSection, IMonitor, IMonitorable } from '../core/monitorable';
 import { acknowledgeScopedWildcards } from '../core/nag';
 import { applyDataRemovalPolicy } from '../core/removal';
 import { PlatformStage } from '../core/stage';
-import { HealthEnv } from '../health/contract';
 import { DataLake } from '../lake/data-lake';
 import { IIngestionLedger } from '../ledger/ingestion-ledger';
 import { CATALOG } from '../ons/catalog';
@@ -181,8 +182,8 @@ export interface InfluxDbStoreProps extends InfluxDbStoreOptions, TimeSeriesStor
  * @example
  * const store = new InfluxDbStore(stack, 'TimeSeries', { stage: PlatformStage.PROD, dataLake: lake });
  */
-export class InfluxDbStore extends Construct implements ITimeSeriesStore {
-  public readonly engine = 'timestream-influxdb';
+export class InfluxDbStore extends Construct implements ITimeSeriesStore, IMonitorable {
+  public readonly engine = TimeSeriesEngines.INFLUXDB;
   /** Dataset ids with a measurement (the measurement name is the dataset id). */
   public readonly datasetIds: string[];
   /** The instance. */
@@ -442,9 +443,34 @@ export class InfluxDbStore extends Construct implements ITimeSeriesStore {
   /**
    * The health check asks the control plane (GetDbInstance), outside the VPC: up when the instance is AVAILABLE.
    */
-  public configureHealthCheck(healthFunction: lambda.Function): void {
-    healthFunction.addEnvironment(HealthEnv.TIME_SERIES, Stack.of(this).toJsonString({ engine: this.engine, instanceId: this.instance.attrId }));
-    healthFunction.addToRolePolicy(new iam.PolicyStatement({ actions: ['timestream-influxdb:GetDbInstance'], resources: [this.instance.attrArn] }));
+  public healthProbe(): IHealthProbe {
+    return {
+      config: { engine: this.engine, instanceId: this.instance.attrId },
+      grant: (grantee) => {
+        grantee.grantPrincipal.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['timestream-influxdb:GetDbInstance'], resources: [this.instance.attrArn] }));
+      },
+    };
+  }
+
+  /** CPU and memory at the `storeUtilizationPercent` threshold are warnings; the disk is critical (a full disk stops every write). */
+  public addMonitoring(monitor: IMonitor): void {
+    const { period, storeUtilizationPercent: limit } = monitor.thresholds;
+    const families: Array<[string, cloudwatch.Metric, AlarmSeverity, string]> = [
+      ['CpuUtilization', this.metricCpuUtilization({ period }), AlarmSeverity.WARNING, 'CPU'],
+      ['MemoryUtilization', this.metricMemoryUtilization({ period }), AlarmSeverity.WARNING, 'memory'],
+      ['DiskUtilization', this.metricDiskUtilization({ period, statistic: 'Maximum' }), AlarmSeverity.CRITICAL, 'disk'],
+    ];
+    for (const [id, metric, severity, what] of families) {
+      monitor.addAlarm(this, id, {
+        severity,
+        metric,
+        threshold: limit,
+        description: `Timestream for InfluxDB ${this.instanceName}: ${what} utilization at or above ${limit}% over ${period.toHumanString()}`,
+      });
+    }
+    monitor.addWidgets(DashboardSection.TIME_SERIES_STORE, new cloudwatch.GraphWidget({
+      title: 'Timestream for InfluxDB: CPU, memory and disk (%)', left: families.map(([, m]) => m), right: [this.metricWriteOpsPerSec({ period })], width: 12,
+    }));
   }
 
   /** A metric of the instance (namespace `AWS/TimestreamInfluxDB`, dimension `DbInstanceName`), 5-minute average by default. */

@@ -1,5 +1,6 @@
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { IHealthProbe } from '../core/health-probe';
 import { PlatformStage } from '../core/stage';
 import { DataLake } from '../lake/data-lake';
 import { IIngestionLedger } from '../ledger/ingestion-ledger';
@@ -52,8 +53,8 @@ export interface ITimeSeriesStore {
   grantRead(grantee: iam.IGrantable): iam.Grant;
 
   /**
-   * Makes `healthFunction` (the platform's health handler) check that the store is reachable with a
-   * read-only call: adds the environment the handler reads and the permission the call needs.
+   * How the platform's health check reaches the store with a read-only call: `config.engine` names the
+   * engine's probe, which lives with the engine (timeseries/<engine>/runtime/health.ts).
    */
-  configureHealthCheck(healthFunction: lambda.Function): void;
+  healthProbe(): IHealthProbe;
 }

@@ -1,19 +1,21 @@
 import { Annotations, Duration, Stack, Token } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as timestream from 'aws-cdk-lib/aws-timestream';
 import { Construct } from 'constructs';
-import { TimeSeriesEnv } from './contract';
+import { TimeSeriesEngines, TimeSeriesEnv } from './contract';
 import { checkedMaxWritesInFlight, grantLoaderLakeAccess, loaderEnvironment } from './loader-access';
 import { ITimeSeriesStore, TimeSeriesStoreBaseProps } from './store';
 import { LoadFunction } from './timestream/load-function';
 import { QueryFunction } from './timestream/query-function';
 import { applyPlatformTags, createPlatformFunction } from '../core/defaults';
+import { IHealthProbe } from '../core/health-probe';
+import { AlarmSeverity, DashboardSection, IMonitor, IMonitorable } from '../core/monitorable';
 import { acknowledgeScopedWildcards } from '../core/nag';
 import { applyDataRemovalPolicy } from '../core/removal';
 import { PlatformStage } from '../core/stage';
-import { HealthEnv } from '../health/contract';
 import { DataLake } from '../lake/data-lake';
 import { IIngestionLedger } from '../ledger/ingestion-ledger';
 import { CATALOG } from '../ons/catalog';
@@ -25,6 +27,9 @@ import { MetricServices } from '../runtime/contract';
  * synth-time warning only: deployment elsewhere fails.
  */
 const LIVE_ANALYTICS_REGIONS = ['us-east-1', 'us-east-2', 'us-west-2', 'eu-central-1', 'eu-west-1', 'ap-northeast-1', 'ap-southeast-2', 'ap-south-1'];
+
+/** Timestream operations the platform calls: the loader writes, the query handler reads. */
+const OPERATIONS = ['WriteRecords', 'Query'];
 
 /** Name of the table that takes ONS datasets outside the catalog when `catchAllTable` is on. */
 export const CATCH_ALL_TABLE_NAME = 'ons_other_datasets';
@@ -100,8 +105,8 @@ export interface TimestreamStoreProps extends TimestreamStoreOptions, TimeSeries
  * @example
  * const store = new TimestreamStore(stack, 'TimeSeries', { stage: PlatformStage.PROD, dataLake: lake });
  */
-export class TimestreamStore extends Construct implements ITimeSeriesStore {
-  public readonly engine = 'timestream-liveanalytics';
+export class TimestreamStore extends Construct implements ITimeSeriesStore, IMonitorable {
+  public readonly engine = TimeSeriesEngines.LIVE_ANALYTICS;
   /** The database. */
   public readonly database: timestream.CfnDatabase;
   /** Name of the database. */
@@ -256,11 +261,54 @@ export class TimestreamStore extends Construct implements ITimeSeriesStore {
     return fn;
   }
 
-  public configureHealthCheck(healthFunction: lambda.Function): void {
-    healthFunction.addEnvironment(HealthEnv.TIME_SERIES, Stack.of(this).toJsonString({ engine: this.engine, database: this.databaseName }));
-    // DescribeDatabase is a write-API call: endpoint discovery first, then the database itself.
-    this.grantDescribeEndpoints(healthFunction);
-    healthFunction.addToRolePolicy(new iam.PolicyStatement({ actions: ['timestream:DescribeDatabase'], resources: [this.database.attrArn] }));
+  /** DescribeDatabase: up when the database answers. */
+  public healthProbe(): IHealthProbe {
+    return {
+      config: { engine: this.engine, database: this.databaseName },
+      grant: (grantee) => {
+        // DescribeDatabase is a write-API call: endpoint discovery first, then the database itself.
+        this.grantDescribeEndpoints(grantee);
+        grantee.grantPrincipal.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['timestream:DescribeDatabase'], resources: [this.database.attrArn] }));
+      },
+    };
+  }
+
+  /**
+   * Calls of `operation` (`WriteRecords`, `Query`...) that failed on Timestream's side (Sum over 5 minutes).
+   * AWS/Timestream publishes it per operation only, not per database: it counts the account's calls in the region.
+   */
+  public metricSystemErrors(operation: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.operationMetric('SystemErrors', operation, props);
+  }
+
+  /** Calls of `operation` that Timestream refused (bad request, throttling, access; Sum over 5 minutes; per account and region). */
+  public metricUserErrors(operation: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.operationMetric('UserErrors', operation, props);
+  }
+
+  /** System and user errors of the operations the platform calls: warnings at the `timeSeriesErrors` threshold. */
+  public addMonitoring(monitor: IMonitor): void {
+    const { period, timeSeriesErrors } = monitor.thresholds;
+    // No data means no error; missing data never breaches.
+    const metrics: cloudwatch.IMetric[] = [];
+    for (const operation of OPERATIONS) {
+      for (const [metricName, metric] of [['SystemErrors', this.metricSystemErrors(operation, { period })], ['UserErrors', this.metricUserErrors(operation, { period })]] as const) {
+        metrics.push(metric);
+        monitor.addAlarm(this, `${metricName}-${operation}`, {
+          severity: AlarmSeverity.WARNING,
+          metric,
+          threshold: timeSeriesErrors,
+          description: `Timestream ${operation}: ${timeSeriesErrors} or more ${metricName} in ${period.toHumanString()}`,
+        });
+      }
+    }
+    monitor.addWidgets(DashboardSection.TIME_SERIES_STORE, new cloudwatch.GraphWidget({ title: 'Timestream errors by operation', left: metrics, width: 12 }));
+  }
+
+  private operationMetric(metricName: string, operation: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return new cloudwatch.Metric({
+      namespace: 'AWS/Timestream', metricName, dimensionsMap: { Operation: operation }, statistic: 'Sum', period: Duration.minutes(5), ...props,
+    });
   }
 
   private environment(): Record<string, string> {

@@ -154,6 +154,18 @@ describe('SafeDeployment options', () => {
     ]);
   });
 
+  test('the monitoring\'s threshold overrides reach the rollback alarms: one set of thresholds', () => {
+    const { template: t } = platformStack(PlatformStage.PROD, {
+      props: { monitoring: { thresholds: { functionErrors: 6, functionDurationPercentOfTimeout: 40 } } },
+    });
+    const r = t.toJSON().Resources as Resources;
+    const health = ofType(r, 'AWS::Lambda::Function').find(([id]) => /PlatformHealthCheck[0-9A-F]{8}$/.test(id))!;
+    const alarmsOfHealth = ofType(r, 'AWS::CloudWatch::Alarm').filter(([id]) => /PlatformHealthCheckDeployment(Errors|Latency)/.test(id));
+    expect(alarmsOfHealth.map(([, a]) => [a.Properties.MetricName, a.Properties.Threshold]).sort()).toEqual([
+      ['Duration', health[1].Properties.Timeout * 1000 * 0.4], ['Errors', 6],
+    ]);
+  });
+
   test('enabled: false publishes nothing and the API invokes the functions', () => {
     const { template: t } = platformStack(PlatformStage.PROD, { props: { safeDeployment: { enabled: false } } });
     t.resourceCountIs('AWS::Lambda::Alias', 0);

@@ -3,6 +3,7 @@ import * as codedeploy from 'aws-cdk-lib/aws-codedeploy';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { PlatformStage } from '../../src';
+import { resolveAlarmThresholds } from '../../src/core/stage';
 
 describe('PlatformStage presets', () => {
   test.each([
@@ -73,6 +74,15 @@ describe('PlatformStage.derive', () => {
     expect(() => PlatformStage.PROD.derive(overrides)).toThrow(message);
   });
 
+  test('alarm thresholds change field by field, like monitoring overrides', () => {
+    const qa = PlatformStage.PROD.derive({ name: 'qa', alarmThresholds: { functionErrors: 4, period: Duration.minutes(1) } });
+    expect(qa.alarmThresholds).toEqual({ ...PlatformStage.PROD.alarmThresholds, functionErrors: 4, period: Duration.minutes(1) });
+    expect(resolveAlarmThresholds(PlatformStage.PROD, { functionErrors: 4, period: Duration.minutes(1) })).toEqual(qa.alarmThresholds);
+    // An unset field keeps the base value, even when given as undefined.
+    expect(PlatformStage.PROD.derive({ name: 'qa', alarmThresholds: { functionErrors: undefined } }).alarmThresholds).toEqual(PlatformStage.PROD.alarmThresholds);
+    expect(() => resolveAlarmThresholds(PlatformStage.PROD, { functionErrors: 0 })).toThrow(/PlatformStage 'prod' alarmThresholds.functionErrors/);
+  });
+
   test('a longer alarm period is kept as given', () => {
     const slow = PlatformStage.DEV.derive({ name: 'slow', alarmThresholds: { ...PlatformStage.DEV.alarmThresholds, period: Duration.minutes(15) } });
     expect(slow.alarmThresholds.period.toMinutes()).toBe(15);
@@ -90,6 +100,16 @@ describe('PlatformStage.custom', () => {
     tracing: lambda.Tracing.PASS_THROUGH,
     alarmThresholds: PlatformStage.DEV.alarmThresholds,
   };
+
+  test('the optional alarm thresholds resolve to their documented defaults', () => {
+    const { apiClientErrorRatePercent, functionThrottles, recordsRejected, timeSeriesErrors, storeUtilizationPercent, ...required } =
+      PlatformStage.DEV.alarmThresholds;
+    const lab = PlatformStage.custom({ ...props, alarmThresholds: required });
+    expect(lab.alarmThresholds).toEqual(required);
+    expect(resolveAlarmThresholds(lab)).toEqual({
+      ...required, apiClientErrorRatePercent: 25, functionThrottles: 1, recordsRejected: 100, timeSeriesErrors: 1, storeUtilizationPercent: 80,
+    });
+  });
 
   test('takes every value as given, copied', () => {
     const lifecycle = { ...PlatformStage.DEV.lifecycle };

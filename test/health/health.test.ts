@@ -9,6 +9,7 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-l
 import { LocalBedrockAgent } from './local-health';
 import { HEALTH_COMPONENTS, HealthEnv } from '../../src/health/contract';
 import { ApiEnv } from '../../src/runtime/contract';
+import { TimeSeriesEnv } from '../../src/timeseries/contract';
 import { LocalTimestreamInfluxDb } from '../api/local-timestream-influxdb';
 import { expectSchema } from '../api/openapi';
 import { flagValues, LocalAppConfig } from '../operations/local-appconfig';
@@ -70,6 +71,7 @@ const LAKE_UP = { status: 'up', detail: { raw: 'up', processed: 'up', failed: 'u
 const ALL_UP = { lake: LAKE_UP, timeSeries: { status: 'up' }, knowledgeBase: { status: 'up' }, ledger: { status: 'up' }, flags: { status: 'notConfigured' } };
 const NOT_AN_OBJECT = 'ONS_LAKE_BUCKETS must be a JSON object of layer to bucket name';
 const TIME_SERIES_MALFORMED = 'ONS_HEALTH_TIME_SERIES must be a JSON object with engine and database';
+const TIME_SERIES_NO_ENGINE = 'ONS_HEALTH_TIME_SERIES must be a JSON object with an engine';
 const CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
 /** One attempt: the SDK otherwise retries 5xx and connection errors with backoff, racing the check's own timeout. */
 const NO_RETRIES = { AWS_MAX_ATTEMPTS: '1' };
@@ -123,7 +125,7 @@ function loadHandler(env: Record<string, string | undefined> = {}): Handler {
     [ApiEnv.CORS_ORIGINS]: undefined,
     [HealthEnv.LAKE_BUCKETS]: JSON.stringify(BUCKETS),
     [HealthEnv.TIME_SERIES]: JSON.stringify({ engine: 'timestream-liveanalytics', database: DATABASE }),
-    [HealthEnv.TIMESTREAM_ENDPOINT]: endpoints.timestream,
+    [TimeSeriesEnv.HEALTH_TIMESTREAM_ENDPOINT]: endpoints.timestream,
     [HealthEnv.KNOWLEDGE_BASE_ID]: KNOWLEDGE_BASE,
     [HealthEnv.LEDGER_TABLE]: TABLE,
     [HealthEnv.FLAGS]: undefined,
@@ -500,18 +502,19 @@ describe('time series on the local Timestream', () => {
   });
 
   test.each([
-    ['invalid JSON', '{engine: timestream'],
-    ['without a database', JSON.stringify({ engine: 'timestream-liveanalytics' })],
-    ['without an engine', JSON.stringify({ database: DATABASE })],
-    ['an empty database', JSON.stringify({ engine: 'timestream-liveanalytics', database: '' })],
-    ['an array', JSON.stringify(['timestream-liveanalytics', DATABASE])],
-  ])('ONS_HEALTH_TIME_SERIES is %s: 503, the configuration reason', async (_, value) => {
+    ['invalid JSON', '{engine: timestream', TIME_SERIES_NO_ENGINE],
+    ['without a database', JSON.stringify({ engine: 'timestream-liveanalytics' }), TIME_SERIES_MALFORMED],
+    ['without an engine', JSON.stringify({ database: DATABASE }), TIME_SERIES_NO_ENGINE],
+    ['an empty database', JSON.stringify({ engine: 'timestream-liveanalytics', database: '' }), TIME_SERIES_MALFORMED],
+    ['an array', JSON.stringify(['timestream-liveanalytics', DATABASE]), TIME_SERIES_NO_ENGINE],
+    ['an engine named like a prototype property', JSON.stringify({ engine: 'constructor', database: DATABASE }), undefined],
+  ])('ONS_HEALTH_TIME_SERIES is %s: 503, the configuration reason', async (_, value, reason) => {
     const { statusCode, body } = await invoke(loadHandler({ [HealthEnv.TIME_SERIES]: value }));
 
     expect(statusCode).toBe(503);
-    expect(body).toEqual(down({ configuration: TIME_SERIES_MALFORMED }));
+    expect(body).toEqual(reason ? down({ configuration: reason }) : down({ engine: 'unsupported' }));
     expect(timestream.requests).toEqual([]);
-    expect(errorLogs()).toEqual([failure('timeSeries', TIME_SERIES_MALFORMED)]);
+    expect(errorLogs()).toEqual([reason ? failure('timeSeries', reason) : failure('timeSeries', 'unsupported engine', { engine: 'constructor' })]);
   });
 });
 

@@ -1,8 +1,13 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { App, Duration, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { Construct } from 'constructs';
 import { buildReferenceApp } from '../../examples/reference/app';
-import { OnsDataPlatform, PlatformStage, TimeSeriesEngine } from '../../src';
+import { AlarmSeverity, DashboardSection, IMonitor, IMonitorable, OnsDataPlatform, PlatformMonitoring, PlatformStage, TimeSeriesEngine } from '../../src';
 import { KnowledgeBaseLogMetrics, OPERATION_DIMENSION, PlatformMetrics, metricsNamespace } from '../../src/runtime/contract';
 import { ENV, platformStack } from '../helpers';
 
@@ -366,6 +371,44 @@ describe('PlatformMonitoring options', () => {
     const id = stack.getLogicalId(fn.node.defaultChild as lambda.CfnFunction);
     expect(alarmsOn(r, 'Duration', 'FunctionName', { Ref: id })[0].Properties.Threshold).toBe(18000); // 90% (dev) of 20 s
     expect(alarmsOn(r, 'Errors', 'FunctionName', { Ref: id })).toHaveLength(1);
+  });
+
+  test('a construct of your own says what to watch in it (IMonitorable): its alarms, widgets and critical functions', () => {
+    class Gauge extends Construct implements IMonitorable {
+      public readonly fn = new lambda.Function(this, 'Fn', {
+        runtime: lambda.Runtime.NODEJS_22_X, handler: 'index.handler', code: lambda.Code.fromInline('exports.handler = async () => {}'),
+      });
+      public readonly criticalFunctions = [this.fn];
+      public metricLevel(): cloudwatch.Metric {
+        return new cloudwatch.Metric({ namespace: 'Lab', metricName: 'Level', statistic: 'Maximum' });
+      }
+      public addMonitoring(monitor: IMonitor): void {
+        monitor.addAlarm(this, 'Level', {
+          severity: AlarmSeverity.CRITICAL, metric: this.metricLevel(), threshold: monitor.thresholds.storeUtilizationPercent, description: 'level too high',
+        });
+        monitor.addWidgets(DashboardSection.TIME_SERIES_STORE, new cloudwatch.GraphWidget({ title: 'Gauge level', left: [this.metricLevel()] }));
+      }
+    }
+    const stack = new Stack(new App(), 'Own', { env: ENV });
+    const gauge = new Gauge(stack, 'Gauge');
+    const monitoring = new PlatformMonitoring(stack, 'Monitoring', {
+      stage: PlatformStage.DEV, encryptionKey: new kms.Key(stack, 'Key'), thresholds: { storeUtilizationPercent: 42 },
+    });
+    const r = Template.fromStack(stack).toJSON().Resources as Resources;
+    const topics = topicIds(r);
+    const level = alarms(r).find(([, a]) => a.Properties.MetricName === 'Level')![1];
+    expect(level.Properties).toMatchObject({ Threshold: 42, AlarmDescription: '[critical] level too high', EvaluationPeriods: 3 });
+    expect(topicOf(level)).toBe(topics.critical);
+    const id = stack.getLogicalId(gauge.fn.node.defaultChild as lambda.CfnFunction);
+    expect(topicOf(alarmsOn(r, 'Errors', 'FunctionName', { Ref: id })[0])).toBe(topics.critical);
+    expect(JSON.stringify(ofType(r, 'AWS::CloudWatch::Dashboard')[0][1].Properties.DashboardBody)).toContain('Gauge level');
+    expect(monitoring.thresholds.storeUtilizationPercent).toBe(42);
+  });
+
+  test('monitoring imports no area: every area construct says what to watch in it', () => {
+    const source = readFileSync(join(__dirname, '../../src/operations/monitoring.ts'), 'utf8');
+    const imports = [...source.matchAll(/from '\.\.\/([a-z]+)\//g)].map(([, folder]) => folder);
+    expect(new Set(imports)).toEqual(new Set(['core', 'runtime']));
   });
 
   test('invalid options are refused', () => {

@@ -8,6 +8,7 @@ import {
   IngestionPipeline, InfluxDbStore, InfluxDbStoreProps, OnsDataPlatform, PlatformStage, TimeSeriesEngine,
 } from '../../src';
 import { HealthEnv } from '../../src/health/contract';
+import { addHealthProbe } from '../../src/health/health-check';
 import { CATALOG } from '../../src/ons/catalog';
 import { InfluxDbEnv, TimeSeriesEnv } from '../../src/timeseries/contract';
 import { influxEngine, loadConfigFromEnv } from '../../src/timeseries/influxdb/runtime/load-object';
@@ -471,7 +472,7 @@ describe('InfluxDbStore health and metrics', () => {
     const health = new lambda.Function(stack, 'Health', {
       runtime: lambda.Runtime.NODEJS_22_X, handler: 'index.handler', code: lambda.Code.fromInline('exports.handler = 1'),
     });
-    store.configureHealthCheck(health);
+    addHealthProbe(health, HealthEnv.TIME_SERIES, store.healthProbe());
     const t = Template.fromStack(stack);
     const instance = logicalId(stack, store.instance);
     t.hasResourceProperties('AWS::Lambda::Function', {

@@ -1,6 +1,7 @@
 import { App, Duration, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { IngestionPipeline, PlatformStage, TimestreamStore, TimestreamStoreProps } from '../../src';
 import { CATALOG } from '../../src/ons/catalog';
 import { ENV, lakeAndLedger } from '../helpers';
@@ -125,5 +126,36 @@ describe('TimestreamStore', () => {
       Description: Match.stringLikeRegexp('time-series loader'),
       Environment: { Variables: Match.objectLike({ ONS_TS_MAX_IN_FLIGHT: '8', ONS_TS_REJECTED_RECORDS_PREFIX: 'rejected/timeseries/' }) },
     });
+  });
+});
+
+describe('TimestreamStore health and metrics', () => {
+  test('its health probe names the engine and the database; it may call DescribeEndpoints and DescribeDatabase on that database only', () => {
+    const { stack, store } = storeStack();
+    const health = new lambda.Function(stack, 'Health', {
+      runtime: lambda.Runtime.NODEJS_22_X, handler: 'index.handler', code: lambda.Code.fromInline('exports.handler = 1'),
+    });
+    const probe = store.healthProbe();
+    expect(stack.resolve(probe.config)).toEqual({ engine: 'timestream-liveanalytics', database: { Ref: stack.getLogicalId(store.database) } });
+    probe.grant(health);
+    Template.fromStack(stack).hasResourceProperties('AWS::IAM::Policy', {
+      PolicyDocument: {
+        Statement: [
+          { Action: 'timestream:DescribeEndpoints', Effect: 'Allow', Resource: '*' },
+          { Action: 'timestream:DescribeDatabase', Effect: 'Allow', Resource: { 'Fn::GetAtt': [stack.getLogicalId(store.database), 'Arn'] } },
+        ],
+      },
+    });
+  });
+
+  test('system and user errors per operation (AWS/Timestream, Operation: the only dimension it gives them)', () => {
+    const { stack, store } = storeStack();
+    for (const [metric, name] of [[store.metricSystemErrors('WriteRecords'), 'SystemErrors'], [store.metricUserErrors('WriteRecords'), 'UserErrors']] as const) {
+      expect(metric.namespace).toBe('AWS/Timestream');
+      expect(metric.metricName).toBe(name);
+      expect(metric.statistic).toBe('Sum');
+      expect(stack.resolve(metric.dimensions)).toEqual({ Operation: 'WriteRecords' });
+    }
+    expect(store.metricUserErrors('Query', { period: Duration.minutes(1) }).period.toMinutes()).toBe(1);
   });
 });
