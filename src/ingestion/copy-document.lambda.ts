@@ -4,7 +4,8 @@ import { LakeEnv } from '../lake/contract';
 import { LedgerEnv, StepInput } from '../ledger/contract';
 import { Ledger } from '../ledger/runtime/ledger';
 import { startStep, validateInput } from '../ledger/runtime/step';
-import { copySource, createDocumentClient, createS3Client, log, prefixEnv, requiredEnv } from '../runtime/handler';
+import { copySource, createDocumentClient, createS3Client, prefixEnv, requiredEnv } from '../runtime/handler';
+import { log } from '../runtime/telemetry';
 
 // Created once per container, on first use (the environment is read then).
 let clients: { s3: ReturnType<typeof createS3Client>; ledger: Ledger } | undefined;

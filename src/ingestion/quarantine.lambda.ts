@@ -6,8 +6,8 @@ import { LedgerEnv } from '../ledger/contract';
 import { Ledger, LedgerError } from '../ledger/runtime/ledger';
 import { startStep, validateInput } from '../ledger/runtime/step';
 import { HandlerEnv, PlatformMetrics } from '../runtime/contract';
-import { copySource, createDocumentClient, createS3Client, isNotFound, log, prefixEnv, requiredEnv } from '../runtime/handler';
-import { flushMetrics, recordMetric } from '../runtime/telemetry';
+import { copySource, createDocumentClient, createS3Client, isNotFound, prefixEnv, requiredEnv } from '../runtime/handler';
+import { flushMetrics, log, recordMetric } from '../runtime/telemetry';
 
 // Created once per container, on first use (the environment is read then).
 let clients: { s3: ReturnType<typeof createS3Client>; ledger: Ledger } | undefined;

@@ -6,7 +6,8 @@ import { Ledger, ledgerKey } from '../ledger/runtime/ledger';
 import { startStep, validateInput } from '../ledger/runtime/step';
 import { FeatureFlag } from '../runtime/contract';
 import { flag } from '../runtime/flags';
-import { createDocumentClient, createS3Client, isNotFound, listEnv, log, numberEnv, requiredEnv } from '../runtime/handler';
+import { createDocumentClient, createS3Client, isNotFound, listEnv, numberEnv, requiredEnv } from '../runtime/handler';
+import { log } from '../runtime/telemetry';
 
 // Created once per container, on first use (the environment is read then).
 let clients: { s3: ReturnType<typeof createS3Client>; ledger: Ledger } | undefined;

@@ -1,8 +1,8 @@
 import { LedgerEnv } from '../../ledger/contract';
 import { Ledger } from '../../ledger/runtime/ledger';
 import { startStep, validateInput } from '../../ledger/runtime/step';
-import { createDocumentClient, createS3Client, describeError, log, requiredEnv } from '../../runtime/handler';
-import { flushMetrics } from '../../runtime/telemetry';
+import { createDocumentClient, createS3Client, describeError, requiredEnv } from '../../runtime/handler';
+import { flushMetrics, log } from '../../runtime/telemetry';
 import { IngestionEnv } from '../contract';
 import { processConfigFromEnv, processObject } from '../runtime/process-object';
 

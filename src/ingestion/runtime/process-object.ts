@@ -14,8 +14,8 @@ import { convertFile, ConvertResult } from '../../ons/convert';
 import { localFile } from '../../ons/local-file';
 import { RefusedFileError } from '../../ons/types';
 import { PlatformMetrics } from '../../runtime/contract';
-import { describeError, log, numberEnv, prefixEnv, requiredEnv } from '../../runtime/handler';
-import { recordMetric } from '../../runtime/telemetry';
+import { describeError, numberEnv, prefixEnv, requiredEnv } from '../../runtime/handler';
+import { log, recordMetric } from '../../runtime/telemetry';
 import { IngestionEnv, ProcessInput } from '../contract';
 
 /**

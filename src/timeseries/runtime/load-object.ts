@@ -16,8 +16,8 @@ import { Ledger, LedgerLoad } from '../../ledger/runtime/ledger';
 import { startStep, validateInput } from '../../ledger/runtime/step';
 import { sourceName } from '../../ons/convert';
 import { PlatformMetrics } from '../../runtime/contract';
-import { createDocumentClient, createS3Client, describeError, log, numberEnv, prefixEnv, requiredEnv } from '../../runtime/handler';
-import { flushMetrics, recordMetric } from '../../runtime/telemetry';
+import { createDocumentClient, createS3Client, describeError, numberEnv, prefixEnv, requiredEnv } from '../../runtime/handler';
+import { flushMetrics, log, recordMetric } from '../../runtime/telemetry';
 import { LoadErrors, LoadInput, LoadResult, TimeSeriesEnv } from '../contract';
 
 /**
