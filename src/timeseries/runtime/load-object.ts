@@ -8,7 +8,6 @@ import { Upload } from '@aws-sdk/lib-storage';
 import type { Context } from 'aws-lambda';
 import type { PointRecord } from './layout';
 import { readPartRecords } from './part-reader';
-import { LoadError, RetryOptions } from './retry';
 import { tablesEnv } from './tables';
 import { LakeEnv } from '../../lake/contract';
 import { LedgerEnv, ProcessResult } from '../../ledger/contract';
@@ -17,6 +16,7 @@ import { startStep, validateInput } from '../../ledger/runtime/step';
 import { sourceName } from '../../ons/convert';
 import { PlatformMetrics } from '../../runtime/contract';
 import { createDocumentClient, createS3Client, describeError, numberEnv, prefixEnv, requiredEnv } from '../../runtime/handler';
+import { RetryOptions } from '../../runtime/retry';
 import { flushMetrics, log, recordMetric } from '../../runtime/telemetry';
 import { LoadErrors, LoadInput, LoadResult, TimeSeriesEnv } from '../contract';
 
@@ -25,6 +25,14 @@ import { LoadErrors, LoadInput, LoadResult, TimeSeriesEnv } from '../contract';
  * handed to the engine's writer, versioned with the source object's last-modified time; records the
  * engine rejects go with their reasons to the failed bucket; the ledger and the metrics record the outcome.
  */
+
+/** A write error the loader turns into the step's failure, with the name Step Functions sees. */
+export class LoadError extends Error {
+  constructor(name: typeof LoadErrors[keyof typeof LoadErrors], message: string) {
+    super(message);
+    this.name = name;
+  }
+}
 
 /** A record the engine rejected, with the reason it gave. */
 export interface RejectedRecord {
