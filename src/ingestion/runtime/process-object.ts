@@ -7,9 +7,10 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DeleteObjectCommand, GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import { StepDeps } from './clients';
 import { LakeEnv } from '../../lake/contract';
 import { ProcessResult, SourceObject } from '../../ledger/contract';
-import { IN_LAKE, isConditionFailure, Ledger, LedgerOutputs, ledgerRef } from '../../ledger/runtime/ledger';
+import { IN_LAKE, isConditionFailure, LedgerOutputs, ledgerRef } from '../../ledger/runtime/ledger';
 import { convertFile, ConvertResult } from '../../ons/convert';
 import { localFile } from '../../ons/local-file';
 import { RefusedFileError } from '../../ons/types';
@@ -45,9 +46,7 @@ export interface ProcessConfig {
   readonly maxExpandedBytes?: number;
 }
 
-export interface ProcessDeps {
-  readonly s3: S3Client;
-  readonly ledger: Ledger;
+export interface ProcessDeps extends StepDeps {
   readonly config: ProcessConfig;
 }
 
