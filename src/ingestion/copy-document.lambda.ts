@@ -1,8 +1,7 @@
 import type { Context } from 'aws-lambda';
-import { StepDeps, stepDepsFromEnv } from './runtime/clients';
 import { copyDocument, CopyDocumentResult } from './runtime/copy-document';
 import { StepInput } from '../ledger/contract';
-import { startStep, validateInput } from '../ledger/runtime/step';
+import { startStep, StepDeps, stepDepsFromEnv, validateInput } from '../ledger/runtime/step';
 
 // Created once per container, on first use (the environment is read then).
 let deps: StepDeps | undefined;

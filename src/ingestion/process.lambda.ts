@@ -1,9 +1,8 @@
 import type { Context } from 'aws-lambda';
 import { ProcessInput } from './contract';
-import { stepDepsFromEnv } from './runtime/clients';
 import { processConfigFromEnv, processObject, ProcessDeps } from './runtime/process-object';
 import { ProcessResult } from '../ledger/contract';
-import { startStep, validateInput } from '../ledger/runtime/step';
+import { startStep, stepDepsFromEnv, validateInput } from '../ledger/runtime/step';
 import { flushMetrics } from '../runtime/telemetry';
 
 // Created once per container, on first use (the environment is read then).

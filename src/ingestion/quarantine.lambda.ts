@@ -1,8 +1,7 @@
 import type { Context } from 'aws-lambda';
 import { QuarantineInput } from './contract';
-import { StepDeps, stepDepsFromEnv } from './runtime/clients';
 import { quarantineObject, QuarantineResult } from './runtime/quarantine';
-import { startStep, validateInput } from '../ledger/runtime/step';
+import { startStep, StepDeps, stepDepsFromEnv, validateInput } from '../ledger/runtime/step';
 import { flushMetrics } from '../runtime/telemetry';
 
 // Created once per container, on first use (the environment is read then).

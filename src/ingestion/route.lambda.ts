@@ -1,9 +1,8 @@
 import type { Context } from 'aws-lambda';
 import { RouteResult } from './contract';
-import { StepDeps, stepDepsFromEnv } from './runtime/clients';
 import { routeObject } from './runtime/route';
 import { StepInput } from '../ledger/contract';
-import { startStep, validateInput } from '../ledger/runtime/step';
+import { startStep, StepDeps, stepDepsFromEnv, validateInput } from '../ledger/runtime/step';
 
 // Created once per container, on first use (the environment is read then).
 let deps: StepDeps | undefined;

@@ -1,8 +1,7 @@
-import { startStep, validateInput } from '../../ledger/runtime/step';
+import { startStep, stepDepsFromEnv, validateInput } from '../../ledger/runtime/step';
 import { describeError, requiredEnv } from '../../runtime/handler';
 import { flushMetrics, log } from '../../runtime/telemetry';
 import { IngestionEnv } from '../contract';
-import { stepDepsFromEnv } from '../runtime/clients';
 import { processConfigFromEnv, processObject } from '../runtime/process-object';
 
 /**

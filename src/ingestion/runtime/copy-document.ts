@@ -1,7 +1,7 @@
 import { CopyObjectCommand } from '@aws-sdk/client-s3';
-import { StepDeps } from './clients';
 import { LakeEnv } from '../../lake/contract';
 import { StepInput } from '../../ledger/contract';
+import { StepDeps } from '../../ledger/runtime/step';
 import { copySource, prefixEnv, requiredEnv } from '../../runtime/handler';
 import { log } from '../../runtime/telemetry';
 

@@ -1,7 +1,7 @@
 import { CopyObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
-import { StepDeps } from './clients';
 import { LakeEnv } from '../../lake/contract';
 import { LedgerError } from '../../ledger/runtime/ledger';
+import { StepDeps } from '../../ledger/runtime/step';
 import { HandlerEnv, PlatformMetrics } from '../../runtime/contract';
 import { copySource, isNotFound, prefixEnv, requiredEnv } from '../../runtime/handler';
 import { log, recordMetric } from '../../runtime/telemetry';

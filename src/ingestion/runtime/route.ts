@@ -1,7 +1,7 @@
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
-import { StepDeps } from './clients';
 import { SourceObject, StepInput } from '../../ledger/contract';
 import { ledgerKey } from '../../ledger/runtime/ledger';
+import { StepDeps } from '../../ledger/runtime/step';
 import { FeatureFlag } from '../../runtime/contract';
 import { flag } from '../../runtime/flags';
 import { isNotFound, listEnv, numberEnv } from '../../runtime/handler';

@@ -10,12 +10,12 @@ import type { PointRecord } from './layout';
 import { readPartRecords } from './part-reader';
 import { tablesEnv } from './tables';
 import { LakeEnv } from '../../lake/contract';
-import { LedgerEnv, ProcessResult } from '../../ledger/contract';
-import { Ledger, LedgerLoad } from '../../ledger/runtime/ledger';
-import { startStep, validateInput } from '../../ledger/runtime/step';
+import { ProcessResult } from '../../ledger/contract';
+import { LedgerLoad } from '../../ledger/runtime/ledger';
+import { startStep, StepDeps, stepDepsFromEnv, validateInput } from '../../ledger/runtime/step';
 import { sourceName } from '../../ons/convert';
 import { PlatformMetrics } from '../../runtime/contract';
-import { createDocumentClient, createS3Client, describeError, numberEnv, prefixEnv, requiredEnv } from '../../runtime/handler';
+import { describeError, numberEnv, prefixEnv, requiredEnv } from '../../runtime/handler';
 import { RetryOptions } from '../../runtime/retry';
 import { flushMetrics, log, recordMetric } from '../../runtime/telemetry';
 import { LoadErrors, LoadInput, LoadResult, TimeSeriesEnv } from '../contract';
@@ -91,9 +91,7 @@ export interface LoadConfig {
   readonly retry?: RetryOptions;
 }
 
-export interface LoadDeps {
-  readonly s3: S3Client;
-  readonly ledger: Ledger;
+export interface LoadDeps extends StepDeps {
   readonly config: LoadConfig;
 }
 
@@ -235,8 +233,7 @@ export function createLoadHandler<C extends LoadConfig>(configFromEnv: () => C, 
       const input = validateLoadInput(event);
       if (!deps) {
         const config = configFromEnv();
-        const ledger = new Ledger(createDocumentClient(), requiredEnv(LedgerEnv.TABLE));
-        deps = { s3: createS3Client(), ledger, engine: engineOf(config), config };
+        deps = { ...stepDepsFromEnv(), engine: engineOf(config), config };
       }
       return await loadObject(input, deps, deps.engine);
     } finally {
