@@ -5,9 +5,9 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-l
 import { HEALTH_COMPONENTS, HealthEnv, HealthReport } from './contract';
 import { ComponentReport } from '../runtime/contract';
 import { fetchFlagsAt, InvalidFlagsError } from '../runtime/flags';
-import { logLine, requestIdOf, respond, startRequest } from '../runtime/http';
+import { requestIdOf, respond, startRequest } from '../runtime/http';
 import { describeError, Fail, failed, inState, misconfigured, once, parseObject } from '../runtime/probe';
-import { traced } from '../runtime/telemetry';
+import { log, traced } from '../runtime/telemetry';
 import { TIME_SERIES_PROBES } from '../timeseries/runtime/health';
 
 /**
@@ -40,7 +40,7 @@ export async function handler(event: Partial<APIGatewayProxyEvent> = {}, context
   const reports = await Promise.all(HEALTH_COMPONENTS.map(async (component): Promise<ComponentReport> => {
     const config = process.env[CHECKS[component].variable];
     if (!config) return { status: 'notConfigured' };
-    const fail: Fail = (reason, fields) => logLine('ERROR', 'health check failed', { requestId, component, reason, ...fields });
+    const fail: Fail = (reason, fields) => log('ERROR', 'health check failed', { requestId, component, reason, ...fields });
     try {
       return await CHECKS[component].check(config, AbortSignal.timeout(timeoutMs), fail);
     } catch (error) {

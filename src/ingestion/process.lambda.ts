@@ -1,10 +1,8 @@
 import type { Context } from 'aws-lambda';
 import { ProcessInput } from './contract';
 import { processConfigFromEnv, processObject, ProcessDeps } from './runtime/process-object';
-import { LedgerEnv, ProcessResult } from '../ledger/contract';
-import { Ledger } from '../ledger/runtime/ledger';
-import { startStep, validateInput } from '../ledger/runtime/step';
-import { createDocumentClient, createS3Client, requiredEnv } from '../runtime/handler';
+import { ProcessResult } from '../ledger/contract';
+import { startStep, stepDepsFromEnv, validateInput } from '../ledger/runtime/step';
 import { flushMetrics } from '../runtime/telemetry';
 
 // Created once per container, on first use (the environment is read then).
@@ -19,11 +17,7 @@ export async function handler(event: ProcessInput, context?: Context): Promise<P
   startStep(event, context);
   try {
     const input = validateInput(event);
-    deps ??= {
-      s3: createS3Client(),
-      ledger: new Ledger(createDocumentClient(), requiredEnv(LedgerEnv.TABLE)),
-      config: processConfigFromEnv(),
-    };
+    deps ??= { ...stepDepsFromEnv(), config: processConfigFromEnv() };
     return await processObject(input, deps);
   } finally {
     flushMetrics(); // RecordsProcessed and RecordsRejected (see processObject)

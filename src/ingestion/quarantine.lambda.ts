@@ -1,27 +1,11 @@
-import { CopyObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import type { Context } from 'aws-lambda';
 import { QuarantineInput } from './contract';
-import { LakeEnv } from '../lake/contract';
-import { LedgerEnv } from '../ledger/contract';
-import { Ledger, LedgerError } from '../ledger/runtime/ledger';
-import { startStep, validateInput } from '../ledger/runtime/step';
-import { DEFAULT_PREFIXES, quarantineKey } from '../ons/layout';
-import { HandlerEnv, PlatformMetrics } from '../runtime/contract';
-import { copySource, createDocumentClient, createS3Client, isNotFound, log, prefixEnv, requiredEnv } from '../runtime/handler';
-import { flushMetrics, recordMetric } from '../runtime/telemetry';
+import { quarantineObject, QuarantineResult } from './runtime/quarantine';
+import { startStep, StepDeps, stepDepsFromEnv, validateInput } from '../ledger/runtime/step';
+import { flushMetrics } from '../runtime/telemetry';
 
 // Created once per container, on first use (the environment is read then).
-let clients: { s3: ReturnType<typeof createS3Client>; ledger: Ledger } | undefined;
-
-export interface QuarantineResult {
-  readonly bucket: string;
-  /** The copy of the raw object; absent when the raw object no longer existed. */
-  readonly key?: string;
-  readonly errorKey: string;
-}
-
-/** Longest reason kept (an error report, not a log dump). */
-const MAX_REASON = 2000;
+let deps: StepDeps | undefined;
 
 /**
  * Quarantine: copies the raw object (never moved, deleted or changed) to the failed bucket under
@@ -31,94 +15,9 @@ const MAX_REASON = 2000;
 export async function handler(event: QuarantineInput, context?: Context): Promise<QuarantineResult> {
   startStep(event, context);
   try {
-    return await quarantine(event);
+    const input: QuarantineInput = { ...event, ...validateInput(event) };
+    return await quarantineObject(input, deps ??= stepDepsFromEnv());
   } finally {
-    flushMetrics();
+    flushMetrics(); // FilesQuarantined
   }
-}
-
-async function quarantine(event: QuarantineInput): Promise<QuarantineResult> {
-  const { source, executionArn } = validateInput(event);
-  clients ??= { s3: createS3Client(), ledger: new Ledger(createDocumentClient(), requiredEnv(LedgerEnv.TABLE)) };
-  const { s3, ledger } = clients;
-  const bucket = requiredEnv(LakeEnv.FAILED_BUCKET);
-  const stage = process.env[HandlerEnv.STAGE] ?? 'unknown';
-  const now = new Date();
-  const copyKey = quarantineKey(prefixEnv(LakeEnv.QUARANTINE_PREFIX, DEFAULT_PREFIXES.quarantine), now, source.key);
-  const errorKey = `${copyKey}.error.json`;
-  const step = typeof event.step === 'string' && event.step ? event.step : 'unknown';
-  const error = explain(event);
-
-  let copied = true;
-  try {
-    await s3.send(new CopyObjectCommand({ Bucket: bucket, Key: copyKey, CopySource: copySource(source) }));
-  } catch (e) {
-    if (!isNotFound(e)) throw e;
-    copied = false; // the report and the ledger entry still say what happened
-  }
-
-  const report = {
-    stage,
-    step,
-    reason: error.reason,
-    ...(error.errorType ? { errorType: error.errorType } : {}),
-    executionArn,
-    time: now.toISOString(),
-    source: { bucket: source.bucket, key: source.key, versionId: source.versionId ?? null, size: source.size ?? null },
-    quarantinedCopy: copied ? { bucket, key: copyKey } : null,
-    ...(copied ? {} : { note: 'the raw object no longer existed: nothing was copied' }),
-  };
-  await s3.send(new PutObjectCommand({
-    Bucket: bucket, Key: errorKey, Body: Buffer.from(`${JSON.stringify(report, null, 2)}\n`), ContentType: 'application/json',
-  }));
-
-  const ledgerError: LedgerError = { step, reason: error.reason, ...(error.errorType ? { errorType: error.errorType } : {}) };
-  await ledger.recordQuarantined(source, {
-    executionArn, error: ledgerError, quarantine: { bucket, ...(copied ? { key: copyKey } : {}), errorKey },
-  });
-  log('WARN', 'quarantined', { source, step, ...error, copied, bucket, key: copyKey });
-  recordMetric(PlatformMetrics.FILES_QUARANTINED, 1);
-  return { bucket, ...(copied ? { key: copyKey } : {}), errorKey };
-}
-
-/**
- * The reason and error type to report: the router's reason, or Step Functions' caught error. For a
- * Lambda error, `Cause` is JSON `{errorType, errorMessage, trace|stackTrace}`: only type and message are
- * kept. A Batch job's `Cause` is its description: its status reason and exit code are kept.
- */
-export function explain(input: QuarantineInput): { reason: string; errorType?: string } {
-  const errorName = typeof input.error?.Error === 'string' ? input.error.Error : undefined;
-  if (typeof input.reason === 'string' && input.reason) return { reason: clip(input.reason), errorType: errorName };
-  const cause = input.error?.Cause;
-  if (typeof cause !== 'string' || cause.trim() === '') return { reason: errorName ?? 'no reason given', errorType: errorName };
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(cause);
-  } catch {
-    return { reason: clip(withoutStack(cause)), errorType: errorName };
-  }
-  if (parsed && typeof parsed === 'object') {
-    const p = parsed as Record<string, unknown>;
-    if (typeof p.errorMessage === 'string') {
-      return { reason: clip(withoutStack(p.errorMessage)), errorType: typeof p.errorType === 'string' ? p.errorType : errorName };
-    }
-    // Step Functions passes the job description with PascalCase keys; the Batch API's own shape is camelCase.
-    const statusReason = p.StatusReason ?? p.statusReason;
-    if (typeof statusReason === 'string') {
-      const container = (p.Container ?? p.container) as { ExitCode?: number; exitCode?: number } | undefined;
-      const code = container?.ExitCode ?? container?.exitCode;
-      const exit = typeof code === 'number' ? ` (exit code ${code}${code === 2 ? ': file refused' : ''})` : '';
-      return { reason: clip(`${statusReason}${exit}`), errorType: errorName };
-    }
-  }
-  return { reason: clip(withoutStack(cause)), errorType: errorName };
-}
-
-/** Drops stack-trace lines (`    at f (file:1:2)`) that a plain-text cause may carry. */
-function withoutStack(text: string): string {
-  return text.split('\n').filter((line) => !/^\s+at\s/.test(line)).join('\n').trim();
-}
-
-function clip(text: string): string {
-  return text.length > MAX_REASON ? `${text.slice(0, MAX_REASON)}…` : text;
 }

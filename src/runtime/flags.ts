@@ -1,6 +1,6 @@
 import { getAppConfig } from '@aws-lambda-powertools/parameters/appconfig';
 import { FeatureFlag, FlagsEnv } from './contract';
-import { platformLogger } from './telemetry';
+import { log } from './telemetry';
 
 /**
  * Handler side of the feature flags (bundled into the handlers that read them): the flags of the
@@ -89,7 +89,7 @@ export async function flag(name: FlagName): Promise<FlagValue> {
     return flags?.[name] ?? { enabled: true };
   } catch (error) {
     const e = error as Error;
-    platformLogger().error('feature flags unreadable; using the last value read, or on', { flag: name, errorType: e?.name, errorMessage: e?.message });
+    log('ERROR', 'feature flags unreadable; using the last value read, or on', { flag: name, errorType: e?.name, errorMessage: e?.message });
     return lastGood?.[name] ?? { enabled: true };
   }
 }

@@ -2,11 +2,11 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { HandlerEnv } from './contract';
-import { platformLogger, traced } from './telemetry';
+import { traced } from './telemetry';
 
 /**
  * What every handler and the Batch entrypoint share at run time: configuration from the environment, the AWS
- * clients, structured logs and S3 key helpers. Handler-side only (bundled into the assets); the constructs
+ * clients and S3 key helpers (logs: `log` in telemetry.ts). Handler-side only (bundled into the assets); the constructs
  * import nothing from here.
  */
 
@@ -65,22 +65,6 @@ export function createS3Client(): S3Client {
 export function createDocumentClient(): DynamoDBDocumentClient {
   return DynamoDBDocumentClient.from(traced(new DynamoDBClient({})), { marshallOptions: { removeUndefinedValues: true } });
 }
-
-type Level = 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
-
-/**
- * One JSON line per event (CloudWatch Logs Insights reads the fields), through the handler's Powertools
- * Logger: `level`, `message`, `timestamp`, `service`, the invocation's `executionArn` and `objectKey`
- * (see `startStep` of the ingestion steps), then `fields`. DEBUG and INFO go to stdout, WARN and ERROR to stderr.
- */
-export function log(level: Level, message: string, fields: Record<string, unknown> = {}): void {
-  const logger = platformLogger();
-  if (level === 'ERROR') logger.error(message, fields);
-  else if (level === 'WARN') logger.warn(message, fields);
-  else if (level === 'INFO') logger.info(message, fields);
-  else logger.debug(message, fields);
-}
-
 
 /** An error as logs and reports may show it: its name and message, never its stack. */
 export function describeError(error: unknown): { errorType: string; errorMessage: string } {

@@ -1,10 +1,10 @@
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { ApiEnv, ApiErrorBody } from './contract';
-import { platformLogger, startInvocation } from './telemetry';
+import { log, startInvocation } from './telemetry';
 
 /**
  * The handler side of every API route: one error shape, JSON responses that are never cached, CORS for
- * the configured origins only, one structured log line per request, and no exception text to callers.
+ * the configured origins only, one structured log line per request (`log`), and no exception text to callers.
  */
 
 /** A request the API refuses: its status and code go into the error body as they are. */
@@ -45,7 +45,7 @@ function allowedOrigins(): readonly string[] {
   try {
     parsed = raw ? JSON.parse(raw) : [];
   } catch {
-    logLine('ERROR', 'configuration', { reason: `${ApiEnv.CORS_ORIGINS} is not a JSON array of origins; CORS disabled` });
+    log('ERROR', 'configuration', { reason: `${ApiEnv.CORS_ORIGINS} is not a JSON array of origins; CORS disabled` });
   }
   cors = { raw, origins: Array.isArray(parsed) ? parsed.filter((o): o is string => typeof o === 'string') : [] };
   return cors.origins;
@@ -69,17 +69,6 @@ export function respond(statusCode: number, body: unknown, event?: Pick<APIGatew
   };
 }
 
-/**
- * One JSON log line (CloudWatch Logs), through the handler's Powertools Logger: `level`, `message`,
- * `timestamp`, `service`, the invocation's `requestId` and `function_request_id` (see `startRequest`), then
- * `fields`. INFO to stdout, WARN and ERROR to stderr.
- */
-export function logLine(level: 'INFO' | 'WARN' | 'ERROR', message: string, fields: Record<string, unknown>): void {
-  const logger = platformLogger();
-  if (level === 'INFO') logger.info(message, fields);
-  else if (level === 'WARN') logger.warn(message, fields);
-  else logger.error(message, fields);
-}
 
 /**
  * Starts the log context of one API request: the API Gateway request id (`requestId`) and, from the
@@ -107,15 +96,15 @@ export async function serve(
   try {
     const result = await route();
     const status = result.status ?? 200;
-    logLine(status >= 500 ? 'ERROR' : 'INFO', operation, { requestId, status, ...result.log, ms: Date.now() - started });
+    log(status >= 500 ? 'ERROR' : 'INFO', operation, { requestId, status, ...result.log, ms: Date.now() - started });
     return respond(status, result.body, event);
   } catch (error) {
     if (error instanceof RequestError) {
-      logLine(error.status >= 500 ? 'ERROR' : 'WARN', `${operation} refused`, { requestId, status: error.status, code: error.code, reason: error.message });
+      log(error.status >= 500 ? 'ERROR' : 'WARN', `${operation} refused`, { requestId, status: error.status, code: error.code, reason: error.message });
       return respond(error.status, errorBody(error.code, error.message, requestId), event);
     }
     const e = error as Error;
-    logLine('ERROR', `${operation} failed`, { requestId, errorType: e?.name, errorMessage: e?.message });
+    log('ERROR', `${operation} failed`, { requestId, errorType: e?.name, errorMessage: e?.message });
     return respond(500, errorBody('InternalError', 'the request could not be completed', requestId), event);
   }
 }

@@ -32,9 +32,26 @@ export function traced<T>(client: T): T {
   return t.isTracingEnabled() ? t.captureAWSv3Client(client) : client;
 }
 
-/** The handler's logger. @internal */
-export function platformLogger(): Logger {
+/** The handler's logger: lines go through `log`. */
+function platformLogger(): Logger {
   return (logger ??= new Logger());
+}
+
+type Level = 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
+
+/**
+ * One JSON line per event (CloudWatch Logs Insights reads the fields), through the handler's logger:
+ * `level`, `message`, `timestamp`, `service`, the invocation's correlation keys (see `startInvocation`:
+ * `requestId` for the API, `executionArn` and `objectKey` for the ingestion steps), then `fields`.
+ * DEBUG and INFO go to stdout, WARN and ERROR to stderr.
+ * @internal
+ */
+export function log(level: Level, message: string, fields: Record<string, unknown> = {}): void {
+  const to = platformLogger();
+  if (level === 'ERROR') to.error(message, fields);
+  else if (level === 'WARN') to.warn(message, fields);
+  else if (level === 'INFO') to.info(message, fields);
+  else to.debug(message, fields);
 }
 
 // undefined: not created yet; null: no namespace in the environment, so no metrics (see below).
@@ -59,13 +76,12 @@ function platformMetrics(): Metrics | undefined {
  * there is one (`function_request_id`, `function_name`, `cold_start`...) and `keys` to every line after.
  * @internal
  */
-export function startInvocation(context: Partial<Context> | undefined, keys: Record<string, string | undefined>): Logger {
-  const log = platformLogger();
-  log.resetKeys();
-  if (context?.awsRequestId) log.addContext(context as Context);
+export function startInvocation(context: Partial<Context> | undefined, keys: Record<string, string | undefined>): void {
+  const to = platformLogger();
+  to.resetKeys();
+  if (context?.awsRequestId) to.addContext(context as Context);
   const defined = Object.fromEntries(Object.entries(keys).filter(([, v]) => v !== undefined && v !== ''));
-  log.appendKeys(defined);
-  return log;
+  to.appendKeys(defined);
 }
 
 /**

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, QueryCommand, type QueryCommandInput } from '@aws-sdk/lib-dynamodb';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
@@ -6,6 +5,7 @@ import { LedgerSchema, LedgerStatus, LedgerStatusValue } from '../../ledger/cont
 import { IN_LAKE } from '../../ledger/runtime/ledger';
 import { CATALOG, DatasetDefinition } from '../../ons/catalog';
 import { errorBody, RequestError, RouteResult, safeName, serve } from '../../runtime/http';
+import { checksum, pageTokenCodec } from '../../runtime/page-token';
 import { traced } from '../../runtime/telemetry';
 import { DatasetLoaded, DatasetSummary, DatasetsResponse, IngestionEntry, IngestionsResponse, LedgerApiEnv } from '../contract';
 
@@ -46,8 +46,6 @@ const DATASET_ID = /^[a-z0-9_]{1,64}$/;
 const LIMIT = /^[1-9][0-9]{0,2}$/;
 const DEFAULT_LIMIT = 25;
 const MAX_LIMIT = 100;
-const TOKEN = /^[A-Za-z0-9_-]{1,8192}$/;
-const TOKEN_VERSION = 1;
 /** Index pages one request may read (the merge's first round alone takes one per status). */
 const MAX_QUERIES = 24;
 /** Items a filtered read evaluates per Query: DynamoDB's Limit counts items before the filter. */
@@ -95,7 +93,6 @@ type Query = Readonly<Record<string, string | undefined>> | null;
 type MultiQuery = Readonly<Record<string, readonly string[] | undefined>> | null;
 
 const invalid = (message: string) => new RequestError(400, 'InvalidParameter', message);
-const invalidToken = () => new RequestError(400, 'InvalidNextToken', 'nextToken is not a token this API issued for these parameters');
 
 /** Names of every parameter given (single- and multi-value maps alike). */
 function parameterNames(query: Query, multi: MultiQuery): string[] {
@@ -164,7 +161,7 @@ export function parseIngestionsRequest(query: Query, multi: MultiQuery): Ingesti
 
   const reads = readCount(dataset, status);
   const token = value('nextToken');
-  const cursors = token === undefined ? new Array<Cursor>(reads).fill(null) : decodeToken(token, status, dataset, reads);
+  const cursors = token === undefined ? new Array<Cursor>(reads).fill(null) : pageTokens.decode(token, { status, dataset });
   return { status, dataset, limit, cursors };
 }
 
@@ -173,32 +170,16 @@ function readCount(dataset: string | undefined, status: string | undefined): num
   return dataset === undefined && status === undefined ? STATUSES.length : 1;
 }
 
-function tokenDigest(status: string | undefined, dataset: string | undefined, cursors: readonly Cursor[]): string {
-  return createHash('sha256').update(JSON.stringify([TOKEN_VERSION, status ?? null, dataset ?? null, cursors])).digest('base64url').slice(0, 22);
-}
-
-export function encodeToken(request: Pick<IngestionsRequest, 'status' | 'dataset'>, cursors: readonly Cursor[]): string {
-  const body = { v: TOKEN_VERSION, c: cursors, h: tokenDigest(request.status, request.dataset, cursors) };
-  return Buffer.from(JSON.stringify(body)).toString('base64url');
-}
-
-function decodeToken(token: string, status: string | undefined, dataset: string | undefined, reads: number): Cursor[] {
-  if (!TOKEN.test(token)) throw invalidToken();
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
-  } catch {
-    throw invalidToken();
-  }
-  const p = parsed as { v?: unknown; c?: unknown; h?: unknown };
-  if (!p || typeof p !== 'object' || Array.isArray(p) || Object.keys(p).sort().join() !== 'c,h,v' || p.v !== TOKEN_VERSION) throw invalidToken();
-  if (!Array.isArray(p.c) || p.c.length !== reads || !p.c.every(isCursor)) throw invalidToken();
-  const cursors = p.c as Cursor[];
-  // A token is issued only while some read has more to give.
-  if (cursors.every((c) => c === 'x') || (reads === 1 && cursors[0] === 'x')) throw invalidToken();
-  if (p.h !== tokenDigest(status, dataset, cursors)) throw invalidToken();
-  return cursors;
-}
+/** `nextToken`: the cursors, and a digest of the version, the request's status and dataset, and the cursors. */
+const pageTokens = pageTokenCodec<Cursor[], Pick<IngestionsRequest, 'status' | 'dataset'>>({
+  maxLength: 8192,
+  cursorField: 'c',
+  digestField: 'h',
+  digest: (cursors, { status, dataset }) => checksum(JSON.stringify([1, status ?? null, dataset ?? null, cursors]), 'base64url', 22),
+  isCursor: (c, { status, dataset }): c is Cursor[] => Array.isArray(c) && c.length === readCount(dataset, status) && c.every(isCursor)
+    // A token is issued only while some read has more to give.
+    && !c.every((cursor) => cursor === 'x'),
+});
 
 function isCursor(c: unknown): boolean {
   if (c === null || c === 'x') return true;
@@ -377,7 +358,7 @@ export async function listIngestions(client: DynamoDBDocumentClient, table: stri
   const more = reads.some((r) => !r.exhausted);
   const body: IngestionsResponse = {
     ingestions: items.map(toEntry),
-    ...(more ? { nextToken: encodeToken(request, reads.map((r) => r.cursor())) } : {}),
+    ...(more ? { nextToken: pageTokens.encode(reads.map((r) => r.cursor()), request) } : {}),
   };
   return { body, strategy, queries: ctx.queries };
 }

@@ -1,8 +1,6 @@
-import { LedgerEnv } from '../../ledger/contract';
-import { Ledger } from '../../ledger/runtime/ledger';
-import { startStep, validateInput } from '../../ledger/runtime/step';
-import { createDocumentClient, createS3Client, describeError, log, requiredEnv } from '../../runtime/handler';
-import { flushMetrics } from '../../runtime/telemetry';
+import { startStep, stepDepsFromEnv, validateInput } from '../../ledger/runtime/step';
+import { describeError, requiredEnv } from '../../runtime/handler';
+import { flushMetrics, log } from '../../runtime/telemetry';
 import { IngestionEnv } from '../contract';
 import { processConfigFromEnv, processObject } from '../runtime/process-object';
 
@@ -17,11 +15,7 @@ export async function main(): Promise<number> {
     const raw: unknown = JSON.parse(requiredEnv(IngestionEnv.JOB_INPUT));
     startStep(raw);
     const input = validateInput(raw);
-    const result = await processObject(input, {
-      s3: createS3Client(),
-      ledger: new Ledger(createDocumentClient(), requiredEnv(LedgerEnv.TABLE)),
-      config: processConfigFromEnv(),
-    });
+    const result = await processObject(input, { ...stepDepsFromEnv(), config: processConfigFromEnv() });
     log('INFO', 'job done', { status: result.status, source: input.source, contentHash: result.contentHash });
     return 0;
   } catch (error) {

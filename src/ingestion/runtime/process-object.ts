@@ -9,14 +9,15 @@ import { DeleteObjectCommand, GetObjectCommand, S3Client } from '@aws-sdk/client
 import { Upload } from '@aws-sdk/lib-storage';
 import { LakeEnv } from '../../lake/contract';
 import { ProcessResult, SourceObject } from '../../ledger/contract';
-import { IN_LAKE, isConditionFailure, Ledger, LedgerOutputs, ledgerRef } from '../../ledger/runtime/ledger';
+import { IN_LAKE, isConditionFailure, LedgerOutputs, ledgerRef } from '../../ledger/runtime/ledger';
+import { StepDeps } from '../../ledger/runtime/step';
 import { convertFile, ConvertResult } from '../../ons/convert';
 import { DEFAULT_PREFIXES } from '../../ons/layout';
 import { localFile } from '../../ons/local-file';
 import { RefusedFileError } from '../../ons/types';
 import { PlatformMetrics } from '../../runtime/contract';
-import { describeError, log, numberEnv, prefixEnv, requiredEnv } from '../../runtime/handler';
-import { recordMetric } from '../../runtime/telemetry';
+import { describeError, numberEnv, prefixEnv, requiredEnv } from '../../runtime/handler';
+import { log, recordMetric } from '../../runtime/telemetry';
 import { IngestionEnv, ProcessInput } from '../contract';
 
 /**
@@ -46,9 +47,7 @@ export interface ProcessConfig {
   readonly maxExpandedBytes?: number;
 }
 
-export interface ProcessDeps {
-  readonly s3: S3Client;
-  readonly ledger: Ledger;
+export interface ProcessDeps extends StepDeps {
   readonly config: ProcessConfig;
 }
 

@@ -8,8 +8,8 @@ import { CATALOG } from '../../ons/catalog';
 import { dataCardDataset } from '../../ons/layout';
 import { FeatureFlag } from '../../runtime/contract';
 import { flag } from '../../runtime/flags';
-import { header, logLine, RequestError, safeName, serve } from '../../runtime/http';
-import { traced } from '../../runtime/telemetry';
+import { header, RequestError, safeName, serve } from '../../runtime/http';
+import { log, traced } from '../../runtime/telemetry';
 import { KnowledgeCitation, KnowledgeEnv, KnowledgeQueryFilters, KnowledgeQueryLimits, KnowledgeQueryRequest, KnowledgeQueryResponse } from '../contract';
 
 /**
@@ -259,7 +259,7 @@ export async function handleRequest(
     } catch (error) {
       const e = error as Error & { $metadata?: { httpStatusCode?: number; requestId?: string } };
       // The exception text goes to the log only, never to the caller.
-      logLine('ERROR', 'bedrock error', {
+      log('ERROR', 'bedrock error', {
         requestId: queryId,
         errorType: e?.name,
         errorMessage: e?.message,

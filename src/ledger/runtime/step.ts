@@ -1,12 +1,26 @@
+import { S3Client } from '@aws-sdk/client-s3';
 import type { Context } from 'aws-lambda';
-import { decodeEventKey } from '../../runtime/handler';
+import { Ledger } from './ledger';
+import { createDocumentClient, createS3Client, decodeEventKey, requiredEnv } from '../../runtime/handler';
 import { startInvocation } from '../../runtime/telemetry';
-import { SourceObject, StepInput } from '../contract';
+import { LedgerEnv, SourceObject, StepInput } from '../contract';
 
 /**
  * What every pipeline step that records in the ledger shares (router, processor, Batch entrypoint, document copy,
- * quarantine, time-series loader): its input (the source object version and the execution) and its log context.
+ * quarantine, time-series loader): its input (the source object version and the execution), its log context and
+ * its clients.
  */
+
+/** What every step calls: S3 and the ledger. */
+export interface StepDeps {
+  readonly s3: S3Client;
+  readonly ledger: Ledger;
+}
+
+/** The clients of a step (the ledger's table from the environment); a handler creates them once per container. */
+export function stepDepsFromEnv(): StepDeps {
+  return { s3: createS3Client(), ledger: new Ledger(createDocumentClient(), requiredEnv(LedgerEnv.TABLE)) };
+}
 
 /**
  * Starts the log context of one pipeline step: the Step Functions execution ARN and the object key of

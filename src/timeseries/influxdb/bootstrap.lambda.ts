@@ -1,7 +1,7 @@
 import { GetSecretValueCommand, PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { CloudFormationCustomResourceEvent, Context } from 'aws-lambda';
 import { AdminCredentials, bootstrap, BootstrapConfig, SecretStore } from './runtime/bootstrap';
-import { startInvocation, traced } from '../../runtime/telemetry';
+import { log, startInvocation, traced } from '../../runtime/telemetry';
 
 /**
  * The InfluxDbStore's bootstrap custom resource (CloudFormation invokes this function directly; it answers on the
@@ -47,19 +47,19 @@ const secrets: SecretStore = {
 };
 
 export async function handler(event: CloudFormationCustomResourceEvent, context?: Partial<Context>): Promise<void> {
-  const log = startInvocation(context, { requestType: event.RequestType, logicalResourceId: event.LogicalResourceId, stackId: event.StackId });
+  startInvocation(context, { requestType: event.RequestType, logicalResourceId: event.LogicalResourceId, stackId: event.StackId });
   const previousId = event.RequestType === 'Create' ? undefined : event.PhysicalResourceId;
   let answer: { Status: 'SUCCESS' | 'FAILED'; PhysicalResourceId: string; Reason?: string; Data?: Record<string, string> };
   try {
     if (event.RequestType === 'Delete') {
-      log.info('delete: the data, tokens and DBRP mapping stay with the instance');
+      log('INFO', 'delete: the data, tokens and DBRP mapping stay with the instance');
       answer = { Status: 'SUCCESS', PhysicalResourceId: previousId! };
     } else {
       const config = configOf(event.ResourceProperties as unknown as BootstrapProperties);
       const admin = await adminCredentials((event.ResourceProperties as unknown as BootstrapProperties).AdminSecretArn);
       const remaining = context?.getRemainingTimeInMillis?.() ?? 300_000;
       const result = await withDeadline(bootstrap(config, admin, secrets), remaining - ANSWER_MARGIN_MS);
-      log.info('bootstrap done', { ...result });
+      log('INFO', 'bootstrap done', { ...result });
       answer = {
         Status: 'SUCCESS',
         PhysicalResourceId: `${result.organizationId}/${result.bucketId}`,
@@ -68,7 +68,7 @@ export async function handler(event: CloudFormationCustomResourceEvent, context?
     }
   } catch (error) {
     const e = error as Error;
-    log.error('bootstrap failed', { errorType: e?.name, errorMessage: e?.message });
+    log('ERROR', 'bootstrap failed', { errorType: e?.name, errorMessage: e?.message });
     answer = {
       Status: 'FAILED',
       // A failed Create still needs an id; the Delete that follows is a no-op.

@@ -8,17 +8,17 @@ import { Upload } from '@aws-sdk/lib-storage';
 import type { Context } from 'aws-lambda';
 import type { PointRecord } from './layout';
 import { readPartRecords } from './part-reader';
-import { LoadError, RetryOptions } from './retry';
 import { tablesEnv } from './tables';
 import { LakeEnv } from '../../lake/contract';
-import { LedgerEnv, ProcessResult } from '../../ledger/contract';
-import { Ledger, LedgerLoad } from '../../ledger/runtime/ledger';
-import { startStep, validateInput } from '../../ledger/runtime/step';
+import { ProcessResult } from '../../ledger/contract';
+import { LedgerLoad } from '../../ledger/runtime/ledger';
+import { startStep, StepDeps, stepDepsFromEnv, validateInput } from '../../ledger/runtime/step';
 import { sourceName } from '../../ons/convert';
 import { DEFAULT_PREFIXES, parsePartKey, rejectedRecordsKey, rejectedRecordsPrefix } from '../../ons/layout';
 import { PlatformMetrics } from '../../runtime/contract';
-import { createDocumentClient, createS3Client, describeError, log, numberEnv, prefixEnv, requiredEnv } from '../../runtime/handler';
-import { flushMetrics, recordMetric } from '../../runtime/telemetry';
+import { describeError, numberEnv, prefixEnv, requiredEnv } from '../../runtime/handler';
+import { RetryOptions } from '../../runtime/retry';
+import { flushMetrics, log, recordMetric } from '../../runtime/telemetry';
 import { LoadErrors, LoadInput, LoadResult, TimeSeriesEnv } from '../contract';
 
 /**
@@ -26,6 +26,14 @@ import { LoadErrors, LoadInput, LoadResult, TimeSeriesEnv } from '../contract';
  * handed to the engine's writer, versioned with the source object's last-modified time; records the
  * engine rejects go with their reasons to the failed bucket; the ledger and the metrics record the outcome.
  */
+
+/** A write error the loader turns into the step's failure, with the name Step Functions sees. */
+export class LoadError extends Error {
+  constructor(name: typeof LoadErrors[keyof typeof LoadErrors], message: string) {
+    super(message);
+    this.name = name;
+  }
+}
 
 /** A record the engine rejected, with the reason it gave. */
 export interface RejectedRecord {
@@ -84,9 +92,7 @@ export interface LoadConfig {
   readonly retry?: RetryOptions;
 }
 
-export interface LoadDeps {
-  readonly s3: S3Client;
-  readonly ledger: Ledger;
+export interface LoadDeps extends StepDeps {
   readonly config: LoadConfig;
 }
 
@@ -227,8 +233,7 @@ export function createLoadHandler<C extends LoadConfig>(configFromEnv: () => C, 
       const input = validateLoadInput(event);
       if (!deps) {
         const config = configFromEnv();
-        const ledger = new Ledger(createDocumentClient(), requiredEnv(LedgerEnv.TABLE));
-        deps = { s3: createS3Client(), ledger, engine: engineOf(config), config };
+        deps = { ...stepDepsFromEnv(), engine: engineOf(config), config };
       }
       return await loadObject(input, deps, deps.engine);
     } finally {

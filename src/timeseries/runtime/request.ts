@@ -1,10 +1,10 @@
-import { createHash } from 'node:crypto';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { tablesEnv } from './tables';
 import { CATALOG, DatasetDefinition, MeasureDefinition } from '../../ons/catalog';
 import { FeatureFlag, OPERATION_DIMENSION, PlatformMetrics } from '../../runtime/contract';
 import { flag } from '../../runtime/flags';
 import { RequestError, safeName, serve, startRequest } from '../../runtime/http';
+import { checksum, pageTokenCodec } from '../../runtime/page-token';
 import { flushMetrics, recordMetric } from '../../runtime/telemetry';
 import { AGGREGATIONS, INTERVALS, TIME_SERIES_OPERATION, TimeSeriesEnv, TimeSeriesResponse } from '../contract';
 
@@ -57,7 +57,6 @@ const DATASET_ID = /^[a-z0-9_]{1,64}$/;
  */
 const DIMENSION_VALUE = /^[\p{Lu}\p{Ll}\p{Lt}\p{Lo}\p{N}][\p{Lu}\p{Ll}\p{Lt}\p{Lo}\p{N} ._/()&,+-]{0,99}$/u;
 const INSTANT = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,3}))?)?(Z|[+-](\d{2}):(\d{2})))?$/;
-const TOKEN = /^[A-Za-z0-9_-]{1,4096}$/;
 const MIN_TIME = Date.UTC(1900, 0, 1);
 const MAX_TIME = Date.UTC(2100, 0, 1);
 
@@ -126,7 +125,7 @@ export function parseRequest(
     aggregation,
   };
   if (params.nextToken === undefined) return q;
-  return { ...q, pageToken: decodeToken(params.nextToken, queryKey(q)) };
+  return { ...q, pageToken: pageTokens.decode(params.nextToken, queryKey(q)) };
 }
 
 function oneOf<T extends string>(name: string, value: string, allowed: readonly T[]): T {
@@ -160,30 +159,18 @@ export function safeIdentifier(name: string): string {
   return name;
 }
 
-/** Our page token: the engine's cursor bound to a digest of the query it belongs to, base64url JSON. */
+/** Our page token: the engine's cursor (`t`) bound to a digest of the query text it belongs to (`q`). */
+const pageTokens = pageTokenCodec<string, string>({
+  maxLength: 4096,
+  cursorField: 't',
+  digestField: 'q',
+  digest: (_cursor, key) => checksum(key, 'hex', 16),
+  isCursor: (t): t is string => typeof t === 'string' && t.length >= 1 && t.length <= 2048,
+});
+
+/** The page token of an engine's cursor for the query whose text is `key`. */
 export function encodeToken(cursor: string, key: string): string {
-  return Buffer.from(JSON.stringify({ v: 1, q: digest(key), t: cursor })).toString('base64url');
-}
-
-function decodeToken(token: string, key: string): string {
-  const invalid = () => new RequestError(400, 'InvalidNextToken', 'nextToken is not a token this API issued for these parameters');
-  if (!TOKEN.test(token)) throw invalid();
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
-  } catch {
-    throw invalid();
-  }
-  const p = parsed as { v?: unknown; q?: unknown; t?: unknown };
-  if (!p || typeof p !== 'object' || Object.keys(p).sort().join() !== 'q,t,v' || p.v !== 1 || p.q !== digest(key)
-    || typeof p.t !== 'string' || p.t.length < 1 || p.t.length > 2048) {
-    throw invalid();
-  }
-  return p.t;
-}
-
-function digest(key: string): string {
-  return createHash('sha256').update(key).digest('hex').slice(0, 16);
+  return pageTokens.encode(cursor, key);
 }
 
 /** Everything of a response but its points and token. */

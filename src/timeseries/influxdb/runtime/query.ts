@@ -1,5 +1,6 @@
 import { connectionFromEnv, createSender, InfluxConnection, NetworkError, params, Send, token } from './http';
 import { RequestError } from '../../../runtime/http';
+import { invalidToken } from '../../../runtime/page-token';
 import { TimeSeriesPoint, TimeSeriesResponse } from '../../contract';
 import {
   AggregationName, baseQueryConfigFromEnv, encodeToken, Interval, QueryConfig, QueryEngine, responseBase, safeIdentifier, TimeSeriesQuery,
@@ -183,14 +184,13 @@ function compareRows(a: Row, b: Row): number {
 }
 
 function parseCursor(text: string, dims: number): Cursor {
-  const invalid = () => new RequestError(400, 'InvalidNextToken', 'nextToken is not a token this API issued for these parameters');
   let c: Cursor;
   try {
     c = JSON.parse(text) as Cursor;
   } catch {
-    throw invalid();
+    throw invalidToken();
   }
-  if (!c || !Number.isSafeInteger(c.t) || !Array.isArray(c.k) || c.k.length !== dims || !c.k.every((k) => k === null || typeof k === 'string')) throw invalid();
+  if (!c || !Number.isSafeInteger(c.t) || !Array.isArray(c.k) || c.k.length !== dims || !c.k.every((k) => k === null || typeof k === 'string')) throw invalidToken();
   return c;
 }
 

@@ -1,11 +1,11 @@
 import { gzipSync } from 'node:zlib';
 import { HttpResponse, InfluxConnection, NetworkError, params, Send } from './http';
 import { encodeRecord } from './line-protocol';
+import { isNetworkError, retrying, RetryOptions, TryAgain } from '../../../runtime/retry';
 import { LoadErrors } from '../../contract';
 import type { PointRecord } from '../../runtime/layout';
-import type { PointWriter, RejectedRecord, WriteStats } from '../../runtime/load-object';
+import { LoadError, type PointWriter, type RejectedRecord, type WriteStats } from '../../runtime/load-object';
 import { RequestPool } from '../../runtime/request-pool';
-import { backoffMs, isNetworkError, LoadError, RetryOptions, sleep } from '../../runtime/retry';
 
 /**
  * The InfluxDB write path: records as line-protocol lines in gzipped batches of `batchLines` through
@@ -105,34 +105,33 @@ export class InfluxWriter implements PointWriter {
 
   /** One request, retried on 429, 5xx and network errors; any other answer is returned (2xx, 400, 413, 422) or refused. */
   private async post(lines: Line[]): Promise<HttpResponse> {
-    const maxAttempts = this.options.maxAttempts ?? 8;
     const body = gzipSync(Buffer.from(lines.map((l) => l.text).join('\n'), 'utf8'));
     const path = `/write?${params(this.connection, { precision: 'ns' })}`;
-    for (let attempt = 1; ; attempt++) {
+    const target = `${this.connection.database}/${this.measurement}`;
+    return retrying({
+      ...this.options,
+      onRetry: () => this.stats.retries++,
+      exhausted: (attempts, problem) => new LoadError(LoadErrors.UNAVAILABLE, `write to ${target} still failing after ${attempts} attempts: ${problem}`),
+    }, async () => {
       this.pool.throwIfFailed(); // another request failed for good: stop spending attempts
-      let problem: string;
-      let retryAfter: number | undefined;
       const headers = { 'Authorization': `Token ${await this.apiToken()}`, 'Content-Type': 'text/plain; charset=utf-8', 'Content-Encoding': 'gzip' };
+      let response: HttpResponse;
       try {
-        const response = await this.send('POST', path, headers, body);
-        const { status } = response;
-        if (status < 300 || status === 400 || status === 413 || status === 422) return response;
-        if (status !== 429 && status < 500) {
-          throw new LoadError(LoadErrors.WRITE_REFUSED, `write to ${this.connection.database}/${this.measurement} refused: HTTP ${status}: ${errorMessage(response)}`);
-        }
-        problem = `HTTP ${status}: ${errorMessage(response)}`;
-        retryAfter = retryAfterMs(response.headers['retry-after']);
+        response = await this.send('POST', path, headers, body);
       } catch (error) {
         const e = error as Error & { code?: string };
         if (!(e instanceof NetworkError) && !isNetworkError(e)) throw e;
-        problem = `${e.code ?? e.name}: ${e.message}`;
+        throw new TryAgain(`${e.code ?? e.name}: ${e.message}`);
       }
-      if (attempt >= maxAttempts) {
-        throw new LoadError(LoadErrors.UNAVAILABLE, `write to ${this.connection.database}/${this.measurement} still failing after ${attempt} attempts: ${problem}`);
+      const { status } = response;
+      if (status < 300 || status === 400 || status === 413 || status === 422) return response;
+      if (status !== 429 && status < 500) {
+        throw new LoadError(LoadErrors.WRITE_REFUSED, `write to ${target} refused: HTTP ${status}: ${errorMessage(response)}`);
       }
-      this.stats.retries++;
-      await sleep(retryAfter !== undefined ? Math.min(retryAfter, this.options.maxRetryAfterMs ?? 60_000) : backoffMs(attempt, this.options));
-    }
+      const retryAfter = retryAfterMs(response.headers['retry-after']);
+      throw new TryAgain(`HTTP ${status}: ${errorMessage(response)}`,
+        retryAfter === undefined ? undefined : Math.min(retryAfter, this.options.maxRetryAfterMs ?? 60_000));
+    });
   }
 
   /** The token, or TimeSeriesUnavailable (a later attempt of the step may read it: the bootstrap may not have stored it yet). */

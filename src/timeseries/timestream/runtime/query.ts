@@ -1,5 +1,6 @@
 import { QueryCommand, TimestreamQueryClient, type Datum } from '@aws-sdk/client-timestream-query';
 import { RequestError } from '../../../runtime/http';
+import { invalidToken } from '../../../runtime/page-token';
 import { traced } from '../../../runtime/telemetry';
 import { TimeSeriesEnv, TimeSeriesPoint, TimeSeriesResponse } from '../../contract';
 import { baseQueryConfigFromEnv, encodeToken, Interval, QueryConfig as BaseQueryConfig, QueryEngine, responseBase, safeIdentifier, TimeSeriesQuery } from '../../runtime/request';
@@ -81,7 +82,7 @@ export async function runQuery(client: TimestreamQueryClient, q: TimeSeriesQuery
     page = await client.send(new QueryCommand({ QueryString: sql, MaxRows: config.maxPoints, NextToken: q.pageToken }));
   } catch (error) {
     const e = error as Error & { $metadata?: { httpStatusCode?: number } };
-    if (e.name === 'ValidationException' && q.pageToken) throw new RequestError(400, 'InvalidNextToken', 'nextToken has expired or is not valid for this query');
+    if (e.name === 'ValidationException' && q.pageToken) throw invalidToken('nextToken has expired or is not valid for this query');
     // A column Timestream has not seen yet (a measure or dimension never loaded) means no data.
     if (e.name === 'ValidationException' && /column .* (does not exist|cannot be resolved)/i.test(e.message)) return { ...base, points: [] };
     if (e.name === 'ThrottlingException' || e.name === 'InternalServerException' || (e.$metadata?.httpStatusCode ?? 0) >= 500) {

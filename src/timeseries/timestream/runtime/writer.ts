@@ -1,10 +1,10 @@
 import { TimestreamWriteClient, WriteRecordsCommand, type WriteRecordsRequest } from '@aws-sdk/client-timestream-write';
 import { BatchTarget, buildRequest, MAX_RECORDS_PER_REQUEST, PointRecord, pointsOf } from './records';
+import { isNetworkError, retrying, RetryOptions, TryAgain } from '../../../runtime/retry';
 import { traced } from '../../../runtime/telemetry';
 import { LoadErrors } from '../../contract';
-import type { RejectedRecord, WriteStats } from '../../runtime/load-object';
+import { LoadError, type RejectedRecord, type WriteStats } from '../../runtime/load-object';
 import { RequestPool } from '../../runtime/request-pool';
-import { backoffMs, isNetworkError, LoadError, RetryOptions, sleep } from '../../runtime/retry';
 
 export { LoadError };
 export type { RejectedRecord, WriteStats };
@@ -110,13 +110,15 @@ export class RecordWriter {
   }
 
   private async write(request: WriteRecordsRequest): Promise<void> {
-    const maxAttempts = this.options.maxAttempts ?? 8;
-    for (let attempt = 1; ; attempt++) {
+    await retrying({
+      ...this.options,
+      onRetry: () => this.stats.retries++,
+      exhausted: (attempts, problem) => new LoadError(LoadErrors.UNAVAILABLE, `WriteRecords to ${this.target.table} still failing after ${attempts} attempts: ${problem}`),
+    }, async () => {
       if (this.pool.failure) return; // another request failed for good: stop spending attempts
       try {
         await this.client.send(new WriteRecordsCommand(request));
         this.count(request, []);
-        return;
       } catch (error) {
         const e = error as Error & { RejectedRecords?: ServiceRejection[]; $metadata?: { httpStatusCode?: number } };
         if (e.name === 'RejectedRecordsException') {
@@ -128,13 +130,9 @@ export class RecordWriter {
         if (!retryable) {
           throw new LoadError(LoadErrors.WRITE_REFUSED, `WriteRecords to ${this.target.table} refused: ${e.name}: ${e.message}`);
         }
-        if (attempt >= maxAttempts) {
-          throw new LoadError(LoadErrors.UNAVAILABLE, `WriteRecords to ${this.target.table} still failing after ${attempt} attempts: ${e.name}: ${e.message}`);
-        }
-        this.stats.retries++;
-        await sleep(backoffMs(attempt, this.options));
+        throw new TryAgain(`${e.name}: ${e.message}`);
       }
-    }
+    });
   }
 
   private count(request: WriteRecordsRequest, rejected: ServiceRejection[]): void {
