@@ -12,7 +12,7 @@ import { LedgerStatus, LedgerStatusValue, SourceObject } from '../../src/ledger/
 import { Ledger, LedgerItem, ledgerKey, ledgerRef } from '../../src/ledger/runtime/ledger';
 import { CATALOG } from '../../src/ons/catalog';
 import { createLedgerTable, restoreEnv } from '../ingestion/local-aws';
-import { CapturedOutput, captureOutput } from '../operations/output';
+import { CapturedOutput, captureOutput } from '../runtime/output';
 
 /**
  * `GET /datasets` and `GET /ingestions` as shipped: the bundled handler (SDK inside) against dynalite, the ledger

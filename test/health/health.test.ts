@@ -7,13 +7,13 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { LocalBedrockAgent } from './local-health';
+import { LocalTimestreamInfluxDb } from './local-timestream-influxdb';
 import { HEALTH_COMPONENTS, HealthEnv } from '../../src/health/contract';
 import { ApiEnv } from '../../src/runtime/contract';
-import { LocalTimestreamInfluxDb } from '../api/local-timestream-influxdb';
 import { expectSchema } from '../api/openapi';
-import { flagValues, LocalAppConfig } from '../operations/local-appconfig';
-import { CapturedOutput, captureOutput } from '../operations/output';
-import { LocalTimestream } from '../timeseries/local-timestream';
+import { flagValues, LocalAppConfig } from '../runtime/local-appconfig';
+import { CapturedOutput, captureOutput } from '../runtime/output';
+import { LocalTimestream } from '../timeseries/timestream/local-timestream';
 
 /**
  * Runs the pre-bundled handler asset (what the function ships, its SDK clients included) against local services:
@@ -592,7 +592,7 @@ describe('ledger on dynalite', () => {
 });
 
 describe('feature flags', () => {
-  test('the profile holds every flag: up (the flags checks themselves are in test/operations/flags.test.ts)', async () => {
+  test('the profile holds every flag: up (the flags checks themselves are in test/runtime/flags.test.ts)', async () => {
     const handler = loadHandler({ [HealthEnv.FLAGS]: JSON.stringify({ application: 'ons', environment: 'dev', profile: 'flags' }) });
 
     const { statusCode, body } = await invoke(handler);

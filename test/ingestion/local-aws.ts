@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer, IncomingMessage, request, Server, ServerResponse } from 'node:http';
-import { AddressInfo, Socket } from 'node:net';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { IncomingMessage, request, Server, ServerResponse } from 'node:http';
+import { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateTableCommand, DynamoDBClient, waitUntilTableExists } from '@aws-sdk/client-dynamodb';
@@ -9,11 +9,14 @@ import {
   GetObjectCommand, ListObjectsCommand, PutObjectCommand, S3Client,
 } from '@aws-sdk/client-s3';
 import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
-import { IngestionEnv } from '../../src/ingestion/contract';
+import { IngestionEnv, ProcessInput, RouteResult } from '../../src/ingestion/contract';
 import { LakeEnv } from '../../src/lake/contract';
-import { LedgerEnv, LedgerSchema } from '../../src/ledger/contract';
+import { LedgerEnv, LedgerSchema, ProcessResult, StepInput } from '../../src/ledger/contract';
 import type { LedgerItem } from '../../src/ledger/runtime/ledger';
 import { HandlerEnv } from '../../src/runtime/contract';
+import type { LoadInput } from '../../src/timeseries/contract';
+import { LocalHttpServer } from '../local-http';
+import { ONS_DATA } from '../ons-data';
 
 /**
  * Local AWS for the ingestion handler tests: s3rver (S3) and dynalite (DynamoDB) on 127.0.0.1, the
@@ -223,22 +226,15 @@ export type Fault = 'status500' | 'stall';
  * until the client gives up (`stall`: the object is stored, the client never hears so).
  */
 export class FaultyS3Proxy {
-  private server?: Server;
-  private readonly sockets = new Set<Socket>();
+  private readonly server = new LocalHttpServer((req, res) => this.handle(req, res));
   private plan?: { fault: Fault; nth: number; matches: (req: IncomingMessage) => boolean; seen: number };
   /** Requests failed so far. */
   public failed = 0;
 
   constructor(private readonly target: string) {}
 
-  async start(): Promise<string> {
-    this.server = createServer((req, res) => this.handle(req, res));
-    this.server.on('connection', (socket) => {
-      this.sockets.add(socket);
-      socket.on('close', () => this.sockets.delete(socket));
-    });
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  start(): Promise<string> {
+    return this.server.start();
   }
 
   /** Fails the `nth` (1-based) request that `matches`, once. */
@@ -250,9 +246,8 @@ export class FaultyS3Proxy {
     this.plan = undefined;
   }
 
-  async close(): Promise<void> {
-    for (const socket of this.sockets) socket.destroy();
-    await new Promise<void>((resolve) => this.server?.close(() => resolve()) ?? resolve());
+  close(): Promise<void> {
+    return this.server.close();
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
@@ -292,4 +287,29 @@ export class FaultyS3Proxy {
 export function isPutObject(bucket?: string): (req: IncomingMessage) => boolean {
   return (req) => req.method === 'PUT' && !req.headers['x-amz-copy-source'] && !/[?&]partNumber=/.test(req.url ?? '')
     && (bucket === undefined || (req.url ?? '').startsWith(`/${bucket}/`));
+}
+
+/** The router and processor bundles run on a real file, as the state machine does before the loader. */
+export type Ingest = (file: string) => Promise<LoadInput>;
+
+/** Ingests each file once (the same content under another key would be a duplicate, which is not loaded). */
+export function ingester(aws: LocalAws, env: Record<string, string | undefined>): Ingest {
+  const route = loadHandler<StepInput, RouteResult>('route', env);
+  const processFile = loadHandler<ProcessInput, ProcessResult>('process', env);
+  const done = new Map<string, Promise<LoadInput>>();
+  return (file) => {
+    let input = done.get(file);
+    if (!input) {
+      const key = `incoming/${file}`;
+      input = (async () => {
+        await putObject(aws, BUCKETS.raw, key, readFileSync(join(ONS_DATA, file)));
+        const routed = await route({ source: { bucket: BUCKETS.raw, key }, executionArn: EXECUTION });
+        const processed = await processFile({ source: routed.source, executionArn: EXECUTION });
+        if (processed.status !== 'processed') throw new Error(`${file}: ${JSON.stringify(processed)}`);
+        return { source: routed.source, executionArn: EXECUTION, processed };
+      })();
+      done.set(file, input);
+    }
+    return input;
+  };
 }
