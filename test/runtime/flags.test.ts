@@ -197,7 +197,7 @@ describe('the health check (flags component)', () => {
     [HealthEnv.KNOWLEDGE_BASE_ID]: undefined,
     [HealthEnv.LEDGER_TABLE]: undefined,
     [HealthEnv.FLAGS]: flags,
-  }, join(__dirname, '..', '..', 'assets', 'api'));
+  }, join(__dirname, '..', '..', 'assets', 'health'));
   const location = JSON.stringify({ application: APP, environment: ENVIRONMENT, profile: PROFILE });
 
   test('the profile serves the four flags: up', async () => {
