@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { OperationsEnv, PlatformMetrics } from '../../../src/runtime/contract';
-import { InfluxDbEnv, LoadInput, TimeSeriesEnv } from '../../../src/timeseries/contract';
+import { InfluxDbEnv, TimeSeriesEnv } from '../../../src/timeseries/contract';
 import { BUCKETS, getBytes, ledgerItem } from '../../ingestion/local-aws';
 import { LocalSecretsManager } from '../../local-secrets-manager';
 import { DATABASE, describeLoadContract, REFERENCE, REJECTED_KEY } from '../load-contract';
@@ -110,12 +110,10 @@ afterAll(() => {
 });
 
 describe('CARGA_ENERGIA_2013.csv', () => {
-  let input: LoadInput;
-  beforeAll(async () => {
-    input = await ctx.ingest('CARGA_ENERGIA_2013.csv');
-  });
   const measure = 'val_cargaenergiamwmed';
-  const points = () => REFERENCE['CARGA_ENERGIA_2013.csv'].measures[measure].count;
+  const points = REFERENCE['CARGA_ENERGIA_2013.csv'].measures[measure].count;
+  // Ingested once (the ingester remembers it), by whichever test comes first.
+  const carga = () => ctx.ingest('CARGA_ENERGIA_2013.csv');
 
   test('points the server drops (a field type conflict in one shard) are found, reported with its reason and counted', async () => {
     // An integer value of the field in the shard of 2013-01-10 (7-day shards): every float of that shard is refused.
@@ -125,10 +123,11 @@ describe('CARGA_ENERGIA_2013.csv', () => {
     const inShard = (t: number) => t >= shardStart && t < shardStart + SHARD_DURATION_MS;
 
     // With a metrics namespace, as the platform sets it, the loader emits its metrics.
+    const input = await carga();
     const result = await ctx.loader({ [OperationsEnv.METRICS_NAMESPACE]: 'OnsDataPlatform/test', [OperationsEnv.SERVICE_NAME]: 'timeseries' })(input);
     const lines = (await getBytes(ctx.aws, BUCKETS.failed, REJECTED_KEY)).toString('utf8').trim().split('\n').map((l) => JSON.parse(l));
     expect(lines).toHaveLength(7 * 4); // 7 days of 4 subsystems
-    expect(result).toMatchObject({ status: 'loaded', rejected: lines.length, records: points() - lines.length, points: points() - lines.length, rejectedKey: REJECTED_KEY });
+    expect(result).toMatchObject({ status: 'loaded', rejected: lines.length, records: points - lines.length, points: points - lines.length, rejectedKey: REJECTED_KEY });
     for (const line of lines) {
       expect(line).toMatchObject({
         source: `s3://${BUCKETS.raw}/${input.source.key}`,
@@ -141,7 +140,7 @@ describe('CARGA_ENERGIA_2013.csv', () => {
     }
     // Exactly the input's points of that shard were refused; all the others are stored.
     const [kept] = await influx.query(`SELECT count("${measure}") FROM "carga_energia" WHERE "id_subsistema" != 'XX'`);
-    expect(kept.values[0][1]).toBe(points() - lines.length);
+    expect(kept.values[0][1]).toBe(points - lines.length);
     const [shardCount] = await influx.query(`SELECT count("${measure}") FROM "carga_energia" WHERE time >= ${shardStart}ms AND time < ${shardStart + SHARD_DURATION_MS}ms`);
     expect(shardCount.values[0][1]).toBe(1); // the integer point alone
     const item = await ledgerItem(ctx.aws, BUCKETS.raw, input.source.key);
@@ -155,16 +154,17 @@ describe('CARGA_ENERGIA_2013.csv', () => {
     const dead = new LocalSecretsManager();
     const url = await dead.start();
     await dead.close();
-    await expect(ctx.loader({ [InfluxDbEnv.URL]: url, [TimeSeriesEnv.MAX_IN_FLIGHT]: '1' })(input)).rejects.toMatchObject({ name: 'TimeSeriesUnavailable', message: expect.stringContaining('ECONNREFUSED') });
+    await expect(ctx.loader({ [InfluxDbEnv.URL]: url, [TimeSeriesEnv.MAX_IN_FLIGHT]: '1' })(await carga())).rejects.toMatchObject({ name: 'TimeSeriesUnavailable', message: expect.stringContaining('ECONNREFUSED') });
   });
 
   test('a token secret that cannot be read: TimeSeriesUnavailable, nothing sent', async () => {
     const missing = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:not-there-123456';
-    await expect(ctx.loader({ [InfluxDbEnv.TOKEN_SECRET_ARN]: missing })(input)).rejects.toMatchObject({ name: 'TimeSeriesUnavailable', message: expect.stringContaining('Secrets Manager') });
+    await expect(ctx.loader({ [InfluxDbEnv.TOKEN_SECRET_ARN]: missing })(await carga())).rejects.toMatchObject({ name: 'TimeSeriesUnavailable', message: expect.stringContaining('Secrets Manager') });
     expect(writes()).toHaveLength(0);
   });
 
   test('the token is read once per container from Secrets Manager (cached)', async () => {
+    const input = await carga();
     const before = secrets.requests.length;
     const load = ctx.loader();
     await load(input);
