@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer as createHttpServer, Server as HttpServer } from 'node:http';
 import { AddressInfo, createServer, Server, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -11,7 +11,7 @@ import { LedgerApiEnv } from '../../src/api/contract';
 import { LedgerStatus, LedgerStatusValue, SourceObject } from '../../src/ledger/contract';
 import { Ledger, LedgerItem, ledgerKey, ledgerRef } from '../../src/ledger/runtime/ledger';
 import { CATALOG } from '../../src/ons/catalog';
-import { createLedgerTable, restoreEnv } from '../ingestion/local-aws';
+import { createLedgerTable, loadHandler as loadLocalHandler, restoreEnv } from '../ingestion/local-aws';
 import { CapturedOutput, captureOutput } from '../runtime/output';
 
 /**
@@ -25,7 +25,7 @@ const dynalite = require('dynalite') as (options: Record<string, number>) => Ser
 
 type Handler = (event: APIGatewayProxyEvent) => Promise<APIGatewayProxyResult>;
 
-const ASSET = join(__dirname, '..', '..', 'assets', 'api', 'ledger.lambda', 'index.js');
+const ASSETS = join(__dirname, '..', '..', 'assets', 'api');
 const TABLE = 'ons-api-ledger-test';
 const CREDENTIALS = { accessKeyId: 'DYNALITE', secretAccessKey: 'DYNALITE' };
 const BUCKETS = {
@@ -70,16 +70,7 @@ function loadHandler(env: Record<string, string | undefined> = {}): Handler {
     [LedgerApiEnv.TABLE]: TABLE,
     [LedgerApiEnv.TIME_SERIES_DATASETS]: JSON.stringify(['carga_energia', 'cmo_semanal']),
   };
-  for (const [key, value] of Object.entries({ ...base, ...env })) {
-    if (value === undefined) delete process.env[key];
-    else process.env[key] = value;
-  }
-  let handler: Handler | undefined;
-  jest.isolateModules(() => {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    handler = (require(ASSET) as { handler: Handler }).handler;
-  });
-  return handler!;
+  return loadLocalHandler('ledger', { ...base, ...env }, ASSETS) as Handler;
 }
 
 let requestCounter = 0;
@@ -355,7 +346,6 @@ function expectedOrder(seeds: readonly Seed[]): string[] {
 }
 
 beforeAll(async () => {
-  if (!existsSync(ASSET)) throw new Error(`${ASSET} is missing: run \`npx projen bundle:api/ledger.lambda\` first`);
   scratch = mkdtempSync(join(tmpdir(), 'ons-ledger-api-'));
   dynamo = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
   await new Promise<void>((resolve, reject) => dynamo.listen(0, '127.0.0.1', (e?: Error) => (e ? reject(e) : resolve())));

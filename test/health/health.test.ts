@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { AddressInfo, createServer, Server, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +11,7 @@ import { LocalTimestreamInfluxDb } from './local-timestream-influxdb';
 import { HEALTH_COMPONENTS, HealthEnv } from '../../src/health/contract';
 import { ApiEnv } from '../../src/runtime/contract';
 import { expectSchema } from '../api/openapi';
+import { loadHandler as loadLocalHandler, restoreEnv } from '../ingestion/local-aws';
 import { flagValues, LocalAppConfig } from '../runtime/local-appconfig';
 import { CapturedOutput, captureOutput } from '../runtime/output';
 import { LocalTimestream } from '../timeseries/timestream/local-timestream';
@@ -41,7 +42,7 @@ const dynalite = require('dynalite') as (options: Record<string, number>) => Ser
 
 type Handler = (event?: Partial<APIGatewayProxyEvent>, context?: Partial<Context>) => Promise<APIGatewayProxyResult>;
 
-const ASSET = join(__dirname, '..', '..', 'assets', 'health', 'health.lambda', 'index.js');
+const ASSETS = join(__dirname, '..', '..', 'assets', 'health');
 
 /** Buckets that exist on the server. */
 const BUCKETS = { raw: 'ons-health-raw', processed: 'ons-health-processed', failed: 'ons-health-failed' } as const;
@@ -74,7 +75,6 @@ const CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
 /** One attempt: the SDK otherwise retries 5xx and connection errors with backoff, racing the check's own timeout. */
 const NO_RETRIES = { AWS_MAX_ATTEMPTS: '1' };
 
-const savedEnv = { ...process.env };
 let s3server: S3rverInstance;
 let dynamo: Server;
 let slowDynamo: Server;
@@ -88,13 +88,6 @@ const appconfig = new LocalAppConfig();
 let output: CapturedOutput;
 let consoleError: jest.SpyInstance;
 
-/** Puts process.env back exactly as it was before this file ran (same object, so modules keep seeing it). */
-function restoreEnv() {
-  for (const key of Object.keys(process.env)) {
-    if (!(key in savedEnv)) delete process.env[key];
-  }
-  Object.assign(process.env, savedEnv);
-}
 
 /**
  * Sets the environment (every component configured and up, flags unset, unless `env` says otherwise), then loads a
@@ -129,16 +122,7 @@ function loadHandler(env: Record<string, string | undefined> = {}): Handler {
     [HealthEnv.FLAGS]: undefined,
     [HealthEnv.CHECK_TIMEOUT_MS]: undefined,
   };
-  for (const [key, value] of Object.entries({ ...base, ...env })) {
-    if (value === undefined) delete process.env[key];
-    else process.env[key] = value;
-  }
-  let handler: Handler | undefined;
-  jest.isolateModules(() => {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    handler = (require(ASSET) as { handler: Handler }).handler;
-  });
-  return handler!;
+  return loadLocalHandler('health', { ...base, ...env }, ASSETS) as Handler;
 }
 
 /** Invokes the handler and checks what every response shares; returns the status code and the parsed body. */
@@ -208,7 +192,6 @@ function createTable(client: DynamoDBClient, TableName: string) {
 }
 
 beforeAll(async () => {
-  if (!existsSync(ASSET)) throw new Error(`${ASSET} is missing: run \`npx projen bundle\` first`);
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
   directory = mkdtempSync(join(tmpdir(), 'ons-health-'));
   s3server = new S3rver({
