@@ -11,7 +11,7 @@ import { LedgerApiEnv } from '../../src/api/contract';
 import { LedgerStatus, LedgerStatusValue, SourceObject } from '../../src/ledger/contract';
 import { Ledger, LedgerItem, ledgerKey, ledgerRef } from '../../src/ledger/runtime/ledger';
 import { CATALOG } from '../../src/ons/catalog';
-import { createLedgerTable, loadHandler as loadLocalHandler, restoreEnv } from '../ingestion/local-aws';
+import { createLedgerTable, isolatedAwsEnv, loadHandler as loadLocalHandler, restoreEnv } from '../ingestion/local-aws';
 import { CapturedOutput, captureOutput } from '../runtime/output';
 
 /**
@@ -56,17 +56,9 @@ let consoleError: jest.SpyInstance;
 function loadHandler(env: Record<string, string | undefined> = {}): Handler {
   const base: Record<string, string | undefined> = {
     AWS_ENDPOINT_URL_DYNAMODB: endpoint,
-    AWS_REGION: 'us-east-1',
+    ...isolatedAwsEnv(scratch),
     AWS_ACCESS_KEY_ID: CREDENTIALS.accessKeyId,
     AWS_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey,
-    // Keep the machine's AWS setup out of the test.
-    AWS_SESSION_TOKEN: undefined,
-    AWS_PROFILE: undefined,
-    AWS_ENDPOINT_URL: undefined,
-    AWS_IGNORE_CONFIGURED_ENDPOINT_URLS: undefined,
-    AWS_MAX_ATTEMPTS: undefined,
-    AWS_CONFIG_FILE: join(scratch, 'no-aws-config'),
-    AWS_SHARED_CREDENTIALS_FILE: join(scratch, 'no-aws-credentials'),
     [LedgerApiEnv.TABLE]: TABLE,
     [LedgerApiEnv.TIME_SERIES_DATASETS]: JSON.stringify(['carga_energia', 'cmo_semanal']),
   };

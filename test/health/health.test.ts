@@ -11,7 +11,7 @@ import { LocalTimestreamInfluxDb } from './local-timestream-influxdb';
 import { HEALTH_COMPONENTS, HealthEnv } from '../../src/health/contract';
 import { ApiEnv } from '../../src/runtime/contract';
 import { expectSchema } from '../api/openapi';
-import { loadHandler as loadLocalHandler, restoreEnv } from '../ingestion/local-aws';
+import { isolatedAwsEnv, loadHandler as loadLocalHandler, restoreEnv } from '../ingestion/local-aws';
 import { flagValues, LocalAppConfig } from '../runtime/local-appconfig';
 import { CapturedOutput, captureOutput } from '../runtime/output';
 import { LocalTimestream } from '../timeseries/timestream/local-timestream';
@@ -100,19 +100,9 @@ function loadHandler(env: Record<string, string | undefined> = {}): Handler {
     AWS_ENDPOINT_URL_DYNAMODB: endpoints.dynamodb,
     AWS_ENDPOINT_URL_BEDROCK_AGENT: endpoints.bedrock,
     AWS_ENDPOINT_URL_APPCONFIGDATA: endpoints.appconfig,
-    AWS_REGION: 'us-east-1',
+    ...isolatedAwsEnv(directory),
     AWS_ACCESS_KEY_ID: CREDENTIALS.accessKeyId,
     AWS_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey,
-    // Keep the machine's AWS setup out of the test.
-    AWS_SESSION_TOKEN: undefined,
-    AWS_PROFILE: undefined,
-    AWS_ENDPOINT_URL: undefined,
-    AWS_IGNORE_CONFIGURED_ENDPOINT_URLS: undefined,
-    AWS_MAX_ATTEMPTS: undefined,
-    AWS_CONFIG_FILE: join(directory, 'no-aws-config'),
-    AWS_SHARED_CREDENTIALS_FILE: join(directory, 'no-aws-credentials'),
-    // Each fresh SDK copy would otherwise print its "will require node >=22" warning on Node 20.
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
     [ApiEnv.CORS_ORIGINS]: undefined,
     [HealthEnv.LAKE_BUCKETS]: JSON.stringify(BUCKETS),
     [HealthEnv.TIME_SERIES]: JSON.stringify({ engine: 'timestream-liveanalytics', database: DATABASE }),

@@ -115,15 +115,10 @@ export async function createLedgerTable(client: DynamoDBClient, table: string = 
   await waitUntilTableExists({ client, maxWaitTime: 30 }, { TableName: table });
 }
 
-/** The environment the construct gives the handlers, pointed at the local servers. */
-export function handlerEnv(aws: LocalAws, overrides: Record<string, string | undefined> = {}): Record<string, string | undefined> {
+/** The region, and the machine's AWS setup (profile, endpoints, retries, config files) kept out of a handler under test. */
+export function isolatedAwsEnv(scratch: string): Record<string, string | undefined> {
   return {
-    AWS_ENDPOINT_URL_S3: aws.s3Endpoint,
-    AWS_ENDPOINT_URL_DYNAMODB: aws.dynamoEndpoint,
     AWS_REGION: 'us-east-1',
-    AWS_ACCESS_KEY_ID: CREDENTIALS.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey,
-    // Keep the machine's AWS setup out of the test.
     AWS_SESSION_TOKEN: undefined,
     AWS_PROFILE: undefined,
     AWS_ENDPOINT_URL: undefined,
@@ -131,10 +126,21 @@ export function handlerEnv(aws: LocalAws, overrides: Record<string, string | und
     AWS_MAX_ATTEMPTS: undefined,
     AWS_REQUEST_CHECKSUM_CALCULATION: undefined,
     AWS_RESPONSE_CHECKSUM_VALIDATION: undefined,
-    AWS_CONFIG_FILE: join(aws.scratch, 'no-aws-config'),
-    AWS_SHARED_CREDENTIALS_FILE: join(aws.scratch, 'no-aws-credentials'),
+    AWS_CONFIG_FILE: join(scratch, 'no-aws-config'),
+    AWS_SHARED_CREDENTIALS_FILE: join(scratch, 'no-aws-credentials'),
     // Each fresh SDK copy would otherwise print its "will require node >=22" warning on Node 20.
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+  };
+}
+
+/** The environment the construct gives the handlers, pointed at the local servers. */
+export function handlerEnv(aws: LocalAws, overrides: Record<string, string | undefined> = {}): Record<string, string | undefined> {
+  return {
+    AWS_ENDPOINT_URL_S3: aws.s3Endpoint,
+    AWS_ENDPOINT_URL_DYNAMODB: aws.dynamoEndpoint,
+    ...isolatedAwsEnv(aws.scratch),
+    AWS_ACCESS_KEY_ID: CREDENTIALS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey,
     [HandlerEnv.STAGE]: 'dev',
     [LakeEnv.PROCESSED_BUCKET]: BUCKETS.processed,
     [LakeEnv.FAILED_BUCKET]: BUCKETS.failed,
