@@ -30,7 +30,7 @@ import { openTable } from '../src/ons/open';
 import { processTable } from '../src/ons/process';
 import { MAX_RECORDS_PER_REQUEST, meteredBytes, PointRecord, writeUnits } from '../src/timeseries/timestream/runtime/records';
 import { createWriteClient, RecordWriter } from '../src/timeseries/timestream/runtime/writer';
-import { LocalTimestream, WriteRequestBody } from '../test/timeseries/local-timestream';
+import { LocalTimestream, WriteRequestBody } from '../test/timeseries/timestream/local-timestream';
 
 const TARGET_RATIO = 0.8;
 const ROOT = resolve(__dirname, '..');

@@ -6,11 +6,16 @@ export class LocalHttpServer {
   private server?: Server;
   private readonly sockets = new Set<Socket>();
 
-  constructor(private readonly handle: (req: IncomingMessage, res: ServerResponse) => void) {}
+  /** `keepAliveTimeoutMs`: how long an idle connection stays open (Node's default, 5 s, races with SDK clients that reuse it late). */
+  constructor(
+    private readonly handle: (req: IncomingMessage, res: ServerResponse) => void,
+    private readonly options: { keepAliveTimeoutMs?: number } = {},
+  ) {}
 
   /** Starts listening; returns the endpoint (`http://127.0.0.1:<port>`). */
   async start(): Promise<string> {
     this.server = createServer((req, res) => this.handle(req, res));
+    if (this.options.keepAliveTimeoutMs !== undefined) this.server.keepAliveTimeout = this.options.keepAliveTimeoutMs;
     this.server.on('connection', (socket) => {
       this.sockets.add(socket);
       socket.on('close', () => this.sockets.delete(socket));

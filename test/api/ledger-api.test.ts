@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer as createHttpServer, Server as HttpServer } from 'node:http';
 import { AddressInfo, createServer, Server, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -11,8 +11,8 @@ import { LedgerApiEnv } from '../../src/api/contract';
 import { LedgerStatus, LedgerStatusValue, SourceObject } from '../../src/ledger/contract';
 import { Ledger, LedgerItem, ledgerKey, ledgerRef } from '../../src/ledger/runtime/ledger';
 import { CATALOG } from '../../src/ons/catalog';
-import { createLedgerTable, restoreEnv } from '../ingestion/local-aws';
-import { CapturedOutput, captureOutput } from '../operations/output';
+import { createLedgerTable, isolatedAwsEnv, loadHandler as loadLocalHandler, restoreEnv } from '../ingestion/local-aws';
+import { CapturedOutput, captureOutput } from '../runtime/output';
 
 /**
  * `GET /datasets` and `GET /ingestions` as shipped: the bundled handler (SDK inside) against dynalite, the ledger
@@ -25,7 +25,7 @@ const dynalite = require('dynalite') as (options: Record<string, number>) => Ser
 
 type Handler = (event: APIGatewayProxyEvent) => Promise<APIGatewayProxyResult>;
 
-const ASSET = join(__dirname, '..', '..', 'assets', 'api', 'ledger.lambda', 'index.js');
+const ASSETS = join(__dirname, '..', '..', 'assets', 'api');
 const TABLE = 'ons-api-ledger-test';
 const CREDENTIALS = { accessKeyId: 'DYNALITE', secretAccessKey: 'DYNALITE' };
 const BUCKETS = {
@@ -56,30 +56,13 @@ let consoleError: jest.SpyInstance;
 function loadHandler(env: Record<string, string | undefined> = {}): Handler {
   const base: Record<string, string | undefined> = {
     AWS_ENDPOINT_URL_DYNAMODB: endpoint,
-    AWS_REGION: 'us-east-1',
+    ...isolatedAwsEnv(scratch),
     AWS_ACCESS_KEY_ID: CREDENTIALS.accessKeyId,
     AWS_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey,
-    // Keep the machine's AWS setup out of the test.
-    AWS_SESSION_TOKEN: undefined,
-    AWS_PROFILE: undefined,
-    AWS_ENDPOINT_URL: undefined,
-    AWS_IGNORE_CONFIGURED_ENDPOINT_URLS: undefined,
-    AWS_MAX_ATTEMPTS: undefined,
-    AWS_CONFIG_FILE: join(scratch, 'no-aws-config'),
-    AWS_SHARED_CREDENTIALS_FILE: join(scratch, 'no-aws-credentials'),
     [LedgerApiEnv.TABLE]: TABLE,
     [LedgerApiEnv.TIME_SERIES_DATASETS]: JSON.stringify(['carga_energia', 'cmo_semanal']),
   };
-  for (const [key, value] of Object.entries({ ...base, ...env })) {
-    if (value === undefined) delete process.env[key];
-    else process.env[key] = value;
-  }
-  let handler: Handler | undefined;
-  jest.isolateModules(() => {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    handler = (require(ASSET) as { handler: Handler }).handler;
-  });
-  return handler!;
+  return loadLocalHandler('ledger', { ...base, ...env }, ASSETS) as Handler;
 }
 
 let requestCounter = 0;
@@ -355,7 +338,6 @@ function expectedOrder(seeds: readonly Seed[]): string[] {
 }
 
 beforeAll(async () => {
-  if (!existsSync(ASSET)) throw new Error(`${ASSET} is missing: run \`npx projen bundle:api/ledger.lambda\` first`);
   scratch = mkdtempSync(join(tmpdir(), 'ons-ledger-api-'));
   dynamo = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
   await new Promise<void>((resolve, reject) => dynamo.listen(0, '127.0.0.1', (e?: Error) => (e ? reject(e) : resolve())));

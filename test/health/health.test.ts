@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { AddressInfo, createServer, Server, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,14 +7,15 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { LocalBedrockAgent } from './local-health';
+import { LocalTimestreamInfluxDb } from './local-timestream-influxdb';
 import { HEALTH_COMPONENTS, HealthEnv } from '../../src/health/contract';
 import { ApiEnv } from '../../src/runtime/contract';
 import { TimeSeriesEnv } from '../../src/timeseries/contract';
-import { LocalTimestreamInfluxDb } from '../api/local-timestream-influxdb';
 import { expectSchema } from '../api/openapi';
-import { flagValues, LocalAppConfig } from '../operations/local-appconfig';
-import { CapturedOutput, captureOutput } from '../operations/output';
-import { LocalTimestream } from '../timeseries/local-timestream';
+import { isolatedAwsEnv, loadHandler as loadLocalHandler, restoreEnv } from '../ingestion/local-aws';
+import { flagValues, LocalAppConfig } from '../runtime/local-appconfig';
+import { CapturedOutput, captureOutput } from '../runtime/output';
+import { LocalTimestream } from '../timeseries/timestream/local-timestream';
 
 /**
  * Runs the pre-bundled handler asset (what the function ships, its SDK clients included) against local services:
@@ -42,7 +43,7 @@ const dynalite = require('dynalite') as (options: Record<string, number>) => Ser
 
 type Handler = (event?: Partial<APIGatewayProxyEvent>, context?: Partial<Context>) => Promise<APIGatewayProxyResult>;
 
-const ASSET = join(__dirname, '..', '..', 'assets', 'health', 'health.lambda', 'index.js');
+const ASSETS = join(__dirname, '..', '..', 'assets', 'health');
 
 /** Buckets that exist on the server. */
 const BUCKETS = { raw: 'ons-health-raw', processed: 'ons-health-processed', failed: 'ons-health-failed' } as const;
@@ -76,7 +77,6 @@ const CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
 /** One attempt: the SDK otherwise retries 5xx and connection errors with backoff, racing the check's own timeout. */
 const NO_RETRIES = { AWS_MAX_ATTEMPTS: '1' };
 
-const savedEnv = { ...process.env };
 let s3server: S3rverInstance;
 let dynamo: Server;
 let slowDynamo: Server;
@@ -90,13 +90,6 @@ const appconfig = new LocalAppConfig();
 let output: CapturedOutput;
 let consoleError: jest.SpyInstance;
 
-/** Puts process.env back exactly as it was before this file ran (same object, so modules keep seeing it). */
-function restoreEnv() {
-  for (const key of Object.keys(process.env)) {
-    if (!(key in savedEnv)) delete process.env[key];
-  }
-  Object.assign(process.env, savedEnv);
-}
 
 /**
  * Sets the environment (every component configured and up, flags unset, unless `env` says otherwise), then loads a
@@ -109,19 +102,9 @@ function loadHandler(env: Record<string, string | undefined> = {}): Handler {
     AWS_ENDPOINT_URL_DYNAMODB: endpoints.dynamodb,
     AWS_ENDPOINT_URL_BEDROCK_AGENT: endpoints.bedrock,
     AWS_ENDPOINT_URL_APPCONFIGDATA: endpoints.appconfig,
-    AWS_REGION: 'us-east-1',
+    ...isolatedAwsEnv(directory),
     AWS_ACCESS_KEY_ID: CREDENTIALS.accessKeyId,
     AWS_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey,
-    // Keep the machine's AWS setup out of the test.
-    AWS_SESSION_TOKEN: undefined,
-    AWS_PROFILE: undefined,
-    AWS_ENDPOINT_URL: undefined,
-    AWS_IGNORE_CONFIGURED_ENDPOINT_URLS: undefined,
-    AWS_MAX_ATTEMPTS: undefined,
-    AWS_CONFIG_FILE: join(directory, 'no-aws-config'),
-    AWS_SHARED_CREDENTIALS_FILE: join(directory, 'no-aws-credentials'),
-    // Each fresh SDK copy would otherwise print its "will require node >=22" warning on Node 20.
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
     [ApiEnv.CORS_ORIGINS]: undefined,
     [HealthEnv.LAKE_BUCKETS]: JSON.stringify(BUCKETS),
     [HealthEnv.TIME_SERIES]: JSON.stringify({ engine: 'timestream-liveanalytics', database: DATABASE }),
@@ -131,16 +114,7 @@ function loadHandler(env: Record<string, string | undefined> = {}): Handler {
     [HealthEnv.FLAGS]: undefined,
     [HealthEnv.CHECK_TIMEOUT_MS]: undefined,
   };
-  for (const [key, value] of Object.entries({ ...base, ...env })) {
-    if (value === undefined) delete process.env[key];
-    else process.env[key] = value;
-  }
-  let handler: Handler | undefined;
-  jest.isolateModules(() => {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    handler = (require(ASSET) as { handler: Handler }).handler;
-  });
-  return handler!;
+  return loadLocalHandler('health', { ...base, ...env }, ASSETS) as Handler;
 }
 
 /** Invokes the handler and checks what every response shares; returns the status code and the parsed body. */
@@ -210,7 +184,6 @@ function createTable(client: DynamoDBClient, TableName: string) {
 }
 
 beforeAll(async () => {
-  if (!existsSync(ASSET)) throw new Error(`${ASSET} is missing: run \`npx projen bundle\` first`);
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
   directory = mkdtempSync(join(tmpdir(), 'ons-health-'));
   s3server = new S3rver({
@@ -595,7 +568,7 @@ describe('ledger on dynalite', () => {
 });
 
 describe('feature flags', () => {
-  test('the profile holds every flag: up (the flags checks themselves are in test/operations/flags.test.ts)', async () => {
+  test('the profile holds every flag: up (the flags checks themselves are in test/runtime/flags.test.ts)', async () => {
     const handler = loadHandler({ [HealthEnv.FLAGS]: JSON.stringify({ application: 'ons', environment: 'dev', profile: 'flags' }) });
 
     const { statusCode, body } = await invoke(handler);

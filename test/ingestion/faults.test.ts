@@ -8,7 +8,7 @@ import {
 } from './local-aws';
 import { ProcessResult } from '../../src/ledger/contract';
 import { HandlerEnv } from '../../src/runtime/contract';
-import { CapturedOutput, captureOutput } from '../operations/output';
+import { CapturedOutput, captureOutput } from '../runtime/output';
 
 /**
  * S3 faults injected under the bundled processor (a proxy in front of s3rver): a failed or stalled

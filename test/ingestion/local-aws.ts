@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer, IncomingMessage, request, Server, ServerResponse } from 'node:http';
-import { AddressInfo, Socket } from 'node:net';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { IncomingMessage, request, Server, ServerResponse } from 'node:http';
+import { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateTableCommand, DynamoDBClient, waitUntilTableExists } from '@aws-sdk/client-dynamodb';
@@ -9,11 +9,14 @@ import {
   GetObjectCommand, ListObjectsCommand, PutObjectCommand, S3Client,
 } from '@aws-sdk/client-s3';
 import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
-import { IngestionEnv } from '../../src/ingestion/contract';
+import { IngestionEnv, ProcessInput, RouteResult } from '../../src/ingestion/contract';
 import { LakeEnv } from '../../src/lake/contract';
-import { LedgerEnv, LedgerSchema } from '../../src/ledger/contract';
+import { LedgerEnv, LedgerSchema, ProcessResult, StepInput } from '../../src/ledger/contract';
 import type { LedgerItem } from '../../src/ledger/runtime/ledger';
 import { HandlerEnv } from '../../src/runtime/contract';
+import type { LoadInput } from '../../src/timeseries/contract';
+import { LocalHttpServer } from '../local-http';
+import { ONS_DATA } from '../ons-data';
 
 /**
  * Local AWS for the ingestion handler tests: s3rver (S3) and dynalite (DynamoDB) on 127.0.0.1, the
@@ -112,15 +115,10 @@ export async function createLedgerTable(client: DynamoDBClient, table: string = 
   await waitUntilTableExists({ client, maxWaitTime: 30 }, { TableName: table });
 }
 
-/** The environment the construct gives the handlers, pointed at the local servers. */
-export function handlerEnv(aws: LocalAws, overrides: Record<string, string | undefined> = {}): Record<string, string | undefined> {
+/** The region, and the machine's AWS setup (profile, endpoints, retries, config files) kept out of a handler under test. */
+export function isolatedAwsEnv(scratch: string): Record<string, string | undefined> {
   return {
-    AWS_ENDPOINT_URL_S3: aws.s3Endpoint,
-    AWS_ENDPOINT_URL_DYNAMODB: aws.dynamoEndpoint,
     AWS_REGION: 'us-east-1',
-    AWS_ACCESS_KEY_ID: CREDENTIALS.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey,
-    // Keep the machine's AWS setup out of the test.
     AWS_SESSION_TOKEN: undefined,
     AWS_PROFILE: undefined,
     AWS_ENDPOINT_URL: undefined,
@@ -128,10 +126,21 @@ export function handlerEnv(aws: LocalAws, overrides: Record<string, string | und
     AWS_MAX_ATTEMPTS: undefined,
     AWS_REQUEST_CHECKSUM_CALCULATION: undefined,
     AWS_RESPONSE_CHECKSUM_VALIDATION: undefined,
-    AWS_CONFIG_FILE: join(aws.scratch, 'no-aws-config'),
-    AWS_SHARED_CREDENTIALS_FILE: join(aws.scratch, 'no-aws-credentials'),
+    AWS_CONFIG_FILE: join(scratch, 'no-aws-config'),
+    AWS_SHARED_CREDENTIALS_FILE: join(scratch, 'no-aws-credentials'),
     // Each fresh SDK copy would otherwise print its "will require node >=22" warning on Node 20.
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+  };
+}
+
+/** The environment the construct gives the handlers, pointed at the local servers. */
+export function handlerEnv(aws: LocalAws, overrides: Record<string, string | undefined> = {}): Record<string, string | undefined> {
+  return {
+    AWS_ENDPOINT_URL_S3: aws.s3Endpoint,
+    AWS_ENDPOINT_URL_DYNAMODB: aws.dynamoEndpoint,
+    ...isolatedAwsEnv(aws.scratch),
+    AWS_ACCESS_KEY_ID: CREDENTIALS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey,
     [HandlerEnv.STAGE]: 'dev',
     [LakeEnv.PROCESSED_BUCKET]: BUCKETS.processed,
     [LakeEnv.FAILED_BUCKET]: BUCKETS.failed,
@@ -223,22 +232,15 @@ export type Fault = 'status500' | 'stall';
  * until the client gives up (`stall`: the object is stored, the client never hears so).
  */
 export class FaultyS3Proxy {
-  private server?: Server;
-  private readonly sockets = new Set<Socket>();
+  private readonly server = new LocalHttpServer((req, res) => this.handle(req, res));
   private plan?: { fault: Fault; nth: number; matches: (req: IncomingMessage) => boolean; seen: number };
   /** Requests failed so far. */
   public failed = 0;
 
   constructor(private readonly target: string) {}
 
-  async start(): Promise<string> {
-    this.server = createServer((req, res) => this.handle(req, res));
-    this.server.on('connection', (socket) => {
-      this.sockets.add(socket);
-      socket.on('close', () => this.sockets.delete(socket));
-    });
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  start(): Promise<string> {
+    return this.server.start();
   }
 
   /** Fails the `nth` (1-based) request that `matches`, once. */
@@ -250,9 +252,8 @@ export class FaultyS3Proxy {
     this.plan = undefined;
   }
 
-  async close(): Promise<void> {
-    for (const socket of this.sockets) socket.destroy();
-    await new Promise<void>((resolve) => this.server?.close(() => resolve()) ?? resolve());
+  close(): Promise<void> {
+    return this.server.close();
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
@@ -292,4 +293,29 @@ export class FaultyS3Proxy {
 export function isPutObject(bucket?: string): (req: IncomingMessage) => boolean {
   return (req) => req.method === 'PUT' && !req.headers['x-amz-copy-source'] && !/[?&]partNumber=/.test(req.url ?? '')
     && (bucket === undefined || (req.url ?? '').startsWith(`/${bucket}/`));
+}
+
+/** The router and processor bundles run on a real file, as the state machine does before the loader. */
+export type Ingest = (file: string) => Promise<LoadInput>;
+
+/** Ingests each file once (the same content under another key would be a duplicate, which is not loaded). */
+export function ingester(aws: LocalAws, env: Record<string, string | undefined>): Ingest {
+  const route = loadHandler<StepInput, RouteResult>('route', env);
+  const processFile = loadHandler<ProcessInput, ProcessResult>('process', env);
+  const done = new Map<string, Promise<LoadInput>>();
+  return (file) => {
+    let input = done.get(file);
+    if (!input) {
+      const key = `incoming/${file}`;
+      input = (async () => {
+        await putObject(aws, BUCKETS.raw, key, readFileSync(join(ONS_DATA, file)));
+        const routed = await route({ source: { bucket: BUCKETS.raw, key }, executionArn: EXECUTION });
+        const processed = await processFile({ source: routed.source, executionArn: EXECUTION });
+        if (processed.status !== 'processed') throw new Error(`${file}: ${JSON.stringify(processed)}`);
+        return { source: routed.source, executionArn: EXECUTION, processed };
+      })();
+      done.set(file, input);
+    }
+    return input;
+  };
 }

@@ -10,7 +10,7 @@ import { ONS_DATA } from '../ons-data';
 import {
   BUCKETS, EXECUTION, getBytes, handlerEnv, ledgerItem, listKeys, LocalAws, loadHandler, putObject, restoreEnv, sha256, startLocalAws,
 } from './local-aws';
-import { CapturedOutput, captureOutput } from '../operations/output';
+import { CapturedOutput, captureOutput } from '../runtime/output';
 
 /**
  * The bundled processor end to end on real ONS files, against s3rver and dynalite: what it writes

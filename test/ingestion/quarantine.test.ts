@@ -6,7 +6,7 @@ import {
   BUCKETS, EXECUTION, getBytes, handlerEnv, ledgerItem, listKeys, LocalAws, loadHandler, putObject, restoreEnv, sha256, startLocalAws,
 } from './local-aws';
 import { ProcessResult, StepInput } from '../../src/ledger/contract';
-import { CapturedOutput, captureOutput } from '../operations/output';
+import { CapturedOutput, captureOutput } from '../runtime/output';
 
 /**
  * The bundled quarantine and document-copy handlers against s3rver and dynalite: copies (raw never

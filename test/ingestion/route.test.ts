@@ -5,7 +5,7 @@ import { IngestionEnv, RouteResult } from '../../src/ingestion/contract';
 import { ONS_DATA } from '../ons-data';
 import { BUCKETS, EXECUTION, TABLE, handlerEnv, ledgerItem, LocalAws, loadHandler, putObject, restoreEnv, startLocalAws } from './local-aws';
 import { StepInput } from '../../src/ledger/contract';
-import { CapturedOutput, captureOutput } from '../operations/output';
+import { CapturedOutput, captureOutput } from '../runtime/output';
 
 /** The bundled router against s3rver and dynalite: decisions by extension and size, and the ledger's `received`. */
 

@@ -9,7 +9,7 @@ import { CATALOG } from '../../src/ons/catalog';
 import { ApiErrorBody } from '../../src/runtime/contract';
 import { expectSchema } from '../api/openapi';
 import { loadHandler, restoreEnv } from '../ingestion/local-aws';
-import { CapturedOutput, captureOutput } from '../operations/output';
+import { CapturedOutput, captureOutput } from '../runtime/output';
 
 /**
  * The bundled RAG query handler with real API Gateway proxy events, against a local bedrock-agent-runtime

@@ -1,8 +1,8 @@
 import { gunzipSync } from 'node:zlib';
-import type { HttpResponse, InfluxConnection, Send } from '../../src/timeseries/influxdb/runtime/http';
-import { InfluxWriter } from '../../src/timeseries/influxdb/runtime/writer';
-import type { PointRecord } from '../../src/timeseries/runtime/layout';
-import type { RejectedRecord } from '../../src/timeseries/runtime/load-object';
+import type { HttpResponse, InfluxConnection, Send } from '../../../src/timeseries/influxdb/runtime/http';
+import { InfluxWriter } from '../../../src/timeseries/influxdb/runtime/writer';
+import type { PointRecord } from '../../../src/timeseries/runtime/layout';
+import type { RejectedRecord } from '../../../src/timeseries/runtime/load-object';
 
 /**
  * The writer's reading of answers a real server gives but the loader tests cannot provoke with valid

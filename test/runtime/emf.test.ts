@@ -13,7 +13,7 @@ import { platformStack } from '../helpers';
 import { ASSETS, BUCKETS, EXECUTION, handlerEnv, LocalAws, loadHandler, putObject, restoreEnv, startLocalAws } from '../ingestion/local-aws';
 import { LocalBedrockAgentRuntime } from '../knowledge/local-bedrock';
 import { ONS_DATA } from '../ons-data';
-import { LocalTimestream } from '../timeseries/local-timestream';
+import { LocalTimestream } from '../timeseries/timestream/local-timestream';
 
 /**
  * The custom metrics of the bundled handlers, as CloudWatch would read them: the EMF documents they write

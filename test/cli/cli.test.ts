@@ -2,14 +2,14 @@ import { spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { ONS_DATA } from './ons-data';
+import { ONS_DATA } from '../ons-data';
 
 /**
  * The bundled `ons-data-platform` command, run as a user runs it: `node <bundle> ...`, in a child
  * process. The bundle is built by `npx projen bundle` before the tests run.
  */
 
-const CLI = path.join(__dirname, '../assets/cli/ons-data-platform/ons-data-platform.js');
+const CLI = path.join(__dirname, '../../assets/cli/ons-data-platform/ons-data-platform.js');
 const DATA = ONS_DATA;
 const CURVA = path.join(DATA, 'CURVA_CARGA_2023.csv');
 const PDF = path.join(DATA, 'DicionarioDados_CurvaCarga.pdf');

@@ -1,5 +1,5 @@
-import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
-import { AddressInfo, Socket } from 'node:net';
+import { IncomingMessage, ServerResponse } from 'node:http';
+import { LocalHttpServer } from '../../local-http';
 
 /**
  * A local Timestream for the loader and query handler tests and the benchmark: speaks the service's
@@ -83,28 +83,19 @@ export class LocalTimestream {
   /** Databases DescribeDatabase knows (any other name is ResourceNotFoundException); reset keeps them. */
   public readonly databases = new Set<string>();
 
-  private server?: Server;
-  private readonly sockets = new Set<Socket>();
+  private readonly server = new LocalHttpServer((req, res) => this.handle(req, res), { keepAliveTimeoutMs: 60_000 });
   private active = 0;
   private faults: Array<{ fault: Fault; operation: string }> = [];
 
   /** Answers the query operation (default: no rows). */
   public onQuery: (body: any) => { status?: number; body: unknown } = () => ({ body: { QueryId: 'q', Rows: [], ColumnInfo: [] } });
 
-  async start(): Promise<string> {
-    this.server = createServer((req, res) => this.handle(req, res));
-    this.server.keepAliveTimeout = 60_000;
-    this.server.on('connection', (socket) => {
-      this.sockets.add(socket);
-      socket.on('close', () => this.sockets.delete(socket));
-    });
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  start(): Promise<string> {
+    return this.server.start();
   }
 
-  async close(): Promise<void> {
-    for (const socket of this.sockets) socket.destroy();
-    await new Promise<void>((resolve) => this.server?.close(() => resolve()) ?? resolve());
+  close(): Promise<void> {
+    return this.server.close();
   }
 
   /** The next `count` requests of `operation` get `fault`. */
@@ -112,9 +103,10 @@ export class LocalTimestream {
     for (let i = 0; i < count; i++) this.faults.push({ fault, operation });
   }
 
-  reset(): void {
+  /** Forgets requests, faults and settings; `keepStore` keeps the accepted records (the data a query test reads). */
+  reset(options: { keepStore?: boolean } = {}): void {
     this.requests.length = 0;
-    this.store.clear();
+    if (!options.keepStore) this.store.clear();
     this.faults = [];
     this.maxConcurrent = 0;
     this.rejectIf = undefined;

@@ -12,7 +12,7 @@ import { expectSchema } from '../api/openapi';
 import { ENV } from '../helpers';
 import { definitionOf } from '../ingestion/asl';
 import { BUCKETS, EXECUTION, handlerEnv, LocalAws, loadHandler, putObject, restoreEnv, startLocalAws } from '../ingestion/local-aws';
-import { LocalTimestream } from '../timeseries/local-timestream';
+import { LocalTimestream } from '../timeseries/timestream/local-timestream';
 
 /**
  * Feature flags as the bundled handlers read them (Powertools Parameters' AppConfig provider and the real

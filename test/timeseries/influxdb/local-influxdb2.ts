@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { IncomingMessage, ServerResponse } from 'node:http';
-import { LocalHttpServer } from '../local-http';
+import { LocalHttpServer } from '../../local-http';
 
 /**
  * The few InfluxDB 2 HTTP API endpoints the store's bootstrap calls, in memory, as InfluxDB OSS 2.7 answers them:

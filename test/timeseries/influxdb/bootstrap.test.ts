@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CloudFormationCustomResourceEvent } from 'aws-lambda';
 import { LocalInfluxDb2 } from './local-influxdb2';
-import type { BootstrapProperties } from '../../src/timeseries/influxdb/bootstrap.lambda';
-import { LocalHttpServer } from '../local-http';
-import { LocalSecretsManager } from '../local-secrets-manager';
-import { CapturedOutput, captureOutput } from '../operations/output';
+import type { BootstrapProperties } from '../../../src/timeseries/influxdb/bootstrap.lambda';
+import { LocalHttpServer } from '../../local-http';
+import { LocalSecretsManager } from '../../local-secrets-manager';
+import { CapturedOutput, captureOutput } from '../../runtime/output';
 
 /**
  * The bundled bootstrap handler (what the custom resource's function ships) against a local InfluxDB 2 API, a local
@@ -16,7 +16,7 @@ import { CapturedOutput, captureOutput } from '../operations/output';
  */
 
 type Handler = (event: CloudFormationCustomResourceEvent, context?: { awsRequestId: string; getRemainingTimeInMillis(): number }) => Promise<void>;
-const ASSET = join(__dirname, '..', '..', 'assets', 'timeseries', 'influxdb', 'bootstrap.lambda', 'index.js');
+const ASSET = join(__dirname, '..', '..', '..', 'assets', 'timeseries', 'influxdb', 'bootstrap.lambda', 'index.js');
 
 const ARN = (name: string) => `arn:aws:secretsmanager:us-east-1:123456789012:secret:${name}-AbCdEf`;
 const ADMIN = ARN('influx-admin');

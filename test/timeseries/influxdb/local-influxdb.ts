@@ -1,16 +1,11 @@
 import { ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { IncomingMessage, request, ServerResponse } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { ProcessInput, RouteResult } from '../../src/ingestion/contract';
-import { ProcessResult, StepInput } from '../../src/ledger/contract';
-import { LoadInput } from '../../src/timeseries/contract';
-import { BUCKETS, EXECUTION, LocalAws, loadHandler, putObject } from '../ingestion/local-aws';
-import { LocalHttpServer } from '../local-http';
-import { ONS_DATA } from '../ons-data';
+import { LocalHttpServer } from '../../local-http';
 
 /**
  * A real InfluxDB 1.x server (Debian's `influxd`, installed by .ci/run) for the InfluxDB handler tests:
@@ -236,29 +231,4 @@ export class InfluxProxy {
       upstream.end(body);
     });
   }
-}
-
-/** The router and processor bundles run on a real file, as the state machine does before the loader. */
-export type Ingest = (file: string) => Promise<LoadInput>;
-
-/** Ingests each file once (the same content under another key would be a duplicate, which is not loaded). */
-export function ingester(aws: LocalAws, env: Record<string, string | undefined>): Ingest {
-  const route = loadHandler<StepInput, RouteResult>('route', env);
-  const processFile = loadHandler<ProcessInput, ProcessResult>('process', env);
-  const done = new Map<string, Promise<LoadInput>>();
-  return (file) => {
-    let input = done.get(file);
-    if (!input) {
-      const key = `incoming/${file}`;
-      input = (async () => {
-        await putObject(aws, BUCKETS.raw, key, readFileSync(join(ONS_DATA, file)));
-        const routed = await route({ source: { bucket: BUCKETS.raw, key }, executionArn: EXECUTION });
-        const processed = await processFile({ source: routed.source, executionArn: EXECUTION });
-        if (processed.status !== 'processed') throw new Error(`${file}: ${JSON.stringify(processed)}`);
-        return { source: routed.source, executionArn: EXECUTION, processed };
-      })();
-      done.set(file, input);
-    }
-    return input;
-  };
 }

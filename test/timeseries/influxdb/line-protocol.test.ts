@@ -1,5 +1,5 @@
 import { LocalInfluxDb } from './local-influxdb';
-import { encodeLine, encodeRecord, escapeName, nanoseconds, quoteString, unwritable } from '../../src/timeseries/influxdb/runtime/line-protocol';
+import { encodeLine, encodeRecord, escapeName, nanoseconds, quoteString, unwritable } from '../../../src/timeseries/influxdb/runtime/line-protocol';
 
 /**
  * Line protocol: escaping of every kind of name with adversarial text, quoting of string fields,

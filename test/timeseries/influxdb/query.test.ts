@@ -1,0 +1,117 @@
+import { join } from 'node:path';
+import { InfluxProxy, LocalInfluxDb, RETENTION_POLICY } from './local-influxdb';
+import { CATALOG } from '../../../src/ons/catalog';
+import { InfluxDbEnv, TimeSeriesEnv } from '../../../src/timeseries/contract';
+import { LocalSecretsManager } from '../../local-secrets-manager';
+import { DATABASE, describeQueryContract, RANGE, StoredPoint } from '../query-contract';
+import { LocalTimestream } from '../timestream/local-timestream';
+
+/**
+ * The query contract against a real InfluxDB 1.x server behind a recording proxy, the read token from
+ * a local Secrets Manager; and what only InfluxDB has: the InfluxQL it sends, its page cursors (the
+ * other engine's token refused), an unreachable server, and that the token never appears in any output.
+ */
+
+const READ_TOKEN = 'influx-read-token-Qw3rTy-do-not-log';
+const SECRET_ARN = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:ons-influx-read-XyZ123';
+
+const influx = new LocalInfluxDb();
+const proxy = new InfluxProxy(() => influx.url);
+const secrets = new LocalSecretsManager();
+const ts = new LocalTimestream();
+
+const ctx = describeQueryContract({
+  assets: join(__dirname, '..', '..', '..', 'assets', 'timeseries', 'influxdb'),
+  tables: {
+    curva_carga: 'curva_carga',
+    carga_energia: 'carga_energia',
+    balanco_energia_subsistema: 'balanco_energia_subsistema',
+    intercambio_nacional: 'intercambio_nacional',
+    historico_geracao_energia: 'historico_geracao_energia',
+  },
+  start: async () => {
+    await influx.start();
+    secrets.secrets.set(SECRET_ARN, READ_TOKEN);
+    return {
+      AWS_ENDPOINT_URL_SECRETS_MANAGER: await secrets.start(),
+      [InfluxDbEnv.URL]: await proxy.start(),
+      [InfluxDbEnv.RETENTION_POLICY]: RETENTION_POLICY,
+      [InfluxDbEnv.TOKEN_SECRET_ARN]: SECRET_ARN,
+    };
+  },
+  stop: async () => {
+    await proxy.close();
+    await secrets.close();
+    await ts.close();
+    await influx.stop();
+  },
+  reset: () => proxy.reset(),
+  requests: () => proxy.requests.length,
+  stored: async (dataset) => {
+    const [series] = await influx.query(`SELECT * FROM "${dataset}"`);
+    if (!series) return [];
+    const dimensions = new Set(CATALOG.find((d) => d.id === dataset)!.dimensions);
+    return series.values.map((row): StoredPoint => {
+      const point = { time: row[0] as number, dimensions: {} as Record<string, string>, measures: {} as Record<string, number> };
+      series.columns.forEach((column, i) => {
+        if (i === 0 || row[i] === null) return;
+        if (dimensions.has(column)) point.dimensions[column] = row[i] as string;
+        else point.measures[column] = row[i] as number;
+      });
+      return point;
+    });
+  },
+  busy: [500, 503, 429].map((status) => [`InfluxDB answering ${status}`, () => proxy.failNext({ status }, 1, '/query')] as const),
+  unexpected: () => {
+    // A refused token (401): the reason only in the log.
+    proxy.failNext({ status: 401, body: JSON.stringify({ error: 'authorization failed' }) }, 1, '/query');
+    return { errorMessage: expect.stringContaining('authorization failed') };
+  },
+});
+
+afterAll(() => {
+  const output = ctx.output;
+  const everything = [...output.log.mock.calls.flat(), ...output.error.mock.calls.flat(), ...output.other].join('\n');
+  expect(everything).not.toContain(READ_TOKEN);
+});
+
+describe('the InfluxDB query handler', () => {
+  test('the InfluxQL it sends: built from the validated request, with the read token', async () => {
+    const { status, body } = await ctx.query('curva_carga', { from: '2023-01-01T00:00-03:00', to: '2023-01-01T06:00Z', id_subsistema: 'São Paulo (SE/CO) 2' });
+    expect(status).toBe(200);
+    expect(body.points).toEqual([]);
+    const [sent] = proxy.of('/query');
+    expect(sent.headers.authorization).toBe(`Token ${READ_TOKEN}`);
+    expect(Object.fromEntries(sent.params)).toEqual({
+      db: DATABASE,
+      rp: RETENTION_POLICY,
+      epoch: 'ms',
+      q: 'SELECT "val_cargaenergiahomwmed" FROM "curva_carga" WHERE time >= \'2023-01-01T03:00:00.000Z\' AND time < \'2023-01-01T06:00:00.000Z\' '
+        + 'AND "id_subsistema" = \'São Paulo (SE/CO) 2\' GROUP BY "id_subsistema" LIMIT 502',
+    });
+    const daily = await ctx.query('curva_carga', { ...RANGE, interval: '1mo', aggregation: 'min' });
+    expect(daily.status).toBe(200);
+    expect(proxy.of('/query')[1].params.get('q')).toBe('SELECT sum("val_cargaenergiahomwmed") AS "sum", count("val_cargaenergiahomwmed") AS "count", '
+      + 'min("val_cargaenergiahomwmed") AS "min", max("val_cargaenergiahomwmed") AS "max" FROM "curva_carga" '
+      + 'WHERE time >= \'2023-01-01T00:00:00.000Z\' AND time < \'2023-02-01T00:00:00.000Z\' GROUP BY time(1d), "id_subsistema" fill(none)');
+  });
+
+  test('the other engine\'s page token is refused', async () => {
+    const timestreamQuery = await ctx.queryHandler({ [TimeSeriesEnv.QUERY_ENDPOINT]: await ts.start() }, join(__dirname, '..', '..', '..', 'assets', 'timeseries', 'timestream'));
+    ts.onQuery = () => ({ body: { QueryId: 'q', Rows: [], ColumnInfo: [], NextToken: 'timestream-page-2' } });
+    const first = await timestreamQuery('curva_carga', RANGE);
+    expect(first.body.nextToken).toEqual(expect.any(String));
+    const crossed = await ctx.query('curva_carga', { ...RANGE, nextToken: first.body.nextToken });
+    expect(crossed).toMatchObject({ status: 400, body: { error: { code: 'InvalidNextToken' } } });
+    expect(proxy.requests).toHaveLength(0);
+  });
+
+  test('InfluxDB unreachable: 503', async () => {
+    const dead = new LocalSecretsManager();
+    const url = await dead.start();
+    await dead.close();
+    const unreachable = await ctx.queryHandler({ [InfluxDbEnv.URL]: url });
+    const { status, body } = await unreachable('curva_carga', RANGE);
+    expect({ status, code: body.error.code }).toEqual({ status: 503, code: 'ServiceUnavailable' });
+  });
+});
