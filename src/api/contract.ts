@@ -1,3 +1,4 @@
+import { LedgerItem, LedgerLoad } from '../ledger/contract';
 /**
  * What the API construct and the ledger routes' handler share: environment variable names and the response shapes.
  * @internal
@@ -52,30 +53,16 @@ export interface DatasetsResponse {
   readonly datasets: readonly DatasetSummary[];
 }
 
-/** One ledger entry in `GET /ingestions` (bucket names, execution ARNs and output locations stay internal). @internal */
-export interface IngestionEntry {
+/** One ledger item as `GET /ingestions` shows it (bucket names, execution ARNs and output locations stay internal). @internal */
+export interface IngestionEntry extends Pick<LedgerItem, 'dataset' | 'kind' | 'size' | 'receivedAt' | 'updatedAt'
+| 'start' | 'end' | 'rows' | 'records' | 'rejected' | 'series' | 'duplicateOf' | 'error'> {
   /** The object key in the raw bucket, and its version (`null` for an unversioned bucket). */
   readonly key: string;
   readonly versionId: string | null;
+  /** The item's status as stored (a `LedgerStatus` value; the API reads items defensively). */
   readonly status: string;
-  readonly dataset?: string;
-  /** `tabular` or `document`. */
-  readonly kind?: string;
-  readonly size?: number;
-  readonly receivedAt: string;
-  readonly updatedAt: string;
-  /** Period of the data (tabular files). */
-  readonly start?: string;
-  readonly end?: string;
-  readonly rows?: number;
-  readonly records?: number;
-  readonly rejected?: number;
-  readonly series?: number;
-  /** Key and version of the earlier object with the same content (duplicates). */
-  readonly duplicateOf?: string;
-  readonly error?: { readonly step: string; readonly reason: string; readonly errorType?: string };
   /** What the time-series load did. */
-  readonly load?: { readonly status: string; readonly at: string; readonly points?: number; readonly rejected?: number; readonly reason?: string };
+  readonly load?: Pick<LedgerLoad, 'at' | 'points' | 'rejected' | 'reason'> & { readonly status: string };
 }
 
 /** Body of `GET /ingestions`. @internal */

@@ -87,3 +87,95 @@ export const LedgerSchema = {
   /** GSI: status → items, newest first. */
   BY_STATUS: { name: 'byStatus', partitionKey: 'status', sortKey: 'updatedAt' },
 } as const;
+
+/** A ledger item's key. @internal */
+export interface LedgerKey {
+  readonly pk: string;
+  readonly sk: string;
+}
+
+/** Where a run's outputs went (a tabular file, or a document). @internal */
+export interface LedgerOutputs {
+  readonly processedBucket?: string;
+  readonly parquetKeys?: string[];
+  readonly cardKey?: string;
+  readonly cardMetadataKey?: string;
+  readonly failedBucket?: string;
+  readonly rejectedKey?: string;
+  readonly documentKey?: string;
+}
+
+/** Why a run failed. @internal */
+export interface LedgerError {
+  /** The step that failed (`Route`, `ProcessFile`, ...). */
+  readonly step: string;
+  readonly reason: string;
+  /** The error's name (`FileRefused`, `States.Timeout`...), when there was one. */
+  readonly errorType?: string;
+}
+
+/** Where the quarantined copy and its report are. @internal */
+export interface QuarantineRecord {
+  readonly bucket: string;
+  /** The copy of the raw object; absent when the raw object no longer existed. */
+  readonly key?: string;
+  readonly errorKey: string;
+}
+
+/** What the time-series loader did with an object (LoadTimeSeries). @internal */
+export interface LedgerLoad {
+  /** `notLoaded`: nothing written, with the reason (the dataset has no table). */
+  readonly status: 'loaded' | 'notLoaded';
+  readonly at: string;
+  readonly table?: string;
+  /** Records and measure values (points) the store accepted, records it rejected, rows without a measure. */
+  readonly records?: number;
+  readonly points?: number;
+  readonly rejected?: number;
+  readonly skipped?: number;
+  readonly requests?: number;
+  /** The version written with every record: the source object's last-modified time in ms. */
+  readonly version?: number;
+  readonly failedBucket?: string;
+  readonly rejectedKey?: string;
+  readonly reason?: string;
+}
+
+/** One status transition. @internal */
+export interface HistoryEntry {
+  readonly status: LedgerStatusValue;
+  readonly at: string;
+}
+
+/** A ledger item as stored: the one shape the pipeline writes and the API reads. @internal */
+export interface LedgerItem extends LedgerKey {
+  readonly bucket: string;
+  readonly key: string;
+  readonly versionId?: string;
+  readonly size?: number;
+  readonly status: LedgerStatusValue;
+  readonly history: HistoryEntry[];
+  readonly receivedAt: string;
+  readonly updatedAt: string;
+  readonly executionArn?: string;
+  /** The router's decision. */
+  readonly route?: string;
+  /** `tabular` or `document`. */
+  readonly kind?: string;
+  readonly contentHash?: string;
+  readonly dataset?: string;
+  readonly start?: string;
+  readonly end?: string;
+  readonly rows?: number;
+  readonly records?: number;
+  readonly rejected?: number;
+  readonly series?: number;
+  readonly outputs?: LedgerOutputs;
+  readonly duplicateOf?: string;
+  /** The ProcessResult as JSON text: the Batch path reads it back with GetItem and `States.StringToJson`. */
+  readonly result?: string;
+  readonly error?: LedgerError;
+  readonly quarantine?: QuarantineRecord;
+  /** The time-series load (kept apart from the processor's `records`/`rejected`). */
+  readonly load?: LedgerLoad;
+}

@@ -8,8 +8,8 @@ import { BatchWriteCommand, DynamoDBDocumentClient, ScanCommand } from '@aws-sdk
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { expectSchema } from './openapi';
 import { LedgerApiEnv } from '../../src/api/contract';
-import { LedgerStatus, LedgerStatusValue, SourceObject } from '../../src/ledger/contract';
-import { Ledger, LedgerItem, ledgerKey, ledgerRef } from '../../src/ledger/runtime/ledger';
+import { LedgerItem, LedgerStatus, LedgerStatusValue, SourceObject } from '../../src/ledger/contract';
+import { Ledger, ledgerKey, ledgerRef } from '../../src/ledger/runtime/ledger';
 import { CATALOG } from '../../src/ons/catalog';
 import { createLedgerTable, isolatedAwsEnv, loadHandler as loadLocalHandler, restoreEnv } from '../ingestion/local-aws';
 import { CapturedOutput, captureOutput } from '../runtime/output';

@@ -11,8 +11,7 @@ import {
 import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import { IngestionEnv, ProcessInput, RouteResult } from '../../src/ingestion/contract';
 import { LakeEnv } from '../../src/lake/contract';
-import { LedgerEnv, LedgerSchema, ProcessResult, StepInput } from '../../src/ledger/contract';
-import type { LedgerItem } from '../../src/ledger/runtime/ledger';
+import { LedgerEnv, LedgerItem, LedgerSchema, ProcessResult, StepInput } from '../../src/ledger/contract';
 import { HandlerEnv } from '../../src/runtime/contract';
 import type { LoadInput } from '../../src/timeseries/contract';
 import { LocalHttpServer } from '../local-http';

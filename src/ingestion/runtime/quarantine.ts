@@ -1,6 +1,6 @@
 import { CopyObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { LakeEnv } from '../../lake/contract';
-import { LedgerError } from '../../ledger/runtime/ledger';
+import { LedgerError } from '../../ledger/contract';
 import { StepDeps } from '../../ledger/runtime/step';
 import { DEFAULT_PREFIXES, quarantineKey } from '../../ons/layout';
 import { HandlerEnv, PlatformMetrics } from '../../runtime/contract';

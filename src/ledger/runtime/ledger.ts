@@ -1,6 +1,6 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { LedgerSchema, LedgerStatus, LedgerStatusValue, ProcessResult, SourceObject } from '../contract';
+import { LedgerError, LedgerItem, LedgerKey, LedgerLoad, LedgerOutputs, LedgerSchema, LedgerStatus, LedgerStatusValue, ProcessResult, QuarantineRecord, SourceObject } from '../contract';
 
 /**
  * The ingestion ledger (DynamoDB): one item per source object version, keyed
@@ -8,94 +8,6 @@ import { LedgerSchema, LedgerStatus, LedgerStatusValue, ProcessResult, SourceObj
  * one UpdateItem (dynalite and the local tests have no transactions), conditional where a status
  * must not go back (an object already in the lake is never marked received or processing again).
  */
-
-export interface LedgerKey {
-  readonly pk: string;
-  readonly sk: string;
-}
-
-/** Where a run's outputs went (a tabular file, or a document). */
-export interface LedgerOutputs {
-  readonly processedBucket?: string;
-  readonly parquetKeys?: string[];
-  readonly cardKey?: string;
-  readonly cardMetadataKey?: string;
-  readonly failedBucket?: string;
-  readonly rejectedKey?: string;
-  readonly documentKey?: string;
-}
-
-export interface LedgerError {
-  /** The step that failed (`Route`, `ProcessFile`, ...). */
-  readonly step: string;
-  readonly reason: string;
-  /** The error's name (`FileRefused`, `States.Timeout`...), when there was one. */
-  readonly errorType?: string;
-}
-
-export interface QuarantineRecord {
-  readonly bucket: string;
-  /** The copy of the raw object; absent when the raw object no longer existed. */
-  readonly key?: string;
-  readonly errorKey: string;
-}
-
-/** What the time-series loader did with an object (LoadTimeSeries). */
-export interface LedgerLoad {
-  /** `notLoaded`: nothing written, with the reason (the dataset has no table). */
-  readonly status: 'loaded' | 'notLoaded';
-  readonly at: string;
-  readonly table?: string;
-  /** Records and measure values (points) the store accepted, records it rejected, rows without a measure. */
-  readonly records?: number;
-  readonly points?: number;
-  readonly rejected?: number;
-  readonly skipped?: number;
-  readonly requests?: number;
-  /** The version written with every record: the source object's last-modified time in ms. */
-  readonly version?: number;
-  readonly failedBucket?: string;
-  readonly rejectedKey?: string;
-  readonly reason?: string;
-}
-
-export interface HistoryEntry {
-  readonly status: LedgerStatusValue;
-  readonly at: string;
-}
-
-/** A ledger item as stored. */
-export interface LedgerItem extends LedgerKey {
-  readonly bucket: string;
-  readonly key: string;
-  readonly versionId?: string;
-  readonly size?: number;
-  readonly status: LedgerStatusValue;
-  readonly history: HistoryEntry[];
-  readonly receivedAt: string;
-  readonly updatedAt: string;
-  readonly executionArn?: string;
-  /** The router's decision. */
-  readonly route?: string;
-  /** `tabular` or `document`. */
-  readonly kind?: string;
-  readonly contentHash?: string;
-  readonly dataset?: string;
-  readonly start?: string;
-  readonly end?: string;
-  readonly rows?: number;
-  readonly records?: number;
-  readonly rejected?: number;
-  readonly series?: number;
-  readonly outputs?: LedgerOutputs;
-  readonly duplicateOf?: string;
-  /** The ProcessResult as JSON text: the Batch path reads it back with GetItem and `States.StringToJson`. */
-  readonly result?: string;
-  readonly error?: LedgerError;
-  readonly quarantine?: QuarantineRecord;
-  /** The time-series load (kept apart from the processor's `records`/`rejected`). */
-  readonly load?: LedgerLoad;
-}
 
 /** Statuses meaning the object's content is in the lake: never overwritten by a later run. */
 export const IN_LAKE: readonly LedgerStatusValue[] = [LedgerStatus.PROCESSED, LedgerStatus.LOADED, LedgerStatus.INDEXED];
