@@ -1,17 +1,13 @@
-import { CfnElement, Duration, Stack } from 'aws-cdk-lib';
-import * as iam from 'aws-cdk-lib/aws-iam';
+import { CfnElement } from 'aws-cdk-lib';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
 import { PlatformApi, PlatformApiOptions } from './api/platform-api';
-import { applyPlatformTags, createPlatformFunction } from './core/defaults';
+import { applyPlatformTags } from './core/defaults';
 import { keepLogicalId } from './core/logical-ids';
-import { acknowledgeScopedWildcards } from './core/nag';
 import { SafeDeployment, SafeDeploymentOptions } from './core/safe-deployment';
 import { PlatformStage } from './core/stage';
-import { HealthEnv } from './health/contract';
-import { addHealthProbe } from './health/health-check';
-import { HealthFunction } from './health/health-function';
+import { createHealthCheck } from './health/health-check';
 import { IngestionPipeline } from './ingestion/pipeline';
 import { IngestionOptions } from './ingestion/pipeline-props';
 import { KnowledgeBase, KnowledgeBaseOptions } from './knowledge/knowledge-base';
@@ -20,7 +16,6 @@ import { DataLakeOptions } from './lake/data-lake-props';
 import { IngestionLedger } from './ledger/ingestion-ledger';
 import { FeatureFlags, FeatureFlagsOptions } from './operations/feature-flags';
 import { PlatformMonitoring, PlatformMonitoringOptions } from './operations/monitoring';
-import { MetricServices } from './runtime/contract';
 import { TimeSeriesEngine } from './timeseries/engine';
 import { ITimeSeriesStore } from './timeseries/store';
 
@@ -165,28 +160,6 @@ export class OnsDataPlatform extends Construct {
     this.dataLake = new DataLake(this, 'DataLake', { ...props.dataLake, stage: this.stage });
     this.encryptionKey = this.dataLake.encryptionKey;
 
-    const buckets = { raw: this.dataLake.rawBucket, processed: this.dataLake.processedBucket, failed: this.dataLake.failedBucket };
-    const health = createPlatformFunction(this, 'HealthCheck', HealthFunction, {
-      stage: this.stage,
-      encryptionKey: this.encryptionKey,
-      description: `ONS data platform (${this.stage.name}): health check`,
-      service: MetricServices.API,
-      timeout: Duration.seconds(10),
-      reservedConcurrentExecutions: props.reservedConcurrentExecutions,
-      environment: {
-        [HealthEnv.LAKE_BUCKETS]: Stack.of(this).toJsonString(
-          Object.fromEntries(Object.entries(buckets).map(([layer, bucket]) => [layer, bucket.bucketName])),
-        ),
-        [HealthEnv.CHECK_TIMEOUT_MS]: '2000',
-      },
-    });
-    // HeadBucket needs s3:ListBucket on the bucket itself, nothing on its objects.
-    health.addToRolePolicy(new iam.PolicyStatement({
-      actions: ['s3:ListBucket'],
-      resources: Object.values(buckets).map((b) => b.bucketArn),
-    }));
-    this.healthFunction = health;
-
     if (props.safeDeployment?.enabled ?? true) {
       // Rollback alarms and monitoring alarm on the same thresholds: the stage's, then the monitoring's overrides.
       const thresholds = this.stage.derive({ name: this.stage.name, alarmThresholds: props.monitoring?.thresholds });
@@ -217,27 +190,6 @@ export class OnsDataPlatform extends Construct {
       safeDeployment: this.safeDeployment,
     });
 
-    // The health check reaches every component with read-only calls.
-    addHealthProbe(health, HealthEnv.TIME_SERIES, this.timeSeries.healthProbe());
-    health.addEnvironment(HealthEnv.KNOWLEDGE_BASE_ID, this.knowledgeBase.knowledgeBaseId);
-    health.addToRolePolicy(new iam.PolicyStatement({ actions: ['bedrock:GetKnowledgeBase'], resources: [this.knowledgeBase.knowledgeBaseArn] }));
-    health.addEnvironment(HealthEnv.LEDGER_TABLE, this.ledger.tableName);
-    health.addToRolePolicy(new iam.PolicyStatement({ actions: ['dynamodb:DescribeTable'], resources: [this.ledger.table.tableArn] }));
-    acknowledgeScopedWildcards(health.role!);
-
-    this.api = new PlatformApi(this, 'Api', {
-      ...props.api,
-      stage: this.stage,
-      encryptionKey: this.encryptionKey,
-      healthFunction: health,
-      timeSeriesQueryFunction: this.timeSeries.queryFunction,
-      knowledgeQueryFunction: this.knowledgeBase.queryFunction,
-      ledger: this.ledger,
-      timeSeriesDatasets: this.timeSeries.datasetIds,
-      reservedConcurrentExecutions: props.reservedConcurrentExecutions,
-      safeDeployment: this.safeDeployment,
-    });
-
     this.featureFlags = new FeatureFlags(this, 'FeatureFlags', {
       ...props.featureFlags,
       defaults: { lambdaMaxBytes: this.ingestion.lambdaMaxFileSize.toBytes(), ...props.featureFlags?.defaults },
@@ -248,7 +200,31 @@ export class OnsDataPlatform extends Construct {
     for (const fn of readers) {
       if (fn instanceof lambda.Function) this.featureFlags.bind(fn);
     }
-    addHealthProbe(health, HealthEnv.FLAGS, this.featureFlags.healthProbe());
+
+    // The health check, once every component exists: it reaches each with a read-only call.
+    this.healthFunction = createHealthCheck(this, 'HealthCheck', {
+      stage: this.stage,
+      encryptionKey: this.encryptionKey,
+      reservedConcurrentExecutions: props.reservedConcurrentExecutions,
+      buckets: { raw: this.dataLake.rawBucket, processed: this.dataLake.processedBucket, failed: this.dataLake.failedBucket },
+      timeSeries: this.timeSeries.healthProbe(),
+      flags: this.featureFlags.healthProbe(),
+      knowledgeBase: this.knowledgeBase,
+      ledger: this.ledger,
+    });
+
+    this.api = new PlatformApi(this, 'Api', {
+      ...props.api,
+      stage: this.stage,
+      encryptionKey: this.encryptionKey,
+      healthFunction: this.healthFunction,
+      timeSeriesQueryFunction: this.timeSeries.queryFunction,
+      knowledgeQueryFunction: this.knowledgeBase.queryFunction,
+      ledger: this.ledger,
+      timeSeriesDatasets: this.timeSeries.datasetIds,
+      reservedConcurrentExecutions: props.reservedConcurrentExecutions,
+      safeDeployment: this.safeDeployment,
+    });
 
     // Last, so the walk of the tree finds every part.
     this.monitoring = new PlatformMonitoring(this, 'Monitoring', {

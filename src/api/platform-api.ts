@@ -205,7 +205,7 @@ export interface PlatformApiProps extends PlatformApiOptions {
   readonly healthFunction: lambda.IFunction;
 
   /**
-   * Serves `GET /timeseries/{dataset}` (e.g. `ITimeSeriesStore.queryFunction()`).
+   * Serves `GET /timeseries/{dataset}` (e.g. `ITimeSeriesStore.queryFunction`).
    *
    * @default - no time-series route
    */
