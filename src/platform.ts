@@ -171,12 +171,31 @@ export class OnsDataPlatform extends Construct {
     this.ledger = new IngestionLedger(this, 'Ledger', { stage: this.stage, encryptionKey: this.encryptionKey });
     keepLogicalId(this.ledger.table.node.defaultChild as CfnElement, this, ['Ingestion', 'Ledger', 'Table']);
 
+    // The flags before the parts whose functions read them: each part binds its own function when it makes it.
+    this.featureFlags = new FeatureFlags(this, 'FeatureFlags', {
+      ...props.featureFlags,
+      defaults: {
+        lambdaMaxBytes: (props.ingestion?.lambdaMaxFileSize ?? IngestionPipeline.DEFAULT_LAMBDA_MAX_FILE_SIZE).toBytes(),
+        ...props.featureFlags?.defaults,
+      },
+      stage: this.stage,
+      encryptionKey: this.encryptionKey,
+    });
+
     this.timeSeries = (props.timeSeries ?? TimeSeriesEngine.timestreamLiveAnalytics()).bind(this, {
-      stage: this.stage, dataLake: this.dataLake, ledger: this.ledger, reservedConcurrentExecutions: props.reservedConcurrentExecutions,
+      stage: this.stage,
+      dataLake: this.dataLake,
+      ledger: this.ledger,
+      reservedConcurrentExecutions: props.reservedConcurrentExecutions,
+      featureFlags: this.featureFlags,
     });
 
     this.knowledgeBase = new KnowledgeBase(this, 'Knowledge', {
-      ...props.knowledgeBase, stage: this.stage, dataLake: this.dataLake, reservedConcurrentExecutions: props.reservedConcurrentExecutions,
+      ...props.knowledgeBase,
+      stage: this.stage,
+      dataLake: this.dataLake,
+      reservedConcurrentExecutions: props.reservedConcurrentExecutions,
+      featureFlags: this.featureFlags,
     });
 
     this.ingestion = new IngestionPipeline(this, 'Ingestion', {
@@ -188,18 +207,8 @@ export class OnsDataPlatform extends Construct {
       timeSeriesStore: this.timeSeries,
       knowledgeBase: this.knowledgeBase,
       safeDeployment: this.safeDeployment,
+      featureFlags: this.featureFlags,
     });
-
-    this.featureFlags = new FeatureFlags(this, 'FeatureFlags', {
-      ...props.featureFlags,
-      defaults: { lambdaMaxBytes: this.ingestion.lambdaMaxFileSize.toBytes(), ...props.featureFlags?.defaults },
-      stage: this.stage,
-      encryptionKey: this.encryptionKey,
-    });
-    const readers = [this.ingestion.routerFunction, this.timeSeries.queryFunction, this.knowledgeBase.queryFunction];
-    for (const fn of readers) {
-      if (fn instanceof lambda.Function) this.featureFlags.bind(fn);
-    }
 
     // The health check, once every component exists: it reaches each with a read-only call.
     this.healthFunction = createHealthCheck(this, 'HealthCheck', {

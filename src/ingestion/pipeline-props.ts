@@ -1,6 +1,7 @@
 import { Duration, Size } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as sns from 'aws-cdk-lib/aws-sns';
+import { IFeatureFlags } from '../core/flags';
 import { SafeDeployment } from '../core/safe-deployment';
 import { PlatformStage } from '../core/stage';
 import { IKnowledgeBase } from '../knowledge/knowledge-base-ref';
@@ -181,6 +182,13 @@ export interface IngestionOptions {
    * @default - no reservation
    */
   readonly reservedConcurrentExecutions?: number;
+
+  /**
+   * The feature flags the router (`largeFileBatch`, `knowledgeBaseSync`) reads (`FeatureFlags`, or your own `IFeatureFlags`); bound when the function is made.
+   *
+   * @default - no flags: the handler treats every flag as on
+   */
+  readonly featureFlags?: IFeatureFlags;
 }
 
 /**

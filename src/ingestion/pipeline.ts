@@ -64,6 +64,9 @@ const LOADER_NON_RETRYABLE = [LoadErrors.INVALID_INPUT, LoadErrors.NOTHING_WRITT
  * const pipeline = new IngestionPipeline(stack, 'Ingestion', { stage: PlatformStage.DEV, dataLake: lake });
  */
 export class IngestionPipeline extends Construct implements IMonitorable {
+  /** The largest file the processor function takes when `lambdaMaxFileSize` is not set; larger ones go to AWS Batch. */
+  public static readonly DEFAULT_LAMBDA_MAX_FILE_SIZE = Size.mebibytes(256);
+
   /** The ingestion state machine (one execution per uploaded object version). */
   public readonly stateMachine: sfn.StateMachine;
   /** Walks a raw-bucket prefix and runs the ingestion for each file. */
@@ -110,7 +113,7 @@ export class IngestionPipeline extends Construct implements IMonitorable {
     this.safeDeployment = props.safeDeployment;
     applyPlatformTags(this, this.stage);
 
-    this.lambdaMaxFileSize = props.lambdaMaxFileSize ?? Size.mebibytes(256);
+    this.lambdaMaxFileSize = props.lambdaMaxFileSize ?? IngestionPipeline.DEFAULT_LAMBDA_MAX_FILE_SIZE;
     const maxMiB = this.lambdaMaxFileSize.toMebibytes({ rounding: 2 });
     if (!Token.isUnresolved(maxMiB) && (maxMiB < 1 || maxMiB > 3072)) {
       throw new Error(`lambdaMaxFileSize: expected 1 MiB to 3 GiB (the function's /tmp holds the file and its outputs), got ${maxMiB} MiB`);
@@ -157,6 +160,7 @@ export class IngestionPipeline extends Construct implements IMonitorable {
       ...common, description: `ONS data platform (${this.stage.name}): ingestion router`, timeout: Duration.seconds(30),
     });
     this.grantReadRaw(router);
+    props.featureFlags?.bind(router);
     this.ledger.grantRecord(router);
     this.routerFunction = router;
 

@@ -19,6 +19,7 @@ import { QueryFunction } from './query-function';
 import { retryWhileIngestionJobRuns } from './sync-retry';
 import { VectorStore, VectorStoreConfig } from './vector-store';
 import { applyPlatformTags, createPlatformFunction } from '../core/defaults';
+import { IFeatureFlags } from '../core/flags';
 import { AlarmSeverity, DashboardSection, IMonitor, IMonitorable } from '../core/monitorable';
 import { acknowledgeScopedWildcards } from '../core/nag';
 import { applyDataRemovalPolicy } from '../core/removal';
@@ -131,6 +132,13 @@ export interface KnowledgeBaseProps extends KnowledgeBaseOptions {
    * @default - no reservation
    */
   readonly reservedConcurrentExecutions?: number;
+
+  /**
+   * The feature flags the query function (`ragQueries`) reads (`FeatureFlags`, or your own `IFeatureFlags`); bound when the function is made.
+   *
+   * @default - no flags: the handler treats every flag as on
+   */
+  readonly featureFlags?: IFeatureFlags;
 }
 
 /**
@@ -422,6 +430,7 @@ export class KnowledgeBase extends Construct implements IKnowledgeBase, IMonitor
       },
     });
     this.grantQuery(fn, modelArn, ...(props.generationModelArns ?? []));
+    props.featureFlags?.bind(fn);
     return fn;
   }
 

@@ -5,6 +5,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
+import { IFeatureFlags } from '../core/flags';
 import { IHealthProbe } from '../core/health-probe';
 import { acknowledgeScopedWildcards } from '../core/nag';
 import { PlatformStage } from '../core/stage';
@@ -106,7 +107,7 @@ export interface FeatureFlagsProps extends FeatureFlagsOptions {
  * const flags = new FeatureFlags(stack, 'Flags', { stage: PlatformStage.PROD, encryptionKey: key });
  * flags.bind(myFunction);
  */
-export class FeatureFlags extends Construct {
+export class FeatureFlags extends Construct implements IFeatureFlags {
   /** The AppConfig application. */
   public readonly application: appconfig.Application;
   /** The stage's environment. */

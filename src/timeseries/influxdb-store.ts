@@ -437,6 +437,7 @@ export class InfluxDbStore extends Construct implements ITimeSeriesStore, IMonit
     this.allowConnectionsFrom(fn, ['flags']);
     acknowledgeScopedWildcards(fn.role!);
     fn.node.addDependency(this.bootstrap);
+    options.featureFlags?.bind(fn);
     return fn;
   }
 

@@ -1,5 +1,6 @@
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { IFeatureFlags } from '../core/flags';
 import { IHealthProbe } from '../core/health-probe';
 import { PlatformStage } from '../core/stage';
 import { DataLake } from '../lake/data-lake';
@@ -22,6 +23,13 @@ export interface TimeSeriesStoreBaseProps {
    * @default - no reservation
    */
   readonly reservedConcurrentExecutions?: number;
+
+  /**
+   * The feature flags the query function reads (`FeatureFlags`, or your own `IFeatureFlags`); bound when the function is made.
+   *
+   * @default - no flags: the handler treats every flag as on
+   */
+  readonly featureFlags?: IFeatureFlags;
 }
 
 /**

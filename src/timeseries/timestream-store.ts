@@ -258,6 +258,7 @@ export class TimestreamStore extends Construct implements ITimeSeriesStore, IMon
     });
     this.grantRead(fn);
     acknowledgeScopedWildcards(fn.role!);
+    options.featureFlags?.bind(fn);
     return fn;
   }
 
