@@ -118,11 +118,11 @@ export class TimestreamStore extends Construct implements ITimeSeriesStore, IMon
   /** Prefix in the failed bucket of records Timestream rejected. */
   public readonly rejectedRecordsPrefix: string;
 
-  private readonly tables = new Map<string, timestream.CfnTable>();
   public readonly ledger: IIngestionLedger;
   public readonly loaderFunction: lambda.IFunction;
   public readonly queryFunction: lambda.IFunction;
 
+  private readonly tables = new Map<string, timestream.CfnTable>();
   private readonly stage: PlatformStage;
   private readonly lake: DataLake;
   private readonly key: kms.IKey;
