@@ -123,7 +123,8 @@ describe('OnsDataPlatform props', () => {
 
   test('the health function environment names the three buckets', () => {
     const { template, stack, platform } = platformStack(PlatformStage.DEV);
-    const [fn] = Object.values(Template.fromStack(stack).findResources('AWS::Lambda::Function'));
+    const [fn] = Object.values(Template.fromStack(stack).findResources('AWS::Lambda::Function'))
+      .filter((f) => /health check/.test(f.Properties.Description ?? ''));
     const joined = JSON.stringify(fn.Properties.Environment.Variables.ONS_LAKE_BUCKETS);
     for (const b of [platform.dataLake.rawBucket, platform.dataLake.processedBucket, platform.dataLake.failedBucket]) {
       expect(joined).toContain(stack.resolve((b.node.defaultChild as any).logicalId));
