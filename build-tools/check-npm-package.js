@@ -10,6 +10,15 @@ const unexpected = files.filter((f) => !allowed.some((re) => re.test(f)) || /\.l
 const required = ['.jsii', 'API.md', 'README.md', 'LICENSE', 'lib/index.js', 'lib/index.d.ts', 'openapi/ons-data-platform.json'];
 const missing = required.filter((f) => !files.includes(f));
 if (!files.some((f) => f.startsWith('assets/'))) missing.push('assets/**');
+// Every relative require of a shipped module is shipped too (handler-side folders are left out by pattern).
+const path = require('path');
+const fs = require('fs');
+for (const file of files.filter((f) => /^lib\/.+\.js$/.test(f))) {
+  for (const [, spec] of fs.readFileSync(file, 'utf8').matchAll(/require\("(\.{1,2}\/[^"]+)"\)/g)) {
+    const target = path.posix.join(path.posix.dirname(file), spec);
+    if (![`${target}.js`, `${target}/index.js`, target].some((t) => files.includes(t))) missing.push(`${target}.js (required by ${file})`);
+  }
+}
 if (unexpected.length || missing.length) {
   console.error(`check-npm-package: unexpected ${JSON.stringify(unexpected)}, missing ${JSON.stringify(missing)}`);
   process.exit(1);

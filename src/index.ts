@@ -21,3 +21,4 @@ export * from './operations/feature-flags';
 export * from './core/safe-deployment';
 export * from './core/monitorable';
 export * from './core/health-probe';
+export * from './core/flags';
