@@ -5,7 +5,7 @@ import { IFeatureFlags } from '../core/flags';
 import { SafeDeployment } from '../core/safe-deployment';
 import { PlatformStage } from '../core/stage';
 import { IKnowledgeBase } from '../knowledge/knowledge-base-ref';
-import { DataLake } from '../lake/data-lake';
+import { IDataLake } from '../lake/data-lake';
 import { IIngestionLedger } from '../ledger/ingestion-ledger';
 import { ITimeSeriesStore } from '../timeseries/store';
 
@@ -199,7 +199,7 @@ export interface IngestionPipelineProps extends IngestionOptions {
   readonly stage: PlatformStage;
 
   /** The data lake whose raw bucket feeds the pipeline and whose other buckets receive the results. */
-  readonly dataLake: DataLake;
+  readonly dataLake: IDataLake;
 
   /**
    * Where LoadTimeSeries writes the processed points.

@@ -27,7 +27,7 @@ import { PlatformStage } from '../core/stage';
 import { IKnowledgeBase } from '../knowledge/knowledge-base-ref';
 import { retryWhileIngestionJobRuns } from '../knowledge/sync-retry';
 import { LakeEnv } from '../lake/contract';
-import { DataLake } from '../lake/data-lake';
+import { IDataLake } from '../lake/data-lake';
 import { LedgerEnv, LedgerSchema, LedgerStatus } from '../ledger/contract';
 import { IIngestionLedger, IngestionLedger } from '../ledger/ingestion-ledger';
 import { HandlerEnv, MetricServices } from '../runtime/contract';
@@ -101,7 +101,7 @@ export class IngestionPipeline extends Construct implements IMonitorable {
   public readonly knowledgeBase?: IKnowledgeBase;
 
   private readonly stage: PlatformStage;
-  private readonly lake: DataLake;
+  private readonly lake: IDataLake;
   private readonly safeDeployment?: SafeDeployment;
   private readonly key: kms.IKey;
 

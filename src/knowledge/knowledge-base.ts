@@ -24,7 +24,7 @@ import { AlarmSeverity, DashboardSection, IMonitor, IMonitorable } from '../core
 import { acknowledgeScopedWildcards } from '../core/nag';
 import { applyDataRemovalPolicy } from '../core/removal';
 import { PlatformStage } from '../core/stage';
-import { DataLake } from '../lake/data-lake';
+import { IDataLake } from '../lake/data-lake';
 import { KnowledgeBaseLogMetrics, MetricServices, metricsNamespace } from '../runtime/contract';
 
 /**
@@ -124,7 +124,7 @@ export interface KnowledgeBaseProps extends KnowledgeBaseOptions {
   /** The stage (defaults such as standby replicas). */
   readonly stage: PlatformStage;
   /** The lake whose processed bucket holds the documents and data cards; its key encrypts the knowledge base's data. */
-  readonly dataLake: DataLake;
+  readonly dataLake: IDataLake;
 
   /**
    * Concurrent executions reserved for the query function.

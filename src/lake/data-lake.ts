@@ -23,6 +23,35 @@ const FIRST_PROJECTED_YEAR = 2000;
 const ATHENA_ENGINE_VERSION = 'Athena engine version 3';
 
 /**
+ * The data lake as the other parts of the platform see it: its buckets, its key and the prefixes of its layout.
+ * Implemented by `DataLake`; the time-series stores, the knowledge base and the ingestion pipeline take this.
+ */
+export interface IDataLake {
+  /** The customer-managed key that encrypts the lake. */
+  readonly encryptionKey: kms.IKey;
+  /** Where ONS files are dropped, as published. */
+  readonly rawBucket: s3.IBucket;
+  /** Processed Parquet, data cards and copied documents. */
+  readonly processedBucket: s3.IBucket;
+  /** Rejected rows and quarantined objects. */
+  readonly failedBucket: s3.IBucket;
+  /** Server access logs of the other buckets (and of the engines that log to S3). */
+  readonly accessLogsBucket: s3.IBucket;
+  /** Prefix of the processed Parquet in the processed bucket. */
+  readonly processedDataPrefix: string;
+  /** Prefix of the copied documents in the processed bucket. */
+  readonly documentsPrefix: string;
+  /** Prefix of the data cards in the processed bucket. */
+  readonly dataCardsPrefix: string;
+  /** Prefix of the rejected rows in the failed bucket. */
+  readonly rejectedRowsPrefix: string;
+  /** Prefix of the quarantined objects in the failed bucket. */
+  readonly quarantinePrefix: string;
+  /** Lets `grantee` upload files to the raw bucket (which starts their ingestion). */
+  grantUpload(grantee: iam.IGrantable): iam.Grant;
+}
+
+/**
  * The platform's S3 data lake: raw, processed and failed buckets, plus a bucket for their server access logs.
  *
  * Every bucket is encrypted with one customer-managed KMS key (rotated yearly, S3 Bucket Keys on),
@@ -51,7 +80,7 @@ const ATHENA_ENGINE_VERSION = 'Athena engine version 3';
  * lake.grantUpload(uploaderRole);
  * lake.grantQuery(analystRole);
  */
-export class DataLake extends Construct {
+export class DataLake extends Construct implements IDataLake {
   /** The customer-managed key that encrypts the lake. */
   public readonly encryptionKey: kms.IKey;
   /** Where ONS files are dropped, as published. Sends its events to EventBridge. */

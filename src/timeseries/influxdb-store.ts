@@ -20,7 +20,7 @@ import { AlarmSeverity, DashboardSection, IMonitor, IMonitorable } from '../core
 import { acknowledgeScopedWildcards } from '../core/nag';
 import { applyDataRemovalPolicy } from '../core/removal';
 import { PlatformStage } from '../core/stage';
-import { DataLake } from '../lake/data-lake';
+import { IDataLake } from '../lake/data-lake';
 import { IIngestionLedger } from '../ledger/ingestion-ledger';
 import { CATALOG } from '../ons/catalog';
 import { rejectedRecordsPrefix } from '../ons/layout';
@@ -220,7 +220,7 @@ export class InfluxDbStore extends Construct implements ITimeSeriesStore, IMonit
   public readonly queryFunction: lambda.IFunction;
 
   private readonly stage: PlatformStage;
-  private readonly lake: DataLake;
+  private readonly lake: IDataLake;
   private readonly key: kms.IKey;
   private readonly subnets: ec2.SubnetSelection;
   private readonly batchLines: number;

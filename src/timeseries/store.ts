@@ -3,7 +3,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { IFeatureFlags } from '../core/flags';
 import { IHealthProbe } from '../core/health-probe';
 import { PlatformStage } from '../core/stage';
-import { DataLake } from '../lake/data-lake';
+import { IDataLake } from '../lake/data-lake';
 import { IIngestionLedger } from '../ledger/ingestion-ledger';
 
 /**
@@ -14,7 +14,7 @@ export interface TimeSeriesStoreBaseProps {
   /** The stage: retention, sizing and function defaults. */
   readonly stage: PlatformStage;
   /** The lake: the loader reads processed Parquet and writes rejected records to the failed bucket; its key encrypts the store. */
-  readonly dataLake: DataLake;
+  readonly dataLake: IDataLake;
   /** The ingestion ledger: the loader records what it loaded. */
   readonly ledger: IIngestionLedger;
   /**

@@ -16,7 +16,7 @@ import { AlarmSeverity, DashboardSection, IMonitor, IMonitorable } from '../core
 import { acknowledgeScopedWildcards } from '../core/nag';
 import { applyDataRemovalPolicy } from '../core/removal';
 import { PlatformStage } from '../core/stage';
-import { DataLake } from '../lake/data-lake';
+import { IDataLake } from '../lake/data-lake';
 import { IIngestionLedger } from '../ledger/ingestion-ledger';
 import { CATALOG } from '../ons/catalog';
 import { rejectedRecordsPrefix } from '../ons/layout';
@@ -124,7 +124,7 @@ export class TimestreamStore extends Construct implements ITimeSeriesStore, IMon
 
   private readonly tables = new Map<string, timestream.CfnTable>();
   private readonly stage: PlatformStage;
-  private readonly lake: DataLake;
+  private readonly lake: IDataLake;
   private readonly key: kms.IKey;
   private readonly maxWritesInFlight: number;
 
