@@ -29,3 +29,12 @@ export class LocalHttpServer {
     await new Promise<void>((resolve) => this.server?.close(() => resolve()) ?? resolve());
   }
 }
+
+/** A port on 127.0.0.1 that was just free (nothing listens on it). */
+export async function closedPort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise<void>((resolve, reject) => probe.close((err) => (err ? reject(err) : resolve())));
+  return port;
+}

@@ -12,6 +12,7 @@ import { LedgerItem, LedgerStatus, LedgerStatusValue, SourceObject } from '../..
 import { Ledger, ledgerKey, ledgerRef } from '../../src/ledger/runtime/ledger';
 import { CATALOG } from '../../src/ons/catalog';
 import { createLedgerTable, isolatedAwsEnv, loadHandler as loadLocalHandler, restoreEnv } from '../ingestion/local-aws';
+import { closedPort } from '../local-http';
 import { CapturedOutput, captureOutput } from '../runtime/output';
 
 /**
@@ -131,15 +132,6 @@ async function expectError(handler: Handler, event: APIGatewayProxyEvent, status
   const { statusCode, body } = await invoke(handler, event);
   expect({ statusCode, code: (body.error as { code: string }).code }).toEqual({ statusCode: status, code });
   return (body.error as { message: string }).message;
-}
-
-/** A port on 127.0.0.1 that was just free (nothing listens on it). */
-async function closedPort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise<void>((resolve, reject) => probe.close((err) => (err ? reject(err) : resolve())));
-  return port;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

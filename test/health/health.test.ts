@@ -13,6 +13,7 @@ import { ApiEnv } from '../../src/runtime/contract';
 import { TimeSeriesEnv } from '../../src/timeseries/contract';
 import { expectSchema } from '../api/openapi';
 import { isolatedAwsEnv, loadHandler as loadLocalHandler, restoreEnv } from '../ingestion/local-aws';
+import { closedPort } from '../local-http';
 import { flagValues, LocalAppConfig } from '../runtime/local-appconfig';
 import { CapturedOutput, captureOutput } from '../runtime/output';
 import { LocalTimestream } from '../timeseries/timestream/local-timestream';
@@ -157,15 +158,6 @@ function failure(component: string, reason: string, fields: Record<string, unkno
 /** A degraded report: every component up but the ones given. */
 function degraded(components: Record<string, unknown>) {
   return { status: 'degraded', components: { ...ALL_UP, ...components } };
-}
-
-/** A port on 127.0.0.1 that was just free (nothing listens on it). */
-async function closedPort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise<void>((resolve, reject) => probe.close((err) => (err ? reject(err) : resolve())));
-  return port;
 }
 
 async function startDynalite(options: Record<string, number>): Promise<[Server, string]> {
