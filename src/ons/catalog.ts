@@ -205,8 +205,11 @@ export const CATALOG: readonly DatasetDefinition[] = [
     files: /^GERACAO_USINA(?:-2)?[_-]\d{4}(?:[_-]\d{2})?\.(?:csv|xlsx|parquet)$/i,
     grain: 'PT1H',
     time: 'din_instante',
-    dimensions: ['id_subsistema', 'id_estado', 'cod_modalidadeoperacao', 'id_ons'],
-    labels: ['nom_subsistema', 'nom_estado', 'nom_tipousina', 'nom_tipocombustivel', 'nom_usina', 'ceg'],
+    // ONS's data contract: the natural key is (din_instante, id_ons). Subsystem, state and operating mode describe
+    // the plant; a mode change must not split its series (ONS repeats the hour around it: the first row is kept).
+    dimensions: ['id_ons'],
+    labels: ['id_subsistema', 'nom_subsistema', 'id_estado', 'nom_estado', 'cod_modalidadeoperacao', 'nom_tipousina',
+      'nom_tipocombustivel', 'nom_usina', 'ceg'],
     optional: ['id_ons', 'ceg', 'nom_tipocombustivel', 'id_estado', 'nom_estado'],
     // Files before 2020 have no id_ons: the plant name is then the only thing that tells plants apart.
     identityFallback: { id_ons: 'nom_usina' },

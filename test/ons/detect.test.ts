@@ -76,8 +76,9 @@ describe('other years and publication styles of known datasets', () => {
   test('GERACAO_USINA before 2020 (no id_ons): the plant name identifies the series', () => {
     const layout = resolveDataset('GERACAO_USINA-2_2015.csv',
       ['din_instante', 'id_subsistema', 'nom_subsistema', 'id_estado', 'nom_estado', 'cod_modalidadeoperacao', 'nom_tipousina', 'nom_tipocombustivel', 'nom_usina', 'val_geracao']);
-    expect(layout.dimensions.map((d) => d.name)).toEqual(['id_subsistema', 'id_estado', 'cod_modalidadeoperacao', 'nom_usina']);
-    expect(layout.labels.map((l) => l.name)).not.toContain('nom_usina');
+    expect(layout.dimensions.map((d) => d.name)).toEqual(['nom_usina']);
+    expect(layout.labels.map((l) => l.name)).toEqual(['id_subsistema', 'nom_subsistema', 'id_estado', 'nom_estado', 'cod_modalidadeoperacao',
+      'nom_tipousina', 'nom_tipocombustivel']);
   });
 
   test('a column a newer publication adds is kept: val_* as a measure, anything else as a label, identity unchanged', () => {
