@@ -2,7 +2,7 @@
  * Benchmark inputs, built deterministically from the real ONS files in ../shared/data/ons and cached
  * under os.tmpdir() (keyed by generator version and size). Never committed.
  *
- * - GERACAO_USINA-2_2022_01.csv: the GERACAO_USINA-2 shape (12 columns, 4 identity dimensions, accented
+ * - GERACAO_USINA-2_2022_01.csv: the GERACAO_USINA-2 shape (12 columns, the identity id_ons, accented
  *   labels), one row per plant per hour of January 2022. The hourly load of each subsystem in
  *   CURVA_CARGA_2023.csv (January) drives the generation profile of the plants of that subsystem.
  *   The number of plants is what makes the file reach the target size.
