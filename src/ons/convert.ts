@@ -52,14 +52,25 @@ export function sourceName(fileName: string): string {
   return stem.normalize('NFD').replace(/[\u0300-\u036f]/g, '').replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^_+|_+$/g, '') || 'file';
 }
 
+/** A source that counts the bytes read and hashes them when they are the whole file (`whole`: streamed to the end, or `bytes()`). */
+interface Tapped extends FileSource {
+  readonly whole: boolean;
+}
+
 /** Counts bytes as they stream past, and hashes them when a hash is given (convert; inspect needs none). */
-function tap(source: FileSource, hash: ReturnType<typeof createHash> | undefined, onProgress?: (n: number) => void): FileSource {
+function tap(source: FileSource, hash: ReturnType<typeof createHash> | undefined, onProgress?: (n: number) => void): Tapped {
   let read = 0;
+  let whole = false;
+  const random = source.read && source.size ? source : undefined;
   return {
+    get whole() {
+      return whole;
+    },
     head: () => source.head(),
     bytes: async () => {
       const bytes = await source.bytes();
       hash?.update(bytes);
+      whole = true;
       onProgress?.(bytes.length);
       return bytes;
     },
@@ -70,14 +81,25 @@ function tap(source: FileSource, hash: ReturnType<typeof createHash> | undefined
         onProgress?.(read);
         yield chunk;
       }
+      whole = true;
     })(),
+    ...random && {
+      size: () => random.size!(),
+      read: async (position: number, length: number) => {
+        const bytes = await random.read!(position, length);
+        read += bytes.length;
+        onProgress?.(read);
+        return bytes;
+      },
+    },
   };
 }
 
 async function open(fileName: string, source: FileSource, options: InspectOptions, hash?: ReturnType<typeof createHash>) {
-  const table: RawTable = await openTable(tap(source, hash, options.onProgress), options);
+  const tapped = tap(source, hash, options.onProgress);
+  const table: RawTable = await openTable(tapped, options);
   const layout: DatasetLayout = resolveDataset(fileName, table.header);
-  return { table, layout };
+  return { table, layout, tapped };
 }
 
 /**
@@ -99,7 +121,7 @@ export async function inspectFile(fileName: string, source: FileSource, options:
  */
 export async function convertFile(fileName: string, source: FileSource, options: ConvertOptions): Promise<ConvertResult> {
   const hash = createHash('sha256');
-  const { table, layout } = await open(fileName, source, options, hash);
+  const { table, layout, tapped } = await open(fileName, source, options, hash);
   const name = sourceName(fileName);
   const processedPrefix = options.processedDataPrefix ?? DEFAULT_PREFIXES.processedData;
   const cardPath = dataCardKey(options.dataCardsPrefix ?? DEFAULT_PREFIXES.dataCards, layout.id, name);
@@ -135,6 +157,8 @@ export async function convertFile(fileName: string, source: FileSource, options:
       const report = await rejected.finish();
       throw new RefusedFileError(`none of the ${summary.rows} data rows is valid; reasons per row in ${report ?? 'the rejected-rows report'}`);
     }
+    // Read by random access (XLSX), the reader skipped parts of the file: hash it in one more streamed pass.
+    if (!tapped.whole) for await (const chunk of source.stream()) hash.update(chunk);
     const contentHash = hash.digest('hex');
     const built = card.build(summary, {
       key: options.sourceKey ?? baseName(fileName), bucket: options.sourceBucket, version: options.sourceVersion, contentHash,

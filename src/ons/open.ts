@@ -7,10 +7,14 @@ import { RawTable, RefusedFileError } from './types';
 export interface FileSource {
   /** The file's bytes as a stream (CSV is read this way, in constant memory). */
   stream(): AsyncIterable<Uint8Array>;
-  /** The whole file (XLSX and Parquet need random access). */
+  /** The whole file (Parquet needs random access; XLSX too when the source has no `read`). */
   bytes(): Promise<Uint8Array>;
   /** The first bytes, to recognise the format. */
   head(): Promise<Uint8Array>;
+  /** The file's size in bytes; with `read`, XLSX is read by random access in bounded memory. */
+  size?(): Promise<number>;
+  /** `length` bytes from `position` (fewer only past the end of the file). */
+  read?(position: number, length: number): Promise<Uint8Array>;
 }
 
 export interface OpenOptions {
@@ -34,7 +38,10 @@ export async function openTable(source: FileSource, options: OpenOptions = {}): 
     throw new RefusedFileError('this is a PDF document, not a table of data (documents belong in the knowledge base)');
   }
   switch (formatOf(head)) {
-    case 'xlsx': return readXlsx(await source.bytes(), { sheet: options.sheet, maxExpandedBytes: options.maxExpandedBytes });
+    case 'xlsx': {
+      const file = source.read && source.size ? { read: source.read.bind(source), size: source.size.bind(source) } : await source.bytes();
+      return readXlsx(file, { sheet: options.sheet, maxExpandedBytes: options.maxExpandedBytes });
+    }
     case 'parquet': return readParquet(await source.bytes());
     default: return readCsv(source.stream());
   }

@@ -1,10 +1,11 @@
 /**
- * XLSX reader: one worksheet of an Office Open XML workbook as a RawTable.
- * Small parts (workbook, relationships, shared strings, styles) are unzipped whole; the sheet XML is
- * inflated and parsed chunk by chunk, so only one chunk's rows are buffered at a time.
+ * XLSX reader: one worksheet of an Office Open XML workbook as a RawTable, read by random access (see zip.ts): the
+ * zip directory from the file's tail, then each part inflated and parsed chunk by chunk, so memory does not grow with
+ * the sheet. The shared strings are the exception: cells refer to them by index, so they are held in memory (their
+ * part counts against the expanded-size limit, which bounds them).
  */
-import { Unzip, UnzipInflate, unzipSync } from 'fflate';
 import { SaxesParser } from 'saxes';
+import { bytesAccess, entryPump, RandomAccess, readZipDirectory, ZipDirectory } from './zip';
 import { Cell, RawRow, RawTable, RefusedFileError } from '../types';
 
 /** Default cap on the bytes inflated from one workbook (zip bomb guard): 512 MiB. */
@@ -17,11 +18,16 @@ export interface ReadXlsxOptions {
   readonly maxExpandedBytes?: number;
 }
 
-/**
- * Compressed bytes pushed to the inflater at a time. Small chunks bound what one push can expand to (deflate tops
- * out near 1032:1, so ~4 MiB past the limit) and measured faster and leaner than 16-64 KiB on the real file.
- */
-const CHUNK = 4 * 1024;
+/** What reading a workbook's sheet takes, from the zip directory and the workbook part alone (no sheet inflated). */
+export interface XlsxPlan {
+  /** The sheet read (its name). */
+  readonly sheet: string;
+  /** The parts the reader inflates (workbook, relationships, sheet, shared strings, styles) with their declared sizes. */
+  readonly parts: ReadonlyArray<{ readonly name: string; readonly size: number }>;
+  /** Their declared uncompressed total: what the limit is compared with. */
+  readonly expandedBytes: number;
+}
+
 /** Excel's last column is XFD; cells past it are ignored so a bad `r` cannot create a huge row. */
 const MAX_COLUMNS = 16384;
 
@@ -31,61 +37,76 @@ interface Handlers {
   text?(text: string): void;
 }
 
-export async function readXlsx(data: Uint8Array, options: ReadXlsxOptions = {}): Promise<RawTable> {
-  const limit = options.maxExpandedBytes ?? XLSX_MAX_EXPANDED_BYTES;
-  checkZipSignature(data);
+interface Workbook {
+  readonly file: RandomAccess;
+  readonly directory: ZipDirectory;
+  readonly sheet: string;
+  readonly sheetPath: string;
+  readonly sharedStringsPath: string;
+  readonly stylesPath: string;
+  readonly date1904: boolean;
+  /** Counts each part's declared size against the limit before it is inflated. */
+  budget(name: string): void;
+  /** Streams a part (if present) through a sax parser, counting the bytes it expands to. */
+  parse(name: string, h: Handlers): Promise<void>;
+  /** Like parse, pulled: each call of the pump inflates and parses one chunk; false when the part is done. */
+  pump(name: string, h: Handlers): Promise<() => Promise<boolean>>;
+}
 
-  const declared = new Map<string, number>(); // central-directory uncompressed sizes
+/** Opens the workbook: the zip directory, the workbook and its relationships, the sheet chosen; nothing else inflated. */
+async function openWorkbook(data: Uint8Array | RandomAccess, options: ReadXlsxOptions): Promise<Workbook> {
+  const limit = options.maxExpandedBytes ?? XLSX_MAX_EXPANDED_BYTES;
+  const file = data instanceof Uint8Array ? bytesAccess(data) : data;
+  checkZipSignature(await file.read(0, 4), await file.size());
+  const directory = await readZipDirectory(file);
+  const { entries } = directory;
+
   let declaredTotal = 0;
   let expanded = 0;
   const budget = (name: string) => {
-    declaredTotal += declared.get(name) ?? 0;
+    declaredTotal += entries.get(name)?.size ?? 0;
     if (declaredTotal > limit) {
       throw new RefusedFileError(`the workbook parts read (up to ${name}) declare ${declaredTotal} bytes uncompressed, over the `
         + `limit of ${limit} bytes: refused as a possible zip bomb; if the file is genuine, raise the limit `
         + '(maxExpandedBytes, or --max-expanded-mb of the command)');
     }
   };
-  const extract = (names: string[]): Map<string, string> => {
-    let files;
-    try {
-      files = unzipSync(data, {
-        filter: (f) => {
-          declared.set(f.name, f.originalSize);
-          if (!names.includes(f.name)) return false;
-          budget(f.name); // before fflate inflates it
-          return true;
-        },
-      });
-    } catch (e) {
-      if (e instanceof RefusedFileError) throw e;
-      throw new RefusedFileError(`not a readable XLSX: the zip archive is damaged or truncated (${(e as Error).message})`);
-    }
-    const out = new Map<string, string>();
-    for (const [name, bytes] of Object.entries(files)) {
-      expanded += bytes.length; // never more than declared: fflate inflates into a buffer of the declared size
-      out.set(name, new TextDecoder().decode(bytes));
-    }
-    return out;
+  const pump = async (name: string, h: Handlers) => {
+    const entry = entries.get(name)!;
+    const parser = saxParser(name, h);
+    const decoder = new TextDecoder();
+    return entryPump(file, directory, entry, (chunk, final) => {
+      expanded += chunk.length;
+      if (expanded > limit) {
+        throw new RefusedFileError(`${name} expands past the limit of ${limit} bytes (maxExpandedBytes) although its zip entry `
+          + `declares ${entry.size} bytes: refused as a possible zip bomb`);
+      }
+      parser.write(decoder.decode(chunk, { stream: !final }));
+      if (final) parser.close();
+    });
+  };
+  const parse = async (name: string, h: Handlers) => {
+    if (!entries.has(name)) return;
+    budget(name);
+    const next = await pump(name, h);
+    while (await next());
   };
 
   // Workbook: sheet names in order, their relationship ids, the date system.
-  const parts = extract(['xl/workbook.xml', 'xl/_rels/workbook.xml.rels']);
-  const workbookXml = parts.get('xl/workbook.xml');
-  if (workbookXml === undefined) {
-    const names = [...declared.keys()].slice(0, 5).join(', ');
+  if (!entries.has('xl/workbook.xml')) {
+    const names = [...entries.keys()].slice(0, 5).join(', ');
     throw new RefusedFileError(`not an XLSX workbook: the zip archive has no xl/workbook.xml (it holds ${names || 'nothing'})`);
   }
   const sheets: { name: string; rid: string }[] = [];
   let date1904 = false;
-  parseXml('xl/workbook.xml', workbookXml, {
+  await parse('xl/workbook.xml', {
     open(name, a) {
       if (name === 'sheet') sheets.push({ name: a.name, rid: a[Object.keys(a).find((k) => k.endsWith(':id')) ?? 'r:id'] });
       if (name === 'workbookPr') date1904 = a.date1904 === '1' || a.date1904 === 'true';
     },
   });
   const rels = new Map<string, { type: string; path: string }>();
-  parseXml('xl/_rels/workbook.xml.rels', parts.get('xl/_rels/workbook.xml.rels') ?? '<r/>', {
+  await parse('xl/_rels/workbook.xml.rels', {
     open(name, a) {
       if (name === 'Relationship') rels.set(a.Id, { type: a.Type ?? '', path: resolvePart(a.Target ?? '') });
     },
@@ -104,22 +125,49 @@ export async function readXlsx(data: Uint8Array, options: ReadXlsxOptions = {}):
       : `sheet '${wanted}' does not exist: the workbook has ${list}`);
   }
   const sheetPath = rels.get(sheet.rid)?.path;
-  if (!sheetPath || !declared.has(sheetPath)) {
+  if (!sheetPath || !entries.has(sheetPath)) {
     throw new RefusedFileError(`sheet '${sheet.name}' cannot be found: its relationship ${sheet.rid} points to `
       + `${sheetPath ?? 'nothing'} in xl/_rels/workbook.xml.rels, and that is not in the zip archive`);
   }
-  budget(sheetPath);
+  return {
+    file,
+    directory,
+    sheet: sheet.name,
+    sheetPath,
+    sharedStringsPath: relPath('sharedStrings', 'xl/sharedStrings.xml'),
+    stylesPath: relPath('styles', 'xl/styles.xml'),
+    date1904,
+    budget,
+    parse,
+    pump,
+  };
+}
+
+/**
+ * What reading the sheet will inflate, from the zip directory and the (small) workbook part: the router compares it
+ * with the limit and the Lambda threshold before any sheet byte is read. Refuses as readXlsx does (damaged zip, no
+ * workbook, missing sheet), except for the limit, which is the caller's to compare.
+ */
+export async function planXlsx(data: Uint8Array | RandomAccess, options: Pick<ReadXlsxOptions, 'sheet'> = {}): Promise<XlsxPlan> {
+  const book = await openWorkbook(data, { sheet: options.sheet, maxExpandedBytes: Number.POSITIVE_INFINITY });
+  const { entries } = book.directory;
+  const names = ['xl/workbook.xml', 'xl/_rels/workbook.xml.rels', book.sheetPath, book.sharedStringsPath, book.stylesPath];
+  const parts = [...new Set(names)].filter((n) => entries.has(n)).map((name) => ({ name, size: entries.get(name)!.size }));
+  return { sheet: book.sheet, parts, expandedBytes: parts.reduce((n, p) => n + p.size, 0) };
+}
+
+/** Reads one sheet: `data` is the whole file, or random access to it (memory then stays bounded; see the module note). */
+export async function readXlsx(data: Uint8Array | RandomAccess, options: ReadXlsxOptions = {}): Promise<RawTable> {
+  const book = await openWorkbook(data, options);
+  const { sheetPath, date1904 } = book;
+  book.budget(sheetPath);
 
   // Shared strings and styles (the date formats).
-  const ssPath = relPath('sharedStrings', 'xl/sharedStrings.xml');
-  const stylesPath = relPath('styles', 'xl/styles.xml');
-  const more = extract([ssPath, stylesPath]);
-  const shared = readSharedStrings(ssPath, more.get(ssPath));
-  const dateStyles = readDateStyles(stylesPath, more.get(stylesPath));
+  const shared = await readSharedStrings(book);
+  const dateStyles = await readDateStyles(book);
 
   // The sheet: sax events build rows into `queue`; pump() feeds the parser one compressed chunk.
   const queue: RawRow[] = [];
-  let ended = false;
   let rowNum = 0;
   let cells: Cell[] = [];
   let col = -1;
@@ -129,7 +177,7 @@ export async function readXlsx(data: Uint8Array, options: ReadXlsxOptions = {}):
   let inline = ''; // text of <is>
   let capture: 'v' | 't' | undefined;
   let phonetic = false;
-  const parser = saxParser(sheetPath, {
+  const pump = await book.pump(sheetPath, {
     open(name, a) {
       if (name === 'c') {
         const c = a.r ? columnIndex(a.r) : -1;
@@ -190,41 +238,10 @@ export async function readXlsx(data: Uint8Array, options: ReadXlsxOptions = {}):
     return v === '' ? null : v;
   };
 
-  const decoder = new TextDecoder();
-  const unzip = new Unzip((file) => {
-    if (file.name !== sheetPath) return;
-    file.ondata = (err, chunk, final) => {
-      // fflate reports our own throws (parse errors, the limit) back here as `err`
-      if (err) throw err instanceof RefusedFileError ? err : new RefusedFileError(`${sheetPath} cannot be inflated: ${err.message}`);
-      expanded += chunk.length;
-      if (expanded > limit) {
-        throw new RefusedFileError(`${sheetPath} expands past the limit of ${limit} bytes (maxExpandedBytes) although its zip entry `
-          + `declares ${declared.get(sheetPath)} bytes: refused as a possible zip bomb`);
-      }
-      parser.write(decoder.decode(chunk, { stream: !final }));
-      if (final) {
-        parser.close();
-        ended = true;
-      }
-    };
-    file.start();
-  });
-  unzip.register(UnzipInflate);
-  let offset = 0;
-  const pump = () => {
-    if (offset >= data.length) throw new RefusedFileError(`${sheetPath} is listed in the zip directory but its data cannot be found or ends early`);
-    const end = Math.min(offset + CHUNK, data.length);
-    try {
-      unzip.push(data.subarray(offset, end), end === data.length);
-    } catch (e) {
-      throw e instanceof RefusedFileError ? e : new RefusedFileError(`not a readable XLSX: ${sheetPath}: ${(e as Error).message}`);
-    }
-    offset = end;
-  };
-
-  while (queue.length === 0 && !ended) pump();
+  let ended = false;
+  while (queue.length === 0 && !ended) ended = !(await pump());
   const first = queue.shift();
-  if (!first) throw new RefusedFileError(`sheet '${sheet.name}' is empty: expected a header row`);
+  if (!first) throw new RefusedFileError(`sheet '${book.sheet}' is empty: expected a header row`);
   const header = first.cells!.map((c) => String(c ?? '').trim());
 
   async function* rows(): AsyncGenerator<RawRow> {
@@ -234,14 +251,14 @@ export async function readXlsx(data: Uint8Array, options: ReadXlsxOptions = {}):
         yield r;
       }
       if (ended) return;
-      pump();
+      ended = !(await pump());
     }
   }
-  return { format: 'xlsx', sheet: sheet.name, header, rows: rows() };
+  return { format: 'xlsx', sheet: book.sheet, header, rows: rows() };
 }
 
-function checkZipSignature(data: Uint8Array): void {
-  if (data.length >= 22 && data[0] === 0x50 && data[1] === 0x4b) return;
+function checkZipSignature(data: Uint8Array, size: number): void {
+  if (size >= 22 && data[0] === 0x50 && data[1] === 0x4b) return;
   const bytes = Array.from(data.subarray(0, 4), (b) => b.toString(16).padStart(2, '0')).join(' ');
   const hint = data[0] === 0xd0 && data[1] === 0xcf ? ' It looks like a legacy binary .xls: save it as .xlsx.' : '';
   throw new RefusedFileError('not an XLSX file: an XLSX is a zip archive, but this file does not start with the zip '
@@ -284,13 +301,12 @@ function wallClock(serial: number, date1904: boolean): Cell {
     + `${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())}`;
 }
 
-function readSharedStrings(path: string, xml: string | undefined): string[] {
+async function readSharedStrings(book: Workbook): Promise<string[]> {
   const out: string[] = [];
-  if (xml === undefined) return out;
   let text = '';
   let inT = false;
   let phonetic = false;
-  parseXml(path, xml, {
+  await book.parse(book.sharedStringsPath, {
     open(name) {
       if (name === 'si') text = '';
       else if (name === 'rPh') phonetic = true;
@@ -309,22 +325,20 @@ function readSharedStrings(path: string, xml: string | undefined): string[] {
 }
 
 /** Indexes (cell `s` values) of the cellXfs styles whose number format is a date or time. */
-function readDateStyles(path: string, xml: string | undefined): Set<number> {
+async function readDateStyles(book: Workbook): Promise<Set<number>> {
   const codes = new Map<number, string>();
   const xfs: number[] = [];
   let inCellXfs = false;
-  if (xml !== undefined) {
-    parseXml(path, xml, {
-      open(name, a) {
-        if (name === 'numFmt') codes.set(Number(a.numFmtId), a.formatCode ?? '');
-        else if (name === 'cellXfs') inCellXfs = true;
-        else if (name === 'xf' && inCellXfs) xfs.push(Number(a.numFmtId ?? 0));
-      },
-      close(name) {
-        if (name === 'cellXfs') inCellXfs = false;
-      },
-    });
-  }
+  await book.parse(book.stylesPath, {
+    open(name, a) {
+      if (name === 'numFmt') codes.set(Number(a.numFmtId), a.formatCode ?? '');
+      else if (name === 'cellXfs') inCellXfs = true;
+      else if (name === 'xf' && inCellXfs) xfs.push(Number(a.numFmtId ?? 0));
+    },
+    close(name) {
+      if (name === 'cellXfs') inCellXfs = false;
+    },
+  });
   const isDate = (id: number) => {
     const code = codes.get(id);
     if (code === undefined) return (id >= 14 && id <= 22) || (id >= 45 && id <= 47);
@@ -350,8 +364,4 @@ function saxParser(path: string, h: Handlers): SaxesParser {
     p.on('cdata', h.text);
   }
   return p;
-}
-
-function parseXml(path: string, xml: string, h: Handlers): void {
-  saxParser(path, h).write(xml).close();
 }
