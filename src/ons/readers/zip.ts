@@ -145,7 +145,7 @@ export async function entryPump(
   file: RandomAccess, directory: ZipDirectory, entry: ZipEntry, onData: (chunk: Uint8Array, final: boolean) => void,
 ): Promise<() => Promise<boolean>> {
   const { name } = entry;
-  if (entry.flags & 1) throw new RefusedFileError(`not a readable XLSX: ${name} is encrypted; save the workbook without a password`);
+  if (entry.flags % 2 === 1) throw new RefusedFileError(`not a readable XLSX: ${name} is encrypted; save the workbook without a password`);
   if (entry.method !== 0 && entry.method !== 8) {
     throw new RefusedFileError(`not a readable XLSX: ${name} uses zip compression method ${entry.method}; only stored (0) and deflate (8) are read`);
   }
