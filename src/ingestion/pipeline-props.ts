@@ -134,6 +134,21 @@ export interface IngestionOptions {
   readonly lambdaMaxFileSize?: Size;
 
   /**
+   * Largest expanded size of the parts of an XLSX workbook that are read (the sheet, its shared strings, styles and
+   * the workbook part), against zip bombs. The router reads it from the workbook's zip directory (ranged reads of the
+   * object's tail) and quarantines a larger workbook at once, with a reason naming this prop; the processor and the
+   * Batch job also refuse a part that expands past it while inflating. Memory does not grow with the sheet (it is
+   * inflated and parsed chunk by chunk, as a CSV is streamed) and the expanded bytes never touch the disk, so the limit
+   * guards processing time: 2 GiB is above any sheet Excel can hold with ONS-shaped rows (1,048,576 rows of 4 to 12
+   * columns expand to about 0.1 to 1 GiB) and takes minutes to read (about 9 MB of expanded sheet per second measured
+   * by `npm run bench:xlsx`). Only the shared strings are held in memory (cells refer to them by index); they count
+   * against this limit too, so keep it within what the processor's memory can hold.
+   *
+   * @default Size.gibibytes(2)
+   */
+  readonly maxXlsxExpandedSize?: Size;
+
+  /**
    * Memory of the processor function (128–10240 MiB; CPU grows with it).
    *
    * @default 3008

@@ -66,6 +66,8 @@ const LOADER_NON_RETRYABLE = [LoadErrors.INVALID_INPUT, LoadErrors.NOTHING_WRITT
 export class IngestionPipeline extends Construct implements IMonitorable {
   /** The largest file the processor function takes when `lambdaMaxFileSize` is not set; larger ones go to AWS Batch. */
   public static readonly DEFAULT_LAMBDA_MAX_FILE_SIZE = Size.mebibytes(256);
+  /** The largest expanded size of an XLSX workbook's parts read when `maxXlsxExpandedSize` is not set. */
+  public static readonly DEFAULT_MAX_XLSX_EXPANDED_SIZE = Size.gibibytes(2);
 
   /** The ingestion state machine (one execution per uploaded object version). */
   public readonly stateMachine: sfn.StateMachine;
@@ -89,6 +91,8 @@ export class IngestionPipeline extends Construct implements IMonitorable {
   public readonly quarantineFunction: lambda.IFunction;
   /** Largest file the processor function takes. */
   public readonly lambdaMaxFileSize: Size;
+  /** Largest expanded size of the parts of an XLSX workbook that are read. */
+  public readonly maxXlsxExpandedSize: Size;
   /** The Batch job queue for large files (absent when large-file processing is disabled). */
   public readonly jobQueue?: batch.IJobQueue;
   /** The Batch job definition for large files (absent when large-file processing is disabled). */
@@ -118,6 +122,11 @@ export class IngestionPipeline extends Construct implements IMonitorable {
     if (!Token.isUnresolved(maxMiB) && (maxMiB < 1 || maxMiB > 3072)) {
       throw new Error(`lambdaMaxFileSize: expected 1 MiB to 3 GiB (the function's /tmp holds the file and its outputs), got ${maxMiB} MiB`);
     }
+    this.maxXlsxExpandedSize = props.maxXlsxExpandedSize ?? IngestionPipeline.DEFAULT_MAX_XLSX_EXPANDED_SIZE;
+    const maxExpanded = this.maxXlsxExpandedSize.toBytes({ rounding: 2 });
+    if (!Token.isUnresolved(maxExpanded) && maxExpanded < 1024 * 1024) {
+      throw new Error(`maxXlsxExpandedSize: expected at least 1 MiB, got ${maxExpanded} bytes`);
+    }
     const tabular = extensions('tabularExtensions', props.tabularExtensions ?? [...DEFAULT_TABULAR_EXTENSIONS]);
     const documents = extensions('documentExtensions', props.documentExtensions ?? [...DEFAULT_DOCUMENT_EXTENSIONS]);
     const overlap = tabular.filter((e) => documents.includes(e));
@@ -144,6 +153,8 @@ export class IngestionPipeline extends Construct implements IMonitorable {
       [LakeEnv.REJECTED_ROWS_PREFIX]: this.lake.rejectedRowsPrefix,
       [LakeEnv.QUARANTINE_PREFIX]: this.lake.quarantinePrefix,
       [IngestionEnv.LAMBDA_MAX_BYTES]: String(this.lambdaMaxFileSize.toBytes()),
+      // Router (quarantines a workbook over it), processor and Batch job (refuse a part that expands past it).
+      [IngestionEnv.XLSX_MAX_EXPANDED_BYTES]: String(maxExpanded),
       [IngestionEnv.TABULAR_EXTENSIONS]: tabular.join(','),
       [IngestionEnv.DOCUMENT_EXTENSIONS]: documents.join(','),
     };
@@ -155,7 +166,7 @@ export class IngestionPipeline extends Construct implements IMonitorable {
       reservedConcurrentExecutions: props.reservedConcurrentExecutions,
     };
 
-    // Router: reads object metadata, records `received`.
+    // Router: reads object metadata (and a workbook's zip directory, by ranged reads), records `received`.
     const router = createPlatformFunction(this, 'Router', RouteFunction, {
       ...common, description: `ONS data platform (${this.stage.name}): ingestion router`, timeout: Duration.seconds(30),
     });

@@ -153,6 +153,28 @@ describe('processor sizing', () => {
   });
 });
 
+describe('XLSX expanded-size limit', () => {
+  const env = (bytes: number) => ({ Variables: Match.objectLike({ ONS_XLSX_MAX_EXPANDED_BYTES: String(bytes) }) });
+
+  test('default 2 GiB, set for the router, the processor and the Batch job', () => {
+    for (const description of ['ingestion router', 'file processor']) {
+      defaultTemplate.hasResourceProperties('AWS::Lambda::Function', { Description: Match.stringLikeRegexp(description), Environment: env(2 * 1024 ** 3) });
+    }
+    defaultTemplate.hasResourceProperties('AWS::Batch::JobDefinition', {
+      ContainerProperties: Match.objectLike({
+        Environment: Match.arrayWith([{ Name: 'ONS_XLSX_MAX_EXPANDED_BYTES', Value: String(2 * 1024 ** 3) }]),
+      }),
+    });
+  });
+
+  test('a prop, validated', () => {
+    const template = pipelineStack({ maxXlsxExpandedSize: Size.gibibytes(8) }).template;
+    template.hasResourceProperties('AWS::Lambda::Function', { Description: Match.stringLikeRegexp('ingestion router'), Environment: env(8 * 1024 ** 3) });
+    template.hasResourceProperties('AWS::Lambda::Function', { Description: Match.stringLikeRegexp('file processor'), Environment: env(8 * 1024 ** 3) });
+    expect(() => pipelineStack({ maxXlsxExpandedSize: Size.kibibytes(512) })).toThrow(/maxXlsxExpandedSize: expected at least 1 MiB/);
+  });
+});
+
 describe('AWS Batch on Fargate for large files', () => {
   test('compute environment, queue and job definition; refused files (exit 2) are not retried', () => {
     defaultTemplate.hasResourceProperties('AWS::Batch::ComputeEnvironment', {

@@ -1,4 +1,5 @@
-import { HeadObjectCommand } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { s3RandomAccess } from './s3-range';
 import { SourceObject, StepInput } from '../../ledger/contract';
 import { ledgerKey } from '../../ledger/runtime/ledger';
 import { StepDeps } from '../../ledger/runtime/step';
@@ -6,12 +7,17 @@ import { FeatureFlag } from '../../runtime/contract';
 import { flag } from '../../runtime/flags';
 import { isNotFound, listEnv, numberEnv } from '../../runtime/handler';
 import { log } from '../../runtime/telemetry';
+import { formatOf } from '../../ons/open';
+import { planXlsx, XLSX_CSV_BYTES_PER_EXPANDED_BYTE, XLSX_MAX_EXPANDED_BYTES } from '../../ons/readers/xlsx';
+import { RefusedFileError } from '../../ons/types';
 import { DEFAULT_DOCUMENT_EXTENSIONS, DEFAULT_TABULAR_EXTENSIONS, IngestionEnv, RouteAction, RouteResult } from '../contract';
 
 /**
  * Route: decides what happens to a new raw object, by extension and size, and records it in the
  * ledger as received. Unsupported files are routed to quarantine with a reason, not thrown.
- * Extensions, threshold and flags are read on every call.
+ * A workbook (a tabular file with zip content, read by the processor as XLSX) is sized by what its
+ * reading expands, from its zip directory (ranged reads of the object's tail and workbook part).
+ * Extensions, threshold, limit and flags are read on every call.
  */
 export async function routeObject(input: StepInput, deps: StepDeps): Promise<RouteResult> {
   const requested = input.source;
@@ -22,6 +28,7 @@ export async function routeObject(input: StepInput, deps: StepDeps): Promise<Rou
   const flagged = largeFiles.lambdaMaxBytes;
   const lambdaMaxBytes = typeof flagged === 'number' && Number.isInteger(flagged) && flagged > 0 ? flagged : numberEnv(IngestionEnv.LAMBDA_MAX_BYTES);
   const knowledgeBaseSync = (await flag(FeatureFlag.KNOWLEDGE_BASE_SYNC)).enabled;
+  const maxExpandedBytes = numberEnv(IngestionEnv.XLSX_MAX_EXPANDED_BYTES, XLSX_MAX_EXPANDED_BYTES);
   const { s3, ledger } = deps;
 
   let source: SourceObject;
@@ -31,7 +38,9 @@ export async function routeObject(input: StepInput, deps: StepDeps): Promise<Rou
     source = {
       bucket: requested.bucket, key: requested.key, versionId: head.VersionId ?? requested.versionId, size: head.ContentLength ?? requested.size,
     };
-    decision = decide(source, { tabular, documents, lambdaMaxBytes, largeFiles: largeFiles.enabled });
+    const config = { tabular, documents, lambdaMaxBytes, largeFiles: largeFiles.enabled };
+    const workbook = config.tabular.includes(extensionOf(source.key)) && source.size ? await workbookNeeds(s3, source, maxExpandedBytes) : undefined;
+    decision = decide(source, config, workbook);
   } catch (error) {
     if (!isNotFound(error)) throw error;
     // Deleted (or that version removed) before the execution got to it: nothing to process, on the record.
@@ -61,20 +70,56 @@ interface RouteConfig {
   readonly largeFiles: boolean;
 }
 
-function decide(source: SourceObject, config: RouteConfig): { action: RouteAction; reason?: string } {
-  const name = source.key.split('/').pop() ?? '';
+/** What reading a workbook takes: its processing measured in CSV bytes, or the reason it is refused at once. */
+type WorkbookNeeds = { readonly csvBytes: number; readonly expandedBytes: number } | { readonly refused: string };
+
+/**
+ * For a zip (what the processor reads as XLSX, whatever the extension): the declared expanded size of the parts the
+ * reader inflates, against the limit, and as the CSV size that takes as long to process. Undefined for other files.
+ */
+async function workbookNeeds(s3: S3Client, source: SourceObject, maxExpandedBytes: number): Promise<WorkbookNeeds | undefined> {
+  const file = s3RandomAccess(s3, source, source.size!);
+  if (formatOf(await file.read(0, 4)) !== 'xlsx') return undefined;
+  try {
+    const plan = await planXlsx(file);
+    if (plan.expandedBytes > maxExpandedBytes) {
+      return {
+        refused: `the workbook's parts read for sheet '${plan.sheet}' (${plan.parts.map((p) => p.name).join(', ')}) declare `
+          + `${plan.expandedBytes} bytes uncompressed, over the limit of ${maxExpandedBytes} bytes: refused as a possible zip bomb; `
+          + 'if the file is genuine, raise maxXlsxExpandedSize (IngestionPipeline, or the ingestion options of OnsDataPlatform) and backfill it',
+      };
+    }
+    return { expandedBytes: plan.expandedBytes, csvBytes: Math.ceil(plan.expandedBytes * XLSX_CSV_BYTES_PER_EXPANDED_BYTE) };
+  } catch (error) {
+    if (error instanceof RefusedFileError) return { refused: `the processor would refuse it: ${error.message}` };
+    throw error;
+  }
+}
+
+function extensionOf(key: string): string {
+  const name = key.split('/').pop() ?? '';
   const dot = name.lastIndexOf('.');
-  const extension = dot > 0 ? name.slice(dot + 1).toLowerCase() : '';
+  return dot > 0 ? name.slice(dot + 1).toLowerCase() : '';
+}
+
+function decide(source: SourceObject, config: RouteConfig, workbook?: WorkbookNeeds): { action: RouteAction; reason?: string } {
+  const name = source.key.split('/').pop() ?? '';
+  const extension = extensionOf(source.key);
   const expected = `expected a tabular file (${config.tabular.map((e) => `.${e}`).join(', ')}) or a document (${config.documents.map((e) => `.${e}`).join(', ')})`;
   if (name === '') return { action: 'quarantine', reason: `the key ends with '/' (a folder marker, not a file); ${expected}` };
   if (source.size === 0) return { action: 'quarantine', reason: 'the object is empty (0 bytes)' };
   if (config.tabular.includes(extension)) {
-    if ((source.size ?? 0) <= config.lambdaMaxBytes) return { action: 'process' };
+    if (workbook && 'refused' in workbook) return { action: 'quarantine', reason: workbook.refused };
+    // A workbook weighs what a CSV that takes as long to process weighs (never less than its own size).
+    const work = Math.max(source.size ?? 0, workbook?.csvBytes ?? 0);
+    if (work <= config.lambdaMaxBytes) return { action: 'process' };
     if (!config.largeFiles) {
+      const larger = workbook && work > (source.size ?? 0)
+        ? `the workbook expands to ${workbook.expandedBytes} bytes, as much work as a CSV of ${work} bytes, more than ${config.lambdaMaxBytes} bytes`
+        : `the file is larger than ${config.lambdaMaxBytes} bytes`;
       return {
         action: 'quarantine',
-        reason: `the file is larger than ${config.lambdaMaxBytes} bytes and large-file processing is turned off (feature flag largeFileBatch); `
-          + 'backfill it once the flag is on',
+        reason: `${larger} and large-file processing is turned off (feature flag largeFileBatch); backfill it once the flag is on`,
       };
     }
     return { action: 'processLarge' };

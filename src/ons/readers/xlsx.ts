@@ -11,6 +11,13 @@ import { Cell, RawRow, RawTable, RefusedFileError } from '../types';
 /** Default cap on the bytes inflated from one workbook (zip bomb guard): 512 MiB. */
 export const XLSX_MAX_EXPANDED_BYTES = 512 * 1024 * 1024;
 
+/**
+ * Bytes of CSV that take the domain core as long to read as one expanded byte of an XLSX sheet (measured by
+ * `npm run bench:xlsx` on CURVA_CARGA_2021.xlsx repeated: time per expanded sheet byte over time per CSV byte of the
+ * same rows). The router sizes a workbook with it against the Lambda threshold.
+ */
+export const XLSX_CSV_BYTES_PER_EXPANDED_BYTE = 1;
+
 export interface ReadXlsxOptions {
   /** Sheet name, or 0-based index in workbook order. Default: the first sheet. */
   readonly sheet?: string | number;
