@@ -1,9 +1,11 @@
 import { readFileSync } from 'fs';
 import * as path from 'path';
 import { strToU8, unzipSync, Zip, ZipDeflate, zipSync } from 'fflate';
-import { readXlsx, ReadXlsxOptions, XLSX_MAX_EXPANDED_BYTES } from '../../src/ons/readers/xlsx';
+import { planXlsx, readXlsx, ReadXlsxOptions, XLSX_MAX_EXPANDED_BYTES } from '../../src/ons/readers/xlsx';
+import { bytesAccess, RandomAccess } from '../../src/ons/readers/zip';
 import { RawRow, RefusedFileError } from '../../src/ons/types';
 import { ONS_DATA } from '../ons-data';
+import { deflated, padded, zip64 } from './zip64';
 
 const REAL = path.join(ONS_DATA, 'CURVA_CARGA_2021.xlsx');
 const NS = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
@@ -269,5 +271,70 @@ describe('readXlsx refusals', () => {
       expect((await refusal(readAll(liar, { maxExpandedBytes: limit }))).message).toBe('xl/worksheets/sheet1.xml expands past '
         + 'the limit of 1000000 bytes (maxExpandedBytes) although its zip entry declares 1000 bytes: refused as a possible zip bomb');
     });
+  });
+});
+
+describe('random access', () => {
+  const real = new Uint8Array(readFileSync(REAL));
+  const parts = unzipSync(real);
+  /** Independent figures of the real file: rows and the measure's sum (reference-figures.json). */
+  const check = async (data: Uint8Array | RandomAccess) => {
+    const t = await readAll(data as Uint8Array);
+    expect(t.header).toEqual(['id_subsistema', 'nom_subsistema', 'din_instante', 'val_cargaenergiahomwmed']);
+    expect(t.rows).toHaveLength(35040);
+    expect(t.rows[35039].cells!.slice(0, 3)).toEqual(['SE', 'SUDESTE', '2021-12-31 23:00:00']);
+    const sum = t.rows.reduce((n, r) => n + (r.cells![3] as number), 0);
+    expect(Math.abs(sum - 600233866.9048653) / 600233866.9048653).toBeLessThan(1e-6);
+  };
+
+  test('the real workbook is read in reads of at most 256 KiB, never the whole file', async () => {
+    const reads: number[] = [];
+    const inner = bytesAccess(real);
+    await check({ size: inner.size, read: (p, n) => (reads.push(n), inner.read(p, n)) });
+    expect(Math.max(...reads)).toBeLessThanOrEqual(256 * 1024);
+    expect(reads.reduce((a, b) => a + b, 0)).toBeLessThan(real.length + 128 * 1024); // each byte about once, plus the tail
+  });
+
+  test('the real workbook rewritten as ZIP64 reads the same', async () => {
+    const chunks = zip64(Object.entries(parts).map(([name, bytes]) => deflated(name, bytes)));
+    await check(new Uint8Array(Buffer.concat(chunks)));
+  });
+
+  test('the real workbook stored (no compression) reads the same', async () => {
+    const stored = zipSync(parts, { level: 0 });
+    expect(stored.length).toBeGreaterThan(6_000_000);
+    await check(stored);
+  });
+
+  test('planXlsx: the parts read and their declared sizes, without inflating the sheet', async () => {
+    const plan = await planXlsx(real);
+    const names = ['xl/workbook.xml', 'xl/_rels/workbook.xml.rels', 'xl/worksheets/sheet1.xml', 'xl/sharedStrings.xml', 'xl/styles.xml'];
+    expect(plan).toEqual({ sheet: 'Sheet1', parts: names.map((name) => ({ name, size: parts[name].length })), expandedBytes: 6195356 });
+    expect(names.reduce((n, name) => n + parts[name].length, 0)).toBe(6195356);
+  });
+
+  test('planXlsx on a ZIP64 workbook whose real sheet is padded to 5 GiB reads only its directory and workbook', async () => {
+    const sheet = new TextDecoder().decode(parts['xl/worksheets/sheet1.xml']);
+    const cut = sheet.indexOf('</sheetData>');
+    const big = padded('xl/worksheets/sheet1.xml', strToU8(sheet.slice(0, cut)), 5 * 1024, strToU8(sheet.slice(cut)));
+    const others = Object.entries(parts).filter(([name]) => name !== 'xl/worksheets/sheet1.xml').map(([name, bytes]) => deflated(name, bytes));
+    const data = new Uint8Array(Buffer.concat(zip64([...others, big])));
+    let read = 0;
+    const inner = bytesAccess(data);
+    const plan = await planXlsx({ size: inner.size, read: (p, n) => (read += n, inner.read(p, n)) });
+    expect(plan.expandedBytes).toBe(6195356 + 5 * 1024 ** 3);
+    expect(read).toBeLessThan(80 * 1024);
+    expect((await refusal(readXlsx(data))).message).toMatch(/^the workbook parts read \(up to xl\/worksheets\/sheet1.xml\) declare 5374902516 bytes/); // workbook, rels, sheet
+  });
+
+  test('an encrypted part is refused with the reason', async () => {
+    const out = real.slice();
+    const dv = new DataView(out.buffer);
+    for (let o = 0; o + 46 < out.length; o++) {
+      if (dv.getUint32(o, true) === 0x02014b50 && new TextDecoder().decode(out.subarray(o + 46, o + 46 + dv.getUint16(o + 28, true))) === 'xl/workbook.xml') {
+        dv.setUint16(o + 8, dv.getUint16(o + 8, true) + 1, true);
+      }
+    }
+    expect((await refusal(readXlsx(out))).message).toBe('not a readable XLSX: xl/workbook.xml is encrypted; save the workbook without a password');
   });
 });
