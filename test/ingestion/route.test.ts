@@ -1,8 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { strToU8, unzipSync } from 'fflate';
 import { IngestionEnv, RouteResult } from '../../src/ingestion/contract';
+import { XLSX_CSV_BYTES_PER_EXPANDED_BYTE } from '../../src/ons/readers/xlsx';
 import { ONS_DATA } from '../ons-data';
+import { deflated, padded, zip64 } from '../ons/zip64';
 import { BUCKETS, EXECUTION, TABLE, handlerEnv, ledgerItem, LocalAws, loadHandler, putObject, restoreEnv, startLocalAws } from './local-aws';
 import { StepInput } from '../../src/ledger/contract';
 import { CapturedOutput, captureOutput } from '../runtime/output';
@@ -138,6 +141,62 @@ describe('decisions', () => {
     const handler = router({ [IngestionEnv.LAMBDA_MAX_BYTES]: undefined });
     await expect(handler({ source: { bucket: BUCKETS.raw, key: 'incoming/config/CARGA_ENERGIA_2013.csv' }, executionArn: EXECUTION }))
       .rejects.toMatchObject({ name: 'ConfigurationError', message: 'ONS_LAMBDA_MAX_BYTES is not set' });
+  });
+});
+
+describe('workbooks: sized by what their reading expands, from the zip directory', () => {
+  const XLSX = readFileSync(join(ONS_DATA, 'CURVA_CARGA_2021.xlsx'));
+  const parts = unzipSync(new Uint8Array(XLSX));
+  // Independently of the reader: the parts it inflates for the first sheet, as fflate unzips them.
+  const READ = ['xl/workbook.xml', 'xl/_rels/workbook.xml.rels', 'xl/worksheets/sheet1.xml', 'xl/sharedStrings.xml', 'xl/styles.xml'];
+  const expanded = READ.reduce((n, name) => n + parts[name].length, 0);
+  const csvEquivalent = Math.ceil(expanded * XLSX_CSV_BYTES_PER_EXPANDED_BYTE);
+  const TWO_GIB = String(2 * 1024 ** 3);
+
+  test('the real workbook goes to Batch when its expanded parts weigh more than the threshold, though its file is smaller', async () => {
+    expect(XLSX.length).toBeLessThan(csvEquivalent - 1);
+    const env = (threshold: number) => ({ [IngestionEnv.LAMBDA_MAX_BYTES]: String(threshold), [IngestionEnv.XLSX_MAX_EXPANDED_BYTES]: TWO_GIB });
+    expect((await route('incoming/wb/exact/CURVA_CARGA_2021.xlsx', XLSX, env(csvEquivalent))).action).toBe('process');
+    expect((await route('incoming/wb/large/CURVA_CARGA_2021.xlsx', XLSX, env(csvEquivalent - 1))).action).toBe('processLarge');
+  });
+
+  test('a workbook over maxXlsxExpandedSize is quarantined at once, the reason naming the prop', async () => {
+    const result = await route('incoming/wb/limit/CURVA_CARGA_2021.xlsx', XLSX, { [IngestionEnv.XLSX_MAX_EXPANDED_BYTES]: String(expanded - 1) });
+    const reason = `the workbook's parts read for sheet 'Sheet1' (${READ.join(', ')}) declare ${expanded} bytes uncompressed, over the limit of `
+      + `${expanded - 1} bytes: refused as a possible zip bomb; if the file is genuine, raise maxXlsxExpandedSize (IngestionPipeline, `
+      + 'or the ingestion options of OnsDataPlatform) and backfill it';
+    expect(result).toMatchObject({ action: 'quarantine', reason });
+    expect(await ledgerItem(aws, BUCKETS.raw, 'incoming/wb/limit/CURVA_CARGA_2021.xlsx')).toMatchObject({ route: 'quarantine', routeReason: reason });
+    // At the limit exactly, it is processed.
+    expect((await route('incoming/wb/at-limit/CURVA_CARGA_2021.xlsx', XLSX, { [IngestionEnv.XLSX_MAX_EXPANDED_BYTES]: String(expanded) })).action)
+      .toBe('process');
+  });
+
+  test('a ZIP64 workbook whose real sheet is padded to 5 GiB: quarantined under 2 GiB, to Batch under 8 GiB', async () => {
+    const sheet = new TextDecoder().decode(parts['xl/worksheets/sheet1.xml']);
+    const cut = sheet.indexOf('</sheetData>');
+    const big = padded('xl/worksheets/sheet1.xml', strToU8(sheet.slice(0, cut)), 5 * 1024, strToU8(sheet.slice(cut)));
+    const others = Object.entries(parts).filter(([name]) => name !== 'xl/worksheets/sheet1.xml').map(([name, bytes]) => deflated(name, bytes));
+    const body = Buffer.concat(zip64([...others, big]));
+    expect(body.length).toBeLessThan(8 * 1024 * 1024);
+    const refused = await route('incoming/wb/zip64/CURVA_CARGA_2021.xlsx', body, { [IngestionEnv.XLSX_MAX_EXPANDED_BYTES]: TWO_GIB });
+    expect(refused.action).toBe('quarantine');
+    expect(refused.reason).toMatch(new RegExp(`declare ${expanded + 5 * 1024 ** 3} bytes uncompressed, over the limit of ${TWO_GIB} bytes.*maxXlsxExpandedSize`));
+    const raised = await route('incoming/wb/zip64-raised/CURVA_CARGA_2021.xlsx', body, { [IngestionEnv.XLSX_MAX_EXPANDED_BYTES]: String(8 * 1024 ** 3) });
+    expect(raised.action).toBe('processLarge');
+  });
+
+  test('a truncated workbook is quarantined with the reason the processor would give', async () => {
+    const result = await route('incoming/wb/cut/CURVA_CARGA_2021.xlsx', XLSX.subarray(0, XLSX.length >> 1));
+    expect(result).toMatchObject({
+      action: 'quarantine',
+      reason: 'the processor would refuse it: not a readable XLSX: the zip archive is damaged or truncated (no end of central directory record)',
+    });
+  });
+
+  test('the content decides, as in the processor: a CSV named .xlsx is sized as a CSV', async () => {
+    const result = await route('incoming/wb/csv/CARGA_ENERGIA_2013.xlsx', CSV, { [IngestionEnv.XLSX_MAX_EXPANDED_BYTES]: '1' });
+    expect(result.action).toBe('process');
   });
 });
 
