@@ -218,6 +218,44 @@ describe('rejected rows', () => {
   });
 });
 
+describe('CURVA_CARGA_2021.xlsx: read from the downloaded file by random access', () => {
+  const body = readFileSync(join(ONS_DATA, 'CURVA_CARGA_2021.xlsx'));
+  // Independent figures of the real file (reference-figures.json).
+  const reference = JSON.parse(readFileSync(join(ONS_DATA, 'reference-figures.json'), 'utf8'))['CURVA_CARGA_2021.xlsx'];
+
+  // First: once processed, the same content is a duplicate and not read again.
+  test('ONS_XLSX_MAX_EXPANDED_BYTES below the sheet: FileRefused, naming the limit', async () => {
+    const key = 'incoming/xlsx-limit/CURVA_CARGA_2021.xlsx';
+    await putObject(aws, BUCKETS.raw, key, body);
+    const limited: Process = loadHandler('process', handlerEnv(aws, { TMPDIR: handlerTmp, ONS_XLSX_MAX_EXPANDED_BYTES: String(1024 * 1024) }));
+    await expect(limited({ source: { bucket: BUCKETS.raw, key }, executionArn: EXECUTION })).rejects.toMatchObject({
+      name: 'FileRefused', message: expect.stringMatching(/declare \d+ bytes uncompressed, over the limit of 1048576 bytes: refused as a possible zip bomb/),
+    });
+    // The environment of the other tests back (the handlers read it on every call).
+    processFile = loadHandler('process', handlerEnv(aws, { TMPDIR: handlerTmp }));
+  });
+
+  test('processed to the reference figures; the content hash is the whole object\'s', async () => {
+    const result = await ingest('incoming/xlsx/CURVA_CARGA_2021.xlsx', body);
+    expect(result).toMatchObject({
+      status: 'processed', contentHash: sha256(body), dataset: 'curva_carga',
+      rows: reference.rows, records: reference.rows, rejected: 0, series: reference.series, start: reference.start, end: reference.end,
+    });
+    let sum = 0;
+    let count = 0;
+    for (const partKey of result.parquetKeys!) {
+      const { header, rows } = await parquetRows(partKey);
+      const value = header.indexOf('val_cargaenergiahomwmed');
+      for (const r of rows) {
+        sum += Number(r[value]);
+        count++;
+      }
+    }
+    expect(count).toBe(reference.measures.val_cargaenergiahomwmed.count);
+    expect(Math.abs(sum - reference.measures.val_cargaenergiahomwmed.sum) / reference.measures.val_cargaenergiahomwmed.sum).toBeLessThan(1e-9);
+  });
+});
+
 describe('refused files', () => {
   test('a PDF named .csv: FileRefused with the domain core reason, nothing written, not processed', async () => {
     const key = 'incoming/refused/CURVA_CARGA.csv';
