@@ -205,6 +205,13 @@ const bench = project.addTask('bench', {
 if (bundle) bench.spawn(bundle);
 bench.exec('ts-node --transpile-only --project tsconfig.dev.json bench/run.ts', { receiveArgs: true });
 
+// Large XLSX workbooks: peak memory of the bundled inspect at two sizes, and its time per expanded byte against CSV.
+const benchXlsx = project.addTask('bench:xlsx', {
+  description: 'Benchmark the bundled inspect on XLSX workbooks built from CURVA_CARGA_2021.xlsx (peak RSS 25 vs 100 MiB, time per expanded byte vs CSV); prints JSON',
+});
+if (bundle) benchXlsx.spawn(bundle);
+benchXlsx.exec('ts-node --transpile-only --project tsconfig.dev.json bench/xlsx.ts', { receiveArgs: true });
+
 // The time-series loader's write path against a local WriteRecords server with a fixed latency, and the write cost model.
 const benchTimeseries = project.addTask('bench:timeseries', {
   description: 'Benchmark the Timestream loader write path (throughput vs the in-flight bound) and its write cost per million points; prints JSON',
