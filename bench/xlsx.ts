@@ -29,7 +29,14 @@ const SHEET = 'xl/worksheets/sheet1.xml';
 const log = (m: string) => process.stderr.write(`[bench:xlsx] ${m}\n`);
 const round = (n: number, digits = 2) => Math.round(n * 10 ** digits) / 10 ** digits;
 
-interface Input { readonly xlsx: string; readonly csv: string; readonly rows: number; readonly xlsxBytes: number; readonly sheetBytes: number; readonly csvBytes: number }
+interface Input {
+  readonly xlsx: string;
+  readonly csv: string;
+  readonly rows: number;
+  readonly xlsxBytes: number;
+  readonly sheetBytes: number;
+  readonly csvBytes: number;
+}
 
 /** Builds (or reuses) a workbook whose sheet expands to at least `minSheetBytes`, and the CSV of the same rows. */
 function build(minSheetBytes: number): Input {
@@ -112,7 +119,14 @@ function build(minSheetBytes: number): Input {
   return input;
 }
 
-interface Run { readonly seconds: number; readonly peakRssMB: number; readonly rows?: number; readonly records?: number; readonly rejected?: number; readonly ok: boolean }
+interface Run {
+  readonly seconds: number;
+  readonly peakRssMB: number;
+  readonly rows?: number;
+  readonly records?: number;
+  readonly rejected?: number;
+  readonly ok: boolean;
+}
 
 /** `node CLI inspect FILE --json` under /usr/bin/time. */
 async function inspect(cli: string, file: string): Promise<Run> {
@@ -169,7 +183,11 @@ async function main(): Promise<number> {
     return { seconds: Math.min(...all.map((r) => r.seconds)), peakRssMB: Math.max(...all.map((r) => r.peakRssMB)) };
   };
   const describe = (i: Input) => ({
-    file: i.xlsx, rows: i.rows, xlsxMB: round(i.xlsxBytes / 1e6, 1), sheetUncompressedMB: round(i.sheetBytes / 1e6, 1), csvMB: round(i.csvBytes / 1e6, 1),
+    file: i.xlsx,
+    rows: i.rows,
+    xlsxMB: round(i.xlsxBytes / 1e6, 1),
+    sheetUncompressedMB: round(i.sheetBytes / 1e6, 1),
+    csvMB: round(i.csvBytes / 1e6, 1),
   });
 
   const xlsxSmall = await best(cli, small, small.xlsx, `inspect xlsx ${smallMiB} MiB`);

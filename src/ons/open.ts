@@ -1,6 +1,7 @@
 import { readCsv } from './readers/csv';
 import { readParquet } from './readers/parquet';
 import { readXlsx } from './readers/xlsx';
+import { isZip } from './readers/zip';
 import { RawTable, RefusedFileError } from './types';
 
 /** A file to read, wherever it lives (a local path, an S3 object...). */
@@ -26,7 +27,7 @@ export interface OpenOptions {
 
 /** Recognises the format by content (zip → XLSX, `PAR1` → Parquet), else CSV. */
 export function formatOf(head: Uint8Array): 'csv' | 'xlsx' | 'parquet' {
-  if (head[0] === 0x50 && head[1] === 0x4b && head[2] === 0x03 && head[3] === 0x04) return 'xlsx';
+  if (isZip(head)) return 'xlsx';
   if (head[0] === 0x50 && head[1] === 0x41 && head[2] === 0x52 && head[3] === 0x31) return 'parquet';
   return 'csv';
 }

@@ -238,8 +238,15 @@ describe('CURVA_CARGA_2021.xlsx: read from the downloaded file by random access'
   test('processed to the reference figures; the content hash is the whole object\'s', async () => {
     const result = await ingest('incoming/xlsx/CURVA_CARGA_2021.xlsx', body);
     expect(result).toMatchObject({
-      status: 'processed', contentHash: sha256(body), dataset: 'curva_carga',
-      rows: reference.rows, records: reference.rows, rejected: 0, series: reference.series, start: reference.start, end: reference.end,
+      status: 'processed',
+      contentHash: sha256(body),
+      dataset: 'curva_carga',
+      rows: reference.rows,
+      records: reference.rows,
+      rejected: 0,
+      series: reference.series,
+      start: reference.start,
+      end: reference.end,
     });
     let sum = 0;
     let count = 0;

@@ -54,7 +54,7 @@ export function zip64(entries: readonly RawEntry[]): Uint8Array[] {
     local.writeUInt32LE(0x04034b50, 0);
     local.writeUInt16LE(45, 4);
     local.writeUInt16LE(8, 8);
-    local.writeUInt32LE(e.crc >>> 0, 14);
+    local.writeUInt32LE(e.crc, 14);
     local.writeUInt32LE(0xffffffff, 18);
     local.writeUInt32LE(0xffffffff, 22);
     local.writeUInt16LE(name.length, 26);
@@ -72,7 +72,7 @@ export function zip64(entries: readonly RawEntry[]): Uint8Array[] {
     c.writeUInt16LE(45, 4);
     c.writeUInt16LE(45, 6);
     c.writeUInt16LE(8, 10);
-    c.writeUInt32LE(e.crc >>> 0, 16);
+    c.writeUInt32LE(e.crc, 16);
     c.writeUInt32LE(0xffffffff, 20);
     c.writeUInt32LE(0xffffffff, 24);
     c.writeUInt16LE(name.length, 28);

@@ -3,13 +3,13 @@ import { s3RandomAccess } from './s3-range';
 import { SourceObject, StepInput } from '../../ledger/contract';
 import { ledgerKey } from '../../ledger/runtime/ledger';
 import { StepDeps } from '../../ledger/runtime/step';
+import { planXlsx, XLSX_CSV_BYTES_PER_EXPANDED_BYTE, XLSX_MAX_EXPANDED_BYTES } from '../../ons/readers/xlsx';
+import { isZip } from '../../ons/readers/zip';
+import { RefusedFileError } from '../../ons/types';
 import { FeatureFlag } from '../../runtime/contract';
 import { flag } from '../../runtime/flags';
 import { isNotFound, listEnv, numberEnv } from '../../runtime/handler';
 import { log } from '../../runtime/telemetry';
-import { formatOf } from '../../ons/open';
-import { planXlsx, XLSX_CSV_BYTES_PER_EXPANDED_BYTE, XLSX_MAX_EXPANDED_BYTES } from '../../ons/readers/xlsx';
-import { RefusedFileError } from '../../ons/types';
 import { DEFAULT_DOCUMENT_EXTENSIONS, DEFAULT_TABULAR_EXTENSIONS, IngestionEnv, RouteAction, RouteResult } from '../contract';
 
 /**
@@ -79,7 +79,7 @@ type WorkbookNeeds = { readonly csvBytes: number; readonly expandedBytes: number
  */
 async function workbookNeeds(s3: S3Client, source: SourceObject, maxExpandedBytes: number): Promise<WorkbookNeeds | undefined> {
   const file = s3RandomAccess(s3, source, source.size!);
-  if (formatOf(await file.read(0, 4)) !== 'xlsx') return undefined;
+  if (!isZip(await file.read(0, 4))) return undefined;
   try {
     const plan = await planXlsx(file);
     if (plan.expandedBytes > maxExpandedBytes) {

@@ -15,6 +15,11 @@ export interface RandomAccess {
   read(position: number, length: number): Promise<Uint8Array>;
 }
 
+/** Starts with a zip local file header (50 4b 03 04): the content the XLSX reader takes, whatever the file's name. */
+export function isZip(head: Uint8Array): boolean {
+  return head[0] === 0x50 && head[1] === 0x4b && head[2] === 0x03 && head[3] === 0x04;
+}
+
 /** A buffer already in memory as RandomAccess. */
 export function bytesAccess(data: Uint8Array): RandomAccess {
   return { size: async () => data.length, read: async (position, length) => data.subarray(position, position + length) };
