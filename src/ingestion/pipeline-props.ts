@@ -139,9 +139,10 @@ export interface IngestionOptions {
    * object's tail) and quarantines a larger workbook at once, with a reason naming this prop; the processor and the
    * Batch job also refuse a part that expands past it while inflating. Memory does not grow with the sheet (it is
    * inflated and parsed chunk by chunk, as a CSV is streamed) and the expanded bytes never touch the disk, so the limit
-   * guards processing time: 2 GiB is above any sheet Excel can hold with ONS-shaped rows (1,048,576 rows of 4 to 12
-   * columns expand to about 0.1 to 1 GiB) and takes minutes to read (about 9 MB of expanded sheet per second measured
-   * by `npm run bench:xlsx`). Only the shared strings are held in memory (cells refer to them by index); they count
+   * guards processing time: 2 GiB is above any sheet Excel can hold with ONS-shaped rows (a sheet has at most
+   * 1,048,576 rows; CURVA_CARGA's 4 columns take 177 bytes a row, so 185 MB, and 12-column GERACAO_USINA rows a
+   * few times that), and reading it takes a few minutes (about 15 MB of expanded sheet per second, measured by
+   * `npm run bench:xlsx`). Only the shared strings are held in memory (cells refer to them by index); they count
    * against this limit too, so keep it within what the processor's memory can hold.
    *
    * @default Size.gibibytes(2)
