@@ -1,6 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { App, Stack } from 'aws-cdk-lib';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
+import { unzipSync } from 'fflate';
 import { flagValues, LocalAppConfig } from './local-appconfig';
 import { CapturedOutput, captureOutput } from './output';
 import { DataLake, IngestionPipeline, KnowledgeBase, PlatformStage } from '../../src';
@@ -12,6 +14,7 @@ import { expectSchema } from '../api/openapi';
 import { ENV } from '../helpers';
 import { definitionOf } from '../ingestion/asl';
 import { BUCKETS, EXECUTION, handlerEnv, LocalAws, loadHandler, putObject, restoreEnv, startLocalAws } from '../ingestion/local-aws';
+import { ONS_DATA } from '../ons-data';
 import { LocalTimestream } from '../timeseries/timestream/local-timestream';
 
 /**
@@ -176,6 +179,21 @@ describe('the router (largeFileBatch, knowledgeBaseSync)', () => {
   test('largeFileBatch off leaves files under the threshold alone', async () => {
     const result = await route('flags/small/CARGA_ENERGIA_2013.csv', flagValues({ largeFileBatch: { enabled: false, lambdaMaxBytes: CSV.length } }));
     expect(result.action).toBe('process');
+  });
+
+  test('largeFileBatch off: a workbook whose expanded parts weigh more than the threshold waits, the reason says why', async () => {
+    const xlsx = readFileSync(join(ONS_DATA, 'CURVA_CARGA_2021.xlsx'));
+    const parts = unzipSync(new Uint8Array(xlsx));
+    const expanded = ['xl/workbook.xml', 'xl/_rels/workbook.xml.rels', 'xl/worksheets/sheet1.xml', 'xl/sharedStrings.xml', 'xl/styles.xml']
+      .reduce((n, name) => n + parts[name].length, 0);
+    const threshold = 2 * xlsx.length; // the file fits; its expanded parts do not
+    appconfig.profiles.set(PROFILE_KEY, flagValues({ largeFileBatch: { enabled: false, lambdaMaxBytes: threshold } }));
+    await putObject(aws, BUCKETS.raw, 'flags/off/CURVA_CARGA_2021.xlsx', xlsx);
+    const handler = loadHandler<unknown, RouteResult>('route', handlerEnv(aws, flagsEnv()));
+    const result = await handler({ source: { bucket: BUCKETS.raw, key: 'flags/off/CURVA_CARGA_2021.xlsx' }, executionArn: EXECUTION });
+    expect(result.action).toBe('quarantine');
+    expect(result.reason).toMatch(new RegExp(`^the workbook expands to ${expanded} bytes, as much work as a CSV of \\d+ bytes, more than ${threshold} bytes `
+      + 'and large-file processing is turned off \\(feature flag largeFileBatch\\)'));
   });
 
   test('knowledgeBaseSync off is passed on as false; on, nothing is added', async () => {
