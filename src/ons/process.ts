@@ -1,5 +1,5 @@
 import { DatasetLayout } from './detect';
-import { parseMeasure, parseMeasureBytes } from './number';
+import { notANumber, parseMeasure, parseMeasureBytes } from './number';
 import { DuplicateWindow, hashKey, SeriesIndex } from './series';
 import { clip, LocalTime, parseLocalTime, parseLocalTimeBytes } from './time';
 import { Cell, OnsRecord, RawRow, RawTable } from './types';
@@ -161,7 +161,7 @@ export async function processTable(fileName: string, table: RawTable, layout: Da
     const values: Array<number | null> = [];
     for (const m of layout.measures) {
       const value = parseMeasure(cells[m.index], decimalComma);
-      if (Number.isNaN(value)) return reject(raw.row, `${m.name}: '${clip(String(cells[m.index]))}' is not a number`, cells);
+      if (Number.isNaN(value)) return reject(raw.row, `${m.name}: ${notANumber(clip(String(cells[m.index])), decimalComma, table.decimalEvidence)}`, cells);
       values.push(value);
     }
 

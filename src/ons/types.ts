@@ -26,8 +26,10 @@ export interface RawTable {
   readonly encoding?: string;
   /** Field delimiter (CSV only). */
   readonly delimiter?: string;
-  /** Whether numbers use a decimal comma (CSV dashboard exports). */
-  readonly decimalComma?: boolean;
+  /** Whether numbers use a decimal comma (CSV dashboard exports, Brazilian spreadsheets); see DecimalComma in number.ts. */
+  readonly decimalComma?: boolean | 'undecided';
+  /** How the CSV reader decided `decimalComma`, for the reasons of rows it refuses (e.g. `as in '50,4' on line 7`). */
+  readonly decimalEvidence?: string;
   /** The sheet read (XLSX only). */
   readonly sheet?: string;
   /** Column names as written in the file (trimmed). */
@@ -36,7 +38,7 @@ export interface RawTable {
   readonly rows: AsyncIterable<RawRow>;
   /** The same rows in batches (one per chunk read), when the reader has them: less overhead per row. */
   readonly batches?: AsyncIterable<readonly RawRow[]>;
-  /** The same rows as undecoded lines, one batch per chunk (UTF-8 CSV only): read without a string per cell. */
+  /** The same rows as undecoded lines, one batch per chunk (CSV in UTF-8, or Latin-1 transcoded): read without a string per cell. */
   readonly lines?: AsyncIterable<CsvLines>;
 }
 

@@ -1,31 +1,38 @@
-import { isUtf8 } from 'node:buffer';
+import { isAscii, isUtf8 } from 'node:buffer';
 import { TextDecoder } from 'node:util';
-import { looksLikeCommaDecimal, looksLikeDotDecimal } from '../number';
+import { DecimalComma, decimalHint } from '../number';
+import { clip } from '../time';
 import { Cell, CsvLines, RawRow, RawTable, RefusedFileError } from '../types';
 
 /** Longest line accepted, in characters: a longer data line is rejected, a longer header refuses the file. */
 export const CSV_MAX_LINE_CHARS = 1024 * 1024;
 
-/** Bytes sniffed for encoding and binary content. */
+/** Bytes sniffed for a BOM and binary content. */
 const SNIFF_BYTES = 64 * 1024;
 /** Data lines sampled to tell comma decimals from dot decimals. */
 const LOCALE_SAMPLE_LINES = 200;
+/** Characters of data lines read ahead, past the sample, while no number has told the decimal style. */
+const LOCALE_LOOKAHEAD_CHARS = 4 * 1024 * 1024;
+/** Windows-1252, which WHATWG calls latin1: what Excel and Windows in Brazil write. */
+const LATIN1 = new TextDecoder('latin1');
 const DELIMITERS = [';', ',', '\t', '|'] as const;
 
 /**
  * Reads a CSV as a stream: memory holds one chunk and one line, whatever the file's size.
- * Detects the encoding (UTF-8 with or without BOM, UTF-16LE with BOM, else Latin-1), the delimiter
- * (from the header: `;` as ONS writes, or `,`, tab, `|`), CRLF or LF, and comma decimals (dashboard
- * exports). Double-quoted fields are understood within one line; ONS never quotes.
- * UTF-8 (what ONS publishes) is split into lines as bytes and validated without decoding whole chunks;
- * the table then also offers `lines`, so processTable can read it without a string per cell.
+ * Detects the encoding (see utf8Lines: UTF-8 with or without BOM, else Latin-1; UTF-16LE with BOM),
+ * the delimiter (from the header: `;` as ONS writes, or `,`, tab, `|`), CRLF or LF, and the decimal
+ * style (see detectDecimalComma). Double-quoted fields are understood within one line; ONS never quotes.
+ * UTF-8 (what ONS publishes) and Latin-1 (transcoded) are split into lines as bytes and validated
+ * without decoding whole chunks; the table then also offers `lines`, so processTable can read it
+ * without a string per cell. Its `encoding` is final once the rows have been read.
  */
 export async function readCsv(source: AsyncIterable<Uint8Array>): Promise<RawTable> {
   const iterator = source[Symbol.asyncIterator]();
   const first = await sniff(iterator);
-  return first.encoding === 'utf-8' || first.encoding === 'utf-8-bom'
-    ? readLines(first.encoding, utf8Lines(first.bytes, first.encoding === 'utf-8-bom', iterator))
-    : readLines(first.encoding, textLines(first.decoder, first.bytes, iterator));
+  const encoding = { name: first.encoding };
+  return first.encoding === 'utf-16le'
+    ? readLines(encoding, textLines(new TextDecoder('utf-16le'), first.bytes, iterator))
+    : readLines(encoding, utf8Lines(first.bytes, first.encoding === 'utf-8-bom', iterator, encoding));
 }
 
 interface Line {
@@ -48,7 +55,8 @@ type Batch = readonly Line[] | ByteLines;
 const lineCount = (b: Batch): number => ('bytes' in b ? b.starts.length : b.length);
 const lineAt = (b: Batch, i: number): Line => ('bytes' in b ? byteLine(b, i) : b[i]);
 
-async function readLines(encoding: string, batches: AsyncGenerator<Batch>): Promise<RawTable> {
+async function readLines(encoding: { name: string }, batches: AsyncGenerator<Batch>): Promise<RawTable> {
+  const bytePath = encoding.name !== 'utf-16le'; // utf8Lines made the batches
   // Lines are pulled one by one only for the header and the locale sample; then a batch per chunk.
   const pulled: Batch[] = [];
   let batch = -1;
@@ -78,14 +86,10 @@ async function readLines(encoding: string, batches: AsyncGenerator<Batch>): Prom
   const dataBatch = batch;
   const dataAt = at;
 
-  // Look ahead at the first data lines to decide the decimal separator; the rows start after the header all the same.
-  const sample: Line[] = [];
-  while (sample.length < LOCALE_SAMPLE_LINES) {
-    const line = await nextLine();
-    if (!line) break;
-    sample.push(line);
-  }
-  const decimalComma = delimiter !== ',' && detectDecimalComma(sample, delimiter);
+  // Look ahead at the data lines to decide the decimal separator; the rows start after the header all the same.
+  const decimals = delimiter === ','
+    ? { decimalComma: false, decimalEvidence: "its delimiter is ','" }
+    : await detectDecimalComma(nextLine, delimiter);
 
   const rest: AsyncIterable<Batch> = {
     async *[Symbol.asyncIterator]() {
@@ -107,19 +111,19 @@ async function readLines(encoding: string, batches: AsyncGenerator<Batch>): Prom
       for await (const b of rest) yield toRows(b);
     },
   };
-  const utf8 = encoding === 'utf-8' || encoding === 'utf-8-bom';
   const byteBatches: AsyncIterable<CsvLines> = {
     async *[Symbol.asyncIterator]() {
-      // utf8Lines made every batch of a UTF-8 file.
       for await (const b of rest as AsyncIterable<ByteLines>) yield { ...b, count: b.starts.length, row: (i) => textRow(byteLine(b, i), delimiter) };
     },
   };
 
   return {
     format: 'csv',
-    encoding,
+    get encoding() {
+      return encoding.name;
+    },
     delimiter,
-    decimalComma,
+    ...decimals,
     header: header.map((h) => String(h ?? '').trim()),
     batches: rowBatches,
     rows: {
@@ -127,7 +131,7 @@ async function readLines(encoding: string, batches: AsyncGenerator<Batch>): Prom
         for await (const b of rowBatches) yield* b;
       },
     },
-    lines: utf8 ? byteBatches : undefined,
+    lines: bytePath ? byteBatches : undefined,
   };
 }
 
@@ -150,8 +154,7 @@ function byteLine(b: ByteLines, i: number): Line {
 }
 
 interface Sniffed {
-  readonly encoding: string;
-  readonly decoder: TextDecoder;
+  readonly encoding: 'utf-8' | 'utf-8-bom' | 'utf-16le';
   readonly bytes: Uint8Array;
 }
 
@@ -166,10 +169,8 @@ async function sniff(iterator: AsyncIterator<Uint8Array>): Promise<Sniffed> {
   }
   const bytes = concat(chunks, size);
   if (bytes.length === 0) throw new RefusedFileError('the file is empty');
-  if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) {
-    return { encoding: 'utf-8-bom', decoder: new TextDecoder('utf-8', { ignoreBOM: false, fatal: true }), bytes };
-  }
-  if (bytes[0] === 0xff && bytes[1] === 0xfe) return { encoding: 'utf-16le', decoder: new TextDecoder('utf-16le'), bytes };
+  if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) return { encoding: 'utf-8-bom', bytes };
+  if (bytes[0] === 0xff && bytes[1] === 0xfe) return { encoding: 'utf-16le', bytes };
   const sample = bytes.subarray(0, SNIFF_BYTES);
   let control = 0;
   for (const b of sample) {
@@ -177,14 +178,8 @@ async function sniff(iterator: AsyncIterator<Uint8Array>): Promise<Sniffed> {
     if (b < 0x20 && b !== 0x09 && b !== 0x0a && b !== 0x0d) control++;
   }
   if (control > sample.length / 100) throw new RefusedFileError('the file holds binary data (control characters), not CSV text');
-  try {
-    // stream: true tolerates a multi-byte character cut at the end of the sample.
-    new TextDecoder('utf-8', { fatal: true }).decode(sample, { stream: true });
-    // Fatal: bytes that are not UTF-8 further on refuse the file instead of turning into U+FFFD.
-    return { encoding: 'utf-8', decoder: new TextDecoder('utf-8', { fatal: true }), bytes };
-  } catch {
-    return { encoding: 'latin1', decoder: new TextDecoder('latin1'), bytes };
-  }
+  // UTF-8 or Latin-1: utf8Lines decides at the first byte that is not ASCII, wherever it is.
+  return { encoding: 'utf-8', bytes };
 }
 
 function concat(chunks: Uint8Array[], size: number): Uint8Array {
@@ -196,10 +191,6 @@ function concat(chunks: Uint8Array[], size: number): Uint8Array {
     offset += c.length;
   }
   return out;
-}
-
-function notUtf8(offset: number): RefusedFileError {
-  return new RefusedFileError(`the file starts as UTF-8 but has bytes that are not UTF-8 after byte ${offset} (mixed encodings?); save it in one encoding`);
 }
 
 /** Splits decoded text into lines (LF or CRLF), a batch per chunk, holding at most one partial line between chunks. */
@@ -236,16 +227,7 @@ async function* textLines(decoder: TextDecoder, first: Uint8Array, rest: AsyncIt
     }
     return lines;
   };
-  let offset = 0;
-  const decode = (bytes?: Uint8Array): string => {
-    try {
-      return bytes ? decoder.decode(bytes, { stream: true }) : decoder.decode();
-    } catch {
-      throw notUtf8(offset);
-    } finally {
-      offset += bytes?.length ?? 0;
-    }
-  };
+  const decode = (bytes?: Uint8Array): string => (bytes ? decoder.decode(bytes, { stream: true }) : decoder.decode());
   yield take(decode(first), false);
   for (let next = await rest.next(); !next.done; next = await rest.next()) {
     yield take(decode(next.value), false);
@@ -255,16 +237,41 @@ async function* textLines(decoder: TextDecoder, first: Uint8Array, rest: AsyncIt
 
 /**
  * Splits UTF-8 into lines as bytes, with the same lines, numbers and limits as textLines: a batch per
- * chunk, holding at most one partial line between chunks. Refuses bytes that are not UTF-8 at the
- * same chunk as the fatal decoder would, but decodes only the pieces around the first and last LF of
- * each chunk (a partial character can only sit there); the rest is checked with isUtf8.
+ * chunk, holding at most one partial line between chunks. Validates as the fatal decoder would, but
+ * decodes only the pieces around the first and last LF of each chunk (a partial character can only
+ * sit there); the rest is checked with isUtf8.
+ *
+ * The encoding is decided at the first byte that is not ASCII, wherever it is (until then UTF-8 and
+ * Latin-1 read the same): when it starts a valid UTF-8 character, the file is UTF-8, and a later byte
+ * that is not UTF-8 refuses the file (mixed encodings) naming its offset and line; when it does not,
+ * the file is Latin-1 (Windows-1252), and its chunks are transcoded to UTF-8 from there on
+ * (`encoding.name` becomes 'latin1'). A BOM makes the file UTF-8 from its first byte.
  */
-async function* utf8Lines(first: Uint8Array, bom: boolean, rest: AsyncIterator<Uint8Array>): AsyncGenerator<ByteLines> {
+async function* utf8Lines(first: Uint8Array, bom: boolean, rest: AsyncIterator<Uint8Array>, encoding: { name: string }): AsyncGenerator<ByteLines> {
   const decoder = new TextDecoder('utf-8', { fatal: true });
-  let offset = 0;
-  const check = (chunk: Uint8Array | undefined): void => {
-    if (!wellFormed(decoder, chunk)) throw notUtf8(offset);
+  let offset = 0; // of the chunk being checked, in the file
+  let previous: Uint8Array = new Uint8Array(0); // the chunk before it, as read
+  let utf8 = bom; // a BOM or a whole multi-byte character seen: Latin-1 is out
+  let latin1 = false;
+  /** The chunk (undefined: the end of the file) as UTF-8 for the splitter. */
+  const check = (chunk: Uint8Array | undefined): Uint8Array | undefined => {
+    if (latin1) return chunk && toUtf8(chunk);
+    if (wellFormed(decoder, chunk)) {
+      if (!utf8 && chunk && !isAscii(chunk)) utf8 = holdsWholeCharacter(chunk);
+    } else {
+      // From the start of the character the decoder was in, begun in the previous chunk, if any.
+      const cut = cutCharacter(previous);
+      const bytes = Buffer.concat([previous.subarray(previous.length - cut), chunk ?? new Uint8Array(0)]);
+      const bad = chunk ? firstNotUtf8(bytes) : 0;
+      if (utf8 || bad !== firstNotAscii(bytes)) throw mixedEncodings(bytes, bad, offset - cut, number + 1, bom);
+      latin1 = true;
+      encoding.name = 'latin1';
+      carry = toUtf8(carry); // ASCII, and the first character cut at the end of the last chunk
+      return chunk && toUtf8(chunk);
+    }
+    previous = chunk ?? previous;
     offset += chunk?.length ?? 0;
+    return chunk;
   };
 
   let carry: Buffer = Buffer.alloc(0);
@@ -326,15 +333,65 @@ async function* utf8Lines(first: Uint8Array, bom: boolean, rest: AsyncIterator<U
     yield take(bytes, false);
   }
 
-  check(first);
   // The decoder of the string path drops a leading BOM; so do the lines.
-  yield* lines(bom ? first.subarray(3) : first);
-  for (let next = await rest.next(); !next.done; next = await rest.next()) {
-    check(next.value);
-    yield* lines(next.value);
-  }
+  const head = check(first)!;
+  yield* lines(bom ? head.subarray(3) : head);
+  for (let next = await rest.next(); !next.done; next = await rest.next()) yield* lines(check(next.value)!);
   check(undefined);
   yield take(carry, true);
+}
+
+const toUtf8 = (latin1: Uint8Array): Buffer => Buffer.from(LATIN1.decode(latin1), 'utf8');
+
+/** Bytes of a UTF-8 sequence from its lead byte. */
+const sequenceLength = (lead: number): number => (lead < 0xe0 ? 2 : lead < 0xf0 ? 3 : 4);
+
+/** Whether valid UTF-8 that is not all ASCII holds a whole multi-byte character, not only one cut at its end. */
+function holdsWholeCharacter(chunk: Uint8Array): boolean {
+  const i = firstNotAscii(chunk);
+  // A continuation byte ends a character begun in the chunk before.
+  return chunk[i] < 0xc0 || i + sequenceLength(chunk[i]) <= chunk.length;
+}
+
+/** How many bytes of valid UTF-8 belong to a character cut at its end (0 to 3). */
+function cutCharacter(bytes: Uint8Array): number {
+  for (let k = 1; k <= 3 && k <= bytes.length; k++) {
+    const b = bytes[bytes.length - k];
+    if (b < 0x80) return 0;
+    if (b >= 0xc0) return sequenceLength(b) > k ? k : 0;
+  }
+  return 0;
+}
+
+function firstNotAscii(bytes: Uint8Array): number {
+  let i = 0;
+  while (i < bytes.length && bytes[i] < 0x80) i++;
+  return i;
+}
+
+/** Where the first sequence the fatal decoder refuses starts, in bytes that begin at a character. */
+function firstNotUtf8(bytes: Buffer): number {
+  // The lenient decoder puts U+FFFD where the fatal one throws; a U+FFFD the file holds is EF BF BD.
+  const text = new TextDecoder('utf-8').decode(bytes, { stream: true });
+  let at = 0;
+  let offset = 0;
+  for (let i = text.indexOf('\uFFFD'); i >= 0; i = text.indexOf('\uFFFD', i + 1)) {
+    offset += Buffer.byteLength(text.slice(at, i));
+    if (bytes[offset] !== 0xef || bytes[offset + 1] !== 0xbf || bytes[offset + 2] !== 0xbd) return offset;
+    offset += 3;
+    at = i + 1;
+  }
+  return 0; // not reached: the fatal decoder refused these bytes
+}
+
+/** The refusal of a UTF-8 file with bytes that are not UTF-8 at `bad` of `bytes` (at `offset` of the file, on line `line` or after). */
+function mixedEncodings(bytes: Buffer, bad: number, offset: number, line: number, bom: boolean): RefusedFileError {
+  for (let nl = bytes.indexOf(10); nl >= 0 && nl < bad; nl = bytes.indexOf(10, nl + 1)) line++;
+  const hex = bytes[bad].toString(16).toUpperCase().padStart(2, '0');
+  return new RefusedFileError(
+    `mixed encodings: the file is UTF-8 (${bom ? 'it starts with a UTF-8 BOM' : 'it has UTF-8 characters before'}), but the byte at offset `
+    + `${offset + bad} (line ${line}) is 0x${hex}, not valid UTF-8 there (Latin-1?); save the whole file in one encoding, UTF-8`,
+  );
 }
 
 /** Whether a chunk continues the UTF-8 the decoder has seen (undefined: the end of the file, nothing may be left over). */
@@ -392,17 +449,38 @@ function detectDelimiter(header: string): string {
   return best;
 }
 
-function detectDecimalComma(lines: readonly Line[], delimiter: string): boolean {
+/**
+ * The decimal style (see DecimalComma) from the fields of the first 200 data lines: a decimal comma
+ * (`50,4`, `1.234,5`) or a dot that cannot separate thousands (`1.5`, `0.123`), whichever more fields
+ * show (a tie is a point, as ONS writes). `1.234` tells nothing. When no field tells, the lines
+ * further on are read until one does, up to 4 MiB of text; none by then, or in the whole file: undecided.
+ */
+async function detectDecimalComma(
+  nextLine: () => Promise<Line | undefined>, delimiter: string,
+): Promise<{ decimalComma: DecimalComma; decimalEvidence: string }> {
   let comma = 0;
-  let dot = 0;
-  for (const line of lines) {
+  let point = 0;
+  let firstComma = '';
+  let firstPoint = '';
+  let lines = 0;
+  let chars = 0;
+  let line: Line | undefined;
+  while (lines < LOCALE_SAMPLE_LINES || (comma + point === 0 && chars < LOCALE_LOOKAHEAD_CHARS)) {
+    line = await nextLine();
+    if (!line) break;
+    lines++;
     if (line.overflow) continue;
+    chars += line.text.length;
     for (const field of line.text.split(delimiter)) {
-      if (looksLikeCommaDecimal(field)) comma++;
-      else if (looksLikeDotDecimal(field)) dot++;
+      const hint = decimalHint(field);
+      const seen = `as in '${clip(field.trim(), 30)}' on line ${line.number}`;
+      if (hint === 'comma' && comma++ === 0) firstComma = seen;
+      if (hint === 'point' && point++ === 0) firstPoint = seen;
     }
   }
-  return comma > 0 && dot === 0;
+  if (comma > point) return { decimalComma: true, decimalEvidence: firstComma };
+  if (point > 0) return { decimalComma: false, decimalEvidence: firstPoint };
+  return { decimalComma: 'undecided', decimalEvidence: `no number in ${line ? `the file's first ${lines} data lines` : 'the file'} tells` };
 }
 
 /** Splits one line; understands double quotes (with `""` escapes) within the line. Returns a reason when it cannot. */
