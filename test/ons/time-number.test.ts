@@ -84,7 +84,7 @@ describe('measures', () => {
     ['50,411304', true, 50.411304],
     ['1.234,5', true, 1234.5],
     ['-0,5', true, -0.5],
-    ['7.25', true, 7.25],
+    ['1.234', true, 1234],
     [9060.566985830001, false, 9060.566985830001],
   ])('%j (decimal comma %p) → %p', (cell, comma, expected) => {
     expect(parseMeasure(cell, comma)).toBe(expected);

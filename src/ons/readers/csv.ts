@@ -13,8 +13,9 @@ const SNIFF_BYTES = 64 * 1024;
 const LOCALE_SAMPLE_LINES = 200;
 /** Characters of data lines read ahead, past the sample, while no number has told the decimal style. */
 const LOCALE_LOOKAHEAD_CHARS = 4 * 1024 * 1024;
-/** Windows-1252, which WHATWG calls latin1: what Excel and Windows in Brazil write. */
-const LATIN1 = new TextDecoder('latin1');
+/** Windows-1252 at 0x80-0x9F (what Excel and Windows in Brazil write), where Node's latin1 has C1 controls; 5 are unassigned. */
+const CP1252 = '\u20ac\u0081\u201a\u0192\u201e\u2026\u2020\u2021\u02c6\u2030\u0160\u2039\u0152\u008d\u017d\u008f'
+  + '\u0090\u2018\u2019\u201c\u201d\u2022\u2013\u2014\u02dc\u2122\u0161\u203a\u0153\u009d\u017e\u0178';
 const DELIMITERS = [';', ',', '\t', '|'] as const;
 
 /**
@@ -341,7 +342,11 @@ async function* utf8Lines(first: Uint8Array, bom: boolean, rest: AsyncIterator<U
   yield take(carry, true);
 }
 
-const toUtf8 = (latin1: Uint8Array): Buffer => Buffer.from(LATIN1.decode(latin1), 'utf8');
+/** Latin-1 (Windows-1252) bytes as UTF-8. */
+function toUtf8(latin1: Uint8Array): Buffer {
+  const text = Buffer.from(latin1.buffer, latin1.byteOffset, latin1.byteLength).toString('latin1');
+  return Buffer.from(text.replace(/[\x80-\x9f]/g, (c) => CP1252[c.charCodeAt(0) - 0x80]), 'utf8');
+}
 
 /** Bytes of a UTF-8 sequence from its lead byte. */
 const sequenceLength = (lead: number): number => (lead < 0xe0 ? 2 : lead < 0xf0 ? 3 : 4);
@@ -372,7 +377,7 @@ function firstNotAscii(bytes: Uint8Array): number {
 /** Where the first sequence the fatal decoder refuses starts, in bytes that begin at a character. */
 function firstNotUtf8(bytes: Buffer): number {
   // The lenient decoder puts U+FFFD where the fatal one throws; a U+FFFD the file holds is EF BF BD.
-  const text = new TextDecoder('utf-8').decode(bytes, { stream: true });
+  const text = new TextDecoder('utf-8', { ignoreBOM: true }).decode(bytes, { stream: true });
   let at = 0;
   let offset = 0;
   for (let i = text.indexOf('\uFFFD'); i >= 0; i = text.indexOf('\uFFFD', i + 1)) {
