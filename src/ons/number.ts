@@ -64,11 +64,11 @@ export function notANumber(text: string, decimalComma: DecimalComma, why?: strin
     return `'${text}' is not a number in this file: it writes decimal commas (${why ?? 'as detected'}), where a dot only separates thousands in groups of 3 (1.234 = 1234)`;
   }
   if (decimalComma === false && ((t.includes(',') && COMMA_NUMBER.test(t)) || GROUPED.test(t))) {
-    return `'${text}' is not a number in this file: it reads as dot-decimal (${why ?? 'as detected'}), where a comma is not a decimal separator`;
+    return `'${text}' is not a number in this file: it reads as dot-decimal (${why ?? 'as detected'}), with no thousands separator`;
   }
   if (decimalComma === 'undecided' && AMBIGUOUS.test(t)) {
     return `'${text}' is ambiguous: ${Number(t)} with a decimal point or ${Number(t.replace('.', ''))} with a thousands separator, `
-      + `and ${why ?? 'no number in the file tells which it uses'}`;
+      + `and ${why ?? 'no number in the file tells which'}`;
   }
   return `'${text}' is not a number`;
 }

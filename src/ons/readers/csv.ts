@@ -485,7 +485,7 @@ async function detectDecimalComma(
   }
   if (comma > point) return { decimalComma: true, decimalEvidence: firstComma };
   if (point > 0) return { decimalComma: false, decimalEvidence: firstPoint };
-  return { decimalComma: 'undecided', decimalEvidence: `no number in ${line ? `the file's first ${lines} data lines` : 'the file'} tells` };
+  return { decimalComma: 'undecided', decimalEvidence: `no number in ${line ? `the file's first ${lines} data lines` : 'the file'} tells which` };
 }
 
 /** Splits one line; understands double quotes (with `""` escapes) within the line. Returns a reason when it cannot. */
