@@ -258,6 +258,9 @@ describe('bytes that are not UTF-8 after UTF-8 characters are refused at their e
   const surrogate = Buffer.from(good);
   surrogate.set([0xed, 0xa0, 0x80], 130_000);
   damaged.push(['an encoded surrogate', surrogate]);
+  const three = Buffer.from(good);
+  three.set([0xe2, 0x82, 0x41], 140_000);
+  damaged.push(['a three-byte character broken after two bytes', three]);
 
   test.each(damaged)('%s', async (_, bytes) => {
     const { offset, line } = firstReplacement(bytes);

@@ -68,16 +68,21 @@ function expectOriginalFigures(s: FileSummary): void {
   const sum = values.reduce((a, b) => a + b, 0);
   expect(sum).toBeCloseTo(REFERENCE.measures.val_cargaenergiahomwmed.sum, 3);
   expect(s).toMatchObject({
-    dataset: 'curva_carga', rows: FIELDS.length, records: FIELDS.length, rejected: 0,
-    series: REFERENCE.series, start: REFERENCE.start, end: REFERENCE.end,
+    dataset: 'curva_carga',
+    rows: FIELDS.length,
+    records: FIELDS.length,
+    rejected: 0,
+    series: REFERENCE.series,
+    start: REFERENCE.start,
+    end: REFERENCE.end,
   });
   expect(s.measures).toHaveLength(1);
   expect(s.measures[0]).toMatchObject({ name: 'val_cargaenergiahomwmed', count: values.length, nulls: 0 });
   expect(s.measures[0].sum).toBe(sum);
 }
 
-async function* chunked(bytes: Uint8Array, offsets: readonly number[]): AsyncGenerator<Uint8Array> {
-  const points = [0, ...offsets.filter((o) => o > 0 && o < bytes.length), bytes.length];
+async function* chunked(bytes: Uint8Array, cuts: readonly number[]): AsyncGenerator<Uint8Array> {
+  const points = [0, ...cuts.filter((o) => o > 0 && o < bytes.length), bytes.length];
   for (let k = 1; k < points.length; k++) yield bytes.subarray(points[k - 1], points[k]);
 }
 
@@ -201,7 +206,7 @@ describe('UTF-8 stays UTF-8, and a file that mixes encodings is refused at the e
     const from = LABEL_STARTS.findIndex((s) => s > 200_000);
     const lines = FIELDS.map((f, j) => prefix(f) + (j === from ? 'SÃO PAULO' : f[1]));
     const utf8 = Buffer.from([HEADER, ...lines.slice(0, from + 10)].join('\n') + '\n', 'utf8');
-    const bytes = Buffer.concat([utf8, Buffer.from(`N;2023-12-31 23:00:00;1;Ç\n`, 'latin1')]);
+    const bytes = Buffer.concat([utf8, Buffer.from('N;2023-12-31 23:00:00;1;Ç\n', 'latin1')]);
     const first = firstNotAscii(bytes); // 0xC3 0x83: the chunk ends between them
     const offset = bytes.length - 2;
     for (const cuts of [[first + 1], [first, first + 1, first + 2]]) {

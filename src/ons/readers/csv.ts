@@ -251,7 +251,7 @@ async function* textLines(decoder: TextDecoder, first: Uint8Array, rest: AsyncIt
 async function* utf8Lines(first: Uint8Array, bom: boolean, rest: AsyncIterator<Uint8Array>, encoding: { name: string }): AsyncGenerator<ByteLines> {
   const decoder = new TextDecoder('utf-8', { fatal: true });
   let offset = 0; // of the chunk being checked, in the file
-  let previous: Uint8Array = new Uint8Array(0); // the chunk before it, as read
+  let tail = Buffer.alloc(0); // the last 3 bytes before it (a character cut there began in them)
   let utf8 = bom; // a BOM or a whole multi-byte character seen: Latin-1 is out
   let latin1 = false;
   /** The chunk (undefined: the end of the file) as UTF-8 for the splitter. */
@@ -261,8 +261,8 @@ async function* utf8Lines(first: Uint8Array, bom: boolean, rest: AsyncIterator<U
       if (!utf8 && chunk && !isAscii(chunk)) utf8 = holdsWholeCharacter(chunk);
     } else {
       // From the start of the character the decoder was in, begun in the previous chunk, if any.
-      const cut = cutCharacter(previous);
-      const bytes = Buffer.concat([previous.subarray(previous.length - cut), chunk ?? new Uint8Array(0)]);
+      const cut = cutCharacter(tail);
+      const bytes = Buffer.concat([tail.subarray(tail.length - cut), chunk ?? new Uint8Array(0)]);
       const bad = chunk ? firstNotUtf8(bytes) : 0;
       if (utf8 || bad !== firstNotAscii(bytes)) throw mixedEncodings(bytes, bad, offset - cut, number + 1, bom);
       latin1 = true;
@@ -270,7 +270,7 @@ async function* utf8Lines(first: Uint8Array, bom: boolean, rest: AsyncIterator<U
       carry = toUtf8(carry); // ASCII, and the first character cut at the end of the last chunk
       return chunk && toUtf8(chunk);
     }
-    previous = chunk ?? previous;
+    if (chunk) tail = Buffer.concat([tail, chunk.subarray(Math.max(0, chunk.length - 3))]).subarray(-3);
     offset += chunk?.length ?? 0;
     return chunk;
   };
@@ -474,13 +474,12 @@ async function detectDecimalComma(
     line = await nextLine();
     if (!line) break;
     lines++;
+    chars += line.overflow ? CSV_MAX_LINE_CHARS : line.text.length;
     if (line.overflow) continue;
-    chars += line.text.length;
     for (const field of line.text.split(delimiter)) {
       const hint = decimalHint(field);
-      const seen = `as in '${clip(field.trim(), 30)}' on line ${line.number}`;
-      if (hint === 'comma' && comma++ === 0) firstComma = seen;
-      if (hint === 'point' && point++ === 0) firstPoint = seen;
+      if (hint === 'comma' && comma++ === 0) firstComma = `as in '${clip(field.trim(), 30)}' on line ${line.number}`;
+      if (hint === 'point' && point++ === 0) firstPoint = `as in '${clip(field.trim(), 30)}' on line ${line.number}`;
     }
   }
   if (comma > point) return { decimalComma: true, decimalEvidence: firstComma };
