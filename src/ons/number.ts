@@ -1,6 +1,7 @@
 /**
  * Numbers as ONS writes them: any number of decimals, exponent forms such as `0E-8` (zero in older
- * publications), and comma decimals in dashboard exports. Empty is null, never zero.
+ * publications), and comma decimals with thousands dots (dashboard exports, Brazilian spreadsheets).
+ * Empty is null, never zero.
  */
 
 import { isAsciiSpace } from './utf8';
@@ -60,11 +61,12 @@ export function decimalHint(s: string): 'comma' | 'point' | undefined {
  */
 export function notANumber(text: string, decimalComma: DecimalComma, why?: string): string {
   const t = text.trim();
+  const because = why ? ` (${why})` : '';
   if (decimalComma === true && t.includes('.') && (DOT_NUMBER.test(t) || /^[+-]?[\d.]+(?:,\d*)?$/.test(t))) {
-    return `'${text}' is not a number in this file: it writes decimal commas (${why ?? 'as detected'}), where a dot only separates thousands in groups of 3 (1.234 = 1234)`;
+    return `'${text}' is not a number in this file: it writes decimal commas${because}, where a dot only separates thousands in groups of 3 (1.234 = 1234)`;
   }
   if (decimalComma === false && ((t.includes(',') && COMMA_NUMBER.test(t)) || GROUPED.test(t))) {
-    return `'${text}' is not a number in this file: it reads as dot-decimal (${why ?? 'as detected'}), with no thousands separator`;
+    return `'${text}' is not a number in this file: it reads as dot-decimal${because}, with no thousands separator`;
   }
   if (decimalComma === 'undecided' && AMBIGUOUS.test(t)) {
     return `'${text}' is ambiguous: ${Number(t)} with a decimal point or ${Number(t.replace('.', ''))} with a thousands separator, `

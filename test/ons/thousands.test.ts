@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { inspectFile } from '../../src/ons/convert';
 import { resolveDataset } from '../../src/ons/detect';
 import { localFile } from '../../src/ons/local-file';
-import { parseMeasure } from '../../src/ons/number';
+import { notANumber, parseMeasure } from '../../src/ons/number';
 import { FileSummary, processTable, Rejection } from '../../src/ons/process';
 import { readCsv } from '../../src/ons/readers/csv';
 import { OnsRecord } from '../../src/ons/types';
@@ -268,4 +268,11 @@ describe('parseMeasure by decimal style', () => {
     expect(parseMeasure(text, false)).toBe(point);
     expect(parseMeasure(text, 'undecided')).toBe(undecided);
   });
+});
+
+test('a reason without how the style was decided (XLSX and Parquet text cells read as dot-decimal)', () => {
+  expect(notANumber('50,4', false)).toBe("'50,4' is not a number in this file: it reads as dot-decimal, with no thousands separator");
+  expect(notANumber('1.5', true)).toBe("'1.5' is not a number in this file: it writes decimal commas, where a dot only separates thousands in groups of 3 (1.234 = 1234)");
+  expect(notANumber('1.234', 'undecided')).toBe("'1.234' is ambiguous: 1.234 with a decimal point or 1234 with a thousands separator, and no number in the file tells which");
+  expect(notANumber('n/d', false)).toBe("'n/d' is not a number");
 });
