@@ -1,5 +1,6 @@
 import { stat } from 'node:fs/promises';
 import { convertFile, inspectFile } from '../ons/convert';
+import { XLSX_MAX_EXPANDED_BYTES } from '../ons/limits';
 import { localFile } from '../ons/local-file';
 import { FileSummary } from '../ons/process';
 import { RefusedFileError } from '../ons/types';
@@ -14,7 +15,7 @@ convert  writes what the platform's processing function writes, under DIR: proce
          (processed/dataset=<id>/year=YYYY/month=MM/), the data card (knowledge/cards/<id>/) and
          the rejected rows with their reasons (rejected/<id>/).
 
---max-expanded-mb  largest expanded size of an XLSX workbook (default 512), against zip bombs.
+--max-expanded-mb  largest expanded size of an XLSX workbook (default ${XLSX_MAX_EXPANDED_BYTES / 1024 / 1024}), against zip bombs.
 
 Exit status: 0 success, 2 file refused (reason on stderr), 1 any other error.
 `;

@@ -145,7 +145,7 @@ export interface IngestionOptions {
    * `npm run bench:xlsx`). Only the shared strings are held in memory (cells refer to them by index); they count
    * against this limit too, so keep it within what the processor's memory can hold.
    *
-   * @default Size.gibibytes(2)
+   * @default IngestionPipeline.DEFAULT_MAX_XLSX_EXPANDED_SIZE (2 GiB)
    */
   readonly maxXlsxExpandedSize?: Size;
 

@@ -30,6 +30,7 @@ import { LakeEnv } from '../lake/contract';
 import { IDataLake } from '../lake/data-lake';
 import { LedgerEnv, LedgerSchema, LedgerStatus } from '../ledger/contract';
 import { IIngestionLedger, IngestionLedger } from '../ledger/ingestion-ledger';
+import { XLSX_MAX_EXPANDED_BYTES } from '../ons/limits';
 import { HandlerEnv, MetricServices } from '../runtime/contract';
 import { LoadErrors } from '../timeseries/contract';
 
@@ -67,7 +68,7 @@ export class IngestionPipeline extends Construct implements IMonitorable {
   /** The largest file the processor function takes when `lambdaMaxFileSize` is not set; larger ones go to AWS Batch. */
   public static readonly DEFAULT_LAMBDA_MAX_FILE_SIZE = Size.mebibytes(256);
   /** The largest expanded size of an XLSX workbook's parts read when `maxXlsxExpandedSize` is not set. */
-  public static readonly DEFAULT_MAX_XLSX_EXPANDED_SIZE = Size.gibibytes(2);
+  public static readonly DEFAULT_MAX_XLSX_EXPANDED_SIZE = Size.bytes(XLSX_MAX_EXPANDED_BYTES);
 
   /** The ingestion state machine (one execution per uploaded object version). */
   public readonly stateMachine: sfn.StateMachine;

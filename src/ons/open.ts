@@ -21,7 +21,7 @@ export interface FileSource {
 export interface OpenOptions {
   /** XLSX sheet, by name or 0-based index. @default the first sheet */
   readonly sheet?: string | number;
-  /** Largest expanded size of an XLSX's parts, against zip bombs. @default XLSX_MAX_EXPANDED_BYTES (512 MiB) */
+  /** Largest expanded size of an XLSX's parts, against zip bombs. @default XLSX_MAX_EXPANDED_BYTES (2 GiB) */
   readonly maxExpandedBytes?: number;
 }
 

@@ -440,10 +440,9 @@ describe('XLSX', () => {
   }
 
   test('a zip bomb (a sheet expanding past the default limit) is refused before it is inflated', async () => {
-    const started = Date.now();
     const mib = XLSX_MAX_EXPANDED_BYTES / (1024 * 1024) + 8;
     const bomb = blankSheetBook(mib);
-    expect(bomb.length).toBeLessThan(2 * 1024 * 1024);
+    expect(bomb.length).toBeLessThan(XLSX_MAX_EXPANDED_BYTES / 500); // deflate tops out near 1032:1
     const file = write('CURVA_CARGA_2021.xlsx', bomb);
     const message = (await refusal(inspectFile(file, localFile(file)))).message;
     expect(message).toMatch(new RegExp('^the workbook parts read \\(up to xl/worksheets/sheet1\\.xml\\) declare \\d+ bytes uncompressed, '
@@ -453,11 +452,10 @@ describe('XLSX', () => {
     const outDir = path.join(dir, 'out');
     await refusal(convertFile(file, localFile(file), { outDir }));
     expect(filesUnder(outDir)).toEqual([]);
-    expect(Date.now() - started).toBeLessThan(5000);
   });
 
   test('a zip bomb whose directory understates the size is refused while inflating (readXlsx, small limit)', async () => {
-    // Through inspectFile this would mean inflating and parsing 512 MiB: too slow for a unit test.
+    // Through inspectFile this would mean inflating and parsing 2 GiB: too slow for a unit test.
     const liar = blankSheetBook(16, 1000);
     const limit = 4 * 1024 * 1024;
     const read = async () => {

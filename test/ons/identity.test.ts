@@ -53,8 +53,14 @@ describe.each([
   test('a mode change does not split the plant: 4 series, the repeated hour rejected, figures equal the source', async () => {
     const s = await inspectFile(built.file, localFile(built.file));
     expect(s).toMatchObject({
-      dataset: 'geracao_usina_2', dimensions: [identity], rows: built.lines, records: REFERENCE.rows, rejected: 1,
-      series: REFERENCE.series, start: REFERENCE.start, end: REFERENCE.end,
+      dataset: 'geracao_usina_2',
+      dimensions: [identity],
+      rows: built.lines,
+      records: REFERENCE.rows,
+      rejected: 1,
+      series: REFERENCE.series,
+      start: REFERENCE.start,
+      end: REFERENCE.end,
     });
     const m = s.measures.find((x) => x.name === 'val_geracao')!;
     expect(m.count).toBe(REFERENCE.measures.val_cargaenergiahomwmed.count);

@@ -6,10 +6,10 @@
  */
 import { SaxesParser } from 'saxes';
 import { bytesAccess, entryPump, RandomAccess, readZipDirectory, ZipDirectory } from './zip';
+import { XLSX_MAX_EXPANDED_BYTES } from '../limits';
 import { Cell, RawRow, RawTable, RefusedFileError } from '../types';
 
-/** Default cap on the bytes inflated from one workbook (zip bomb guard): 512 MiB. */
-export const XLSX_MAX_EXPANDED_BYTES = 512 * 1024 * 1024;
+export { XLSX_MAX_EXPANDED_BYTES } from '../limits';
 
 /**
  * Bytes of CSV that take the domain core as long to read as one expanded byte of an XLSX sheet: `npm run bench:xlsx`
