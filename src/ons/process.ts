@@ -1,11 +1,9 @@
 import { DatasetLayout } from './detect';
 import { notANumber, parseMeasure, parseMeasureBytes } from './number';
-import { DuplicateWindow, hashKey, SeriesIndex } from './series';
-import { clip, LocalTime, parseLocalTime, parseLocalTimeBytes } from './time';
+import { hashKey, SeriesIndex, SeriesInstants } from './series';
+import { clip, LocalTime, offsetAt, parseLocalTime, parseLocalTimeBytes } from './time';
 import { Cell, OnsRecord, RawRow, RawTable } from './types';
 import { endsWithUnicodeSpace, isAsciiSpace, sameBytes, startsWithUnicodeSpace } from './utf8';
-
-export { DUPLICATE_WINDOW } from './series';
 
 /** A row that could not become a record, with the reason and its cells as read. */
 export interface Rejection {
@@ -60,9 +58,17 @@ export interface FileSummary {
  * UTC, identity dimensions required, measures parsed (empty is null, never zero; nothing imputed).
  * A row that cannot be read is rejected with its row number and reason; the rest of the file goes on.
  *
+ * Duplicates: the first row of a (series, instant) is kept and later ones are rejected, whatever the
+ * order of the rows. One exception, the night the clocks moved forward: a row at a local time that did
+ * not exist moves forward by the gap, unless a row of the same series really has that instant; then
+ * that row is kept and the shifted one is rejected. Such rows are held back and decided once the whole
+ * file is read, so their records (and rejections) reach the sink last; every other row reaches it in
+ * file order as it is read.
+ *
  * A table with `lines` (UTF-8 CSV) is read from its bytes: a line that is a plain valid new record is
- * taken without a string per cell; any other line (quotes, a rejection, an unusual cell) goes through
- * the same path as decoded rows, so both give the same records, rejections and figures.
+ * taken without a string per cell; any other line (quotes, a rejection, an unusual cell, a time that
+ * did not exist) goes through the same path as decoded rows, so both give the same records, rejections
+ * and figures.
  */
 export async function processTable(fileName: string, table: RawTable, layout: DatasetLayout, sink: RecordSink = {}): Promise<FileSummary> {
   const width = table.header.length;
@@ -71,7 +77,7 @@ export async function processTable(fileName: string, table: RawTable, layout: Da
   const dims = layout.dimensions;
   const wantsRecords = sink.record !== undefined;
   const series = new SeriesIndex(table.lines !== undefined);
-  const recent = new DuplicateWindow();
+  const instants = new SeriesInstants();
   let rows = 0;
   let records = 0;
   let rejected = 0;
@@ -131,6 +137,20 @@ export async function processTable(fileName: string, table: RawTable, layout: Da
     });
   };
 
+  /** Rows at a local time that did not exist, held back until the whole file is read. */
+  const held: Array<{
+    id: number; time: LocalTime; localRaw: string; labels: Record<string, string | null>; values: Array<number | null>; row: number; cells: readonly Cell[];
+  }> = [];
+
+  const labelsOf = (cells: readonly Cell[]): Record<string, string | null> => {
+    const labels: Record<string, string | null> = {};
+    for (const l of layout.labels) {
+      const value = cells[l.index];
+      labels[l.name] = value === null || String(value).trim() === '' ? null : String(value).trim();
+    }
+    return labels;
+  };
+
   let lastTimeText: string | undefined;
   let lastTime: LocalTime | string = '';
   /** A row as cells (any format). */
@@ -165,23 +185,17 @@ export async function processTable(fileName: string, table: RawTable, layout: Da
       values.push(value);
     }
 
-    const slot = recent.slot(time.utc);
     let id = series.find(seriesRaw);
-    if (id < 0) {
-      id = series.add(seriesRaw);
-    } else {
-      const firstRow = recent.firstRow(slot, id);
-      if (firstRow >= 0) return reject(raw.row, `duplicate of row ${firstRow} (same series and time, ${time.iso}): the first row is kept`, cells);
+    if (id < 0) id = series.add(seriesRaw);
+    if (time.skipped) {
+      held.push({ id, time, localRaw: timeText.trim(), labels: wantsRecords ? labelsOf(cells) : {}, values, row: raw.row, cells });
+      return;
     }
-    recent.add(slot, id, raw.row);
+    const firstRow = instants.claim(id, time.utc, raw.row);
+    if (firstRow >= 0) return reject(raw.row, duplicate(firstRow, time), cells);
     accept(time.utc, values);
     if (!wantsRecords) return;
-    const labels: Record<string, string | null> = {};
-    for (const l of layout.labels) {
-      const value = cells[l.index];
-      labels[l.name] = value === null || String(value).trim() === '' ? null : String(value).trim();
-    }
-    return record(id, time, timeText.trim(), labels, values, raw.row);
+    return record(id, time, timeText.trim(), labelsOf(cells), values, raw.row);
   };
 
   // Byte path. Cell bounds of the current line; the previous time and label cells' bytes, reused while repeated.
@@ -196,6 +210,7 @@ export async function processTable(fileName: string, table: RawTable, layout: Da
   let timeEnd = 0;
   let timeText: string | undefined; // as written, trimmed: decoded for records only
   let time: LocalTime | string = '';
+  let timeSkipped = false;
   const labelBytes: Array<Buffer | undefined> = layout.labels.map(() => undefined);
   const labelStarts = new Int32Array(layout.labels.length);
   const labelEnds = new Int32Array(layout.labels.length);
@@ -228,8 +243,9 @@ export async function processTable(fileName: string, table: RawTable, layout: Da
       timeEnd = te;
       timeText = undefined;
       time = parseLocalTimeBytes(bytes, ts, te) ?? parseLocalTime(bytes.toString('utf8', ts, te));
+      timeSkipped = typeof time !== 'string' && time.skipped;
     }
-    if (typeof time === 'string') return false;
+    if (typeof time === 'string' || timeSkipped) return false;
 
     for (let k = 0; k < dims.length; k++) {
       let a = cellStarts[dims[k].index];
@@ -253,13 +269,11 @@ export async function processTable(fileName: string, table: RawTable, layout: Da
       values[k] = value;
     }
 
-    const slot = recent.slot(time.utc);
     const hash = hashKey(bytes, dimStarts, dimEnds);
     let id = series.findBytes(bytes, dimStarts, dimEnds, hash);
     if (id < 0) id = series.addBytes(bytes, dimStarts, dimEnds, hash);
-    else if (recent.seen(slot, id)) return false;
+    if (instants.claim(id, time.utc, row) >= 0) return false; // a duplicate: recorded nothing
     rows++;
-    recent.add(slot, id, row);
     accept(time.utc, values);
     if (!wantsRecords) return true;
     const labels: Record<string, string | null> = {};
@@ -313,6 +327,23 @@ export async function processTable(fileName: string, table: RawTable, layout: Da
     }
   }
 
+  // Held rows in file order: each is kept unless its series has the instant already, from a row that
+  // really has that time (the shifted one is then rejected) or from a held row before it (a duplicate).
+  const keptHeld = new Set<number>();
+  for (const h of held) {
+    const firstRow = instants.claim(h.id, h.time.utc, h.row);
+    let pending: void | Promise<void> = undefined;
+    if (firstRow < 0) {
+      keptHeld.add(h.row);
+      accept(h.time.utc, h.values);
+      if (wantsRecords) pending = record(h.id, h.time, h.localRaw, h.labels, h.values, h.row);
+    } else {
+      const reason = keptHeld.has(firstRow) ? duplicate(firstRow, h.time) : skippedTime(layout.time.name, h.time, firstRow);
+      pending = reject(h.row, reason, h.cells);
+    }
+    if (pending) await pending;
+  }
+
   return {
     file: fileName,
     dataset: layout.id,
@@ -338,6 +369,19 @@ export async function processTable(fileName: string, table: RawTable, layout: Da
     start: records ? new Date(start).toISOString() : null,
     end: records ? new Date(end).toISOString() : null,
   };
+}
+
+function duplicate(firstRow: number, time: LocalTime): string {
+  return `duplicate of row ${firstRow} (same series and time, ${time.iso}): the first row is kept`;
+}
+
+/** Why a row at a local time that did not exist is refused in favour of the row that really has the instant. */
+function skippedTime(column: string, time: LocalTime, genuineRow: number): string {
+  const wall = Date.parse(`${time.iso}Z`);
+  const moved = time.utc + offsetAt(time.utc);
+  const iso = new Date(moved).toISOString().slice(0, 19);
+  return `${column}: ${time.iso} does not exist on that day (the clocks moved forward ${(moved - wall) / 60_000} minutes);`
+    + ` row ${genuineRow} has the real ${iso} of this series and is kept`;
 }
 
 function printable(delimiter: string): string {

@@ -1,16 +1,9 @@
-/* eslint-disable no-bitwise -- hashing and bit sets */
+/* eslint-disable no-bitwise -- hashing and binary search */
 /**
- * Series identities and the duplicate window of processTable, kept in typed arrays: per row they cost
- * a hash and a bit test rather than strings and map entries.
+ * Series identities and the instants each has had (processTable's duplicate check), kept in typed
+ * arrays: per row they cost a hash and a few array reads rather than strings and map entries.
  */
 import { sameBytes } from './utf8';
-
-/**
- * Rows of one (series, instant) after the first are rejected as duplicates. Detection keeps the
- * series of the most recent DUPLICATE_WINDOW distinct instants, so memory stays flat: exact for files
- * ordered by time, as ONS publishes them.
- */
-export const DUPLICATE_WINDOW = 64;
 
 /**
  * Series numbered from 0 by their identity: the trimmed dimension values joined by U+0001, as text or,
@@ -116,88 +109,116 @@ function grow(array: Int32Array): Int32Array<ArrayBuffer> {
   return bigger;
 }
 
-/** Bits per word of DuplicateWindow's per-series masks. */
-const WORDS = Math.ceil(DUPLICATE_WINDOW / 32);
+/** Fields of a run in SeriesInstants.runs: first instant, step, count, first row, row step. */
+const RUN = 5;
 
 /**
- * The series seen at each of the last DUPLICATE_WINDOW distinct instants (in the order they first came):
- * a bit per instant for each series says whether it was seen there, so checking a row costs no lookup;
- * each instant's series and first rows are listed, to name the row a duplicate repeats and to clear the
- * bits when the instant leaves the window.
+ * The instants each series has had, and the row that first had each: exact whatever the order of the
+ * rows. Per series, the instants that come after all its earlier ones are kept as arithmetic runs
+ * (first instant, step, count, with their rows as a run too), so a file in time order with a regular
+ * grain costs one run per series and one more per irregularity (a gap, a row missing at an instant);
+ * a new instant earlier than the series' latest (a file out of time order) goes to a map of its own.
  */
-export class DuplicateWindow {
-  private readonly instants = new Float64Array(DUPLICATE_WINDOW);
-  private readonly ids: Int32Array[] = [];
-  private readonly rows: Float64Array[] = [];
-  private readonly lengths = new Int32Array(DUPLICATE_WINDOW);
-  private bits = new Int32Array(256 * WORDS);
+export class SeriesInstants {
+  /** Per series: its latest instant (-Infinity: none yet), and the index of the run that holds it. */
+  private latest = new Float64Array(256).fill(-Infinity);
+  private tails = new Int32Array(256);
+  /** Per series: its runs, in time order (each starts after the previous one ends). */
+  private readonly runsOf: number[][] = [];
+  /** Per series: instant → first row, for new instants that came after a later one of the series. */
+  private readonly earlier: Array<Map<number, number> | undefined> = [];
+  private runs = new Float64Array(RUN * 256);
   private used = 0;
-  private next = 0;
-  private lastInstant = NaN;
-  private lastSlot = 0;
-  private latest = -Infinity;
 
-  constructor() {
-    for (let slot = 0; slot < DUPLICATE_WINDOW; slot++) {
-      this.ids.push(new Int32Array(64));
-      this.rows.push(new Float64Array(64));
+  /** Runs kept: what memory grows with. */
+  get runCount(): number {
+    return this.used;
+  }
+
+  /**
+   * The row that first had the series at the instant; or, when none did, -1 after recording `row` as
+   * that row. Constant time for a row later than its series' others; otherwise a binary search.
+   */
+  claim(id: number, instant: number, row: number): number {
+    if (id >= this.latest.length) this.grow(id);
+    if (instant > this.latest[id]) {
+      this.extend(id, instant, row);
+      return -1;
     }
+    const first = this.firstRow(id, instant);
+    if (first < 0) (this.earlier[id] ??= new Map()).set(instant, row);
+    return first;
   }
 
-  /** The window slot of an instant, which enters the window (and the oldest leaves) if it is new. */
-  slot(instant: number): number {
-    if (instant === this.lastInstant) return this.lastSlot;
-    // Later than every instant so far (a file in time order): new, no search needed.
-    let slot = instant > this.latest ? -1 : this.instants.indexOf(instant);
-    if (slot >= this.used) slot = -1;
-    if (instant > this.latest) this.latest = instant;
-    if (slot < 0) {
-      slot = this.next;
-      this.next = (slot + 1) % DUPLICATE_WINDOW;
-      if (this.used === DUPLICATE_WINDOW) this.clear(slot);
-      else this.used++;
-      this.instants[slot] = instant;
+  /** The row that first had the series at the instant, or -1. */
+  firstRow(id: number, instant: number): number {
+    if (!(instant <= this.latest[id])) return -1; // also a series never seen
+    const list = this.runsOf[id];
+    const runs = this.runs;
+    let lo = 0;
+    let hi = list.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (runs[list[mid] * RUN] <= instant) lo = mid;
+      else hi = mid - 1;
     }
-    this.lastInstant = instant;
-    this.lastSlot = slot;
-    return slot;
-  }
-
-  seen(slot: number, id: number): boolean {
-    const word = id * WORDS + (slot >> 5);
-    return word < this.bits.length && (this.bits[word] & (1 << (slot & 31))) !== 0;
-  }
-
-  /** The row that first had the series at the slot's instant, or -1. */
-  firstRow(slot: number, id: number): number {
-    if (!this.seen(slot, id)) return -1;
-    const ids = this.ids[slot];
-    let i = 0;
-    while (ids[i] !== id) i++;
-    return this.rows[slot][i];
-  }
-
-  add(slot: number, id: number, row: number): void {
-    const word = id * WORDS + (slot >> 5);
-    while (word >= this.bits.length) this.bits = grow(this.bits);
-    this.bits[word] |= 1 << (slot & 31);
-    const n = this.lengths[slot]++;
-    if (n === this.ids[slot].length) {
-      this.ids[slot] = grow(this.ids[slot]);
-      const rows = new Float64Array(n * 2);
-      rows.set(this.rows[slot]);
-      this.rows[slot] = rows;
+    const r = list[lo] * RUN;
+    const start = runs[r];
+    const step = runs[r + 1];
+    const count = runs[r + 2];
+    if (instant >= start) {
+      // The same arithmetic that extended the run, so instants that are not whole milliseconds match too.
+      const k = count === 1 ? 0 : Math.round((instant - start) / step);
+      if (k < count && start + step * k === instant) return runs[r + 3] + runs[r + 4] * k;
     }
-    this.ids[slot][n] = id;
-    this.rows[slot][n] = row;
+    return this.earlier[id]?.get(instant) ?? -1;
   }
 
-  private clear(slot: number): void {
-    const ids = this.ids[slot];
-    const word = slot >> 5;
-    const keep = ~(1 << (slot & 31));
-    for (let i = 0; i < this.lengths[slot]; i++) this.bits[ids[i] * WORDS + word] &= keep;
-    this.lengths[slot] = 0;
+  /** Records an instant later than every one of the series so far. */
+  private extend(id: number, instant: number, row: number): void {
+    const runs = this.runs;
+    if (this.latest[id] !== -Infinity) {
+      const r = this.tails[id] * RUN;
+      const count = runs[r + 2];
+      if (count === 1) {
+        // A run of one takes any step.
+        runs[r + 1] = instant - runs[r];
+        runs[r + 4] = row - runs[r + 3];
+        runs[r + 2] = 2;
+        this.latest[id] = instant;
+        return;
+      }
+      if (instant === runs[r] + runs[r + 1] * count && row === runs[r + 3] + runs[r + 4] * count) {
+        runs[r + 2] = count + 1;
+        this.latest[id] = instant;
+        return;
+      }
+    }
+    if ((this.used + 1) * RUN > runs.length) {
+      this.runs = new Float64Array(runs.length * 2);
+      this.runs.set(runs);
+    }
+    const run = this.used++;
+    const r = run * RUN;
+    this.runs[r] = instant;
+    this.runs[r + 1] = 0;
+    this.runs[r + 2] = 1;
+    this.runs[r + 3] = row;
+    this.runs[r + 4] = 0;
+    (this.runsOf[id] ??= []).push(run);
+    this.tails[id] = run;
+    this.latest[id] = instant;
+  }
+
+  private grow(id: number): void {
+    let length = this.latest.length;
+    while (length <= id) length *= 2;
+    const latest = new Float64Array(length).fill(-Infinity);
+    latest.set(this.latest);
+    this.latest = latest;
+    const tails = new Int32Array(length);
+    tails.set(this.tails);
+    this.tails = tails;
   }
 }
 

@@ -14,6 +14,8 @@ export interface LocalTime {
   readonly iso: string;
   /** The instant, UTC epoch milliseconds. */
   readonly utc: number;
+  /** The wall-clock time does not exist (the clocks skipped it): `utc` is moved forward by the gap. */
+  readonly skipped: boolean;
 }
 
 const ISO = /^(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?)?$/;
@@ -103,11 +105,16 @@ function daysIn(year: number, month: number): number {
 /** A parsed time whose normalised text is made only when asked for (inspect never asks). */
 class WallClock implements LocalTime {
   private text?: string;
+  private gap?: boolean;
 
   constructor(private readonly wall: number, readonly utc: number) {}
 
   get iso(): string {
     return (this.text ??= new Date(this.wall).toISOString().slice(0, 19));
+  }
+
+  get skipped(): boolean {
+    return (this.gap ??= this.wall - this.utc !== offsetAt(this.utc));
   }
 }
 
