@@ -12,7 +12,10 @@ export interface Rejection {
   readonly cells: readonly Cell[];
 }
 
-/** Where records and rejections go (a Parquet writer, a data card, a rejected-rows file...). */
+/**
+ * Where records and rejections go (a Parquet writer, a data card, a rejected-rows file...). Rows reach it
+ * in file order, except those at a local time the clocks skipped: after all the others (see processTable).
+ */
 export interface RecordSink {
   record?(record: OnsRecord): void | Promise<void>;
   rejected?(rejection: Rejection): void | Promise<void>;
@@ -139,7 +142,13 @@ export async function processTable(fileName: string, table: RawTable, layout: Da
 
   /** Rows at a local time that did not exist, held back until the whole file is read. */
   const held: Array<{
-    id: number; time: LocalTime; localRaw: string; labels: Record<string, string | null>; values: Array<number | null>; row: number; cells: readonly Cell[];
+    id: number;
+    time: LocalTime;
+    localRaw: string;
+    labels: Record<string, string | null>;
+    values: Array<number | null>;
+    row: number;
+    cells: readonly Cell[];
   }> = [];
 
   const labelsOf = (cells: readonly Cell[]): Record<string, string | null> => {

@@ -111,22 +111,25 @@ function grow(array: Int32Array): Int32Array<ArrayBuffer> {
 
 /** Fields of a run in SeriesInstants.runs: first instant, step, count, first row, row step. */
 const RUN = 5;
+/** Runs per series beyond which new instants out of time order go to the series' map (inserting a run moves the later ones). */
+const MAX_RUNS = 4096;
 
 /**
  * The instants each series has had, and the row that first had each: exact whatever the order of the
- * rows. Per series, the instants that come after all its earlier ones are kept as arithmetic runs
- * (first instant, step, count, with their rows as a run too), so a file in time order with a regular
- * grain costs one run per series and one more per irregularity (a gap, a row missing at an instant);
- * a new instant earlier than the series' latest (a file out of time order) goes to a map of its own.
+ * rows. Per series, instants are kept as arithmetic runs (first instant, step, count, with their rows as
+ * a run too), in time order: a row extends the run before it or the one after it when it continues it,
+ * else starts one. So a file in time order with a regular grain costs one run per series, and each
+ * irregularity (a gap, a row missing at an instant, a block of rows out of time order) a few more. An
+ * instant within a run's span but not on its step (or past MAX_RUNS) goes to a map of its series.
+ * Instants are whole milliseconds (parsed times), so the runs' arithmetic is exact.
  */
 export class SeriesInstants {
-  /** Per series: its latest instant (-Infinity: none yet), and the index of the run that holds it. */
+  /** Per series: its latest instant (-Infinity: none yet). */
   private latest = new Float64Array(256).fill(-Infinity);
-  private tails = new Int32Array(256);
-  /** Per series: its runs, in time order (each starts after the previous one ends). */
+  /** Per series: its runs, in time order, their spans disjoint. */
   private readonly runsOf: number[][] = [];
-  /** Per series: instant → first row, for new instants that came after a later one of the series. */
-  private readonly earlier: Array<Map<number, number> | undefined> = [];
+  /** Per series: instant → first row, for instants kept outside the runs. */
+  private readonly others: Array<Map<number, number> | undefined> = [];
   private runs = new Float64Array(RUN * 256);
   private used = 0;
 
@@ -141,62 +144,81 @@ export class SeriesInstants {
    */
   claim(id: number, instant: number, row: number): number {
     if (id >= this.latest.length) this.grow(id);
+    const runs = this.runs;
     if (instant > this.latest[id]) {
-      this.extend(id, instant, row);
+      this.latest[id] = instant;
+      const list = this.runsOf[id];
+      if (list === undefined) this.runsOf[id] = [this.newRun(instant, row)];
+      else if (!this.extend(list[list.length - 1] * RUN, instant, row)) list.push(this.newRun(instant, row));
       return -1;
     }
-    const first = this.firstRow(id, instant);
-    if (first < 0) (this.earlier[id] ??= new Map()).set(instant, row);
-    return first;
-  }
-
-  /** The row that first had the series at the instant, or -1. */
-  firstRow(id: number, instant: number): number {
-    if (!(instant <= this.latest[id])) return -1; // also a series never seen
     const list = this.runsOf[id];
-    const runs = this.runs;
-    let lo = 0;
+    // The last run starting at or before the instant (-1: none).
+    let lo = -1;
     let hi = list.length - 1;
     while (lo < hi) {
       const mid = (lo + hi + 1) >> 1;
       if (runs[list[mid] * RUN] <= instant) lo = mid;
       else hi = mid - 1;
     }
-    const r = list[lo] * RUN;
-    const start = runs[r];
-    const step = runs[r + 1];
-    const count = runs[r + 2];
-    if (instant >= start) {
-      // The same arithmetic that extended the run, so instants that are not whole milliseconds match too.
+    let inSpan = false;
+    if (lo >= 0) {
+      const r = list[lo] * RUN;
+      const start = runs[r];
+      const step = runs[r + 1];
+      const count = runs[r + 2];
+      inSpan = instant <= start + step * (count - 1);
       const k = count === 1 ? 0 : Math.round((instant - start) / step);
-      if (k < count && start + step * k === instant) return runs[r + 3] + runs[r + 4] * k;
+      if (inSpan && start + step * k === instant) return runs[r + 3] + runs[r + 4] * k;
     }
-    return this.earlier[id]?.get(instant) ?? -1;
+    const others = this.others[id];
+    const first = others?.get(instant);
+    if (first !== undefined) return first;
+
+    // New: continue the run before it, or the one after it (backwards), or start a run between them.
+    const continued = !inSpan && ((lo >= 0 && this.extend(list[lo] * RUN, instant, row))
+      || (lo + 1 < list.length && this.extendBack(list[lo + 1] * RUN, instant, row)));
+    if (continued) return -1;
+    if (inSpan || list.length >= MAX_RUNS) (this.others[id] ??= new Map()).set(instant, row);
+    else list.splice(lo + 1, 0, this.newRun(instant, row));
+    return -1;
   }
 
-  /** Records an instant later than every one of the series so far. */
-  private extend(id: number, instant: number, row: number): void {
+  /** Adds the instant after the run's last one, if it continues the run (a run of one takes any step). */
+  private extend(r: number, instant: number, row: number): boolean {
     const runs = this.runs;
-    if (this.latest[id] !== -Infinity) {
-      const r = this.tails[id] * RUN;
-      const count = runs[r + 2];
-      if (count === 1) {
-        // A run of one takes any step.
-        runs[r + 1] = instant - runs[r];
-        runs[r + 4] = row - runs[r + 3];
-        runs[r + 2] = 2;
-        this.latest[id] = instant;
-        return;
-      }
-      if (instant === runs[r] + runs[r + 1] * count && row === runs[r + 3] + runs[r + 4] * count) {
-        runs[r + 2] = count + 1;
-        this.latest[id] = instant;
-        return;
-      }
+    const count = runs[r + 2];
+    if (count === 1) {
+      runs[r + 1] = instant - runs[r];
+      runs[r + 4] = row - runs[r + 3];
+    } else if (instant !== runs[r] + runs[r + 1] * count || row !== runs[r + 3] + runs[r + 4] * count) {
+      return false;
     }
-    if ((this.used + 1) * RUN > runs.length) {
-      this.runs = new Float64Array(runs.length * 2);
-      this.runs.set(runs);
+    runs[r + 2] = count + 1;
+    return true;
+  }
+
+  /** Adds the instant before the run's first one, if it continues the run backwards. */
+  private extendBack(r: number, instant: number, row: number): boolean {
+    const runs = this.runs;
+    const count = runs[r + 2];
+    if (count === 1) {
+      runs[r + 1] = runs[r] - instant;
+      runs[r + 4] = runs[r + 3] - row;
+    } else if (instant !== runs[r] - runs[r + 1] || row !== runs[r + 3] - runs[r + 4]) {
+      return false;
+    }
+    runs[r] = instant;
+    runs[r + 3] = row;
+    runs[r + 2] = count + 1;
+    return true;
+  }
+
+  private newRun(instant: number, row: number): number {
+    if ((this.used + 1) * RUN > this.runs.length) {
+      const runs = new Float64Array(this.runs.length * 2);
+      runs.set(this.runs);
+      this.runs = runs;
     }
     const run = this.used++;
     const r = run * RUN;
@@ -205,9 +227,7 @@ export class SeriesInstants {
     this.runs[r + 2] = 1;
     this.runs[r + 3] = row;
     this.runs[r + 4] = 0;
-    (this.runsOf[id] ??= []).push(run);
-    this.tails[id] = run;
-    this.latest[id] = instant;
+    return run;
   }
 
   private grow(id: number): void {
@@ -216,9 +236,6 @@ export class SeriesInstants {
     const latest = new Float64Array(length).fill(-Infinity);
     latest.set(this.latest);
     this.latest = latest;
-    const tails = new Int32Array(length);
-    tails.set(this.tails);
-    this.tails = tails;
   }
 }
 

@@ -32,17 +32,17 @@ function offsetAt(utc: number): number {
  * is; one that no instant has (skipped by the clocks) keeps the offset in force before the gap.
  */
 function instant(text: string): { utc: number; exists: boolean } {
-  let known = instants.get(text);
+  let known = converted.get(text);
   if (!known) {
     const wall = Date.parse(`${text.replace(' ', 'T')}Z`);
     const offsets = [...new Set([offsetAt(wall - DAY), offsetAt(wall + DAY)])];
     const valid = offsets.map((o) => wall - o).filter((utc) => offsetAt(utc) === wall - utc);
     known = valid.length ? { utc: Math.min(...valid), exists: true } : { utc: wall - offsetAt(wall - DAY), exists: false };
-    instants.set(text, known);
+    converted.set(text, known);
   }
   return known;
 }
-const instants = new Map<string, { utc: number; exists: boolean }>();
+const converted = new Map<string, { utc: number; exists: boolean }>();
 
 interface Outcome {
   readonly summary: FileSummary;
@@ -90,7 +90,8 @@ const rowNumber = (i: number) => i + 2;
 function expectFigures(summary: FileSummary, header: string, kept: readonly string[][], rejected: number, time: number): void {
   const columns = header.split(';');
   const instants = kept.map((r) => instant(r[time]).utc);
-  expect({ rows: summary.rows, records: summary.records, rejected: summary.rejected, series: summary.series, start: summary.start, end: summary.end }).toEqual({
+  const { rows, records, series, start, end } = summary;
+  expect({ rows, records, rejected: summary.rejected, series, start, end }).toEqual({
     rows: kept.length + rejected,
     records: kept.length,
     rejected,
@@ -168,7 +169,10 @@ describe('hourly: CURVA_CARGA_2023 moved to 2018, which has 2018-11-04 00:00 (a 
     const last = o.records[o.records.length - 1];
     const phantomSe = again[3].phantom;
     expect(last).toMatchObject({
-      row: rowNumber(phantomSe), series: 'id_subsistema=SE', local: '2018-11-04T00:00:00', localRaw: '2018-11-04 00:00:00',
+      row: rowNumber(phantomSe),
+      series: 'id_subsistema=SE',
+      local: '2018-11-04T00:00:00',
+      localRaw: '2018-11-04 00:00:00',
       measures: { val_cargaenergiahomwmed: Number(withoutSe[phantomSe][3]) },
     });
     expect(new Date(last.time).toISOString()).toBe('2018-11-04T03:00:00.000Z');

@@ -140,7 +140,9 @@ describe.each([CURVA, BALANCO])('%s', (file) => {
     expect(o.rejections.map((r) => [r.row, Number(r.reason.match(/^duplicate of row (\d+) /)?.[1])]))
       .toEqual(rejected.map(([row, i]) => [row, rowNumber(i)]));
     const ref = REFERENCE[file];
-    expect(o.summary).toMatchObject({ rows: mixed.length, records: ref.rows, rejected: copies.length, series: ref.series, start: ref.start, end: ref.end });
+    expect(o.summary).toMatchObject({
+      rows: mixed.length, records: ref.rows, rejected: copies.length, series: ref.series, start: ref.start, end: ref.end,
+    });
     for (const m of o.summary.measures) {
       const column = columns.indexOf(m.name);
       const values = kept.map((r) => r[column]).filter((v) => v !== '').map(Number);
@@ -150,12 +152,17 @@ describe.each([CURVA, BALANCO])('%s', (file) => {
     }
   });
 
-  test('sorted by series then time: read whole; with the file twice, every second copy is a duplicate', async () => {
+  test('sorted by series then time: read whole; twice, concatenated or each row next to its twin, the second copies are duplicates', async () => {
     // Stable: twins stay in file order. ONS times sort as text.
     const order = (r: readonly string[]) => `${r[id]}|${r[time]}`;
     const bySeries = (list: string[][]) => list.slice().sort((a, b) => (order(a) < order(b) ? -1 : order(a) > order(b) ? 1 : 0));
     const sorted = bySeries(rows);
     expectReference((await read(file, csv(header, sorted))).summary, file, 0);
+
+    const concatenated = await read(file, csv(header, [...sorted, ...sorted]));
+    expectReference(concatenated.summary, file, rows.length);
+    expect(concatenated.rejections.map((r) => [r.row, r.reason.match(/^duplicate of row (\d+) /)?.[1]]))
+      .toEqual(sorted.map((_, i) => [rowNumber(rows.length + i), String(rowNumber(i))]));
 
     const twice = bySeries([...rows, ...rows]);
     const o = await read(file, csv(header, twice));
@@ -167,7 +174,7 @@ describe.each([CURVA, BALANCO])('%s', (file) => {
 });
 
 describe('SeriesInstants memory', () => {
-  test('a real file in time order costs one run per series; each irregularity costs a few more', () => {
+  test('a real file in time order costs one run per series; each irregularity or block out of order, a few more', () => {
     const { rows } = plain(CURVA);
     const ids = new Map<string, number>();
     const idOf = (s: string) => ids.get(s) ?? ids.set(s, ids.size).get(s)!;
@@ -189,5 +196,16 @@ describe('SeriesInstants memory', () => {
     expect(gappy.claim(idOf(rows[missing][0]), utc(rows[missing][2]), 99)).toBe(-1);
     expect(gappy.claim(idOf(rows[missing][0]), utc(rows[missing][2]), 100)).toBe(99);
     expect(gappy.claim(idOf(rows[missing + 4][0]), utc(rows[missing + 4][2]), 100)).toBe(rowNumber(missing + 4) - 1);
+
+    // Months in reverse order (as the bench's CURVA_CARGA_2099 stacks years), and the whole file reversed.
+    const months = [...new Set(rows.map((r) => r[2].slice(0, 7)))].reverse();
+    const byMonth = months.flatMap((m) => rows.filter((r) => r[2].startsWith(m)));
+    const reversed = rows.slice().reverse();
+    for (const [order, runs] of [[byMonth, 12 * 4], [reversed, 4]] as const) {
+      const out = new SeriesInstants();
+      expect(order.filter((r, i) => out.claim(idOf(r[0]), utc(r[2]), rowNumber(i)) !== -1)).toEqual([]);
+      expect(out.runCount).toBe(runs);
+      expect(order.filter((r, i) => out.claim(idOf(r[0]), utc(r[2]), 0) !== rowNumber(i))).toEqual([]);
+    }
   });
 });
