@@ -105,9 +105,8 @@ function daysIn(year: number, month: number): number {
 /** A parsed time whose normalised text is made only when asked for (inspect never asks). */
 class WallClock implements LocalTime {
   private text?: string;
-  private gap?: boolean;
 
-  constructor(private readonly wall: number, readonly utc: number) {}
+  constructor(private readonly wall: number, readonly utc: number, private gap?: boolean) {}
 
   get iso(): string {
     return (this.text ??= new Date(this.wall).toISOString().slice(0, 19));
@@ -165,7 +164,9 @@ export function parseLocalTimeBytes(bytes: Uint8Array, start: number, end: numbe
 function wallClock(y: number, mo: number, d: number, h: number, mi: number, sec: number): LocalTime | undefined {
   if (mo < 1 || mo > 12 || d < 1 || d > daysIn(y, mo) || h > 23 || mi > 59 || sec > 59 || y < 1800) return undefined;
   const wall = Date.UTC(y, mo - 1, d, h, mi, sec);
-  return new WallClock(wall, brasiliaToUtc(wall));
+  const utc = brasiliaToUtc(wall);
+  // A day with one offset throughout (brasiliaToUtc just said so) skips no time: no lookup needed.
+  return new WallClock(wall, utc, Math.floor(wall / DAY_MS) === quietWallDay ? false : undefined);
 }
 
 /** The decimal number written in `length` ASCII digits at `start`, or NaN. */
