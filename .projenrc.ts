@@ -59,6 +59,8 @@ const project = new awscdk.AwsCdkConstructLibrary({
     'aws-sdk-client-mock@^4.1.0',
     // Response bodies of the handler tests checked against the schemas of the shipped OpenAPI document.
     'ajv@^8.17.1',
+    // Independent oracle: DuckDB reads the processed zone as the Glue table does (test only).
+    '@duckdb/node-api@^1.5.6-r.1',
     // Domain core and command: bundled into the handlers and the CLI, never runtime dependencies.
     'hyparquet@^1.33.0',
     'hyparquet-writer@^0.17.0',

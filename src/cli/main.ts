@@ -85,10 +85,12 @@ export async function main(argv: readonly string[], io: Io = process): Promise<n
     return 1;
   }
   let size: number;
+  let modified: Date;
   try {
     const info = await stat(args.file);
     if (!info.isFile()) throw new Error('not a regular file');
     size = info.size;
+    modified = info.mtime;
   } catch (error) {
     io.stderr.write(`ons-data-platform: cannot read ${args.file}: ${(error as Error).message}\n`);
     return 1;
@@ -101,7 +103,7 @@ export async function main(argv: readonly string[], io: Io = process): Promise<n
       io.stdout.write(args.json ? `${JSON.stringify(summary)}\n` : describe(summary));
     } else {
       const result = await convertFile(args.file, source, {
-        sheet: args.sheet, maxExpandedBytes: args.maxExpandedBytes, onProgress, outDir: args.out!,
+        sheet: args.sheet, maxExpandedBytes: args.maxExpandedBytes, onProgress, outDir: args.out!, sourceTime: modified,
       });
       if (args.json) {
         io.stdout.write(`${JSON.stringify(result)}\n`);

@@ -1,4 +1,4 @@
-import { Annotations, Duration, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
+import { Annotations, Duration, Fn, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
 import * as athena from 'aws-cdk-lib/aws-athena';
 import * as glue from 'aws-cdk-lib/aws-glue';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -8,7 +8,7 @@ import { Construct } from 'constructs';
 import { DataLakeProps } from './data-lake-props';
 import { acknowledgeObjectWildcards } from './nag';
 import { configureReplication } from './replication';
-import { checkName, TableSchema, tableSchemas } from './tables';
+import { checkName, currentViewName, currentViewSql, TABLE_PARTITION_KEYS, TableSchema, tableSchemas } from './tables';
 import { allowLogsToUseKey, applyPlatformTags } from '../core/defaults';
 import { DataLakeLifecycle, resolveLifecycle } from '../core/lifecycle';
 import { applyDataRemovalPolicy, dataRemovalPolicy } from '../core/removal';
@@ -18,6 +18,9 @@ import { DEFAULT_PREFIXES, partitionPath } from '../ons/layout';
 const GIB = 1024 ** 3;
 /** The smallest per-query cutoff Athena accepts (WorkGroupConfiguration.BytesScannedCutoffPerQuery). */
 const MIN_BYTES_SCANNED_CUTOFF = 10_000_000;
+/** Presto (Athena) types of the Glue column types, for view definitions. */
+const PRESTO_TYPES = { string: 'varchar', double: 'double', timestamp: 'timestamp(3)', int: 'integer' } as const;
+
 /** ONS history starts in 2000: the first year the tables' partition projection covers. */
 const FIRST_PROJECTED_YEAR = 2000;
 const ATHENA_ENGINE_VERSION = 'Athena engine version 3';
@@ -115,6 +118,11 @@ export class DataLake extends Construct implements IDataLake {
   public readonly databaseArn: string;
   /** One table per dataset (the catalog's, then `additionalDatasets`), named after the dataset id. */
   public readonly tables: glue.CfnTable[];
+  /**
+   * One view per dataset, `<dataset>_current`, in the order of `tables`: the table's rows, one per series and
+   * instant, that of the newest source version where two sources overlap. Query these.
+   */
+  public readonly currentViews: glue.CfnTable[];
   /** Ids of the datasets that have a table, in the order of `tables`. */
   public readonly datasetIds: string[];
   /** The Athena workgroup for queries over the lake. */
@@ -274,6 +282,9 @@ export class DataLake extends Construct implements IDataLake {
     this.databaseArn = stack.formatArn({ service: 'glue', resource: 'database', resourceName: this.databaseName });
     this.datasetIds = schemas.map((t) => t.datasetId);
     this.tables = schemas.map((t) => this.table(t, projectionEndYear));
+    const clash = this.datasetIds.find((d) => this.datasetIds.includes(currentViewName(d)));
+    if (clash) throw new Error(`DataLakeProps.additionalDatasets: dataset '${currentViewName(clash)}' takes the name of the current-rows view of '${clash}'`);
+    this.currentViews = schemas.map((t) => this.currentView(t));
 
     this.workGroup = new athena.CfnWorkGroup(this, 'WorkGroup', {
       name: this.workGroupName,
@@ -306,11 +317,27 @@ export class DataLake extends Construct implements IDataLake {
   }
 
   /**
+   * Name of the view of a dataset's current rows (`<dataset>_current`: one row per series and instant, the newest
+   * source version's). Throws if the dataset has no table.
+   */
+  public currentViewName(datasetId: string): string {
+    this.cfnTable(datasetId);
+    return currentViewName(datasetId);
+  }
+
+  /**
    * ARN of the table of a dataset. Throws if the dataset has no table.
    */
   public tableArn(datasetId: string): string {
     this.cfnTable(datasetId);
     return Stack.of(this).formatArn({ service: 'glue', resource: 'table', resourceName: `${this.databaseName}/${datasetId}` });
+  }
+
+  /**
+   * ARN of the view of a dataset's current rows. Throws if the dataset has no table.
+   */
+  public currentViewArn(datasetId: string): string {
+    return Stack.of(this).formatArn({ service: 'glue', resource: 'table', resourceName: `${this.databaseName}/${this.currentViewName(datasetId)}` });
   }
 
   /**
@@ -336,7 +363,7 @@ export class DataLake extends Construct implements IDataLake {
       grantee,
       actions: ['glue:GetDatabase', 'glue:GetTable', 'glue:GetTables', 'glue:GetPartitions'],
       // GetTables returns only the tables listed here.
-      resourceArns: [this.catalogArn, this.databaseArn, ...this.datasetIds.map((id) => this.tableArn(id))],
+      resourceArns: [this.catalogArn, this.databaseArn, ...this.datasetIds.flatMap((id) => [this.tableArn(id), this.currentViewArn(id)])],
     });
     const listGrant = iam.Grant.addToPrincipal({
       grantee,
@@ -434,6 +461,37 @@ export class DataLake extends Construct implements IDataLake {
       },
     });
     return table;
+  }
+
+  /**
+   * The `<dataset>_current` view, as Athena stores a view it creates: a VIRTUAL_VIEW whose original text is the
+   * base64 Presto view definition (SQL from currentViewSql, the database as default schema) and whose expanded
+   * text is the Presto marker.
+   */
+  private currentView(schema: TableSchema): glue.CfnTable {
+    const stack = Stack.of(this);
+    const columns = [...schema.columns, ...TABLE_PARTITION_KEYS.map((name) => ({ name, type: 'int' as const, comment: `The table's ${name} partition.` }))];
+    const definition = {
+      originalSql: currentViewSql(schema),
+      catalog: 'awsdatacatalog',
+      schema: this.databaseName,
+      columns: columns.map((c) => ({ name: c.name, type: PRESTO_TYPES[c.type] })),
+    };
+    // Glue does not check a view's SQL: the view needs no dependency on its table.
+    return new glue.CfnTable(this, `View-${schema.datasetId}`, {
+      catalogId: stack.account,
+      databaseName: this.database.ref,
+      tableInput: {
+        name: currentViewName(schema.datasetId),
+        description: `Current rows of ${schema.datasetId}: one row per series and instant; where sources overlap, the newest source version's `
+          + '(latest source_time, then greatest source_key).',
+        tableType: 'VIRTUAL_VIEW',
+        parameters: { presto_view: 'true', comment: 'Presto View' },
+        viewOriginalText: Fn.join('', ['/* Presto View: ', Fn.base64(stack.toJsonString(definition)), ' */']),
+        viewExpandedText: '/* Presto View */',
+        storageDescriptor: { columns: columns.map((c) => ({ name: c.name, type: c.type, comment: c.comment })), serdeInfo: {} },
+      },
+    });
   }
 
   private encryptDataCatalog(): void {

@@ -1,6 +1,9 @@
 import { DatasetTableProps } from './data-lake-props';
 import { CATALOG, DatasetDefinition } from '../ons/catalog';
-import { columnClash, DatasetColumns, ProcessedColumn, processedColumns, ProcessedColumnType, RESERVED_COLUMN_NAMES } from '../ons/layout';
+import {
+  columnClash, CURRENT_ROW_ORDER, DatasetColumns, PARTITION_KEYS, ProcessedColumn, ProcessedColumnRole, processedColumns, ProcessedColumnType,
+  RESERVED_COLUMN_NAMES,
+} from '../ons/layout';
 
 /**
  * One column of a dataset's table.
@@ -10,6 +13,7 @@ export interface TableColumn {
   readonly name: string;
   /** Glue/Hive type. */
   readonly type: ProcessedColumnType;
+  readonly role: ProcessedColumnRole;
   readonly comment: string;
 }
 
@@ -97,13 +101,41 @@ function tableColumns(own: DatasetColumns, timeSource: string, comment: (c: Proc
     localTime: `Brasília civil time as written in the source file (${timeSource}).`,
     sourceKey: 'S3 key of the raw file the row came from.',
     sourceVersion: 'S3 version id of that raw file (null when the bucket had none).',
+    sourceTime: 'When that version of the raw file was stored (UTC): where two sources hold a series at one instant, the newest wins (the _current view).',
     sourceRow: 'Row of the raw file, as a spreadsheet numbers it (header = 1).',
   };
-  return processedColumns(own).map((c) => column(c.name, c.type, added[c.role] ?? comment(c)));
+  return processedColumns(own)
+    .map((c) => ({ name: c.name, type: c.type, role: c.role, comment: truncate(added[c.role] ?? comment(c), COLUMN_COMMENT_MAX) }));
 }
 
-function column(name: string, type: TableColumn['type'], comment: string): TableColumn {
-  return { name, type, comment: truncate(comment, COLUMN_COMMENT_MAX) };
+/**
+ * The partition columns of a dataset's table: the processed zone's partition keys below the dataset (its location).
+ * @internal
+ */
+export const TABLE_PARTITION_KEYS = PARTITION_KEYS.filter((k) => k !== 'dataset');
+
+/**
+ * The name of a dataset's view of current rows.
+ * @internal
+ */
+export function currentViewName(datasetId: string): string {
+  return `${datasetId}_current`;
+}
+
+/**
+ * The SQL of a dataset's view of current rows (Athena/Trino, and DuckDB alike): every column of the table
+ * and its partition columns, one row per (series, instant), that of the newest source version
+ * (CURRENT_ROW_ORDER). The window is partitioned by year and month too (an instant lies in one), so a filter
+ * on them still prunes partitions through the view.
+ * @internal
+ */
+export function currentViewSql(schema: TableSchema): string {
+  const q = (name: string) => `"${name}"`;
+  const columns = [...schema.columns.map((c) => c.name), ...TABLE_PARTITION_KEYS];
+  const key = [...TABLE_PARTITION_KEYS, ...schema.columns.filter((c) => c.role === 'dimension' || c.role === 'time').map((c) => c.name)];
+  const order = CURRENT_ROW_ORDER.map((o) => `${q(o.column)} DESC NULLS LAST`);
+  return `SELECT ${columns.map(q).join(', ')} FROM (SELECT *, row_number() OVER (PARTITION BY ${key.map(q).join(', ')} `
+    + `ORDER BY ${order.join(', ')}) AS current_rank FROM ${q(schema.datasetId)}) AS ranked WHERE current_rank = 1`;
 }
 
 function truncate(text: string, max: number): string {

@@ -33,6 +33,8 @@ export interface ConvertOptions extends InspectOptions, OutputLayout {
   readonly sourceKey?: string;
   readonly sourceBucket?: string;
   readonly sourceVersion?: string;
+  /** When the source version was stored (S3 LastModified, a file's mtime): where sources overlap, the newest wins. @default - null in `source_time` */
+  readonly sourceTime?: Date;
 }
 
 export interface ConvertResult {
@@ -136,7 +138,7 @@ export async function convertFile(fileName: string, source: FileSource, options:
       labels: layout.labels.map((l) => l.name),
       measures: layout.measures.map((m) => m.name),
     },
-    source: { key: options.sourceKey ?? baseName(fileName), version: options.sourceVersion },
+    source: { key: options.sourceKey ?? baseName(fileName), version: options.sourceVersion, time: options.sourceTime?.getTime() },
     sourceName: name,
   });
   const rejected = new RejectedRowsWriter(join(options.outDir, rejectedPath), table.header.map((h) => h || normaliseColumn(h)));

@@ -98,7 +98,7 @@ export function quarantineKey(quarantinePrefix: string, at: Date, sourceKey: str
 export type ProcessedColumnType = 'timestamp' | 'string' | 'double' | 'int';
 
 /** What a column of the processed Parquet holds. */
-export type ProcessedColumnRole = 'time' | 'localTime' | 'dimension' | 'label' | 'measure' | 'sourceKey' | 'sourceVersion' | 'sourceRow';
+export type ProcessedColumnRole = 'time' | 'localTime' | 'dimension' | 'label' | 'measure' | 'sourceKey' | 'sourceVersion' | 'sourceTime' | 'sourceRow';
 
 export interface ProcessedColumn {
   readonly name: string;
@@ -115,6 +115,8 @@ export const ADDED_COLUMNS = {
   sourceKey: 'source_key',
   /** The S3 version id of the source object (null when its bucket had none). */
   sourceVersion: 'source_version',
+  /** When that version was stored (S3 LastModified; the file's modification time for the command), UTC: see currentRowOrder. */
+  sourceTime: 'source_time',
   /** The row of the source file, as a spreadsheet numbers it (header = 1). */
   sourceRow: 'source_row',
 } as const;
@@ -128,7 +130,7 @@ export interface DatasetColumns {
 
 /**
  * Every column of a dataset's processed Parquet, in file order: time, local time, dimensions, labels,
- * measures, then the source key, version and row. Check them with `columnClash`.
+ * measures, then the source key, version, time and row. Check them with `columnClash`.
  */
 export function processedColumns(own: DatasetColumns): ProcessedColumn[] {
   const columns: ProcessedColumn[] = [
@@ -139,6 +141,7 @@ export function processedColumns(own: DatasetColumns): ProcessedColumn[] {
     ...own.measures.map((name): ProcessedColumn => ({ name, type: 'double', role: 'measure' })),
     { name: ADDED_COLUMNS.sourceKey, type: 'string', role: 'sourceKey' },
     { name: ADDED_COLUMNS.sourceVersion, type: 'string', role: 'sourceVersion' },
+    { name: ADDED_COLUMNS.sourceTime, type: 'timestamp', role: 'sourceTime' },
     { name: ADDED_COLUMNS.sourceRow, type: 'int', role: 'sourceRow' },
   ];
   return columns;
@@ -164,3 +167,14 @@ export function identityDimensions(definition: DatasetDefinition | undefined, co
   if (!definition) return columns.filter((c) => /^(id|cod)_/.test(c));
   return definition.dimensions.map((d) => (present(d) ? d : definition.identityFallback?.[d])).filter(present);
 }
+
+/**
+ * The current-version rule where sources overlap: when two source objects hold a row of the same series at the
+ * same instant (a yearly and a monthly edition, one file under two keys), the row of the newest source version
+ * wins: the latest `source_time`, then the greater `source_key` (so the answer never depends on read order).
+ * The lake's `<dataset>_current` views and every reader of the processed zone order rows by this.
+ */
+export const CURRENT_ROW_ORDER: ReadonlyArray<{ readonly column: string; readonly descending: true }> = [
+  { column: ADDED_COLUMNS.sourceTime, descending: true },
+  { column: ADDED_COLUMNS.sourceKey, descending: true },
+];

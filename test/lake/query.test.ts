@@ -38,8 +38,9 @@ function commentsOf(table: Resource): Record<string, string> {
   return Object.fromEntries(table.Properties.TableInput.StorageDescriptor.Columns.map((c: any) => [c.Name, c.Comment]));
 }
 
-function tablesByName(template: Template): Record<string, Resource> {
+function tablesByName(template: Template, tableType = 'EXTERNAL_TABLE'): Record<string, Resource> {
   return Object.fromEntries((Object.values(template.findResources('AWS::Glue::Table')) as Resource[])
+    .filter((t) => t.Properties.TableInput.TableType === tableType)
     .map((t) => [t.Properties.TableInput.Name, t]));
 }
 
@@ -240,7 +241,7 @@ describe('DataLake tables: props', () => {
       ['time', 'timestamp'], ['local_time', 'string'],
       ['id_subsistema', 'string'], ['id_ons', 'string'], ['nom_usina', 'string'],
       ['val_geracao', 'double'], ['val_disponibilidade', 'double'],
-      ['source_key', 'string'], ['source_version', 'string'], ['source_row', 'int'],
+      ['source_key', 'string'], ['source_version', 'string'], ['source_time', 'timestamp'], ['source_row', 'int'],
     ]);
     expect(input.StorageDescriptor.Columns[5].Comment).toBe('Verified generation [MWmed].');
     expect(input.StorageDescriptor.Columns[6].Comment).toBe('val_disponibilidade [unit not stated].');
@@ -366,7 +367,7 @@ describe('DataLake grantQuery', () => {
         Resource: [
           arn('glue:sa-east-1:123456789012:catalog'),
           arn('glue:sa-east-1:123456789012:database/ons_data_platform_prod'),
-          ...CATALOG.map((d) => arn(`glue:sa-east-1:123456789012:table/ons_data_platform_prod/${d.id}`)),
+          ...CATALOG.flatMap((d) => [d.id, `${d.id}_current`].map((t) => arn(`glue:sa-east-1:123456789012:table/ons_data_platform_prod/${t}`))),
         ],
       },
       {

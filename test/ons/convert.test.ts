@@ -48,11 +48,11 @@ describe('convert CMO_SEMIHORARIO_2022.csv', () => {
     let sum = 0;
     for (const p of result.parquet) {
       const [header, ...rows] = await readAll(join(out, p.relativePath));
-      expect(header).toEqual(['time', 'local_time', 'id_subsistema', 'nom_subsistema', 'val_cmo', 'source_key', 'source_version', 'source_row']);
+      expect(header).toEqual(['time', 'local_time', 'id_subsistema', 'nom_subsistema', 'val_cmo', 'source_key', 'source_version', 'source_time', 'source_row']);
       total += rows.length;
       for (const r of rows) sum += r[4] as number;
       if (p.month === '01') {
-        expect(rows[0]).toEqual(['2022-01-01 03:00:00', '2022-01-01 00:00:00', 'NE', 'NORDESTE', 0.24, 'incoming/CMO_SEMIHORARIO_2022.csv', 'v1', 2]);
+        expect(rows[0]).toEqual(['2022-01-01 03:00:00', '2022-01-01 00:00:00', 'NE', 'NORDESTE', 0.24, 'incoming/CMO_SEMIHORARIO_2022.csv', 'v1', null, 2]);
       }
     }
     expect(total).toBe(67008);
@@ -116,7 +116,7 @@ describe('rejected rows and the duplicate rule', () => {
       '',
     ]);
     const [, ...rows] = await readAll(join(dir, 'out', result.parquet[0].relativePath));
-    expect(rows.map((r) => [r[2], r[4], r[7]])).toEqual([['N', 10, 2], ['S', -3.6, 5]]);
+    expect(rows.map((r) => [r[2], r[4], r[8]])).toEqual([['N', 10, 2], ['S', -3.6, 5]]);
   });
 
   test('a file whose every row is refused is refused, leaving only the rejected-rows report', async () => {

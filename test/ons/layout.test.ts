@@ -84,7 +84,8 @@ describe.each([
     for (const part of result.parquet) expect(parquetColumns(part.path)).toEqual(glue);
     // The platform's columns frame the dataset's own: time and local time first, the source last.
     expect(glue.map((c: any) => c.name).slice(0, 2)).toEqual([ADDED_COLUMNS.time, ADDED_COLUMNS.localTime]);
-    expect(glue.map((c: any) => c.name).slice(-3)).toEqual([ADDED_COLUMNS.sourceKey, ADDED_COLUMNS.sourceVersion, ADDED_COLUMNS.sourceRow]);
+    expect(glue.map((c: any) => c.name).slice(-4))
+      .toEqual([ADDED_COLUMNS.sourceKey, ADDED_COLUMNS.sourceVersion, ADDED_COLUMNS.sourceTime, ADDED_COLUMNS.sourceRow]);
   });
 
   test('every part is where the table projects its partition, and parses back to it', () => {
@@ -154,6 +155,6 @@ describe('keys and columns', () => {
     expect(columnClash(processedColumns({ dimensions: [], labels: ['source_key'], measures: ['val_x'] }))).toBe('source_key');
     expect(columnClash(processedColumns({ dimensions: ['id_a'], labels: ['nom_a'], measures: ['val_a', 'id_a'] }))).toBe('id_a');
     expect(columnClash(processedColumns({ dimensions: ['id_a'], labels: ['nom_a'], measures: ['val_a'] }))).toBeUndefined();
-    expect(RESERVED_COLUMN_NAMES).toEqual(['time', 'local_time', 'source_key', 'source_version', 'source_row', 'dataset', 'year', 'month']);
+    expect(RESERVED_COLUMN_NAMES).toEqual(['time', 'local_time', 'source_key', 'source_version', 'source_time', 'source_row', 'dataset', 'year', 'month']);
   });
 });

@@ -45,6 +45,7 @@ function expected(r: OnsRecord, version: string | null = 'v-1'): RawRow['cells']
     r.measures.val_geracao,
     source.key,
     version,
+    null, // source_time: the source has none
     r.row,
   ];
 }
@@ -105,7 +106,7 @@ describe('ProcessedParquetWriter', () => {
       const table = await readParquet(data);
       expect(table.format).toBe('parquet');
       expect(table.header).toEqual([
-        'time', 'local_time', 'id_subsistema', 'nom_subsistema', 'val_carga', 'val_geracao', 'source_key', 'source_version', 'source_row',
+        'time', 'local_time', 'id_subsistema', 'nom_subsistema', 'val_carga', 'val_geracao', 'source_key', 'source_version', 'source_time', 'source_row',
       ]);
       const rows = await collect(data);
       expect(rows).toEqual(expectedByFile[i].map((r, j) => ({ row: j + 2, cells: expected(r) })));
@@ -113,7 +114,7 @@ describe('ProcessedParquetWriter', () => {
   });
 
   test('writes explicit column types in the footer', async () => {
-    const writer = new ProcessedParquetWriter({ outDir, schema, source: { key: source.key }, sourceName: 'X' });
+    const writer = new ProcessedParquetWriter({ outDir, schema, source: { key: source.key, time: Date.parse('2024-03-01T12:00:00Z') }, sourceName: 'X' });
     // All measures null and integral: nothing for auto-detection to guess from.
     await writer.write(rec('2023-05-01T00:00:00', 'SE', null, null, null, 2));
     await writer.write(rec('2023-05-01T01:00:00', 'SE', null, 3, null, 3));
@@ -122,7 +123,7 @@ describe('ProcessedParquetWriter', () => {
     const metadata: FileMetaData = parquetMetadata(data);
     const byName = Object.fromEntries(metadata.schema.slice(1).map((e) => [e.name, e]));
 
-    expect(Object.keys(byName)).toEqual(['time', 'local_time', 'id_subsistema', 'nom_subsistema', 'val_carga', 'val_geracao', 'source_key', 'source_version', 'source_row']);
+    expect(Object.keys(byName)).toEqual(['time', 'local_time', 'id_subsistema', 'nom_subsistema', 'val_carga', 'val_geracao', 'source_key', 'source_version', 'source_time', 'source_row']);
     expect(metadata.schema.slice(1).every((e) => e.repetition_type === 'OPTIONAL')).toBe(true);
     expect(byName.time).toMatchObject({ type: 'INT64', logical_type: { type: 'TIMESTAMP', isAdjustedToUTC: true, unit: 'MILLIS' } });
     expect(byName.val_carga.type).toBe('DOUBLE');
@@ -131,9 +132,10 @@ describe('ProcessedParquetWriter', () => {
       expect(byName[name]).toMatchObject({ type: 'BYTE_ARRAY', converted_type: 'UTF8' });
     }
     expect(byName.source_row.type).toBe('INT32');
+    expect(byName.source_time).toMatchObject({ type: 'INT64', logical_type: { type: 'TIMESTAMP', isAdjustedToUTC: true, unit: 'MILLIS' } });
     expect((await collect(data)).map((r) => r.cells?.slice(4))).toEqual([
-      [null, null, source.key, null, 2],
-      [3, null, source.key, null, 3],
+      [null, null, source.key, null, '2024-03-01 12:00:00', 2],
+      [3, null, source.key, null, '2024-03-01 12:00:00', 3],
     ]);
   });
 
@@ -233,7 +235,7 @@ describe('ProcessedParquetWriter', () => {
       expect(Math.max(...groups)).toBeLessThanOrEqual(500);
       rowGroups += groups.length;
       const rows = await collect(data);
-      expect(rows.map((r) => r.cells?.[8])).toEqual(Array.from({ length: w.rows }, (_, j) => next + j));
+      expect(rows.map((r) => r.cells?.[9])).toEqual(Array.from({ length: w.rows }, (_, j) => next + j));
       next += w.rows;
     }
     expect(rowGroups).toBeGreaterThan(written.length);

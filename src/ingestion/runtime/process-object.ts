@@ -70,7 +70,7 @@ export async function processObject(input: ProcessInput, deps: ProcessDeps): Pro
   const work = await mkdtemp(join(tmpdir(), 'ons-process-'));
   try {
     const local = join(work, 'source');
-    const contentHash = await download(s3, source, local);
+    const { contentHash, lastModified } = await download(s3, source, local);
 
     // A replay of a run that already finished (the state machine retried after a timeout): same answer.
     const existing = await ledger.get(source);
@@ -103,6 +103,7 @@ export async function processObject(input: ProcessInput, deps: ProcessDeps): Pro
         sourceKey: source.key,
         sourceBucket: source.bucket,
         sourceVersion: source.versionId,
+        sourceTime: lastModified,
         processedDataPrefix: config.processedDataPrefix,
         dataCardsPrefix: config.dataCardsPrefix,
         rejectedRowsPrefix: config.rejectedRowsPrefix,
@@ -198,8 +199,8 @@ export async function processObject(input: ProcessInput, deps: ProcessDeps): Pro
   }
 }
 
-/** Streams the object (the given version) to `path`, hashing it; resolves to the SHA-256 (hex). */
-async function download(s3: S3Client, source: SourceObject, path: string): Promise<string> {
+/** Streams the object (the given version) to `path`, hashing it; resolves to the SHA-256 (hex) and when the version was stored. */
+async function download(s3: S3Client, source: SourceObject, path: string): Promise<{ contentHash: string; lastModified?: Date }> {
   const response = await s3.send(new GetObjectCommand({ Bucket: source.bucket, Key: source.key, VersionId: source.versionId }));
   const hash = createHash('sha256');
   const tap = new Transform({
@@ -209,7 +210,7 @@ async function download(s3: S3Client, source: SourceObject, path: string): Promi
     },
   });
   await pipeline(response.Body as Readable, tap, createWriteStream(path));
-  return hash.digest('hex');
+  return { contentHash: hash.digest('hex'), lastModified: response.LastModified };
 }
 
 /** Deletes what a failed run may have written, so no partial output looks complete. */

@@ -26,6 +26,8 @@ const PARQUET_TYPES: Record<ProcessedColumnType, Omit<SchemaElement, 'name'>> = 
 export interface ParquetSource {
   readonly key: string;
   readonly version?: string;
+  /** When the version was stored, epoch milliseconds (the `source_time` column; null when unknown). */
+  readonly time?: number;
 }
 
 /**
@@ -199,7 +201,7 @@ export class ProcessedParquetWriter {
     if (!Number.isInteger(this.maxOpenPartitions) || this.maxOpenPartitions < 1) throw new Error(`maxOpenPartitions must be a positive integer: ${this.maxOpenPartitions}`);
     checkSegment('dataset', schema.dataset);
     checkSegment('sourceName', sourceName);
-    // write() fills the columns in this order: time, local time, dimensions, labels, measures, source key, version, row.
+    // write() fills the columns in this order: time, local time, dimensions, labels, measures, source key, version, time, row.
     const columns = processedColumns(schema);
     const clash = columnClash(columns);
     if (clash) throw new Error(`column name '${clash}' is duplicated or reserved for a partition key`);
@@ -266,6 +268,7 @@ export class ProcessedParquetWriter {
     for (const v of schema.measures) columns[i++].push(record.measures[v] ?? null);
     columns[i++].push(source.key);
     columns[i++].push(source.version ?? null);
+    columns[i++].push(source.time ?? null);
     columns[i].push(record.row);
     p.buffered++;
     if (++this.buffered > this.peakBuffered) this.peakBuffered = this.buffered;

@@ -1,0 +1,120 @@
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DuckDBInstance } from '@duckdb/node-api';
+import { App, Stack } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import { DataLake, PlatformStage } from '../../src';
+import { convertFile } from '../../src/ons/convert';
+import { localFile } from '../../src/ons/local-file';
+import { ENV } from '../helpers';
+import { ONS_DATA } from '../ons-data';
+
+/**
+ * The `<dataset>_current` views: their definition is read back from the synthesized template (as Athena decodes
+ * it) and its SQL run by DuckDB over Parquet the command wrote from the real CURVA_CARGA_2023.csv and an
+ * overlapping monthly edition. The expected rows are computed from the files' text in this test.
+ */
+const stack = new Stack(new App(), 'Lake', { env: ENV });
+const lake = new DataLake(stack, 'Lake', { stage: PlatformStage.PROD });
+const template = Template.fromStack(stack);
+
+interface PrestoView {
+  originalSql: string;
+  catalog: string;
+  schema: string;
+  columns: Array<{ name: string; type: string }>;
+}
+
+/** ViewOriginalText as CloudFormation resolves it (Fn::Join of literals and one Fn::Base64), then decoded. */
+function viewDefinition(name: string): { view: any; definition: PrestoView } {
+  const view = Object.values(template.findResources('AWS::Glue::Table')).find((t: any) => t.Properties.TableInput.Name === name) as any;
+  const [separator, parts] = view.Properties.TableInput.ViewOriginalText['Fn::Join'];
+  const text = parts.map((p: any) => (typeof p === 'string' ? p : Buffer.from(p['Fn::Base64'], 'utf8').toString('base64'))).join(separator);
+  const m = /^\/\* Presto View: ([A-Za-z0-9+/=]+) \*\/$/.exec(text);
+  if (!m) throw new Error(`not a Presto view text: ${text.slice(0, 80)}`);
+  return { view, definition: JSON.parse(Buffer.from(m[1], 'base64').toString('utf8')) };
+}
+
+const CURVA = readFileSync(join(ONS_DATA, 'CURVA_CARGA_2023.csv'), 'utf8');
+const rows = CURVA.trimEnd().split('\n').slice(1).map((l) => l.split(';'));
+/** The monthly edition of February: every value revised (+1.5), as ONS revises a month. */
+const FEBRUARY = rows.filter((r) => r[2].startsWith('2023-02-')).map(([s, n, t, v]) => [s, n, t, (Number(v) + 1.5).toFixed(8)]);
+
+async function convertEditions(yearlyTime: Date, monthlyTime: Date): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'ons-current-view-'));
+  const monthly = join(dir, 'CURVA_CARGA_2023_02.csv');
+  writeFileSync(monthly, `${CURVA.split('\n')[0]}\n${FEBRUARY.map((r) => r.join(';')).join('\n')}\n`);
+  const out = join(dir, 'out');
+  await convertFile('CURVA_CARGA_2023.csv', localFile(join(ONS_DATA, 'CURVA_CARGA_2023.csv')), {
+    outDir: out, sourceKey: 'ons/curva_carga/CURVA_CARGA_2023.csv', sourceTime: yearlyTime,
+  });
+  await convertFile('CURVA_CARGA_2023_02.csv', localFile(monthly), { outDir: out, sourceKey: 'ons/curva_carga/CURVA_CARGA_2023_02.csv', sourceTime: monthlyTime });
+  return out;
+}
+
+/** The view's SQL in DuckDB, its table being the processed zone read with the Hive partitions, as the Glue table reads it. */
+async function current(out: string): Promise<{ count: number; sum: number; duplicates: number; februarySum: number; rawCount: number }> {
+  const db = await DuckDBInstance.create(':memory:');
+  const connection = await db.connect();
+  try {
+    const files = join(out, 'processed', 'dataset=curva_carga', '*', '*', '*.parquet');
+    await connection.run(`CREATE VIEW curva_carga AS SELECT * EXCLUDE (dataset) FROM read_parquet('${files}', hive_partitioning = true, union_by_name = true)`);
+    await connection.run(`CREATE VIEW curva_carga_current AS ${viewDefinition('curva_carga_current').definition.originalSql}`);
+    const one = async (sql: string) => Number((await connection.runAndReadAll(sql)).getRows()[0][0]);
+    return {
+      rawCount: await one('SELECT count(*) FROM curva_carga'),
+      count: await one('SELECT count(*) FROM curva_carga_current'),
+      sum: await one('SELECT sum(val_cargaenergiahomwmed) FROM curva_carga_current'),
+      duplicates: await one('SELECT count(*) FROM (SELECT id_subsistema, time FROM curva_carga_current GROUP BY 1, 2 HAVING count(*) > 1)'),
+      februarySum: await one('SELECT sum(val_cargaenergiahomwmed) FROM curva_carga_current WHERE year = 2023 AND month = 2'),
+    };
+  } finally {
+    connection.closeSync();
+  }
+}
+
+const sum = (values: string[][]) => values.reduce((s, r) => s + Number(r[3]), 0);
+
+describe('the <dataset>_current views', () => {
+  test('one per dataset, stored as Athena stores a view: the table\'s columns and partitions, with Presto types, in the lake\'s database', () => {
+    for (const id of lake.datasetIds) {
+      const { view, definition } = viewDefinition(`${id}_current`);
+      const table = lake.tables[lake.datasetIds.indexOf(id)];
+      const tableInput = (table as any).tableInput;
+      expect(view.Properties.TableInput).toMatchObject({ TableType: 'VIRTUAL_VIEW', Parameters: { presto_view: 'true' }, ViewExpandedText: '/* Presto View */' });
+      const columns = [...tableInput.storageDescriptor.columns, ...tableInput.partitionKeys].map((c: any) => c.name);
+      expect(definition.columns.map((c) => c.name)).toEqual(columns);
+      expect(view.Properties.TableInput.StorageDescriptor.Columns.map((c: any) => c.Name)).toEqual(columns);
+      expect(definition).toMatchObject({ catalog: 'awsdatacatalog', schema: lake.databaseName });
+      expect(new Set(definition.columns.map((c) => c.type))).toEqual(new Set(['timestamp(3)', 'varchar', 'double', 'integer']));
+      expect(definition.originalSql).toContain(`FROM "${id}")`);
+      expect(lake.currentViewName(id)).toBe(`${id}_current`);
+    }
+  });
+
+  test('a monthly edition newer than the yearly one: its month is read from it, every other from the yearly; one row per series and instant', async () => {
+    const c = await current(await convertEditions(new Date('2024-01-10T12:00:00Z'), new Date('2024-03-01T12:00:00Z')));
+    expect(c.rawCount).toBe(rows.length + FEBRUARY.length); // the table holds both editions
+    expect(c.count).toBe(rows.length);
+    expect(c.duplicates).toBe(0);
+    expect(c.februarySum).toBeCloseTo(sum(FEBRUARY), 4);
+    expect(c.sum).toBeCloseTo(sum(rows.filter((r) => !r[2].startsWith('2023-02-'))) + sum(FEBRUARY), 4);
+  });
+
+  test('a yearly edition newer than the monthly one wins over it', async () => {
+    const c = await current(await convertEditions(new Date('2024-03-01T12:00:00Z'), new Date('2024-01-10T12:00:00Z')));
+    expect(c.count).toBe(rows.length);
+    expect(c.duplicates).toBe(0);
+    expect(c.februarySum).toBeCloseTo(sum(rows.filter((r) => r[2].startsWith('2023-02-'))), 4);
+    expect(c.sum).toBeCloseTo(sum(rows), 4);
+  });
+
+  test('a dataset the view name of another would clash with is refused at synth, naming the prop', () => {
+    const other = new Stack(new App(), 'Other', { env: ENV });
+    expect(() => new DataLake(other, 'Lake', {
+      stage: PlatformStage.DEV,
+      additionalDatasets: [{ datasetId: 'curva_carga_current', measures: [{ name: 'val_x' }] }],
+    })).toThrow("DataLakeProps.additionalDatasets: dataset 'curva_carga_current' takes the name of the current-rows view of 'curva_carga'");
+  });
+});
