@@ -8,7 +8,7 @@ import { FileSummary } from '../../src/ons/process';
 import { readParquet } from '../../src/ons/readers/parquet';
 import { ONS_DATA } from '../ons-data';
 import {
-  BUCKETS, EXECUTION, getBytes, handlerEnv, ledgerItem, listKeys, LocalAws, loadHandler, putObject, restoreEnv, sha256, startLocalAws,
+  BUCKETS, EXECUTION, FaultyS3Proxy, getBytes, handlerEnv, ledgerItem, listKeys, LocalAws, loadHandler, putObject, restoreEnv, sha256, startLocalAws,
 } from './local-aws';
 import { CapturedOutput, captureOutput } from '../runtime/output';
 
@@ -176,6 +176,26 @@ describe('CURVA_CARGA_2023.csv end to end', () => {
     expect(again).toEqual(result);
     expect(await listKeys(aws, BUCKETS.processed)).toEqual(before);
     expect(await ledgerItem(aws, BUCKETS.raw, key)).toEqual(item);
+  });
+
+  test('a replay of a settled version reads the ledger before S3: no GetObject, so an unreadable (archived) raw object still answers', async () => {
+    const proxy = new FaultyS3Proxy(aws.s3Endpoint);
+    const endpoint = await proxy.start();
+    try {
+      // Any GetObject of the raw bucket fails, as Deep Archive answers InvalidObjectState; failed counts the attempts.
+      proxy.failNth('status500', 1, (req) => req.method === 'GET' && (req.url ?? '').startsWith(`/${BUCKETS.raw}/`));
+      const replay = loadHandler<ProcessInput, ProcessResult>('process', handlerEnv(aws, { TMPDIR: handlerTmp, AWS_ENDPOINT_URL_S3: endpoint, AWS_MAX_ATTEMPTS: '1' }));
+      const item = await ledgerItem(aws, BUCKETS.raw, key);
+
+      const again = await replay({ source: { bucket: BUCKETS.raw, key }, executionArn: `${EXECUTION}-archived` });
+
+      expect(again).toEqual(result);
+      expect(proxy.failed).toBe(0);
+      expect(await ledgerItem(aws, BUCKETS.raw, key)).toEqual(item);
+    } finally {
+      await proxy.close();
+      processFile = loadHandler('process', handlerEnv(aws, { TMPDIR: handlerTmp }));
+    }
   });
 
   test('the same content under another key is a recorded duplicate: nothing converted or written', async () => {

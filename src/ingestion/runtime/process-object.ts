@@ -32,7 +32,8 @@ export class FileRefusedError extends Error {
 }
 
 /**
- * ProcessFile, shared by the processor Lambda and the Batch entrypoint: the raw object is streamed to
+ * ProcessFile, shared by the processor Lambda and the Batch entrypoint: a version the ledger already settled
+ * answers its recorded result without a download; otherwise the raw object is streamed to
  * a temp file (hashed on the way), skipped as a duplicate when the same content is already in the
  * lake, else converted by the domain core exactly as `ons-data-platform convert` does and the outputs
  * uploaded; the ledger records each step.
@@ -69,16 +70,17 @@ export async function processObject(input: ProcessInput, deps: ProcessDeps): Pro
   const { source, executionArn } = input;
   const work = await mkdtemp(join(tmpdir(), 'ons-process-'));
   try {
-    const local = join(work, 'source');
-    const { contentHash, lastModified } = await download(s3, source, local);
-
-    // A replay of a run that already finished (the state machine retried after a timeout): same answer.
+    // A replay of a run that already finished (a retry after a timeout, a backfill): same answer, before any
+    // download, so a settled version whose raw object is archived (GetObject: InvalidObjectState) still answers.
     const existing = await ledger.get(source);
     if (existing?.result && (existing.status === 'processed' || existing.status === 'loaded'
       || existing.status === 'indexed' || existing.status === 'duplicate')) {
       log('INFO', 'already settled by an earlier run', { source, status: existing.status });
       return JSON.parse(existing.result) as ProcessResult;
     }
+
+    const local = join(work, 'source');
+    const { contentHash, lastModified } = await download(s3, source, local);
 
     const copy = await ledger.findProcessedCopy(contentHash, source);
     if (copy) {
