@@ -16,9 +16,17 @@ export const IngestionEnv = {
   DOCUMENT_EXTENSIONS: 'ONS_DOCUMENT_EXTENSIONS',
   /** Largest XLSX expanded size in bytes (zip-bomb guard of the domain core). */
   XLSX_MAX_EXPANDED_BYTES: 'ONS_XLSX_MAX_EXPANDED_BYTES',
+  /**
+   * Router only: comma-separated route actions the ingestion state machine has a branch for (`process,document,quarantine`,
+   * plus `processLarge` with Batch); the router answers no other. Set from the state machine's own branches.
+   */
+  ROUTES: 'ONS_ROUTES',
   /** Batch only: the job's input (a `ProcessInput` as JSON), set per job by the state machine. */
   JOB_INPUT: 'ONS_JOB_INPUT',
 } as const;
+
+/** The largest `lambdaMaxFileSize` (MiB): the processor function's /tmp holds the file and its outputs. @internal */
+export const LAMBDA_MAX_FILE_MIB_LIMIT = 3072;
 
 /** Default extensions, shared by the construct's props and the router's fallback. @internal */
 export const DEFAULT_TABULAR_EXTENSIONS = ['csv', 'txt', 'xlsx', 'parquet'] as const;

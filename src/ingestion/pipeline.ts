@@ -12,7 +12,7 @@ import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import { BatchFileProcessing } from './batch-processing';
-import { DEFAULT_DOCUMENT_EXTENSIONS, DEFAULT_TABULAR_EXTENSIONS, IngestionEnv } from './contract';
+import { DEFAULT_DOCUMENT_EXTENSIONS, DEFAULT_TABULAR_EXTENSIONS, IngestionEnv, LAMBDA_MAX_FILE_MIB_LIMIT, RouteAction } from './contract';
 import { CopyDocumentFunction } from './copy-document-function';
 import { IngestionPipelineProps } from './pipeline-props';
 import { ProcessFunction } from './process-function';
@@ -120,8 +120,8 @@ export class IngestionPipeline extends Construct implements IMonitorable {
 
     this.lambdaMaxFileSize = props.lambdaMaxFileSize ?? IngestionPipeline.DEFAULT_LAMBDA_MAX_FILE_SIZE;
     const maxMiB = this.lambdaMaxFileSize.toMebibytes({ rounding: 2 });
-    if (!Token.isUnresolved(maxMiB) && (maxMiB < 1 || maxMiB > 3072)) {
-      throw new Error(`lambdaMaxFileSize: expected 1 MiB to 3 GiB (the function's /tmp holds the file and its outputs), got ${maxMiB} MiB`);
+    if (!Token.isUnresolved(maxMiB) && (maxMiB < 1 || maxMiB > LAMBDA_MAX_FILE_MIB_LIMIT)) {
+      throw new Error(`lambdaMaxFileSize: expected 1 MiB to ${LAMBDA_MAX_FILE_MIB_LIMIT} MiB (the function's /tmp holds the file and its outputs), got ${maxMiB} MiB`);
     }
     this.maxXlsxExpandedSize = props.maxXlsxExpandedSize ?? IngestionPipeline.DEFAULT_MAX_XLSX_EXPANDED_SIZE;
     const maxExpanded = this.maxXlsxExpandedSize.toBytes({ rounding: 2 });
@@ -220,7 +220,7 @@ export class IngestionPipeline extends Construct implements IMonitorable {
 
     this.timeSeriesLoader = props.timeSeriesStore?.loaderFunction;
     this.knowledgeBase = props.knowledgeBase;
-    this.stateMachine = this.createStateMachine(large);
+    this.stateMachine = this.createStateMachine(large, router);
     if (this.knowledgeBase) {
       // RecordIndexed writes to the ledger, encrypted with the lake key.
       this.key.grant(this.stateMachine, 'kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey');
@@ -356,7 +356,7 @@ export class IngestionPipeline extends Construct implements IMonitorable {
       .otherwise(startJob('SyncDataCards', kb.cardsDataSourceId, 'a data card'));
   }
 
-  private createStateMachine(large: BatchFileProcessing | undefined): sfn.StateMachine {
+  private createStateMachine(large: BatchFileProcessing | undefined, router: lambda.Function): sfn.StateMachine {
     // States live in their own scope: their names are the construct IDs, free of the functions' IDs.
     const flow = new Construct(this, 'Workflow');
     const backoff = { interval: Duration.seconds(2), backoffRate: 2, maxAttempts: 3, jitterStrategy: sfn.JitterType.FULL };
@@ -503,10 +503,9 @@ export class IngestionPipeline extends Construct implements IMonitorable {
       .otherwise(loadTimeSeries);
     processFile.next(duplicate);
 
-    const decide = new sfn.Choice(flow, 'Decide')
-      .when(sfn.Condition.stringEquals('$.route.action', 'process'), processFile)
-      .when(sfn.Condition.stringEquals('$.route.action', 'document'), copyDocument)
-      .when(sfn.Condition.stringEquals('$.route.action', 'quarantine'), quarantineUnsupported);
+    const branches: Partial<Record<RouteAction, sfn.IChainable>> = {
+      process: processFile, document: copyDocument, quarantine: quarantineUnsupported,
+    };
     if (large) {
       const submit = new tasks.BatchSubmitJob(flow, 'ProcessFileBatch', {
         jobName: 'ons-ingestion',
@@ -543,9 +542,22 @@ export class IngestionPipeline extends Construct implements IMonitorable {
       jobInput.next(submit).next(readResult)
         .next(new sfn.Pass(flow, 'BatchResult', { inputPath: '$.batchResult.value', resultPath: '$.processed' }))
         .next(duplicate);
-      decide.when(sfn.Condition.stringEquals('$.route.action', 'processLarge'), jobInput);
+      branches.processLarge = jobInput;
     }
-    decide.otherwise(new sfn.Fail(flow, 'UnknownRoute', { error: 'UnknownRoute', causePath: '$.route.action' }));
+    // One source of truth: the router answers only the routes this Choice has.
+    router.addEnvironment(IngestionEnv.ROUTES, Object.keys(branches).join(','));
+    const decide = new sfn.Choice(flow, 'Decide');
+    for (const [action, next] of Object.entries(branches)) decide.when(sfn.Condition.stringEquals('$.route.action', action), next!);
+    // An action without a branch (a router out of step with this machine) is quarantined and notified, never a bare Fail.
+    decide.otherwise(new sfn.Pass(flow, 'UnknownRoute', {
+      parameters: {
+        'action': 'quarantine',
+        'reason.$': "States.Format('the router answered {}, a route this state machine does not have', $.route.action)",
+        'source.$': '$.route.source',
+        'ledgerKey.$': '$.route.ledgerKey',
+      },
+      resultPath: '$.route',
+    }).next(quarantineUnsupported));
 
     const normalise = new sfn.Choice(flow, 'Normalise')
       .when(sfn.Condition.isPresent("$.detail.object['version-id']"), fromEvent)

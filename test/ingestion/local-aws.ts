@@ -152,6 +152,8 @@ export function handlerEnv(aws: LocalAws, overrides: Record<string, string | und
     [IngestionEnv.LAMBDA_MAX_BYTES]: String(64 * 1024 * 1024),
     [IngestionEnv.TABULAR_EXTENSIONS]: 'csv,txt,xlsx,parquet',
     [IngestionEnv.DOCUMENT_EXTENSIONS]: 'pdf,docx,md,html,htm',
+    // What the construct sets with large-file processing on (test/ingestion/pipeline.test.ts checks it).
+    [IngestionEnv.ROUTES]: 'process,document,quarantine,processLarge',
     [IngestionEnv.XLSX_MAX_EXPANDED_BYTES]: undefined,
     [HandlerEnv.S3_REQUEST_TIMEOUT_MS]: undefined,
     [IngestionEnv.JOB_INPUT]: undefined,

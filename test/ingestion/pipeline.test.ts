@@ -208,6 +208,22 @@ describe('AWS Batch on Fargate for large files', () => {
     defaultTemplate.resourceCountIs('AWS::EC2::FlowLog', 1);
   });
 
+  test('the router is told the routes its state machine has (ONS_ROUTES), from the Decide branches, with and without Batch', () => {
+    const off = pipelineStack({ largeFileProcessing: { enabled: false } });
+    for (const [{ stack, template }, routes] of [[off, 'process,document,quarantine'], [{ stack: defaultStack, template: defaultTemplate }, 'process,document,quarantine,processLarge']] as const) {
+      template.hasResourceProperties('AWS::Lambda::Function', {
+        Description: Match.stringLikeRegexp('ingestion router'), Environment: { Variables: Match.objectLike({ ONS_ROUTES: routes }) },
+      });
+      const states = definitionOf(stack, 'IngestionStateMachine').States;
+      expect(states.Decide.Choices.map((c: any) => c.StringEquals).join(',')).toBe(routes);
+      // Any other action is quarantined and notified, never a bare Fail.
+      expect(states.Decide.Default).toBe('UnknownRoute');
+      expect(states.UnknownRoute).toMatchObject({ Type: 'Pass', Next: 'Quarantine' });
+      // Only the router reads it.
+      expect(Object.values<any>(template.findResources('AWS::Lambda::Function')).filter((f) => f.Properties.Environment?.Variables?.ONS_ROUTES)).toHaveLength(1);
+    }
+  });
+
   test('a given VPC is used; disabling removes every Batch resource', () => {
     const app = new App();
     const stack = new Stack(app, 'WithVpc', { env: ENV });

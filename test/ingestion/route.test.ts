@@ -144,6 +144,41 @@ describe('decisions', () => {
   });
 });
 
+describe('a pipeline without large-file processing (ONS_ROUTES without processLarge)', () => {
+  const BATCH_OFF = 'process,document,quarantine';
+
+  test('a CSV above the threshold is quarantined at Route with how to load it; the ledger records the reason', async () => {
+    const key = 'incoming/no-batch/CARGA_ENERGIA_2013.csv';
+    const result = await route(key, CSV, { [IngestionEnv.LAMBDA_MAX_BYTES]: String(CSV.length - 1), [IngestionEnv.ROUTES]: BATCH_OFF });
+
+    expect(result.action).toBe('quarantine');
+    expect(result.reason).toBe(`the file is larger than ${CSV.length - 1} bytes, the most the processor function takes, and this pipeline has no `
+      + 'large-file processing (largeFileProcessing.enabled is false): raise lambdaMaxFileSize (up to 3072 MiB) or enable largeFileProcessing, '
+      + `then run the backfill with this key as its prefix ({ "prefix": "${key}" })`);
+    expect(await ledgerItem(aws, BUCKETS.raw, key)).toMatchObject({ status: 'received', route: 'quarantine', routeReason: result.reason });
+  });
+
+  test('files within the threshold and documents are routed as usual', async () => {
+    const small = await route('incoming/no-batch/small.csv', CSV, { [IngestionEnv.ROUTES]: BATCH_OFF });
+    const pdf = await route('incoming/no-batch/notes.md', Buffer.from('# notes'), { [IngestionEnv.ROUTES]: BATCH_OFF });
+    expect([small.action, pdf.action]).toEqual(['process', 'document']);
+  });
+
+  test('any action the state machine lacks is answered as quarantine, naming it', async () => {
+    const result = await route('incoming/no-documents/notes.md', Buffer.from('# notes'), { [IngestionEnv.ROUTES]: 'process,quarantine' });
+    expect(result).toMatchObject({
+      action: 'quarantine',
+      reason: "the ingestion state machine has no 'document' route (ONS_ROUTES=process,quarantine)",
+    });
+  });
+
+  test('ONS_ROUTES missing is a configuration error, not a routing decision', async () => {
+    await putObject(aws, BUCKETS.raw, 'incoming/config/routes.csv', CSV);
+    await expect(router({ [IngestionEnv.ROUTES]: undefined })({ source: { bucket: BUCKETS.raw, key: 'incoming/config/routes.csv' }, executionArn: EXECUTION }))
+      .rejects.toMatchObject({ name: 'ConfigurationError', message: 'ONS_ROUTES is not set' });
+  });
+});
+
 describe('workbooks: sized by what their reading expands, from the zip directory', () => {
   const XLSX = readFileSync(join(ONS_DATA, 'CURVA_CARGA_2021.xlsx'));
   const parts = unzipSync(new Uint8Array(XLSX));

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { DynamoDBClient, GetItemCommand, GetItemCommandInput } from '@aws-sdk/client-dynamodb';
 import { App, Stack } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
 import { definitionOf } from './asl';
 import {
   ASSETS, BUCKETS, FaultyS3Proxy, getBytes, handlerEnv, isPutObject, ledgerItem, listKeys, loadHandler, LocalAws, putObject, restoreEnv,
@@ -57,7 +58,9 @@ interface Outcome {
 }
 
 /** Runs one execution; `env` is the handlers' environment. */
-async function execute(input: unknown, env: Record<string, string | undefined>, overrides: Record<string, Handler> = {}): Promise<Outcome> {
+async function execute(
+  input: unknown, env: Record<string, string | undefined>, overrides: Record<string, Handler> = {}, asl: Record<string, any> = definition,
+): Promise<Outcome> {
   const handlers: Record<string, Handler> = {};
   for (const name of ['route', 'process', 'copy-document', 'quarantine']) handlers[name] = loadHandler(name, env);
   const notifications: unknown[] = [];
@@ -65,7 +68,7 @@ async function execute(input: unknown, env: Record<string, string | undefined>, 
     notifications.push(params);
     return { MessageId: `m-${notifications.length}` };
   };
-  const machine = new StateMachine(definition, { validationOptions: { checkArn: true, checkPaths: true } });
+  const machine = new StateMachine(asl, { validationOptions: { checkArn: true, checkPaths: true } });
   const execution = machine.run(input, {
     context: {
       Execution: { Id: 'arn:aws:states:sa-east-1:123456789012:execution:OnsIngestion:local', Input: input, StartTime: new Date().toISOString() },
@@ -83,7 +86,7 @@ async function execute(input: unknown, env: Record<string, string | undefined>, 
         ReadBatchResult: (params: any) => getItem(params),
         ...overrides,
       } as any,
-      retryIntervalOverrides: Object.fromEntries(Object.keys(definition.States).map((s) => [s, 0])),
+      retryIntervalOverrides: Object.fromEntries(Object.keys(asl.States).map((s) => [s, 0])),
     },
   });
   const states: string[] = [];
@@ -280,5 +283,52 @@ describe('a file above the Lambda threshold', () => {
     expect(outcome.output.route.action).toBe('processLarge');
     expect(outcome.output.processed).toMatchObject({ status: 'processed', dataset: 'cmo_semanal' });
     expect((await listKeys(aws, BUCKETS.processed, 'processed/dataset=cmo_semanal/')).length).toBeGreaterThan(0);
+  });
+});
+
+describe('a pipeline without large-file processing', () => {
+  const noBatch = new Stack(new App(), 'NoBatch', { env: ENV });
+  new IngestionPipeline(noBatch, 'Ingestion', {
+    stage: PlatformStage.DEV, dataLake: new DataLake(noBatch, 'Lake', { stage: PlatformStage.DEV }), largeFileProcessing: { enabled: false },
+  });
+  const noBatchDefinition = definitionOf(noBatch, 'IngestionStateMachine');
+  // The routes the construct gives its router, read from the synthesized template.
+  const router = Template.fromStack(noBatch).findResources('AWS::Lambda::Function', { Properties: { Description: Match.stringLikeRegexp('router') } });
+  const routes: string = Object.values<any>(router)[0].Properties.Environment.Variables[IngestionEnv.ROUTES];
+  const bytes = readFileSync(join(ONS_DATA, 'CMO_SEMANAL_2013.csv'));
+
+  async function quarantinedReport(key: string) {
+    const reports = await listKeys(aws, BUCKETS.failed, 'quarantine/');
+    return JSON.parse((await getBytes(aws, BUCKETS.failed, reports.find((k) => k.endsWith(`${key}.error.json`))!)).toString());
+  }
+
+  test('a file above the Lambda threshold is quarantined at Route and notified, with how to load it; the ledger says so', async () => {
+    const key = 'ons/no-batch/CMO_SEMANAL_2013.csv';
+    await putObject(aws, BUCKETS.raw, key, bytes);
+    const outcome = await execute(s3Event(key, bytes.length), handlerEnv(aws, { [IngestionEnv.LAMBDA_MAX_BYTES]: '1024', [IngestionEnv.ROUTES]: routes }), {}, noBatchDefinition);
+
+    expect(outcome.error).toBeUndefined();
+    expect(outcome.states).toEqual(['Normalise', 'FromUnversionedEvent', 'Route', 'Decide', 'Quarantine', 'NotifyQuarantined', 'Quarantined']);
+    const howTo = /largeFileProcessing\.enabled is false\): raise lambdaMaxFileSize \(up to 3072 MiB\) or enable largeFileProcessing, then run the backfill/;
+    expect(JSON.stringify(outcome.notifications)).toMatch(howTo);
+    const item = await ledgerItem(aws, BUCKETS.raw, key);
+    expect(item).toMatchObject({ status: 'quarantined', route: 'quarantine', error: { step: 'Route' } });
+    expect(item!.error!.reason).toMatch(howTo);
+    expect((await quarantinedReport(key)).reason).toMatch(howTo);
+    expect(await getBytes(aws, BUCKETS.raw, key)).toEqual(bytes);
+  });
+
+  test('a router out of step with the machine (it answers processLarge) ends quarantined and notified, not in a bare Fail', async () => {
+    const key = 'ons/stale-router/CMO_SEMANAL_2013.csv';
+    await putObject(aws, BUCKETS.raw, key, bytes);
+    const stale = handlerEnv(aws, { [IngestionEnv.LAMBDA_MAX_BYTES]: '1024', [IngestionEnv.ROUTES]: 'process,document,quarantine,processLarge' });
+    const outcome = await execute(s3Event(key, bytes.length), stale, {}, noBatchDefinition);
+
+    expect(outcome.error).toBeUndefined();
+    expect(outcome.states).toEqual(['Normalise', 'FromUnversionedEvent', 'Route', 'Decide', 'UnknownRoute', 'Quarantine', 'NotifyQuarantined', 'Quarantined']);
+    const reason = 'the router answered processLarge, a route this state machine does not have';
+    expect(JSON.stringify(outcome.notifications)).toContain(reason);
+    expect(await ledgerItem(aws, BUCKETS.raw, key)).toMatchObject({ status: 'quarantined', error: { step: 'Route', reason } });
+    expect((await quarantinedReport(key)).reason).toBe(reason);
   });
 });

@@ -176,6 +176,16 @@ describe('the router (largeFileBatch, knowledgeBaseSync)', () => {
     expect(result.reason).toMatch(/large-file processing is turned off \(feature flag largeFileBatch\)/);
   });
 
+  test('largeFileBatch off in a pipeline without Batch: the pipeline\'s reason, as turning the flag on would not help', async () => {
+    appconfig.profiles.set(PROFILE_KEY, flagValues({ largeFileBatch: { enabled: false, lambdaMaxBytes: CSV.length - 1 } }));
+    await putObject(aws, BUCKETS.raw, 'flags/no-batch/CARGA_ENERGIA_2013.csv', CSV);
+    const handler = loadHandler<unknown, RouteResult>('route', handlerEnv(aws, { ...flagsEnv(), [IngestionEnv.ROUTES]: 'process,document,quarantine' }));
+    const result = await handler({ source: { bucket: BUCKETS.raw, key: 'flags/no-batch/CARGA_ENERGIA_2013.csv' }, executionArn: EXECUTION });
+    expect(result.action).toBe('quarantine');
+    expect(result.reason).toMatch(/largeFileProcessing\.enabled is false\): raise lambdaMaxFileSize/);
+    expect(result.reason).not.toMatch(/feature flag/);
+  });
+
   test('largeFileBatch off leaves files under the threshold alone', async () => {
     const result = await route('flags/small/CARGA_ENERGIA_2013.csv', flagValues({ largeFileBatch: { enabled: false, lambdaMaxBytes: CSV.length } }));
     expect(result.action).toBe('process');

@@ -8,9 +8,9 @@ import { isZip } from '../../ons/readers/zip';
 import { RefusedFileError } from '../../ons/types';
 import { FeatureFlag } from '../../runtime/contract';
 import { flag } from '../../runtime/flags';
-import { isNotFound, listEnv, numberEnv } from '../../runtime/handler';
+import { isNotFound, listEnv, numberEnv, requiredEnv } from '../../runtime/handler';
 import { log } from '../../runtime/telemetry';
-import { DEFAULT_DOCUMENT_EXTENSIONS, DEFAULT_TABULAR_EXTENSIONS, IngestionEnv, RouteAction, RouteResult } from '../contract';
+import { DEFAULT_DOCUMENT_EXTENSIONS, DEFAULT_TABULAR_EXTENSIONS, IngestionEnv, LAMBDA_MAX_FILE_MIB_LIMIT, RouteAction, RouteResult } from '../contract';
 
 /**
  * Route: decides what happens to a new raw object, by extension and size, and records it in the
@@ -29,6 +29,7 @@ export async function routeObject(input: StepInput, deps: StepDeps): Promise<Rou
   const lambdaMaxBytes = typeof flagged === 'number' && Number.isInteger(flagged) && flagged > 0 ? flagged : numberEnv(IngestionEnv.LAMBDA_MAX_BYTES);
   const knowledgeBaseSync = (await flag(FeatureFlag.KNOWLEDGE_BASE_SYNC)).enabled;
   const maxExpandedBytes = numberEnv(IngestionEnv.XLSX_MAX_EXPANDED_BYTES, XLSX_MAX_EXPANDED_BYTES);
+  const routes = requiredEnv(IngestionEnv.ROUTES).split(',').map((r) => r.trim());
   const { s3, ledger } = deps;
 
   let source: SourceObject;
@@ -38,7 +39,7 @@ export async function routeObject(input: StepInput, deps: StepDeps): Promise<Rou
     source = {
       bucket: requested.bucket, key: requested.key, versionId: head.VersionId ?? requested.versionId, size: head.ContentLength ?? requested.size,
     };
-    const config = { tabular, documents, lambdaMaxBytes, largeFiles: largeFiles.enabled };
+    const config = { tabular, documents, lambdaMaxBytes, largeFiles: largeFiles.enabled, routes };
     const workbook = config.tabular.includes(extensionOf(source.key)) && source.size ? await workbookNeeds(s3, source, maxExpandedBytes) : undefined;
     decision = decide(source, config, workbook);
   } catch (error) {
@@ -68,6 +69,8 @@ interface RouteConfig {
   readonly lambdaMaxBytes: number;
   /** The largeFileBatch flag: off, files above lambdaMaxBytes wait in quarantine. */
   readonly largeFiles: boolean;
+  /** The actions the state machine has a branch for: any other is answered as quarantine. */
+  readonly routes: string[];
 }
 
 /** What reading a workbook takes: its processing measured in CSV bytes, or the reason it is refused at once. */
@@ -103,6 +106,13 @@ function extensionOf(key: string): string {
 }
 
 function decide(source: SourceObject, config: RouteConfig, workbook?: WorkbookNeeds): { action: RouteAction; reason?: string } {
+  const decision = decideAction(source, config, workbook);
+  if (config.routes.includes(decision.action)) return decision;
+  // Never a route the state machine lacks (it would end without quarantine or notification).
+  return { action: 'quarantine', reason: `the ingestion state machine has no '${decision.action}' route (${IngestionEnv.ROUTES}=${config.routes.join(',')})` };
+}
+
+function decideAction(source: SourceObject, config: RouteConfig, workbook?: WorkbookNeeds): { action: RouteAction; reason?: string } {
   const name = source.key.split('/').pop() ?? '';
   const extension = extensionOf(source.key);
   const expected = `expected a tabular file (${config.tabular.map((e) => `.${e}`).join(', ')}) or a document (${config.documents.map((e) => `.${e}`).join(', ')})`;
@@ -113,10 +123,18 @@ function decide(source: SourceObject, config: RouteConfig, workbook?: WorkbookNe
     // A workbook weighs what a CSV that takes as long to process weighs (never less than its own size).
     const work = Math.max(source.size ?? 0, workbook?.csvBytes ?? 0);
     if (work <= config.lambdaMaxBytes) return { action: 'process' };
+    const larger = workbook && work > (source.size ?? 0)
+      ? `the workbook expands to ${workbook.expandedBytes} bytes, as much work as a CSV of ${work} bytes, more than ${config.lambdaMaxBytes} bytes`
+      : `the file is larger than ${config.lambdaMaxBytes} bytes`;
+    if (!config.routes.includes('processLarge')) {
+      return {
+        action: 'quarantine',
+        reason: `${larger}, the most the processor function takes, and this pipeline has no large-file processing `
+          + `(largeFileProcessing.enabled is false): raise lambdaMaxFileSize (up to ${LAMBDA_MAX_FILE_MIB_LIMIT} MiB) or enable largeFileProcessing, `
+          + `then run the backfill with this key as its prefix ({ "prefix": "${source.key}" })`,
+      };
+    }
     if (!config.largeFiles) {
-      const larger = workbook && work > (source.size ?? 0)
-        ? `the workbook expands to ${workbook.expandedBytes} bytes, as much work as a CSV of ${work} bytes, more than ${config.lambdaMaxBytes} bytes`
-        : `the file is larger than ${config.lambdaMaxBytes} bytes`;
       return {
         action: 'quarantine',
         reason: `${larger} and large-file processing is turned off (feature flag largeFileBatch); backfill it once the flag is on`,
