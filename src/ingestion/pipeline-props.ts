@@ -17,7 +17,8 @@ import { ITimeSeriesStore } from '../timeseries/store';
 export interface LargeFileProcessingOptions {
   /**
    * Process large files at all. When `false`, no Batch resources (and no VPC) are created and a
-   * tabular file above `lambdaMaxFileSize` is quarantined with that reason.
+   * tabular file above `lambdaMaxFileSize` is quarantined and notified, with a reason that says how to
+   * load it (raise `lambdaMaxFileSize`, or enable this, then backfill the file).
    *
    * @default true
    */
