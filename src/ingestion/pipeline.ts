@@ -31,6 +31,7 @@ import { IDataLake } from '../lake/data-lake';
 import { LedgerEnv, LedgerSchema, LedgerStatus } from '../ledger/contract';
 import { IIngestionLedger, IngestionLedger } from '../ledger/ingestion-ledger';
 import { XLSX_MAX_EXPANDED_BYTES } from '../ons/limits';
+import { DEFAULT_PREFIXES } from '../ons/layout';
 import { HandlerEnv, MetricServices } from '../runtime/contract';
 import { LoadErrors } from '../timeseries/contract';
 
@@ -107,6 +108,7 @@ export class IngestionPipeline extends Construct implements IMonitorable {
 
   private readonly stage: PlatformStage;
   private readonly lake: IDataLake;
+  private readonly stagingPrefix: string;
   private readonly safeDeployment?: SafeDeployment;
   private readonly key: kms.IKey;
 
@@ -114,6 +116,7 @@ export class IngestionPipeline extends Construct implements IMonitorable {
     super(scope, id);
     this.stage = props.stage;
     this.lake = props.dataLake;
+    this.stagingPrefix = props.dataLake.stagingPrefix ?? DEFAULT_PREFIXES.staging;
     this.key = props.dataLake.encryptionKey;
     this.safeDeployment = props.safeDeployment;
     applyPlatformTags(this, this.stage);
@@ -153,6 +156,7 @@ export class IngestionPipeline extends Construct implements IMonitorable {
       [LakeEnv.DOCUMENTS_PREFIX]: this.lake.documentsPrefix,
       [LakeEnv.REJECTED_ROWS_PREFIX]: this.lake.rejectedRowsPrefix,
       [LakeEnv.QUARANTINE_PREFIX]: this.lake.quarantinePrefix,
+      [LakeEnv.STAGING_PREFIX]: this.stagingPrefix,
       [IngestionEnv.LAMBDA_MAX_BYTES]: String(this.lambdaMaxFileSize.toBytes()),
       // Router (quarantines a workbook over it), processor and Batch job (refuse a part that expands past it).
       [IngestionEnv.XLSX_MAX_EXPANDED_BYTES]: String(maxExpanded),
@@ -270,10 +274,18 @@ export class IngestionPipeline extends Construct implements IMonitorable {
     this.key.grant(grantee, 'kms:Decrypt', 'kms:GenerateDataKey');
   }
 
+  /**
+   * The processor stages its outputs (put, delete; get, as the source of CopyObject) and copies them to
+   * their final names, deleting what an earlier version of the source no longer has.
+   */
   private grantProcess(grantee: iam.IGrantable): void {
     this.grantReadRaw(grantee);
-    this.grantWrite(grantee, this.lake.processedBucket.bucketArn, [this.lake.processedDataPrefix, this.lake.dataCardsPrefix]);
+    this.grantWrite(grantee, this.lake.processedBucket.bucketArn, [this.lake.processedDataPrefix, this.lake.dataCardsPrefix, this.stagingPrefix]);
     this.grantWrite(grantee, this.lake.failedBucket.bucketArn, [this.lake.rejectedRowsPrefix]);
+    grantee.grantPrincipal.addToPrincipalPolicy(new iam.PolicyStatement({
+      actions: ['s3:GetObject'],
+      resources: [this.lake.processedBucket.arnForObjects(`${this.stagingPrefix}*`)],
+    }));
     this.ledger.grantRecord(grantee);
   }
 

@@ -12,6 +12,8 @@ export const LakeEnv = {
   PROCESSED_DATA_PREFIX: 'ONS_PROCESSED_DATA_PREFIX',
   DATA_CARDS_PREFIX: 'ONS_DATA_CARDS_PREFIX',
   DOCUMENTS_PREFIX: 'ONS_DOCUMENTS_PREFIX',
+  /** Where the processor stages a run's outputs until all are written. */
+  STAGING_PREFIX: 'ONS_STAGING_PREFIX',
   /** Prefixes in the failed bucket (each ends with `/`). */
   REJECTED_ROWS_PREFIX: 'ONS_REJECTED_ROWS_PREFIX',
   QUARANTINE_PREFIX: 'ONS_QUARANTINE_PREFIX',

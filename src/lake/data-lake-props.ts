@@ -111,6 +111,24 @@ export interface DataLakeOptions {
   readonly queryResultsPrefix?: string;
 
   /**
+   * Prefix in the processed bucket where the processor stages a run's outputs until all of them are
+   * written (no table reads it); they are then copied to their final names. A lifecycle rule expires
+   * what a killed run left after `stagingExpirationDays`. Must end with `/` and not overlap the other
+   * processed-bucket prefixes.
+   *
+   * @default 'staging/'
+   */
+  readonly stagingPrefix?: string;
+
+  /**
+   * Days after which objects under `stagingPrefix` expire (a safety net: the next run of the same
+   * source removes what a killed run staged).
+   *
+   * @default 3
+   */
+  readonly stagingExpirationDays?: number;
+
+  /**
    * Days after which Athena query results expire.
    *
    * @default 30

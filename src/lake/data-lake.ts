@@ -50,6 +50,12 @@ export interface IDataLake {
   readonly rejectedRowsPrefix: string;
   /** Prefix of the quarantined objects in the failed bucket. */
   readonly quarantinePrefix: string;
+  /**
+   * Prefix in the processed bucket where the processor stages a run's outputs until all are written.
+   *
+   * @default 'staging/'
+   */
+  readonly stagingPrefix?: string;
   /** Lets `grantee` upload files to the raw bucket (which starts their ingestion). */
   grantUpload(grantee: iam.IGrantable): iam.Grant;
 }
@@ -110,6 +116,8 @@ export class DataLake extends Construct implements IDataLake {
   public readonly quarantinePrefix: string;
   /** Prefix of Athena query results in the processed bucket. */
   public readonly queryResultsPrefix: string;
+  /** Prefix in the processed bucket where the processor stages a run's outputs until all are written. */
+  public readonly stagingPrefix: string;
   /** The Glue database of the lake's tables. */
   public readonly database: glue.CfnDatabase;
   /** Name of the Glue database. */
@@ -151,16 +159,22 @@ export class DataLake extends Construct implements IDataLake {
     this.rejectedRowsPrefix = validatePrefix('rejectedRowsPrefix', props.rejectedRowsPrefix ?? DEFAULT_PREFIXES.rejectedRows);
     this.quarantinePrefix = validatePrefix('quarantinePrefix', props.quarantinePrefix ?? DEFAULT_PREFIXES.quarantine);
     this.queryResultsPrefix = validatePrefix('queryResultsPrefix', props.queryResultsPrefix ?? DEFAULT_PREFIXES.queryResults);
+    this.stagingPrefix = validatePrefix('stagingPrefix', props.stagingPrefix ?? DEFAULT_PREFIXES.staging);
     assertDisjoint('processed bucket', {
       processedDataPrefix: this.processedDataPrefix,
       documentsPrefix: this.documentsPrefix,
       dataCardsPrefix: this.dataCardsPrefix,
       queryResultsPrefix: this.queryResultsPrefix,
+      stagingPrefix: this.stagingPrefix,
     });
     assertDisjoint('failed bucket', { rejectedRowsPrefix: this.rejectedRowsPrefix, quarantinePrefix: this.quarantinePrefix });
     const queryResultsExpirationDays = props.queryResultsExpirationDays ?? 30;
     if (!Number.isInteger(queryResultsExpirationDays) || queryResultsExpirationDays < 1) {
       throw new Error(`DataLakeProps.queryResultsExpirationDays: expected a whole number of days of at least 1, got ${queryResultsExpirationDays}`);
+    }
+    const stagingExpirationDays = props.stagingExpirationDays ?? 3;
+    if (!Number.isInteger(stagingExpirationDays) || stagingExpirationDays < 1) {
+      throw new Error(`DataLakeProps.stagingExpirationDays: expected a whole number of days of at least 1, got ${stagingExpirationDays}`);
     }
     const databaseName = props.databaseName ?? `ons_data_platform_${stage.name.replace(/-/g, '_')}`;
     this.databaseName = Token.isUnresolved(databaseName) ? databaseName : checkName('DataLakeProps.databaseName', databaseName);
@@ -250,6 +264,8 @@ export class DataLake extends Construct implements IDataLake {
         }],
       },
       { id: 'expire-query-results', prefix: this.queryResultsPrefix, expiration: Duration.days(queryResultsExpirationDays) },
+      // What a killed run staged and no later run of its source removed (see IngestionPipeline).
+      { id: 'expire-staging', prefix: this.stagingPrefix, expiration: Duration.days(stagingExpirationDays) },
     ]);
     this.processedBucket = processed;
     if (props.replication) {

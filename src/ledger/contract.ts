@@ -105,6 +105,16 @@ export interface LedgerOutputs {
   readonly documentKey?: string;
 }
 
+/**
+ * Where a run stages its outputs before they get their final names, recorded before the first is
+ * written, so a later run of the same source finds and removes what a killed run left. @internal
+ */
+export interface StagingRecord {
+  readonly bucket: string;
+  /** Every staged object's key (all under one run prefix). */
+  readonly keys: string[];
+}
+
 /** Why a run failed. @internal */
 export interface LedgerError {
   /** The step that failed (`Route`, `ProcessFile`, ...). */
@@ -171,6 +181,10 @@ export interface LedgerItem extends LedgerKey {
   readonly rejected?: number;
   readonly series?: number;
   readonly outputs?: LedgerOutputs;
+  /** The outputs of the run under way (or killed), until they have their final names. */
+  readonly staging?: StagingRecord;
+  /** The version (`sk`) of the same key that replaced this one as the current version; its outputs were removed or rewritten. */
+  readonly supersededBy?: string;
   readonly duplicateOf?: string;
   /** The ProcessResult as JSON text: the Batch path reads it back with GetItem and `States.StringToJson`. */
   readonly result?: string;

@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
-import { dirname, join, posix } from 'node:path';
+import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname, join, posix, relative, sep } from 'node:path';
 import { DataCardBuilder } from './card';
 import { normaliseColumn } from './catalog';
 import { baseName, DatasetLayout, resolveDataset } from './detect';
-import { dataCardKey, dataCardMetadataKey, DEFAULT_PREFIXES, rejectedRowsKey } from './layout';
+import { dataCardKey, dataCardMetadataKey, DEFAULT_PREFIXES, isOutputOf, outputStem, rejectedRowsKey, sourceId, sourceIdentity } from './layout';
 import { FileSource, openTable, OpenOptions } from './open';
 import { FileSummary, processTable, RecordSink } from './process';
 import { RawTable, RefusedFileError } from './types';
@@ -29,7 +29,10 @@ export interface InspectOptions extends OpenOptions {
 export interface ConvertOptions extends InspectOptions, OutputLayout {
   /** Local directory the outputs are written under. */
   readonly outDir: string;
-  /** The source object's key (or path), recorded in every output. @default the file name */
+  /**
+   * The source object's key (or path), recorded in every output; with `sourceBucket`, it is the source's
+   * identity (`ons/layout.ts` sourceIdentity) that names the outputs. @default the file name
+   */
   readonly sourceKey?: string;
   readonly sourceBucket?: string;
   readonly sourceVersion?: string;
@@ -46,6 +49,8 @@ export interface ConvertResult {
   readonly card: string;
   readonly cardMetadata: string;
   readonly rejected?: string;
+  /** Outputs of an earlier version of the same source that this one no longer has (a month it dropped), removed; relative to `outDir`. */
+  readonly removed: string[];
 }
 
 /** A file name safe in S3 keys and file systems: ASCII letters, digits, `.`, `_`, `-`. */
@@ -118,17 +123,24 @@ export async function inspectFile(fileName: string, source: FileSource, options:
 /**
  * Reads a file once and writes what the processing function writes: processed Parquet partitioned by
  * dataset/year/month of the data's local time, the data card (Markdown + `.metadata.json`) and the
- * rejected rows with their reasons. Outputs get their final names only when everything succeeded; on a
- * failure nothing is left but (for a file whose every row was refused) the rejected-rows report.
+ * rejected rows with their reasons. Every output is named after the source's identity (the key, not the
+ * content), so a revised file converted into the same directory replaces its earlier outputs, and the
+ * earlier outputs it no longer has (a month it dropped) are removed. Outputs are written under temporary
+ * names and renamed only when everything succeeded; on a failure nothing is left but (for a file whose
+ * every row was refused) the rejected-rows report, and the earlier outputs stay as they were.
  */
 export async function convertFile(fileName: string, source: FileSource, options: ConvertOptions): Promise<ConvertResult> {
   const hash = createHash('sha256');
   const { table, layout, tapped } = await open(fileName, source, options, hash);
   const name = sourceName(fileName);
+  const id = sourceId(sourceIdentity(options.sourceKey ?? baseName(fileName), options.sourceBucket));
+  const stem = outputStem(name, id);
   const processedPrefix = options.processedDataPrefix ?? DEFAULT_PREFIXES.processedData;
-  const cardPath = dataCardKey(options.dataCardsPrefix ?? DEFAULT_PREFIXES.dataCards, layout.id, name);
+  const cardsPrefix = options.dataCardsPrefix ?? DEFAULT_PREFIXES.dataCards;
+  const rejectedPrefix = options.rejectedRowsPrefix ?? DEFAULT_PREFIXES.rejectedRows;
+  const cardPath = dataCardKey(cardsPrefix, layout.id, stem);
   const cardMetadataPath = dataCardMetadataKey(cardPath);
-  const rejectedPath = rejectedRowsKey(options.rejectedRowsPrefix ?? DEFAULT_PREFIXES.rejectedRows, layout.id, name);
+  const rejectedPath = rejectedRowsKey(rejectedPrefix, layout.id, stem);
 
   const parquet = new ProcessedParquetWriter({
     outDir: join(options.outDir, processedPrefix),
@@ -165,11 +177,16 @@ export async function convertFile(fileName: string, source: FileSource, options:
     const built = card.build(summary, {
       key: options.sourceKey ?? baseName(fileName), bucket: options.sourceBucket, version: options.sourceVersion, contentHash,
     });
-    await writeAtomically(join(options.outDir, cardPath), built.markdown);
-    await writeAtomically(join(options.outDir, cardMetadataPath), JSON.stringify(built.metadata, null, 2));
-    const partitions = (await parquet.finish(contentHash.slice(0, 16)))
+    // The card keeps a temporary name until the data has its final names: an earlier card of this source stays until then.
+    await writePartial(join(options.outDir, cardPath), built.markdown);
+    await writePartial(join(options.outDir, cardMetadataPath), JSON.stringify(built.metadata, null, 2));
+    const partitions = (await parquet.finish(id))
       .map((p) => ({ ...p, relativePath: posix.join(processedPrefix, p.relativePath) }));
     const rejectedFile = await rejected.finish();
+    await rename(`${join(options.outDir, cardMetadataPath)}.partial`, join(options.outDir, cardMetadataPath));
+    await rename(`${join(options.outDir, cardPath)}.partial`, join(options.outDir, cardPath));
+    const written = [...partitions.map((p) => p.relativePath), cardPath, cardMetadataPath, ...(rejectedFile ? [rejectedPath] : [])];
+    const removed = await removeEarlierOutputs(options.outDir, [processedPrefix, cardsPrefix, rejectedPrefix], stem, new Set(written));
     return {
       summary,
       contentHash,
@@ -177,18 +194,35 @@ export async function convertFile(fileName: string, source: FileSource, options:
       card: cardPath,
       cardMetadata: cardMetadataPath,
       rejected: rejectedFile ? rejectedPath : undefined,
+      removed,
     };
   } catch (error) {
     await parquet.abort();
     await rejected.abort();
-    await rm(join(options.outDir, cardPath), { force: true });
-    await rm(join(options.outDir, cardMetadataPath), { force: true });
+    await rm(`${join(options.outDir, cardPath)}.partial`, { force: true });
+    await rm(`${join(options.outDir, cardMetadataPath)}.partial`, { force: true });
     throw error;
   }
 }
 
-async function writeAtomically(path: string, text: string): Promise<void> {
+async function writePartial(path: string, text: string): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
   await writeFile(`${path}.partial`, text);
-  await rename(`${path}.partial`, path);
+}
+
+/** Removes the files under `prefixes` of `outDir` named after `stem` (an earlier version's outputs) that are not in `keep`; returns their paths. */
+async function removeEarlierOutputs(outDir: string, prefixes: string[], stem: string, keep: Set<string>): Promise<string[]> {
+  const removed: string[] = [];
+  for (const prefix of new Set(prefixes)) {
+    const dir = join(outDir, prefix);
+    const entries = await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => []);
+    for (const entry of entries) {
+      if (!entry.isFile() || !isOutputOf(entry.name, stem)) continue;
+      const path = relative(outDir, join(entry.parentPath, entry.name)).split(sep).join('/');
+      if (keep.has(path)) continue;
+      await rm(join(outDir, path), { force: true });
+      removed.push(path);
+    }
+  }
+  return removed.sort();
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
 import { DatasetDefinition } from './catalog';
 
@@ -25,6 +26,8 @@ export const DEFAULT_PREFIXES = {
   rejectedRows: 'rejected/',
   /** Quarantined raw objects and their error reports, in the failed bucket. */
   quarantine: 'quarantine/',
+  /** A run's outputs before they get their final names, in the processed bucket (no table reads it). */
+  staging: 'staging/',
 } as const;
 
 /** The partition keys of the processed zone, in path order; no dataset may have a column of these names. */
@@ -40,9 +43,45 @@ export function partitionPath(dataset: string, year?: string, month?: string): s
   return year === undefined ? datasetPath : `${datasetPath}year=${year}/month=${month}/`;
 }
 
-/** The file name of a processed part: `<sourceName>-<contentHash>.parquet`, then `-2`, `-3`… for a partition's later parts. */
-export function partFileName(sourceName: string, contentHash: string, part = 1): string {
-  return `${sourceName}-${contentHash}${part > 1 ? `-${part}` : ''}.parquet`;
+/**
+ * The identity of a source: `s3://<bucket>/<key>` (the ledger's partition key) for an object, the key
+ * alone for a local file. Every output of a source is named after it, so a new version of the source
+ * replaces its own outputs and never another source's.
+ */
+export function sourceIdentity(key: string, bucket?: string): string {
+  return bucket === undefined ? key : `s3://${bucket}/${key}`;
+}
+
+/** 16 hex digits of the SHA-256 of a source identity: short, stable, and different for two keys with the same file name. */
+export function sourceId(identity: string): string {
+  return createHash('sha256').update(identity).digest('hex').slice(0, 16);
+}
+
+/**
+ * The stem every output of a source shares: `<sourceName>.<sourceId>` (card, rejected rows; Parquet parts
+ * add their part). The `.` keeps these names apart from the content-hash names of earlier releases (`-<16 hex>`).
+ */
+export function outputStem(sourceName: string, id: string): string {
+  return `${sourceName}.${id}`;
+}
+
+/** The file name of a processed part: `<sourceName>.<sourceId>.parquet`, then `-2`, `-3`… for a partition's later parts. */
+export function partFileName(sourceName: string, id: string, part = 1): string {
+  return `${outputStem(sourceName, id)}${part > 1 ? `-${part}` : ''}.parquet`;
+}
+
+/** True when `fileName` (no folder) is an output of the source whose stem is `stem`: a Parquet part, the card, its metadata or the rejected rows. */
+export function isOutputOf(fileName: string, stem: string): boolean {
+  if (!fileName.startsWith(stem)) return false;
+  return /^(?:-\d+)?\.parquet$|^\.md$|^\.md\.metadata\.json$|^\.rejected\.csv$/.test(fileName.slice(stem.length));
+}
+
+/**
+ * Where a run stages its outputs before copying them to their final names:
+ * `<stagingPrefix><sourceId>/<run>/`; each output goes under it as `<bucket>/<final key>`.
+ */
+export function stagingPrefix(prefix: string, id: string, run: string): string {
+  return `${prefix}${id}/${run}/`;
 }
 
 /** A processed part's key (under any prefix) as its partition, or undefined when it is not one. */
@@ -51,9 +90,9 @@ export function parsePartKey(key: string): { dataset: string; year: string; mont
   return m ? { dataset: m[1], year: m[2], month: m[3] } : undefined;
 }
 
-/** The data card of a source file: `<dataCardsPrefix><dataset>/<sourceName>.md`. */
-export function dataCardKey(dataCardsPrefix: string, dataset: string, sourceName: string): string {
-  return posix.join(dataCardsPrefix, dataset, `${sourceName}.md`);
+/** The data card of a source: `<dataCardsPrefix><dataset>/<stem>.md` (the stem from `outputStem`). */
+export function dataCardKey(dataCardsPrefix: string, dataset: string, stem: string): string {
+  return posix.join(dataCardsPrefix, dataset, `${stem}.md`);
 }
 
 /** The metadata file Bedrock reads beside a data card. */
@@ -69,9 +108,9 @@ export function dataCardDataset(key: string): string | undefined {
   return /(?:^|\/)cards\/([a-z0-9_]{1,64})\/[^/]+$/.exec(key)?.[1];
 }
 
-/** The rejected rows of a source file: `<rejectedRowsPrefix><dataset>/<sourceName>.rejected.csv`. */
-export function rejectedRowsKey(rejectedRowsPrefix: string, dataset: string, sourceName: string): string {
-  return posix.join(rejectedRowsPrefix, dataset, `${sourceName}.rejected.csv`);
+/** The rejected rows of a source: `<rejectedRowsPrefix><dataset>/<stem>.rejected.csv` (the stem from `outputStem`). */
+export function rejectedRowsKey(rejectedRowsPrefix: string, dataset: string, stem: string): string {
+  return posix.join(rejectedRowsPrefix, dataset, `${stem}.rejected.csv`);
 }
 
 /** Where a time-series engine's loader reports the records it rejected: `<rejectedRowsPrefix>timeseries/`. */
@@ -79,9 +118,9 @@ export function rejectedRecordsPrefix(rejectedRowsPrefix: string): string {
   return `${rejectedRowsPrefix}timeseries/`;
 }
 
-/** A loader's report of the records its engine rejected: `<rejectedRecordsPrefix><dataset>/<sourceName>.rejected-records.jsonl`. */
-export function rejectedRecordsKey(prefix: string, dataset: string, sourceName: string): string {
-  return `${prefix}${dataset}/${sourceName}.rejected-records.jsonl`;
+/** A loader's report of the records its engine rejected: `<rejectedRecordsPrefix><dataset>/<stem>.rejected-records.jsonl`. */
+export function rejectedRecordsKey(prefix: string, dataset: string, stem: string): string {
+  return `${prefix}${dataset}/${stem}.rejected-records.jsonl`;
 }
 
 /** A document's copy for the knowledge base: its raw key under the documents prefix. */

@@ -53,6 +53,7 @@ describe('the default prefixes', () => {
       queryResults: lake.queryResultsPrefix,
       rejectedRows: lake.rejectedRowsPrefix,
       quarantine: lake.quarantinePrefix,
+      staging: lake.stagingPrefix,
     }).toEqual(DEFAULT_PREFIXES);
     const props = readFileSync(join(__dirname, '..', '..', 'src', 'lake', 'data-lake-props.ts'), 'utf8');
     const documented = (prop: string) => new RegExp(`@default '([^']*)'\\s*\\*/\\s*readonly ${prop}\\?`).exec(props)?.[1];
@@ -63,6 +64,7 @@ describe('the default prefixes', () => {
       queryResults: documented('queryResultsPrefix'),
       rejectedRows: documented('rejectedRowsPrefix'),
       quarantine: documented('quarantinePrefix'),
+      staging: documented('stagingPrefix'),
     }).toEqual(DEFAULT_PREFIXES);
   });
 });

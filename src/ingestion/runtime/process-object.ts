@@ -1,15 +1,14 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { DeleteObjectCommand, GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
+import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { LakeEnv } from '../../lake/contract';
 import { LedgerOutputs, ProcessResult, SourceObject } from '../../ledger/contract';
-import { IN_LAKE, isConditionFailure, ledgerRef } from '../../ledger/runtime/ledger';
+import { ledgerRef } from '../../ledger/runtime/ledger';
 import { StepDeps } from '../../ledger/runtime/step';
 import { convertFile, ConvertResult } from '../../ons/convert';
 import { DEFAULT_PREFIXES } from '../../ons/layout';
@@ -19,6 +18,7 @@ import { PlatformMetrics } from '../../runtime/contract';
 import { describeError, numberEnv, prefixEnv, requiredEnv } from '../../runtime/handler';
 import { log, recordMetric } from '../../runtime/telemetry';
 import { IngestionEnv, ProcessInput } from '../contract';
+import { publishOutputs, RunOutput } from './publish';
 
 /**
  * A file the domain core refuses. Its name is the `Error` Step Functions sees (Lambda reports
@@ -36,7 +36,8 @@ export class FileRefusedError extends Error {
  * answers its recorded result without a download; otherwise the raw object is streamed to
  * a temp file (hashed on the way), skipped as a duplicate when the same content is already in the
  * lake, else converted by the domain core exactly as `ons-data-platform convert` does and the outputs
- * uploaded; the ledger records each step.
+ * published as the source key's current version (staged, then copied: see publish.ts); the ledger
+ * records each step.
  */
 
 export interface ProcessConfig {
@@ -45,6 +46,8 @@ export interface ProcessConfig {
   readonly processedDataPrefix: string;
   readonly dataCardsPrefix: string;
   readonly rejectedRowsPrefix: string;
+  /** Where a run's outputs wait, in the processed bucket, until all are written (see publish.ts). */
+  readonly stagingPrefix: string;
   readonly maxExpandedBytes?: number;
 }
 
@@ -61,6 +64,7 @@ export function processConfigFromEnv(): ProcessConfig {
     processedDataPrefix: prefixEnv(LakeEnv.PROCESSED_DATA_PREFIX, DEFAULT_PREFIXES.processedData),
     dataCardsPrefix: prefixEnv(LakeEnv.DATA_CARDS_PREFIX, DEFAULT_PREFIXES.dataCards),
     rejectedRowsPrefix: prefixEnv(LakeEnv.REJECTED_ROWS_PREFIX, DEFAULT_PREFIXES.rejectedRows),
+    stagingPrefix: prefixEnv(LakeEnv.STAGING_PREFIX, DEFAULT_PREFIXES.staging),
     maxExpandedBytes: maxExpanded ? numberEnv(IngestionEnv.XLSX_MAX_EXPANDED_BYTES) : undefined,
   };
 }
@@ -147,35 +151,14 @@ export async function processObject(input: ProcessInput, deps: ProcessDeps): Pro
     };
 
     // Data first, the card (what the knowledge base indexes) last.
-    const uploads: Array<{ bucket: string; key: string; contentType: string }> = [
+    const files: RunOutput[] = [
       ...converted.parquet.map((p) => ({ bucket: config.processedBucket, key: p.relativePath, contentType: 'application/vnd.apache.parquet' })),
       ...(converted.rejected ? [{ bucket: config.failedBucket, key: converted.rejected, contentType: 'text/csv; charset=utf-8' }] : []),
       { bucket: config.processedBucket, key: converted.cardMetadata, contentType: 'application/json' },
       { bucket: config.processedBucket, key: converted.card, contentType: 'text/markdown; charset=utf-8' },
-    ];
-    const attempted: Array<{ bucket: string; key: string }> = [];
-    try {
-      for (const u of uploads) {
-        // Recorded before the request: a request that timed out may still have landed.
-        attempted.push(u);
-        await new Upload({
-          client: s3,
-          params: { Bucket: u.bucket, Key: u.key, Body: createReadStream(join(outDir, u.key)), ContentType: u.contentType },
-        }).done();
-      }
-    } catch (error) {
-      await removeOutputs(s3, attempted);
-      throw error;
-    }
-    try {
-      await ledger.recordProcessed(source, { executionArn, result, outputs });
-    } catch (error) {
-      // A concurrent run of this version settled it first: its outputs have the same keys (same content), keep them.
-      const now = isConditionFailure(error) ? await ledger.get(source) : undefined;
-      if (now?.result && (IN_LAKE as string[]).includes(now.status)) return JSON.parse(now.result) as ProcessResult;
-      await removeOutputs(s3, attempted);
-      throw error;
-    }
+    ].map((f) => ({ ...f, path: join(outDir, f.key) }));
+    const published = await publishOutputs(deps, { source, executionArn, result, outputs, files });
+    if (published !== result) return published;
     log('INFO', 'processed', {
       source,
       dataset: result.dataset,
@@ -185,7 +168,7 @@ export async function processObject(input: ProcessInput, deps: ProcessDeps): Pro
       series: result.series,
       start: result.start,
       end: result.end,
-      outputs: uploads.length,
+      outputs: files.length,
     });
     // Once per file this run processed (not for duplicates or replays); published by the caller.
     recordMetric(PlatformMetrics.RECORDS_PROCESSED, s.records);
@@ -213,15 +196,4 @@ async function download(s3: S3Client, source: SourceObject, path: string): Promi
   });
   await pipeline(response.Body as Readable, tap, createWriteStream(path));
   return { contentHash: hash.digest('hex'), lastModified: response.LastModified };
-}
-
-/** Deletes what a failed run may have written, so no partial output looks complete. */
-async function removeOutputs(s3: S3Client, objects: Array<{ bucket: string; key: string }>): Promise<void> {
-  for (const o of objects) {
-    try {
-      await s3.send(new DeleteObjectCommand({ Bucket: o.bucket, Key: o.key }));
-    } catch (error) {
-      log('ERROR', 'could not remove a partial output', { bucket: o.bucket, key: o.key, ...describeError(error) });
-    }
-  }
 }

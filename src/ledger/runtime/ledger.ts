@@ -1,6 +1,7 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { LedgerError, LedgerItem, LedgerKey, LedgerLoad, LedgerOutputs, LedgerSchema, LedgerStatus, LedgerStatusValue, ProcessResult, QuarantineRecord, SourceObject } from '../contract';
+import { sourceIdentity } from '../../ons/layout';
+import { LedgerError, LedgerItem, LedgerKey, LedgerLoad, LedgerOutputs, LedgerSchema, LedgerStatus, LedgerStatusValue, ProcessResult, QuarantineRecord, SourceObject, StagingRecord } from '../contract';
 
 /**
  * The ingestion ledger (DynamoDB): one item per source object version, keyed
@@ -15,7 +16,8 @@ export const IN_LAKE: readonly LedgerStatusValue[] = [LedgerStatus.PROCESSED, Le
 const SETTLED: readonly LedgerStatusValue[] = [...IN_LAKE, LedgerStatus.DUPLICATE];
 
 export function ledgerKey(source: Pick<SourceObject, 'bucket' | 'key' | 'versionId'>): LedgerKey {
-  return { pk: `s3://${source.bucket}/${source.key}`, sk: source.versionId ?? 'null' };
+  // The pk is the source's identity, which also names its outputs in the lake.
+  return { pk: sourceIdentity(source.key, source.bucket), sk: source.versionId ?? 'null' };
 }
 
 /** How a ledger item is named elsewhere (`duplicateOf`, logs): `s3://bucket/key?versionId=<sk>`. */
@@ -195,6 +197,65 @@ export class Ledger {
     await this.transition(source, LedgerStatus.QUARANTINED, {
       set: { executionArn: fields.executionArn, error: fields.error, quarantine: fields.quarantine },
     });
+  }
+
+  /** Every version of the source's key (one Query on the pk, strongly consistent). */
+  async versions(source: SourceObject): Promise<LedgerItem[]> {
+    const items: LedgerItem[] = [];
+    let ExclusiveStartKey: Record<string, unknown> | undefined;
+    do {
+      const page = await this.client.send(new QueryCommand({
+        TableName: this.tableName,
+        KeyConditionExpression: '#pk = :pk',
+        ExpressionAttributeNames: { '#pk': LedgerSchema.PARTITION_KEY },
+        ExpressionAttributeValues: { ':pk': ledgerKey(source).pk },
+        ConsistentRead: true,
+        ExclusiveStartKey,
+      }));
+      items.push(...(page.Items ?? []) as LedgerItem[]);
+      ExclusiveStartKey = page.LastEvaluatedKey;
+    } while (ExclusiveStartKey);
+    return items;
+  }
+
+  /** Processor: the outputs this run is about to stage; only while `processing`. */
+  async recordStaging(source: SourceObject, staging: StagingRecord): Promise<void> {
+    await this.client.send(new UpdateCommand({
+      TableName: this.tableName,
+      Key: ledgerKey(source),
+      UpdateExpression: 'SET #g = :g, #u = :u',
+      ConditionExpression: '#s = :p',
+      ExpressionAttributeNames: { '#g': 'staging', '#u': 'updatedAt', '#s': 'status' },
+      ExpressionAttributeValues: { ':g': staging, ':u': new Date().toISOString(), ':p': LedgerStatus.PROCESSING },
+    }));
+  }
+
+  /** The staged objects recorded on `key` are gone; unless another run recorded its own meanwhile. */
+  async clearStaging(key: LedgerKey, staging: StagingRecord): Promise<void> {
+    try {
+      await this.client.send(new UpdateCommand({
+        TableName: this.tableName,
+        Key: key,
+        UpdateExpression: 'REMOVE #g',
+        ConditionExpression: '#g = :g',
+        ExpressionAttributeNames: { '#g': 'staging' },
+        ExpressionAttributeValues: { ':g': staging },
+      }));
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+    }
+  }
+
+  /** An earlier version of the key is no longer current: `by` (a version id) replaced it. */
+  async recordSuperseded(key: LedgerKey, by: string): Promise<void> {
+    await this.client.send(new UpdateCommand({
+      TableName: this.tableName,
+      Key: key,
+      UpdateExpression: 'SET #b = :b',
+      ConditionExpression: 'attribute_exists(pk)',
+      ExpressionAttributeNames: { '#b': 'supersededBy' },
+      ExpressionAttributeValues: { ':b': by },
+    }));
   }
 
   /**

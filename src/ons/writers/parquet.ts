@@ -39,8 +39,8 @@ export interface WrittenPartition {
   /** The file: `relativePath` joined to outDir. */
   readonly path: string;
   /**
-   * `dataset=<dataset>/year=YYYY/month=MM/<sourceName>-<contentHash>.parquet` for a partition's first file,
-   * `…/<sourceName>-<contentHash>-<n>.parquet` for its part n (2, 3, …); always with `/`.
+   * `dataset=<dataset>/year=YYYY/month=MM/<sourceName>.<sourceId>.parquet` for a partition's first file,
+   * `…/<sourceName>.<sourceId>-<n>.parquet` for its part n (2, 3, …); always with `/`.
    */
   readonly relativePath: string;
   readonly year: string;
@@ -69,7 +69,7 @@ export interface ProcessedParquetWriterOptions {
    * least recently: its buffered rows are written and its footer too, so the writer keeps nothing of it but
    * its name and size, and memory does not grow with the number of partitions a file spans. A record that
    * comes later for a closed partition starts a new file for it, part 2 (then 3, …), named
-   * `<sourceName>-<contentHash>-2.parquet`; a closed file is never reopened. ONS files are sorted by time,
+   * `<sourceName>.<sourceId>-2.parquet`; a closed file is never reopened. ONS files are sorted by time,
    * so the default, two years of months, closes no partition too early for them. (Their rows do not wait
    * for that: once a record two or more months later than any before it comes, the buffered rows of the
    * months at least two behind it are written as a row group.) @default 24
@@ -162,7 +162,7 @@ interface ClosedPart {
  * Buffers at most `rowGroupSize` rows per partition and `maxBufferedRows` rows in all (and writes out a
  * month's rows once the records have moved two months past it), and keeps at most
  * `maxOpenPartitions` files open (a partition revisited after its file was closed gets a part file,
- * `<sourceName>-<contentHash>-2.parquet`); files keep a temporary name until `finish()`.
+ * `<sourceName>.<sourceId>-2.parquet`); files keep a temporary name until `finish()`.
  */
 export class ProcessedParquetWriter {
   private readonly names: string[];
@@ -275,10 +275,10 @@ export class ProcessedParquetWriter {
     if (p.buffered >= this.rowGroupSize) await this.flush(p);
   }
 
-  /** Writes what is buffered, closes every file and gives each its final name. */
-  async finish(contentHash: string): Promise<WrittenPartition[]> {
+  /** Writes what is buffered, closes every file and gives each its final name (`sourceId`: see `ons/layout.ts`). */
+  async finish(sourceId: string): Promise<WrittenPartition[]> {
     if (this.state !== 'open') throw new Error('ProcessedParquetWriter is closed');
-    checkSegment('contentHash', contentHash);
+    checkSegment('sourceId', sourceId);
     this.state = 'finishing';
     const { outDir, schema, sourceName } = this.options;
     type Named = { year: string; month: string; part: number };
@@ -297,7 +297,7 @@ export class ProcessedParquetWriter {
       const written: WrittenPartition[] = [];
       for (const { year, month, part, path: temporary, rows, bytes } of files) {
         const dir = partitionPath(schema.dataset, year, month);
-        const relativePath = `${dir}${partFileName(sourceName, contentHash, part)}`;
+        const relativePath = `${dir}${partFileName(sourceName, sourceId, part)}`;
         const path = join(outDir, relativePath);
         await mkdir(join(outDir, dir), { recursive: true });
         await rename(temporary, path);

@@ -13,7 +13,7 @@ import { LakeEnv } from '../../lake/contract';
 import { LedgerLoad, ProcessResult } from '../../ledger/contract';
 import { startStep, StepDeps, stepDepsFromEnv, validateInput } from '../../ledger/runtime/step';
 import { sourceName } from '../../ons/convert';
-import { DEFAULT_PREFIXES, parsePartKey, rejectedRecordsKey, rejectedRecordsPrefix } from '../../ons/layout';
+import { DEFAULT_PREFIXES, outputStem, parsePartKey, rejectedRecordsKey, rejectedRecordsPrefix, sourceId, sourceIdentity } from '../../ons/layout';
 import { PlatformMetrics } from '../../runtime/contract';
 import { describeError, numberEnv, prefixEnv, requiredEnv } from '../../runtime/handler';
 import { RetryOptions } from '../../runtime/retry';
@@ -149,7 +149,8 @@ export async function loadObject(input: LoadInput, deps: LoadDeps, engine: LoadE
   const work = await mkdtemp(join(tmpdir(), 'ons-load-'));
   const reportPath = join(work, 'rejected-records.jsonl');
   const report = createWriteStream(reportPath);
-  const rejectedKey = rejectedRecordsKey(config.rejectedRecordsPrefix, dataset, sourceName(source.key));
+  const rejectedKey = rejectedRecordsKey(config.rejectedRecordsPrefix, dataset,
+    outputStem(sourceName(source.key), sourceId(sourceIdentity(source.key, source.bucket))));
   let reported = 0;
   try {
     const version = await sourceVersion(s3, source);
