@@ -111,6 +111,8 @@ export interface LedgerOutputs {
  */
 export interface StagingRecord {
   readonly bucket: string;
+  /** The run's prefix: every key below is under it. */
+  readonly prefix: string;
   /** Every staged object's key (all under one run prefix). */
   readonly keys: string[];
 }

@@ -76,12 +76,14 @@ export function isOutputOf(fileName: string, stem: string): boolean {
   return /^(?:-\d+)?\.parquet$|^\.md$|^\.md\.metadata\.json$|^\.rejected\.csv$/.test(fileName.slice(stem.length));
 }
 
-/**
- * Where a run stages its outputs before copying them to their final names:
- * `<stagingPrefix><sourceId>/<run>/`; each output goes under it as `<bucket>/<final key>`.
- */
+/** Where a run stages its outputs before copying them to their final names: `<stagingPrefix><sourceId>/<run>/`. */
 export function stagingPrefix(prefix: string, id: string, run: string): string {
   return `${prefix}${id}/${run}/`;
+}
+
+/** A run's `n`th output in staging: `<run prefix><n>/<file name>` (no partition folders: a staged object is never read as data). */
+export function stagedKey(runPrefix: string, n: number, finalKey: string): string {
+  return `${runPrefix}${n}/${posix.basename(finalKey)}`;
 }
 
 /** A processed part's key (under any prefix) as its partition, or undefined when it is not one. */

@@ -234,7 +234,7 @@ export type Fault = 'status500' | 'stall';
  */
 export class FaultyS3Proxy {
   private readonly server = new LocalHttpServer((req, res) => this.handle(req, res));
-  private plan?: { fault: Fault; nth: number; matches: (req: IncomingMessage) => boolean; seen: number };
+  private plan?: { fault: Fault; nth: number; matches: (req: IncomingMessage) => boolean; seen: number; onward?: boolean };
   /** Requests failed so far. */
   public failed = 0;
 
@@ -249,6 +249,11 @@ export class FaultyS3Proxy {
     this.plan = { fault, nth, matches, seen: 0 };
   }
 
+  /** Fails every request that `matches` from the `nth` (1-based) on, until disarmed: S3 gone, as for a killed run. */
+  failFrom(fault: Fault, nth: number, matches: (req: IncomingMessage) => boolean): void {
+    this.plan = { fault, nth, matches, seen: 0, onward: true };
+  }
+
   disarm(): void {
     this.plan = undefined;
   }
@@ -260,7 +265,7 @@ export class FaultyS3Proxy {
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const plan = this.plan;
     let fault: Fault | undefined;
-    if (plan && plan.matches(req) && ++plan.seen === plan.nth) {
+    if (plan && plan.matches(req) && (++plan.seen === plan.nth || (plan.onward && plan.seen > plan.nth))) {
       fault = plan.fault;
       this.failed++;
     }

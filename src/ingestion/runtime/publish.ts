@@ -4,8 +4,8 @@ import { CopyObjectCommand, DeleteObjectCommand, S3Client } from '@aws-sdk/clien
 import { Upload } from '@aws-sdk/lib-storage';
 import { LedgerOutputs, LedgerStatus, ProcessResult, SourceObject, StagingRecord } from '../../ledger/contract';
 import { IN_LAKE, isConditionFailure, Ledger, ledgerKey } from '../../ledger/runtime/ledger';
-import { sourceId, stagingPrefix } from '../../ons/layout';
-import { describeError } from '../../runtime/handler';
+import { sourceId, stagedKey, stagingPrefix } from '../../ons/layout';
+import { copySource, describeError } from '../../runtime/handler';
 import { log } from '../../runtime/telemetry';
 
 /** One output of a run: a local file and the final object it becomes. */
@@ -61,8 +61,8 @@ export async function publishOutputs(deps: PublishDeps, run: PublishRun): Promis
   }
 
   const prefix = stagingPrefix(config.stagingPrefix, sourceId(self.pk), randomBytes(8).toString('hex'));
-  const staged = files.map((f) => ({ ...f, staged: `${prefix}${f.bucket}/${f.key}` }));
-  const staging: StagingRecord = { bucket: config.processedBucket, keys: staged.map((f) => f.staged) };
+  const staged = files.map((f, i) => ({ ...f, staged: stagedKey(prefix, i, f.key) }));
+  const staging: StagingRecord = { bucket: config.processedBucket, prefix, keys: staged.map((f) => f.staged) };
   const removeStaging = () => deleteObjects(s3, staging.keys.map((key) => ({ bucket: staging.bucket, key })));
   // Recorded before the first request: a request that timed out may still have landed.
   await ledger.recordStaging(source, staging);
@@ -79,7 +79,7 @@ export async function publishOutputs(deps: PublishDeps, run: PublishRun): Promis
   }
 
   for (const f of staged) {
-    await s3.send(new CopyObjectCommand({ Bucket: f.bucket, Key: f.key, CopySource: copySource(config.processedBucket, f.staged) }));
+    await s3.send(new CopyObjectCommand({ Bucket: f.bucket, Key: f.key, CopySource: copySource({ bucket: config.processedBucket, key: f.staged }) }));
   }
 
   // The key's earlier current versions (and this version's own earlier run): what they wrote that this run did not.
@@ -120,10 +120,6 @@ function id(o: S3Object): string {
   return `${o.bucket}/${o.key}`;
 }
 
-/** CopyObject's `x-amz-copy-source`: bucket and URL-encoded key. */
-function copySource(bucket: string, key: string): string {
-  return `${bucket}/${key.split('/').map(encodeURIComponent).join('/')}`;
-}
 
 /** Deletes objects one by one (they span two buckets); a failure is logged, and thrown when `strict`. */
 async function deleteObjects(s3: S3Client, objects: readonly S3Object[], options: { strict?: boolean } = {}): Promise<void> {

@@ -69,8 +69,8 @@ export class Ledger {
   }
 
   /**
-   * An object version whose content is already in the lake (processed, loaded or indexed), other
-   * than `excluding`; the earliest one first. Reads the byContentHash index (its projection must
+   * An object version whose content is already in the lake (processed, loaded or indexed, and not
+   * superseded by a newer version of its key), other than `excluding`; the earliest one first. Reads the byContentHash index (its projection must
    * include `status`).
    */
   async findProcessedCopy(contentHash: string, excluding: SourceObject): Promise<LedgerKey | undefined> {
@@ -82,8 +82,9 @@ export class Ledger {
         TableName: this.tableName,
         IndexName: index.name,
         KeyConditionExpression: '#h = :h',
-        FilterExpression: '#s IN (:s0, :s1, :s2)',
-        ExpressionAttributeNames: { '#h': index.partitionKey, '#s': 'status' },
+        // A superseded version's outputs were replaced by its key's newer version: its content is no longer in the lake.
+        FilterExpression: '#s IN (:s0, :s1, :s2) AND attribute_not_exists(#x)',
+        ExpressionAttributeNames: { '#h': index.partitionKey, '#s': 'status', '#x': 'supersededBy' },
         ExpressionAttributeValues: { ':h': contentHash, ':s0': IN_LAKE[0], ':s1': IN_LAKE[1], ':s2': IN_LAKE[2] },
         ScanIndexForward: true,
         ExclusiveStartKey,
@@ -235,11 +236,11 @@ export class Ledger {
     try {
       await this.client.send(new UpdateCommand({
         TableName: this.tableName,
-        Key: key,
+        Key: { pk: key.pk, sk: key.sk },
         UpdateExpression: 'REMOVE #g',
-        ConditionExpression: '#g = :g',
-        ExpressionAttributeNames: { '#g': 'staging' },
-        ExpressionAttributeValues: { ':g': staging },
+        ConditionExpression: '#g.#p = :p',
+        ExpressionAttributeNames: { '#g': 'staging', '#p': 'prefix' },
+        ExpressionAttributeValues: { ':p': staging.prefix },
       }));
     } catch (error) {
       if (!isConditionFailure(error)) throw error;
@@ -250,7 +251,7 @@ export class Ledger {
   async recordSuperseded(key: LedgerKey, by: string): Promise<void> {
     await this.client.send(new UpdateCommand({
       TableName: this.tableName,
-      Key: key,
+      Key: { pk: key.pk, sk: key.sk },
       UpdateExpression: 'SET #b = :b',
       ConditionExpression: 'attribute_exists(pk)',
       ExpressionAttributeNames: { '#b': 'supersededBy' },

@@ -1,0 +1,214 @@
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { DuckDBInstance } from '@duckdb/node-api';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { S3Client } from '@aws-sdk/client-s3';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { processObject, ProcessConfig } from '../../src/ingestion/runtime/process-object';
+import { ProcessResult, SourceObject } from '../../src/ledger/contract';
+import { Ledger } from '../../src/ledger/runtime/ledger';
+import { DEFAULT_PREFIXES } from '../../src/ons/layout';
+import { ONS_DATA } from '../ons-data';
+import { CapturedOutput, captureOutput } from '../runtime/output';
+import {
+  BUCKETS, EXECUTION, FaultyS3Proxy, getBytes, ledgerItem, listKeys, LocalAws, putObject, startLocalAws, TABLE,
+} from './local-aws';
+
+/**
+ * One current version per source key, with the real processObject over s3rver and dynalite: a revised
+ * version replaces its key's outputs (and drops the months it no longer has), a second key with the
+ * same file name keeps its own, and a run killed while staging leaves nothing readable. After each
+ * step DuckDB reads the processed zone as the Glue table does (hive partitions under the processed
+ * prefix) and must see exactly the newest version of each key, checked against figures computed here
+ * from the file text.
+ */
+
+const MEASURE = 'val_cargaenergiahomwmed';
+const A = 'ons/curva-carga/CURVA_CARGA_2023.csv';
+const B = 'mirror/CURVA_CARGA_2023.csv';
+const V1 = readFileSync(join(ONS_DATA, 'CURVA_CARGA_2023.csv'), 'utf8');
+
+/** The file with every value shifted by `delta` and the rows of the months in `drop` (`MM`) left out. */
+function revise(text: string, delta: number, drop: string[] = []): string {
+  const [header, ...lines] = text.trimEnd().split('\n');
+  const kept = lines.filter((l) => !drop.includes(l.split(';')[2].slice(5, 7)))
+    .map((l) => {
+      const cells = l.split(';');
+      cells[3] = (Number(cells[3]) + delta).toFixed(8);
+      return cells.join(';');
+    });
+  return `${[header, ...kept].join('\n')}\n`;
+}
+
+/** Count and sum of the measure, straight from the file text. */
+function figures(text: string): { count: number; sum: number } {
+  const lines = text.trimEnd().split('\n').slice(1);
+  return { count: lines.length, sum: lines.reduce((s, l) => s + Number(l.split(';')[3]), 0) };
+}
+
+const V2 = revise(V1, 1.5, ['12']);
+const V3 = revise(V1, 7);
+
+let aws: LocalAws;
+let proxy: FaultyS3Proxy;
+let s3: S3Client;
+let ledger: Ledger;
+let duck: DuckDBInstance;
+let output: CapturedOutput;
+const config: ProcessConfig = {
+  processedBucket: BUCKETS.processed,
+  failedBucket: BUCKETS.failed,
+  processedDataPrefix: DEFAULT_PREFIXES.processedData,
+  dataCardsPrefix: DEFAULT_PREFIXES.dataCards,
+  rejectedRowsPrefix: DEFAULT_PREFIXES.rejectedRows,
+  stagingPrefix: DEFAULT_PREFIXES.staging,
+};
+
+beforeAll(async () => {
+  output = captureOutput();
+  aws = await startLocalAws();
+  proxy = new FaultyS3Proxy(aws.s3Endpoint);
+  s3 = new S3Client({
+    endpoint: await proxy.start(),
+    region: 'us-east-1',
+    forcePathStyle: true,
+    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    maxAttempts: 1,
+  });
+  // As the handlers make it (createDocumentClient): undefined attributes left out.
+  const dynamo = new DynamoDBClient({ endpoint: aws.dynamoEndpoint, region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
+  ledger = new Ledger(DynamoDBDocumentClient.from(dynamo, { marshallOptions: { removeUndefinedValues: true } }), TABLE);
+  duck = await DuckDBInstance.create(':memory:');
+});
+
+afterAll(async () => {
+  duck?.closeSync();
+  s3?.destroy();
+  await proxy?.close();
+  await aws?.close();
+  output.restore();
+});
+
+/** Uploads a version (s3rver keeps no versions: the id is the one the event would carry) and processes it. */
+async function ingest(key: string, text: string, versionId: string): Promise<ProcessResult> {
+  await putObject(aws, BUCKETS.raw, key, Buffer.from(text));
+  const source: SourceObject = { bucket: BUCKETS.raw, key, versionId, size: Buffer.byteLength(text) };
+  return processObject({ source, executionArn: EXECUTION }, { s3, ledger, config });
+}
+
+interface Seen {
+  readonly count: number;
+  readonly sum: number;
+  readonly versions: string[];
+  readonly months: string[];
+}
+
+/** The processed zone as Athena reads it, per source key: downloaded, then read by DuckDB with hive partitioning. */
+async function lake(): Promise<Map<string, Seen>> {
+  const dir = mkdtempSync(join(tmpdir(), 'ons-current-'));
+  try {
+    for (const key of await listKeys(aws, BUCKETS.processed, DEFAULT_PREFIXES.processedData)) {
+      mkdirSync(dirname(join(dir, key)), { recursive: true });
+      writeFileSync(join(dir, key), await getBytes(aws, BUCKETS.processed, key));
+    }
+    const connection = await duck.connect();
+    try {
+      const reader = await connection.runAndReadAll(`
+        SELECT source_key, count(*)::INTEGER AS count, sum(${MEASURE}) AS sum,
+               list(DISTINCT source_version ORDER BY source_version) AS versions,
+               list(DISTINCT year || '-' || month ORDER BY year || '-' || month) AS months
+        FROM read_parquet('${dir}/${DEFAULT_PREFIXES.processedData}dataset=*/year=*/month=*/*.parquet', hive_partitioning = true)
+        WHERE dataset = 'curva_carga'
+        GROUP BY source_key`);
+      return new Map(reader.getRowObjectsJS().map((r) => [r.source_key as string, {
+        count: r.count as number, sum: r.sum as number, versions: r.versions as string[], months: r.months as string[],
+      }]));
+    } finally {
+      connection.closeSync();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** What DuckDB sees for `key` is exactly the file `text`, of version `versionId`. */
+function expectCurrent(seen: Map<string, Seen>, key: string, text: string, versionId: string, months: number): void {
+  const expected = figures(text);
+  const got = seen.get(key);
+  expect(got?.count).toBe(expected.count);
+  expect(got?.sum).toBeCloseTo(expected.sum, 3);
+  expect(got?.versions).toEqual([versionId]);
+  expect(got?.months).toHaveLength(months);
+}
+
+async function keysUnder(bucket: string, prefix: string): Promise<string[]> {
+  return listKeys(aws, bucket, prefix);
+}
+
+test('v1 of a key: its rows, once', async () => {
+  const result = await ingest(A, V1, 'v1');
+  expect(result.status).toBe('processed');
+  const seen = await lake();
+  expect([...seen.keys()]).toEqual([A]);
+  expectCurrent(seen, A, V1, 'v1', 12);
+  expect(await keysUnder(BUCKETS.processed, DEFAULT_PREFIXES.dataCards)).toHaveLength(2); // the card and its metadata
+});
+
+test('v2 under the same key replaces v1: changed values, and its dropped month is gone', async () => {
+  const before = await keysUnder(BUCKETS.processed, DEFAULT_PREFIXES.processedData);
+  const result = await ingest(A, V2, 'v2');
+  expect(result.status).toBe('processed');
+  const seen = await lake();
+  expect([...seen.keys()]).toEqual([A]);
+  expectCurrent(seen, A, V2, 'v2', 11);
+  expect(seen.get(A)?.months).not.toContain('2023-12');
+  // Same names for the months both versions have: v2 rewrote v1's objects, nothing beside them.
+  const after = await keysUnder(BUCKETS.processed, DEFAULT_PREFIXES.processedData);
+  expect(after).toEqual(before.filter((k) => !k.includes('month=12/')));
+  expect(await keysUnder(BUCKETS.processed, DEFAULT_PREFIXES.dataCards)).toHaveLength(2);
+  expect(await ledgerItem(aws, BUCKETS.raw, A, 'v1')).toMatchObject({ supersededBy: 'v2' });
+  expect(await keysUnder(BUCKETS.processed, DEFAULT_PREFIXES.staging)).toEqual([]);
+  expect((await ledgerItem(aws, BUCKETS.raw, A, 'v2'))?.staging).toBeUndefined();
+});
+
+test('the same file name under another key: its own objects, the first key\'s untouched', async () => {
+  // v1's bytes: superseded under A, so no longer in the lake, and processed again under B.
+  const result = await ingest(B, V1, 'b1');
+  expect(result.status).toBe('processed');
+  const seen = await lake();
+  expect([...seen.keys()].sort()).toEqual([B, A].sort());
+  expectCurrent(seen, A, V2, 'v2', 11);
+  expectCurrent(seen, B, V1, 'b1', 12);
+  const cards = await keysUnder(BUCKETS.processed, DEFAULT_PREFIXES.dataCards);
+  expect(cards).toHaveLength(4);
+  expect(new Set(cards.map((k) => k.split('/').pop()!.split('.').slice(0, 2).join('.'))).size).toBe(2);
+});
+
+test('a run killed while staging leaves nothing readable; the next run of the key removes what it left', async () => {
+  // S3 goes away after the run's second request to the processed bucket: the rest of its uploads and its clean-up fail.
+  proxy.failFrom('status500', 3, (req) => (req.url ?? '').startsWith(`/${BUCKETS.processed}/`));
+  await expect(ingest(A, V3, 'v3')).rejects.toThrow();
+  proxy.disarm();
+
+  const left = await keysUnder(BUCKETS.processed, DEFAULT_PREFIXES.staging);
+  expect(left).toHaveLength(2);
+  const item = await ledgerItem(aws, BUCKETS.raw, A, 'v3');
+  expect(item?.status).toBe('processing');
+  expect(item?.staging?.keys).toEqual(expect.arrayContaining(left));
+  const seen = await lake();
+  expectCurrent(seen, A, V2, 'v2', 11);
+  expectCurrent(seen, B, V1, 'b1', 12);
+
+  // The state machine's retry of the same version.
+  const result = await ingest(A, V3, 'v3');
+  expect(result.status).toBe('processed');
+  const after = await lake();
+  expectCurrent(after, A, V3, 'v3', 12);
+  expectCurrent(after, B, V1, 'b1', 12);
+  expect(await keysUnder(BUCKETS.processed, DEFAULT_PREFIXES.staging)).toEqual([]);
+  expect((await ledgerItem(aws, BUCKETS.raw, A, 'v3'))?.staging).toBeUndefined();
+  expect(await ledgerItem(aws, BUCKETS.raw, A, 'v2')).toMatchObject({ supersededBy: 'v3' });
+});
