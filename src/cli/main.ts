@@ -7,13 +7,18 @@ import { RefusedFileError } from '../ons/types';
 
 export const USAGE = `Usage:
   ons-data-platform inspect FILE [--json] [--sheet NAME|INDEX] [--max-expanded-mb N]
-  ons-data-platform convert FILE --out DIR [--json] [--sheet NAME|INDEX] [--max-expanded-mb N]
+  ons-data-platform convert FILE --out DIR [--source-key KEY] [--json] [--sheet NAME|INDEX] [--max-expanded-mb N]
 
 inspect  reads an ONS file (CSV, XLSX or Parquet) and reports its dataset, rows, records,
          rejected rows, series, period (UTC) and per-measure figures; --json prints one JSON object.
 convert  writes what the platform's processing function writes, under DIR: processed Parquet
          (processed/dataset=<id>/year=YYYY/month=MM/), the data card (knowledge/cards/<id>/) and
-         the rejected rows with their reasons (rejected/<id>/).
+         the rejected rows with their reasons (rejected/<id>/). Every output is named after the
+         source (<file>.<16 hex digits of the source key>): converting a revised file into the same
+         DIR replaces its earlier outputs and removes the months it no longer has.
+
+--source-key       the source's identity, recorded in every row (default: the file name); two files
+                   with the same name from different folders need different keys to keep both.
 
 --max-expanded-mb  largest expanded size of an XLSX workbook (default ${XLSX_MAX_EXPANDED_BYTES / 1024 / 1024}), against zip bombs.
 
@@ -33,6 +38,7 @@ interface Args {
   readonly file: string;
   readonly json: boolean;
   readonly out?: string;
+  readonly sourceKey?: string;
   readonly sheet?: string | number;
   readonly maxExpandedBytes?: number;
 }
@@ -42,6 +48,7 @@ function parseArgs(argv: readonly string[]): Args | string {
   if (command !== 'inspect' && command !== 'convert') return command ? `unknown command '${command}'` : 'no command';
   let file: string | undefined;
   let out: string | undefined;
+  let sourceKey: string | undefined;
   let sheet: string | number | undefined;
   let maxExpandedBytes: number | undefined;
   let json = false;
@@ -51,11 +58,14 @@ function parseArgs(argv: readonly string[]): Args | string {
       json = true;
       continue;
     }
-    if (a === '--out' || a === '--sheet' || a === '--max-expanded-mb') {
+    if (a === '--out' || a === '--source-key' || a === '--sheet' || a === '--max-expanded-mb') {
       const value = rest[++i];
       if (value === undefined) return `${a} needs a value`;
       if (a === '--out') {
         out = value;
+      } else if (a === '--source-key') {
+        if (command !== 'convert') return '--source-key is an option of convert';
+        sourceKey = value;
       } else if (a === '--sheet') {
         sheet = /^\d+$/.test(value) ? Number(value) : value;
       } else {
@@ -70,7 +80,7 @@ function parseArgs(argv: readonly string[]): Args | string {
   }
   if (!file) return 'FILE is missing';
   if (command === 'convert' && !out) return 'convert needs --out DIR';
-  return { command, file, json, out, sheet, maxExpandedBytes };
+  return { command, file, json, out, sourceKey, sheet, maxExpandedBytes };
 }
 
 /** Runs the command; resolves to the exit status. */
@@ -103,7 +113,7 @@ export async function main(argv: readonly string[], io: Io = process): Promise<n
       io.stdout.write(args.json ? `${JSON.stringify(summary)}\n` : describe(summary));
     } else {
       const result = await convertFile(args.file, source, {
-        sheet: args.sheet, maxExpandedBytes: args.maxExpandedBytes, onProgress, outDir: args.out!, sourceTime: modified,
+        sheet: args.sheet, maxExpandedBytes: args.maxExpandedBytes, onProgress, outDir: args.out!, sourceKey: args.sourceKey, sourceTime: modified,
       });
       if (args.json) {
         io.stdout.write(`${JSON.stringify(result)}\n`);
@@ -113,6 +123,7 @@ export async function main(argv: readonly string[], io: Io = process): Promise<n
         for (const p of result.parquet) io.stdout.write(`  ${p.relativePath} (${p.rows} records)\n`);
         io.stdout.write(`  ${result.card}\n  ${result.cardMetadata}\n`);
         if (result.rejected) io.stdout.write(`  ${result.rejected} (${result.summary.rejected} rows)\n`);
+        if (result.removed.length) io.stdout.write(`Removed (outputs of an earlier version of this source):\n${result.removed.map((r) => `  ${r}\n`).join('')}`);
       }
     }
     return 0;

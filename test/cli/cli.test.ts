@@ -1,8 +1,11 @@
 import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { outputStem, sourceId, sourceIdentity } from '../../src/ons/layout';
+import { figuresBySource } from '../duckdb';
 import { ONS_DATA } from '../ons-data';
+import { figures, revise } from '../revisions';
 
 /**
  * The bundled `ons-data-platform` command, run as a user runs it: `node <bundle> ...`, in a child
@@ -13,6 +16,8 @@ const CLI = path.join(__dirname, '../../assets/cli/ons-data-platform/ons-data-pl
 const DATA = ONS_DATA;
 const CURVA = path.join(DATA, 'CURVA_CARGA_2023.csv');
 const PDF = path.join(DATA, 'DicionarioDados_CurvaCarga.pdf');
+/** The stem of every output of a source whose key is the file name CURVA_CARGA_2023.csv (the default). */
+const STEM = outputStem('CURVA_CARGA_2023', sourceId(sourceIdentity('CURVA_CARGA_2023.csv')));
 
 interface Run {
   readonly status: number | null;
@@ -120,13 +125,13 @@ describe('convert', () => {
     const parquet = listed.filter((l) => l.file.endsWith('.parquet'));
     expect(parquet.map((p) => p.file.replace(/[^/]+$/, ''))).toEqual(
       Array.from({ length: 12 }, (_, i) => `processed/dataset=curva_carga/year=2023/month=${String(i + 1).padStart(2, '0')}/`));
-    expect(parquet.every((p) => /\/CURVA_CARGA_2023-[0-9a-f]{16}\.parquet$/.test(p.file))).toBe(true);
+    expect(parquet.every((p) => p.file.endsWith(`/${STEM}.parquet`))).toBe(true);
     // Hours per month × 4 subsystems.
     expect(parquet.map((p) => p.count)).toEqual([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31].map((d) => d * 24 * 4));
     for (const p of parquet) expect(readFileSync(path.join(out, p.file)).subarray(0, 4).toString('latin1')).toBe('PAR1');
 
     const others = listed.filter((l) => !l.file.endsWith('.parquet')).map((l) => l.file);
-    expect(others).toEqual(['knowledge/cards/curva_carga/CURVA_CARGA_2023.md', 'knowledge/cards/curva_carga/CURVA_CARGA_2023.md.metadata.json']);
+    expect(others).toEqual([`knowledge/cards/curva_carga/${STEM}.md`, `knowledge/cards/curva_carga/${STEM}.md.metadata.json`]);
     expect(readFileSync(path.join(out, others[0]), 'utf8').length).toBeGreaterThan(0);
     expect(() => JSON.parse(readFileSync(path.join(out, others[1]), 'utf8'))).not.toThrow();
 
@@ -162,11 +167,86 @@ describe('convert', () => {
     const r = cli(['convert', file, '--out', out]);
     expect(r.status).toBe(2);
     expect(r.stdout).toBe('');
-    const report = path.join(out, 'rejected/curva_carga/CURVA_CARGA_2023.rejected.csv');
+    const report = path.join(out, `rejected/curva_carga/${STEM}.rejected.csv`);
     expect(r.stderr).toBe(`ons-data-platform: ${file} refused: none of the 3 data rows is valid; reasons per row in ${report}\n`);
-    expect(filesUnder(out)).toEqual(['rejected/curva_carga/CURVA_CARGA_2023.rejected.csv']);
+    expect(filesUnder(out)).toEqual([`rejected/curva_carga/${STEM}.rejected.csv`]);
     const lines = readFileSync(report, 'utf8').trimEnd().split('\n');
     expect(lines.map((l) => l.split(';')[0])).toEqual(['row', '2', '3', '4']);
+  });
+});
+
+describe('convert: one current version per source', () => {
+  const MEASURE = 'val_cargaenergiahomwmed';
+  const V1 = readFileSync(CURVA, 'utf8');
+  const months = (n: number) => Array.from({ length: n }, (_, i) => `2023-${String(i + 1).padStart(2, '0')}`);
+
+  /** What DuckDB reads under out/processed, per source key. */
+  const lake = (out: string) => figuresBySource(path.join(out, 'processed'), 'curva_carga', MEASURE);
+
+  test('a revised file replaces its earlier outputs (same names), drops the months it no longer has, and its rejected rows go with it', async () => {
+    const file = path.join(dir, 'CURVA_CARGA_2023.csv');
+    const out = path.join(dir, 'out');
+    writeFileSync(file, V1);
+    expect(cli(['convert', file, '--out', out]).status).toBe(0);
+    const first = filesUnder(out);
+
+    // v2: values changed, December gone, one row that is refused.
+    const v2 = revise(V1, 1.5, ['12']).replace(/\nN;NORTE;2023-01-01 00:00:00;[^\n]*/, '\nN;NORTE;2023-01-01 00:00:00;abc');
+    writeFileSync(file, v2);
+    const r = cli(['convert', file, '--out', out]);
+    expect(r.status).toBe(0);
+    const removed = first.filter((f) => f.includes('/month=12/'));
+    expect(removed).toHaveLength(1);
+    expect(r.stdout).toContain(`Removed (outputs of an earlier version of this source):\n  ${removed[0]}\n`);
+    const rejected = `rejected/curva_carga/${STEM}.rejected.csv`;
+    expect(filesUnder(out)).toEqual([...first.filter((f) => f !== removed[0]), rejected].sort());
+    const expected = figures(v2);
+    let seen = (await lake(out)).get('CURVA_CARGA_2023.csv');
+    expect(seen?.count).toBe(expected.count);
+    expect(expected.count).toBe(figures(revise(V1, 1.5, ['12'])).count - 1);
+    expect(seen?.sum).toBeCloseTo(expected.sum, 3);
+    expect(seen?.months).toEqual(months(11));
+
+    // v3 = v1 again: December back, no rejected rows any more.
+    writeFileSync(file, V1);
+    const again = cli(['convert', file, '--out', out, '--json']);
+    expect(again.status).toBe(0);
+    expect(JSON.parse(again.stdout).removed).toEqual([rejected]);
+    expect(filesUnder(out)).toEqual(first);
+    seen = (await lake(out)).get('CURVA_CARGA_2023.csv');
+    expect(seen?.count).toBe(figures(V1).count);
+    expect(seen?.sum).toBeCloseTo(figures(V1).sum, 3);
+  });
+
+  test('the same file name under another --source-key keeps its own outputs beside the first', async () => {
+    const out = path.join(dir, 'out');
+    expect(cli(['convert', CURVA, '--out', out]).status).toBe(0);
+    const other = path.join(dir, 'mirror', 'CURVA_CARGA_2023.csv');
+    mkdirSync(path.dirname(other));
+    const revised = revise(V1, 7, ['01']);
+    writeFileSync(other, revised);
+    const r = cli(['convert', other, '--out', out, '--source-key', 'mirror/CURVA_CARGA_2023.csv']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).not.toContain('Removed');
+    const seen = await lake(out);
+    expect(seen.get('CURVA_CARGA_2023.csv')).toMatchObject({ count: figures(V1).count, months: months(12) });
+    expect(seen.get('mirror/CURVA_CARGA_2023.csv')).toMatchObject({ count: figures(revised).count, months: months(12).slice(1) });
+    expect(seen.get('mirror/CURVA_CARGA_2023.csv')?.sum).toBeCloseTo(figures(revised).sum, 3);
+    expect(filesUnder(path.join(out, 'knowledge'))).toHaveLength(4);
+  });
+
+  test('a revision that is refused leaves the earlier outputs as they were: only its rejected-rows report is new', async () => {
+    const file = path.join(dir, 'CURVA_CARGA_2023.csv');
+    const out = path.join(dir, 'out');
+    writeFileSync(file, V1);
+    expect(cli(['convert', file, '--out', out]).status).toBe(0);
+    const first = filesUnder(out);
+    writeFileSync(file, 'id_subsistema;nom_subsistema;din_instante;val_cargaenergiahomwmed\nN;NORTE;ontem;1\n');
+    expect(cli(['convert', file, '--out', out]).status).toBe(2);
+    expect(filesUnder(out)).toEqual([...first, `rejected/curva_carga/${STEM}.rejected.csv`].sort());
+    const seen = (await lake(out)).get('CURVA_CARGA_2023.csv');
+    expect(seen?.count).toBe(figures(V1).count);
+    expect(seen?.sum).toBeCloseTo(figures(V1).sum, 3);
   });
 });
 

@@ -1,7 +1,6 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { DuckDBInstance } from '@duckdb/node-api';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
@@ -9,6 +8,8 @@ import { processObject, ProcessConfig } from '../../src/ingestion/runtime/proces
 import { ProcessResult, SourceObject } from '../../src/ledger/contract';
 import { Ledger } from '../../src/ledger/runtime/ledger';
 import { DEFAULT_PREFIXES } from '../../src/ons/layout';
+import { figuresBySource, SourceFigures } from '../duckdb';
+import { figures, revise } from '../revisions';
 import { ONS_DATA } from '../ons-data';
 import { CapturedOutput, captureOutput } from '../runtime/output';
 import {
@@ -29,24 +30,6 @@ const A = 'ons/curva-carga/CURVA_CARGA_2023.csv';
 const B = 'mirror/CURVA_CARGA_2023.csv';
 const V1 = readFileSync(join(ONS_DATA, 'CURVA_CARGA_2023.csv'), 'utf8');
 
-/** The file with every value shifted by `delta` and the rows of the months in `drop` (`MM`) left out. */
-function revise(text: string, delta: number, drop: string[] = []): string {
-  const [header, ...lines] = text.trimEnd().split('\n');
-  const kept = lines.filter((l) => !drop.includes(l.split(';')[2].slice(5, 7)))
-    .map((l) => {
-      const cells = l.split(';');
-      cells[3] = (Number(cells[3]) + delta).toFixed(8);
-      return cells.join(';');
-    });
-  return `${[header, ...kept].join('\n')}\n`;
-}
-
-/** Count and sum of the measure, straight from the file text. */
-function figures(text: string): { count: number; sum: number } {
-  const lines = text.trimEnd().split('\n').slice(1);
-  return { count: lines.length, sum: lines.reduce((s, l) => s + Number(l.split(';')[3]), 0) };
-}
-
 const V2 = revise(V1, 1.5, ['12']);
 const V3 = revise(V1, 7);
 
@@ -54,7 +37,6 @@ let aws: LocalAws;
 let proxy: FaultyS3Proxy;
 let s3: S3Client;
 let ledger: Ledger;
-let duck: DuckDBInstance;
 let output: CapturedOutput;
 const config: ProcessConfig = {
   processedBucket: BUCKETS.processed,
@@ -81,11 +63,9 @@ beforeAll(async () => {
   // As the handlers make it (createDocumentClient): undefined attributes left out.
   const dynamo = new DynamoDBClient({ endpoint: aws.dynamoEndpoint, region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
   ledger = new Ledger(DynamoDBDocumentClient.from(dynamo, { marshallOptions: { removeUndefinedValues: true } }), TABLE);
-  duck = await DuckDBInstance.create(':memory:');
 });
 
 afterAll(async () => {
-  duck?.closeSync();
   s3?.destroy();
   await proxy?.close();
   await aws?.close();
@@ -99,43 +79,22 @@ async function ingest(key: string, text: string, versionId: string): Promise<Pro
   return processObject({ source, executionArn: EXECUTION }, { s3, ledger, config });
 }
 
-interface Seen {
-  readonly count: number;
-  readonly sum: number;
-  readonly versions: string[];
-  readonly months: string[];
-}
-
 /** The processed zone as Athena reads it, per source key: downloaded, then read by DuckDB with hive partitioning. */
-async function lake(): Promise<Map<string, Seen>> {
+async function lake(): Promise<Map<string, SourceFigures>> {
   const dir = mkdtempSync(join(tmpdir(), 'ons-current-'));
   try {
     for (const key of await listKeys(aws, BUCKETS.processed, DEFAULT_PREFIXES.processedData)) {
       mkdirSync(dirname(join(dir, key)), { recursive: true });
       writeFileSync(join(dir, key), await getBytes(aws, BUCKETS.processed, key));
     }
-    const connection = await duck.connect();
-    try {
-      const reader = await connection.runAndReadAll(`
-        SELECT source_key, count(*)::INTEGER AS count, sum(${MEASURE}) AS sum,
-               list(DISTINCT source_version ORDER BY source_version) AS versions,
-               list(DISTINCT year || '-' || month ORDER BY year || '-' || month) AS months
-        FROM read_parquet('${dir}/${DEFAULT_PREFIXES.processedData}dataset=*/year=*/month=*/*.parquet', hive_partitioning = true)
-        WHERE dataset = 'curva_carga'
-        GROUP BY source_key`);
-      return new Map(reader.getRowObjectsJS().map((r) => [r.source_key as string, {
-        count: r.count as number, sum: r.sum as number, versions: r.versions as string[], months: r.months as string[],
-      }]));
-    } finally {
-      connection.closeSync();
-    }
+    return await figuresBySource(join(dir, DEFAULT_PREFIXES.processedData), 'curva_carga', MEASURE);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
 /** What DuckDB sees for `key` is exactly the file `text`, of version `versionId`. */
-function expectCurrent(seen: Map<string, Seen>, key: string, text: string, versionId: string, months: number): void {
+function expectCurrent(seen: Map<string, SourceFigures>, key: string, text: string, versionId: string, months: number): void {
   const expected = figures(text);
   const got = seen.get(key);
   expect(got?.count).toBe(expected.count);
