@@ -12,9 +12,9 @@ import { CapturedOutput, captureOutput } from '../runtime/output';
 
 /**
  * S3 faults injected under the bundled processor (a proxy in front of s3rver): a failed or stalled
- * upload makes the run throw with its own error name (so the state machine retries), leaves no output
- * in the processed or failed bucket, keeps the raw object, and does not mark the ledger processed;
- * the retry then succeeds.
+ * upload (to staging) makes the run throw with its own error name (so the state machine retries),
+ * leaves no output in the processed or failed bucket, keeps the raw object, and does not mark the
+ * ledger processed; the retry then succeeds.
  */
 
 type Process = (event: ProcessInput) => Promise<ProcessResult>;
@@ -103,19 +103,29 @@ describe.each([
   });
 });
 
-test('a failed upload of the rejected rows (failed bucket) removes the Parquet already written', async () => {
+test('a failed copy of the rejected rows to the failed bucket: the run throws, its staging is recorded, and the retry completes and removes it', async () => {
   const lines = CARGA.toString('utf8').split('\n');
   const body = Buffer.from([...lines.slice(0, 5), lines[5].replace(/;[^;]*$/, ';x'), ...lines.slice(6)].join('\n'));
   const key = 'incoming/rejected-fault/CARGA_ENERGIA_2013.csv';
   await putObject(aws, BUCKETS.raw, key, body);
   const before = await snapshot();
-  proxy.failNth('status500', 1, isPutObject(BUCKETS.failed));
+  // Outputs are staged in the processed bucket, then copied (PUT with x-amz-copy-source) to their final names.
+  proxy.failNth('status500', 1, (req) => req.method === 'PUT' && !!req.headers['x-amz-copy-source'] && (req.url ?? '').startsWith(`/${BUCKETS.failed}/`));
 
   await expect(processFile({ source: { bucket: BUCKETS.raw, key }, executionArn: EXECUTION })).rejects.toMatchObject({ name: 'InternalError' });
 
   expect(proxy.failed).toBe(1);
-  await expectNothingWritten(before);
-  expect((await ledgerItem(aws, BUCKETS.raw, key))!.status).toBe('processing');
+  const failed = await ledgerItem(aws, BUCKETS.raw, key);
+  expect(failed!.status).toBe('processing');
+  expect(await listKeys(aws, BUCKETS.processed, 'staging/')).toEqual([...failed!.staging!.keys].sort());
+  expect(await listKeys(aws, BUCKETS.failed)).toEqual(before.failed);
+
+  proxy.disarm();
+  const result = await processFile({ source: { bucket: BUCKETS.raw, key }, executionArn: EXECUTION });
+  expect(result).toMatchObject({ status: 'processed', rejected: 1 });
+  expect(await listKeys(aws, BUCKETS.processed, 'staging/')).toEqual([]);
+  expect(await listKeys(aws, BUCKETS.failed)).toEqual([...before.failed, result.rejectedKey!].sort());
+  expect((await ledgerItem(aws, BUCKETS.raw, key))!.staging).toBeUndefined();
 });
 
 test('a failed download: nothing written, the error keeps its name', async () => {

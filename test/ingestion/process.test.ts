@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { ProcessInput, RouteResult } from '../../src/ingestion/contract';
 import { ProcessResult, StepInput } from '../../src/ledger/contract';
 import { inspectFile } from '../../src/ons/convert';
+import { outputStem, sourceId } from '../../src/ons/layout';
 import { localFile } from '../../src/ons/local-file';
 import { FileSummary } from '../../src/ons/process';
 import { readParquet } from '../../src/ons/readers/parquet';
@@ -82,6 +83,9 @@ describe('CURVA_CARGA_2023.csv end to end', () => {
   const key = 'incoming/curva-carga/CURVA_CARGA_2023.csv';
   const body = readFileSync(join(ONS_DATA, 'CURVA_CARGA_2023.csv'));
   const hash = sha256(body);
+  // Every output is named after the source object (`s3://bucket/key`), not its content.
+  const stem = outputStem('CURVA_CARGA_2023', sourceId(`s3://${BUCKETS.raw}/${key}`));
+  const card = `knowledge/cards/curva_carga/${stem}.md`;
   let result: ProcessResult;
   let figures: FileSummary;
 
@@ -102,18 +106,15 @@ describe('CURVA_CARGA_2023.csv end to end', () => {
       series: figures.series,
       start: figures.start,
       end: figures.end,
-      parquetKeys: months.map((m) => `processed/dataset=curva_carga/year=2023/month=${m}/CURVA_CARGA_2023-${hash.slice(0, 16)}.parquet`),
-      cardKey: 'knowledge/cards/curva_carga/CURVA_CARGA_2023.md',
+      parquetKeys: months.map((m) => `processed/dataset=curva_carga/year=2023/month=${m}/${stem}.parquet`),
+      cardKey: card,
     });
     expect(figures).toMatchObject({ rows: 35040, records: 35040, rejected: 0, series: 4 });
   });
 
   test('the processed bucket holds the Parquet parts, the card and its metadata, and nothing else; the failed bucket nothing', async () => {
-    expect(await listKeys(aws, BUCKETS.processed)).toEqual([
-      'knowledge/cards/curva_carga/CURVA_CARGA_2023.md',
-      'knowledge/cards/curva_carga/CURVA_CARGA_2023.md.metadata.json',
-      ...result.parquetKeys!,
-    ].sort());
+    // Nothing left in staging either.
+    expect(await listKeys(aws, BUCKETS.processed)).toEqual([card, `${card}.metadata.json`, ...result.parquetKeys!].sort());
     expect(await listKeys(aws, BUCKETS.failed)).toEqual([]);
   });
 
@@ -130,9 +131,8 @@ describe('CURVA_CARGA_2023.csv end to end', () => {
   });
 
   test('the card names the source object and the metadata the dataset', async () => {
-    const card = (await getBytes(aws, BUCKETS.processed, 'knowledge/cards/curva_carga/CURVA_CARGA_2023.md')).toString('utf8');
-    expect(card).toContain(`s3://${BUCKETS.raw}/${key}`);
-    const metadata = JSON.parse((await getBytes(aws, BUCKETS.processed, 'knowledge/cards/curva_carga/CURVA_CARGA_2023.md.metadata.json')).toString('utf8'));
+    expect((await getBytes(aws, BUCKETS.processed, card)).toString('utf8')).toContain(`s3://${BUCKETS.raw}/${key}`);
+    const metadata = JSON.parse((await getBytes(aws, BUCKETS.processed, `${card}.metadata.json`)).toString('utf8'));
     expect(metadata.metadataAttributes).toMatchObject({ dataset: 'curva_carga' });
   });
 
@@ -154,8 +154,8 @@ describe('CURVA_CARGA_2023.csv end to end', () => {
       outputs: {
         processedBucket: BUCKETS.processed,
         parquetKeys: result.parquetKeys,
-        cardKey: 'knowledge/cards/curva_carga/CURVA_CARGA_2023.md',
-        cardMetadataKey: 'knowledge/cards/curva_carga/CURVA_CARGA_2023.md.metadata.json',
+        cardKey: card,
+        cardMetadataKey: `${card}.metadata.json`,
       },
     });
     expect(item!.history.map((h) => h.status)).toEqual(['received', 'processing', 'processed']);
@@ -227,7 +227,7 @@ describe('rejected rows', () => {
     const result = await ingest(key, body);
 
     expect(result).toMatchObject({ status: 'processed', dataset: 'carga_energia', rows: 1461, records: 1460, rejected: 1 });
-    expect(result.rejectedKey).toBe('rejected/carga_energia/CARGA_ENERGIA_2013.rejected.csv');
+    expect(result.rejectedKey).toBe(`rejected/carga_energia/${outputStem('CARGA_ENERGIA_2013', sourceId(`s3://${BUCKETS.raw}/${key}`))}.rejected.csv`);
     expect(await listKeys(aws, BUCKETS.failed)).toEqual([result.rejectedKey]);
     const report = (await getBytes(aws, BUCKETS.failed, result.rejectedKey!)).toString('utf8');
     expect(report).toContain('não é número');

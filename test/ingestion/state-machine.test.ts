@@ -12,6 +12,7 @@ import {
 } from './local-aws';
 import { DataLake, IngestionPipeline, PlatformStage } from '../../src';
 import { IngestionEnv } from '../../src/ingestion/contract';
+import { outputStem, sourceId } from '../../src/ons/layout';
 import { ENV } from '../helpers';
 import { ONS_DATA } from '../ons-data';
 
@@ -160,7 +161,8 @@ describe('a real ONS file through the state machine', () => {
   test('writes the processed Parquet, the data card and the ledger entry', async () => {
     const processed = await listKeys(aws, BUCKETS.processed);
     expect(processed.filter((k) => k.startsWith('processed/dataset=curva_carga/year=2023/')).length).toBeGreaterThanOrEqual(12);
-    expect(processed).toEqual(expect.arrayContaining(['knowledge/cards/curva_carga/CURVA_CARGA_2023.md', 'knowledge/cards/curva_carga/CURVA_CARGA_2023.md.metadata.json']));
+    const card = `knowledge/cards/curva_carga/${outputStem('CURVA_CARGA_2023', sourceId(`s3://${BUCKETS.raw}/${key}`))}.md`;
+    expect(processed).toEqual(expect.arrayContaining([card, `${card}.metadata.json`]));
     const item = await ledgerItem(aws, BUCKETS.raw, key, 'null');
     expect(item?.status).toBe('processed');
     expect(item?.records).toBe(outcome.output.processed.records);

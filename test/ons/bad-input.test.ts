@@ -5,6 +5,7 @@ import { constants, crc32, deflateRawSync } from 'node:zlib';
 import { strToU8, Zip, ZipInputFile, zipSync } from 'fflate';
 import { convertFile, ConvertResult, inspectFile } from '../../src/ons/convert';
 import { resolveDataset } from '../../src/ons/detect';
+import { outputStem, sourceId, sourceIdentity } from '../../src/ons/layout';
 import { localFile } from '../../src/ons/local-file';
 import { FileSummary, processTable, Rejection } from '../../src/ons/process';
 import { CSV_MAX_LINE_CHARS, readCsv } from '../../src/ons/readers/csv';
@@ -562,10 +563,10 @@ describe('rows rejected with their number and reason', () => {
   test('a file whose every row is bad: refused, and only the rejected-rows report is left', async () => {
     const file = write(CURVA, csv('N;NORTE;ontem;1', 'NE;NORDESTE;2023-01-01 00:00:00;abc'));
     const outDir = path.join(dir, 'out');
-    const report = path.join(outDir, 'rejected/curva_carga/CURVA_CARGA_2023.rejected.csv');
+    const report = path.join(outDir, `rejected/curva_carga/${outputStem('CURVA_CARGA_2023', sourceId(sourceIdentity('CURVA_CARGA_2023.csv')))}.rejected.csv`);
     expect((await refusal(convertFile(file, localFile(file), { outDir }))).message)
       .toBe(`none of the 2 data rows is valid; reasons per row in ${report}`);
-    expect(filesUnder(outDir)).toEqual(['rejected/curva_carga/CURVA_CARGA_2023.rejected.csv']);
+    expect(filesUnder(outDir)).toEqual([`rejected/curva_carga/${outputStem('CURVA_CARGA_2023', sourceId(sourceIdentity('CURVA_CARGA_2023.csv')))}.rejected.csv`]);
     expect(parseRejectedCsv(readFileSync(report, 'utf8')).map((r) => r.slice(0, 2))).toEqual([
       ['row', 'reason'],
       ['2', "din_instante: 'ontem' is not a date or date-time (expected YYYY-MM-DD[ HH:MM:SS] or DD/MM/YYYY[ HH:MM:SS])"],

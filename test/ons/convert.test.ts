@@ -2,10 +2,14 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFil
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { convertFile } from '../../src/ons/convert';
+import { outputStem, sourceId, sourceIdentity } from '../../src/ons/layout';
 import { localFile } from '../../src/ons/local-file';
 import { readParquet } from '../../src/ons/readers/parquet';
 import { Cell, RefusedFileError } from '../../src/ons/types';
 import { ONS_DATA } from '../ons-data';
+
+/** The output stem of CURVA_CARGA_2023.csv converted with its file name as the source key (the default). */
+const CURVA_STEM = outputStem('CURVA_CARGA_2023', sourceId(sourceIdentity('CURVA_CARGA_2023.csv')));
 
 const DATA = ONS_DATA;
 
@@ -35,10 +39,12 @@ describe('convert CMO_SEMIHORARIO_2022.csv', () => {
     const hash = '3f707c4368a0ce51eea66d730530c8bc23b68fd2209d53d7af24e0ac54bdaa40'; // sha256 from SOURCES.md
     expect(result.contentHash).toBe(hash);
     const months = Array.from({ length: 12 }, (_, i) => String(i + 1).padStart(2, '0'));
+    // Named after the source (bucket and key), not the content: a revision of the key replaces them.
+    const stem = `CMO_SEMIHORARIO_2022.${sourceId('s3://raw-bucket/incoming/CMO_SEMIHORARIO_2022.csv')}`;
     expect(listFiles(out)).toEqual([
-      'knowledge/cards/cmo_semihorario/CMO_SEMIHORARIO_2022.md',
-      'knowledge/cards/cmo_semihorario/CMO_SEMIHORARIO_2022.md.metadata.json',
-      ...months.map((m) => `processed/dataset=cmo_semihorario/year=2022/month=${m}/CMO_SEMIHORARIO_2022-${hash.slice(0, 16)}.parquet`),
+      `knowledge/cards/cmo_semihorario/${stem}.md`,
+      `knowledge/cards/cmo_semihorario/${stem}.md.metadata.json`,
+      ...months.map((m) => `processed/dataset=cmo_semihorario/year=2022/month=${m}/${stem}.parquet`),
     ]);
     expect(result.rejected).toBeUndefined();
   });
@@ -106,7 +112,7 @@ describe('rejected rows and the duplicate rule', () => {
     writeFileSync(join(dir, 'CURVA_CARGA_2023.csv'), text);
     const result = await convertFile('CURVA_CARGA_2023.csv', localFile(join(dir, 'CURVA_CARGA_2023.csv')), { outDir: join(dir, 'out') });
     expect(result.summary).toMatchObject({ rows: 6, records: 2, rejected: 4 });
-    expect(result.rejected).toBe('rejected/curva_carga/CURVA_CARGA_2023.rejected.csv');
+    expect(result.rejected).toBe(`rejected/curva_carga/${CURVA_STEM}.rejected.csv`);
     expect(readFileSync(join(dir, 'out', result.rejected!), 'utf8').split('\n')).toEqual([
       'row;reason;id_subsistema;nom_subsistema;din_instante;val_cargaenergiahomwmed',
       '3;duplicate of row 2 (same series and time, 2023-01-01T00:00:00): the first row is kept;N;"\'=HYPERLINK(""http://x"")";2023-01-01 00:00:00;11',
@@ -123,8 +129,8 @@ describe('rejected rows and the duplicate rule', () => {
     const dir = mkdtempSync(join(tmpdir(), 'ons-all-bad-'));
     writeFileSync(join(dir, 'CURVA_CARGA_2023.csv'), 'id_subsistema;nom_subsistema;din_instante;val_cargaenergiahomwmed\nN;NORTE;ontem;1\nS;SUL;amanhã;2\n');
     await expect(convertFile('CURVA_CARGA_2023.csv', localFile(join(dir, 'CURVA_CARGA_2023.csv')), { outDir: join(dir, 'out') }))
-      .rejects.toThrow(new RefusedFileError('none of the 2 data rows is valid; reasons per row in ' + join(dir, 'out', 'rejected/curva_carga/CURVA_CARGA_2023.rejected.csv')));
-    expect(listFiles(join(dir, 'out'))).toEqual(['rejected/curva_carga/CURVA_CARGA_2023.rejected.csv']);
+      .rejects.toThrow(new RefusedFileError('none of the 2 data rows is valid; reasons per row in ' + join(dir, 'out', `rejected/curva_carga/${CURVA_STEM}.rejected.csv`)));
+    expect(listFiles(join(dir, 'out'))).toEqual([`rejected/curva_carga/${CURVA_STEM}.rejected.csv`]);
   });
 
   test('a failure while writing leaves no output with a final name', async () => {

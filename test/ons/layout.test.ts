@@ -10,8 +10,8 @@ import { CATALOG } from '../../src/ons/catalog';
 import { convertFile, ConvertResult } from '../../src/ons/convert';
 import { resolveDataset } from '../../src/ons/detect';
 import {
-  ADDED_COLUMNS, columnClash, dataCardDataset, dataCardKey, DEFAULT_PREFIXES, identityDimensions, parsePartKey, partitionPath,
-  processedColumns, quarantineKey, rejectedRowsKey, RESERVED_COLUMN_NAMES,
+  ADDED_COLUMNS, columnClash, dataCardDataset, dataCardKey, DEFAULT_PREFIXES, identityDimensions, isOutputOf, outputStem, parsePartKey, partitionPath,
+  processedColumns, quarantineKey, rejectedRowsKey, RESERVED_COLUMN_NAMES, sourceId, sourceIdentity,
 } from '../../src/ons/layout';
 import { localFile } from '../../src/ons/local-file';
 import { partLayout } from '../../src/timeseries/runtime/layout';
@@ -102,11 +102,16 @@ describe.each([
   });
 
   test('the card and rejected keys are the layout\'s, and the knowledge query reads the dataset back from the card key', () => {
-    const name = file.replace(/\.csv$/, '');
-    expect(result.card).toBe(dataCardKey(DEFAULT_PREFIXES.dataCards, dataset, name));
-    expect(result.card).toBe(`knowledge/cards/${dataset}/${name}.md`);
+    // Converted with the file name as the source key: the stem is `<name>.<sourceId(file name)>`.
+    const stem = outputStem(file.replace(/\.csv$/, ''), sourceId(sourceIdentity(file)));
+    expect(stem).toMatch(/^[A-Z_0-9]+\.[0-9a-f]{16}$/);
+    expect(result.card).toBe(dataCardKey(DEFAULT_PREFIXES.dataCards, dataset, stem));
+    expect(result.card).toBe(`knowledge/cards/${dataset}/${stem}.md`);
     expect(dataCardDataset(result.card)).toBe(dataset);
-    expect(rejectedRowsKey(DEFAULT_PREFIXES.rejectedRows, dataset, name)).toBe(`rejected/${dataset}/${name}.rejected.csv`);
+    expect(rejectedRowsKey(DEFAULT_PREFIXES.rejectedRows, dataset, stem)).toBe(`rejected/${dataset}/${stem}.rejected.csv`);
+    for (const part of result.parquet) expect(isOutputOf(part.relativePath.split('/').pop()!, stem)).toBe(true);
+    expect(isOutputOf(result.card.split('/').pop()!, stem)).toBe(true);
+    expect(isOutputOf(`${stem}.md.metadata.json`, stem) && isOutputOf(`${stem}.rejected.csv`, stem) && isOutputOf(`${stem}-2.parquet`, stem)).toBe(true);
   });
 
   test('the loader finds the identity dimensions the processor used in the Parquet it wrote', () => {
@@ -158,5 +163,27 @@ describe('keys and columns', () => {
     expect(columnClash(processedColumns({ dimensions: ['id_a'], labels: ['nom_a'], measures: ['val_a', 'id_a'] }))).toBe('id_a');
     expect(columnClash(processedColumns({ dimensions: ['id_a'], labels: ['nom_a'], measures: ['val_a'] }))).toBeUndefined();
     expect(RESERVED_COLUMN_NAMES).toEqual(['time', 'local_time', 'source_key', 'source_version', 'source_time', 'source_row', 'dataset', 'year', 'month']);
+  });
+});
+
+describe('outputs are named after the source, not the content', () => {
+  test('the identity is the ledger pk for an object, the key alone for a local file; same file name, other folder: another stem', () => {
+    expect(sourceIdentity('ons/CURVA_CARGA_2023.csv', 'raw')).toBe('s3://raw/ons/CURVA_CARGA_2023.csv');
+    expect(sourceIdentity('CURVA_CARGA_2023.csv')).toBe('CURVA_CARGA_2023.csv');
+    const a = outputStem('CURVA_CARGA_2023', sourceId('s3://raw/ons/CURVA_CARGA_2023.csv'));
+    const b = outputStem('CURVA_CARGA_2023', sourceId('s3://raw/mirror/CURVA_CARGA_2023.csv'));
+    expect(a).not.toBe(b);
+    expect(sourceId('s3://raw/ons/CURVA_CARGA_2023.csv')).toBe(sourceId('s3://raw/ons/CURVA_CARGA_2023.csv'));
+  });
+
+  test('isOutputOf knows a source\'s files, and neither another source\'s nor the content-hash names of earlier releases', () => {
+    const stem = outputStem('CURVA_CARGA_2023', '0123456789abcdef');
+    for (const f of [`${stem}.parquet`, `${stem}-3.parquet`, `${stem}.md`, `${stem}.md.metadata.json`, `${stem}.rejected.csv`]) {
+      expect(isOutputOf(f, stem)).toBe(true);
+    }
+    for (const f of ['CURVA_CARGA_2023-0123456789abcdef.parquet', 'CURVA_CARGA_2023.md', `${stem}.parquet.partial`,
+      `${outputStem('CURVA_CARGA_2023', 'fedcba9876543210')}.parquet`, `${stem}0.parquet`]) {
+      expect(isOutputOf(f, stem)).toBe(false);
+    }
   });
 });

@@ -91,9 +91,9 @@ describe('ProcessedParquetWriter', () => {
     const written = await writer.finish('abc123');
 
     expect(written.map(({ relativePath, year, month, rows }) => ({ relativePath, year, month, rows }))).toEqual([
-      { relativePath: 'dataset=curva_carga/year=2023/month=11/CURVA_CARGA_2023-abc123.parquet', year: '2023', month: '11', rows: 2 },
-      { relativePath: 'dataset=curva_carga/year=2023/month=12/CURVA_CARGA_2023-abc123.parquet', year: '2023', month: '12', rows: 2 },
-      { relativePath: 'dataset=curva_carga/year=2024/month=01/CURVA_CARGA_2023-abc123.parquet', year: '2024', month: '01', rows: 2 },
+      { relativePath: 'dataset=curva_carga/year=2023/month=11/CURVA_CARGA_2023.abc123.parquet', year: '2023', month: '11', rows: 2 },
+      { relativePath: 'dataset=curva_carga/year=2023/month=12/CURVA_CARGA_2023.abc123.parquet', year: '2023', month: '12', rows: 2 },
+      { relativePath: 'dataset=curva_carga/year=2024/month=01/CURVA_CARGA_2023.abc123.parquet', year: '2024', month: '01', rows: 2 },
     ]);
     expect(files(outDir)).toEqual(written.map((w) => w.relativePath));
     expect(records[3].time).toBe(Date.UTC(2024, 0, 1, 2));
@@ -274,7 +274,7 @@ describe('ProcessedParquetWriter', () => {
     const written = await writer.finish('h');
     expect(written).toHaveLength(300);
     expect(files(outDir)).toEqual(written.map((w) => w.relativePath).sort());
-    expect(written.every((w) => /^dataset=curva_carga\/year=\d{4}\/month=\d{2}\/LONG-h\.parquet$/.test(w.relativePath))).toBe(true);
+    expect(written.every((w) => /^dataset=curva_carga\/year=\d{4}\/month=\d{2}\/LONG\.h\.parquet$/.test(w.relativePath))).toBe(true);
     let rows = 0;
     let sum = 0;
     const byFile = new Map<string, Uint8Array>();
@@ -320,15 +320,15 @@ describe('ProcessedParquetWriter', () => {
 
     const written = await writer.finish('h');
     expect(written.map((w) => [w.relativePath, w.rows])).toEqual([
-      ['dataset=curva_carga/year=1990/month=01/LATE-h.parquet', 40],
-      ['dataset=curva_carga/year=1990/month=01/LATE-h-2.parquet', 2],
-      ['dataset=curva_carga/year=1990/month=01/LATE-h-3.parquet', 1],
-      ['dataset=curva_carga/year=1990/month=02/LATE-h.parquet', 40],
-      ['dataset=curva_carga/year=1990/month=03/LATE-h.parquet', 40],
-      ['dataset=curva_carga/year=1990/month=03/LATE-h-2.parquet', 1],
-      ['dataset=curva_carga/year=1990/month=04/LATE-h.parquet', 40],
-      ['dataset=curva_carga/year=1990/month=04/LATE-h-2.parquet', 1],
-      ['dataset=curva_carga/year=1990/month=05/LATE-h.parquet', 41],
+      ['dataset=curva_carga/year=1990/month=01/LATE.h.parquet', 40],
+      ['dataset=curva_carga/year=1990/month=01/LATE.h-2.parquet', 2],
+      ['dataset=curva_carga/year=1990/month=01/LATE.h-3.parquet', 1],
+      ['dataset=curva_carga/year=1990/month=02/LATE.h.parquet', 40],
+      ['dataset=curva_carga/year=1990/month=03/LATE.h.parquet', 40],
+      ['dataset=curva_carga/year=1990/month=03/LATE.h-2.parquet', 1],
+      ['dataset=curva_carga/year=1990/month=04/LATE.h.parquet', 40],
+      ['dataset=curva_carga/year=1990/month=04/LATE.h-2.parquet', 1],
+      ['dataset=curva_carga/year=1990/month=05/LATE.h.parquet', 41],
     ]);
     expect(files(outDir)).toEqual(written.map((w) => w.relativePath).sort());
     const read = async (i: number) => collect(readFileSync(written[i].path));
@@ -386,7 +386,7 @@ describe('ProcessedParquetWriter', () => {
     const writer = new ProcessedParquetWriter({ outDir, schema, source, sourceName: 'F' });
     for (const r of records) await writer.write(r);
     // A directory in the way of the second file's final name makes its rename fail.
-    mkdirSync(join(outDir, 'dataset=curva_carga/year=2023/month=12/F-h.parquet'), { recursive: true });
+    mkdirSync(join(outDir, 'dataset=curva_carga/year=2023/month=12/F.h.parquet'), { recursive: true });
     await expect(writer.finish('h')).rejects.toThrow();
     expect(files(outDir).filter((f) => f.endsWith('.partial'))).toEqual([]);
   });
