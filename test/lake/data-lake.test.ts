@@ -139,11 +139,12 @@ describe('DataLake', () => {
       })]);
     });
 
-    test(`${stage.name}: processed Parquet goes to Standard-IA at 30 days; cards and documents stay in Standard; query results expire`, () => {
+    test(`${stage.name}: processed Parquet goes to Standard-IA at 30 days; cards and documents stay in Standard; query results and what a killed run staged expire`, () => {
       expect(rules(t, 'Processed')).toEqual([
         expect.objectContaining(common),
         expect.objectContaining({ Prefix: 'processed/', Transitions: [{ StorageClass: 'STANDARD_IA', TransitionInDays: 30 }] }),
         { Id: 'expire-query-results', Prefix: 'athena-results/', ExpirationInDays: 30, Status: 'Enabled' },
+        { Id: 'expire-staging', Prefix: 'staging/', ExpirationInDays: 3, Status: 'Enabled' },
       ]);
     });
 
@@ -259,6 +260,8 @@ describe('DataLake validation', () => {
     [{ quarantinePrefix: 'quarantine' }, /DataLakeProps.quarantinePrefix: expected path segments .* ending with '\/'/],
     [{ documentsPrefix: '/docs/' }, /DataLakeProps.documentsPrefix: expected path segments/],
     [{ dataCardsPrefix: 'processed/cards/' }, /DataLakeProps.dataCardsPrefix \('processed\/cards\/'\) must not be inside processedDataPrefix/],
+    [{ stagingPrefix: 'processed/staging/' }, /DataLakeProps.stagingPrefix \('processed\/staging\/'\) must not be inside processedDataPrefix/],
+    [{ stagingExpirationDays: 0 }, /DataLakeProps.stagingExpirationDays: expected a whole number of days of at least 1, got 0/],
     [{ tags: { 'aws:cost': 'x' } }, /tags: key 'aws:cost'/],
   ])('%j is refused', (props, message) => {
     expect(make(props as Partial<DataLakeProps>)).toThrow(message);
@@ -272,8 +275,8 @@ describe('DataLake validation', () => {
 describe('documented defaults', () => {
   test('prefixes, key and lifecycle match the TSDoc @default values', () => {
     const { dataLake, template } = lake({ stage: PlatformStage.STAGING });
-    expect([dataLake.processedDataPrefix, dataLake.documentsPrefix, dataLake.dataCardsPrefix, dataLake.rejectedRowsPrefix, dataLake.quarantinePrefix])
-      .toEqual(['processed/', 'knowledge/documents/', 'knowledge/cards/', 'rejected/', 'quarantine/']);
+    expect([dataLake.processedDataPrefix, dataLake.documentsPrefix, dataLake.dataCardsPrefix, dataLake.rejectedRowsPrefix, dataLake.quarantinePrefix, dataLake.stagingPrefix])
+      .toEqual(['processed/', 'knowledge/documents/', 'knowledge/cards/', 'rejected/', 'quarantine/', 'staging/']);
     expect(dataLake.lifecycle).toEqual(PlatformStage.STAGING.lifecycle);
     template.hasResourceProperties('AWS::KMS::Key', { EnableKeyRotation: true });
   });

@@ -1,6 +1,8 @@
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
+import { sourceName } from '../../src/ons/convert';
+import { outputStem, sourceId, sourceIdentity } from '../../src/ons/layout';
 import { LoadInput, LoadResult, TimeSeriesEnv } from '../../src/timeseries/contract';
 import {
   BUCKETS, handlerEnv, Ingest, ingester, ledgerItem, LocalAws, loadHandler, restoreEnv, startLocalAws,
@@ -74,7 +76,14 @@ export const REFERENCE = JSON.parse(readFileSync(join(ONS_DATA, 'reference-figur
   rows: number; series: number; measures: Record<string, { count: number; sum: number }>;
 }>;
 export const expectedPoints = (file: string) => Object.values(REFERENCE[file].measures).reduce((n, m) => n + m.count, 0);
-export const REJECTED_KEY = 'rejected-records/carga_energia/CARGA_ENERGIA_2013.rejected-records.jsonl';
+/** The loader's report of CARGA_ENERGIA_2013.csv, ingested as `incoming/<file>`: named after the source, like the processor's outputs. */
+export const REJECTED_KEY = `rejected-records/carga_energia/${rejectedStem('CARGA_ENERGIA_2013.csv')}.rejected-records.jsonl`;
+
+/** The output stem of a file the tests ingest as `incoming/<file>` in the raw bucket. */
+export function rejectedStem(file: string): string {
+  const key = `incoming/${file}`;
+  return outputStem(sourceName(file), sourceId(sourceIdentity(key, BUCKETS.raw)));
+}
 
 export function describeLoadContract(engine: LoadEngine): LoadContext {
   let handlerTmp: string;

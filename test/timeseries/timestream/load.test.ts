@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { TimeSeriesEnv } from '../../../src/timeseries/contract';
 import { BUCKETS, getBytes, ledgerItem, listKeys } from '../../ingestion/local-aws';
-import { describeLoadContract, MAX_IN_FLIGHT, REFERENCE, REJECTED_KEY } from '../load-contract';
+import { describeLoadContract, MAX_IN_FLIGHT, REFERENCE, REJECTED_KEY, rejectedStem } from '../load-contract';
 import { LocalTimestream, WriteRequestBody } from './local-timestream';
 
 /**
@@ -141,7 +141,7 @@ describe('rejected records', () => {
     await expect(load(input)).rejects.toMatchObject({ name: 'NothingWritten', message: expect.stringMatching(/^historico rejected all \d+ records/) });
     expect(ts.sentRecords().every((r) => Object.keys(r.dimensions).length === 0)).toBe(true);
     const keys = await listKeys(ctx.aws, BUCKETS.failed, 'rejected-records/historico_geracao_energia/');
-    expect(keys).toEqual(['rejected-records/historico_geracao_energia/Temporal_Geracao_de_Energia.rejected-records.jsonl']);
+    expect(keys).toEqual([`rejected-records/historico_geracao_energia/${rejectedStem('Temporal Geração de Energia.csv')}.rejected-records.jsonl`]);
     const lines = (await getBytes(ctx.aws, BUCKETS.failed, keys[0])).toString('utf8').trim().split('\n');
     expect(lines).toHaveLength(ts.sentRecords().length);
     const item = await ledgerItem(ctx.aws, BUCKETS.raw, input.source.key);
