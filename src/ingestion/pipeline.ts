@@ -30,8 +30,8 @@ import { LakeEnv } from '../lake/contract';
 import { IDataLake } from '../lake/data-lake';
 import { LedgerEnv, LedgerSchema, LedgerStatus } from '../ledger/contract';
 import { IIngestionLedger, IngestionLedger } from '../ledger/ingestion-ledger';
-import { XLSX_MAX_EXPANDED_BYTES } from '../ons/limits';
 import { DEFAULT_PREFIXES } from '../ons/layout';
+import { XLSX_MAX_EXPANDED_BYTES } from '../ons/limits';
 import { HandlerEnv, MetricServices } from '../runtime/contract';
 import { LoadErrors } from '../timeseries/contract';
 

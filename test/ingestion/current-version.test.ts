@@ -9,12 +9,12 @@ import { ProcessResult, SourceObject } from '../../src/ledger/contract';
 import { Ledger } from '../../src/ledger/runtime/ledger';
 import { DEFAULT_PREFIXES } from '../../src/ons/layout';
 import { figuresBySource, SourceFigures } from '../duckdb';
-import { figures, revise } from '../revisions';
 import { ONS_DATA } from '../ons-data';
-import { CapturedOutput, captureOutput } from '../runtime/output';
+import { figures, revise } from '../revisions';
 import {
   BUCKETS, EXECUTION, FaultyS3Proxy, getBytes, ledgerItem, listKeys, LocalAws, putObject, startLocalAws, TABLE,
 } from './local-aws';
+import { CapturedOutput, captureOutput } from '../runtime/output';
 
 /**
  * One current version per source key, with the real processObject over s3rver and dynalite: a revised

@@ -281,21 +281,21 @@ describe('least privilege', () => {
 
   test('the processor and the Batch job stage under staging/ (put, delete, and get as a copy source); no one else, and no listing', () => {
     const byRole = Object.entries<any>(defaultTemplate.findResources('AWS::IAM::Policy'))
-      .map(([id, p]) => ({ id, statements: p.Properties.PolicyDocument.Statement as any[] }));
-    const on = (statements: any[], action: string, path: string) =>
-      statements.filter((s) => [s.Action].flat().includes(action) && JSON.stringify(s.Resource).includes(path));
-    const staging = byRole.filter((r) => on(r.statements, 's3:PutObject', '/staging/*').length > 0).map((r) => r.id);
+      .map(([id, p]) => ({ id, document: p.Properties.PolicyDocument.Statement as any[] }));
+    const on = (document: any[], action: string, path: string) =>
+      document.filter((s) => [s.Action].flat().includes(action) && JSON.stringify(s.Resource).includes(path));
+    const staging = byRole.filter((r) => on(r.document, 's3:PutObject', '/staging/*').length > 0).map((r) => r.id);
     expect(staging).toHaveLength(2);
     expect(staging.some((id) => id.startsWith('IngestionProcessorRole'))).toBe(true);
     expect(staging.some((id) => id.includes('JobRole'))).toBe(true);
     for (const id of staging) {
-      const { statements } = byRole.find((r) => r.id === id)!;
-      expect(on(statements, 's3:DeleteObject', '/staging/*')).toHaveLength(1);
+      const { document } = byRole.find((r) => r.id === id)!;
+      expect(on(document, 's3:DeleteObject', '/staging/*')).toHaveLength(1);
       // CopyObject reads its source: GetObject on the staging prefix only, never on the processed data.
-      const gets = statements.filter((s) => [s.Action].flat().includes('s3:GetObject') && JSON.stringify(s.Resource).includes('ProcessedBucket'));
+      const gets = document.filter((s) => [s.Action].flat().includes('s3:GetObject') && JSON.stringify(s.Resource).includes('ProcessedBucket'));
       expect(JSON.stringify(gets.map((s) => s.Resource))).toContain('/staging/*');
       expect(JSON.stringify(gets.map((s) => s.Resource))).not.toContain('/processed/*');
-      const lists = statements.filter((s) => [s.Action].flat().includes('s3:ListBucket') && JSON.stringify(s.Resource).includes('ProcessedBucket'));
+      const lists = document.filter((s) => [s.Action].flat().includes('s3:ListBucket') && JSON.stringify(s.Resource).includes('ProcessedBucket'));
       expect(lists).toEqual([]);
     }
   });

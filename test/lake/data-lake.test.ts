@@ -275,7 +275,8 @@ describe('DataLake validation', () => {
 describe('documented defaults', () => {
   test('prefixes, key and lifecycle match the TSDoc @default values', () => {
     const { dataLake, template } = lake({ stage: PlatformStage.STAGING });
-    expect([dataLake.processedDataPrefix, dataLake.documentsPrefix, dataLake.dataCardsPrefix, dataLake.rejectedRowsPrefix, dataLake.quarantinePrefix, dataLake.stagingPrefix])
+    const { processedDataPrefix, documentsPrefix, dataCardsPrefix, rejectedRowsPrefix, quarantinePrefix, stagingPrefix } = dataLake;
+    expect([processedDataPrefix, documentsPrefix, dataCardsPrefix, rejectedRowsPrefix, quarantinePrefix, stagingPrefix])
       .toEqual(['processed/', 'knowledge/documents/', 'knowledge/cards/', 'rejected/', 'quarantine/', 'staging/']);
     expect(dataLake.lifecycle).toEqual(PlatformStage.STAGING.lifecycle);
     template.hasResourceProperties('AWS::KMS::Key', { EnableKeyRotation: true });
