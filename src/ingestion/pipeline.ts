@@ -53,6 +53,11 @@ const LOADER_NON_RETRYABLE = [LoadErrors.INVALID_INPUT, LoadErrors.NOTHING_WRITT
  * ledger (DynamoDB) records every object version's status, counts, period and content hash: a file
  * whose content was already processed is recorded as a duplicate and not processed again.
  *
+ * A source key owns its outputs (named after `s3://<bucket>/<key>`, not its content): a new version of
+ * the key replaces them and the partitions it no longer has are deleted. A run stages its outputs under
+ * the lake's `stagingPrefix` (recorded in the ledger first) and copies them to their final names only
+ * once all are written, so a killed run leaves nothing a query reads.
+ *
  * A second state machine, `backfillStateMachine`, walks a prefix of the raw bucket with a Distributed
  * Map (`backfillMaxConcurrency` files at a time) and runs the ingestion for each file: start it with
  * `{ "prefix": "2000/" }`.
