@@ -30,7 +30,6 @@ import { LakeEnv } from '../lake/contract';
 import { IDataLake } from '../lake/data-lake';
 import { LedgerEnv, LedgerSchema, LedgerStatus } from '../ledger/contract';
 import { IIngestionLedger, IngestionLedger } from '../ledger/ingestion-ledger';
-import { DEFAULT_PREFIXES } from '../ons/layout';
 import { XLSX_MAX_EXPANDED_BYTES } from '../ons/limits';
 import { HandlerEnv, MetricServices } from '../runtime/contract';
 import { LoadErrors } from '../timeseries/contract';
@@ -113,7 +112,6 @@ export class IngestionPipeline extends Construct implements IMonitorable {
 
   private readonly stage: PlatformStage;
   private readonly lake: IDataLake;
-  private readonly stagingPrefix: string;
   private readonly safeDeployment?: SafeDeployment;
   private readonly key: kms.IKey;
 
@@ -121,7 +119,6 @@ export class IngestionPipeline extends Construct implements IMonitorable {
     super(scope, id);
     this.stage = props.stage;
     this.lake = props.dataLake;
-    this.stagingPrefix = props.dataLake.stagingPrefix ?? DEFAULT_PREFIXES.staging;
     this.key = props.dataLake.encryptionKey;
     this.safeDeployment = props.safeDeployment;
     applyPlatformTags(this, this.stage);
@@ -161,7 +158,7 @@ export class IngestionPipeline extends Construct implements IMonitorable {
       [LakeEnv.DOCUMENTS_PREFIX]: this.lake.documentsPrefix,
       [LakeEnv.REJECTED_ROWS_PREFIX]: this.lake.rejectedRowsPrefix,
       [LakeEnv.QUARANTINE_PREFIX]: this.lake.quarantinePrefix,
-      [LakeEnv.STAGING_PREFIX]: this.stagingPrefix,
+      [LakeEnv.STAGING_PREFIX]: this.lake.stagingPrefix,
       [IngestionEnv.LAMBDA_MAX_BYTES]: String(this.lambdaMaxFileSize.toBytes()),
       // Router (quarantines a workbook over it), processor and Batch job (refuse a part that expands past it).
       [IngestionEnv.XLSX_MAX_EXPANDED_BYTES]: String(maxExpanded),
@@ -285,11 +282,11 @@ export class IngestionPipeline extends Construct implements IMonitorable {
    */
   private grantProcess(grantee: iam.IGrantable): void {
     this.grantReadRaw(grantee);
-    this.grantWrite(grantee, this.lake.processedBucket.bucketArn, [this.lake.processedDataPrefix, this.lake.dataCardsPrefix, this.stagingPrefix]);
+    this.grantWrite(grantee, this.lake.processedBucket.bucketArn, [this.lake.processedDataPrefix, this.lake.dataCardsPrefix, this.lake.stagingPrefix]);
     this.grantWrite(grantee, this.lake.failedBucket.bucketArn, [this.lake.rejectedRowsPrefix]);
     grantee.grantPrincipal.addToPrincipalPolicy(new iam.PolicyStatement({
       actions: ['s3:GetObject'],
-      resources: [this.lake.processedBucket.arnForObjects(`${this.stagingPrefix}*`)],
+      resources: [this.lake.processedBucket.arnForObjects(`${this.lake.stagingPrefix}*`)],
     }));
     this.ledger.grantRecord(grantee);
   }

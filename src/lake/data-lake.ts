@@ -50,12 +50,8 @@ export interface IDataLake {
   readonly rejectedRowsPrefix: string;
   /** Prefix of the quarantined objects in the failed bucket. */
   readonly quarantinePrefix: string;
-  /**
-   * Prefix in the processed bucket where the processor stages a run's outputs until all are written.
-   *
-   * @default 'staging/'
-   */
-  readonly stagingPrefix?: string;
+  /** Prefix in the processed bucket where the processor stages a run's outputs until all are written. */
+  readonly stagingPrefix: string;
   /** Lets `grantee` upload files to the raw bucket (which starts their ingestion). */
   grantUpload(grantee: iam.IGrantable): iam.Grant;
 }
