@@ -158,6 +158,7 @@ export async function processObject(input: ProcessInput, deps: ProcessDeps): Pro
       { bucket: config.processedBucket, key: converted.card, contentType: 'text/markdown; charset=utf-8' },
     ].map((f) => ({ ...f, path: join(outDir, f.key) }));
     const published = await publishOutputs(deps, { source, executionArn, result, outputs, files });
+    // A concurrent run of this version settled it first: its answer, not logged or counted twice.
     if (published !== result) return published;
     log('INFO', 'processed', {
       source,
