@@ -282,11 +282,12 @@ export class IngestionPipeline extends Construct implements IMonitorable {
    */
   private grantProcess(grantee: iam.IGrantable): void {
     this.grantReadRaw(grantee);
-    this.grantWrite(grantee, this.lake.processedBucket.bucketArn, [this.lake.processedDataPrefix, this.lake.dataCardsPrefix, this.lake.stagingPrefix]);
+    const { processedDataPrefix, dataCardsPrefix, stagingPrefix } = this.lake;
+    this.grantWrite(grantee, this.lake.processedBucket.bucketArn, [processedDataPrefix, dataCardsPrefix, stagingPrefix]);
     this.grantWrite(grantee, this.lake.failedBucket.bucketArn, [this.lake.rejectedRowsPrefix]);
     grantee.grantPrincipal.addToPrincipalPolicy(new iam.PolicyStatement({
       actions: ['s3:GetObject'],
-      resources: [this.lake.processedBucket.arnForObjects(`${this.lake.stagingPrefix}*`)],
+      resources: [this.lake.processedBucket.arnForObjects(`${stagingPrefix}*`)],
     }));
     this.ledger.grantRecord(grantee);
   }
