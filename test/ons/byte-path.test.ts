@@ -1,13 +1,12 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { resolveDataset } from '../../src/ons/detect';
 import { parseMeasure, parseMeasureBytes } from '../../src/ons/number';
-import { FileSummary, processTable, Rejection } from '../../src/ons/process';
 import { readCsv } from '../../src/ons/readers/csv';
 import { brasiliaToUtc, offsetAt, parseLocalTime, parseLocalTimeBytes } from '../../src/ons/time';
-import { OnsRecord, RawTable, RefusedFileError } from '../../src/ons/types';
+import { RefusedFileError } from '../../src/ons/types';
 import { endsWithUnicodeSpace, startsWithUnicodeSpace } from '../../src/ons/utf8';
 import { ONS_DATA } from '../ons-data';
+import { Outcome, outcome } from './outcome';
 
 /**
  * UTF-8 CSV is read from its bytes (RawTable.lines): lines split and validated as bytes, cells read
@@ -20,11 +19,6 @@ const HEADER = 'id_subsistema;nom_subsistema;din_instante;val_cargaenergiahomwme
 const CURVA = 'CURVA_CARGA_2023.csv';
 const SNIFF = 64 * 1024;
 
-interface Outcome {
-  readonly summary: FileSummary;
-  readonly records: OnsRecord[];
-  readonly rejections: Rejection[];
-}
 
 async function* chunked(pieces: readonly Uint8Array[]): AsyncGenerator<Uint8Array> {
   for (const p of pieces) yield p;
@@ -36,15 +30,6 @@ function cut(bytes: Uint8Array, offsets: readonly number[]): Uint8Array[] {
   return points.slice(1).map((end, i) => bytes.subarray(points[i], end));
 }
 
-async function outcome(name: string, table: RawTable): Promise<Outcome> {
-  const records: OnsRecord[] = [];
-  const rejections: Rejection[] = [];
-  const summary = await processTable(name, table, resolveDataset(name, table.header), {
-    record: (r) => { records.push(r); },
-    rejected: (r) => { rejections.push(r); },
-  });
-  return { summary, records, rejections };
-}
 
 /** The byte path: readCsv of UTF-8 offers `lines`, and processTable takes them. */
 async function viaBytes(name: string, pieces: readonly Uint8Array[]): Promise<Outcome> {

@@ -1,10 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { resolveDataset } from '../../src/ons/detect';
-import { FileSummary, processTable, Rejection } from '../../src/ons/process';
-import { readCsv } from '../../src/ons/readers/csv';
-import { OnsRecord } from '../../src/ons/types';
+import { FileSummary } from '../../src/ons/process';
 import { ONS_DATA } from '../ons-data';
+import { readBothPaths } from './outcome';
 
 /**
  * The night the clocks moved forward: a local time that did not exist (00:00 on a day daylight saving
@@ -44,33 +42,6 @@ function instant(text: string): { utc: number; exists: boolean } {
 }
 const converted = new Map<string, { utc: number; exists: boolean }>();
 
-interface Outcome {
-  readonly summary: FileSummary;
-  readonly records: OnsRecord[];
-  readonly rejections: Rejection[];
-}
-
-async function* once(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
-  yield bytes;
-}
-
-/** Reads the text from its bytes (the byte path) and as decoded rows; both must agree. */
-async function read(name: string, text: string): Promise<Outcome> {
-  const outcomes: Outcome[] = [];
-  for (const bytes of [true, false]) {
-    const { lines, ...rest } = await readCsv(once(Buffer.from(text)));
-    const table = bytes ? { lines, ...rest } : rest;
-    const records: OnsRecord[] = [];
-    const rejections: Rejection[] = [];
-    const summary = await processTable(name, table, resolveDataset(name, table.header), {
-      record: (r) => { records.push(r); },
-      rejected: (r) => { rejections.push(r); },
-    });
-    outcomes.push({ summary, records, rejections });
-  }
-  expect(outcomes[1]).toEqual(outcomes[0]);
-  return outcomes[0];
-}
 
 /** A real file as a header and rows of cells (a plain split: ONS never quotes); its time column moved to `year`. */
 function plain(file: string, year?: number): { header: string; rows: string[][]; time: number } {
@@ -131,7 +102,7 @@ describe('hourly: CURVA_CARGA_2023 moved to 2018, which has 2018-11-04 00:00 (a 
   });
 
   test('the genuine 01:00 rows are kept; the 00:00 rows are rejected, naming the row with the real time', async () => {
-    const o = await read('CURVA_CARGA_2018.csv', csv(header, rows));
+    const o = await readBothPaths('CURVA_CARGA_2018.csv', csv(header, rows));
     const refused = new Set(found.map((f) => f.phantom));
     expectFigures(o.summary, header, rows.filter((_, i) => !refused.has(i)), found.length, time);
     expect(o.rejections.map((r) => r.row)).toEqual(found.map((f) => rowNumber(f.phantom)));
@@ -151,7 +122,7 @@ describe('hourly: CURVA_CARGA_2023 moved to 2018, which has 2018-11-04 00:00 (a 
   test('in any order: the phantom rows moved after the genuine ones are refused the same way', async () => {
     const refused = new Set(found.map((f) => f.phantom));
     const reordered = [...rows.filter((_, i) => !refused.has(i)), ...found.map((f) => rows[f.phantom])];
-    const o = await read('CURVA_CARGA_2018.csv', csv(header, reordered));
+    const o = await readBothPaths('CURVA_CARGA_2018.csv', csv(header, reordered));
     expectFigures(o.summary, header, reordered.slice(0, rows.length - found.length), found.length, time);
     const again = phantoms(reordered, time);
     expect(o.rejections.map((r) => [r.row, r.reason.match(/ row (\d+) has the real /)?.[1]]))
@@ -163,7 +134,7 @@ describe('hourly: CURVA_CARGA_2023 moved to 2018, which has 2018-11-04 00:00 (a 
     const withoutSe = rows.filter((_, i) => i !== se.genuine);
     const again = phantoms(withoutSe, time);
     expect(again.map((f) => f.genuine === -1)).toEqual([false, false, false, true]);
-    const o = await read('CURVA_CARGA_2018.csv', csv(header, withoutSe));
+    const o = await readBothPaths('CURVA_CARGA_2018.csv', csv(header, withoutSe));
     const refused = new Set(again.filter((f) => f.genuine >= 0).map((f) => f.phantom));
     expectFigures(o.summary, header, withoutSe.filter((_, i) => !refused.has(i)), refused.size, time);
     const last = o.records[o.records.length - 1];
@@ -187,7 +158,7 @@ describe('half-hourly: CMO_SEMIHORARIO_2022 moved to 2018 (00:00 and 00:30 skipp
       ...Array(4).fill('2018-11-04 00:00:00 -> 2018-11-04 01:00:00'),
       ...Array(4).fill('2018-11-04 00:30:00 -> 2018-11-04 01:30:00'),
     ]);
-    const o = await read('CMO_SEMIHORARIO_2018.csv', csv(header, rows));
+    const o = await readBothPaths('CMO_SEMIHORARIO_2018.csv', csv(header, rows));
     const refused = new Set(found.map((f) => f.phantom));
     expectFigures(o.summary, header, rows.filter((_, i) => !refused.has(i)), found.length, time);
     expect(o.rejections.map((r) => [r.row, r.reason.match(/^din_instante: (\S+) does not exist on that day .* row (\d+) has the real/)?.slice(1)]))
@@ -201,7 +172,7 @@ describe('daily: CARGA_ENERGIA_2013, whose 2013-10-20 00:00 (the clocks skipped 
 
   test('the day\'s rows are kept, moved forward to 01:00 (03:00 UTC), and reach the sink after the others', async () => {
     expect(found.map((f) => [rows[f.phantom][time], f.genuine])).toEqual(Array(4).fill(['2013-10-20 00:00:00', -1]));
-    const o = await read('CARGA_ENERGIA_2013.csv', csv(header, rows));
+    const o = await readBothPaths('CARGA_ENERGIA_2013.csv', csv(header, rows));
     expectFigures(o.summary, header, rows, 0, time);
     const held = found.map((f) => rowNumber(f.phantom));
     expect(o.records.map((r) => r.row)).toEqual([...rows.map((_, i) => rowNumber(i)).filter((r) => !held.includes(r)), ...held]);
@@ -212,7 +183,7 @@ describe('daily: CARGA_ENERGIA_2013, whose 2013-10-20 00:00 (the clocks skipped 
   });
 
   test('downloaded twice and concatenated: the second copy of the day is a duplicate of the first', async () => {
-    const o = await read('CARGA_ENERGIA_2013.csv', csv(header, [...rows, ...rows]));
+    const o = await readBothPaths('CARGA_ENERGIA_2013.csv', csv(header, [...rows, ...rows]));
     expectFigures(o.summary, header, rows, rows.length, time);
     const day = o.rejections.filter((r) => r.reason.includes('2013-10-20T00:00:00'));
     expect(day.map((r) => [r.row, r.reason])).toEqual(found.map((f) => [

@@ -1,11 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { resolveDataset } from '../../src/ons/detect';
-import { FileSummary, processTable, Rejection } from '../../src/ons/process';
-import { readCsv } from '../../src/ons/readers/csv';
+import { FileSummary } from '../../src/ons/process';
 import { SeriesInstants } from '../../src/ons/series';
-import { OnsRecord } from '../../src/ons/types';
 import { ONS_DATA } from '../ons-data';
+import { readBothPaths } from './outcome';
 
 /**
  * Duplicates are found whatever the order of the rows: real ONS files downloaded twice and concatenated,
@@ -16,33 +14,6 @@ import { ONS_DATA } from '../ons-data';
 interface Reference { rows: number; series: number; start: string; end: string; measures: Record<string, { count: number; sum: number }> }
 const REFERENCE: Record<string, Reference> = JSON.parse(readFileSync(join(ONS_DATA, 'reference-figures.json'), 'utf8'));
 
-interface Outcome {
-  readonly summary: FileSummary;
-  readonly records: OnsRecord[];
-  readonly rejections: Rejection[];
-}
-
-async function* once(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
-  yield bytes;
-}
-
-/** Reads the text from its bytes (the byte path) and as decoded rows; both must agree. */
-async function read(name: string, text: string): Promise<Outcome> {
-  const outcomes: Outcome[] = [];
-  for (const bytes of [true, false]) {
-    const { lines, ...rest } = await readCsv(once(Buffer.from(text)));
-    const table = bytes ? { lines, ...rest } : rest;
-    const records: OnsRecord[] = [];
-    const rejections: Rejection[] = [];
-    const summary = await processTable(name, table, resolveDataset(name, table.header), {
-      record: (r) => { records.push(r); },
-      rejected: (r) => { rejections.push(r); },
-    });
-    outcomes.push({ summary, records, rejections });
-  }
-  expect(outcomes[1]).toEqual(outcomes[0]);
-  return outcomes[0];
-}
 
 /** The real file as a header and rows of cells (a plain split: ONS never quotes). */
 function plain(file: string): { header: string; rows: string[][] } {
@@ -102,7 +73,7 @@ describe.each([CURVA, BALANCO])('%s', (file) => {
   const key = (r: readonly string[]) => `${r[id]}|${r[time]}`;
 
   test('concatenated with itself (header once): every row of the second copy is a duplicate of its twin', async () => {
-    const o = await read(file, csv(header, [...rows, ...rows]));
+    const o = await readBothPaths(file, csv(header, [...rows, ...rows]));
     expectReference(o.summary, file, rows.length);
     expect(o.rejections.map((r) => r.row)).toEqual(rows.map((_, i) => rowNumber(rows.length + i)));
     for (const [i, r] of o.rejections.entries()) {
@@ -115,7 +86,7 @@ describe.each([CURVA, BALANCO])('%s', (file) => {
     const again = rows.filter((r) => r[time].startsWith(lastMonth))
       .map((r) => r.map((cell, k) => (k === time || k <= 1 || cell === '' ? cell : String(Number(cell) + 1))));
     expect(again.length).toBeGreaterThan(100);
-    const o = await read(file, csv(header, [...rows, ...again]));
+    const o = await readBothPaths(file, csv(header, [...rows, ...again]));
     // The sums are the original file's: none of the changed values was taken.
     expectReference(o.summary, file, again.length);
     const firstRow = new Map(rows.map((r, i) => [key(r), rowNumber(i)]));
@@ -126,7 +97,7 @@ describe.each([CURVA, BALANCO])('%s', (file) => {
   test('shuffled, with a changed copy of every tenth row mixed in: exact, and the first in file order is kept', async () => {
     const copies = rows.filter((_, i) => i % 10 === 0).map((r) => r.map((cell, k) => (k === time || k <= 1 || cell === '' ? cell : String(Number(cell) * 2))));
     const mixed = shuffled([...rows, ...copies], 22);
-    const o = await read(file, csv(header, mixed));
+    const o = await readBothPaths(file, csv(header, mixed));
 
     // Expected, from the shuffled rows: the first of each (series, time) kept, every later one rejected as its duplicate.
     const first = new Map<string, number>();
@@ -157,15 +128,15 @@ describe.each([CURVA, BALANCO])('%s', (file) => {
     const order = (r: readonly string[]) => `${r[id]}|${r[time]}`;
     const bySeries = (list: string[][]) => list.slice().sort((a, b) => (order(a) < order(b) ? -1 : order(a) > order(b) ? 1 : 0));
     const sorted = bySeries(rows);
-    expectReference((await read(file, csv(header, sorted))).summary, file, 0);
+    expectReference((await readBothPaths(file, csv(header, sorted))).summary, file, 0);
 
-    const concatenated = await read(file, csv(header, [...sorted, ...sorted]));
+    const concatenated = await readBothPaths(file, csv(header, [...sorted, ...sorted]));
     expectReference(concatenated.summary, file, rows.length);
     expect(concatenated.rejections.map((r) => [r.row, r.reason.match(/^duplicate of row (\d+) /)?.[1]]))
       .toEqual(sorted.map((_, i) => [rowNumber(rows.length + i), String(rowNumber(i))]));
 
     const twice = bySeries([...rows, ...rows]);
-    const o = await read(file, csv(header, twice));
+    const o = await readBothPaths(file, csv(header, twice));
     expectReference(o.summary, file, rows.length);
     // Each row comes right after its twin.
     expect(o.rejections.map((r) => [r.row, r.reason.match(/^duplicate of row (\d+) /)?.[1]]))

@@ -2,13 +2,12 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspectFile } from '../../src/ons/convert';
-import { resolveDataset } from '../../src/ons/detect';
 import { localFile } from '../../src/ons/local-file';
 import { notANumber, parseMeasure } from '../../src/ons/number';
-import { FileSummary, processTable, Rejection } from '../../src/ons/process';
+import { FileSummary } from '../../src/ons/process';
 import { readCsv } from '../../src/ons/readers/csv';
-import { OnsRecord } from '../../src/ons/types';
 import { ONS_DATA } from '../ons-data';
+import { chunks, Outcome, outcome } from './outcome';
 
 /**
  * Thousands separators. In a comma-decimal file a dot only separates thousands (`1.234` = 1234,
@@ -63,25 +62,8 @@ function figures(t: Table, values: (row: string[], column: number) => string = (
   return out;
 }
 
-interface Outcome {
-  readonly summary: FileSummary;
-  readonly records: OnsRecord[];
-  readonly rejections: Rejection[];
-}
-
-async function* chunks(bytes: Uint8Array, size: number): AsyncGenerator<Uint8Array> {
-  for (let at = 0; at < bytes.length; at += size) yield bytes.subarray(at, at + size);
-}
-
 async function read(name: string, text: string | Buffer, size = 65_537): Promise<Outcome> {
-  const t = await readCsv(chunks(Buffer.from(text), size));
-  const records: OnsRecord[] = [];
-  const rejections: Rejection[] = [];
-  const summary = await processTable(name, t, resolveDataset(name, t.header), {
-    record: (r) => { records.push(r); },
-    rejected: (r) => { rejections.push(r); },
-  });
-  return { summary, records, rejections };
+  return outcome(name, await readCsv(chunks(Buffer.from(text), size)));
 }
 
 let dir: string;
