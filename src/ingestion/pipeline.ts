@@ -515,6 +515,8 @@ export class IngestionPipeline extends Construct implements IMonitorable {
 
     const duplicate = new sfn.Choice(flow, 'AlreadyProcessed?')
       .when(sfn.Condition.stringEquals('$.processed.status', 'duplicate'), new sfn.Succeed(flow, 'Duplicate'))
+      // An older version that finished after a newer one of its key: nothing was published, nothing to load.
+      .when(sfn.Condition.stringEquals('$.processed.status', 'superseded'), new sfn.Succeed(flow, 'Superseded'))
       .otherwise(loadTimeSeries);
     processFile.next(duplicate);
 

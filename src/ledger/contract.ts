@@ -39,12 +39,17 @@ export interface StepInput {
 
 /** The processor's output, kept at `$.processed` (the Batch path reads it back from the ledger). @internal */
 export interface ProcessResult {
-  /** `duplicate`: the same content was already processed from another object or version; nothing was written. */
-  readonly status: 'processed' | 'duplicate';
+  /**
+   * `duplicate`: the same content was already processed from another object or version; nothing was written.
+   * `superseded`: processed, but a newer version of the same key was published first; nothing was published.
+   */
+  readonly status: 'processed' | 'duplicate' | 'superseded';
   readonly contentHash: string;
   readonly dataset?: string;
   /** Ledger key of the earlier object with the same content (duplicates only). */
   readonly duplicateOf?: string;
+  /** The version (`sk`) of the same key that is current instead (superseded only). */
+  readonly supersededBy?: string;
   readonly rows?: number;
   readonly records?: number;
   readonly rejected?: number;
@@ -185,7 +190,9 @@ export interface LedgerItem extends LedgerKey {
   readonly outputs?: LedgerOutputs;
   /** The outputs of the run under way (or killed), until they have their final names. */
   readonly staging?: StagingRecord;
-  /** The version (`sk`) of the same key that replaced this one as the current version; its outputs were removed or rewritten. */
+  /** When S3 stored this version (its LastModified, ISO-8601): of two versions of a key, the newer is current. */
+  readonly sourceTime?: string;
+  /** The version (`sk`) of the same key that replaced this one as the current version; its outputs were removed or rewritten (or never published). */
   readonly supersededBy?: string;
   readonly duplicateOf?: string;
   /** The ProcessResult as JSON text: the Batch path reads it back with GetItem and `States.StringToJson`. */

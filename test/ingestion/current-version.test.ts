@@ -171,3 +171,83 @@ test('a run killed while staging leaves nothing readable; the next run of the ke
   expect((await ledgerItem(aws, BUCKETS.raw, A, 'v3'))?.staging).toBeUndefined();
   expect(await ledgerItem(aws, BUCKETS.raw, A, 'v2')).toMatchObject({ supersededBy: 'v3' });
 });
+
+test('the same new bytes under two keys at once: one is processed, the other recorded as its copy', async () => {
+  const C = 'drop/a/CURVA_CARGA_2023.csv';
+  const D = 'drop/b/CURVA_CARGA_2023.csv';
+  const text = revise(V1, 11);
+  await putObject(aws, BUCKETS.raw, C, Buffer.from(text));
+  await putObject(aws, BUCKETS.raw, D, Buffer.from(text));
+  const sources = [C, D].map((key): SourceObject => ({ bucket: BUCKETS.raw, key, versionId: 'c1', size: Buffer.byteLength(text) }));
+  // As the router does for each event, before either processor runs.
+  for (const source of sources) await ledger.recordReceived(source, { executionArn: EXECUTION, route: 'process' });
+  const results = await Promise.all(sources.map((source) => processObject({ source, executionArn: EXECUTION }, { s3, ledger, config })));
+
+  expect(results.map((r) => r.status).sort()).toEqual(['duplicate', 'processed']);
+  const [winner, copy] = results[0].status === 'processed' ? [C, D] : [D, C];
+  const copied = results.find((r) => r.status === 'duplicate')!;
+  expect(copied.duplicateOf).toBe(`s3://${BUCKETS.raw}/${winner}?versionId=c1`);
+  expect(await ledgerItem(aws, BUCKETS.raw, copy, 'c1')).toMatchObject({ status: 'duplicate', duplicateOf: copied.duplicateOf });
+  const seen = await lake();
+  expect([...seen.keys()].sort()).toEqual([A, B, winner].sort());
+  expectCurrent(seen, winner, text, 'c1', 12);
+});
+
+test('a copy of a version that was since superseded is processed: its content left the lake', async () => {
+  // V3 was A's current version until now; A moves on, and V3's bytes then arrive under another key.
+  await ingest(A, V2, 'v4');
+  const E = 'late/CURVA_CARGA_2023.csv';
+  const result = await ingest(E, V3, 'e1');
+  expect(result.status).toBe('processed');
+  const seen = await lake();
+  expectCurrent(seen, A, V2, 'v4', 11);
+  expectCurrent(seen, E, V3, 'e1', 12);
+});
+
+/** The real ledger, whose publication lease a run waits for until the test opens the gate. */
+class GatedLedger extends Ledger {
+  private open?: () => void;
+  private readonly gate = new Promise<void>((resolve) => (this.open = resolve));
+  public waiting = false;
+
+  async acquirePublication(...args: Parameters<Ledger['acquirePublication']>): ReturnType<Ledger['acquirePublication']> {
+    this.waiting = true;
+    await this.gate;
+    return super.acquirePublication(...args);
+  }
+
+  release(): void {
+    this.open!();
+  }
+}
+
+test('an older version whose run ends after a newer one\'s publishes nothing: the newer stays current', async () => {
+  const older = revise(V1, 21);
+  const newer = revise(V1, 22, ['01']);
+  const dynamo = new DynamoDBClient({ endpoint: aws.dynamoEndpoint, region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
+  const gated = new GatedLedger(DynamoDBDocumentClient.from(dynamo, { marshallOptions: { removeUndefinedValues: true } }), TABLE);
+  try {
+    await putObject(aws, BUCKETS.raw, A, Buffer.from(older));
+    const source: SourceObject = { bucket: BUCKETS.raw, key: A, versionId: 'v5', size: Buffer.byteLength(older) };
+    const slow = processObject({ source, executionArn: EXECUTION }, { s3, ledger: gated, config });
+    while (!gated.waiting) await new Promise((resolve) => setTimeout(resolve, 20));
+    // S3 times have one-second resolution: the next version is stored at least a second later.
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    expect((await ingest(A, newer, 'v6')).status).toBe('processed');
+    gated.release();
+
+    const late = await slow;
+    expect(late).toMatchObject({ status: 'superseded', supersededBy: 'v6' });
+    expect(late.parquetKeys).toBeUndefined();
+    const seen = await lake();
+    expectCurrent(seen, A, newer, 'v6', 11);
+    expect(await ledgerItem(aws, BUCKETS.raw, A, 'v5')).toMatchObject({ status: 'processed', supersededBy: 'v6' });
+    expect(await ledgerItem(aws, BUCKETS.raw, A, 'v6')).not.toHaveProperty('supersededBy');
+    expect(await keysUnder(BUCKETS.processed, DEFAULT_PREFIXES.staging)).toEqual([]);
+    // Replayed (a state-machine retry), the late run answers the same without publishing.
+    expect(await ingest(A, older, 'v5')).toEqual(late);
+    expectCurrent(await lake(), A, newer, 'v6', 11);
+  } finally {
+    dynamo.destroy();
+  }
+});

@@ -7,7 +7,7 @@ import { processConfigFromEnv, processObject } from '../runtime/process-object';
 /**
  * ProcessFile on AWS Batch (files above the Lambda threshold): the same code as the processor Lambda.
  * The job's input is `ONS_JOB_INPUT` (a ProcessInput as JSON); the result goes to the ledger item's
- * `result`, where the state machine reads it back. Exit status: 0 processed or duplicate, 2 file
+ * `result`, where the state machine reads it back. Exit status: 0 processed, duplicate or superseded, 2 file
  * refused (the job definition should not retry it), 1 anything else.
  */
 export async function main(): Promise<number> {

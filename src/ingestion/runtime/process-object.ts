@@ -7,8 +7,8 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { LakeEnv } from '../../lake/contract';
-import { LedgerOutputs, ProcessResult, SourceObject } from '../../ledger/contract';
-import { ledgerRef } from '../../ledger/runtime/ledger';
+import { LedgerItem, LedgerKey, LedgerOutputs, LedgerStatus, LedgerStatusValue, ProcessResult, SourceObject } from '../../ledger/contract';
+import { IN_LAKE, Ledger, ledgerKey, ledgerRef } from '../../ledger/runtime/ledger';
 import { StepDeps } from '../../ledger/runtime/step';
 import { convertFile, ConvertResult } from '../../ons/convert';
 import { DEFAULT_PREFIXES } from '../../ons/layout';
@@ -73,6 +73,7 @@ export async function processObject(input: ProcessInput, deps: ProcessDeps): Pro
   const { s3, ledger, config } = deps;
   const { source, executionArn } = input;
   const work = await mkdtemp(join(tmpdir(), 'ons-process-'));
+  let claimed: string | undefined;
   try {
     // A replay of a run that already finished (a retry after a timeout, a backfill): same answer, before any
     // download, so a settled version whose raw object is archived (GetObject: InvalidObjectState) still answers.
@@ -86,13 +87,14 @@ export async function processObject(input: ProcessInput, deps: ProcessDeps): Pro
     const local = join(work, 'source');
     const { contentHash, lastModified } = await download(s3, source, local);
 
-    const copy = await ledger.findProcessedCopy(contentHash, source);
+    const copy = await copyOf(ledger, contentHash, source);
     if (copy) {
       const result: ProcessResult = { status: 'duplicate', contentHash, duplicateOf: ledgerRef(copy) };
       await ledger.recordDuplicate(source, { executionArn, result });
       log('INFO', 'duplicate content: not processed again', { source, contentHash, duplicateOf: result.duplicateOf });
       return result;
     }
+    claimed = contentHash;
 
     const settled = await ledger.startProcessing(source, { executionArn, contentHash });
     if (settled) {
@@ -157,7 +159,8 @@ export async function processObject(input: ProcessInput, deps: ProcessDeps): Pro
       { bucket: config.processedBucket, key: converted.cardMetadata, contentType: 'application/json' },
       { bucket: config.processedBucket, key: converted.card, contentType: 'text/markdown; charset=utf-8' },
     ].map((f) => ({ ...f, path: join(outDir, f.key) }));
-    const published = await publishOutputs(deps, { source, executionArn, result, outputs, files });
+    const sourceTime = (lastModified ?? new Date()).toISOString();
+    const published = await publishOutputs(deps, { source, executionArn, result, outputs, files, sourceTime });
     // A concurrent run of this version settled it first: its answer, not logged or counted twice.
     if (published !== result) return published;
     log('INFO', 'processed', {
@@ -179,10 +182,35 @@ export async function processObject(input: ProcessInput, deps: ProcessDeps): Pro
     log('ERROR', 'processing failed', { source, ...describeError(error) });
     await ledger.recordFailure(source, { step: 'ProcessFile', reason: describeError(error).errorMessage, errorType: describeError(error).errorType })
       .catch(() => undefined); // best effort: the item may not exist yet, and the error that matters is the one rethrown
+    // A failed run holds no content: a copy arriving meanwhile is processed (a retry of this one then becomes its copy).
+    if (claimed) await ledger.releaseContent(claimed, ledgerKey(source)).catch(() => undefined);
     throw error;
   } finally {
     await rm(work, { recursive: true, force: true });
   }
+}
+
+/**
+ * The version whose run holds this content, when it is not this one. Decided by the claim's conditional
+ * write, so two keys with the same bytes uploaded together cannot both be processed; versions processed
+ * before claims existed are found through the content index. A holder is checked with a strongly
+ * consistent read: one that was quarantined, or superseded by its key's next version, holds nothing.
+ */
+async function copyOf(ledger: Ledger, contentHash: string, source: SourceObject): Promise<LedgerKey | undefined> {
+  const indexed = await ledger.findProcessedCopy(contentHash, source);
+  if (indexed && holds(await ledger.getByKey(indexed), contentHash, IN_LAKE)) return indexed;
+  const self = ledgerKey(source);
+  for (;;) {
+    const owner = await ledger.claimContent(contentHash, source);
+    if (owner.pk === self.pk && owner.sk === self.sk) return undefined;
+    // Still on its way (received, processing) or in the lake: this one is its copy.
+    if (holds(await ledger.getByKey(owner), contentHash, [LedgerStatus.RECEIVED, LedgerStatus.PROCESSING, ...IN_LAKE])) return owner;
+    if (await ledger.takeOverContent(contentHash, owner, source)) return undefined;
+  }
+}
+
+function holds(item: LedgerItem | undefined, contentHash: string, statuses: readonly LedgerStatusValue[]): boolean {
+  return !!item && statuses.includes(item.status) && !item.supersededBy && (item.contentHash === undefined || item.contentHash === contentHash);
 }
 
 /** Streams the object (the given version) to `path`, hashing it; resolves to the SHA-256 (hex) and when the version was stored. */

@@ -1,5 +1,5 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, DynamoDBDocumentClient, GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { sourceIdentity } from '../../ons/layout';
 import { LedgerError, LedgerItem, LedgerKey, LedgerLoad, LedgerOutputs, LedgerSchema, LedgerStatus, LedgerStatusValue, ProcessResult, QuarantineRecord, SourceObject, StagingRecord } from '../contract';
 
@@ -18,6 +18,27 @@ const SETTLED: readonly LedgerStatusValue[] = [...IN_LAKE, LedgerStatus.DUPLICAT
 export function ledgerKey(source: Pick<SourceObject, 'bucket' | 'key' | 'versionId'>): LedgerKey {
   // The pk is the source's identity, which also names its outputs in the lake.
   return { pk: sourceIdentity(source.key, source.bucket), sk: source.versionId ?? 'null' };
+}
+
+/**
+ * The item that names the object version whose run owns a content hash: the strongly consistent half of
+ * the copy check. Not a file: it has no status, dataset or content hash attribute, so no index holds it.
+ */
+export function contentClaimKey(contentHash: string): LedgerKey {
+  return { pk: `content#${contentHash}`, sk: 'claim' };
+}
+
+/** The item that names a source key's current version and serialises its publication (in no index either). */
+export function currentVersionKey(source: Pick<SourceObject, 'bucket' | 'key'>): LedgerKey {
+  return { pk: `current#${ledgerKey(source).pk}`, sk: 'current' };
+}
+
+/** A source key's current version: the one whose outputs the lake holds. */
+export interface CurrentVersion {
+  /** The version's `sk`. */
+  readonly version: string;
+  /** When S3 stored it (ISO-8601): the newest wins. */
+  readonly sourceTime: string;
 }
 
 /** How a ledger item is named elsewhere (`duplicateOf`, logs): `s3://bucket/key?versionId=<sk>`. */
@@ -113,7 +134,9 @@ export class Ledger {
   }
 
   /** Processor: outputs written; only from `processing` (the run that started it, or a concurrent one). */
-  async recordProcessed(source: SourceObject, fields: { executionArn: string; result: ProcessResult; outputs: LedgerOutputs }): Promise<void> {
+  async recordProcessed(source: SourceObject, fields: {
+    executionArn: string; result: ProcessResult; outputs?: LedgerOutputs; sourceTime?: string; supersededBy?: string;
+  }): Promise<void> {
     const r = fields.result;
     await this.transition(source, LedgerStatus.PROCESSED, {
       set: {
@@ -128,6 +151,8 @@ export class Ledger {
         rejected: r.rejected,
         series: r.series,
         outputs: fields.outputs,
+        sourceTime: fields.sourceTime,
+        supersededBy: fields.supersededBy,
         result: JSON.stringify(r),
       },
       remove: ['error'],
@@ -259,6 +284,105 @@ export class Ledger {
     }));
   }
 
+  /** Any ledger item by its key, strongly consistent. */
+  async getByKey(key: LedgerKey): Promise<LedgerItem | undefined> {
+    const { Item } = await this.client.send(new GetCommand({ TableName: this.tableName, Key: { pk: key.pk, sk: key.sk }, ConsistentRead: true }));
+    return Item as LedgerItem | undefined;
+  }
+
+  /**
+   * Claims `contentHash` for `claimant` with a conditional write (free, or already its own); returns the
+   * owner: the claimant when it won, else the version that holds the claim.
+   */
+  async claimContent(contentHash: string, claimant: SourceObject): Promise<LedgerKey> {
+    const me = ledgerKey(claimant);
+    try {
+      await this.client.send(new UpdateCommand({
+        TableName: this.tableName,
+        Key: contentClaimKey(contentHash),
+        UpdateExpression: 'SET #o = :o, #u = :u',
+        ConditionExpression: 'attribute_not_exists(pk) OR (#o.pk = :pk AND #o.sk = :sk)',
+        ExpressionAttributeNames: { '#o': 'owner', '#u': 'updatedAt' },
+        ExpressionAttributeValues: { ':o': me, ':u': new Date().toISOString(), ':pk': me.pk, ':sk': me.sk },
+      }));
+      return me;
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+    }
+    const claim = await this.getByKey(contentClaimKey(contentHash)) as unknown as { owner?: LedgerKey } | undefined;
+    // Released between the two calls: try again.
+    return claim?.owner ?? this.claimContent(contentHash, claimant);
+  }
+
+  /** Moves the claim on `contentHash` from `from` (whose run no longer holds that content) to `to`; false when someone else moved it first. */
+  async takeOverContent(contentHash: string, from: LedgerKey, to: SourceObject): Promise<boolean> {
+    const me = ledgerKey(to);
+    try {
+      await this.client.send(new UpdateCommand({
+        TableName: this.tableName,
+        Key: contentClaimKey(contentHash),
+        UpdateExpression: 'SET #o = :o, #u = :u',
+        ConditionExpression: '#o.pk = :fpk AND #o.sk = :fsk',
+        ExpressionAttributeNames: { '#o': 'owner', '#u': 'updatedAt' },
+        ExpressionAttributeValues: { ':o': me, ':u': new Date().toISOString(), ':fpk': from.pk, ':fsk': from.sk },
+      }));
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
+  }
+
+  /** Frees the claim on `contentHash` if `owner` holds it (its version was superseded: its content left the lake). */
+  async releaseContent(contentHash: string, owner: LedgerKey): Promise<void> {
+    try {
+      await this.client.send(new DeleteCommand({
+        TableName: this.tableName,
+        Key: contentClaimKey(contentHash),
+        ConditionExpression: '#o.pk = :pk AND #o.sk = :sk',
+        ExpressionAttributeNames: { '#o': 'owner' },
+        ExpressionAttributeValues: { ':pk': owner.pk, ':sk': owner.sk },
+      }));
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+    }
+  }
+
+  /**
+   * Takes the key's publication lease for `leaseMs` (free, expired, or already `holder`'s). Returns
+   * whether it was taken and the key's current version (undefined before its first publication).
+   */
+  async acquirePublication(source: SourceObject, holder: string, leaseMs: number): Promise<{ acquired: boolean; current?: CurrentVersion }> {
+    const now = Date.now();
+    try {
+      const { Attributes } = await this.client.send(new UpdateCommand({
+        TableName: this.tableName,
+        Key: currentVersionKey(source),
+        UpdateExpression: 'SET #l = :l',
+        ConditionExpression: 'attribute_not_exists(#l) OR #l.#until < :now OR #l.#holder = :h',
+        ExpressionAttributeNames: { '#l': 'lease', '#until': 'until', '#holder': 'holder' },
+        ExpressionAttributeValues: { ':l': { holder, until: now + leaseMs }, ':now': now, ':h': holder },
+        ReturnValues: 'ALL_NEW',
+      }));
+      return { acquired: true, current: currentOf(Attributes) };
+    } catch (error) {
+      if (isConditionFailure(error)) return { acquired: false };
+      throw error;
+    }
+  }
+
+  /** Ends `holder`'s lease; with `current`, records the key's new current version. Throws when the lease was lost. */
+  async completePublication(source: SourceObject, holder: string, current?: CurrentVersion): Promise<void> {
+    await this.client.send(new UpdateCommand({
+      TableName: this.tableName,
+      Key: currentVersionKey(source),
+      UpdateExpression: current ? 'SET #v = :v, #t = :t REMOVE #l' : 'REMOVE #l',
+      ConditionExpression: '#l.#holder = :h',
+      ExpressionAttributeNames: { '#l': 'lease', '#holder': 'holder', ...(current ? { '#v': 'version', '#t': 'sourceTime' } : {}) },
+      ExpressionAttributeValues: { ':h': holder, ...(current ? { ':v': current.version, ':t': current.sourceTime } : {}) },
+    }));
+  }
+
   /**
    * Moves an item to `status` (later steps: `loaded`, `indexed`), creating it when new; throws
    * ConditionalCheckFailedException when the conditions do not hold.
@@ -317,6 +441,10 @@ export class Ledger {
       throw error;
     }
   }
+}
+
+function currentOf(item: Record<string, unknown> | undefined): CurrentVersion | undefined {
+  return typeof item?.version === 'string' && typeof item.sourceTime === 'string' ? { version: item.version, sourceTime: item.sourceTime } : undefined;
 }
 
 export function isConditionFailure(error: unknown): boolean {
