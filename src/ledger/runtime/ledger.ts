@@ -1,5 +1,5 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
-import { DeleteCommand, DynamoDBDocumentClient, GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { sourceIdentity } from '../../ons/layout';
 import { LedgerError, LedgerItem, LedgerKey, LedgerLoad, LedgerOutputs, LedgerSchema, LedgerStatus, LedgerStatusValue, ProcessResult, QuarantineRecord, SourceObject, StagingRecord } from '../contract';
 
@@ -301,7 +301,7 @@ export class Ledger {
         TableName: this.tableName,
         Key: contentClaimKey(contentHash),
         UpdateExpression: 'SET #o = :o, #u = :u',
-        ConditionExpression: 'attribute_not_exists(pk) OR (#o.pk = :pk AND #o.sk = :sk)',
+        ConditionExpression: 'attribute_not_exists(#o) OR (#o.pk = :pk AND #o.sk = :sk)',
         ExpressionAttributeNames: { '#o': 'owner', '#u': 'updatedAt' },
         ExpressionAttributeValues: { ':o': me, ':u': new Date().toISOString(), ':pk': me.pk, ':sk': me.sk },
       }));
@@ -333,15 +333,19 @@ export class Ledger {
     }
   }
 
-  /** Frees the claim on `contentHash` if `owner` holds it (its version was superseded: its content left the lake). */
+  /**
+   * Frees the claim on `contentHash` if `owner` holds it (its run failed, or its version was superseded:
+   * its content is not in the lake). An update, not a delete: ledger writers have no DeleteItem.
+   */
   async releaseContent(contentHash: string, owner: LedgerKey): Promise<void> {
     try {
-      await this.client.send(new DeleteCommand({
+      await this.client.send(new UpdateCommand({
         TableName: this.tableName,
         Key: contentClaimKey(contentHash),
+        UpdateExpression: 'REMOVE #o SET #u = :u',
         ConditionExpression: '#o.pk = :pk AND #o.sk = :sk',
-        ExpressionAttributeNames: { '#o': 'owner' },
-        ExpressionAttributeValues: { ':pk': owner.pk, ':sk': owner.sk },
+        ExpressionAttributeNames: { '#o': 'owner', '#u': 'updatedAt' },
+        ExpressionAttributeValues: { ':pk': owner.pk, ':sk': owner.sk, ':u': new Date().toISOString() },
       }));
     } catch (error) {
       if (!isConditionFailure(error)) throw error;
