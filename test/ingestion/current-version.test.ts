@@ -4,11 +4,15 @@ import { dirname, join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { App, Stack } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import { DataLake, PlatformStage } from '../../src';
 import { processObject, ProcessConfig } from '../../src/ingestion/runtime/process-object';
 import { ProcessResult, SourceObject } from '../../src/ledger/contract';
 import { Ledger } from '../../src/ledger/runtime/ledger';
 import { DEFAULT_PREFIXES } from '../../src/ons/layout';
-import { figuresBySource, SourceFigures } from '../duckdb';
+import { figuresBySource, queryCurrentView, SourceFigures } from '../duckdb';
+import { ENV } from '../helpers';
 import { ONS_DATA } from '../ons-data';
 import { figures, revise } from '../revisions';
 import {
@@ -81,13 +85,18 @@ async function ingest(key: string, text: string, versionId: string): Promise<Pro
 
 /** The processed zone as Athena reads it, per source key: downloaded, then read by DuckDB with hive partitioning. */
 async function lake(): Promise<Map<string, SourceFigures>> {
+  return withLake((dir) => figuresBySource(dir, 'curva_carga', MEASURE));
+}
+
+/** The processed zone downloaded to a temp dir, for `read` (DuckDB). */
+async function withLake<T>(read: (dir: string) => Promise<T>): Promise<T> {
   const dir = mkdtempSync(join(tmpdir(), 'ons-current-'));
   try {
     for (const key of await listKeys(aws, BUCKETS.processed, DEFAULT_PREFIXES.processedData)) {
       mkdirSync(dirname(join(dir, key)), { recursive: true });
       writeFileSync(join(dir, key), await getBytes(aws, BUCKETS.processed, key));
     }
-    return await figuresBySource(join(dir, DEFAULT_PREFIXES.processedData), 'curva_carga', MEASURE);
+    return await read(join(dir, DEFAULT_PREFIXES.processedData));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -250,4 +259,35 @@ test('an older version whose run ends after a newer one\'s publishes nothing: th
   } finally {
     dynamo.destroy();
   }
+});
+
+test('through the <dataset>_current view: one row per series and instant, each from the newest source that has it', async () => {
+  // The synthesized view, over what the handlers wrote. A monthly edition of March arrives last, under its own key.
+  const template = Template.fromStack(((stack) => (new DataLake(stack, 'Lake', { stage: PlatformStage.DEV }), stack))(new Stack(new App(), 'L', { env: ENV })));
+  const [header, ...lines] = V1.trimEnd().split('\n');
+  const march = revise(`${[header, ...lines.filter((l) => l.split(';')[2].startsWith('2023-03-'))].join('\n')}\n`, 40);
+  await new Promise((resolve) => setTimeout(resolve, 1100)); // a later S3 second than A's current version
+  expect((await ingest('ons/monthly/CURVA_CARGA_2023_03.csv', march, 'm1')).status).toBe('processed');
+
+  // Expected, from the texts and the order they were stored in: March from the monthly edition, January
+  // (which A's current version dropped) from E's (V3), every other month from A's current version.
+  const newest = revise(V1, 22, ['01']);
+  const month = (text: string, mm: string) => figures(`${header}\n${text.trimEnd().split('\n').slice(1).filter((l) => l.split(';')[2].slice(5, 7) === mm).join('\n')}\n`);
+  const expected = { count: 0, sum: 0 };
+  for (const mm of ['01', '02', '03', '04', '05', '06', '07', '08', '09', '10', '11', '12']) {
+    const f = month(mm === '01' ? V3 : mm === '03' ? march : newest, mm);
+    expected.count += f.count;
+    expected.sum += f.sum;
+  }
+  const view = await withLake((dir) => queryCurrentView(template, dir, 'curva_carga', {
+    count: 'SELECT count(*) FROM curva_carga_current',
+    sum: `SELECT sum(${MEASURE}) FROM curva_carga_current`,
+    duplicates: 'SELECT count(*) FROM (SELECT id_subsistema, time FROM curva_carga_current GROUP BY 1, 2 HAVING count(*) > 1)',
+    rows: 'SELECT count(*) FROM curva_carga',
+  }));
+  expect(view.duplicates).toBe(0);
+  expect(view.count).toBe(expected.count);
+  expect(view.count).toBe(figures(V1).count);
+  expect(view.sum).toBeCloseTo(expected.sum, 3);
+  expect(view.rows).toBeGreaterThan(view.count); // the table holds every source's rows; the view one of each
 });

@@ -1,12 +1,12 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DuckDBInstance } from '@duckdb/node-api';
 import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { DataLake, PlatformStage } from '../../src';
 import { convertFile } from '../../src/ons/convert';
 import { localFile } from '../../src/ons/local-file';
+import { queryCurrentView, viewDefinition } from '../duckdb';
 import { ENV } from '../helpers';
 import { ONS_DATA } from '../ons-data';
 
@@ -18,23 +18,6 @@ import { ONS_DATA } from '../ons-data';
 const stack = new Stack(new App(), 'Lake', { env: ENV });
 const lake = new DataLake(stack, 'Lake', { stage: PlatformStage.PROD });
 const template = Template.fromStack(stack);
-
-interface PrestoView {
-  originalSql: string;
-  catalog: string;
-  schema: string;
-  columns: Array<{ name: string; type: string }>;
-}
-
-/** ViewOriginalText as CloudFormation resolves it (Fn::Join of literals and one Fn::Base64), then decoded. */
-function viewDefinition(name: string): { view: any; definition: PrestoView } {
-  const view = Object.values(template.findResources('AWS::Glue::Table')).find((t: any) => t.Properties.TableInput.Name === name) as any;
-  const [separator, parts] = view.Properties.TableInput.ViewOriginalText['Fn::Join'];
-  const text = parts.map((p: any) => (typeof p === 'string' ? p : Buffer.from(p['Fn::Base64'], 'utf8').toString('base64'))).join(separator);
-  const m = /^\/\* Presto View: ([A-Za-z0-9+/=]+) \*\/$/.exec(text);
-  if (!m) throw new Error(`not a Presto view text: ${text.slice(0, 80)}`);
-  return { view, definition: JSON.parse(Buffer.from(m[1], 'base64').toString('utf8')) };
-}
 
 const CURVA = readFileSync(join(ONS_DATA, 'CURVA_CARGA_2023.csv'), 'utf8');
 const rows = CURVA.trimEnd().split('\n').slice(1).map((l) => l.split(';'));
@@ -55,23 +38,14 @@ async function convertEditions(yearlyTime: Date, monthlyTime: Date): Promise<str
 
 /** The view's SQL in DuckDB, its table being the processed zone read with the Hive partitions, as the Glue table reads it. */
 async function current(out: string): Promise<{ count: number; sum: number; duplicates: number; februarySum: number; rawCount: number }> {
-  const db = await DuckDBInstance.create(':memory:');
-  const connection = await db.connect();
-  try {
-    const files = join(out, 'processed', 'dataset=curva_carga', '*', '*', '*.parquet');
-    await connection.run(`CREATE VIEW curva_carga AS SELECT * EXCLUDE (dataset) FROM read_parquet('${files}', hive_partitioning = true, union_by_name = true)`);
-    await connection.run(`CREATE VIEW curva_carga_current AS ${viewDefinition('curva_carga_current').definition.originalSql}`);
-    const one = async (sql: string) => Number((await connection.runAndReadAll(sql)).getRows()[0][0]);
-    return {
-      rawCount: await one('SELECT count(*) FROM curva_carga'),
-      count: await one('SELECT count(*) FROM curva_carga_current'),
-      sum: await one('SELECT sum(val_cargaenergiahomwmed) FROM curva_carga_current'),
-      duplicates: await one('SELECT count(*) FROM (SELECT id_subsistema, time FROM curva_carga_current GROUP BY 1, 2 HAVING count(*) > 1)'),
-      februarySum: await one('SELECT sum(val_cargaenergiahomwmed) FROM curva_carga_current WHERE year = 2023 AND month = 2'),
-    };
-  } finally {
-    connection.closeSync();
-  }
+  const c = await queryCurrentView(template, join(out, 'processed'), 'curva_carga', {
+    rawCount: 'SELECT count(*) FROM curva_carga',
+    count: 'SELECT count(*) FROM curva_carga_current',
+    sum: 'SELECT sum(val_cargaenergiahomwmed) FROM curva_carga_current',
+    duplicates: 'SELECT count(*) FROM (SELECT id_subsistema, time FROM curva_carga_current GROUP BY 1, 2 HAVING count(*) > 1)',
+    februarySum: 'SELECT sum(val_cargaenergiahomwmed) FROM curva_carga_current WHERE year = 2023 AND month = 2',
+  });
+  return { count: c.count, sum: c.sum, duplicates: c.duplicates, februarySum: c.februarySum, rawCount: c.rawCount };
 }
 
 const sum = (values: string[][]) => values.reduce((s, r) => s + Number(r[3]), 0);
@@ -79,7 +53,7 @@ const sum = (values: string[][]) => values.reduce((s, r) => s + Number(r[3]), 0)
 describe('the <dataset>_current views', () => {
   test('one per dataset, stored as Athena stores a view: the table\'s columns and partitions, with Presto types, in the lake\'s database', () => {
     for (const id of lake.datasetIds) {
-      const { view, definition } = viewDefinition(`${id}_current`);
+      const { view, definition } = viewDefinition(template, `${id}_current`);
       const table = lake.tables[lake.datasetIds.indexOf(id)];
       const tableInput = (table as any).tableInput;
       expect(view.Properties.TableInput).toMatchObject({ TableType: 'VIRTUAL_VIEW', Parameters: { presto_view: 'true' }, ViewExpandedText: '/* Presto View */' });
