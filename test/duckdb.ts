@@ -42,7 +42,10 @@ export interface PrestoView {
   readonly columns: Array<{ name: string; type: string }>;
 }
 
-/** The Glue view `name` of a synthesized template, its ViewOriginalText resolved as CloudFormation does (Fn::Join of literals and Fn::Base64) and decoded. */
+/**
+ * The Glue view `name` of a synthesized template, its ViewOriginalText resolved as CloudFormation does
+ * (Fn::Join of literals and Fn::Base64) and decoded.
+ */
 export function viewDefinition(template: Template, name: string): { view: any; definition: PrestoView } {
   const view = Object.values(template.findResources('AWS::Glue::Table')).find((t: any) => t.Properties.TableInput.Name === name) as any;
   if (!view) throw new Error(`no Glue view ${name} in the template`);
@@ -57,7 +60,9 @@ export function viewDefinition(template: Template, name: string): { view: any; d
  * Runs `queries` against `<dataset>_current` in DuckDB: the dataset's table is the processed zone under `dir`
  * read with its Hive partitions (as the Glue table reads it), the view is the synthesized view's SQL.
  */
-export async function queryCurrentView(template: Template, dir: string, dataset: string, queries: Record<string, string>): Promise<Record<string, number>> {
+export async function queryCurrentView(
+  template: Template, dir: string, dataset: string, queries: Record<string, string>,
+): Promise<Record<string, number>> {
   const instance = await DuckDBInstance.create(':memory:');
   const connection = await instance.connect();
   try {
