@@ -15,6 +15,7 @@ export * from './knowledge/chunking';
 export * from './knowledge/vector-store';
 export * from './knowledge/knowledge-base-ref';
 export * from './knowledge/knowledge-base';
+export * from './knowledge/knowledge-sync';
 export * from './api/platform-api';
 export * from './operations/monitoring';
 export * from './operations/feature-flags';

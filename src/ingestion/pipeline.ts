@@ -25,10 +25,10 @@ import { applyDataRemovalPolicy } from '../core/removal';
 import { invokeTarget, SafeDeployment } from '../core/safe-deployment';
 import { PlatformStage } from '../core/stage';
 import { IKnowledgeBase } from '../knowledge/knowledge-base-ref';
-import { retryWhileIngestionJobRuns } from '../knowledge/sync-retry';
+import { KnowledgeBaseSync } from '../knowledge/knowledge-sync';
 import { LakeEnv } from '../lake/contract';
 import { IDataLake } from '../lake/data-lake';
-import { LedgerEnv, LedgerSchema, LedgerStatus } from '../ledger/contract';
+import { KnowledgeSyncSchema, LedgerEnv, LedgerSchema } from '../ledger/contract';
 import { IIngestionLedger, IngestionLedger } from '../ledger/ingestion-ledger';
 import { XLSX_MAX_EXPANDED_BYTES } from '../ons/limits';
 import { HandlerEnv, MetricServices } from '../runtime/contract';
@@ -62,9 +62,10 @@ const LOADER_NON_RETRYABLE = [LoadErrors.INVALID_INPUT, LoadErrors.NOTHING_WRITT
  * `{ "prefix": "2000/" }`.
  *
  * LoadTimeSeries invokes the `timeSeriesStore`'s loader (a pass-through step without a store);
- * SyncKnowledgeBase starts a Bedrock ingestion job of the `knowledgeBase`'s data cards or documents
- * source (Step Functions SDK integration, retried while a job is running) and records the job in the
- * ledger (status `indexed`); it passes through without a knowledge base.
+ * SyncKnowledgeBase asks the `knowledgeBase` for a sync of the file's data source (a request in the ledger, and a
+ * `KnowledgeBaseSync` execution started without waiting) and the execution ends at `loaded`; the sync runs one
+ * ingestion job at a time for many files and records `indexed` when the job completes. It passes through without a
+ * knowledge base.
  *
  * @example
  * const pipeline = new IngestionPipeline(stack, 'Ingestion', { stage: PlatformStage.DEV, dataLake: lake });
@@ -107,8 +108,11 @@ export class IngestionPipeline extends Construct implements IMonitorable {
   /** The time-series loader LoadTimeSeries invokes (absent without a store). */
   public readonly timeSeriesLoader?: lambda.IFunction;
 
-  /** The knowledge base SyncKnowledgeBase starts ingestion jobs of (absent without one). */
+  /** The knowledge base SyncKnowledgeBase asks to sync (absent without one). */
   public readonly knowledgeBase?: IKnowledgeBase;
+
+  /** Runs the knowledge base's ingestion jobs for the files that asked, one at a time, and records their outcome (absent without a knowledge base). */
+  public readonly knowledgeBaseSync?: KnowledgeBaseSync;
 
   private readonly stage: PlatformStage;
   private readonly lake: IDataLake;
@@ -226,9 +230,14 @@ export class IngestionPipeline extends Construct implements IMonitorable {
 
     this.timeSeriesLoader = props.timeSeriesStore?.loaderFunction;
     this.knowledgeBase = props.knowledgeBase;
+    if (this.knowledgeBase) {
+      this.knowledgeBaseSync = new KnowledgeBaseSync(this, 'KnowledgeSync', {
+        stage: this.stage, knowledgeBase: this.knowledgeBase, ledger: this.ledger, encryptionKey: this.key,
+      });
+    }
     this.stateMachine = this.createStateMachine(large, router);
     if (this.knowledgeBase) {
-      // RecordIndexed writes to the ledger, encrypted with the lake key.
+      // RequestSync and CountSyncRequest write to the ledger, encrypted with the lake key.
       this.key.grant(this.stateMachine, 'kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey');
     }
     this.backfillStateMachine = this.createBackfill(props.backfillMaxConcurrency ?? 10);
@@ -293,71 +302,88 @@ export class IngestionPipeline extends Construct implements IMonitorable {
   }
 
   /**
-   * SyncKnowledgeBase: a choice on the route (documents or data cards), StartIngestionJob through the
-   * Step Functions SDK integration (no Lambda), then the job recorded in the ledger (`indexed`).
-   * Bedrock runs one job at a time per data source: a ConflictException (a job already running) is
-   * retried with backoff for up to about an hour; the running job picks up the new file when it lists
-   * the prefix after it, or the retried one does.
+   * SyncKnowledgeBase: the file asks for a sync and the execution ends. A choice on the route (documents or data
+   * cards) picks the data source; the request is written in the ledger (PutItem: one item per object version, no index
+   * holds it) and counted on the knowledge base's control item (UpdateItem ADD), both through the Step Functions SDK
+   * integration; then the `KnowledgeBaseSync` state machine is started without waiting. It runs one job at a time and
+   * writes the outcome (`indexed` on COMPLETE) on the file later. Nothing here quarantines: the file is in the lake.
    */
-  private createSync(
-    flow: Construct, done: sfn.IChainable, backoff: sfn.RetryProps, onFailure: (state: sfn.TaskStateBase, step: string) => void,
-  ): sfn.IChainable {
+  private createSync(flow: Construct, done: sfn.IChainable, backoff: sfn.RetryProps): sfn.IChainable {
     const kb = this.knowledgeBase!;
-    const record = new tasks.CallAwsService(flow, 'RecordIndexed', {
+    const sync = this.knowledgeBaseSync!;
+    const retry = { ...backoff, maxAttempts: 4, errors: ['States.ALL'] };
+    // Recording the request failed: the file stays loaded and the next sync of its data source indexes it anyway.
+    const notRequested = new tasks.SnsPublish(flow, 'NotifySyncNotRequested', {
+      topic: this.notificationTopic,
+      subject: `ONS knowledge-base sync not requested (${this.stage.name})`,
+      message: sfn.TaskInput.fromObject({
+        'execution.$': '$$.Execution.Id',
+        'source.$': '$.route.source',
+        'reason': 'The file is processed and loaded; its knowledge-base sync request could not be written, so its ledger item will not say indexed. The next sync of its data source indexes it anyway.',
+        'failure.$': '$.syncError',
+      }),
+      resultPath: sfn.JsonPath.DISCARD,
+    });
+    notRequested.addRetry({ ...backoff, errors: ['SNS.SdkClientException', 'SNS.InternalErrorException', 'SNS.ThrottledException'] });
+    notRequested.addCatch(done, { resultPath: sfn.JsonPath.DISCARD });
+    notRequested.next(done);
+
+    const request = new tasks.CallAwsService(flow, 'RequestSync', {
+      service: 'dynamodb',
+      action: 'putItem',
+      parameters: {
+        TableName: this.ledger.tableName,
+        Item: {
+          [LedgerSchema.PARTITION_KEY]: { S: sync.ledgerPartition },
+          // One request per object version and data source, whatever its key's length: a replay rewrites it.
+          [LedgerSchema.SORT_KEY]: {
+            'S.$': `States.Format('${KnowledgeSyncSchema.REQUEST_PREFIX}{}#{}', $.syncRequest.dataSourceId, `
+              + 'States.Hash(States.Format(\'{}?versionId={}\', $.route.ledgerKey.pk, $.route.ledgerKey.sk), \'SHA-256\'))',
+          },
+          dataSourceId: { 'S.$': '$.syncRequest.dataSourceId' },
+          bucket: { 'S.$': '$.route.source.bucket' },
+          key: { 'S.$': '$.route.source.key' },
+          filePk: { 'S.$': '$.route.ledgerKey.pk' },
+          fileSk: { 'S.$': '$.route.ledgerKey.sk' },
+          requestedAt: { 'S.$': '$$.State.EnteredTime' },
+          executionArn: { 'S.$': '$$.Execution.Id' },
+        },
+      },
+      iamResources: [this.ledger.table.tableArn],
+      iamAction: 'dynamodb:PutItem',
+      resultPath: sfn.JsonPath.DISCARD,
+    });
+    const count = new tasks.CallAwsService(flow, 'CountSyncRequest', {
       service: 'dynamodb',
       action: 'updateItem',
       parameters: {
         TableName: this.ledger.tableName,
-        Key: {
-          [LedgerSchema.PARTITION_KEY]: { 'S.$': `$.route.ledgerKey.${LedgerSchema.PARTITION_KEY}` },
-          [LedgerSchema.SORT_KEY]: { 'S.$': `$.route.ledgerKey.${LedgerSchema.SORT_KEY}` },
-        },
-        UpdateExpression: 'SET #status = :status, ingestionJobId = :job, ingestionDataSourceId = :source, updatedAt = :now',
-        ExpressionAttributeNames: { '#status': 'status' },
-        ExpressionAttributeValues: {
-          ':status': { S: LedgerStatus.INDEXED },
-          ':job': { 'S.$': '$.sync.jobId' },
-          ':source': { 'S.$': '$.sync.dataSourceId' },
-          ':now': { 'S.$': '$$.State.EnteredTime' },
-        },
+        Key: { [LedgerSchema.PARTITION_KEY]: { S: sync.ledgerPartition }, [LedgerSchema.SORT_KEY]: { S: KnowledgeSyncSchema.CONTROL } },
+        // After the request item: a sync that read the count before this cannot give its lease back (see KnowledgeBaseSync).
+        UpdateExpression: 'ADD #r :one SET lastRequestAt = :now',
+        ExpressionAttributeNames: { '#r': KnowledgeSyncSchema.REQUESTS },
+        ExpressionAttributeValues: { ':one': { N: '1' }, ':now': { 'S.$': '$$.State.EnteredTime' } },
       },
       iamResources: [this.ledger.table.tableArn],
       iamAction: 'dynamodb:UpdateItem',
       resultPath: sfn.JsonPath.DISCARD,
     });
-    record.addRetry({ ...backoff, errors: ['States.ALL'] });
-    onFailure(record, 'RecordIndexed');
-    record.next(done);
+    const start = new tasks.StepFunctionsStartExecution(flow, 'StartSync', {
+      stateMachine: sync.stateMachine,
+      integrationPattern: sfn.IntegrationPattern.REQUEST_RESPONSE,
+      input: sfn.TaskInput.fromObject({ 'trigger': 'ingestion', 'execution.$': '$$.Execution.Id' }),
+      resultPath: sfn.JsonPath.DISCARD,
+    });
+    for (const task of [request, count, start]) task.addRetry(retry);
+    request.addCatch(notRequested, { resultPath: '$.syncError' });
+    count.addCatch(notRequested, { resultPath: '$.syncError' });
+    // The request is written: the hourly sweep starts the sync when this start failed.
+    start.addCatch(done, { resultPath: sfn.JsonPath.DISCARD });
+    request.next(count).next(start).next(done);
 
-    const startJob = (id: string, dataSourceId: string, what: string) => {
-      const task = new tasks.CallAwsService(flow, id, {
-        service: 'bedrockagent',
-        action: 'startIngestionJob',
-        parameters: {
-          KnowledgeBaseId: kb.knowledgeBaseId,
-          DataSourceId: dataSourceId,
-          Description: `ONS ingestion: ${what}`,
-        },
-        iamResources: [kb.knowledgeBaseArn],
-        iamAction: 'bedrock:StartIngestionJob',
-        resultSelector: {
-          'jobId.$': '$.IngestionJob.IngestionJobId',
-          'dataSourceId.$': '$.IngestionJob.DataSourceId',
-          'status.$': '$.IngestionJob.Status',
-        },
-        resultPath: '$.sync',
-      });
-      retryWhileIngestionJobRuns(task);
-      task.addRetry({
-        ...backoff,
-        interval: Duration.seconds(5),
-        maxAttempts: 6,
-        errors: ['BedrockAgent.ThrottlingException', 'BedrockAgent.InternalServerException', 'BedrockAgent.ServiceQuotaExceededException', 'BedrockAgent.SdkClientException'],
-      });
-      onFailure(task, id);
-      task.next(record);
-      return task;
-    };
+    const source = (id: string, dataSourceId: string) => new sfn.Pass(flow, id, {
+      parameters: { dataSourceId }, resultPath: '$.syncRequest',
+    }).next(request);
     // The router reads the knowledgeBaseSync flag once per execution; off, the step is skipped and says why.
     const skipped = new sfn.Pass(flow, 'SyncSkipped', {
       result: sfn.Result.fromObject({ skipped: 'knowledge-base sync is turned off (feature flag knowledgeBaseSync)' }),
@@ -367,8 +393,8 @@ export class IngestionPipeline extends Construct implements IMonitorable {
     const flagOff = sfn.Condition.and(sfn.Condition.isPresent('$.route.knowledgeBaseSync'), sfn.Condition.booleanEquals('$.route.knowledgeBaseSync', false));
     return new sfn.Choice(flow, 'SyncKnowledgeBase')
       .when(flagOff, skipped)
-      .when(sfn.Condition.stringEquals('$.route.action', 'document'), startJob('SyncDocuments', kb.documentsDataSourceId, 'a document'))
-      .otherwise(startJob('SyncDataCards', kb.cardsDataSourceId, 'a data card'));
+      .when(sfn.Condition.stringEquals('$.route.action', 'document'), source('DocumentsSource', kb.documentsDataSourceId))
+      .otherwise(source('DataCardsSource', kb.cardsDataSourceId));
   }
 
   private createStateMachine(large: BatchFileProcessing | undefined, router: lambda.Function): sfn.StateMachine {
@@ -501,7 +527,7 @@ export class IngestionPipeline extends Construct implements IMonitorable {
     }
     const done = new sfn.Succeed(flow, 'Done');
     if (this.knowledgeBase) {
-      const syncKnowledgeBase = this.createSync(flow, done, backoff, onFailure);
+      const syncKnowledgeBase = this.createSync(flow, done, backoff);
       loadTimeSeries.next(syncKnowledgeBase);
       copyDocument.next(syncKnowledgeBase);
     } else {

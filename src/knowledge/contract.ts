@@ -70,3 +70,75 @@ export interface KnowledgeQueryResponse {
 
 /** The `operationId` of `POST /query` in the route table, and the `operation` dimension of its QueryLatency. @internal */
 export const KNOWLEDGE_QUERY_OPERATION = 'query';
+
+/**
+ * The knowledge-base sync (`KnowledgeBaseSync`): what its state machine and its handler share. Bedrock runs one
+ * ingestion job at a time per data source and per knowledge base, and five per account (Amazon Bedrock service
+ * quotas, "Concurrent ingestion jobs"; https://docs.aws.amazon.com/bedrock/latest/userguide/quotas.html), so the
+ * sync holds a lease per knowledge base and runs its data sources one after the other. @internal
+ */
+export const KnowledgeSync = {
+  /**
+   * Seconds between two GetIngestionJob calls while a job runs. Jobs are asynchronous and take minutes (an
+   * incremental sync re-embeds only added and changed documents); 30 s adds at most that to a sync's end and
+   * keeps the execution's history small (Standard executions hold at most 25,000 events).
+   */
+  POLL_SECONDS: 30,
+  /**
+   * How long a lease holds without being renewed. It is renewed at every poll and every round; the longest gap
+   * between renewals is StartIngestionJob retrying a ConflictException (about an hour, `retryWhileIngestionJobRuns`),
+   * so a crashed sync blocks the next one for at most this long.
+   */
+  LEASE_SECONDS: 2 * 3600,
+  /** Tries of one batch's job (the first included) before the sync gives up, fails (alarmed) and leaves the requests pending. */
+  MAX_JOB_ATTEMPTS: 3,
+  /** Seconds before the second try of a failed job; doubled for each further try. */
+  RETRY_BASE_SECONDS: 120,
+  /**
+   * Rounds (claim, jobs, record) of one execution; then it releases the lease and ends, and the next request or the
+   * hourly sweep carries on, so a long backfill never reaches the 25,000-event history limit of a Standard execution.
+   */
+  MAX_ROUNDS: 20,
+} as const;
+
+/** Environment of the sync handler. @internal */
+export const KnowledgeSyncEnv = {
+  /** The knowledge base id: its sync items are in the ledger partition `kbsync#<id>`. */
+  KB_ID: KnowledgeEnv.KB_ID,
+} as const;
+
+/** What the sync state machine asks its handler. @internal */
+export type KnowledgeSyncInput =
+  | { readonly action: 'acquire' | 'renew'; readonly holder: string }
+  | { readonly action: 'claim'; readonly holder: string; readonly round: number }
+  | { readonly action: 'release'; readonly holder: string; readonly seen?: number; readonly force?: boolean }
+  | {
+    readonly action: 'record';
+    readonly holder: string;
+    readonly batch: string;
+    readonly dataSourceId: string;
+    readonly attempt: number;
+    /** GetIngestionJob's `IngestionJob` (Step Functions' PascalCase), or absent when the job could not start. */
+    readonly job?: Record<string, any>;
+    /** Step Functions' caught error (`Error`, `Cause`) when StartIngestionJob failed. */
+    readonly startError?: { readonly Error?: string; readonly Cause?: string };
+  };
+
+/** A round's claim: the requests it took, per data source. @internal */
+export interface KnowledgeSyncClaim {
+  /** The control item's request count when the claim read it. */
+  readonly seen: number;
+  readonly batch: string;
+  readonly requests: number;
+  readonly sources: Array<{ readonly dataSourceId: string; readonly requests: number }>;
+}
+
+/** What recording a job's outcome decided. @internal */
+export interface KnowledgeSyncRecorded {
+  readonly status: string;
+  readonly files: number;
+  /** `retry`: wait `waitSeconds`, then start the job again as try `nextAttempt`; `gaveUp`: tries exhausted; `done`. */
+  readonly next: 'done' | 'retry' | 'gaveUp';
+  readonly nextAttempt?: number;
+  readonly waitSeconds?: number;
+}

@@ -201,4 +201,56 @@ export interface LedgerItem extends LedgerKey {
   readonly quarantine?: QuarantineRecord;
   /** The time-series load (kept apart from the processor's `records`/`rejected`). */
   readonly load?: LedgerLoad;
+  /** The last knowledge-base ingestion job that covered this object (its outcome, written when the job ended). */
+  readonly indexing?: LedgerIndexing;
+}
+
+/**
+ * The outcome of the knowledge-base ingestion job that covered an object, as the knowledge-base sync recorded it:
+ * the status becomes `indexed` only when the job is COMPLETE; FAILED or STOPPED leave the status as it was, with
+ * the reason. @internal
+ */
+export interface LedgerIndexing {
+  /** The job's final status (`COMPLETE`, `FAILED`, `STOPPED`), or `NOT_STARTED` when StartIngestionJob itself failed. */
+  readonly status: string;
+  readonly at: string;
+  readonly dataSourceId: string;
+  readonly jobId?: string;
+  /** Which try of the batch this job was (1 = the first). */
+  readonly attempt: number;
+  /** The job's statistics as Bedrock reports them (`numberOfDocumentsFailed`, `numberOfNewDocumentsIndexed`...). */
+  readonly statistics?: Record<string, number>;
+  /** Why the job failed (its failureReasons, or the error of StartIngestionJob). */
+  readonly reason?: string;
+}
+
+/**
+ * The knowledge-base sync's own items in the ledger table: a lease (one sync at a time per knowledge base) and one
+ * pending request per object. They share one partition per knowledge base, `kbsync#<knowledge base id>`, and have
+ * none of the attributes the indexes are keyed on (`status`, `dataset`, `contentHash`), so no index, and so no
+ * listing of the API, ever holds them. @internal
+ */
+export const KnowledgeSyncSchema = {
+  /** Partition of a knowledge base's sync items: this prefix and the knowledge base id. */
+  PARTITION_PREFIX: 'kbsync#',
+  /** Sort key of the lease and request counter. */
+  CONTROL: 'control',
+  /** Sort keys of pending requests: this prefix, the data source id, `#`, then the SHA-256 of `<object pk>?versionId=<sk>`. */
+  REQUEST_PREFIX: 'request#',
+  /** Attribute of the control item counting requests ever made: a release holds only when it is unchanged since the last claim. */
+  REQUESTS: 'requests',
+} as const;
+
+/** A pending knowledge-base sync request, as the ingestion state machine writes it (PutItem). @internal */
+export interface KnowledgeSyncRequest extends LedgerKey {
+  readonly dataSourceId: string;
+  /** The object version that asked (its ledger item is `filePk`/`fileSk`). */
+  readonly bucket: string;
+  readonly key: string;
+  readonly filePk: string;
+  readonly fileSk: string;
+  readonly requestedAt: string;
+  readonly executionArn: string;
+  /** The batch (sync round) that took it; a request written again after that has none, and waits for the next round. */
+  readonly claimedBy?: string;
 }

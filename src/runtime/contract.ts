@@ -54,6 +54,8 @@ export const PlatformMetrics = {
   POINTS_WRITTEN: { name: 'PointsWritten', unit: 'Count', service: 'timeseries', description: 'Points written to the time-series store' },
   /** Records the time-series store rejected (the loader). */
   POINTS_REJECTED: { name: 'RecordsRejectedByStore', unit: 'Count', service: 'timeseries', description: 'Records the time-series store rejected' },
+  /** Knowledge-base ingestion jobs of the sync that ended FAILED or STOPPED, or could not start (its files stay `loaded`). */
+  KNOWLEDGE_SYNC_JOBS_FAILED: { name: 'KnowledgeBaseSyncJobsFailed', unit: 'Count', service: 'knowledge', description: 'Knowledge-base sync jobs failed' },
   /**
    * Time to answer one API request of the query handlers (time-series and knowledge base), with a second
    * dimension `operation` = the route's operationId (`getTimeSeries`, `query`; see src/api/routes.ts).

@@ -1,7 +1,7 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { sourceIdentity } from '../../ons/layout';
-import { LedgerError, LedgerItem, LedgerKey, LedgerLoad, LedgerOutputs, LedgerSchema, LedgerStatus, LedgerStatusValue, ProcessResult, QuarantineRecord, SourceObject, StagingRecord } from '../contract';
+import { LedgerError, LedgerIndexing, LedgerItem, LedgerKey, LedgerLoad, LedgerOutputs, LedgerSchema, LedgerStatus, LedgerStatusValue, ProcessResult, QuarantineRecord, SourceObject, StagingRecord } from '../contract';
 
 /**
  * The ingestion ledger (DynamoDB): one item per source object version, keyed
@@ -203,6 +203,37 @@ export class Ledger {
       ExpressionAttributeNames: { '#l': 'load', '#u': 'updatedAt', '#e': 'error', '#s': 'status' },
       ExpressionAttributeValues: values,
     }));
+  }
+
+  /**
+   * Knowledge-base sync: a COMPLETE ingestion job covered the object. From an in-lake status only (a file quarantined or
+   * recorded again meanwhile is left alone: false).
+   */
+  async recordIndexed(source: SourceObject, indexing: LedgerIndexing): Promise<boolean> {
+    return this.tryTransition(source, LedgerStatus.INDEXED, { set: { indexing }, onlyFromStatus: IN_LAKE });
+  }
+
+  /**
+   * Knowledge-base sync: the job that covered the object FAILED, STOPPED or did not start. The status stays as it is
+   * (`loaded`: the data is in the lake and the store); only `indexing` says why. False when the item is not in the lake.
+   */
+  async recordIndexingFailed(source: SourceObject, indexing: LedgerIndexing): Promise<boolean> {
+    const values: Record<string, unknown> = { ':i': indexing, ':u': new Date().toISOString() };
+    IN_LAKE.forEach((s, i) => (values[`:s${i}`] = s));
+    try {
+      await this.client.send(new UpdateCommand({
+        TableName: this.tableName,
+        Key: ledgerKey(source),
+        UpdateExpression: 'SET #i = :i, #u = :u',
+        ConditionExpression: `#s IN (${IN_LAKE.map((_, i) => `:s${i}`).join(', ')})`,
+        ExpressionAttributeNames: { '#i': 'indexing', '#u': 'updatedAt', '#s': 'status' },
+        ExpressionAttributeValues: values,
+      }));
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
   }
 
   /** A failed attempt that the state machine may retry: the error is kept, the status is not changed. */
