@@ -345,7 +345,8 @@ export class IngestionPipeline extends Construct implements IMonitorable {
           key: { 'S.$': '$.route.source.key' },
           filePk: { 'S.$': '$.route.ledgerKey.pk' },
           fileSk: { 'S.$': '$.route.ledgerKey.sk' },
-          requestedAt: { 'S.$': '$$.State.EnteredTime' },
+          // When the file's execution started (Step Functions' context; a local run of the ASL has no State.EnteredTime).
+          requestedAt: { 'S.$': '$$.Execution.StartTime' },
           executionArn: { 'S.$': '$$.Execution.Id' },
         },
       },
@@ -362,7 +363,7 @@ export class IngestionPipeline extends Construct implements IMonitorable {
         // After the request item: a sync that read the count before this cannot give its lease back (see KnowledgeBaseSync).
         UpdateExpression: 'ADD #r :one SET lastRequestAt = :now',
         ExpressionAttributeNames: { '#r': KnowledgeSyncSchema.REQUESTS },
-        ExpressionAttributeValues: { ':one': { N: '1' }, ':now': { 'S.$': '$$.State.EnteredTime' } },
+        ExpressionAttributeValues: { ':one': { N: '1' }, ':now': { 'S.$': '$$.Execution.StartTime' } },
       },
       iamResources: [this.ledger.table.tableArn],
       iamAction: 'dynamodb:UpdateItem',
