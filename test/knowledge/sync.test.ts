@@ -107,7 +107,9 @@ interface Outcome {
   readonly error?: string;
 }
 
-async function run(asl: Record<string, any>, input: unknown, executionId: string, tasks: Record<string, Handler>, waits: Record<string, number> = {}): Promise<Outcome> {
+async function run(
+  asl: Record<string, any>, input: unknown, executionId: string, tasks: Record<string, Handler>, waits: Record<string, number> = {},
+): Promise<Outcome> {
   const machine = new StateMachine(asl, { validationOptions: { checkArn: true, checkPaths: true } });
   const allStates = (states: Record<string, any>): string[] => Object.entries(states)
     .flatMap(([name, s]) => [name, ...(s.ItemProcessor ? allStates(s.ItemProcessor.States) : [])]);
@@ -289,7 +291,8 @@ describe('a backfill of 50 real ONS files with the knowledge base attached', () 
     expect(pdf.indexing!.dataSourceId).toBe(DOCUMENTS);
     expect(items[0]!.indexing!.dataSourceId).toBe(CARDS);
     // Every data card is in some completed job.
-    const indexedCards = [...complete.values()].filter((j) => j.dataSourceId === CARDS).reduce((n, j) => n + j.statistics.numberOfNewDocumentsIndexed, 0);
+    const indexedCards = [...complete.values()].filter((j) => j.dataSourceId === CARDS)
+      .reduce((n, j) => n + j.statistics.numberOfNewDocumentsIndexed, 0);
     expect(indexedCards).toBe(items.filter((i) => i!.kind === 'tabular').length);
   });
 
