@@ -470,6 +470,13 @@ export class PlatformMonitoring extends Construct implements IMonitor {
       threshold: t.quarantinedFiles,
       alarmDescription: `Ingestion: ${t.quarantinedFiles} or more files quarantined in ${every}`,
     });
+    // A failed sync job leaves files loaded but not indexed: one is worth a look (the sync retries it on its own).
+    this.alarm(this, 'KnowledgeBaseSyncJobsFailed', AlarmSeverity.WARNING, {
+      ...count,
+      metric: this.customMetric(PlatformMetrics.KNOWLEDGE_SYNC_JOBS_FAILED, 'Sum'),
+      threshold: 1,
+      alarmDescription: `Knowledge base: an ingestion job of the sync failed in ${every}; its files stay loaded with the reason (ledger \`indexing\`)`,
+    });
     this.alarm(this, 'RecordsRejected', AlarmSeverity.WARNING, {
       ...count,
       metric: this.customMetric(PlatformMetrics.RECORDS_REJECTED, 'Sum'),

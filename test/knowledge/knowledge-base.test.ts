@@ -251,7 +251,7 @@ describe('sync', () => {
     expect(result.isValid).toBe(true);
   });
 
-  test('SyncKnowledgeBase chooses the data source by route; startIngestionJob (SDK, no Lambda) retried on conflict, caught into the quarantine', () => {
+  test('SyncKnowledgeBase picks the data source by route, writes a request, counts it and starts the sync without waiting', () => {
     const choice = definition.States.SyncKnowledgeBase;
     expect(choice.Type).toBe('Choice');
     // The knowledgeBaseSync feature flag first (the router passes `false` when it is off), then the route.
@@ -260,39 +260,67 @@ describe('sync', () => {
         And: [{ Variable: '$.route.knowledgeBaseSync', IsPresent: true }, { Variable: '$.route.knowledgeBaseSync', BooleanEquals: false }],
         Next: 'SyncSkipped',
       },
-      { Variable: '$.route.action', StringEquals: 'document', Next: 'SyncDocuments' },
+      { Variable: '$.route.action', StringEquals: 'document', Next: 'DocumentsSource' },
     ]);
     expect(definition.States.SyncSkipped.Next).toBe('Done');
-    expect(choice.Default).toBe('SyncDataCards');
+    expect(choice.Default).toBe('DataCardsSource');
     expect(definition.States.LoadTimeSeries.Next).toBe('SyncKnowledgeBase');
     expect(definition.States.CopyDocument.Next).toBe('SyncKnowledgeBase');
-    for (const name of ['SyncDocuments', 'SyncDataCards']) {
-      const state = definition.States[name];
-      expect(state.Resource).toBe('arn:aws:states:::aws-sdk:bedrockagent:startIngestionJob');
-      expect(Object.keys(state.Parameters).sort()).toEqual(['DataSourceId', 'Description', 'KnowledgeBaseId']);
-      expect(state.Retry[0]).toMatchObject({ ErrorEquals: ['BedrockAgent.ConflictException'], BackoffRate: 1.5, JitterStrategy: 'FULL' });
-      expect(state.Retry[1].ErrorEquals).toContain('BedrockAgent.ThrottlingException');
-      expect(state.Catch).toEqual([{ ErrorEquals: ['States.ALL'], ResultPath: '$.failure', Next: `${name}Failed` }]);
-      expect(definition.States[`${name}Failed`].Next).toBe('QuarantineFailure');
-      expect(state.Next).toBe('RecordIndexed');
+    expect(definition.States.DocumentsSource.Parameters.dataSourceId).not.toEqual(definition.States.DataCardsSource.Parameters.dataSourceId);
+    const request = definition.States.RequestSync;
+    expect(request.Resource).toBe('arn:aws:states:::aws-sdk:dynamodb:putItem');
+    // Not a file's item: no status, dataset or content hash, so no index holds it.
+    expect(Object.keys(request.Parameters.Item)).not.toEqual(expect.arrayContaining(['status']));
+    expect(Object.keys(request.Parameters.Item).filter((k) => ['status', 'dataset', 'contentHash', 'updatedAt'].includes(k))).toEqual([]);
+    expect(request.Parameters.Item.pk.S).toMatch(/^kbsync#/);
+    expect(request.Next).toBe('CountSyncRequest');
+    expect(definition.States.CountSyncRequest.Parameters.UpdateExpression).toMatch(/^ADD #r :one/);
+    const start = definition.States.StartSync;
+    expect(start.Resource).toBe('arn:aws:states:::states:startExecution');
+    expect(start.Next).toBe('Done');
+    // Nothing in the sync request path quarantines a file that is in the lake.
+    for (const name of ['RequestSync', 'CountSyncRequest', 'StartSync']) {
+      expect(definition.States[name].Catch.map((c: any) => c.Next)).not.toContain(expect.stringMatching(/Failed$/));
+      expect(JSON.stringify(definition.States[name].Catch)).not.toContain('QuarantineFailure');
     }
-    expect(definition.States.SyncDocuments.Parameters.DataSourceId).not.toEqual(definition.States.SyncDataCards.Parameters.DataSourceId);
+    expect(definition.States.RecordIndexed).toBeUndefined();
   });
 
-  test('the job is recorded in the ledger (updateItem: status indexed, job id), then Done', () => {
-    const record = definition.States.RecordIndexed;
-    expect(record.Resource).toBe('arn:aws:states:::aws-sdk:dynamodb:updateItem');
-    expect(record.Parameters.ExpressionAttributeValues).toMatchObject({ ':status': { S: 'indexed' }, ':job': { 'S.$': '$.sync.jobId' } });
-    expect(record.Parameters.Key).toEqual({ pk: { 'S.$': '$.route.ledgerKey.pk' }, sk: { 'S.$': '$.route.ledgerKey.sk' } });
-    expect(record.Next).toBe('Done');
-    expect(record.Catch[0].Next).toBe('RecordIndexedFailed');
+  test('the sync machine: a lease, rounds, one job at a time per knowledge base, GetIngestionJob polled, the outcome recorded', () => {
+    const sync = definitionOf(stack, 'IngestionKnowledgeSyncStateMachine');
+    const result = aslValidator(sync);
+    expect(result.errorsText('\n')).toBe('');
+    expect(sync.StartAt).toBe('Acquire');
+    const each = sync.States.SyncEachSource;
+    expect(each.MaxConcurrency).toBe(1);
+    const inner = each.ItemProcessor.States;
+    expect(inner.StartJob.Resource).toBe('arn:aws:states:::aws-sdk:bedrockagent:startIngestionJob');
+    expect(inner.StartJob.Retry[0]).toMatchObject({ ErrorEquals: ['BedrockAgent.ConflictException'], BackoffRate: 1.5, JitterStrategy: 'FULL' });
+    expect(inner.GetJob.Resource).toBe('arn:aws:states:::aws-sdk:bedrockagent:getIngestionJob');
+    expect(inner.WaitForJob.Seconds).toBe(30);
+    expect(inner['JobEnded?'].Choices[0].Or.map((c: any) => c.StringEquals)).toEqual(['COMPLETE', 'FAILED', 'STOPPED']);
+    expect(each.Catch[0].Next).toBe('ReleaseAfterFailure');
+    expect(sync.States.ReleaseAfterFailure.Next).toBe('SyncFailed');
+    expect(sync.States.SyncFailed.Type).toBe('Fail');
+    // The handler may delete only the sync's own items.
+    const statements = rolePolicyStatements(json, 'IngestionKnowledgeSyncHandlerRole');
+    const deletes = statements.filter((s) => [s.Action].flat().includes('dynamodb:DeleteItem'));
+    expect(deletes).toHaveLength(1);
+    expect(deletes[0].Condition).toEqual({ 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['kbsync#*'] } });
   });
 
-  test('the state machine may start ingestion jobs of this knowledge base only', () => {
-    const statements = rolePolicyStatements(json, 'IngestionStateMachineRole');
-    const start = statements.filter((s) => [s.Action].flat().includes('bedrock:StartIngestionJob'));
-    expect(start.length).toBeGreaterThan(0);
-    for (const s of start) expect(s.Resource).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^Kb/), 'KnowledgeBaseArn'] });
+  test('an hourly sweep starts the sync for requests left pending', () => {
+    const rules = Object.values(json.Resources).filter((r: any) => r.Type === 'AWS::Events::Rule' && r.Properties.ScheduleExpression);
+    expect(rules.map((r: any) => r.Properties.ScheduleExpression)).toContain('rate(1 hour)');
+  });
+
+  test('the sync machine may start and read ingestion jobs of this knowledge base only', () => {
+    const statements = rolePolicyStatements(json, 'IngestionKnowledgeSyncStateMachineRole');
+    const jobs = statements.filter((s) => [s.Action].flat().some((a: string) => /IngestionJob$/.test(a)));
+    expect(jobs.length).toBeGreaterThan(0);
+    for (const s of jobs) expect(s.Resource).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^Kb/), 'KnowledgeBaseArn'] });
+    const ingestion = rolePolicyStatements(json, 'IngestionStateMachineRole');
+    expect(ingestion.filter((s) => [s.Action].flat().includes('bedrock:StartIngestionJob'))).toEqual([]);
   });
 
   test('after each deployment: a rule on the stack status starts a sync of both sources (no Lambda)', () => {

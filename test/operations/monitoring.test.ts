@@ -243,6 +243,7 @@ describe('PlatformMonitoring on the reference app', () => {
         { name: m.FILES_QUARANTINED.name, dims: [service(m.FILES_QUARANTINED)], stat: 'Sum' },
         { name: m.RECORDS_REJECTED.name, dims: [service(m.RECORDS_REJECTED)], stat: 'Sum' },
         { name: m.POINTS_REJECTED.name, dims: [service(m.POINTS_REJECTED)], stat: 'Sum' },
+        { name: m.KNOWLEDGE_SYNC_JOBS_FAILED.name, dims: [service(m.KNOWLEDGE_SYNC_JOBS_FAILED)], stat: 'Sum' },
         ...['getTimeSeries', 'query'].map((operation) => ({
           name: m.QUERY_LATENCY.name, dims: [{ Name: OPERATION_DIMENSION, Value: operation }, service(m.QUERY_LATENCY)], stat: 'p99',
         })),
