@@ -151,8 +151,9 @@ export interface KnowledgeBaseProps extends KnowledgeBaseOptions {
  * data source per prefix with the chunking strategy and the lake key for transient data. The
  * knowledge base is created after its vector index.
  *
- * Sync: the ingestion pipeline starts an ingestion job for the right data source after each file
- * (when the knowledge base is given to it), `scheduledSync` adds a periodic sync of both sources.
+ * Sync: given to an ingestion pipeline, its files ask for a sync and the pipeline's `KnowledgeBaseSync` runs one
+ * ingestion job at a time for many files, recording the outcome in the ledger; `scheduledSync` adds a periodic sync
+ * of both sources.
  *
  * @example
  * new KnowledgeBase(stack, 'Knowledge', { stage: PlatformStage.DEV, dataLake: lake });
