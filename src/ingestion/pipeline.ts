@@ -233,6 +233,7 @@ export class IngestionPipeline extends Construct implements IMonitorable {
     if (this.knowledgeBase) {
       this.knowledgeBaseSync = new KnowledgeBaseSync(this, 'KnowledgeSync', {
         stage: this.stage, knowledgeBase: this.knowledgeBase, ledger: this.ledger, encryptionKey: this.key,
+        reservedConcurrentExecutions: props.reservedConcurrentExecutions,
       });
     }
     this.stateMachine = this.createStateMachine(large, router);

@@ -39,6 +39,13 @@ export interface KnowledgeBaseSyncProps {
    * @default Duration.hours(1)
    */
   readonly sweepInterval?: Duration;
+
+  /**
+   * Concurrent executions reserved for the sync's function.
+   *
+   * @default - no reservation
+   */
+  readonly reservedConcurrentExecutions?: number;
 }
 
 /**
@@ -85,6 +92,7 @@ export class KnowledgeBaseSync extends Construct {
       encryptionKey: props.encryptionKey,
       description: `ONS data platform (${props.stage.name}): knowledge-base sync (lease, requests, outcomes)`,
       timeout: Duration.minutes(5),
+      reservedConcurrentExecutions: props.reservedConcurrentExecutions,
       environment: { [LedgerEnv.TABLE]: props.ledger.tableName, [KnowledgeSyncEnv.KB_ID]: props.knowledgeBase.knowledgeBaseId },
     });
     props.ledger.grantRecord(fn);

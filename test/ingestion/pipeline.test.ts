@@ -306,9 +306,9 @@ describe('OnsDataPlatform', () => {
     const ingestion = { backfillMaxConcurrency: 5, largeFileProcessing: { enabled: false } };
     const { platform, template } = platformStack(PlatformStage.PROD, { props: { ingestion } });
     expect(platform.ingestion.stateMachine).toBeDefined();
-    // The pipeline's two, and the knowledge base's sync after deployment.
-    expect(Object.keys(template.findResources('AWS::StepFunctions::StateMachine')).filter((id) => id.startsWith('PlatformIngestion'))).toHaveLength(2);
-    template.resourceCountIs('AWS::StepFunctions::StateMachine', 3);
+    // The pipeline's ingestion, backfill and knowledge-base sync, and the knowledge base's sync after deployment.
+    expect(Object.keys(template.findResources('AWS::StepFunctions::StateMachine')).filter((id) => id.startsWith('PlatformIngestion'))).toHaveLength(3);
+    template.resourceCountIs('AWS::StepFunctions::StateMachine', 4);
     template.resourceCountIs('AWS::Batch::JobQueue', 0);
   });
 });
