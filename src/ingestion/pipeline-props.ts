@@ -187,6 +187,19 @@ export interface IngestionOptions {
   readonly backfillMaxConcurrency?: number;
 
   /**
+   * How long a processed file whose time-series load is throttled keeps being loaded again before it is
+   * quarantined (5 minutes to 7 days). When the loader's in-Lambda throttle budget is spent
+   * (`TimeSeriesThrottled`), the file's ledger status becomes `retryLater` and its execution waits 5
+   * minutes, then 10, 20, 40 and 60 minutes per attempt, each wait plus up to a minute of jitter, until
+   * the waits add up to this period; then the file is quarantined with a reason that says throttling.
+   * The default is twice the 6 hours that Timestream for LiveAnalytics says magnetic-store partition
+   * throttling may take to resolve.
+   *
+   * @default Duration.hours(12)
+   */
+  readonly throttledLoadRetryPeriod?: Duration;
+
+  /**
    * Where failures (quarantined files) are notified.
    *
    * @default - a new KMS-encrypted topic, `notificationTopic`

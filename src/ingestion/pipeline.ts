@@ -28,7 +28,7 @@ import { IKnowledgeBase } from '../knowledge/knowledge-base-ref';
 import { KnowledgeBaseSync } from '../knowledge/knowledge-sync';
 import { LakeEnv } from '../lake/contract';
 import { IDataLake } from '../lake/data-lake';
-import { KnowledgeSyncSchema, LedgerEnv, LedgerSchema } from '../ledger/contract';
+import { KnowledgeSyncSchema, LedgerEnv, LedgerSchema, LedgerStatus } from '../ledger/contract';
 import { IIngestionLedger, IngestionLedger } from '../ledger/ingestion-ledger';
 import { XLSX_MAX_EXPANDED_BYTES } from '../ons/limits';
 import { HandlerEnv, MetricServices } from '../runtime/contract';
@@ -75,6 +75,8 @@ export class IngestionPipeline extends Construct implements IMonitorable {
   public static readonly DEFAULT_LAMBDA_MAX_FILE_SIZE = Size.mebibytes(256);
   /** The largest expanded size of an XLSX workbook's parts read when `maxXlsxExpandedSize` is not set. */
   public static readonly DEFAULT_MAX_XLSX_EXPANDED_SIZE = Size.bytes(XLSX_MAX_EXPANDED_BYTES);
+  /** How long a throttled load is tried again when `throttledLoadRetryPeriod` is not set: twice the 6 hours magnetic-store throttling may last. */
+  public static readonly DEFAULT_THROTTLED_LOAD_RETRY_PERIOD = Duration.hours(12);
 
   /** The ingestion state machine (one execution per uploaded object version). */
   public readonly stateMachine: sfn.StateMachine;
@@ -107,6 +109,8 @@ export class IngestionPipeline extends Construct implements IMonitorable {
 
   /** The time-series loader LoadTimeSeries invokes (absent without a store). */
   public readonly timeSeriesLoader?: lambda.IFunction;
+  /** How long a throttled load is tried again (`retryLater`) before the file is quarantined. */
+  public readonly throttledLoadRetryPeriod: Duration;
 
   /** The knowledge base SyncKnowledgeBase asks to sync (absent without one). */
   public readonly knowledgeBase?: IKnowledgeBase;
@@ -229,6 +233,8 @@ export class IngestionPipeline extends Construct implements IMonitorable {
     }
 
     this.timeSeriesLoader = props.timeSeriesStore?.loaderFunction;
+    this.throttledLoadRetryPeriod = props.throttledLoadRetryPeriod ?? IngestionPipeline.DEFAULT_THROTTLED_LOAD_RETRY_PERIOD;
+    retryLaterSchedule(this.throttledLoadRetryPeriod); // validates the prop with or without a store
     this.knowledgeBase = props.knowledgeBase;
     if (this.knowledgeBase) {
       this.knowledgeBaseSync = new KnowledgeBaseSync(this, 'KnowledgeSync', {
@@ -237,8 +243,8 @@ export class IngestionPipeline extends Construct implements IMonitorable {
       });
     }
     this.stateMachine = this.createStateMachine(large, router);
-    if (this.knowledgeBase) {
-      // RequestSync and CountSyncRequest write to the ledger, encrypted with the lake key.
+    if (this.knowledgeBase || this.timeSeriesLoader) {
+      // RequestSync, CountSyncRequest and RecordRetryLater write to the ledger, encrypted with the lake key.
       this.key.grant(this.stateMachine, 'kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey');
     }
     this.backfillStateMachine = this.createBackfill(props.backfillMaxConcurrency ?? 10);
@@ -399,6 +405,101 @@ export class IngestionPipeline extends Construct implements IMonitorable {
       .otherwise(source('DataCardsSource', kb.cardsDataSourceId));
   }
 
+  /**
+   * A load the store throttled past the loader's budget (`TimeSeriesThrottled`) is loaded again later:
+   * the attempt is counted, the ledger says `retryLater` (attempt, wait, since when, why), the execution
+   * waits (5, 10, 20, 40, then 60 minutes, plus up to a minute of jitter so files throttled together do
+   * not return together) and LoadTimeSeries runs again. Once the waits add up to
+   * `throttledLoadRetryPeriod`, the file is quarantined with a reason that says throttling.
+   *
+   * Why a Wait in the file's own Standard execution rather than a queue: a Standard execution may run
+   * for a year and a Wait up to 99,999,999 s (Step Functions quotas; the Wait state), an SQS message
+   * delay stops at 15 minutes, the state is in the execution history, nothing else is deployed, and a
+   * backfill's child execution that waits keeps its concurrency slot, so a throttled store gets fewer
+   * writers instead of more.
+   */
+  private retryLaterWhenThrottled(
+    flow: Construct, load: sfn.TaskStateBase, period: Duration, backoff: sfn.RetryProps,
+    onFailure: (state: sfn.TaskStateBase, step: string) => sfn.Pass,
+  ): void {
+    const schedule = retryLaterSchedule(period);
+    const maxAttempts = schedule.length;
+    // Index n of the literal is the wait after attempt n+1; the trailing 0 keeps ArrayGetItem in range at the bound.
+    const waits = `States.Array(${[...schedule, 0].join(', ')})`;
+    const jitter = `States.MathRandom(0, ${RETRY_LATER_JITTER_SECONDS})`;
+    // Lambda reports a function error's Cause as JSON {errorType, errorMessage, trace}: the message is kept.
+    const first = new sfn.Pass(flow, 'FirstRetryLater', {
+      parameters: { 'attempt': 1, 'waitSeconds.$': `States.MathAdd(${schedule[0]}, ${jitter})`, 'error.$': 'States.StringToJson($.throttled.Cause)' },
+      resultPath: '$.retryLater',
+    });
+    const next = new sfn.Pass(flow, 'NextRetryLater', {
+      parameters: {
+        'attempt.$': 'States.MathAdd($.retryLater.attempt, 1)',
+        'waitSeconds.$': `States.MathAdd(States.ArrayGetItem(${waits}, $.retryLater.attempt), ${jitter})`,
+        'error.$': 'States.StringToJson($.throttled.Cause)',
+      },
+      resultPath: '$.retryLater',
+    });
+    load.addCatch(new sfn.Choice(flow, 'LoadThrottled')
+      .when(sfn.Condition.isPresent('$.retryLater.attempt'), next)
+      .otherwise(first), { errors: [LoadErrors.THROTTLED], resultPath: '$.throttled' });
+    const loadFailed = onFailure(load, 'LoadTimeSeries');
+
+    const record = new tasks.CallAwsService(flow, 'RecordRetryLater', {
+      service: 'dynamodb',
+      action: 'updateItem',
+      parameters: {
+        TableName: this.ledger.tableName,
+        Key: {
+          [LedgerSchema.PARTITION_KEY]: { 'S.$': `$.route.ledgerKey.${LedgerSchema.PARTITION_KEY}` },
+          [LedgerSchema.SORT_KEY]: { 'S.$': `$.route.ledgerKey.${LedgerSchema.SORT_KEY}` },
+        },
+        UpdateExpression: 'SET #status = :status, #retry = :retry, #updated = :now, #history = list_append(if_not_exists(#history, :empty), :entry)',
+        ConditionExpression: 'attribute_exists(#pk)',
+        ExpressionAttributeNames: {
+          '#status': 'status', '#retry': 'retryLater', '#updated': 'updatedAt', '#history': 'history', '#pk': LedgerSchema.PARTITION_KEY,
+        },
+        ExpressionAttributeValues: {
+          ':status': { S: LedgerStatus.RETRY_LATER },
+          ':retry': {
+            M: {
+              attempt: { 'N.$': "States.Format('{}', $.retryLater.attempt)" },
+              maxAttempts: { N: String(maxAttempts) },
+              waitSeconds: { 'N.$': "States.Format('{}', $.retryLater.waitSeconds)" },
+              at: { 'S.$': '$$.State.EnteredTime' },
+              reason: { 'S.$': '$.retryLater.error.errorMessage' },
+            },
+          },
+          ':now': { 'S.$': '$$.State.EnteredTime' },
+          ':empty': { L: [] },
+          ':entry': { L: [{ M: { status: { S: LedgerStatus.RETRY_LATER }, at: { 'S.$': '$$.State.EnteredTime' } } }] },
+        },
+      },
+      iamResources: [this.ledger.table.tableArn],
+      iamAction: 'dynamodb:UpdateItem',
+      resultPath: sfn.JsonPath.DISCARD,
+    });
+    record.addRetry({ ...backoff, errors: ['States.ALL'] });
+    onFailure(record, 'RecordRetryLater');
+    record.next(new sfn.Wait(flow, 'RetryLaterWait', { time: sfn.WaitTime.secondsPath('$.retryLater.waitSeconds') })).next(load);
+
+    const minutes = Math.round(schedule.reduce((a, b) => a + b, 0) / 60);
+    const tooLong = new sfn.Pass(flow, 'ThrottledTooLong', {
+      parameters: {
+        'Error': LoadErrors.THROTTLED,
+        'Cause.$': `States.Format('the time-series store kept throttling the load: ${maxAttempts + 1} attempts over ${minutes} minutes of waits `
+          + `(throttledLoadRetryPeriod); load the file again with the backfill once the store takes writes. Last: {}', $.retryLater.error.errorMessage)`,
+      },
+      resultPath: '$.failure',
+    });
+    tooLong.next(loadFailed);
+    const left = new sfn.Choice(flow, 'RetryLaterLeft?')
+      .when(sfn.Condition.numberGreaterThan('$.retryLater.attempt', maxAttempts), tooLong)
+      .otherwise(record);
+    first.next(left);
+    next.next(left);
+  }
+
   private createStateMachine(large: BatchFileProcessing | undefined, router: lambda.Function): sfn.StateMachine {
     // States live in their own scope: their names are the construct IDs, free of the functions' IDs.
     const flow = new Construct(this, 'Workflow');
@@ -437,10 +538,10 @@ export class IngestionPipeline extends Construct implements IMonitorable {
     }).next(notifyFailure), { resultPath: '$.quarantineError' });
     quarantineFailure.next(notifyFailure);
     notifyFailure.next(failed);
-    const onFailure = (state: sfn.TaskStateBase, step: string) => {
-      state.addCatch(new sfn.Pass(flow, `${step}Failed`, { result: sfn.Result.fromString(step), resultPath: '$.failedStep' }).next(quarantineFailure), {
-        resultPath: '$.failure',
-      });
+    const onFailure = (state: sfn.TaskStateBase, step: string): sfn.Pass => {
+      const failedStep = new sfn.Pass(flow, `${step}Failed`, { result: sfn.Result.fromString(step), resultPath: '$.failedStep' });
+      state.addCatch(failedStep.next(quarantineFailure), { resultPath: '$.failure' });
+      return failedStep;
     };
 
     // Normalise: an S3 event from EventBridge (with a version id when the bucket is versioned), or `{ source }` from the backfill.
@@ -517,9 +618,10 @@ export class IngestionPipeline extends Construct implements IMonitorable {
         resultPath: '$.load',
         retryOnServiceExceptions: false,
       });
-      load.addRetry({ errors: [...LOADER_NON_RETRYABLE], maxAttempts: 0 });
+      // Throttling already had the loader's in-Lambda budget: it goes to the retry-later loop, not the Retry.
+      load.addRetry({ errors: [...LOADER_NON_RETRYABLE, LoadErrors.THROTTLED], maxAttempts: 0 });
       load.addRetry({ ...backoff, interval: Duration.seconds(10), errors: ['States.ALL'] });
-      onFailure(load, 'LoadTimeSeries');
+      this.retryLaterWhenThrottled(flow, load, this.throttledLoadRetryPeriod, backoff, onFailure);
       loadTimeSeries = load;
     } else {
       loadTimeSeries = new sfn.Pass(flow, 'LoadTimeSeries', {
@@ -712,6 +814,26 @@ export class IngestionPipeline extends Construct implements IMonitorable {
     }));
     return { rule, deadLetterQueue };
   }
+}
+
+/** Most seconds of jitter added to each retry-later wait. */
+const RETRY_LATER_JITTER_SECONDS = 60;
+
+/**
+ * The waits (seconds) of a throttled load before each new attempt: 5 minutes doubling up to 60, until
+ * they add up to `period` (5 minutes to 7 days, else an error naming `throttledLoadRetryPeriod`).
+ */
+export function retryLaterSchedule(period: Duration): number[] {
+  const total = period.toSeconds();
+  if (!Number.isFinite(total) || total < 300 || total > 7 * 86_400) {
+    throw new Error(`throttledLoadRetryPeriod: expected 5 minutes to 7 days, got ${period.toHumanString()}`);
+  }
+  const waits: number[] = [];
+  for (let sum = 0, next = 300; sum < total; next = Math.min(3600, next * 2)) {
+    waits.push(next);
+    sum += next;
+  }
+  return waits;
 }
 
 /** The rule's `detail.object.key` filter. A prefix and suffixes together need wildcards (a list of filters is an OR). */

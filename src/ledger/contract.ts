@@ -64,11 +64,17 @@ export interface ProcessResult {
   readonly rejectedKey?: string;
 }
 
-/** Ledger statuses, in order of a successful ingestion; `quarantined` and `duplicate` end a run. @internal */
+/**
+ * Ledger statuses, in order of a successful ingestion; `quarantined` and `duplicate` end a run.
+ * `retryLater`: processed (its outputs are in the lake), but the time-series store throttled the load;
+ * the execution waits (minutes, growing) and loads it again (see `LedgerItem.retryLater`), then `loaded`.
+ * @internal
+ */
 export const LedgerStatus = {
   RECEIVED: 'received',
   PROCESSING: 'processing',
   PROCESSED: 'processed',
+  RETRY_LATER: 'retryLater',
   LOADED: 'loaded',
   INDEXED: 'indexed',
   QUARANTINED: 'quarantined',
@@ -158,6 +164,22 @@ export interface LedgerLoad {
   readonly reason?: string;
 }
 
+/**
+ * A throttled load waiting for its next attempt, written by the ingestion state machine (RecordRetryLater)
+ * when the loader fails with `TimeSeriesThrottled`. @internal
+ */
+export interface RetryLaterRecord {
+  /** 1 for the first wait; the file is quarantined after `maxAttempts` waits. */
+  readonly attempt: number;
+  readonly maxAttempts: number;
+  /** The wait before the next load attempt, in seconds. */
+  readonly waitSeconds: number;
+  /** When the wait started (UTC ISO-8601): the next attempt is at `at` + `waitSeconds`. */
+  readonly at: string;
+  /** The loader's error message (which store, how long it throttled). */
+  readonly reason: string;
+}
+
 /** One status transition. @internal */
 export interface HistoryEntry {
   readonly status: LedgerStatusValue;
@@ -203,6 +225,8 @@ export interface LedgerItem extends LedgerKey {
   readonly load?: LedgerLoad;
   /** The last knowledge-base ingestion job that covered this object (its outcome, written when the job ended). */
   readonly indexing?: LedgerIndexing;
+  /** The last throttled load's wait (kept after the load succeeds: how many waits it took). */
+  readonly retryLater?: RetryLaterRecord;
 }
 
 /**

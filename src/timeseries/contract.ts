@@ -22,6 +22,13 @@ export const TimeSeriesEnv = {
   /** Optional: attempts per WriteRecords request on throttling and 5xx (default 8), and the backoff base in ms (default 100). */
   WRITE_MAX_ATTEMPTS: 'ONS_TS_WRITE_MAX_ATTEMPTS',
   WRITE_BASE_DELAY_MS: 'ONS_TS_WRITE_BASE_DELAY_MS',
+  /**
+   * Optional: ms a load may stay throttled (no write taken) before it fails with `TimeSeriesThrottled`
+   * (default `DEFAULT_THROTTLE_BUDGET_MS`), and the longest single wait after a throttled answer (default: the
+   * engine's, 20000 for Timestream's backoff, 60000 for an InfluxDB Retry-After).
+   */
+  THROTTLE_BUDGET_MS: 'ONS_TS_THROTTLE_BUDGET_MS',
+  THROTTLE_MAX_DELAY_MS: 'ONS_TS_THROTTLE_MAX_DELAY_MS',
   /** Largest number of points one query response returns (page size). */
   MAX_POINTS: 'ONS_TS_MAX_POINTS',
   /** Endpoint of the Timestream write API for the health probe (tests, VPC endpoints); unset: the SDK's endpoint discovery. */
@@ -84,9 +91,24 @@ export const LoadErrors = {
   NOTHING_WRITTEN: 'NothingWritten',
   /** The engine refused the request itself (validation, access denied, missing table): not retried. */
   WRITE_REFUSED: 'TimeSeriesWriteRefused',
-  /** Throttling or server errors outlasted the retries; writes are idempotent (Version), so retrying is safe. */
+  /** Server or network errors outlasted the retries; writes are idempotent (Version), so retrying is safe. */
   UNAVAILABLE: 'TimeSeriesUnavailable',
+  /**
+   * The store kept throttling writes for the loader's whole throttle budget: load again later (minutes),
+   * which the ingestion state machine does (ledger status `retryLater`); writes are idempotent.
+   */
+  THROTTLED: 'TimeSeriesThrottled',
 } as const;
+
+/**
+ * How long a load may stay throttled inside one loader invocation before it fails with
+ * `TimeSeriesThrottled`: 5 minutes, a third of the loader's 15-minute timeout (Lambda's maximum), so the
+ * writes already under way and the ledger update still fit. Timestream for LiveAnalytics asks clients
+ * to keep sending while its memory store scales ("you must continue to send data at the same (or
+ * higher) throughput", Handling WriteRecords throttles); InfluxDB's 429/503 name their wait in
+ * Retry-After. Longer throttling is waited out by the state machine, not by a running Lambda. @internal
+ */
+export const DEFAULT_THROTTLE_BUDGET_MS = 5 * 60_000;
 
 /** One point of a query response. @internal */
 export interface TimeSeriesPoint {

@@ -10,8 +10,8 @@ import { LedgerError, LedgerIndexing, LedgerItem, LedgerKey, LedgerLoad, LedgerO
  * must not go back (an object already in the lake is never marked received or processing again).
  */
 
-/** Statuses meaning the object's content is in the lake: never overwritten by a later run. */
-export const IN_LAKE: readonly LedgerStatusValue[] = [LedgerStatus.PROCESSED, LedgerStatus.LOADED, LedgerStatus.INDEXED];
+/** Statuses meaning the object's content is in the lake: never overwritten by a later run (`retryLater`: processed, its load waiting). */
+export const IN_LAKE: readonly LedgerStatusValue[] = [LedgerStatus.PROCESSED, LedgerStatus.RETRY_LATER, LedgerStatus.LOADED, LedgerStatus.INDEXED];
 /** Statuses that end processing for good: in the lake, or a recorded duplicate. */
 const SETTLED: readonly LedgerStatusValue[] = [...IN_LAKE, LedgerStatus.DUPLICATE];
 
@@ -104,9 +104,9 @@ export class Ledger {
         IndexName: index.name,
         KeyConditionExpression: '#h = :h',
         // A superseded version's outputs were replaced by its key's newer version: its content is no longer in the lake.
-        FilterExpression: '#s IN (:s0, :s1, :s2) AND attribute_not_exists(#x)',
+        FilterExpression: `#s IN (${IN_LAKE.map((_, i) => `:s${i}`).join(', ')}) AND attribute_not_exists(#x)`,
         ExpressionAttributeNames: { '#h': index.partitionKey, '#s': 'status', '#x': 'supersededBy' },
-        ExpressionAttributeValues: { ':h': contentHash, ':s0': IN_LAKE[0], ':s1': IN_LAKE[1], ':s2': IN_LAKE[2] },
+        ExpressionAttributeValues: { ':h': contentHash, ...Object.fromEntries(IN_LAKE.map((s, i) => [`:s${i}`, s])) },
         ScanIndexForward: true,
         ExclusiveStartKey,
       }));
@@ -170,15 +170,16 @@ export class Ledger {
   }
 
   /**
-   * Loader: the records are in the time-series store. From `processed`, or `loaded` (a replay); an item
-   * already `indexed` keeps its status and gets the load figures only.
+   * Loader: the records are in the time-series store. From `processed`, `retryLater` (a throttled load
+   * that went through this time) or `loaded` (a replay); an item already `indexed` keeps its status and
+   * gets the load figures only.
    */
   async recordLoaded(source: SourceObject, fields: { executionArn: string; load: LedgerLoad }): Promise<void> {
     try {
       await this.transition(source, LedgerStatus.LOADED, {
         set: { executionArn: fields.executionArn, load: fields.load },
         remove: ['error'],
-        onlyFromStatus: [LedgerStatus.PROCESSED, LedgerStatus.LOADED],
+        onlyFromStatus: [LedgerStatus.PROCESSED, LedgerStatus.RETRY_LATER, LedgerStatus.LOADED],
       });
     } catch (error) {
       if (!isConditionFailure(error)) throw error;

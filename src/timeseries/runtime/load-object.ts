@@ -18,7 +18,7 @@ import { PlatformMetrics } from '../../runtime/contract';
 import { describeError, numberEnv, prefixEnv, requiredEnv } from '../../runtime/handler';
 import { RetryOptions } from '../../runtime/retry';
 import { flushMetrics, log, recordMetric } from '../../runtime/telemetry';
-import { LoadErrors, LoadInput, LoadResult, TimeSeriesEnv } from '../contract';
+import { DEFAULT_THROTTLE_BUDGET_MS, LoadErrors, LoadInput, LoadResult, TimeSeriesEnv } from '../contract';
 
 /**
  * LoadTimeSeries, for any engine: the processed Parquet parts of one source object read as records and
@@ -89,6 +89,8 @@ export interface LoadConfig {
   readonly rejectedRecordsPrefix: string;
   /** Retry settings (tests shorten the backoff). */
   readonly retry?: RetryOptions;
+  /** Throttle budget of one load and longest wait after a throttled answer, in ms (see `TimeSeriesEnv.THROTTLE_BUDGET_MS`). */
+  readonly throttle?: { readonly budgetMs: number; readonly maxDelayMs?: number };
 }
 
 export interface LoadDeps extends StepDeps {
@@ -107,6 +109,11 @@ export function loadConfigFromEnv(): LoadConfig {
     retry: {
       maxAttempts: Math.max(1, Math.floor(numberEnv(TimeSeriesEnv.WRITE_MAX_ATTEMPTS, 8))),
       baseDelayMs: numberEnv(TimeSeriesEnv.WRITE_BASE_DELAY_MS, 100),
+    },
+    throttle: {
+      budgetMs: Math.max(0, numberEnv(TimeSeriesEnv.THROTTLE_BUDGET_MS, DEFAULT_THROTTLE_BUDGET_MS)),
+      // Unset: the engine's own cap (Timestream 20 s of backoff; InfluxDB a Retry-After of up to 60 s).
+      maxDelayMs: process.env[TimeSeriesEnv.THROTTLE_MAX_DELAY_MS] ? Math.max(1, numberEnv(TimeSeriesEnv.THROTTLE_MAX_DELAY_MS)) : undefined,
     },
   };
 }

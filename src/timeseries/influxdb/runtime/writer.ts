@@ -1,8 +1,8 @@
 import { gzipSync } from 'node:zlib';
 import { HttpResponse, InfluxConnection, NetworkError, params, Send } from './http';
 import { encodeRecord } from './line-protocol';
-import { isNetworkError, retrying, RetryOptions, TryAgain } from '../../../runtime/retry';
-import { LoadErrors } from '../../contract';
+import { isNetworkError, REAL_CLOCK, retrying, RetryOptions, ThrottleBudget, TryAgain } from '../../../runtime/retry';
+import { DEFAULT_THROTTLE_BUDGET_MS, LoadErrors } from '../../contract';
 import type { PointRecord } from '../../runtime/layout';
 import { LoadError, type PointWriter, type RejectedRecord, type WriteStats } from '../../runtime/load-object';
 import { RequestPool } from '../../runtime/request-pool';
@@ -14,6 +14,12 @@ import { RequestPool } from '../../runtime/request-pool';
  * partial write reports the lines the server names (parse errors) with its reason; points it dropped
  * without naming them (a field type conflict, beyond retention) are found by sending the batch again
  * in halves, which is harmless: a point written twice with the same values is the same point.
+ *
+ * 429 ("token is temporarily over quota") and 503 ("server is temporarily unavailable to accept writes"),
+ * whose Retry-After "describes when to try the write again" (InfluxDB v2 API, POST /write, and the
+ * v1-compatible /write), are throttling: retried on the load's throttle budget, honouring Retry-After
+ * (capped), and once it is spent the load fails with `TimeSeriesThrottled` (the state machine loads the
+ * file again minutes later). Other 5xx and network errors are retried `maxAttempts` times.
  */
 
 export interface InfluxWriterOptions extends RetryOptions {
@@ -22,6 +28,8 @@ export interface InfluxWriterOptions extends RetryOptions {
   readonly batchLines?: number;
   /** Longest wait a Retry-After may ask for, in ms. @default 60000 */
   readonly maxRetryAfterMs?: number;
+  /** Ms the load may stay throttled (429/503, no write taken) before it fails with `TimeSeriesThrottled`. @default DEFAULT_THROTTLE_BUDGET_MS */
+  readonly throttleBudgetMs?: number;
   readonly onRejected?: (rejected: RejectedRecord) => void;
 }
 
@@ -36,6 +44,7 @@ interface Line {
 
 export class InfluxWriter implements PointWriter {
   private readonly pool: RequestPool;
+  private readonly throttle: ThrottleBudget;
   private batch: Line[] = [];
   private added = 0;
   private stats = { requests: 0, retries: 0, records: 0, points: 0, rejected: 0 };
@@ -48,6 +57,7 @@ export class InfluxWriter implements PointWriter {
     private readonly options: InfluxWriterOptions,
   ) {
     this.pool = new RequestPool(options.maxInFlight);
+    this.throttle = new ThrottleBudget(options.throttleBudgetMs ?? DEFAULT_THROTTLE_BUDGET_MS, options.clock ?? REAL_CLOCK);
   }
 
   async add(record: PointRecord): Promise<void> {
@@ -108,10 +118,16 @@ export class InfluxWriter implements PointWriter {
     const body = gzipSync(Buffer.from(lines.map((l) => l.text).join('\n'), 'utf8'));
     const path = `/write?${params(this.connection, { precision: 'ns' })}`;
     const target = `${this.connection.database}/${this.measurement}`;
+    const maxRetryAfterMs = this.options.maxRetryAfterMs ?? 60_000;
     return retrying({
       ...this.options,
+      throttle: this.throttle,
+      // A Retry-After is honoured up to its cap; without one, the backoff stays under the same cap.
+      maxThrottleDelayMs: maxRetryAfterMs,
       onRetry: () => this.stats.retries++,
       exhausted: (attempts, problem) => new LoadError(LoadErrors.UNAVAILABLE, `write to ${target} still failing after ${attempts} attempts: ${problem}`),
+      throttledOut: (ms, problem) => new LoadError(LoadErrors.THROTTLED,
+        `write to ${target} throttled for ${Math.round(ms / 1000)} s without a write taken: load again later; ${problem}`),
     }, async () => {
       this.pool.throwIfFailed(); // another request failed for good: stop spending attempts
       const headers = { 'Authorization': `Token ${await this.apiToken()}`, 'Content-Type': 'text/plain; charset=utf-8', 'Content-Encoding': 'gzip' };
@@ -128,9 +144,9 @@ export class InfluxWriter implements PointWriter {
       if (status !== 429 && status < 500) {
         throw new LoadError(LoadErrors.WRITE_REFUSED, `write to ${target} refused: HTTP ${status}: ${errorMessage(response)}`);
       }
-      const retryAfter = retryAfterMs(response.headers['retry-after']);
-      throw new TryAgain(`HTTP ${status}: ${errorMessage(response)}`,
-        retryAfter === undefined ? undefined : Math.min(retryAfter, this.options.maxRetryAfterMs ?? 60_000));
+      const retryAfter = retryAfterMs(response.headers['retry-after'], (this.options.clock ?? REAL_CLOCK).now());
+      const throttled = status === 429 || status === 503 ? {} : undefined;
+      throw new TryAgain(`HTTP ${status}: ${errorMessage(response)}`, retryAfter === undefined ? undefined : Math.min(retryAfter, maxRetryAfterMs), throttled);
     });
   }
 
@@ -179,11 +195,11 @@ function reasonAt(message: string, start: number): string {
   return (end < 0 ? message.slice(start) : message.slice(start, start + end)).trim();
 }
 
-/** Retry-After in ms: seconds, or an HTTP date. */
-function retryAfterMs(value: string | string[] | undefined): number | undefined {
+/** Retry-After in ms: seconds, or an HTTP date (from `now`). */
+function retryAfterMs(value: string | string[] | undefined, now: number): number | undefined {
   const text = Array.isArray(value) ? value[0] : value;
   if (!text) return undefined;
   if (/^\d+$/.test(text.trim())) return Number(text.trim()) * 1000;
   const at = Date.parse(text);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }

@@ -23,7 +23,10 @@ export function timestreamEngine(client: TimestreamWriteClient, config: Timestre
     target: (dataset) => config.tables[dataset] ?? config.catchAllTable,
     writer: ({ dataset, table, version, onRejected }) => {
       const target = { database: config.database, table, measureName: dataset, version };
-      return new RecordWriter(client, target, { maxInFlight: config.maxInFlight, onRejected, ...config.retry });
+      return new RecordWriter(client, target, {
+        maxInFlight: config.maxInFlight, onRejected, ...config.retry,
+        throttleBudgetMs: config.throttle?.budgetMs, maxThrottleDelayMs: config.throttle?.maxDelayMs,
+      });
     },
   };
 }

@@ -1,8 +1,8 @@
 import { TimestreamWriteClient, WriteRecordsCommand, type WriteRecordsRequest } from '@aws-sdk/client-timestream-write';
 import { BatchTarget, buildRequest, MAX_RECORDS_PER_REQUEST, PointRecord, pointsOf } from './records';
-import { isNetworkError, retrying, RetryOptions, TryAgain } from '../../../runtime/retry';
+import { isNetworkError, REAL_CLOCK, retrying, RetryOptions, ThrottleBudget, TryAgain } from '../../../runtime/retry';
 import { traced } from '../../../runtime/telemetry';
-import { LoadErrors } from '../../contract';
+import { DEFAULT_THROTTLE_BUDGET_MS, LoadErrors } from '../../contract';
 import { LoadError, type RejectedRecord, type WriteStats } from '../../runtime/load-object';
 import { RequestPool } from '../../runtime/request-pool';
 
@@ -13,10 +13,33 @@ export type { RejectedRecord, WriteStats };
  * The write path: records grouped into requests of 100, up to `maxInFlight` requests at once, each
  * retried with exponential backoff and full jitter on throttling and server errors, records the
  * service rejects collected with their reasons. Shared by the loader and the benchmark.
+ *
+ * Throttling is retried on a time budget (`throttleBudgetMs`) rather than a count, and fails the load
+ * with `TimeSeriesThrottled` once spent, so the state machine loads the file again minutes later.
  */
+
+/**
+ * In-Lambda budget for magnetic-store throttling: "Your magnetic store write requests to Timestream may be
+ * throttled if the maximum limit of magnetic store partitions receiving ingestion [is reached]. You will see
+ * a throttle message directing you to check the ActiveMagneticStorePartitions CloudWatch metric [...]. This
+ * throttle may take up to 6 hours to resolve" (Timestream developer guide, Handling WriteRecords throttles).
+ * A Lambda cannot wait hours: one minute of backoff (a short burst clears), then `TimeSeriesThrottled`.
+ */
+export const MAGNETIC_THROTTLE_BUDGET_MS = 60_000;
+
+/** The throttle message of magnetic-store partition throttling names this metric (see `MAGNETIC_THROTTLE_BUDGET_MS`). */
+const MAGNETIC_THROTTLE = /ActiveMagneticStorePartitions|magnetic store/i;
 
 export interface WriterOptions extends RetryOptions {
   readonly maxInFlight: number;
+  /**
+   * Ms the load may stay throttled (no request taken) before it fails with `TimeSeriesThrottled`:
+   * memory-store throttling clears as the service scales while we keep sending.
+   * @default DEFAULT_THROTTLE_BUDGET_MS
+   */
+  readonly throttleBudgetMs?: number;
+  /** Longest single wait after a throttled request. @default 20000 */
+  readonly maxThrottleDelayMs?: number;
   /** Records that may wait for their series to fill a request. @default 2000 */
   readonly groupWindow?: number;
   /** Called once per rejected record (e.g. to stream the report), in the order the responses arrive. */
@@ -30,8 +53,8 @@ interface ServiceRejection {
   readonly ExistingVersion?: number;
 }
 
-/** Names of errors worth another attempt (besides any 5xx, or a network error without a response). */
-const RETRYABLE = new Set(['ThrottlingException', 'InternalServerException', 'ServiceUnavailableException', 'RequestTimeout', 'TimeoutError']);
+/** Names of errors worth another attempt (besides throttling, any 5xx, or a network error without a response). */
+const RETRYABLE = new Set(['InternalServerException', 'ServiceUnavailableException', 'RequestTimeout', 'TimeoutError']);
 
 export function createWriteClient(endpoint: string | undefined, maxInFlight: number): TimestreamWriteClient {
   // Enough sockets for every request in flight (the SDK's default is 50).
@@ -53,6 +76,7 @@ export function createWriteClient(endpoint: string | undefined, maxInFlight: num
  */
 export class RecordWriter {
   private readonly pool: RequestPool;
+  private readonly throttle: ThrottleBudget;
   /** Records waiting, by series (dimension values). */
   private readonly groups = new Map<string, PointRecord[]>();
   private waiting = 0;
@@ -60,6 +84,7 @@ export class RecordWriter {
 
   constructor(private readonly client: TimestreamWriteClient, private readonly target: BatchTarget, private readonly options: WriterOptions) {
     this.pool = new RequestPool(options.maxInFlight);
+    this.throttle = new ThrottleBudget(options.throttleBudgetMs ?? DEFAULT_THROTTLE_BUDGET_MS, options.clock ?? REAL_CLOCK);
   }
 
   /** Adds a record; waits while `maxInFlight` requests are in flight (so memory stays bounded). */
@@ -112,8 +137,11 @@ export class RecordWriter {
   private async write(request: WriteRecordsRequest): Promise<void> {
     await retrying({
       ...this.options,
+      throttle: this.throttle,
       onRetry: () => this.stats.retries++,
       exhausted: (attempts, problem) => new LoadError(LoadErrors.UNAVAILABLE, `WriteRecords to ${this.target.table} still failing after ${attempts} attempts: ${problem}`),
+      throttledOut: (ms, problem) => new LoadError(LoadErrors.THROTTLED,
+        `WriteRecords to ${this.target.table} throttled for ${Math.round(ms / 1000)} s without a write taken: load again later; ${problem}`),
     }, async () => {
       if (this.pool.failure) return; // another request failed for good: stop spending attempts
       try {
@@ -124,6 +152,9 @@ export class RecordWriter {
         if (e.name === 'RejectedRecordsException') {
           this.count(request, e.RejectedRecords ?? []);
           return;
+        }
+        if (e.name === 'ThrottlingException') {
+          throw new TryAgain(`${e.name}: ${e.message}`, undefined, { budgetMs: MAGNETIC_THROTTLE.test(e.message) ? MAGNETIC_THROTTLE_BUDGET_MS : undefined });
         }
         const status = e.$metadata?.httpStatusCode;
         const retryable = RETRYABLE.has(e.name) || (status !== undefined && status >= 500) || (status === undefined && isNetworkError(e));
