@@ -488,7 +488,7 @@ export class IngestionPipeline extends Construct implements IMonitorable {
       parameters: {
         'Error': LoadErrors.THROTTLED,
         'Cause.$': `States.Format('the time-series store kept throttling the load: ${maxAttempts + 1} attempts over ${minutes} minutes of waits `
-          + `(throttledLoadRetryPeriod); load the file again with the backfill once the store takes writes. Last: {}', $.retryLater.error.errorMessage)`,
+          + '(throttledLoadRetryPeriod); load the file again with the backfill once the store takes writes. Last: {}\', $.retryLater.error.errorMessage)',
       },
       resultPath: '$.failure',
     });

@@ -149,10 +149,18 @@ export interface ProxiedRequest {
   outcome?: number | 'stall';
 }
 
-/** A proxy in front of the server: records every request, injects faults into the next matching ones. */
+/**
+ * A proxy in front of the server: records every request, injects faults into the next matching ones, and
+ * can throttle writes for a span of (simulated) time as InfluxDB documents it: 429 "token is temporarily
+ * over quota" or 503 "server is temporarily unavailable to accept writes", each with a Retry-After that
+ * "describes when to try the write again" in seconds (InfluxDB v2 API, POST /write).
+ */
 export class InfluxProxy {
   public readonly requests: ProxiedRequest[] = [];
   public maxConcurrent = 0;
+  /** The clock throttling spans are measured on (a test's simulated clock); the real one by default. */
+  public clock: { now(): number } = { now: () => Date.now() };
+  private throttling?: { until: number; status: 429 | 503; retryAfterSeconds?: number };
   private readonly server: LocalHttpServer;
   private faults: Array<{ fault: ProxyFault; path: string }> = [];
   private active = 0;
@@ -176,9 +184,15 @@ export class InfluxProxy {
     for (let i = 0; i < count; i++) this.faults.push({ fault, path });
   }
 
+  /** Every /write is answered `status` (with `Retry-After: retryAfterSeconds` when given) while `clock.now()` is before `until`. */
+  throttleUntil(until: number, status: 429 | 503, retryAfterSeconds?: number): void {
+    this.throttling = { until, status, retryAfterSeconds };
+  }
+
   reset(): void {
     this.requests.length = 0;
     this.faults = [];
+    this.throttling = undefined;
     this.maxConcurrent = 0;
   }
 
@@ -198,7 +212,17 @@ export class InfluxProxy {
       const recorded: ProxiedRequest = { method: req.method ?? '', path: url.pathname, params: url.searchParams, headers: req.headers, body, text, concurrent: this.active };
       this.requests.push(recorded);
       const done = () => this.active--;
-      const i = this.faults.findIndex((f) => f.path === url.pathname);
+      const throttled = url.pathname === '/write' && this.throttling && this.clock.now() < this.throttling.until ? this.throttling : undefined;
+      const i = throttled ? -1 : this.faults.findIndex((f) => f.path === url.pathname);
+      if (throttled) {
+        recorded.outcome = throttled.status;
+        const message = throttled.status === 429 ? 'token is temporarily over quota' : 'server is temporarily unavailable to accept writes';
+        const retryAfter: Record<string, string> = throttled.retryAfterSeconds === undefined ? {} : { 'retry-after': String(throttled.retryAfterSeconds) };
+        res.writeHead(throttled.status, { 'content-type': 'application/json', ...retryAfter });
+        res.end(JSON.stringify({ code: throttled.status === 429 ? 'too many requests' : 'unavailable', message }));
+        done();
+        return;
+      }
       if (i >= 0) {
         const [{ fault }] = this.faults.splice(i, 1);
         recorded.outcome = fault === 'stall' ? 'stall' : fault.status;

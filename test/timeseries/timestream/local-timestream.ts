@@ -6,8 +6,21 @@ import { LocalHttpServer } from '../../local-http';
  * awsJson1_0 protocol (POST /, `X-Amz-Target: Timestream_20181101.<Operation>`) well enough for the
  * real SDK clients, records every request, and keeps what WriteRecords accepts with the service's
  * version rule (same record, same version: idempotent; a higher version replaces; a lower one, or the
- * same version with other values, is rejected with the existing version).
+ * same version with other values, is rejected with the existing version). It can throttle WriteRecords
+ * for a span of (simulated) time, as the service does (`throttleUntil`).
  */
+
+/**
+ * What Timestream says when it throttles writes. Memory store: it throttles "as Timestream scales to adapt
+ * to the data ingestion needs of your application"; magnetic store: "a throttle message directing you to
+ * check the ActiveMagneticStorePartitions CloudWatch metric for this database. This throttle may take up
+ * to 6 hours to resolve" (Handling WriteRecords throttles). The exact wording is not documented; the
+ * magnetic one names the metric, which is what the loader recognises.
+ */
+export const THROTTLE_MESSAGES = {
+  memory: 'Request rate limit exceeded.',
+  magnetic: (database: string) => `Magnetic store writes to database ${database} are throttled: too many magnetic store partitions are receiving ingestion. Check the ActiveMagneticStorePartitions CloudWatch metric for this database.`,
+} as const;
 
 export interface WriteRequestBody {
   DatabaseName: string;
@@ -82,6 +95,9 @@ export class LocalTimestream {
   public keepRecords = true;
   /** Databases DescribeDatabase knows (any other name is ResourceNotFoundException); reset keeps them. */
   public readonly databases = new Set<string>();
+  /** The clock throttling spans are measured on (a test's simulated clock); the real one by default. */
+  public clock: { now(): number } = { now: () => Date.now() };
+  private throttling?: { until: number; kind: keyof typeof THROTTLE_MESSAGES };
 
   private readonly server = new LocalHttpServer((req, res) => this.handle(req, res), { keepAliveTimeoutMs: 60_000 });
   private active = 0;
@@ -103,11 +119,17 @@ export class LocalTimestream {
     for (let i = 0; i < count; i++) this.faults.push({ fault, operation });
   }
 
+  /** Every WriteRecords gets ThrottlingException (HTTP 400) while `clock.now()` is before `until`. */
+  throttleUntil(until: number, kind: keyof typeof THROTTLE_MESSAGES = 'memory'): void {
+    this.throttling = { until, kind };
+  }
+
   /** Forgets requests, faults and settings; `keepStore` keeps the accepted records (the data a query test reads). */
   reset(options: { keepStore?: boolean } = {}): void {
     this.requests.length = 0;
     if (!options.keepStore) this.store.clear();
     this.faults = [];
+    this.throttling = undefined;
     this.maxConcurrent = 0;
     this.rejectIf = undefined;
     this.latencyMs = 0;
@@ -188,6 +210,10 @@ export class LocalTimestream {
     }
     if (operation === 'DescribeDatabase') return this.describeDatabase(req, body, error);
     if (operation !== 'WriteRecords') return error('UnknownOperationException', operation, 400);
+    if (this.throttling && this.clock.now() < this.throttling.until) {
+      const { kind } = this.throttling;
+      return error('ThrottlingException', kind === 'memory' ? THROTTLE_MESSAGES.memory : THROTTLE_MESSAGES.magnetic(String(body?.DatabaseName)));
+    }
     return this.writeRecords(body as WriteRequestBody, error);
   }
 

@@ -30,8 +30,12 @@ export function influxEngine(config: InfluxLoadConfig): LoadEngine {
   return {
     target: (dataset) => config.tables[dataset] ?? (config.catchAllTable ? dataset : undefined),
     writer: ({ table, onRejected }) => new InfluxWriter(send, config.connection, table, () => token(config.connection), {
-      maxInFlight: config.maxInFlight, batchLines: config.batchLines, onRejected, ...config.retry,
-      throttleBudgetMs: config.throttle?.budgetMs, maxRetryAfterMs: config.throttle?.maxDelayMs,
+      maxInFlight: config.maxInFlight,
+      batchLines: config.batchLines,
+      onRejected,
+      ...config.retry,
+      throttleBudgetMs: config.throttle?.budgetMs,
+      maxRetryAfterMs: config.throttle?.maxDelayMs,
     }),
   };
 }

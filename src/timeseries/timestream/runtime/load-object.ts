@@ -24,8 +24,11 @@ export function timestreamEngine(client: TimestreamWriteClient, config: Timestre
     writer: ({ dataset, table, version, onRejected }) => {
       const target = { database: config.database, table, measureName: dataset, version };
       return new RecordWriter(client, target, {
-        maxInFlight: config.maxInFlight, onRejected, ...config.retry,
-        throttleBudgetMs: config.throttle?.budgetMs, maxThrottleDelayMs: config.throttle?.maxDelayMs,
+        maxInFlight: config.maxInFlight,
+        onRejected,
+        ...config.retry,
+        throttleBudgetMs: config.throttle?.budgetMs,
+        maxThrottleDelayMs: config.throttle?.maxDelayMs,
       });
     },
   };
