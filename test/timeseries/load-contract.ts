@@ -51,8 +51,10 @@ export interface LoadEngine {
   stored(table: string, dataset: string): Promise<{ measures: Figures; dimensions: string[]; series: number }>;
   /** Plans transient faults on the next writes (all retried); returns them, and the environment the retries need. */
   transientFaults(): { faults: Array<string | number>; env?: Env };
-  /** Plans `count` transient faults on the next writes; returns a text of the error the step fails with. */
+  /** Plans `count` transient faults (not throttling) on the next writes; returns a text of the error the step fails with. */
   failNext(count: number): string;
+  /** Plans a throttled answer on the next write; returns a text of the error the step fails with. */
+  throttleNext(): string;
   /** Engine-specific checks of the requests of a real file's load. */
   expectWrites(load: { file: string; dataset: string; input: LoadInput; result: LoadResult; version: number }): Promise<void> | void;
   /** Engine-specific checks of a load into the catch-all table. */
@@ -213,6 +215,16 @@ export function describeLoadContract(engine: LoadEngine): LoadContext {
       expect(engine.requests()).toBe(5);
       const item = await ledgerItem(ctx.aws, BUCKETS.raw, input.source.key);
       expect(item!.error).toMatchObject({ step: 'LoadTimeSeries', errorType: 'TimeSeriesUnavailable' });
+    });
+
+    test('throttling that outlasts the throttle budget fails the step as TimeSeriesThrottled (load again later), not as unavailable', async () => {
+      const message = engine.throttleNext();
+      // A budget of 0: the first throttled answer spends it, so nothing here waits.
+      const load = ctx.loader({ [TimeSeriesEnv.MAX_IN_FLIGHT]: '1', [TimeSeriesEnv.THROTTLE_BUDGET_MS]: '0' });
+      await expect(load(input)).rejects.toMatchObject({ name: 'TimeSeriesThrottled', message: expect.stringContaining(message) });
+      expect(engine.requests()).toBe(1);
+      const item = await ledgerItem(ctx.aws, BUCKETS.raw, input.source.key);
+      expect(item!.error).toMatchObject({ step: 'LoadTimeSeries', errorType: 'TimeSeriesThrottled' });
     });
 
     test.each(engine.refusals.map(([fault, plan, message]) => [String(fault), plan, message] as const))('%s is not retried: TimeSeriesWriteRefused', async (fault, plan, message) => {

@@ -81,6 +81,10 @@ const ctx = describeLoadContract({
     proxy.failNext({ status: 502 }, count);
     return 'HTTP 502';
   },
+  throttleNext: () => {
+    proxy.failNext({ status: 429, headers: { 'retry-after': '5' }, body: JSON.stringify({ code: 'too many requests', message: 'token is temporarily over quota' }) });
+    return 'HTTP 429: token is temporarily over quota';
+  },
   refusals: [401, 403, 404].map((status) => [status, () => proxy.failNext({ status, body: JSON.stringify({ error: 'authorization failed' }) }), `HTTP ${status}`] as const),
   expectWrites: ({ dataset, result }) => {
     // The requests: the 1.x write endpoint with the bucket's database and retention policy, ns precision, the

@@ -52,7 +52,11 @@ const ctx = describeLoadContract({
     return { faults: ['ThrottlingException', 'ThrottlingException', 'ThrottlingException', 'status500', 'status500', 'InternalServerException'] };
   },
   failNext: (count) => {
-    ts.failNext('ThrottlingException', count);
+    ts.failNext('InternalServerException', count);
+    return 'InternalServerException';
+  },
+  throttleNext: () => {
+    ts.failNext('ThrottlingException', 1);
     return 'ThrottlingException';
   },
   refusals: (['ValidationException', 'AccessDeniedException', 'ResourceNotFoundException'] as const).map((fault) => [fault, () => ts.failNext(fault, 1), fault] as const),
