@@ -1,8 +1,8 @@
-import { App, Size, Stack } from 'aws-cdk-lib';
+import { App, Duration, Size, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { definitionOf } from './asl';
-import { DataLake, IngestionPipeline, IngestionPipelineProps, PlatformStage } from '../../src';
+import { DataLake, IngestionLedger, IngestionPipeline, IngestionPipelineProps, PlatformStage, TimestreamStore } from '../../src';
 import { ENV, platformStack } from '../helpers';
 
 // asl-validator ships CommonJS without types.
@@ -126,6 +126,52 @@ describe('state machines', () => {
       EncryptionConfiguration: Match.objectLike({ Type: 'CUSTOMER_MANAGED_KMS_KEY' }),
       StateMachineType: 'STANDARD',
     }, 2);
+  });
+});
+
+describe('throttled loads (retryLater)', () => {
+  function withStore(props: Partial<IngestionPipelineProps> = {}) {
+    const stack = new Stack(new App(), 'Throttled', { env: { account: '123456789012', region: 'us-east-1' } });
+    const dataLake = new DataLake(stack, 'Lake', { stage: PlatformStage.DEV });
+    const ledger = new IngestionLedger(stack, 'Ledger', { stage: PlatformStage.DEV, encryptionKey: dataLake.encryptionKey });
+    const store = new TimestreamStore(stack, 'TimeSeries', { stage: PlatformStage.DEV, dataLake, ledger });
+    const pipeline = new IngestionPipeline(stack, 'Ingestion', { stage: PlatformStage.DEV, dataLake, timeSeriesStore: store, ...props });
+    return { stack, pipeline, ledger, definition: definitionOf(stack, 'IngestionStateMachine') };
+  }
+  const { stack, pipeline, ledger, definition } = withStore();
+
+  test('the definition with a store passes asl-validator; TimeSeriesThrottled goes to the retry-later loop, which waits and loads again', () => {
+    const result = aslValidator(definition);
+    expect(result.errorsText('\n')).toBe('');
+    const s = definition.States;
+    expect(s.LoadTimeSeries.Catch[0]).toMatchObject({ ErrorEquals: ['TimeSeriesThrottled'], Next: 'LoadThrottled', ResultPath: '$.throttled' });
+    expect(s.FirstRetryLater.Next).toBe('RetryLaterLeft?');
+    expect(s.NextRetryLater.Next).toBe('RetryLaterLeft?');
+    expect(s['RetryLaterLeft?'].Choices).toEqual([{ Variable: '$.retryLater.attempt', NumericGreaterThan: 15, Next: 'ThrottledTooLong' }]);
+    expect(s['RetryLaterLeft?'].Default).toBe('RecordRetryLater');
+    expect(s.RecordRetryLater).toMatchObject({ Resource: 'arn:aws:states:::aws-sdk:dynamodb:updateItem', Next: 'RetryLaterWait' });
+    expect(s.RecordRetryLater.Catch[0].Next).toBe('RecordRetryLaterFailed');
+    expect(s.RetryLaterWait).toMatchObject({ Type: 'Wait', SecondsPath: '$.retryLater.waitSeconds', Next: 'LoadTimeSeries' });
+    expect(s.ThrottledTooLong.Next).toBe('LoadTimeSeriesFailed');
+  });
+
+  test('the default period is 12 hours (15 waits); the prop is validated and named', () => {
+    expect(pipeline.throttledLoadRetryPeriod.toHours()).toBe(12);
+    expect(withStore({ throttledLoadRetryPeriod: Duration.hours(1) }).definition.States['RetryLaterLeft?'].Choices[0].NumericGreaterThan).toBe(4);
+    expect(() => withStore({ throttledLoadRetryPeriod: Duration.minutes(4) })).toThrow(/^throttledLoadRetryPeriod: expected 5 minutes to 7 days, got 4 minutes/);
+    expect(() => withStore({ throttledLoadRetryPeriod: Duration.days(8) })).toThrow(/^throttledLoadRetryPeriod: expected 5 minutes to 7 days/);
+    // Validated without a store too.
+    expect(() => pipelineStack({ throttledLoadRetryPeriod: Duration.seconds(10) })).toThrow(/throttledLoadRetryPeriod/);
+  });
+
+  test('the state machine may read (the Batch result) and update ledger items of that table only, with the lake key', () => {
+    const statements = Object.values<any>(Template.fromStack(stack).findResources('AWS::IAM::Policy'))
+      .filter((p) => JSON.stringify(p.Properties.Roles).includes('IngestionStateMachineRole'))
+      .flatMap((p) => p.Properties.PolicyDocument.Statement);
+    const dynamo = statements.filter((st: any) => [st.Action].flat().some((a: string) => a.startsWith('dynamodb:')));
+    expect(dynamo.map((st: any) => st.Action).sort()).toEqual(['dynamodb:GetItem', 'dynamodb:UpdateItem']);
+    for (const st of dynamo) expect(st.Resource).toEqual({ 'Fn::GetAtt': [stack.getLogicalId(ledger.table.node.defaultChild as any), 'Arn'] });
+    expect(statements.some((st: any) => [st.Action].flat().includes('kms:GenerateDataKey'))).toBe(true);
   });
 });
 

@@ -21,9 +21,11 @@ import { LocalTimestream } from '../timeseries/timestream/local-timestream';
  * for, so "30 minutes of throttling" takes no real time.
  */
 
+type LocalExecution = { result: Promise<any>; eventLogs: AsyncIterable<any> };
+// The package is ESM with a CommonJS build; its types are declared for ESM importers only.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { StateMachine } = require('aws-local-stepfunctions') as {
-  StateMachine: new (definition: unknown, options?: unknown) => { run(input: unknown, options?: unknown): { result: Promise<any>; eventLogs: AsyncIterable<any> } };
+  StateMachine: new (definition: unknown, options?: unknown) => { run(input: unknown, options?: unknown): LocalExecution };
 };
 type Handler = (event: any) => Promise<unknown>;
 

@@ -120,8 +120,9 @@ describe('TimestreamStore', () => {
     const load = definitionOf(stack, 'IngestionStateMachine').States.LoadTimeSeries;
     expect(load.Type).toBe('Task');
     expect(load.Parameters).toEqual({ 'source.$': '$.route.source', 'executionArn.$': '$.executionArn', 'processed.$': '$.processed' });
-    expect(load.Retry[0].MaxAttempts).toBe(0);
-    expect(load.Catch[0].Next).toBe('LoadTimeSeriesFailed');
+    expect(load.Retry[0]).toEqual({ ErrorEquals: ['InvalidLoadInput', 'NothingWritten', 'TimeSeriesWriteRefused', 'TimeSeriesThrottled'], MaxAttempts: 0 });
+    // Throttling past the loader's budget waits and loads again (retryLater); anything else is quarantined.
+    expect(load.Catch.map((c: any) => [c.ErrorEquals, c.Next])).toEqual([[['TimeSeriesThrottled'], 'LoadThrottled'], [['States.ALL'], 'LoadTimeSeriesFailed']]);
     Template.fromStack(stack).hasResourceProperties('AWS::Lambda::Function', {
       Description: Match.stringLikeRegexp('time-series loader'),
       Environment: { Variables: Match.objectLike({ ONS_TS_MAX_IN_FLIGHT: '8', ONS_TS_REJECTED_RECORDS_PREFIX: 'rejected/timeseries/' }) },
