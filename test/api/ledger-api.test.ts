@@ -138,7 +138,7 @@ async function expectError(handler: Handler, event: APIGatewayProxyEvent, status
 // The ledger's contents, recorded through the ingestion's Ledger client at chosen instants.
 
 type Flow = 'received' | 'processing' | 'processed' | 'loaded' | 'indexed' | 'duplicate' | 'quarantined' | 'processedThenQuarantined'
-  | 'document' | 'notLoaded';
+  | 'document' | 'notLoaded' | 'retryLater';
 
 const FINAL: Record<Flow, LedgerStatusValue> = {
   received: 'received',
@@ -151,9 +151,10 @@ const FINAL: Record<Flow, LedgerStatusValue> = {
   processedThenQuarantined: 'quarantined',
   document: 'processed',
   notLoaded: 'processed',
+  retryLater: 'retryLater',
 };
 /** Flows whose item carries a dataset (set by recordProcessed). */
-const WITH_DATASET: readonly Flow[] = ['processed', 'loaded', 'indexed', 'processedThenQuarantined', 'notLoaded'];
+const WITH_DATASET: readonly Flow[] = ['processed', 'loaded', 'indexed', 'processedThenQuarantined', 'notLoaded', 'retryLater'];
 
 interface Seed {
   readonly bucket: string;
@@ -189,6 +190,8 @@ for (let i = 0; i < 44; i++) {
     end: `2023-${String((i % 12) + 1).padStart(2, '0')}-28T02:30:00.000Z`,
   });
 }
+// A throttled load waiting for its next attempt (what the state machine's RecordRetryLater writes).
+SEEDS.push({ bucket: BUCKETS.raw, key: 'incoming/throttled/CARGA_ENERGIA_2013.csv', versionId: 't1', flow: 'retryLater', dataset: 'dataset_fora_do_catalogo', at: 450 });
 // Same instant, two statuses: U+FFFD sorts after U+1F600 in UTF-16 but before it in UTF-8 (DynamoDB's order).
 SEEDS.push({
   bucket: BUCKETS.raw,
@@ -292,6 +295,11 @@ async function record(ledger: Ledger, s: Seed): Promise<void> {
     return;
   }
   if (s.flow === 'processed') return;
+  if (s.flow === 'retryLater') {
+    const reason = 'WriteRecords to carga throttled for 300 s without a write taken: load again later; ThrottlingException: Request rate limit exceeded.';
+    await ledger.transition(source, 'retryLater', { set: { retryLater: { attempt: 1, maxAttempts: 15, waitSeconds: 330, at: T(s.at), reason } } });
+    return;
+  }
   await ledger.recordLoaded(source, {
     executionArn,
     load: {
@@ -683,7 +691,7 @@ describe('GET /ingestions', () => {
   });
 
   describe('validation', () => {
-    const STATUS_MESSAGE = 'status must be one of received, processing, processed, loaded, indexed, quarantined, duplicate';
+    const STATUS_MESSAGE = 'status must be one of received, processing, processed, retryLater, loaded, indexed, quarantined, duplicate';
     const DATASET_MESSAGE = 'dataset must be a dataset id: 1 to 64 lower-case letters, digits or _';
     const LIMIT_MESSAGE = 'limit must be an integer from 1 to 100 in plain digits';
 
