@@ -238,7 +238,10 @@ export class IngestionPipeline extends Construct implements IMonitorable {
     this.knowledgeBase = props.knowledgeBase;
     if (this.knowledgeBase) {
       this.knowledgeBaseSync = new KnowledgeBaseSync(this, 'KnowledgeSync', {
-        stage: this.stage, knowledgeBase: this.knowledgeBase, ledger: this.ledger, encryptionKey: this.key,
+        stage: this.stage,
+        knowledgeBase: this.knowledgeBase,
+        ledger: this.ledger,
+        encryptionKey: this.key,
         reservedConcurrentExecutions: props.reservedConcurrentExecutions,
       });
     }

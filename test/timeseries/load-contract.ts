@@ -1,11 +1,12 @@
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
+import { Ledger } from '../../src/ledger/runtime/ledger';
 import { sourceName } from '../../src/ons/convert';
 import { outputStem, sourceId, sourceIdentity } from '../../src/ons/layout';
 import { LoadInput, LoadResult, TimeSeriesEnv } from '../../src/timeseries/contract';
 import {
-  BUCKETS, handlerEnv, Ingest, ingester, ledgerItem, LocalAws, loadHandler, restoreEnv, startLocalAws,
+  BUCKETS, handlerEnv, Ingest, ingester, ledgerItem, LocalAws, loadHandler, restoreEnv, startLocalAws, TABLE,
 } from '../ingestion/local-aws';
 import { ONS_DATA } from '../ons-data';
 import { CapturedOutput, captureOutput } from '../runtime/output';
@@ -252,6 +253,17 @@ export function describeLoadContract(engine: LoadEngine): LoadContext {
       expect(engine.requests()).toBe(0);
       const item = await ledgerItem(ctx.aws, BUCKETS.raw, input.source.key);
       expect(item).toMatchObject({ status: 'processed', load: { status: 'notLoaded', reason: result.reason } });
+    });
+
+    test('a version a newer one replaced before its load: not loaded, nothing written, the ledger names the newer version', async () => {
+      const input = await ctx.ingest('CURVA_CARGA_2021.xlsx'); // processed, not loaded by any other test
+      // What the newer version's publication records on this one (publish.ts): its outputs now hold the newer rows.
+      await new Ledger(ctx.aws.ddb, TABLE).recordSuperseded({ pk: `s3://${BUCKETS.raw}/${input.source.key}`, sk: 'null' }, 'v-newer');
+      const result = await ctx.loader()(input);
+      expect(result).toMatchObject({ status: 'notLoaded', records: 0, points: 0, requests: 0, reason: expect.stringContaining('version v-newer of') });
+      expect(engine.requests()).toBe(0);
+      const item = await ledgerItem(ctx.aws, BUCKETS.raw, input.source.key);
+      expect(item).toMatchObject({ status: 'processed', supersededBy: 'v-newer', load: { status: 'notLoaded', reason: result.reason } });
     });
 
     test('with a catch-all table, they go there', async () => {

@@ -153,6 +153,23 @@ export async function loadObject(input: LoadInput, deps: LoadDeps, engine: LoadE
     return { status: 'notLoaded', records: 0, points: 0, rejected: 0, skipped: 0, requests: 0, reason };
   }
 
+  // A newer version of the key replaced this one's outputs (their names are the key's): loading them now would
+  // write the newer rows under this version's number, or miss the months it dropped.
+  const superseded = async (): Promise<LoadResult | undefined> => {
+    const item = await ledger.get(source);
+    const by = item?.supersededBy;
+    if (!by) return undefined;
+    const reason = `version ${by} of ${source.key} replaced this one before it was loaded; that version's run loads its rows`;
+    // An earlier load's record stays: it says what this version put in the store.
+    if (item.load?.status !== 'loaded') {
+      await ledger.recordNotLoaded(source, { executionArn, load: { status: 'notLoaded', at: new Date().toISOString(), table, reason } });
+    }
+    log('INFO', 'not loaded', { source, dataset, reason });
+    return { status: 'notLoaded', records: 0, points: 0, rejected: 0, skipped: 0, requests: 0, reason };
+  };
+  const before = await superseded();
+  if (before) return before;
+
   const work = await mkdtemp(join(tmpdir(), 'ons-load-'));
   const reportPath = join(work, 'rejected-records.jsonl');
   const report = createWriteStream(reportPath);
@@ -218,6 +235,9 @@ export async function loadObject(input: LoadInput, deps: LoadDeps, engine: LoadE
     log('INFO', 'loaded', { source, dataset, table, rows: counters.rows, ...result, retries: stats!.retries, version });
     return result;
   } catch (error) {
+    // Superseded while loading: a part deleted under the reader. What was written carries this version's number.
+    const during = (error as Error)?.name === 'NoSuchKey' ? await superseded().catch(() => undefined) : undefined;
+    if (during) return during;
     log('ERROR', 'loading failed', { source, dataset, table, ...describeError(error) });
     await ledger.recordFailure(source, { step: 'LoadTimeSeries', reason: describeError(error).errorMessage, errorType: describeError(error).errorType })
       .catch(() => undefined); // best effort: the error that matters is the one rethrown
