@@ -1,4 +1,4 @@
-import type { SourceObject, StepInput } from '../ledger/contract';
+import type { LedgerStatusValue, SourceObject, StepInput } from '../ledger/contract';
 
 /**
  * What the ingestion constructs and the ingestion handlers (router, processor, Batch entrypoint,
@@ -23,7 +23,105 @@ export const IngestionEnv = {
   ROUTES: 'ONS_ROUTES',
   /** Batch only: the job's input (a `ProcessInput` as JSON), set per job by the state machine. */
   JOB_INPUT: 'ONS_JOB_INPUT',
+  /** Reprocessing only: the retrieval tier of RestoreObject (`Standard` or `Bulk`). */
+  RESTORE_TIER: 'ONS_RESTORE_TIER',
+  /** Reprocessing only: days a restored copy of an archived raw object stays readable. */
+  RESTORE_DAYS: 'ONS_RESTORE_DAYS',
 } as const;
+
+/**
+ * What a reprocessing run is started with (the reprocessing state machine's input; the backfill passes its own
+ * through). Files come from the ledger (`status`, `dataset` with an optional period `start`/`end`), with `prefix`
+ * filtering their keys; or, with `prefix` alone, from a listing of the raw bucket (files never ingested included).
+ * @internal
+ */
+export interface ReprocessRequest {
+  readonly status?: string;
+  readonly dataset?: string;
+  /** ISO-8601: files whose period (the ledger's `start`..`end`) overlaps `start`..`end`; only with `dataset`. */
+  readonly start?: string;
+  readonly end?: string;
+  readonly prefix?: string;
+  /** Redo files the ledger already settled (see `StepInput.force`). */
+  readonly force?: boolean;
+}
+
+/** The request's fields, so that a misspelt one is refused rather than ignored. @internal */
+export const REPROCESS_REQUEST_FIELDS: ReadonlyArray<keyof ReprocessRequest> = ['status', 'dataset', 'start', 'end', 'prefix', 'force'];
+
+/** Error name of a request the selection refuses (not retried). @internal */
+export const INVALID_REPROCESS_REQUEST = 'InvalidReprocessRequest';
+
+/** One selected file: a line of the run's manifest, an item of its Distributed Map. @internal */
+export interface ReprocessItem {
+  readonly index: number;
+  readonly bucket: string;
+  readonly key: string;
+  /** The ledger's version; absent for a file listed from the bucket (its current version is taken). */
+  readonly versionId?: string;
+  readonly size?: number;
+  /** Its ledger status when it was selected (absent for a listed file). */
+  readonly status?: string;
+}
+
+/** Where a run keeps its files and what it selected; kept at `$.plan` (small: the items are in the manifest). @internal */
+export interface ReprocessPlan {
+  readonly bucket: string;
+  readonly runPrefix: string;
+  readonly manifestKey: string;
+  readonly count: number;
+  /** Ledger items left out: another bucket's, or an older version of a key already selected. */
+  readonly skipped: number;
+  readonly request: ReprocessRequest;
+  readonly force: boolean;
+}
+
+/**
+ * What CheckFile found: `ready` to ingest (not archived, or restored), `restoring` (a restore was requested or is
+ * under way), `missing` (the object or version is gone), `superseded` (no longer the key's current version:
+ * reprocessing it would replace the newer version's outputs).
+ * @internal
+ */
+export interface FileCheck {
+  readonly state: 'ready' | 'restoring' | 'missing' | 'superseded';
+  /** The exact version to ingest (from HeadObject). */
+  readonly source: SourceObject;
+  readonly storageClass?: string;
+  /** True when this call sent RestoreObject. */
+  readonly restoreRequested?: boolean;
+  readonly reason?: string;
+}
+
+/**
+ * What a file ended as in a reprocessing run: its ledger status after the run (`processed`, `loaded`, `indexed`,
+ * `duplicate`, `quarantined`, and any status the ledger gains, such as `retryLater`), or `failed` (not ingested:
+ * missing object, restore not done in time, execution not started) or `skipped` (superseded version).
+ * @internal
+ */
+export type ReprocessOutcome = LedgerStatusValue | 'failed' | 'skipped' | (string & {});
+
+/** One row of the report. @internal */
+export interface ReprocessRow {
+  readonly index: number;
+  readonly bucket: string;
+  readonly key: string;
+  readonly versionId?: string;
+  readonly outcome: ReprocessOutcome;
+  readonly reason?: string;
+  readonly storageClass?: string;
+  /** The ingestion execution that ran for it. */
+  readonly execution?: string;
+  /** Its ledger status when it was selected. */
+  readonly before?: string;
+}
+
+/** Where the report is and its counts by outcome (the reprocessing execution's output). @internal */
+export interface ReprocessReportSummary {
+  readonly bucket: string;
+  readonly key: string;
+  readonly total: number;
+  readonly counts: Record<string, number>;
+}
 
 /** The largest `lambdaMaxFileSize` (MiB): the processor function's /tmp holds the file and its outputs. @internal */
 export const LAMBDA_MAX_FILE_MIB_LIMIT = 3072;

@@ -14,6 +14,10 @@ export const LakeEnv = {
   DOCUMENTS_PREFIX: 'ONS_DOCUMENTS_PREFIX',
   /** Where the processor stages a run's outputs until all are written. */
   STAGING_PREFIX: 'ONS_STAGING_PREFIX',
+  /** Where reprocessing runs write their manifest and report (processed bucket). */
+  REPORTS_PREFIX: 'ONS_REPORTS_PREFIX',
+  /** Raw bucket: where ONS files are dropped (read by the reprocessing selection). */
+  RAW_BUCKET: 'ONS_RAW_BUCKET',
   /** Prefixes in the failed bucket (each ends with `/`). */
   REJECTED_ROWS_PREFIX: 'ONS_REJECTED_ROWS_PREFIX',
   QUARANTINE_PREFIX: 'ONS_QUARANTINE_PREFIX',

@@ -121,6 +121,15 @@ export interface DataLakeOptions {
   readonly stagingPrefix?: string;
 
   /**
+   * Prefix in the processed bucket for operational reports: each reprocessing run writes its manifest (the
+   * files it selected) and its per-file report under `<reportsPrefix>reprocess/<execution name>/`. No table
+   * reads it. Must end with `/` and not overlap the other processed-bucket prefixes.
+   *
+   * @default 'reports/'
+   */
+  readonly reportsPrefix?: string;
+
+  /**
    * Days after which objects under `stagingPrefix` expire (a safety net: the next run of the same
    * source removes what a killed run staged).
    *

@@ -52,6 +52,11 @@ export interface IDataLake {
   readonly quarantinePrefix: string;
   /** Prefix in the processed bucket where the processor stages a run's outputs until all are written. */
   readonly stagingPrefix: string;
+  /**
+   * Prefix in the processed bucket of operational reports (reprocessing manifests and reports). Optional so that an
+   * `IDataLake` written before it still compiles; readers fall back to `reports/`.
+   */
+  readonly reportsPrefix?: string;
   /** Lets `grantee` upload files to the raw bucket (which starts their ingestion). */
   grantUpload(grantee: iam.IGrantable): iam.Grant;
 }
@@ -114,6 +119,8 @@ export class DataLake extends Construct implements IDataLake {
   public readonly queryResultsPrefix: string;
   /** Prefix in the processed bucket where the processor stages a run's outputs until all are written. */
   public readonly stagingPrefix: string;
+  /** Prefix in the processed bucket of operational reports (reprocessing manifests and reports). */
+  public readonly reportsPrefix: string;
   /** The Glue database of the lake's tables. */
   public readonly database: glue.CfnDatabase;
   /** Name of the Glue database. */
@@ -156,12 +163,14 @@ export class DataLake extends Construct implements IDataLake {
     this.quarantinePrefix = validatePrefix('quarantinePrefix', props.quarantinePrefix ?? DEFAULT_PREFIXES.quarantine);
     this.queryResultsPrefix = validatePrefix('queryResultsPrefix', props.queryResultsPrefix ?? DEFAULT_PREFIXES.queryResults);
     this.stagingPrefix = validatePrefix('stagingPrefix', props.stagingPrefix ?? DEFAULT_PREFIXES.staging);
+    this.reportsPrefix = validatePrefix('reportsPrefix', props.reportsPrefix ?? DEFAULT_PREFIXES.reports);
     assertDisjoint('processed bucket', {
       processedDataPrefix: this.processedDataPrefix,
       documentsPrefix: this.documentsPrefix,
       dataCardsPrefix: this.dataCardsPrefix,
       queryResultsPrefix: this.queryResultsPrefix,
       stagingPrefix: this.stagingPrefix,
+      reportsPrefix: this.reportsPrefix,
     });
     assertDisjoint('failed bucket', { rejectedRowsPrefix: this.rejectedRowsPrefix, quarantinePrefix: this.quarantinePrefix });
     const queryResultsExpirationDays = props.queryResultsExpirationDays ?? 30;

@@ -35,6 +35,11 @@ export interface StepInput {
   readonly source: SourceObject;
   /** `$$.Execution.Id`, recorded in the ledger and in error reports. */
   readonly executionArn: string;
+  /**
+   * Redo a version the ledger already settled (a reprocessing run with `force`): the router records it
+   * received again and the processor neither answers the recorded result nor skips duplicate content.
+   */
+  readonly force?: boolean;
 }
 
 /** The processor's output, kept at `$.processed` (the Batch path reads it back from the ledger). @internal */
@@ -140,9 +145,14 @@ export interface LedgerError {
 /** Where the quarantined copy and its report are. @internal */
 export interface QuarantineRecord {
   readonly bucket: string;
-  /** The copy of the raw object; absent when the raw object no longer existed. */
+  /** The copy of the raw object; absent when the raw object no longer existed or is archived. */
   readonly key?: string;
   readonly errorKey: string;
+  /**
+   * The raw object's storage class when it was archived (`GLACIER`, `DEEP_ARCHIVE`) and so not copied: it stays
+   * where the item's `bucket`/`key`/`versionId` say; reprocessing restores it first.
+   */
+  readonly archived?: string;
 }
 
 /** What the time-series loader did with an object (LoadTimeSeries). @internal */

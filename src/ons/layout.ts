@@ -28,6 +28,8 @@ export const DEFAULT_PREFIXES = {
   quarantine: 'quarantine/',
   /** A run's outputs before they get their final names, in the processed bucket (no table reads it). */
   staging: 'staging/',
+  /** Operational reports (a reprocessing run's manifest and per-file report), in the processed bucket (no table reads it). */
+  reports: 'reports/',
 } as const;
 
 /** The partition keys of the processed zone, in path order; no dataset may have a column of these names. */
@@ -133,6 +135,26 @@ export function documentKey(documentsPrefix: string, sourceKey: string): string 
 /** A quarantined object's copy, `<quarantinePrefix>YYYY/MM/DD/<raw key>` (UTC day of `at`); its report is `<copy>.error.json`. */
 export function quarantineKey(quarantinePrefix: string, at: Date, sourceKey: string): string {
   return `${quarantinePrefix}${at.toISOString().slice(0, 10).replace(/-/g, '/')}/${sourceKey}`;
+}
+
+/** Where one reprocessing run keeps its files: `<reportsPrefix>reprocess/<run>/` (the run is the execution's name). */
+export function reprocessRunPrefix(reportsPrefix: string, run: string): string {
+  return `${reportsPrefix}reprocess/${run}/`;
+}
+
+/** A reprocessing run's selection, one file per line (JSON Lines, what the Distributed Map reads). */
+export function reprocessManifestKey(runPrefix: string): string {
+  return `${runPrefix}manifest.jsonl`;
+}
+
+/** What one file of a reprocessing run ended as, written by its iteration (gathered into the report, then deleted). */
+export function reprocessRowKey(runPrefix: string, index: number): string {
+  return `${runPrefix}rows/${String(index).padStart(8, '0')}.json`;
+}
+
+/** A reprocessing run's report: counts by outcome and one row per file. */
+export function reprocessReportKey(runPrefix: string): string {
+  return `${runPrefix}report.json`;
 }
 
 /** Column types of the processed Parquet, as Glue names them. */

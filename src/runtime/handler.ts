@@ -96,3 +96,11 @@ export function isNotFound(error: unknown): boolean {
 }
 
 
+
+/**
+ * S3's answer to reading (GetObject, or CopyObject from) an object in S3 Glacier Flexible Retrieval or Deep Archive
+ * that is not restored: 403 `InvalidObjectState` (HeadObject still works on it).
+ */
+export function isArchived(error: unknown): boolean {
+  return (error as { name?: string })?.name === 'InvalidObjectState';
+}

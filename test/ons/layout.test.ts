@@ -54,6 +54,7 @@ describe('the default prefixes', () => {
       rejectedRows: lake.rejectedRowsPrefix,
       quarantine: lake.quarantinePrefix,
       staging: lake.stagingPrefix,
+      reports: lake.reportsPrefix,
     }).toEqual(DEFAULT_PREFIXES);
     const props = readFileSync(join(__dirname, '..', '..', 'src', 'lake', 'data-lake-props.ts'), 'utf8');
     const documented = (prop: string) => new RegExp(`@default '([^']*)'\\s*\\*/\\s*readonly ${prop}\\?`).exec(props)?.[1];
@@ -65,6 +66,7 @@ describe('the default prefixes', () => {
       rejectedRows: documented('rejectedRowsPrefix'),
       quarantine: documented('quarantinePrefix'),
       staging: documented('stagingPrefix'),
+      reports: documented('reportsPrefix'),
     }).toEqual(DEFAULT_PREFIXES);
   });
 });

@@ -77,7 +77,8 @@ export async function processObject(input: ProcessInput, deps: ProcessDeps): Pro
   try {
     // A replay of a run that already finished (a retry after a timeout, a backfill): same answer, before any
     // download, so a settled version whose raw object is archived (GetObject: InvalidObjectState) still answers.
-    const existing = await ledger.get(source);
+    // A forced reprocessing redoes it (the ledger still comes first: the state machine restored an archived object).
+    const existing = input.force === true ? undefined : await ledger.get(source);
     if (existing?.result && (existing.status === 'processed' || existing.status === 'loaded'
       || existing.status === 'indexed' || existing.status === 'duplicate')) {
       log('INFO', 'already settled by an earlier run', { source, status: existing.status });
@@ -87,7 +88,8 @@ export async function processObject(input: ProcessInput, deps: ProcessDeps): Pro
     const local = join(work, 'source');
     const { contentHash, lastModified } = await download(s3, source, local);
 
-    const copy = await copyOf(ledger, contentHash, source);
+    // `force` (a reprocess asked to redo settled files): processed even when the content is another object's.
+    const copy = input.force === true ? undefined : await copyOf(ledger, contentHash, source);
     if (copy) {
       const result: ProcessResult = { status: 'duplicate', contentHash, duplicateOf: ledgerRef(copy) };
       await ledger.recordDuplicate(source, { executionArn, result });
@@ -96,7 +98,7 @@ export async function processObject(input: ProcessInput, deps: ProcessDeps): Pro
     }
     claimed = contentHash;
 
-    const settled = await ledger.startProcessing(source, { executionArn, contentHash });
+    const settled = await ledger.startProcessing(source, { executionArn, contentHash, force: input.force === true });
     if (settled) {
       if (!settled.result) throw new Error(`ledger item ${ledgerRef({ pk: settled.pk, sk: settled.sk })} is ${settled.status} without a result`);
       log('INFO', 'settled by a concurrent run', { source, status: settled.status });

@@ -1,18 +1,20 @@
-import { CopyObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { CopyObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { LakeEnv } from '../../lake/contract';
 import { LedgerError } from '../../ledger/contract';
 import { StepDeps } from '../../ledger/runtime/step';
 import { DEFAULT_PREFIXES, quarantineKey } from '../../ons/layout';
 import { HandlerEnv, PlatformMetrics } from '../../runtime/contract';
-import { copySource, isNotFound, prefixEnv, requiredEnv } from '../../runtime/handler';
+import { copySource, isArchived, isNotFound, prefixEnv, requiredEnv } from '../../runtime/handler';
 import { log, recordMetric } from '../../runtime/telemetry';
 import { QuarantineInput } from '../contract';
 
 export interface QuarantineResult {
   readonly bucket: string;
-  /** The copy of the raw object; absent when the raw object no longer existed. */
+  /** The copy of the raw object; absent when the raw object no longer existed or is archived. */
   readonly key?: string;
   readonly errorKey: string;
+  /** The raw object's storage class when it is archived and so was not copied. */
+  readonly archived?: string;
 }
 
 /** Longest reason kept (an error report, not a log dump). */
@@ -35,11 +37,13 @@ export async function quarantineObject(event: QuarantineInput, deps: StepDeps): 
   const error = explain(event);
 
   let copied = true;
+  let archived: string | undefined;
   try {
     await s3.send(new CopyObjectCommand({ Bucket: bucket, Key: copyKey, CopySource: copySource(source) }));
   } catch (e) {
-    if (!isNotFound(e)) throw e;
     copied = false; // the report and the ledger entry still say what happened
+    if (isArchived(e)) archived = await storageClassOf(s3, source);
+    else if (!isNotFound(e)) throw e;
   }
 
   const report = {
@@ -51,7 +55,11 @@ export async function quarantineObject(event: QuarantineInput, deps: StepDeps): 
     time: now.toISOString(),
     source: { bucket: source.bucket, key: source.key, versionId: source.versionId ?? null, size: source.size ?? null },
     quarantinedCopy: copied ? { bucket, key: copyKey } : null,
-    ...(copied ? {} : { note: 'the raw object no longer existed: nothing was copied' }),
+    ...(archived ? {
+      archived,
+      note: `the raw object is archived (${archived}) and was not copied: it stays in the raw bucket at the key and version above; `
+        + 'reprocess it (the reprocessing state machine restores it first)',
+    } : copied ? {} : { note: 'the raw object no longer existed: nothing was copied' }),
   };
   await s3.send(new PutObjectCommand({
     Bucket: bucket, Key: errorKey, Body: Buffer.from(`${JSON.stringify(report, null, 2)}\n`), ContentType: 'application/json',
@@ -59,11 +67,21 @@ export async function quarantineObject(event: QuarantineInput, deps: StepDeps): 
 
   const ledgerError: LedgerError = { step, reason: error.reason, ...(error.errorType ? { errorType: error.errorType } : {}) };
   await ledger.recordQuarantined(source, {
-    executionArn, error: ledgerError, quarantine: { bucket, ...(copied ? { key: copyKey } : {}), errorKey },
+    executionArn, error: ledgerError, quarantine: { bucket, ...(copied ? { key: copyKey } : {}), errorKey, ...(archived ? { archived } : {}) },
   });
-  log('WARN', 'quarantined', { source, step, ...error, copied, bucket, key: copyKey });
+  log('WARN', 'quarantined', { source, step, ...error, copied, archived, bucket, key: copyKey });
   recordMetric(PlatformMetrics.FILES_QUARANTINED, 1);
-  return { bucket, ...(copied ? { key: copyKey } : {}), errorKey };
+  return { bucket, ...(copied ? { key: copyKey } : {}), errorKey, ...(archived ? { archived } : {}) };
+}
+
+/** The object's storage class from HeadObject (which works on archived objects), or `ARCHIVED` when even that fails. */
+async function storageClassOf(s3: S3Client, source: QuarantineInput['source']): Promise<string> {
+  try {
+    const head = await s3.send(new HeadObjectCommand({ Bucket: source.bucket, Key: source.key, VersionId: source.versionId }));
+    return head.StorageClass ?? 'ARCHIVED';
+  } catch {
+    return 'ARCHIVED';
+  }
 }
 
 /**

@@ -50,7 +50,7 @@ export async function routeObject(input: StepInput, deps: StepDeps): Promise<Rou
   }
 
   const recorded = await ledger.recordReceived(source, {
-    executionArn: input.executionArn, route: decision.action, reason: decision.reason,
+    executionArn: input.executionArn, route: decision.action, reason: decision.reason, force: input.force === true,
   });
   log('INFO', 'routed', { source, ...decision, ...(recorded ? {} : { ledger: 'already settled, left as is' }) });
   // Only an off flag is passed on: absent means the step runs.

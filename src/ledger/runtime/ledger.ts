@@ -68,11 +68,12 @@ export class Ledger {
    * Router: the object arrived. Returns false (and changes nothing) when the object was already
    * settled by an earlier run: an event delivered twice must not move it back.
    */
-  async recordReceived(source: SourceObject, fields: { executionArn: string; route: string; reason?: string }): Promise<boolean> {
+  async recordReceived(source: SourceObject, fields: { executionArn: string; route: string; reason?: string; force?: boolean }): Promise<boolean> {
     return this.tryTransition(source, LedgerStatus.RECEIVED, {
       set: { size: source.size, executionArn: fields.executionArn, route: fields.route, routeReason: fields.reason },
       remove: ['error'],
-      unlessStatus: SETTLED,
+      // A forced reprocessing redoes a settled version on purpose.
+      unlessStatus: fields.force ? [] : SETTLED,
     });
   }
 
@@ -80,11 +81,12 @@ export class Ledger {
    * Processor: work starts on content with this hash. Returns the item as it is when it was already
    * settled by another run (nothing changed), else undefined.
    */
-  async startProcessing(source: SourceObject, fields: { executionArn: string; contentHash: string }): Promise<LedgerItem | undefined> {
+  async startProcessing(source: SourceObject, fields: { executionArn: string; contentHash: string; force?: boolean }): Promise<LedgerItem | undefined> {
     const started = await this.tryTransition(source, LedgerStatus.PROCESSING, {
       set: { size: source.size, executionArn: fields.executionArn, contentHash: fields.contentHash, kind: 'tabular' },
-      remove: ['error'],
-      unlessStatus: SETTLED,
+      // `duplicateOf` belongs to a run that skipped the content; a forced run processes it.
+      remove: fields.force ? ['error', 'duplicateOf'] : ['error'],
+      unlessStatus: fields.force ? [] : SETTLED,
     });
     return started ? undefined : this.get(source);
   }
@@ -274,6 +276,25 @@ export class Ledger {
       ExclusiveStartKey = page.LastEvaluatedKey;
     } while (ExclusiveStartKey);
     return items;
+  }
+
+  /** Every item with this status, or of this dataset (the byStatus / byDataset index, newest first), page by page. */
+  async *itemsBy(index: 'status' | 'dataset', value: string): AsyncGenerator<LedgerItem> {
+    const gsi = index === 'status' ? LedgerSchema.BY_STATUS : LedgerSchema.BY_DATASET;
+    let ExclusiveStartKey: Record<string, unknown> | undefined;
+    do {
+      const page = await this.client.send(new QueryCommand({
+        TableName: this.tableName,
+        IndexName: gsi.name,
+        KeyConditionExpression: '#h = :h',
+        ExpressionAttributeNames: { '#h': gsi.partitionKey },
+        ExpressionAttributeValues: { ':h': value },
+        ScanIndexForward: false,
+        ExclusiveStartKey,
+      }));
+      for (const item of page.Items ?? []) yield item as LedgerItem;
+      ExclusiveStartKey = page.LastEvaluatedKey;
+    } while (ExclusiveStartKey);
   }
 
   /** Processor: the outputs this run is about to stage; only while `processing`. */
