@@ -10,6 +10,16 @@ import { IIngestionLedger } from '../ledger/ingestion-ledger';
 import { ITimeSeriesStore } from '../timeseries/store';
 
 /**
+ * Retrieval tier of a restore from S3 Glacier Flexible Retrieval or Deep Archive (Deep Archive has no Expedited tier).
+ */
+export enum RestoreTier {
+  /** Deep Archive: typically within 12 hours; Glacier Flexible Retrieval: 3–5 hours. */
+  STANDARD = 'Standard',
+  /** The cheapest. Deep Archive: typically within 48 hours; Glacier Flexible Retrieval: 5–12 hours. */
+  BULK = 'Bulk',
+}
+
+/**
  * How tabular files above the Lambda threshold are processed: AWS Batch on Fargate, running the same
  * bundled processing code as the processor function in a container built from the Dockerfile shipped
  * in the package (the image is built by `cdk deploy`, never at synth).
@@ -179,10 +189,11 @@ export interface IngestionOptions {
   readonly largeFileProcessing?: LargeFileProcessingOptions;
 
   /**
-   * Concurrent child executions of the backfill state machine (1–10000): each file of the walked
-   * prefix runs the ingestion state machine, at most this many at a time.
+   * Concurrent child executions of the backfill state machine (1–10000).
    *
-   * @default 10
+   * @deprecated the backfill now runs the reprocessing state machine: use `reprocessMaxConcurrency`
+   * (this value is taken when that one is not set).
+   * @default - `reprocessMaxConcurrency`
    */
   readonly backfillMaxConcurrency?: number;
 
@@ -198,6 +209,49 @@ export interface IngestionOptions {
    * @default Duration.hours(12)
    */
   readonly throttledLoadRetryPeriod?: Duration;
+
+  /**
+   * Files the reprocessing state machine (and so the backfill) ingests at once (1–10000, the Distributed Map's
+   * limit of concurrent child executions): each runs one execution of the ingestion state machine. The default
+   * follows what the time-series store can absorb (see the README, "Reprocessing").
+   *
+   * @default - 10 without a time-series store; 2 with Timestream for LiveAnalytics (history lands in the magnetic
+   * store, whose writes are throttled by the number of partitions receiving data, a throttle that can take up to
+   * 6 hours to clear); 4 with Timestream for InfluxDB (one instance takes every write)
+   */
+  readonly reprocessMaxConcurrency?: number;
+
+  /**
+   * Retrieval tier of the RestoreObject requests reprocessing sends for raw objects in S3 Glacier Flexible Retrieval
+   * or Deep Archive. Deep Archive restores typically complete within 12 hours (Standard) or 48 hours (Bulk); Bulk
+   * costs about an eighth of Standard per GB. Deep Archive has no Expedited tier.
+   *
+   * @default RestoreTier.STANDARD
+   */
+  readonly restoreTier?: RestoreTier;
+
+  /**
+   * Days a restored copy of an archived raw object stays readable (a whole number, at least 1). The copy is billed
+   * at S3 Standard rates for those days, on top of the archived object.
+   *
+   * @default 7
+   */
+  readonly restoreDays?: number;
+
+  /**
+   * How long reprocessing waits between two checks (HeadObject) of a restore under way (1 minute to 24 hours).
+   *
+   * @default - Duration.hours(1) for the Standard tier, Duration.hours(4) for Bulk
+   */
+  readonly restorePollInterval?: Duration;
+
+  /**
+   * How long reprocessing waits for a restore before it reports the file `failed` (at least `restorePollInterval`).
+   *
+   * @default - twice the documented Deep Archive restore time of the tier: Duration.hours(24) for Standard,
+   * Duration.hours(96) for Bulk
+   */
+  readonly restoreTimeout?: Duration;
 
   /**
    * Where failures (quarantined files) are notified.

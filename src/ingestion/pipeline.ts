@@ -12,13 +12,16 @@ import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import { BatchFileProcessing } from './batch-processing';
-import { DEFAULT_DOCUMENT_EXTENSIONS, DEFAULT_TABULAR_EXTENSIONS, IngestionEnv, LAMBDA_MAX_FILE_MIB_LIMIT, RouteAction } from './contract';
+import { DEFAULT_DOCUMENT_EXTENSIONS, DEFAULT_TABULAR_EXTENSIONS, INVALID_REPROCESS_REQUEST, IngestionEnv, LAMBDA_MAX_FILE_MIB_LIMIT, RouteAction } from './contract';
 import { CopyDocumentFunction } from './copy-document-function';
-import { IngestionPipelineProps } from './pipeline-props';
+import { IngestionPipelineProps, RestoreTier } from './pipeline-props';
 import { ProcessFunction } from './process-function';
 import { QuarantineFunction } from './quarantine-function';
+import { ReprocessFileFunction } from './reprocess-file-function';
+import { ReprocessReportFunction } from './reprocess-report-function';
+import { ReprocessSelectFunction } from './reprocess-select-function';
 import { RouteFunction } from './route-function';
-import { applyPlatformTags, createPlatformFunction } from '../core/defaults';
+import { applyPlatformTags, createPlatformFunction, PlatformFunctionOptions } from '../core/defaults';
 import { IMonitor, IMonitorable } from '../core/monitorable';
 import { acknowledgeScopedWildcards } from '../core/nag';
 import { applyDataRemovalPolicy } from '../core/removal';
@@ -30,12 +33,15 @@ import { LakeEnv } from '../lake/contract';
 import { IDataLake } from '../lake/data-lake';
 import { KnowledgeSyncSchema, LedgerEnv, LedgerSchema, LedgerStatus } from '../ledger/contract';
 import { IIngestionLedger, IngestionLedger } from '../ledger/ingestion-ledger';
+import { DEFAULT_PREFIXES } from '../ons/layout';
 import { XLSX_MAX_EXPANDED_BYTES } from '../ons/limits';
 import { HandlerEnv, MetricServices } from '../runtime/contract';
-import { LoadErrors } from '../timeseries/contract';
+import { LoadErrors, TimeSeriesEngines } from '../timeseries/contract';
 
 /** Error name the processor gives a file the domain core refuses (shared with the handler's contract). */
 const FILE_REFUSED = 'FileRefused';
+/** Restore requests sent at once by reprocessing's first pass (S3 takes 3,500 PUT/COPY/POST/DELETE per second per prefix). */
+const RESTORE_REQUEST_CONCURRENCY = 100;
 /** Loader errors that a retry cannot fix (bad input, nothing accepted, or the engine refused the request itself). */
 const LOADER_NON_RETRYABLE = [LoadErrors.INVALID_INPUT, LoadErrors.NOTHING_WRITTEN, LoadErrors.WRITE_REFUSED];
 
@@ -80,8 +86,20 @@ export class IngestionPipeline extends Construct implements IMonitorable {
 
   /** The ingestion state machine (one execution per uploaded object version). */
   public readonly stateMachine: sfn.StateMachine;
-  /** Walks a raw-bucket prefix and runs the ingestion for each file. */
+  /**
+   * Ingests the files of a raw-bucket prefix (`{ "prefix": "2000/" }`): a thin front of `reprocessStateMachine`,
+   * which it runs with its input (kept for its ARN and grants).
+   */
   public readonly backfillStateMachine: sfn.StateMachine;
+  /**
+   * Reprocesses files chosen by a ledger query (`{ "status": "quarantined" }`, `{ "dataset": "curva_carga", "start": …,
+   * "end": … }`) or a raw-bucket prefix (`{ "prefix": "2000/" }`), with `"force": true` to redo settled files: restores
+   * archived raw objects first, runs the ingestion for each file (`reprocessMaxConcurrency` at a time) and writes a
+   * per-file report to the processed bucket (the execution's output says where).
+   */
+  public readonly reprocessStateMachine: sfn.StateMachine;
+  /** Files the reprocessing state machine ingests at once. */
+  public readonly reprocessMaxConcurrency: number;
   /** The rule that starts the state machine on Object Created events. */
   public readonly rule: events.Rule;
   /** Events the rule could not deliver to the state machine. */
@@ -250,7 +268,10 @@ export class IngestionPipeline extends Construct implements IMonitorable {
       // RequestSync, CountSyncRequest and RecordRetryLater write to the ledger, encrypted with the lake key.
       this.key.grant(this.stateMachine, 'kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey');
     }
-    this.backfillStateMachine = this.createBackfill(props.backfillMaxConcurrency ?? 10);
+    this.reprocessMaxConcurrency = props.reprocessMaxConcurrency ?? props.backfillMaxConcurrency
+      ?? IngestionPipeline.defaultReprocessConcurrency(props.timeSeriesStore?.engine);
+    this.reprocessStateMachine = this.createReprocess(props, common);
+    this.backfillStateMachine = this.createBackfill();
     const { rule, deadLetterQueue } = this.createTrigger(props.keyPrefix, props.keySuffixes);
     this.rule = rule;
     this.deadLetterQueue = deadLetterQueue;
@@ -266,10 +287,34 @@ export class IngestionPipeline extends Construct implements IMonitorable {
   /** Nothing of its own: its state machines, dead-letter queue, job queue and functions are watched as resources. */
   public addMonitoring(_monitor: IMonitor): void {}
 
+  /**
+   * Files reprocessed at once by default, for a time-series engine (`ITimeSeriesStore.engine`), or none: what the
+   * store absorbs without throttling that outlasts the loader's retries (see `reprocessMaxConcurrency`).
+   */
+  public static defaultReprocessConcurrency(engine?: string): number {
+    if (engine === TimeSeriesEngines.LIVE_ANALYTICS) return 2;
+    if (engine === TimeSeriesEngines.INFLUXDB) return 4;
+    return 10;
+  }
+
   /** Lets `grantee` start a backfill (and read its executions). */
   public grantStartBackfill(grantee: iam.IGrantable): iam.Grant {
     this.key.grant(grantee, 'kms:GenerateDataKey', 'kms:Decrypt');
     return this.backfillStateMachine.grantStartExecution(grantee);
+  }
+
+  /** Lets `grantee` start a reprocessing run, and read the reports under the lake's reports prefix. */
+  public grantStartReprocess(grantee: iam.IGrantable): iam.Grant {
+    this.key.grant(grantee, 'kms:GenerateDataKey', 'kms:Decrypt');
+    grantee.grantPrincipal.addToPrincipalPolicy(new iam.PolicyStatement({
+      actions: ['s3:GetObject'],
+      resources: [this.lake.processedBucket.arnForObjects(`${this.reportsPrefix}reprocess/*`)],
+    }));
+    return this.reprocessStateMachine.grantStartExecution(grantee);
+  }
+
+  private get reportsPrefix(): string {
+    return this.lake.reportsPrefix ?? DEFAULT_PREFIXES.reports;
   }
 
   /**
@@ -509,6 +554,8 @@ export class IngestionPipeline extends Construct implements IMonitorable {
     const backoff = { interval: Duration.seconds(2), backoffRate: 2, maxAttempts: 3, jitterStrategy: sfn.JitterType.FULL };
     const stepInput = { 'source.$': '$.source', 'executionArn.$': '$.executionArn' };
     const routedInput = { 'source.$': '$.route.source', 'executionArn.$': '$.executionArn' };
+    // The processor redoes a settled version when a reprocessing run forces it (every entry sets `$.force`).
+    const forcedInput = { ...routedInput, 'force.$': '$.force' };
 
     // Failures: remember the step, quarantine, notify, fail the execution.
     const notifyFailure = new tasks.SnsPublish(flow, 'NotifyFailure', {
@@ -556,15 +603,19 @@ export class IngestionPipeline extends Construct implements IMonitorable {
       'size.$': '$.detail.object.size',
       ...(versioned ? { 'versionId.$': "$.detail.object['version-id']" } : {}),
     });
-    const fromEvent = new sfn.Pass(flow, 'FromEvent', { parameters: { 'source': eventSource(true), 'executionArn.$': '$$.Execution.Id' } });
+    const fromEvent = new sfn.Pass(flow, 'FromEvent', { parameters: { 'source': eventSource(true), 'force': false, 'executionArn.$': '$$.Execution.Id' } });
     const fromUnversionedEvent = new sfn.Pass(flow, 'FromUnversionedEvent', {
-      parameters: { 'source': eventSource(false), 'executionArn.$': '$$.Execution.Id' },
+      parameters: { 'source': eventSource(false), 'force': false, 'executionArn.$': '$$.Execution.Id' },
     });
-    const fromBackfill = new sfn.Pass(flow, 'FromBackfill', { parameters: { 'source.$': '$.source', 'executionArn.$': '$$.Execution.Id' } });
+    const fromBackfill = new sfn.Pass(flow, 'FromBackfill', { parameters: { 'source.$': '$.source', 'force': false, 'executionArn.$': '$$.Execution.Id' } });
+    // A reprocessing run says whether to redo a settled file.
+    const fromReprocess = new sfn.Pass(flow, 'FromReprocess', {
+      parameters: { 'source.$': '$.source', 'force.$': '$.force', 'executionArn.$': '$$.Execution.Id' },
+    });
 
     const route = new tasks.LambdaInvoke(flow, 'Route', {
       lambdaFunction: invokeTarget(this.safeDeployment, this.routerFunction),
-      payload: sfn.TaskInput.fromObject(stepInput),
+      payload: sfn.TaskInput.fromObject({ ...stepInput, 'force.$': '$.force' }),
       payloadResponseOnly: true,
       resultPath: '$.route',
       retryOnServiceExceptions: false,
@@ -574,7 +625,7 @@ export class IngestionPipeline extends Construct implements IMonitorable {
 
     const processFile = new tasks.LambdaInvoke(flow, 'ProcessFile', {
       lambdaFunction: invokeTarget(this.safeDeployment, this.processorFunction),
-      payload: sfn.TaskInput.fromObject(routedInput),
+      payload: sfn.TaskInput.fromObject(forcedInput),
       payloadResponseOnly: true,
       resultPath: '$.processed',
       retryOnServiceExceptions: false,
@@ -688,7 +739,7 @@ export class IngestionPipeline extends Construct implements IMonitorable {
       });
       readResult.addRetry({ ...backoff, errors: ['States.ALL'] });
       onFailure(readResult, 'ReadBatchResult');
-      const jobInput = new sfn.Pass(flow, 'BatchJobInput', { parameters: routedInput, resultPath: '$.jobInput' });
+      const jobInput = new sfn.Pass(flow, 'BatchJobInput', { parameters: forcedInput, resultPath: '$.jobInput' });
       jobInput.next(submit).next(readResult)
         .next(new sfn.Pass(flow, 'BatchResult', { inputPath: '$.batchResult.value', resultPath: '$.processed' }))
         .next(duplicate);
@@ -712,10 +763,12 @@ export class IngestionPipeline extends Construct implements IMonitorable {
     const normalise = new sfn.Choice(flow, 'Normalise')
       .when(sfn.Condition.isPresent("$.detail.object['version-id']"), fromEvent)
       .when(sfn.Condition.isPresent('$.detail'), fromUnversionedEvent)
+      .when(sfn.Condition.isPresent('$.force'), fromReprocess)
       .otherwise(fromBackfill);
     fromEvent.next(route);
     fromUnversionedEvent.next(route);
     fromBackfill.next(route);
+    fromReprocess.next(route);
     route.next(decide);
     return this.newStateMachine('StateMachine', normalise, 'ingestion');
   }
@@ -739,41 +792,184 @@ export class IngestionPipeline extends Construct implements IMonitorable {
     return machine;
   }
 
-  private createBackfill(maxConcurrency: number): sfn.StateMachine {
-    if (!Number.isInteger(maxConcurrency) || maxConcurrency < 1 || maxConcurrency > 10000) {
-      throw new Error(`backfillMaxConcurrency: expected an integer from 1 to 10000, got ${maxConcurrency}`);
-    }
+  /** The backfill: a thin front that runs the reprocessing state machine with its own input (`{ "prefix": "2000/" }`). */
+  private createBackfill(): sfn.StateMachine {
     const flow = new Construct(this, 'BackfillWorkflow');
-    const ingest = new tasks.StepFunctionsStartExecution(flow, 'IngestFile', {
-      stateMachine: this.stateMachine,
+    const reprocess = new tasks.StepFunctionsStartExecution(flow, 'Reprocess', {
+      stateMachine: this.reprocessStateMachine,
       integrationPattern: sfn.IntegrationPattern.RUN_JOB,
-      input: sfn.TaskInput.fromObject({ 'source.$': '$.source' }),
-      associateWithParent: true,
-      resultSelector: { 'status.$': '$.Status' },
+      // The whole input: the reprocessing selection checks it and names a field it does not know.
+      input: sfn.TaskInput.fromJsonPathAt('$'),
+      resultSelector: { 'report.$': '$.Output' },
+      outputPath: '$.report',
     });
-    ingest.addRetry({
+    reprocess.addRetry({
       errors: ['StepFunctions.ExecutionLimitExceededException', 'StepFunctions.SdkClientException', 'StepFunctions.AWSStepFunctionsException'],
       interval: Duration.seconds(5),
       backoffRate: 2,
       maxAttempts: 6,
       jitterStrategy: sfn.JitterType.FULL,
     });
-    const walk = new sfn.DistributedMap(flow, 'WalkPrefix', {
-      itemReader: new sfn.S3ObjectsItemReader({ bucket: this.lake.rawBucket, prefix: sfn.JsonPath.stringAt('$.prefix') }),
-      itemSelector: {
-        source: {
-          'bucket': this.lake.rawBucket.bucketName,
-          'key.$': '$$.Map.Item.Value.Key',
-          'size.$': '$$.Map.Item.Value.Size',
-        },
-      },
-      maxConcurrency,
-      // A failed file is already quarantined and notified by its own execution: keep walking.
+    const machine = this.newStateMachine('Backfill', reprocess, 'backfill (runs the reprocessing state machine)');
+    this.key.grant(machine, 'kms:GenerateDataKey', 'kms:Decrypt');
+    return machine;
+  }
+
+  /**
+   * Reprocessing: SelectFiles writes the manifest (JSON Lines, in the processed bucket) that two Distributed Maps read,
+   * so thousands of files never pass through state (256 KiB per payload). RequestRestores sends RestoreObject for
+   * every archived file first, so restores run side by side instead of `reprocessMaxConcurrency` at a time;
+   * ReprocessFiles then waits for each file's restore (HeadObject every `restorePollInterval`), starts the ingestion
+   * state machine for it (`.sync:2`, `{ source, force }`) and records what it ended as; WriteReport gathers the rows.
+   */
+  private createReprocess(props: IngestionPipelineProps, common: Pick<PlatformFunctionOptions, 'stage' | 'service' | 'encryptionKey'> & { environment: Record<string, string> }): sfn.StateMachine {
+    const concurrency = this.reprocessMaxConcurrency;
+    const prop = props.reprocessMaxConcurrency !== undefined || props.backfillMaxConcurrency === undefined ? 'reprocessMaxConcurrency' : 'backfillMaxConcurrency';
+    // 10,000: the Distributed Map's limit of concurrent child executions.
+    if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 10000) {
+      throw new Error(`${prop}: expected an integer from 1 to 10000, got ${concurrency}`);
+    }
+    const tier = props.restoreTier ?? RestoreTier.STANDARD;
+    if (!Object.values(RestoreTier).includes(tier)) throw new Error(`restoreTier: expected RestoreTier.STANDARD or RestoreTier.BULK, got ${tier}`);
+    const restoreDays = props.restoreDays ?? 7;
+    if (!Number.isInteger(restoreDays) || restoreDays < 1) throw new Error(`restoreDays: expected a whole number of days of at least 1, got ${restoreDays}`);
+    const poll = props.restorePollInterval ?? Duration.hours(tier === RestoreTier.BULK ? 4 : 1);
+    const pollSeconds = poll.toSeconds();
+    if (pollSeconds < 60 || pollSeconds > 86400) throw new Error(`restorePollInterval: expected 1 minute to 24 hours, got ${poll.toHumanString()}`);
+    // Deep Archive restores typically complete within 12 hours (Standard) or 48 hours (Bulk): twice that before giving up.
+    const timeout = props.restoreTimeout ?? Duration.hours(tier === RestoreTier.BULK ? 96 : 24);
+    if (timeout.toSeconds() < pollSeconds) throw new Error(`restoreTimeout (${timeout.toHumanString()}) must be at least restorePollInterval (${poll.toHumanString()})`);
+    const maxPolls = Math.ceil(timeout.toSeconds() / pollSeconds);
+
+    const reportsPrefix = this.reportsPrefix;
+    const runObjects = this.lake.processedBucket.arnForObjects(`${reportsPrefix}reprocess/*`);
+    const environment = {
+      ...common.environment,
+      [LakeEnv.RAW_BUCKET]: this.lake.rawBucket.bucketName,
+      [LakeEnv.REPORTS_PREFIX]: reportsPrefix,
+      [IngestionEnv.RESTORE_TIER]: tier,
+      [IngestionEnv.RESTORE_DAYS]: String(restoreDays),
+    };
+    const options = { ...common, environment, reservedConcurrentExecutions: props.reservedConcurrentExecutions };
+    const writeRuns = (grantee: iam.IGrantable, actions: string[]) => {
+      grantee.grantPrincipal.addToPrincipalPolicy(new iam.PolicyStatement({ actions, resources: [runObjects] }));
+      this.key.grant(grantee, 'kms:Decrypt', 'kms:GenerateDataKey');
+    };
+
+    const select = createPlatformFunction(this, 'ReprocessSelect', ReprocessSelectFunction, {
+      ...options, description: `ONS data platform (${this.stage.name}): reprocessing selection`, timeout: Duration.minutes(15), memorySize: 1024,
+    });
+    this.ledger.grantRead(select);
+    select.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:ListBucket'], resources: [this.lake.rawBucket.bucketArn] }));
+    writeRuns(select, ['s3:PutObject']);
+
+    const file = createPlatformFunction(this, 'ReprocessFile', ReprocessFileFunction, {
+      ...options, description: `ONS data platform (${this.stage.name}): reprocessing of one file (restore, outcome)`, timeout: Duration.minutes(1),
+    });
+    this.grantReadRaw(file);
+    file.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:RestoreObject'], resources: [this.lake.rawBucket.arnForObjects('*')] }));
+    this.ledger.grantRead(file);
+    writeRuns(file, ['s3:PutObject']);
+
+    const report = createPlatformFunction(this, 'ReprocessReport', ReprocessReportFunction, {
+      ...options, description: `ONS data platform (${this.stage.name}): reprocessing report`, timeout: Duration.minutes(15), memorySize: 1024,
+    });
+    writeRuns(report, ['s3:GetObject', 's3:PutObject', 's3:DeleteObject']);
+
+    const flow = new Construct(this, 'ReprocessWorkflow');
+    const backoff = { interval: Duration.seconds(2), backoffRate: 2, maxAttempts: 3, jitterStrategy: sfn.JitterType.FULL };
+    const invoke = (id: string, fn: lambda.IFunction, payload: Record<string, unknown>, resultPath: string) => {
+      const task = new tasks.LambdaInvoke(flow, id, {
+        lambdaFunction: fn, payload: sfn.TaskInput.fromObject(payload), payloadResponseOnly: true, resultPath, retryOnServiceExceptions: false,
+      });
+      task.addRetry({ errors: [INVALID_REPROCESS_REQUEST], maxAttempts: 0 });
+      task.addRetry({ ...backoff, errors: ['States.ALL'] });
+      return task;
+    };
+
+    const selectFiles = invoke('SelectFiles', select, { 'request.$': '$', 'run.$': '$$.Execution.Name' }, '$.plan');
+    const manifest = () => new sfn.S3JsonLItemReader({
+      bucketNamePath: sfn.JsonPath.stringAt('$.plan.bucket'), key: sfn.JsonPath.stringAt('$.plan.manifestKey'),
+    });
+    // A file's iteration returns {} (its row is in S3): 10,000s of files stay far below the 256 KiB of the Map's result.
+    const nothing = (id: string) => new sfn.Pass(flow, id, { result: sfn.Result.fromObject({}) });
+
+    // First pass: a restore for every archived file (S3 takes 3,500 POST requests per second per prefix).
+    const requestRestore = invoke('RequestRestore', file, { 'action': 'check', 'item.$': '$.item' }, sfn.JsonPath.DISCARD);
+    requestRestore.addCatch(nothing('RestoreNotRequested'), { resultPath: sfn.JsonPath.DISCARD });
+    requestRestore.next(nothing('RestoreRequested'));
+    const requestRestores = new sfn.DistributedMap(flow, 'RequestRestores', {
+      itemReader: manifest(),
+      itemSelector: { 'item.$': '$$.Map.Item.Value' },
+      maxConcurrency: RESTORE_REQUEST_CONCURRENCY,
+      mapExecutionType: sfn.StateMachineType.STANDARD,
+      // The second pass asks again for a file whose request failed here.
       toleratedFailurePercentage: 100,
       resultPath: sfn.JsonPath.DISCARD,
     });
-    walk.itemProcessor(ingest);
-    const machine = this.newStateMachine('Backfill', walk, `backfill (${maxConcurrency} files at a time)`);
+    requestRestores.itemProcessor(requestRestore);
+
+    // Second pass, per file: wait for its restore, ingest it, record its outcome.
+    const recordOutcome = invoke('RecordOutcome', file, { 'action': 'record', 'state.$': '$' }, sfn.JsonPath.DISCARD);
+    recordOutcome.next(nothing('FileDone'));
+    const checkFile = invoke('CheckFile', file, { 'action': 'check', 'item.$': '$.item', 'polls.$': '$.counter.polls' }, '$.check');
+    checkFile.addCatch(recordOutcome, { resultPath: '$.failure' });
+    const ingestFile = new tasks.StepFunctionsStartExecution(flow, 'IngestFile', {
+      stateMachine: this.stateMachine,
+      integrationPattern: sfn.IntegrationPattern.RUN_JOB,
+      input: sfn.TaskInput.fromObject({ 'source.$': '$.check.source', 'force.$': '$.force' }),
+      associateWithParent: true,
+      resultSelector: { 'executionArn.$': '$.ExecutionArn', 'status.$': '$.Status' },
+      resultPath: '$.ingest',
+    });
+    ingestFile.addRetry({
+      errors: ['StepFunctions.ExecutionLimitExceededException', 'StepFunctions.SdkClientException', 'StepFunctions.AWSStepFunctionsException'],
+      interval: Duration.seconds(5),
+      backoffRate: 2,
+      maxAttempts: 6,
+      jitterStrategy: sfn.JitterType.FULL,
+    });
+    // A failed ingestion (States.TaskFailed) quarantined the file: the ledger says so, RecordOutcome reads it.
+    ingestFile.addCatch(recordOutcome, { resultPath: '$.failure' });
+    ingestFile.next(recordOutcome);
+    const waitForRestore = new sfn.Wait(flow, 'WaitForRestore', { time: sfn.WaitTime.duration(poll) });
+    const countPoll = new sfn.Pass(flow, 'CountPoll', { parameters: { 'polls.$': 'States.MathAdd($.counter.polls, 1)' }, resultPath: '$.counter' });
+    waitForRestore.next(countPoll).next(checkFile);
+    const timedOut = new sfn.Pass(flow, 'RestoreTimedOut', {
+      result: sfn.Result.fromObject({
+        Error: 'RestoreTimedOut',
+        Cause: `the raw object was still being restored after ${timeout.toHumanString()} (restoreTimeout); start the reprocessing again once it is restored`,
+      }),
+      resultPath: '$.failure',
+    }).next(recordOutcome);
+    const keepWaiting = new sfn.Choice(flow, 'KeepWaiting?')
+      .when(sfn.Condition.numberLessThan('$.counter.polls', maxPolls), waitForRestore)
+      .otherwise(timedOut);
+    checkFile.next(new sfn.Choice(flow, 'FileReady?')
+      .when(sfn.Condition.stringEquals('$.check.state', 'ready'), ingestFile)
+      .when(sfn.Condition.stringEquals('$.check.state', 'restoring'), keepWaiting)
+      .otherwise(recordOutcome));
+    const reprocessFiles = new sfn.DistributedMap(flow, 'ReprocessFiles', {
+      itemReader: manifest(),
+      itemSelector: { 'item.$': '$$.Map.Item.Value', 'plan.$': '$.plan', 'force.$': '$.plan.force', 'counter': { polls: 0 } },
+      maxConcurrency: concurrency,
+      mapExecutionType: sfn.StateMachineType.STANDARD,
+      // Every file ends with a row, failed or not; a file whose iteration failed outright is reported without one.
+      toleratedFailurePercentage: 100,
+      resultPath: sfn.JsonPath.DISCARD,
+    });
+    reprocessFiles.itemProcessor(checkFile);
+
+    const writeReport = invoke('WriteReport', report, { 'plan.$': '$.plan' }, '$.report');
+    const done = new sfn.Succeed(flow, 'Done', { outputPath: '$.report' });
+    writeReport.next(done);
+    selectFiles.next(new sfn.Choice(flow, 'AnyFiles?')
+      .when(sfn.Condition.numberEquals('$.plan.count', 0), writeReport)
+      .otherwise(requestRestores.next(reprocessFiles).next(writeReport)));
+
+    const machine = this.newStateMachine('Reprocess', selectFiles, `reprocessing (${concurrency} files at a time)`);
+    // The Distributed Maps read the manifest (the item reader is given the bucket by path, so it grants nothing itself).
+    machine.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: [runObjects] }));
     this.key.grant(machine, 'kms:GenerateDataKey', 'kms:Decrypt');
     return machine;
   }

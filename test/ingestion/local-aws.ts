@@ -227,16 +227,52 @@ export const EXECUTION = 'arn:aws:states:sa-east-1:123456789012:execution:OnsIng
 
 export type Fault = 'status500' | 'stall';
 
+/** Storage classes whose objects must be restored before they can be read. */
+export type ArchiveClass = 'GLACIER' | 'DEEP_ARCHIVE';
+type RestoreTierName = 'Expedited' | 'Standard' | 'Bulk';
+
+/**
+ * How long a restore takes, the upper end of what the S3 documentation gives ("Restoring an archived object",
+ * checked 2026-12): Deep Archive Standard within 12 hours, Bulk within 48 hours (no Expedited); Glacier Flexible
+ * Retrieval Expedited 1–5 minutes, Standard 3–5 hours, Bulk 5–12 hours.
+ */
+export const RESTORE_HOURS: Record<ArchiveClass, Partial<Record<RestoreTierName, number>>> = {
+  DEEP_ARCHIVE: { Standard: 12, Bulk: 48 },
+  GLACIER: { Expedited: 5 / 60, Standard: 5, Bulk: 12 },
+};
+
+interface Archived {
+  readonly storageClass: ArchiveClass;
+  restore?: { tier: RestoreTierName; days: number; readyAt: number };
+}
+
+/** The simulated clock's origin, for the `expiry-date` S3 writes in `x-amz-restore`. */
+const EPOCH = Date.parse('2026-01-05T00:00:00Z');
+
 /**
  * An HTTP proxy in front of s3rver that fails one chosen request: the `nth` request that `matches`
  * gets a 500 InternalError without reaching S3 (`status500`), or reaches S3 and its response is held
  * until the client gives up (`stall`: the object is stored, the client never hears so).
+ *
+ * It also plays S3's archive storage classes, which s3rver lacks: an object marked with `archive()` is in
+ * S3 Glacier Flexible Retrieval or Deep Archive. As S3 does, HeadObject answers with `x-amz-storage-class` (and
+ * `x-amz-restore` once a restore was asked for), GetObject and CopyObject from it answer 403 `InvalidObjectState`
+ * until a restore completes, and RestoreObject answers 202 (accepted), 409 `RestoreAlreadyInProgress` while one
+ * runs, 200 once restored, and 403 `InvalidObjectState` for an object that is not archived. A restore completes
+ * after `RESTORE_HOURS` of the tier on a simulated clock that the test moves (`advanceTo`).
  */
 export class FaultyS3Proxy {
   private readonly server = new LocalHttpServer((req, res) => this.handle(req, res));
   private plan?: { fault: Fault; nth: number; matches: (req: IncomingMessage) => boolean; seen: number; onward?: boolean };
+  private readonly archived = new Map<string, Archived>();
   /** Requests failed so far. */
   public failed = 0;
+  /** The simulated clock (ms since the test began), which restores complete against. */
+  public now = 0;
+  /** Every RestoreObject accepted (202), in order. */
+  public readonly restores: Array<{ bucket: string; key: string; tier: string; days: number; at: number }> = [];
+  /** Reads (GetObject, CopyObject) refused with InvalidObjectState. */
+  public refusedReads = 0;
 
   constructor(private readonly target: string) {}
 
@@ -258,11 +294,39 @@ export class FaultyS3Proxy {
     this.plan = undefined;
   }
 
+  /** Moves the object (already stored) to an archive storage class, as a lifecycle transition does. */
+  archive(bucket: string, key: string, storageClass: ArchiveClass): void {
+    this.archived.set(`${bucket}/${key}`, { storageClass });
+  }
+
+  /** Moves the simulated clock forward (never back). */
+  advanceTo(ms: number): void {
+    this.now = Math.max(this.now, ms);
+  }
+
   close(): Promise<void> {
     return this.server.close();
   }
 
+  private readable(a: Archived): boolean {
+    return a.restore !== undefined && this.now >= a.restore.readyAt && this.now < a.restore.readyAt + a.restore.days * 86_400_000;
+  }
+
+  /** The archived object a request is about (its path, or a copy's source), if any. */
+  private archivedOf(req: IncomingMessage): { id: string; archived: Archived; asSource: boolean } | undefined {
+    const copy = req.headers['x-amz-copy-source'];
+    if (typeof copy === 'string') {
+      const id = decodeURIComponent(copy.split('?')[0]).replace(/^\//, '');
+      const archived = this.archived.get(id);
+      return archived ? { id, archived, asSource: true } : undefined;
+    }
+    const id = decodeURIComponent((req.url ?? '').split('?')[0]).replace(/^\//, '');
+    const archived = this.archived.get(id);
+    return archived ? { id, archived, asSource: false } : undefined;
+  }
+
   private handle(req: IncomingMessage, res: ServerResponse): void {
+    if (this.archive_(req, res)) return;
     const plan = this.plan;
     let fault: Fault | undefined;
     if (plan && plan.matches(req) && (++plan.seen === plan.nth || (plan.onward && plan.seen > plan.nth))) {
@@ -278,6 +342,57 @@ export class FaultyS3Proxy {
       });
       return;
     }
+    this.forward(req, res, fault);
+  }
+
+  /** S3's archive behaviour; true when the request was answered here. */
+  private archive_(req: IncomingMessage, res: ServerResponse): boolean {
+    const isRestore = req.method === 'POST' && /[?&]restore(=|&|$)/.test(req.url ?? '');
+    const found = this.archivedOf(req);
+    if (isRestore) {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        if (!found) return error(res, 403, 'InvalidObjectState', 'Restore is not allowed for the object\'s current storage class');
+        const a = found.archived;
+        const tier = (/<Tier>(\w+)<\/Tier>/.exec(body)?.[1] ?? 'Standard') as RestoreTierName;
+        const days = Number(/<Days>(\d+)<\/Days>/.exec(body)?.[1] ?? NaN);
+        const hours = RESTORE_HOURS[a.storageClass][tier];
+        if (hours === undefined) return error(res, 400, 'InvalidArgument', `the ${tier} tier is not available for ${a.storageClass}`);
+        if (!Number.isInteger(days) || days < 1) return error(res, 400, 'MalformedXML', 'Days must be a whole number of at least 1');
+        if (a.restore && this.now < a.restore.readyAt) return error(res, 409, 'RestoreAlreadyInProgress', 'Object restore is already in progress');
+        if (a.restore && this.readable(a)) {
+          a.restore.days = days;
+          res.writeHead(200);
+          return res.end();
+        }
+        a.restore = { tier, days, readyAt: this.now + hours * 3_600_000 };
+        const [bucket, ...key] = found.id.split('/');
+        this.restores.push({ bucket, key: key.join('/'), tier, days, at: this.now });
+        res.writeHead(202);
+        res.end();
+      });
+      return true;
+    }
+    if (!found) return false;
+    const a = found.archived;
+    const read = (req.method === 'GET' && !found.asSource) || (req.method === 'PUT' && found.asSource);
+    if (read && !this.readable(a)) {
+      this.refusedReads++;
+      req.resume();
+      req.on('end', () => error(res, 403, 'InvalidObjectState', 'The operation is not valid for the object\'s storage class', a.storageClass));
+      return true;
+    }
+    if (req.method === 'HEAD' && !found.asSource) {
+      const restore = a.restore === undefined ? undefined : this.now < a.restore.readyAt ? 'ongoing-request="true"'
+        : `ongoing-request="false", expiry-date="${new Date(EPOCH + a.restore.readyAt + a.restore.days * 86_400_000).toUTCString()}"`;
+      this.forward(req, res, undefined, { 'x-amz-storage-class': a.storageClass, ...(restore ? { 'x-amz-restore': restore } : {}) });
+      return true;
+    }
+    return false;
+  }
+
+  private forward(req: IncomingMessage, res: ServerResponse, fault: Fault | undefined, extraHeaders: Record<string, string> = {}): void {
     const target = new URL(this.target);
     const upstream = request({
       host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers,
@@ -287,12 +402,18 @@ export class FaultyS3Proxy {
         answer.resume();
         return;
       }
-      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      res.writeHead(answer.statusCode ?? 502, { ...answer.headers, ...extraHeaders });
       answer.pipe(res);
     });
     upstream.on('error', () => res.destroy());
     req.pipe(upstream);
   }
+}
+
+function error(res: ServerResponse, status: number, code: string, message: string, storageClass?: string): void {
+  res.writeHead(status, { 'content-type': 'application/xml' });
+  res.end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${message}</Message>`
+    + `${storageClass ? `<StorageClass>${storageClass}</StorageClass>` : ''}<RequestId>local</RequestId></Error>`);
 }
 
 /** A PutObject (not a copy, not a multipart part) into `bucket`. */
