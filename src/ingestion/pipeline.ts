@@ -84,6 +84,16 @@ export class IngestionPipeline extends Construct implements IMonitorable {
   /** How long a throttled load is tried again when `throttledLoadRetryPeriod` is not set: twice the 6 hours magnetic-store throttling may last. */
   public static readonly DEFAULT_THROTTLED_LOAD_RETRY_PERIOD = Duration.hours(12);
 
+  /**
+   * Files reprocessed at once by default, for a time-series engine (`ITimeSeriesStore.engine`), or none: what the
+   * store absorbs without throttling that outlasts the loader's retries (see `reprocessMaxConcurrency`).
+   */
+  public static defaultReprocessConcurrency(engine?: string): number {
+    if (engine === TimeSeriesEngines.LIVE_ANALYTICS) return 2;
+    if (engine === TimeSeriesEngines.INFLUXDB) return 4;
+    return 10;
+  }
+
   /** The ingestion state machine (one execution per uploaded object version). */
   public readonly stateMachine: sfn.StateMachine;
   /**
@@ -286,16 +296,6 @@ export class IngestionPipeline extends Construct implements IMonitorable {
 
   /** Nothing of its own: its state machines, dead-letter queue, job queue and functions are watched as resources. */
   public addMonitoring(_monitor: IMonitor): void {}
-
-  /**
-   * Files reprocessed at once by default, for a time-series engine (`ITimeSeriesStore.engine`), or none: what the
-   * store absorbs without throttling that outlasts the loader's retries (see `reprocessMaxConcurrency`).
-   */
-  public static defaultReprocessConcurrency(engine?: string): number {
-    if (engine === TimeSeriesEngines.LIVE_ANALYTICS) return 2;
-    if (engine === TimeSeriesEngines.INFLUXDB) return 4;
-    return 10;
-  }
 
   /** Lets `grantee` start a backfill (and read its executions). */
   public grantStartBackfill(grantee: iam.IGrantable): iam.Grant {

@@ -96,7 +96,6 @@ export function isNotFound(error: unknown): boolean {
 }
 
 
-
 /**
  * S3's answer to reading (GetObject, or CopyObject from) an object in S3 Glacier Flexible Retrieval or Deep Archive
  * that is not restored: 403 `InvalidObjectState` (HeadObject still works on it).

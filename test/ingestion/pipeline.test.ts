@@ -56,7 +56,9 @@ describe('state machines', () => {
   const ingestion = definitionOf(defaultStack, 'IngestionStateMachine');
   const backfill = definitionOf(defaultStack, 'IngestionBackfill');
 
-  test.each([['ingestion', ingestion], ['backfill', backfill]])('the %s definition passes asl-validator', (_name, definition) => {
+  const reprocess = definitionOf(defaultStack, 'IngestionReprocess');
+
+  test.each([['ingestion', ingestion], ['backfill', backfill], ['reprocess', reprocess]])('the %s definition passes asl-validator', (_name, definition) => {
     const result = aslValidator(definition);
     expect(result.errorsText('\n')).toBe('');
     expect(result.isValid).toBe(true);
@@ -108,24 +110,22 @@ describe('state machines', () => {
     expect(ingestion.States.NotifyFailure.Next).toBe('IngestionFailed');
   });
 
-  test('backfill: a Distributed Map over the raw bucket listing at the given concurrency, each file one child execution', () => {
+  test('backfill: a thin front that runs the reprocessing state machine with its input; its concurrency sets the reprocessing\'s', () => {
     const { stack } = pipelineStack({ backfillMaxConcurrency: 25 });
-    const walk = definitionOf(stack, 'IngestionBackfill').States.WalkPrefix;
-    expect(walk.Type).toBe('Map');
-    expect(walk.MaxConcurrency).toBe(25);
-    expect(walk.ItemProcessor.ProcessorConfig.Mode).toBe('DISTRIBUTED');
-    expect(walk.ItemReader.Resource).toBe('arn:aws:states:::s3:listObjectsV2');
-    expect(walk.ItemReader.Parameters['Prefix.$']).toBe('$.prefix');
-    expect(walk.ItemProcessor.States.IngestFile.Resource).toBe('arn:aws:states:::states:startExecution.sync:2');
+    const backfillStates = definitionOf(stack, 'IngestionBackfill').States;
+    expect(backfillStates.Reprocess.Resource).toBe('arn:aws:states:::states:startExecution.sync:2');
+    expect(backfillStates.Reprocess.Parameters['Input.$']).toBe('$');
+    expect(backfillStates.Reprocess.Parameters.StateMachineArn).toMatch(/stateMachine:IngestionReprocess/);
+    expect(definitionOf(stack, 'IngestionReprocess').States.ReprocessFiles.MaxConcurrency).toBe(25);
     expect(() => pipelineStack({ backfillMaxConcurrency: 0 })).toThrow(/backfillMaxConcurrency/);
   });
 
-  test('both state machines log everything to an encrypted log group and encrypt execution data with the platform key', () => {
+  test('the three state machines log everything to an encrypted log group and encrypt execution data with the platform key', () => {
     defaultTemplate.resourcePropertiesCountIs('AWS::StepFunctions::StateMachine', {
       LoggingConfiguration: Match.objectLike({ Level: 'ALL', IncludeExecutionData: true }),
       EncryptionConfiguration: Match.objectLike({ Type: 'CUSTOMER_MANAGED_KMS_KEY' }),
       StateMachineType: 'STANDARD',
-    }, 2);
+    }, 3);
   });
 });
 
@@ -352,9 +352,9 @@ describe('OnsDataPlatform', () => {
     const ingestion = { backfillMaxConcurrency: 5, largeFileProcessing: { enabled: false } };
     const { platform, template } = platformStack(PlatformStage.PROD, { props: { ingestion } });
     expect(platform.ingestion.stateMachine).toBeDefined();
-    // The pipeline's ingestion, backfill and knowledge-base sync, and the knowledge base's sync after deployment.
-    expect(Object.keys(template.findResources('AWS::StepFunctions::StateMachine')).filter((id) => id.startsWith('PlatformIngestion'))).toHaveLength(3);
-    template.resourceCountIs('AWS::StepFunctions::StateMachine', 4);
+    // The pipeline's four (ingestion, reprocessing, backfill, knowledge-base sync), and the knowledge base's sync after deployment.
+    expect(Object.keys(template.findResources('AWS::StepFunctions::StateMachine')).filter((id) => id.startsWith('PlatformIngestion'))).toHaveLength(4);
+    template.resourceCountIs('AWS::StepFunctions::StateMachine', 5);
     template.resourceCountIs('AWS::Batch::JobQueue', 0);
   });
 });

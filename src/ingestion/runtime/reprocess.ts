@@ -1,5 +1,6 @@
 import {
-  DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, HeadObjectCommandOutput, paginateListObjectsV2, PutObjectCommand, RestoreObjectCommand, S3Client, Tier,
+  DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, HeadObjectCommandOutput, paginateListObjectsV2, PutObjectCommand, RestoreObjectCommand,
+  S3Client, Tier,
 } from '@aws-sdk/client-s3';
 import { LakeEnv } from '../../lake/contract';
 import { LedgerItem, LedgerStatus, SourceObject } from '../../ledger/contract';
@@ -8,8 +9,8 @@ import { DEFAULT_PREFIXES, reprocessManifestKey, reprocessReportKey, reprocessRo
 import { isNotFound, numberEnv, prefixEnv, requiredEnv } from '../../runtime/handler';
 import { log } from '../../runtime/telemetry';
 import {
-  FileCheck, INVALID_REPROCESS_REQUEST, IngestionEnv, REPROCESS_REQUEST_FIELDS, ReprocessItem, ReprocessPlan, ReprocessReportSummary, ReprocessRequest,
-  ReprocessRow,
+  FileCheck, INVALID_REPROCESS_REQUEST, IngestionEnv, REPROCESS_REQUEST_FIELDS, ReprocessItem, ReprocessPlan, ReprocessReportSummary,
+  ReprocessRequest, ReprocessRow,
 } from '../contract';
 
 /**
@@ -155,7 +156,9 @@ export async function checkFile(item: ReprocessItem, deps: StepDeps): Promise<Fi
     if (!isNotFound(error)) throw error;
     return { state: 'missing', source: requested, reason: `the object no longer exists${item.versionId ? ` (version ${item.versionId})` : ''}` };
   }
-  const source: SourceObject = { bucket: item.bucket, key: item.key, versionId: head.VersionId ?? item.versionId, size: head.ContentLength ?? item.size };
+  const source: SourceObject = {
+    bucket: item.bucket, key: item.key, versionId: head.VersionId ?? item.versionId, size: head.ContentLength ?? item.size,
+  };
   if (item.versionId) {
     // Only the key's current version may be reprocessed: an older one would replace the newer one's outputs.
     const current = await s3.send(new HeadObjectCommand({ Bucket: item.bucket, Key: item.key })).catch((e) => {
@@ -180,7 +183,9 @@ export async function checkFile(item: ReprocessItem, deps: StepDeps): Promise<Fi
       Key: item.key,
       VersionId: source.versionId,
       // S3 Intelligent-Tiering's archive tiers take no Days (the object moves back to Frequent Access).
-      RestoreRequest: intelligentArchive ? { GlacierJobParameters: { Tier: tier } } : { Days: numberEnv(IngestionEnv.RESTORE_DAYS, 7), GlacierJobParameters: { Tier: tier } },
+      RestoreRequest: intelligentArchive
+        ? { GlacierJobParameters: { Tier: tier } }
+        : { Days: numberEnv(IngestionEnv.RESTORE_DAYS, 7), GlacierJobParameters: { Tier: tier } },
     }));
   } catch (error) {
     // A restore requested meanwhile (by the first pass of this run, or by hand): wait for it.
@@ -281,8 +286,14 @@ export async function writeReport(input: { plan: ReprocessPlan }, deps: StepDeps
   for (const row of rows) counts[row.outcome] = (counts[row.outcome] ?? 0) + 1;
   const key = reprocessReportKey(plan.runPrefix);
   const report = {
-    run: plan.runPrefix, request: plan.request, force: plan.force, selected: items.length, skippedAtSelection: plan.skipped,
-    writtenAt: new Date().toISOString(), counts, files: rows,
+    run: plan.runPrefix,
+    request: plan.request,
+    force: plan.force,
+    selected: items.length,
+    skippedAtSelection: plan.skipped,
+    writtenAt: new Date().toISOString(),
+    counts,
+    files: rows,
   };
   await s3.send(new PutObjectCommand({ Bucket: plan.bucket, Key: key, Body: `${JSON.stringify(report, null, 1)}\n`, ContentType: 'application/json' }));
   // The rows are in the report now (1,000 keys per DeleteObjects, the API's maximum).

@@ -81,7 +81,9 @@ export class Ledger {
    * Processor: work starts on content with this hash. Returns the item as it is when it was already
    * settled by another run (nothing changed), else undefined.
    */
-  async startProcessing(source: SourceObject, fields: { executionArn: string; contentHash: string; force?: boolean }): Promise<LedgerItem | undefined> {
+  async startProcessing(
+    source: SourceObject, fields: { executionArn: string; contentHash: string; force?: boolean },
+  ): Promise<LedgerItem | undefined> {
     const started = await this.tryTransition(source, LedgerStatus.PROCESSING, {
       set: { size: source.size, executionArn: fields.executionArn, contentHash: fields.contentHash, kind: 'tabular' },
       // `duplicateOf` belongs to a run that skipped the content; a forced run processes it.
