@@ -63,9 +63,10 @@ const LOADER_NON_RETRYABLE = [LoadErrors.INVALID_INPUT, LoadErrors.NOTHING_WRITT
  * the lake's `stagingPrefix` (recorded in the ledger first) and copies them to their final names only
  * once all are written, so a killed run leaves nothing a query reads.
  *
- * A second state machine, `backfillStateMachine`, walks a prefix of the raw bucket with a Distributed
- * Map (`backfillMaxConcurrency` files at a time) and runs the ingestion for each file: start it with
- * `{ "prefix": "2000/" }`.
+ * A second state machine, `reprocessStateMachine`, re-runs the ingestion for files chosen by a ledger query
+ * (`{ "status": "quarantined" }`, a dataset and a period) or a raw-bucket prefix, `reprocessMaxConcurrency` at a
+ * time, with `force` to redo settled files; it restores archived raw objects first and writes a per-file report.
+ * A third, `backfillStateMachine`, runs it with its own input: start it with `{ "prefix": "2000/" }`.
  *
  * LoadTimeSeries invokes the `timeSeriesStore`'s loader (a pass-through step without a store);
  * SyncKnowledgeBase asks the `knowledgeBase` for a sync of the file's data source (a request in the ledger, and a
@@ -895,12 +896,12 @@ export class IngestionPipeline extends Construct implements IMonitorable {
     const nothing = (id: string) => new sfn.Pass(flow, id, { result: sfn.Result.fromObject({}) });
 
     // First pass: a restore for every archived file (S3 takes 3,500 POST requests per second per prefix).
-    const requestRestore = invoke('RequestRestore', file, { 'action': 'check', 'item.$': '$.item' }, sfn.JsonPath.DISCARD);
+    const requestRestore = invoke('RequestRestore', file, { 'action': 'check', 'item.$': '$.item', 'force.$': '$.force' }, sfn.JsonPath.DISCARD);
     requestRestore.addCatch(nothing('RestoreNotRequested'), { resultPath: sfn.JsonPath.DISCARD });
     requestRestore.next(nothing('RestoreRequested'));
     const requestRestores = new sfn.DistributedMap(flow, 'RequestRestores', {
       itemReader: manifest(),
-      itemSelector: { 'item.$': '$$.Map.Item.Value' },
+      itemSelector: { 'item.$': '$$.Map.Item.Value', 'force.$': '$.plan.force' },
       maxConcurrency: RESTORE_REQUEST_CONCURRENCY,
       mapExecutionType: sfn.StateMachineType.STANDARD,
       // The second pass asks again for a file whose request failed here.
@@ -912,7 +913,7 @@ export class IngestionPipeline extends Construct implements IMonitorable {
     // Second pass, per file: wait for its restore, ingest it, record its outcome.
     const recordOutcome = invoke('RecordOutcome', file, { 'action': 'record', 'state.$': '$' }, sfn.JsonPath.DISCARD);
     recordOutcome.next(nothing('FileDone'));
-    const checkFile = invoke('CheckFile', file, { 'action': 'check', 'item.$': '$.item', 'polls.$': '$.counter.polls' }, '$.check');
+    const checkFile = invoke('CheckFile', file, { 'action': 'check', 'item.$': '$.item', 'force.$': '$.force', 'polls.$': '$.counter.polls' }, '$.check');
     checkFile.addCatch(recordOutcome, { resultPath: '$.failure' });
     const ingestFile = new tasks.StepFunctionsStartExecution(flow, 'IngestFile', {
       stateMachine: this.stateMachine,

@@ -7,7 +7,7 @@ import { startInvocation } from '../runtime/telemetry';
 // Created once per container, on first use (the environment is read then).
 let deps: StepDeps | undefined;
 
-export type ReprocessFileEvent = ({ action: 'check' } & Pick<RecordInput, 'item'>) | ({ action: 'record'; state: RecordInput });
+export type ReprocessFileEvent = ({ action: 'check'; force?: boolean } & Pick<RecordInput, 'item'>) | ({ action: 'record'; state: RecordInput });
 
 /**
  * One file of a reprocessing run: `check` restores an archived raw object and says when it is readable;
@@ -17,7 +17,7 @@ export async function handler(event: ReprocessFileEvent, context?: Context): Pro
   const item = event?.action === 'record' ? event.state?.item : event?.item;
   startInvocation(context, { objectKey: typeof item?.key === 'string' ? item.key : undefined });
   deps ??= stepDepsFromEnv();
-  if (event?.action === 'check') return checkFile(event.item, deps);
+  if (event?.action === 'check') return checkFile(event.item, deps, event.force === true);
   if (event?.action === 'record') return recordOutcome(event.state, deps);
   throw new TypeError(`input.action must be 'check' or 'record', got ${JSON.stringify((event as { action?: unknown })?.action)}`);
 }

@@ -243,6 +243,25 @@ describe('an archived raw object', () => {
   });
 });
 
+describe('an archived raw object that the ledger settled, not forced', () => {
+  test('is not restored: the processor answers its recorded result without reading it (an engine migration\'s reload)', async () => {
+    const key = 'archive-settled/CURVA_CARGA_2023.csv';
+    await putObject(aws, BUCKETS.raw, key, files.csv);
+    expect((await ingest({ source: { bucket: BUCKETS.raw, key } })).error).toBeUndefined(); // a duplicate of the file above
+    proxy.archive(BUCKETS.raw, key, 'DEEP_ARCHIVE');
+    const history = (await ledgerItem(aws, BUCKETS.raw, key))!.history;
+    const restores = proxy.restores.length;
+    const refused = proxy.refusedReads;
+    const outcome = await reprocess({ prefix: 'archive-settled/' });
+    expect(outcome.error).toBeUndefined();
+    expect(outcome.checks.map((c) => c.state)).toEqual(['ready']);
+    expect(proxy.restores.length).toBe(restores);
+    expect(proxy.refusedReads).toBe(refused);
+    expect(outcome.output).toMatchObject({ total: 1, counts: { duplicate: 1 } });
+    expect((await ledgerItem(aws, BUCKETS.raw, key))!.history).toEqual(history);
+  });
+});
+
 describe('an archived document', () => {
   test('never ingested, selected by prefix: restored from Glacier, then copied to the documents prefix', async () => {
     const key = 'docs/DicionarioDados_CurvaCarga.pdf';
@@ -388,6 +407,7 @@ describe('a request the selection refuses', () => {
     [{ dataset: 'curva_carga', start: 'yesterday' }, /^start: expected an ISO-8601 date/],
     [{ start: '2023-01-01' }, /^start: a period selects within a dataset/],
     [{ force: true }, /select files by status, dataset \(with start\/end\) or prefix/],
+    [{ prefix: 7 }, /^prefix: expected a string, got 7/],
     [{ status: 'quarantined', force: 'yes' }, /^force: expected true or false/],
   ])('%j fails the execution with a reason naming the field, and writes nothing', async (input, reason) => {
     const before = await listKeys(aws, BUCKETS.processed, 'reports/');

@@ -27,6 +27,9 @@ export class InvalidReprocessRequestError extends Error {
   }
 }
 
+/** Ledger statuses whose recorded result the processor answers without reading the raw object (see process-object.ts). */
+const SETTLED_STATUSES = [LedgerStatus.PROCESSED, LedgerStatus.LOADED, LedgerStatus.INDEXED, LedgerStatus.DUPLICATE];
+
 /** Storage classes whose objects must be restored before GetObject or CopyObject (S3 answers `InvalidObjectState`). */
 const ARCHIVED_CLASSES = ['GLACIER', 'DEEP_ARCHIVE'];
 
@@ -105,10 +108,12 @@ export function validateRequest(input: unknown): ReprocessRequest {
   // Step Functions adds this to a child execution's input (the backfill starts this machine as its child).
   const unknown = Object.keys(request).filter((k) => !known.includes(k) && k !== 'AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID');
   if (unknown.length) fail(`unknown field ${unknown.join(', ')}: expected ${known.join(', ')}`);
-  for (const field of ['status', 'dataset', 'start', 'end', 'prefix'] as const) {
+  for (const field of ['status', 'dataset', 'start', 'end'] as const) {
     const v = request[field];
     if (v !== undefined && (typeof v !== 'string' || v === '')) fail(`${field}: expected a non-empty string, got ${JSON.stringify(v)}`);
   }
+  // "" is the whole bucket (the engine migration's reload).
+  if (request.prefix !== undefined && typeof request.prefix !== 'string') fail(`prefix: expected a string, got ${JSON.stringify(request.prefix)}`);
   if (request.force !== undefined && typeof request.force !== 'boolean') fail(`force: expected true or false, got ${JSON.stringify(request.force)}`);
   const statuses = Object.values(LedgerStatus) as string[];
   if (request.status !== undefined && !/^[A-Za-z]{1,32}$/.test(request.status as string)) {
@@ -145,8 +150,10 @@ export function validateRequest(input: unknown): ReprocessRequest {
  * CheckFile: whether the file can be ingested now. An archived raw object (S3 Glacier Flexible Retrieval, Deep
  * Archive) that is not restored gets a RestoreObject (the tier and days from the environment) and the answer
  * `restoring`; the state machine waits and asks again until HeadObject's `Restore` says `ongoing-request="false"`.
+ * Unless `force`, a tabular version the ledger settled needs no restore: the processor answers its recorded result
+ * without reading the raw object (and the loader reads the processed Parquet), as an engine migration's reload does.
  */
-export async function checkFile(item: ReprocessItem, deps: StepDeps): Promise<FileCheck> {
+export async function checkFile(item: ReprocessItem, deps: StepDeps, force = false): Promise<FileCheck> {
   const { s3 } = deps;
   const requested: SourceObject = { bucket: item.bucket, key: item.key, versionId: item.versionId, size: item.size };
   let head: HeadObjectCommandOutput;
@@ -176,6 +183,12 @@ export async function checkFile(item: ReprocessItem, deps: StepDeps): Promise<Fi
   // x-amz-restore: ongoing-request="true" while restoring; ongoing-request="false", expiry-date="…" once readable.
   if (head.Restore?.includes('ongoing-request="false"')) return { state: 'ready', source, storageClass };
   if (head.Restore?.includes('ongoing-request="true"')) return { state: 'restoring', source, storageClass };
+  if (!force) {
+    const recorded = await deps.ledger.get(source);
+    if (recorded?.kind === 'tabular' && recorded.result && (SETTLED_STATUSES as string[]).includes(recorded.status)) {
+      return { state: 'ready', source, storageClass, reason: `archived, not restored: the ledger settled it (${recorded.status}) and the processor answers that` };
+    }
+  }
   const tier = restoreTier();
   try {
     await s3.send(new RestoreObjectCommand({
