@@ -103,3 +103,13 @@ export function isNotFound(error: unknown): boolean {
 export function isArchived(error: unknown): boolean {
   return (error as { name?: string })?.name === 'InvalidObjectState';
 }
+
+/**
+ * True when HeadObject says the object's bytes cannot be read now: in S3 Glacier Flexible Retrieval or Deep Archive
+ * (or an S3 Intelligent-Tiering archive tier) and not restored (`x-amz-restore: ongoing-request="false"` once it is).
+ */
+export function isArchivedHead(head: { readonly StorageClass?: string; readonly ArchiveStatus?: string; readonly Restore?: string }): boolean {
+  const archived = head.StorageClass === 'GLACIER' || head.StorageClass === 'DEEP_ARCHIVE'
+    || (head.StorageClass === 'INTELLIGENT_TIERING' && head.ArchiveStatus !== undefined);
+  return archived && !head.Restore?.includes('ongoing-request="false"');
+}

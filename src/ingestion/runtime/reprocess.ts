@@ -6,7 +6,7 @@ import { LakeEnv } from '../../lake/contract';
 import { LedgerItem, LedgerStatus, SourceObject } from '../../ledger/contract';
 import { StepDeps } from '../../ledger/runtime/step';
 import { DEFAULT_PREFIXES, reprocessManifestKey, reprocessReportKey, reprocessRowKey, reprocessRunPrefix } from '../../ons/layout';
-import { isNotFound, numberEnv, prefixEnv, requiredEnv } from '../../runtime/handler';
+import { isArchivedHead, isNotFound, numberEnv, prefixEnv, requiredEnv } from '../../runtime/handler';
 import { log } from '../../runtime/telemetry';
 import {
   FileCheck, INVALID_REPROCESS_REQUEST, IngestionEnv, REPROCESS_REQUEST_FIELDS, ReprocessItem, ReprocessPlan, ReprocessReportSummary,
@@ -29,9 +29,6 @@ export class InvalidReprocessRequestError extends Error {
 
 /** Ledger statuses whose recorded result the processor answers without reading the raw object (see process-object.ts). */
 const SETTLED_STATUSES = [LedgerStatus.PROCESSED, LedgerStatus.LOADED, LedgerStatus.INDEXED, LedgerStatus.DUPLICATE];
-
-/** Storage classes whose objects must be restored before GetObject or CopyObject (S3 answers `InvalidObjectState`). */
-const ARCHIVED_CLASSES = ['GLACIER', 'DEEP_ARCHIVE'];
 
 /** Requests at once against S3 and DynamoDB in one invocation (well under S3's 5,500 GET/HEAD per second per prefix). */
 const PARALLEL = 16;
@@ -178,11 +175,9 @@ export async function checkFile(item: ReprocessItem, deps: StepDeps, force = fal
     }
   }
   const storageClass = head.StorageClass ?? 'STANDARD';
-  const intelligentArchive = storageClass === 'INTELLIGENT_TIERING' && head.ArchiveStatus !== undefined;
-  if (!ARCHIVED_CLASSES.includes(storageClass) && !intelligentArchive) return { state: 'ready', source, storageClass };
-  // x-amz-restore: ongoing-request="true" while restoring; ongoing-request="false", expiry-date="…" once readable.
-  if (head.Restore?.includes('ongoing-request="false"')) return { state: 'ready', source, storageClass };
+  if (!isArchivedHead(head)) return { state: 'ready', source, storageClass };
   if (head.Restore?.includes('ongoing-request="true"')) return { state: 'restoring', source, storageClass };
+  const intelligentArchive = storageClass === 'INTELLIGENT_TIERING';
   if (!force) {
     const recorded = await deps.ledger.get(source);
     if (recorded?.kind === 'tabular' && recorded.result && (SETTLED_STATUSES as string[]).includes(recorded.status)) {

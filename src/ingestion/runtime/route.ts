@@ -8,7 +8,7 @@ import { isZip } from '../../ons/readers/zip';
 import { RefusedFileError } from '../../ons/types';
 import { FeatureFlag } from '../../runtime/contract';
 import { flag } from '../../runtime/flags';
-import { isNotFound, listEnv, numberEnv, requiredEnv } from '../../runtime/handler';
+import { isArchivedHead, isNotFound, listEnv, numberEnv, requiredEnv } from '../../runtime/handler';
 import { log } from '../../runtime/telemetry';
 import { DEFAULT_DOCUMENT_EXTENSIONS, DEFAULT_TABULAR_EXTENSIONS, IngestionEnv, LAMBDA_MAX_FILE_MIB_LIMIT, RouteAction, RouteResult } from '../contract';
 
@@ -40,7 +40,11 @@ export async function routeObject(input: StepInput, deps: StepDeps): Promise<Rou
       bucket: requested.bucket, key: requested.key, versionId: head.VersionId ?? requested.versionId, size: head.ContentLength ?? requested.size,
     };
     const config = { tabular, documents, lambdaMaxBytes, largeFiles: largeFiles.enabled, routes };
-    const workbook = config.tabular.includes(extensionOf(source.key)) && source.size ? await workbookNeeds(s3, source, maxExpandedBytes) : undefined;
+    // An archived object's bytes cannot be read (InvalidObjectState): routed by its size; the processor answers a settled
+    // version from the ledger, and reprocessing restores any other first.
+    const readable = !isArchivedHead(head);
+    const workbook = readable && config.tabular.includes(extensionOf(source.key)) && source.size
+      ? await workbookNeeds(s3, source, maxExpandedBytes) : undefined;
     decision = decide(source, config, workbook);
   } catch (error) {
     if (!isNotFound(error)) throw error;
