@@ -33,7 +33,6 @@ import { LakeEnv } from '../lake/contract';
 import { IDataLake } from '../lake/data-lake';
 import { KnowledgeSyncSchema, LedgerEnv, LedgerSchema, LedgerStatus } from '../ledger/contract';
 import { IIngestionLedger, IngestionLedger } from '../ledger/ingestion-ledger';
-import { DEFAULT_PREFIXES } from '../ons/layout';
 import { XLSX_MAX_EXPANDED_BYTES } from '../ons/limits';
 import { HandlerEnv, MetricServices } from '../runtime/contract';
 import { LoadErrors, TimeSeriesEngines } from '../timeseries/contract';
@@ -315,7 +314,7 @@ export class IngestionPipeline extends Construct implements IMonitorable {
   }
 
   private get reportsPrefix(): string {
-    return this.lake.reportsPrefix ?? DEFAULT_PREFIXES.reports;
+    return this.lake.reportsPrefix;
   }
 
   /**

@@ -52,11 +52,8 @@ export interface IDataLake {
   readonly quarantinePrefix: string;
   /** Prefix in the processed bucket where the processor stages a run's outputs until all are written. */
   readonly stagingPrefix: string;
-  /**
-   * Prefix in the processed bucket of operational reports (reprocessing manifests and reports). Optional so that an
-   * `IDataLake` written before it still compiles; readers fall back to `reports/`.
-   */
-  readonly reportsPrefix?: string;
+  /** Prefix in the processed bucket of operational reports (reprocessing manifests and reports). */
+  readonly reportsPrefix: string;
   /** Lets `grantee` upload files to the raw bucket (which starts their ingestion). */
   grantUpload(grantee: iam.IGrantable): iam.Grant;
 }
