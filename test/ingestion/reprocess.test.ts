@@ -10,6 +10,7 @@ import {
 } from './local-aws';
 import { DataLake, IngestionPipeline, IngestionPipelineProps, PlatformStage, RestoreTier } from '../../src';
 import { IngestionEnv, ReprocessRow } from '../../src/ingestion/contract';
+import { validateRequest } from '../../src/ingestion/runtime/reprocess';
 import { LakeEnv } from '../../src/lake/contract';
 import { TimeSeriesEngines } from '../../src/timeseries/contract';
 import { ENV, platformStack } from '../helpers';
@@ -415,6 +416,15 @@ describe('a request the selection refuses', () => {
     expect(outcome.error?.name).toBe('InvalidReprocessRequest');
     expect(outcome.error?.message).toMatch(reason);
     expect(await listKeys(aws, BUCKETS.processed, 'reports/')).toEqual(before);
+  });
+});
+
+describe('a request the selection takes', () => {
+  test('"" is the whole bucket (the engine migration\'s reload); dates become the ledger\'s UTC ISO form; a status may be any, retryLater too', () => {
+    expect(validateRequest({ prefix: '' })).toEqual({ prefix: '' });
+    expect(validateRequest({ dataset: 'curva_carga', start: '2023-01-01', end: '2023-12-31T21:00:00-03:00', force: false }))
+      .toEqual({ dataset: 'curva_carga', start: '2023-01-01T00:00:00.000Z', end: '2024-01-01T00:00:00.000Z', force: false });
+    expect(validateRequest({ status: 'retryLater', AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID: 'arn:x' })).toEqual({ status: 'retryLater' });
   });
 });
 

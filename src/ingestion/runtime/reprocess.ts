@@ -77,7 +77,9 @@ export async function selectFiles(input: SelectInput, deps: StepDeps): Promise<R
 
   const manifestKey = reprocessManifestKey(runPrefix);
   const body = items.map((item, index) => JSON.stringify({ index, ...item })).join('\n');
-  await deps.s3.send(new PutObjectCommand({ Bucket: bucket, Key: manifestKey, Body: body === '' ? '' : `${body}\n`, ContentType: 'application/jsonl' }));
+  await deps.s3.send(new PutObjectCommand({
+    Bucket: bucket, Key: manifestKey, Body: Buffer.from(body === '' ? '' : `${body}\n`), ContentType: 'application/jsonl',
+  }));
   const plan: ReprocessPlan = { bucket, runPrefix, manifestKey, count: items.length, skipped, request, force: request.force === true };
   log('INFO', 'reprocessing selection', { ...plan });
   return plan;
