@@ -38,6 +38,8 @@ const project = new awscdk.AwsCdkConstructLibrary({
     '@aws-sdk/lib-storage',
     '@aws-sdk/client-timestream-write',
     '@aws-sdk/client-timestream-query',
+    // The lake engine: Athena queries through the platform's workgroup.
+    '@aws-sdk/client-athena',
     // Timestream for InfluxDB: the health check's GetDbInstance; the token secrets of the bootstrap and the functions.
     '@aws-sdk/client-timestream-influxdb',
     '@aws-sdk/client-secrets-manager',
