@@ -7,7 +7,7 @@ import {
 } from '@aws-sdk/client-athena';
 import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
-import { BYTES_SCANNED_LIMIT_REASON, javaDouble, LocalAthena, MAX_QUERY_STRING_BYTES } from './local-athena';
+import { billedBytes, BYTES_SCANNED_LIMIT_REASON, javaDouble, LocalAthena, MAX_QUERY_STRING_BYTES } from './local-athena';
 import { DataLake, PlatformStage } from '../../../src';
 import { convertFile } from '../../../src/ons/convert';
 import { localFile } from '../../../src/ons/local-file';
@@ -64,7 +64,8 @@ const context = (): Start => ({ WorkGroup: lake.workGroupName, QueryExecutionCon
 
 /** Starts `sql`, polls until it ends (the states seen, in order), and reads every page of a success. */
 async function run(sql: string, parameters?: string[], options: Start = {}, c = client) {
-  const { QueryExecutionId } = await c.send(new StartQueryExecutionCommand({ QueryString: sql, ExecutionParameters: parameters, ...context(), ...options }));
+  const input = { QueryString: sql, ExecutionParameters: parameters, ...context(), ...options };
+  const { QueryExecutionId } = await c.send(new StartQueryExecutionCommand(input));
   const states: string[] = [];
   let execution: QueryExecution;
   for (;;) {
@@ -87,6 +88,8 @@ async function run(sql: string, parameters?: string[], options: Start = {}, c = 
   return { id: QueryExecutionId!, states, execution, pages, header, rows, types };
 }
 
+/** The states in the order seen, each once. */
+const distinct = (states: string[]) => states.filter((s, i) => s !== states[i - 1]);
 const sum = (rows: string[][]) => rows.reduce((s, r) => s + Number(r[3]), 0);
 const partitionBytes = (dir: string) => readdirSync(dir).filter((f) => f.endsWith('.parquet')).reduce((s, f) => s + statSync(join(dir, f)).size, 0);
 
@@ -94,14 +97,15 @@ describe('the local Athena: API, states and statistics', () => {
   test('QUEUED, then RUNNING, then SUCCEEDED; the SQL recorded as sent; data scanned = the bytes of the partition the filter selects', async () => {
     const sql = 'SELECT count(*) AS n FROM curva_carga WHERE year = 2023 AND month = 3 AND id_subsistema = ?';
     const r = await run(sql, ["'SE'"]);
-    expect(r.states).toEqual(['QUEUED', 'RUNNING', 'SUCCEEDED']);
+    expect(r.states.slice(0, 2)).toEqual(['QUEUED', 'RUNNING']); // RUNNING for as long as DuckDB runs, too
+    expect(distinct(r.states)).toEqual(['QUEUED', 'RUNNING', 'SUCCEEDED']);
     expect(r.header).toEqual(['n']);
     expect(r.rows).toEqual([[String(ROWS.filter((x) => x[0] === 'SE' && x[2].startsWith('2023-03-')).length)]]);
     expect(r.types).toEqual(['bigint']);
     expect(athena.queries.find((q) => q.id === r.id)!.sql).toBe(sql);
     expect(r.execution.Statistics!.DataScannedInBytes).toBe(partitionBytes(join(processed, 'dataset=curva_carga', 'year=2023', 'month=03')));
     expect(r.execution.Statistics!.ResultReuseInformation!.ReusedPreviousResult).toBe(false);
-    expect(LocalAthena.billedBytes(athena.queries.find((q) => q.id === r.id)!)).toBe(10 * 1024 * 1024);
+    expect(billedBytes(athena.queries.find((q) => q.id === r.id)!)).toBe(10 * 1024 * 1024);
   });
 
   test('the views prune too: a filter on year and month through <dataset>_current reads only that partition', async () => {
@@ -207,7 +211,7 @@ describe('execution parameters', () => {
     expect(await failed('SELECT * FROM curva_carga WHERE year = ? LIMIT ?', ['2023', '10'])).toMatch(/Execution parameter 2 is in the LIMIT clause/);
     expect(await failed('SELECT count(*) FROM curva_carga WHERE year = ? AND month = ?', ['2023'])).toBe('Incorrect number of parameters: expected 2 but found 1');
     expect((await run('SELECT count(*) FROM curva_carga_current WHERE time >= from_iso8601_timestamp(?) AND time < CAST(? AS timestamp(3))',
-      ["'2023-03-01T03:00:00Z'", "CAST('2023-03-02 03:00:00' AS timestamp)"])).rows).toEqual([[String(4 * 48)]]);
+      ["'2023-03-01T03:00:00Z'", "CAST('2023-03-02 03:00:00' AS timestamp)"])).rows).toEqual([[String(4 * 24)]]); // one day, hourly, four subsystems
   });
 });
 
@@ -311,7 +315,8 @@ describe('the <dataset>_current view and the bytes-scanned cutoff', () => {
     const c = athenaClient(await historyAthena.start());
     try {
       const all = await run('SELECT sum(val_cargaenergiahomwmed) FROM curva_carga', undefined, {}, c);
-      expect(all.states).toEqual(['QUEUED', 'QUEUED', 'RUNNING', 'RUNNING', 'RUNNING', 'FAILED']);
+      expect(all.states.slice(0, 5)).toEqual(['QUEUED', 'QUEUED', 'RUNNING', 'RUNNING', 'RUNNING']);
+      expect(distinct(all.states)).toEqual(['QUEUED', 'RUNNING', 'FAILED']);
       expect(all.execution.Status!.StateChangeReason).toBe(BYTES_SCANNED_LIMIT_REASON);
       expect(historyAthena.queries[0].scannedBytes).toBeGreaterThan(10_000_000);
       const year = await run('SELECT sum(val_cargaenergiahomwmed) FROM curva_carga WHERE year = 2015', undefined, {}, c);

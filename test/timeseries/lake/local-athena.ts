@@ -159,6 +159,12 @@ class AthenaError extends Error {
   }
 }
 
+/** What Athena would bill for `query`: its scanned bytes rounded up to the megabyte, 10 MB at least (pricing); nothing when reused. */
+export function billedBytes(query: Pick<LocalQuery, 'scannedBytes' | 'reusedFrom'>): number {
+  if (query.reusedFrom) return 0;
+  return Math.max(BILLING.minimumBytes, Math.ceil(query.scannedBytes / BILLING.roundToBytes) * BILLING.roundToBytes);
+}
+
 export class LocalAthena {
   /** Every query received, in order (its `sql` as sent). */
   public readonly queries: LocalQuery[] = [];
@@ -217,12 +223,6 @@ export class LocalAthena {
   /** The next `count` StartQueryExecution calls are throttled (TooManyRequestsException). */
   throttleNextStarts(count = 1): void {
     this.throttleNext += count;
-  }
-
-  /** What Athena would bill for `query`: its scanned bytes rounded up to the megabyte, 10 MB at least (pricing). */
-  static billedBytes(query: Pick<LocalQuery, 'scannedBytes' | 'reusedFrom'>): number {
-    if (query.reusedFrom) return 0;
-    return Math.max(BILLING.minimumBytes, Math.ceil(query.scannedBytes / BILLING.roundToBytes) * BILLING.roundToBytes);
   }
 
   private decodeView(text: any): string {
@@ -300,12 +300,20 @@ export class LocalAthena {
     const workGroup = body.WorkGroup ?? 'primary';
     if (workGroup !== this.workGroup) throw this.invalid(`WorkGroup ${workGroup} is not found.`);
     const ageConfig = body.ResultReuseConfiguration?.ResultReuseByAgeConfiguration;
-    const reuse = ageConfig ? { enabled: ageConfig.Enabled === true, maxAgeInMinutes: ageConfig.MaxAgeInMinutes ?? RESULT_REUSE_MAX_AGE_MINUTES.default } : undefined;
-    if (reuse && (!Number.isInteger(reuse.maxAgeInMinutes) || reuse.maxAgeInMinutes < 0 || reuse.maxAgeInMinutes > RESULT_REUSE_MAX_AGE_MINUTES.max)) {
+    const reuse = ageConfig
+      ? { enabled: ageConfig.Enabled === true, maxAgeInMinutes: ageConfig.MaxAgeInMinutes ?? RESULT_REUSE_MAX_AGE_MINUTES.default } : undefined;
+    const age = reuse?.maxAgeInMinutes;
+    if (age !== undefined && (!Number.isInteger(age) || age < 0 || age > RESULT_REUSE_MAX_AGE_MINUTES.max)) {
       throw this.invalid(`ResultReuseByAgeConfiguration.MaxAgeInMinutes: 0 to ${RESULT_REUSE_MAX_AGE_MINUTES.max}`);
     }
     const request = {
-      sql, parameters: parameters as string[], database: body.QueryExecutionContext?.Database, catalog: body.QueryExecutionContext?.Catalog, workGroup, token, reuse,
+      sql,
+      parameters: parameters as string[],
+      workGroup,
+      token,
+      reuse,
+      database: body.QueryExecutionContext?.Database,
+      catalog: body.QueryExecutionContext?.Catalog,
     };
     if (token !== undefined && this.byToken.has(token)) {
       // "If another StartQueryExecution request is received, the same response is returned ... If a parameter has changed, for example, the QueryString, an error is returned."
@@ -457,7 +465,8 @@ export class LocalAthena {
       WorkGroup: query.workGroup,
       ExecutionParameters: query.parameters.length ? query.parameters : undefined,
       ResultConfiguration: { OutputLocation: `s3://local-athena-results/${query.id}.csv` },
-      ResultReuseConfiguration: query.reuse ? { ResultReuseByAgeConfiguration: { Enabled: query.reuse.enabled, MaxAgeInMinutes: query.reuse.maxAgeInMinutes } } : undefined,
+      ResultReuseConfiguration: query.reuse
+        ? { ResultReuseByAgeConfiguration: { Enabled: query.reuse.enabled, MaxAgeInMinutes: query.reuse.maxAgeInMinutes } } : undefined,
       Status: {
         State: query.state,
         StateChangeReason: query.reason,
@@ -485,9 +494,7 @@ export class LocalAthena {
     const queued = this.props.queuedPolls ?? 1;
     const running = this.props.runningPolls ?? 1;
     const finished = query.connection === undefined && (query.rows !== undefined || query.reason !== undefined);
-    if (query.polls <= queued) query.state = 'QUEUED';
-    else if (query.polls <= queued + running || !finished) query.state = 'RUNNING';
-    else {
+    if (query.polls <= queued) {query.state = 'QUEUED';} else if (query.polls <= queued + running || !finished) {query.state = 'RUNNING';} else {
       query.state = query.reason !== undefined ? 'FAILED' : 'SUCCEEDED';
       query.completedAt ??= this.clock.now();
     }
@@ -513,8 +520,16 @@ export class LocalAthena {
         Rows: page.map((row) => ({ Data: row.map((v) => (v === undefined ? {} : { VarCharValue: v })) })),
         ResultSetMetadata: {
           ColumnInfo: query.columns!.map((c) => ({
-            CatalogName: 'hive', SchemaName: '', TableName: '', Name: c.name, Label: c.name, Type: c.type,
-            Precision: 0, Scale: 0, Nullable: 'UNKNOWN', CaseSensitive: c.type === 'varchar',
+            CatalogName: 'hive',
+            SchemaName: '',
+            TableName: '',
+            Name: c.name,
+            Label: c.name,
+            Type: c.type,
+            Precision: 0,
+            Scale: 0,
+            Nullable: 'UNKNOWN',
+            CaseSensitive: c.type === 'varchar',
           })),
         },
       },

@@ -124,9 +124,7 @@ function callArguments(tokens: readonly Token[], open: number): Array<[number, n
   let depth = 0;
   let from = open + 1;
   for (let i = open + 1; i < end; i++) {
-    if (tokens[i].text === '(') depth++;
-    else if (tokens[i].text === ')') depth--;
-    else if (tokens[i].text === ',' && depth === 0) {
+    if (tokens[i].text === '(') {depth++;} else if (tokens[i].text === ')') {depth--;} else if (tokens[i].text === ',' && depth === 0) {
       args.push([from, i]);
       from = i + 1;
     }
@@ -166,9 +164,15 @@ const rename = (from: string, to: string) => rewriteCalls(from, (args) => `${to}
 
 /** Trino's interval units (date_add, date_diff), as DuckDB names them; `quarter` is three months. */
 const UNITS: Record<string, { unit: string; times: number }> = {
-  millisecond: { unit: 'MILLISECOND', times: 1 }, second: { unit: 'SECOND', times: 1 }, minute: { unit: 'MINUTE', times: 1 },
-  hour: { unit: 'HOUR', times: 1 }, day: { unit: 'DAY', times: 1 }, week: { unit: 'DAY', times: 7 },
-  month: { unit: 'MONTH', times: 1 }, quarter: { unit: 'MONTH', times: 3 }, year: { unit: 'YEAR', times: 1 },
+  millisecond: { unit: 'MILLISECOND', times: 1 },
+  second: { unit: 'SECOND', times: 1 },
+  minute: { unit: 'MINUTE', times: 1 },
+  hour: { unit: 'HOUR', times: 1 },
+  day: { unit: 'DAY', times: 1 },
+  week: { unit: 'DAY', times: 7 },
+  month: { unit: 'MONTH', times: 1 },
+  quarter: { unit: 'MONTH', times: 3 },
+  year: { unit: 'YEAR', times: 1 },
 };
 
 function unitOf(literal: string, fn: string): { unit: string; times: number } {
@@ -199,8 +203,7 @@ export const REWRITES: readonly Rewrite[] = [
         if (out[start].text === ')') {
           let depth = 0;
           for (let i = start; i >= 0; i--) {
-            if (out[i].text === ')') depth++;
-            else if (out[i].text === '(' && --depth === 0) {
+            if (out[i].text === ')') {depth++;} else if (out[i].text === '(' && --depth === 0) {
               start = i;
               break;
             }
