@@ -288,6 +288,17 @@ describe('calendar aggregates in Brasília time, Trino SQL through the rewrites'
   });
 });
 
+describe('the rewrites where Trino and DuckDB differ', () => {
+  test("date_diff counts whole units elapsed (Trino), date_add adds civil units, to_iso8601 of a timestamp has no offset, '?' in a literal is text", async () => {
+    const r = await run(`SELECT date_diff('day', TIMESTAMP '2023-01-01 23:00:00', TIMESTAMP '2023-01-02 01:00:00') AS d0,
+        date_diff('hour', TIMESTAMP '2023-01-01 23:00:00', TIMESTAMP '2023-01-02 01:00:00') AS h2,
+        to_iso8601(date_add('month', 1, TIMESTAMP '2023-01-31 12:00:00')) AS feb,
+        day_of_week(DATE '2023-01-01') AS sunday, week_of_year(DATE '2023-01-01') AS week52, '?' AS mark`);
+    expect(r.execution.Status!.StateChangeReason).toBeUndefined();
+    expect(r.rows).toEqual([['0', '2', '2023-02-28T12:00:00.000', '7', '52', '?']]);
+  });
+});
+
 describe('the <dataset>_current view and the bytes-scanned cutoff', () => {
   test('the current view: one row per series and instant, February from the newer monthly edition', async () => {
     const r = await run(`SELECT count(*), sum(val_cargaenergiahomwmed), count(DISTINCT source_key) FROM curva_carga_current

@@ -155,7 +155,8 @@ function rewriteCalls(name: string, replace: (args: string[], tokens: Token[]) =
       const open = out.findIndex((t, i) => i > at && t.text === '(');
       const end = closing(out, open);
       const args = callArguments(out, open).map(([a, b]) => render(out.slice(a, b)).trim());
-      out = [...out.slice(0, at), { kind: 'word', text: `(${replace(args, out)})` }, ...out.slice(end + 1)];
+      // Re-tokenized, so that later rewrites see the calls nested in the arguments.
+      out = [...out.slice(0, at), ...tokenize(`(${replace(args, out)})`), ...out.slice(end + 1)];
     }
   };
 }
@@ -215,7 +216,7 @@ export const REWRITES: readonly Rewrite[] = [
         }
         const zoneName = zone.text.slice(1, -1).replace(/''/g, "'");
         context.zones.set(zoneName.toLowerCase(), zoneName);
-        out = [...out.slice(0, start), { kind: 'word', text: `trino_instant(${render(out.slice(start, c[k].i)).trim()})` }, ...out.slice(c[k + 3].i + 1)];
+        out = [...out.slice(0, start), ...tokenize(`trino_instant(${render(out.slice(start, c[k].i)).trim()})`), ...out.slice(c[k + 3].i + 1)];
       }
     },
   },
