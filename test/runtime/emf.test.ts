@@ -5,7 +5,7 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-l
 import { CapturedOutput, captureOutput, EmfDocument } from './output';
 import { PlatformStage } from '../../src';
 import { IngestionEnv, ProcessInput, QuarantineInput, RouteResult } from '../../src/ingestion/contract';
-import { KnowledgeEnv } from '../../src/knowledge/contract';
+import { KnowledgeEnv, KnowledgeSyncInput } from '../../src/knowledge/contract';
 import { ProcessResult, StepInput } from '../../src/ledger/contract';
 import { MetricServices, metricsNamespace, OPERATION_DIMENSION, OperationsEnv, PlatformMetricDefinition, PlatformMetrics } from '../../src/runtime/contract';
 import { LoadInput, LoadResult, TimeSeriesEnv } from '../../src/timeseries/contract';
@@ -344,6 +344,23 @@ describe('knowledge', () => {
     expect(doc[PlatformMetrics.QUERY_LATENCY.name]).toBeGreaterThanOrEqual(0);
     expect(doc[PlatformMetrics.QUERY_LATENCY.name]).toBeLessThanOrEqual(elapsed);
     expect(logLines(output.log)).toEqual([expect.objectContaining({ requestId: 'api-req-3', function_request_id: 'lambda-req-3' })]);
+  });
+});
+
+describe('knowledge-base sync', () => {
+  test('a failed ingestion job: KnowledgeBaseSyncJobsFailed = 1, service knowledge', async () => {
+    const sync = fresh<KnowledgeSyncInput, { status: string; next: string }>('sync', MetricServices.KNOWLEDGE, KNOWLEDGE_ASSETS);
+    // The sync machine's record step after GetIngestionJob answered FAILED (no request was claimed by this batch).
+    const result = await sync({
+      action: 'record', holder: 'arn:aws:states:sa-east-1:123456789012:execution:sync:local', batch: 'b-1', dataSourceId: 'DS123', attempt: 1,
+      job: { IngestionJobId: 'JOB1', Status: 'FAILED', FailureReasons: ['the embedding model throttled'] },
+    }, context('lambda-req-4'));
+    expect(result).toMatchObject({ status: 'FAILED', next: 'retry' });
+    expect(output.emf).toHaveLength(1);
+    const [doc] = output.emf;
+    const d = directive(doc, PlatformMetrics.KNOWLEDGE_SYNC_JOBS_FAILED.service);
+    expect(d.Metrics).toEqual([metricOf(PlatformMetrics.KNOWLEDGE_SYNC_JOBS_FAILED)]);
+    expect(doc[PlatformMetrics.KNOWLEDGE_SYNC_JOBS_FAILED.name]).toBe(1);
   });
 });
 
