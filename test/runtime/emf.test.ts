@@ -352,7 +352,11 @@ describe('knowledge-base sync', () => {
     const sync = fresh<KnowledgeSyncInput, { status: string; next: string }>('sync', MetricServices.KNOWLEDGE, KNOWLEDGE_ASSETS);
     // The sync machine's record step after GetIngestionJob answered FAILED (no request was claimed by this batch).
     const result = await sync({
-      action: 'record', holder: 'arn:aws:states:sa-east-1:123456789012:execution:sync:local', batch: 'b-1', dataSourceId: 'DS123', attempt: 1,
+      action: 'record',
+      holder: 'arn:aws:states:sa-east-1:123456789012:execution:sync:local',
+      batch: 'b-1',
+      dataSourceId: 'DS123',
+      attempt: 1,
       job: { IngestionJobId: 'JOB1', Status: 'FAILED', FailureReasons: ['the embedding model throttled'] },
     }, context('lambda-req-4'));
     expect(result).toMatchObject({ status: 'FAILED', next: 'retry' });

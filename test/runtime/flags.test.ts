@@ -268,8 +268,6 @@ describe('the state machine (knowledgeBaseSync)', () => {
   new IngestionPipeline(stack, 'Ingestion', { stage: PlatformStage.DEV, dataLake, knowledgeBase, largeFileProcessing: { enabled: false } });
   const definition = definitionOf(stack, 'IngestionStateMachine');
 
-  const JOB = { IngestionJobId: 'JOB1234567', DataSourceId: 'DS12345678', KnowledgeBaseId: 'KB12345678', Status: 'STARTING', StartedAt: '2026-11-25T00:00:00Z' };
-
   /** Runs the definition from SyncKnowledgeBase with the given route; the SDK tasks answer as Bedrock and DynamoDB would. */
   async function fromSync(route: Record<string, unknown>) {
     // A first state that jumps to SyncKnowledgeBase keeps every state reachable, so the definition still validates.
@@ -280,15 +278,14 @@ describe('the state machine (knowledgeBaseSync)', () => {
     );
     const execution = machine.run({ fromSync: true, route, processed: { status: 'processed' } }, {
       context: {
-        Execution: { Id: 'arn:aws:states:sa-east-1:123456789012:execution:OnsIngestion:local' },
-        // RecordIndexed writes the time it entered; the library leaves $$.State to the caller's context.
-        State: { EnteredTime: '2026-11-25T00:00:00.000Z', Name: 'RecordIndexed', RetryCount: 0 },
+        Execution: { Id: 'arn:aws:states:sa-east-1:123456789012:execution:OnsIngestion:local', StartTime: '2026-11-25T00:00:00.000Z' },
       },
       overrides: {
+        // The sync request's ledger writes and the sync machine's start, as DynamoDB and Step Functions answer.
         taskResourceLocalHandlers: {
-          SyncDataCards: async () => ({ IngestionJob: JOB }),
-          SyncDocuments: async () => ({ IngestionJob: JOB }),
-          RecordIndexed: async () => ({}),
+          RequestSync: async () => ({}),
+          CountSyncRequest: async () => ({}),
+          StartSync: async () => ({ ExecutionArn: 'arn:aws:states:sa-east-1:123456789012:execution:Sync:1', StartDate: '2026-11-25T00:00:00.000Z' }),
         },
       },
     });
@@ -307,9 +304,10 @@ describe('the state machine (knowledgeBaseSync)', () => {
     expect(result.sync).toEqual({ skipped: 'knowledge-base sync is turned off (feature flag knowledgeBaseSync)' });
   });
 
-  test('absent (the flag on): the data cards are synced as before', async () => {
-    const { states } = await fromSync({ action: 'process', ledgerKey: { pk: 's3://raw/CURVA_CARGA_2023.csv', sk: 'null' } });
-    expect(states.slice(0, 2)).toEqual(['SyncKnowledgeBase', 'SyncDataCards']);
-    expect(states).not.toContain('SyncSkipped');
+  test('absent (the flag on): the data cards\' sync is requested as before', async () => {
+    const { states } = await fromSync({
+      action: 'process', source: { bucket: 'raw', key: 'CURVA_CARGA_2023.csv' }, ledgerKey: { pk: 's3://raw/CURVA_CARGA_2023.csv', sk: 'null' },
+    });
+    expect(states).toEqual(['SyncKnowledgeBase', 'DataCardsSource', 'RequestSync', 'CountSyncRequest', 'StartSync', 'Done']);
   });
 });
