@@ -1,5 +1,6 @@
 import { KNOWLEDGE_QUERY_OPERATION, KnowledgeQueryLimits } from '../knowledge/contract';
 import { LedgerStatus } from '../ledger/contract';
+import { DEFAULT_WEEK_RULE, WEEK_RULES } from '../ons/calendar';
 import { CATALOG } from '../ons/catalog';
 import { AGGREGATIONS, INTERVALS, TIME_SERIES_OPERATION } from '../timeseries/contract';
 
@@ -135,6 +136,12 @@ export const ROUTES: readonly ApiRoute[] = [
       },
       { name: 'interval', required: false, description: 'Aggregate by this interval (UTC buckets).', schema: { type: 'string', enum: [...INTERVALS] } },
       { name: 'aggregation', required: false, description: 'How to aggregate (needs interval; default avg).', schema: { type: 'string', enum: [...AGGREGATIONS] } },
+      {
+        name: 'week',
+        required: false,
+        description: `With interval=1w only: ons, the ONS operative week (Saturday to Friday), or iso (Monday to Sunday); default ${DEFAULT_WEEK_RULE}.`,
+        schema: { type: 'string', enum: [...WEEK_RULES] },
+      },
       token('points'),
       ...DIMENSION_PARAMETERS.map((name) => ({
         name,

@@ -50,7 +50,8 @@ export interface CalendarBucket {
   /**
    * The bucket's calendar name: `YYYY-MM-DD` (day), `YYYY-Www` (ISO week, ISO week-year), `YYYY-MM-Sn`
    * (ONS operative week n of the operative month, the month of its Friday), `YYYY-MM`, `YYYY`; for
-   * sub-day intervals the same as `local`. Names sort in time order within one interval and rule.
+   * sub-day intervals the same as `local`. Calendar names sort as text in time order; a sub-day name
+   * sorts as the ISO-8601 instant it is (as text it would not: a local hour repeats when DST ends).
    */
   readonly name: string;
 }
@@ -165,7 +166,9 @@ export function bucketOf(interval: CalendarInterval, instant: number, week: Week
  * The buckets of `interval` that meet [from, to) (UTC epoch ms), in time order: the first one holds
  * `from` (so it may start before it), the last one holds `to - 1`. Lazy: take what a page needs.
  */
-export function* bucketsCovering(interval: CalendarInterval, from: number, to: number, week: WeekRule = DEFAULT_WEEK_RULE): Generator<CalendarBucket> {
+export function* bucketsCovering(
+  interval: CalendarInterval, from: number, to: number, week: WeekRule = DEFAULT_WEEK_RULE,
+): Generator<CalendarBucket> {
   if (!(from < to)) return;
   const size = FIXED[interval];
   if (size !== undefined) {

@@ -1,4 +1,5 @@
 import { ProcessResult, SourceObject } from '../ledger/contract';
+import { CALENDAR_INTERVALS } from '../ons/calendar';
 
 /**
  * What the time-series constructs and handlers share (any engine): environment variable names and the
@@ -44,8 +45,8 @@ export const TimeSeriesEngines = {
   INFLUXDB: 'timestream-influxdb',
 } as const;
 
-/** Query intervals accepted by the query handler and the API. @internal */
-export const INTERVALS = ['1m', '5m', '15m', '30m', '1h', '1d', '1w', '1mo', '1y'] as const;
+/** Query intervals accepted by the query handler and the API: those the calendar cuts (ons/calendar.ts). @internal */
+export const INTERVALS = CALENDAR_INTERVALS;
 /** Aggregations accepted by the query handler and the API. @internal */
 export const AGGREGATIONS = ['avg', 'sum', 'min', 'max'] as const;
 

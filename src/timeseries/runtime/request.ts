@@ -1,5 +1,6 @@
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { tablesEnv } from './tables';
+import { DEFAULT_WEEK_RULE, WEEK_RULES, WeekRule } from '../../ons/calendar';
 import { CATALOG, DatasetDefinition, MeasureDefinition } from '../../ons/catalog';
 import { FeatureFlag, OPERATION_DIMENSION, PlatformMetrics } from '../../runtime/contract';
 import { flag } from '../../runtime/flags';
@@ -45,11 +46,16 @@ export interface TimeSeriesQuery {
   readonly to: string;
   readonly interval: Interval | null;
   readonly aggregation: AggregationName | null;
+  /**
+   * With `interval` `1w` only: where weeks start (`week`, default DEFAULT_WEEK_RULE, the ONS operative
+   * week); absent for any other interval. Buckets come from ons/calendar.ts.
+   */
+  readonly week?: WeekRule;
   /** The engine's page cursor, from our token (checked against this very query). */
   readonly pageToken?: string;
 }
 
-const RESERVED = ['measure', 'from', 'to', 'interval', 'aggregation', 'nextToken'];
+const RESERVED = ['measure', 'from', 'to', 'interval', 'aggregation', 'week', 'nextToken'];
 const DATASET_ID = /^[a-z0-9_]{1,64}$/;
 /**
  * Dimension values: letters (no modifier letters such as U+02BC, an apostrophe look-alike) and digits of
@@ -112,6 +118,9 @@ export function parseRequest(
   let aggregation = params.aggregation === undefined ? null : oneOf('aggregation', params.aggregation, AGGREGATIONS);
   if (aggregation && !interval) throw bad('aggregation needs an interval');
   if (interval && !aggregation) aggregation = 'avg';
+  const weekParam = params.week === undefined ? undefined : oneOf('week', params.week, WEEK_RULES);
+  if (weekParam && interval !== '1w') throw bad('week applies only to interval=1w');
+  const week = interval === '1w' ? weekParam ?? DEFAULT_WEEK_RULE : undefined;
 
   const q: TimeSeriesQuery = {
     dataset,
@@ -123,6 +132,7 @@ export function parseRequest(
     to: new Date(to).toISOString(),
     interval,
     aggregation,
+    ...(week ? { week } : {}),
   };
   if (params.nextToken === undefined) return q;
   return { ...q, pageToken: pageTokens.decode(params.nextToken, queryKey(q)) };
