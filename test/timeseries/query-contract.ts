@@ -428,6 +428,10 @@ export function describeQueryContract(engine: QueryEngine): QueryContext {
       ['aggregation: not offered', 'curva_carga', { ...RANGE, interval: '1h', aggregation: 'count' }, 'InvalidParameter'],
       ['aggregation: another function', 'curva_carga', { ...RANGE, interval: '1h', aggregation: 'percentile' }, 'InvalidParameter'],
       ['aggregation: without interval', 'curva_carga', { ...RANGE, aggregation: 'sum' }, 'InvalidParameter'],
+      ['week: quote', 'curva_carga', { ...RANGE, interval: '1w', week: "iso' OR '1'='1" }, 'InvalidParameter'],
+      ['week: not offered', 'curva_carga', { ...RANGE, interval: '1w', week: 'sunday' }, 'InvalidParameter'],
+      ['week: upper case', 'curva_carga', { ...RANGE, interval: '1w', week: 'ONS' }, 'InvalidParameter'],
+      ['week: with another interval', 'curva_carga', { ...RANGE, interval: '1d', week: 'iso' }, 'InvalidParameter'],
       // page tokens
       ['nextToken: not base64url', 'curva_carga', { ...RANGE, nextToken: "abc'; --" }, 'InvalidNextToken'],
       ['nextToken: not JSON', 'curva_carga', { ...RANGE, nextToken: Buffer.from('hello').toString('base64url') }, 'InvalidNextToken'],
