@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   bucketBoundaries, bucketOf, bucketsCovering, CALENDAR_INTERVALS, CalendarBucket, CalendarInterval, DEFAULT_WEEK_RULE,
-  offsetPeriods, WeekRule,
+  isCalendarInterval, offsetPeriods, WeekRule,
 } from '../../src/ons/calendar';
 import { ONS_DATA } from '../ons-data';
 
@@ -140,6 +140,26 @@ describe('days, months and years are the civil calendar of America/Sao_Paulo', (
     ]);
     // 2019 began in DST and ended without: 365 days and 1 hour.
     expect(span(bucketOf('1y', Date.UTC(2019, 5, 1)))).toBe(365 * 24 + 1);
+  });
+});
+
+describe('the whole range the API accepts, 1900 to 2100', () => {
+  test('local days are contiguous and last 23, 24 or 25 hours, but 1 January 1914, when local mean time (-03:06:28) ended', () => {
+    const days = [...bucketsCovering('1d', Date.UTC(1900, 0, 1), Date.UTC(2100, 0, 1))];
+    // 00:00Z of 1 January 1900 is still 31 December 1899 in Brasília.
+    expect(days[0].name).toBe('1899-12-31');
+    expect(days.slice(1).filter((b, i) => b.start !== days[i].end)).toEqual([]);
+    const odd = days.filter((b) => ![23, 24, 25].includes(span(b))).map((b) => [b.name, iso(b.start), span(b).toFixed(4)]);
+    // tzdata: LMT until 1914-01-01 00:00 local (03:06:28Z), then -03:00: that day starts at 00:06:28 and has 23 h 53 min 32 s.
+    expect(odd).toEqual([['1914-01-01', '1914-01-01T03:06:28.000Z', (23 + 53 / 60 + 32 / 3600).toFixed(4)]]);
+    // As many 23-hour days as 25-hour ones: every DST season that began also ended.
+    expect(days.filter((b) => span(b) === 23).length).toBe(days.filter((b) => span(b) === 25).length);
+  });
+
+  test('an empty range has no buckets; isCalendarInterval tells the local-calendar intervals from the UTC steps', () => {
+    expect([...bucketsCovering('1d', Date.UTC(2013, 0, 1), Date.UTC(2013, 0, 1))]).toEqual([]);
+    expect(bucketBoundaries('1mo', Date.UTC(2013, 1, 1), Date.UTC(2013, 0, 1))).toEqual([]);
+    expect(CALENDAR_INTERVALS.filter(isCalendarInterval)).toEqual(['1d', '1w', '1mo', '1y']);
   });
 });
 
