@@ -163,5 +163,24 @@ export const InfluxDbEnv = {
   REQUEST_TIMEOUT_MS: 'ONS_INFLUX_REQUEST_TIMEOUT_MS',
 } as const;
 
+/**
+ * Environment of the lake engine's query handler (Athena over the processed zone), on top of `TimeSeriesEnv`
+ * (`DATABASE` is the Glue database, `TABLES` maps each served dataset id to the Glue view the handler reads,
+ * its `<dataset>_current` view of current rows, and `MAX_POINTS` is 1 to 999).
+ * @internal
+ */
+export const LakeQueryEnv = {
+  /** The Athena workgroup every query runs in (its result location, encryption and BytesScannedCutoffPerQuery apply). */
+  WORK_GROUP: 'ONS_LAKE_WORK_GROUP',
+  /** Optional: endpoint override of the Athena client (tests, VPC endpoints). */
+  ATHENA_ENDPOINT: 'ONS_LAKE_ATHENA_ENDPOINT',
+  /** Optional: ms a request may wait for its query before it is stopped and answered 504 (default 25000, under API Gateway's 29 s). */
+  DEADLINE_MS: 'ONS_LAKE_QUERY_DEADLINE_MS',
+  /** Optional: first wait in ms between GetQueryExecution polls, doubled up to 1000 (default 100). */
+  POLL_DELAY_MS: 'ONS_LAKE_POLL_DELAY_MS',
+  /** Optional: minutes Athena may answer from an earlier identical query's results (0 to 10080, default 60). */
+  RESULT_REUSE_MINUTES: 'ONS_LAKE_RESULT_REUSE_MINUTES',
+} as const;
+
 /** The `operationId` of `GET /timeseries/{dataset}` in the route table, and the `operation` dimension of its QueryLatency. @internal */
 export const TIME_SERIES_OPERATION = 'getTimeSeries';
