@@ -181,6 +181,7 @@ export class LocalAthena {
   private readonly server = new LocalHttpServer((req, res) => this.handle(req, res), { keepAliveTimeoutMs: 60_000 });
   private readonly byToken = new Map<string, LocalQuery>();
   private throttleNext = 0;
+  private readonly faults: Array<{ operation: string; error: AthenaError }> = [];
 
   constructor(private readonly props: LocalAthenaProps) {
     const glue = props.template.findResources('AWS::Glue::Table');
@@ -218,6 +219,17 @@ export class LocalAthena {
       throw new Error(`BytesScannedCutoffPerQuery: at least ${MIN_BYTES_SCANNED_CUTOFF} bytes, got ${bytes}`);
     }
     this.bytesScannedCutoffPerQuery = bytes;
+  }
+
+  /** The next call of `operation` answers this error instead (an error the client does not expect, e.g. AccessDeniedException). */
+  failNext(operation: string, type: string, message: string, status = 400): void {
+    this.faults.push({ operation, error: new AthenaError(type, message, {}, status) });
+  }
+
+  /** Forgets planned faults and throttling (what is recorded stays). */
+  clearFaults(): void {
+    this.faults.length = 0;
+    this.throttleNext = 0;
   }
 
   /** The next `count` StartQueryExecution calls are throttled (TooManyRequestsException). */
@@ -263,6 +275,8 @@ export class LocalAthena {
   }
 
   private answer(operation: string, body: any): unknown {
+    const fault = this.faults.findIndex((f) => f.operation === operation);
+    if (fault >= 0) throw this.faults.splice(fault, 1)[0].error;
     switch (operation) {
       case 'StartQueryExecution': return { QueryExecutionId: this.startQuery(body).id };
       case 'GetQueryExecution': return { QueryExecution: this.describe(this.query(body.QueryExecutionId), true) };

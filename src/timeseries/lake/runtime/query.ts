@@ -99,11 +99,11 @@ const identifier = (name: string): string => `"${safeIdentifier(name).replace(/"
 /** An execution parameter as a string literal: "To treat SQL execution parameters as strings, they must be enclosed in single quotes" (Athena user guide). */
 const stringParameter = (value: string): string => `'${value.replace(/'/g, "''")}'`;
 
-/** Year and month (Brasília civil time) of an instant, as YYYYMM. */
-function localYearMonth(ms: number): { year: number; yearMonth: number } {
+/** Year and month (Brasília civil time, historical DST included) of an instant: its partition. */
+function localYearMonth(ms: number): { year: number; month: number } {
   const parts = Object.fromEntries(new Intl.DateTimeFormat('en-CA', { timeZone: PARTITION_ZONE, year: 'numeric', month: '2-digit' })
     .formatToParts(new Date(ms)).map((p) => [p.type, p.value]));
-  return { year: Number(parts.year), yearMonth: Number(parts.year) * 100 + Number(parts.month) };
+  return { year: Number(parts.year), month: Number(parts.month) };
 }
 
 /** A request as Athena runs it: SQL text with `?` placeholders, and their values in order. */
@@ -118,10 +118,11 @@ export function buildSql(q: TimeSeriesQuery, database: string): LakeSql {
   const measure = identifier(q.measure.name);
   const [from, to] = [Date.parse(q.from), Date.parse(q.to)];
   const [first, last] = [localYearMonth(from), localYearMonth(to - 1)];
-  // The partition columns first: `year` alone is a range Athena prunes by; year*100+month cuts the months.
+  // The partition columns first, each compared alone (what partition pruning evaluates): the years, then the months of the first and last.
   const where: Array<[string, string[]]> = [
     ['"year" BETWEEN ? AND ?', [String(first.year), String(last.year)]],
-    ['"year" * 100 + "month" BETWEEN ? AND ?', [String(first.yearMonth), String(last.yearMonth)]],
+    ['("year" > ? OR "month" >= ?)', [String(first.year), String(first.month)]],
+    ['("year" < ? OR "month" <= ?)', [String(last.year), String(last.month)]],
     ['"time" >= from_iso8601_timestamp(?)', [stringParameter(q.from)]],
     ['"time" < from_iso8601_timestamp(?)', [stringParameter(q.to)]],
     [`${measure} IS NOT NULL`, []],
