@@ -130,7 +130,9 @@ function expectedPages(points: readonly StoredPoint[], dataset: string, query: R
  * a `reference`, a value within 12 significant digits of the reference's point at the same place is taken as
  * that (rounding alone would tell 8613.711416665 - 1e-12 from 8613.711416665 + 1e-12 apart).
  */
-function comparable(pages: ReadonlyArray<TimeSeriesResponse | ComparablePage>, rounded: boolean, reference?: readonly ComparablePage[]): ComparablePage[] {
+function comparable(
+  pages: ReadonlyArray<TimeSeriesResponse | ComparablePage>, rounded: boolean, reference?: readonly ComparablePage[],
+): ComparablePage[] {
   return pages.map((page, i) => {
     const { nextToken, more, ...rest } = page as TimeSeriesResponse & { more?: boolean };
     const round = (value: number | null, j: number): number | null => {
