@@ -208,6 +208,15 @@ describe('bounded time and bounded bytes', () => {
     }
   });
 
+  test('polls that keep failing (throttled past the SDK retries): 503, and the query is stopped', async () => {
+    for (let i = 0; i < 3; i++) athena.failNext('GetQueryExecution', 'ThrottlingException', 'Rate exceeded');
+    const { status, body } = await call('curva_carga', { ...RANGE, interval: '1w' });
+    expect({ status, code: body.error.code }).toEqual({ status: 503, code: 'ServiceUnavailable' });
+    const query = athena.queries.at(-1)!;
+    expect(query.state).toBe('CANCELLED');
+    expect(athena.requests.slice(sinceReset).map((r) => r.operation)).toEqual(['StartQueryExecution', ...Array(3).fill('GetQueryExecution'), 'StopQueryExecution']);
+  });
+
   test("over the workgroup's bytes-scanned cutoff: 400 that asks for a narrower period; one year runs", async () => {
     // 25 years of curva_carga: the 2023 partitions the processor wrote, also under 1999..2022.
     const history = join(scratch, 'history');

@@ -32,7 +32,10 @@ const CATALOG = 'AwsDataCatalog';
 const MAX_RESULTS = 1000;
 /** ResultReuseByAgeConfiguration.MaxAgeInMinutes: 0 to 10080, default 60 (API reference, ResultReuseByAgeConfiguration). */
 const MAX_REUSE_MINUTES = 10_080;
-/** API Gateway's REST integration timeout is at most 29 s (API Gateway quotas): the query must be answered or stopped well before. */
+/**
+ * API Gateway's REST integration timeout: 50 ms to 29 s by default (API Gateway quotas; raisable only for Regional
+ * and private REST APIs): the query is answered or stopped well before, leaving time for GetQueryResults.
+ */
 const DEFAULT_DEADLINE_MS = 25_000;
 const MAX_POLL_DELAY_MS = 1000;
 /**
@@ -198,17 +201,24 @@ async function execute(client: AthenaClient, s: LakeSql, config: LakeQueryConfig
     ResultReuseConfiguration: { ResultReuseByAgeConfiguration: { Enabled: config.reuseMinutes > 0, MaxAgeInMinutes: config.reuseMinutes } },
   })));
   if (!id) throw new Error('StartQueryExecution returned no QueryExecutionId');
+  // Stopped whenever this request gives up on it (deadline, polls failing), so that it scans and bills no more.
+  const stop = () => client.send(new StopQueryExecutionCommand({ QueryExecutionId: id })).then(() => undefined, () => undefined);
   let delay = config.pollDelayMs;
   for (;;) {
     const wait = Math.min(delay, deadline - Date.now());
     if (wait > 0) await sleep(wait);
-    const execution = (await send(() => client.send(new GetQueryExecutionCommand({ QueryExecutionId: id })))).QueryExecution;
+    let execution: QueryExecution | undefined;
+    try {
+      execution = (await send(() => client.send(new GetQueryExecutionCommand({ QueryExecutionId: id })))).QueryExecution;
+    } catch (error) {
+      await stop();
+      throw error;
+    }
     const state = execution?.Status?.State;
     if (state === 'SUCCEEDED') return id;
     if (state === 'FAILED' || state === 'CANCELLED') throw failure(id, execution);
     if (Date.now() >= deadline) {
-      // Stopped so that it bills no more; the answer names the query for the operator.
-      await client.send(new StopQueryExecutionCommand({ QueryExecutionId: id })).catch(() => undefined);
+      await stop();
       throw new RequestError(504, 'QueryTimeout', `the query did not finish in time and was cancelled (query id ${id}); retry with a narrower period or a coarser interval`);
     }
     delay = Math.min(delay * 2, MAX_POLL_DELAY_MS);
