@@ -9,6 +9,7 @@ import { DataLake, PlatformStage } from '../../../src';
 import { currentViewName } from '../../../src/lake/tables';
 import { CATALOG } from '../../../src/ons/catalog';
 import { LakeQueryEnv, TimeSeriesEnv } from '../../../src/timeseries/contract';
+import { queryConfigFromEnv } from '../../../src/timeseries/lake/runtime/query';
 import { encodeToken } from '../../../src/timeseries/runtime/request';
 import { ENV } from '../../helpers';
 import { BUCKETS, getBytes } from '../../ingestion/local-aws';
@@ -256,4 +257,42 @@ describe('bounded time and bounded bytes', () => {
 test('pages hold MAX_POINTS points', async () => {
   const { body } = await call('curva_carga', RANGE);
   expect(body.points).toHaveLength(MAX_POINTS);
+});
+
+describe('configuration', () => {
+  const names = [...Object.values(LakeQueryEnv), TimeSeriesEnv.DATABASE, TimeSeriesEnv.MAX_POINTS];
+  let saved: Record<string, string | undefined>;
+  beforeEach(() => {
+    saved = Object.fromEntries(names.map((n) => [n, process.env[n]]));
+  });
+  afterEach(() => {
+    for (const name of names) {
+      if (saved[name] === undefined) delete process.env[name];
+      else process.env[name] = saved[name];
+    }
+  });
+
+  test.each<[string, Record<string, string | undefined>, string]>([
+    ['no workgroup', { [LakeQueryEnv.WORK_GROUP]: undefined }, `${LakeQueryEnv.WORK_GROUP} is not set`],
+    ['a deadline past API Gateway\'s limit', { [LakeQueryEnv.DEADLINE_MS]: '29000' }, `${LakeQueryEnv.DEADLINE_MS} must be an integer from 1 to 25000`],
+    ['a reuse age past Athena\'s 10080 minutes', { [LakeQueryEnv.RESULT_REUSE_MINUTES]: '10081' }, `${LakeQueryEnv.RESULT_REUSE_MINUTES} must be an integer from 0 to 10080`],
+    ['a poll delay that is not a number', { [LakeQueryEnv.POLL_DELAY_MS]: 'soon' }, `${LakeQueryEnv.POLL_DELAY_MS} must be an integer from 1 to 1000`],
+  ])('%s: an error naming the variable', (_name, env, message) => {
+    process.env[TimeSeriesEnv.DATABASE] = 'db';
+    process.env[LakeQueryEnv.WORK_GROUP] = 'wg';
+    for (const [k, v] of Object.entries(env)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+    expect(() => queryConfigFromEnv()).toThrow(message);
+  });
+
+  test('result reuse off with 0 minutes; pages capped at 999 points (the header row shares the first 1000)', () => {
+    process.env[TimeSeriesEnv.DATABASE] = 'db';
+    process.env[LakeQueryEnv.WORK_GROUP] = 'wg';
+    process.env[LakeQueryEnv.RESULT_REUSE_MINUTES] = '0';
+    process.env[TimeSeriesEnv.MAX_POINTS] = '5000';
+    delete process.env[LakeQueryEnv.DEADLINE_MS];
+    expect(queryConfigFromEnv()).toMatchObject({ database: 'db', workGroup: 'wg', reuseMinutes: 0, maxPoints: 999, deadlineMs: 25_000 });
+  });
 });
