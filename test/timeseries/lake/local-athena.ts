@@ -477,7 +477,7 @@ export class LocalAthena {
       StatementType: 'DML',
       QueryExecutionContext: { Database: query.database, Catalog: query.catalog },
       WorkGroup: query.workGroup,
-      ExecutionParameters: query.parameters.length ? query.parameters : undefined,
+      // Not returned: "The list of parameters is not returned in the response" (API reference, QueryExecution.ExecutionParameters).
       ResultConfiguration: { OutputLocation: `s3://local-athena-results/${query.id}.csv` },
       ResultReuseConfiguration: query.reuse
         ? { ResultReuseByAgeConfiguration: { Enabled: query.reuse.enabled, MaxAgeInMinutes: query.reuse.maxAgeInMinutes } } : undefined,

@@ -8,6 +8,7 @@ import { LocalAthena } from './local-athena';
 import { DataLake, PlatformStage } from '../../../src';
 import { currentViewName } from '../../../src/lake/tables';
 import { CATALOG } from '../../../src/ons/catalog';
+import { checksum } from '../../../src/runtime/page-token';
 import { LakeQueryEnv, TimeSeriesEnv } from '../../../src/timeseries/contract';
 import { queryConfigFromEnv } from '../../../src/timeseries/lake/runtime/query';
 import { encodeToken } from '../../../src/timeseries/runtime/request';
@@ -130,8 +131,10 @@ describe('the SQL and execution parameters as sent', () => {
   ])('%s', async (_name, dataset, query, sql, parameters) => {
     const { status } = await call(dataset, query);
     expect(status).toBe(200);
+    const text = sql.replace(/"DB"/g, `"${athena.database}"`);
     expect(starts()).toEqual([{
-      QueryString: sql.replace(/"DB"/g, `"${athena.database}"`),
+      // Ends with the digest of the text and the parameters, which binds a page cursor to them.
+      QueryString: `${text} /* ons-query ${checksum(JSON.stringify([text, parameters]), 'hex', 32)} */`,
       ExecutionParameters: parameters,
       QueryExecutionContext: { Catalog: 'AwsDataCatalog', Database: athena.database },
       WorkGroup: athena.workGroup,
@@ -158,7 +161,10 @@ describe('injection attempts that pass validation are inert: parameter values, t
     expect(attempt.status).toBe(200);
     expect(attempt.body.points).toEqual([]);
     const [sent, tried] = starts();
-    expect(tried.QueryString).toBe(sent.QueryString);
+    // The same text but for the digest of the parameters.
+    const untagged = (text: string) => text.replace(/ \/\* ons-query [0-9a-f]{32} \*\/$/, '');
+    expect(untagged(tried.QueryString)).toBe(untagged(sent.QueryString));
+    expect(untagged(tried.QueryString)).not.toBe(tried.QueryString);
     expect(tried.ExecutionParameters).toEqual([...RANGE_PARAMETERS, `'${value}'`]);
   });
 });

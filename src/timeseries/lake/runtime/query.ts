@@ -2,7 +2,7 @@ import {
   AthenaClient, GetQueryExecutionCommand, GetQueryResultsCommand, QueryExecution, StartQueryExecutionCommand, StopQueryExecutionCommand,
 } from '@aws-sdk/client-athena';
 import { RequestError } from '../../../runtime/http';
-import { invalidToken } from '../../../runtime/page-token';
+import { checksum, invalidToken } from '../../../runtime/page-token';
 import { traced } from '../../../runtime/telemetry';
 import { LakeQueryEnv, TimeSeriesEnv, TimeSeriesPoint, TimeSeriesResponse } from '../../contract';
 import {
@@ -113,6 +113,8 @@ function localYearMonth(ms: number): { year: number; month: number } {
 export interface LakeSql {
   readonly sql: string;
   readonly parameters: string[];
+  /** The comment ending `sql`: a digest of the text and the parameters. */
+  readonly tag: string;
 }
 
 /** The SQL of a validated request: identifiers from the catalog and configuration; every user value a `?` parameter. */
@@ -132,27 +134,26 @@ export function buildSql(q: TimeSeriesQuery, database: string): LakeSql {
     ...q.filters.map(([name, value]): [string, string[]] => [`${identifier(name)} = ?`, [stringParameter(value)]]),
   ];
   const source = `${identifier(database)}.${identifier(q.table)}`;
-  const condition = `WHERE ${where.map(([c]) => c).join(' AND ')}`;
   const parameters = where.flatMap(([, p]) => p);
+  const condition = `WHERE ${where.map(([c]) => c).join(' AND ')}`;
   // Nulls last, as the other engines order a missing dimension.
   const orderDims = dims.map((d) => `${d} NULLS LAST`);
+  let sql: string;
   if (!q.interval) {
-    return {
-      sql: [`SELECT "time", ${[...dims, `${measure} AS "value"`].join(', ')}`, `FROM ${source}`, condition,
-        `ORDER BY ${['"time"', ...orderDims].join(', ')}`].join(' '),
-      parameters,
-    };
+    sql = [`SELECT "time", ${[...dims, `${measure} AS "value"`].join(', ')}`, `FROM ${source}`, condition,
+      `ORDER BY ${['"time"', ...orderDims].join(', ')}`].join(' ');
+  } else {
+    const bucket = bucketSql(q.interval);
+    sql = [`SELECT ${bucket} AS "bucket", ${[...dims, `${q.aggregation}(${measure}) AS "value"`].join(', ')}`, `FROM ${source}`, condition,
+      `GROUP BY ${[bucket, ...dims].join(', ')}`, `ORDER BY ${['"bucket"', ...orderDims].join(', ')}`].join(' ');
   }
-  const bucket = bucketSql(q.interval);
-  return {
-    sql: [`SELECT ${bucket} AS "bucket", ${[...dims, `${q.aggregation}(${measure}) AS "value"`].join(', ')}`, `FROM ${source}`, condition,
-      `GROUP BY ${[bucket, ...dims].join(', ')}`, `ORDER BY ${['"bucket"', ...orderDims].join(', ')}`].join(' '),
-    parameters,
-  };
+  // GetQueryExecution returns the text but not the parameters: a digest of both in the text binds a page cursor to them.
+  const tag = `/* ons-query ${checksum(JSON.stringify([sql, parameters]), 'hex', 32)} */`;
+  return { sql: `${sql} ${tag}`, parameters, tag };
 }
 
 /** What a page token is bound to: the SQL text and its parameters. */
-export const queryKeyOf = (s: LakeSql): string => JSON.stringify([s.sql, s.parameters]);
+export const queryKeyOf = (s: Pick<LakeSql, 'sql' | 'parameters'>): string => JSON.stringify([s.sql, s.parameters]);
 
 /** Our cursor: the query execution whose results are paged, and Athena's NextToken in them. */
 interface Cursor {
@@ -236,7 +237,7 @@ function failure(id: string, execution: QueryExecution | undefined): Error {
   return error;
 }
 
-/** The next page's cursor must belong to this very query (same text, parameters and workgroup), and have succeeded. */
+/** The next page's cursor must belong to this very query (same text and digest of its parameters, same workgroup), and have succeeded. */
 async function checkCursor(client: AthenaClient, cursor: Cursor, s: LakeSql, config: LakeQueryConfig): Promise<void> {
   let execution: QueryExecution | undefined;
   try {
@@ -246,8 +247,10 @@ async function checkCursor(client: AthenaClient, cursor: Cursor, s: LakeSql, con
     if ((error as Error).name === 'InvalidRequestException') throw invalidToken('nextToken has expired or is not valid for this query');
     throw error;
   }
-  const same = execution?.Query === s.sql && JSON.stringify(execution?.ExecutionParameters ?? []) === JSON.stringify(s.parameters)
-    && execution?.WorkGroup === config.workGroup && execution?.Status?.State === 'SUCCEEDED';
+  // The parameters are not returned ("The list of parameters is not returned in the response", API reference,
+  // QueryExecution): the text's digest comment stands for them.
+  // (Compared by the tag, whether Athena reports the text as sent or with the parameters in it.)
+  const same = !!execution?.Query?.includes(s.tag) && execution?.WorkGroup === config.workGroup && execution?.Status?.State === 'SUCCEEDED';
   if (!same) throw invalidToken('nextToken has expired or is not valid for this query');
 }
 
