@@ -39,10 +39,11 @@ const MAX_REUSE_MINUTES = 10_080;
 const DEFAULT_DEADLINE_MS = 25_000;
 const MAX_POLL_DELAY_MS = 1000;
 /**
- * The reason Athena gives a query the workgroup's BytesScannedCutoffPerQuery stopped ("Configure per-query and
- * per-workgroup data usage controls": the query is cancelled; Athena reports "Bytes scanned limit was exceeded").
+ * The reason of a query the workgroup's BytesScannedCutoffPerQuery stopped: the user guide ("Configure per-query and
+ * per-workgroup data usage controls") says only that it "is canceled"; Athena reports "Bytes scanned limit was
+ * exceeded" (FAILED or CANCELLED: both are read here).
  */
-const BYTES_SCANNED_LIMIT = /bytes scanned limit/i;
+const BYTES_SCANNED_LIMIT = /bytes scanned limit|data usage limit/i;
 /** Brasília civil time: the zone the processed zone's year/month partitions are cut in (src/ons/layout.ts). */
 const PARTITION_ZONE = 'America/Sao_Paulo';
 
