@@ -11,7 +11,9 @@ import {
 
 /**
  * `GET /timeseries/{dataset}` on the lake: Trino SQL run by Amazon Athena in the platform's workgroup over a
- * dataset's `<dataset>_current` Glue view (the newest source version of every (series, instant)). Identifiers come
+ * dataset's `<dataset>_current` Glue view, which `TABLES` names (the construct maps each dataset id to
+ * `currentViewName(id)`): the rows read are one per (series, instant), that of the newest source version
+ * (CURRENT_ROW_ORDER in src/ons/layout.ts), never an older revision beside it. Identifiers come
  * only from the catalog and the configuration (`TABLES`); every user value is an Athena execution parameter (`?`,
  * which Athena takes only in the WHERE clause: "Use parameterized queries", Athena user guide). The year/month
  * partition columns (Brasília time) are filtered too, so Athena reads only the months asked for.
