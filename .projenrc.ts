@@ -231,4 +231,12 @@ const benchTracing = project.addTask('bench:tracing', {
 benchTracing.exec('esbuild bench/tracing.ts --bundle --platform=node --target=node20 --log-level=warning --outfile=node_modules/.cache/bench/tracing.js');
 benchTracing.exec('node node_modules/.cache/bench/tracing.js', { receiveArgs: true });
 
+// The lake engine: Parquet bytes each typical request's partition filter selects (Athena's bill), and the local engine's time against no pruning.
+const benchLake = project.addTask('bench:lake', {
+  description: 'Benchmark the lake engine on 25 years of curva_carga and a year of geracao_usina_2: bytes selected and cost per 1,000 requests on Athena, local DuckDB time with and without partition pruning; prints JSON',
+});
+if (bundle) benchLake.spawn(bundle);
+// ts-node, not a bundle: DuckDB is a native module (the local Athena runs it in process).
+benchLake.exec('ts-node --transpile-only --project tsconfig.dev.json bench/lake-query.ts', { receiveArgs: true });
+
 project.synth();

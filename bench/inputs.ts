@@ -206,7 +206,8 @@ function skippedWallTimes(year: number): Array<[number, number]> {
   return gaps;
 }
 
-function buildCurvaCarga(path: string, minBytes: number): Built {
+/** CURVA_CARGA_2023.csv split into its header and rows (cells), and the index of its time column. */
+function curvaCarga2023(): { header: string; body: string[][]; timeIndex: number } {
   const text = readFileSync(join(dataDir(), 'CURVA_CARGA_2023.csv'), 'utf8');
   const lines = text.split('\n').filter((l) => l.length > 0);
   const header = lines[0];
@@ -217,25 +218,36 @@ function buildCurvaCarga(path: string, minBytes: number): Built {
     if (!cells[timeIndex].startsWith('2023-')) throw new Error(`unexpected time in CURVA_CARGA_2023.csv: ${l}`);
     return cells;
   });
+  return { header, body, timeIndex };
+}
+
+/** The rows of CURVA_CARGA_2023.csv shifted to `year`, without the local times that year's DST start skips. */
+function shiftedCurvaCargaRows(body: readonly string[][], timeIndex: number, year: number): string[] {
+  const gaps = skippedWallTimes(year);
+  const chunk: string[] = [];
+  for (const cells of body) {
+    const time = `${year}${cells[timeIndex].slice(4)}`;
+    if (gaps.length > 0) {
+      const m = /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})$/.exec(time)!;
+      const wall = Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6]);
+      if (gaps.some(([from, to]) => wall >= from && wall < to)) continue;
+    }
+    const copy = cells.slice();
+    copy[timeIndex] = time;
+    chunk.push(copy.join(';'));
+  }
+  return chunk;
+}
+
+function buildCurvaCarga(path: string, minBytes: number): Built {
+  const { header, body, timeIndex } = curvaCarga2023();
   const out = new Output(path);
   out.write(`${header}\n`);
   let rows = 0;
   for (let year = 2023; out.bytes < minBytes; year--) {
     if (year < 1800) throw new Error('ran out of years before reaching the target size');
-    const gaps = skippedWallTimes(year);
-    const chunk: string[] = [];
-    for (const cells of body) {
-      const time = `${year}${cells[timeIndex].slice(4)}`;
-      if (gaps.length > 0) {
-        const m = /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})$/.exec(time)!;
-        const wall = Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6]);
-        if (gaps.some(([from, to]) => wall >= from && wall < to)) continue;
-      }
-      const copy = cells.slice();
-      copy[timeIndex] = time;
-      chunk.push(copy.join(';'));
-      rows++;
-    }
+    const chunk = shiftedCurvaCargaRows(body, timeIndex, year);
+    rows += chunk.length;
     out.write(`${chunk.join('\n')}\n`);
   }
   out.close();
@@ -506,4 +518,86 @@ function buildGeracaoUsina(path: string, minBytes: number): Built {
   out.close();
   if (out.bytes < minBytes) throw new Error(`generator bug: GERACAO_USINA-2 input is ${out.bytes} bytes, below ${minBytes}`);
   return { bytes: out.bytes, rows: count * HOURS };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The lake engine's inputs (bench/lake-query.ts): files as ONS publishes them, one per year or month
+
+/** Hourly load of each subsystem in one month of CURVA_CARGA_2023.csv, divided by its mean over that month. */
+function monthSignal(month: number): Record<string, number[]> {
+  const { header, body } = curvaCarga2023();
+  const columns = header.split(';');
+  const [sub, time, value] = ['id_subsistema', 'din_instante', 'val_cargaenergiahomwmed'].map((c) => columns.indexOf(c));
+  const hours = new Date(Date.UTC(2023, month, 0)).getUTCDate() * 24;
+  const prefix = `2023-${String(month).padStart(2, '0')}-`;
+  const signal: Record<string, number[]> = {};
+  for (const cells of body) {
+    if (!cells[time].startsWith(prefix)) continue;
+    const m = /^\d{4}-\d{2}-(\d{2}) (\d{2}):/.exec(cells[time])!;
+    (signal[cells[sub]] ??= [])[(+m[1] - 1) * 24 + +m[2]] = Number(cells[value]);
+  }
+  for (const [id, values] of Object.entries(signal)) {
+    if (values.length !== hours || values.some((v) => !Number.isFinite(v))) throw new Error(`CURVA_CARGA_2023.csv: month ${month} of ${id} is incomplete`);
+    const mean = values.reduce((s, v) => s + v, 0) / values.length;
+    signal[id] = values.map((v) => v / mean);
+  }
+  return signal;
+}
+
+/** One month of GERACAO_USINA-2 (`year` must have no DST: every local hour exists once), plants driven by that month of CURVA_CARGA_2023. */
+function buildGeracaoUsinaMonth(path: string, list: readonly Plant[], year: number, month: number): Built {
+  const signal = monthSignal(month);
+  const hours = new Date(Date.UTC(year, month, 0)).getUTCDate() * 24;
+  const ym = `${year}-${String(month).padStart(2, '0')}`;
+  const hourText = (h: number) => `${ym}-${String(Math.floor(h / 24) + 1).padStart(2, '0')} ${String(h % 24).padStart(2, '0')}:00:00`;
+  const out = new Output(path);
+  out.write(`${GERACAO_HEADER}\n`);
+  const random = prng(42 + month);
+  for (let h = 0; h < hours; h++) {
+    out.write(list.map((p) => `${hourText(h)}${p.fields}${formatValue(generation(p, h, signal[p.subsystem], random() * 2 - 1), p.style)}\n`).join(''));
+  }
+  out.close();
+  return { bytes: out.bytes, rows: list.length * hours };
+}
+
+export interface LakeInputOptions {
+  /** Years of CURVA_CARGA, each its own yearly file (as ONS publishes it). */
+  readonly curvaYears: readonly number[];
+  /** Year of the GERACAO_USINA-2 monthly files (without DST: 2019 onwards). */
+  readonly geracaoYear: number;
+  /** Plants in each GERACAO_USINA-2 hour. */
+  readonly plants: number;
+}
+
+/**
+ * The lake bench's inputs, cached under `lake-<version>/`: one CURVA_CARGA_YYYY.csv per year (CURVA_CARGA_2023.csv
+ * shifted, as for the `curva` input) and twelve GERACAO_USINA-2_YYYY_MM.csv (ONS publishes that dataset monthly
+ * since 2022), each hour holding the same `plants` plants.
+ */
+export async function prepareLakeInputs(options: LakeInputOptions, log: Log): Promise<{ curva: BenchInput[]; geracao: BenchInput[] }> {
+  if (options.geracaoYear < 2019) throw new Error('geracaoYear: from 2019 (Brazil has had no daylight saving time since), so every local hour exists once');
+  const root = join(cacheRoot(), `lake-${GENERATOR_VERSION}`);
+  const curva: BenchInput[] = [];
+  let source: ReturnType<typeof curvaCarga2023> | undefined;
+  for (const year of options.curvaYears) {
+    const name = `CURVA_CARGA_${year}.csv`;
+    curva.push(await cached(join(root, 'curva', name), `CURVA_CARGA_2023.csv shifted to ${year}`, 'curva', log, (path) => {
+      source ??= curvaCarga2023();
+      const rows = shiftedCurvaCargaRows(source.body, source.timeIndex, year);
+      const text = `${source.header}\n${rows.join('\n')}\n`;
+      writeFileSync(path, text);
+      return { bytes: Buffer.byteLength(text), rows: rows.length };
+    }));
+  }
+  const geracao: BenchInput[] = [];
+  let list: Plant[] | undefined;
+  for (let month = 1; month <= 12; month++) {
+    const name = `GERACAO_USINA-2_${options.geracaoYear}_${String(month).padStart(2, '0')}.csv`;
+    const description = `GERACAO_USINA-2 shape, ${options.plants} plants, each hour of the month; profile from CURVA_CARGA_2023 (month ${month})`;
+    geracao.push(await cached(join(root, `geracao-${options.plants}`, name), description, 'geracao', log, (path) => {
+      list ??= plants(options.plants).sort((a, b) => (a.subsystem + a.fields).localeCompare(b.subsystem + b.fields));
+      return buildGeracaoUsinaMonth(path, list, options.geracaoYear, month);
+    }));
+  }
+  return { curva, geracao };
 }
