@@ -318,10 +318,17 @@ function requests(year: number, first: number, filter: Record<string, string>): 
   ];
 }
 
-/** The same rows, values to 12 significant digits (a sum over files read in another order differs in its last bits). */
-function sameRows(a: ReadonlyArray<ReadonlyArray<string | undefined>>, b: ReadonlyArray<ReadonlyArray<string | undefined>>): boolean {
-  const cell = (v: string | undefined) => (v !== undefined && v !== '' && Number.isFinite(Number(v)) ? Number(v).toPrecision(12) : v);
-  return a.length === b.length && a.every((row, i) => row.length === b[i].length && row.every((v, j) => cell(v) === cell(b[i][j])));
+/** Where two results differ, numbers equal to a relative 1e-12 (a sum over files read in another order differs in its last bits). */
+type Rows = ReadonlyArray<ReadonlyArray<string | undefined>>;
+function firstDifference(a: Rows, b: Rows): string | undefined {
+  const num = (v: string | undefined) => (v !== undefined && v !== '' && Number.isFinite(Number(v)) ? Number(v) : undefined);
+  const same = (x: string | undefined, y: string | undefined) => {
+    const [p, q] = [num(x), num(y)];
+    return p === undefined || q === undefined ? x === y : Math.abs(p - q) <= 1e-12 * Math.max(Math.abs(p), Math.abs(q));
+  };
+  if (a.length !== b.length) return `${a.length} rows against ${b.length}`;
+  const i = a.findIndex((row, n) => row.length !== b[n].length || row.some((v, j) => !same(v, b[n][j])));
+  return i < 0 ? undefined : `row ${i}: ${JSON.stringify(a[i])} against ${JSON.stringify(b[i])}`;
 }
 
 const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
@@ -424,7 +431,8 @@ async function main(): Promise<void> {
 
       // Checks: the same rows either way; DuckDB read only files of the selected partitions, and the baseline all of them.
       for (const x of runs) {
-        if (!sameRows(x.pruned.rows ?? [], x.baseline.rows ?? [])) failures.push(`${d.id} ${r.name}: the baseline returned other rows`);
+        const differ = firstDifference(x.pruned.rows ?? [], x.baseline.rows ?? []);
+        if (differ) failures.push(`${d.id} ${r.name}: the baseline returned other rows (${differ})`);
         const outside = x.pruned.scannedFiles.filter((f) => !selected.includes(f));
         if (outside.length > 0) failures.push(`${d.id} ${r.name}: DuckDB read ${outside.length} files outside the selected partitions`);
         if (x.baseline.scannedFiles.length !== files.length) failures.push(`${d.id} ${r.name}: the baseline read ${x.baseline.scannedFiles.length} of ${files.length} files`);
