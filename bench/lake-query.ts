@@ -490,7 +490,7 @@ async function main(): Promise<void> {
       tbBytes: TB,
       minimumBytesPerQuery: BILLING.minimumBytes,
       roundUpToBytes: BILLING.roundToBytes,
-      source: 'https://aws.amazon.com/athena/pricing/ (SQL queries: USD 5.00 per TB scanned, rounded up to the nearest MB, 10 MB minimum per query), checked 2026-12-07',
+      source: 'https://aws.amazon.com/athena/pricing/ (SQL queries: USD 5.00 per TB scanned, rounded up to the nearest MB, 10 MB minimum per query), as quoted by secondary sources on 2026-12-07 (confirm for your region)',
     },
     method: {
       bytesSelected: 'Parquet objects under the partitions selected by the conjuncts of the query\'s WHERE (as sent, parameters bound) that name only partition keys, '
