@@ -9,6 +9,7 @@ export * from './ledger/ingestion-ledger';
 export * from './timeseries/store';
 export * from './timeseries/timestream-store';
 export * from './timeseries/influxdb-store';
+export * from './timeseries/lake-store';
 export * from './timeseries/engine';
 export * from './knowledge/embedding-model';
 export * from './knowledge/chunking';

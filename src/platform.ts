@@ -36,9 +36,13 @@ export interface OnsDataPlatformProps {
   readonly dataLake?: DataLakeOptions;
 
   /**
-   * The time-series engine the pipeline loads and the API queries.
+   * The time-series engine the API queries (and the pipeline loads, for the two Timestream engines). The lake engine
+   * queries the processed Parquet with Athena: no loader, no idle cost, any account and region with Athena.
+   * `TimeSeriesEngine.timestreamLiveAnalytics()` keeps the Timestream database of a platform deployed before the lake
+   * engine became the default (and queries in milliseconds); `TimeSeriesEngine.timestreamInfluxDb()` has the lowest
+   * latency and an always-on instance's cost.
    *
-   * @default TimeSeriesEngine.timestreamLiveAnalytics()
+   * @default TimeSeriesEngine.lake()
    */
   readonly timeSeries?: TimeSeriesEngine;
 
@@ -182,7 +186,7 @@ export class OnsDataPlatform extends Construct {
       encryptionKey: this.encryptionKey,
     });
 
-    this.timeSeries = (props.timeSeries ?? TimeSeriesEngine.timestreamLiveAnalytics()).bind(this, {
+    this.timeSeries = (props.timeSeries ?? TimeSeriesEngine.lake()).bind(this, {
       stage: this.stage,
       dataLake: this.dataLake,
       ledger: this.ledger,

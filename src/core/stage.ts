@@ -81,6 +81,14 @@ export interface AlarmThresholds {
   readonly timeSeriesErrors?: number;
 
   /**
+   * p99 total execution time (Athena's `TotalExecutionTime`, successful DML queries) of the platform's workgroup at or
+   * above which the lake engine's slow-query alarm fires: its query handler answers 504 at 25 s.
+   *
+   * @default Duration.seconds(20)
+   */
+  readonly lakeQueryTimeP99?: Duration;
+
+  /**
    * CPU, memory or disk utilization (%) of a provisioned time-series instance (Timestream for InfluxDB)
    * at or above which its alarm fires.
    *
@@ -127,6 +135,8 @@ export interface AlarmThresholdOverrides {
   readonly recordsRejected?: number;
   /** @default - the stage's `timeSeriesErrors` */
   readonly timeSeriesErrors?: number;
+  /** @default - the stage's `lakeQueryTimeP99` */
+  readonly lakeQueryTimeP99?: Duration;
   /** @default - the stage's `storeUtilizationPercent` */
   readonly storeUtilizationPercent?: number;
   /** @default - the stage's `period` */
@@ -160,6 +170,8 @@ export interface ResolvedAlarmThresholds {
   readonly recordsRejected: number;
   /** See `AlarmThresholds.timeSeriesErrors`. */
   readonly timeSeriesErrors: number;
+  /** See `AlarmThresholds.lakeQueryTimeP99`. */
+  readonly lakeQueryTimeP99: Duration;
   /** See `AlarmThresholds.storeUtilizationPercent`. */
   readonly storeUtilizationPercent: number;
   /** See `AlarmThresholds.period`. */
@@ -176,6 +188,7 @@ const ALARM_THRESHOLD_DEFAULTS = {
   functionThrottles: 1,
   recordsRejected: 100,
   timeSeriesErrors: 1,
+  lakeQueryTimeP99: Duration.seconds(20),
   storeUtilizationPercent: 80,
 };
 
@@ -522,6 +535,9 @@ function validateStage(props: PlatformStageProps): void {
   if (a.functionThrottles !== undefined) positiveInteger(`${where} alarmThresholds.functionThrottles`, a.functionThrottles);
   if (a.recordsRejected !== undefined) positiveInteger(`${where} alarmThresholds.recordsRejected`, a.recordsRejected);
   if (a.timeSeriesErrors !== undefined) positiveInteger(`${where} alarmThresholds.timeSeriesErrors`, a.timeSeriesErrors);
+  if (a.lakeQueryTimeP99 !== undefined && !a.lakeQueryTimeP99.isUnresolved() && a.lakeQueryTimeP99.toMilliseconds() <= 0) {
+    throw new Error(`${where} alarmThresholds.lakeQueryTimeP99: expected a positive duration, got ${a.lakeQueryTimeP99.toHumanString()}`);
+  }
   if (a.storeUtilizationPercent !== undefined) percentage(`${where} alarmThresholds.storeUtilizationPercent`, a.storeUtilizationPercent);
   positiveInteger(`${where} alarmThresholds.evaluationPeriods`, a.evaluationPeriods);
   positiveInteger(`${where} alarmThresholds.datapointsToAlarm`, a.datapointsToAlarm);

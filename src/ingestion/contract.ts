@@ -21,6 +21,11 @@ export const IngestionEnv = {
    * plus `processLarge` with Batch); the router answers no other. Set from the state machine's own branches.
    */
   ROUTES: 'ONS_ROUTES',
+  /**
+   * Processor and Batch job only: set (to the engine's name) when the time-series store is the lake itself
+   * (`LakeStore`, no loader): a published version is what queries read, so the run records it `loaded` (queryable).
+   */
+  LOADED_ON_PUBLISH: 'ONS_LOADED_ON_PUBLISH',
   /** Batch only: the job's input (a `ProcessInput` as JSON), set per job by the state machine. */
   JOB_INPUT: 'ONS_JOB_INPUT',
   /** Reprocessing only: the retrieval tier of RestoreObject (`Standard` or `Bulk`). */

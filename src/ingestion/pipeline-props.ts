@@ -215,7 +215,8 @@ export interface IngestionOptions {
    * limit of concurrent child executions): each runs one execution of the ingestion state machine. The default
    * follows what the time-series store can absorb (see the README, "Reprocessing").
    *
-   * @default - 10 without a time-series store; 2 with Timestream for LiveAnalytics (history lands in the magnetic
+   * @default - 10 without a time-series store or with the lake engine (`LakeStore`: nothing is loaded, the processors
+   * write the Parquet the store reads); 2 with Timestream for LiveAnalytics (history lands in the magnetic
    * store, whose writes are throttled by the number of partitions receiving data, a throttle that can take up to
    * 6 hours to clear); 4 with Timestream for InfluxDB (one instance takes every write)
    */

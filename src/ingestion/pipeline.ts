@@ -67,7 +67,9 @@ const LOADER_NON_RETRYABLE = [LoadErrors.INVALID_INPUT, LoadErrors.NOTHING_WRITT
  * time, with `force` to redo settled files; it restores archived raw objects first and writes a per-file report.
  * A third, `backfillStateMachine`, runs it with its own input: start it with `{ "prefix": "2000/" }`.
  *
- * LoadTimeSeries invokes the `timeSeriesStore`'s loader (a pass-through step without a store);
+ * LoadTimeSeries invokes the `timeSeriesStore`'s loader (a pass-through step without a store, or with a store that
+ * has no loader: the lake engine, `LakeStore`, reads the published Parquet itself, so ProcessFile records the file
+ * `loaded`, meaning queryable, as soon as its outputs are in place and it is its key's current version);
  * SyncKnowledgeBase asks the `knowledgeBase` for a sync of the file's data source (a request in the ledger, and a
  * `KnowledgeBaseSync` execution started without waiting) and the execution ends at `loaded`; the sync runs one
  * ingestion job at a time for many files and records `indexed` when the job completes. It passes through without a
@@ -91,6 +93,7 @@ export class IngestionPipeline extends Construct implements IMonitorable {
   public static defaultReprocessConcurrency(engine?: string): number {
     if (engine === TimeSeriesEngines.LIVE_ANALYTICS) return 2;
     if (engine === TimeSeriesEngines.INFLUXDB) return 4;
+    // Without a store, or the lake engine (`athena-lake`, no store of its own to write): the processors' S3 and ledger traffic only.
     return 10;
   }
 
@@ -135,7 +138,7 @@ export class IngestionPipeline extends Construct implements IMonitorable {
   /** The Batch job definition for large files (absent when large-file processing is disabled). */
   public readonly jobDefinition?: batch.IJobDefinition;
 
-  /** The time-series loader LoadTimeSeries invokes (absent without a store). */
+  /** The time-series loader LoadTimeSeries invokes (absent without a store, or with a store that reads the lake itself). */
   public readonly timeSeriesLoader?: lambda.IFunction;
   /** How long a throttled load is tried again (`retryLater`) before the file is quarantined. */
   public readonly throttledLoadRetryPeriod: Duration;
@@ -148,6 +151,8 @@ export class IngestionPipeline extends Construct implements IMonitorable {
 
   private readonly stage: PlatformStage;
   private readonly lake: IDataLake;
+  /** The store reads the lake itself (no loader): the processor records `loaded`. */
+  private readonly timeSeriesQueryableOnPublish: boolean;
   private readonly safeDeployment?: SafeDeployment;
   private readonly key: kms.IKey;
 
@@ -225,8 +230,12 @@ export class IngestionPipeline extends Construct implements IMonitorable {
     if (!Number.isInteger(memorySize) || memorySize < 128 || memorySize > 10240) {
       throw new Error(`processorMemorySize: expected an integer from 128 to 10240 (MiB), got ${memorySize}`);
     }
+    // A store without a loader reads the lake itself: the processor records a published version `loaded` (queryable).
+    const queryableOnPublish: Record<string, string> = props.timeSeriesStore && !props.timeSeriesStore.loaderFunction
+      ? { [IngestionEnv.LOADED_ON_PUBLISH]: props.timeSeriesStore.engine } : {};
     const processor = createPlatformFunction(this, 'Processor', ProcessFunction, {
       ...common,
+      environment: { ...environment, ...queryableOnPublish },
       description: `ONS data platform (${this.stage.name}): file processor (Lambda path)`,
       traceCalls: false, // data-heavy: see PlatformFunctionOptions.traceCalls
       timeout: processorTimeout,
@@ -254,13 +263,16 @@ export class IngestionPipeline extends Construct implements IMonitorable {
 
     let large: BatchFileProcessing | undefined;
     if (props.largeFileProcessing?.enabled ?? true) {
-      large = new BatchFileProcessing(this, 'LargeFiles', { ...props.largeFileProcessing, stage: this.stage, encryptionKey: this.key, environment });
+      large = new BatchFileProcessing(this, 'LargeFiles', {
+        ...props.largeFileProcessing, stage: this.stage, encryptionKey: this.key, environment: { ...environment, ...queryableOnPublish },
+      });
       this.grantProcess(large.jobRole);
       this.jobQueue = large.jobQueue;
       this.jobDefinition = large.jobDefinition;
     }
 
     this.timeSeriesLoader = props.timeSeriesStore?.loaderFunction;
+    this.timeSeriesQueryableOnPublish = !!props.timeSeriesStore && !this.timeSeriesLoader;
     this.throttledLoadRetryPeriod = props.throttledLoadRetryPeriod ?? IngestionPipeline.DEFAULT_THROTTLED_LOAD_RETRY_PERIOD;
     retryLaterSchedule(this.throttledLoadRetryPeriod); // validates the prop with or without a store
     this.knowledgeBase = props.knowledgeBase;
@@ -679,7 +691,9 @@ export class IngestionPipeline extends Construct implements IMonitorable {
       loadTimeSeries = load;
     } else {
       loadTimeSeries = new sfn.Pass(flow, 'LoadTimeSeries', {
-        result: sfn.Result.fromObject({ skipped: 'no time-series store is attached to the pipeline' }),
+        result: sfn.Result.fromObject(this.timeSeriesQueryableOnPublish
+          ? { skipped: 'the time-series store reads the lake itself: ProcessFile recorded the published file loaded (queryable)' }
+          : { skipped: 'no time-series store is attached to the pipeline' }),
         resultPath: '$.load',
       });
     }

@@ -59,6 +59,29 @@ export interface IDataLake {
 }
 
 /**
+ * A data lake that can be queried with Amazon Athena: its Glue database of per-dataset tables and current-rows
+ * views, and the workgroup queries run in. Implemented by `DataLake`; the lake time-series engine (`LakeStore`) takes this.
+ */
+export interface IQueryableDataLake extends IDataLake {
+  /** Name of the Glue database of the lake's tables and views. */
+  readonly databaseName: string;
+  /** ARN of the Glue database. */
+  readonly databaseArn: string;
+  /** Name of the Athena workgroup queries over the lake run in. */
+  readonly workGroupName: string;
+  /** ARN of the Athena workgroup. */
+  readonly workGroupArn: string;
+  /** Most bytes one query in the workgroup may scan (the workgroup's BytesScannedCutoffPerQuery). */
+  readonly bytesScannedCutoffPerQuery: number;
+  /** Ids of the datasets that have a table. */
+  readonly datasetIds: string[];
+  /** Name of the view of a dataset's current rows. Throws if the dataset has no table. */
+  currentViewName(datasetId: string): string;
+  /** Lets `grantee` run Athena queries over the lake's tables in the lake's workgroup. */
+  grantQuery(grantee: iam.IGrantable): iam.Grant;
+}
+
+/**
  * The platform's S3 data lake: raw, processed and failed buckets, plus a bucket for their server access logs.
  *
  * Every bucket is encrypted with one customer-managed KMS key (rotated yearly, S3 Bucket Keys on),
@@ -87,7 +110,7 @@ export interface IDataLake {
  * lake.grantUpload(uploaderRole);
  * lake.grantQuery(analystRole);
  */
-export class DataLake extends Construct implements IDataLake {
+export class DataLake extends Construct implements IQueryableDataLake {
   /** The customer-managed key that encrypts the lake. */
   public readonly encryptionKey: kms.IKey;
   /** Where ONS files are dropped, as published. Sends its events to EventBridge. */

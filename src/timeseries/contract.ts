@@ -43,6 +43,8 @@ export const TimeSeriesEnv = {
 export const TimeSeriesEngines = {
   LIVE_ANALYTICS: 'timestream-liveanalytics',
   INFLUXDB: 'timestream-influxdb',
+  /** The lake itself (`LakeStore`): Amazon Athena over the processed zone's current-rows views; no loader. */
+  LAKE: 'athena-lake',
 } as const;
 
 /** Query intervals accepted by the query handler and the API: those the calendar cuts (ons/calendar.ts). @internal */

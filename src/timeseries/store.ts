@@ -34,7 +34,7 @@ export interface TimeSeriesStoreBaseProps {
 
 /**
  * A time-series engine, as the ingestion pipeline and the API see it. The pipeline's
- * LoadTimeSeries step invokes `loaderFunction` with `{ source, executionArn, processed }`; the API
+ * LoadTimeSeries step invokes `loaderFunction`, when the store has one, with `{ source, executionArn, processed }`; the API
  * answers `GET /timeseries/{dataset}` with `queryFunction`. Nothing outside the store depends on
  * the engine behind it.
  */
@@ -48,8 +48,13 @@ export interface ITimeSeriesStore {
   /** The ledger the loader records in. */
   readonly ledger: IIngestionLedger;
 
-  /** The function that loads one processed file into the store (the pipeline's LoadTimeSeries step). */
-  readonly loaderFunction: lambda.IFunction;
+  /**
+   * The function that loads one processed file into the store (the pipeline's LoadTimeSeries step).
+   *
+   * @default - none: the store reads the lake itself (`LakeStore`), so a file is queryable once the processor
+   * has published it, and the processor records it `loaded` then
+   */
+  readonly loaderFunction?: lambda.IFunction;
 
   /** The function that answers time-series queries in API Gateway proxy format. */
   readonly queryFunction: lambda.IFunction;

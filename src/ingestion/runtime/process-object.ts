@@ -18,7 +18,7 @@ import { PlatformMetrics } from '../../runtime/contract';
 import { describeError, numberEnv, prefixEnv, requiredEnv } from '../../runtime/handler';
 import { log, recordMetric } from '../../runtime/telemetry';
 import { IngestionEnv, ProcessInput } from '../contract';
-import { publishOutputs, RunOutput } from './publish';
+import { publishOutputs, recordQueryable, RunOutput } from './publish';
 
 /**
  * A file the domain core refuses. Its name is the `Error` Step Functions sees (Lambda reports
@@ -49,6 +49,8 @@ export interface ProcessConfig {
   /** Where a run's outputs wait, in the processed bucket, until all are written (see publish.ts). */
   readonly stagingPrefix: string;
   readonly maxExpandedBytes?: number;
+  /** The time-series engine when the store is the lake itself (`IngestionEnv.LOADED_ON_PUBLISH`): published means queryable. */
+  readonly loadedOnPublish?: string;
 }
 
 export interface ProcessDeps extends StepDeps {
@@ -66,6 +68,7 @@ export function processConfigFromEnv(): ProcessConfig {
     rejectedRowsPrefix: prefixEnv(LakeEnv.REJECTED_ROWS_PREFIX, DEFAULT_PREFIXES.rejectedRows),
     stagingPrefix: prefixEnv(LakeEnv.STAGING_PREFIX, DEFAULT_PREFIXES.staging),
     maxExpandedBytes: maxExpanded ? numberEnv(IngestionEnv.XLSX_MAX_EXPANDED_BYTES) : undefined,
+    loadedOnPublish: process.env[IngestionEnv.LOADED_ON_PUBLISH] || undefined,
   };
 }
 
@@ -82,7 +85,12 @@ export async function processObject(input: ProcessInput, deps: ProcessDeps): Pro
     if (existing?.result && (existing.status === 'processed' || existing.status === 'loaded'
       || existing.status === 'indexed' || existing.status === 'duplicate')) {
       log('INFO', 'already settled by an earlier run', { source, status: existing.status });
-      return JSON.parse(existing.result) as ProcessResult;
+      const settledResult = JSON.parse(existing.result) as ProcessResult;
+      // An earlier run stopped between publishing and recording `loaded` (the ledger's condition skips a superseded one).
+      if (config.loadedOnPublish && existing.status === 'processed' && settledResult.status === 'processed' && !existing.supersededBy) {
+        await recordQueryable(ledger, source, executionArn, settledResult, existing.sourceTime ?? existing.updatedAt);
+      }
+      return settledResult;
     }
 
     const local = join(work, 'source');

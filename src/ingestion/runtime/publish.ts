@@ -20,7 +20,12 @@ export interface RunOutput {
 export interface PublishDeps {
   readonly s3: S3Client;
   readonly ledger: Ledger;
-  readonly config: { readonly processedBucket: string; readonly stagingPrefix: string };
+  readonly config: {
+    readonly processedBucket: string;
+    readonly stagingPrefix: string;
+    /** The time-series engine when the store is the lake itself: a published version is then recorded `loaded` (queryable). */
+    readonly loadedOnPublish?: string;
+  };
   /** How long a run waits for another run of the same key to finish publishing. @default PUBLISH_WAIT_MS */
   readonly publishWaitMs?: number;
 }
@@ -124,6 +129,8 @@ export async function publishOutputs(deps: PublishDeps, run: PublishRun): Promis
     await deleteObjects(s3, [...stale.values()], { strict: true });
 
     const recorded = await settle(ledger, source, { executionArn, result, outputs, sourceTime });
+    // Still under the lease, so no newer version can supersede this one before it says `loaded`.
+    if (recorded === result && config.loadedOnPublish) await recordQueryable(ledger, source, executionArn, result, sourceTime);
     for (const v of earlier) {
       if (v.sk === self.sk) continue;
       await ledger.recordSuperseded(v, self.sk);
@@ -138,6 +145,19 @@ export async function publishOutputs(deps: PublishDeps, run: PublishRun): Promis
     await lease.release().catch(() => undefined); // else it expires
     throw error;
   }
+}
+
+/**
+ * The lake engine's `loaded`: the published outputs are what its queries read (the `<dataset>_current` views), so
+ * the version is queryable now; `version` is the source time every row carries, as a loader's would be.
+ */
+export async function recordQueryable(
+  ledger: Ledger, source: SourceObject, executionArn: string, result: ProcessResult, sourceTime: string,
+): Promise<boolean> {
+  return ledger.recordQueryable(source, {
+    executionArn,
+    load: { status: 'loaded', at: new Date().toISOString(), records: result.records, version: Date.parse(sourceTime) },
+  });
 }
 
 /** Records the run as processed; when a concurrent run of this version settled it first, returns that run's result. */

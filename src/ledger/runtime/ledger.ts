@@ -54,6 +54,8 @@ interface UpdateOptions {
   readonly unlessStatus?: readonly LedgerStatusValue[];
   /** The update applies only when the item exists with one of these statuses. */
   readonly onlyFromStatus?: readonly LedgerStatusValue[];
+  /** ...and no newer version of its key has replaced it (`supersededBy` unset). */
+  readonly unlessSuperseded?: boolean;
 }
 
 export class Ledger {
@@ -189,6 +191,20 @@ export class Ledger {
       if (!isConditionFailure(error)) throw error;
       await this.setLoad(source, fields.load, [LedgerStatus.INDEXED]);
     }
+  }
+
+  /**
+   * Processor, when the time-series store is the lake itself: the version it just published is what queries read,
+   * so it is `loaded` (queryable), with `load` saying so. From `processed` or `loaded` (a replay) only, and never for
+   * a version a newer one of its key superseded; an `indexed` item keeps its status. False when nothing changed.
+   */
+  async recordQueryable(source: SourceObject, fields: { executionArn: string; load: LedgerLoad }): Promise<boolean> {
+    return this.tryTransition(source, LedgerStatus.LOADED, {
+      set: { executionArn: fields.executionArn, load: fields.load },
+      remove: ['error'],
+      onlyFromStatus: [LedgerStatus.PROCESSED, LedgerStatus.LOADED],
+      unlessSuperseded: true,
+    });
   }
 
   /** Loader: nothing was written (the dataset has no table); the status stays as it is (`processed`). */
@@ -478,6 +494,7 @@ export class Ledger {
     let condition: string | undefined;
     if (options.onlyFromStatus) {
       condition = `${statusName} IN (${options.onlyFromStatus.map(value).join(', ')})`;
+      if (options.unlessSuperseded) condition += ` AND attribute_not_exists(${name('supersededBy')})`;
     } else if (options.unlessStatus?.length) {
       condition = `attribute_not_exists(pk) OR NOT (${statusName} IN (${options.unlessStatus.map(value).join(', ')}))`;
     }

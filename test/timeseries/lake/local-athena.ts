@@ -176,6 +176,8 @@ export class LocalAthena {
   public readonly workGroup: string;
   /** The workgroup's BytesScannedCutoffPerQuery from the template, or the override. */
   public bytesScannedCutoffPerQuery?: number;
+  /** The workgroup's State, as GetWorkGroup reports it (UpdateWorkGroup's `State`: ENABLED or DISABLED). */
+  public workGroupState: 'ENABLED' | 'DISABLED' = 'ENABLED';
 
   private readonly tables = new Map<string, GlueTable>();
   private readonly server = new LocalHttpServer((req, res) => this.handle(req, res), { keepAliveTimeoutMs: 60_000 });
@@ -282,8 +284,40 @@ export class LocalAthena {
       case 'GetQueryExecution': return { QueryExecution: this.describe(this.query(body.QueryExecutionId), true) };
       case 'GetQueryResults': return this.results(body);
       case 'StopQueryExecution': return this.stop(this.query(body.QueryExecutionId));
+      case 'GetWorkGroup': return this.getWorkGroup(body);
+      case 'GetDatabase': return this.getDatabase(body);
       default: throw new AthenaError('InvalidRequestException', `local Athena does not serve ${operation}`);
     }
+  }
+
+  /** GetWorkGroup: the workgroup of the template; another name is "WorkGroup ... is not found" (InvalidRequestException). */
+  private getWorkGroup(body: any): unknown {
+    if (typeof body.WorkGroup !== 'string' || !/^[a-zA-Z0-9._-]{1,128}$/.test(body.WorkGroup)) throw this.invalid('WorkGroup: 1-128 of [a-zA-Z0-9._-]');
+    if (body.WorkGroup !== this.workGroup) throw this.invalid(`WorkGroup ${body.WorkGroup} is not found.`);
+    return {
+      WorkGroup: {
+        Name: this.workGroup,
+        State: this.workGroupState,
+        Configuration: {
+          EnforceWorkGroupConfiguration: true,
+          PublishCloudWatchMetricsEnabled: true,
+          ...(this.bytesScannedCutoffPerQuery !== undefined ? { BytesScannedCutoffPerQuery: this.bytesScannedCutoffPerQuery } : {}),
+          EngineVersion: { SelectedEngineVersion: 'Athena engine version 3', EffectiveEngineVersion: 'Athena engine version 3' },
+        },
+        CreationTime: 0,
+      },
+    };
+  }
+
+  /**
+   * GetDatabase of the AwsDataCatalog (the Glue database of the template): Athena reads it from the Glue Data Catalog.
+   * A missing database is MetadataException (API reference, GetDatabase errors), another catalog InvalidRequestException.
+   */
+  private getDatabase(body: any): unknown {
+    if (typeof body.CatalogName !== 'string' || typeof body.DatabaseName !== 'string') throw this.invalid('CatalogName and DatabaseName are required');
+    if (body.CatalogName !== 'AwsDataCatalog') throw this.invalid(`Catalog ${body.CatalogName} is not found.`);
+    if (body.DatabaseName !== this.database) throw new AthenaError('MetadataException', `Database ${body.DatabaseName} not found.`);
+    return { Database: { Name: this.database, Parameters: {} } };
   }
 
   private invalid(message: string, code = 'INVALID_INPUT'): AthenaError {
