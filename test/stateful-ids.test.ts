@@ -32,6 +32,20 @@ test.each([
   }))).toEqual(expected[`prod-${name}`]);
 });
 
-test('the stateful resources of the default platform keep their logical ids', () => {
+test('the stateful resources of the default platform (the lake engine) keep their logical ids', () => {
   expect(statefulIds((s) => new OnsDataPlatform(s, 'Platform', { stage: PlatformStage.DEV }))).toEqual(expected.dev);
+});
+
+/**
+ * Upgrade path: the default engine was Timestream for LiveAnalytics. A platform deployed with that default keeps its
+ * Timestream database, tables and loader log group, under the same ids, by choosing the engine explicitly (README,
+ * "Upgrade notes"); leaving the default would remove them, and nothing else.
+ */
+test('a platform deployed with the former default keeps every id by choosing timestreamLiveAnalytics() explicitly', () => {
+  const kept = statefulIds((s) => new OnsDataPlatform(s, 'Platform', { stage: PlatformStage.DEV, timeSeries: TimeSeriesEngine.timestreamLiveAnalytics() }));
+  expect(kept).toEqual(expected['dev-timestream-liveanalytics']);
+  const removedByTheNewDefault = kept.filter((id) => !expected.dev.includes(id));
+  expect(removedByTheNewDefault.length).toBeGreaterThan(0);
+  expect(removedByTheNewDefault.every((id) => /^AWS::Timestream::(Database|Table) PlatformTimeSeries|^AWS::Logs::LogGroup PlatformTimeSeriesLoaderLogGroup/.test(id))).toBe(true);
+  expect(expected.dev.every((id) => kept.includes(id))).toBe(true);
 });
