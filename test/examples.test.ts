@@ -16,6 +16,26 @@ describe('examples/reference', () => {
     }
   });
 
+  test('the lake engine by default: no Timestream resource, the query function reads the lake through its workgroup', () => {
+    const assembly = buildReferenceApp(new App({ context: { '@aws-cdk/core:validateAgainstDefaultRules': true } })).synth();
+    for (const stack of assembly.stacks) {
+      const resources = Object.values<{ Type: string; Properties?: any }>(stack.template.Resources);
+      expect(resources.filter((r) => r.Type.startsWith('AWS::Timestream::'))).toEqual([]);
+      const query = resources.filter((r) => r.Type === 'AWS::Lambda::Function' && /time-series queries \(Athena/.test(r.Properties?.Description ?? ''));
+      expect(query).toHaveLength(1);
+      expect(query[0].Properties.Environment.Variables.ONS_LAKE_WORK_GROUP).toBe(stack.stackName.replace('OnsDataPlatform-', 'ons-data-platform-'));
+    }
+  });
+
+  test('with the LiveAnalytics engine (context flag): every stage synthesizes, cdk-nag clean, its database and tables', () => {
+    const context = { '@aws-cdk/core:validateAgainstDefaultRules': true, [ENGINE_CONTEXT]: 'timestream-liveanalytics' };
+    const assembly = buildReferenceApp(new App({ context })).synth();
+    for (const stack of assembly.stacks) {
+      const types = Object.values<{ Type: string }>(stack.template.Resources).map((r) => r.Type);
+      expect(types.filter((t) => t === 'AWS::Timestream::Database')).toHaveLength(1);
+    }
+  });
+
   test('with the InfluxDB engine (context flag): every stage synthesizes, cdk-nag clean, no LiveAnalytics resource', () => {
     const context = { '@aws-cdk/core:validateAgainstDefaultRules': true, [ENGINE_CONTEXT]: 'timestream-influxdb' };
     const assembly = buildReferenceApp(new App({ context })).synth();

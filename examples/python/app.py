@@ -8,7 +8,7 @@ import os
 
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
-from ons_data_platform import ApiTier, OnsDataPlatform, PlatformStage
+from ons_data_platform import ApiTier, OnsDataPlatform, PlatformStage, TimeSeriesEngine
 
 
 def build_reference_app(app: cdk.App) -> cdk.App:
@@ -22,7 +22,10 @@ def build_reference_app(app: cdk.App) -> cdk.App:
             ),
             description=f"ONS data platform ({stage.name})",
         )
-        platform = OnsDataPlatform(stack, "Platform", stage=stage, tags={"CostCenter": "energy-data"})
+        # The lake engine (the default, written out here): Athena over the processed Parquet, no loader, no idle cost.
+        platform = OnsDataPlatform(
+            stack, "Platform", stage=stage, time_series=TimeSeriesEngine.lake(), tags={"CostCenter": "energy-data"}
+        )
         # API Gateway generates the key's value: read it with `aws apigateway get-api-key --include-value`.
         key = platform.api.add_api_key("DashboardKey", tier=ApiTier.BASIC)
         cdk.CfnOutput(stack, "ApiUrl", value=platform.api.url)

@@ -11,27 +11,35 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import { ApiTier, OnsDataPlatform, PlatformStage, TimeSeriesEngine, VectorStore } from '../../src';
 
 /**
- * Context key choosing the time-series engine: `timestream-liveanalytics` (default) or `timestream-influxdb`
- * (accounts that did not use LiveAnalytics before 2025-06-20): `npx cdk synth -c ons-data-platform:timeSeriesEngine=timestream-influxdb`.
+ * Context key choosing the time-series engine: `athena-lake` (the default: Athena over the lake, no idle cost, any
+ * account), `timestream-liveanalytics` (a platform deployed before the lake engine was the default keeps its Timestream
+ * database with it) or `timestream-influxdb` (lowest latency, an always-on instance):
+ * `npx cdk synth -c ons-data-platform:timeSeriesEngine=timestream-influxdb`.
  */
 export const ENGINE_CONTEXT = 'ons-data-platform:timeSeriesEngine';
 
+const ENGINES: Record<string, () => TimeSeriesEngine> = {
+  'athena-lake': () => TimeSeriesEngine.lake(),
+  'timestream-liveanalytics': () => TimeSeriesEngine.timestreamLiveAnalytics(),
+  'timestream-influxdb': () => TimeSeriesEngine.timestreamInfluxDb(),
+};
+
 /** Adds one stack per stage to `app`, with cdk-nag registered. */
 export function buildReferenceApp(app: App): App {
-  const engineName = app.node.tryGetContext(ENGINE_CONTEXT) ?? 'timestream-liveanalytics';
-  if (engineName !== 'timestream-liveanalytics' && engineName !== 'timestream-influxdb') {
-    throw new Error(`${ENGINE_CONTEXT}: expected timestream-liveanalytics or timestream-influxdb, got '${engineName}'`);
+  const engineName = app.node.tryGetContext(ENGINE_CONTEXT) ?? 'athena-lake';
+  if (!Object.prototype.hasOwnProperty.call(ENGINES, engineName)) {
+    throw new Error(`${ENGINE_CONTEXT}: expected one of ${Object.keys(ENGINES).join(', ')}, got '${engineName}'`);
   }
   for (const stage of [PlatformStage.DEV, PlatformStage.STAGING, PlatformStage.PROD]) {
     const stack = new Stack(app, `OnsDataPlatform-${stage.name}`, {
-      // N. Virginia: the default time-series engine (Timestream for LiveAnalytics) is not offered in São Paulo.
-      // The account comes from the CLI's credentials when there are any.
+      // The CLI's region, else N. Virginia (which has every service the three engines and the knowledge base use);
+      // the lake engine itself works in any region with Athena, São Paulo included. The account comes from the CLI's credentials.
       env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION ?? 'us-east-1' },
       description: `ONS data platform (${stage.name})`,
     });
     const platform = new OnsDataPlatform(stack, 'Platform', {
       stage,
-      timeSeries: engineName === 'timestream-influxdb' ? TimeSeriesEngine.timestreamInfluxDb() : TimeSeriesEngine.timestreamLiveAnalytics(),
+      timeSeries: ENGINES[engineName](),
       tags: { CostCenter: 'energy-data' },
       // S3 Vectors (no idle cost) in dev and staging; OpenSearch Serverless (lower latency, standby replicas) in prod.
       knowledgeBase: stage === PlatformStage.PROD ? { vectorStore: VectorStore.openSearchServerless() } : undefined,

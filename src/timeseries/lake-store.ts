@@ -100,6 +100,8 @@ export class LakeStore extends Construct implements ITimeSeriesStore, IMonitorab
   /** Dataset ids with a current-rows view: the lake's datasets. */
   public readonly datasetIds: string[];
   public readonly ledger: IIngestionLedger;
+  /** None: the store reads the processed Parquet itself, so the pipeline has no load step (the processor records `loaded`). */
+  public readonly loaderFunction?: lambda.IFunction;
   /** The function that answers time-series queries (API Gateway proxy format). */
   public readonly queryFunction: lambda.IFunction;
   /** The lake whose views the store reads. */

@@ -157,6 +157,8 @@ export function handlerEnv(aws: LocalAws, overrides: Record<string, string | und
     [IngestionEnv.XLSX_MAX_EXPANDED_BYTES]: undefined,
     [HandlerEnv.S3_REQUEST_TIMEOUT_MS]: undefined,
     [IngestionEnv.JOB_INPUT]: undefined,
+    // Set by the pipeline for a store without a loader (the lake engine) only.
+    [IngestionEnv.LOADED_ON_PUBLISH]: undefined,
     ...overrides,
   };
 }

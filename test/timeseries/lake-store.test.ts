@@ -133,10 +133,19 @@ describe('LakeStore', () => {
     const stack = new Stack(new App(), 'S', { env: ENV });
     const { dataLake, ledger } = lakeAndLedger(stack, PlatformStage.DEV);
     const bare: IDataLake = {
-      encryptionKey: dataLake.encryptionKey, rawBucket: dataLake.rawBucket, processedBucket: dataLake.processedBucket,
-      failedBucket: dataLake.failedBucket, accessLogsBucket: dataLake.accessLogsBucket, processedDataPrefix: 'processed/',
-      documentsPrefix: 'documents/', dataCardsPrefix: 'cards/', rejectedRowsPrefix: 'rejected/', quarantinePrefix: 'quarantine/',
-      stagingPrefix: 'staging/', reportsPrefix: 'reports/', grantUpload: (g) => dataLake.grantUpload(g),
+      encryptionKey: dataLake.encryptionKey,
+      rawBucket: dataLake.rawBucket,
+      processedBucket: dataLake.processedBucket,
+      failedBucket: dataLake.failedBucket,
+      accessLogsBucket: dataLake.accessLogsBucket,
+      processedDataPrefix: 'processed/',
+      documentsPrefix: 'documents/',
+      dataCardsPrefix: 'cards/',
+      rejectedRowsPrefix: 'rejected/',
+      quarantinePrefix: 'quarantine/',
+      stagingPrefix: 'staging/',
+      reportsPrefix: 'reports/',
+      grantUpload: (g) => dataLake.grantUpload(g),
     };
     expect(() => TimeSeriesEngine.lake().bind(stack, { stage: PlatformStage.DEV, dataLake: bare, ledger })).toThrow(/^dataLake: /);
     expect(TimeSeriesEngine.lake().bind(stack, { stage: PlatformStage.DEV, dataLake, ledger })).toBeInstanceOf(LakeStore);
@@ -147,7 +156,8 @@ describe('LakeStore', () => {
     const probe = store.healthProbe();
     expect(stack.resolve(probe.config)).toEqual({ engine: 'athena-lake', database: 'ons_data_platform_dev', workGroup: 'ons-data-platform-dev' });
     const fn = createHealthCheck(stack, 'Health', {
-      stage: PlatformStage.DEV, encryptionKey: dataLake.encryptionKey,
+      stage: PlatformStage.DEV,
+      encryptionKey: dataLake.encryptionKey,
       buckets: { raw: dataLake.rawBucket, processed: dataLake.processedBucket, failed: dataLake.failedBucket },
       timeSeries: probe,
     });
