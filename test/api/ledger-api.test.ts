@@ -138,7 +138,7 @@ async function expectError(handler: Handler, event: APIGatewayProxyEvent, status
 // The ledger's contents, recorded through the ingestion's Ledger client at chosen instants.
 
 type Flow = 'received' | 'processing' | 'processed' | 'loaded' | 'indexed' | 'duplicate' | 'quarantined' | 'processedThenQuarantined'
-  | 'document' | 'notLoaded' | 'retryLater';
+  | 'document' | 'notLoaded' | 'retryLater' | 'queryable';
 
 const FINAL: Record<Flow, LedgerStatusValue> = {
   received: 'received',
@@ -152,9 +152,11 @@ const FINAL: Record<Flow, LedgerStatusValue> = {
   document: 'processed',
   notLoaded: 'processed',
   retryLater: 'retryLater',
+  // The lake engine: the processor records a published file loaded (queryable) itself.
+  queryable: 'loaded',
 };
 /** Flows whose item carries a dataset (set by recordProcessed). */
-const WITH_DATASET: readonly Flow[] = ['processed', 'loaded', 'indexed', 'processedThenQuarantined', 'notLoaded', 'retryLater'];
+const WITH_DATASET: readonly Flow[] = ['processed', 'loaded', 'indexed', 'processedThenQuarantined', 'notLoaded', 'retryLater', 'queryable'];
 
 interface Seed {
   readonly bucket: string;
@@ -214,6 +216,17 @@ SEEDS.push({
   at: 600,
   start: '1999-01-01T03:00:00.000Z',
   end: '2030-01-01T03:00:00.000Z',
+});
+// Published on the lake engine, which has no loader: loaded (queryable) by the processor.
+SEEDS.push({
+  bucket: BUCKETS.raw,
+  key: 'incoming/lake/CURVA_CARGA_2024.csv',
+  versionId: 'l1',
+  flow: 'queryable',
+  dataset: 'curva_carga',
+  at: 300,
+  start: '2024-01-01T03:00:00.000Z',
+  end: '2024-12-31T02:30:00.000Z',
 });
 // In the lake without a period (a result without start and end).
 SEEDS.push({ bucket: BUCKETS.raw, key: 'incoming/cmo/CMO_SEMANAL_2024.csv', versionId: 'c1', flow: 'processed', dataset: 'cmo_semanal', at: 50 });
@@ -295,6 +308,10 @@ async function record(ledger: Ledger, s: Seed): Promise<void> {
     return;
   }
   if (s.flow === 'processed') return;
+  if (s.flow === 'queryable') {
+    await ledger.recordQueryable(source, { executionArn, load: { status: 'loaded', at: T(s.at), records: 47, version: at } });
+    return;
+  }
   if (s.flow === 'retryLater') {
     const reason = 'WriteRecords to carga throttled for 300 s without a write taken: load again later; ThrottlingException: Request rate limit exceeded.';
     await ledger.transition(source, 'retryLater', { set: { retryLater: { attempt: 1, maxAttempts: 15, waitSeconds: 330, at: T(s.at), reason } } });
@@ -575,6 +592,27 @@ describe('GET /ingestions', () => {
         rejected: 1,
         series: 4,
         load: { status: 'loaded', at: T(s.at), points: 47, rejected: 0 },
+      });
+    });
+
+    test('a file on the lake engine: loaded once published, the load saying when (no store figures: nothing was written to a store)', () => {
+      const s = SEEDS.find((x) => x.flow === 'queryable')!;
+      expect(find(s)).toEqual({
+        key: s.key,
+        versionId: s.versionId,
+        status: 'loaded',
+        dataset: s.dataset,
+        kind: 'tabular',
+        size: 1000 + s.at,
+        receivedAt: new Date(Date.UTC(2024, 0, 1, 0, s.at) - 180_000).toISOString(),
+        updatedAt: T(s.at),
+        start: s.start,
+        end: s.end,
+        rows: 48,
+        records: 47,
+        rejected: 1,
+        series: 4,
+        load: { status: 'loaded', at: T(s.at) },
       });
     });
 

@@ -95,12 +95,15 @@ describe('a real ONS file on the lake engine', () => {
   let outcome: Awaited<ReturnType<typeof execute>>;
   beforeAll(async () => {
     await putObject(aws, BUCKETS.raw, key, bytes);
-    outcome = await execute(backfill(key, bytes.length), handlerEnv(aws, { [IngestionEnv.LOADED_ON_PUBLISH]: processorEnv[IngestionEnv.LOADED_ON_PUBLISH] }));
+    const env = handlerEnv(aws, { [IngestionEnv.LOADED_ON_PUBLISH]: processorEnv[IngestionEnv.LOADED_ON_PUBLISH] });
+    outcome = await execute(backfill(key, bytes.length), env);
   });
 
   test('ends loaded (queryable) once published: processed, then loaded, with the load figures', async () => {
     expect(outcome.error).toBeUndefined();
-    expect(outcome.states).toEqual(['Normalise', 'FromBackfill', 'Route', 'Decide', 'ProcessFile', 'AlreadyProcessed?', 'LoadTimeSeries', 'SyncKnowledgeBase', 'Done']);
+    expect(outcome.states).toEqual([
+      'Normalise', 'FromBackfill', 'Route', 'Decide', 'ProcessFile', 'AlreadyProcessed?', 'LoadTimeSeries', 'SyncKnowledgeBase', 'Done',
+    ]);
     const item = await ledgerItem(aws, BUCKETS.raw, key);
     expect(item?.status).toBe(LedgerStatus.LOADED);
     expect(item?.history?.map((h) => h.status)).toEqual(['received', 'processing', 'processed', 'loaded']);
