@@ -186,14 +186,16 @@ export class LakeStore extends Construct implements ITimeSeriesStore, IMonitorab
     return this.dataLake.grantQuery(grantee);
   }
 
-  /** GetWorkGroup (the workgroup is ENABLED) and GetDatabase: read-only calls, up when both answer. */
+  /** GetWorkGroup (the workgroup is ENABLED) and Athena's GetDatabase of the Glue database: read-only calls, up when both answer. */
   public healthProbe(): IHealthProbe {
     const lake = this.dataLake;
     return {
       config: { engine: this.engine, database: lake.databaseName, workGroup: lake.workGroupName },
       grant: (grantee) => {
         grantee.grantPrincipal.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['athena:GetWorkGroup'], resources: [lake.workGroupArn] }));
-        // GetDatabase is authorised on the catalog and the database (Glue resource-level permissions).
+        // Athena's GetDatabase is authorised on Athena's data catalog, then reads Glue with the caller's rights.
+        grantee.grantPrincipal.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['athena:GetDatabase'], resources: [this.athenaCatalogArn()] }));
+        // Glue authorises GetDatabase on the catalog and the database (resource-level permissions).
         grantee.grantPrincipal.addToPrincipalPolicy(new iam.PolicyStatement({
           actions: ['glue:GetDatabase'],
           resources: [this.catalogArn(), lake.databaseArn],
@@ -274,6 +276,11 @@ export class LakeStore extends Construct implements ITimeSeriesStore, IMonitorab
 
   private stackRegion(): string {
     return this.dataLake.processedBucket.stack.region;
+  }
+
+  /** Athena's name for the account's Glue Data Catalog. */
+  private athenaCatalogArn(): string {
+    return this.dataLake.processedBucket.stack.formatArn({ service: 'athena', resource: 'datacatalog', resourceName: 'AwsDataCatalog' });
   }
 
   private catalogArn(): string {

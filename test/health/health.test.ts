@@ -5,17 +5,22 @@ import { join } from 'node:path';
 import {
   CreateTableCommand, DynamoDBClient, UpdateTableCommand, waitUntilTableExists,
 } from '@aws-sdk/client-dynamodb';
+import { App, Stack } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { LocalBedrockAgent } from './local-health';
 import { LocalTimestreamInfluxDb } from './local-timestream-influxdb';
+import { DataLake, PlatformStage } from '../../src';
 import { HEALTH_COMPONENTS, HealthEnv } from '../../src/health/contract';
 import { ApiEnv } from '../../src/runtime/contract';
 import { TimeSeriesEnv } from '../../src/timeseries/contract';
 import { expectSchema } from '../api/openapi';
+import { ENV } from '../helpers';
 import { isolatedAwsEnv, loadHandler as loadLocalHandler, restoreEnv } from '../ingestion/local-aws';
 import { closedPort } from '../local-http';
 import { flagValues, LocalAppConfig } from '../runtime/local-appconfig';
 import { CapturedOutput, captureOutput } from '../runtime/output';
+import { LocalAthena } from '../timeseries/lake/local-athena';
 import { LocalTimestream } from '../timeseries/timestream/local-timestream';
 
 /**
@@ -656,5 +661,103 @@ describe('time series on Timestream for InfluxDB (control plane, no VPC)', () =>
     expect(body).toEqual(down({ configuration: reason }));
     expect(influx.requests).toEqual([]);
     expect(errorLogs()).toEqual([failure('timeSeries', reason)]);
+  });
+});
+
+describe('time series on the lake engine (Athena: GetWorkGroup, then GetDatabase of the Glue catalog)', () => {
+  // The local Athena serves the workgroup and the Glue database of a synthesized DataLake; no query runs here.
+  const lakeStack = new Stack(new App(), 'HealthLake', { env: ENV });
+  new DataLake(lakeStack, 'Lake', { stage: PlatformStage.DEV, workGroupName: 'ons-health-workgroup', databaseName: 'ons_health_lake' });
+  const emptyZone = mkdtempSync(join(tmpdir(), 'ons-health-lake-'));
+  const athena = new LocalAthena({ template: Template.fromStack(lakeStack), processedDir: emptyZone });
+  const WORK_GROUP = 'ons-health-workgroup';
+  const LAKE_DATABASE = 'ons_health_lake';
+  let endpoint: string;
+  const down = (detail: Record<string, string>) => degraded({ timeSeries: { status: 'down', detail } });
+  const configFor = (config: Record<string, unknown>) => ({
+    [HealthEnv.TIME_SERIES]: JSON.stringify({ engine: 'athena-lake', ...config }),
+    AWS_ENDPOINT_URL_ATHENA: endpoint,
+  });
+  const lake = { workGroup: WORK_GROUP, database: LAKE_DATABASE };
+  async function invokeLake(env: Record<string, string | undefined>) {
+    const result = await invoke(loadHandler(env));
+    for (const name of [WORK_GROUP, LAKE_DATABASE, 'missing']) expect(JSON.stringify(result.body)).not.toContain(name);
+    return result;
+  }
+
+  beforeAll(async () => {
+    endpoint = await athena.start();
+  });
+  afterAll(async () => {
+    await athena.close();
+    rmSync(emptyZone, { recursive: true, force: true });
+  });
+  beforeEach(() => {
+    athena.requests.length = 0;
+    athena.clearFaults();
+    athena.workGroupState = 'ENABLED';
+  });
+
+  test('an ENABLED workgroup and the database: 200 ok, GetWorkGroup then GetDatabase, no query, nothing asked of Timestream', async () => {
+    const { statusCode, body } = await invokeLake(configFor(lake));
+
+    expect(statusCode).toBe(200);
+    expect(body).toEqual({ status: 'ok', components: ALL_UP });
+    expect(athena.requests).toEqual([
+      { operation: 'GetWorkGroup', body: { WorkGroup: WORK_GROUP } },
+      { operation: 'GetDatabase', body: { CatalogName: 'AwsDataCatalog', DatabaseName: LAKE_DATABASE } },
+    ]);
+    expect(athena.queries).toEqual([]);
+    expect(timestream.requests).toEqual([]);
+    expect(consoleError).not.toHaveBeenCalled();
+  });
+
+  test('a DISABLED workgroup: 503, down with its state, the database not asked', async () => {
+    athena.workGroupState = 'DISABLED';
+    const { statusCode, body } = await invokeLake(configFor(lake));
+
+    expect(statusCode).toBe(503);
+    expect(body).toEqual(down({ status: 'DISABLED' }));
+    expect(athena.requests.map((r) => r.operation)).toEqual(['GetWorkGroup']);
+    expect(errorLogs()).toEqual([failure('timeSeries', 'status DISABLED', { workGroup: WORK_GROUP })]);
+  });
+
+  test.each([
+    ['workgroup', { ...lake, workGroup: 'missing-workgroup' }, 'InvalidRequestException'],
+    ['database', { ...lake, database: 'missing_database' }, 'MetadataException'],
+  ])('an unknown %s: 503, not found, the names in the log line only', async (_, config, errorType) => {
+    const { statusCode, body } = await invokeLake(configFor(config));
+
+    expect(statusCode).toBe(503);
+    expect(body).toEqual(down({ reason: 'not found' }));
+    expect(errorLogs()).toEqual([failure('timeSeries', 'not found', { ...config, errorType })]);
+  });
+
+  test('access denied (no glue:GetDatabase): 503, access denied', async () => {
+    athena.failNext('GetDatabase', 'AccessDeniedException', 'not authorized to perform glue:GetDatabase');
+    const { statusCode, body } = await invokeLake(configFor(lake));
+
+    expect(statusCode).toBe(503);
+    expect(body).toEqual(down({ reason: 'access denied' }));
+  });
+
+  test('a 500: 503, error 500', async () => {
+    athena.failNext('GetWorkGroup', 'InternalServerException', 'boom', 500);
+    const { statusCode, body } = await invokeLake({ ...configFor(lake), ...NO_RETRIES });
+
+    expect(statusCode).toBe(503);
+    expect(body).toEqual(down({ reason: 'error 500' }));
+  });
+
+  test.each([
+    ['without a workGroup', { database: LAKE_DATABASE }],
+    ['without a database', { workGroup: WORK_GROUP }],
+    ['an empty workGroup', { ...lake, workGroup: '' }],
+  ])('%s: 503, the configuration reason, nothing called', async (_, config) => {
+    const { statusCode, body } = await invokeLake(configFor(config));
+
+    expect(statusCode).toBe(503);
+    expect((body as any).components.timeSeries).toEqual({ status: 'down', detail: { configuration: expect.stringMatching(/ONS_HEALTH_TIME_SERIES must be a JSON object with engine/) } });
+    expect(athena.requests).toEqual([]);
   });
 });

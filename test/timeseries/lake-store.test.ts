@@ -162,8 +162,12 @@ describe('LakeStore', () => {
       timeSeries: probe,
     });
     const perms = permissionsOf(stack, fn.role!).filter((p) => /^(athena|glue):/.test(p.action));
-    expect(perms.map((p) => p.action).sort()).toEqual(['athena:GetWorkGroup', 'glue:GetDatabase', 'glue:GetDatabase']);
+    expect(perms.map((p) => p.action).sort()).toEqual(['athena:GetDatabase', 'athena:GetWorkGroup', 'glue:GetDatabase', 'glue:GetDatabase']);
     expect(perms.find((p) => p.action === 'athena:GetWorkGroup')!.resource).toMatch(/:workgroup\/ons-data-platform-dev"/);
+    expect(perms.find((p) => p.action === 'athena:GetDatabase')!.resource).toMatch(/:datacatalog\/AwsDataCatalog"/);
+    expect(perms.filter((p) => p.action === 'glue:GetDatabase').map((p) => p.resource).sort()).toEqual([
+      expect.stringMatching(/:catalog"/), expect.stringMatching(/:database\/ons_data_platform_dev"/),
+    ]);
     const env = (Object.values(Template.fromStack(stack).findResources('AWS::Lambda::Function', { Properties: { Description: Match.stringLikeRegexp('health') } }))[0] as any)
       .Properties.Environment.Variables;
     expect(JSON.parse(env[HealthEnv.TIME_SERIES])).toEqual({ engine: 'athena-lake', database: 'ons_data_platform_dev', workGroup: 'ons-data-platform-dev' });
