@@ -401,7 +401,8 @@ describe('OnsDataPlatform with its API', () => {
       .filter(([, p]) => JSON.stringify(p.Properties.Roles).includes(role))
       .flatMap(([, p]) => p.Properties.PolicyDocument.Statement.flatMap((s: any) => [s.Action].flat()));
     expect(actions).toEqual(expect.arrayContaining([
-      's3:ListBucket', 'timestream:DescribeDatabase', 'timestream:DescribeEndpoints', 'bedrock:GetKnowledgeBase', 'dynamodb:DescribeTable',
+      // The default engine is the lake: Athena's workgroup and Glue database.
+      's3:ListBucket', 'athena:GetWorkGroup', 'athena:GetDatabase', 'glue:GetDatabase', 'bedrock:GetKnowledgeBase', 'dynamodb:DescribeTable',
     ]));
     expect(actions.filter((a: string) => /Put|Write|Delete|Update|Create/.test(a) && !a.startsWith('logs:') && !a.startsWith('xray:'))).toEqual([]);
   });

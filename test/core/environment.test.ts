@@ -1,7 +1,7 @@
 import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import { IngestionPipeline, OnsDataPlatform, PlatformStage, TimestreamStore } from '../../src';
+import { IngestionPipeline, OnsDataPlatform, PlatformStage, TimeSeriesEngine, TimestreamStore } from '../../src';
 import { MetricServices, metricsNamespace, OperationsEnv } from '../../src/runtime/contract';
 import { ENV, lakeAndLedger } from '../helpers';
 
@@ -49,7 +49,8 @@ test('ingestion and time series: every function and the Batch job definition car
 test('Powertools Tracer traces calls where the stage traces, except in the data-heavy processor, loaders and Batch job', () => {
   for (const stage of [PlatformStage.DEV, PlatformStage.STAGING, PlatformStage.PROD]) {
     const stack = new Stack(new App(), `Platform${stage.name}`, { env: ENV });
-    new OnsDataPlatform(stack, 'Platform', { stage });
+    // An engine with a loader, so the loader's tracing is checked too.
+    new OnsDataPlatform(stack, 'Platform', { stage, timeSeries: TimeSeriesEngine.timestreamLiveAnalytics() });
     const template = Template.fromStack(stack);
     const tracing = stage.tracing === lambda.Tracing.ACTIVE;
     const platformFunctions = functionsOf(template).filter((f) => /^ONS data platform/.test(f.Description ?? ''));

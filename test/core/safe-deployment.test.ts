@@ -33,8 +33,8 @@ function aliases(r: Resources): Map<string, string> {
   return new Map(ofType(r, 'AWS::Lambda::Alias').map(([id, a]) => [a.Properties.FunctionName.Ref as string, id]));
 }
 
-/** The platform's own functions (API-facing and processing), by the path segment of their logical id. */
-const PUBLISHED = ['HealthCheck', 'ApiLedger', 'TimeSeriesLoader', 'TimeSeriesQuery', 'KnowledgeQuery', 'IngestionRouter', 'IngestionProcessor',
+/** The platform's own functions (API-facing and processing), by the path segment of their logical id (the lake engine: no loader). */
+const PUBLISHED = ['HealthCheck', 'ApiLedger', 'TimeSeriesQuery', 'KnowledgeQuery', 'IngestionRouter', 'IngestionProcessor',
   'IngestionCopyDocument', 'IngestionQuarantine'];
 
 const CONFIGS: Record<string, string> = {
@@ -107,7 +107,7 @@ describe('SafeDeployment in the reference app', () => {
     const refs = references(machine[1].Properties.DefinitionString);
     const invoked = [...refs].filter((x) => r[x]?.Type === 'AWS::Lambda::Function' || r[x]?.Type === 'AWS::Lambda::Alias');
     expect(invoked.every((x) => aliasIds.has(x))).toBe(true);
-    expect(invoked).toHaveLength(5); // router, processor, copy, quarantine, loader
+    expect(invoked).toHaveLength(4); // router, processor, copy, quarantine (the lake engine has no loader)
   });
 
   test.each(['dev', 'prod'])('a failed or rolled-back deployment reaches the warning topic; rollback alarms notify nobody (%s)', (stage) => {

@@ -77,7 +77,8 @@ describe('PlatformStage.derive', () => {
   test('alarm thresholds change field by field, like monitoring overrides', () => {
     const qa = PlatformStage.PROD.derive({ name: 'qa', alarmThresholds: { functionErrors: 4, period: Duration.minutes(1) } });
     expect(qa.alarmThresholds).toEqual({ ...PlatformStage.PROD.alarmThresholds, functionErrors: 4, period: Duration.minutes(1) });
-    expect(resolveAlarmThresholds(PlatformStage.PROD, { functionErrors: 4, period: Duration.minutes(1) })).toEqual(qa.alarmThresholds);
+    expect(resolveAlarmThresholds(PlatformStage.PROD, { functionErrors: 4, period: Duration.minutes(1) }))
+      .toEqual({ lakeQueryTimeP99: Duration.seconds(20), ...qa.alarmThresholds });
     // An unset field keeps the base value, even when given as undefined.
     expect(PlatformStage.PROD.derive({ name: 'qa', alarmThresholds: { functionErrors: undefined } }).alarmThresholds).toEqual(PlatformStage.PROD.alarmThresholds);
     expect(() => resolveAlarmThresholds(PlatformStage.PROD, { functionErrors: 0 })).toThrow(/PlatformStage 'prod' alarmThresholds.functionErrors/);
@@ -102,12 +103,19 @@ describe('PlatformStage.custom', () => {
   };
 
   test('the optional alarm thresholds resolve to their documented defaults', () => {
-    const { apiClientErrorRatePercent, functionThrottles, recordsRejected, timeSeriesErrors, storeUtilizationPercent, ...required } =
-      PlatformStage.DEV.alarmThresholds;
+    const {
+      apiClientErrorRatePercent, functionThrottles, recordsRejected, timeSeriesErrors, storeUtilizationPercent, lakeQueryTimeP99, ...required
+    } = PlatformStage.DEV.alarmThresholds;
     const lab = PlatformStage.custom({ ...props, alarmThresholds: required });
     expect(lab.alarmThresholds).toEqual(required);
     expect(resolveAlarmThresholds(lab)).toEqual({
-      ...required, apiClientErrorRatePercent: 25, functionThrottles: 1, recordsRejected: 100, timeSeriesErrors: 1, storeUtilizationPercent: 80,
+      ...required,
+      apiClientErrorRatePercent: 25,
+      functionThrottles: 1,
+      recordsRejected: 100,
+      timeSeriesErrors: 1,
+      storeUtilizationPercent: 80,
+      lakeQueryTimeP99: Duration.seconds(20),
     });
   });
 

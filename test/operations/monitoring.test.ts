@@ -6,7 +6,7 @@ import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
-import { buildReferenceApp } from '../../examples/reference/app';
+import { buildReferenceApp, ENGINE_CONTEXT } from '../../examples/reference/app';
 import { AlarmSeverity, DashboardSection, IMonitor, IMonitorable, OnsDataPlatform, PlatformMonitoring, PlatformStage, TimeSeriesEngine } from '../../src';
 import { KnowledgeBaseLogMetrics, OPERATION_DIMENSION, PlatformMetrics, metricsNamespace } from '../../src/runtime/contract';
 import { ENV, platformStack } from '../helpers';
@@ -224,7 +224,8 @@ describe('PlatformMonitoring on the reference app', () => {
       for (const [id] of ofType(resources, 'AWS::StepFunctions::StateMachine')) expect(body).toContain(JSON.stringify({ Ref: id }));
       for (const [id] of ofType(resources, 'AWS::Lambda::Function')) expect(body).toContain(JSON.stringify({ Ref: id }));
       expect(body).toContain(`\\"${metricsNamespace(stage)}\\",\\"${PlatformMetrics.RECORDS_PROCESSED.name}\\"`);
-      expect(body).toContain('AWS/Timestream');
+      // The reference app's engine: the lake (AWS/Athena of its workgroup).
+      expect(body).toContain('AWS/Athena');
       expect(body).toContain('alarm');
     }
   });
@@ -256,8 +257,18 @@ describe('PlatformMonitoring on the reference app', () => {
     }
   });
 
+  test('the lake engine\'s failed, canceled and slow queries are watched in the platform\'s workgroup', () => {
+    for (const [stage, resources] of Object.entries(templates)) {
+      const athena = alarms(resources).map(([, a]) => a.Properties).filter((p) => p.Namespace === 'AWS/Athena');
+      const states = athena.map((p) => p.Dimensions.find((d: any) => d.Name === 'QueryState').Value).sort();
+      expect(states).toEqual(['CANCELED', 'FAILED', 'SUCCEEDED']);
+      for (const p of athena) expect(p.Dimensions).toContainEqual({ Name: 'WorkGroup', Value: `ons-data-platform-${stage}` });
+    }
+  });
+
   test('Timestream system and user errors are watched per operation (the only dimension AWS/Timestream gives them)', () => {
-    const r = templates.dev;
+    const live = buildReferenceApp(new App({ context: { [ENGINE_CONTEXT]: 'timestream-liveanalytics' } })).synth();
+    const r = live.getStackByName('OnsDataPlatform-dev').template.Resources as Resources;
     for (const operation of ['WriteRecords', 'Query']) {
       for (const metric of ['SystemErrors', 'UserErrors']) {
         const found = alarmsOn(r, metric, 'Operation', operation);
