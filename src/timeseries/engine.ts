@@ -1,8 +1,10 @@
+import { Token } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 import { InfluxDbStore, InfluxDbStoreOptions } from './influxdb-store';
-import { isQueryableDataLake, LakeStore, LakeStoreOptions } from './lake-store';
+import { LakeStore, LakeStoreOptions } from './lake-store';
 import { ITimeSeriesStore, TimeSeriesStoreBaseProps } from './store';
 import { TimestreamStore, TimestreamStoreOptions } from './timestream-store';
+import { IDataLake, IQueryableDataLake } from '../lake/data-lake';
 
 /**
  * What an engine needs to create its store inside `OnsDataPlatform`.
@@ -59,4 +61,12 @@ export abstract class TimeSeriesEngine {
 
   /** Creates the store under `scope`. */
   public abstract bind(scope: Construct, options: TimeSeriesEngineBindOptions): ITimeSeriesStore;
+}
+
+/** Whether `lake` can be queried with Athena (a `DataLake`, or your own `IQueryableDataLake`). */
+function isQueryableDataLake(lake: IDataLake): lake is IQueryableDataLake {
+  const l = lake as Partial<IQueryableDataLake>;
+  return typeof l.grantQuery === 'function' && typeof l.currentViewName === 'function'
+    && typeof l.workGroupName === 'string' && typeof l.databaseName === 'string' && Array.isArray(l.datasetIds)
+    && !Token.isUnresolved(l.datasetIds);
 }

@@ -1,4 +1,4 @@
-import { Duration, Token } from 'aws-cdk-lib';
+import { Duration } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -287,12 +287,4 @@ export class LakeStore extends Construct implements ITimeSeriesStore, IMonitorab
     const stack = this.dataLake.processedBucket.stack;
     return stack.formatArn({ service: 'glue', resource: 'catalog' });
   }
-}
-
-/** Whether `lake` can be queried with Athena (a `DataLake`, or your own `IQueryableDataLake`). @internal */
-export function isQueryableDataLake(lake: object): lake is IQueryableDataLake {
-  const l = lake as Partial<IQueryableDataLake>;
-  return typeof l.grantQuery === 'function' && typeof l.currentViewName === 'function'
-    && typeof l.workGroupName === 'string' && typeof l.databaseName === 'string' && Array.isArray(l.datasetIds)
-    && !Token.isUnresolved(l.datasetIds);
 }
