@@ -458,11 +458,13 @@ describe('the construct', () => {
     expect(ingestionDefinition.States.ProcessFile.Parameters['force.$']).toBe('$.force');
   });
 
-  test('default concurrency per engine: 10 without a store, 2 for LiveAnalytics, 4 for InfluxDB; the props win', () => {
+  test('default concurrency per engine: 10 without a store or on the lake, 2 for LiveAnalytics, 4 for InfluxDB; the props win', () => {
     expect(IngestionPipeline.defaultReprocessConcurrency()).toBe(10);
     expect(IngestionPipeline.defaultReprocessConcurrency(TimeSeriesEngines.LIVE_ANALYTICS)).toBe(2);
     expect(IngestionPipeline.defaultReprocessConcurrency(TimeSeriesEngines.INFLUXDB)).toBe(4);
-    expect(platformStack(PlatformStage.DEV).platform.ingestion.reprocessMaxConcurrency).toBe(2);
+    expect(IngestionPipeline.defaultReprocessConcurrency(TimeSeriesEngines.LAKE)).toBe(10);
+    // The default platform is on the lake engine.
+    expect(platformStack(PlatformStage.DEV).platform.ingestion.reprocessMaxConcurrency).toBe(10);
     expect(pipelineStack({ backfillMaxConcurrency: 7 }).pipeline.reprocessMaxConcurrency).toBe(7);
     expect(pipelineStack({ backfillMaxConcurrency: 7, reprocessMaxConcurrency: 3 }).pipeline.reprocessMaxConcurrency).toBe(3);
   });
