@@ -216,7 +216,8 @@ export class InfluxDbStore extends Construct implements ITimeSeriesStore, IMonit
   public readonly rejectedRecordsPrefix: string;
 
   public readonly ledger: IIngestionLedger;
-  public readonly loaderFunction: lambda.IFunction;
+  /** The loader (always set for this engine; optional only because `ITimeSeriesStore` allows a store without one). */
+  public readonly loaderFunction?: lambda.IFunction;
   public readonly queryFunction: lambda.IFunction;
 
   private readonly stage: PlatformStage;

@@ -119,7 +119,8 @@ export class TimestreamStore extends Construct implements ITimeSeriesStore, IMon
   public readonly rejectedRecordsPrefix: string;
 
   public readonly ledger: IIngestionLedger;
-  public readonly loaderFunction: lambda.IFunction;
+  /** The loader (always set for this engine; optional only because `ITimeSeriesStore` allows a store without one). */
+  public readonly loaderFunction?: lambda.IFunction;
   public readonly queryFunction: lambda.IFunction;
 
   private readonly tables = new Map<string, timestream.CfnTable>();
