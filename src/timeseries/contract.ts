@@ -115,8 +115,15 @@ export const DEFAULT_THROTTLE_BUDGET_MS = 5 * 60_000;
 
 /** One point of a query response. @internal */
 export interface TimeSeriesPoint {
-  /** UTC ISO-8601 with milliseconds: the instant, or the start of the interval. */
+  /** UTC ISO-8601 with milliseconds: the instant, or the first instant of the bucket (ons/calendar.ts). */
   readonly time: string;
+  /**
+   * Aggregates only: the bucket's local (America/Sao_Paulo) start, `YYYY-MM-DD` for `1d` `1w` `1mo` `1y`, the local
+   * date-time with its offset (`2013-02-16T23:00-03:00`) for sub-day intervals.
+   */
+  readonly local?: string;
+  /** Aggregates only: the bucket's calendar name, `2013-02-15`, `2013-W07`, `2013-02-S3`, `2013-02`, `2013` (sub-day: as `local`). */
+  readonly period?: string;
   /** Identity dimensions of the series. */
   readonly dimensions: Readonly<Record<string, string | null>>;
   readonly value: number | null;

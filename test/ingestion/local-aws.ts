@@ -425,19 +425,20 @@ export function isPutObject(bucket?: string): (req: IncomingMessage) => boolean 
 }
 
 /** The router and processor bundles run on a real file, as the state machine does before the loader. */
-export type Ingest = (file: string) => Promise<LoadInput>;
+/** Ingests a real ONS file by name, or `content` under that name (a file derived from a real one). */
+export type Ingest = (file: string, content?: Buffer) => Promise<LoadInput>;
 
 /** Ingests each file once (the same content under another key would be a duplicate, which is not loaded). */
 export function ingester(aws: LocalAws, env: Record<string, string | undefined>): Ingest {
   const route = loadHandler<StepInput, RouteResult>('route', env);
   const processFile = loadHandler<ProcessInput, ProcessResult>('process', env);
   const done = new Map<string, Promise<LoadInput>>();
-  return (file) => {
+  return (file, content) => {
     let input = done.get(file);
     if (!input) {
       const key = `incoming/${file}`;
       input = (async () => {
-        await putObject(aws, BUCKETS.raw, key, readFileSync(join(ONS_DATA, file)));
+        await putObject(aws, BUCKETS.raw, key, content ?? readFileSync(join(ONS_DATA, file)));
         const routed = await route({ source: { bucket: BUCKETS.raw, key }, executionArn: EXECUTION });
         const processed = await processFile({ source: routed.source, executionArn: EXECUTION });
         if (processed.status !== 'processed') throw new Error(`${file}: ${JSON.stringify(processed)}`);

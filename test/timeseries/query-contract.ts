@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
@@ -6,6 +6,7 @@ import { CATALOG } from '../../src/ons/catalog';
 import { ApiErrorBody } from '../../src/runtime/contract';
 import { LoadInput, LoadResult, TimeSeriesEnv, TimeSeriesResponse } from '../../src/timeseries/contract';
 import { expectSchema } from '../api/openapi';
+import { ONS_DATA } from '../ons-data';
 import { handlerEnv, ingester, LocalAws, loadHandler, restoreEnv, startLocalAws } from '../ingestion/local-aws';
 import { CapturedOutput, captureOutput } from '../runtime/output';
 
@@ -78,17 +79,77 @@ export function expectedRows(points: readonly StoredPoint[], request: RowRequest
 }
 
 const HOUR = 3_600_000;
-/** Fixed bins from the epoch; months and years in UTC. */
-export const FIXED_BINS: Record<string, number> = { '1m': 60_000, '5m': 300_000, '15m': 900_000, '30m': 1_800_000, '1h': HOUR, '1d': 24 * HOUR, '7d': 7 * 24 * HOUR };
-export function bucketOf(interval: string): (time: number) => number {
-  if (interval === '1mo' || interval === '1y') {
-    return (t) => {
-      const d = new Date(t);
-      return interval === '1mo' ? Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1) : Date.UTC(d.getUTCFullYear(), 0, 1);
-    };
+const DAY = 24 * HOUR;
+/** Sub-day bins: fixed, from the epoch (UTC). */
+export const FIXED_BINS: Record<string, number> = { '1m': 60_000, '5m': 300_000, '15m': 900_000, '30m': 1_800_000, '1h': HOUR };
+
+/**
+ * The Brasília calendar, written here independently of src/ons/calendar.ts: the IANA zone through Intl, a bucket's
+ * first instant found by walking UTC hours, week names by their definitions.
+ */
+const ZONE = 'America/Sao_Paulo';
+const zoneFormat = new Intl.DateTimeFormat('en-US', {
+  timeZone: ZONE, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', timeZoneName: 'longOffset',
+});
+const wallCache = new Map<number, { date: string; hm: string; offset: string }>();
+/** The local date (`YYYY-MM-DD`), wall time (`HH:MM`) and offset (`-03:00`) of an instant in America/Sao_Paulo. */
+export function brasilia(t: number): { date: string; hm: string; offset: string } {
+  let w = wallCache.get(t);
+  if (!w) {
+    const p = Object.fromEntries(zoneFormat.formatToParts(new Date(t)).map((x) => [x.type, x.value]));
+    w = { date: `${p.year}-${p.month}-${p.day}`, hm: `${p.hour}:${p.minute}`, offset: p.timeZoneName === 'GMT' ? '+00:00' : p.timeZoneName.slice(3) };
+    wallCache.set(t, w);
   }
-  const size = FIXED_BINS[interval === '1w' ? '7d' : interval];
-  return (t) => t - (t % size);
+  return w;
+}
+const dateMs = (date: string) => Date.UTC(+date.slice(0, 4), +date.slice(5, 7) - 1, +date.slice(8, 10));
+const dateText = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+/** The first instant whose local date is `date`: local midnight, or the end of the gap where the clocks skipped it. */
+function firstInstantOf(date: string): number {
+  // Offsets here are within -01:00 to -05:00 since 1914: start before any of them and walk whole hours.
+  for (let t = dateMs(date); ; t += HOUR) if (brasilia(t).date === date) return t;
+}
+/** The first local date of the calendar bucket of `interval` holding local date `date`. */
+function firstDateOf(interval: string, date: string, week: string): string {
+  const d = dateMs(date);
+  const day = new Date(d).getUTCDay(); // 0 = Sunday
+  switch (interval) {
+    case '1d': return date;
+    case '1mo': return `${date.slice(0, 7)}-01`;
+    case '1y': return `${date.slice(0, 4)}-01-01`;
+    default: return dateText(d - (week === 'iso' ? (day + 6) % 7 : (day + 1) % 7) * DAY); // Monday, or Saturday
+  }
+}
+/** The calendar name of the bucket of `interval` starting on local date `first`. */
+function periodName(interval: string, first: string, week: string): string {
+  if (interval === '1d') return first;
+  if (interval === '1mo') return first.slice(0, 7);
+  if (interval === '1y') return first.slice(0, 4);
+  if (week === 'iso') {
+    // ISO 8601: week 1 holds the year's first Thursday; a week is its Thursday's.
+    const thursday = new Date(dateMs(first) + 3 * DAY);
+    return `${thursday.getUTCFullYear()}-W${String(Math.floor((thursday.getTime() - Date.UTC(thursday.getUTCFullYear(), 0, 1)) / (7 * DAY)) + 1).padStart(2, '0')}`;
+  }
+  // The ONS operative week is named by the month of its Friday, and numbered within it.
+  const friday = dateText(dateMs(first) + 6 * DAY);
+  return `${friday.slice(0, 7)}-S${Math.ceil(+friday.slice(8, 10) / 7)}`;
+}
+
+/** The bucket start of an instant: fixed UTC bins below a day, the Brasília calendar from a day up (`week` for 1w). */
+export function bucketOf(interval: string, week = 'ons'): (time: number) => number {
+  const size = FIXED_BINS[interval];
+  if (size !== undefined) return (t) => t - (((t % size) + size) % size);
+  return (t) => firstInstantOf(firstDateOf(interval, brasilia(t).date, week));
+}
+
+/** The labels of the bucket starting at `start`: `local` and `period`. */
+export function labelsOf(interval: string, start: number, week = 'ons'): { local: string; period: string } {
+  const w = brasilia(start);
+  if (FIXED_BINS[interval] !== undefined) {
+    const local = `${w.date}T${w.hm}${w.offset}`;
+    return { local, period: local };
+  }
+  return { local: w.date, period: periodName(interval, w.date, week) };
 }
 
 /** The pages a request gets, without their tokens (each engine's own cursor). */
@@ -106,7 +167,7 @@ function expectedPages(points: readonly StoredPoint[], dataset: string, query: R
     to,
     filters: definition.dimensions.filter((d) => query[d] !== undefined).map((d) => [d, query[d]] as const),
     dimensions: definition.dimensions,
-    bucket: interval ? bucketOf(interval) : undefined,
+    bucket: interval ? bucketOf(interval, query.week) : undefined,
     aggregation: aggregation ?? undefined,
   });
   const header = {
@@ -117,7 +178,10 @@ function expectedPages(points: readonly StoredPoint[], dataset: string, query: R
     pages.push({
       ...header,
       points: rows.slice(i, i + maxPoints).map((r) => ({
-        time: new Date(r.time).toISOString(), dimensions: Object.fromEntries(definition.dimensions.map((d, j) => [d, r.dims[j]])), value: r.value,
+        time: new Date(r.time).toISOString(),
+        ...(interval ? labelsOf(interval, r.time, query.week) : {}),
+        dimensions: Object.fromEntries(definition.dimensions.map((d, j) => [d, r.dims[j]])),
+        value: r.value,
       })),
       more: i + maxPoints < rows.length,
     });
@@ -193,6 +257,26 @@ export const DATABASE = 'ons_test';
 export const MAX_POINTS = 500;
 /** Hourly and daily series by subsystem, and a dashboard export without identity dimensions. */
 const FILES = ['CURVA_CARGA_2023.csv', 'CARGA_ENERGIA_2013.csv', 'Temporal Geração de Energia.csv'];
+
+/**
+ * Hourly data under Brazilian daylight saving (which ended in 2019), for the calendar cases: no real hourly ONS file
+ * of those years is at hand, so CURVA_CARGA_2023.csv's rows are dated ten years earlier, as bench/inputs.ts shifts
+ * it; the local hour the clocks skipped in 2013 (20 October, 00:00) does not exist and is left out, as in ONS files
+ * of those years. The hour repeated when DST ended (16 February, 23:00) is in the file once.
+ */
+export function curvaCarga2013(): Buffer {
+  const lines = readFileSync(join(ONS_DATA, 'CURVA_CARGA_2023.csv'), 'utf8').split('\n').filter((l) => l.length > 0);
+  const column = lines[0].split(';').indexOf('din_instante');
+  const exists = (wall: string) => {
+    const at = Date.UTC(+wall.slice(0, 4), +wall.slice(5, 7) - 1, +wall.slice(8, 10), +wall.slice(11, 13), +wall.slice(14, 16));
+    return [2, 3].some((h) => { const w = brasilia(at + h * HOUR); return `${w.date} ${w.hm}` === wall.slice(0, 16); });
+  };
+  const body = lines.slice(1).map((l) => l.split(';')).map((cells) => {
+    cells[column] = `2013${cells[column].slice(4)}`;
+    return cells;
+  }).filter((cells) => exists(cells[column]));
+  return Buffer.from(`${[lines[0], ...body.map((c) => c.join(';'))].join('\n')}\n`);
+}
 export const RANGE = { from: '2023-01-01T00:00:00Z', to: '2023-02-01T00:00:00Z' };
 
 let requestCount = 0;
@@ -257,6 +341,7 @@ export function describeQueryContract(engine: QueryEngine): QueryContext {
       expect(await loader!(input)).toMatchObject({ status: 'loaded', rejected: 0 });
     });
     for (const file of FILES) await load(await ingest(file));
+    await load(await ingest('CURVA_CARGA_2013.csv', curvaCarga2013()));
     ctx.query = await ctx.queryHandler();
     smallPages = await ctx.queryHandler({ [TimeSeriesEnv.MAX_POINTS]: '7' });
   }, 300_000);
@@ -306,6 +391,17 @@ export function describeQueryContract(engine: QueryEngine): QueryContext {
       ['no identity dimensions: raw points', 'historico_geracao_energia', { from: '2000-01-01', to: '2030-01-01' }],
       ['no identity dimensions: monthly average', 'historico_geracao_energia', { from: '2000-01-01', to: '2030-01-01', interval: '1mo' }],
       ['no identity dimensions: weekly maximum', 'historico_geracao_energia', { from: '2000-01-01', to: '2030-01-01', interval: '1w', aggregation: 'max' }],
+      // The Brasília calendar under daylight saving (2013: DST ended on 17 February at 00:00, began on 20 October at 00:00).
+      ['a month across the February DST end: hourly sums', 'curva_carga', { from: '2013-01-01T00:00-02:00', to: '2013-04-01T00:00-03:00', interval: '1mo', aggregation: 'sum' }],
+      ['a month across the February DST end: daily data', 'carga_energia', { from: '2013-01-01', to: '2013-04-01', interval: '1mo' }],
+      ['days around the DST start (20 October, 23 h)', 'curva_carga', { from: '2013-10-18', to: '2013-10-23', interval: '1d', aggregation: 'sum' }],
+      ['days around the DST end (Saturday 16 February, 25 h)', 'curva_carga', { from: '2013-02-14', to: '2013-02-19', interval: '1d', aggregation: 'max' }],
+      ['hours across the DST end: the repeated local hour', 'curva_carga', { from: '2013-02-16T20:00-02:00', to: '2013-02-17T03:00-03:00', interval: '1h', aggregation: 'sum' }],
+      ['ISO weeks across the DST end', 'curva_carga', { from: '2013-02-01', to: '2013-03-05', interval: '1w', week: 'iso', aggregation: 'sum' }],
+      ['ONS weeks across the DST end', 'curva_carga', { from: '2013-02-01', to: '2013-03-05', interval: '1w', week: 'ons', aggregation: 'sum' }],
+      ['ONS weeks (the default rule) across the DST start', 'curva_carga', { from: '2013-10-01', to: '2013-11-01', interval: '1w', aggregation: 'avg' }],
+      ['ISO weeks of a year of daily data', 'carga_energia', { from: '2012-12-31', to: '2014-01-01', interval: '1w', week: 'iso', aggregation: 'min' }],
+      ['a year of hourly data under DST', 'curva_carga', { from: '2013-01-01T00:00-02:00', to: '2014-01-01T00:00-02:00', interval: '1y', aggregation: 'avg' }],
       ['a subsystem with no data', 'curva_carga', { ...year, id_subsistema: 'XX', interval: '1d' }],
       ['a measure never loaded', 'intercambio_nacional', { ...year, measure: 'val_intercambiomwmed' }],
     ];
@@ -330,6 +426,44 @@ export function describeQueryContract(engine: QueryEngine): QueryContext {
       const [got, expected] = [await allPages(smallPages, dataset, query), expectedPages(await engine.stored(dataset), dataset, query, 7)];
       expect(got.length).toBeGreaterThan(1);
       expect(comparable(got, query.interval !== undefined, expected)).toEqual(comparable(expected, query.interval !== undefined));
+    });
+  });
+
+  describe('the Brasília calendar on days daylight saving changed: figures from the raw points', () => {
+    const SE = { id_subsistema: 'SE' };
+    /** The raw points of SE in [start, end): their number and sum. */
+    async function raw(start: string, end: string): Promise<{ count: number; sum: number }> {
+      const points = (await allPages(ctx.query, 'curva_carga', { from: start, to: end, ...SE })).flatMap((p) => p.points);
+      return { count: points.length, sum: points.reduce((a, p) => a + p.value!, 0) };
+    }
+    const hours = (a: string, b: string) => (Date.parse(b) - Date.parse(a)) / HOUR;
+    const close = (a: number, b: number) => expect(Math.abs(a - b)).toBeLessThanOrEqual(1e-9 * Math.abs(b));
+
+    test.each<[string, Record<string, string>, string, Array<{ time: string; local: string; period: string }>, number, number]>([
+      ['the DST start: 20 October 2013 has 23 hours and starts at 01:00 (03:00Z)', { from: '2013-10-19T00:00-03:00', to: '2013-10-22T00:00-02:00', interval: '1d', aggregation: 'sum' }, '2013-10-20',
+        [{ time: '2013-10-19T03:00:00.000Z', local: '2013-10-19', period: '2013-10-19' }, { time: '2013-10-20T03:00:00.000Z', local: '2013-10-20', period: '2013-10-20' },
+          { time: '2013-10-21T02:00:00.000Z', local: '2013-10-21', period: '2013-10-21' }], 23, 23],
+      ['the DST end: Saturday 16 February 2013 has 25 hours (the repeated 23:00 is in the file once)', { from: '2013-02-15T00:00-02:00', to: '2013-02-18T00:00-03:00', interval: '1d', aggregation: 'sum' }, '2013-02-16',
+        [{ time: '2013-02-15T02:00:00.000Z', local: '2013-02-15', period: '2013-02-15' }, { time: '2013-02-16T02:00:00.000Z', local: '2013-02-16', period: '2013-02-16' },
+          { time: '2013-02-17T03:00:00.000Z', local: '2013-02-17', period: '2013-02-17' }], 25, 24],
+      ['February 2013: 28 days and 1 hour', { from: '2013-01-01T00:00-02:00', to: '2013-04-01T00:00-03:00', interval: '1mo', aggregation: 'sum' }, '2013-02',
+        [{ time: '2013-01-01T02:00:00.000Z', local: '2013-01-01', period: '2013-01' }, { time: '2013-02-01T02:00:00.000Z', local: '2013-02-01', period: '2013-02' },
+          { time: '2013-03-01T03:00:00.000Z', local: '2013-03-01', period: '2013-03' }], 28 * 24 + 1, 28 * 24],
+      ['the ONS week of the DST end: Saturday 16 to Friday 22 February, 169 hours', { from: '2013-02-09T00:00-02:00', to: '2013-03-02T00:00-03:00', interval: '1w', week: 'ons', aggregation: 'sum' }, '2013-02-S4',
+        [{ time: '2013-02-09T02:00:00.000Z', local: '2013-02-09', period: '2013-02-S3' }, { time: '2013-02-16T02:00:00.000Z', local: '2013-02-16', period: '2013-02-S4' },
+          { time: '2013-02-23T03:00:00.000Z', local: '2013-02-23', period: '2013-03-S1' }], 169, 168],
+      ['the ISO week of the DST end: Monday 11 to Sunday 17 February, 169 hours', { from: '2013-02-04T00:00-02:00', to: '2013-02-25T00:00-03:00', interval: '1w', week: 'iso', aggregation: 'sum' }, '2013-W07',
+        [{ time: '2013-02-04T02:00:00.000Z', local: '2013-02-04', period: '2013-W06' }, { time: '2013-02-11T02:00:00.000Z', local: '2013-02-11', period: '2013-W07' },
+          { time: '2013-02-18T03:00:00.000Z', local: '2013-02-18', period: '2013-W08' }], 169, 168],
+    ])('%s', async (_name, query, period, buckets, length, count) => {
+      const { status, body } = await ctx.query('curva_carga', { ...query, ...SE });
+      expect(status).toBe(200);
+      expect(body.points.map(({ time, local, period: p }: any) => ({ time, local, period: p }))).toEqual(buckets);
+      const i = buckets.findIndex((b) => b.period === period);
+      expect(hours(buckets[i].time, buckets[i + 1].time)).toBe(length);
+      const { count: n, sum } = await raw(buckets[i].time, buckets[i + 1].time);
+      expect(n).toBe(count);
+      close(body.points[i].value, sum);
     });
   });
 

@@ -93,7 +93,19 @@ describe('the InfluxDB query handler', () => {
     expect(daily.status).toBe(200);
     expect(proxy.of('/query')[1].params.get('q')).toBe('SELECT sum("val_cargaenergiahomwmed") AS "sum", count("val_cargaenergiahomwmed") AS "count", '
       + 'min("val_cargaenergiahomwmed") AS "min", max("val_cargaenergiahomwmed") AS "max" FROM "curva_carga" '
-      + 'WHERE time >= \'2023-01-01T00:00:00.000Z\' AND time < \'2023-02-01T00:00:00.000Z\' GROUP BY time(1d), "id_subsistema" fill(none)');
+      + 'WHERE time >= \'2023-01-01T00:00:00.000Z\' AND time < \'2023-02-01T00:00:00.000Z\' GROUP BY time(1d, 3h), "id_subsistema" fill(none)');
+    // Across the 2013 DST end: one statement per offset, local days starting at 02:00Z, then at 03:00Z.
+    const dst = await ctx.query('curva_carga', { from: '2013-02-01', to: '2013-03-01', interval: '1d', aggregation: 'sum', id_subsistema: 'SE' });
+    expect(dst.status).toBe(200);
+    const select = 'SELECT sum("val_cargaenergiahomwmed") AS "sum", count("val_cargaenergiahomwmed") AS "count", '
+      + 'min("val_cargaenergiahomwmed") AS "min", max("val_cargaenergiahomwmed") AS "max" FROM "curva_carga" ';
+    expect(proxy.of('/query')[2].params.get('q')).toBe(
+      `${select}WHERE time >= '2013-02-01T00:00:00.000Z' AND time < '2013-02-17T02:00:00.000Z' AND "id_subsistema" = 'SE' GROUP BY time(1d, 2h), "id_subsistema" fill(none); `
+      + `${select}WHERE time >= '2013-02-17T02:00:00.000Z' AND time < '2013-03-01T00:00:00.000Z' AND "id_subsistema" = 'SE' GROUP BY time(1d, 3h), "id_subsistema" fill(none)`);
+    // The two pieces of the 25-hour Saturday are one day.
+    expect(dst.body.points.filter((p: { local: string }) => p.local === '2013-02-16')).toEqual([
+      { time: '2013-02-16T02:00:00.000Z', local: '2013-02-16', period: '2013-02-16', dimensions: { id_subsistema: 'SE' }, value: expect.any(Number) },
+    ]);
   });
 
   test('the other engine\'s page token is refused', async () => {

@@ -103,6 +103,10 @@ const starts = () => athena.requests.slice(sinceReset).filter((r) => r.operation
 const WHERE = '"year" BETWEEN ? AND ? AND ("year" > ? OR "month" >= ?) AND ("year" < ? OR "month" <= ?) AND "time" >= from_iso8601_timestamp(?) AND "time" < from_iso8601_timestamp(?)';
 /** January 2023 in UTC: from Brasília's 2022-12-31 21:00, so December 2022's partition too. */
 const RANGE_PARAMETERS = ['2022', '2023', '2022', '12', '2023', '1', "'2023-01-01T00:00:00.000Z'", "'2023-02-01T00:00:00.000Z'"];
+/** Brasília wall clock in February 2013: -02:00 until DST ended at 2013-02-17T02:00Z, -03:00 after. */
+const LOCAL_2013 = 'date_add(\'hour\', CASE WHEN "time" < from_iso8601_timestamp(\'2013-02-17T02:00:00.000Z\') THEN -2 ELSE -3 END, "time")';
+/** The ONS week (Saturday to Friday) in January 2023 (-03:00 throughout). */
+const ONS_WEEK = 'date_add(\'day\', -2, date_trunc(\'week\', date_add(\'day\', 2, date_add(\'hour\', -3, "time"))))';
 
 describe('the SQL and execution parameters as sent', () => {
   test.each<[string, string, Record<string, string>, string, string[]]>([
@@ -119,15 +123,24 @@ describe('the SQL and execution parameters as sent', () => {
       [...RANGE_PARAMETERS, "'SE'"]],
     ['monthly sum of one measure of a multi-measure dataset, two years', 'balanco_energia_subsistema',
       { from: '2022-06-01T00:00:00-03:00', to: '2023-02-01T00:00:00-03:00', measure: 'val_gereolica', interval: '1mo', aggregation: 'sum' },
-      'SELECT date_trunc(\'month\', "time") AS "bucket", "id_subsistema", sum("val_gereolica") AS "value" FROM "DB"."balanco_energia_subsistema_current" '
-      + `WHERE ${WHERE} AND "val_gereolica" IS NOT NULL GROUP BY date_trunc('month', "time"), "id_subsistema" ORDER BY "bucket", "id_subsistema" NULLS LAST`,
+      'SELECT date_trunc(\'month\', date_add(\'hour\', -3, "time")) AS "bucket", "id_subsistema", sum("val_gereolica") AS "value" FROM "DB"."balanco_energia_subsistema_current" '
+      + `WHERE ${WHERE} AND "val_gereolica" IS NOT NULL GROUP BY date_trunc('month', date_add('hour', -3, "time")), "id_subsistema" ORDER BY "bucket", "id_subsistema" NULLS LAST`,
       ['2022', '2023', '2022', '6', '2023', '1', "'2022-06-01T03:00:00.000Z'", "'2023-02-01T03:00:00.000Z'"]],
     ['accents, spaces and parentheses in a value: a parameter, quoted', 'curva_carga',
       { ...RANGE, interval: '1y', aggregation: 'max', id_subsistema: 'São Paulo (SE/CO) 2' },
-      'SELECT date_trunc(\'year\', "time") AS "bucket", "id_subsistema", max("val_cargaenergiahomwmed") AS "value" FROM "DB"."curva_carga_current" '
+      'SELECT date_trunc(\'year\', date_add(\'hour\', -3, "time")) AS "bucket", "id_subsistema", max("val_cargaenergiahomwmed") AS "value" FROM "DB"."curva_carga_current" '
       + `WHERE ${WHERE} AND "val_cargaenergiahomwmed" IS NOT NULL AND "id_subsistema" = ? `
-      + 'GROUP BY date_trunc(\'year\', "time"), "id_subsistema" ORDER BY "bucket", "id_subsistema" NULLS LAST',
+      + 'GROUP BY date_trunc(\'year\', date_add(\'hour\', -3, "time")), "id_subsistema" ORDER BY "bucket", "id_subsistema" NULLS LAST',
       [...RANGE_PARAMETERS, "'São Paulo (SE/CO) 2'"]],
+    ['days across the 2013 DST end: the offset by a CASE over the instant it changed (a literal: not user text, and ? only in WHERE)', 'carga_energia',
+      { from: '2013-02-01', to: '2013-03-01', interval: '1d', aggregation: 'sum' },
+      `SELECT date_trunc('day', ${LOCAL_2013}) AS "bucket", "id_subsistema", sum("val_cargaenergiamwmed") AS "value" FROM "DB"."carga_energia_current" `
+      + `WHERE ${WHERE} AND "val_cargaenergiamwmed" IS NOT NULL GROUP BY date_trunc('day', ${LOCAL_2013}), "id_subsistema" ORDER BY "bucket", "id_subsistema" NULLS LAST`,
+      ['2013', '2013', '2013', '1', '2013', '2', "'2013-02-01T00:00:00.000Z'", "'2013-03-01T00:00:00.000Z'"]],
+    ['ONS weeks: the ISO week (date_trunc, Monday) of the day two days on, less two days', 'curva_carga', { ...RANGE, interval: '1w', aggregation: 'min' },
+      `SELECT ${ONS_WEEK} AS "bucket", "id_subsistema", min("val_cargaenergiahomwmed") AS "value" FROM "DB"."curva_carga_current" `
+      + `WHERE ${WHERE} AND "val_cargaenergiahomwmed" IS NOT NULL GROUP BY ${ONS_WEEK}, "id_subsistema" ORDER BY "bucket", "id_subsistema" NULLS LAST`,
+      RANGE_PARAMETERS],
   ])('%s', async (_name, dataset, query, sql, parameters) => {
     const { status } = await call(dataset, query);
     expect(status).toBe(200);

@@ -276,12 +276,35 @@ export const REWRITES: readonly Rewrite[] = [
   },
 ];
 
+/** Timestream's duration literals (`1h`, `30m`, `7d`: "Interval and duration", Timestream developer guide) in microseconds. */
+const DURATION_MICROS: Record<string, bigint> = { us: 1n, ms: 1000n, s: 1_000_000n, m: 60_000_000n, h: 3_600_000_000n, d: 86_400_000_000n };
+
+/**
+ * Timestream for LiveAnalytics' SQL is Trino's with a few functions of its own; the local Timestream applies these,
+ * then REWRITES (its other functions, `from_iso8601_timestamp`, `date_add`, `date_trunc`, are Trino's and behave as
+ * documented there: "Date / time functions", Timestream developer guide; Timestream's session zone is UTC).
+ */
+export const TIMESTREAM_REWRITES: readonly Rewrite[] = [
+  {
+    why: 'bin(timestamp, interval) (Timestream "Date / time functions", Interval and duration: "Rounds down the timestamp '
+      + 'to the given interval", bins from the Unix epoch) with a duration literal (`1h`, `15m`, `7d`) has no DuckDB '
+      + 'equivalent of that name: trino_bin(x, microseconds) floors the epoch microseconds.',
+    apply: rewriteCalls('bin', ([x, duration]) => {
+      const m = /^(\d+)\s*(us|ms|s|m|h|d)$/.exec(duration);
+      if (!m) throw new QueryFailure(`bin: the interval must be a duration literal such as 1h, got ${duration}`);
+      return `trino_bin(${x}, ${BigInt(m[1]) * DURATION_MICROS[m[2]]})`;
+    }),
+  },
+];
+
 /** DuckDB macros the rewrites call. */
 export const MACROS: readonly string[] = [
   // An instant as TIMESTAMPTZ, whether x is a TIMESTAMP (UTC wall clock, as Athena's session zone reads it) or a TIMESTAMPTZ.
   "CREATE MACRO trino_instant(x) AS timezone('UTC', make_timestamp(epoch_us(x)))",
   "CREATE MACRO trino_from_iso8601_timestamp(s) AS timezone('UTC', CAST(s AS TIMESTAMPTZ))",
   'CREATE MACRO trino_from_iso8601_date(s) AS CAST(s AS DATE)',
+  // Timestream bin(): floor to a multiple of n microseconds from the epoch (before 1970 too).
+  'CREATE MACRO trino_bin(x, n) AS make_timestamp(CAST(floor(epoch_us(x) / n) AS BIGINT) * n)',
   `CREATE MACRO trino_to_iso8601(x) AS CASE WHEN typeof(x) = 'TIMESTAMP WITH TIME ZONE'
      THEN strftime(x, '%Y-%m-%dT%H:%M:%S.%g') || CASE WHEN date_part('timezone', x) = 0 THEN 'Z'
        ELSE (CASE WHEN date_part('timezone', x) < 0 THEN '-' ELSE '+' END)
@@ -302,4 +325,13 @@ export function toDuckDb(sql: string, parameters: readonly string[] = []): { sql
     throw new QueryFailure(`local Athena: one AT TIME ZONE zone per query, got ${[...context.zones.values()].join(', ')}`);
   }
   return { sql: render(tokens), timeZone: [...context.zones.values()][0] ?? 'UTC' };
+}
+
+/** The DuckDB text of a Timestream query: its own functions (TIMESTREAM_REWRITES), then Trino's (REWRITES); no parameters. */
+export function timestreamToDuckDb(sql: string): string {
+  const context: RewriteContext = { zones: new Map() };
+  const tokens = [...TIMESTREAM_REWRITES, ...REWRITES].reduce((t, r) => r.apply(t, context), tokenize(sql));
+  if (context.zones.size > 0) throw new QueryFailure('the local Timestream does not take AT TIME ZONE (Timestream computes in UTC)');
+  if (tokens.some((t) => t.kind === 'param')) throw new QueryFailure('Timestream queries take no ? parameters');
+  return render(tokens);
 }

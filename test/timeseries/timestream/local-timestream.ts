@@ -59,6 +59,12 @@ export interface RecordedRequest {
 /** An error the next matching requests get instead of being served. */
 export type Fault = 'ThrottlingException' | 'InternalServerException' | 'status500' | 'ValidationException' | 'AccessDeniedException' | 'ResourceNotFoundException';
 
+/** What the Query operation answers: the payload, and an HTTP status for an error. */
+export interface QueryAnswer {
+  readonly status?: number;
+  readonly body: unknown;
+}
+
 export interface StoredRecord {
   readonly table: string;
   readonly time: number;
@@ -103,8 +109,10 @@ export class LocalTimestream {
   private active = 0;
   private faults: Array<{ fault: Fault; operation: string }> = [];
 
-  /** Answers the query operation (default: no rows). */
-  public onQuery: (body: any) => { status?: number; body: unknown } = () => ({ body: { QueryId: 'q', Rows: [], ColumnInfo: [] } });
+  /** Answers the query operation (default: no rows); may be async (the DuckDB executor in timestream-sql.ts). */
+  public onQuery: (body: any) => QueryAnswer | Promise<QueryAnswer> = () => ({ body: { QueryId: 'q', Rows: [], ColumnInfo: [] } });
+  /** Changes whenever the stored records do (a query executor's cache key). */
+  public generation = 0;
 
   start(): Promise<string> {
     return this.server.start();
@@ -127,7 +135,10 @@ export class LocalTimestream {
   /** Forgets requests, faults and settings; `keepStore` keeps the accepted records (the data a query test reads). */
   reset(options: { keepStore?: boolean } = {}): void {
     this.requests.length = 0;
-    if (!options.keepStore) this.store.clear();
+    if (!options.keepStore) {
+      this.store.clear();
+      this.generation++;
+    }
     this.faults = [];
     this.throttling = undefined;
     this.maxConcurrent = 0;
@@ -139,6 +150,7 @@ export class LocalTimestream {
   /** Raises the version of every stored record (as if a revised file had been loaded since). */
   bumpVersions(by: number): void {
     for (const [key, r] of this.store) this.store.set(key, { ...r, version: r.version + by });
+    this.generation++;
   }
 
   /** Every record of the WriteRecords requests received, common attributes merged in. */
@@ -172,23 +184,26 @@ export class LocalTimestream {
       }
       const recorded: RecordedRequest = { operation, body, bytes: raw.length, concurrent: this.active };
       this.requests.push(recorded);
-      const answer = () => {
+      const answer = async () => {
         try {
-          const { status, payload, outcome } = this.answer(operation, req, body);
+          const { status, payload, outcome } = await this.answer(operation, req, body);
           recorded.outcome = outcome;
           res.writeHead(status, { 'content-type': 'application/x-amz-json-1.0', 'x-amzn-requestid': `req-${this.requests.length}` });
           res.end(JSON.stringify(payload));
+        } catch (e) {
+          res.writeHead(500, { 'content-type': 'application/x-amz-json-1.0' });
+          res.end(JSON.stringify({ __type: 'com.amazonaws.timestream.v20181101#InternalServerException', message: `local Timestream: ${(e as Error).message}` }));
         } finally {
           this.active--;
         }
       };
-      const respond = () => (this.latencyMs > 0 ? setTimeout(answer, this.latencyMs) : answer());
+      const respond = () => (this.latencyMs > 0 ? setTimeout(() => void answer(), this.latencyMs) : void answer());
       if (this.hold) void this.hold.then(respond);
       else respond();
     });
   }
 
-  private answer(operation: string, req: IncomingMessage, body: any): { status: number; payload: unknown; outcome: string } {
+  private async answer(operation: string, req: IncomingMessage, body: any): Promise<{ status: number; payload: unknown; outcome: string }> {
     const error = (type: string, message: string, status = ERROR_STATUS[type] ?? 400, extra: object = {}) => ({
       status, payload: { __type: `com.amazonaws.timestream.v20181101#${type}`, message, ...extra }, outcome: type,
     });
@@ -205,7 +220,7 @@ export class LocalTimestream {
       return { status: 200, payload: { Endpoints: [{ Address: req.headers.host, CachePeriodInMinutes: 1440 }] }, outcome: 'ok' };
     }
     if (operation === 'Query') {
-      const q = this.onQuery(body);
+      const q = await this.onQuery(body);
       return { status: q.status ?? 200, payload: q.body, outcome: 'ok' };
     }
     if (operation === 'DescribeDatabase') return this.describeDatabase(req, body, error);
@@ -293,6 +308,7 @@ export class LocalTimestream {
     for (const record of accepted) {
       if (this.keepRecords) this.store.set(recordKey(record), record);
     }
+    if (accepted.length && this.keepRecords) this.generation++;
     if (rejected.length) {
       return error('RejectedRecordsException', 'One or more records have been rejected. See RejectedRecords for details.', 419, { RejectedRecords: rejected });
     }

@@ -1,53 +1,19 @@
 import { join } from 'node:path';
 import { TimeSeriesEnv, TimeSeriesResponse } from '../../../src/timeseries/contract';
-import { describeQueryContract, expectedRows, FIXED_BINS, MAX_POINTS, RANGE, StoredPoint } from '../query-contract';
+import { DATABASE, describeQueryContract, MAX_POINTS, RANGE, StoredPoint } from '../query-contract';
 import { LocalTimestream } from './local-timestream';
+import { duckDbQueries } from './timestream-sql';
 
 /**
- * The query contract against a local Timestream Query server (the real SDK client), whose answers are
- * computed from the records the Timestream loader stored; and what only Timestream has: the exact SQL
+ * The query contract against a local Timestream Query server (the real SDK client), which runs the SQL it
+ * receives in DuckDB over the records the Timestream loader stored; and what only Timestream has: the exact SQL
  * the handler sends, Timestream's rows (null values) and page tokens, and its errors.
  */
 
 const ts = new LocalTimestream();
 
-/** Timestream's rows for a SQL text the handler sent, from the stored records; pages by MaxRows. */
-function answerFromStore(body: { QueryString: string; MaxRows: number; NextToken?: string }): { body: unknown } {
-  const sql = body.QueryString;
-  const dataset = /measure_name = '([a-z0-9_]+)'/.exec(sql)![1];
-  const [from, to] = [...sql.matchAll(/from_iso8601_timestamp\('([^']+)'\)/g)].map((m) => Date.parse(m[1]));
-  const bin = /bin\(time, (\w+)\)/.exec(sql)?.[1];
-  const trunc = /date_trunc\('(month|year)', time\)/.exec(sql)?.[1];
-  const rows = expectedRows(stored(dataset), {
-    measure: /"([a-z0-9_]+)" IS NOT NULL/.exec(sql)![1],
-    from,
-    to,
-    filters: [...sql.matchAll(/AND "([a-z0-9_]+)" = '([^']*)'/g)].map((m) => [m[1], m[2]] as const),
-    dimensions: (/ORDER BY (?:time|"bucket"), (.*)$/.exec(sql)?.[1].split(', ') ?? []).map((d) => d.replace(/"/g, '')),
-    bucket: bin ? (t) => t - (t % FIXED_BINS[bin]) : trunc ? (t) => {
-      const d = new Date(t);
-      return trunc === 'month' ? Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1) : Date.UTC(d.getUTCFullYear(), 0, 1);
-    } : undefined,
-    aggregation: /(avg|sum|min|max)\("/.exec(sql)?.[1] as 'avg' | undefined,
-  });
-  const offset = body.NextToken ? Number(body.NextToken.slice('off:'.length)) : 0;
-  const page = rows.slice(offset, offset + body.MaxRows);
-  const stamp = (t: number) => new Date(t).toISOString().replace('T', ' ').replace('Z', '000000');
-  return {
-    body: {
-      QueryId: 'q',
-      ColumnInfo: [],
-      Rows: page.map((r) => ({
-        Data: [
-          { ScalarValue: stamp(r.time) },
-          ...r.dims.map((d) => (d === null ? { NullValue: true } : { ScalarValue: d })),
-          { ScalarValue: String(r.value) },
-        ],
-      })),
-      ...(offset + body.MaxRows < rows.length ? { NextToken: `off:${offset + body.MaxRows}` } : {}),
-    },
-  };
-}
+/** Query runs the SQL the handler sent in DuckDB over the stored records (timestream-sql.ts). */
+const duck = duckDbQueries(ts, DATABASE);
 
 function stored(dataset: string): StoredPoint[] {
   return [...ts.store.values()].filter((r) => r.measureName === dataset);
@@ -64,13 +30,16 @@ const ctx = describeQueryContract({
   },
   start: async () => {
     const url = await ts.start();
-    ts.onQuery = answerFromStore;
+    ts.onQuery = duck.answer;
     return { [TimeSeriesEnv.WRITE_ENDPOINT]: url, [TimeSeriesEnv.QUERY_ENDPOINT]: url };
   },
-  stop: () => ts.close(),
+  stop: async () => {
+    duck.close();
+    await ts.close();
+  },
   reset: () => {
     ts.reset({ keepStore: true });
-    ts.onQuery = answerFromStore;
+    ts.onQuery = duck.answer;
   },
   requests: () => ts.requests.length,
   stored: async (dataset) => stored(dataset),
@@ -85,6 +54,10 @@ const call = (dataset: string, query: Record<string, string>) => ctx.query(datas
 const noRows = () => ({ body: { QueryId: 'q', Rows: [], ColumnInfo: [] } });
 const sentSql = () => ts.of('Query').map((r) => r.body.QueryString as string);
 const WHERE_RANGE = "time >= from_iso8601_timestamp('2023-01-01T00:00:00.000Z') AND time < from_iso8601_timestamp('2023-02-01T00:00:00.000Z')";
+/** Brasília wall clock in February 2013: -02:00 until DST ended at 2013-02-17T02:00Z (local midnight became 23:00), -03:00 after. */
+const LOCAL_2013 = "date_add('hour', CASE WHEN time < from_iso8601_timestamp('2013-02-17T02:00:00.000Z') THEN -2 ELSE -3 END, time)";
+/** The ONS week (Saturday to Friday) of January 2023 (-03:00 throughout): the ISO week of the day two days on, less two days. */
+const ONS_WEEK = "date_add('day', -2, date_trunc('week', date_add('day', 2, date_add('hour', -3, time))))";
 
 describe('the SQL of valid requests', () => {
   beforeEach(() => {
@@ -100,19 +73,27 @@ describe('the SQL of valid requests', () => {
       + `WHERE measure_name = 'curva_carga' AND ${WHERE_RANGE} AND "val_cargaenergiahomwmed" IS NOT NULL AND "id_subsistema" = 'SE' `
       + 'GROUP BY bin(time, 1h), "id_subsistema" ORDER BY "bucket", "id_subsistema"'],
     ['monthly sum of one measure of a multi-measure dataset', 'balanco_energia_subsistema', { ...RANGE, measure: 'val_gereolica', interval: '1mo', aggregation: 'sum' },
-      'SELECT date_trunc(\'month\', time) AS "bucket", "id_subsistema", sum("val_gereolica") AS "value" FROM "ons_test"."balanco" '
+      'SELECT date_trunc(\'month\', date_add(\'hour\', -3, time)) AS "bucket", "id_subsistema", sum("val_gereolica") AS "value" FROM "ons_test"."balanco" '
       + `WHERE measure_name = 'balanco_energia_subsistema' AND ${WHERE_RANGE} AND "val_gereolica" IS NOT NULL `
-      + 'GROUP BY date_trunc(\'month\', time), "id_subsistema" ORDER BY "bucket", "id_subsistema"'],
+      + 'GROUP BY date_trunc(\'month\', date_add(\'hour\', -3, time)), "id_subsistema" ORDER BY "bucket", "id_subsistema"'],
     ['yearly maximum', 'carga_energia', { ...RANGE, interval: '1y', aggregation: 'max' },
-      'SELECT date_trunc(\'year\', time) AS "bucket", "id_subsistema", max("val_cargaenergiamwmed") AS "value" FROM "ons_test"."carga_energia" '
+      'SELECT date_trunc(\'year\', date_add(\'hour\', -3, time)) AS "bucket", "id_subsistema", max("val_cargaenergiamwmed") AS "value" FROM "ons_test"."carga_energia" '
       + `WHERE measure_name = 'carga_energia' AND ${WHERE_RANGE} AND "val_cargaenergiamwmed" IS NOT NULL `
-      + 'GROUP BY date_trunc(\'year\', time), "id_subsistema" ORDER BY "bucket", "id_subsistema"'],
+      + 'GROUP BY date_trunc(\'year\', date_add(\'hour\', -3, time)), "id_subsistema" ORDER BY "bucket", "id_subsistema"'],
+    ['days across the 2013 DST end: the offset by a CASE over the instant it changed', 'carga_energia', { from: '2013-02-01', to: '2013-03-01', interval: '1d', aggregation: 'sum' },
+      `SELECT date_trunc('day', ${LOCAL_2013}) AS "bucket", "id_subsistema", sum("val_cargaenergiamwmed") AS "value" FROM "ons_test"."carga_energia" `
+      + "WHERE measure_name = 'carga_energia' AND time >= from_iso8601_timestamp('2013-02-01T00:00:00.000Z') AND time < from_iso8601_timestamp('2013-03-01T00:00:00.000Z') "
+      + `AND "val_cargaenergiamwmed" IS NOT NULL GROUP BY date_trunc('day', ${LOCAL_2013}), "id_subsistema" ORDER BY "bucket", "id_subsistema"`],
+    ['ISO weeks: date_trunc(\'week\') is Monday', 'carga_energia', { ...RANGE, interval: '1w', week: 'iso' },
+      'SELECT date_trunc(\'week\', date_add(\'hour\', -3, time)) AS "bucket", "id_subsistema", avg("val_cargaenergiamwmed") AS "value" FROM "ons_test"."carga_energia" '
+      + `WHERE measure_name = 'carga_energia' AND ${WHERE_RANGE} AND "val_cargaenergiamwmed" IS NOT NULL `
+      + 'GROUP BY date_trunc(\'week\', date_add(\'hour\', -3, time)), "id_subsistema" ORDER BY "bucket", "id_subsistema"'],
     ['weekly minimum of a pair of subsystems (two dimensions, both filtered)', 'intercambio_nacional',
       { ...RANGE, measure: 'val_intercambiomwmed', interval: '1w', aggregation: 'min', id_subsistema_origem: 'SE', id_subsistema_destino: 'NE' },
-      'SELECT bin(time, 7d) AS "bucket", "id_subsistema_origem", "id_subsistema_destino", min("val_intercambiomwmed") AS "value" FROM "ons_test"."intercambio" '
+      `SELECT ${ONS_WEEK} AS "bucket", "id_subsistema_origem", "id_subsistema_destino", min("val_intercambiomwmed") AS "value" FROM "ons_test"."intercambio" `
       + `WHERE measure_name = 'intercambio_nacional' AND ${WHERE_RANGE} AND "val_intercambiomwmed" IS NOT NULL `
       + 'AND "id_subsistema_origem" = \'SE\' AND "id_subsistema_destino" = \'NE\' '
-      + 'GROUP BY bin(time, 7d), "id_subsistema_origem", "id_subsistema_destino" ORDER BY "bucket", "id_subsistema_origem", "id_subsistema_destino"'],
+      + `GROUP BY ${ONS_WEEK}, "id_subsistema_origem", "id_subsistema_destino" ORDER BY "bucket", "id_subsistema_origem", "id_subsistema_destino"`],
     ['instants with an offset and a date re-formatted in UTC; accents and spaces in a value', 'curva_carga',
       { from: '2023-01-01T00:00-03:00', to: '2023-01-02', interval: '15m', id_subsistema: 'São Paulo (SE/CO) 2' },
       'SELECT bin(time, 15m) AS "bucket", "id_subsistema", avg("val_cargaenergiahomwmed") AS "value" FROM "ons_test"."curva_carga" '

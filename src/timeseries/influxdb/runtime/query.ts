@@ -1,7 +1,9 @@
 import { connectionFromEnv, createSender, InfluxConnection, NetworkError, params, Send, token } from './http';
+import { bucketsCovering, CalendarBucket, offsetPeriods } from '../../../ons/calendar';
 import { RequestError } from '../../../runtime/http';
 import { invalidToken } from '../../../runtime/page-token';
 import { TimeSeriesPoint, TimeSeriesResponse } from '../../contract';
+import { aggregatedPoint, bucketAt, isCalendar } from '../../runtime/buckets';
 import {
   AggregationName, baseQueryConfigFromEnv, encodeToken, Interval, QueryConfig, QueryEngine, responseBase, safeIdentifier, TimeSeriesQuery,
 } from '../../runtime/request';
@@ -12,8 +14,13 @@ import {
  * (`runtime/request.ts`): catalog identifiers double-quoted, dimension values single-quoted and
  * escaped, instants re-formatted. Points are ordered by time, then by the identity dimensions (a
  * missing one last), like Timestream's ORDER BY; pages are cut after that order with a cursor (the last
- * point's time and dimensions), since InfluxQL's LIMIT counts per series. InfluxQL has no calendar
- * months or years, so `1mo` and `1y` are folded from daily sums, counts, minima and maxima.
+ * point's time and dimensions), since InfluxQL's LIMIT counts per series.
+ *
+ * InfluxQL has no calendar, and `tz()` is not relied on (InfluxDB 2's InfluxQL, which Timestream for InfluxDB runs,
+ * is not documented to support it): `1d`, `1w`, `1mo` and `1y` are folded with ons/calendar.ts from daily sums,
+ * counts, minima and maxima of local days. A day is `time(1d, <offset>)` ("offset: shifts preset time boundaries
+ * forward or backward", InfluxQL GROUP BY time), one statement per stretch of one UTC offset (offsetPeriods),
+ * the statements `;`-separated in one request; the two pieces of the day daylight saving ends fold together.
  */
 
 export interface InfluxQueryConfig extends QueryConfig {
@@ -25,43 +32,49 @@ export function queryConfigFromEnv(): InfluxQueryConfig {
   return { ...baseQueryConfigFromEnv(1000), connection: connectionFromEnv() };
 }
 
-const GROUPS: Record<Exclude<Interval, '1mo' | '1y'>, string> = {
-  '1m': '1m', '5m': '5m', '15m': '15m', '30m': '30m', '1h': '1h', '1d': '1d', '1w': '7d',
-};
+/** Sub-day intervals: fixed UTC bins from the epoch. */
+const GROUPS: Partial<Record<Interval, string>> = { '1m': '1m', '5m': '5m', '15m': '15m', '30m': '30m', '1h': '1h' };
 const FUNCTIONS: Record<AggregationName, string> = { avg: 'mean', sum: 'sum', min: 'min', max: 'max' };
 
 const identifier = (name: string): string => `"${safeIdentifier(name).replace(/[\\"]/g, (c) => `\\${c}`)}"`;
 const literal = (value: string): string => `'${value.replace(/[\\']/g, (c) => `\\${c}`)}'`;
 const instant = (ms: number): string => literal(new Date(ms).toISOString());
 
-const calendar = (q: TimeSeriesQuery): q is TimeSeriesQuery & { interval: '1mo' | '1y' } => q.interval === '1mo' || q.interval === '1y';
+const calendar = (q: TimeSeriesQuery): boolean => isCalendar(q);
+const HOUR = 3_600_000;
 
 /**
- * The InfluxQL of a validated request over [lower, upper): raw points or fixed-interval groups per
- * series (at most `limit` each), or for `1mo`/`1y` the daily sum, count, min and max per series.
+ * The InfluxQL of a validated request over [lower, upper): raw points or fixed-interval groups per series (at most
+ * `limit` each), or for calendar intervals the sum, count, min and max per series and local day: one statement per
+ * stretch of one UTC offset, `;`-separated (its results come back in that order).
  */
 export function buildInfluxQl(q: TimeSeriesQuery, lower: number, upper: number, limit?: number): string {
+  if (calendar(q)) return dayStatements(q, lower, upper).map((d) => d.influxQl).join('; ');
   const measure = identifier(q.measure.name);
-  const where = [`time >= ${instant(lower)}`, `time < ${instant(upper)}`, ...q.filters.map(([n, v]) => `${identifier(n)} = ${literal(v)}`)];
   const dims = q.dimensions.map(identifier);
-  let select: string;
-  let groupBy: string[];
-  if (!q.interval) {
-    select = measure;
-    groupBy = dims;
-  } else if (calendar(q)) {
-    select = ['sum', 'count', 'min', 'max'].map((f) => `${f}(${measure}) AS "${f}"`).join(', ');
-    groupBy = ['time(1d)', ...dims];
-  } else {
-    select = `${FUNCTIONS[q.aggregation!]}(${measure}) AS "value"`;
-    groupBy = [`time(${GROUPS[q.interval as keyof typeof GROUPS]})`, ...dims];
-  }
+  const select = q.interval ? `${FUNCTIONS[q.aggregation!]}(${measure}) AS "value"` : measure;
+  const groupBy = q.interval ? [`time(${GROUPS[q.interval]})`, ...dims] : dims;
   return [
-    `SELECT ${select} FROM ${identifier(q.table)} WHERE ${where.join(' AND ')}`,
+    `SELECT ${select} FROM ${identifier(q.table)} WHERE ${whereOf(q, lower, upper)}`,
     ...(groupBy.length ? [`GROUP BY ${groupBy.join(', ')}`] : []),
     ...(q.interval ? ['fill(none)'] : []),
     ...(limit !== undefined ? [`LIMIT ${limit}`] : []),
   ].join(' ');
+}
+
+function whereOf(q: TimeSeriesQuery, lower: number, upper: number): string {
+  return [`time >= ${instant(lower)}`, `time < ${instant(upper)}`, ...q.filters.map(([n, v]) => `${identifier(n)} = ${literal(v)}`)].join(' AND ');
+}
+
+/** Daily sum/count/min/max of local days, per stretch of one offset: windows start at local midnight (UTC minus the offset). */
+function dayStatements(q: TimeSeriesQuery, lower: number, upper: number): Array<{ start: number; influxQl: string }> {
+  const measure = identifier(q.measure.name);
+  const select = ['sum', 'count', 'min', 'max'].map((f) => `${f}(${measure}) AS "${f}"`).join(', ');
+  return offsetPeriods(lower, upper).map((p) => ({
+    start: p.start,
+    influxQl: `SELECT ${select} FROM ${identifier(q.table)} WHERE ${whereOf(q, p.start, p.end)} `
+      + `GROUP BY ${[`time(1d, ${Math.round(-p.offset / HOUR)}h)`, ...q.dimensions.map(identifier)].join(', ')} fill(none)`,
+  }));
 }
 
 /** What a page token is bound to: the first page's query. */
@@ -79,6 +92,8 @@ interface Series {
 
 interface Row {
   readonly time: number;
+  /** Aggregates: the bucket (its labels). */
+  readonly bucket?: CalendarBucket;
   readonly dims: ReadonlyArray<string | null>;
   readonly value: number | null;
 }
@@ -98,47 +113,61 @@ export async function runQuery(send: Send, q: TimeSeriesQuery, config: InfluxQue
   const after = (r: Row) => !cursor || compareRows(r, { time: cursor.t, dims: cursor.k, value: null }) > 0;
   let rows: Row[] = [];
   if (calendar(q)) {
-    // Windows of whole periods: each series has one point per period, so maxPoints + 2 periods fill a page.
+    // Windows of whole buckets: each series has one point per bucket, so maxPoints + 2 buckets fill a page.
     for (let start = lower; start < to;) {
-      const end = Math.min(to, addPeriods(periodStart(start, q.interval), config.maxPoints + 2, q.interval));
-      const days = await execute(send, config.connection, buildInfluxQl(q, start, end));
-      rows.push(...fold(days, q));
+      const end = windowEnd(q, start, to, config.maxPoints + 2);
+      const statements = dayStatements(q, start, end);
+      const results = await execute(send, config.connection, statements.map((d) => d.influxQl).join('; '));
+      rows.push(...fold(results, statements.map((d) => d.start), q));
       if (rows.filter(after).length > config.maxPoints) break;
       start = end;
     }
   } else {
-    const series = await execute(send, config.connection, buildInfluxQl(q, lower, to, config.maxPoints + 2));
+    const [series] = await execute(send, config.connection, buildInfluxQl(q, lower, to, config.maxPoints + 2));
     rows = series.flatMap((s) => s.values.map((v) => ({ time: Number(v[0]), dims: dimsOf(s, q), value: numberOrNull(v[1]) })));
   }
   const page = rows.filter(after).sort(compareRows);
-  const points: TimeSeriesPoint[] = page.slice(0, config.maxPoints).map((r) => ({
-    time: new Date(r.time).toISOString(),
-    dimensions: Object.fromEntries(q.dimensions.map((d, i) => [d, r.dims[i]])),
-    value: r.value,
-  }));
+  const points: TimeSeriesPoint[] = page.slice(0, config.maxPoints).map((r) => {
+    const dimensions = Object.fromEntries(q.dimensions.map((d, i) => [d, r.dims[i]]));
+    if (!q.interval) return { time: new Date(r.time).toISOString(), dimensions, value: r.value };
+    return aggregatedPoint(r.bucket ?? bucketAt(q, r.time), dimensions, r.value);
+  });
   const last = page.length > config.maxPoints ? page[config.maxPoints - 1] : undefined;
   const next = last ? { nextToken: encodeToken(JSON.stringify({ t: last.time, k: last.dims } satisfies Cursor), queryKey(q, config)) } : {};
   return { ...responseBase(q), points, ...next };
 }
 
-/** Daily sum/count/min/max per series folded into UTC months or years. */
-function fold(days: Series[], q: TimeSeriesQuery & { interval: '1mo' | '1y' }): Row[] {
-  const groups = new Map<string, { time: number; dims: Array<string | null>; sum: number; count: number; min: number; max: number }>();
-  for (const s of days) {
-    const dims = dimsOf(s, q);
-    const at = (name: string) => s.columns.indexOf(name);
-    const [iSum, iCount, iMin, iMax] = [at('sum'), at('count'), at('min'), at('max')];
-    for (const v of s.values) {
-      const time = periodStart(Number(v[0]), q.interval);
-      const key = JSON.stringify([time, dims]);
-      const g = groups.get(key) ?? { time, dims, sum: 0, count: 0, min: Infinity, max: -Infinity };
-      g.sum += Number(v[iSum]);
-      g.count += Number(v[iCount]);
-      g.min = Math.min(g.min, Number(v[iMin]));
-      g.max = Math.max(g.max, Number(v[iMax]));
-      groups.set(key, g);
+/** The end of a window of `n` whole buckets from `start`: the next bucket's start, or `to`. */
+function windowEnd(q: TimeSeriesQuery, start: number, to: number, n: number): number {
+  let count = 0;
+  for (const b of bucketsCovering(q.interval!, start, to, q.week)) if (++count === n) return Math.min(b.end, to);
+  return to;
+}
+
+/**
+ * Sum/count/min/max per series and local-day piece (one result per statement, each starting at `starts[i]`) folded
+ * into the calendar's buckets. A piece is labelled by an instant inside it: its window start, or the statement's start
+ * where the window began before (InfluxDB reports the window's start, which may lie before the WHERE bound).
+ */
+function fold(results: Series[][], starts: readonly number[], q: TimeSeriesQuery): Row[] {
+  const groups = new Map<string, { bucket: CalendarBucket; dims: Array<string | null>; sum: number; count: number; min: number; max: number }>();
+  results.forEach((days, statement) => {
+    for (const s of days) {
+      const dims = dimsOf(s, q);
+      const at = (name: string) => s.columns.indexOf(name);
+      const [iSum, iCount, iMin, iMax] = [at('sum'), at('count'), at('min'), at('max')];
+      for (const v of s.values) {
+        const bucket = bucketAt(q, Math.max(Number(v[0]), starts[statement]));
+        const key = JSON.stringify([bucket.start, dims]);
+        const g = groups.get(key) ?? { bucket, dims, sum: 0, count: 0, min: Infinity, max: -Infinity };
+        g.sum += Number(v[iSum]);
+        g.count += Number(v[iCount]);
+        g.min = Math.min(g.min, Number(v[iMin]));
+        g.max = Math.max(g.max, Number(v[iMax]));
+        groups.set(key, g);
+      }
     }
-  }
+  });
   const value = (g: { sum: number; count: number; min: number; max: number }) => {
     switch (q.aggregation) {
       case 'sum': return g.sum;
@@ -147,17 +176,7 @@ function fold(days: Series[], q: TimeSeriesQuery & { interval: '1mo' | '1y' }): 
       default: return g.sum / g.count;
     }
   };
-  return [...groups.values()].filter((g) => g.count > 0).map((g) => ({ time: g.time, dims: g.dims, value: value(g) }));
-}
-
-function periodStart(ms: number, interval: '1mo' | '1y'): number {
-  const d = new Date(ms);
-  return Date.UTC(d.getUTCFullYear(), interval === '1mo' ? d.getUTCMonth() : 0, 1);
-}
-
-function addPeriods(ms: number, n: number, interval: '1mo' | '1y'): number {
-  const d = new Date(ms);
-  return interval === '1mo' ? Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + n, 1) : Date.UTC(d.getUTCFullYear() + n, 0, 1);
+  return [...groups.values()].filter((g) => g.count > 0).map((g) => ({ time: g.bucket.start, bucket: g.bucket, dims: g.dims, value: value(g) }));
 }
 
 /** A series' identity: its tag values in catalog order, a missing (empty) tag as null. */
@@ -194,8 +213,8 @@ function parseCursor(text: string, dims: number): Cursor {
   return c;
 }
 
-/** One InfluxQL statement; unreachable, throttled or failing (5xx) InfluxDB is 503, any other refusal an error (500). */
-async function execute(send: Send, connection: InfluxConnection, influxQl: string): Promise<Series[]> {
+/** One request of InfluxQL statements (`;`-separated), each statement's series; unreachable, throttled or failing (5xx) InfluxDB is 503, any other refusal an error (500). */
+async function execute(send: Send, connection: InfluxConnection, influxQl: string): Promise<Series[][]> {
   const busy = () => new RequestError(503, 'ServiceUnavailable', 'the time-series store is busy; retry later');
   let response;
   try {
@@ -216,13 +235,15 @@ async function execute(send: Send, connection: InfluxConnection, influxQl: strin
     error.name = 'InfluxQueryError';
     throw error;
   }
-  const result = body.results[0] ?? {};
-  if (result.error) {
-    const error = new Error(`InfluxDB query: ${result.error}`);
-    error.name = 'InfluxQueryError';
-    throw error;
-  }
-  return result.series ?? [];
+  // One result per statement, in order ("statement_id"); any statement's error fails the request.
+  return body.results.map((result) => {
+    if (result.error) {
+      const error = new Error(`InfluxDB query: ${result.error}`);
+      error.name = 'InfluxQueryError';
+      throw error;
+    }
+    return result.series ?? [];
+  });
 }
 
 /** The InfluxDB side of the query handler. */

@@ -5,6 +5,7 @@ import { RequestError } from '../../../runtime/http';
 import { checksum, invalidToken } from '../../../runtime/page-token';
 import { traced } from '../../../runtime/telemetry';
 import { LakeQueryEnv, TimeSeriesEnv, TimeSeriesPoint, TimeSeriesResponse } from '../../contract';
+import { aggregatedPoint, bucketAt, bucketOfLocalDate, calendarBucketSql, isCalendar } from '../../runtime/buckets';
 import {
   baseQueryConfigFromEnv, encodeToken, Interval, QueryConfig as BaseQueryConfig, QueryEngine, responseBase, safeIdentifier, TimeSeriesQuery,
 } from '../../runtime/request';
@@ -18,9 +19,9 @@ import {
  * which Athena takes only in the WHERE clause: "Use parameterized queries", Athena user guide). The year/month
  * partition columns (Brasília time) are filtered too, so Athena reads only the months asked for.
  *
- * Buckets have the same semantics as the other two engines today: fixed bins from the Unix epoch in UTC (a week is
- * 7 days from 1970-01-01, a Thursday), months and years cut in UTC; the Brasília calendar is switched for all three
- * engines at once later.
+ * Buckets are those of the other two engines: days, weeks, months and years of the Brasília calendar (runtime/buckets.ts:
+ * the local wall clock by a CASE over the range's UTC offsets, handler-computed instants written as literals since
+ * Athena takes `?` only in WHERE, then date_trunc), sub-day intervals fixed UTC bins from the Unix epoch.
  *
  * A request's query is started once (Athena result reuse on); its pages are pages of that query's results
  * (GetQueryResults), the page token holding the query execution id and Athena's NextToken. A query not done
@@ -86,17 +87,18 @@ export function createAthenaClient(endpoint?: string): AthenaClient {
   return traced(new AthenaClient(endpoint ? { endpoint } : {}));
 }
 
-/** Fixed bins in seconds, from the Unix epoch (UTC); `1mo` and `1y` are date_trunc in UTC. */
+/** Sub-day bins in seconds, from the Unix epoch (UTC); calendar intervals are cut in local days (runtime/buckets.ts). */
 const BIN_SECONDS: Partial<Record<Interval, number>> = {
-  '1m': 60, '5m': 300, '15m': 900, '30m': 1800, '1h': 3600, '1d': 86_400, '1w': 7 * 86_400,
+  '1m': 60, '5m': 300, '15m': 900, '30m': 1800, '1h': 3600,
 };
 const EPOCH = "TIMESTAMP '1970-01-01 00:00:00'";
+/** A handler-computed UTC instant (an offset change of the zone, not user text) as a Trino timestamp. */
+const instant = (ms: number): string => `from_iso8601_timestamp('${new Date(ms).toISOString()}')`;
 
-/** The bucket start of `"time"` (a UTC `timestamp`) as Trino SQL: no user value in it (the interval is one of INTERVALS). */
-function bucketSql(interval: Interval): string {
-  if (interval === '1mo') return "date_trunc('month', \"time\")";
-  if (interval === '1y') return "date_trunc('year', \"time\")";
-  const size = BIN_SECONDS[interval]!;
+/** The bucket of `"time"` (a UTC `timestamp`) as Trino SQL: no user value in it (the interval is one of INTERVALS). */
+function bucketSql(q: TimeSeriesQuery): string {
+  if (isCalendar(q)) return calendarBucketSql(q, '"time"', instant);
+  const size = BIN_SECONDS[q.interval!]!;
   // floor() of a double: the same bin on Trino (bigint / bigint truncates) and any engine, before 1970 too.
   return `date_add('second', CAST(floor(CAST(date_diff('second', ${EPOCH}, "time") AS double) / ${size}) AS bigint) * ${size}, ${EPOCH})`;
 }
@@ -146,7 +148,7 @@ export function buildSql(q: TimeSeriesQuery, database: string): LakeSql {
     sql = [`SELECT "time", ${[...dims, `${measure} AS "value"`].join(', ')}`, `FROM ${source}`, condition,
       `ORDER BY ${['"time"', ...orderDims].join(', ')}`].join(' ');
   } else {
-    const bucket = bucketSql(q.interval);
+    const bucket = bucketSql(q);
     sql = [`SELECT ${bucket} AS "bucket", ${[...dims, `${q.aggregation}(${measure}) AS "value"`].join(', ')}`, `FROM ${source}`, condition,
       `GROUP BY ${[bucket, ...dims].join(', ')}`, `ORDER BY ${['"bucket"', ...orderDims].join(', ')}`].join(' ');
   }
@@ -293,8 +295,12 @@ export async function runQuery(client: AthenaClient, q: TimeSeriesQuery, config:
     const data = row.Data ?? [];
     const dimensions: Record<string, string | null> = {};
     q.dimensions.forEach((name, i) => (dimensions[name] = data[1 + i]?.VarCharValue ?? null));
-    const value = data[1 + q.dimensions.length]?.VarCharValue;
-    return { time: isoTime(data[0]?.VarCharValue), dimensions, value: value === undefined ? null : Number(value) };
+    const text = data[1 + q.dimensions.length]?.VarCharValue;
+    const value = text === undefined ? null : Number(text);
+    if (!q.interval) return { time: isoTime(data[0]?.VarCharValue), dimensions, value };
+    // Calendar buckets come back as their first local date; fixed bins as their UTC start.
+    const bucket = isCalendar(q) ? bucketOfLocalDate(q, data[0]?.VarCharValue ?? '') : bucketAt(q, Date.parse(isoTime(data[0]?.VarCharValue)));
+    return aggregatedPoint(bucket, dimensions, value);
   });
   const next = page.NextToken ? encodeToken(JSON.stringify({ id, next: page.NextToken } satisfies Cursor), queryKeyOf(s)) : undefined;
   return { ...responseBase(q), points, ...(next ? { nextToken: next } : {}) };

@@ -3,13 +3,16 @@ import { RequestError } from '../../../runtime/http';
 import { invalidToken } from '../../../runtime/page-token';
 import { traced } from '../../../runtime/telemetry';
 import { TimeSeriesEnv, TimeSeriesPoint, TimeSeriesResponse } from '../../contract';
+import { aggregatedPoint, bucketAt, bucketOfLocalDate, calendarBucketSql, isCalendar } from '../../runtime/buckets';
 import { baseQueryConfigFromEnv, encodeToken, Interval, QueryConfig as BaseQueryConfig, QueryEngine, responseBase, safeIdentifier, TimeSeriesQuery } from '../../runtime/request';
 
 /**
  * `GET /timeseries/{dataset}` on Timestream. Timestream has no bind parameters, so the SQL text is
  * built only from the validated request (`runtime/request.ts`): catalog identifiers (dataset, measure,
  * dimension names) and values re-formatted there (instants, interval, aggregation, dimension values
- * matching a strict pattern), escaped as literals.
+ * matching a strict pattern), escaped as literals. Days, weeks, months and years are the Brasília calendar
+ * (runtime/buckets.ts: the local wall clock by a CASE over the range's UTC offsets, then date_trunc), sub-day
+ * intervals fixed UTC bins (`bin`).
  */
 
 export interface QueryConfig extends BaseQueryConfig {
@@ -28,20 +31,19 @@ export function createQueryClient(endpoint?: string): TimestreamQueryClient {
   return traced(new TimestreamQueryClient(endpoint ? { endpoint } : {}));
 }
 
-const BINS: Record<Interval, string> = {
+/** Sub-day intervals: fixed UTC bins from the epoch (calendar intervals are cut in local days, runtime/buckets.ts). */
+const BINS: Partial<Record<Interval, string>> = {
   '1m': 'bin(time, 1m)',
   '5m': 'bin(time, 5m)',
   '15m': 'bin(time, 15m)',
   '30m': 'bin(time, 30m)',
   '1h': 'bin(time, 1h)',
-  '1d': 'bin(time, 1d)',
-  '1w': 'bin(time, 7d)',
-  '1mo': "date_trunc('month', time)",
-  '1y': "date_trunc('year', time)",
 };
 
 const identifier = (name: string): string => `"${safeIdentifier(name).replace(/"/g, '""')}"`;
 const literal = (value: string): string => `'${value.replace(/'/g, "''")}'`;
+/** A handler-computed UTC instant as a Timestream timestamp. */
+const instant = (ms: number): string => `from_iso8601_timestamp(${literal(new Date(ms).toISOString())})`;
 
 /** The SQL of a validated request: identifiers quoted, values as literals, nothing else from the request. */
 export function buildSql(q: TimeSeriesQuery, database: string): string {
@@ -63,7 +65,7 @@ export function buildSql(q: TimeSeriesQuery, database: string): string {
       `ORDER BY ${['time', ...dims].join(', ')}`,
     ].join(' ');
   }
-  const bucket = BINS[q.interval];
+  const bucket = isCalendar(q) ? calendarBucketSql(q, 'time', instant) : BINS[q.interval]!;
   return [
     `SELECT ${bucket} AS "bucket", ${[...dims, `${q.aggregation}(${measure}) AS "value"`].join(', ')}`,
     `FROM ${from}`,
@@ -95,7 +97,11 @@ export async function runQuery(client: TimestreamQueryClient, q: TimeSeriesQuery
     const dimensions: Record<string, string | null> = {};
     q.dimensions.forEach((name, i) => (dimensions[name] = scalar(data[1 + i])));
     const value = scalar(data[1 + q.dimensions.length]);
-    return { time: isoTime(scalar(data[0])), dimensions, value: value === null ? null : Number(value) };
+    const number = value === null ? null : Number(value);
+    if (!q.interval) return { time: isoTime(scalar(data[0])), dimensions, value: number };
+    // Calendar buckets come back as their first local date; fixed bins as their UTC start.
+    const bucket = isCalendar(q) ? bucketOfLocalDate(q, scalar(data[0]) ?? '') : bucketAt(q, Date.parse(isoTime(scalar(data[0]))));
+    return aggregatedPoint(bucket, dimensions, number);
   });
   return { ...base, points, ...(page.NextToken ? { nextToken: encodeToken(page.NextToken, sql) } : {}) };
 }
