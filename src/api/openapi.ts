@@ -80,7 +80,16 @@ export const RESPONSE_SCHEMAS: Record<string, Record<string, unknown>> = {
     points: {
       type: 'array',
       items: obj(['time', 'dimensions', 'value'], {
-        time: instant,
+        time: { ...instant, description: 'The instant (raw points), or the first instant of the bucket (UTC).' },
+        local: {
+          type: 'string',
+          description: 'Aggregates only: where the bucket starts in Brasília time (America/Sao_Paulo): the local date (YYYY-MM-DD) for 1d, 1w, 1mo, 1y; '
+            + 'the local date-time with its offset (2013-02-16T23:00-03:00) for sub-day intervals.',
+        },
+        period: {
+          type: 'string',
+          description: 'Aggregates only: the bucket\'s calendar name: 2013-02-15 (day), 2013-W07 (ISO week), 2013-02-S3 (ONS operative week), 2013-02 (month), 2013 (year); sub-day: as local.',
+        },
         dimensions: { type: 'object', additionalProperties: nullable(str) },
         value: { type: ['number', 'null'] },
       }),

@@ -134,7 +134,7 @@ export const ROUTES: readonly ApiRoute[] = [
         description: 'The measure (see GET /datasets); optional when the dataset has one.',
         schema: { type: 'string', pattern: '^[a-z][a-z0-9_]{0,63}$' },
       },
-      { name: 'interval', required: false, description: 'Aggregate by this interval (UTC buckets).', schema: { type: 'string', enum: [...INTERVALS] } },
+      { name: 'interval', required: false, description: 'Aggregate by this interval: 1d, 1w, 1mo and 1y are days, weeks, months and years of the Brasília civil calendar (America/Sao_Paulo, historical daylight saving included: a day may have 23 or 25 hours); 1m to 1h are fixed UTC bins, aligned on the Brasília clock.', schema: { type: 'string', enum: [...INTERVALS] } },
       { name: 'aggregation', required: false, description: 'How to aggregate (needs interval; default avg).', schema: { type: 'string', enum: [...AGGREGATIONS] } },
       {
         name: 'week',

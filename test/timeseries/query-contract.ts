@@ -6,8 +6,8 @@ import { CATALOG } from '../../src/ons/catalog';
 import { ApiErrorBody } from '../../src/runtime/contract';
 import { LoadInput, LoadResult, TimeSeriesEnv, TimeSeriesResponse } from '../../src/timeseries/contract';
 import { expectSchema } from '../api/openapi';
-import { ONS_DATA } from '../ons-data';
 import { handlerEnv, ingester, LocalAws, loadHandler, restoreEnv, startLocalAws } from '../ingestion/local-aws';
+import { ONS_DATA } from '../ons-data';
 import { CapturedOutput, captureOutput } from '../runtime/output';
 
 /**

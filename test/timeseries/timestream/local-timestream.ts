@@ -89,6 +89,8 @@ export class LocalTimestream {
   public readonly requests: RecordedRequest[] = [];
   /** Accepted records by table, time, measure name and dimensions. */
   public readonly store = new Map<string, StoredRecord>();
+  /** Changes whenever the stored records do (a query executor's cache key). */
+  public generation = 0;
   /** Fixed latency of every answer, in ms. */
   public latencyMs = 0;
   /** When set, every answer also waits for this promise (a test releases it). */
@@ -111,8 +113,6 @@ export class LocalTimestream {
 
   /** Answers the query operation (default: no rows); may be async (the DuckDB executor in timestream-sql.ts). */
   public onQuery: (body: any) => QueryAnswer | Promise<QueryAnswer> = () => ({ body: { QueryId: 'q', Rows: [], ColumnInfo: [] } });
-  /** Changes whenever the stored records do (a query executor's cache key). */
-  public generation = 0;
 
   start(): Promise<string> {
     return this.server.start();

@@ -13,7 +13,14 @@ import { duckDbQueries } from './timestream-sql';
 const ts = new LocalTimestream();
 
 /** Query runs the SQL the handler sent in DuckDB over the stored records (timestream-sql.ts). */
-const duck = duckDbQueries(ts, DATABASE);
+const TABLES = {
+  curva_carga: 'curva_carga',
+  carga_energia: 'carga_energia',
+  balanco_energia_subsistema: 'balanco',
+  intercambio_nacional: 'intercambio',
+  historico_geracao_energia: 'historico_geracao_energia',
+};
+const duck = duckDbQueries(ts, DATABASE, Object.values(TABLES));
 
 function stored(dataset: string): StoredPoint[] {
   return [...ts.store.values()].filter((r) => r.measureName === dataset);
@@ -21,13 +28,7 @@ function stored(dataset: string): StoredPoint[] {
 
 const ctx = describeQueryContract({
   assets: join(__dirname, '..', '..', '..', 'assets', 'timeseries', 'timestream'),
-  tables: {
-    curva_carga: 'curva_carga',
-    carga_energia: 'carga_energia',
-    balanco_energia_subsistema: 'balanco',
-    intercambio_nacional: 'intercambio',
-    historico_geracao_energia: 'historico_geracao_energia',
-  },
+  tables: TABLES,
   start: async () => {
     const url = await ts.start();
     ts.onQuery = duck.answer;
@@ -131,10 +132,11 @@ describe('Timestream\'s rows, tokens and errors', () => {
       aggregation: 'avg',
       from: '2023-01-01T00:00:00.000Z',
       to: '2023-02-01T00:00:00.000Z',
+      // Hourly buckets: the UTC start, and the Brasília hour it is.
       points: [
-        { time: '2023-01-01T00:00:00.000Z', dimensions: { id_subsistema: 'N' }, value: 6211.5 },
-        { time: '2023-01-01T00:00:00.000Z', dimensions: { id_subsistema: 'SE' }, value: null },
-        { time: '2023-01-01T01:00:00.000Z', dimensions: { id_subsistema: 'N' }, value: -0.5 },
+        { time: '2023-01-01T00:00:00.000Z', local: '2022-12-31T21:00-03:00', period: '2022-12-31T21:00-03:00', dimensions: { id_subsistema: 'N' }, value: 6211.5 },
+        { time: '2023-01-01T00:00:00.000Z', local: '2022-12-31T21:00-03:00', period: '2022-12-31T21:00-03:00', dimensions: { id_subsistema: 'SE' }, value: null },
+        { time: '2023-01-01T01:00:00.000Z', local: '2022-12-31T22:00-03:00', period: '2022-12-31T22:00-03:00', dimensions: { id_subsistema: 'N' }, value: -0.5 },
       ],
       nextToken: expect.stringMatching(/^[A-Za-z0-9_-]+$/),
     });

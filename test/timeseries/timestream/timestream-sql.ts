@@ -1,5 +1,5 @@
 import { DuckDBConnection, DuckDBInstance, DuckDBTimestampValue } from '@duckdb/node-api';
-import { LocalTimestream, QueryAnswer } from './local-timestream';
+import { LocalTimestream, QueryAnswer, StoredRecord } from './local-timestream';
 import { MACROS, QueryFailure, timestreamToDuckDb } from '../lake/trino-to-duckdb';
 
 /**
@@ -30,8 +30,13 @@ interface Database {
   readonly connection: DuckDBConnection;
 }
 
-/** Answers Query from the store of `ts`, its tables in `databaseName`; `answer` is for `ts.onQuery`. */
-export function duckDbQueries(ts: LocalTimestream, databaseName: string): { answer: (body: any) => Promise<QueryAnswer>; close: () => void } {
+/**
+ * Answers Query from the store of `ts`, its tables in `databaseName`; `tableNames` exist before any record (as the
+ * construct creates them: `time` and `measure_name` only). `answer` is for `ts.onQuery`.
+ */
+export function duckDbQueries(
+  ts: LocalTimestream, databaseName: string, tableNames: readonly string[] = [],
+): { answer: (body: any) => Promise<QueryAnswer>; close: () => void } {
   let db: Database | undefined;
   /** Results of the queries paged so far, by token. */
   const results = new Map<string, { sql: string; rows: unknown[][] }>();
@@ -44,40 +49,40 @@ export function duckDbQueries(ts: LocalTimestream, databaseName: string): { answ
     await connection.run("SET TimeZone = 'UTC'");
     for (const macro of MACROS) await connection.run(macro);
     const tables = new Map<string, { dims: Set<string>; measures: Set<string> }>();
+    for (const t of tableNames) tables.set(t, { dims: new Set(), measures: new Set() });
     // Records keep their table but not the database: every table is in the one database the tests query.
-    const byTable = new Map<string, ReturnType<LocalTimestream['store']['get']>[]>();
+    const byTable = new Map<string, StoredRecord[]>();
     for (const r of ts.store.values()) {
       const t = tables.get(r.table) ?? { dims: new Set<string>(), measures: new Set<string>() };
       Object.keys(r.dimensions).forEach((d) => t.dims.add(d));
       Object.keys(r.measures).forEach((m) => t.measures.add(m));
       tables.set(r.table, t);
-      byTable.set(r.table, [...(byTable.get(r.table) ?? []), r]);
+      const list = byTable.get(r.table) ?? [];
+      list.push(r);
+      byTable.set(r.table, list);
     }
     const q = (name: string) => `"${name.replace(/"/g, '""')}"`;
     await connection.run(`CREATE SCHEMA ${q(databaseName)}`);
     for (const [table, t] of tables) {
       const dims = [...t.dims];
       const measures = [...t.measures];
-      {
-        const database = databaseName;
-        const columns = ['"time" TIMESTAMP', 'measure_name VARCHAR', ...dims.map((d) => `${q(d)} VARCHAR`), ...measures.map((m) => `${q(m)} DOUBLE`)];
-        await connection.run(`CREATE TABLE ${q(database)}.${q(table)} (${columns.join(', ')})`);
-        const appender = await connection.createAppender(table, database);
-        for (const r of byTable.get(table)!) {
-          appender.appendTimestamp(new DuckDBTimestampValue(BigInt(r!.time) * 1000n));
-          appender.appendVarchar(r!.measureName);
-          for (const d of dims) {
-            if (r!.dimensions[d] === undefined) appender.appendNull();
-            else appender.appendVarchar(r!.dimensions[d]);
-          }
-          for (const m of measures) {
-            if (r!.measures[m] === undefined) appender.appendNull();
-            else appender.appendDouble(r!.measures[m]);
-          }
-          appender.endRow();
+      const columns = ['"time" TIMESTAMP', 'measure_name VARCHAR', ...dims.map((d) => `${q(d)} VARCHAR`), ...measures.map((m) => `${q(m)} DOUBLE`)];
+      await connection.run(`CREATE TABLE ${q(databaseName)}.${q(table)} (${columns.join(', ')})`);
+      const appender = await connection.createAppender(table, databaseName);
+      for (const r of byTable.get(table) ?? []) {
+        appender.appendTimestamp(new DuckDBTimestampValue(BigInt(r.time) * 1000n));
+        appender.appendVarchar(r.measureName);
+        for (const d of dims) {
+          if (r.dimensions[d] === undefined) appender.appendNull();
+          else appender.appendVarchar(r.dimensions[d]);
         }
-        appender.closeSync();
+        for (const m of measures) {
+          if (r.measures[m] === undefined) appender.appendNull();
+          else appender.appendDouble(r.measures[m]);
+        }
+        appender.endRow();
       }
+      appender.closeSync();
     }
     db = { generation: ts.generation, instance, connection };
     return db;
