@@ -137,10 +137,22 @@ export async function runQuery(send: Send, q: TimeSeriesQuery, config: InfluxQue
   return { ...responseBase(q), points, ...next };
 }
 
-/** The end of a window of `n` whole buckets from `start`: the next bucket's start, or `to`. */
+/**
+ * Statements in one request at most: the InfluxQL goes in the URL (GET /query), whose size servers cap (Node's HTTP
+ * parser at 16 KiB of request line and headers); 8 statements of a few hundred characters stay well under.
+ */
+const MAX_STATEMENTS = 8;
+
+/**
+ * The end of a window of at most `n` whole buckets from `start` (the next bucket's start, or `to`), with at most
+ * MAX_STATEMENTS stretches of one offset (a window holds at least one bucket).
+ */
 function windowEnd(q: TimeSeriesQuery, start: number, to: number, n: number): number {
   let count = 0;
-  for (const b of bucketsCovering(q.interval!, start, to, q.week)) if (++count === n) return Math.min(b.end, to);
+  for (const b of bucketsCovering(q.interval!, start, to, q.week)) {
+    if (count > 0 && offsetPeriods(start, Math.min(b.end, to)).length > MAX_STATEMENTS) return b.start;
+    if (++count === n) return Math.min(b.end, to);
+  }
   return to;
 }
 
