@@ -1,7 +1,8 @@
 /**
  * Where Athena's SQL (Trino, engine version 3) and DuckDB's differ, the local Athena rewrites the query text here,
  * and only here: a tokenizer, the execution parameters bound as Athena binds them, then one list of rewrites
- * (`REWRITES`), each with the Trino/Athena documentation it follows. Only what the lake engine plausibly needs:
+ * (`REWRITES`), each with the Trino/Athena documentation it follows; the local Timestream runs its SQL through them
+ * too, after its own few (`TIMESTREAM_REWRITES`, `timestreamToDuckDb`). Only what the engines plausibly need:
  * calendar buckets in America/Sao_Paulo (day, month, year, ISO week, ONS week Saturday–Friday), filters on
  * instants, ORDER BY, LIMIT/OFFSET.
  *

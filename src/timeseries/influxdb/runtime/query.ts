@@ -18,9 +18,11 @@ import {
  *
  * InfluxQL has no calendar, and `tz()` is not relied on (InfluxDB 2's InfluxQL, which Timestream for InfluxDB runs,
  * is not documented to support it): `1d`, `1w`, `1mo` and `1y` are folded with ons/calendar.ts from daily sums,
- * counts, minima and maxima of local days. A day is `time(1d, <offset>)` ("offset: shifts preset time boundaries
- * forward or backward", InfluxQL GROUP BY time), one statement per stretch of one UTC offset (offsetPeriods),
- * the statements `;`-separated in one request; the two pieces of the day daylight saving ends fold together.
+ * counts, minima and maxima of local days. A day is `time(1d, <offset>)` (InfluxDB v2 InfluxQL, GROUP BY clause,
+ * advanced `GROUP BY time(time_interval, offset_interval)`: the offset shifts the preset UTC boundaries), one
+ * statement per stretch of one UTC offset (offsetPeriods), `;`-separated in one request ("/query 1.x compatibility
+ * API": "To execute multiple queries, delimit queries with a semicolon"; one result per statement, in order); the
+ * two pieces of the day daylight saving ends fold together.
  */
 
 export interface InfluxQueryConfig extends QueryConfig {
