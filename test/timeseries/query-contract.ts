@@ -14,8 +14,9 @@ import { CapturedOutput, captureOutput } from '../runtime/output';
  * The query contract every time-series engine meets, run by each engine's `query.test.ts`: the bundled
  * query handler with real API Gateway proxy events against the engine's local store, holding real ONS
  * files loaded by the engine's bundled loader. Its JSON answers (raw points, aggregations, filters,
- * pages) equal the ones computed in this file from the points the store keeps (filter, bins,
- * aggregation, order, pages: written here, not taken from the code under test); refusals are 400s
+ * pages) equal the ones computed in this file from the points the store keeps (filter, buckets of the
+ * Brasília calendar and their labels, aggregation, order, pages: written here with Intl and the IANA zone, not
+ * taken from the code under test), on 2023 data and on hourly 2013 data under daylight saving; refusals are 400s
  * (404 for datasets) with the one error shape, no query sent and the value never echoed; the store
  * busy is a 503, anything else a 500 with the reason only in the log.
  */
