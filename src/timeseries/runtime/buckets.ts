@@ -29,7 +29,8 @@ export const isCalendar = (q: TimeSeriesQuery): boolean => q.interval !== null &
 /**
  * The local wall clock of `column` (a UTC `timestamp`) over [from, to): `date_add('hour', <offset>, column)` with
  * the offset of each stretch of `offsetPeriods`; `instant` writes a UTC instant as the engine's timestamp literal.
- * Whole hours: every offset of the zone since 1914 is one.
+ * Whole hours: every offset of the zone since 1914 is one. The widest range the API accepts (1900 to 2100) has 91
+ * offset changes: about 13 KB of SQL, far below Athena's 262,144-byte query string (Athena Service Quotas).
  */
 export function localTimeSql(column: string, from: number, to: number, instant: (ms: number) => string): string {
   const periods = offsetPeriods(from, to);
