@@ -1,4 +1,4 @@
-import { CfnElement } from 'aws-cdk-lib';
+import { CfnElement, CfnOutput, Stack, Token } from 'aws-cdk-lib';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
@@ -18,6 +18,42 @@ import { FeatureFlags, FeatureFlagsOptions } from './operations/feature-flags';
 import { PlatformMonitoring, PlatformMonitoringOptions } from './operations/monitoring';
 import { TimeSeriesEngine } from './timeseries/engine';
 import { ITimeSeriesStore } from './timeseries/store';
+
+/**
+ * The stack outputs `OnsDataPlatform` emits, by name. Each output's key (its `OutputKey` in
+ * `aws cloudformation describe-stacks`) is the platform's `outputPrefix` followed by the name, e.g. `PlatformRawBucketName`.
+ */
+export enum PlatformOutput {
+  /** Name of the raw bucket: upload ONS files here to ingest them. */
+  RAW_BUCKET_NAME = 'RawBucketName',
+  /** Name of the processed bucket (Parquet, data cards, reports of reprocessing runs). */
+  PROCESSED_BUCKET_NAME = 'ProcessedBucketName',
+  /** Name of the failed bucket (quarantined files and rejected rows). */
+  FAILED_BUCKET_NAME = 'FailedBucketName',
+  /** Base URL of the REST API, with its stage and a trailing slash (`https://….execute-api.….amazonaws.com/v1/`). */
+  API_URL = 'ApiUrl',
+  /** ARN of the ingestion state machine (one execution per uploaded object version). */
+  INGESTION_STATE_MACHINE_ARN = 'IngestionStateMachineArn',
+  /** ARN of the reprocessing state machine (files chosen by a ledger query or a prefix). */
+  REPROCESS_STATE_MACHINE_ARN = 'ReprocessStateMachineArn',
+  /** ARN of the backfill state machine (every file of a raw-bucket prefix). */
+  BACKFILL_STATE_MACHINE_ARN = 'BackfillStateMachineArn',
+  /** Name of the ingestion ledger's DynamoDB table. */
+  LEDGER_TABLE_NAME = 'LedgerTableName',
+  /** Name of the CloudWatch dashboard of the platform. */
+  DASHBOARD_NAME = 'DashboardName',
+  /** Name of the Athena workgroup to query the lake with. */
+  ATHENA_WORK_GROUP_NAME = 'AthenaWorkGroupName',
+  /** Name of the Glue database of the lake's tables. */
+  GLUE_DATABASE_NAME = 'GlueDatabaseName',
+}
+
+/**
+ * CloudFormation caps an output's logical id (its key) at 255 characters, alphanumeric only, and a template at 200
+ * outputs: https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/cloudformation-limits.html
+ */
+const MAX_OUTPUT_KEY_LENGTH = 255;
+const LONGEST_OUTPUT_NAME = Math.max(...Object.values(PlatformOutput).map((n) => n.length));
 
 /**
  * Properties of `OnsDataPlatform`.
@@ -106,6 +142,27 @@ export interface OnsDataPlatformProps {
    * STAGING, canary 10 % for 5 minutes in PROD) and rollback thresholds
    */
   readonly safeDeployment?: SafeDeploymentOptions;
+
+  /**
+   * Whether the platform adds its stack outputs (see `PlatformOutput`: the buckets, the API URL, the state machines,
+   * the ledger table, the dashboard, the Athena workgroup and the Glue database) to the stack that holds it, so a
+   * script reads them with `aws cloudformation describe-stacks` instead of hunting in the console. They are plain
+   * outputs, never exports (an export blocks replacing or deleting what it names while another stack imports it), and
+   * no output holds a secret. Turn them off to keep the template's outputs for your own (CloudFormation allows 200).
+   *
+   * @default true
+   */
+  readonly outputs?: boolean;
+
+  /**
+   * Prefix of every output key: the key of `PlatformOutput.RAW_BUCKET_NAME` is `<outputPrefix>RawBucketName`. Letters
+   * and digits only (CloudFormation output keys are alphanumeric, at most 255 characters); `''` gives the bare names.
+   * Two platforms in one stack need different prefixes: synthesis fails naming the clashing key otherwise.
+   *
+   * @default - the platform's construct id without its non-alphanumeric characters (`PlatformRawBucketName` for id
+   * `Platform`), the same in every stage
+   */
+  readonly outputPrefix?: string;
 }
 
 /**
@@ -155,10 +212,17 @@ export class OnsDataPlatform extends Construct {
    * `safeDeployment.enabled` is false).
    */
   public readonly safeDeployment?: SafeDeployment;
+  /** Prefix of the keys of the platform's stack outputs (`''` when the keys are the bare names). */
+  public readonly outputPrefix: string;
+  /** Whether the platform added its stack outputs. */
+  private readonly outputsEnabled: boolean;
 
   constructor(scope: Construct, id: string, props: OnsDataPlatformProps) {
     super(scope, id);
     this.stage = props.stage;
+    // Checked first: a bad prefix fails before any resource is built.
+    this.outputPrefix = validateOutputPrefix(props.outputPrefix, id);
+    this.outputsEnabled = props.outputs ?? true;
     applyPlatformTags(this, this.stage, props.tags);
 
     this.dataLake = new DataLake(this, 'DataLake', { ...props.dataLake, stage: this.stage });
@@ -248,5 +312,66 @@ export class OnsDataPlatform extends Construct {
     });
     // A flag change rolls back when any critical alarm fires during its rollout or bake time.
     this.featureFlags.rollBackOn(this.monitoring.anyCriticalAlarm());
+
+    if (this.outputsEnabled) this.addOutputs();
   }
+
+  /**
+   * The key of one of the platform's stack outputs, as `aws cloudformation describe-stacks` shows it in `OutputKey`.
+   */
+  public outputKey(output: PlatformOutput): string {
+    if (!this.outputsEnabled) throw new Error(`outputs: the platform at ${this.node.path} has no stack outputs (outputs is false)`);
+    return `${this.outputPrefix}${output}`;
+  }
+
+  private addOutputs(): void {
+    const values: Record<PlatformOutput, { value: string; description: string }> = {
+      [PlatformOutput.RAW_BUCKET_NAME]: { value: this.dataLake.rawBucket.bucketName, description: 'Raw bucket: upload ONS files here' },
+      [PlatformOutput.PROCESSED_BUCKET_NAME]: { value: this.dataLake.processedBucket.bucketName, description: 'Processed bucket: Parquet, data cards, reports' },
+      [PlatformOutput.FAILED_BUCKET_NAME]: { value: this.dataLake.failedBucket.bucketName, description: 'Failed bucket: quarantined files and rejected rows' },
+      [PlatformOutput.API_URL]: { value: this.api.url, description: 'Base URL of the REST API' },
+      [PlatformOutput.INGESTION_STATE_MACHINE_ARN]: { value: this.ingestion.stateMachine.stateMachineArn, description: 'Ingestion state machine' },
+      [PlatformOutput.REPROCESS_STATE_MACHINE_ARN]: { value: this.ingestion.reprocessStateMachine.stateMachineArn, description: 'Reprocessing state machine' },
+      [PlatformOutput.BACKFILL_STATE_MACHINE_ARN]: { value: this.ingestion.backfillStateMachine.stateMachineArn, description: 'Backfill state machine' },
+      [PlatformOutput.LEDGER_TABLE_NAME]: { value: this.ledger.tableName, description: 'Ingestion ledger table' },
+      [PlatformOutput.DASHBOARD_NAME]: { value: this.monitoring.dashboard.dashboardName, description: 'CloudWatch dashboard' },
+      // Refs of the resources (not the configured names), so the outputs wait for them and name what exists.
+      [PlatformOutput.ATHENA_WORK_GROUP_NAME]: { value: this.dataLake.workGroup.ref, description: 'Athena workgroup of the lake' },
+      [PlatformOutput.GLUE_DATABASE_NAME]: { value: this.dataLake.database.ref, description: 'Glue database of the lake' },
+    };
+    const outputs = new Construct(this, 'Outputs');
+    const keys: string[] = [];
+    for (const [name, { value, description }] of Object.entries(values)) {
+      const output = new CfnOutput(outputs, name, { value, description: `ONS data platform (${this.stage.name}): ${description}` });
+      // The key a script reads: fixed, not the path-hashed logical id CDK would give an output nested in a construct.
+      const key = this.outputKey(name as PlatformOutput);
+      output.overrideLogicalId(key);
+      keys.push(key);
+    }
+    // At synthesis, once every construct of the stack exists: a second platform or an output of the app may take a key.
+    this.node.addValidation({ validate: () => this.clashingOutputKeys(keys) });
+  }
+
+  private clashingOutputKeys(keys: readonly string[]): string[] {
+    const stack = Stack.of(this);
+    const owners = new Map<string, string[]>();
+    for (const c of stack.node.findAll()) {
+      if (!(c instanceof CfnOutput) || Stack.of(c) !== stack) continue;
+      const id = stack.resolve(c.logicalId) as string;
+      owners.set(id, [...owners.get(id) ?? [], c.node.path]);
+    }
+    return keys.filter((k) => (owners.get(k)?.length ?? 0) > 1).map((k) =>
+      `outputPrefix: the output key '${k}' is used by ${owners.get(k)!.join(' and ')}; give each OnsDataPlatform of the stack its own outputPrefix`);
+  }
+}
+
+function validateOutputPrefix(prefix: string | undefined, id: string): string {
+  if (prefix !== undefined && Token.isUnresolved(prefix)) throw new Error('outputPrefix: must be a literal string, not a token (it names the outputs at synthesis)');
+  const value = prefix ?? id.replace(/[^A-Za-z0-9]/g, '');
+  const from = prefix === undefined ? ` (derived from the construct id '${id}'; set outputPrefix)` : '';
+  if (!/^[A-Za-z0-9]*$/.test(value)) throw new Error(`outputPrefix: letters and digits only, got '${value}'`);
+  if (value.length + LONGEST_OUTPUT_NAME > MAX_OUTPUT_KEY_LENGTH) {
+    throw new Error(`outputPrefix: at most ${MAX_OUTPUT_KEY_LENGTH - LONGEST_OUTPUT_NAME} characters (output keys are at most ${MAX_OUTPUT_KEY_LENGTH}), got ${value.length}${from}`);
+  }
+  return value;
 }
