@@ -1,5 +1,14 @@
 import { awscdk, javascript } from 'projen';
 
+/** Debian/Ubuntu packages the build needs beyond npm, as .ci/run installs them (`sudo`: GitHub runners are not root). */
+const aptInstall = (name: string, packages: string[]) => ({
+  name,
+  run: `sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${packages.join(' ')}`,
+});
+const SYSTEM_PYTHON_STEP = aptInstall('System Python wheel tools (package:python builds the wheel offline)', ['python3-setuptools', 'python3-wheel', 'python3-pip']);
+// Ubuntu's universe has InfluxDB 1.6.7 (the package Debian ships); the tests start their own influxd.
+const INFLUXDB_STEP = aptInstall('InfluxDB 1.x server for the InfluxDB engine tests', ['influxdb']);
+
 const project = new awscdk.AwsCdkConstructLibrary({
   name: 'ons-data-platform',
   description:
@@ -18,8 +27,19 @@ const project = new awscdk.AwsCdkConstructLibrary({
   constructsVersion: '10.5.1',
   jsiiVersion: '~6.0.0',
   minNodeVersion: '20.0.0',
+  // The toolchain needs more than the library's floor: jsii 6 wants Node >= 20.16, ESLint 9 >= 20.9.
+  workflowNodeVersion: '20.x',
 
   publishToPypi: { distName: 'ons-data-platform', module: 'ons_data_platform' },
+
+  // The generated workflows install what .ci/run installs (the same Debian/Ubuntu packages) and run its checks.
+  // Every job (build, release, package-*) builds the Python wheel offline with the system Python.
+  workflowBootstrapSteps: [SYSTEM_PYTHON_STEP],
+  // The tests need influxd; the build and release jobs run them (the package-* jobs do not).
+  buildWorkflowOptions: { preBuildSteps: [INFLUXDB_STEP] },
+  releaseWorkflowSetupSteps: [INFLUXDB_STEP],
+  // .ci/run synthesizes the reference example after the build.
+  postBuildSteps: [{ name: 'Synthesize the reference example', run: 'npx projen synth' }],
 
   // Handlers are bundled at build time so consumers (Python included) need neither esbuild nor Docker.
   lambdaOptions: {
@@ -104,7 +124,7 @@ const project = new awscdk.AwsCdkConstructLibrary({
       // aws-local-stepfunctions needs Promise.withResolvers (Node 22) for Task states.
       setupFiles: ['<rootDir>/test/polyfills.js'],
       // Handler bundles are tested as shipped, but minified code makes a meaningless coverage figure.
-      coveragePathIgnorePatterns: ['/node_modules/', '/test/', '/assets/'],
+      coveragePathIgnorePatterns: ['/node_modules/', '/test/', '/assets/', '/build-tools/'],
     },
   },
 
@@ -128,6 +148,9 @@ project.package.addField('files', [
   'assets/**', 'openapi/**', '.jsii', 'API.md', 'README.md', 'LICENSE',
 ]);
 project.tasks.tryFind('package:js')!.exec('node build-tools/check-npm-package.js');
+
+// The real ONS files the tests read are byte-exact copies: never normalized (line endings) nor shown as text diffs.
+for (const ext of ['csv', 'xlsx', 'pdf']) project.gitattributes.addAttributes(`/test/fixtures/ons/*.${ext}`, 'binary');
 
 // Type-check what we own (projen's default `**/*.ts` would also reach lib/ and cdk.out/).
 project.tsconfigDev.file.addOverride('include', [
@@ -183,6 +206,8 @@ project.tasks.tryFind('docgen')!.exec('ts-node --transpile-only --project tsconf
 // Tests load the pre-bundled handler assets, so bundle first; then type-check everything jsii does not compile.
 const bundle = project.tasks.tryFind('bundle');
 if (bundle) project.testTask.prependSpawn(bundle);
+// A missing program (influxd) fails the tests at once, before bundling, with one line naming what to install.
+project.testTask.prependExec('node build-tools/check-tools.js test');
 project.testTask.spawn(project.addTask('typecheck', {
   description: 'Type-check tests, examples and benchmarks (jsii compiles only src/)',
   exec: 'tsc --noEmit -p tsconfig.dev.json',
@@ -191,6 +216,7 @@ project.testTask.spawn(project.addTask('typecheck', {
 // Offline Python packaging (toolchain.md): jsii-pacmak's default target pip-installs from PyPI.
 const packagePython = project.tasks.tryFind('package:python')!;
 packagePython.reset();
+packagePython.exec('node build-tools/check-tools.js package:python');
 packagePython.exec('rm -rf dist/python-src dist/python');
 packagePython.exec('jsii-pacmak -v --code-only --targets python --outdir dist/python-src');
 packagePython.exec('/usr/bin/python3 -m pip wheel --no-deps --no-build-isolation --no-index -w dist/python dist/python-src/python');

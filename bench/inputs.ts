@@ -1,5 +1,5 @@
 /**
- * Benchmark inputs, built deterministically from the real ONS files in ../shared/data/ons and cached
+ * Benchmark inputs, built deterministically from the repository's real ONS files (test/fixtures/ons) and cached
  * under os.tmpdir() (keyed by generator version and size). Never committed.
  *
  * - GERACAO_USINA-2_2022_01.csv: the GERACAO_USINA-2 shape (12 columns, the identity id_ons, accented
@@ -40,7 +40,7 @@ export interface InputSet {
 
 type Log = (message: string) => void;
 
-/** The real ONS files: ONS_DATA_DIR, else ../shared/data/ons next to the repository. */
+/** The real ONS files: ONS_DATA_DIR, else the repository's test/fixtures/ons. */
 export function dataDir(): string {
   return ONS_DATA;
 }

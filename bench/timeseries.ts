@@ -12,7 +12,7 @@
  *    it received: WriteRecords requests and billed write units per million data points. Write units
  *    follow Timestream's metering rule (see `WRITE_METERING`).
  *
- * Records come from real ONS files in ../shared/data/ons (ONS_DATA_DIR to change), read by the domain
+ * Records come from the repository's real ONS files in test/fixtures/ons (ONS_DATA_DIR to change), read by the domain
  * core. Prints one JSON object to stdout; progress goes to stderr. Missing a target never changes the
  * exit status; a failed check (records lost or rejected) does.
  *
@@ -20,9 +20,8 @@
  * Bundled with esbuild before it runs (the domain core's readers are ESM-only packages).
  */
 import { ChildProcess, fork } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type { WriteRecordsRequest } from '@aws-sdk/client-timestream-write';
 import { resolveDataset } from '../src/ons/detect';
 import { localFile } from '../src/ons/local-file';
@@ -30,13 +29,10 @@ import { openTable } from '../src/ons/open';
 import { processTable } from '../src/ons/process';
 import { MAX_RECORDS_PER_REQUEST, meteredBytes, PointRecord, writeUnits } from '../src/timeseries/timestream/runtime/records';
 import { createWriteClient, RecordWriter } from '../src/timeseries/timestream/runtime/writer';
+import { ONS_DATA } from '../test/ons-data';
 import { LocalTimestream, WriteRequestBody } from '../test/timeseries/timestream/local-timestream';
 
 const TARGET_RATIO = 0.8;
-const ROOT = resolve(__dirname, '..');
-const ONS_DATA = process.env.ONS_DATA_DIR
-  ?? [join(ROOT, '..', 'shared', 'data', 'ons'), '/work/shared/data/ons'].find((d) => existsSync(d))
-  ?? join(ROOT, '..', 'shared', 'data', 'ons');
 
 /** The metering rule the write-unit figures apply (Timestream developer guide, "Metering and cost optimization → Writes"). */
 const WRITE_METERING = 'Timestream for LiveAnalytics meters each WriteRecords request as the sum over its records of 8 bytes of timestamp, '

@@ -12,21 +12,17 @@
  * Bundled with esbuild before it runs (the domain core's readers are ESM-only packages).
  */
 import { fork } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { HeadBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { convertFile } from '../src/ons/convert';
 import { localFile } from '../src/ons/local-file';
 import { traced } from '../src/runtime/telemetry';
 import { readPartRecords } from '../src/timeseries/runtime/part-reader';
+import { ONS_DATA } from '../test/ons-data';
 
 const FILE = 'CURVA_CARGA_2023.csv';
-const ROOT = resolve(__dirname, '..', '..', '..');
-const ONS_DATA = process.env.ONS_DATA_DIR
-  ?? [join(ROOT, '..', 'shared', 'data', 'ons'), '/work/shared/data/ons'].find((d) => existsSync(d))
-  ?? join(ROOT, '..', 'shared', 'data', 'ons');
 
 interface ChildResult {
   readonly mode: string;

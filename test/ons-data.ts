@@ -1,10 +1,20 @@
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+
+/** Where the real ONS files live inside the repository (origin, licence and quirks in its SOURCES.md). */
+export const ONS_FIXTURES_PATH = join('test', 'fixtures', 'ons');
 
 /**
- * The real ONS files the tests read (never copied into the repository): ONS_DATA_DIR when set, else
- * ../shared/data/ons next to the repository, else the workspace's /work/shared/data/ons (a clone elsewhere).
+ * The repository's real ONS files: the nearest `test/fixtures/ons` above `from`. Searched upwards rather than
+ * fixed relative to this file because the benchmarks bundle this module into node_modules/.cache/bench/.
  */
-export const ONS_DATA = process.env.ONS_DATA_DIR
-  ?? [join(__dirname, '..', '..', 'shared', 'data', 'ons'), '/work/shared/data/ons'].find((dir) => existsSync(dir))
-  ?? join(__dirname, '..', '..', 'shared', 'data', 'ons');
+export function repositoryOnsData(from: string = __dirname): string {
+  for (let dir = from; ; dir = dirname(dir)) {
+    const candidate = join(dir, ONS_FIXTURES_PATH);
+    if (existsSync(join(candidate, 'SOURCES.md'))) return candidate;
+    if (dirname(dir) === dir) throw new Error(`${ONS_FIXTURES_PATH}/SOURCES.md not found above ${from}: run from a clone of the repository or set ONS_DATA_DIR`);
+  }
+}
+
+/** The real ONS files the tests and benchmarks read: ONS_DATA_DIR when set, else the repository's test/fixtures/ons. */
+export const ONS_DATA = process.env.ONS_DATA_DIR ?? repositoryOnsData();

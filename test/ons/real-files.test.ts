@@ -9,7 +9,7 @@ import { OnsRecord, RefusedFileError } from '../../src/ons/types';
 import { ONS_DATA } from '../ons-data';
 
 /**
- * Every real ONS file in ../shared/data/ons, checked against figures computed without the code
+ * Every real ONS file in test/fixtures/ons, checked against figures computed without the code
  * under test: reference-figures.json (Python csv + zoneinfo, XLSX read as raw XML) and, for what it
  * does not cover, a plain split of the file in this test.
  */

@@ -6,6 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { LocalHttpServer } from '../../local-http';
+// Plain JS shared with the test task's pre-flight check, so the line naming what to install is written once.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { requireTool } = require('../../../build-tools/check-tools') as { requireTool: (name: string) => void };
 
 /**
  * A real InfluxDB 1.x server (Debian's `influxd`, installed by .ci/run) for the InfluxDB handler tests:
@@ -51,6 +54,8 @@ export class LocalInfluxDb {
 
   async start(): Promise<string> {
     if (process.platform === 'win32') throw new Error('influxd is started as a POSIX process');
+    // Missing influxd fails the suite with one line naming what to install, never a skip.
+    requireTool('influxd');
     this.dir = mkdtempSync(join(tmpdir(), 'ons-influxd-'));
     const [http, rpc] = [await freePort(), await freePort()];
     const config = join(this.dir, 'influxdb.conf');
