@@ -16,5 +16,18 @@ export function repositoryOnsData(from: string = __dirname): string {
   }
 }
 
-/** The real ONS files the tests and benchmarks read: ONS_DATA_DIR when set, else the repository's test/fixtures/ons. */
-export const ONS_DATA = process.env.ONS_DATA_DIR ?? repositoryOnsData();
+/**
+ * The real ONS files the tests and benchmarks read: ONS_DATA_DIR when set, else the repository's test/fixtures/ons,
+ * above this module or else above the working directory (a bundle under a symlinked node_modules resolves elsewhere).
+ */
+export const ONS_DATA = process.env.ONS_DATA_DIR ?? (() => {
+  try {
+    return repositoryOnsData();
+  } catch (error) {
+    try {
+      return repositoryOnsData(process.cwd());
+    } catch {
+      throw error;
+    }
+  }
+})();
