@@ -286,10 +286,13 @@ export class IngestionPipeline extends Construct implements IMonitorable {
       });
     }
     this.stateMachine = this.createStateMachine(large, router);
-    if (this.knowledgeBase || this.timeSeriesLoader) {
-      // RequestSync, CountSyncRequest and RecordRetryLater write to the ledger, encrypted with the lake key.
-      this.key.grant(this.stateMachine, 'kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey');
-    }
+    // Every state machine publishes to the topic and reads or writes ledger items (ReadBatchResult, RequestSync,
+    // RecordRetryLater), both encrypted with the lake key: the key through those two services only.
+    this.stateMachine.addToRolePolicy(new iam.PolicyStatement({
+      actions: ['kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey'],
+      resources: [this.key.keyArn],
+      conditions: { StringEquals: { 'kms:ViaService': ['sns', 'dynamodb'].map((service) => `${service}.${Stack.of(this).region}.amazonaws.com`) } },
+    }));
     this.reprocessMaxConcurrency = props.reprocessMaxConcurrency ?? props.backfillMaxConcurrency
       ?? IngestionPipeline.defaultReprocessConcurrency(props.timeSeriesStore?.engine);
     this.reprocessStateMachine = this.createReprocess(props, common);

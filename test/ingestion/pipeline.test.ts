@@ -175,6 +175,26 @@ describe('throttled loads (retryLater)', () => {
   });
 });
 
+describe('the ingestion state machine and the lake key', () => {
+  const keyStatements = (stack: Stack) => Object.values<any>(Template.fromStack(stack).findResources('AWS::IAM::Policy'))
+    .filter((p) => JSON.stringify(p.Properties.Roles).includes('IngestionStateMachineRole'))
+    .flatMap((p) => p.Properties.PolicyDocument.Statement)
+    .filter((st: any) => [st.Action].flat().some((a: string) => a.startsWith('kms:')));
+
+  test('without a knowledge base or a loader it may still publish to the encrypted topic and read the encrypted ledger, through SNS and DynamoDB only', () => {
+    // NotifyQuarantined (SNS, topic under the lake key) and ReadBatchResult (ledger, lake key) run in every pipeline.
+    const viaServices = keyStatements(defaultStack).filter((st: any) => st.Condition?.StringEquals?.['kms:ViaService']);
+    expect(viaServices).toEqual([{
+      Effect: 'Allow',
+      Action: ['kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey'],
+      Resource: { 'Fn::GetAtt': [expect.stringMatching(/^LakeKey/), 'Arn'] },
+      Condition: { StringEquals: { 'kms:ViaService': [`sns.${ENV.region}.amazonaws.com`, `dynamodb.${ENV.region}.amazonaws.com`] } },
+    }]);
+    // Every other use of the key by the role is conditioned (its own execution data, its log group): none is open.
+    for (const st of keyStatements(defaultStack)) expect(st.Condition).toBeDefined();
+  });
+});
+
 describe('processor sizing', () => {
   test('defaults: 3008 MiB, 15 minutes, /tmp of three times the threshold plus 512 MiB', () => {
     defaultTemplate.hasResourceProperties('AWS::Lambda::Function', {
