@@ -31,12 +31,14 @@ const project = new awscdk.AwsCdkConstructLibrary({
   workflowNodeVersion: '20.x',
 
   publishToPypi: { distName: 'ons-data-platform', module: 'ons_data_platform' },
+  // Every compile compares the assembly with the latest release on npm (jsii-diff; see build-tools/compat.js).
+  compat: true,
 
   // The generated workflows install what .ci/run installs (the same Debian/Ubuntu packages) and run its checks.
   // Every job (build, release, package-*) builds the Python wheel offline with the system Python.
   workflowBootstrapSteps: [SYSTEM_PYTHON_STEP],
   // The tests need influxd; the build and release jobs run them (the package-* jobs do not).
-  buildWorkflowOptions: { preBuildSteps: [INFLUXDB_STEP] },
+  buildWorkflowOptions: { preBuildSteps: [INFLUXDB_STEP, { name: 'Conventional Commits', run: 'npx projen check:commits' }] },
   releaseWorkflowSetupSteps: [INFLUXDB_STEP],
   // .ci/run synthesizes the reference example after the build.
   postBuildSteps: [{ name: 'Synthesize the reference example', run: 'npx projen synth' }],
@@ -148,6 +150,10 @@ project.package.addField('files', [
   'assets/**', 'openapi/**', '.jsii', 'API.md', 'README.md', 'LICENSE',
 ]);
 project.tasks.tryFind('package:js')!.exec('node build-tools/check-npm-package.js');
+// Before the first release there is no npm version to compare with: the script says so instead of failing.
+project.tasks.tryFind('compat')!.reset('node build-tools/compat.js');
+// Release notes come from Conventional Commits: .ci/run refuses a commit header that is not one.
+project.addTask('check:commits', { description: 'Every commit since the rule is a Conventional Commit', exec: 'node build-tools/check-commits.js' });
 
 // The real ONS files the tests read are byte-exact copies: never normalized (line endings) nor shown as text diffs.
 for (const ext of ['csv', 'xlsx', 'pdf']) project.gitattributes.addAttributes(`/test/fixtures/ons/*.${ext}`, 'binary');

@@ -135,3 +135,49 @@ describe('the README, .ci/run and the generated workflows agree', () => {
     expect(workflow).not.toMatch(/node-version: 20\.0\.0/);
   });
 });
+
+describe('release hygiene', () => {
+  const pkg = JSON.parse(read('package.json'));
+
+  test('the whole suite runs against the oldest aws-cdk-lib the peer dependency allows', () => {
+    // 2.276.0 is the floor: 2.275.0 lacks CfnInfluxDBInstance's kmsKeyId, and synthesizes the InfluxDB instance
+    // without the lake key (the type-check fails; influxdb-store.test.ts's KmsKeyId assertion fails).
+    const floor = /^\^(\d+\.\d+\.\d+)$/.exec(pkg.peerDependencies['aws-cdk-lib'])?.[1];
+    expect(floor).toBe('2.276.0');
+    expect(pkg.devDependencies['aws-cdk-lib']).toBe(floor);
+    expect(JSON.parse(readFileSync(require.resolve('aws-cdk-lib/package.json'), 'utf8')).version).toBe(floor);
+    expect(read('README.md')).toContain(`aws-cdk-lib ${floor!.replace(/\.0$/, '')} or later`);
+  });
+
+  test('every compile runs the jsii compatibility check, which waits for a first release', () => {
+    const tasks = JSON.parse(read('.projen/tasks.json')).tasks;
+    expect(tasks.compile.steps).toContainEqual({ spawn: 'compat' });
+    expect(tasks.compat.steps).toEqual([{ exec: 'node build-tools/compat.js' }]);
+    expect(read('build-tools/compat.js')).toMatch(/jsii-diff/);
+  });
+
+  test('.ci/run and the build workflow refuse a commit that is not a Conventional Commit', () => {
+    expect(read('.ci/run')).toMatch(/^node build-tools\/check-commits\.js$/m);
+    expect(read('.github/workflows/build.yml')).toMatch(/run: npx projen check:commits$/m);
+    const dir = mkdtempSync(join(tmpdir(), 'commits-'));
+    try {
+      const git = (...args: string[]) => spawnSync('git', args, { cwd: dir, encoding: 'utf8' });
+      git('init', '-q');
+      git('-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '-q', '--allow-empty', '-m', 'feat(cli): a good one');
+      const check = () => spawnSync('node', [join(ROOT, 'build-tools', 'check-commits.js')], { cwd: dir, encoding: 'utf8' });
+      expect(check().status).toBe(0);
+      git('-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '-q', '--allow-empty', '-m', 'Review: tidy up');
+      const refused = check();
+      expect(refused.status).toBe(1);
+      expect(refused.stderr).toContain('Review: tidy up');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('the CHANGELOG has an Unreleased section that tells platforms deployed with the old default how to keep Timestream', () => {
+    const changelog = read('CHANGELOG.md');
+    expect(changelog).toMatch(/^## Unreleased/m);
+    expect(changelog).toContain('TimeSeriesEngine.timestreamLiveAnalytics()');
+  });
+});
