@@ -133,7 +133,8 @@ const project = new awscdk.AwsCdkConstructLibrary({
   // The package ships an allow-list (see `files` below), not a deny-list.
   npmignoreEnabled: false,
   // jsii writes a default .npmignore when there is none; `files` decides what ships, so it is ignored.
-  gitignore: ['cdk.out', '/dist/', '.DS_Store', '*.pyc', '__pycache__/', '/.npmignore'],
+  // The rosetta tablet (translated snippets) is built from the .jsii by `rosetta:extract`, like the .jsii itself.
+  gitignore: ['cdk.out', '/dist/', '.DS_Store', '*.pyc', '__pycache__/', '/.npmignore', '/.jsii.tabl.json'],
 });
 
 // jsii 6 prints a Node 20 end-of-life banner on every run; these machines run Node 20.
@@ -148,6 +149,8 @@ project.package.addField('files', [
   // ... except the constants a construct shares with its handlers (environment, metric and flag names).
   'lib/runtime/contract.js', 'lib/runtime/contract.d.ts',
   'assets/**', 'openapi/**', '.jsii', 'API.md', 'README.md', 'LICENSE',
+  // The snippets' translations and their fixtures: Construct Hub and jsii-pacmak reuse the tablet, or compile again with the fixtures.
+  '.jsii.tabl.json', 'rosetta/*.ts-fixture',
 ]);
 project.tasks.tryFind('package:js')!.exec('node build-tools/check-npm-package.js');
 // Before the first release there is no npm version to compare with: the script says so instead of failing.
@@ -203,6 +206,17 @@ const batch = project.bundler.addBundle('src/ingestion/batch/entrypoint.ts', {
   tsconfigPath: 'tsconfig.dev.json',
 });
 batch.bundleTask.exec(`cp src/ingestion/batch/Dockerfile ${batch.outdir}/Dockerfile`);
+
+// Every TypeScript snippet of the README and of the TSDoc @example blocks compiles (jsii-rosetta strict mode, with the
+// fixtures in rosetta/), so Construct Hub and the Python package show Python translations of checked code. The strict flag
+// lives in the assembly, so whoever translates it (Construct Hub, jsii-pacmak) fails on a snippet that does not compile.
+project.package.file.addOverride('jsii.metadata', { jsii: { rosetta: { strict: true } } });
+const rosettaExtract = project.addTask('rosetta:extract', {
+  description: 'Compile every README and @example TypeScript snippet against rosetta/*.ts-fixture (strict: fails on any error) and translate them into .jsii.tabl.json (needs the .jsii of `npx projen compile`)',
+  exec: 'jsii-rosetta extract --strict .jsii',
+});
+// The build and .ci/run compile, then post-compile: the cheapest place, as the test command compiles nothing.
+project.postCompileTask.spawn(rosettaExtract);
 
 // docs/catalog.md is generated from the catalog, with the API docs.
 project.tasks.tryFind('docgen')!.exec('ts-node --transpile-only --project tsconfig.dev.json build-tools/catalog-doc.ts');

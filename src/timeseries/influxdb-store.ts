@@ -180,7 +180,7 @@ export interface InfluxDbStoreProps extends InfluxDbStoreOptions, TimeSeriesStor
  * instance runs (and costs) all the time, sized by `instanceType` and `allocatedStorage`.
  *
  * @example
- * const store = new InfluxDbStore(stack, 'TimeSeries', { stage: PlatformStage.PROD, dataLake: lake });
+ * const store = new InfluxDbStore(stack, 'TimeSeries', { stage: PlatformStage.PROD, dataLake: lake, ledger });
  */
 export class InfluxDbStore extends Construct implements ITimeSeriesStore, IMonitorable {
   public readonly engine = TimeSeriesEngines.INFLUXDB;

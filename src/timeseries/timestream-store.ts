@@ -103,7 +103,7 @@ export interface TimestreamStoreProps extends TimestreamStoreOptions, TimeSeries
  * few regions only (a synth warning says so when the stack's region is known and not one of them).
  *
  * @example
- * const store = new TimestreamStore(stack, 'TimeSeries', { stage: PlatformStage.PROD, dataLake: lake });
+ * const store = new TimestreamStore(stack, 'TimeSeries', { stage: PlatformStage.PROD, dataLake: lake, ledger });
  */
 export class TimestreamStore extends Construct implements ITimeSeriesStore, IMonitorable {
   public readonly engine = TimeSeriesEngines.LIVE_ANALYTICS;
