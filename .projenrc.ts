@@ -213,7 +213,9 @@ batch.bundleTask.exec(`cp src/ingestion/batch/Dockerfile ${batch.outdir}/Dockerf
 project.package.file.addOverride('jsii.metadata', { jsii: { rosetta: { strict: true } } });
 const rosettaExtract = project.addTask('rosetta:extract', {
   description: 'Compile every README and @example TypeScript snippet against rosetta/*.ts-fixture (strict: fails on any error) and translate them into .jsii.tabl.json (needs the .jsii of `npx projen compile`)',
-  exec: 'jsii-rosetta extract --strict .jsii',
+  // --batch: all snippets in one TypeScript program, about a third of the time of one program each (28 s vs 100 s on 2 cores).
+  // It takes a value: a bare `-b .jsii` reads the assembly as the batch size, extracts nothing and passes.
+  exec: 'jsii-rosetta extract --strict --batch=1000 .jsii',
 });
 // The build and .ci/run compile, then post-compile: the cheapest place, as the test command compiles nothing.
 project.postCompileTask.spawn(rosettaExtract);
