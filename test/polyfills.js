@@ -7,3 +7,6 @@ if (!Promise.withResolvers) {
     return { promise, resolve, reject };
   };
 }
+
+// A call to a deprecated aws-cdk-lib API fails the test that makes it (CDK prints a warning and carries on otherwise).
+process.env.JSII_DEPRECATED = 'fail';

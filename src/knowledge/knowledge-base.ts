@@ -360,7 +360,7 @@ export class KnowledgeBase extends Construct implements IKnowledgeBase, IMonitor
     const delivery = new logs.CfnDelivery(this, 'ApplicationLogsDelivery', {
       deliverySourceName: source.name, deliveryDestinationArn: destination.attrArn,
     });
-    delivery.addDependency(source);
+    delivery.addResourceDependency(source);
 
     const namespace = metricsNamespace(stage.name);
     const filter = (id: string, metricName: string, ...conditions: logs.JsonPattern[]) => logGroup.addMetricFilter(id, {

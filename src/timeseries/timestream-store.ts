@@ -189,7 +189,7 @@ export class TimestreamStore extends Construct implements ITimeSeriesStore, IMon
           },
         },
       });
-      table.addDependency(this.database);
+      table.addResourceDependency(this.database);
       applyDataRemovalPolicy(table, this.stage);
       this.tables.set(dataset, table);
     }
