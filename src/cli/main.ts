@@ -1,40 +1,101 @@
+import { existsSync, readFileSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { convertFile, inspectFile } from '../ons/convert';
+import { dirname, join } from 'node:path';
+import { parseArgs, ParseArgsConfig } from 'node:util';
+import { ProgressDisplay, PROGRESS_HELP, ProgressSettings, ProgressStream } from './progress';
+import { convertFile, inspectFile, noValidRows } from '../ons/convert';
 import { XLSX_MAX_EXPANDED_BYTES } from '../ons/limits';
 import { localFile } from '../ons/local-file';
 import { FileSummary } from '../ons/process';
 import { RefusedFileError } from '../ons/types';
 
-export const USAGE = `Usage:
-  ons-data-platform inspect FILE [--json] [--sheet NAME|INDEX] [--max-expanded-mb N]
-  ons-data-platform convert FILE --out DIR [--source-key KEY] [--json] [--sheet NAME|INDEX] [--max-expanded-mb N]
+/** The command's name: the bin in package.json, and how its messages start. */
+const NAME = 'ons-data-platform';
 
-inspect  reads an ONS file (CSV, XLSX or Parquet) and reports its dataset, rows, records,
-         rejected rows, series, period (UTC) and per-measure figures; --json prints one JSON object.
-convert  writes what the platform's processing function writes, under DIR: processed Parquet
-         (processed/dataset=<id>/year=YYYY/month=MM/), the data card (knowledge/cards/<id>/) and
-         the rejected rows with their reasons (rejected/<id>/). Every output is named after the
-         source (<file>.<16 hex digits of the source key>): converting a revised file into the same
-         DIR replaces its earlier outputs and removes the months it no longer has.
+const EXIT_STATUS = 'Exit status: 0 success, 2 file refused (reason on stderr), 1 any other error.';
 
---source-key       the source's identity, recorded in every row (default: the file name); two files
-                   with the same name from different folders need different keys to keep both.
+export const USAGE = `Usage: ${NAME} <command> [options]
 
---max-expanded-mb  largest expanded size of an XLSX workbook (default ${XLSX_MAX_EXPANDED_BYTES / 1024 / 1024}), against zip bombs.
+Reads ONS files (CSV, XLSX or Parquet) with the platform's own domain core, on this machine.
 
-Exit status: 0 success, 2 file refused (reason on stderr), 1 any other error.
+Commands:
+  inspect FILE            reports the file's dataset, rows, rejected rows, series, period and measures
+  convert FILE --out DIR  writes what the platform's processing function writes, under DIR
+
+Options:
+  -h, --help   this help; \`${NAME} <command> --help\` shows a command's options
+  --version    prints the version and exits
+
+${PROGRESS_HELP}
+
+${EXIT_STATUS}
 `;
 
-/** Progress goes to stderr for files at least this large. */
-const PROGRESS_MIN_BYTES = 32 * 1024 * 1024;
+const SHEET_HELP = `  --sheet NAME|INDEX   the XLSX sheet, by name or 0-based index (default: the first)
+  --max-expanded-mb N  largest expanded size of an XLSX workbook, in MiB (default ${XLSX_MAX_EXPANDED_BYTES / 1024 / 1024}), against zip bombs
+  -h, --help           this help`;
+
+export const INSPECT_USAGE = `Usage: ${NAME} inspect FILE [--json] [--sheet NAME|INDEX] [--max-expanded-mb N]
+
+Reads an ONS file (CSV, XLSX or Parquet) and reports its dataset, rows, records, rejected rows,
+series, period (UTC) and per-measure figures. Writes nothing.
+
+Options:
+  --json               prints one JSON object on stdout instead of the report
+${SHEET_HELP}
+
+${PROGRESS_HELP}
+
+Exit status: 0 success; 2 the file is refused, or none of its data rows is valid (the report is still
+printed; the reason on stderr: \`convert\` writes the reason of each row); 1 any other error.
+`;
+
+export const CONVERT_USAGE = `Usage: ${NAME} convert FILE --out DIR [--source-key KEY] [--json] [--sheet NAME|INDEX] [--max-expanded-mb N]
+
+Writes what the platform's processing function writes, under DIR: processed Parquet
+(processed/dataset=<id>/year=YYYY/month=MM/), the data card (knowledge/cards/<id>/) and the rejected
+rows with their reasons (rejected/<id>/). Every output is named after the source
+(<file>.<16 hex digits of the source key>): converting a revised file into the same DIR replaces its
+earlier outputs and removes the months it no longer has.
+
+Options:
+  --out DIR            where the outputs go (required)
+  --source-key KEY     the source's identity, recorded in every row (default: the file name); two files
+                       with the same name from different folders need different keys to keep both
+  --json               prints one JSON object (the summary and the paths written) instead of the report
+${SHEET_HELP}
+
+${PROGRESS_HELP}
+
+Exit status: 0 success; 2 the file is refused, or none of its data rows is valid (then only the
+rejected-rows report is written; the reason on stderr); 1 any other error.
+`;
+
+const COMMON_OPTIONS = {
+  'json': { type: 'boolean' },
+  'sheet': { type: 'string' },
+  'max-expanded-mb': { type: 'string' },
+  'help': { type: 'boolean', short: 'h' },
+} as const;
+
+const COMMANDS = {
+  inspect: { usage: INSPECT_USAGE, options: COMMON_OPTIONS },
+  convert: { usage: CONVERT_USAGE, options: { ...COMMON_OPTIONS, 'out': { type: 'string' }, 'source-key': { type: 'string' } } },
+} as const;
+type Command = keyof typeof COMMANDS;
 
 export interface Io {
   readonly stdout: { write(text: string): unknown };
-  readonly stderr: { write(text: string): unknown };
+  readonly stderr: ProgressStream;
+}
+
+export interface MainOptions {
+  /** When and how often progress is shown (tests lower the thresholds and inject a clock). */
+  readonly progress?: ProgressSettings;
 }
 
 interface Args {
-  readonly command: string;
+  readonly command: Command;
   readonly file: string;
   readonly json: boolean;
   readonly out?: string;
@@ -43,55 +104,86 @@ interface Args {
   readonly maxExpandedBytes?: number;
 }
 
-function parseArgs(argv: readonly string[]): Args | string {
+/** What to do: run a command, print a text (help, version), or fail with a reason and the usage to show. */
+type Parsed = Args | { readonly print: string } | { readonly error: string; readonly usage: string };
+
+function parse(argv: readonly string[]): Parsed {
   const [command, ...rest] = argv;
-  if (command !== 'inspect' && command !== 'convert') return command ? `unknown command '${command}'` : 'no command';
-  let file: string | undefined;
-  let out: string | undefined;
-  let sourceKey: string | undefined;
-  let sheet: string | number | undefined;
-  let maxExpandedBytes: number | undefined;
-  let json = false;
-  for (let i = 0; i < rest.length; i++) {
-    const a = rest[i];
-    if (a === '--json') {
-      json = true;
-      continue;
-    }
-    if (a === '--out' || a === '--source-key' || a === '--sheet' || a === '--max-expanded-mb') {
-      const value = rest[++i];
-      if (value === undefined) return `${a} needs a value`;
-      if (a === '--out') {
-        out = value;
-      } else if (a === '--source-key') {
-        if (command !== 'convert') return '--source-key is an option of convert';
-        sourceKey = value;
-      } else if (a === '--sheet') {
-        sheet = /^\d+$/.test(value) ? Number(value) : value;
-      } else {
-        if (!/^\d+$/.test(value) || Number(value) === 0) return `--max-expanded-mb needs a whole number of MiB, got '${value}'`;
-        maxExpandedBytes = Number(value) * 1024 * 1024;
-      }
-      continue;
-    }
-    if (a.startsWith('--')) return `unknown option '${a}'`;
-    if (file !== undefined) return `unexpected argument '${a}'`;
-    file = a;
+  if (command === '--help' || command === '-h') return { print: USAGE };
+  if (command === '--version') return { print: `${packageVersion()}\n` };
+  if (command === undefined) return { error: 'no command', usage: USAGE };
+  if (!Object.hasOwn(COMMANDS, command)) {
+    return { error: command.startsWith('-') ? `unknown option '${command}'` : `unknown command '${command}'`, usage: USAGE };
   }
-  if (!file) return 'FILE is missing';
-  if (command === 'convert' && !out) return 'convert needs --out DIR';
-  return { command, file, json, out, sourceKey, sheet, maxExpandedBytes };
+  const { usage, options } = COMMANDS[command as Command];
+  let values: Record<string, string | boolean | undefined>;
+  let positionals: string[];
+  try {
+    const config: ParseArgsConfig = { args: [...rest], options, strict: true, allowPositionals: true };
+    ({ values, positionals } = parseArgs(config) as { values: Record<string, string | boolean | undefined>; positionals: string[] });
+  } catch (error) {
+    return { error: argumentError(error as Error & { code?: string }, command), usage };
+  }
+  if (values.help) return { print: usage };
+  if (positionals.length > 1) return { error: `unexpected argument '${positionals[1]}'`, usage };
+  const file = positionals[0];
+  if (!file) return { error: 'FILE is missing', usage };
+  if (command === 'convert' && !values.out) return { error: 'convert needs --out DIR', usage };
+  const mb = values['max-expanded-mb'] as string | undefined;
+  if (mb !== undefined && (!/^\d+$/.test(mb) || Number(mb) === 0)) return { error: `--max-expanded-mb needs a whole number of MiB, got '${mb}'`, usage };
+  const sheet = values.sheet as string | undefined;
+  return {
+    command: command as Command,
+    file,
+    json: values.json === true,
+    out: values.out as string | undefined,
+    sourceKey: values['source-key'] as string | undefined,
+    sheet: sheet !== undefined && /^\d+$/.test(sheet) ? Number(sheet) : sheet,
+    maxExpandedBytes: mb === undefined ? undefined : Number(mb) * 1024 * 1024,
+  };
+}
+
+/** The usage line of a usage text, and where the rest is. */
+function shortUsage(usage: string): string {
+  const command = usage === USAGE ? '' : ` ${usage.split(' ')[2]}`;
+  return `${usage.slice(0, usage.indexOf('\n'))}\nRun '${NAME}${command} --help' for more.\n`;
+}
+
+/** util.parseArgs' errors in this command's words (its own name the option, then explain at length). */
+function argumentError(error: Error & { code?: string }, command: string): string {
+  const option = /'(-[^' ]+)/.exec(error.message)?.[1] ?? '';
+  if (error.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+    const owner = Object.entries(COMMANDS).find(([, c]) => Object.hasOwn(c.options, option.replace(/^--/, '')))?.[0];
+    return owner && owner !== command ? `${option} is an option of ${owner}` : `unknown option '${option}'`;
+  }
+  if (error.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') return `${option} needs a value`;
+  return error.message;
+}
+
+/**
+ * The version in the package.json that declares this command's bin, searched upwards from this module: the same
+ * answer from src/ (tests), lib/ (compiled) and assets/cli/ (the bundle, in the repository or in node_modules).
+ */
+export function packageVersion(from: string = __dirname): string {
+  for (let dir = from; ; dir = dirname(dir)) {
+    const file = join(dir, 'package.json');
+    if (existsSync(file)) {
+      const pkg = JSON.parse(readFileSync(file, 'utf8')) as { version?: string; bin?: Record<string, string> };
+      if (pkg.bin?.[NAME] && pkg.version) return pkg.version;
+    }
+    if (dirname(dir) === dir) throw new Error(`no package.json declaring the ${NAME} command above ${from}`);
+  }
 }
 
 /** Runs the command; resolves to the exit status. */
-export async function main(argv: readonly string[], io: Io = process): Promise<number> {
-  if (argv.includes('--help') || argv.includes('-h')) {
-    io.stdout.write(USAGE);
+export async function main(argv: readonly string[], io: Io = process, options: MainOptions = {}): Promise<number> {
+  const args = parse(argv);
+  if ('print' in args) {
+    io.stdout.write(args.print);
     return 0;
   }
-  const args = parseArgs(argv);
-  if (typeof args === 'string') {
-    io.stderr.write(`ons-data-platform: ${args}\n\n${USAGE}`);
+  if ('error' in args) {
+    io.stderr.write(`${NAME}: ${args.error}\n\n${shortUsage(args.usage)}`);
     return 1;
   }
   let size: number;
@@ -102,19 +194,27 @@ export async function main(argv: readonly string[], io: Io = process): Promise<n
     size = info.size;
     modified = info.mtime;
   } catch (error) {
-    io.stderr.write(`ons-data-platform: cannot read ${args.file}: ${(error as Error).message}\n`);
+    io.stderr.write(`${NAME}: cannot read ${args.file}: ${(error as Error).message}\n`);
     return 1;
   }
-  const onProgress = progressReporter(args.file, size, io);
+  const progress = new ProgressDisplay(args.file, size, io.stderr, options.progress);
+  const onProgress = progress.listener;
   try {
     const source = localFile(args.file);
     if (args.command === 'inspect') {
       const summary = await inspectFile(args.file, source, { sheet: args.sheet, maxExpandedBytes: args.maxExpandedBytes, onProgress });
+      progress.end(true);
       io.stdout.write(args.json ? `${JSON.stringify(summary)}\n` : describe(summary));
+      if (summary.records === 0) {
+        // As convert refuses it: the same status and wording, after the report.
+        io.stderr.write(`${NAME}: ${args.file} refused: ${noValidRows(summary)}; \`${NAME} convert\` writes the reason of each row\n`);
+        return 2;
+      }
     } else {
       const result = await convertFile(args.file, source, {
         sheet: args.sheet, maxExpandedBytes: args.maxExpandedBytes, onProgress, outDir: args.out!, sourceKey: args.sourceKey, sourceTime: modified,
       });
+      progress.end(true);
       if (args.json) {
         io.stdout.write(`${JSON.stringify(result)}\n`);
       } else {
@@ -128,24 +228,14 @@ export async function main(argv: readonly string[], io: Io = process): Promise<n
     }
     return 0;
   } catch (error) {
+    progress.end(false);
     if (error instanceof RefusedFileError) {
-      io.stderr.write(`ons-data-platform: ${args.file} refused: ${error.message}\n`);
+      io.stderr.write(`${NAME}: ${args.file} refused: ${error.message}\n`);
       return 2;
     }
-    io.stderr.write(`ons-data-platform: unexpected error: ${(error as Error).stack ?? String(error)}\n`);
+    io.stderr.write(`${NAME}: unexpected error: ${(error as Error).stack ?? String(error)}\n`);
     return 1;
   }
-}
-
-function progressReporter(file: string, size: number, io: Io): ((bytes: number) => void) | undefined {
-  if (size < PROGRESS_MIN_BYTES) return undefined;
-  let last = 0;
-  return (bytes) => {
-    const now = Date.now();
-    if (now - last < 1000 && bytes < size) return;
-    last = now;
-    io.stderr.write(`ons-data-platform: ${file}: ${Math.floor((bytes / size) * 100)}% (${(bytes / 1e6).toFixed(1)} of ${(size / 1e6).toFixed(1)} MB)\n`);
-  };
 }
 
 function describe(s: FileSummary): string {

@@ -21,10 +21,8 @@ export interface OutputLayout {
   readonly rejectedRowsPrefix?: string;
 }
 
-export interface InspectOptions extends OpenOptions {
-  /** Called with the bytes read so far (CSV), for progress reports. */
-  readonly onProgress?: (bytesRead: number) => void;
-}
+/** What inspect takes: how to open the file (the sheet, the XLSX limit, progress reports). */
+export interface InspectOptions extends OpenOptions {}
 
 export interface ConvertOptions extends InspectOptions, OutputLayout {
   /** Local directory the outputs are written under. */
@@ -53,6 +51,11 @@ export interface ConvertResult {
   readonly removed: string[];
 }
 
+/** Why a file whose every data row was rejected is refused (convert refuses it; inspect reports it, then fails). */
+export function noValidRows(summary: FileSummary): string {
+  return `none of the ${summary.rows} data rows is valid`;
+}
+
 /** A file name safe in S3 keys and file systems: ASCII letters, digits, `.`, `_`, `-`. */
 export function sourceName(fileName: string): string {
   const stem = baseName(fileName).replace(/\.[^.]+$/, '');
@@ -64,9 +67,8 @@ interface Tapped extends FileSource {
   readonly whole: boolean;
 }
 
-/** Counts bytes as they stream past, and hashes them when a hash is given (convert; inspect needs none). */
-function tap(source: FileSource, hash: ReturnType<typeof createHash> | undefined, onProgress?: (n: number) => void): Tapped {
-  let read = 0;
+/** Hashes the bytes as they stream past when a hash is given (convert; inspect needs none), and tells whether they were the whole file. */
+function tap(source: FileSource, hash: ReturnType<typeof createHash> | undefined): Tapped {
   let whole = false;
   const random = source.read && source.size ? source : undefined;
   return {
@@ -78,32 +80,24 @@ function tap(source: FileSource, hash: ReturnType<typeof createHash> | undefined
       const bytes = await source.bytes();
       hash?.update(bytes);
       whole = true;
-      onProgress?.(bytes.length);
       return bytes;
     },
     stream: () => (async function* () {
       for await (const chunk of source.stream()) {
         hash?.update(chunk);
-        read += chunk.length;
-        onProgress?.(read);
         yield chunk;
       }
       whole = true;
     })(),
     ...random && {
       size: () => random.size!(),
-      read: async (position: number, length: number) => {
-        const bytes = await random.read!(position, length);
-        read += bytes.length;
-        onProgress?.(read);
-        return bytes;
-      },
+      read: (position: number, length: number) => random.read!(position, length),
     },
   };
 }
 
 async function open(fileName: string, source: FileSource, options: InspectOptions, hash?: ReturnType<typeof createHash>) {
-  const tapped = tap(source, hash, options.onProgress);
+  const tapped = tap(source, hash);
   const table: RawTable = await openTable(tapped, options);
   const layout: DatasetLayout = resolveDataset(fileName, table.header);
   return { table, layout, tapped };
@@ -169,7 +163,7 @@ export async function convertFile(fileName: string, source: FileSource, options:
     if (summary.records === 0) {
       await parquet.abort();
       const report = await rejected.finish();
-      throw new RefusedFileError(`none of the ${summary.rows} data rows is valid; reasons per row in ${report ?? 'the rejected-rows report'}`);
+      throw new RefusedFileError(`${noValidRows(summary)}; reasons per row in ${report ?? 'the rejected-rows report'}`);
     }
     // Read by random access (XLSX), the reader skipped parts of the file: hash it in one more streamed pass.
     if (!tapped.whole) for await (const chunk of source.stream()) hash.update(chunk);

@@ -2,7 +2,7 @@ import { readCsv } from './readers/csv';
 import { readParquet } from './readers/parquet';
 import { readXlsx } from './readers/xlsx';
 import { isZip } from './readers/zip';
-import { RawTable, RefusedFileError } from './types';
+import { ProgressListener, RawTable, RefusedFileError } from './types';
 
 /** A file to read, wherever it lives (a local path, an S3 object...). */
 export interface FileSource {
@@ -23,6 +23,11 @@ export interface OpenOptions {
   readonly sheet?: string | number;
   /** Largest expanded size of an XLSX's parts, against zip bombs. @default XLSX_MAX_EXPANDED_BYTES (2 GiB) */
   readonly maxExpandedBytes?: number;
+  /**
+   * Reports the progress of the real work as the rows are consumed (see Progress): CSV bytes parsed, the XLSX sheet's
+   * bytes inflated, Parquet rows. @default - none
+   */
+  readonly onProgress?: ProgressListener;
 }
 
 /** Recognises the format by content (zip → XLSX, `PAR1` → Parquet), else CSV. */
@@ -41,9 +46,9 @@ export async function openTable(source: FileSource, options: OpenOptions = {}): 
   switch (formatOf(head)) {
     case 'xlsx': {
       const file = source.read && source.size ? { read: source.read.bind(source), size: source.size.bind(source) } : await source.bytes();
-      return readXlsx(file, { sheet: options.sheet, maxExpandedBytes: options.maxExpandedBytes });
+      return readXlsx(file, { sheet: options.sheet, maxExpandedBytes: options.maxExpandedBytes, onProgress: options.onProgress });
     }
-    case 'parquet': return readParquet(await source.bytes());
-    default: return readCsv(source.stream());
+    case 'parquet': return readParquet(await source.bytes(), { onProgress: options.onProgress });
+    default: return readCsv(source.stream(), { onProgress: options.onProgress, size: options.onProgress && await source.size?.() });
   }
 }

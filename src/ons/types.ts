@@ -6,6 +6,23 @@
 /** A cell as a reader hands it over: text, a number, or empty (null). */
 export type Cell = string | number | null;
 
+/**
+ * How far the reading of a file has got, as a reader reports it: `done` of `total` `unit`s whose rows were handed
+ * out and consumed (so it never runs ahead of the processing): bytes of the file parsed (CSV), bytes of an XLSX part
+ * inflated (its size from the zip directory), rows (Parquet, against the footer's row count).
+ */
+export interface Progress {
+  /** What is being read: `parsing`, `shared strings`, `sheet 'NAME'`, `row group 2 of 5`. */
+  readonly phase: string;
+  readonly done: number;
+  /** undefined when unknown (a stream of unknown size). */
+  readonly total?: number;
+  readonly unit: 'bytes' | 'rows';
+}
+
+/** Receives Progress reports; called synchronously from the reading loop, so it must be cheap (throttle there). */
+export type ProgressListener = (progress: Progress) => void;
+
 /** A data row as read, before any interpretation. */
 export interface RawRow {
   /**

@@ -2,7 +2,7 @@ import { isAscii, isUtf8 } from 'node:buffer';
 import { TextDecoder } from 'node:util';
 import { DecimalComma, decimalHint } from '../number';
 import { clip } from '../time';
-import { Cell, CsvLines, RawRow, RawTable, RefusedFileError } from '../types';
+import { Cell, CsvLines, ProgressListener, RawRow, RawTable, RefusedFileError } from '../types';
 
 /** Longest line accepted, in characters: a longer data line is rejected, a longer header refuses the file. */
 export const CSV_MAX_LINE_CHARS = 1024 * 1024;
@@ -27,13 +27,20 @@ const DELIMITERS = [';', ',', '\t', '|'] as const;
  * without decoding whole chunks; the table then also offers `lines`, so processTable can read it
  * without a string per cell. Its `encoding` is final once the rows have been read.
  */
-export async function readCsv(source: AsyncIterable<Uint8Array>): Promise<RawTable> {
+export async function readCsv(source: AsyncIterable<Uint8Array>, options: ReadCsvOptions = {}): Promise<RawTable> {
   const iterator = source[Symbol.asyncIterator]();
   const first = await sniff(iterator);
   const encoding = { name: first.encoding };
   return first.encoding === 'utf-16le'
-    ? readLines(encoding, textLines(new TextDecoder('utf-16le'), first.bytes, iterator))
-    : readLines(encoding, utf8Lines(first.bytes, first.encoding === 'utf-8-bom', iterator, encoding));
+    ? readLines(encoding, textLines(new TextDecoder('utf-16le'), first.bytes, iterator), options)
+    : readLines(encoding, utf8Lines(first.bytes, first.encoding === 'utf-8-bom', iterator, encoding), options);
+}
+
+export interface ReadCsvOptions {
+  /** Called as the rows of each chunk have been consumed, with the bytes of the file parsed so far (not those read ahead). */
+  readonly onProgress?: ProgressListener;
+  /** The file's size in bytes, the progress total. @default - unknown */
+  readonly size?: number;
 }
 
 interface Line {
@@ -42,21 +49,30 @@ interface Line {
   readonly overflow?: boolean;
 }
 
+/** One chunk's lines as decoded text. */
+interface TextLines {
+  readonly lines: readonly Line[];
+  /** Bytes of the file up to the end of these lines (within a line): the progress once they are consumed. */
+  readonly end: number;
+}
+
 /** One chunk's lines as undecoded UTF-8 (see CsvLines). */
 interface ByteLines {
   readonly bytes: Buffer;
   readonly first: number;
   readonly starts: Int32Array;
   readonly ends: Int32Array;
+  /** As TextLines.end. */
+  readonly end: number;
 }
 
 /** One chunk's lines from either splitter: decoded text, or bytes. */
-type Batch = readonly Line[] | ByteLines;
+type Batch = TextLines | ByteLines;
 
-const lineCount = (b: Batch): number => ('bytes' in b ? b.starts.length : b.length);
-const lineAt = (b: Batch, i: number): Line => ('bytes' in b ? byteLine(b, i) : b[i]);
+const lineCount = (b: Batch): number => ('bytes' in b ? b.starts.length : b.lines.length);
+const lineAt = (b: Batch, i: number): Line => ('bytes' in b ? byteLine(b, i) : b.lines[i]);
 
-async function readLines(encoding: { name: string }, batches: AsyncGenerator<Batch>): Promise<RawTable> {
+async function readLines(encoding: { name: string }, batches: AsyncGenerator<Batch>, options: ReadCsvOptions): Promise<RawTable> {
   const bytePath = encoding.name !== 'utf-16le'; // utf8Lines made the batches
   // Lines are pulled one by one only for the header and the locale sample; then a batch per chunk.
   const pulled: Batch[] = [];
@@ -92,11 +108,26 @@ async function readLines(encoding: { name: string }, batches: AsyncGenerator<Bat
     ? { decimalComma: false, decimalEvidence: "its delimiter is ','" }
     : await detectDecimalComma(nextLine, delimiter);
 
+  // Progress is reported when the consumer asks for the next batch: the rows of this one have been processed.
+  const { onProgress, size } = options;
+  let parsed = 0;
+  const consumed = (b: Batch): void => {
+    if (b.end <= parsed) return;
+    parsed = b.end;
+    onProgress!({ phase: 'parsing', done: parsed, total: size, unit: 'bytes' });
+  };
   const rest: AsyncIterable<Batch> = {
     async *[Symbol.asyncIterator]() {
-      for (let i = dataBatch; i < pulled.length; i++) yield i === dataBatch ? from(pulled[i], dataAt) : pulled[i];
+      for (let i = dataBatch; i < pulled.length; i++) {
+        const b = pulled[i];
+        yield i === dataBatch ? from(b, dataAt) : b;
+        if (onProgress) consumed(b);
+      }
       pulled.length = 0;
-      for await (const b of batches) yield b;
+      for await (const b of batches) {
+        yield b;
+        if (onProgress) consumed(b);
+      }
     },
   };
   const toRows = (lines: Batch): RawRow[] => {
@@ -138,7 +169,9 @@ async function readLines(encoding: { name: string }, batches: AsyncGenerator<Bat
 
 /** The lines of a batch from line `i` on. */
 function from(b: Batch, i: number): Batch {
-  return 'bytes' in b ? { bytes: b.bytes, first: b.first + i, starts: b.starts.subarray(i), ends: b.ends.subarray(i) } : b.slice(i);
+  return 'bytes' in b
+    ? { bytes: b.bytes, first: b.first + i, starts: b.starts.subarray(i), ends: b.ends.subarray(i), end: b.end }
+    : { lines: b.lines.slice(i), end: b.end };
 }
 
 /** A decoded line as a row: blank lines are skipped (undefined), a line over the limit is an error. */
@@ -195,7 +228,7 @@ function concat(chunks: Uint8Array[], size: number): Uint8Array {
 }
 
 /** Splits decoded text into lines (LF or CRLF), a batch per chunk, holding at most one partial line between chunks. */
-async function* textLines(decoder: TextDecoder, first: Uint8Array, rest: AsyncIterator<Uint8Array>): AsyncGenerator<Line[]> {
+async function* textLines(decoder: TextDecoder, first: Uint8Array, rest: AsyncIterator<Uint8Array>): AsyncGenerator<TextLines> {
   let carry = '';
   let number = 0;
   let skipping = false; // inside a line that went over the limit
@@ -229,11 +262,13 @@ async function* textLines(decoder: TextDecoder, first: Uint8Array, rest: AsyncIt
     return lines;
   };
   const decode = (bytes?: Uint8Array): string => (bytes ? decoder.decode(bytes, { stream: true }) : decoder.decode());
-  yield take(decode(first), false);
+  let end = first.length;
+  yield { lines: take(decode(first), false), end };
   for (let next = await rest.next(); !next.done; next = await rest.next()) {
-    yield take(decode(next.value), false);
+    end += next.value.length;
+    yield { lines: take(decode(next.value), false), end };
   }
-  yield take(decode(), true);
+  yield { lines: take(decode(), true), end };
 }
 
 /**
@@ -279,7 +314,7 @@ async function* utf8Lines(first: Uint8Array, bom: boolean, rest: AsyncIterator<U
   let number = 0;
   let skipping = false; // inside a line that went over the limit
   let capacity = 1024; // lines per batch, as many as the largest batch so far
-  const take = (data: Buffer, final: boolean): ByteLines => {
+  const take = (data: Buffer, final: boolean, end: number): ByteLines => {
     let starts = new Int32Array(capacity);
     let ends = new Int32Array(capacity);
     let n = 0;
@@ -304,8 +339,8 @@ async function* utf8Lines(first: Uint8Array, bom: boolean, rest: AsyncIterator<U
         skipping = false;
         push(start, -1);
       } else {
-        const end = nl > start && data[nl - 1] === 13 ? nl - 1 : nl;
-        push(start, utf16Length(data, start, end) > CSV_MAX_LINE_CHARS ? -1 : end);
+        const lineEnd = nl > start && data[nl - 1] === 13 ? nl - 1 : nl;
+        push(start, utf16Length(data, start, lineEnd) > CSV_MAX_LINE_CHARS ? -1 : lineEnd);
       }
       start = nl + 1;
     }
@@ -320,26 +355,34 @@ async function* utf8Lines(first: Uint8Array, bom: boolean, rest: AsyncIterator<U
       push(start, skipping ? -1 : data.length - (data[data.length - 1] === 13 ? 1 : 0));
       carry = Buffer.alloc(0);
     }
-    return { bytes: data, first: firstNumber, starts: starts.subarray(0, n), ends: ends.subarray(0, n) };
+    return { bytes: data, first: firstNumber, starts: starts.subarray(0, n), ends: ends.subarray(0, n), end };
   };
-  /** The lines a chunk completes: the line begun in the last chunk is joined on its own, so a chunk is never copied. */
-  function* lines(chunk: Uint8Array): Generator<ByteLines> {
+  /**
+   * The lines a chunk completes: the line begun in the last chunk is joined on its own, so a chunk is never copied.
+   * `start`/`end`: the chunk's place in the file, as it was read (before any transcoding), for progress.
+   */
+  function* lines(chunk: Uint8Array, start: number, end: number): Generator<ByteLines> {
     let bytes = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     if (carry.length > 0) {
       const nl = bytes.indexOf(10);
-      yield take(Buffer.concat([carry, nl < 0 ? bytes : bytes.subarray(0, nl + 1)]), false);
+      yield take(Buffer.concat([carry, nl < 0 ? bytes : bytes.subarray(0, nl + 1)]), false, start);
       if (nl < 0) return;
       bytes = bytes.subarray(nl + 1);
     }
-    yield take(bytes, false);
+    yield take(bytes, false, end);
   }
 
   // The decoder of the string path drops a leading BOM; so do the lines.
+  let read = first.length;
   const head = check(first)!;
-  yield* lines(bom ? head.subarray(3) : head);
-  for (let next = await rest.next(); !next.done; next = await rest.next()) yield* lines(check(next.value)!);
+  yield* lines(bom ? head.subarray(3) : head, 0, read);
+  for (let next = await rest.next(); !next.done; next = await rest.next()) {
+    const start = read;
+    read += next.value.length;
+    yield* lines(check(next.value)!, start, read);
+  }
   check(undefined);
-  yield take(carry, true);
+  yield take(carry, true, read);
 }
 
 /** Latin-1 (Windows-1252) bytes as UTF-8. */

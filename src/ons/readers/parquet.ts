@@ -2,17 +2,24 @@
 import { parquetMetadata, parquetRead, parquetSchema, type AsyncBuffer, type FileMetaData } from 'hyparquet';
 // @ts-expect-error TS1479: as above.
 import { compressors } from 'hyparquet-compressors';
-import { Cell, RawRow, RawTable, RefusedFileError } from '../types';
+import { Cell, ProgressListener, RawRow, RawTable, RefusedFileError } from '../types';
 
 const MAGIC = 0x31524150; // 'PAR1', little-endian
+/** Rows consumed between progress reports within a row group (a row group holds up to ~1M rows). */
+const PROGRESS_ROWS = 8192;
+
+export interface ReadParquetOptions {
+  /** Called before each row group is decoded and as its rows are consumed, with the rows done of the footer's row count. */
+  readonly onProgress?: ProgressListener;
+}
 
 /** Reads a Parquet file: one cell per top-level column, rows read one row group at a time. */
-export async function readParquet(data: Uint8Array): Promise<RawTable> {
+export async function readParquet(data: Uint8Array, options: ReadParquetOptions = {}): Promise<RawTable> {
   const metadata = readMetadata(data);
   const header = parquetSchema(metadata).children.map((c) => c.element.name.trim());
   // Copies each range hyparquet asks for: data may be a view (a Buffer, whose slice() is not a copy).
   const file: AsyncBuffer = { byteLength: data.byteLength, slice: (start, end) => new Uint8Array(data.subarray(start, end)).buffer };
-  return { format: 'parquet', header, rows: readRows(file, metadata) };
+  return { format: 'parquet', header, rows: readRows(file, metadata, options.onProgress) };
 }
 
 function readMetadata(data: Uint8Array): FileMetaData {
@@ -30,17 +37,26 @@ function readMetadata(data: Uint8Array): FileMetaData {
   }
 }
 
-async function* readRows(file: AsyncBuffer, metadata: FileMetaData): AsyncGenerator<RawRow> {
+async function* readRows(file: AsyncBuffer, metadata: FileMetaData, onProgress?: ProgressListener): AsyncGenerator<RawRow> {
   let rowStart = 0;
+  const total = Number(metadata.num_rows);
+  const groups = metadata.row_groups.length;
   for (const [index, group] of metadata.row_groups.entries()) {
     const rowEnd = rowStart + Number(group.num_rows);
+    const phase = `row group ${index + 1} of ${groups}`;
+    onProgress?.({ phase, done: rowStart, total, unit: 'rows' });
     let values: unknown[][] = [];
     try {
       await parquetRead({ file, metadata, compressors, rowStart, rowEnd, onComplete: (rows) => (values = rows) });
     } catch (e) {
       throw new RefusedFileError(`Parquet row group ${index + 1} cannot be read: ${(e as Error).message}`);
     }
-    for (const [i, row] of values.entries()) yield { row: rowStart + i + 2, cells: row.map(toCell) };
+    for (let i = 0; i < values.length; i++) {
+      yield { row: rowStart + i + 2, cells: values[i].map(toCell) };
+      // After the yield: the row has been consumed.
+      if (onProgress && (i + 1) % PROGRESS_ROWS === 0 && i + 1 < values.length) onProgress({ phase, done: rowStart + i + 1, total, unit: 'rows' });
+    }
+    onProgress?.({ phase, done: rowEnd, total, unit: 'rows' });
     rowStart = rowEnd;
   }
 }

@@ -7,7 +7,7 @@
 import { SaxesParser } from 'saxes';
 import { bytesAccess, entryPump, RandomAccess, readZipDirectory, ZipDirectory } from './zip';
 import { XLSX_MAX_EXPANDED_BYTES } from '../limits';
-import { Cell, RawRow, RawTable, RefusedFileError } from '../types';
+import { Cell, ProgressListener, RawRow, RawTable, RefusedFileError } from '../types';
 
 export { XLSX_MAX_EXPANDED_BYTES } from '../limits';
 
@@ -24,6 +24,11 @@ export interface ReadXlsxOptions {
   readonly sheet?: string | number;
   /** Refuse the file when the parts read declare, or actually expand to, more than this many bytes. */
   readonly maxExpandedBytes?: number;
+  /**
+   * Called as the shared strings are inflated, then as the sheet's rows are consumed, with the part's bytes inflated
+   * so far against its uncompressed size in the zip directory.
+   */
+  readonly onProgress?: ProgressListener;
 }
 
 /** What reading a workbook's sheet takes, from the zip directory and the workbook part alone (no sheet inflated). */
@@ -55,10 +60,13 @@ interface Workbook {
   readonly date1904: boolean;
   /** Counts each part's declared size against the limit before it is inflated. */
   budget(name: string): void;
-  /** Streams a part (if present) through a sax parser, counting the bytes it expands to. */
-  parse(name: string, h: Handlers): Promise<void>;
-  /** Like parse, pulled: each call of the pump inflates and parses one chunk; false when the part is done. */
-  pump(name: string, h: Handlers): Promise<() => Promise<boolean>>;
+  /** Streams a part (if present) through a sax parser, counting the bytes it expands to; reports progress under `phase`, if given. */
+  parse(name: string, h: Handlers, phase?: string): Promise<void>;
+  /**
+   * Like parse, pulled: each call of the pump inflates and parses one chunk; false when the part is done.
+   * `onBytes` gets the size of each chunk inflated.
+   */
+  pump(name: string, h: Handlers, onBytes?: (bytes: number) => void): Promise<() => Promise<boolean>>;
 }
 
 /** Opens the workbook: the zip directory, the workbook and its relationships, the sheet chosen; nothing else inflated. */
@@ -79,12 +87,13 @@ async function openWorkbook(data: Uint8Array | RandomAccess, options: ReadXlsxOp
         + '(maxExpandedBytes, or --max-expanded-mb of the command)');
     }
   };
-  const pump = async (name: string, h: Handlers) => {
+  const pump = async (name: string, h: Handlers, onBytes?: (bytes: number) => void) => {
     const entry = entries.get(name)!;
     const parser = saxParser(name, h);
     const decoder = new TextDecoder();
     return entryPump(file, directory, entry, (chunk, final) => {
       expanded += chunk.length;
+      onBytes?.(chunk.length);
       if (expanded > limit) {
         throw new RefusedFileError(`${name} expands past the limit of ${limit} bytes (maxExpandedBytes) although its zip entry `
           + `declares ${entry.size} bytes: refused as a possible zip bomb`);
@@ -93,11 +102,22 @@ async function openWorkbook(data: Uint8Array | RandomAccess, options: ReadXlsxOp
       if (final) parser.close();
     });
   };
-  const parse = async (name: string, h: Handlers) => {
+  const parse = async (name: string, h: Handlers, phase?: string) => {
     if (!entries.has(name)) return;
     budget(name);
-    const next = await pump(name, h);
-    while (await next());
+    const { onProgress } = options;
+    if (!onProgress || !phase) {
+      const next = await pump(name, h);
+      while (await next());
+      return;
+    }
+    let bytes = 0;
+    const total = entries.get(name)!.size;
+    const next = await pump(name, h, (n) => { bytes += n; });
+    for (let more = true; more;) {
+      more = await next();
+      onProgress({ phase, done: bytes, total, unit: 'bytes' });
+    }
   };
 
   // Workbook: sheet names in order, their relationship ids, the date system.
@@ -185,6 +205,7 @@ export async function readXlsx(data: Uint8Array | RandomAccess, options: ReadXls
   let inline = ''; // text of <is>
   let capture: 'v' | 't' | undefined;
   let phonetic = false;
+  let inflated = 0; // bytes of the sheet
   const pump = await book.pump(sheetPath, {
     open(name, a) {
       if (name === 'c') {
@@ -225,7 +246,7 @@ export async function readXlsx(data: Uint8Array | RandomAccess, options: ReadXls
         if (!empty) queue.push({ row: rowNum, cells });
       }
     },
-  });
+  }, (n) => { inflated += n; });
   const cellValue = (): Cell => {
     if (value === '' && type !== 'inlineStr') return null;
     let v: Cell;
@@ -252,11 +273,20 @@ export async function readXlsx(data: Uint8Array | RandomAccess, options: ReadXls
   if (!first) throw new RefusedFileError(`sheet '${book.sheet}' is empty: expected a header row`);
   const header = first.cells!.map((c) => String(c ?? '').trim());
 
+  const { onProgress } = options;
+  const phase = `sheet '${book.sheet}'`;
+  const total = book.directory.entries.get(sheetPath)!.size;
+  let reported = 0;
   async function* rows(): AsyncGenerator<RawRow> {
     for (;;) {
       for (const r of queue.splice(0)) {
         while (r.cells!.length < header.length) r.cells!.push(null);
         yield r;
+      }
+      // The rows of everything inflated so far have been consumed (the queue is drained before each pump).
+      if (onProgress && inflated > reported) {
+        reported = inflated;
+        onProgress({ phase, done: inflated, total, unit: 'bytes' });
       }
       if (ended) return;
       ended = !(await pump());
@@ -328,7 +358,7 @@ async function readSharedStrings(book: Workbook): Promise<string[]> {
       else if (name === 'rPh') phonetic = false;
       else if (name === 't') inT = false;
     },
-  });
+  }, 'shared strings');
   return out;
 }
 
