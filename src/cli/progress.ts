@@ -1,3 +1,4 @@
+import { basename } from 'node:path';
 import { Progress } from '../ons/types';
 
 /** Where progress goes: stderr, or a test's recorder. */
@@ -90,7 +91,7 @@ export class ProgressDisplay {
     const fraction = progress.total ? Math.min(1, progress.done / progress.total) : undefined;
     const filled = fraction === undefined ? 0 : Math.round(fraction * BAR_WIDTH);
     const bar = fraction === undefined ? '' : `[${'#'.repeat(filled)}${'-'.repeat(BAR_WIDTH - filled)}] `;
-    let line = `${bar}${describe(progress)} ${this.file}`;
+    let line = `${bar}${describe(progress)} ${basename(this.file)}`;
     const max = (this.stream.columns ?? 80) - 1;
     if (line.length > max) line = line.slice(0, max);
     // Spaces over what the last draw left longer: no ANSI needed to clear the line.

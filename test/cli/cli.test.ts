@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { outputStem, sourceId, sourceIdentity } from '../../src/ons/layout';
@@ -52,13 +52,60 @@ test('the bundle exists (npx projen bundle)', () => {
   expect(existsSync(CLI)).toBe(true);
 });
 
-test('--help prints the usage and exits 0', () => {
-  const r = cli(['--help']);
-  expect(r.status).toBe(0);
-  expect(r.stdout).toMatch(/^Usage:\n {2}ons-data-platform inspect FILE/);
-  expect(r.stdout).toContain('ons-data-platform convert FILE --out DIR');
-  expect(r.stdout).toContain('Exit status: 0 success, 2 file refused (reason on stderr), 1 any other error.');
-  expect(r.stderr).toBe('');
+describe('--version and --help', () => {
+  const PACKAGE = JSON.parse(readFileSync(path.join(__dirname, '../../package.json'), 'utf8'));
+
+  test('--version prints the version in package.json and exits 0', () => {
+    const r = cli(['--version']);
+    expect(r).toEqual({ status: 0, stdout: `${PACKAGE.version}\n`, stderr: '' });
+    expect(PACKAGE.bin['ons-data-platform']).toBe('assets/cli/ons-data-platform/ons-data-platform.js');
+  });
+
+  test('--version from an installed package: the bin linked from node_modules/.bin reads its own package.json', () => {
+    const installed = path.join(dir, 'node_modules', 'ons-data-platform');
+    const bin = path.join(installed, PACKAGE.bin['ons-data-platform']);
+    mkdirSync(path.dirname(bin), { recursive: true });
+    copyFileSync(CLI, bin);
+    writeFileSync(path.join(installed, 'package.json'), JSON.stringify({ name: 'ons-data-platform', version: '9.8.7', bin: PACKAGE.bin }));
+    // The app's own package.json above it declares no such bin: it is skipped.
+    writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0' }));
+    mkdirSync(path.join(dir, 'node_modules', '.bin'));
+    const link = path.join(dir, 'node_modules', '.bin', 'ons-data-platform');
+    symlinkSync(path.relative(path.dirname(link), bin), link);
+    const r = spawnSync(process.execPath, [link, '--version'], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.stdout).toBe('9.8.7\n');
+    expect(r.status).toBe(0);
+  });
+
+  test('--help lists the commands, says `<command> --help`, and exits 0', () => {
+    for (const flag of ['--help', '-h']) {
+      const r = cli([flag]);
+      expect(r.status).toBe(0);
+      expect(r.stderr).toBe('');
+      expect(r.stdout).toMatch(/^Usage: ons-data-platform <command> \[options\]\n/);
+      expect(r.stdout).toMatch(/^ {2}inspect FILE /m);
+      expect(r.stdout).toMatch(/^ {2}convert FILE --out DIR /m);
+      expect(r.stdout).toContain('`ons-data-platform <command> --help`');
+      expect(r.stdout).toContain('--version');
+      expect(r.stdout).toContain('Exit status: 0 success, 2 file refused (reason on stderr), 1 any other error.');
+    }
+  });
+
+  test.each([
+    ['inspect', ['--json', '--sheet NAME|INDEX', '--max-expanded-mb N'], ['--out', '--source-key']],
+    ['convert', ['--out DIR', '--source-key KEY', '--json', '--sheet NAME|INDEX', '--max-expanded-mb N'], []],
+  ])('%s --help prints its own usage: its options, progress, exit status', (command, options, notOptions) => {
+    for (const args of [[command, '--help'], [command, '-h'], [command, 'file.csv', '--help']]) {
+      const r = cli(args);
+      expect(r.status).toBe(0);
+      expect(r.stderr).toBe('');
+      expect(r.stdout.split('\n')[0]).toMatch(new RegExp(`^Usage: ons-data-platform ${command} FILE`));
+      for (const o of options) expect(r.stdout).toMatch(new RegExp(`^ {2}${o.replace(/[|]/g, '\\|')} `, 'm'));
+      for (const o of notOptions) expect(r.stdout).not.toMatch(new RegExp(`^ {2}${o} `, 'm'));
+      expect(r.stdout).toMatch(/^Progress \(on stderr\):$/m);
+      expect(r.stdout).toMatch(/^Exit status: 0 success; 2 the file is refused, or none of its data rows is valid/m);
+    }
+  });
 });
 
 describe('inspect', () => {
@@ -102,6 +149,35 @@ describe('inspect', () => {
     expect(r.stdout).toMatch(/^Rows +35040 read: 35040 records, 0 rejected$/m);
     expect(r.stdout).toContain('2023-01-01T03:00:00.000Z');
     expect(r.stdout).toContain('val_cargaenergiahomwmed (MWmed)');
+  });
+});
+
+describe('inspect: every row rejected', () => {
+  /** The real CURVA_CARGA_2023.csv with its time column (din_instante, the third) blanked: every row is refused. */
+  function withoutTimes(): string {
+    const [header, ...lines] = readFileSync(CURVA, 'utf8').trimEnd().split('\n');
+    const file = path.join(dir, 'CURVA_CARGA_2023.csv');
+    writeFileSync(file, [header, ...lines.map((l) => l.split(';').map((c, i) => (i === 2 ? '' : c)).join(';'))].join('\n') + '\n');
+    return file;
+  }
+
+  test('exits 2 as convert does, with the report on stdout and the reason on stderr', () => {
+    const file = withoutTimes();
+    const r = cli(['inspect', file]);
+    expect(r.status).toBe(2);
+    expect(r.stdout).toMatch(/^Dataset +curva_carga \(catalog\)$/m);
+    expect(r.stdout).toMatch(/^Rows +35040 read: 0 records, 35040 rejected$/m);
+    expect(r.stderr).toBe(`ons-data-platform: ${file} refused: none of the 35040 data rows is valid; \`ons-data-platform convert\` writes the reason of each row\n`);
+
+    const json = cli(['inspect', file, '--json']);
+    expect(json.status).toBe(2);
+    expect(JSON.parse(json.stdout)).toMatchObject({ rows: 35040, records: 0, rejected: 35040, start: null, end: null });
+    expect(json.stderr).toBe(r.stderr);
+
+    // convert: the same status, the same words before the ';'.
+    const converted = cli(['convert', file, '--out', path.join(dir, 'out')]);
+    expect(converted.status).toBe(2);
+    expect(converted.stderr.split(';')[0]).toBe(r.stderr.split(';')[0]);
   });
 });
 
@@ -294,16 +370,25 @@ describe('refusals and errors', () => {
     [['inspect', 'a.csv', 'b.csv'], "unexpected argument 'b.csv'"],
     [['convert', 'a.csv'], 'convert needs --out DIR'],
     [['convert', 'a.csv', '--out'], '--out needs a value'],
-  ])('a bad command line %j exits 1 with the reason and the usage on stderr', (args, reason) => {
+    [['convert', 'a.csv', '--out', '--json'], '--out needs a value'],
+    [['inspect', 'a.csv', '--source-key', 'k'], '--source-key is an option of convert'],
+    [['inspect', 'a.csv', '--max-expanded-mb', '1.5'], "--max-expanded-mb needs a whole number of MiB, got '1.5'"],
+    [['--bogus'], "unknown option '--bogus'"],
+    [['-V'], "unknown option '-V'"],
+  ])('a bad command line %j exits 1 with the reason and the short usage on stderr', (args, reason) => {
     const r = cli(args);
     expect(r.status).toBe(1);
     expect(r.stdout).toBe('');
-    expect(r.stderr).toMatch(/^ons-data-platform: (.*)\n\nUsage:\n/);
-    expect(r.stderr.split('\n')[0]).toBe(`ons-data-platform: ${reason}`);
+    const command = ['inspect', 'convert'].includes(args[0]) ? ` ${args[0]}` : '';
+    const lines = r.stderr.split('\n');
+    expect(lines[0]).toBe(`ons-data-platform: ${reason}`);
+    expect(lines[1]).toBe('');
+    expect(lines[2]).toMatch(new RegExp(`^Usage: ons-data-platform${command} `));
+    expect(lines.slice(3)).toEqual([`Run 'ons-data-platform${command} --help' for more.`, '']);
   });
 });
 
-test('progress lines go to stderr for a file of 32 MiB or more', () => {
+test('progress lines go to stderr for a file of 32 MiB or more when stderr is not a terminal: plain lines, no \\r', () => {
   // CURVA_CARGA_2023 repeated with the years shifted (2030, 2031, ...), so every row stays valid.
   const text = readFileSync(CURVA, 'utf8');
   const header = text.slice(0, text.indexOf('\n') + 1);
@@ -323,6 +408,7 @@ test('progress lines go to stderr for a file of 32 MiB or more', () => {
   const lines = r.stderr.trimEnd().split('\n');
   expect(lines.length).toBeGreaterThanOrEqual(1);
   const escaped = file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  for (const l of lines) expect(l).toMatch(new RegExp(`^ons-data-platform: ${escaped}: \\d{1,3}% \\(\\d+\\.\\d of \\d+\\.\\d MB\\)$`));
+  for (const l of lines) expect(l).toMatch(new RegExp(`^ons-data-platform: ${escaped}: \\d{1,3}% \\(\\d+\\.\\d of \\d+\\.\\d MB, parsing\\)$`));
   expect(lines[lines.length - 1]).toMatch(/: 100% \(/);
+  expect(r.stderr).not.toMatch(/[\r\x1b]/);
 }, 180_000);
