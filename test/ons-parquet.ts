@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 // @ts-expect-error TS1479: ESM-only package, transpiled by ts-jest.
-import { parquetWriteBuffer } from 'hyparquet-writer';
+import { parquetWriteBuffer, type ColumnSource } from 'hyparquet-writer';
 import { ONS_DATA } from './ons-data';
 
 /**
@@ -12,7 +12,7 @@ import { ONS_DATA } from './ons-data';
 export function curvaCargaParquet(rowGroupSize: number): Uint8Array {
   const [header, ...lines] = readFileSync(join(ONS_DATA, 'CURVA_CARGA_2023.csv'), 'utf8').trimEnd().split('\n');
   const rows = lines.map((l) => l.split(';'));
-  const columnData = header.split(';').map((name, i) => (name.startsWith('val_')
+  const columnData = header.split(';').map((name, i): ColumnSource => (name.startsWith('val_')
     ? { name, type: 'DOUBLE', data: rows.map((r) => (r[i] === '' ? null : Number(r[i]))) }
     : { name, type: 'STRING', data: rows.map((r) => r[i]) }));
   return new Uint8Array(parquetWriteBuffer({ columnData, rowGroupSize }));
