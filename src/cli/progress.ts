@@ -45,7 +45,8 @@ export class ProgressDisplay {
   private latest?: Progress;
   private lastDraw = Number.NEGATIVE_INFINITY;
   private drawnWidth = 0;
-  private drawn = false;
+  /** The line on the terminal, undefined when none is. */
+  private drawn?: string;
   private lastLine?: string;
 
   constructor(private readonly file: string, fileSize: number, private readonly stream: ProgressStream, settings: ProgressSettings = {}) {
@@ -79,12 +80,12 @@ export class ProgressDisplay {
     }
   }
 
-  /** Ends the bar's line (after drawing the last state, on success) so what follows starts on a line of its own. */
+  /** Ends the bar's line (after drawing the last state if it was held back, on success) so what follows starts on a line of its own. */
   end(success: boolean): void {
     if (!this.stream.isTTY || !this.drawn) return;
     if (success && this.latest) this.draw(this.latest);
     this.stream.write('\n');
-    this.drawn = false;
+    this.drawn = undefined;
   }
 
   private draw(progress: Progress): void {
@@ -94,10 +95,11 @@ export class ProgressDisplay {
     let line = `${bar}${describe(progress)} ${basename(this.file)}`;
     const max = (this.stream.columns ?? 80) - 1;
     if (line.length > max) line = line.slice(0, max);
+    if (line === this.drawn) return; // a report too small to show
     // Spaces over what the last draw left longer: no ANSI needed to clear the line.
     this.stream.write(`\r${line}${' '.repeat(Math.max(0, this.drawnWidth - line.length))}`);
     this.drawnWidth = line.length;
-    this.drawn = true;
+    this.drawn = line;
   }
 }
 

@@ -89,6 +89,8 @@ describe('on a terminal: one line redrawn with \\r, ended with a newline', () =>
       expect(f).toMatch(/^\[[#-]{24}\] +\d{1,3}% \(\d+(\.\d)? of \d+(\.\d)? (MB|rows), .+\) /);
       expect(f.endsWith(path.basename(file()))).toBe(true);
     }
+    // Nothing is drawn twice (the end draws the last state only when it was held back).
+    for (let i = 1; i < frames.length; i++) expect(frames[i]).not.toBe(frames[i - 1]);
     const sheetFrames = frames.filter((f) => f.includes(phase));
     expect(sheetFrames.length).toBeGreaterThanOrEqual(3);
     expectProgressing(percents(sheetFrames));

@@ -64,6 +64,25 @@ test('CSV: bytes parsed, not read ahead: at each report the rows processed are t
   expect(seen[seen.length - 1].rows).toBe(rows);
 });
 
+test('CSV in UTF-16 (the decoding path): the same, in the file\'s own bytes', async () => {
+  const text = readFileSync(join(ONS_DATA, 'CURVA_CARGA_2023.csv'), 'utf8');
+  const bytes = Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(text, 'utf16le')]);
+  const CHUNK = 256 * 1024;
+  const source = {
+    stream: async function* () { for (let i = 0; i < bytes.length; i += CHUNK) yield bytes.subarray(i, i + CHUNK); },
+    bytes: async () => bytes,
+    head: async () => bytes.subarray(0, 8),
+    size: async () => bytes.length,
+  };
+  const { seen, rows } = await run('CURVA_CARGA_2023.csv', source);
+  expect(seen.length).toBeGreaterThanOrEqual(10);
+  // In UTF-16LE text of these characters, a 0x0A byte is a line feed.
+  for (const s of seen) expect(s.rows).toBe(newlines(bytes, s.progress.done) - 1);
+  expectIncreasing(seen);
+  expect(seen[0].rows).toBeLessThan(rows);
+  expect(seen[seen.length - 1].progress).toEqual({ phase: 'parsing', done: bytes.length, total: bytes.length, unit: 'bytes' });
+});
+
 test('XLSX: the sheet\'s bytes inflated whose rows were consumed, against its size in the zip directory', async () => {
   const path = join(ONS_DATA, 'CURVA_CARGA_2021.xlsx');
   const parts = unzipSync(new Uint8Array(readFileSync(path)));
