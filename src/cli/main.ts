@@ -32,10 +32,10 @@ ${EXIT_STATUS}
 `;
 
 const SHEET_HELP = `  --sheet NAME|INDEX   the XLSX sheet, by name or 0-based index (default: the first)
-  --max-expanded-mb N  largest expanded size of an XLSX workbook, in MiB (default ${XLSX_MAX_EXPANDED_BYTES / 1024 / 1024}), against zip bombs
+  --max-expanded-mb N  largest expanded size of an XLSX, in MiB (default ${XLSX_MAX_EXPANDED_BYTES / 1024 / 1024}), against zip bombs
   -h, --help           this help`;
 
-export const INSPECT_USAGE = `Usage: ${NAME} inspect FILE [--json] [--sheet NAME|INDEX] [--max-expanded-mb N]
+export const INSPECT_USAGE = `Usage: ${NAME} inspect FILE [options]
 
 Reads an ONS file (CSV, XLSX or Parquet) and reports its dataset, rows, records, rejected rows,
 series, period (UTC) and per-measure figures. Writes nothing.
@@ -50,7 +50,7 @@ Exit status: 0 success; 2 the file is refused, or none of its data rows is valid
 printed; the reason on stderr: \`convert\` writes the reason of each row); 1 any other error.
 `;
 
-export const CONVERT_USAGE = `Usage: ${NAME} convert FILE --out DIR [--source-key KEY] [--json] [--sheet NAME|INDEX] [--max-expanded-mb N]
+export const CONVERT_USAGE = `Usage: ${NAME} convert FILE --out DIR [options]
 
 Writes what the platform's processing function writes, under DIR: processed Parquet
 (processed/dataset=<id>/year=YYYY/month=MM/), the data card (knowledge/cards/<id>/) and the rejected
