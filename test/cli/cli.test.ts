@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { packageVersion } from '../../src/cli/main';
 import { outputStem, sourceId, sourceIdentity } from '../../src/ons/layout';
 import { figuresBySource } from '../duckdb';
 import { ONS_DATA } from '../ons-data';
@@ -59,6 +60,13 @@ describe('--version and --help', () => {
     const r = cli(['--version']);
     expect(r).toEqual({ status: 0, stdout: `${PACKAGE.version}\n`, stderr: '' });
     expect(PACKAGE.bin['ons-data-platform']).toBe('assets/cli/ons-data-platform/ons-data-platform.js');
+  });
+
+  test('the version is found the same from src/ (ts-jest), lib/ (compiled) and assets/ (the bundle)', () => {
+    const root = path.join(__dirname, '../..');
+    expect(packageVersion()).toBe(PACKAGE.version);
+    for (const from of ['lib/cli', 'assets/cli/ons-data-platform']) expect(packageVersion(path.join(root, from))).toBe(PACKAGE.version);
+    expect(() => packageVersion(tmpdir())).toThrow(/no package.json declaring the ons-data-platform command above/);
   });
 
   test('--version from an installed package: the bin linked from node_modules/.bin reads its own package.json', () => {
