@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { main } from '../../src/cli/main';
-import { ProgressSettings } from '../../src/cli/progress';
+import { ProgressDisplay, ProgressSettings } from '../../src/cli/progress';
 import { ONS_DATA } from '../ons-data';
 import { curvaCargaParquet } from '../ons-parquet';
 
@@ -103,10 +103,20 @@ describe('on a terminal: one line redrawn with \\r, ended with a newline', () =>
     expect(r.stderr).toEqual([]);
   });
 
-  test('a redraw that leaves a shorter line pads it with spaces over the last one', async () => {
-    const r = await run(['inspect', XLSX], true, { now: ticking(), delayMs: 0, redrawMs: 0 });
-    const draws = r.stderr.slice(0, -1);
-    for (let i = 1; i < draws.length; i++) expect(draws[i].length).toBeGreaterThanOrEqual(draws[i - 1].trimEnd().length);
+  test('a redraw of a shorter line pads it with spaces over the last one; a line is cut to the terminal\'s width', () => {
+    const stream = recorder(true); // 120 columns
+    const display = new ProgressDisplay('/data/a.csv', 10, stream, { now: ticking(), delayMs: 0, redrawMs: 0 });
+    display.update({ phase: 'a phase with a much longer name', done: 1e6, total: 1e7, unit: 'bytes' });
+    display.update({ phase: 'x', done: 2e6, total: 1e7, unit: 'bytes' });
+    display.end(true);
+    const long = '[##----------------------] 10% (1.0 of 10.0 MB, a phase with a much longer name) a.csv';
+    const short = '[#####-------------------] 20% (2.0 of 10.0 MB, x) a.csv';
+    expect(stream.writes).toEqual([`\r${long}`, `\r${short}${' '.repeat(long.length - short.length)}`, '\n']);
+
+    const narrow = { ...recorder(true), columns: 40 };
+    const cut = new ProgressDisplay('/data/a.csv', 10, narrow, { now: ticking(), delayMs: 0, redrawMs: 0 });
+    cut.update({ phase: 'x', done: 2e6, total: 1e7, unit: 'bytes' });
+    expect(narrow.writes).toEqual([`\r${short.slice(0, 39)}`]);
   });
 
   test('on an error the line is ended before the reason', async () => {
