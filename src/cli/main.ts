@@ -149,14 +149,16 @@ function shortUsage(usage: string): string {
   return `${usage.slice(0, usage.indexOf('\n'))}\nRun '${NAME}${command} --help' for more.\n`;
 }
 
-/** util.parseArgs' errors in this command's words (its own name the option, then explain at length). */
+/** util.parseArgs' errors in this command's words (its own run to several lines). */
 function argumentError(error: Error & { code?: string }, command: string): string {
   const option = /'(-[^' ]+)/.exec(error.message)?.[1] ?? '';
   if (error.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
     const owner = Object.entries(COMMANDS).find(([, c]) => Object.hasOwn(c.options, option.replace(/^--/, '')))?.[0];
     return owner && owner !== command ? `${option} is an option of ${owner}` : `unknown option '${option}'`;
   }
-  if (error.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') return `${option} needs a value`;
+  if (error.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+    return error.message.includes('does not take an argument') ? `${option} takes no value` : `${option} needs a value`;
+  }
   return error.message;
 }
 

@@ -381,6 +381,8 @@ describe('refusals and errors', () => {
     [['convert', 'a.csv', '--out', '--json'], '--out needs a value'],
     [['inspect', 'a.csv', '--source-key', 'k'], '--source-key is an option of convert'],
     [['inspect', 'a.csv', '--max-expanded-mb', '1.5'], "--max-expanded-mb needs a whole number of MiB, got '1.5'"],
+    [['inspect', 'a.csv', '--json=yes'], '--json takes no value'],
+    [['inspect', 'a.csv', '-x'], "unknown option '-x'"],
     [['--bogus'], "unknown option '--bogus'"],
     [['-V'], "unknown option '-V'"],
   ])('a bad command line %j exits 1 with the reason and the short usage on stderr', (args, reason) => {
