@@ -196,16 +196,22 @@ const cli = project.bundler.addBundle('src/cli/ons-data-platform.ts', {
 });
 project.addBins({ 'ons-data-platform': cli.outfile });
 
-// ProcessFile on AWS Batch: the bundled entrypoint plus its Dockerfile make a complete Docker build
-// context in assets/ingestion/batch/entrypoint/ (the image is built at deploy, never at synth).
-const batch = project.bundler.addBundle('src/ingestion/batch/entrypoint.ts', {
+// ProcessFile on AWS Batch: the bundled entrypoint (a file asset the job downloads, no Docker build) and the
+// bootstrap the job definition runs with `node -e` on a published Node.js image (read by the construct at synth).
+project.bundler.addBundle('src/ingestion/batch/entrypoint.ts', {
   platform: 'node',
   target: 'node22',
   outfile: 'index.js',
   minify: true,
   tsconfigPath: 'tsconfig.dev.json',
 });
-batch.bundleTask.exec(`cp src/ingestion/batch/Dockerfile ${batch.outdir}/Dockerfile`);
+project.bundler.addBundle('src/ingestion/batch/bootstrap.ts', {
+  platform: 'node',
+  target: 'node22',
+  outfile: 'index.js',
+  minify: true,
+  tsconfigPath: 'tsconfig.dev.json',
+});
 
 // Every TypeScript snippet of the README and of the TSDoc @example blocks compiles (jsii-rosetta strict mode, with the
 // fixtures in rosetta/), so Construct Hub and the Python package show Python translations of checked code. The strict flag

@@ -1,22 +1,44 @@
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { Duration, Size, Token, Validations } from 'aws-cdk-lib';
+import { Duration, Size, Stack, Token, Validations } from 'aws-cdk-lib';
 import * as batch from 'aws-cdk-lib/aws-batch';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
-import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
+import * as ecr from 'aws-cdk-lib/aws-ecr';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
+import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import { Construct } from 'constructs';
-import { LargeFileProcessingOptions } from './pipeline-props';
+import { IngestionEnv } from './contract';
+import { BatchNetwork, LargeFileProcessingOptions } from './pipeline-props';
 import { operationsEnvironment } from '../core/defaults';
 import { applyDataRemovalPolicy } from '../core/removal';
 import { PlatformStage } from '../core/stage';
 import { MetricServices, metricsNamespace, PlatformMetrics } from '../runtime/contract';
 
-/** The Docker build context of the Batch job: the bundled entrypoint and its Dockerfile (built by `npx projen bundle`). */
-export const BATCH_IMAGE_DIRECTORY = path.join(__dirname, '..', '..', 'assets', 'ingestion', 'batch', 'entrypoint');
+const BATCH_ASSETS = path.join(__dirname, '..', '..', 'assets', 'ingestion', 'batch');
+/** The job's processing code (the bundled entrypoint, built by `npx projen bundle`): a file asset, no Docker build. */
+export const BATCH_CODE_FILE = path.join(BATCH_ASSETS, 'entrypoint', 'index.js');
+/** The job's command program (`node -e`): downloads, verifies and runs the code (src/ingestion/batch/bootstrap.ts). */
+export const BATCH_BOOTSTRAP_FILE = path.join(BATCH_ASSETS, 'bootstrap', 'index.js');
+
+/**
+ * Node.js version of the default job image. Bumped with the Lambda runtime (NODEJS_22_X, the target the code is
+ * bundled for: a test checks both majors agree), to the newest patch release of that major on ECR Public.
+ */
+export const BATCH_NODE_VERSION = '22.23.1';
+/** The Docker official Node.js images, as ECR Public serves them (and as a pull-through cache rule maps them). */
+export const BATCH_IMAGE_REPOSITORY = 'docker/library/node';
+/** Debian 12 slim: the smallest official variant with glibc (the bundled code needs nothing else). */
+export const BATCH_IMAGE_TAG = `${BATCH_NODE_VERSION}-bookworm-slim`;
+/** The default job image. */
+export const BATCH_PUBLIC_IMAGE = `public.ecr.aws/${BATCH_IMAGE_REPOSITORY}:${BATCH_IMAGE_TAG}`;
+
+/** AWS Batch service quotas: "Maximum job definition size (for RegisterJobDefinition API operations): 24 KiB". */
+export const BATCH_MAX_JOB_DEFINITION_BYTES = 24 * 1024;
 
 const FARGATE_CPUS = [0.25, 0.5, 1, 2, 4, 8, 16];
 
@@ -39,6 +61,8 @@ export class BatchFileProcessing extends Construct {
   public readonly jobDefinition: batch.EcsJobDefinition;
   /** The role the job's code runs with. */
   public readonly jobRole: iam.Role;
+  /** The ECR pull-through cache rule of the default image (`BatchNetwork.isolated()` only). */
+  public imageCacheRule?: ecr.CfnPullThroughCacheRule;
 
   constructor(scope: Construct, id: string, props: BatchFileProcessingProps) {
     super(scope, id);
@@ -56,7 +80,13 @@ export class BatchFileProcessing extends Construct {
       throw new Error(`largeFileProcessing.attempts: expected an integer from 1 to 10, got ${attempts}`);
     }
 
-    this.vpc = props.vpc ?? this.createVpc(props);
+    if (props.vpc && props.network) {
+      throw new Error('largeFileProcessing.network: give `network` (a VPC the pipeline creates) or `vpc` (your own), not both');
+    }
+    const network = props.vpc ? undefined
+      : props.network ?? (props.stage.name === PlatformStage.DEV.name ? BatchNetwork.publicEgress() : BatchNetwork.isolated());
+    const publicEgress = network?.kind === 'publicEgress';
+    this.vpc = props.vpc ?? this.createVpc(props, publicEgress);
     const securityGroup = new ec2.SecurityGroup(this, 'JobSecurityGroup', {
       vpc: this.vpc,
       description: 'ONS ingestion Batch jobs: no inbound, HTTPS out to AWS endpoints only',
@@ -66,7 +96,7 @@ export class BatchFileProcessing extends Construct {
 
     this.computeEnvironment = new batch.FargateComputeEnvironment(this, 'ComputeEnvironment', {
       vpc: this.vpc,
-      vpcSubnets: props.vpcSubnets,
+      vpcSubnets: props.vpcSubnets ?? (publicEgress ? { subnetType: ec2.SubnetType.PUBLIC } : undefined),
       securityGroups: [securityGroup],
       maxvCpus: props.maxvCpus ?? 16,
       spot: props.spot ?? false,
@@ -98,19 +128,39 @@ export class BatchFileProcessing extends Construct {
       description: 'ONS ingestion Batch job execution: pulls the image and writes the job log',
     });
 
+    // The code is a file asset (no Docker): the job role may read that one object. The CDK bootstrap bucket is
+    // encrypted with SSE-S3 or the AWS managed key by default, usable through S3 by any principal of the account.
+    const code = new s3assets.Asset(this, 'JobCode', { path: requireBundle(BATCH_CODE_FILE) });
+    this.jobRole.addToPrincipalPolicy(new iam.PolicyStatement({
+      actions: ['s3:GetObject'],
+      resources: [code.bucket.arnForObjects(code.s3ObjectKey)],
+    }));
+    const image = props.image
+      ?? (network?.kind === 'isolated' ? this.pullThroughImage(executionRole) : ecs.ContainerImage.fromRegistry(BATCH_PUBLIC_IMAGE));
+
     this.jobDefinition = new batch.EcsJobDefinition(this, 'JobDefinition', {
       container: new batch.EcsFargateContainerDefinition(this, 'Container', {
-        image: ecs.ContainerImage.fromAsset(BATCH_IMAGE_DIRECTORY, { platform: Platform.LINUX_AMD64 }),
+        image,
+        command: ['node', '-e', readFileSync(requireBundle(BATCH_BOOTSTRAP_FILE), 'utf8').trim()],
+        // The official image runs as root unless told: its unprivileged `node` user is enough (temp files go to /tmp).
+        user: props.image ? undefined : 'node',
         cpu,
         memory: props.memory ?? Size.gibibytes(8),
         ephemeralStorageSize: storage,
         // The processor's Powertools environment too: the same logs and metrics as the Lambda path (no X-Ray
         // daemon in the job, so no call tracing).
-        environment: { ...props.environment, ...operationsEnvironment(props.stage, MetricServices.INGESTION, false) },
+        environment: {
+          ...props.environment,
+          ...operationsEnvironment(props.stage, MetricServices.INGESTION, false),
+          [IngestionEnv.JOB_CODE_BUCKET]: code.s3BucketName,
+          [IngestionEnv.JOB_CODE_KEY]: code.s3ObjectKey,
+          [IngestionEnv.JOB_CODE_REGION]: Stack.of(this).region,
+          [IngestionEnv.JOB_CODE_SHA256]: createHash('sha256').update(readFileSync(BATCH_CODE_FILE)).digest('hex'),
+        },
         jobRole: this.jobRole,
         executionRole,
         logging: ecs.LogDriver.awsLogs({ logGroup, streamPrefix: 'ingestion' }),
-        assignPublicIp: false,
+        assignPublicIp: props.assignPublicIp ?? publicEgress,
         fargateCpuArchitecture: ecs.CpuArchitecture.X86_64,
         fargateOperatingSystemFamily: ecs.OperatingSystemFamily.LINUX,
         readonlyRootFilesystem: false,
@@ -127,11 +177,43 @@ export class BatchFileProcessing extends Construct {
     });
   }
 
-  private createVpc(props: BatchFileProcessingProps): ec2.Vpc {
+  /**
+   * The default image through an ECR pull-through cache rule for ECR Public (interface endpoints do not serve ECR
+   * Public). Rules are per account and Region: the prefix is unique to this stack (stack names are unique per account
+   * and Region) and construct. The execution role may pull that one repository and let ECR create and fill it.
+   */
+  private pullThroughImage(executionRole: iam.Role): ecs.ContainerImage {
+    const stack = Stack.of(this);
+    const owner = `${Token.isUnresolved(stack.stackName) ? '' : stack.stackName}/${this.node.path}`;
+    // ECR: the prefix is 2-30 characters of lowercase letters, digits and separators.
+    const prefix = `ons-${createHash('sha256').update(owner).digest('hex').slice(0, 16)}`;
+    const rule = new ecr.CfnPullThroughCacheRule(this, 'ImageCache', {
+      ecrRepositoryPrefix: prefix,
+      upstreamRegistry: 'ecr-public',
+      upstreamRegistryUrl: 'public.ecr.aws',
+    });
+    const repositoryName = `${prefix}/${BATCH_IMAGE_REPOSITORY}`;
+    executionRole.addToPrincipalPolicy(new iam.PolicyStatement({
+      actions: ['ecr:GetAuthorizationToken'],
+      resources: ['*'],
+    }));
+    executionRole.addToPrincipalPolicy(new iam.PolicyStatement({
+      // Pulling, plus what a pull through the cache needs the first time (ECR user guide: pull-through-cache-iam).
+      actions: ['ecr:BatchCheckLayerAvailability', 'ecr:GetDownloadUrlForLayer', 'ecr:BatchGetImage', 'ecr:BatchImportUpstreamImage', 'ecr:CreateRepository'],
+      resources: [stack.formatArn({ service: 'ecr', resource: 'repository', resourceName: repositoryName })],
+    }));
+    this.imageCacheRule = rule;
+    return ecs.ContainerImage.fromRegistry(`${stack.account}.dkr.ecr.${stack.region}.${stack.urlSuffix}/${repositoryName}:${BATCH_IMAGE_TAG}`);
+  }
+
+  private createVpc(props: BatchFileProcessingProps, publicEgress: boolean): ec2.Vpc {
     const vpc = new ec2.Vpc(this, 'Vpc', {
       maxAzs: 2,
       natGateways: 0,
-      subnetConfiguration: [{ name: 'jobs', subnetType: ec2.SubnetType.PRIVATE_ISOLATED, cidrMask: 22 }],
+      subnetConfiguration: [publicEgress
+        // The jobs ask for their own public IP; nothing else launched here gets one.
+        ? { name: 'jobs', subnetType: ec2.SubnetType.PUBLIC, cidrMask: 22, mapPublicIpOnLaunch: false }
+        : { name: 'jobs', subnetType: ec2.SubnetType.PRIVATE_ISOLATED, cidrMask: 22 }],
       // A custom resource (and its Lambda) only to empty the default security group: the jobs never use it.
       restrictDefaultSecurityGroup: false,
       gatewayEndpoints: {
@@ -139,11 +221,13 @@ export class BatchFileProcessing extends Construct {
         DynamoDB: { service: ec2.GatewayVpcEndpointAwsService.DYNAMODB },
       },
     });
-    for (const [name, service] of Object.entries({
+    // Interface endpoints are billed per hour and AZ: only where the subnets have no other way out.
+    const interfaceEndpoints = {
       EcrApi: ec2.InterfaceVpcEndpointAwsService.ECR,
       EcrDocker: ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER,
       Logs: ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS,
-    })) {
+    };
+    for (const [name, service] of Object.entries(publicEgress ? {} : interfaceEndpoints)) {
       const endpoint = vpc.addInterfaceEndpoint(name, { service, privateDnsEnabled: true });
       for (const group of endpoint.connections.securityGroups) {
         Validations.of(group).acknowledge({
@@ -157,4 +241,9 @@ export class BatchFileProcessing extends Construct {
     vpc.addFlowLog('FlowLog', { destination: ec2.FlowLogDestination.toCloudWatchLogs(flowLogs) });
     return vpc;
   }
+}
+
+function requireBundle(file: string): string {
+  if (!existsSync(file)) throw new Error(`${file} is missing: run \`npx projen bundle\` (the Batch job's code and bootstrap)`);
+  return file;
 }

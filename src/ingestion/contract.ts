@@ -28,6 +28,14 @@ export const IngestionEnv = {
   LOADED_ON_PUBLISH: 'ONS_LOADED_ON_PUBLISH',
   /** Batch only: the job's input (a `ProcessInput` as JSON), set per job by the state machine. */
   JOB_INPUT: 'ONS_JOB_INPUT',
+  /** Batch only: the bucket of the job's processing code (the bundled entrypoint, a CDK file asset). */
+  JOB_CODE_BUCKET: 'ONS_JOB_CODE_BUCKET',
+  /** Batch only: the key of the job's processing code in `ONS_JOB_CODE_BUCKET`. */
+  JOB_CODE_KEY: 'ONS_JOB_CODE_KEY',
+  /** Batch only: the region of `ONS_JOB_CODE_BUCKET` (the stack's: CDK assets live in the stack's region). */
+  JOB_CODE_REGION: 'ONS_JOB_CODE_REGION',
+  /** Batch only: the SHA-256 (hex) of the code object, computed at synth; the bootstrap runs nothing else. */
+  JOB_CODE_SHA256: 'ONS_JOB_CODE_SHA256',
   /** Reprocessing only: the retrieval tier of RestoreObject (`Standard` or `Bulk`). */
   RESTORE_TIER: 'ONS_RESTORE_TIER',
   /** Reprocessing only: days a restored copy of an archived raw object stays readable. */

@@ -1,5 +1,6 @@
 import { Duration, Size } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { IFeatureFlags } from '../core/flags';
 import { SafeDeployment } from '../core/safe-deployment';
@@ -20,9 +21,43 @@ export enum RestoreTier {
 }
 
 /**
+ * The network the Batch jobs of large files run in, when the pipeline creates it (see
+ * `LargeFileProcessingOptions.network`; give `vpc` to use your own).
+ */
+export class BatchNetwork {
+  /**
+   * Public subnets without a NAT gateway and without interface endpoints: costs nothing while no job runs. Each
+   * job gets a public IPv4 address for its run (billed per hour while assigned), and a security group with no inbound
+   * rule and HTTPS-only egress; S3 and DynamoDB go through (free) gateway endpoints. The subnets assign no public IP
+   * on launch: only the jobs ask for one.
+   */
+  public static publicEgress(): BatchNetwork {
+    return new BatchNetwork('publicEgress');
+  }
+
+  /**
+   * Isolated subnets (no route to the internet): gateway endpoints for S3 and DynamoDB, interface endpoints for ECR
+   * (API and Docker) and CloudWatch Logs in two Availability Zones (billed per hour: about USD 44 a month idle in
+   * us-east-1), and an ECR pull-through cache rule for ECR Public, so the job image comes from this account's
+   * private registry (interface endpoints do not serve ECR Public).
+   */
+  public static isolated(): BatchNetwork {
+    return new BatchNetwork('isolated');
+  }
+
+  /**
+   * @param kind `publicEgress` or `isolated`
+   */
+  private constructor(
+    /** Which network: `publicEgress` or `isolated`. */
+    public readonly kind: string,
+  ) {}
+}
+
+/**
  * How tabular files above the Lambda threshold are processed: AWS Batch on Fargate, running the same
- * bundled processing code as the processor function in a container built from the Dockerfile shipped
- * in the package (the image is built by `cdk deploy`, never at synth).
+ * bundled processing code as the processor function. The job runs a published Node.js image; the code is a
+ * file asset it downloads and verifies at start, so neither synth nor `cdk deploy` needs Docker.
  */
 export interface LargeFileProcessingOptions {
   /**
@@ -35,12 +70,19 @@ export interface LargeFileProcessingOptions {
   readonly enabled?: boolean;
 
   /**
-   * The VPC the Fargate jobs run in. The jobs need to reach S3, DynamoDB, ECR and CloudWatch Logs:
-   * through VPC endpoints or a NAT gateway of this VPC.
+   * The network the pipeline creates for the jobs (ignored with `vpc`: give one or the other).
    *
-   * @default - a new VPC of two Availability Zones with isolated subnets only (no internet route),
-   * gateway endpoints for S3 and DynamoDB, interface endpoints for ECR (API and Docker) and
-   * CloudWatch Logs, and flow logs to an encrypted log group
+   * @default - `BatchNetwork.publicEgress()` in a stage named `dev` (nothing billed while idle),
+   * `BatchNetwork.isolated()` in any other stage
+   */
+  readonly network?: BatchNetwork;
+
+  /**
+   * Your own VPC for the Fargate jobs, instead of one the pipeline creates. The jobs need to reach S3,
+   * DynamoDB, CloudWatch Logs and the registry of `image` (ECR Public by default): through VPC endpoints,
+   * a NAT gateway, or public subnets with `assignPublicIp`.
+   *
+   * @default - a new VPC, as `network` says
    */
   readonly vpc?: ec2.IVpc;
 
@@ -50,6 +92,23 @@ export interface LargeFileProcessingOptions {
    * @default - the private subnets of `vpc` (isolated ones when it has no subnets with egress)
    */
   readonly vpcSubnets?: ec2.SubnetSelection;
+
+  /**
+   * Give each job a public IPv4 address (for public subnets of your own `vpc`).
+   *
+   * @default - true with `BatchNetwork.publicEgress()`, false otherwise
+   */
+  readonly assignPublicIp?: boolean;
+
+  /**
+   * The image the jobs run. It must have `node` (Node.js 22 or later) on its PATH: the job command is
+   * `node -e <bootstrap>`, which downloads the processing code (a file asset) and runs it. With
+   * `BatchNetwork.isolated()`, the default image is pulled through this account's ECR pull-through cache.
+   *
+   * @default - the pinned Node.js 22 Debian bookworm-slim image of the Docker official images on ECR Public
+   * (`public.ecr.aws/docker/library/node:<version>-bookworm-slim`)
+   */
+  readonly image?: ecs.ContainerImage;
 
   /**
    * vCPUs of one job (a Fargate value: 0.25, 0.5, 1, 2, 4, 8 or 16).

@@ -7,7 +7,8 @@ import { ASSETS, BUCKETS, EXECUTION, handlerEnv, ledgerItem, listKeys, LocalAws,
 import { ProcessResult } from '../../src/ledger/contract';
 
 /**
- * The bundled Batch entrypoint run as the container runs it (`node index.js`, input in ONS_JOB_INPUT)
+ * The bundled Batch entrypoint run as the bootstrap runs it (`node index.js`, input in ONS_JOB_INPUT; the bootstrap
+ * itself is tested in batch-bootstrap.test.ts)
  * against s3rver and dynalite: exit status 0 (processed or duplicate), 2 (refused), 1 (anything else),
  * the result in the ledger item's `result` (what the state machine reads back), JSON logs.
  */
@@ -120,17 +121,8 @@ describe('exit status and the ledger result', () => {
   });
 });
 
-describe('the Docker build context', () => {
-  test('holds the bundle and the Dockerfile only', () => {
-    expect(readdirSync(DIR).sort()).toEqual(['Dockerfile', 'index.js']);
-  });
-
-  test('the Dockerfile: pinned Node.js 22 slim base from ECR Public, non-root user, runs index.js', () => {
-    const lines = readFileSync(join(DIR, 'Dockerfile'), 'utf8').split('\n').filter((l) => l.trim() && !l.startsWith('#'));
-    expect(lines[0]).toMatch(/^FROM public\.ecr\.aws\/docker\/library\/node:22\.\d+\.\d+-(bookworm-)?slim$/);
-    expect(lines).toContain('COPY index.js ./');
-    const user = lines.filter((l) => l.startsWith('USER '));
-    expect(user).toEqual(['USER node']);
-    expect(lines[lines.length - 1]).toBe('CMD ["node", "index.js"]');
+describe('the code asset', () => {
+  test('holds the bundle only: the job downloads it as a file asset (no Docker build)', () => {
+    expect(readdirSync(DIR)).toEqual(['index.js']);
   });
 });
