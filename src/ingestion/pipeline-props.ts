@@ -39,7 +39,9 @@ export class BatchNetwork {
    * Isolated subnets (no route to the internet): gateway endpoints for S3 and DynamoDB, interface endpoints for ECR
    * (API and Docker) and CloudWatch Logs in two Availability Zones (billed per hour: about USD 44 a month idle in
    * us-east-1), and an ECR pull-through cache rule for ECR Public, so the job image comes from this account's
-   * private registry (interface endpoints do not serve ECR Public).
+   * private registry (interface endpoints do not serve ECR Public). The ECR user guide says the first pull of an
+   * image through such a rule over interface endpoints needs an internet route: pull it once through the cache
+   * from outside the VPC before the first large file, or give `image` from a private repository.
    */
   public static isolated(): BatchNetwork {
     return new BatchNetwork('isolated');

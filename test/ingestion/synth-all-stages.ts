@@ -7,6 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { App, Stack, Validations } from 'aws-cdk-lib';
 import * as ecrAssets from 'aws-cdk-lib/aws-ecr-assets';
+import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { OnsDataPlatform, PlatformStage } from '../../src';
 
@@ -20,5 +21,7 @@ for (const stage of [PlatformStage.DEV, PlatformStage.STAGING, PlatformStage.PRO
 const context = join(outdir, '..', 'control-image');
 mkdirSync(context, { recursive: true });
 writeFileSync(join(context, 'Dockerfile'), 'FROM scratch\n');
-new ecrAssets.DockerImageAsset(new Stack(app, 'Control'), 'Image', { directory: context });
+const control = new Stack(app, 'Control');
+const image = new ecrAssets.DockerImageAsset(control, 'Image', { directory: context });
+new ssm.CfnParameter(control, 'ImageUri', { type: 'String', value: image.imageUri });
 app.synth();
