@@ -62,7 +62,7 @@ export class BatchFileProcessing extends Construct {
   /** The role the job's code runs with. */
   public readonly jobRole: iam.Role;
   /** The ECR pull-through cache rule of the default image (`BatchNetwork.isolated()` only). */
-  public imageCacheRule?: ecr.CfnPullThroughCacheRule;
+  public readonly imageCacheRule?: ecr.CfnPullThroughCacheRule;
 
   constructor(scope: Construct, id: string, props: BatchFileProcessingProps) {
     super(scope, id);
@@ -135,8 +135,11 @@ export class BatchFileProcessing extends Construct {
       actions: ['s3:GetObject'],
       resources: [code.bucket.arnForObjects(code.s3ObjectKey)],
     }));
-    const image = props.image
-      ?? (network?.kind === 'isolated' ? this.pullThroughImage(executionRole) : ecs.ContainerImage.fromRegistry(BATCH_PUBLIC_IMAGE));
+    let image = props.image ?? ecs.ContainerImage.fromRegistry(BATCH_PUBLIC_IMAGE);
+    if (!props.image && network?.kind === 'isolated') {
+      this.imageCacheRule = this.pullThroughCacheRule(executionRole);
+      image = ecs.ContainerImage.fromRegistry(this.cachedImageUri(this.imageCacheRule));
+    }
 
     this.jobDefinition = new batch.EcsJobDefinition(this, 'JobDefinition', {
       container: new batch.EcsFargateContainerDefinition(this, 'Container', {
@@ -182,7 +185,7 @@ export class BatchFileProcessing extends Construct {
    * Public). Rules are per account and Region: the prefix is unique to this stack (stack names are unique per account
    * and Region) and construct. The execution role may pull that one repository and let ECR create and fill it.
    */
-  private pullThroughImage(executionRole: iam.Role): ecs.ContainerImage {
+  private pullThroughCacheRule(executionRole: iam.Role): ecr.CfnPullThroughCacheRule {
     const stack = Stack.of(this);
     const owner = `${Token.isUnresolved(stack.stackName) ? '' : stack.stackName}/${this.node.path}`;
     // ECR: the prefix is 2-30 characters of lowercase letters, digits and separators.
@@ -202,8 +205,13 @@ export class BatchFileProcessing extends Construct {
       actions: ['ecr:BatchCheckLayerAvailability', 'ecr:GetDownloadUrlForLayer', 'ecr:BatchGetImage', 'ecr:BatchImportUpstreamImage', 'ecr:CreateRepository'],
       resources: [stack.formatArn({ service: 'ecr', resource: 'repository', resourceName: repositoryName })],
     }));
-    this.imageCacheRule = rule;
-    return ecs.ContainerImage.fromRegistry(`${stack.account}.dkr.ecr.${stack.region}.${stack.urlSuffix}/${repositoryName}:${BATCH_IMAGE_TAG}`);
+    return rule;
+  }
+
+  /** The default image as the pull-through cache serves it: `<registry>/<prefix>/docker/library/node:<tag>`. */
+  private cachedImageUri(rule: ecr.CfnPullThroughCacheRule): string {
+    const stack = Stack.of(this);
+    return `${stack.account}.dkr.ecr.${stack.region}.${stack.urlSuffix}/${rule.ecrRepositoryPrefix}/${BATCH_IMAGE_REPOSITORY}:${BATCH_IMAGE_TAG}`;
   }
 
   private createVpc(props: BatchFileProcessingProps, publicEgress: boolean): ec2.Vpc {

@@ -72,7 +72,7 @@ export interface LargeFileProcessingOptions {
   readonly enabled?: boolean;
 
   /**
-   * The network the pipeline creates for the jobs (ignored with `vpc`: give one or the other).
+   * The network the pipeline creates for the jobs (give this or `vpc`, not both).
    *
    * @default - `BatchNetwork.publicEgress()` in a stage named `dev` (nothing billed while idle),
    * `BatchNetwork.isolated()` in any other stage
