@@ -30,6 +30,10 @@ export class BatchNetwork {
    * job gets a public IPv4 address for its run (billed per hour while assigned), and a security group with no inbound
    * rule and HTTPS-only egress; S3 and DynamoDB go through (free) gateway endpoints. The subnets assign no public IP
    * on launch: only the jobs ask for one.
+   *
+   * Amazon VPC pricing (Public IPv4 Address): USD 0.005 per address-hour, for addresses in use or idle, so a
+   * job's address costs only while the job runs. AWS Batch API reference (NetworkConfiguration): a Fargate job
+   * reaches the internet (to pull its image) with a public IP, or through a NAT gateway from a private subnet.
    */
   public static publicEgress(): BatchNetwork {
     return new BatchNetwork('publicEgress');
@@ -42,6 +46,9 @@ export class BatchNetwork {
    * private registry (interface endpoints do not serve ECR Public). The ECR user guide says the first pull of an
    * image through such a rule over interface endpoints needs an internet route: pull it once through the cache
    * from outside the VPC before the first large file, or give `image` from a private repository.
+   *
+   * AWS PrivateLink pricing: an interface endpoint is billed per hour in each Availability Zone while it exists
+   * (USD 0.01 in us-east-1), whether used or not.
    */
   public static isolated(): BatchNetwork {
     return new BatchNetwork('isolated');
