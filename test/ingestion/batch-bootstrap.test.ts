@@ -257,6 +257,16 @@ describe('anything else never runs: exit 1 (retried) with one clear line', () =>
     expect(s3Requests).toEqual([]);
   });
 
+  test('an unreachable credentials endpoint: the cause is said', async () => {
+    // A port that was just listening and is closed again: nothing answers there.
+    const closed = createServer();
+    const url = await listen(closed);
+    await new Promise((resolve) => closed.close(resolve));
+    const run = await runBootstrap(CODE_KEY, sha256(MARKER_CODE), { AWS_CONTAINER_CREDENTIALS_FULL_URI: `${url}/v2/credentials/x` });
+    expect(run.code).toBe(1);
+    expect(run.stderr).toBe(`bootstrap: unexpected error: fetch failed: connect ECONNREFUSED ${new URL(url).host}\n`);
+  });
+
   test('no credentials at all', async () => {
     const run = await runBootstrap(CODE_KEY, sha256(MARKER_CODE), { AWS_CONTAINER_CREDENTIALS_FULL_URI: undefined });
     expect(run.code).toBe(1);

@@ -96,7 +96,9 @@ export async function bootstrap(): Promise<number> {
       child.on('close', (status) => resolve(status ?? 1));
     });
   } catch (error) {
-    console.error(`bootstrap: ${error instanceof BootstrapError ? '' : 'unexpected error: '}${(error as Error).message}`);
+    // fetch() says only "fetch failed": its cause (ECONNREFUSED, a timeout) is the useful part.
+    const cause = (error as Error).cause instanceof Error ? `: ${((error as Error).cause as Error).message}` : '';
+    console.error(`bootstrap: ${error instanceof BootstrapError ? '' : 'unexpected error: '}${(error as Error).message}${cause}`);
     return 1;
   } finally {
     if (dir) rmSync(dir, { recursive: true, force: true });
