@@ -83,8 +83,8 @@ export class BatchFileProcessing extends Construct {
     if (props.vpc && props.network) {
       throw new Error('largeFileProcessing.network: give `network` (a VPC the pipeline creates) or `vpc` (your own), not both');
     }
-    const network = props.vpc ? undefined
-      : props.network ?? (props.stage.name === PlatformStage.DEV.name ? BatchNetwork.publicEgress() : BatchNetwork.isolated());
+    // Public egress in every stage: an isolated network cannot make the first pull of its image (see BatchNetwork.isolated).
+    const network = props.vpc ? undefined : props.network ?? BatchNetwork.publicEgress();
     const publicEgress = network?.kind === 'publicEgress';
     this.vpc = props.vpc ?? this.createVpc(props, publicEgress);
     const securityGroup = new ec2.SecurityGroup(this, 'JobSecurityGroup', {

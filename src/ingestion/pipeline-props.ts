@@ -43,9 +43,11 @@ export class BatchNetwork {
    * Isolated subnets (no route to the internet): gateway endpoints for S3 and DynamoDB, interface endpoints for ECR
    * (API and Docker) and CloudWatch Logs in two Availability Zones (billed per hour: about USD 44 a month idle in
    * us-east-1), and an ECR pull-through cache rule for ECR Public, so the job image comes from this account's
-   * private registry (interface endpoints do not serve ECR Public). The ECR user guide says the first pull of an
-   * image through such a rule over interface endpoints needs an internet route: pull it once through the cache
-   * from outside the VPC before the first large file, or give `image` from a private repository.
+   * private registry (interface endpoints do not serve ECR Public). The ECR user guide (interface VPC endpoints)
+   * says the first pull of an image through such a rule over interface endpoints needs an internet route, so jobs
+   * fail with `CannotPullContainerError` until the cache holds the image: before the first large file, pull it once
+   * through the cache from a machine with internet access (the README shows how), or give `image` from a private
+   * repository of yours. That is why this is not the default.
    *
    * AWS PrivateLink pricing: an interface endpoint is billed per hour in each Availability Zone while it exists
    * (USD 0.01 in us-east-1), whether used or not.
@@ -81,8 +83,8 @@ export interface LargeFileProcessingOptions {
   /**
    * The network the pipeline creates for the jobs (give this or `vpc`, not both).
    *
-   * @default - `BatchNetwork.publicEgress()` in a stage named `dev` (nothing billed while idle),
-   * `BatchNetwork.isolated()` in any other stage
+   * @default - `BatchNetwork.publicEgress()` in every stage: nothing billed while idle, and the first job can
+   * pull its image (an isolated network cannot, until its pull-through cache holds the image)
    */
   readonly network?: BatchNetwork;
 

@@ -161,8 +161,8 @@ describe('DEV: nothing billed while idle', () => {
   });
 });
 
-describe('PROD: no route to the internet', () => {
-  const { template } = platformStack(PlatformStage.PROD);
+describe('BatchNetwork.isolated(): no route to the internet', () => {
+  const template = pipelineStack(PlatformStage.PROD, { network: BatchNetwork.isolated() });
   const resources = template.toJSON().Resources as Resources;
   const job = jobDefinitionOf(template);
   const rule = Object.values(template.findResources('AWS::ECR::PullThroughCacheRule'))[0]?.Properties;
@@ -180,8 +180,9 @@ describe('PROD: no route to the internet', () => {
       'Fn::Join': ['', [`${ENV.account}.dkr.ecr.${ENV.region}.`, { Ref: 'AWS::URLSuffix' }, `/${rule.EcrRepositoryPrefix}/docker/library/node:${BATCH_IMAGE_TAG}`]],
     });
     // Two platforms in one account and Region must not claim the same prefix.
-    const other = Object.values(pipelineStack(PlatformStage.PROD, {}, 'OtherPlatform').findResources('AWS::ECR::PullThroughCacheRule'))[0].Properties;
-    const same = Object.values(pipelineStack(PlatformStage.PROD, {}, 'Pipeline').findResources('AWS::ECR::PullThroughCacheRule'))[0].Properties;
+    const isolated = { network: BatchNetwork.isolated() };
+    const other = Object.values(pipelineStack(PlatformStage.PROD, isolated, 'OtherPlatform').findResources('AWS::ECR::PullThroughCacheRule'))[0].Properties;
+    const same = Object.values(pipelineStack(PlatformStage.PROD, isolated, 'Pipeline').findResources('AWS::ECR::PullThroughCacheRule'))[0].Properties;
     expect(other.EcrRepositoryPrefix).not.toBe(same.EcrRepositoryPrefix);
   });
 
@@ -203,8 +204,9 @@ describe('PROD: no route to the internet', () => {
 });
 
 describe('the choices', () => {
-  test('a network per stage can be chosen: PROD on public egress has no interface endpoint and no cache rule', () => {
-    const template = pipelineStack(PlatformStage.PROD, { network: BatchNetwork.publicEgress() });
+  test('every stage defaults to public egress (no interface endpoint, no cache rule); isolated can be chosen in any stage', () => {
+    for (const stage of [PlatformStage.STAGING, PlatformStage.PROD]) expect(pipelineStack(stage).toJSON()).toEqual(pipelineStack(stage, { network: BatchNetwork.publicEgress() }).toJSON());
+    const template = pipelineStack(PlatformStage.PROD);
     template.resourceCountIs('AWS::EC2::VPCEndpoint', 2);
     template.resourceCountIs('AWS::ECR::PullThroughCacheRule', 0);
     expect(jobDefinitionOf(template).ContainerProperties.NetworkConfiguration).toEqual({ AssignPublicIp: 'ENABLED' });
