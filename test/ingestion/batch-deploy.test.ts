@@ -205,7 +205,9 @@ describe('BatchNetwork.isolated(): no route to the internet', () => {
 
 describe('the choices', () => {
   test('every stage defaults to public egress (no interface endpoint, no cache rule); isolated can be chosen in any stage', () => {
-    for (const stage of [PlatformStage.STAGING, PlatformStage.PROD]) expect(pipelineStack(stage).toJSON()).toEqual(pipelineStack(stage, { network: BatchNetwork.publicEgress() }).toJSON());
+    for (const stage of [PlatformStage.STAGING, PlatformStage.PROD]) {
+      expect(pipelineStack(stage).toJSON()).toEqual(pipelineStack(stage, { network: BatchNetwork.publicEgress() }).toJSON());
+    }
     const template = pipelineStack(PlatformStage.PROD);
     template.resourceCountIs('AWS::EC2::VPCEndpoint', 2);
     template.resourceCountIs('AWS::ECR::PullThroughCacheRule', 0);
