@@ -256,6 +256,14 @@ const synth = project.addTask('synth', {
 if (bundle) synth.spawn(bundle);
 synth.exec('ts-node --transpile-only --project tsconfig.dev.json examples/reference/app.ts');
 
+// README "What it costs": every stage x time-series engine x vector store synthesized, what each bills idle and per file
+// priced from build-tools/prices.json (`-- --check` only compares; test/costs.test.ts fails when the README is out of date).
+const docsCosts = project.addTask('docs:costs', {
+  description: 'Regenerate the idle and per-file cost tables in README.md from the synthesized templates and build-tools/prices.json',
+});
+if (bundle) docsCosts.spawn(bundle);
+docsCosts.exec('ts-node --transpile-only --project tsconfig.dev.json build-tools/costs.ts', { receiveArgs: true });
+
 // Benchmarks (not tests): the bundled command against csv-parse on >= 200 MiB inputs; prints JSON.
 const bench = project.addTask('bench', {
   description: 'Benchmark the bundled ons-data-platform command (inspect, convert) against csv-parse on inputs built from real ONS rows',

@@ -114,7 +114,9 @@ export function idleItems(template: Template): IdleItem[] {
   // Interface endpoints bill per Availability Zone: one network interface per subnet.
   const endpoints = of('AWS::EC2::VPCEndpoint').filter((e) => e.VpcEndpointType === 'Interface');
   const endpointAzs = endpoints.reduce((n, e) => n + (e.SubnetIds ?? []).length, 0);
-  add({ label: `${endpoints.length} interface endpoints x AZs (${endpointAzs})`, units: endpointAzs * h, priceId: 'privatelink.interfaceEndpointAzHour', hourly: true });
+  const zones = [...new Set(endpoints.map((e) => (e.SubnetIds ?? []).length))];
+  const where = zones.length === 1 ? `x ${zones[0]} AZs` : `in ${endpointAzs} AZ-subnets`;
+  add({ label: `${endpoints.length} interface endpoints ${where}`, units: endpointAzs * h, priceId: 'privatelink.interfaceEndpointAzHour', hourly: true });
   const nat = of('AWS::EC2::NatGateway').length;
   add({ label: `${nat} NAT gateway${nat === 1 ? '' : 's'}`, units: nat * h, priceId: 'vpc.natGatewayHour', hourly: true });
 
@@ -203,20 +205,40 @@ export interface Walk {
   readonly lambdaTasks: Array<{ state: string; memoryMb: number }>;
 }
 
-/** Runs `definition` with aws-local-stepfunctions; every Task answers `answer(state, input)`. */
-export async function walk(template: Template, definition: any, input: unknown, answer: (state: string, input: any) => unknown): Promise<Walk> {
-  const tasks: Record<string, (input: unknown) => Promise<unknown>> = {};
+/** States entered by runs already made, by definition, input and answers: the same machine recurs across combinations. */
+const walks = new Map<string, Promise<string[]>>();
+
+/**
+ * Runs `definition` with aws-local-stepfunctions; every Task answers `answer(state, input)`. `answers` names the
+ * answer function for the cache (runs of the same definition, input and answers enter the same states).
+ */
+export async function walk(
+  template: Template, definition: any, input: unknown, answer: (state: string, input: any) => unknown, answers: string,
+): Promise<Walk> {
+  const key = `${answers}\n${JSON.stringify(input)}\n${JSON.stringify(definition)}`;
+  if (!walks.has(key)) walks.set(key, runLocally(definition, input, answer));
+  const states = await walks.get(key)!;
   const lambdaTasks: Array<{ state: string; memoryMb: number }> = [];
+  for (const name of states) {
+    const resource = findState(definition.States, name)?.Resource;
+    const memoryMb = typeof resource === 'string' ? lambdaMemoryMb(template, resource) : undefined;
+    if (memoryMb !== undefined) lambdaTasks.push({ state: name, memoryMb });
+  }
+  return { states, lambdaTasks };
+}
+
+async function runLocally(definition: any, input: unknown, answer: (state: string, input: any) => unknown): Promise<string[]> {
+  const tasks: Record<string, (input: unknown) => Promise<unknown>> = {};
   const collect = (states: Record<string, any>) => {
     for (const [name, state] of Object.entries(states)) {
-      if (state.Type === 'Task') {
-        tasks[name] = async (i: unknown) => answer(name, i);
-      }
+      if (state.Type === 'Task') tasks[name] = async (i: unknown) => answer(name, i);
       for (const branch of [state.ItemProcessor ?? state.Iterator, ...(state.Branches ?? [])].filter(Boolean)) collect(branch.States);
     }
   };
   collect(definition.States);
-  const machine = new StateMachine(definition, { validationOptions: { checkArn: false, checkPaths: true } });
+  // The ASL of these machines is validated by their own tests (test/ingestion/state-machine.test.ts); validating it
+  // again here for each of 18 templates would dominate the run.
+  const machine = new StateMachine(definition, { validationOptions: { noValidate: true } });
   const execution = machine.run(input, {
     overrides: { taskResourceLocalHandlers: tasks, waitTimeOverrides: Object.fromEntries(Object.keys(definition.States).map((s) => [s, 0])) },
     context: { Execution: { Id: 'arn:aws:states:us-east-1:123456789012:execution:costs:local', StartTime: '2026-12-07T00:00:00.000Z' } },
@@ -227,12 +249,7 @@ export async function walk(template: Template, definition: any, input: unknown, 
   })();
   await execution.result;
   await logs;
-  for (const name of states) {
-    const resource = findState(definition.States, name)?.Resource;
-    const memoryMb = typeof resource === 'string' ? lambdaMemoryMb(template, resource) : undefined;
-    if (memoryMb !== undefined) lambdaTasks.push({ state: name, memoryMb });
-  }
-  return { states, lambdaTasks };
+  return states;
 }
 
 function findState(states: Record<string, any>, name: string): any {
@@ -350,7 +367,9 @@ function objectCreated(key: string, size: number) {
   return { detail: { bucket: { name: 'raw' }, object: { key, size, 'version-id': 'v1' } } };
 }
 
-export async function combination(stage: PlatformStage, engine: [string, () => TimeSeriesEngine], store: [string, () => VectorStore]): Promise<Combination> {
+export async function combination(
+  stage: PlatformStage, engine: [string, () => TimeSeriesEngine], store: [string, () => VectorStore],
+): Promise<Combination> {
   const template = synthesize(stage, engine[1](), store[1]());
   const idle = idleItems(template);
   const schedules: Combination['schedules'] = [];
@@ -360,17 +379,28 @@ export async function combination(stage: PlatformStage, engine: [string, () => T
     if (template.Resources[target]?.Type !== 'AWS::StepFunctions::StateMachine') {
       throw new Error(`scheduled rule ${rule} targets ${target}: only state machines are priced`);
     }
-    const sweep = await walk(template, definitionIn(template, target), JSON.parse(r.Properties.Targets[0].Input ?? '{}'), idleSweepAnswer);
+    const sweep = await walk(template, definitionIn(template, target), JSON.parse(r.Properties.Targets[0].Input ?? '{}'), idleSweepAnswer, 'idle sweep');
     const runs = runsPerMonth(r.Properties.ScheduleExpression);
     schedules.push({ rule, runsPerMonth: runs, walk: sweep, usd: runs * perRunUsd(sweep) });
   }
   const ingestion = definitionIn(template, stateMachineId(template, 'PlatformIngestionStateMachine'));
   const size = statSync(join(ONS_DATA, TYPICAL_FILE)).size;
-  const typicalFile = await walk(template, ingestion, objectCreated(`ons/curva_carga/${TYPICAL_FILE}`, size), happyAnswer('process'));
-  const largeFile = await walk(template, ingestion, objectCreated('ons/geracao_usina_2/GERACAO_USINA-2_2020.csv', LARGE_FILE_MB * 1024 * 1024), happyAnswer('processLarge'));
+  const typical = objectCreated(`ons/curva_carga/${TYPICAL_FILE}`, size);
+  const typicalFile = await walk(template, ingestion, typical, happyAnswer('process'), 'happy path, Lambda');
+  const large = objectCreated('ons/geracao_usina_2/GERACAO_USINA-2_2020.csv', LARGE_FILE_MB * 1024 * 1024);
+  const largeFile = await walk(template, ingestion, large, happyAnswer('processLarge'), 'happy path, Batch');
   const idleUsd = idle.reduce((n, i) => n + monthlyUsd(i), 0) + schedules.reduce((n, s) => n + s.usd, 0);
   return {
-    stage: stage.name, engine: engine[0], vectorStore: store[0], idle, idleUsd, unpriced: unpricedStorage(template), schedules, typicalFile, largeFile, template,
+    stage: stage.name,
+    engine: engine[0],
+    vectorStore: store[0],
+    idle,
+    idleUsd,
+    unpriced: unpricedStorage(template),
+    schedules,
+    typicalFile,
+    largeFile,
+    template,
   };
 }
 
@@ -454,7 +484,7 @@ export function render(combinations: Combination[]): string {
   lines.push('');
   const sample = combinations[0];
   lines.push('How these are made, and what they assume:', '');
-  lines.push(`- Each row is a synthesized \`OnsDataPlatform\` (defaults, plus the engine and vector store named) whose template is read: KMS keys, secrets, alarms (each metric a metric-math alarm reads is billed), composite alarms, dashboards, interface endpoints per Availability Zone, NAT gateways, WAF web ACLs and rules, API caches, OpenSearch Serverless OCUs (the minimum: 0.5 indexing + 0.5 search, doubled by standby replicas), InfluxDB instances (a Multi-AZ standby is a second instance) and scheduled state machines (run locally on their idle path). A resource that bills while idle and has no price stops the script.`);
+  lines.push('- Each row is a synthesized `OnsDataPlatform` (defaults, plus the engine and vector store named) whose template is read: KMS keys, secrets, alarms (each metric a metric-math alarm reads is billed), composite alarms, dashboards, interface endpoints per Availability Zone, NAT gateways, WAF web ACLs and rules, API caches, OpenSearch Serverless OCUs (the minimum: 0.5 indexing + 0.5 search, doubled by standby replicas), InfluxDB instances (a Multi-AZ standby is a second instance) and scheduled state machines (run locally on their idle path). A resource that bills while idle and has no price stops the script.');
   lines.push('- Free tiers are not subtracted: 10 alarm metrics, 3 dashboards (one per stage: three stages in one account fit), 4,000 state transitions, 1 million Lambda requests and 400,000 GB-s a month, per account.');
   lines.push('- Usage-based and not in the idle figures: storage (S3, DynamoDB, logs, S3 Vectors, Timestream, the Batch image in the CDK bootstrap repository), KMS and Secrets Manager requests, custom metrics (billed only in the hours they are published), API Gateway and WAF requests, Bedrock (embeddings and answers per token), Athena (USD 5 per TB scanned, 10 MB minimum: about USD 0.00005 a query).');
   lines.push(`- Per file: the state transitions are counted by running the synthesized ingestion state machine with aws-local-stepfunctions on its happy path (${sample.typicalFile.states.join(' → ')}); Lambda GB-s = each task's memory in the template x an assumed duration (${Object.entries(TASK_SECONDS).map(([s, n]) => `${s} ${n} s`).join(', ')}, other tasks ${DEFAULT_TASK_SECONDS} s; not measured on AWS); ${S3_PUTS_PER_FILE} S3 PUTs and ${S3_GETS_PER_FILE} GETs, ${LEDGER_WRITES_PER_FILE} ledger writes of under 1 KB; LiveAnalytics adds one 1 KiB write per row. Not counted: the knowledge-base sync round the file requests (shared by the files of a round) and Bedrock's embedding of its data card.`);
