@@ -280,12 +280,23 @@ export const PROCESS_MB_PER_SECOND = 5.9;
 /** Fargate bills from the image pull: a minute of start-up is assumed for each job. */
 export const FARGATE_STARTUP_SECONDS = 60;
 
-/** Seconds assumed for each Lambda task of the happy path (not measured on AWS); other Lambda tasks: `DEFAULT_TASK_SECONDS`. */
+/**
+ * Seconds assumed for each Lambda task of the typical file (not measured on AWS); other Lambda tasks: `DEFAULT_TASK_SECONDS`.
+ * From the benchmarks on the development machine (bench/README.md): the processor's conversion of the typical file takes
+ * 275 ms (`bench:tracing`), the rest is S3, the ledger and a cold start; the loader writes 40,000-100,000 points a second
+ * to a store answering in 50 ms (`bench:timeseries`), so its 35,040 rows take about a second.
+ */
 export const TASK_SECONDS: Record<string, number> = {
-  ProcessFile: 10,
-  LoadTimeSeries: 10,
+  ProcessFile: 2,
+  LoadTimeSeries: 3,
 };
 export const DEFAULT_TASK_SECONDS = 0.5;
+/** Rows of the large file: GERACAO_USINA-2's shape, about 530,000 rows in a 70 MB monthly file (README, "What 25 years cost and take"). */
+export const LARGE_FILE_ROWS = Math.round((LARGE_FILE_MB * 530_000) / 70);
+/** The loader's rate for the large file: the low end of `bench:timeseries` (40,000 points a second). */
+export const LOADER_ROWS_PER_SECOND = 40_000;
+/** Seconds of each Lambda task of the large file: the router and the loader (the processing runs on Batch). */
+export const LARGE_TASK_SECONDS: Record<string, number> = { LoadTimeSeries: LARGE_FILE_ROWS / LOADER_ROWS_PER_SECOND };
 /** S3 requests of one ingested file (upload, Parquet, data card and its metadata; reads by the router and the processor). */
 export const S3_PUTS_PER_FILE = 4;
 export const S3_GETS_PER_FILE = 3;
@@ -406,21 +417,21 @@ export async function combination(
 
 /** Step Functions transitions and Lambda of one execution (no S3 or DynamoDB): what a scheduled idle run costs. */
 function perRunUsd(run: Walk): number {
-  return run.states.length * price('stepfunctions.transition') / 1000 + lambdaUsd(run);
+  return run.states.length * price('stepfunctions.transition') / 1000 + lambdaUsd(run, {});
 }
 
-function lambdaGbSeconds(run: Walk): number {
-  return run.lambdaTasks.reduce((n, t) => n + (t.memoryMb / 1024) * (TASK_SECONDS[t.state] ?? DEFAULT_TASK_SECONDS), 0);
+function lambdaGbSeconds(run: Walk, seconds: Record<string, number>): number {
+  return run.lambdaTasks.reduce((n, t) => n + (t.memoryMb / 1024) * (seconds[t.state] ?? DEFAULT_TASK_SECONDS), 0);
 }
 
-function lambdaUsd(run: Walk): number {
-  return lambdaGbSeconds(run) * price('lambda.armGbSecond') + run.lambdaTasks.length * price('lambda.requests') / 1e6;
+function lambdaUsd(run: Walk, seconds: Record<string, number>): number {
+  return lambdaGbSeconds(run, seconds) * price('lambda.armGbSecond') + run.lambdaTasks.length * price('lambda.requests') / 1e6;
 }
 
 /** USD of one typical file through `c`'s pipeline. */
 export function typicalFileUsd(c: Combination): number {
   const run = c.typicalFile;
-  let usd = run.states.length * price('stepfunctions.transition') / 1000 + lambdaUsd(run)
+  let usd = run.states.length * price('stepfunctions.transition') / 1000 + lambdaUsd(run, TASK_SECONDS)
     + S3_PUTS_PER_FILE * price('s3.put') / 1000 + S3_GETS_PER_FILE * price('s3.get') / 1000
     + LEDGER_WRITES_PER_FILE * price('dynamodb.writeRequestUnit') / 1e6;
   // LiveAnalytics bills each multi-measure record (one row, under 1 KiB) as a write; the lake and InfluxDB load nothing billed per row.
@@ -438,7 +449,8 @@ export function largeFileUsd(c: Combination): number {
   const fargate = hours * (requirement('VCPU') * price('fargate.x86VcpuHour') + (requirement('MEMORY') / 1024) * price('fargate.x86GbHour')
     + disk * price('fargate.ephemeralGbHour'));
   const run = c.largeFile;
-  return fargate + run.states.length * price('stepfunctions.transition') / 1000 + lambdaUsd(run)
+  const writes = c.engine.startsWith('Timestream for LiveAnalytics') ? LARGE_FILE_ROWS * price('timestream.write') / 1e6 : 0;
+  return fargate + writes + run.states.length * price('stepfunctions.transition') / 1000 + lambdaUsd(run, LARGE_TASK_SECONDS)
     + S3_PUTS_PER_FILE * price('s3.put') / 1000 + S3_GETS_PER_FILE * price('s3.get') / 1000
     + LEDGER_WRITES_PER_FILE * price('dynamodb.writeRequestUnit') / 1e6;
 }
@@ -475,7 +487,8 @@ export function render(combinations: Combination[]): string {
   lines.push('| --- | --- | ---: | ---: | ---: | ---: |');
   const perFile = new Map<string, { stages: string[]; row: string }>();
   for (const c of combinations.filter((x) => x.vectorStore === VECTOR_STORES[0][0])) {
-    const row = `${c.engine} | ${c.typicalFile.states.length} / ${c.largeFile.states.length} | ${lambdaGbSeconds(c.typicalFile).toFixed(1)} / ${lambdaGbSeconds(c.largeFile).toFixed(1)} | ${usd(typicalFileUsd(c))} | ${usd(largeFileUsd(c))}`;
+    const gbSeconds = `${lambdaGbSeconds(c.typicalFile, TASK_SECONDS).toFixed(1)} / ${lambdaGbSeconds(c.largeFile, LARGE_TASK_SECONDS).toFixed(1)}`;
+    const row = `${c.engine} | ${c.typicalFile.states.length} / ${c.largeFile.states.length} | ${gbSeconds} | ${usd(typicalFileUsd(c))} | ${usd(largeFileUsd(c))}`;
     const entry = perFile.get(row) ?? { stages: [], row };
     entry.stages.push(c.stage.toUpperCase());
     perFile.set(row, entry);
@@ -487,8 +500,8 @@ export function render(combinations: Combination[]): string {
   lines.push('- Each row is a synthesized `OnsDataPlatform` (defaults, plus the engine and vector store named) whose template is read: KMS keys, secrets, alarms (each metric a metric-math alarm reads is billed), composite alarms, dashboards, interface endpoints per Availability Zone, NAT gateways, WAF web ACLs and rules, API caches, OpenSearch Serverless OCUs (the minimum: 0.5 indexing + 0.5 search, doubled by standby replicas), InfluxDB instances (a Multi-AZ standby is a second instance) and scheduled state machines (run locally on their idle path). A resource that bills while idle and has no price stops the script.');
   lines.push('- Free tiers are not subtracted: 10 alarm metrics, 3 dashboards (one per stage: three stages in one account fit), 4,000 state transitions, 1 million Lambda requests and 400,000 GB-s a month, per account.');
   lines.push('- Usage-based and not in the idle figures: storage (S3, DynamoDB, logs, S3 Vectors, Timestream, the Batch image in the CDK bootstrap repository), KMS and Secrets Manager requests, custom metrics (billed only in the hours they are published), API Gateway and WAF requests, Bedrock (embeddings and answers per token), Athena (USD 5 per TB scanned, 10 MB minimum: about USD 0.00005 a query).');
-  lines.push(`- Per file: the state transitions are counted by running the synthesized ingestion state machine with aws-local-stepfunctions on its happy path (${sample.typicalFile.states.join(' → ')}); Lambda GB-s = each task's memory in the template x an assumed duration (${Object.entries(TASK_SECONDS).map(([s, n]) => `${s} ${n} s`).join(', ')}, other tasks ${DEFAULT_TASK_SECONDS} s; not measured on AWS); ${S3_PUTS_PER_FILE} S3 PUTs and ${S3_GETS_PER_FILE} GETs, ${LEDGER_WRITES_PER_FILE} ledger writes of under 1 KB; LiveAnalytics adds one 1 KiB write per row. Not counted: the knowledge-base sync round the file requests (shared by the files of a round) and Bedrock's embedding of its data card.`);
-  lines.push(`- The large file runs on Fargate with the job definition's vCPU, memory and disk (x86) for ${LARGE_FILE_MB} MB / ${PROCESS_MB_PER_SECOND} MB/s (the rate \`npm run bench\` measured for \`convert\`) plus ${FARGATE_STARTUP_SECONDS} s of start-up.`);
+  lines.push(`- Per file: the state transitions are counted by running the synthesized ingestion state machine with aws-local-stepfunctions on its happy path (${sample.typicalFile.states.join(' → ')}); Lambda GB-s = each task's memory in the template x an assumed duration (${Object.entries(TASK_SECONDS).map(([s, n]) => `${s} ${n} s`).join(', ')}, other tasks ${DEFAULT_TASK_SECONDS} s; not measured on AWS: the processor's conversion of this file takes 275 ms in \`npm run bench:tracing\`, the loader writes 40,000-100,000 points a second in \`npm run bench:timeseries\`, the rest is S3, the ledger and a cold start); ${S3_PUTS_PER_FILE} S3 PUTs and ${S3_GETS_PER_FILE} GETs, ${LEDGER_WRITES_PER_FILE} ledger writes of under 1 KB; LiveAnalytics adds one 1 KiB write per row. Not counted: the knowledge-base sync round the file requests (shared by the files of a round) and Bedrock's embedding of its data card.`);
+  lines.push(`- The large file runs on Fargate with the job definition's vCPU, memory and disk (x86) for ${LARGE_FILE_MB} MB / ${PROCESS_MB_PER_SECOND} MB/s (the rate \`npm run bench\` measured for \`convert\`) plus ${FARGATE_STARTUP_SECONDS} s of start-up; it has about ${LARGE_FILE_ROWS.toLocaleString('en-US')} rows (GERACAO_USINA-2's 530,000 rows per 70 MB), loaded at ${LOADER_ROWS_PER_SECOND.toLocaleString('en-US')} rows a second; with LiveAnalytics each row is a 1 KiB write, most of that file's bill.`);
   lines.push(`- Prices: [build-tools/prices.json](build-tools/prices.json), each with its page and the date it was read; where AWS's page renders its table client-side the figure comes from a page quoting it, marked \`secondary\`. The Timestream for InfluxDB instance prices are derived from a secondary figure (about USD 95 a month for \`db.influx.medium\`) and its storage price was not found. ${PRICES.saEast1.note}`);
   lines.push('', COSTS_END);
   return lines.join('\n');
