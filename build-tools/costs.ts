@@ -469,18 +469,29 @@ const usd = (n: number) => (n === 0 ? '0' : n < 0.01 ? n.toPrecision(2) : n.toFi
 export function render(combinations: Combination[]): string {
   const lines: string[] = [COSTS_START, ''];
   lines.push(`**Idle**: deployed, no file, no request, a month of ${PRICES.hoursPerMonth} hours; USD, ${PRICES.region} prices read on ${PRICES.read}, before free tiers.`, '');
-  lines.push('| Stage | Time-series engine | Vector store | Idle USD a month | Billed by the hour | What is billed while idle |');
-  lines.push('| --- | --- | --- | ---: | --- | --- |');
+  const total = (c: Combination) => `${usd(c.idleUsd)}${c.unpriced.length ? ' + storage' : ''}`;
+  const hourly = (c: Combination) => c.idle.filter((i) => i.hourly).map((i) => i.label).join(', ') || 'nothing';
+  const plain = (name: string) => name.replace(' (default)', '');
+  lines.push(`| Stage | Time-series engine | ${VECTOR_STORES.map(([name]) => name).join(' | ')} | Billed by the hour (with ${plain(VECTOR_STORES[0][0])}) |`);
+  lines.push(`| --- | --- | ${VECTOR_STORES.map(() => '---:').join(' | ')} | --- |`);
+  for (const stage of STAGES) {
+    for (const [engine] of ENGINES) {
+      const row = VECTOR_STORES.map(([store]) => combinations.find((c) => c.stage === stage.name && c.engine === engine && c.vectorStore === store)!);
+      lines.push(`| ${stage.name.toUpperCase()} | ${engine} | ${row.map(total).join(' | ')} | ${hourly(row[0])} |`);
+    }
+  }
+  lines.push('', '<details><summary>What each idle figure is made of</summary>', '');
+  lines.push('| Stage | Time-series engine | Vector store | Idle USD a month | What is billed while idle (USD a month) |');
+  lines.push('| --- | --- | --- | ---: | --- |');
   for (const c of combinations) {
-    const hourly = c.idle.filter((i) => i.hourly).map((i) => i.label).join(', ') || 'nothing';
     const what = [
       ...c.idle.map((i) => `${i.label} ${usd(monthlyUsd(i))}`),
       ...c.schedules.map((s) => `${Math.round(s.runsPerMonth)} knowledge-base sync sweeps (${s.walk.states.length} transitions, ${s.walk.lambdaTasks.length} Lambda calls each) ${usd(s.usd)}`),
       ...c.unpriced.map((s) => `plus ${s} of storage (price not found)`),
     ].join('; ');
-    lines.push(`| ${c.stage.toUpperCase()} | ${c.engine} | ${c.vectorStore} | ${usd(c.idleUsd)}${c.unpriced.length ? ' + storage' : ''} | ${hourly} | ${what} |`);
+    lines.push(`| ${c.stage.toUpperCase()} | ${c.engine} | ${c.vectorStore} | ${total(c)} | ${what} |`);
   }
-  lines.push('');
+  lines.push('', '</details>', '');
   const rows = typicalRows();
   lines.push(`**Per file**: the typical file is the real \`${TYPICAL_FILE}\` (${(statSync(join(ONS_DATA, TYPICAL_FILE)).size / 1e6).toFixed(1)} MB, ${rows.toLocaleString('en-US')} rows); the large file is ${LARGE_FILE_MB.toLocaleString('en-US')} MB on the Batch path. The vector store does not change these figures (a data card is a few vectors).`, '');
   lines.push('| Stages | Time-series engine | State transitions, typical / large | Lambda GB-s, typical / large | USD per typical file | USD per large file |');
@@ -498,6 +509,7 @@ export function render(combinations: Combination[]): string {
   const sample = combinations[0];
   lines.push('How these are made, and what they assume:', '');
   lines.push('- Each row is a synthesized `OnsDataPlatform` (defaults, plus the engine and vector store named) whose template is read: KMS keys, secrets, alarms (each metric a metric-math alarm reads is billed), composite alarms, dashboards, interface endpoints per Availability Zone, NAT gateways, WAF web ACLs and rules, API caches, OpenSearch Serverless OCUs (the minimum: 0.5 indexing + 0.5 search, doubled by standby replicas), InfluxDB instances (a Multi-AZ standby is a second instance) and scheduled state machines (run locally on their idle path). A resource that bills while idle and has no price stops the script.');
+  lines.push(`- Off by default and billed while idle when turned on: \`api: { waf: { … } }\`, a web ACL with one rate-based rule, USD ${usd(price('waf.webAcl') + price('waf.rule'))} a month plus USD ${price('waf.requests')} per million requests (the reference example turns it on in PROD); \`monitoring: { monthlyBudgetUsd }\` adds a budget, free for the account's first two, then USD ${price('budgets.budget')} a day.`);
   lines.push('- Free tiers are not subtracted: 10 alarm metrics, 3 dashboards (one per stage: three stages in one account fit), 4,000 state transitions, 1 million Lambda requests and 400,000 GB-s a month, per account.');
   lines.push('- Usage-based and not in the idle figures: storage (S3, DynamoDB, logs, S3 Vectors, Timestream, the Batch image in the CDK bootstrap repository), KMS and Secrets Manager requests, custom metrics (billed only in the hours they are published), API Gateway and WAF requests, Bedrock (embeddings and answers per token), Athena (USD 5 per TB scanned, 10 MB minimum: about USD 0.00005 a query).');
   lines.push(`- Per file: the state transitions are counted by running the synthesized ingestion state machine with aws-local-stepfunctions on its happy path (${sample.typicalFile.states.join(' → ')}); Lambda GB-s = each task's memory in the template x an assumed duration (${Object.entries(TASK_SECONDS).map(([s, n]) => `${s} ${n} s`).join(', ')}, other tasks ${DEFAULT_TASK_SECONDS} s; not measured on AWS: the processor's conversion of this file takes 275 ms in \`npm run bench:tracing\`, the loader writes 40,000-100,000 points a second in \`npm run bench:timeseries\`, the rest is S3, the ledger and a cold start); ${S3_PUTS_PER_FILE} S3 PUTs and ${S3_GETS_PER_FILE} GETs, ${LEDGER_WRITES_PER_FILE} ledger writes of under 1 KB; LiveAnalytics adds one 1 KiB write per row. Not counted: the knowledge-base sync round the file requests (shared by the files of a round) and Bedrock's embedding of its data card.`);
