@@ -116,7 +116,7 @@ export function idleItems(template: Template): IdleItem[] {
   const endpointAzs = endpoints.reduce((n, e) => n + (e.SubnetIds ?? []).length, 0);
   const zones = [...new Set(endpoints.map((e) => (e.SubnetIds ?? []).length))];
   const where = zones.length === 1 ? `x ${zones[0]} AZs` : `in ${endpointAzs} AZ-subnets`;
-  add({ label: `${endpoints.length} interface endpoints ${where}`, units: endpointAzs * h, priceId: 'privatelink.interfaceEndpointAzHour', hourly: true });
+  add({ label: `${endpoints.length} interface endpoint${endpoints.length === 1 ? '' : 's'} ${where}`, units: endpointAzs * h, priceId: 'privatelink.interfaceEndpointAzHour', hourly: true });
   const nat = of('AWS::EC2::NatGateway').length;
   add({ label: `${nat} NAT gateway${nat === 1 ? '' : 's'}`, units: nat * h, priceId: 'vpc.natGatewayHour', hourly: true });
 

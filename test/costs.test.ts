@@ -91,7 +91,7 @@ describe('counting rules', () => {
         B: { Type: 'AWS::EC2::VPCEndpoint', Properties: { VpcEndpointType: 'Gateway' } },
       },
     });
-    expect(items.map((i) => [i.label, i.units, i.hourly])).toEqual([['1 interface endpoints x 3 AZs', 3 * 730, true]]);
+    expect(items.map((i) => [i.label, i.units, i.hourly])).toEqual([['1 interface endpoint x 3 AZs', 3 * 730, true]]);
     expect(monthlyUsd(items[0])).toBeCloseTo(21.9, 6);
   });
 
