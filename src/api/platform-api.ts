@@ -1,4 +1,4 @@
-import { Duration, Size, Validations } from 'aws-cdk-lib';
+import { Annotations, Duration, Size, Validations } from 'aws-cdk-lib';
 import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cognito from 'aws-cdk-lib/aws-cognito';
@@ -21,22 +21,26 @@ import { IIngestionLedger } from '../ledger/ingestion-ledger';
 import { ApiEnv, MetricServices } from '../runtime/contract';
 
 /**
- * Limits of a usage plan: what one API key of that plan may do.
+ * Limits of a usage plan: what one API key of that plan may do. API Gateway applies a key's rate and
+ * burst to each method, inside the stage's method throttling, so neither may exceed the stage's.
  */
 export interface UsagePlanLimits {
-  /** Requests per day (the quota). */
+  /** Requests per day (the quota), all methods together. */
   readonly requestsPerDay: number;
-  /** Steady-state requests per second. */
+  /** Steady-state requests per second of one key on each method; at most the stage's method `rateLimit`. */
   readonly rateLimit: number;
-  /** Requests allowed in a burst. */
+  /** Requests one key may make in a burst on each method; at most the stage's method `burstLimit`. */
   readonly burstLimit: number;
 }
 
-/** The usage plans of the API: every API key belongs to one. */
+/**
+ * The usage plans of the API: every API key belongs to one. By default both scale with the stage's method
+ * throttling (`PlatformStage.apiThrottling`): PROD 100 rps (burst 200) per method for all callers together.
+ */
 export enum ApiTier {
-  /** 10,000 requests a day at 100 requests per second, bursts of 200 (by default). */
+  /** 10,000 requests a day; per method, a fifth of the stage's method limits (PROD: 20 rps, bursts of 40). */
   BASIC = 'basic',
-  /** 100,000 requests a day at 500 requests per second, bursts of 1,000 (by default). */
+  /** 100,000 requests a day; per method, the stage's method limits (PROD: 100 rps, bursts of 200). */
   PREMIUM = 'premium',
 }
 
@@ -127,25 +131,34 @@ export interface PlatformApiOptions {
   readonly authorization?: ApiAuthorization;
 
   /**
-   * Limits of the basic usage plan.
+   * Limits of the basic usage plan. Its rate and burst must not exceed `throttling`'s.
    *
-   * @default { requestsPerDay: 10000, rateLimit: 100, burstLimit: 200 }
+   * @default - 10,000 requests a day; a fifth of `throttling`'s rate and burst (PROD: 20 rps, burst 40)
    */
   readonly basicPlan?: UsagePlanLimits;
 
   /**
-   * Limits of the premium usage plan.
+   * Limits of the premium usage plan. Its rate and burst must not exceed `throttling`'s.
    *
-   * @default { requestsPerDay: 100000, rateLimit: 500, burstLimit: 1000 }
+   * @default - 100,000 requests a day; `throttling`'s rate and burst (PROD: 100 rps, burst 200)
    */
   readonly premiumPlan?: UsagePlanLimits;
 
   /**
-   * Throttling of the whole stage (all keys together); caps every usage plan.
+   * Throttling of each method of the stage (API Gateway's `*` / `*` method setting), all keys together:
+   * every method gets this limit on its own, and no usage plan may promise more.
    *
    * @default - the stage's `apiThrottling` (DEV 10/20, STAGING 50/100, PROD 100/200)
    */
   readonly throttling?: ApiThrottling;
+
+  /**
+   * Throttling of `POST /query` alone, all keys together (it spends Bedrock tokens); it replaces
+   * `throttling` for that method.
+   *
+   * @default - the stage's `queryThrottling` (DEV 2/4, STAGING 5/10, PROD 10/20)
+   */
+  readonly queryThrottling?: ApiThrottling;
 
   /**
    * Origins allowed to call the API from a browser (CORS), e.g. `https://dashboard.example.com`.
@@ -248,10 +261,23 @@ export interface PlatformApiProps extends PlatformApiOptions {
   readonly safeDeployment?: SafeDeployment;
 }
 
-const DEFAULT_PLANS: Record<ApiTier, UsagePlanLimits> = {
-  [ApiTier.BASIC]: { requestsPerDay: 10_000, rateLimit: 100, burstLimit: 200 },
-  [ApiTier.PREMIUM]: { requestsPerDay: 100_000, rateLimit: 500, burstLimit: 1_000 },
-};
+/**
+ * Default plans, from the stage's method throttling: a key's limits apply per method inside the stage's,
+ * so a plan above them would promise what API Gateway never grants.
+ */
+function defaultPlan(tier: ApiTier, throttling: ApiThrottling): UsagePlanLimits {
+  if (tier === ApiTier.PREMIUM) return { requestsPerDay: 100_000, rateLimit: throttling.rateLimit, burstLimit: throttling.burstLimit };
+  return { requestsPerDay: 10_000, rateLimit: throttling.rateLimit / 5, burstLimit: Math.max(1, Math.floor(throttling.burstLimit / 5)) };
+}
+
+/**
+ * Default throttle quota of an account in most Regions, all its APIs together ("Amazon API Gateway quotas":
+ * 10,000 requests per second, a 5,000-request bucket; 2,500 / 1,250 in some newer Regions).
+ */
+const ACCOUNT_THROTTLE = { rateLimit: 10_000, burstLimit: 5_000 };
+
+/** Resource path and method of the route that spends Bedrock tokens (its own method setting). */
+const QUERY_METHOD = { path: '/query', method: 'POST' };
 
 /** Codes and messages of API Gateway's own responses, in the API's error shape. */
 const GATEWAY_RESPONSES: Array<{ type: apigw.ResponseType; status?: string; code: string; message?: string }> = [
@@ -280,8 +306,8 @@ const GATEWAY_RESPONSES: Array<{ type: apigw.ResponseType; status?: string; code
  *
  * Regional endpoint; request validation (JSON Schema model for the body of `POST /query`, required
  * query parameters of `GET /timeseries/{dataset}`); every error, API Gateway's own included, as
- * `{ "error": { "code", "message" }, "requestId" }`; two usage plans (`ApiTier`); stage throttling
- * from the platform stage; JSON access logs in a KMS-encrypted log group; X-Ray; optional Cognito or
+ * `{ "error": { "code", "message" }, "requestId" }`; two usage plans (`ApiTier`) that fit under the
+ * stage's per-method throttling (from the platform stage, lower on `POST /query`); JSON access logs in a KMS-encrypted log group; X-Ray; optional Cognito or
  * IAM authorization, CORS origins and AWS WAF. API keys are created with `addApiKey()`: their values
  * are generated by API Gateway and never appear in a template.
  *
@@ -318,6 +344,8 @@ export class PlatformApi extends Construct implements IMonitorable {
     const stage = props.stage;
     const throttling = props.throttling ?? stage.apiThrottling;
     validateLimits('throttling', throttling.rateLimit, throttling.burstLimit);
+    const queryThrottling = props.queryThrottling ?? stage.queryThrottling;
+    validateLimits('queryThrottling', queryThrottling.rateLimit, queryThrottling.burstLimit);
     const origins = validateOrigins(props.corsAllowOrigins ?? []);
     this.authorization = props.authorization ?? ApiAuthorization.apiKeyOnly();
     const executionLogging = props.executionLogging ?? apigw.MethodLoggingLevel.ERROR;
@@ -343,8 +371,15 @@ export class PlatformApi extends Construct implements IMonitorable {
         // Bodies carry questions and tokens: never in the logs.
         dataTraceEnabled: false,
         metricsEnabled: true,
+        // Per method, all callers together (the `*/*` method setting); POST /query has its own, lower one.
         throttlingRateLimit: throttling.rateLimit,
         throttlingBurstLimit: throttling.burstLimit,
+        methodOptions: props.knowledgeQueryFunction ? {
+          [`${QUERY_METHOD.path}/${QUERY_METHOD.method}`]: {
+            throttlingRateLimit: queryThrottling.rateLimit,
+            throttlingBurstLimit: queryThrottling.burstLimit,
+          },
+        } : undefined,
         accessLogDestination: new apigw.LogGroupLogDestination(accessLogGroup),
         accessLogFormat: accessLogFormat(),
       },
@@ -410,8 +445,9 @@ export class PlatformApi extends Construct implements IMonitorable {
       });
     }
 
-    this.basicPlan = this.addPlan(ApiTier.BASIC, props.basicPlan ?? DEFAULT_PLANS[ApiTier.BASIC]);
-    this.premiumPlan = this.addPlan(ApiTier.PREMIUM, props.premiumPlan ?? DEFAULT_PLANS[ApiTier.PREMIUM]);
+    this.basicPlan = this.addPlan(ApiTier.BASIC, props.basicPlan ?? defaultPlan(ApiTier.BASIC, throttling), throttling);
+    this.premiumPlan = this.addPlan(ApiTier.PREMIUM, props.premiumPlan ?? defaultPlan(ApiTier.PREMIUM, throttling), throttling);
+    this.warnAboveAccountQuota(throttling, queryThrottling, props.knowledgeQueryFunction !== undefined);
 
     if (props.waf) this.webAcl = this.addWaf(props.waf);
     this.acknowledgeFindings(props, executionLogging);
@@ -481,9 +517,14 @@ export class PlatformApi extends Construct implements IMonitorable {
     });
   }
 
-  private addPlan(tier: ApiTier, limits: UsagePlanLimits): apigw.UsagePlan {
+  private addPlan(tier: ApiTier, limits: UsagePlanLimits, throttling: ApiThrottling): apigw.UsagePlan {
     const prop = `${tier}Plan`;
     validateLimits(prop, limits.rateLimit, limits.burstLimit);
+    // API Gateway applies the key's limits inside the stage's method limits: more would be a promise it never keeps.
+    if (limits.rateLimit > throttling.rateLimit || limits.burstLimit > throttling.burstLimit) {
+      throw new Error(`${prop}: rate ${limits.rateLimit}, burst ${limits.burstLimit} exceed the stage's method throttling `
+        + `(throttling: rate ${throttling.rateLimit}, burst ${throttling.burstLimit}), which API Gateway applies first; lower the plan or raise \`throttling\``);
+    }
     if (!Number.isInteger(limits.requestsPerDay) || limits.requestsPerDay < 1) {
       throw new Error(`${prop}.requestsPerDay: expected a positive integer, got ${limits.requestsPerDay}`);
     }
@@ -493,6 +534,20 @@ export class PlatformApi extends Construct implements IMonitorable {
       throttle: { rateLimit: limits.rateLimit, burstLimit: limits.burstLimit },
       apiStages: [{ api: this.restApi, stage: this.restApi.deploymentStage }],
     });
+  }
+
+  /** The account's Regional quota caps every API together: method limits that add up above it cannot all be met. */
+  private warnAboveAccountQuota(throttling: ApiThrottling, queryThrottling: ApiThrottling, hasQuery: boolean): void {
+    const methods = this.restApi.methods.filter((m) => m.httpMethod !== 'OPTIONS');
+    const total = methods.reduce((sum, m) => {
+      const query = hasQuery && m.resource.path === QUERY_METHOD.path && m.httpMethod === QUERY_METHOD.method;
+      return sum + (query ? queryThrottling.rateLimit : throttling.rateLimit);
+    }, 0);
+    if (total > ACCOUNT_THROTTLE.rateLimit) {
+      Annotations.of(this).addWarningV2('ons-data-platform:apiAccountThrottle',
+        `The ${methods.length} methods may take ${total} requests per second together, more than the account's default `
+        + `API Gateway quota of ${ACCOUNT_THROTTLE.rateLimit} per Region (shared by every API of the account): request an increase or lower \`throttling\`.`);
+    }
   }
 
   private addGatewayResponses(origins: string[], waf: ApiWafOptions | undefined): void {

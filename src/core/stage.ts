@@ -5,16 +5,21 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import { DataLakeLifecycle, resolveLifecycle, validateLifecycle } from './lifecycle';
 
 /**
- * Request throttling of the platform's REST API for one stage.
+ * Request throttling of REST API methods (API Gateway's token bucket: a steady rate and a bucket size).
+ *
+ * API Gateway applies a stage's throttling to each method on its own (the `*` / `*` method setting),
+ * for all callers together; usage plans limit each API key inside it, and the account's Regional quota
+ * (10,000 requests per second by default, a 5,000-request bucket; "Amazon API Gateway quotas") caps
+ * every API of the account together.
  */
 export interface ApiThrottling {
   /**
-   * Steady-state requests per second across the API.
+   * Steady-state requests per second of each method, all callers together.
    */
   readonly rateLimit: number;
 
   /**
-   * Maximum burst of concurrent requests.
+   * Requests one method may take in a burst (the token bucket's size), all callers together.
    */
   readonly burstLimit: number;
 }
@@ -81,6 +86,17 @@ export interface AlarmThresholds {
   readonly timeSeriesErrors?: number;
 
   /**
+   * Records Timestream rejected asynchronously while writing them to the magnetic store
+   * (`AWS/Timestream` `MagneticStoreRejectedRecordCount`, summed over the store's database) in one
+   * evaluation period at or above which the alarm fires. Most ONS history is older than the memory
+   * store's retention and lands in the magnetic store, where a rejection is reported only to the
+   * failed bucket (`timeseries-magnetic-store/`), never to the loader.
+   *
+   * @default 1
+   */
+  readonly magneticStoreRejectedRecords?: number;
+
+  /**
    * p99 total execution time (Athena's `TotalExecutionTime`, successful DML queries) of the platform's workgroup at or
    * above which the lake engine's slow-query alarm fires: its query handler answers 504 at 25 s.
    *
@@ -135,6 +151,8 @@ export interface AlarmThresholdOverrides {
   readonly recordsRejected?: number;
   /** @default - the stage's `timeSeriesErrors` */
   readonly timeSeriesErrors?: number;
+  /** @default - the stage's `magneticStoreRejectedRecords` */
+  readonly magneticStoreRejectedRecords?: number;
   /** @default - the stage's `lakeQueryTimeP99` */
   readonly lakeQueryTimeP99?: Duration;
   /** @default - the stage's `storeUtilizationPercent` */
@@ -170,6 +188,8 @@ export interface ResolvedAlarmThresholds {
   readonly recordsRejected: number;
   /** See `AlarmThresholds.timeSeriesErrors`. */
   readonly timeSeriesErrors: number;
+  /** See `AlarmThresholds.magneticStoreRejectedRecords`. */
+  readonly magneticStoreRejectedRecords: number;
   /** See `AlarmThresholds.lakeQueryTimeP99`. */
   readonly lakeQueryTimeP99: Duration;
   /** See `AlarmThresholds.storeUtilizationPercent`. */
@@ -188,6 +208,7 @@ const ALARM_THRESHOLD_DEFAULTS = {
   functionThrottles: 1,
   recordsRejected: 100,
   timeSeriesErrors: 1,
+  magneticStoreRejectedRecords: 1,
   lakeQueryTimeP99: Duration.seconds(20),
   storeUtilizationPercent: 80,
 };
@@ -234,9 +255,17 @@ export interface PlatformStageProps {
   readonly logRetention: logs.RetentionDays;
 
   /**
-   * Throttling of the REST API.
+   * Throttling of each method of the REST API (all callers together); every usage plan must fit under it.
    */
   readonly apiThrottling: ApiThrottling;
+
+  /**
+   * Throttling of `POST /query`, all callers together: each question spends Bedrock tokens
+   * (retrieval, then generation), so it gets a lower limit than the other methods.
+   *
+   * @default - a tenth of `apiThrottling` (at least 1 request per second and a burst of 1)
+   */
+  readonly queryThrottling?: ApiThrottling;
 
   /**
    * Whether stateful resources (buckets, keys, log groups) may be destroyed with the stack when the
@@ -290,6 +319,11 @@ export interface PlatformStageOverrides {
    * @default - the base stage's value
    */
   readonly apiThrottling?: ApiThrottling;
+
+  /**
+   * @default - the base stage's value
+   */
+  readonly queryThrottling?: ApiThrottling;
 
   /**
    * @default - the base stage's value
@@ -352,6 +386,7 @@ export class PlatformStage {
     name: 'dev',
     logRetention: logs.RetentionDays.ONE_WEEK,
     apiThrottling: { rateLimit: 10, burstLimit: 20 },
+    queryThrottling: { rateLimit: 2, burstLimit: 4 },
     allowDataRemoval: true,
     lifecycle: {
       rawInfrequentAccessAfterDays: 30,
@@ -376,6 +411,7 @@ export class PlatformStage {
       recordsRejected: 1000,
       storeUtilizationPercent: 90,
       timeSeriesErrors: 10,
+      magneticStoreRejectedRecords: 100,
       period: Duration.minutes(5),
       evaluationPeriods: 3,
       datapointsToAlarm: 3,
@@ -391,6 +427,7 @@ export class PlatformStage {
     name: 'staging',
     logRetention: logs.RetentionDays.ONE_MONTH,
     apiThrottling: { rateLimit: 50, burstLimit: 100 },
+    queryThrottling: { rateLimit: 5, burstLimit: 10 },
     allowDataRemoval: true,
     lifecycle: {
       rawInfrequentAccessAfterDays: 30,
@@ -415,6 +452,7 @@ export class PlatformStage {
       recordsRejected: 500,
       storeUtilizationPercent: 85,
       timeSeriesErrors: 5,
+      magneticStoreRejectedRecords: 10,
       period: Duration.minutes(5),
       evaluationPeriods: 3,
       datapointsToAlarm: 2,
@@ -430,6 +468,7 @@ export class PlatformStage {
     name: 'prod',
     logRetention: logs.RetentionDays.THREE_MONTHS,
     apiThrottling: { rateLimit: 100, burstLimit: 200 },
+    queryThrottling: { rateLimit: 10, burstLimit: 20 },
     allowDataRemoval: false,
     lifecycle: {
       rawInfrequentAccessAfterDays: 30,
@@ -454,6 +493,7 @@ export class PlatformStage {
       recordsRejected: 100,
       storeUtilizationPercent: 80,
       timeSeriesErrors: 1,
+      magneticStoreRejectedRecords: 1,
       period: Duration.minutes(5),
       evaluationPeriods: 3,
       datapointsToAlarm: 2,
@@ -472,8 +512,10 @@ export class PlatformStage {
   public readonly name: string;
   /** Retention of every log group. */
   public readonly logRetention: logs.RetentionDays;
-  /** Throttling of the REST API. */
+  /** Throttling of each method of the REST API, all callers together. */
   public readonly apiThrottling: ApiThrottling;
+  /** Throttling of `POST /query`, all callers together. */
+  public readonly queryThrottling: ApiThrottling;
   /** Whether stateful resources may be destroyed when the context flag asks for it. */
   public readonly allowDataRemoval: boolean;
   /** Lifecycle of the data lake's objects (every field set). */
@@ -493,6 +535,7 @@ export class PlatformStage {
     this.logRetention = props.logRetention;
     // Copied, so a later change to the caller's objects cannot change the stage.
     this.apiThrottling = { ...props.apiThrottling };
+    this.queryThrottling = { ...(props.queryThrottling ?? defaultQueryThrottling(props.apiThrottling)) };
     this.allowDataRemoval = props.allowDataRemoval;
     this.lifecycle = { ...props.lifecycle };
     this.deploymentConfig = props.deploymentConfig;
@@ -509,6 +552,7 @@ export class PlatformStage {
       name: overrides.name,
       logRetention: overrides.logRetention ?? this.logRetention,
       apiThrottling: overrides.apiThrottling ?? this.apiThrottling,
+      queryThrottling: overrides.queryThrottling ?? this.queryThrottling,
       allowDataRemoval: overrides.allowDataRemoval ?? this.allowDataRemoval,
       lifecycle: resolveLifecycle(this.lifecycle, overrides.lifecycle, `PlatformStage '${overrides.name}' lifecycle`),
       deploymentConfig: overrides.deploymentConfig ?? this.deploymentConfig,
@@ -526,6 +570,10 @@ function validateStage(props: PlatformStageProps): void {
   const where = `PlatformStage '${props.name}'`;
   positiveNumber(`${where} apiThrottling.rateLimit`, props.apiThrottling.rateLimit);
   positiveInteger(`${where} apiThrottling.burstLimit`, props.apiThrottling.burstLimit);
+  if (props.queryThrottling) {
+    positiveNumber(`${where} queryThrottling.rateLimit`, props.queryThrottling.rateLimit);
+    positiveInteger(`${where} queryThrottling.burstLimit`, props.queryThrottling.burstLimit);
+  }
   const a = props.alarmThresholds;
   positiveInteger(`${where} alarmThresholds.functionErrors`, a.functionErrors);
   percentage(`${where} alarmThresholds.functionDurationPercentOfTimeout`, a.functionDurationPercentOfTimeout);
@@ -535,6 +583,9 @@ function validateStage(props: PlatformStageProps): void {
   if (a.functionThrottles !== undefined) positiveInteger(`${where} alarmThresholds.functionThrottles`, a.functionThrottles);
   if (a.recordsRejected !== undefined) positiveInteger(`${where} alarmThresholds.recordsRejected`, a.recordsRejected);
   if (a.timeSeriesErrors !== undefined) positiveInteger(`${where} alarmThresholds.timeSeriesErrors`, a.timeSeriesErrors);
+  if (a.magneticStoreRejectedRecords !== undefined) {
+    positiveInteger(`${where} alarmThresholds.magneticStoreRejectedRecords`, a.magneticStoreRejectedRecords);
+  }
   if (a.lakeQueryTimeP99 !== undefined && !a.lakeQueryTimeP99.isUnresolved() && a.lakeQueryTimeP99.toMilliseconds() <= 0) {
     throw new Error(`${where} alarmThresholds.lakeQueryTimeP99: expected a positive duration, got ${a.lakeQueryTimeP99.toHumanString()}`);
   }
@@ -553,6 +604,11 @@ function validateStage(props: PlatformStageProps): void {
   if (r && (!Number.isInteger(r.magneticStoreDays) || r.magneticStoreDays < 1 || r.magneticStoreDays > 73000)) {
     throw new Error(`${where} timeSeriesRetention.magneticStoreDays: expected an integer from 1 to 73000, got ${r.magneticStoreDays}`);
   }
+}
+
+/** A tenth of the stage's method limits, for `POST /query` of stages that do not set it. */
+function defaultQueryThrottling(api: ApiThrottling): ApiThrottling {
+  return { rateLimit: Math.max(1, api.rateLimit / 10), burstLimit: Math.max(1, Math.ceil(api.burstLimit / 10)) };
 }
 
 /** The fields of `overrides` that are set: an unset field keeps the base value. */

@@ -277,34 +277,62 @@ export class TimestreamStore extends Construct implements ITimeSeriesStore, IMon
 
   /**
    * Calls of `operation` (`WriteRecords`, `Query`...) that failed on Timestream's side (Sum over 5 minutes).
-   * AWS/Timestream publishes it per operation only, not per database: it counts the account's calls in the region.
+   * AWS/Timestream publishes it with the `Operation` dimension only ("Timestream for LiveAnalytics metrics and
+   * dimensions"): it counts every database of the account in the Region, so every stage sharing the account.
    */
   public metricSystemErrors(operation: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
     return this.operationMetric('SystemErrors', operation, props);
   }
 
-  /** Calls of `operation` that Timestream refused (bad request, throttling, access; Sum over 5 minutes; per account and region). */
+  /**
+   * Calls of `operation` that Timestream refused (bad request, throttling, access; Sum over 5 minutes). Like
+   * `metricSystemErrors()`, per account and Region: not this store's alone.
+   */
   public metricUserErrors(operation: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
     return this.operationMetric('UserErrors', operation, props);
   }
 
-  /** System and user errors of the operations the platform calls: warnings at the `timeSeriesErrors` threshold. */
+  /**
+   * Records of this store's database that Timestream rejected asynchronously while writing them to the magnetic
+   * store (`MagneticStoreRejectedRecordCount`, which has the `DatabaseName`, `TableName` and `Operation`
+   * dimensions), summed over every table by a CloudWatch Metrics Insights query (one query, where metric math
+   * would be limited to 10 metrics per alarm and the catalog has more tables).
+   *
+   * @param period length of each datapoint (5 minutes by default)
+   */
+  public metricMagneticStoreRejectedRecords(period?: Duration): cloudwatch.IMetric {
+    return new cloudwatch.MathExpression({
+      expression: 'SELECT SUM(MagneticStoreRejectedRecordCount) FROM SCHEMA("AWS/Timestream", DatabaseName, Operation, TableName) '
+        + `WHERE DatabaseName = '${this.databaseName}'`,
+      usingMetrics: {},
+      label: 'Magnetic-store records rejected',
+      period: period ?? Duration.minutes(5),
+    });
+  }
+
+  /**
+   * Records rejected by the magnetic store of this database, at the `magneticStoreRejectedRecords` threshold (a
+   * warning). `SystemErrors` and `UserErrors` are graphed but not alarmed: they are the account's, in every stage
+   * (the stage's own failures reach its loader's and query handler's error alarms and `RecordsRejectedByStore`).
+   */
   public addMonitoring(monitor: IMonitor): void {
-    const { period, timeSeriesErrors } = monitor.thresholds;
-    // No data means no error; missing data never breaches.
-    const metrics: cloudwatch.IMetric[] = [];
+    const { period, magneticStoreRejectedRecords } = monitor.thresholds;
+    // No data means no rejection; missing data never breaches.
+    const rejected = this.metricMagneticStoreRejectedRecords(period);
+    monitor.addAlarm(this, 'MagneticStoreRejectedRecords', {
+      severity: AlarmSeverity.WARNING,
+      metric: rejected,
+      threshold: magneticStoreRejectedRecords,
+      description: `Timestream database ${this.databaseName}: ${magneticStoreRejectedRecords} or more records rejected by the magnetic store `
+        + `in ${period.toHumanString()}; the reasons are in the failed bucket under ${this.lake.rejectedRowsPrefix}timeseries-magnetic-store/`,
+    });
+    const accountErrors: cloudwatch.IMetric[] = [];
     for (const operation of OPERATIONS) {
-      for (const [metricName, metric] of [['SystemErrors', this.metricSystemErrors(operation, { period })], ['UserErrors', this.metricUserErrors(operation, { period })]] as const) {
-        metrics.push(metric);
-        monitor.addAlarm(this, `${metricName}-${operation}`, {
-          severity: AlarmSeverity.WARNING,
-          metric,
-          threshold: timeSeriesErrors,
-          description: `Timestream ${operation}: ${timeSeriesErrors} or more ${metricName} in ${period.toHumanString()}`,
-        });
-      }
+      accountErrors.push(this.metricSystemErrors(operation, { period }), this.metricUserErrors(operation, { period }));
     }
-    monitor.addWidgets(DashboardSection.TIME_SERIES_STORE, new cloudwatch.GraphWidget({ title: 'Timestream errors by operation', left: metrics, width: 12 }));
+    monitor.addWidgets(DashboardSection.TIME_SERIES_STORE,
+      new cloudwatch.GraphWidget({ title: 'Magnetic-store records rejected (this database)', left: [rejected], width: 12 }),
+      new cloudwatch.GraphWidget({ title: 'Timestream errors by operation (whole account and Region, every stage)', left: accountErrors, width: 12 }));
   }
 
   private operationMetric(metricName: string, operation: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {

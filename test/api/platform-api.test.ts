@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { App, Stack, Validations } from 'aws-cdk-lib';
-import { Match, Template } from 'aws-cdk-lib/assertions';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import * as cognito from 'aws-cdk-lib/aws-cognito';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -152,13 +152,35 @@ describe('PlatformApi authorization', () => {
 });
 
 describe('PlatformApi usage plans and throttling', () => {
-  test('basic and premium plans with the documented defaults, on the API stage', () => {
-    const { template } = apiStack();
+  const STAGES = { dev: PlatformStage.DEV, staging: PlatformStage.STAGING, prod: PlatformStage.PROD };
+
+  test.each([
+    ['dev', 2, 4, 10, 20],
+    ['staging', 10, 20, 50, 100],
+    ['prod', 20, 40, 100, 200],
+  ])('stage %s: basic %d/%d and premium %d/%d per key, within the stage\'s method throttling, on the API stage', (name, bRate, bBurst, pRate, pBurst) => {
+    const { template } = apiStack({}, STAGES[name as 'dev']);
     template.resourceCountIs('AWS::ApiGateway::UsagePlan', 2);
     template.hasResourceProperties('AWS::ApiGateway::UsagePlan', {
-      Quota: { Limit: 10_000, Period: 'DAY' }, Throttle: { RateLimit: 100, BurstLimit: 200 }, ApiStages: [Match.objectLike({ Stage: Match.anyValue() })],
+      Quota: { Limit: 10_000, Period: 'DAY' }, Throttle: { RateLimit: bRate, BurstLimit: bBurst }, ApiStages: [Match.objectLike({ Stage: Match.anyValue() })],
     });
-    template.hasResourceProperties('AWS::ApiGateway::UsagePlan', { Quota: { Limit: 100_000, Period: 'DAY' }, Throttle: { RateLimit: 500, BurstLimit: 1_000 } });
+    template.hasResourceProperties('AWS::ApiGateway::UsagePlan', { Quota: { Limit: 100_000, Period: 'DAY' }, Throttle: { RateLimit: pRate, BurstLimit: pBurst } });
+  });
+
+  test.each(Object.keys(STAGES))('stage %s: no usage plan promises a key more than the stage allows any method (API Gateway applies the method limit first)', (name) => {
+    const { resources } = apiStack({}, STAGES[name as 'dev']);
+    const [[, stage]] = ofType(resources, 'AWS::ApiGateway::Stage');
+    const settings = stage.Properties.MethodSettings as Array<{ ThrottlingRateLimit: number; ThrottlingBurstLimit: number }>;
+    const plans = ofType(resources, 'AWS::ApiGateway::UsagePlan').map(([, p]) => p.Properties.Throttle);
+    expect(plans).toHaveLength(2);
+    const all = settings.find((m: any) => m.ResourcePath === '/*')!;
+    for (const plan of plans) {
+      expect(plan.RateLimit).toBeLessThanOrEqual(all.ThrottlingRateLimit);
+      expect(plan.BurstLimit).toBeLessThanOrEqual(all.ThrottlingBurstLimit);
+    }
+    // POST /query is capped lower, for all keys together.
+    const query = settings.find((m: any) => m.ResourcePath === '/~1query')!;
+    expect(query.ThrottlingRateLimit).toBeLessThan(all.ThrottlingRateLimit);
   });
 
   test('plans from props', () => {
@@ -166,11 +188,23 @@ describe('PlatformApi usage plans and throttling', () => {
     template.hasResourceProperties('AWS::ApiGateway::UsagePlan', { Quota: { Limit: 50, Period: 'DAY' }, Throttle: { RateLimit: 1, BurstLimit: 2 } });
   });
 
+  test('a plan above the stage\'s method throttling is refused, naming the plan and the limit', () => {
+    expect(() => apiStack({ premiumPlan: { requestsPerDay: 100_000, rateLimit: 500, burstLimit: 1_000 } }, PlatformStage.PROD))
+      .toThrow(/premiumPlan: rate 500, burst 1000 exceed the stage's method throttling \(throttling: rate 100, burst 200\)/);
+    expect(() => apiStack({ basicPlan: { requestsPerDay: 10, rateLimit: 5, burstLimit: 21 } }, PlatformStage.DEV)).toThrow(/basicPlan: .*throttling: rate 10, burst 20/);
+    // Raising the stage's method limits lets the plan through.
+    const raised = { throttling: { rateLimit: 500, burstLimit: 1_000 }, premiumPlan: { requestsPerDay: 100_000, rateLimit: 500, burstLimit: 1_000 } };
+    const { template } = apiStack(raised, PlatformStage.PROD);
+    template.hasResourceProperties('AWS::ApiGateway::UsagePlan', { Throttle: { RateLimit: 500, BurstLimit: 1_000 } });
+  });
+
   test.each([
     [{ basicPlan: { requestsPerDay: 0, rateLimit: 1, burstLimit: 1 } }, /basicPlan.requestsPerDay/],
     [{ premiumPlan: { requestsPerDay: 10, rateLimit: -1, burstLimit: 1 } }, /premiumPlan.rateLimit/],
     [{ premiumPlan: { requestsPerDay: 10, rateLimit: 1, burstLimit: 1.5 } }, /premiumPlan.burstLimit/],
     [{ throttling: { rateLimit: 0, burstLimit: 1 } }, /throttling.rateLimit/],
+    [{ queryThrottling: { rateLimit: 1, burstLimit: 0 } }, /queryThrottling.burstLimit/],
+    [{ queryThrottling: { rateLimit: Number.NaN, burstLimit: 1 } }, /queryThrottling.rateLimit/],
     [{ corsAllowOrigins: ['https://x.example.com/path'] }, /corsAllowOrigins: .* must be an origin/],
     [{ stageName: 'v 1' }, /stageName/],
     [{ waf: { rateLimitPerIp: 5 } }, /waf.rateLimitPerIp/],
@@ -179,12 +213,11 @@ describe('PlatformApi usage plans and throttling', () => {
   });
 
   test.each([
-    ['dev', 10, 20, false],
-    ['staging', 50, 100, true],
-    ['prod', 100, 200, true],
-  ])('stage %s: stage throttling %d/%d, tracing %s, execution logs at ERROR, no data trace', (name, rate, burst, tracing) => {
-    const stage = { dev: PlatformStage.DEV, staging: PlatformStage.STAGING, prod: PlatformStage.PROD }[name as 'dev'];
-    const { template } = apiStack({}, stage, 'health');
+    ['dev', 10, 20, 2, 4, false],
+    ['staging', 50, 100, 5, 10, true],
+    ['prod', 100, 200, 10, 20, true],
+  ])('stage %s: every method %d/%d, POST /query %d/%d (all keys together), tracing %s, execution logs at ERROR, no data trace', (name, rate, burst, qRate, qBurst, tracing) => {
+    const { template } = apiStack({}, STAGES[name as 'dev']);
     template.hasResourceProperties('AWS::ApiGateway::Stage', {
       StageName: 'v1',
       TracingEnabled: tracing,
@@ -196,8 +229,36 @@ describe('PlatformApi usage plans and throttling', () => {
         LoggingLevel: 'ERROR',
         DataTraceEnabled: false,
         MetricsEnabled: true,
+      }, {
+        HttpMethod: 'POST',
+        ResourcePath: '/~1query',
+        ThrottlingRateLimit: qRate,
+        ThrottlingBurstLimit: qBurst,
+        DataTraceEnabled: false,
       }],
     });
+  });
+
+  test('without POST /query there is no method setting for it', () => {
+    const { template } = apiStack({}, PlatformStage.PROD, 'health');
+    template.hasResourceProperties('AWS::ApiGateway::Stage', { MethodSettings: [Match.objectLike({ ResourcePath: '/*', ThrottlingRateLimit: 100 })] });
+  });
+
+  test('queryThrottling overrides the stage\'s for POST /query only', () => {
+    const { template } = apiStack({ queryThrottling: { rateLimit: 3, burstLimit: 6 } }, PlatformStage.PROD);
+    template.hasResourceProperties('AWS::ApiGateway::Stage', {
+      MethodSettings: [
+        Match.objectLike({ ResourcePath: '/*', ThrottlingRateLimit: 100, ThrottlingBurstLimit: 200 }),
+        Match.objectLike({ ResourcePath: '/~1query', HttpMethod: 'POST', ThrottlingRateLimit: 3, ThrottlingBurstLimit: 6 }),
+      ],
+    });
+  });
+
+  test('method limits that add up above the account\'s default Regional quota (10,000 rps) get a synth warning', () => {
+    const high = apiStack({ throttling: { rateLimit: 4_000, burstLimit: 4_000 } }, PlatformStage.PROD);
+    Annotations.fromStack(high.stack).hasWarning('/Api/PlatformApi', Match.stringLikeRegexp('more than the account\'s default API Gateway quota of 10000'));
+    const prod = apiStack({}, PlatformStage.PROD);
+    expect(Annotations.fromStack(prod.stack).findWarning('*', Match.stringLikeRegexp('API Gateway quota'))).toEqual([]);
   });
 
   test('throttling and tracing props override the stage', () => {

@@ -30,6 +30,16 @@ describe('PlatformStage presets', () => {
     expect(prod.alarmThresholds.apiLatencyP99.toMilliseconds()).toBeLessThan(dev.alarmThresholds.apiLatencyP99.toMilliseconds());
   });
 
+  test('POST /query is throttled at a tenth of the other methods; magnetic-store rejections alarm at 100, 10 and 1', () => {
+    const stages = [PlatformStage.DEV, PlatformStage.STAGING, PlatformStage.PROD];
+    expect(stages.map((s) => s.queryThrottling)).toEqual([
+      { rateLimit: 2, burstLimit: 4 }, { rateLimit: 5, burstLimit: 10 }, { rateLimit: 10, burstLimit: 20 },
+    ]);
+    expect(stages.map((s) => s.alarmThresholds.magneticStoreRejectedRecords)).toEqual([100, 10, 1]);
+    expect(PlatformStage.PROD.derive({ name: 'qa', queryThrottling: { rateLimit: 1, burstLimit: 1 } }).queryThrottling).toEqual({ rateLimit: 1, burstLimit: 1 });
+    expect(PlatformStage.PROD.derive({ name: 'qa' }).queryThrottling).toEqual(PlatformStage.PROD.queryThrottling);
+  });
+
   test('every preset sets every lifecycle field', () => {
     for (const stage of [PlatformStage.DEV, PlatformStage.STAGING, PlatformStage.PROD]) {
       expect(Object.values(stage.lifecycle).filter((v) => v === undefined)).toEqual([]);
@@ -66,6 +76,9 @@ describe('PlatformStage.derive', () => {
     [{ name: '' }, /PlatformStage name/],
     [{ name: 'x', apiThrottling: { rateLimit: 0, burstLimit: 10 } }, /PlatformStage 'x' apiThrottling.rateLimit: expected a positive number, got 0/],
     [{ name: 'x', apiThrottling: { rateLimit: 10, burstLimit: 1.5 } }, /apiThrottling.burstLimit: expected a positive integer/],
+    [{ name: 'x', queryThrottling: { rateLimit: -1, burstLimit: 1 } }, /PlatformStage 'x' queryThrottling.rateLimit: expected a positive number, got -1/],
+    [{ name: 'x', queryThrottling: { rateLimit: 1, burstLimit: 0 } }, /PlatformStage 'x' queryThrottling.burstLimit: expected a positive integer/],
+    [{ name: 'x', alarmThresholds: { magneticStoreRejectedRecords: 0.5 } }, /PlatformStage 'x' alarmThresholds.magneticStoreRejectedRecords: expected a positive integer/],
     [{ name: 'x', alarmThresholds: { ...base, functionDurationPercentOfTimeout: 120 } }, /alarmThresholds.functionDurationPercentOfTimeout: expected a percentage/],
     [{ name: 'x', alarmThresholds: { ...base, datapointsToAlarm: 5, evaluationPeriods: 3 } }, /datapointsToAlarm \(5\) must not exceed evaluationPeriods \(3\)/],
     [{ name: 'x', lifecycle: { rawDeepArchiveAfterDays: -365 } }, /PlatformStage 'x' lifecycle.rawDeepArchiveAfterDays: expected a whole number of days/],
@@ -104,7 +117,8 @@ describe('PlatformStage.custom', () => {
 
   test('the optional alarm thresholds resolve to their documented defaults', () => {
     const {
-      apiClientErrorRatePercent, functionThrottles, recordsRejected, timeSeriesErrors, storeUtilizationPercent, lakeQueryTimeP99, ...required
+      apiClientErrorRatePercent, functionThrottles, recordsRejected, timeSeriesErrors, storeUtilizationPercent, lakeQueryTimeP99,
+      magneticStoreRejectedRecords, ...required
     } = PlatformStage.DEV.alarmThresholds;
     const lab = PlatformStage.custom({ ...props, alarmThresholds: required });
     expect(lab.alarmThresholds).toEqual(required);
@@ -114,9 +128,18 @@ describe('PlatformStage.custom', () => {
       functionThrottles: 1,
       recordsRejected: 100,
       timeSeriesErrors: 1,
+      magneticStoreRejectedRecords: 1,
       storeUtilizationPercent: 80,
       lakeQueryTimeP99: Duration.seconds(20),
     });
+  });
+
+  test('without queryThrottling, POST /query gets a tenth of apiThrottling, at least 1 rps and a burst of 1', () => {
+    const busy = PlatformStage.custom({ ...props, apiThrottling: { rateLimit: 300, burstLimit: 600 } });
+    expect(busy.queryThrottling).toEqual({ rateLimit: 30, burstLimit: 60 });
+    expect(PlatformStage.custom(props).queryThrottling).toEqual({ rateLimit: 1, burstLimit: 1 });
+    const given = PlatformStage.custom({ ...props, queryThrottling: { rateLimit: 0.5, burstLimit: 1 } });
+    expect(given.queryThrottling).toEqual({ rateLimit: 0.5, burstLimit: 1 });
   });
 
   test('takes every value as given, copied', () => {

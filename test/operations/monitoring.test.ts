@@ -266,15 +266,35 @@ describe('PlatformMonitoring on the reference app', () => {
     }
   });
 
-  test('Timestream system and user errors are watched per operation (the only dimension AWS/Timestream gives them)', () => {
+  test('Timestream alarms watch this stage\'s database only: magnetic-store rejections summed over its tables, no account-wide SystemErrors/UserErrors alarm', () => {
     const live = buildReferenceApp(new App({ context: { [ENGINE_CONTEXT]: 'timestream-liveanalytics' } })).synth();
-    const r = live.getStackByName('OnsDataPlatform-dev').template.Resources as Resources;
-    for (const operation of ['WriteRecords', 'Query']) {
-      for (const metric of ['SystemErrors', 'UserErrors']) {
-        const found = alarmsOn(r, metric, 'Operation', operation);
-        expect(found).toHaveLength(1);
-        expect(found[0].Properties).toMatchObject({ Namespace: 'AWS/Timestream', Dimensions: [{ Name: 'Operation', Value: operation }], Threshold: PlatformStage.DEV.alarmThresholds.timeSeriesErrors });
-      }
+    for (const stage of STAGES) {
+      const r = live.getStackByName(`OnsDataPlatform-${stage.name}`).template.Resources as Resources;
+      const timestream = alarms(r).map(([, a]) => a.Properties).filter((p) => p.Namespace === 'AWS/Timestream');
+      // SystemErrors and UserErrors have only the Operation dimension: an alarm on them would fire in every stage of the account.
+      expect(timestream).toEqual([]);
+      const [[dbId, db]] = ofType(r, 'AWS::Timestream::Database');
+      expect(db.Properties.DatabaseName).toBe(`ons_data_platform_${stage.name}`);
+      const rejected = alarms(r).map(([, a]) => a).filter((a) => JSON.stringify(a.Properties.Metrics ?? []).includes('MagneticStoreRejectedRecordCount'));
+      expect(rejected).toHaveLength(1);
+      const [query] = rejected[0].Properties.Metrics;
+      expect(query.ReturnData).toBe(true);
+      expect(query.Period).toBe(stage.alarmThresholds.period.toSeconds());
+      // The query names the stage's own database (its Ref), over every table and operation of it.
+      expect(query.Expression).toEqual({
+        'Fn::Join': ['', [
+          'SELECT SUM(MagneticStoreRejectedRecordCount) FROM SCHEMA("AWS/Timestream", DatabaseName, Operation, TableName) WHERE DatabaseName = \'',
+          { Ref: dbId },
+          '\'',
+        ]],
+      });
+      expect(rejected[0].Properties).toMatchObject({
+        Threshold: stage.alarmThresholds.magneticStoreRejectedRecords, ComparisonOperator: 'GreaterThanOrEqualToThreshold', TreatMissingData: 'notBreaching',
+      });
+      expect(topicOf(rejected[0])).toBe(topicIds(r).warning);
+      const dashboard = JSON.stringify(ofType(r, 'AWS::CloudWatch::Dashboard')[0][1].Properties.DashboardBody);
+      expect(dashboard).toContain('Magnetic-store records rejected (this database)');
+      expect(dashboard).toContain('whole account and Region, every stage');
     }
   });
 });

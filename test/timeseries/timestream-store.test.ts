@@ -159,4 +159,19 @@ describe('TimestreamStore health and metrics', () => {
     }
     expect(store.metricUserErrors('Query', { period: Duration.minutes(1) }).period.toMinutes()).toBe(1);
   });
+
+  test('magnetic-store rejections of its own database: a Metrics Insights SUM over the tables (DatabaseName, Operation, TableName)', () => {
+    const { stack, store } = storeStack({}, PlatformStage.PROD);
+    const config = store.metricMagneticStoreRejectedRecords(Duration.minutes(1)).toMetricConfig();
+    expect(config.mathExpression).toBeDefined();
+    expect(stack.resolve(config.mathExpression!.expression)).toEqual({
+      'Fn::Join': ['', [
+        'SELECT SUM(MagneticStoreRejectedRecordCount) FROM SCHEMA("AWS/Timestream", DatabaseName, Operation, TableName) WHERE DatabaseName = \'',
+        { Ref: stack.getLogicalId(store.database) },
+        '\'',
+      ]],
+    });
+    expect(config.mathExpression!.period).toBe(60);
+    expect(store.metricMagneticStoreRejectedRecords().toMetricConfig().mathExpression!.period).toBe(300);
+  });
 });
