@@ -72,16 +72,24 @@ export function monthlyUsd(item: IdleItem): number {
 
 /**
  * Metrics a CloudWatch alarm is billed for: one, or each metric a metric-math alarm reads; an anomaly-detection
- * alarm counts three (the metric and the band's two bounds), as CloudWatch's pricing page bills them.
+ * alarm counts three (the metric and the band's two bounds), as CloudWatch's pricing page bills them. A Metrics
+ * Insights query (`SELECT ...`) is billed per metric it reads, which only the deployed account knows: counted as one.
  */
 export function alarmMetrics(alarm: any): number {
-  const metrics = alarm.Metrics ? alarm.Metrics.filter((m: any) => m.MetricStat).length : 1;
+  const metrics = alarm.Metrics ? alarm.Metrics.filter((m: any) => m.MetricStat || isInsightsQuery(m)).length : 1;
   return alarm.ThresholdMetricId ? metrics * 3 : metrics;
+}
+
+/** A Metrics Insights query in an alarm's `Metrics` (its expression may be a join around a database name). */
+function isInsightsQuery(m: any): boolean {
+  const expression = typeof m.Expression === 'string' ? m.Expression : JSON.stringify(m.Expression ?? '');
+  return /^"?(\{"Fn::Join":\["",\[")?SELECT /.test(expression);
 }
 
 function alarmPeriod(alarm: any): number {
   if (alarm.Period !== undefined) return Number(alarm.Period);
-  const periods = (alarm.Metrics ?? []).filter((m: any) => m.MetricStat).map((m: any) => Number(m.MetricStat.Period));
+  const periods = (alarm.Metrics ?? []).filter((m: any) => m.MetricStat || isInsightsQuery(m))
+    .map((m: any) => Number(m.MetricStat?.Period ?? m.Period));
   return periods.length ? Math.min(...periods) : 60;
 }
 

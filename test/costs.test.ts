@@ -81,6 +81,8 @@ describe('counting rules', () => {
   test('an alarm is billed per metric it reads; anomaly detection counts three', () => {
     expect(alarmMetrics({ MetricName: 'Errors' })).toBe(1);
     expect(alarmMetrics({ Metrics: [{ Id: 'a', MetricStat: {} }, { Id: 'b', MetricStat: {} }, { Id: 'e', Expression: 'a/b' }] })).toBe(2);
+    expect(alarmMetrics({ Metrics: [{ Id: 'q', Expression: 'SELECT SUM(x) FROM SCHEMA("AWS/Timestream", DatabaseName)', Period: 300 }] })).toBe(1);
+    expect(alarmMetrics({ Metrics: [{ Id: 'q', Expression: { 'Fn::Join': ['', ['SELECT SUM(x) FROM "NS" WHERE d = \'', { Ref: 'Db' }, '\'']] } }] })).toBe(1);
     expect(alarmMetrics({ ThresholdMetricId: 'band', Metrics: [{ Id: 'm', MetricStat: {} }, { Id: 'band', Expression: 'ANOMALY_DETECTION_BAND(m)' }] })).toBe(3);
   });
 

@@ -78,8 +78,8 @@ export interface AlarmThresholds {
 
   /**
    * Errors of the time-series store in one evaluation period at or above which the alarm fires:
-   * Timestream `SystemErrors` or `UserErrors` of one operation, and records the store rejected
-   * (custom metric `RecordsRejectedByStore`).
+   * records the store rejected (custom metric `RecordsRejectedByStore`), and failed or canceled queries
+   * of the lake engine's workgroup.
    *
    * @default 1
    */
