@@ -73,6 +73,8 @@ const ALL_NAMES = [
   TABLE, MISSING_TABLE, SLOW_TABLE, ...KB_STATES.map(kbInState), 'arn:',
 ];
 
+/** The deep readiness check's route (API Gateway proxy event). */
+const READY: Partial<APIGatewayProxyEvent> = { resource: '/health/ready', path: '/health/ready', httpMethod: 'GET' };
 const HEADERS = { 'content-type': 'application/json', 'cache-control': 'no-store' };
 const LAKE_UP = { status: 'up', detail: { raw: 'up', processed: 'up', failed: 'up' } };
 const ALL_UP = { lake: LAKE_UP, timeSeries: { status: 'up' }, knowledgeBase: { status: 'up' }, ledger: { status: 'up' }, flags: { status: 'notConfigured' } };
@@ -575,6 +577,20 @@ describe('feature flags', () => {
     expect(appconfig.requests).toEqual(expect.arrayContaining(['POST /configurationsessions', 'GET /configuration']));
   });
 
+  test('two probes within the poll interval (AppConfig refuses an early poll): both up, the second answered from the last configuration read', async () => {
+    appconfig.requests.length = 0;
+    appconfig.answers.length = 0;
+    const handler = loadHandler({ [HealthEnv.FLAGS]: JSON.stringify({ application: 'ons', environment: 'dev', profile: 'flags' }) });
+
+    const first = await invoke(handler, READY);
+    const second = await invoke(handler, READY);
+
+    expect([first.statusCode, second.statusCode]).toEqual([200, 200]);
+    expect(second.body).toEqual({ status: 'ok', components: { ...ALL_UP, flags: { status: 'up' } } });
+    // One session, one poll: the local AppConfig Data refuses a second poll inside its 60 s interval, as the service does.
+    expect(appconfig.answers).toEqual(['POST /configurationsessions 201', 'GET /configuration 200']);
+    expect(consoleError).not.toHaveBeenCalled();
+  });
 });
 
 describe('time series on Timestream for InfluxDB (control plane, no VPC)', () => {

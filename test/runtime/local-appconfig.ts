@@ -2,13 +2,33 @@ import { randomUUID } from 'node:crypto';
 import { IncomingMessage, ServerResponse } from 'node:http';
 import { LocalHttpServer } from '../local-http';
 
+/** AppConfig Data's default `RequiredMinimumPollIntervalInSeconds` (StartConfigurationSession: 15 to 86400, default 60). */
+export const DEFAULT_POLL_INTERVAL_SECONDS = 60;
+/** A configuration token is valid for up to 24 hours (GetLatestConfiguration). */
+const TOKEN_LIFETIME_MS = 24 * 3600 * 1000;
+
+interface Token {
+  readonly profile: string;
+  /** What the session last served (an unchanged configuration is answered with an empty body). */
+  readonly sent?: string;
+  readonly intervalSeconds: number;
+  /** Earliest use: the issue time plus the poll interval (the initial token is usable at once). */
+  readonly notBefore: number;
+  readonly expires: number;
+}
+
 /**
  * A local AWS AppConfig Data for the feature-flag tests: speaks restJson1 well enough for the real SDK
- * client Powertools Parameters uses. StartConfigurationSession (`POST /configurationsessions`, 201 with
- * an InitialConfigurationToken) and GetLatestConfiguration (`GET /configuration?configuration_token=`,
- * the profile's content, then an empty body until it changes, as the service does), for the profiles it
- * knows by application, environment and profile identifier; BadRequestException / ResourceNotFoundException
- * otherwise. Unsigned requests are refused.
+ * client Powertools Parameters uses, and follows the service's session rules (AppConfig Data API reference,
+ * StartConfigurationSession and GetLatestConfiguration):
+ * - StartConfigurationSession (`POST /configurationsessions`, 201 with an InitialConfigurationToken) takes
+ *   `RequiredMinimumPollIntervalInSeconds` (15 to 86400, default 60; outside: BadRequestException).
+ * - GetLatestConfiguration (`GET /configuration?configuration_token=`) serves the profile's content, then an
+ *   empty body until it changes, with a NextPollConfigurationToken and NextPollIntervalInSeconds.
+ * - Each token is valid for one call and for 24 hours: a used, unknown or expired token is a BadRequestException.
+ * - A call with the next token before the session's poll interval has passed is a BadRequestException
+ *   (the token is not consumed by the refused call, so a client may retry it once the interval has passed).
+ * Time is `now()` (a test may move it). Unsigned requests are refused.
  */
 export class LocalAppConfig {
   /** `application/environment/profile` → the JSON the profile serves (feature flags: the values form). */
@@ -17,7 +37,11 @@ export class LocalAppConfig {
   public failWith?: number;
   /** Requests received: `METHOD path`. */
   public readonly requests: string[] = [];
-  private readonly sessions = new Map<string, { profile: string; sent?: string }>();
+  /** Answers given: `METHOD path status` (with the error type when refused). */
+  public readonly answers: string[] = [];
+  /** The server's clock, in ms (a test may replace it to move time). */
+  public now: () => number = () => Date.now();
+  private readonly tokens = new Map<string, Token>();
   private readonly http = new LocalHttpServer((req, res) => this.handle(req, res));
 
   async start(): Promise<string> {
@@ -27,9 +51,11 @@ export class LocalAppConfig {
 
   reset(): void {
     this.profiles.clear();
-    this.sessions.clear();
+    this.tokens.clear();
     this.requests.length = 0;
+    this.answers.length = 0;
     this.failWith = undefined;
+    this.now = () => Date.now();
   }
 
   async close(): Promise<void> {
@@ -41,39 +67,58 @@ export class LocalAppConfig {
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const url = new URL(req.url ?? '/', 'http://local');
-      this.requests.push(`${req.method} ${url.pathname}`);
+      const request = `${req.method} ${url.pathname}`;
+      this.requests.push(request);
       const error = (status: number, type: string, message: string) => {
+        this.answers.push(`${request} ${status} ${type}`);
         res.writeHead(status, { 'content-type': 'application/json', 'x-amzn-errortype': type });
         res.end(JSON.stringify({ Message: message }));
       };
       if (!String(req.headers.authorization ?? '').startsWith('AWS4-HMAC-SHA256')) return error(403, 'AccessDeniedException', 'request not signed');
       if (this.failWith) return error(this.failWith, 'InternalServerException', 'injected failure');
+      const now = this.now();
       if (req.method === 'POST' && url.pathname === '/configurationsessions') {
         const body = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
+        const intervalSeconds = body.RequiredMinimumPollIntervalInSeconds ?? DEFAULT_POLL_INTERVAL_SECONDS;
+        if (!Number.isInteger(intervalSeconds) || intervalSeconds < 15 || intervalSeconds > 86400) {
+          return error(400, 'BadRequestException', 'RequiredMinimumPollIntervalInSeconds must be between 15 and 86400');
+        }
         const profile = `${body.ApplicationIdentifier}/${body.EnvironmentIdentifier}/${body.ConfigurationProfileIdentifier}`;
         if (!this.profiles.has(profile)) return error(404, 'ResourceNotFoundException', `no profile ${profile}`);
         const token = randomUUID();
-        this.sessions.set(token, { profile });
+        this.tokens.set(token, { profile, intervalSeconds, notBefore: now, expires: now + TOKEN_LIFETIME_MS });
+        this.answers.push(`${request} 201`);
         res.writeHead(201, { 'content-type': 'application/json' });
         return res.end(JSON.stringify({ InitialConfigurationToken: token }));
       }
       if (req.method === 'GET' && url.pathname === '/configuration') {
-        const session = this.sessions.get(url.searchParams.get('configuration_token') ?? '');
-        if (!session) return error(400, 'BadRequestException', 'invalid configuration token');
-        const content = JSON.stringify(this.profiles.get(session.profile));
+        const key = url.searchParams.get('configuration_token') ?? '';
+        const token = this.tokens.get(key);
+        if (!token || token.expires <= now) return error(400, 'BadRequestException', 'invalid or expired configuration token');
+        if (now < token.notBefore) return error(400, 'BadRequestException', 'Request too early');
+        // Single use: the next call must bring the token this answer gives.
+        this.tokens.delete(key);
+        const content = JSON.stringify(this.profiles.get(token.profile));
         const next = randomUUID();
         // The service answers an unchanged configuration with an empty body.
-        const body = content === session.sent ? '' : content;
-        this.sessions.set(next, { profile: session.profile, sent: content });
+        const body = content === token.sent ? '' : content;
+        this.tokens.set(next, {
+          profile: token.profile,
+          sent: content,
+          intervalSeconds: token.intervalSeconds,
+          notBefore: now + token.intervalSeconds * 1000,
+          expires: now + TOKEN_LIFETIME_MS,
+        });
+        this.answers.push(`${request} 200${body ? '' : ' empty'}`);
         res.writeHead(200, {
           'content-type': 'application/json',
           'next-poll-configuration-token': next,
-          'next-poll-interval-in-seconds': '15',
-          'version-label': 'v1',
+          'next-poll-interval-in-seconds': String(token.intervalSeconds),
+          ...(body ? { 'version-label': 'v1' } : {}),
         });
         return res.end(body);
       }
-      return error(404, 'UnknownOperationException', `${req.method} ${url.pathname}`);
+      return error(404, 'UnknownOperationException', request);
     });
   }
 }
