@@ -1,4 +1,4 @@
-import { CfnElement, CfnOutput, Stack, Token } from 'aws-cdk-lib';
+import { CfnElement, CfnOutput, Duration, Stack, Token } from 'aws-cdk-lib';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
@@ -132,6 +132,16 @@ export interface OnsDataPlatformProps {
    * @default - the stage's thresholds, no email subscription, no budget
    */
   readonly monitoring?: PlatformMonitoringOptions;
+
+  /**
+   * How long the readiness check (`GET /health/ready`) serves its last report from a warm instance before it asks
+   * every component again: at most one round of control-plane calls (HeadBucket, DescribeTable, GetKnowledgeBase,
+   * the time-series store's describe call, AppConfig) per this time per instance, however many requests come.
+   * Whole seconds from 5 to 300: shorter barely bounds a burst, longer hides an outage (and a recovery) too long.
+   *
+   * @default Duration.seconds(30)
+   */
+  readonly healthReadinessCacheTtl?: Duration;
 
   /**
    * How function changes reach traffic: the API-facing and processing functions are published through
@@ -288,6 +298,7 @@ export class OnsDataPlatform extends Construct {
       flags: this.featureFlags.healthProbe(),
       knowledgeBase: this.knowledgeBase,
       ledger: this.ledger,
+      readinessCacheTtl: validateReadinessCacheTtl(props.healthReadinessCacheTtl),
     });
 
     this.api = new PlatformApi(this, 'Api', {
@@ -374,4 +385,15 @@ function validateOutputPrefix(prefix: string | undefined, id: string): string {
     throw new Error(`outputPrefix: at most ${MAX_OUTPUT_KEY_LENGTH - LONGEST_OUTPUT_NAME} characters (output keys are at most ${MAX_OUTPUT_KEY_LENGTH}), got ${value.length}${from}`);
   }
   return value;
+}
+
+/** The readiness cache time: whole seconds from 5 to 300 (see `healthReadinessCacheTtl`). */
+function validateReadinessCacheTtl(ttl: Duration | undefined): Duration | undefined {
+  if (ttl === undefined) return undefined;
+  if (ttl.isUnresolved()) throw new Error('healthReadinessCacheTtl: must be a literal duration');
+  const seconds = ttl.toMilliseconds() / 1000;
+  if (!Number.isInteger(seconds) || seconds < 5 || seconds > 300) {
+    throw new Error(`healthReadinessCacheTtl: whole seconds from 5 to 300, got ${seconds} s`);
+  }
+  return ttl;
 }

@@ -24,6 +24,7 @@ export const RESPONSE_SCHEMAS: Record<string, Record<string, unknown>> = {
     error: obj(['code', 'message'], { code: { type: 'string', pattern: '^[A-Za-z]+$' }, message: str }),
     requestId: str,
   }),
+  HealthLiveness: obj(['status'], { status: { enum: ['ok'] } }),
   HealthReport: obj(['status', 'components'], {
     status: { enum: ['ok', 'degraded'] },
     components: obj([...HEALTH_COMPONENTS], Object.fromEntries(HEALTH_COMPONENTS.map((c) => [c, obj(['status'], {
@@ -125,7 +126,8 @@ export const RESPONSE_SCHEMAS: Record<string, Record<string, unknown>> = {
 
 /** Errors each route can answer with, besides the gateway's 403/429/5xx. */
 const ROUTE_ERRORS: Record<string, string[]> = {
-  getHealth: ['503'],
+  getHealth: [],
+  getReadiness: ['503'],
   query: ['400', '413', '415', '429', '500', '503'],
   listDatasets: ['400', '500', '503'],
   getTimeSeries: ['400', '404', '500', '503'],
@@ -153,9 +155,11 @@ export function openApiDocument(version: string): Record<string, unknown> {
       })),
       ...route.query.map((p) => ({ name: p.name, in: 'query', required: p.required, description: p.description, schema: p.schema })),
     ];
+    // The readiness check answers 503 with its report (which component is down), not with an Error.
+    const degraded = (code: string) => code === '503' && route.response === 'HealthReport';
     const errorResponses = Object.fromEntries([...ROUTE_ERRORS[route.operationId], ...(route.open ? [] : ['403']), '429'].sort().map((code) => [code, {
-      description: code === '503' && route.open ? 'Degraded: a configured component is down' : ERROR_DESCRIPTIONS[code],
-      content: { 'application/json': { schema: { $ref: `#/components/schemas/${code === '503' && route.open ? route.response : 'Error'}` } } },
+      description: degraded(code) ? 'Degraded: a configured component is down' : ERROR_DESCRIPTIONS[code],
+      content: { 'application/json': { schema: { $ref: `#/components/schemas/${degraded(code) ? route.response : 'Error'}` } } },
     }]));
     paths[route.path] = {
       ...paths[route.path],

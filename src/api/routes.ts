@@ -28,7 +28,7 @@ export interface ApiRoute {
   readonly operationId: string;
   readonly summary: string;
   readonly target: RouteTarget;
-  /** Everything but `/health` needs an API key (and the configured authorization). */
+  /** Everything but `/health` (liveness) needs an API key (and the configured authorization). */
   readonly open: boolean;
   readonly query: readonly RouteParameter[];
   /** Name of the request body model (a key of `REQUEST_MODELS`). */
@@ -91,9 +91,19 @@ export const ROUTES: readonly ApiRoute[] = [
     path: '/health',
     method: 'GET',
     operationId: 'getHealth',
-    summary: 'Whether every component of the platform is reachable (no API key).',
+    summary: 'Liveness: the API and its function answer (no API key, no call to any service); for load balancers and uptime checks.',
     target: 'health',
     open: true,
+    query: [],
+    response: 'HealthLiveness',
+  },
+  {
+    path: '/health/ready',
+    method: 'GET',
+    operationId: 'getReadiness',
+    summary: 'Readiness: whether every component of the platform is reachable (API key; the report is cached up to healthReadinessCacheTtl, 30 s by default).',
+    target: 'health',
+    open: false,
     query: [],
     response: 'HealthReport',
   },

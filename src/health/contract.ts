@@ -19,15 +19,34 @@ export const HealthEnv = {
   KNOWLEDGE_BASE_ID: 'ONS_HEALTH_KNOWLEDGE_BASE_ID',
   /** The ingestion ledger table: DescribeTable, up when ACTIVE or UPDATING (an updating table serves reads and writes). */
   LEDGER_TABLE: 'ONS_HEALTH_LEDGER_TABLE',
-  /** JSON object `{ "application", "environment", "profile" }` of the feature flags (AppConfig): up when the profile holds every flag. */
+  /**
+   * JSON object `{ "application", "environment", "profile", "maxAgeSeconds"? }` of the feature flags (AppConfig): up when
+   * the profile holds every flag. `maxAgeSeconds` is the flags' cache time and poll interval (default 60).
+   */
   FLAGS: 'ONS_HEALTH_FLAGS',
+  /** Seconds a readiness report is served from the instance before the checks run again (default 30; 0: every request). */
+  READY_CACHE_SECONDS: 'ONS_HEALTH_READY_CACHE_SECONDS',
 } as const;
+
+/** The route (API Gateway resource) of the deep readiness check; any other event is answered as liveness. @internal */
+export const READINESS_PATH = '/health/ready';
+
+/** The liveness route, open to anyone (load balancers, uptime checks). @internal */
+export const LIVENESS_PATH = '/health';
+
+/** Seconds a readiness report is kept when the function is not told otherwise (the construct's default). @internal */
+export const DEFAULT_READY_CACHE_SECONDS = 30;
 
 /** The components a health report lists, in order. @internal */
 export const HEALTH_COMPONENTS = ['lake', 'timeSeries', 'knowledgeBase', 'ledger', 'flags'] as const;
 
+/** Body of the liveness answer (`GET /health`). @internal */
+export interface HealthLiveness {
+  readonly status: 'ok';
+}
+
 /**
- * Body of a health response: `ok` (200) when every configured component is up, `degraded` (503) otherwise.
+ * Body of a readiness response: `ok` (200) when every configured component is up, `degraded` (503) otherwise.
  * @internal
  */
 export interface HealthReport {

@@ -4,7 +4,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import { HealthEnv } from './contract';
+import { DEFAULT_READY_CACHE_SECONDS, HealthEnv } from './contract';
 import { HealthFunction } from './health-function';
 import { createPlatformFunction } from '../core/defaults';
 import { IHealthProbe } from '../core/health-probe';
@@ -32,10 +32,12 @@ export interface HealthCheckProps {
   readonly knowledgeBase?: { readonly knowledgeBaseId: string; readonly knowledgeBaseArn: string };
   /** DescribeTable on the ledger. */
   readonly ledger?: IIngestionLedger;
+  /** How long a readiness report is served from a warm instance (validated by `OnsDataPlatform`). */
+  readonly readinessCacheTtl?: Duration;
 }
 
 /**
- * The health check (behind `GET /health`), made once with everything it checks: its environment names each component,
+ * The health check (behind `GET /health`, liveness, and `GET /health/ready`, readiness), made once with everything it checks: its environment names each component,
  * its role may make only those calls on those resources.
  * @internal
  */
@@ -52,6 +54,7 @@ export function createHealthCheck(scope: Construct, id: string, props: HealthChe
     environment: {
       [HealthEnv.LAKE_BUCKETS]: stack.toJsonString(Object.fromEntries(Object.entries(props.buckets).map(([layer, b]) => [layer, b.bucketName]))),
       [HealthEnv.CHECK_TIMEOUT_MS]: '2000',
+      [HealthEnv.READY_CACHE_SECONDS]: String(props.readinessCacheTtl?.toSeconds() ?? DEFAULT_READY_CACHE_SECONDS),
       ...Object.fromEntries(probes.filter(([, p]) => p).map(([variable, p]) => [variable, stack.toJsonString(p!.config)])),
       ...(props.knowledgeBase ? { [HealthEnv.KNOWLEDGE_BASE_ID]: props.knowledgeBase.knowledgeBaseId } : {}),
       ...(props.ledger ? { [HealthEnv.LEDGER_TABLE]: props.ledger.tableName } : {}),

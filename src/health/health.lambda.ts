@@ -2,19 +2,24 @@ import { BedrockAgentClient, GetKnowledgeBaseCommand } from '@aws-sdk/client-bed
 import { DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { HeadBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
-import { HEALTH_COMPONENTS, HealthEnv, HealthReport } from './contract';
+import { DEFAULT_READY_CACHE_SECONDS, HEALTH_COMPONENTS, HealthEnv, HealthReport, READINESS_PATH } from './contract';
 import { ComponentReport } from '../runtime/contract';
-import { fetchFlagsAt, InvalidFlagsError } from '../runtime/flags';
+import { fetchFlagsAt, InvalidFlagsError, pollIntervalOf } from '../runtime/flags';
 import { requestIdOf, respond, startRequest } from '../runtime/http';
 import { describeError, Fail, failed, inState, misconfigured, once, parseObject } from '../runtime/probe';
 import { log, traced } from '../runtime/telemetry';
 import { TIME_SERIES_PROBES } from '../timeseries/runtime/health';
 
 /**
- * `GET /health`: whether each part of the platform is reachable, with read-only calls (no synthetic writes),
- * all at once, each bounded by the check timeout. 200 when every configured component is up, 503 otherwise;
- * a component whose variable is unset is `notConfigured`. The response holds classified reasons only: resource
- * names and exception text go to the log line of the failed check.
+ * Two answers from one function:
+ * - `GET /health` (liveness, open): 200 `{ status: ok }` from the function itself, no call to any service, so
+ *   anonymous traffic costs no control-plane call (what load balancers and uptime checks use).
+ * - `GET /health/ready` (readiness, API key): whether each part of the platform is reachable, with read-only
+ *   calls (no synthetic writes), all at once, each bounded by the check timeout. 200 when every configured
+ *   component is up, 503 otherwise; a component whose variable is unset is `notConfigured`. The report is kept
+ *   for `ONS_HEALTH_READY_CACHE_SECONDS` in the instance: at most one round of calls per that time per warm
+ *   instance. The response holds classified reasons only: resource names and exception text go to the log line
+ *   of the failed check.
  */
 
 type Component = typeof HEALTH_COMPONENTS[number];
@@ -32,9 +37,30 @@ const CHECKS: Record<Component, { readonly variable: string; readonly check: Che
   flags: { variable: HealthEnv.FLAGS, check: checkFlags },
 };
 
+/** The last readiness report of this instance and when it stops being served. */
+let cached: { readonly ok: boolean; readonly report: HealthReport; readonly until: number } | undefined;
+
 export async function handler(event: Partial<APIGatewayProxyEvent> = {}, context?: Partial<Context>): Promise<APIGatewayProxyResult> {
   const requestId = requestIdOf(event, context?.awsRequestId);
   startRequest(requestId, context);
+  const headers = { headers: event.headers ?? {} };
+  if (event.resource !== READINESS_PATH) return respond(200, { status: 'ok' }, headers);
+  if (!cached || Date.now() >= cached.until) {
+    const report = await checkAll(requestId);
+    cached = { ...report, until: Date.now() + readyCacheSeconds() * 1000 };
+  }
+  return respond(cached.ok ? 200 : 503, cached.report, headers);
+}
+
+/** The readiness cache time: unset or invalid is the default; 0 checks on every request (the construct allows 5 to 300). */
+function readyCacheSeconds(): number {
+  const value = process.env[HealthEnv.READY_CACHE_SECONDS];
+  const configured = Number(value);
+  return value && Number.isFinite(configured) && configured >= 0 ? configured : DEFAULT_READY_CACHE_SECONDS;
+}
+
+/** One round of checks: every configured component at once. */
+async function checkAll(requestId: string): Promise<{ ok: boolean; report: HealthReport }> {
   const configured = Number(process.env[HealthEnv.CHECK_TIMEOUT_MS]);
   const timeoutMs = Number.isFinite(configured) && configured > 0 ? configured : 2000;
   const reports = await Promise.all(HEALTH_COMPONENTS.map(async (component): Promise<ComponentReport> => {
@@ -51,8 +77,7 @@ export async function handler(event: Partial<APIGatewayProxyEvent> = {}, context
   }));
   const components = Object.fromEntries(HEALTH_COMPONENTS.map((c, i) => [c, reports[i]])) as HealthReport['components'];
   const ok = reports.every((r) => r.status !== 'down');
-  const report: HealthReport = { status: ok ? 'ok' : 'degraded', components };
-  return respond(ok ? 200 : 503, report, { headers: event.headers ?? {} });
+  return { ok, report: { status: ok ? 'ok' : 'degraded', components } };
 }
 
 /** HeadBucket on each bucket (s3:ListBucket); detail by layer. */
@@ -116,17 +141,19 @@ async function checkLedger(table: string, signal: AbortSignal, fail: Fail): Prom
 
 /**
  * Feature flags: the profile read from AppConfig (appconfig:StartConfigurationSession and
- * GetLatestConfiguration), bypassing the cache; up when it holds every flag of the platform.
+ * GetLatestConfiguration) through the flags' cache, kept for the profile's poll interval (`maxAgeSeconds`,
+ * default 60 s): a probe inside the interval answers from the last configuration read, as AppConfig Data
+ * refuses an early poll. Up when it holds every flag of the platform.
  */
 async function checkFlags(config: string, signal: AbortSignal, fail: Fail): Promise<ComponentReport> {
   const fields = ['application', 'environment', 'profile'];
   const where = parseObject(config, (v) => fields.every((k) => typeof v[k] === 'string' && (v[k] as string).length > 0));
   if (!where) return misconfigured(`${HealthEnv.FLAGS} must be a JSON object with application, environment and profile`, fail);
   const [application, environment, profile] = fields.map((k) => where[k] as string);
-  const location = { application, environment, profile, maxAge: 0 };
+  const location = { application, environment, profile, maxAge: pollIntervalOf(where.maxAgeSeconds as string | undefined) };
   try {
     // The provider takes no abort signal: the check's bound comes from racing it.
-    await Promise.race([fetchFlagsAt(location, true), new Promise((_, reject) => {
+    await Promise.race([fetchFlagsAt(location), new Promise((_, reject) => {
       signal.addEventListener('abort', () => reject(signal.reason), { once: true });
     })]);
     return { status: 'up' };

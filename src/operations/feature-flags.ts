@@ -9,7 +9,7 @@ import { IFeatureFlags } from '../core/flags';
 import { IHealthProbe } from '../core/health-probe';
 import { acknowledgeScopedWildcards } from '../core/nag';
 import { PlatformStage } from '../core/stage';
-import { FeatureFlag, FlagsEnv } from '../runtime/contract';
+import { FeatureFlag, FlagsEnv, POLL_INTERVAL_BOUNDS } from '../runtime/contract';
 
 /**
  * Values the feature flags start with (what the first deployment of the profile serves). Change them
@@ -75,7 +75,9 @@ export interface FeatureFlagsOptions {
   readonly rolloutStrategy?: appconfig.RolloutStrategy;
 
   /**
-   * How long a handler keeps the flags it read before asking AppConfig again.
+   * How long a handler keeps the flags it read before asking AppConfig again: also the poll interval its
+   * AppConfig Data session asks for (`RequiredMinimumPollIntervalInSeconds`, 15 to 86400 seconds), so no poll
+   * comes before AppConfig allows it (an early poll is refused with BadRequestException). Whole seconds.
    *
    * @default Duration.seconds(60)
    */
@@ -126,7 +128,7 @@ export class FeatureFlags extends Construct implements IFeatureFlags {
     super(scope, id);
     this.key = props.encryptionKey;
     this.cacheTtl = props.cacheTtl ?? Duration.seconds(60);
-    if (this.cacheTtl.toSeconds() < 15) throw new Error(`cacheTtl: at least 15 seconds (AppConfig's shortest poll interval), got ${this.cacheTtl.toSeconds()}`);
+    validateCacheTtl(this.cacheTtl);
     const defaults = props.defaults ?? {};
     const lambdaMaxBytes = defaults.lambdaMaxBytes ?? 256 * 1024 * 1024;
     if (!Number.isInteger(lambdaMaxBytes) || lambdaMaxBytes < 1) throw new Error(`defaults.lambdaMaxBytes: expected a positive integer, got ${lambdaMaxBytes}`);
@@ -196,12 +198,17 @@ export class FeatureFlags extends Construct implements IFeatureFlags {
   }
 
   /**
-   * How the health check reads the flags (`GET /health` component `flags`): where they are, and the read
-   * permissions. Up when the profile holds every flag.
+   * How the health check reads the flags (`GET /health/ready` component `flags`): where they are, their cache
+   * time (the poll interval), and the read permissions. Up when the profile holds every flag.
    */
   public healthProbe(): IHealthProbe {
     return {
-      config: { application: this.application.applicationId, environment: this.environmentName, profile: this.configuration.configurationProfileId },
+      config: {
+        application: this.application.applicationId,
+        environment: this.environmentName,
+        profile: this.configuration.configurationProfileId,
+        maxAgeSeconds: String(this.cacheTtl.toSeconds()),
+      },
       grant: (grantee) => this.grantRead(grantee),
     };
   }
@@ -218,6 +225,19 @@ export class FeatureFlags extends Construct implements IFeatureFlags {
       resource: 'application',
       resourceName: `${this.application.applicationId}/environment/*/configuration/${this.configuration.configurationProfileId}`,
     });
+  }
+}
+
+/**
+ * The cache time is the session's poll interval: AppConfig Data's `RequiredMinimumPollIntervalInSeconds` takes
+ * 15 to 86400 whole seconds (StartConfigurationSession).
+ */
+function validateCacheTtl(ttl: Duration): void {
+  if (ttl.isUnresolved()) throw new Error('cacheTtl: must be a literal duration (it is the AppConfig poll interval)');
+  const ms = ttl.toMilliseconds();
+  const seconds = ms / 1000;
+  if (!Number.isInteger(seconds) || seconds < POLL_INTERVAL_BOUNDS.min || seconds > POLL_INTERVAL_BOUNDS.max) {
+    throw new Error(`cacheTtl: whole seconds from ${POLL_INTERVAL_BOUNDS.min} to ${POLL_INTERVAL_BOUNDS.max} (AppConfig Data's RequiredMinimumPollIntervalInSeconds; a shorter cache would poll before AppConfig allows), got ${seconds} s`);
   }
 }
 

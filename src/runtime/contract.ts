@@ -98,6 +98,11 @@ export const FlagsEnv = {
   MAX_AGE_SECONDS: 'ONS_FLAGS_MAX_AGE_SECONDS',
 } as const;
 
+/** AppConfig Data's bounds of `RequiredMinimumPollIntervalInSeconds` (StartConfigurationSession: 15 to 86400 s). @internal */
+export const POLL_INTERVAL_BOUNDS = { min: 15, max: 86400 } as const;
+/** AppConfig Data's poll interval when a session names none (StartConfigurationSession), and the flags' default cache time. @internal */
+export const DEFAULT_POLL_INTERVAL_SECONDS = 60;
+
 /** Environment every handler may read (the handler toolkit's clients). @internal */
 export const HandlerEnv = {
   /** Stage name (`dev`, `staging`, `prod`), written into every error report. */

@@ -1,5 +1,5 @@
-import { getAppConfig } from '@aws-lambda-powertools/parameters/appconfig';
-import { FeatureFlag, FlagsEnv } from './contract';
+import { AppConfigProvider } from '@aws-lambda-powertools/parameters/appconfig';
+import { DEFAULT_POLL_INTERVAL_SECONDS, FeatureFlag, FlagsEnv, POLL_INTERVAL_BOUNDS } from './contract';
 import { log } from './telemetry';
 
 /**
@@ -13,8 +13,14 @@ import { log } from './telemetry';
  * - When AppConfig cannot be read, the last value read stays in force; with none yet, every flag is on,
  *   and the error is logged. A kill switch that fails closed would turn an AppConfig outage into an
  *   outage of the platform.
+ * - Never a forced fetch: AppConfig Data refuses (BadRequestException) a GetLatestConfiguration made before
+ *   the session's `RequiredMinimumPollIntervalInSeconds` (default 60 s). The session is started with the
+ *   cache time as its poll interval, and the provider keeps each value that long and the token chain between
+ *   polls, so no poll is early. A BadRequestException anyway (a token refused) answers from the last
+ *   configuration read and starts a new session on the next read.
  * @internal
  */
+
 
 /** One flag as AppConfig serves a feature-flag profile: `enabled` and the flag's attributes. @internal */
 export interface FlagValue {
@@ -32,8 +38,18 @@ export function flagsLocation(): FlagsLocation | undefined {
   const environment = process.env[FlagsEnv.ENVIRONMENT];
   const profile = process.env[FlagsEnv.PROFILE];
   if (!application || !environment || !profile) return undefined;
-  const maxAge = Number(process.env[FlagsEnv.MAX_AGE_SECONDS] ?? 60);
-  return { application, environment, profile, maxAge: Number.isFinite(maxAge) && maxAge >= 0 ? maxAge : 60 };
+  return { application, environment, profile, maxAge: pollIntervalOf(process.env[FlagsEnv.MAX_AGE_SECONDS]) };
+}
+
+/**
+ * A cache time, in seconds, as a poll interval AppConfig Data accepts: unset or not a number is the default
+ * (60 s); otherwise rounded up to whole seconds and clamped to 15..86400 (the construct validates its prop first).
+ * @internal
+ */
+export function pollIntervalOf(seconds: string | number | undefined): number {
+  const value = Number(seconds ?? DEFAULT_POLL_INTERVAL_SECONDS);
+  if (seconds === '' || !Number.isFinite(value)) return DEFAULT_POLL_INTERVAL_SECONDS;
+  return Math.min(POLL_INTERVAL_BOUNDS.max, Math.max(POLL_INTERVAL_BOUNDS.min, Math.ceil(value)));
 }
 
 /** AppConfig served something other than the platform's flags. @internal */
@@ -49,28 +65,48 @@ export interface FlagsLocation {
   readonly application: string;
   readonly environment: string;
   readonly profile: string;
-  /** Seconds a value read is kept. */
+  /** Seconds a value read is kept: also the session's poll interval (15 to 86400). */
   readonly maxAge: number;
 }
 
+/** One provider (session and token chain) and the last flags read, per profile. */
+const readers = new Map<string, { provider: AppConfigProvider; last?: Record<string, FlagValue> }>();
+
 /**
- * Reads the flags at `where` (cached for `maxAge` unless `forceFetch`); throws when AppConfig cannot be
- * read or serves something other than the platform's flags.
+ * Reads the flags at `where`, kept for `maxAge` seconds (the session's poll interval); throws when AppConfig
+ * cannot be read or serves something other than the platform's flags. A BadRequestException (an early poll or
+ * a refused token) answers from the last flags read, when there are some, and the next read starts a new session.
  * @internal
  */
-export async function fetchFlagsAt(where: FlagsLocation, forceFetch = false): Promise<Record<string, FlagValue>> {
-  const value = await getAppConfig(where.profile, {
-    application: where.application,
-    environment: where.environment,
-    maxAge: where.maxAge,
-    forceFetch,
-    transform: 'json',
-  });
+export async function fetchFlagsAt(where: FlagsLocation): Promise<Record<string, FlagValue>> {
+  const key = `${where.application}/${where.environment}/${where.profile}`;
+  const interval = pollIntervalOf(where.maxAge);
+  let reader = readers.get(key);
+  if (!reader) {
+    reader = { provider: new AppConfigProvider({ application: where.application, environment: where.environment }) };
+    readers.set(key, reader);
+  }
+  let value: unknown;
+  try {
+    value = await reader.provider.get(where.profile, {
+      maxAge: interval,
+      transform: 'json',
+      sdkOptions: { RequiredMinimumPollIntervalInSeconds: interval },
+    });
+  } catch (error) {
+    // Powertools wraps the SDK's error in a GetParameterError.
+    const cause = (error as { cause?: { name?: string } }).cause;
+    if (cause?.name !== 'BadRequestException' || !reader.last) throw error;
+    log('WARN', 'feature flags: AppConfig refused the poll; answering from the last flags read, a new session next time', { application: where.application });
+    readers.set(key, { provider: new AppConfigProvider({ application: where.application, environment: where.environment }), last: reader.last });
+    return reader.last;
+  }
   if (!value || typeof value !== 'object' || Array.isArray(value)) throw new InvalidFlagsError('the feature-flag profile is not a JSON object');
   const flags = value as Record<string, FlagValue>;
   for (const name of Object.values(FeatureFlag)) {
     if (typeof flags[name]?.enabled !== 'boolean') throw new InvalidFlagsError(`the feature-flag profile has no flag ${name}`);
   }
+  reader.last = flags;
   return flags;
 }
 

@@ -8,10 +8,10 @@ import {
 import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
-import { LocalBedrockAgent } from './local-health';
+import { CountingProxy, LocalBedrockAgent } from './local-health';
 import { LocalTimestreamInfluxDb } from './local-timestream-influxdb';
 import { DataLake, PlatformStage } from '../../src';
-import { HEALTH_COMPONENTS, HealthEnv } from '../../src/health/contract';
+import { HEALTH_COMPONENTS, HealthEnv, READINESS_PATH } from '../../src/health/contract';
 import { ApiEnv } from '../../src/runtime/contract';
 import { TimeSeriesEnv } from '../../src/timeseries/contract';
 import { expectSchema } from '../api/openapi';
@@ -74,7 +74,7 @@ const ALL_NAMES = [
 ];
 
 /** The deep readiness check's route (API Gateway proxy event). */
-const READY: Partial<APIGatewayProxyEvent> = { resource: '/health/ready', path: '/health/ready', httpMethod: 'GET' };
+const READY: Partial<APIGatewayProxyEvent> = { resource: READINESS_PATH, path: READINESS_PATH, httpMethod: 'GET' };
 const HEADERS = { 'content-type': 'application/json', 'cache-control': 'no-store' };
 const LAKE_UP = { status: 'up', detail: { raw: 'up', processed: 'up', failed: 'up' } };
 const ALL_UP = { lake: LAKE_UP, timeSeries: { status: 'up' }, knowledgeBase: { status: 'up' }, ledger: { status: 'up' }, flags: { status: 'notConfigured' } };
@@ -125,9 +125,9 @@ function loadHandler(env: Record<string, string | undefined> = {}): Handler {
   return loadLocalHandler('health', { ...base, ...env }, ASSETS) as Handler;
 }
 
-/** Invokes the handler and checks what every response shares; returns the status code and the parsed body. */
+/** Invokes the readiness route of the handler and checks what every response shares; returns the status code and the parsed body. */
 async function invoke(handler: Handler, event: Partial<APIGatewayProxyEvent> = {}) {
-  const result = await handler(event, { awsRequestId: 'lambda-request-id' });
+  const result = await handler({ ...READY, ...event }, { awsRequestId: 'lambda-request-id' });
   expect(result.headers).toEqual(HEADERS);
   for (const name of ALL_NAMES) expect(result.body).not.toContain(name);
   const body = JSON.parse(result.body) as { components: Record<string, unknown> };
@@ -314,6 +314,116 @@ describe('every component', () => {
 
     expect(result.statusCode).toBe(200);
     expect(result.headers).toEqual({ ...HEADERS, 'access-control-allow-origin': 'https://ons.example', 'vary': 'Origin' });
+  });
+});
+
+describe('liveness and readiness (the amplifier bounded)', () => {
+  // s3rver and dynalite keep no request log: count what reaches them through proxies.
+  let s3: CountingProxy;
+  let ddb: CountingProxy;
+  const FLAGS_CONFIG = JSON.stringify({ application: 'ons', environment: 'dev', profile: 'flags', maxAgeSeconds: '60' });
+  /** Every component configured (flags too), each reached through a counted endpoint. */
+  const counted = (env: Record<string, string | undefined> = {}) => loadHandler({
+    AWS_ENDPOINT_URL_S3: proxies.s3,
+    AWS_ENDPOINT_URL_DYNAMODB: proxies.dynamodb,
+    [HealthEnv.FLAGS]: FLAGS_CONFIG,
+    ...env,
+  });
+  const proxies = { s3: '', dynamodb: '' };
+  /** Every control-plane call the local servers received, by service. */
+  const calls = () => ({
+    s3: [...s3.requests],
+    dynamodb: [...ddb.requests],
+    timestream: timestream.requests.map((r) => r.operation),
+    bedrock: [...bedrock.requests],
+    appconfig: [...appconfig.requests],
+  });
+  const ONE_ROUND = {
+    s3: Object.values(BUCKETS).map((b) => `HEAD /${b}/`).sort(),
+    dynamodb: ['DescribeTable'],
+    timestream: ['DescribeDatabase'],
+    bedrock: [`/knowledgebases/${KNOWLEDGE_BASE}`],
+    appconfig: ['POST /configurationsessions', 'GET /configuration'],
+  };
+  const sorted = (c: ReturnType<typeof calls>) => ({ ...c, s3: [...c.s3].sort() });
+
+  beforeAll(async () => {
+    s3 = new CountingProxy(endpoints.s3);
+    ddb = new CountingProxy(endpoints.dynamodb);
+    proxies.s3 = await s3.start();
+    proxies.dynamodb = await ddb.start();
+  });
+  afterAll(async () => {
+    await s3.close();
+    await ddb.close();
+  });
+  beforeEach(() => {
+    s3.requests.length = 0;
+    ddb.requests.length = 0;
+    appconfig.requests.length = 0;
+  });
+
+  test('GET /health (liveness): 25 anonymous calls answer 200 {status: ok} from the function, no call to any service', async () => {
+    const handler = counted();
+    for (let i = 0; i < 25; i++) {
+      const result = await handler({ resource: '/health', path: '/health', httpMethod: 'GET' }, { awsRequestId: `live-${i}` });
+      expect(result.statusCode).toBe(200);
+      expect(result.headers).toEqual(HEADERS);
+      expect(JSON.parse(result.body)).toEqual({ status: 'ok' });
+      expectSchema('HealthLiveness', JSON.parse(result.body));
+    }
+    // A direct invocation (no API Gateway resource) is liveness too.
+    expect(JSON.parse((await handler({})).body)).toEqual({ status: 'ok' });
+
+    expect(calls()).toEqual({ s3: [], dynamodb: [], timestream: [], bedrock: [], appconfig: [] });
+  });
+
+  test('GET /health/ready: 25 calls inside the cache time make one round of control-plane calls (3 HeadBucket, DescribeTable, DescribeDatabase, GetKnowledgeBase, an AppConfig session and poll), all answered ok', async () => {
+    const handler = counted();
+    for (let i = 0; i < 25; i++) {
+      const { statusCode, body } = await invoke(handler);
+      expect(statusCode).toBe(200);
+      expect(body).toEqual({ status: 'ok', components: { ...ALL_UP, flags: { status: 'up' } } });
+    }
+
+    expect(sorted(calls())).toEqual(ONE_ROUND);
+  });
+
+  test('GET /health/ready: a degraded report is kept as long (a failing dependency is not asked more often)', async () => {
+    bedrock.failWith = 500;
+    const handler = counted(NO_RETRIES);
+    for (let i = 0; i < 10; i++) {
+      const { statusCode, body } = await invoke(handler);
+      expect(statusCode).toBe(503);
+      expect(body).toEqual(degraded({ knowledgeBase: { status: 'down', detail: { reason: 'error 500' } }, flags: { status: 'up' } }));
+    }
+
+    expect(sorted(calls())).toEqual(ONE_ROUND);
+    // One log line for the one failed check, not one per request.
+    expect(errorLogs()).toHaveLength(1);
+  });
+
+  test('GET /health/ready after the cache time: one new round; the flags answer from their own cache (AppConfig polled no earlier than allowed)', async () => {
+    const handler = counted({ [HealthEnv.READY_CACHE_SECONDS]: '1' });
+    await invoke(handler);
+    await invoke(handler);
+    expect(sorted(calls())).toEqual(ONE_ROUND);
+
+    // Past the 1 s readiness cache, well inside the flags' 60 s poll interval.
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const { statusCode, body } = await invoke(handler);
+
+    expect(statusCode).toBe(200);
+    expect(body).toEqual({ status: 'ok', components: { ...ALL_UP, flags: { status: 'up' } } });
+    const twice = (list: string[]) => [...list, ...list].sort();
+    expect(sorted(calls())).toEqual({
+      s3: twice(ONE_ROUND.s3),
+      dynamodb: twice(ONE_ROUND.dynamodb),
+      timestream: twice(ONE_ROUND.timestream),
+      bedrock: twice(ONE_ROUND.bedrock),
+      appconfig: ONE_ROUND.appconfig,
+    });
+    expect(consoleError).not.toHaveBeenCalled();
   });
 });
 
@@ -580,15 +690,17 @@ describe('feature flags', () => {
   test('two probes within the poll interval (AppConfig refuses an early poll): both up, the second answered from the last configuration read', async () => {
     appconfig.requests.length = 0;
     appconfig.answers.length = 0;
-    const handler = loadHandler({ [HealthEnv.FLAGS]: JSON.stringify({ application: 'ons', environment: 'dev', profile: 'flags' }) });
+    // The readiness cache off, so the second probe runs every check again: only the flags' own cache can answer it.
+    const handler = loadHandler({ [HealthEnv.FLAGS]: JSON.stringify({ application: 'ons', environment: 'dev', profile: 'flags' }), [HealthEnv.READY_CACHE_SECONDS]: '0' });
 
-    const first = await invoke(handler, READY);
-    const second = await invoke(handler, READY);
+    const first = await invoke(handler);
+    const second = await invoke(handler);
 
     expect([first.statusCode, second.statusCode]).toEqual([200, 200]);
     expect(second.body).toEqual({ status: 'ok', components: { ...ALL_UP, flags: { status: 'up' } } });
     // One session, one poll: the local AppConfig Data refuses a second poll inside its 60 s interval, as the service does.
     expect(appconfig.answers).toEqual(['POST /configurationsessions 201', 'GET /configuration 200']);
+    expect(timestream.of('DescribeDatabase')).toHaveLength(2);
     expect(consoleError).not.toHaveBeenCalled();
   });
 });

@@ -1,4 +1,4 @@
-import { IncomingMessage, ServerResponse } from 'node:http';
+import { IncomingMessage, request, ServerResponse } from 'node:http';
 import { LocalHttpServer } from '../local-http';
 
 /**
@@ -98,5 +98,41 @@ export class LocalBedrockAgent {
         },
       },
     };
+  }
+}
+
+/**
+ * A counting proxy in front of a local server without a request log (s3rver, dynalite): forwards every request
+ * unchanged (the Host header too, so the SigV4 signature still matches) and records `METHOD path` and, for the
+ * JSON protocols, the `x-amz-target` operation.
+ */
+export class CountingProxy {
+  /** Requests forwarded: `METHOD path` or the `x-amz-target` operation. */
+  public readonly requests: string[] = [];
+  private readonly http = new LocalHttpServer((req, res) => this.forward(req, res));
+
+  constructor(private readonly target: string) {}
+
+  async start(): Promise<string> {
+    return this.http.start();
+  }
+
+  async close(): Promise<void> {
+    await this.http.close();
+  }
+
+  private forward(req: IncomingMessage, res: ServerResponse): void {
+    const target = req.headers['x-amz-target'];
+    this.requests.push(typeof target === 'string' ? target.split('.').pop()! : `${req.method} ${(req.url ?? '').split('?')[0]}`);
+    const url = new URL(req.url ?? '/', this.target);
+    const upstream = request(url, { method: req.method, headers: req.headers }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    });
+    upstream.on('error', () => {
+      res.writeHead(502);
+      res.end();
+    });
+    req.pipe(upstream);
   }
 }
