@@ -69,8 +69,10 @@ describe('PlatformApi routes', () => {
   const { resources } = apiStack();
   const methods = deployedRoutes(resources);
 
-  test('the five routes, each on a Lambda proxy integration; /health open, every other route behind an API key', () => {
-    expect([...methods.keys()].sort()).toEqual(['GET /datasets', 'GET /health', 'GET /ingestions', 'GET /timeseries/{dataset}', 'POST /query']);
+  test('the six routes, each on a Lambda proxy integration; /health (liveness) open, every other route (readiness too) behind an API key', () => {
+    expect([...methods.keys()].sort()).toEqual(['GET /datasets', 'GET /health', 'GET /health/ready', 'GET /ingestions', 'GET /timeseries/{dataset}', 'POST /query']);
+    // Liveness and readiness are one function behind one integration.
+    expect(methods.get('GET /health/ready').Integration.Uri).toEqual(methods.get('GET /health').Integration.Uri);
     for (const [route, m] of methods) {
       expect({ route, type: m.Integration.Type }).toEqual({ route, type: 'AWS_PROXY' });
       expect({ route, key: m.ApiKeyRequired }).toEqual({ route, key: route !== 'GET /health' });
@@ -92,11 +94,11 @@ describe('PlatformApi routes', () => {
     const ts = methods.get('GET /timeseries/{dataset}');
     expect(ts.RequestParameters).toEqual({ 'method.request.querystring.from': true, 'method.request.querystring.to': true });
     expect(resources[ts.RequestValidatorId.Ref].Properties).toMatchObject({ ValidateRequestParameters: true, ValidateRequestBody: false });
-    for (const route of ['GET /health', 'GET /datasets', 'GET /ingestions']) expect(methods.get(route).RequestParameters).toBeUndefined();
+    for (const route of ['GET /health', 'GET /health/ready', 'GET /datasets', 'GET /ingestions']) expect(methods.get(route).RequestParameters).toBeUndefined();
   });
 
-  test('without the optional backends only GET /health is deployed', () => {
-    expect([...deployedRoutes(apiStack({}, PlatformStage.DEV, 'health').resources).keys()]).toEqual(['GET /health']);
+  test('without the optional backends only GET /health and GET /health/ready are deployed', () => {
+    expect([...deployedRoutes(apiStack({}, PlatformStage.DEV, 'health').resources).keys()]).toEqual(['GET /health', 'GET /health/ready']);
   });
 
   test('the ledger function: the ledger table and time-series datasets in its environment, Query only (no Scan, no writes)', () => {
@@ -131,6 +133,7 @@ describe('PlatformApi authorization', () => {
       AuthorizationType: 'COGNITO_USER_POOLS', AuthorizerId: { Ref: authorizerId }, AuthorizationScopes: ['ons/read'], ApiKeyRequired: true,
     });
     expect(methods.get('GET /health')).toMatchObject({ AuthorizationType: 'NONE', ApiKeyRequired: false });
+    expect(methods.get('GET /health/ready')).toMatchObject({ AuthorizationType: 'COGNITO_USER_POOLS', ApiKeyRequired: true });
   });
 
   test('IAM: signed requests (AWS_IAM) besides the key; grantInvoke allows execute-api:Invoke on this API stage only', () => {
@@ -445,7 +448,7 @@ describe('OnsDataPlatform with its API', () => {
     Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
     expect(() => app.synth()).not.toThrow();
     expect([...deployedRoutes(Template.fromStack(stack).toJSON().Resources).keys()].sort())
-      .toEqual(['GET /datasets', 'GET /health', 'GET /ingestions', 'GET /timeseries/{dataset}', 'POST /query']);
+      .toEqual(['GET /datasets', 'GET /health', 'GET /health/ready', 'GET /ingestions', 'GET /timeseries/{dataset}', 'POST /query']);
   });
 
   test('the health function is configured for every component, with read-only permissions on exactly those resources', () => {

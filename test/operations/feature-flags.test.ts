@@ -101,7 +101,11 @@ describe('FeatureFlags', () => {
   });
 
   test.each([
-    [{ cacheTtl: Duration.seconds(5) }, /cacheTtl/],
+    // Under AppConfig Data's shortest poll interval (15 s): every read inside it would be refused (BadRequestException).
+    [{ cacheTtl: Duration.seconds(5) }, /cacheTtl: whole seconds from 15 to 86400 .*got 5 s/],
+    [{ cacheTtl: Duration.seconds(14) }, /cacheTtl: whole seconds from 15 to 86400 .*got 14 s/],
+    [{ cacheTtl: Duration.millis(15500) }, /cacheTtl: whole seconds .*got 15.5 s/],
+    [{ cacheTtl: Duration.days(2) }, /cacheTtl: whole seconds from 15 to 86400 .*got 172800 s/],
     [{ defaults: { lambdaMaxBytes: 0 } }, /defaults.lambdaMaxBytes/],
   ])('invalid %j refused naming the prop', (props, message) => {
     expect(() => flagsStack(props as Partial<FeatureFlagsProps>)).toThrow(message);
@@ -122,6 +126,8 @@ describe('FeatureFlags in OnsDataPlatform', () => {
     for (const pattern of [/rout/i, /question|knowledge/i, /time-series queries/]) expect(readers.filter((d) => pattern.test(d))).toHaveLength(1);
     const health = Object.values(resources).find((r) => r.Type === 'AWS::Lambda::Function' && /health check/.test(r.Properties.Description))!;
     expect(JSON.stringify(health.Properties.Environment.Variables[HealthEnv.FLAGS])).toContain('application');
+    // The health check reads the flags through their cache, kept for the poll interval the handlers use (cacheTtl).
+    expect(JSON.stringify(health.Properties.Environment.Variables[HealthEnv.FLAGS])).toContain('\\"maxAgeSeconds\\":\\"60\\"');
   });
 
   test('flag deployments roll back on one composite alarm over every critical alarm', () => {

@@ -6,7 +6,7 @@ import { unzipSync } from 'fflate';
 import { flagValues, LocalAppConfig } from './local-appconfig';
 import { CapturedOutput, captureOutput } from './output';
 import { DataLake, IngestionPipeline, KnowledgeBase, PlatformStage } from '../../src';
-import { HealthEnv } from '../../src/health/contract';
+import { HealthEnv, READINESS_PATH } from '../../src/health/contract';
 import { IngestionEnv, RouteResult } from '../../src/ingestion/contract';
 import { FlagsEnv } from '../../src/runtime/contract';
 import { TimeSeriesEnv } from '../../src/timeseries/contract';
@@ -227,10 +227,12 @@ describe('the health check (flags component)', () => {
     [HealthEnv.FLAGS]: flags,
   }, join(__dirname, '..', '..', 'assets', 'health'));
   const location = JSON.stringify({ application: APP, environment: ENVIRONMENT, profile: PROFILE });
+  /** The readiness route (GET /health is liveness and reads nothing). */
+  const ready = { resource: READINESS_PATH, path: READINESS_PATH, httpMethod: 'GET' };
 
   test('the profile serves the four flags: up', async () => {
     appconfig.profiles.set(PROFILE_KEY, flagValues());
-    const response = await health(location)({});
+    const response = await health(location)(ready);
     const body = JSON.parse(response.body);
     expect(response.statusCode).toBe(200);
     expect(body.components.flags).toEqual({ status: 'up' });
@@ -239,17 +241,17 @@ describe('the health check (flags component)', () => {
 
   test('a profile without the platform\'s flags: down, invalid flags', async () => {
     appconfig.profiles.set(PROFILE_KEY, { someOtherFlag: { enabled: true } });
-    const response = await health(location)({});
+    const response = await health(location)(ready);
     expect(response.statusCode).toBe(503);
     expect(JSON.parse(response.body).components.flags).toEqual({ status: 'down', detail: { reason: 'invalid flags' } });
   });
 
   test('no such profile: down, not found; AppConfig failing: down, error 500', async () => {
-    const missing = await health(location)({});
+    const missing = await health(location)(ready);
     expect(JSON.parse(missing.body).components.flags).toEqual({ status: 'down', detail: { reason: 'not found' } });
     appconfig.profiles.set(PROFILE_KEY, flagValues());
     appconfig.failWith = 500;
-    const failing = await health(location)({});
+    const failing = await health(location)(ready);
     expect(JSON.parse(failing.body).components.flags).toEqual({ status: 'down', detail: { reason: 'error 500' } });
   });
 });

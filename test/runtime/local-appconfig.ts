@@ -39,10 +39,12 @@ export class LocalAppConfig {
   public readonly requests: string[] = [];
   /** Answers given: `METHOD path status` (with the error type when refused). */
   public readonly answers: string[] = [];
-  /** The server's clock, in ms (a test may replace it to move time). */
-  public now: () => number = () => Date.now();
+  /** Sessions started: the profile and the poll interval each asked for (or got by default). */
+  public readonly sessions: Array<{ profile: string; intervalSeconds: number }> = [];
   private readonly tokens = new Map<string, Token>();
   private readonly http = new LocalHttpServer((req, res) => this.handle(req, res));
+  /** The server's clock, in ms (a test may replace it to move time). */
+  public now: () => number = () => Date.now();
 
   async start(): Promise<string> {
     return this.http.start();
@@ -54,12 +56,18 @@ export class LocalAppConfig {
     this.tokens.clear();
     this.requests.length = 0;
     this.answers.length = 0;
+    this.sessions.length = 0;
     this.failWith = undefined;
     this.now = () => Date.now();
   }
 
   async close(): Promise<void> {
     await this.http.close();
+  }
+
+  /** Every token stops being valid (as after 24 hours): the next poll of any session is a BadRequestException. */
+  expireTokens(): void {
+    this.tokens.clear();
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
@@ -86,6 +94,7 @@ export class LocalAppConfig {
         const profile = `${body.ApplicationIdentifier}/${body.EnvironmentIdentifier}/${body.ConfigurationProfileIdentifier}`;
         if (!this.profiles.has(profile)) return error(404, 'ResourceNotFoundException', `no profile ${profile}`);
         const token = randomUUID();
+        this.sessions.push({ profile, intervalSeconds });
         this.tokens.set(token, { profile, intervalSeconds, notBefore: now, expires: now + TOKEN_LIFETIME_MS });
         this.answers.push(`${request} 201`);
         res.writeHead(201, { 'content-type': 'application/json' });
