@@ -1,9 +1,10 @@
-import { App, Stack, Validations } from 'aws-cdk-lib';
+import { App, Duration, Stack, Validations } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { OnsDataPlatform, PlatformStage } from '../src';
 import { ENV, platformStack, tagsOf, taggableLogicalIds } from './helpers';
+import { HealthEnv } from '../src/health/contract';
 
 const STAGES = [PlatformStage.DEV, PlatformStage.STAGING, PlatformStage.PROD];
 
@@ -130,6 +131,23 @@ describe('OnsDataPlatform props', () => {
       expect(joined).toContain(stack.resolve((b.node.defaultChild as any).logicalId));
     }
     expect(template).toBeDefined();
+  });
+
+  test('the readiness cache time reaches the health function: 30 s by default, healthReadinessCacheTtl otherwise', () => {
+    const readyCache = (props: Record<string, unknown>) => {
+      const { stack } = platformStack(PlatformStage.DEV, { props });
+      const [fn] = Object.values(Template.fromStack(stack).findResources('AWS::Lambda::Function'))
+        .filter((f) => /health check/.test(f.Properties.Description ?? ''));
+      return fn.Properties.Environment.Variables[HealthEnv.READY_CACHE_SECONDS];
+    };
+    expect(readyCache({})).toBe('30');
+    expect(readyCache({ healthReadinessCacheTtl: Duration.minutes(1) })).toBe('60');
+  });
+
+  test.each([Duration.seconds(4), Duration.seconds(301), Duration.millis(7500)])('healthReadinessCacheTtl %s refused naming the prop', (ttl) => {
+    const stack = new Stack(new App(), 'Ready', { env: ENV });
+    expect(() => new OnsDataPlatform(stack, 'Platform', { stage: PlatformStage.DEV, healthReadinessCacheTtl: ttl }))
+      .toThrow(/healthReadinessCacheTtl: whole seconds from 5 to 300, got/);
   });
 });
 
