@@ -140,9 +140,9 @@ export interface ReprocessReportSummary {
 export const LAMBDA_MAX_FILE_MIB_LIMIT = 3072;
 
 /** Default extensions, shared by the construct's props and the router's fallback. @internal */
-export const DEFAULT_TABULAR_EXTENSIONS = ['csv', 'txt', 'xlsx', 'parquet'] as const;
-/** @internal */
-export const DEFAULT_DOCUMENT_EXTENSIONS = ['pdf', 'docx', 'md', 'html', 'htm'] as const;
+export const DEFAULT_TABULAR_EXTENSIONS = ['csv', 'xlsx', 'parquet'] as const;
+/** Plain text is prose for the knowledge base (Bedrock parses `.txt`), not an ONS table. @internal */
+export const DEFAULT_DOCUMENT_EXTENSIONS = ['pdf', 'docx', 'md', 'txt', 'html', 'htm'] as const;
 
 /** What the router decided. @internal */
 export type RouteAction = 'process' | 'processLarge' | 'document' | 'quarantine';

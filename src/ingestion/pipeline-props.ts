@@ -192,16 +192,18 @@ export interface IngestionOptions {
   readonly keySuffixes?: string[];
 
   /**
-   * File extensions (without the dot) processed as tabular data.
+   * File extensions (without the dot) processed as tabular data (the format is recognised by content:
+   * XLSX, Parquet, else CSV). Add `txt` here for CSV exports named `.txt`; it then leaves the default
+   * `documentExtensions`.
    *
-   * @default ['csv', 'txt', 'xlsx', 'parquet']
+   * @default ['csv', 'xlsx', 'parquet']
    */
   readonly tabularExtensions?: string[];
 
   /**
    * File extensions (without the dot) copied to the knowledge-base documents prefix.
    *
-   * @default ['pdf', 'docx', 'md', 'html', 'htm']
+   * @default ['pdf', 'docx', 'md', 'txt', 'html', 'htm'], less any extension in `tabularExtensions`
    */
   readonly documentExtensions?: string[];
 

@@ -175,7 +175,8 @@ export class IngestionPipeline extends Construct implements IMonitorable {
       throw new Error(`maxXlsxExpandedSize: expected at least 1 MiB, got ${maxExpanded} bytes`);
     }
     const tabular = extensions('tabularExtensions', props.tabularExtensions ?? [...DEFAULT_TABULAR_EXTENSIONS]);
-    const documents = extensions('documentExtensions', props.documentExtensions ?? [...DEFAULT_DOCUMENT_EXTENSIONS]);
+    // A default list gives way to the tabular one (e.g. `txt` made tabular); lists both given must not overlap.
+    const documents = extensions('documentExtensions', props.documentExtensions ?? DEFAULT_DOCUMENT_EXTENSIONS.filter((e) => !tabular.includes(e)));
     const overlap = tabular.filter((e) => documents.includes(e));
     if (overlap.length) throw new Error(`documentExtensions: ${overlap.join(', ')} is also in tabularExtensions`);
 

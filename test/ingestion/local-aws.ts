@@ -150,8 +150,9 @@ export function handlerEnv(aws: LocalAws, overrides: Record<string, string | und
     [LakeEnv.REJECTED_ROWS_PREFIX]: 'rejected/',
     [LakeEnv.QUARANTINE_PREFIX]: 'quarantine/',
     [IngestionEnv.LAMBDA_MAX_BYTES]: String(64 * 1024 * 1024),
-    [IngestionEnv.TABULAR_EXTENSIONS]: 'csv,txt,xlsx,parquet',
-    [IngestionEnv.DOCUMENT_EXTENSIONS]: 'pdf,docx,md,html,htm',
+    // The construct's defaults (test/ingestion/pipeline.test.ts checks it sets these).
+    [IngestionEnv.TABULAR_EXTENSIONS]: 'csv,xlsx,parquet',
+    [IngestionEnv.DOCUMENT_EXTENSIONS]: 'pdf,docx,md,txt,html,htm',
     // What the construct sets with large-file processing on (test/ingestion/pipeline.test.ts checks it).
     [IngestionEnv.ROUTES]: 'process,document,quarantine,processLarge',
     [IngestionEnv.XLSX_MAX_EXPANDED_BYTES]: undefined,

@@ -219,6 +219,25 @@ describe('processor sizing', () => {
   });
 });
 
+describe('extensions', () => {
+  const lists = (tabular: string, documents: string) => ({
+    Variables: Match.objectLike({ ONS_TABULAR_EXTENSIONS: tabular, ONS_DOCUMENT_EXTENSIONS: documents }),
+  });
+
+  test('by default .txt is routed as a document, not as a table', () => {
+    defaultTemplate.hasResourceProperties('AWS::Lambda::Function', {
+      Description: Match.stringLikeRegexp('ingestion router'), Environment: lists('csv,xlsx,parquet', 'pdf,docx,md,txt,html,htm'),
+    });
+  });
+
+  test('txt made tabular leaves the default document list; two lists given must not overlap', () => {
+    pipelineStack({ tabularExtensions: ['csv', 'TXT'] }).template.hasResourceProperties('AWS::Lambda::Function', {
+      Description: Match.stringLikeRegexp('ingestion router'), Environment: lists('csv,txt', 'pdf,docx,md,html,htm'),
+    });
+    expect(() => pipelineStack({ tabularExtensions: ['csv', 'txt'], documentExtensions: ['txt'] })).toThrow(/documentExtensions: txt is also in tabularExtensions/);
+  });
+});
+
 describe('XLSX expanded-size limit', () => {
   const env = (bytes: number) => ({ Variables: Match.objectLike({ ONS_XLSX_MAX_EXPANDED_BYTES: String(bytes) }) });
 

@@ -57,7 +57,7 @@ describe('quarantine', () => {
     const key = 'incoming/setup.exe';
     const body = Buffer.from('MZ\x90\x00 not an ONS file');
     await putObject(aws, BUCKETS.raw, key, body);
-    const reason = "'.exe' files are not supported: expected a tabular file (.csv, .txt, .xlsx, .parquet) or a document (.pdf, .docx, .md, .html, .htm)";
+    const reason = "'.exe' files are not supported: expected a tabular file (.csv, .xlsx, .parquet) or a document (.pdf, .docx, .md, .txt, .html, .htm)";
 
     const result = await quarantine({ source: { bucket: BUCKETS.raw, key, size: body.length }, executionArn: EXECUTION, step: 'Route', reason });
 

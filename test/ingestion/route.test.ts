@@ -104,6 +104,21 @@ describe('decisions', () => {
     expect((await ledgerItem(aws, BUCKETS.raw, 'docs/DicionarioDados_CurvaCarga.pdf'))).toMatchObject({ status: 'received', route: 'document' });
   });
 
+  test('a .txt file is a document for the knowledge base (the default lists, and the router\'s fallback without them)', async () => {
+    const text = Buffer.from('Notas metodológicas da carga de energia.\nValores em MWmed; o subsistema SE inclui o Centro-Oeste.\n', 'utf8');
+    const configured = await route('docs/notas-carga.txt', text);
+    const fallback = await route('docs/NOTAS.TXT', text, { [IngestionEnv.TABULAR_EXTENSIONS]: undefined, [IngestionEnv.DOCUMENT_EXTENSIONS]: undefined });
+
+    expect(configured).toMatchObject({ action: 'document', source: { key: 'docs/notas-carga.txt', size: text.length } });
+    expect(fallback).toMatchObject({ action: 'document', source: { key: 'docs/NOTAS.TXT' } });
+    expect(await ledgerItem(aws, BUCKETS.raw, 'docs/notas-carga.txt')).toMatchObject({ status: 'received', route: 'document' });
+  });
+
+  test('a CSV export named .txt is tabular when txt is in the tabular list', async () => {
+    const result = await route('incoming/CARGA_ENERGIA_2013.txt', CSV, { [IngestionEnv.TABULAR_EXTENSIONS]: 'csv,txt', [IngestionEnv.DOCUMENT_EXTENSIONS]: 'pdf' });
+    expect(result.action).toBe('process');
+  });
+
   test.each([
     ['incoming/setup.exe', "'.exe' files are not supported"],
     ['incoming/CURVA_CARGA_2023.zip', "'.zip' files are not supported"],
@@ -112,13 +127,13 @@ describe('decisions', () => {
     const result = await route(key, Buffer.from('MZ not data'));
 
     expect(result.action).toBe('quarantine');
-    expect(result.reason).toBe(`${found}: expected a tabular file (.csv, .txt, .xlsx, .parquet) or a document (.pdf, .docx, .md, .html, .htm)`);
+    expect(result.reason).toBe(`${found}: expected a tabular file (.csv, .xlsx, .parquet) or a document (.pdf, .docx, .md, .txt, .html, .htm)`);
     expect(await ledgerItem(aws, BUCKETS.raw, key)).toMatchObject({ status: 'received', route: 'quarantine', routeReason: result.reason });
   });
 
   test('the extension lists come from the environment', async () => {
     const result = await route('incoming/notes.md', Buffer.from('# notes'), { [IngestionEnv.DOCUMENT_EXTENSIONS]: 'pdf' });
-    expect(result).toMatchObject({ action: 'quarantine', reason: "'.md' files are not supported: expected a tabular file (.csv, .txt, .xlsx, .parquet) or a document (.pdf)" });
+    expect(result).toMatchObject({ action: 'quarantine', reason: "'.md' files are not supported: expected a tabular file (.csv, .xlsx, .parquet) or a document (.pdf)" });
   });
 
   test('an empty object is quarantined', async () => {
