@@ -1,6 +1,8 @@
 import { QueryCommand, TimestreamQueryClient, type Datum } from '@aws-sdk/client-timestream-query';
+import { callFailure } from './discovery';
 import { RequestError } from '../../../runtime/http';
 import { invalidToken } from '../../../runtime/page-token';
+import { isNetworkError } from '../../../runtime/retry';
 import { traced } from '../../../runtime/telemetry';
 import { TimeSeriesEnv, TimeSeriesPoint, TimeSeriesResponse } from '../../contract';
 import { aggregatedPoint, bucketAt, bucketOfLocalDate, calendarBucketSql, isCalendar } from '../../runtime/buckets';
@@ -83,13 +85,16 @@ export async function runQuery(client: TimestreamQueryClient, q: TimeSeriesQuery
   try {
     page = await client.send(new QueryCommand({ QueryString: sql, MaxRows: config.maxPoints, NextToken: q.pageToken }));
   } catch (error) {
-    const e = error as Error & { $metadata?: { httpStatusCode?: number } };
+    // A failed endpoint discovery (never retried by the SDK) is classified by the error DescribeEndpoints got.
+    const { error: e, discovery } = callFailure(error);
+    const status = e.$metadata?.httpStatusCode;
+    if (e.name === 'ThrottlingException' || e.name === 'InternalServerException' || (status ?? 0) >= 500 || (discovery && status === undefined && isNetworkError(e))) {
+      throw new RequestError(503, 'ServiceUnavailable', 'the time-series store is busy; retry later');
+    }
+    if (discovery) throw e;
     if (e.name === 'ValidationException' && q.pageToken) throw invalidToken('nextToken has expired or is not valid for this query');
     // A column Timestream has not seen yet (a measure or dimension never loaded) means no data.
     if (e.name === 'ValidationException' && /column .* (does not exist|cannot be resolved)/i.test(e.message)) return { ...base, points: [] };
-    if (e.name === 'ThrottlingException' || e.name === 'InternalServerException' || (e.$metadata?.httpStatusCode ?? 0) >= 500) {
-      throw new RequestError(503, 'ServiceUnavailable', 'the time-series store is busy; retry later');
-    }
     throw error;
   }
   const points: TimeSeriesPoint[] = (page.Rows ?? []).map((row) => {

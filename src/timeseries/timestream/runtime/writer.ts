@@ -1,4 +1,5 @@
 import { TimestreamWriteClient, WriteRecordsCommand, type WriteRecordsRequest } from '@aws-sdk/client-timestream-write';
+import { callFailure, CallFailure, describeFailure } from './discovery';
 import { BatchTarget, buildRequest, MAX_RECORDS_PER_REQUEST, PointRecord, pointsOf } from './records';
 import { isNetworkError, REAL_CLOCK, retrying, RetryOptions, ThrottleBudget, TryAgain } from '../../../runtime/retry';
 import { traced } from '../../../runtime/telemetry';
@@ -148,20 +149,23 @@ export class RecordWriter {
         await this.client.send(new WriteRecordsCommand(request));
         this.count(request, []);
       } catch (error) {
-        const e = error as Error & { RejectedRecords?: ServiceRejection[]; $metadata?: { httpStatusCode?: number } };
-        if (e.name === 'RejectedRecordsException') {
+        // A failed endpoint discovery is classified by the error DescribeEndpoints got (throttling, 5xx, network: again).
+        const failure = callFailure(error);
+        const e = failure.error as CallFailure['error'] & { RejectedRecords?: ServiceRejection[] };
+        const problem = describeFailure(failure);
+        if (e.name === 'RejectedRecordsException' && !failure.discovery) {
           this.count(request, e.RejectedRecords ?? []);
           return;
         }
         if (e.name === 'ThrottlingException') {
-          throw new TryAgain(`${e.name}: ${e.message}`, undefined, { budgetMs: MAGNETIC_THROTTLE.test(e.message) ? MAGNETIC_THROTTLE_BUDGET_MS : undefined });
+          throw new TryAgain(problem, undefined, { budgetMs: MAGNETIC_THROTTLE.test(e.message) ? MAGNETIC_THROTTLE_BUDGET_MS : undefined });
         }
         const status = e.$metadata?.httpStatusCode;
         const retryable = RETRYABLE.has(e.name) || (status !== undefined && status >= 500) || (status === undefined && isNetworkError(e));
         if (!retryable) {
-          throw new LoadError(LoadErrors.WRITE_REFUSED, `WriteRecords to ${this.target.table} refused: ${e.name}: ${e.message}`);
+          throw new LoadError(LoadErrors.WRITE_REFUSED, `WriteRecords to ${this.target.table} refused: ${problem}`);
         }
-        throw new TryAgain(`${e.name}: ${e.message}`);
+        throw new TryAgain(problem);
       }
     });
   }
