@@ -60,8 +60,9 @@ export interface OpenSearchServerlessOptions {
   readonly standbyReplicas?: boolean;
 
   /**
-   * The principal that deploys the stack, given access to create the index (CloudFormation creates
-   * the OpenSearch index with the deploying principal's credentials).
+   * The principal that deploys the stack, given access to create, update and delete the index
+   * (CloudFormation manages the OpenSearch index with the deploying principal's credentials; it deletes
+   * the index with the stack, or when a new embedding dimension replaces it).
    *
    * @default - the CDK bootstrap's CloudFormation execution role when the stack uses the default
    * synthesizer; otherwise this prop is required
@@ -169,22 +170,31 @@ class OpenSearchServerlessStore extends VectorStore {
     });
     collection.node.addDependency(encryption, network);
 
-    const principals = [options.role.roleArn, deploymentPrincipal(scope, this.options.deploymentPrincipalArn)];
+    const indexResource = [`index/${name}/${VECTOR_INDEX_NAME}`];
+    // Two principals, two rule sets. The knowledge base role gets what the Bedrock user guide's data access policy
+    // grants a knowledge base role (aoss:DescribeIndex, ReadDocument, WriteDocument on the index: "Set up security
+    // configurations for your knowledge base", https://docs.aws.amazon.com/bedrock/latest/userguide/kb-create-security.html).
+    // The deploying principal manages AWS::OpenSearchServerless::Index with its own credentials: it creates and updates
+    // the index, and deletes it when the stack is deleted or the index replaced (a new dimension), hence aoss:DeleteIndex.
     const access = new aoss.CfnAccessPolicy(scope, 'DataAccessPolicy', {
       name,
       type: 'data',
-      description: 'The knowledge base role reads and writes the index; the deploying principal creates it',
-      policy: stack.toJsonString([{
-        Rules: [
-          { ResourceType: 'collection', Resource: resource, Permission: ['aoss:DescribeCollectionItems', 'aoss:CreateCollectionItems', 'aoss:UpdateCollectionItems'] },
-          {
-            ResourceType: 'index',
-            Resource: [`index/${name}/${VECTOR_INDEX_NAME}`],
-            Permission: ['aoss:CreateIndex', 'aoss:DescribeIndex', 'aoss:UpdateIndex', 'aoss:ReadDocument', 'aoss:WriteDocument'],
-          },
-        ],
-        Principal: principals,
-      }]),
+      description: 'The knowledge base role reads and writes the index; the deploying principal creates, updates and deletes it',
+      policy: stack.toJsonString([
+        {
+          Description: 'Knowledge base role: reads and writes vectors',
+          Rules: [{ ResourceType: 'index', Resource: indexResource, Permission: ['aoss:DescribeIndex', 'aoss:ReadDocument', 'aoss:WriteDocument'] }],
+          Principal: [options.role.roleArn],
+        },
+        {
+          Description: 'Deploying principal: manages the index (AWS::OpenSearchServerless::Index)',
+          Rules: [
+            { ResourceType: 'collection', Resource: resource, Permission: ['aoss:DescribeCollectionItems', 'aoss:CreateCollectionItems', 'aoss:UpdateCollectionItems'] },
+            { ResourceType: 'index', Resource: indexResource, Permission: ['aoss:CreateIndex', 'aoss:DescribeIndex', 'aoss:UpdateIndex', 'aoss:DeleteIndex'] },
+          ],
+          Principal: [deploymentPrincipal(scope, this.options.deploymentPrincipalArn)],
+        },
+      ]),
     });
 
     const index = new aoss.CfnIndex(scope, 'VectorIndex', {

@@ -91,10 +91,33 @@ describe('OpenSearch Serverless', () => {
     expect(collectionId).toBeDefined();
   });
 
-  test('the data access policy names the knowledge base role (and the deployment role that creates the index)', () => {
+  test('the data access policy: the knowledge base role reads and writes the index; the deploying principal also deletes it', () => {
     const [, access] = onlyResource(aoss.json, 'AWS::OpenSearchServerless::AccessPolicy');
-    const policy = JSON.stringify(access.Properties.Policy);
-    expect(policy).toMatch(/Principal.*"Fn::GetAtt":\["KbRole[0-9A-F]+","Arn"\].*cfn-exec-role/);
+    // The policy is a Fn::Join of JSON text and tokens: tokens become names, then it parses.
+    const [, parts] = access.Properties.Policy['Fn::Join'] as [string, unknown[]];
+    const text = parts.map((p) => {
+      if (typeof p === 'string') return p;
+      const json = JSON.stringify(p);
+      if (/"KbRole[0-9A-F]+","Arn"/.test(json)) return 'KB_ROLE';
+      if (/cfn-exec-role/.test(json)) return 'DEPLOYER';
+      throw new Error(`unexpected token ${json}`);
+    }).join('');
+    const index = `index/${collectionName()}/ons-knowledge`;
+    expect(JSON.parse(text)).toEqual([
+      {
+        Description: expect.any(String),
+        Rules: [{ ResourceType: 'index', Resource: [index], Permission: ['aoss:DescribeIndex', 'aoss:ReadDocument', 'aoss:WriteDocument'] }],
+        Principal: ['KB_ROLE'],
+      },
+      {
+        Description: expect.any(String),
+        Rules: [
+          { ResourceType: 'collection', Resource: [`collection/${collectionName()}`], Permission: ['aoss:DescribeCollectionItems', 'aoss:CreateCollectionItems', 'aoss:UpdateCollectionItems'] },
+          { ResourceType: 'index', Resource: [index], Permission: ['aoss:CreateIndex', 'aoss:DescribeIndex', 'aoss:UpdateIndex', 'aoss:DeleteIndex'] },
+        ],
+        Principal: ['DEPLOYER'],
+      },
+    ]);
   });
 
   test('the index: knn vector of the model dimension, and the same field names as the knowledge base mapping; the KB depends on it', () => {
