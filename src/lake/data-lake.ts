@@ -5,7 +5,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import { DataLakeProps } from './data-lake-props';
+import { DataLakeProps, DatasetTableProps } from './data-lake-props';
 import { acknowledgeObjectWildcards } from './nag';
 import { configureReplication } from './replication';
 import { checkName, currentViewName, currentViewSql, TABLE_PARTITION_KEYS, TableSchema, tableSchemas } from './tables';
@@ -75,6 +75,8 @@ export interface IQueryableDataLake extends IDataLake {
   readonly bytesScannedCutoffPerQuery: number;
   /** Ids of the datasets that have a table. */
   readonly datasetIds: string[];
+  /** The datasets outside the catalog that have a table, as given (`DataLakeProps.additionalDatasets`). */
+  readonly additionalDatasets: DatasetTableProps[];
   /** Name of the view of a dataset's current rows. Throws if the dataset has no table. */
   currentViewName(datasetId: string): string;
   /** Lets `grantee` run Athena queries over the lake's tables in the lake's workgroup. */
@@ -156,6 +158,8 @@ export class DataLake extends Construct implements IQueryableDataLake {
   public readonly currentViews: glue.CfnTable[];
   /** Ids of the datasets that have a table, in the order of `tables`. */
   public readonly datasetIds: string[];
+  /** The datasets outside the catalog that have a table, as given (`additionalDatasets`). */
+  public readonly additionalDatasets: DatasetTableProps[];
   /** The Athena workgroup for queries over the lake. */
   public readonly workGroup: athena.CfnWorkGroup;
   /** Name of the Athena workgroup. */
@@ -322,6 +326,7 @@ export class DataLake extends Construct implements IQueryableDataLake {
     this.database.applyRemovalPolicy(this.removalPolicy);
     this.databaseArn = stack.formatArn({ service: 'glue', resource: 'database', resourceName: this.databaseName });
     this.datasetIds = schemas.map((t) => t.datasetId);
+    this.additionalDatasets = [...(props.additionalDatasets ?? [])];
     this.tables = schemas.map((t) => this.table(t, projectionEndYear));
     const clash = this.datasetIds.find((d) => this.datasetIds.includes(currentViewName(d)));
     if (clash) throw new Error(`DataLakeProps.additionalDatasets: dataset '${currentViewName(clash)}' takes the name of the current-rows view of '${clash}'`);

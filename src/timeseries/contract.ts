@@ -2,6 +2,17 @@ import { ProcessResult, SourceObject } from '../ledger/contract';
 import { CALENDAR_INTERVALS } from '../ons/calendar';
 
 /**
+ * A dataset the query handler serves, as it validates a request (a catalog `DatasetDefinition` is one).
+ * @internal
+ */
+export interface ServedDataset {
+  readonly id: string;
+  /** Identity dimensions: the filters a request may give and the series key of the answer. */
+  readonly dimensions: readonly string[];
+  readonly measures: ReadonlyArray<{ readonly name: string; readonly unit: string | null }>;
+}
+
+/**
  * What the time-series constructs and handlers share (any engine): environment variable names and the
  * shapes the ingestion state machine and the API pass to the loader and the query handler.
  * @internal
@@ -11,6 +22,11 @@ export const TimeSeriesEnv = {
   DATABASE: 'ONS_TS_DATABASE',
   /** JSON object: dataset id → table name, for every dataset with a table. */
   TABLES: 'ONS_TS_TABLES',
+  /**
+   * JSON array of the served datasets outside the catalog, `{ id, dimensions, measures: [{ name, unit }] }` (the lake's
+   * `additionalDatasets`): what the query handler validates their requests against. Unset: catalog datasets only.
+   */
+  DATASETS: 'ONS_TS_DATASETS',
   /** Table for datasets outside `TABLES` (ONS datasets not in the catalog); unset: such files are not loaded. */
   CATCH_ALL_TABLE: 'ONS_TS_CATCH_ALL_TABLE',
   /** WriteRecords requests in flight at once. */

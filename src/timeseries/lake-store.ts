@@ -3,7 +3,7 @@ import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
-import { LakeQueryEnv, TimeSeriesEngines, TimeSeriesEnv } from './contract';
+import { LakeQueryEnv, ServedDataset, TimeSeriesEngines, TimeSeriesEnv } from './contract';
 import { QueryFunction } from './lake/query-function';
 import { ITimeSeriesStore } from './store';
 import { applyPlatformTags, createPlatformFunction } from '../core/defaults';
@@ -13,6 +13,7 @@ import { AlarmSeverity, DashboardSection, IMonitor, IMonitorable } from '../core
 import { acknowledgeScopedWildcards } from '../core/nag';
 import { PlatformStage } from '../core/stage';
 import { IQueryableDataLake } from '../lake/data-lake';
+import { DatasetTableProps } from '../lake/data-lake-props';
 import { IIngestionLedger } from '../ledger/ingestion-ledger';
 import { MetricServices } from '../runtime/contract';
 
@@ -146,6 +147,8 @@ export class LakeStore extends Construct implements ITimeSeriesStore, IMonitorab
       environment: {
         [TimeSeriesEnv.DATABASE]: lake.databaseName,
         [TimeSeriesEnv.TABLES]: JSON.stringify(Object.fromEntries(this.datasetIds.map((d) => [d, lake.currentViewName(d)]))),
+        // Datasets outside the catalog: their dimensions and measures, which the handler validates requests against.
+        ...(lake.additionalDatasets.length ? { [TimeSeriesEnv.DATASETS]: JSON.stringify(lake.additionalDatasets.map(servedDataset)) } : {}),
         [TimeSeriesEnv.MAX_POINTS]: String(maxPoints),
         [LakeQueryEnv.WORK_GROUP]: lake.workGroupName,
         [LakeQueryEnv.DEADLINE_MS]: String(deadlineMs),
@@ -287,4 +290,9 @@ export class LakeStore extends Construct implements ITimeSeriesStore, IMonitorab
     const stack = this.dataLake.processedBucket.stack;
     return stack.formatArn({ service: 'glue', resource: 'catalog' });
   }
+}
+
+/** What the query handler needs of a dataset outside the catalog (`TimeSeriesEnv.DATASETS`). */
+function servedDataset(d: DatasetTableProps): ServedDataset {
+  return { id: d.datasetId, dimensions: d.dimensions ?? [], measures: d.measures.map((m) => ({ name: m.name, unit: m.unit ?? null })) };
 }

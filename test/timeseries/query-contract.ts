@@ -283,7 +283,7 @@ export const RANGE = { from: '2023-01-01T00:00:00Z', to: '2023-02-01T00:00:00Z' 
 let requestCount = 0;
 
 /** An API Gateway (REST, proxy integration) event for GET /timeseries/{dataset}. */
-function event(dataset: string | undefined, query: Record<string, string> | null, multi?: Record<string, string[]>): APIGatewayProxyEvent {
+export function event(dataset: string | undefined, query: Record<string, string> | null, multi?: Record<string, string[]>): APIGatewayProxyEvent {
   const requestId = `req-${++requestCount}`;
   return {
     resource: '/timeseries/{dataset}',

@@ -1,13 +1,13 @@
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
-import { tablesEnv } from './tables';
+import { datasetsEnv, tablesEnv } from './tables';
 import { DEFAULT_WEEK_RULE, WEEK_RULES, WeekRule } from '../../ons/calendar';
-import { CATALOG, DatasetDefinition, MeasureDefinition } from '../../ons/catalog';
+import { CATALOG } from '../../ons/catalog';
 import { FeatureFlag, OPERATION_DIMENSION, PlatformMetrics } from '../../runtime/contract';
 import { flag } from '../../runtime/flags';
 import { RequestError, safeName, serve, startRequest } from '../../runtime/http';
 import { checksum, pageTokenCodec } from '../../runtime/page-token';
 import { flushMetrics, recordMetric } from '../../runtime/telemetry';
-import { AGGREGATIONS, INTERVALS, TIME_SERIES_OPERATION, TimeSeriesEnv, TimeSeriesResponse } from '../contract';
+import { AGGREGATIONS, INTERVALS, ServedDataset, TIME_SERIES_OPERATION, TimeSeriesEnv, TimeSeriesResponse } from '../contract';
 
 /**
  * `GET /timeseries/{dataset}` for any engine: the request validated into catalog identifiers and
@@ -22,21 +22,23 @@ export type AggregationName = typeof AGGREGATIONS[number];
 export interface QueryConfig {
   /** Dataset id → table (Timestream) or measurement (InfluxDB). */
   readonly tables: Readonly<Record<string, string>>;
+  /** Served datasets outside the catalog (with a table in `tables`). @default none */
+  readonly datasets?: readonly ServedDataset[];
   /** Points per page. */
   readonly maxPoints: number;
 }
 
-/** `TABLES` and `MAX_POINTS` (1 to `cap`, default `cap`) from the environment. */
+/** `TABLES`, `DATASETS` and `MAX_POINTS` (1 to `cap`, default `cap`) from the environment. */
 export function baseQueryConfigFromEnv(cap: number): QueryConfig {
   const max = Number(process.env[TimeSeriesEnv.MAX_POINTS] ?? cap);
-  return { tables: tablesEnv(), maxPoints: Number.isInteger(max) && max >= 1 ? Math.min(max, cap) : cap };
+  return { tables: tablesEnv(), datasets: datasetsEnv(), maxPoints: Number.isInteger(max) && max >= 1 ? Math.min(max, cap) : cap };
 }
 
 /** A validated request: only catalog identifiers and re-formatted values. */
 export interface TimeSeriesQuery {
-  readonly dataset: DatasetDefinition;
+  readonly dataset: ServedDataset;
   readonly table: string;
-  readonly measure: MeasureDefinition;
+  readonly measure: ServedDataset['measures'][number];
   /** Identity dimensions the series are keyed by (all of the dataset's), in catalog order. */
   readonly dimensions: readonly string[];
   /** Dimension filters: catalog name → validated value. */
@@ -80,9 +82,15 @@ export function parseRequest(
   queryKey: (q: TimeSeriesQuery) => string,
 ): TimeSeriesQuery {
   if (datasetParam === undefined || !DATASET_ID.test(datasetParam)) throw bad('dataset must be a dataset id (lower-case letters, digits and _)');
-  const dataset = CATALOG.find((d) => d.id === datasetParam);
+  // The catalog's datasets, then those the construct serves besides (the lake's additionalDatasets).
+  const dataset: ServedDataset | undefined = CATALOG.find((d) => d.id === datasetParam) ?? config.datasets?.find((d) => d.id === datasetParam);
   const table = dataset ? config.tables[dataset.id] : undefined;
-  if (!dataset || !table) throw new RequestError(404, 'DatasetNotFound', `no time series for dataset '${datasetParam}'`);
+  if (!dataset || !table) {
+    // Loaded (a Timestream/InfluxDB additionalDatasets id) but of unknown measures: say so rather than a bare 404.
+    const why = !dataset && config.tables[datasetParam]
+      ? ': it is loaded, but outside the catalog, and this store knows none of its measures (the lake engine serves the lake\'s additionalDatasets)' : '';
+    throw new RequestError(404, 'DatasetNotFound', `no time series for dataset '${datasetParam}'${why}`);
+  }
 
   const params = query ?? {};
   for (const [name, values] of Object.entries(multi ?? {})) {
