@@ -1,10 +1,11 @@
-import { Duration, Stack, Validations } from 'aws-cdk-lib';
+import { Duration, Names, Stack, Validations } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
@@ -73,6 +74,11 @@ export class KnowledgeBaseSync extends Construct {
   public readonly syncFunction: lambda.IFunction;
   /** The partition key of the knowledge base's sync items in the ledger (`kbsync#<knowledge base id>`). */
   public readonly ledgerPartition: string;
+  /**
+   * Where EventBridge puts a scheduled sweep it could not start (after 3 retries or 30 minutes): encrypted with the
+   * key, kept 14 days; the platform's monitoring alarms (critical) on any message in it.
+   */
+  public readonly deadLetterQueue: sqs.IQueue;
 
   private readonly knowledgeBase: IKnowledgeBase;
 
@@ -105,7 +111,7 @@ export class KnowledgeBaseSync extends Construct {
     this.syncFunction = fn;
 
     this.stateMachine = this.createStateMachine(props.stage, props.encryptionKey);
-    this.createSweep(sweep, props.encryptionKey);
+    this.deadLetterQueue = this.createSweep(sweep, props.encryptionKey);
     acknowledgeScopedWildcards(this);
   }
 
@@ -241,12 +247,36 @@ export class KnowledgeBaseSync extends Construct {
     return machine;
   }
 
-  /** A rule that starts the sync on a schedule: requests left pending by a failed or paused sync are taken then. */
-  private createSweep(interval: Duration, key: kms.IKey): void {
+  /**
+   * A rule that starts the sync on a schedule: requests left pending by a failed or paused sync are taken then. A sweep
+   * EventBridge cannot start goes to a dead-letter queue rather than being dropped.
+   */
+  private createSweep(interval: Duration, key: kms.IKey): sqs.IQueue {
+    // Named, so the key policy can name its ARN without a reference (the rule depends on the key through the machine).
+    const ruleName = `${Names.uniqueResourceName(this, { maxLength: 58 })}-Sweep`;
     const rule = new events.Rule(this, 'Sweep', {
+      ruleName,
       description: 'Starts the ONS knowledge-base sync for requests left pending',
       schedule: events.Schedule.rate(interval),
     });
+    const ruleArn = Stack.of(this).formatArn({ service: 'events', resource: 'rule', resourceName: ruleName });
+    const deadLetterQueue = new sqs.Queue(this, 'SweepDeadLetterQueue', {
+      encryption: sqs.QueueEncryption.KMS,
+      encryptionMasterKey: key,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    Validations.of(deadLetterQueue).acknowledge({ id: 'AwsSolutions-SQS3', reason: 'This queue is itself the dead-letter queue of the sync sweep rule.' });
+    // An encrypted DLQ needs EventBridge on its key ("Using dead-letter queues to process undelivered events in
+    // EventBridge", https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rule-dlq.html): kms:GenerateDataKey and
+    // kms:Decrypt, here only for this rule (aws:SourceArn). The queue policy CDK adds is scoped to the rule the same way.
+    key.addToResourcePolicy(new iam.PolicyStatement({
+      sid: 'AllowEventBridgeSyncSweepDeadLetters',
+      principals: [new iam.ServicePrincipal('events.amazonaws.com')],
+      actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
+      resources: ['*'], // in a key policy, '*' means this key
+      conditions: { ArnEquals: { 'aws:SourceArn': ruleArn } },
+    }));
     const role = new iam.Role(this, 'SweepRole', {
       assumedBy: new iam.ServicePrincipal('events.amazonaws.com', { conditions: { StringEquals: { 'aws:SourceAccount': Stack.of(this).account } } }),
       description: 'Starts the ONS knowledge-base sync on a schedule',
@@ -254,7 +284,8 @@ export class KnowledgeBaseSync extends Construct {
     this.stateMachine.grantStartExecution(role);
     key.grant(role, 'kms:GenerateDataKey', 'kms:Decrypt');
     rule.addTarget(new targets.SfnStateMachine(this.stateMachine, {
-      role, input: events.RuleTargetInput.fromObject({ trigger: 'sweep' }), retryAttempts: 3, maxEventAge: Duration.minutes(30),
+      role, input: events.RuleTargetInput.fromObject({ trigger: 'sweep' }), retryAttempts: 3, maxEventAge: Duration.minutes(30), deadLetterQueue,
     }));
+    return deadLetterQueue;
   }
 }

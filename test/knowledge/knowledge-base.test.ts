@@ -4,7 +4,8 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import {
-  ChunkingStrategy, DataLake, EmbeddingModel, IngestionPipeline, KnowledgeBase, KnowledgeBaseOptions, OnsDataPlatform, PlatformStage, VectorStore,
+  ChunkingStrategy, DataLake, EmbeddingModel, IngestionPipeline, KnowledgeBase, KnowledgeBaseOptions, OnsDataPlatform, PlatformMonitoring,
+  PlatformStage, VectorStore,
 } from '../../src';
 import { KnowledgeBaseLogMetrics, metricsNamespace } from '../../src/runtime/contract';
 import { ENV } from '../helpers';
@@ -335,6 +336,53 @@ describe('sync', () => {
   test('an hourly sweep starts the sync for requests left pending', () => {
     const rules = Object.values(json.Resources).filter((r: any) => r.Type === 'AWS::Events::Rule' && r.Properties.ScheduleExpression);
     expect(rules.map((r: any) => r.Properties.ScheduleExpression)).toContain('rate(1 hour)');
+  });
+
+  test('a sweep EventBridge cannot start goes to a dead-letter queue (lake key, TLS only, 14 days) that only this rule may use; monitoring alarms on it', () => {
+    const own = new Stack(new App(), 'Knowledge', { env: ENV });
+    const stage = PlatformStage.DEV;
+    const dataLake = new DataLake(own, 'Lake', { stage });
+    const knowledgeBase = new KnowledgeBase(own, 'Kb', { stage, dataLake });
+    const pipeline = new IngestionPipeline(own, 'Ingestion', { stage, dataLake, knowledgeBase, largeFileProcessing: { enabled: false } });
+    expect(pipeline.knowledgeBaseSync!.deadLetterQueue.encryptionMasterKey).toBe(dataLake.encryptionKey);
+    new PlatformMonitoring(own, 'Monitoring', { stage, encryptionKey: dataLake.encryptionKey, watch: own });
+    const t = Template.fromStack(own);
+    const resources = t.toJSON().Resources as Record<string, any>;
+    const [queueId, queue] = Object.entries(resources).find(([id, r]) => r.Type === 'AWS::SQS::Queue' && /KnowledgeSyncSweepDeadLetterQueue/.test(id))!;
+    expect(queue.Properties).toMatchObject({ KmsMasterKeyId: { 'Fn::GetAtt': [expect.stringMatching(/^LakeKey/), 'Arn'] }, MessageRetentionPeriod: 14 * 24 * 3600 });
+    const [ruleId, rule] = Object.entries(resources).find(([, r]) => r.Type === 'AWS::Events::Rule' && r.Properties.ScheduleExpression === 'rate(1 hour)')!;
+    expect(rule.Properties.Targets).toEqual([expect.objectContaining({
+      DeadLetterConfig: { Arn: { 'Fn::GetAtt': [queueId, 'Arn'] } },
+      RetryPolicy: { MaximumRetryAttempts: 3, MaximumEventAgeInSeconds: 1800 },
+    })]);
+    // The queue policy: TLS only, and EventBridge may send for this rule only.
+    const queuePolicy = Object.values(resources).find((r) => r.Type === 'AWS::SQS::QueuePolicy' && r.Properties.Queues.some((q: any) => q.Ref === queueId))!;
+    const statements = queuePolicy.Properties.PolicyDocument.Statement;
+    expect(statements).toEqual(expect.arrayContaining([
+      expect.objectContaining({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+      expect.objectContaining({
+        Effect: 'Allow',
+        Principal: { Service: 'events.amazonaws.com' },
+        Action: 'sqs:SendMessage',
+        Condition: { ArnEquals: { 'aws:SourceArn': { 'Fn::GetAtt': [ruleId, 'Arn'] } } },
+      }),
+    ]));
+    // The key lets EventBridge encrypt dead letters for this rule only.
+    const key = Object.values(resources).find((r) => r.Type === 'AWS::KMS::Key')!;
+    expect(key.Properties.KeyPolicy.Statement).toContainEqual({
+      Sid: 'AllowEventBridgeSyncSweepDeadLetters',
+      Effect: 'Allow',
+      Principal: { Service: 'events.amazonaws.com' },
+      Action: ['kms:GenerateDataKey', 'kms:Decrypt'],
+      Resource: '*',
+      Condition: { ArnEquals: { 'aws:SourceArn': { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, `:events:${ENV.region}:${ENV.account}:rule/${rule.Properties.Name}`]] } } },
+    });
+    expect(rule.Properties.Name).toMatch(/^[A-Za-z0-9._-]{1,64}$/);
+    t.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'ApproximateNumberOfMessagesVisible',
+      Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [queueId, 'QueueName'] } }],
+      Threshold: 0,
+    });
   });
 
   test('the sync machine may start and read ingestion jobs of this knowledge base only', () => {
