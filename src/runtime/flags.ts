@@ -21,7 +21,6 @@ import { log } from './telemetry';
  * @internal
  */
 
-
 /** One flag as AppConfig serves a feature-flag profile: `enabled` and the flag's attributes. @internal */
 export interface FlagValue {
   readonly enabled: boolean;

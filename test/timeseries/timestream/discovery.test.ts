@@ -4,11 +4,12 @@ import { RequestError } from '../../../src/runtime/http';
 import { LoadErrors } from '../../../src/timeseries/contract';
 import { parseRequest } from '../../../src/timeseries/runtime/request';
 import { buildSql, runQuery } from '../../../src/timeseries/timestream/runtime/query';
-import { createWriteClient, RecordWriter } from '../../../src/timeseries/timestream/runtime/writer';
+import { createWriteClient } from '../../../src/timeseries/timestream/runtime/writer';
 import { SimulatedClock } from '../../runtime/simulated-clock';
 import { REFERENCE } from '../load-contract';
 import { cargaEnergia2013 } from '../ons-records';
 import { LocalTimestream } from './local-timestream';
+import { writeAll } from './write-all';
 
 /**
  * Endpoint discovery as the SDK does it on AWS: the production clients without an endpoint override, so every call
@@ -44,19 +45,9 @@ function toLocal<C extends TimestreamWriteClient | TimestreamQueryClient>(client
   return client;
 }
 
-async function load(): Promise<{ stats?: Awaited<ReturnType<RecordWriter['finish']>>; error?: Error }> {
-  const client = toLocal(createWriteClient(undefined, 3));
-  const writer = new RecordWriter(client, { database: 'ons_test', table: 'carga_energia', measureName: 'carga_energia', version: 1 }, {
-    maxInFlight: 3, baseDelayMs: 100, maxAttempts: 8, clock: new SimulatedClock(),
-  });
-  try {
-    for (const record of records) await writer.add(record);
-    return { stats: await writer.finish() };
-  } catch (error) {
-    return { error: error as Error };
-  } finally {
-    client.destroy();
-  }
+function load() {
+  const options = { maxInFlight: 3, baseDelayMs: 100, maxAttempts: 8, clock: new SimulatedClock() };
+  return writeAll(toLocal(createWriteClient(undefined, 3)), records, options);
 }
 
 describe('the loader', () => {

@@ -1,9 +1,10 @@
 import { DEFAULT_THROTTLE_BUDGET_MS } from '../../../src/timeseries/contract';
-import { createWriteClient, MAGNETIC_THROTTLE_BUDGET_MS, RecordWriter } from '../../../src/timeseries/timestream/runtime/writer';
+import { createWriteClient, MAGNETIC_THROTTLE_BUDGET_MS } from '../../../src/timeseries/timestream/runtime/writer';
 import { SimulatedClock } from '../../runtime/simulated-clock';
 import { REFERENCE } from '../load-contract';
 import { cargaEnergia2013 } from '../ons-records';
 import { LocalTimestream } from './local-timestream';
+import { writeAll } from './write-all';
 
 /**
  * The Timestream writer's throttle budget, on a simulated clock: the real SDK client over HTTP against the
@@ -36,19 +37,8 @@ beforeEach(() => {
   ts.clock = clock;
 });
 
-async function load(): Promise<{ stats?: Awaited<ReturnType<RecordWriter['finish']>>; error?: Error }> {
-  const client = createWriteClient(endpoint, 3);
-  const writer = new RecordWriter(client, { database: 'ons_test', table: 'carga_energia', measureName: 'carga_energia', version: 1 }, {
-    maxInFlight: 3, baseDelayMs: 100, clock,
-  });
-  try {
-    for (const record of records) await writer.add(record);
-    return { stats: await writer.finish() };
-  } catch (error) {
-    return { error: error as Error };
-  } finally {
-    client.destroy();
-  }
+function load() {
+  return writeAll(createWriteClient(endpoint, 3), records, { maxInFlight: 3, baseDelayMs: 100, clock });
 }
 
 test('the records are the real file: one per row with a value', () => {
