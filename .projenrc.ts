@@ -75,6 +75,8 @@ const project = new awscdk.AwsCdkConstructLibrary({
     '@aws-lambda-powertools/parameters@^2.35.0',
     '@aws-sdk/client-appconfigdata',
     'cdk-nag@^3.0.2',
+    // The permission-closure test: evaluates the synthesized identity, resource and key policies (AGPL: tests only, never bundled).
+    '@cloud-copilot/iam-simulate@^0.1.173',
     's3rver@^3.7.1',
     // Local engines for the ingestion tests (toolchain.md): DynamoDB, Step Functions, ASL validation.
     'dynalite@^4.0.0',
