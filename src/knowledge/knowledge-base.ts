@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Arn, ArnFormat, Duration, Stack, Token, Validations } from 'aws-cdk-lib';
 import * as bedrock from 'aws-cdk-lib/aws-bedrock';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
@@ -17,7 +18,7 @@ import { EmbeddingModel } from './embedding-model';
 import { grantIngestionJobs, IKnowledgeBase, KnowledgeBaseAttributes } from './knowledge-base-ref';
 import { QueryFunction } from './query-function';
 import { retryWhileIngestionJobRuns } from './sync-retry';
-import { VectorStore, VectorStoreConfig } from './vector-store';
+import { VECTOR_INDEX_NAME, VectorStore, VectorStoreConfig } from './vector-store';
 import { applyPlatformTags, createPlatformFunction } from '../core/defaults';
 import { IFeatureFlags } from '../core/flags';
 import { AlarmSeverity, DashboardSection, IMonitor, IMonitorable } from '../core/monitorable';
@@ -211,6 +212,8 @@ export class KnowledgeBase extends Construct implements IKnowledgeBase, IMonitor
 
   private readonly key: kms.IKey;
   private readonly metricsNamespace: string;
+  /** What the knowledge base's name ends with: empty for the default model and store, else a hash of them. */
+  private readonly knowledgeBaseSuffix: string;
 
   constructor(scope: Construct, id: string, props: KnowledgeBaseProps) {
     super(scope, id);
@@ -244,13 +247,22 @@ export class KnowledgeBase extends Construct implements IKnowledgeBase, IMonitor
     }));
     this.key.grant(role, 'kms:Decrypt', 'kms:GenerateDataKey');
 
+    // Replacement-only properties (the index's dimension, the knowledge base's embedding model and storage, the data
+    // sources' chunking) are hashed into the names, so a change creates the new resource under a new name before
+    // CloudFormation deletes the old one; the default configuration keeps the names it always had.
+    const model = { modelId: this.embeddingModel.modelId, dimensions: this.embeddingModel.dimensions };
+    const defaultModel = EmbeddingModel.titanTextV2();
+    const indexSuffix = replacementSuffix(this, model, { modelId: defaultModel.modelId, dimensions: defaultModel.dimensions });
     const store: VectorStoreConfig = (props.vectorStore ?? VectorStore.s3Vectors()).bind(this, {
-      stage: props.stage, encryptionKey: this.key, role, dimensions: this.embeddingModel.dimensions,
+      stage: props.stage, encryptionKey: this.key, role, dimensions: this.embeddingModel.dimensions, indexName: `${VECTOR_INDEX_NAME}${indexSuffix}`,
     });
     this.vectorStoreType = store.type;
+    const knowledgeBaseSuffix = replacementSuffix(this, { ...model, store: store.type }, { modelId: defaultModel.modelId, dimensions: defaultModel.dimensions, store: 'S3_VECTORS' });
+    this.knowledgeBaseSuffix = knowledgeBaseSuffix;
+    const chunkingSuffix = replacementSuffix(this, chunking.configuration, ChunkingStrategy.fixedSize().configuration);
 
     this.cfnKnowledgeBase = new bedrock.CfnKnowledgeBase(this, 'Resource', {
-      name: `ons-knowledge-${props.stage.name}-${this.node.addr.slice(-8)}`,
+      name: `ons-knowledge-${props.stage.name}-${this.node.addr.slice(-8)}${knowledgeBaseSuffix}`,
       description: props.description ?? `ONS data platform (${props.stage.name}): documents and data cards`,
       roleArn: role.roleArn,
       knowledgeBaseConfiguration: {
@@ -280,8 +292,8 @@ export class KnowledgeBase extends Construct implements IKnowledgeBase, IMonitor
       // Vectors of a deleted data source are removed with it.
       dataDeletionPolicy: 'DELETE',
     });
-    this.documentsDataSource = dataSource('DocumentsDataSource', 'documents', lake.documentsPrefix, 'Documents uploaded to the raw bucket (PDF, DOCX, Markdown, HTML)');
-    this.cardsDataSource = dataSource('CardsDataSource', 'data-cards', lake.dataCardsPrefix, 'Data cards of the processed ONS files, with metadata (dataset, years)');
+    this.documentsDataSource = dataSource('DocumentsDataSource', `documents${chunkingSuffix}`, lake.documentsPrefix, 'Documents uploaded to the raw bucket (PDF, DOCX, Markdown, HTML)');
+    this.cardsDataSource = dataSource('CardsDataSource', `data-cards${chunkingSuffix}`, lake.dataCardsPrefix, 'Data cards of the processed ONS files, with metadata (dataset, years)');
     this.documentsDataSourceId = this.documentsDataSource.attrDataSourceId;
     this.cardsDataSourceId = this.cardsDataSource.attrDataSourceId;
 
@@ -345,8 +357,9 @@ export class KnowledgeBase extends Construct implements IKnowledgeBase, IMonitor
     const logGroupName = `/aws/vendedlogs/bedrock/knowledge-base/APPLICATION_LOGS/${name}`;
     const logGroup = new logs.LogGroup(this, 'ApplicationLogs', { logGroupName, retention: stage.logRetention, encryptionKey: this.key });
     applyDataRemovalPolicy(logGroup, stage);
+    // A replaced knowledge base gets its own delivery source (a new name) while the old one is deleted with it.
     const source = new logs.CfnDeliverySource(this, 'ApplicationLogsSource', {
-      name, resourceArn: this.knowledgeBaseArn, logType: 'APPLICATION_LOGS',
+      name: `${name}${this.knowledgeBaseSuffix}`, resourceArn: this.knowledgeBaseArn, logType: 'APPLICATION_LOGS',
     });
     const destination = new logs.CfnDeliveryDestination(this, 'ApplicationLogsDestination', {
       name,
@@ -531,4 +544,24 @@ export class KnowledgeBase extends Construct implements IKnowledgeBase, IMonitor
     this.key.grant(role, 'kms:Decrypt');
     return role;
   }
+}
+
+/**
+ * `-` and 8 hex characters of a hash of `value` (resolved, so tokens hash as the same intrinsics in every synth),
+ * or nothing when it equals `defaultValue`: names of resources CloudFormation replaces when `value` changes.
+ */
+function replacementSuffix(scope: Construct, value: unknown, defaultValue: unknown): string {
+  const stack = Stack.of(scope);
+  const text = stableJson(stack.resolve(value));
+  if (text === stableJson(stack.resolve(defaultValue))) return '';
+  return `-${createHash('sha256').update(text).digest('hex').slice(0, 8)}`;
+}
+
+/** JSON with object keys sorted, so equal values give equal text. */
+function stableJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(stableJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    return `{${Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${stableJson((value as Record<string, unknown>)[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
 }

@@ -25,6 +25,13 @@ export const VectorFields = {
 export const VECTOR_INDEX_NAME = 'ons-knowledge';
 
 /**
+ * Index names the knowledge base role and the deploying principal may use: every index the knowledge base has had,
+ * so the old index stays reachable while CloudFormation replaces it (Bedrock deletes the old data sources' vectors
+ * from it, then CloudFormation deletes it).
+ */
+const INDEX_NAME_PATTERN = `${VECTOR_INDEX_NAME}*`;
+
+/**
  * What a vector store needs to create itself for a knowledge base.
  */
 export interface VectorStoreBindOptions {
@@ -36,6 +43,13 @@ export interface VectorStoreBindOptions {
   readonly role: iam.IRole;
   /** The embedding model's dimension: the index's dimension. */
   readonly dimensions: number;
+  /**
+   * The vector index's name: `ons-knowledge`, with a hash of the embedding model and dimension for any model but
+   * the default, so a new model or dimension creates a new index (a replacement) beside the old one.
+   *
+   * @default 'ons-knowledge'
+   */
+  readonly indexName?: string;
 }
 
 /**
@@ -115,7 +129,7 @@ class S3VectorsStore extends VectorStore {
     }));
     const index = new s3vectors.CfnIndex(scope, 'VectorIndex', {
       vectorBucketArn: bucket.attrVectorBucketArn,
-      indexName: VECTOR_INDEX_NAME,
+      indexName: options.indexName ?? VECTOR_INDEX_NAME,
       dataType: 'float32',
       dimension: options.dimensions,
       distanceMetric: 'cosine',
@@ -124,7 +138,7 @@ class S3VectorsStore extends VectorStore {
     });
     options.role.addToPrincipalPolicy(new iam.PolicyStatement({
       actions: ['s3vectors:GetIndex', 's3vectors:PutVectors', 's3vectors:GetVectors', 's3vectors:DeleteVectors', 's3vectors:QueryVectors', 's3vectors:ListVectors'],
-      resources: [index.attrIndexArn],
+      resources: [`${bucket.attrVectorBucketArn}/index/${INDEX_NAME_PATTERN}`],
     }));
     options.encryptionKey.grant(options.role, 'kms:Decrypt', 'kms:GenerateDataKey');
     return {
@@ -170,7 +184,8 @@ class OpenSearchServerlessStore extends VectorStore {
     });
     collection.node.addDependency(encryption, network);
 
-    const indexResource = [`index/${name}/${VECTOR_INDEX_NAME}`];
+    const indexName = options.indexName ?? VECTOR_INDEX_NAME;
+    const indexResource = [`index/${name}/${INDEX_NAME_PATTERN}`];
     // Two principals, two rule sets. The knowledge base role gets what the Bedrock user guide's data access policy
     // grants a knowledge base role (aoss:DescribeIndex, ReadDocument, WriteDocument on the index: "Set up security
     // configurations for your knowledge base", https://docs.aws.amazon.com/bedrock/latest/userguide/kb-create-security.html).
@@ -199,7 +214,7 @@ class OpenSearchServerlessStore extends VectorStore {
 
     const index = new aoss.CfnIndex(scope, 'VectorIndex', {
       collectionEndpoint: collection.attrCollectionEndpoint,
-      indexName: VECTOR_INDEX_NAME,
+      indexName,
       settings: { index: { knn: true } },
       mappings: {
         properties: {
@@ -223,7 +238,7 @@ class OpenSearchServerlessStore extends VectorStore {
         type: 'OPENSEARCH_SERVERLESS',
         opensearchServerlessConfiguration: {
           collectionArn: collection.attrArn,
-          vectorIndexName: VECTOR_INDEX_NAME,
+          vectorIndexName: indexName,
           fieldMapping: { vectorField: VectorFields.VECTOR, textField: VectorFields.TEXT, metadataField: VectorFields.METADATA },
         },
       },

@@ -103,7 +103,8 @@ describe('OpenSearch Serverless', () => {
       if (/cfn-exec-role/.test(json)) return 'DEPLOYER';
       throw new Error(`unexpected token ${json}`);
     }).join('');
-    const index = `index/${collectionName()}/ons-knowledge`;
+    // Every index name the knowledge base has had: the old one stays usable while CloudFormation replaces it.
+    const index = `index/${collectionName()}/ons-knowledge*`;
     expect(JSON.parse(text)).toEqual([
       {
         Description: expect.any(String),
@@ -206,7 +207,7 @@ describe('service role', () => {
     const kms = statements.find((s) => [s.Action].flat().includes('kms:Decrypt'));
     expect(kms.Resource).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^LakeKey/), 'Arn'] });
     const vectors = statements.find((s) => [s.Action].flat().includes('s3vectors:PutVectors'));
-    expect(vectors.Resource).toEqual({ 'Fn::GetAtt': [onlyResource(s3v.json, 'AWS::S3Vectors::Index')[0], 'IndexArn'] });
+    expect(vectors.Resource).toEqual({ 'Fn::Join': ['', [{ 'Fn::GetAtt': [onlyResource(s3v.json, 'AWS::S3Vectors::VectorBucket')[0], 'VectorBucketArn'] }, '/index/ons-knowledge*']] });
   });
 
   test('trusted by Bedrock for knowledge bases of this account only', () => {
@@ -422,6 +423,85 @@ describe('sync', () => {
       expect(JSON.stringify(schedule.Properties.Target.Arn)).toContain(':scheduler:::aws-sdk:bedrockagent:startIngestionJob');
       expect(JSON.stringify(schedule.Properties.Target.Input)).toContain('DataSourceId');
     }
+  });
+});
+
+describe('replacing chunking or the embedding model after the first deploy', () => {
+  // CloudFormation replaces a data source on a new ChunkingConfiguration, a knowledge base on a new embedding model or
+  // storage, and a vector index on a new dimension or name, creating the new one before deleting the old: with a fixed
+  // name the create fails ("already exists"). Each deploy below is the same stack synthesized again with one change.
+  const deploy = (options: KnowledgeBaseOptions = {}) => {
+    const { stack, json } = kbStack(options, PlatformStage.DEV, true);
+    const names = (type: string) => Object.entries(json.Resources).filter(([, r]) => r.Type === type)
+      .map(([id, r]) => [id, r.Properties.Name ?? r.Properties.IndexName] as [string, string]).sort();
+    return {
+      stack,
+      json,
+      knowledgeBase: names('AWS::Bedrock::KnowledgeBase'),
+      dataSources: names('AWS::Bedrock::DataSource'),
+      index: names('AWS::S3Vectors::Index'),
+      deliverySource: names('AWS::Logs::DeliverySource'),
+    };
+  };
+  const first = deploy();
+  const chunked = deploy({ chunking: ChunkingStrategy.fixedSize({ maxTokens: 500, overlapPercentage: 10 }) });
+  const remodelled = deploy({ embeddingModel: EmbeddingModel.titanTextV2({ dimensions: 512 }) });
+  const ids = (pairs: Array<[string, string]>) => pairs.map(([id]) => id);
+  const values = (pairs: Array<[string, string]>) => pairs.map(([, name]) => name);
+
+  test('the default configuration keeps the names it always had, and the same input gives the same names', () => {
+    expect(values(first.dataSources).sort()).toEqual(['data-cards', 'documents']);
+    expect(values(first.index)).toEqual(['ons-knowledge']);
+    expect(values(first.knowledgeBase)[0]).toMatch(/^ons-knowledge-dev-[0-9a-f]{8}$/);
+    expect(deploy({ chunking: ChunkingStrategy.fixedSize({ maxTokens: 500, overlapPercentage: 10 }) }).dataSources).toEqual(chunked.dataSources);
+  });
+
+  test('new chunking: both data sources get new names under the same logical ids; the knowledge base and index stay', () => {
+    expect(ids(chunked.dataSources)).toEqual(ids(first.dataSources));
+    const renamed = values(chunked.dataSources);
+    expect(renamed.filter((n) => values(first.dataSources).includes(n))).toEqual([]);
+    expect(renamed.sort()).toEqual([expect.stringMatching(/^data-cards-[0-9a-f]{8}$/), expect.stringMatching(/^documents-[0-9a-f]{8}$/)]);
+    expect(chunked.knowledgeBase).toEqual(first.knowledgeBase);
+    expect(chunked.index).toEqual(first.index);
+    expect(chunked.deliverySource).toEqual(first.deliverySource);
+  });
+
+  test('a new model or dimension: a new index, knowledge base and delivery source name under the same logical ids', () => {
+    for (const key of ['index', 'knowledgeBase', 'deliverySource'] as const) {
+      expect(ids(remodelled[key])).toEqual(ids(first[key]));
+      expect(values(remodelled[key])[0]).not.toBe(values(first[key])[0]);
+      expect(values(remodelled[key])[0]).toMatch(/-[0-9a-f]{8}$/);
+    }
+    // A new dimension with a new store: the OpenSearch index is renamed the same way, and the KB names its new index.
+    const [, index] = onlyResource(aoss.json, 'AWS::OpenSearchServerless::Index');
+    expect(index.Properties.IndexName).toMatch(/^ons-knowledge-[0-9a-f]{8}$/);
+    const [, kb] = onlyResource(aoss.json, 'AWS::Bedrock::KnowledgeBase');
+    expect(kb.Properties.StorageConfiguration.OpensearchServerlessConfiguration.VectorIndexName).toBe(index.Properties.IndexName);
+  });
+
+  test('everything that refers to them follows: query and sync by attribute, the role on every index of its bucket', () => {
+    for (const d of [first, chunked, remodelled]) {
+      const kbId = ids(d.knowledgeBase)[0];
+      const query = Object.values(d.json.Resources).find((r: any) => r.Type === 'AWS::Lambda::Function' && /RAG/.test(r.Properties.Description)) as any;
+      expect(query.Properties.Environment.Variables.ONS_KB_ID).toEqual({ 'Fn::GetAtt': [kbId, 'KnowledgeBaseId'] });
+      const ingestion = definitionOf(d.stack, 'IngestionStateMachine');
+      const dataSourceIds = d.dataSources.map(([id]) => id);
+      // definitionOf names each attribute token by its resource's logical id, lower-cased.
+      expect(JSON.stringify([ingestion.States.DocumentsSource.Parameters, ingestion.States.DataCardsSource.Parameters]))
+        .toMatch(new RegExp(dataSourceIds.map((id) => `(?=.*${id.toLowerCase()})`).join('')));
+      const sync = JSON.stringify(definitionOf(d.stack, 'KbSyncStateMachine'));
+      expect(sync).not.toMatch(/"(documents|data-cards)(-[0-9a-f]{8})?"/);
+      const vectors = rolePolicyStatements(d.json, 'KbRole').find((s) => [s.Action].flat().includes('s3vectors:PutVectors'));
+      const [bucketId] = onlyResource(d.json, 'AWS::S3Vectors::VectorBucket');
+      expect(vectors.Resource).toEqual({ 'Fn::Join': ['', [{ 'Fn::GetAtt': [bucketId, 'VectorBucketArn'] }, '/index/ons-knowledge*']] });
+      expect(values(d.index)[0]).toMatch(/^ons-knowledge/);
+    }
+  });
+
+  test('the sync after deployment (on by default) re-indexes both new data sources on UPDATE_COMPLETE', () => {
+    const sync = definitionOf(chunked.stack, 'KbSyncStateMachine');
+    const started = sync.States.SyncBothSources.Branches.map((b: any) => JSON.stringify(b.States[b.StartAt].Parameters));
+    for (const [id] of chunked.dataSources) expect(started.some((p: string) => p.includes(id.toLowerCase()))).toBe(true);
   });
 });
 
