@@ -1,12 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { IncomingMessage, ServerResponse } from 'node:http';
+import { gunzipSync } from 'node:zlib';
 import { LocalHttpServer } from '../../local-http';
 
 /**
  * The few InfluxDB 2 HTTP API endpoints the store's bootstrap calls, in memory, as InfluxDB OSS 2.7 answers them:
  * `/api/v2/signin` (Basic auth, a session cookie), `/signout`, `/orgs`, `/buckets` (GET, PATCH), `/authorizations`
  * (GET, POST, DELETE, tokens listed as OSS lists them), `/dbrps` (GET, POST, PATCH, DELETE). Every call but sign-in
- * needs the session cookie; errors are `{ code, message }` with InfluxDB's codes.
+ * needs the session cookie; errors are `{ code, message }` with InfluxDB's codes. The data endpoints the loader and
+ * the query function call (`/write`, `/api/v2/write`, `/query`) take an API token and check its permissions, and a
+ * write is all or nothing (see `data`).
  */
 export interface Authorization {
   id: string;
@@ -25,6 +28,49 @@ export interface Dbrp {
   default: boolean;
 }
 
+/**
+ * Why a line-protocol line cannot be parsed (the syntax InfluxDB 2 accepts: measurement, tags, fields of float, `i`
+ * integer, `u` unsigned, boolean or quoted string, an optional int64 nanosecond timestamp), or undefined.
+ */
+export function lineProblem(line: string): string | undefined {
+  const parts: string[] = [];
+  let current = '';
+  let quoted = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i];
+    if (c === '\\' && i + 1 < line.length) {
+      current += c + line[++i];
+    } else if (c === '"') {
+      quoted = !quoted;
+      current += c;
+    } else if (c === ' ' && !quoted) {
+      parts.push(current);
+      current = '';
+    } else {
+      current += c;
+    }
+  }
+  parts.push(current);
+  if (quoted) return 'unbalanced quotes';
+  if (parts.length < 2 || !parts[0] || parts[0].startsWith(',')) return 'missing measurement';
+  if (parts.length > 3) return 'invalid field format';
+  if (!parts[1]) return 'missing fields';
+  for (const field of parts[1].split(/(?<!\\),(?=(?:[^"]*"[^"]*")*[^"]*$)/)) {
+    const at = field.search(/(?<!\\)=/);
+    if (at <= 0) return 'missing field value';
+    const value = field.slice(at + 1);
+    const ok = /^-?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(value) || /^-?\d+i$/.test(value) || /^\d+u$/.test(value)
+      || /^(t|T|true|True|TRUE|f|F|false|False|FALSE)$/.test(value) || /^"(?:[^"\\]|\\.)*"$/.test(value);
+    if (!ok) return 'invalid number';
+  }
+  if (parts.length === 3) {
+    if (!/^-?\d+$/.test(parts[2])) return 'bad timestamp';
+    const ns = BigInt(parts[2]);
+    if (ns < -9223372036854775806n || ns > 9223372036854775806n) return 'bad timestamp';
+  }
+  return undefined;
+}
+
 export class LocalInfluxDb2 {
   public username = 'onsadmin';
   public password = 'Adm1nPassw0rdFromTheSecret';
@@ -34,6 +80,13 @@ export class LocalInfluxDb2 {
   public readonly dbrps: Dbrp[] = [];
   /** Tokens stored hashed (the OSS 2.9 default): listings carry no token values, only creation answers one. */
   public hashedTokens = false;
+  /** Lines written, per bucket id. */
+  public readonly points = new Map<string, string[]>();
+  /**
+   * Lines this server cannot parse besides syntax errors (a stricter parser than the writer's encoder, a limit): the
+   * reason, or undefined.
+   */
+  public unparsable: (line: string) => string | undefined = () => undefined;
   /** Every request: method and path with query. */
   public readonly requests: string[] = [];
   private readonly sessions = new Set<string>();
@@ -68,6 +121,7 @@ export class LocalInfluxDb2 {
         res.end(body === undefined ? undefined : JSON.stringify(body));
       };
       const fail = (status: number, code: string, message: string) => send(status, { code, message });
+      if (url.pathname === '/write' || url.pathname === '/api/v2/write' || url.pathname === '/query') return this.data(req, url, Buffer.concat(chunks), send, fail);
       let body: any = {};
       try {
         body = chunks.length ? JSON.parse(Buffer.concat(chunks).toString('utf8')) : {};
@@ -171,6 +225,45 @@ export class LocalInfluxDb2 {
       }
       return fail(404, 'not found', `path not found: ${req.method} ${path}`);
     });
+  }
+
+  /**
+   * The data endpoints, with the API token of the request's `Authorization: Token` header, as InfluxDB OSS 2.x answers
+   * them ("Troubleshoot issues writing data", https://docs.influxdata.com/influxdb/v2/write-data/troubleshoot/):
+   * "The first rejected point in a batch causes InfluxDB to reject the entire batch"; 400: "The response body contains
+   * the first malformed line in the data. All request data was rejected and not written"; 401 when the token is missing
+   * or "does not have sufficient permissions to write to the organization and the bucket". Reads need a `read`
+   * permission on the bucket the same way (401). `/write` and `/query` (1.x compatibility) find the bucket through the
+   * DBRP mapping of `db` and `rp`; `/api/v2/write` by `org` and `bucket` names. `/query` runs no InfluxQL: an allowed
+   * query answers one empty result per statement.
+   */
+  private data(req: IncomingMessage, url: URL, raw: Buffer, send: (status: number, body?: unknown) => void, fail: (status: number, code: string, message: string) => void): void {
+    const token = /^Token (.+)$/.exec(String(req.headers.authorization ?? ''))?.[1];
+    const auth = this.authorizations.find((a) => a.token === token && a.status === 'active');
+    if (!auth) return fail(401, 'unauthorized', 'unauthorized access');
+    const p = url.searchParams;
+    const bucket = url.pathname === '/api/v2/write'
+      ? this.buckets.find((b) => b.name === p.get('bucket') && (p.get('org') === this.org.name || p.get('orgID') === this.org.id))
+      : this.buckets.find((b) => b.id === this.dbrps.find((d) => d.database === p.get('db') && (p.get('rp') ? d.retention_policy === p.get('rp') : d.default))?.bucketID);
+    const action = url.pathname === '/query' ? 'read' : 'write';
+    const allowed = bucket && auth.permissions.some((x) => x.action === action && x.resource.type === 'buckets'
+      && (x.resource.id === undefined || x.resource.id === bucket.id) && (x.resource.orgID === undefined || x.resource.orgID === bucket.orgID));
+    if (!allowed) return fail(401, 'unauthorized', `insufficient permissions to ${action}`);
+    if (action === 'read') {
+      const statements = (p.get('q') ?? '').split(';').filter((q) => q.trim());
+      return send(200, { results: statements.map((_, i) => ({ statement_id: i })) });
+    }
+    if (req.method !== 'POST') return fail(405, 'method not allowed', 'method not allowed');
+    const text = (req.headers['content-encoding'] === 'gzip' ? gunzipSync(raw) : raw).toString('utf8');
+    const lines = text.split('\n').filter((l) => l.trim() && !l.startsWith('#'));
+    for (const line of lines) {
+      const problem = lineProblem(line) ?? this.unparsable(line);
+      if (problem) return fail(400, 'invalid', `unable to parse '${line}': ${problem}`);
+    }
+    const stored = this.points.get(bucket!.id) ?? [];
+    stored.push(...lines);
+    this.points.set(bucket!.id, stored);
+    return send(204);
   }
 }
 

@@ -11,9 +11,10 @@ import { RequestPool } from '../../runtime/request-pool';
  * The InfluxDB write path: records as line-protocol lines in gzipped batches of `batchLines` through
  * `POST /write?precision=ns`, up to `maxInFlight` requests at once, each retried with exponential
  * backoff and full jitter (or the server's Retry-After) on 429, 5xx and network errors. A 400/422
- * partial write reports the lines the server names (parse errors) with its reason; points it dropped
- * without naming them (a field type conflict, beyond retention) are found by sending the batch again
- * in halves, which is harmless: a point written twice with the same values is the same point.
+ * reports the lines the server names (parse errors) with its reason; the other lines count as written only
+ * when the server says they were (1.x `dropped=0`), else they are sent again (OSS 2.x refuses a whole batch
+ * on a 400); points it dropped without naming them (a field type conflict, beyond retention) are found by
+ * sending the batch again in halves, which is harmless: a point written twice with the same values is the same point.
  *
  * 429 ("token is temporarily over quota") and 503 ("server is temporarily unavailable to accept writes"),
  * whose Retry-After "describes when to try the write again" (InfluxDB v2 API, POST /write, and the
@@ -92,8 +93,11 @@ export class InfluxWriter implements PointWriter {
     if (response.status === 413 && lines.length > 1) return this.halves(lines);
     if (response.status === 413) return this.reject(lines[0], `the server refused the line as too large: ${message}`);
     this.stats.requests++;
-    // 400/422: a partial write. Lines it could not parse are named in the message; the others were written
-    // unless it dropped some (dropped=N > 0), which it does not name.
+    // 400/422. Lines it could not parse are named in the message. The others count as written only when the server
+    // says so: InfluxDB 1.x's partial write ends `dropped=0`, a `(N written)` matches them. InfluxDB OSS 2.x rejects the
+    // whole batch and names only its first malformed line ("All request data was rejected and not written",
+    // https://docs.influxdata.com/influxdb/v2/write-data/troubleshoot/): the rest is sent again, which is harmless
+    // either way (a point written twice with the same values is the same point).
     const unparsed = new Map<Line, string>();
     for (const line of lines) {
       const at = message.indexOf(`unable to parse '${line.text}': `);
@@ -101,8 +105,12 @@ export class InfluxWriter implements PointWriter {
     }
     for (const [line, reason] of unparsed) this.reject(line, `unable to parse: ${reason}`);
     const rest = lines.filter((l) => !unparsed.has(l));
-    const dropped = Number(/dropped=(\d+)/.exec(message)?.[1] ?? (unparsed.size ? 0 : NaN));
-    if (!rest.length || dropped === 0) return this.accept(rest, false);
+    if (!rest.length) return;
+    const dropped = /dropped=(\d+)/.exec(message)?.[1];
+    const written = /\((\d+) written\)/.exec(message)?.[1];
+    if (dropped === '0' || (written !== undefined && Number(written) === rest.length)) return this.accept(rest, false);
+    // Every line it named is out: what is left is strictly smaller, so this ends.
+    if (unparsed.size && dropped === undefined) return this.write(rest);
     if (rest.length === 1) return this.reject(rest[0], message.replace(/unable to parse '[^\n]*?': [^\n]*\n?/g, '').trim() || message);
     return this.halves(rest);
   }
