@@ -39,6 +39,10 @@ const SCOPED_WILDCARDS: Array<{ test: (resource: string, actions: string[]) => b
     reason: 'Reading the platform\'s one feature-flag profile in its application\'s (one) environment, named rather than referenced to keep the environment\'s rollback alarms free of a dependency cycle.',
   },
   {
+    test: (r, a) => /^<[A-Za-z0-9]+\.VectorBucketArn>\/index\/ons-knowledge\*$/.test(r) && a.every((x) => x.startsWith('s3vectors:')),
+    reason: 'The knowledge base\'s vector indexes in its own vector bucket: the current one and, while CloudFormation replaces it for a new embedding model, the old one.',
+  },
+  {
     test: (r, a) => r === '*' && a.every((x) => NO_RESOURCE_LEVEL.has(x)),
     reason: 'X-Ray, CloudWatch Logs delivery, ECR authorization, Timestream endpoint discovery and Bedrock RetrieveAndGenerate support no resource-level permission.',
   },

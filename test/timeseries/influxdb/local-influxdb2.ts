@@ -82,16 +82,16 @@ export class LocalInfluxDb2 {
   public hashedTokens = false;
   /** Lines written, per bucket id. */
   public readonly points = new Map<string, string[]>();
-  /**
-   * Lines this server cannot parse besides syntax errors (a stricter parser than the writer's encoder, a limit): the
-   * reason, or undefined.
-   */
-  public unparsable: (line: string) => string | undefined = () => undefined;
   /** Every request: method and path with query. */
   public readonly requests: string[] = [];
   private readonly sessions = new Set<string>();
   private readonly server = new LocalHttpServer((req, res) => this.handle(req, res));
   private nextId = 1;
+  /**
+   * Lines this server cannot parse besides syntax errors (a stricter parser than the writer's encoder, a limit): the
+   * reason, or undefined.
+   */
+  public unparsable: (line: string) => string | undefined = () => undefined;
 
   start(): Promise<string> {
     return this.server.start();
@@ -237,7 +237,10 @@ export class LocalInfluxDb2 {
    * DBRP mapping of `db` and `rp`; `/api/v2/write` by `org` and `bucket` names. `/query` runs no InfluxQL: an allowed
    * query answers one empty result per statement.
    */
-  private data(req: IncomingMessage, url: URL, raw: Buffer, send: (status: number, body?: unknown) => void, fail: (status: number, code: string, message: string) => void): void {
+  private data(
+    req: IncomingMessage, url: URL, raw: Buffer,
+    send: (status: number, body?: unknown) => void, fail: (status: number, code: string, message: string) => void,
+  ): void {
     const token = /^Token (.+)$/.exec(String(req.headers.authorization ?? ''))?.[1];
     const auth = this.authorizations.find((a) => a.token === token && a.status === 'active');
     if (!auth) return fail(401, 'unauthorized', 'unauthorized access');
