@@ -310,6 +310,7 @@ export class OnsDataPlatform extends Construct {
       knowledgeQueryFunction: this.knowledgeBase.queryFunction,
       ledger: this.ledger,
       timeSeriesDatasets: this.timeSeries.datasetIds,
+      additionalDatasets: this.dataLake.additionalDatasets,
       reservedConcurrentExecutions: props.reservedConcurrentExecutions,
       safeDeployment: this.safeDeployment,
     });

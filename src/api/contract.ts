@@ -10,7 +10,17 @@ export const LedgerApiEnv = {
   TABLE: 'ONS_API_LEDGER_TABLE',
   /** JSON array of the dataset ids the time-series store has a table for (`timeSeries: true` in `GET /datasets`). */
   TIME_SERIES_DATASETS: 'ONS_API_TIME_SERIES_DATASETS',
+  /** JSON array of the datasets outside the catalog that have a lake table (`AdditionalDataset`), listed by `GET /datasets`. */
+  DATASETS: 'ONS_API_DATASETS',
 } as const;
+
+/** A dataset outside the catalog as `LedgerApiEnv.DATASETS` carries it (the lake's `additionalDatasets`). @internal */
+export interface AdditionalDataset {
+  readonly id: string;
+  readonly description?: string;
+  readonly dimensions: readonly string[];
+  readonly measures: ReadonlyArray<{ readonly name: string; readonly unit?: string; readonly description?: string }>;
+}
 
 /** A measure of a dataset in `GET /datasets`. @internal */
 export interface DatasetMeasure {
@@ -37,8 +47,8 @@ export interface DatasetSummary {
   readonly id: string;
   readonly title: { readonly pt: string; readonly en: string };
   readonly description: { readonly pt: string; readonly en: string };
-  /** Time grain, ISO 8601 duration. */
-  readonly grain: string;
+  /** Time grain, ISO 8601 duration; null for a dataset outside the catalog (its files say nothing of it). */
+  readonly grain: string | null;
   /** Identity dimensions: the query parameters of `GET /timeseries/{dataset}` that select series. */
   readonly dimensions: readonly string[];
   readonly measures: readonly DatasetMeasure[];

@@ -52,7 +52,7 @@ export const RESPONSE_SCHEMAS: Record<string, Record<string, unknown>> = {
         id: str,
         title: bilingual,
         description: bilingual,
-        grain: { enum: ['PT30M', 'PT1H', 'P1D', 'P7D'] },
+        grain: { type: ['string', 'null'], enum: ['PT30M', 'PT1H', 'P1D', 'P7D', null], description: 'null for a dataset outside the catalog (additionalDatasets).' },
         dimensions: { type: 'array', items: str },
         measures: {
           type: 'array',

@@ -8,7 +8,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as wafv2 from 'aws-cdk-lib/aws-wafv2';
 import { Construct } from 'constructs';
-import { LedgerApiEnv } from './contract';
+import { AdditionalDataset, LedgerApiEnv } from './contract';
 import { LedgerFunction } from './ledger-function';
 import { REQUEST_MODELS, ROUTES, RouteTarget } from './routes';
 import { createPlatformFunction } from '../core/defaults';
@@ -17,6 +17,7 @@ import { acknowledgeScopedWildcards } from '../core/nag';
 import { applyDataRemovalPolicy } from '../core/removal';
 import { invokeTarget, SafeDeployment } from '../core/safe-deployment';
 import { ApiThrottling, PlatformStage } from '../core/stage';
+import type { DatasetTableProps } from '../lake/data-lake-props';
 import { IIngestionLedger } from '../ledger/ingestion-ledger';
 import { ApiEnv, MetricServices } from '../runtime/contract';
 
@@ -246,6 +247,14 @@ export interface PlatformApiProps extends PlatformApiOptions {
   readonly timeSeriesDatasets?: string[];
 
   /**
+   * Datasets outside the catalog that have a lake table (the lake's `additionalDatasets`), listed by `GET /datasets`
+   * after the catalog's.
+   *
+   * @default - none
+   */
+  readonly additionalDatasets?: DatasetTableProps[];
+
+  /**
    * Concurrent executions reserved for the function the API creates.
    *
    * @default - no reservation
@@ -412,6 +421,7 @@ export class PlatformApi extends Construct implements IMonitorable {
         environment: {
           [LedgerApiEnv.TABLE]: props.ledger.tableName,
           [LedgerApiEnv.TIME_SERIES_DATASETS]: JSON.stringify(props.timeSeriesDatasets ?? []),
+          ...(props.additionalDatasets?.length ? { [LedgerApiEnv.DATASETS]: JSON.stringify(props.additionalDatasets.map(additionalDataset)) } : {}),
         },
       });
       props.ledger.grantQuery(fn);
@@ -705,4 +715,16 @@ function accessLogFormat(): apigw.AccessLogFormat {
     wafStatus: apigw.AccessLogField.contextWafResponseCode(),
     xrayTraceId: apigw.AccessLogField.contextXrayTraceId(),
   }));
+}
+
+/** What `GET /datasets` shows of a dataset outside the catalog. */
+function additionalDataset(d: DatasetTableProps): AdditionalDataset {
+  return {
+    id: d.datasetId,
+    ...(d.description ? { description: d.description } : {}),
+    dimensions: d.dimensions ?? [],
+    measures: d.measures.map((m) => ({
+      name: m.name, ...(m.unit ? { unit: m.unit } : {}), ...(m.description ? { description: m.description } : {}),
+    })),
+  };
 }

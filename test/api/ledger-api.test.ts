@@ -9,7 +9,7 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { expectSchema } from './openapi';
 import { LedgerApiEnv } from '../../src/api/contract';
 import { LedgerItem, LedgerStatus, LedgerStatusValue, SourceObject } from '../../src/ledger/contract';
-import { Ledger, ledgerKey, ledgerRef } from '../../src/ledger/runtime/ledger';
+import { IN_LAKE, Ledger, ledgerKey, ledgerRef } from '../../src/ledger/runtime/ledger';
 import { CATALOG } from '../../src/ons/catalog';
 import { createLedgerTable, isolatedAwsEnv, loadHandler as loadLocalHandler, restoreEnv } from '../ingestion/local-aws';
 import { closedPort } from '../local-http';
@@ -455,6 +455,33 @@ describe('GET /datasets', () => {
     expect(byId.curva_carga).toEqual(expect.objectContaining({ files: expect.any(Number) }));
     expect(byId.ear_diario_subsistema).toBeNull();
     expect(Object.keys(byId)).not.toContain('dataset_fora_do_catalogo');
+  });
+
+  test('a dataset outside the catalog with a lake table (additionalDatasets) is listed after the catalog, as described', async () => {
+    const extra = { id: 'dataset_fora_do_catalogo', description: 'Restrição eólica', dimensions: ['id_subsistema'], measures: [{ name: 'val_restricao', unit: 'MW' }] };
+    const { body } = await invoke(loadHandler({
+      [LedgerApiEnv.DATASETS]: JSON.stringify([extra]),
+      [LedgerApiEnv.TIME_SERIES_DATASETS]: JSON.stringify(['carga_energia', 'dataset_fora_do_catalogo']),
+    }), apiEvent('/datasets'));
+    const datasets = body.datasets as Array<Record<string, any>>;
+    expect(datasets.map((d) => d.id)).toEqual([...CATALOG.map((d) => d.id), 'dataset_fora_do_catalogo']);
+    // Its figures are read as the catalog's are: its seeded files in the lake.
+    const inLake = SEEDS.filter((x) => x.dataset === 'dataset_fora_do_catalogo' && IN_LAKE.includes(FINAL[x.flow]));
+    expect(inLake.length).toBeGreaterThan(1);
+    expect(datasets[datasets.length - 1]).toEqual({
+      id: 'dataset_fora_do_catalogo',
+      title: { pt: 'dataset_fora_do_catalogo', en: 'dataset_fora_do_catalogo' },
+      description: { pt: 'Restrição eólica', en: 'Restrição eólica' },
+      grain: null,
+      dimensions: ['id_subsistema'],
+      measures: [{ name: 'val_restricao', unit: 'MW', description: { pt: 'val_restricao', en: 'val_restricao' }, aggregation: 'mean' }],
+      timeSeries: true,
+      loaded: { files: inLake.length, from: '2023-03-01T03:00:00.000Z', to: '2023-12-28T02:30:00.000Z', lastLoadedAt: expect.any(String) },
+    });
+  });
+
+  test(`${LedgerApiEnv.DATASETS} malformed: 500, the reason in the log only`, async () => {
+    await expectError(loadHandler({ [LedgerApiEnv.DATASETS]: '[{"id":"x"}]' }), apiEvent('/datasets'), 500, 'InternalError');
   });
 
   test(`${LedgerApiEnv.TIME_SERIES_DATASETS} unset: timeSeries false everywhere`, async () => {

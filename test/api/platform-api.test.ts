@@ -101,6 +101,24 @@ describe('PlatformApi routes', () => {
     expect([...deployedRoutes(apiStack({}, PlatformStage.DEV, 'health').resources).keys()]).toEqual(['GET /health', 'GET /health/ready']);
   });
 
+  test('datasets outside the catalog (the lake\'s additionalDatasets) reach the ledger function for GET /datasets', () => {
+    const app = new App();
+    const stack = new Stack(app, 'Api', { env: ENV });
+    const lake = new DataLake(stack, 'Lake', {
+      stage: PlatformStage.DEV,
+      additionalDatasets: [{ datasetId: 'restricao_eolica', dimensions: ['id_subsistema'], measures: [{ name: 'val_restricao', unit: 'MW' }] }],
+    });
+    const ledger = new IngestionLedger(stack, 'Ledger', { stage: PlatformStage.DEV, encryptionKey: lake.encryptionKey });
+    new PlatformApi(stack, 'PlatformApi', {
+      stage: PlatformStage.DEV, encryptionKey: lake.encryptionKey, healthFunction: fn(stack, 'Health'), ledger, additionalDatasets: lake.additionalDatasets,
+    });
+    const [, ledgerFn] = ofType(Template.fromStack(stack).toJSON().Resources, 'AWS::Lambda::Function').find(([, f]) => f.Properties.Environment?.Variables?.[LedgerApiEnv.TABLE])!;
+    expect(JSON.parse(ledgerFn.Properties.Environment.Variables[LedgerApiEnv.DATASETS])).toEqual([
+      { id: 'restricao_eolica', dimensions: ['id_subsistema'], measures: [{ name: 'val_restricao', unit: 'MW' }] },
+    ]);
+    expect(ofType(resources, 'AWS::Lambda::Function').some(([, f]) => f.Properties.Environment?.Variables?.[LedgerApiEnv.DATASETS])).toBe(false);
+  });
+
   test('the ledger function: the ledger table and time-series datasets in its environment, Query only (no Scan, no writes)', () => {
     const [, ledgerFn] = ofType(resources, 'AWS::Lambda::Function').find(([, f]) => f.Properties.Environment?.Variables?.[LedgerApiEnv.TABLE])!;
     expect(ledgerFn.Properties.Environment.Variables[LedgerApiEnv.TIME_SERIES_DATASETS]).toBe('["curva_carga"]');

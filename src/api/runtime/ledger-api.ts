@@ -7,7 +7,7 @@ import { CATALOG, DatasetDefinition } from '../../ons/catalog';
 import { errorBody, RequestError, RouteResult, safeName, serve } from '../../runtime/http';
 import { checksum, pageTokenCodec } from '../../runtime/page-token';
 import { traced } from '../../runtime/telemetry';
-import { DatasetLoaded, DatasetSummary, DatasetsResponse, IngestionEntry, IngestionsResponse, LedgerApiEnv } from '../contract';
+import { AdditionalDataset, DatasetLoaded, DatasetSummary, DatasetsResponse, IngestionEntry, IngestionsResponse, LedgerApiEnv } from '../contract';
 
 /**
  * `GET /datasets` and `GET /ingestions`: what the ingestion ledger (DynamoDB) knows, read through its
@@ -58,6 +58,8 @@ export interface LedgerApiConfig {
   readonly table: string;
   /** Dataset ids the time-series store has a table for. */
   readonly timeSeriesDatasets: ReadonlySet<string>;
+  /** The datasets outside the catalog that have a lake table, listed after the catalog's. */
+  readonly additionalDatasets?: readonly AdditionalDataset[];
 }
 
 /** Reads the environment; throws (a 500, the reason in the log only) when the table is unset or the list malformed. */
@@ -74,7 +76,19 @@ export function ledgerConfigFromEnv(): LedgerApiConfig {
   if (!Array.isArray(list) || !list.every((id) => typeof id === 'string')) {
     throw new Error(`${LedgerApiEnv.TIME_SERIES_DATASETS} must be a JSON array of dataset ids`);
   }
-  return { table, timeSeriesDatasets: new Set(list as string[]) };
+  const extra = process.env[LedgerApiEnv.DATASETS];
+  let additional: unknown = [];
+  try {
+    additional = extra ? JSON.parse(extra) : [];
+  } catch {
+    additional = undefined;
+  }
+  const wellFormed = (d: any) => d && typeof d.id === 'string' && Array.isArray(d.dimensions) && Array.isArray(d.measures)
+    && d.measures.every((m: any) => m && typeof m.name === 'string');
+  if (!Array.isArray(additional) || !additional.every(wellFormed)) {
+    throw new Error(`${LedgerApiEnv.DATASETS} must be a JSON array of datasets ({ id, dimensions, measures })`);
+  }
+  return { table, timeSeriesDatasets: new Set(list as string[]), additionalDatasets: additional as AdditionalDataset[] };
 }
 
 /** The ledger client: endpoint, region and retries from the SDK's environment; short timeouts (API Gateway waits 29 s). */
@@ -462,19 +476,43 @@ async function loadedOf(client: DynamoDBDocumentClient, table: string, dataset: 
   return { loaded: files === 0 ? null : { files, from, to, lastLoadedAt: last ?? '' }, queries };
 }
 
-/** Every catalog dataset with what the lake holds of it; the per-dataset reads run DATASET_CONCURRENCY at a time. */
+/**
+ * Every catalog dataset, then every dataset outside it with a lake table (the lake's `additionalDatasets`), with what
+ * the lake holds of it; the per-dataset reads run DATASET_CONCURRENCY at a time.
+ */
 export async function listDatasets(deps: LedgerDeps): Promise<{ body: DatasetsResponse; queries: number }> {
-  const results: Array<{ loaded: DatasetLoaded | null; queries: number }> = new Array(CATALOG.length);
+  const additional = (deps.config.additionalDatasets ?? []).filter((d) => !CATALOG.some((c) => c.id === d.id));
+  const ids = [...CATALOG.map((d) => d.id), ...additional.map((d) => d.id)];
+  const results: Array<{ loaded: DatasetLoaded | null; queries: number }> = new Array(ids.length);
   let next = 0;
   const worker = async () => {
-    while (next < CATALOG.length) {
+    while (next < ids.length) {
       const i = next++;
-      results[i] = await loadedOf(deps.client, deps.config.table, CATALOG[i].id);
+      results[i] = await loadedOf(deps.client, deps.config.table, ids[i]);
     }
   };
-  await Promise.all(Array.from({ length: Math.min(DATASET_CONCURRENCY, CATALOG.length) }, worker));
-  const datasets = CATALOG.map((d, i) => summary(d, deps.config.timeSeriesDatasets.has(d.id), results[i].loaded));
+  await Promise.all(Array.from({ length: Math.min(DATASET_CONCURRENCY, ids.length) }, worker));
+  const timeSeries = (id: string) => deps.config.timeSeriesDatasets.has(id);
+  const datasets = [
+    ...CATALOG.map((d, i) => summary(d, timeSeries(d.id), results[i].loaded)),
+    ...additional.map((d, i) => additionalSummary(d, timeSeries(d.id), results[CATALOG.length + i].loaded)),
+  ];
   return { body: { datasets }, queries: results.reduce((n, r) => n + r.queries, 0) };
+}
+
+/** A dataset outside the catalog: what its table was described with (one text for both languages), no grain, means over time. */
+function additionalSummary(d: AdditionalDataset, timeSeries: boolean, loaded: DatasetLoaded | null): DatasetSummary {
+  const text = (t: string) => ({ pt: t, en: t });
+  return {
+    id: d.id,
+    title: text(d.id),
+    description: text(d.description ?? `Dataset ${d.id} (outside the catalog)`),
+    grain: null,
+    dimensions: [...d.dimensions],
+    measures: d.measures.map((m) => ({ name: m.name, unit: m.unit ?? null, description: text(m.description ?? m.name), aggregation: 'mean' })),
+    timeSeries,
+    loaded,
+  };
 }
 
 function summary(d: DatasetDefinition, timeSeries: boolean, loaded: DatasetLoaded | null): DatasetSummary {

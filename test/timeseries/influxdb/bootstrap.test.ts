@@ -149,6 +149,7 @@ beforeEach(() => {
   output = captureOutput();
   influx.authorizations.length = 0;
   influx.dbrps.length = 0;
+  influx.points.clear();
   influx.requests.length = 0;
   influx.buckets[0].retentionRules = [];
   influx.password = 'Adm1nPassw0rdFromTheSecret';
@@ -190,6 +191,22 @@ describe('Create', () => {
     expect(influx.requests[0]).toBe('POST /api/v2/signin');
     expect(influx.requests[influx.requests.length - 1]).toBe('POST /api/v2/signout');
     expectNoSecretVisible();
+  });
+
+  test('the tokens it stores do what they are for and nothing else: the loader\'s cannot read, the query function\'s cannot write', async () => {
+    expect((await run(event('Create'))).Status).toBe('SUCCESS');
+    const [loader, reader] = [secrets.secrets.get(WRITE)!, secrets.secrets.get(READ)!];
+    const call = async (method: 'GET' | 'POST', path: string, apiToken: string, body?: string) => {
+      const response = await fetch(`${endpoints.influx}${path}`, { method, headers: { Authorization: `Token ${apiToken}` }, body });
+      return response.status;
+    };
+    const write = (apiToken: string) => call('POST', '/write?db=ons_data_platform_dev&rp=autogen&precision=ns', apiToken, 'curva_carga,id_subsistema=SE val=1 1672531200000000000');
+    const query = (apiToken: string) => call('GET', `/query?db=ons_data_platform_dev&rp=autogen&q=${encodeURIComponent('SELECT * FROM curva_carga')}`, apiToken);
+    expect(await write(loader)).toBe(204);
+    expect(await query(loader)).toBe(401);
+    expect(await write(reader)).toBe(401);
+    expect(await query(reader)).toBe(200);
+    expect(influx.points.get(influx.buckets[0].id)).toEqual(['curva_carga,id_subsistema=SE val=1 1672531200000000000']);
   });
 
   test('the bucket retention from the properties', async () => {
