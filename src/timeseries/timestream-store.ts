@@ -311,8 +311,29 @@ export class TimestreamStore extends Construct implements ITimeSeriesStore, IMon
   }
 
   /**
+   * Reports of magnetic-store rejections that Timestream could not upload to the failed bucket, for this store's
+   * database: `MagneticStoreRejectedUploadUserFailures` (our side: the bucket, its policy or the key refused the report)
+   * or `MagneticStoreRejectedUploadSystemFailures` (Timestream's), summed over the tables like the rejected records
+   * (per table metrics: "Timestream for LiveAnalytics metrics and dimensions", only CumulativeBytesMetered, UserErrors
+   * and SystemErrors are per account). A report not uploaded loses the reasons of its rejected records.
+   *
+   * @param kind `User` or `System`
+   * @param period length of each datapoint (5 minutes by default)
+   */
+  public metricMagneticStoreRejectedUploadFailures(kind: 'User' | 'System', period?: Duration): cloudwatch.IMetric {
+    if (kind !== 'User' && kind !== 'System') throw new Error(`kind: expected 'User' or 'System', got '${kind}'`);
+    return new cloudwatch.MathExpression({
+      expression: `SELECT SUM(MagneticStoreRejectedUpload${kind}Failures) FROM SCHEMA("AWS/Timestream", DatabaseName, Operation, TableName) `
+        + `WHERE DatabaseName = '${this.databaseName}'`,
+      usingMetrics: {},
+      label: `Magnetic-store rejection reports not uploaded (${kind.toLowerCase()} failures)`,
+      period: period ?? Duration.minutes(5),
+    });
+  }
+
+  /**
    * Records rejected by the magnetic store of this database, at the `magneticStoreRejectedRecords` threshold (a
-   * warning). `SystemErrors` and `UserErrors` are graphed but not alarmed: they are the account's, in every stage
+   * warning), and any rejection report that could not be uploaded (a warning at 1: the reasons are lost). `SystemErrors` and `UserErrors` are graphed but not alarmed: they are the account's, in every stage
    * (the stage's own failures reach its loader's and query handler's error alarms and `RecordsRejectedByStore`).
    */
   public addMonitoring(monitor: IMonitor): void {
@@ -326,12 +347,23 @@ export class TimestreamStore extends Construct implements ITimeSeriesStore, IMon
       description: `Timestream database ${this.databaseName}: ${magneticStoreRejectedRecords} or more records rejected by the magnetic store `
         + `in ${period.toHumanString()}; the reasons are in the failed bucket under ${this.lake.rejectedRowsPrefix}timeseries-magnetic-store/`,
     });
+    const uploads = (['User', 'System'] as const).map((kind) => {
+      const metric = this.metricMagneticStoreRejectedUploadFailures(kind, period);
+      monitor.addAlarm(this, `MagneticStoreRejectedUpload${kind}Failures`, {
+        severity: AlarmSeverity.WARNING,
+        metric,
+        threshold: 1,
+        description: `Timestream database ${this.databaseName}: a report of magnetic-store rejections could not be uploaded to the failed bucket `
+          + `(${kind === 'User' ? 'the bucket, its policy or the lake key refused it' : 'a Timestream failure'}); the reasons of those records are lost`,
+      });
+      return metric;
+    });
     const accountErrors: cloudwatch.IMetric[] = [];
     for (const operation of OPERATIONS) {
       accountErrors.push(this.metricSystemErrors(operation, { period }), this.metricUserErrors(operation, { period }));
     }
     monitor.addWidgets(DashboardSection.TIME_SERIES_STORE,
-      new cloudwatch.GraphWidget({ title: 'Magnetic-store records rejected (this database)', left: [rejected], width: 12 }),
+      new cloudwatch.GraphWidget({ title: 'Magnetic-store records rejected (this database)', left: [rejected], right: uploads, width: 12 }),
       new cloudwatch.GraphWidget({ title: 'Timestream errors by operation (whole account and Region, every stage)', left: accountErrors, width: 12 }));
   }
 

@@ -292,6 +292,20 @@ describe('PlatformMonitoring on the reference app', () => {
         Threshold: stage.alarmThresholds.magneticStoreRejectedRecords, ComparisonOperator: 'GreaterThanOrEqualToThreshold', TreatMissingData: 'notBreaching',
       });
       expect(topicOf(rejected[0])).toBe(topicIds(r).warning);
+      // Rejection reports that could not be uploaded: one alarm per kind, this database only, at the first one.
+      for (const kind of ['User', 'System']) {
+        const upload = alarms(r).map(([, a]) => a).filter((a) => JSON.stringify(a.Properties.Metrics ?? []).includes(`MagneticStoreRejectedUpload${kind}Failures`));
+        expect(upload).toHaveLength(1);
+        expect(upload[0].Properties.Metrics[0].Expression).toEqual({
+          'Fn::Join': ['', [
+            `SELECT SUM(MagneticStoreRejectedUpload${kind}Failures) FROM SCHEMA("AWS/Timestream", DatabaseName, Operation, TableName) WHERE DatabaseName = '`,
+            { Ref: dbId },
+            '\'',
+          ]],
+        });
+        expect(upload[0].Properties).toMatchObject({ Threshold: 1, ComparisonOperator: 'GreaterThanOrEqualToThreshold', TreatMissingData: 'notBreaching' });
+        expect(topicOf(upload[0])).toBe(topicIds(r).warning);
+      }
       const dashboard = JSON.stringify(ofType(r, 'AWS::CloudWatch::Dashboard')[0][1].Properties.DashboardBody);
       expect(dashboard).toContain('Magnetic-store records rejected (this database)');
       expect(dashboard).toContain('whole account and Region, every stage');
