@@ -15,6 +15,7 @@ import { Construct } from 'constructs';
 import { ChunkingStrategy } from './chunking';
 import { KnowledgeEnv } from './contract';
 import { EmbeddingModel } from './embedding-model';
+import { defaultGenerationModel } from './generation-model';
 import { grantIngestionJobs, IKnowledgeBase, KnowledgeBaseAttributes } from './knowledge-base-ref';
 import { QueryFunction } from './query-function';
 import { retryWhileIngestionJobRuns } from './sync-retry';
@@ -91,7 +92,9 @@ export interface KnowledgeBaseOptions {
    * The model that writes answers (`POST /query`): a foundation model id, or an inference profile or
    * model ARN. Model access must be enabled for it in the account.
    *
-   * @default 'amazon.nova-lite-v1:0'
+   * @default - Amazon Nova Lite where it runs: `amazon.nova-lite-v1:0` in us-east-1, its geography's inference
+   * profile (`us.`, `eu.`, `apac.amazon.nova-lite-v1:0`) in the other Regions that offer one; in any other Region
+   * (sa-east-1 among them) or a stack without a region, `amazon.nova-lite-v1:0` and a synth warning asking for a model
    */
   readonly generationModel?: string;
 
@@ -99,7 +102,7 @@ export interface KnowledgeBaseOptions {
    * ARNs the query function may invoke besides `generationModel` (for an inference profile: the
    * foundation models it routes to, in every region it routes to).
    *
-   * @default - only `generationModel`
+   * @default - only `generationModel`; for the default inference profile, Nova Lite in each Region it routes to
    */
   readonly generationModelArns?: string[];
 
@@ -419,7 +422,8 @@ export class KnowledgeBase extends Construct implements IKnowledgeBase, IMonitor
     if (props.promptTemplate !== undefined && !props.promptTemplate.includes('$search_results$')) {
       throw new Error('promptTemplate: must contain $search_results$ (where Bedrock puts the retrieved chunks)');
     }
-    const model = props.generationModel ?? 'amazon.nova-lite-v1:0';
+    const resolved = props.generationModel === undefined ? defaultGenerationModel(this) : undefined;
+    const model = props.generationModel ?? resolved!.model;
     if (!Token.isUnresolved(model) && !/^(arn:aws[a-z-]*:bedrock:|[a-z0-9-]+\.)[A-Za-z0-9._:/-]+$/.test(model)) {
       throw new Error(`generationModel: expected a Bedrock model id, inference profile id or ARN, got '${model}'`);
     }
@@ -443,7 +447,7 @@ export class KnowledgeBase extends Construct implements IKnowledgeBase, IMonitor
         ...(props.promptTemplate ? { [KnowledgeEnv.PROMPT_TEMPLATE]: props.promptTemplate } : {}),
       },
     });
-    this.grantQuery(fn, modelArn, ...(props.generationModelArns ?? []));
+    this.grantQuery(fn, modelArn, ...(props.generationModelArns ?? resolved?.foundationModelArns ?? []));
     props.featureFlags?.bind(fn);
     return fn;
   }

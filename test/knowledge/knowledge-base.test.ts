@@ -1,5 +1,5 @@
 import { App, Duration, Stack, Validations } from 'aws-cdk-lib';
-import { Match, Template } from 'aws-cdk-lib/assertions';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import { AwsSolutionsChecks } from 'cdk-nag';
@@ -263,6 +263,53 @@ describe('query function', () => {
     expect(JSON.stringify(env.ONS_KB_MODEL_ARN)).toContain('::foundation-model/amazon.nova-lite-v1:0');
     expect(env.ONS_KB_RESULTS).toBe('5');
     expect(env.ONS_KB_PROMPT_TEMPLATE).toBeUndefined();
+  });
+});
+
+describe('the default generation model runs where the stack is', () => {
+  function modelIn(region: string | undefined) {
+    const app = new App();
+    const stack = new Stack(app, 'Knowledge', region ? { env: { account: '111111111111', region } } : {});
+    const kb = new KnowledgeBase(stack, 'Kb', { stage: PlatformStage.DEV, dataLake: new DataLake(stack, 'Lake', { stage: PlatformStage.DEV }) });
+    const json = Template.fromStack(stack).toJSON() as { Resources: Record<string, any> };
+    const [, fn] = Object.entries(json.Resources).find(([, r]) => r.Type === 'AWS::Lambda::Function' && /RAG/.test(r.Properties.Description))!;
+    const invoke = rolePolicyStatements(json, 'KbQueryRole').find((x) => [x.Action].flat().includes('bedrock:InvokeModel'));
+    const modelArn = JSON.stringify(stack.resolve(fn.Properties.Environment.Variables.ONS_KB_MODEL_ARN));
+    return { stack, kb, modelArn, invoke: JSON.stringify(invoke.Resource) };
+  }
+
+  test('us-east-1: the foundation model itself, and only it', () => {
+    const { modelArn, invoke } = modelIn('us-east-1');
+    expect(modelArn).toContain(':bedrock:us-east-1::foundation-model/amazon.nova-lite-v1:0');
+    expect(invoke).not.toContain('inference-profile');
+  });
+
+  test.each([['eu-west-1', 'eu', 'eu-central-1'], ['us-west-2', 'us', 'us-east-2'], ['ap-southeast-2', 'apac', 'ap-northeast-1']])(
+    '%s: the %s. inference profile, with Nova Lite in the Regions it routes to', (region, geography, other) => {
+      const { modelArn, invoke } = modelIn(region);
+      expect(modelArn).toContain(`:bedrock:${region}:111111111111:inference-profile/${geography}.amazon.nova-lite-v1:0`);
+      expect(invoke).toContain(`inference-profile/${geography}.amazon.nova-lite-v1:0`);
+      expect(invoke).toContain(`:bedrock:${other}::foundation-model/amazon.nova-lite-v1:0`);
+      expect(invoke).not.toContain('bedrock:*');
+    });
+
+  test('sa-east-1: a warning that names generationModel and where Nova Lite runs; a model of the user\'s choice, none', () => {
+    const { stack, modelArn } = modelIn('sa-east-1');
+    expect(modelArn).toContain(':bedrock:sa-east-1::foundation-model/amazon.nova-lite-v1:0');
+    Annotations.fromStack(stack).hasWarning('/Knowledge/Kb', Match.stringLikeRegexp(
+      '^generationModel: the default amazon\\.nova-lite-v1:0 is not documented to run .* in sa-east-1 \\(it does in us-east-1, .*eu-west-1'));
+    const app = new App();
+    const chosen = new Stack(app, 'Knowledge', { env: { account: '111111111111', region: 'sa-east-1' } });
+    new KnowledgeBase(chosen, 'Kb', {
+      stage: PlatformStage.DEV, dataLake: new DataLake(chosen, 'Lake', { stage: PlatformStage.DEV }), generationModel: 'anthropic.claude-3-haiku-20240307-v1:0',
+    });
+    expect(Annotations.fromStack(chosen).findWarning('*', Match.stringLikeRegexp('generationModel'))).toEqual([]);
+  });
+
+  test('a stack without a region: the in-region model and a warning that names generationModel', () => {
+    const { stack, modelArn } = modelIn(undefined);
+    expect(modelArn).toContain('foundation-model/amazon.nova-lite-v1:0');
+    Annotations.fromStack(stack).hasWarning('/Knowledge/Kb', Match.stringLikeRegexp('^generationModel: the stack\'s region is unknown at synth'));
   });
 });
 
