@@ -440,7 +440,9 @@ export class PlatformApi extends Construct implements IMonitorable {
       const fn = targets[route.target];
       if (!fn) continue;
       if (origins.length) setCorsOrigins(fn, origins);
-      const target = invokeTarget(props.safeDeployment, fn);
+      // The data routes answer through the handler toolkit (every exception a 500, counted in ServerErrors); the health
+      // function answers 200 or an expected readiness 503 and throws on a fault, which the alias's Errors sees.
+      const target = invokeTarget(props.safeDeployment, fn, { watchServerErrors: route.target !== 'health' });
       if (!integrations.has(fn)) integrations.set(fn, new apigw.LambdaIntegration(target, { allowTestInvoke: false }));
       const required = route.query.filter((q) => q.required);
       this.restApi.root.resourceForPath(route.path).addMethod(route.method, integrations.get(fn)!, {

@@ -6,6 +6,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
 import { AlarmSeverity, IMonitor, IMonitorable } from './monitorable';
 import { PlatformStage, resolveAlarmThresholds } from './stage';
+import { FUNCTION_DIMENSIONS, metricsNamespace, PlatformMetrics } from '../runtime/contract';
 
 /**
  * Options of `SafeDeployment` (what `OnsDataPlatform` passes through).
@@ -76,6 +77,28 @@ export interface PublishedFunction {
   readonly errorsAlarm: cloudwatch.Alarm;
   /** p99 duration of the alias at or above `rollbackLatencyPercentOfTimeout` of the timeout in one minute. */
   readonly latencyAlarm: cloudwatch.Alarm;
+  /**
+   * 5xx answers of the new version (`ServerErrors` of the published version) at or above `rollbackErrors` in one
+   * minute: for functions published with `watchServerErrors`.
+   *
+   * @default - none (the function was published without `watchServerErrors`)
+   */
+  readonly serverErrorsAlarm?: cloudwatch.Alarm;
+}
+
+/**
+ * How `SafeDeployment.publish` watches one function.
+ */
+export interface PublishOptions {
+  /**
+   * The function is an API handler of the platform (it answers through the handler toolkit, which turns every
+   * exception into a 500 and counts each unexpected 5xx in the stage's `ServerErrors` metric, with dimensions
+   * `FunctionName` and `FunctionVersion`): a third rollback alarm watches that metric for the version being
+   * deployed, since Lambda's `Errors` never sees an error the handler answers.
+   *
+   * @default false
+   */
+  readonly watchServerErrors?: boolean;
 }
 
 /**
@@ -102,6 +125,7 @@ export class SafeDeployment extends Construct implements IMonitorable {
 
   private readonly rollbackErrors: number;
   private readonly rollbackLatencyPercent: number;
+  private readonly metricsNamespace: string;
   private readonly published = new Map<lambda.Function, PublishedFunction>();
 
   constructor(scope: Construct, id: string, props: SafeDeploymentProps) {
@@ -121,6 +145,7 @@ export class SafeDeployment extends Construct implements IMonitorable {
     if (!(this.rollbackLatencyPercent > 0 && this.rollbackLatencyPercent <= 100)) {
       throw new Error(`rollbackLatencyPercentOfTimeout: expected more than 0 and at most 100, got ${this.rollbackLatencyPercent}`);
     }
+    this.metricsNamespace = metricsNamespace(props.stage.name);
     this.application = new codedeploy.LambdaApplication(this, 'Application');
   }
 
@@ -149,11 +174,17 @@ export class SafeDeployment extends Construct implements IMonitorable {
 
   /**
    * Publishes `fn` (once: later calls return the same alias): its current version behind the alias,
-   * a deployment group with this construct's traffic shifting, and the two rollback alarms.
+   * a deployment group with this construct's traffic shifting, and the rollback alarms (errors and latency of
+   * the alias; with `watchServerErrors`, the 5xx answers of the new version).
    */
-  public publish(fn: lambda.Function): PublishedFunction {
+  public publish(fn: lambda.Function, options: PublishOptions = {}): PublishedFunction {
     const existing = this.published.get(fn);
-    if (existing) return existing;
+    if (existing) {
+      if (options.watchServerErrors && !existing.serverErrorsAlarm) {
+        throw new Error(`watchServerErrors: ${fn.node.path} was already published without it; publish an API handler with it the first time`);
+      }
+      return existing;
+    }
 
     // Under the function, so every id is unique and the resources read as the function's own.
     const alias = new lambda.Alias(fn, 'LiveAlias', { aliasName: this.aliasName, version: fn.currentVersion });
@@ -178,11 +209,13 @@ export class SafeDeployment extends Construct implements IMonitorable {
       alarmDescription: `Deployment of ${fn.node.path}: p99 duration of alias ${this.aliasName} at or above ${this.rollbackLatencyPercent}% of the `
         + `${timeout.toHumanString()} timeout (${limit} ms) in 1 minute (rolls the deployment back)`,
     });
+    const serverErrorsAlarm = options.watchServerErrors ? this.serverErrorsAlarm(fn) : undefined;
     const deploymentGroup = new codedeploy.LambdaDeploymentGroup(fn, 'Deployment', {
       application: this.application,
       alias,
       deploymentConfig: this.deploymentConfig,
-      alarms: [errorsAlarm, latencyAlarm],
+      // CodeDeploy takes at most 10 alarms per deployment group (AWS::CodeDeploy::DeploymentGroup AlarmConfiguration).
+      alarms: [errorsAlarm, latencyAlarm, ...(serverErrorsAlarm ? [serverErrorsAlarm] : [])],
       autoRollback: { failedDeployment: true, stoppedDeployment: true, deploymentInAlarm: true },
     });
     Validations.of(deploymentGroup.role).acknowledge({
@@ -190,9 +223,38 @@ export class SafeDeployment extends Construct implements IMonitorable {
       reason: 'CodeDeploy adds AWSCodeDeployRoleForLambdaLimited to every Lambda deployment group role: the AWS-maintained policy limited to '
         + 'alias reads and updates, alarm reads and invoking hook functions named CodeDeployHook_*.',
     });
-    const result: PublishedFunction = { function: fn, alias, deploymentGroup, errorsAlarm, latencyAlarm };
+    // The alarm names the new version: CloudFormation updates it before the alias update starts the traffic shifting.
+    if (serverErrorsAlarm) alias.node.addDependency(serverErrorsAlarm);
+    const result: PublishedFunction = { function: fn, alias, deploymentGroup, errorsAlarm, latencyAlarm, serverErrorsAlarm };
     this.published.set(fn, result);
     return result;
+  }
+
+  /**
+   * 5xx answers of the version being deployed: the handlers count them in `ServerErrors` with the function's name
+   * and version (Lambda's AWS_LAMBDA_FUNCTION_VERSION), so only the new version's answers count, whatever share of
+   * the traffic it has, and the old version's errors never roll the new one back.
+   */
+  private serverErrorsAlarm(fn: lambda.Function): cloudwatch.Alarm {
+    const metric = new cloudwatch.Metric({
+      namespace: this.metricsNamespace,
+      metricName: PlatformMetrics.SERVER_ERRORS.name,
+      dimensionsMap: {
+        [FUNCTION_DIMENSIONS.FUNCTION_NAME.name]: fn.functionName,
+        [FUNCTION_DIMENSIONS.FUNCTION_VERSION.name]: fn.currentVersion.version,
+      },
+      statistic: 'Sum',
+      period: Duration.minutes(1),
+    });
+    return new cloudwatch.Alarm(fn, 'DeploymentServerErrors', {
+      metric,
+      threshold: this.rollbackErrors,
+      evaluationPeriods: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      // No 5xx answer publishes nothing: a healthy version has no datapoint at all.
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      alarmDescription: `Deployment of ${fn.node.path}: ${this.rollbackErrors} or more 5xx answers of the new version in 1 minute (rolls the deployment back)`,
+    });
   }
 }
 
@@ -201,6 +263,6 @@ export class SafeDeployment extends Construct implements IMonitorable {
  * otherwise (an imported function has no version to publish).
  * @internal
  */
-export function invokeTarget(deployment: SafeDeployment | undefined, fn: lambda.IFunction): lambda.IFunction {
-  return deployment && fn instanceof lambda.Function ? deployment.publish(fn).alias : fn;
+export function invokeTarget(deployment: SafeDeployment | undefined, fn: lambda.IFunction, options?: PublishOptions): lambda.IFunction {
+  return deployment && fn instanceof lambda.Function ? deployment.publish(fn, options).alias : fn;
 }

@@ -33,6 +33,22 @@ export const MetricServices = {
 /** The extra dimension of `QueryLatency`. @internal */
 export const OPERATION_DIMENSION = 'operation';
 
+/**
+ * The extra dimensions of `ServerErrors`, with the Lambda environment variable each value comes from (Lambda sets
+ * both in every execution environment: the version is `$LATEST` or the published version's number). @internal
+ */
+export const FUNCTION_DIMENSIONS = {
+  FUNCTION_NAME: { name: 'FunctionName', variable: 'AWS_LAMBDA_FUNCTION_NAME' },
+  FUNCTION_VERSION: { name: 'FunctionVersion', variable: 'AWS_LAMBDA_FUNCTION_VERSION' },
+} as const;
+
+/**
+ * Error codes of 5xx answers that are a deliberate state, not a fault: a feature switched off by its flag (503
+ * `FeatureDisabled`). They do not count in `ServerErrors`, so switching a feature off never rolls a deployment back.
+ * @internal
+ */
+export const EXPECTED_UNAVAILABLE_CODES: readonly string[] = ['FeatureDisabled'];
+
 /** A custom metric: its name, unit and the service whose handlers emit it. @internal */
 export interface PlatformMetricDefinition {
   readonly name: string;
@@ -61,6 +77,13 @@ export const PlatformMetrics = {
    * dimension `operation` = the route's operationId (`getTimeSeries`, `query`; see src/api/routes.ts).
    */
   QUERY_LATENCY: { name: 'QueryLatency', unit: 'Milliseconds', service: 'api', description: 'Query handler latency' },
+  /**
+   * API responses with a 5xx status that say something is wrong with the code or what it calls (every 5xx but the
+   * expected ones: `FeatureDisabled`, a readiness report), one EMF document per response, with the dimensions
+   * `FUNCTION_DIMENSIONS` beside `service`: the deployment's rollback alarm watches the new version's count
+   * (handlers answer every exception with a 500, so Lambda's `Errors` never sees them).
+   */
+  SERVER_ERRORS: { name: 'ServerErrors', unit: 'Count', service: 'api', description: 'API 5xx responses by function version' },
 } as const satisfies Record<string, PlatformMetricDefinition>;
 
 /**

@@ -1,6 +1,6 @@
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
-import { ApiEnv, ApiErrorBody } from './contract';
-import { log, startInvocation } from './telemetry';
+import { ApiEnv, ApiErrorBody, EXPECTED_UNAVAILABLE_CODES } from './contract';
+import { log, recordServerError, startInvocation } from './telemetry';
 
 /**
  * The handler side of every API route: one error shape, JSON responses that are never cached, CORS for
@@ -85,9 +85,15 @@ export interface RouteResult {
   readonly log?: Record<string, unknown>;
 }
 
+/** Counts a 5xx answer in `ServerErrors` unless its code says it is expected (a feature switched off). */
+function countServerError(status: number, code?: string): void {
+  if (status >= 500 && !(code && EXPECTED_UNAVAILABLE_CODES.includes(code))) recordServerError();
+}
+
 /**
  * Runs one route: its result as JSON, a RequestError as its status and code, anything else as a 500 whose
- * text goes to the log only. `operation` names the route in the log lines.
+ * text goes to the log only. `operation` names the route in the log lines. Every 5xx but the expected ones
+ * counts in `ServerErrors` (the version's rollback alarm).
  */
 export async function serve(
   event: Pick<APIGatewayProxyEvent, 'headers'>, requestId: string, operation: string, route: () => Promise<RouteResult>,
@@ -97,14 +103,17 @@ export async function serve(
     const result = await route();
     const status = result.status ?? 200;
     log(status >= 500 ? 'ERROR' : 'INFO', operation, { requestId, status, ...result.log, ms: Date.now() - started });
+    countServerError(status, (result.body as Partial<ApiErrorBody> | undefined)?.error?.code);
     return respond(status, result.body, event);
   } catch (error) {
     if (error instanceof RequestError) {
       log(error.status >= 500 ? 'ERROR' : 'WARN', `${operation} refused`, { requestId, status: error.status, code: error.code, reason: error.message });
+      countServerError(error.status, error.code);
       return respond(error.status, errorBody(error.code, error.message, requestId), event);
     }
     const e = error as Error;
     log('ERROR', `${operation} failed`, { requestId, errorType: e?.name, errorMessage: e?.message });
+    countServerError(500);
     return respond(500, errorBody('InternalError', 'the request could not be completed', requestId), event);
   }
 }

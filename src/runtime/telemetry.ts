@@ -2,7 +2,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { Tracer } from '@aws-lambda-powertools/tracer';
 import type { Context } from 'aws-lambda';
-import { OperationsEnv, PlatformMetricDefinition } from './contract';
+import { FUNCTION_DIMENSIONS, OperationsEnv, PlatformMetricDefinition, PlatformMetrics } from './contract';
 
 /**
  * Handler side of the operations contract (bundled into the assets; the constructs import nothing from
@@ -106,6 +106,29 @@ export function flushMetrics(): void {
   if (!m || !m.hasStoredMetrics()) return;
   try {
     m.publishStoredMetrics();
+  } catch (error) {
+    platformLogger().warn('metrics not published', { errorType: (error as Error)?.name, errorMessage: (error as Error)?.message });
+  }
+}
+
+/**
+ * Publishes one `ServerErrors` at once (its own EMF document, so its dimensions never mix with the invocation's
+ * other metrics): the function's name and its version (no `service`), from the variables Lambda sets. Outside Lambda
+ * (no version) or without the platform's namespace, nothing. Never throws.
+ * @internal
+ */
+export function recordServerError(): void {
+  const m = platformMetrics();
+  const name = process.env[FUNCTION_DIMENSIONS.FUNCTION_NAME.variable];
+  const version = process.env[FUNCTION_DIMENSIONS.FUNCTION_VERSION.variable];
+  if (!m || !name || !version) return;
+  try {
+    const single = m.singleMetric();
+    // The function's name already says which part it is: the alarm names exactly these two dimensions.
+    single.clearDefaultDimensions();
+    single.addDimension(FUNCTION_DIMENSIONS.FUNCTION_NAME.name, name);
+    single.addDimension(FUNCTION_DIMENSIONS.FUNCTION_VERSION.name, version);
+    single.addMetric(PlatformMetrics.SERVER_ERRORS.name, PlatformMetrics.SERVER_ERRORS.unit, 1);
   } catch (error) {
     platformLogger().warn('metrics not published', { errorType: (error as Error)?.name, errorMessage: (error as Error)?.message });
   }

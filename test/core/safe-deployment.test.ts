@@ -37,6 +37,9 @@ function aliases(r: Resources): Map<string, string> {
 const PUBLISHED = ['HealthCheck', 'ApiLedger', 'TimeSeriesQuery', 'KnowledgeQuery', 'IngestionRouter', 'IngestionProcessor',
   'IngestionCopyDocument', 'IngestionQuarantine'];
 
+/** The functions that answer the data routes through the handler toolkit: their 5xx answers roll a deployment back. */
+const API_HANDLERS = ['ApiLedger', 'TimeSeriesQuery', 'KnowledgeQuery'];
+
 const CONFIGS: Record<string, string> = {
   dev: 'CodeDeployDefault.LambdaAllAtOnce',
   staging: 'CodeDeployDefault.LambdaLinear10PercentEvery1Minute',
@@ -72,11 +75,12 @@ describe('SafeDeployment in the reference app', () => {
       expect(group.Properties.AutoRollbackConfiguration).toEqual({
         Enabled: true, Events: expect.arrayContaining(['DEPLOYMENT_FAILURE', 'DEPLOYMENT_STOP_ON_REQUEST', 'DEPLOYMENT_STOP_ON_ALARM']),
       });
-      // Rollback on the alias's own errors and p99 duration.
+      // Rollback on the alias's own errors and p99 duration; for the data routes' handlers, also the new version's 5xx answers.
       const watched = group.Properties.AlarmConfiguration.Alarms.map((a: any) => a.Name.Ref);
       expect(group.Properties.AlarmConfiguration.Enabled).toBe(true);
-      expect(watched).toHaveLength(2);
-      const metrics = watched.map((id: string) => {
+      const api = API_HANDLERS.some((name) => new RegExp(`Platform${name}[0-9A-F]{8}$`).test(alias.Properties.FunctionName.Ref));
+      expect(watched).toHaveLength(api ? 3 : 2);
+      const metrics = watched.filter((id: string) => r[id].Properties.MetricName !== 'ServerErrors').map((id: string) => {
         expect(alarmIds.has(id)).toBe(true);
         const a = r[id].Properties;
         expect(a.Dimensions).toEqual(expect.arrayContaining([
@@ -124,8 +128,8 @@ describe('SafeDeployment in the reference app', () => {
     const warning = ofType(r, 'AWS::SNS::Topic').find(([id]) => id.includes('MonitoringWarningTopic'))![0];
     expect(rule.Targets.map((t: any) => t.Arn)).toEqual([{ Ref: warning }]);
     expect(rule.Targets[0].InputTransformer.InputTemplate).toContain('rolled the alias back');
-    const rollbackAlarms = ofType(r, 'AWS::CloudWatch::Alarm').filter(([id]) => /Deployment(Errors|Latency)/.test(id));
-    expect(rollbackAlarms).toHaveLength(2 * PUBLISHED.length);
+    const rollbackAlarms = ofType(r, 'AWS::CloudWatch::Alarm').filter(([id]) => /Deployment(Errors|Latency|ServerErrors)/.test(id));
+    expect(rollbackAlarms).toHaveLength(2 * PUBLISHED.length + API_HANDLERS.length);
     expect(rollbackAlarms.every(([, a]) => a.Properties.AlarmActions === undefined)).toBe(true);
   });
 });
@@ -203,5 +207,6 @@ describe('SafeDeployment options', () => {
     expect(() => new SafeDeployment(stack, 'B', { stage: PlatformStage.DEV, rollbackErrors: 0 })).toThrow(/rollbackErrors/);
     expect(() => new SafeDeployment(stack, 'C', { stage: PlatformStage.DEV, rollbackLatencyPercentOfTimeout: 120 })).toThrow(/rollbackLatencyPercentOfTimeout/);
     expect(() => new SafeDeployment(stack, 'D', { stage: PlatformStage.DEV, enabled: false })).toThrow(/enabled/);
+    expect(() => deployment.publish(fn, { watchServerErrors: true })).toThrow(/watchServerErrors/);
   });
 });
