@@ -508,11 +508,26 @@ export class PlatformApi extends Construct implements IMonitorable {
     return this.stageMetric('Latency', { statistic: 'p99', ...props });
   }
 
-  /** The REST API's 5XX and 4XX rates and p99 latency, from this stage's metrics. */
+  /**
+   * The REST API's 5XX and 4XX rates and p99 latency, from this stage's metrics. The 5XX rate leaves out the
+   * readiness route's answers (`GET /health/ready`, from its method's detailed metrics): its 503 is a report that
+   * a component is down, which that component's own alarms raise, not a failure of the API.
+   */
   public addMonitoring(monitor: IMonitor): void {
     const period = monitor.thresholds.period;
+    const readiness = ROUTES.find((r) => r.operationId === 'getReadiness')!;
+    // Detailed metrics (the stage's metricsEnabled) carry the method's dimensions: ApiName, Method, Resource, Stage.
+    const readinessErrors = this.stageMetric('5XXError', {
+      statistic: 'Sum', period, dimensionsMap: { ApiName: this.restApi.restApiName, Method: readiness.method, Resource: readiness.path, Stage: this.stageName },
+    });
+    const serverErrors = new cloudwatch.MathExpression({
+      expression: 'FILL(allServerErrors, 0) - FILL(readinessServerErrors, 0)',
+      usingMetrics: { allServerErrors: this.metricServerError({ period }), readinessServerErrors: readinessErrors },
+      period,
+      label: '5XX but readiness',
+    });
     monitor.addRestApiAlarms(this.restApi, {
-      serverErrors: this.metricServerError({ period }),
+      serverErrors,
       clientErrors: this.metricClientError({ period }),
       count: this.metricCount({ period }),
       latency: this.metricLatency({ period }),

@@ -28,9 +28,10 @@ function ofType(resources: Resources, type: string): Array<[string, Resource]> {
   return Object.entries(resources).filter(([, r]) => r.Type === type);
 }
 
-/** The monitoring's alarms: not the rollback alarms of SafeDeployment (on an alias: a `Resource` dimension), tested with it. */
+/** The monitoring's alarms: not the rollback alarms of SafeDeployment (tested with it). */
 function alarms(resources: Resources): Array<[string, Resource]> {
-  return ofType(resources, 'AWS::CloudWatch::Alarm').filter(([, a]) => !(a.Properties.Dimensions ?? []).some((d: any) => d.Name === 'Resource'));
+  // Rollback alarms watch the alias (a `Resource` dimension) or the version being deployed (`FunctionVersion`).
+  return ofType(resources, 'AWS::CloudWatch::Alarm').filter(([, a]) => !(a.Properties.Dimensions ?? []).some((d: any) => ['Resource', 'FunctionVersion'].includes(d.Name)));
 }
 
 /** Alarms on `metricName` whose (single-metric) dimensions include `{ Name: dimension, Value: value }`. */
@@ -104,6 +105,12 @@ describe('PlatformMonitoring on the reference app', () => {
         const expression = server.Properties.Metrics.find((m: any) => m.Expression);
         expect(expression.Expression).toBe('100 * FILL(serverErrors, 0) / requests');
         expect(JSON.stringify(server.Properties.Metrics)).toContain('"MetricName":"Count"');
+        // The readiness route's 503s (a component down, alarmed by that component) are left out of the 5XX rate.
+        const errors = server.Properties.Metrics.find((m: any) => m.Id === 'serverErrors');
+        expect(errors.Expression).toBe('FILL(allServerErrors, 0) - FILL(readinessServerErrors, 0)');
+        const readiness = server.Properties.Metrics.find((m: any) => m.Id === 'readinessServerErrors').MetricStat.Metric;
+        expect(readiness).toMatchObject({ MetricName: '5XXError', Namespace: 'AWS/ApiGateway' });
+        expect(readiness.Dimensions).toEqual(expect.arrayContaining([{ Name: 'Method', Value: 'GET' }, { Name: 'Resource', Value: '/health/ready' }]));
       }
     }
     expect(missing).toEqual([]);
