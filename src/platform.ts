@@ -46,6 +46,14 @@ export enum PlatformOutput {
   ATHENA_WORK_GROUP_NAME = 'AthenaWorkGroupName',
   /** Name of the Glue database of the lake's tables. */
   GLUE_DATABASE_NAME = 'GlueDatabaseName',
+  /** Id of the feature flags' AppConfig application (`aws appconfig start-deployment --application-id`). */
+  FLAGS_APPLICATION_ID = 'FlagsApplicationId',
+  /** Id of the kill switches' AppConfig environment (no alarm watches it). */
+  KILL_SWITCH_ENVIRONMENT_ID = 'KillSwitchEnvironmentId',
+  /** Id of the kill-switch configuration profile. */
+  KILL_SWITCH_PROFILE_ID = 'KillSwitchProfileId',
+  /** Id of the deployment strategy that deploys the kill switches at once. */
+  EMERGENCY_STRATEGY_ID = 'EmergencyStrategyId',
 }
 
 /**
@@ -350,6 +358,12 @@ export class OnsDataPlatform extends Construct {
       // Refs of the resources (not the configured names), so the outputs wait for them and name what exists.
       [PlatformOutput.ATHENA_WORK_GROUP_NAME]: { value: this.dataLake.workGroup.ref, description: 'Athena workgroup of the lake' },
       [PlatformOutput.GLUE_DATABASE_NAME]: { value: this.dataLake.database.ref, description: 'Glue database of the lake' },
+      [PlatformOutput.FLAGS_APPLICATION_ID]: { value: this.featureFlags.application.applicationId, description: 'AppConfig application of the feature flags' },
+      [PlatformOutput.KILL_SWITCH_ENVIRONMENT_ID]: {
+        value: this.featureFlags.killSwitchEnvironment.environmentId, description: 'AppConfig environment of the kill switches (never rolled back)',
+      },
+      [PlatformOutput.KILL_SWITCH_PROFILE_ID]: { value: this.featureFlags.killSwitches.configurationProfileId, description: 'Kill-switch configuration profile' },
+      [PlatformOutput.EMERGENCY_STRATEGY_ID]: { value: this.featureFlags.emergencyStrategy.deploymentStrategyId, description: 'Deployment strategy of the kill switches (immediate)' },
     };
     const outputs = new Construct(this, 'Outputs');
     const keys: string[] = [];

@@ -12,8 +12,9 @@ import { PlatformStage } from '../core/stage';
 import { FeatureFlag, FlagsEnv, POLL_INTERVAL_BOUNDS } from '../runtime/contract';
 
 /**
- * Values the feature flags start with (what the first deployment of the profile serves). Change them
- * later in the AppConfig console or API: a new version of the profile, deployed with the stage's strategy.
+ * Values of the feature flags, owned by CDK: a change here is a new version of the flags profile, deployed with
+ * the stage's (monitored) strategy. Operators do not edit that profile: they switch a feature off with its kill
+ * switch (`FeatureFlags.killSwitches`), which CDK never writes after creating it.
  */
 export interface FeatureFlagDefaults {
   /**
@@ -118,9 +119,23 @@ export class FeatureFlags extends Construct implements IFeatureFlags {
   public readonly configuration: appconfig.HostedConfiguration;
   /** The rollout strategy of every flag deployment. */
   public readonly deploymentStrategy: appconfig.DeploymentStrategy;
+  /**
+   * The environment of the kill switches: no alarm watches it, so a kill switch deployed during an incident (the
+   * critical alarm already in ALARM) stays. Named `<stage>-kill-switches`.
+   */
+  public readonly killSwitchEnvironment: appconfig.Environment;
+  /**
+   * The kill-switch profile (`kill-switches`, `AWS.AppConfig.FeatureFlags`): the same four flags, all on. Operators
+   * own it: CDK writes its first version only (its content is fixed), and a flag off here is off for every reader,
+   * whatever the flags profile says.
+   */
+  public readonly killSwitches: appconfig.HostedConfiguration;
+  /** Deploys the kill switches at once: to every reader in one step, no bake time. */
+  public readonly emergencyStrategy: appconfig.DeploymentStrategy;
   private readonly key: kms.IKey;
   private readonly cacheTtl: Duration;
   private readonly environmentName: string;
+  private readonly killSwitchEnvironmentName: string;
   private readonly alarms: cloudwatch.IAlarm[] = [];
   private monitorRole?: iam.Role;
 
@@ -148,12 +163,37 @@ export class FeatureFlags extends Construct implements IFeatureFlags {
     this.configuration = new appconfig.HostedConfiguration(this, 'Flags', {
       application: this.application,
       name: 'feature-flags',
+      // Unchanged: the description is copied to the deployment, and a new one would deploy CDK's version again.
       description: 'ragQueries, timeSeriesApi, largeFileBatch (lambdaMaxBytes), knowledgeBaseSync',
       type: appconfig.ConfigurationType.FEATURE_FLAGS,
       content: appconfig.ConfigurationContent.fromInlineJson(JSON.stringify(flagDocument(defaults, lambdaMaxBytes))),
       kmsKey: this.key,
       deploymentStrategy: this.deploymentStrategy,
       deployTo: [this.environment],
+    });
+    // Monitors belong to an environment, and AppConfig rolls back any deployment to a monitored environment while
+    // an alarm is in ALARM: the kill switches live in an environment of their own, with no monitor.
+    this.killSwitchEnvironmentName = `${props.stage.name}-kill-switches`;
+    this.killSwitchEnvironment = new appconfig.Environment(this, 'KillSwitchEnvironment', {
+      application: this.application,
+      environmentName: this.killSwitchEnvironmentName,
+      description: `Stage ${props.stage.name}: kill switches, never rolled back by an alarm`,
+    });
+    const immediate = Duration.minutes(0);
+    this.emergencyStrategy = new appconfig.DeploymentStrategy(this, 'EmergencyStrategy', {
+      rolloutStrategy: appconfig.RolloutStrategy.linear({ growthFactor: 100, deploymentDuration: immediate, finalBakeTime: immediate }),
+      description: `Kill switches of ${name}: every reader at once, no bake time`,
+    });
+    this.killSwitches = new appconfig.HostedConfiguration(this, 'KillSwitches', {
+      application: this.application,
+      name: 'kill-switches',
+      description: 'Owned by operators: a flag off here is off whatever feature-flags says. CDK writes the first version only.',
+      type: appconfig.ConfigurationType.FEATURE_FLAGS,
+      // Fixed content: CloudFormation never makes a second version, so a deploy never turns a kill switch back on.
+      content: appconfig.ConfigurationContent.fromInlineJson(JSON.stringify(KILL_SWITCH_DOCUMENT)),
+      kmsKey: this.key,
+      deploymentStrategy: this.emergencyStrategy,
+      deployTo: [this.killSwitchEnvironment],
     });
     // AppConfig watches these alarms during each deployment and its bake time; added by rollBackOn().
     (this.environment.node.defaultChild as appconfig.CfnEnvironment).monitors = Lazy.any({
@@ -177,13 +217,13 @@ export class FeatureFlags extends Construct implements IFeatureFlags {
     this.alarms.push(alarm);
   }
 
-  /** Lets `grantee` read the flags of this environment (a configuration session and its latest version). */
+  /** Lets `grantee` read the flags and the kill switches (a configuration session and its latest version). */
   public grantRead(grantee: iam.IGrantable): iam.Grant {
     this.key.grant(grantee, 'kms:Decrypt');
     return iam.Grant.addToPrincipal({
       grantee,
       actions: ['appconfig:StartConfigurationSession', 'appconfig:GetLatestConfiguration'],
-      resourceArns: [this.configurationArn()],
+      resourceArns: [this.configurationArn(this.configuration), this.configurationArn(this.killSwitches)],
     });
   }
 
@@ -193,6 +233,8 @@ export class FeatureFlags extends Construct implements IFeatureFlags {
     fn.addEnvironment(FlagsEnv.ENVIRONMENT, this.environmentName);
     fn.addEnvironment(FlagsEnv.PROFILE, this.configuration.configurationProfileId);
     fn.addEnvironment(FlagsEnv.MAX_AGE_SECONDS, String(this.cacheTtl.toSeconds()));
+    fn.addEnvironment(FlagsEnv.KILL_SWITCH_ENVIRONMENT, this.killSwitchEnvironmentName);
+    fn.addEnvironment(FlagsEnv.KILL_SWITCH_PROFILE, this.killSwitches.configurationProfileId);
     this.grantRead(fn);
     if (fn.role) acknowledgeScopedWildcards(fn.role);
   }
@@ -216,14 +258,15 @@ export class FeatureFlags extends Construct implements IFeatureFlags {
   /**
    * The profile's ARN in any environment of the application (`environment/` then a wildcard): what a session reads.
    * Readers name the environment instead of referencing it: the environment's rollback alarms watch these
-   * very functions, and a reference back would be a dependency cycle. The application has one environment.
+   * very functions, and a reference back would be a dependency cycle. The application has the stage's environment
+   * and the kill switches' one.
    */
-  private configurationArn(): string {
+  private configurationArn(profile: appconfig.HostedConfiguration): string {
     const stack = Stack.of(this);
     return stack.formatArn({
       service: 'appconfig',
       resource: 'application',
-      resourceName: `${this.application.applicationId}/environment/*/configuration/${this.configuration.configurationProfileId}`,
+      resourceName: `${this.application.applicationId}/environment/*/configuration/${profile.configurationProfileId}`,
     });
   }
 }
@@ -252,6 +295,16 @@ function defaultRollout(stage: PlatformStage): appconfig.RolloutStrategy {
   if (!Token.isUnresolved(name) && /Linear/.test(name)) return appconfig.RolloutStrategy.LINEAR_50_PERCENT_EVERY_30_SECONDS;
   return appconfig.RolloutStrategy.LINEAR_20_PERCENT_EVERY_6_MINUTES;
 }
+
+/**
+ * The kill switches' `AWS.AppConfig.FeatureFlags` document: the platform's flags, without attributes, all on. The
+ * same whatever the props, so CDK writes it once.
+ */
+const KILL_SWITCH_DOCUMENT = {
+  version: '1',
+  flags: Object.fromEntries(Object.values(FeatureFlag).map((flag) => [flag, { name: `Kill switch: ${flag}`, description: `Off: ${flag} is off, whatever feature-flags says` }])),
+  values: Object.fromEntries(Object.values(FeatureFlag).map((flag) => [flag, { enabled: true }])),
+};
 
 /** The `AWS.AppConfig.FeatureFlags` document: definitions and first values. */
 function flagDocument(defaults: FeatureFlagDefaults, lambdaMaxBytes: number): Record<string, unknown> {

@@ -119,6 +119,13 @@ export const FlagsEnv = {
   PROFILE: 'ONS_FLAGS_PROFILE',
   /** Seconds a handler keeps the flags before asking AppConfig again. */
   MAX_AGE_SECONDS: 'ONS_FLAGS_MAX_AGE_SECONDS',
+  /**
+   * The unmonitored environment of the kill switches (same application): a flag whose kill switch is off is off,
+   * whatever the flags profile says. Optional.
+   */
+  KILL_SWITCH_ENVIRONMENT: 'ONS_FLAGS_KILL_SWITCH_ENVIRONMENT',
+  /** The kill-switch profile (the same four flags, all on until an operator deploys one off). Optional. */
+  KILL_SWITCH_PROFILE: 'ONS_FLAGS_KILL_SWITCH_PROFILE',
 } as const;
 
 /** AppConfig Data's bounds of `RequiredMinimumPollIntervalInSeconds` (StartConfigurationSession: 15 to 86400 s). @internal */

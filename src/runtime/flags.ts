@@ -10,6 +10,10 @@ import { log } from './telemetry';
  * Decisions:
  * - A function without the flags' environment (a part used on its own, a local run) treats every flag
  *   as on: flags switch features off, they are not needed to run.
+ * - Two profiles: the flags (owned by CDK, deployed with the monitored strategy) and the kill switches (owned by
+ *   operators, in an environment no alarm watches, deployed at once). A flag is on when both say so, so an
+ *   operator can switch a feature off during an incident without AppConfig rolling it back; its attributes
+ *   come from the flags profile.
  * - When AppConfig cannot be read, the last value read stays in force; with none yet, every flag is on,
  *   and the error is logged. A kill switch that fails closed would turn an AppConfig outage into an
  *   outage of the platform.
@@ -29,7 +33,8 @@ export interface FlagValue {
 
 export type FlagName = typeof FeatureFlag[keyof typeof FeatureFlag];
 
-let lastGood: Record<string, FlagValue> | undefined;
+/** The last flags read of each profile the function reads, by `application/environment/profile`. */
+const lastGood = new Map<string, Record<string, FlagValue>>();
 
 /** Where the function's flags are, or undefined when it has none. */
 export function flagsLocation(): FlagsLocation | undefined {
@@ -38,6 +43,15 @@ export function flagsLocation(): FlagsLocation | undefined {
   const profile = process.env[FlagsEnv.PROFILE];
   if (!application || !environment || !profile) return undefined;
   return { application, environment, profile, maxAge: pollIntervalOf(process.env[FlagsEnv.MAX_AGE_SECONDS]) };
+}
+
+/** Where the function's kill switches are, or undefined when it has none. @internal */
+export function killSwitchLocation(): FlagsLocation | undefined {
+  const main = flagsLocation();
+  const environment = process.env[FlagsEnv.KILL_SWITCH_ENVIRONMENT];
+  const profile = process.env[FlagsEnv.KILL_SWITCH_PROFILE];
+  if (!main || !environment || !profile) return undefined;
+  return { ...main, environment, profile };
 }
 
 /**
@@ -109,22 +123,31 @@ export async function fetchFlagsAt(where: FlagsLocation): Promise<Record<string,
   return flags;
 }
 
-/** The function's own flags (cached), or undefined when it has none. */
-async function fetchFlags(): Promise<Record<string, FlagValue> | undefined> {
-  const where = flagsLocation();
-  if (!where) return undefined;
-  lastGood = await fetchFlagsAt(where);
-  return lastGood;
-}
-
-/** A flag: its value from AppConfig, the last value read when AppConfig fails, or on. */
-export async function flag(name: FlagName): Promise<FlagValue> {
+/** The flags at `where` (cached), or the last read when AppConfig fails (then the error is logged), or undefined. */
+async function readProfile(where: FlagsLocation, name: FlagName): Promise<Record<string, FlagValue> | undefined> {
+  const key = `${where.application}/${where.environment}/${where.profile}`;
   try {
-    const flags = await fetchFlags();
-    return flags?.[name] ?? { enabled: true };
+    const flags = await fetchFlagsAt(where);
+    lastGood.set(key, flags);
+    return flags;
   } catch (error) {
     const e = error as Error;
-    log('ERROR', 'feature flags unreadable; using the last value read, or on', { flag: name, errorType: e?.name, errorMessage: e?.message });
-    return lastGood?.[name] ?? { enabled: true };
+    log('ERROR', 'feature flags unreadable; using the last value read, or on', { flag: name, profile: where.profile, errorType: e?.name, errorMessage: e?.message });
+    return lastGood.get(key);
   }
+}
+
+/**
+ * A flag: its value from the flags profile (the last value read when AppConfig fails, or on), switched off when
+ * the function's kill switch for it is off.
+ */
+export async function flag(name: FlagName): Promise<FlagValue> {
+  const main = flagsLocation();
+  const kill = killSwitchLocation();
+  const [flags, switches] = await Promise.all([
+    main ? readProfile(main, name) : undefined,
+    kill ? readProfile(kill, name) : undefined,
+  ]);
+  const value = flags?.[name] ?? { enabled: true };
+  return switches?.[name]?.enabled === false ? { ...value, enabled: false } : value;
 }

@@ -40,7 +40,38 @@ describe('FeatureFlags', () => {
       knowledgeBaseSync: { enabled: true },
     });
     expect(document.flags.largeFileBatch.attributes.lambdaMaxBytes.constraints).toEqual({ type: 'number', required: true, minimum: 1 });
-    expect(ofType(resources, 'AWS::AppConfig::Deployment')).toHaveLength(1);
+    // One deployment of each profile: the flags to the stage's environment, the kill switches to theirs.
+    expect(ofType(resources, 'AWS::AppConfig::Deployment')).toHaveLength(2);
+  });
+
+  test('kill switches: an environment no alarm watches, a fixed all-on profile CDK never rewrites, deployed at once', () => {
+    const alarmed = (stack: Stack, flags: FeatureFlags) => flags.rollBackOn(new cloudwatch.Alarm(stack, 'Critical', {
+      metric: new cloudwatch.Metric({ namespace: 'X', metricName: 'Y' }), threshold: 1, evaluationPeriods: 1,
+    }));
+    const { resources, flags, stack } = flagsStack({}, PlatformStage.PROD, alarmed);
+    const byId = (ref: { Ref: string }) => resources[ref.Ref];
+    const environments = Object.entries(resources).filter(([, r]) => r.Type === 'AWS::AppConfig::Environment');
+    const kill = environments.find(([, r]) => r.Properties.Name === 'prod-kill-switches')!;
+    const main = environments.find(([, r]) => r.Properties.Name === 'prod')!;
+    // Monitors are per environment: the stage's has the critical alarm, the kill switches' none.
+    expect(main[1].Properties.Monitors).toHaveLength(1);
+    expect(kill[1].Properties.Monitors).toBeUndefined();
+    expect(stack.resolve(flags.killSwitchEnvironment.environmentId)).toEqual({ Ref: kill[0] });
+
+    const deployment = ofType(resources, 'AWS::AppConfig::Deployment').find((d) => d.Properties.EnvironmentId.Ref === kill[0])!.Properties;
+    expect(byId(deployment.DeploymentStrategyId).Properties)
+      .toMatchObject({ DeploymentDurationInMinutes: 0, FinalBakeTimeInMinutes: 0, GrowthFactor: 100 });
+    expect(byId(deployment.ConfigurationProfileId).Properties)
+      .toMatchObject({ Name: 'kill-switches', Type: 'AWS.AppConfig.FeatureFlags', KmsKeyIdentifier: expect.anything() });
+    const content = (r: Resources) => ofType(r, 'AWS::AppConfig::HostedConfigurationVersion').map((v) => v.Properties.Content)
+      .find((c: string) => JSON.parse(c).flags.ragQueries.name.startsWith('Kill switch'));
+    const document = JSON.parse(content(resources));
+    expect(document.values).toEqual(Object.fromEntries(Object.values(FeatureFlag).map((f) => [f, { enabled: true }])));
+    // Whatever the flags' values, the kill switches' content is the same: CloudFormation never makes a second version.
+    const other = flagsStack({
+      defaults: { ragQueries: false, lambdaMaxBytes: 1024 }, rolloutStrategy: appconfig.RolloutStrategy.CANARY_10_PERCENT_20_MINUTES,
+    });
+    expect(content(other.resources)).toBe(content(resources));
   });
 
   test('defaults from props', () => {
@@ -86,7 +117,7 @@ describe('FeatureFlags', () => {
     })).toThrow(/at most 5 alarms/);
   });
 
-  test('bind: the flags\' location in the environment, read access to this profile only, kms:Decrypt', () => {
+  test('bind: the flags\' and the kill switches\' location in the environment, read access to those two profiles only, kms:Decrypt', () => {
     const { resources } = flagsStack({ cacheTtl: Duration.seconds(30) }, PlatformStage.DEV, (stack, flags) => {
       flags.bind(new lambda.Function(stack, 'Fn', { runtime: lambda.Runtime.NODEJS_22_X, handler: 'index.handler', code: lambda.Code.fromInline('x') }));
     });
@@ -97,6 +128,11 @@ describe('FeatureFlags', () => {
     const read = statements.find((s: any) => [s.Action].flat().includes('appconfig:GetLatestConfiguration'));
     expect([read.Action].flat().sort()).toEqual(['appconfig:GetLatestConfiguration', 'appconfig:StartConfigurationSession']);
     expect(JSON.stringify(read.Resource)).toMatch(/application\/.*\/environment\/.*\/configuration\//);
+    // The flags profile and the kill switches, nothing else.
+    const profiles = Object.entries(resources).filter(([, r]) => r.Type === 'AWS::AppConfig::ConfigurationProfile').map(([id]) => id);
+    expect(read.Resource).toHaveLength(2);
+    for (const id of profiles) expect(JSON.stringify(read.Resource)).toContain(`"Ref":"${id}"`);
+    expect(fn.Environment.Variables[FlagsEnv.KILL_SWITCH_ENVIRONMENT]).toBe('dev-kill-switches');
     expect(statements.some((s: any) => [s.Action].flat().includes('kms:Decrypt'))).toBe(true);
   });
 
