@@ -8,7 +8,7 @@ import { CapturedOutput, captureOutput } from './output';
 import { DataLake, IngestionPipeline, KnowledgeBase, PlatformStage } from '../../src';
 import { HealthEnv, READINESS_PATH } from '../../src/health/contract';
 import { IngestionEnv, RouteResult } from '../../src/ingestion/contract';
-import { FlagsEnv } from '../../src/runtime/contract';
+import { FlagsEnv, metricsNamespace, OperationsEnv } from '../../src/runtime/contract';
 import { TimeSeriesEnv } from '../../src/timeseries/contract';
 import { expectSchema } from '../api/openapi';
 import { ENV } from '../helpers';
@@ -141,6 +141,69 @@ describe('the time-series API (timeSeriesApi)', () => {
 
     expect(response.statusCode).toBe(200);
     expect(appconfig.requests).toEqual([]);
+  });
+});
+
+describe('kill switches (the unmonitored environment)', () => {
+  const KILL_ENVIRONMENT = 'dev-kill-switches';
+  const KILL_PROFILE = 'kill-switches-profile-id';
+  const KILL_KEY = `${APP}/${KILL_ENVIRONMENT}/${KILL_PROFILE}`;
+  const killEnv = (overrides: Record<string, string | undefined> = {}) => flagsEnv({
+    [FlagsEnv.KILL_SWITCH_ENVIRONMENT]: KILL_ENVIRONMENT,
+    [FlagsEnv.KILL_SWITCH_PROFILE]: KILL_PROFILE,
+    // A platform function in a published version: a 5xx it answers would count in ServerErrors.
+    [OperationsEnv.METRICS_NAMESPACE]: metricsNamespace('dev'),
+    [OperationsEnv.SERVICE_NAME]: 'api',
+    AWS_LAMBDA_FUNCTION_NAME: 'ons-timeseries-query',
+    AWS_LAMBDA_FUNCTION_VERSION: '3',
+    ...overrides,
+  });
+
+  test('a kill switch off turns the feature off though the flags profile has it on: 503 FeatureDisabled, not a server error', async () => {
+    appconfig.profiles.set(PROFILE_KEY, flagValues());
+    appconfig.profiles.set(KILL_KEY, flagValues({ timeSeriesApi: { enabled: false } }));
+    const response = await timeSeriesQuery(killEnv())(seriesRequest);
+
+    expect(response.statusCode).toBe(503);
+    expect(JSON.parse(response.body).error.code).toBe('FeatureDisabled');
+    expect(timestream.of('Query')).toHaveLength(0);
+    // Both profiles read, each in its own session; a switched-off feature never counts toward a rollback.
+    expect(appconfig.sessions.map((x) => x.profile).sort()).toEqual([KILL_KEY, PROFILE_KEY].sort());
+    expect(output.emf.flatMap((d) => d._aws.CloudWatchMetrics.flatMap((m) => m.Metrics.map((x) => x.Name)))).not.toContain('ServerErrors');
+  });
+
+  test('kill switches all on: the flags profile decides (off stays off, attributes come from it)', async () => {
+    appconfig.profiles.set(PROFILE_KEY, flagValues({ timeSeriesApi: { enabled: false } }));
+    appconfig.profiles.set(KILL_KEY, flagValues());
+    expect((await timeSeriesQuery(killEnv())(seriesRequest)).statusCode).toBe(503);
+
+    appconfig.reset();
+    appconfig.profiles.set(PROFILE_KEY, flagValues());
+    appconfig.profiles.set(KILL_KEY, flagValues());
+    expect((await timeSeriesQuery(killEnv())(seriesRequest)).statusCode).toBe(200);
+  });
+
+  test('the kill switches unreadable: the flags profile decides, the error logged', async () => {
+    appconfig.profiles.set(PROFILE_KEY, flagValues());
+    // No kill-switch profile served at that location (ResourceNotFoundException).
+    const response = await timeSeriesQuery(killEnv({ AWS_MAX_ATTEMPTS: '1' }))(seriesRequest);
+
+    expect(response.statusCode).toBe(200);
+    const errors = output.error.mock.calls.map(([l]) => JSON.parse(l));
+    expect(errors).toContainEqual(expect.objectContaining({ message: 'feature flags unreadable; using the last value read, or on', profile: KILL_PROFILE }));
+  });
+
+  test('an unexpected 5xx of the same handler does count: ServerErrors with the function\'s name and version only', async () => {
+    appconfig.profiles.set(PROFILE_KEY, flagValues());
+    appconfig.profiles.set(KILL_KEY, flagValues());
+    timestream.onQuery = () => { throw new Error('the local store broke'); };
+    const response = await timeSeriesQuery(killEnv({ AWS_MAX_ATTEMPTS: '1' }))(seriesRequest);
+
+    expect(response.statusCode).toBeGreaterThanOrEqual(500);
+    const docs = output.emf.filter((d) => d._aws.CloudWatchMetrics.some((m) => m.Metrics.some((x) => x.Name === 'ServerErrors')));
+    expect(docs).toHaveLength(1);
+    expect(docs[0]._aws.CloudWatchMetrics).toEqual([{ Namespace: metricsNamespace('dev'), Dimensions: [['FunctionName', 'FunctionVersion']], Metrics: [{ Name: 'ServerErrors', Unit: 'Count' }] }]);
+    expect(docs[0]).toMatchObject({ FunctionName: 'ons-timeseries-query', FunctionVersion: '3', ServerErrors: 1 });
   });
 });
 
