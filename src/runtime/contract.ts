@@ -80,8 +80,9 @@ export const PlatformMetrics = {
   /**
    * API responses with a 5xx status that say something is wrong with the code or what it calls (every 5xx but the
    * expected ones: `FeatureDisabled`, a readiness report), one EMF document per response, with the dimensions
-   * `FUNCTION_DIMENSIONS` beside `service`: the deployment's rollback alarm watches the new version's count
-   * (handlers answer every exception with a 500, so Lambda's `Errors` never sees them).
+   * `FUNCTION_DIMENSIONS` only (no `service`: the function's name says it; `service` here names the API handlers
+   * that emit it): the deployment's rollback alarm watches the new version's count (handlers answer every exception
+   * with a 500, so Lambda's `Errors` never sees them).
    */
   SERVER_ERRORS: { name: 'ServerErrors', unit: 'Count', service: 'api', description: 'API 5xx responses by function version' },
 } as const satisfies Record<string, PlatformMetricDefinition>;

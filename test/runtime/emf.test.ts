@@ -321,6 +321,38 @@ describe('time series', () => {
   });
 });
 
+describe('API server errors', () => {
+  test('a 5xx answer of a published version: one ServerErrors document of its own, by function name and version; QueryLatency unchanged', async () => {
+    const onQuery = ts.onQuery;
+    ts.onQuery = () => { throw new Error('the local store broke'); };
+    try {
+      const query = fresh<APIGatewayProxyEvent, APIGatewayProxyResult>('query', MetricServices.API, TIMESERIES_ASSETS, {
+        AWS_LAMBDA_FUNCTION_NAME: 'ons-timeseries-query', AWS_LAMBDA_FUNCTION_VERSION: '12',
+      });
+      const failed = await query(apiEvent('api-req-5xx', {
+        resource: '/timeseries/{dataset}',
+        path: '/timeseries/curva_carga',
+        pathParameters: { dataset: 'curva_carga' },
+        queryStringParameters: { from: '2023-01-01T00:00:00Z', to: '2023-02-01T00:00:00Z' },
+        multiValueQueryStringParameters: { from: ['2023-01-01T00:00:00Z'], to: ['2023-02-01T00:00:00Z'] },
+      }), context('lambda-req-5xx'));
+      expect(failed.statusCode).toBeGreaterThanOrEqual(500);
+    } finally {
+      ts.onQuery = onQuery;
+    }
+    const errors = output.emf.filter((d) => d[PlatformMetrics.SERVER_ERRORS.name] !== undefined);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]._aws.CloudWatchMetrics).toEqual([{
+      Namespace: NAMESPACE, Dimensions: [['FunctionName', 'FunctionVersion']], Metrics: [metricOf(PlatformMetrics.SERVER_ERRORS)],
+    }]);
+    expect(errors[0]).toMatchObject({ FunctionName: 'ons-timeseries-query', FunctionVersion: '12', ServerErrors: 1 });
+    const latency = output.emf.filter((d) => d[PlatformMetrics.QUERY_LATENCY.name] !== undefined);
+    expect(latency).toHaveLength(1);
+    const d = directive(latency[0], PlatformMetrics.QUERY_LATENCY.service, [OPERATION_DIMENSION]);
+    expect(d.Metrics).toEqual([metricOf(PlatformMetrics.QUERY_LATENCY)]);
+  });
+});
+
 describe('knowledge', () => {
   test('knowledge query: QueryLatency in ms with operation query', async () => {
     bedrock.onRetrieveAndGenerate = () => ({ body: { sessionId: 'a1b2c3d4-0000-4000-8000-000000000001', output: { text: 'Resposta.' }, citations: [] } });
@@ -377,8 +409,10 @@ describe('the contract', () => {
       }
     }
     for (const metric of Object.values(PlatformMetrics)) {
-      expect(seen.get(metric.name)).toEqual(expect.arrayContaining([{ unit: metric.unit, service: metric.service }]));
-      for (const found of seen.get(metric.name)!) expect(found).toEqual({ unit: metric.unit, service: metric.service });
+      // ServerErrors is per function and version: no service dimension.
+      const service = metric === PlatformMetrics.SERVER_ERRORS ? undefined : metric.service;
+      expect(seen.get(metric.name)).toEqual(expect.arrayContaining([{ unit: metric.unit, service }]));
+      for (const found of seen.get(metric.name)!) expect(found).toEqual({ unit: metric.unit, service });
     }
     // And nothing the contract does not name.
     expect([...seen.keys()].sort()).toEqual(Object.values(PlatformMetrics).map((m) => m.name).sort());
