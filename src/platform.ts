@@ -5,6 +5,7 @@ import { Construct } from 'constructs';
 import { PlatformApi, PlatformApiOptions } from './api/platform-api';
 import { applyPlatformTags } from './core/defaults';
 import { keepLogicalId } from './core/logical-ids';
+import { acknowledgePlatformChoices } from './core/nag';
 import { SafeDeployment, SafeDeploymentOptions } from './core/safe-deployment';
 import { PlatformStage } from './core/stage';
 import { createHealthCheck } from './health/health-check';
@@ -334,6 +335,8 @@ export class OnsDataPlatform extends Construct {
     this.featureFlags.rollBackOn(this.monitoring.anyCriticalAlarm());
 
     if (this.outputsEnabled) this.addOutputs();
+    // NIST 800-53 R5 and Serverless findings that are the platform's choices, each with its reason (README, cdk-nag).
+    acknowledgePlatformChoices(this, { tracing: this.stage.tracing === lambda.Tracing.ACTIVE, stageName: this.stage.name });
   }
 
   /**

@@ -634,7 +634,15 @@ export class PlatformApi extends Construct implements IMonitorable {
   private acknowledgeFindings(props: PlatformApiProps, executionLogging: apigw.MethodLoggingLevel): void {
     const v = Validations.of(this.restApi);
     if (!props.waf) {
-      v.acknowledge({ id: 'AwsSolutions-APIG3', reason: 'WAF is opt-in (`waf`); stage throttling and per-key usage plans limit every client without it.' });
+      const reason = 'WAF is opt-in (`waf`); stage throttling and per-key usage plans limit every client without it.';
+      v.acknowledge({ id: 'AwsSolutions-APIG3', reason }, { id: 'NIST.800.53.R5-APIGWAssociatedWithWAF', reason });
+    }
+    v.acknowledge(
+      { id: 'NIST.800.53.R5-APIGWCacheEnabledAndEncrypted', reason: 'No API cache: answers depend on the API key (usage plan) and on data loaded since, and a cache cluster is billed by the hour.' },
+      { id: 'NIST.800.53.R5-APIGWSSLEnabled', reason: 'The integrations are Lambda proxies reached by API Gateway over AWS\'s network with IAM; there is no HTTP backend to present a client certificate to.' },
+    );
+    if (props.stage.tracing !== lambda.Tracing.ACTIVE) {
+      v.acknowledge({ id: 'Serverless-APIGWXrayEnabled', reason: `X-Ray tracing follows the stage: off in '${props.stage.name}'.` });
     }
     v.acknowledge({
       id: 'AwsSolutions-COG4',

@@ -5,6 +5,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { acknowledgeScopedWildcards } from './nag';
 import { applyDataRemovalPolicy } from './removal';
 import { PlatformStage } from './stage';
 import { MetricServices, metricsNamespace, OperationsEnv } from '../runtime/contract';
@@ -157,18 +158,8 @@ export function createPlatformFunction<T extends lambda.Function>(
     id: 'AwsSolutions-L1',
     reason: 'The runtime is pinned to Node.js 22: handlers are bundled for node22 at library build time and tested on it; a runtime upgrade is a library release.',
   });
-  // One acknowledgement of `*`, naming every action that needs it in this role.
-  const tracing = options.stage.tracing === lambda.Tracing.ACTIVE;
-  if (tracing || options.vpc) {
-    const actions = [
-      ...(tracing ? ['X-Ray PutTraceSegments and PutTelemetryRecords'] : []),
-      ...(options.vpc ? ['ec2:DescribeNetworkInterfaces and ec2:DescribeSubnets (Lambda attaching the function to its VPC)'] : []),
-    ];
-    Validations.of(role).acknowledge({
-      id: 'AwsSolutions-IAM5[Resource::*]',
-      reason: `${actions.join('; ')} support no resource-level permissions; they are the only wildcards on * in this role.`,
-    });
-  }
+  // `*` only for actions without resource-level permission (X-Ray, VPC attachment, ...), named in the reason at synthesis.
+  acknowledgeScopedWildcards(role);
   return fn;
 }
 

@@ -1007,7 +1007,7 @@ export class IngestionPipeline extends Construct implements IMonitorable {
       resources: ['*'], // in a key policy, '*' means this key
       conditions: { StringEquals: { 'aws:SourceAccount': Stack.of(this).account } },
     }));
-    Validations.of(deadLetterQueue).acknowledge({ id: 'AwsSolutions-SQS3', reason: 'This queue is itself the dead-letter queue of the ingestion rule.' });
+    Validations.of(deadLetterQueue).acknowledge(...['AwsSolutions-SQS3', 'Serverless-SQSRedrivePolicy'].map((id) => ({ id, reason: 'This queue is itself the dead-letter queue of the ingestion rule.' })));
 
     const rule = new events.Rule(this, 'ObjectCreated', {
       description: `ONS data platform (${this.stage.name}): start an ingestion for each object created in the raw bucket`,

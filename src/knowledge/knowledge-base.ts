@@ -9,6 +9,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
@@ -514,9 +515,51 @@ export class KnowledgeBase extends Construct implements IKnowledgeBase, IMonitor
     machine.grantStartExecution(role);
     this.key.grant(role, 'kms:GenerateDataKey', 'kms:Decrypt');
     rule.addTarget(new targets.SfnStateMachine(machine, {
-      role, input: events.RuleTargetInput.fromObject({}), retryAttempts: 10, maxEventAge: Duration.hours(2),
+      role,
+      input: events.RuleTargetInput.fromObject({}),
+      retryAttempts: 10,
+      maxEventAge: Duration.hours(2),
+      deadLetterQueue: this.syncDeadLetterQueue(),
     }));
     return machine;
+  }
+
+  /**
+   * The dead-letter queue of the after-deployment rule and the sync schedules (KMS-encrypted with the lake key), created
+   * on first use; the platform's monitoring alarms on any message in it. A sync start that could not be delivered
+   * leaves the knowledge base stale until the next sync. `sender`: a Scheduler role, which sends dead letters itself.
+   */
+  private syncDeadLetterQueue(sender?: iam.IRole): sqs.Queue {
+    let queue = this.node.tryFindChild('SyncDeadLetterQueue') as sqs.Queue | undefined;
+    if (!queue) {
+      const stack = Stack.of(this);
+      queue = new sqs.Queue(this, 'SyncDeadLetterQueue', {
+        encryption: sqs.QueueEncryption.KMS,
+        encryptionMasterKey: this.key,
+        enforceSSL: true,
+        retentionPeriod: Duration.days(14),
+      });
+      Validations.of(queue).acknowledge(
+        { id: 'AwsSolutions-SQS3', reason: 'This queue is itself the dead-letter queue of the knowledge-base sync rule and schedules.' },
+        { id: 'Serverless-SQSRedrivePolicy', reason: 'This queue is itself the dead-letter queue of the knowledge-base sync rule and schedules.' },
+      );
+      // EventBridge encrypts what it dead-letters with the key ("Using dead-letter queues to process undelivered events
+      // in EventBridge"); the rule is unnamed (its ARN in the key policy would be a cycle), so this account's rules.
+      this.key.addToResourcePolicy(new iam.PolicyStatement({
+        sid: 'AllowEventBridgeKnowledgeSyncDeadLetters',
+        principals: [new iam.ServicePrincipal('events.amazonaws.com')],
+        actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
+        resources: ['*'], // in a key policy, '*' means this key
+        conditions: {
+          StringEquals: { 'aws:SourceAccount': stack.account },
+          ArnLike: { 'aws:SourceArn': `arn:${stack.partition}:events:${stack.region}:${stack.account}:rule/*` },
+        },
+      }));
+    }
+    if (sender) {
+      queue.grantSendMessages(sender);
+    }
+    return queue;
   }
 
   /** One EventBridge Scheduler schedule per data source, calling StartIngestionJob through a universal target. */
@@ -541,6 +584,8 @@ export class KnowledgeBase extends Construct implements IKnowledgeBase, IMonitor
           input: Stack.of(this).toJsonString({ KnowledgeBaseId: this.knowledgeBaseId, DataSourceId: dataSourceId }),
           // A job already running (ConflictException) is retried by the scheduler's retry policy.
           retryPolicy: { maximumEventAgeInSeconds: 3600, maximumRetryAttempts: 10 },
+          // Scheduler sends what it could not deliver with the schedule's role (granted in syncDeadLetterQueue).
+          deadLetterConfig: { arn: this.syncDeadLetterQueue(role).queueArn },
         },
       });
       schedule.node.addDependency(role);

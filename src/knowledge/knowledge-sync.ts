@@ -266,7 +266,7 @@ export class KnowledgeBaseSync extends Construct {
       enforceSSL: true,
       retentionPeriod: Duration.days(14),
     });
-    Validations.of(deadLetterQueue).acknowledge({ id: 'AwsSolutions-SQS3', reason: 'This queue is itself the dead-letter queue of the sync sweep rule.' });
+    Validations.of(deadLetterQueue).acknowledge(...['AwsSolutions-SQS3', 'Serverless-SQSRedrivePolicy'].map((id) => ({ id, reason: 'This queue is itself the dead-letter queue of the sync sweep rule.' })));
     // An encrypted DLQ needs EventBridge on its key ("Using dead-letter queues to process undelivered events in
     // EventBridge", https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rule-dlq.html): kms:GenerateDataKey and
     // kms:Decrypt, here only for this rule (aws:SourceArn). The queue policy CDK adds is scoped to the rule the same way.

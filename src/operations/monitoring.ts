@@ -1,11 +1,10 @@
-import { Duration, Lazy, Stack } from 'aws-cdk-lib';
+import { Duration, Lazy, Names, Stack, Validations } from 'aws-cdk-lib';
 import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import * as batch from 'aws-cdk-lib/aws-batch';
 import * as budgets from 'aws-cdk-lib/aws-budgets';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as events from 'aws-cdk-lib/aws-events';
-import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -114,6 +113,8 @@ export class PlatformMonitoring extends Construct implements IMonitor {
   /** The thresholds in effect: the stage's, then `thresholds`. */
   public readonly thresholds: ResolvedAlarmThresholds;
 
+  private readonly encryptionKey: kms.IKey;
+  private eventDeadLetters?: sqs.Queue;
   private readonly created: cloudwatch.Alarm[] = [];
   private readonly critical: cloudwatch.Alarm[] = [];
   private anyCritical?: cloudwatch.CompositeAlarm;
@@ -131,14 +132,29 @@ export class PlatformMonitoring extends Construct implements IMonitor {
 
     this.criticalTopic = this.newTopic('CriticalTopic', AlarmSeverity.CRITICAL, props);
     this.warningTopic = this.newTopic('WarningTopic', AlarmSeverity.WARNING, props);
-    // CloudWatch alarms, EventBridge (failed Batch jobs) and AWS Budgets publish to topics encrypted
-    // with this key: each service needs to create data keys with it.
-    for (const service of ['cloudwatch', 'events', ...(props.monthlyBudgetUsd !== undefined ? ['budgets'] : [])]) {
+    this.encryptionKey = props.encryptionKey;
+    // CloudWatch alarms, EventBridge (failed Batch jobs, failed deployments) and AWS Budgets publish to topics encrypted
+    // with this key: SNS asks KMS for a data key on the publisher's behalf ("Enable compatibility between event sources
+    // from AWS services and encrypted topics", SNS Developer Guide), with the encryption context aws:sns:topicArn. Each
+    // statement names the exact actions, this account (aws:SourceAccount), the publisher's resources (aws:SourceArn
+    // where the service sets it) and the two topics (encryption context).
+    const topicArns = [this.criticalTopic.topicArn, this.warningTopic.topicArn];
+    const publishers: Array<{ service: string; sourceArn?: string }> = [
+      { service: 'cloudwatch', sourceArn: `arn:${stack.partition}:cloudwatch:${stack.region}:${stack.account}:alarm:*` },
+      { service: 'events', sourceArn: `arn:${stack.partition}:events:${stack.region}:${stack.account}:rule/*` },
+      ...(props.monthlyBudgetUsd !== undefined ? [{ service: 'budgets', sourceArn: `arn:${stack.partition}:budgets::${stack.account}:*` }] : []),
+    ];
+    for (const { service, sourceArn } of publishers) {
       props.encryptionKey.addToResourcePolicy(new iam.PolicyStatement({
         sid: `AllowPublishToEncryptedTopics-${service}`,
         principals: [new iam.ServicePrincipal(`${service}.amazonaws.com`)],
-        actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+        actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
         resources: ['*'], // in a key policy, '*' means this key
+        conditions: {
+          'StringEquals': { 'aws:SourceAccount': stack.account },
+          ...(sourceArn ? { ArnLike: { 'aws:SourceArn': sourceArn } } : {}),
+          'ForAnyValue:StringEquals': { 'kms:EncryptionContext:aws:sns:topicArn': topicArns },
+        },
       }));
     }
 
@@ -204,8 +220,66 @@ export class PlatformMonitoring extends Construct implements IMonitor {
 
   public addEventNotification(resource: IConstruct, id: string, options: MonitorEventOptions): events.IRule {
     const rule = new events.Rule(this.scopeFor(resource), id, { description: options.description, eventPattern: options.eventPattern });
-    rule.addTarget(new targets.SnsTopic(this.topic(options.severity), { message: options.message }));
+    const topic = this.topic(options.severity);
+    const deadLetterQueue = this.eventDeadLetterQueue();
+    // Not targets.SnsTopic: its topic statement lets any rule of any account publish. Here only this rule may
+    // (aws:SourceArn, "Amazon SNS permissions" in "Using resource-based policies for Amazon EventBridge").
+    topic.addToResourcePolicy(new iam.PolicyStatement({
+      sid: `AllowEventBridge${Names.uniqueId(rule).slice(-48)}`,
+      principals: [new iam.ServicePrincipal('events.amazonaws.com')],
+      actions: ['sns:Publish'],
+      resources: [topic.topicArn],
+      conditions: { StringEquals: { 'aws:SourceAccount': Stack.of(this).account }, ArnEquals: { 'aws:SourceArn': rule.ruleArn } },
+    }));
+    deadLetterQueue.addToResourcePolicy(new iam.PolicyStatement({
+      sid: `AllowEventBridgeDeadLetters${Names.uniqueId(rule).slice(-48)}`,
+      principals: [new iam.ServicePrincipal('events.amazonaws.com')],
+      actions: ['sqs:SendMessage'],
+      resources: [deadLetterQueue.queueArn],
+      conditions: { ArnEquals: { 'aws:SourceArn': rule.ruleArn } },
+    }));
+    rule.addTarget({
+      bind: () => ({
+        arn: topic.topicArn,
+        input: options.message,
+        // EventBridge retries for up to 24 hours by default; a notification older than an hour is a dead letter.
+        retryPolicy: { maximumEventAgeInSeconds: 3600, maximumRetryAttempts: 10 },
+        deadLetterConfig: { arn: deadLetterQueue.queueArn },
+      }),
+    });
     return rule;
+  }
+
+  /**
+   * The dead-letter queue of every notification rule (KMS-encrypted with the lake key), created on first use, with
+   * the platform's dead-letter alarm: a notification EventBridge could not deliver is a lost alarm.
+   */
+  private eventDeadLetterQueue(): sqs.Queue {
+    if (this.eventDeadLetters) return this.eventDeadLetters;
+    const stack = Stack.of(this);
+    const queue = new sqs.Queue(this, 'NotificationDeadLetterQueue', {
+      encryption: sqs.QueueEncryption.KMS,
+      encryptionMasterKey: this.encryptionKey,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    Validations.of(queue).acknowledge(...['AwsSolutions-SQS3', 'Serverless-SQSRedrivePolicy'].map((id) => ({ id, reason: 'This queue is itself the dead-letter queue of the notification rules.' })));
+    // An encrypted DLQ needs EventBridge on its key ("Using dead-letter queues to process undelivered events in
+    // EventBridge", eb-rule-dlq): kms:GenerateDataKey and kms:Decrypt, for this account's rules only.
+    this.encryptionKey.addToResourcePolicy(new iam.PolicyStatement({
+      sid: 'AllowEventBridgeNotificationDeadLetters',
+      principals: [new iam.ServicePrincipal('events.amazonaws.com')],
+      actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
+      resources: ['*'], // in a key policy, '*' means this key
+      conditions: {
+        StringEquals: { 'aws:SourceAccount': stack.account },
+        ArnLike: { 'aws:SourceArn': `arn:${stack.partition}:events:${stack.region}:${stack.account}:rule/*` },
+      },
+    }));
+    this.eventDeadLetters = queue;
+    this.watched.add(queue);
+    this.watchQueue(queue);
+    return queue;
   }
 
   public addWidgets(section: DashboardSection, ...widgets: cloudwatch.IWidget[]): void {
