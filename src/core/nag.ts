@@ -75,7 +75,8 @@ class ScopedWildcardsAspect implements IAspect {
     this.done = true;
     for (const policy of this.scope.node.findAll().filter((c): c is iam.Policy => c instanceof iam.Policy)) {
       const stack = Stack.of(policy);
-      const document = stack.resolve(policy.document.toJSON()) as { Statement?: Array<{ Action: string | string[]; Resource?: unknown }> } | undefined;
+      type Document = { Statement?: Array<{ Action: string | string[]; Resource?: unknown }> } | undefined;
+      const document = stack.resolve(policy.document.toJSON()) as Document;
       const byResource = new Map<string, string[]>();
       for (const statement of document?.Statement ?? []) {
         const actions = [statement.Action].flat();
@@ -95,7 +96,8 @@ class ScopedWildcardsAspect implements IAspect {
 
 /** Whether `id` is acknowledged on `construct` itself. */
 function isAcknowledged(construct: IConstruct, id: string): boolean {
-  return construct.node.metadata.some((m) => m.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY && Object.keys(m.data ?? {}).some((k) => k.endsWith(id)));
+  return construct.node.metadata
+    .some((m) => m.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY && Object.keys(m.data ?? {}).some((k) => k.endsWith(id)));
 }
 
 /**

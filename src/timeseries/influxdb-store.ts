@@ -306,8 +306,8 @@ export class InfluxDbStore extends Construct implements ITimeSeriesStore, IMonit
     for (const secret of [this.adminSecret, this.writeTokenSecret, this.readTokenSecret]) {
       applyDataRemovalPolicy(secret as secretsmanager.Secret, this.stage);
     }
-    Validations.of(this.adminSecret).acknowledge(...['AwsSolutions-SMG4', 'NIST.800.53.R5-SecretsManagerRotationEnabled'].map((id) => ({
-      id,
+    Validations.of(this.adminSecret).acknowledge(...['AwsSolutions-SMG4', 'NIST.800.53.R5-SecretsManagerRotationEnabled'].map((ruleId) => ({
+      id: ruleId,
       reason: 'The admin password is set when the instance is created; rotating the secret alone would lock the bootstrap out. Change it in InfluxDB, then in the secret.',
     })));
 
@@ -637,8 +637,8 @@ export class InfluxDbStore extends Construct implements ITimeSeriesStore, IMonit
       // A placeholder until the bootstrap writes the token: never a valid token.
       generateSecretString: { excludePunctuation: true, passwordLength: 32 },
     });
-    Validations.of(secret).acknowledge(...['AwsSolutions-SMG4', 'NIST.800.53.R5-SecretsManagerRotationEnabled'].map((id) => ({
-      id,
+    Validations.of(secret).acknowledge(...['AwsSolutions-SMG4', 'NIST.800.53.R5-SecretsManagerRotationEnabled'].map((ruleId) => ({
+      id: ruleId,
       reason: 'The token is rotated by the bootstrap (a stack update that changes its description or secret creates a new token and deletes the old one); Secrets Manager rotation cannot create InfluxDB tokens.',
     })));
     return secret;
