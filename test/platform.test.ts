@@ -1,7 +1,8 @@
 import { App, Duration, Stack, Validations } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as s3 from 'aws-cdk-lib/aws-s3';
-import { AwsSolutionsChecks } from 'cdk-nag';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import { AwsSolutionsChecks, NIST80053R5Checks, ServerlessChecks } from 'cdk-nag';
 import { OnsDataPlatform, PlatformStage } from '../src';
 import { ENV, platformStack, tagsOf, taggableLogicalIds } from './helpers';
 import { HealthEnv } from '../src/health/contract';
@@ -76,16 +77,26 @@ describe.each(STAGES.flatMap((stage) => [[stage.name, 'unset', stage, undefined]
     });
   });
 
-describe('cdk-nag AwsSolutions', () => {
+describe('cdk-nag AwsSolutions, NIST 800-53 R5 and Serverless', () => {
+  // One synth per case, the three packs at once; NIST and Serverless findings that are choices are acknowledged per resource.
   test.each(STAGES.flatMap((stage) => [[stage.name, 'unset', stage, undefined], [stage.name, 'true', stage, true]] as const))(
     '%s, removeDataOnDestroy %s: no unacknowledged finding', (_name, _flag, stage, removeData) => {
       const context = removeData === undefined ? {} : { [PlatformStage.REMOVE_DATA_ON_DESTROY_CONTEXT]: removeData };
       const app = new App({ context });
       const stack = new Stack(app, 'Nag', { env: ENV });
       new OnsDataPlatform(stack, 'Platform', { stage });
-      Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+      Validations.of(app).addPlugins(new AwsSolutionsChecks(app), new NIST80053R5Checks(app), new ServerlessChecks(app));
       expect(() => app.synth()).not.toThrow();
     });
+
+  test('the NIST and Serverless checks are live: a queue without a redrive policy fails synth', () => {
+    const app = new App();
+    const stack = new Stack(app, 'Nag', { env: ENV });
+    new OnsDataPlatform(stack, 'Platform', { stage: PlatformStage.PROD });
+    new sqs.Queue(stack, 'Bare', { encryption: sqs.QueueEncryption.SQS_MANAGED, enforceSSL: true });
+    Validations.of(app).addPlugins(new NIST80053R5Checks(app), new ServerlessChecks(app));
+    expect(() => app.synth()).toThrow(/Serverless-SQSRedrivePolicy/);
+  });
 
   test('the check is live: an unacknowledged finding fails synth', () => {
     const app = new App();

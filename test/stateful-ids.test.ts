@@ -12,7 +12,7 @@ const STATEFUL = new Set([
   'AWS::Timestream::Database', 'AWS::Timestream::Table', 'AWS::Timestream::InfluxDBInstance',
   'AWS::Bedrock::KnowledgeBase', 'AWS::Bedrock::DataSource', 'AWS::S3Vectors::VectorBucket', 'AWS::S3Vectors::Index',
   'AWS::OpenSearchServerless::Collection', 'AWS::OpenSearchServerless::Index', 'AWS::SecretsManager::Secret',
-  'AWS::SQS::Queue', 'AWS::Logs::LogGroup', 'AWS::Athena::WorkGroup',
+  'AWS::SQS::Queue', 'AWS::Logs::LogGroup', 'AWS::Athena::WorkGroup', 'AWS::Backup::BackupVault',
 ]);
 
 function statefulIds(build: (stack: Stack) => void): string[] {

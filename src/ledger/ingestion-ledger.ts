@@ -1,4 +1,5 @@
-import { RemovalPolicy } from 'aws-cdk-lib';
+import { RemovalPolicy, Validations } from 'aws-cdk-lib';
+import * as backup from 'aws-cdk-lib/aws-backup';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
@@ -45,6 +46,14 @@ export interface IngestionLedgerProps {
   readonly stage: PlatformStage;
   /** The key that encrypts the table (the lake's key in `OnsDataPlatform`). */
   readonly encryptionKey: kms.IKey;
+  /**
+   * Put the table in an AWS Backup plan (daily backups kept 35 days, monthly kept one year) whose vault is encrypted
+   * with `encryptionKey`, besides point-in-time recovery (always on, 35 days): a copy that survives the table's deletion.
+   * Backup storage is charged per GB-month.
+   *
+   * @default - true in the `prod` stage, false in the others
+   */
+  readonly backup?: boolean;
 }
 
 /**
@@ -76,6 +85,8 @@ export class IngestionLedger extends Construct implements IIngestionLedger {
   public readonly table: dynamodb.ITable;
   /** Name of the table. */
   public readonly tableName: string;
+  /** The backup plan of the table (absent when `backup` is false). */
+  public readonly backupPlan?: backup.BackupPlan;
   private readonly grants: LedgerGrants;
 
   constructor(scope: Construct, id: string, props: IngestionLedgerProps) {
@@ -99,6 +110,14 @@ export class IngestionLedger extends Construct implements IIngestionLedger {
     const removal = applyDataRemovalPolicy(table, props.stage);
     // A retained ledger is also protected from a console or API delete.
     (table.node.defaultChild as dynamodb.CfnTable).deletionProtectionEnabled = removal !== RemovalPolicy.DESTROY;
+    if (props.backup ?? props.stage.name === 'prod') {
+      this.backupPlan = this.createBackupPlan(table, props.encryptionKey, removal);
+    } else {
+      Validations.of(table).acknowledge({
+        id: 'NIST.800.53.R5-DynamoDBInBackupPlan',
+        reason: `Point-in-time recovery (35 days) is on; an AWS Backup plan is opt-in outside prod (\`backup\`), off in '${props.stage.name}'.`,
+      });
+    }
     this.table = table;
     this.tableName = table.tableName;
     this.grants = new LedgerGrants(table, props.encryptionKey);
@@ -114,6 +133,21 @@ export class IngestionLedger extends Construct implements IIngestionLedger {
 
   public grantRecord(grantee: iam.IGrantable): iam.Grant {
     return this.grants.grantRecord(grantee);
+  }
+
+  /** A vault encrypted with the ledger's key, kept like the table, and a daily + monthly plan over the table. */
+  private createBackupPlan(table: dynamodb.Table, key: kms.IKey, removal: RemovalPolicy): backup.BackupPlan {
+    const vault = new backup.BackupVault(this, 'BackupVault', { encryptionKey: key, removalPolicy: removal });
+    const plan = backup.BackupPlan.dailyMonthly1YearRetention(this, 'BackupPlan', vault);
+    const selection = plan.addSelection('Table', { resources: [backup.BackupResource.fromDynamoDbTable(table)] });
+    Validations.of(selection).acknowledge({
+      id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForBackup]',
+      reason: 'The role AWS Backup assumes to back up the selected table; AWS documents this managed policy for it.',
+    }, {
+      id: 'NIST.800.53.R5-IAMNoInlinePolicy',
+      reason: 'The backup role\'s own policy (KMS for the encrypted table), written by CDK for that role only.',
+    });
+    return plan;
   }
 }
 
