@@ -1,4 +1,4 @@
-import { Duration, Size, Stack, Tags, Token, Validations } from 'aws-cdk-lib';
+import { Aspects, Duration, Size, Stack, Tags, Token, Validations } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
@@ -56,6 +56,35 @@ export function allowLogsToUseKey(key: kms.IKey): void {
       ArnLike: { 'kms:EncryptionContext:aws:logs:arn': `arn:${stack.partition}:logs:${stack.region}:${stack.account}:log-group:*` },
     },
   }));
+}
+
+/**
+ * Step Functions adds `kms:Decrypt*` for `delivery.logs.amazonaws.com` to the key of a state machine that logs with a
+ * customer managed key, without conditions. At synthesis this narrows every such statement of `key` to `kms:Decrypt`
+ * for log deliveries of this account and region (aws:SourceAccount, aws:SourceArn), as CloudWatch Logs documents for
+ * vended-log delivery.
+ * @internal
+ */
+export function conditionLogDeliveryOnKey(key: kms.Key): void {
+  Aspects.of(key).add({
+    visit(node) {
+      if (node !== key.node.defaultChild) return;
+      const stack = Stack.of(key);
+      const cfn = node as kms.CfnKey;
+      const policy = stack.resolve(cfn.keyPolicy) as { Statement: Array<Record<string, any>> } | undefined;
+      if (!policy?.Statement.some((s) => s.Principal?.Service === 'delivery.logs.amazonaws.com' && !s.Condition)) return;
+      policy.Statement = policy.Statement.map((s) => s.Principal?.Service === 'delivery.logs.amazonaws.com' && !s.Condition ? {
+        ...s,
+        Sid: 'AllowLogDeliveryOfThisAccount',
+        Action: 'kms:Decrypt',
+        Condition: {
+          StringEquals: { 'aws:SourceAccount': stack.account },
+          ArnLike: { 'aws:SourceArn': `arn:${stack.partition}:logs:${stack.region}:${stack.account}:*` },
+        },
+      } : s);
+      cfn.addPropertyOverride('KeyPolicy', policy);
+    },
+  });
 }
 
 /** A generated, pre-bundled function class (projen's `*-function.ts`). */

@@ -9,7 +9,7 @@ import { DataLakeProps, DatasetTableProps } from './data-lake-props';
 import { acknowledgeObjectWildcards } from './nag';
 import { configureReplication } from './replication';
 import { checkName, currentViewName, currentViewSql, TABLE_PARTITION_KEYS, TableSchema, tableSchemas } from './tables';
-import { allowLogsToUseKey, applyPlatformTags } from '../core/defaults';
+import { allowLogsToUseKey, applyPlatformTags, conditionLogDeliveryOnKey } from '../core/defaults';
 import { DataLakeLifecycle, resolveLifecycle } from '../core/lifecycle';
 import { applyDataRemovalPolicy, dataRemovalPolicy } from '../core/removal';
 import { PlatformStage } from '../core/stage';
@@ -240,6 +240,7 @@ export class DataLake extends Construct implements IQueryableDataLake {
       this.encryptionKey = key;
     }
     allowLogsToUseKey(this.encryptionKey);
+    if (this.encryptionKey instanceof kms.Key) conditionLogDeliveryOnKey(this.encryptionKey);
 
     const noncurrentAndUploads: s3.LifecycleRule = {
       id: 'noncurrent-versions-and-incomplete-uploads',

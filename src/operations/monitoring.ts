@@ -137,8 +137,9 @@ export class PlatformMonitoring extends Construct implements IMonitor {
     // with this key: SNS asks KMS for a data key on the publisher's behalf ("Enable compatibility between event sources
     // from AWS services and encrypted topics", SNS Developer Guide), with the encryption context aws:sns:topicArn. Each
     // statement names the exact actions, this account (aws:SourceAccount), the publisher's resources (aws:SourceArn
-    // where the service sets it) and the two topics (encryption context).
-    const topicArns = [this.criticalTopic.topicArn, this.warningTopic.topicArn];
+    // where the service sets it) and SNS topics of this account (encryption context).
+    // Topics of this account and region: naming the two topics' ARNs here would make the key depend on them (a cycle).
+    const topicArns = `arn:${stack.partition}:sns:${stack.region}:${stack.account}:*`;
     const publishers: Array<{ service: string; sourceArn?: string }> = [
       { service: 'cloudwatch', sourceArn: `arn:${stack.partition}:cloudwatch:${stack.region}:${stack.account}:alarm:*` },
       { service: 'events', sourceArn: `arn:${stack.partition}:events:${stack.region}:${stack.account}:rule/*` },
@@ -151,9 +152,9 @@ export class PlatformMonitoring extends Construct implements IMonitor {
         actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
         resources: ['*'], // in a key policy, '*' means this key
         conditions: {
-          'StringEquals': { 'aws:SourceAccount': stack.account },
+          StringEquals: { 'aws:SourceAccount': stack.account },
           ...(sourceArn ? { ArnLike: { 'aws:SourceArn': sourceArn } } : {}),
-          'ForAnyValue:StringEquals': { 'kms:EncryptionContext:aws:sns:topicArn': topicArns },
+          StringLike: { 'kms:EncryptionContext:aws:sns:topicArn': topicArns },
         },
       }));
     }
