@@ -22,7 +22,9 @@ function servicePrincipalStatements(template: any): Array<{ id: string; sid: str
     if (!property) continue;
     for (const statement of r.Properties[property]?.Statement ?? []) {
       if (statement.Effect !== 'Allow') continue;
-      for (const service of [statement.Principal?.Service ?? []].flat()) out.push({ id, sid: statement.Sid, service: JSON.stringify(service), statement });
+      for (const service of [statement.Principal?.Service ?? []].flat()) {
+        out.push({ id, sid: statement.Sid, service: JSON.stringify(service), statement });
+      }
     }
   }
   return out;
