@@ -266,6 +266,14 @@ const docsCosts = project.addTask('docs:costs', {
 if (bundle) docsCosts.spawn(bundle);
 docsCosts.exec('ts-node --transpile-only --project tsconfig.dev.json build-tools/costs.ts', { receiveArgs: true });
 
+// README "cdk-nag": every acknowledgement of the synthesized PROD platform (all engines) with its rule id, construct
+// paths and reason (`-- --check` only compares; test/nag-table.test.ts fails when the README is out of date).
+const docsNag = project.addTask('docs:nag', {
+  description: 'Regenerate the cdk-nag acknowledgement table in README.md from the synthesized PROD platform',
+});
+if (bundle) docsNag.spawn(bundle);
+docsNag.exec('ts-node --transpile-only --project tsconfig.dev.json build-tools/nag-table.ts', { receiveArgs: true });
+
 // Benchmarks (not tests): the bundled command against csv-parse on >= 200 MiB inputs; prints JSON.
 const bench = project.addTask('bench', {
   description: 'Benchmark the bundled ons-data-platform command (inspect, convert) against csv-parse on inputs built from real ONS rows',
