@@ -45,7 +45,7 @@ const project = new awscdk.AwsCdkConstructLibrary({
 
   // Handlers are bundled at build time so consumers (Python included) need neither esbuild nor Docker.
   lambdaOptions: {
-    runtime: awscdk.LambdaRuntime.NODEJS_22_X,
+    runtime: awscdk.LambdaRuntime.NODEJS_24_X,
     // Bundle every SDK client: the runtime's built-in SDK version drifts.
     bundlingOptions: { externals: [] },
   },
@@ -202,14 +202,14 @@ project.addBins({ 'ons-data-platform': cli.outfile });
 // bootstrap the job definition runs with `node -e` on a published Node.js image (read by the construct at synth).
 project.bundler.addBundle('src/ingestion/batch/entrypoint.ts', {
   platform: 'node',
-  target: 'node22',
+  target: 'node24',
   outfile: 'index.js',
   minify: true,
   tsconfigPath: 'tsconfig.dev.json',
 });
 project.bundler.addBundle('src/ingestion/batch/bootstrap.ts', {
   platform: 'node',
-  target: 'node22',
+  target: 'node24',
   outfile: 'index.js',
   minify: true,
   tsconfigPath: 'tsconfig.dev.json',

@@ -191,7 +191,7 @@ export interface OnsDataPlatformProps {
  * It composes the `DataLake`, the `IngestionPipeline`, the time-series store, the `KnowledgeBase`
  * and the `PlatformApi` in front of them, each also usable on its own.
  * Every part takes its defaults from `stage`, every resource is tagged, and every Lambda function
- * gets the platform's defaults (Node.js 22 on arm64, KMS-encrypted environment and log group, the
+ * gets the platform's defaults (Node.js 24 on arm64, KMS-encrypted environment and log group, the
  * stage's log retention and tracing).
  *
  * @example

@@ -16,7 +16,7 @@ describe('README cdk-nag acknowledgement table', () => {
 
   test('names the rules this issue acknowledges, with reasons, and the Resource::* reason lists its actions', () => {
     const rows = acknowledgements();
-    for (const rule of ['AwsSolutions-L1', 'NIST.800.53.R5-IAMNoInlinePolicy', 'NIST.800.53.R5-LambdaDLQ', 'Serverless-LambdaLatestVersion']) {
+    for (const rule of ['NIST.800.53.R5-IAMNoInlinePolicy', 'NIST.800.53.R5-LambdaDLQ', 'NIST.800.53.R5-LambdaInsideVPC', 'Serverless-SQSRedrivePolicy']) {
       expect(rows.some((r) => r.rule === rule && r.reason.length > 20)).toBe(true);
     }
     const star = rows.filter((r) => r.rule === 'AwsSolutions-IAM5[Resource::*]');
@@ -26,4 +26,9 @@ describe('README cdk-nag acknowledgement table', () => {
     expect(star.some((r) => r.reason.includes('bedrock:RetrieveAndGenerate'))).toBe(true);
     expect(star.every((r) => !/X-Ray is the only|only wildcards on \* in this role/.test(r.reason))).toBe(true);
   });
+});
+
+test('the functions run the newest Node.js runtime: no runtime finding is acknowledged', () => {
+  const rules = acknowledgements().map((r) => r.rule);
+  expect(rules.filter((r) => r === 'AwsSolutions-L1' || r === 'Serverless-LambdaLatestVersion')).toEqual([]);
 });

@@ -28,7 +28,7 @@ describe.each(STAGES.flatMap((stage) => [[stage.name, 'unset', stage, undefined]
         const p = fn.Properties;
         const logGroupRef = p.LoggingConfig?.LogGroup?.Ref;
         expect({ id, runtime: p.Runtime, arch: p.Architectures, key: p.KmsKeyArn }).toEqual({
-          id, runtime: 'nodejs22.x', arch: ['arm64'], key: { 'Fn::GetAtt': [keyId, 'Arn'] },
+          id, runtime: 'nodejs24.x', arch: ['arm64'], key: { 'Fn::GetAtt': [keyId, 'Arn'] },
         });
         expect(logGroupRef).toBeDefined();
         const logGroup = resources[logGroupRef];

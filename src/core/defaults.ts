@@ -183,10 +183,6 @@ export function createPlatformFunction<T extends lambda.Function>(
   });
   if (options.vpc) allowNetworkInterfaces(role, options.vpc, options.vpcSubnets, fn.connections.securityGroups);
 
-  Validations.of(fn).acknowledge(...['AwsSolutions-L1', 'Serverless-LambdaLatestVersion'].map((ruleId) => ({
-    id: ruleId,
-    reason: 'The runtime is pinned to Node.js 22: handlers are bundled for node22 at library build time and tested on it; a runtime upgrade is a library release.',
-  })));
   // `*` only for actions without resource-level permission (X-Ray, VPC attachment, ...), named in the reason at synthesis.
   acknowledgeScopedWildcards(role);
   return fn;

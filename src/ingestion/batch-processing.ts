@@ -26,10 +26,11 @@ export const BATCH_CODE_FILE = path.join(BATCH_ASSETS, 'entrypoint', 'index.js')
 export const BATCH_BOOTSTRAP_FILE = path.join(BATCH_ASSETS, 'bootstrap', 'index.js');
 
 /**
- * Node.js version of the default job image. Bumped with the Lambda runtime (NODEJS_22_X, the target the code is
- * bundled for: a test checks both majors agree), to the newest patch release of that major on ECR Public.
+ * Node.js version of the default job image. Bumped with the Lambda runtime (NODEJS_24_X, the target the code is
+ * bundled for: a test checks both majors agree). 24.11.1 is the first patch of the 24 LTS line (November 2025); the Docker
+ * official images publish `24.11.1-bookworm-slim`, mirrored on ECR Public, and a pinned tag never moves.
  */
-export const BATCH_NODE_VERSION = '22.23.1';
+export const BATCH_NODE_VERSION = '24.11.1';
 /** The Docker official Node.js images, as ECR Public serves them (and as a pull-through cache rule maps them). */
 export const BATCH_IMAGE_REPOSITORY = 'docker/library/node';
 /** Debian 12 slim: the smallest official variant with glibc (the bundled code needs nothing else). */

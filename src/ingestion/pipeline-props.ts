@@ -112,11 +112,11 @@ export interface LargeFileProcessingOptions {
   readonly assignPublicIp?: boolean;
 
   /**
-   * The image the jobs run. It must have `node` (Node.js 22 or later) on its PATH: the job command is
+   * The image the jobs run. It must have `node` (Node.js 24 or later) on its PATH: the job command is
    * `node -e <bootstrap>`, which downloads the processing code (a file asset) and runs it. With
    * `BatchNetwork.isolated()`, the default image is pulled through this account's ECR pull-through cache.
    *
-   * @default - the pinned Node.js 22 Debian bookworm-slim image of the Docker official images on ECR Public
+   * @default - the pinned Node.js 24 Debian bookworm-slim image of the Docker official images on ECR Public
    * (`public.ecr.aws/docker/library/node:<version>-bookworm-slim`)
    */
   readonly image?: ecs.ContainerImage;

@@ -44,7 +44,7 @@ afterEach(() => {
 /** The Lambda environment the X-Ray SDK and Powertools Tracer read (a Lambda runtime sets these). */
 function lambdaEnv(traceEnabled: boolean): Record<string, string> {
   return {
-    AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs22.x',
+    AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs24.x',
     LAMBDA_TASK_ROOT: tmpdir(),
     AWS_LAMBDA_FUNCTION_NAME: 'ons-router',
     _X_AMZN_TRACE_ID: `Root=${TRACE_ROOT};Parent=53995c3f42cd8ad8;Sampled=1`,
