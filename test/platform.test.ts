@@ -89,6 +89,14 @@ describe('cdk-nag AwsSolutions, NIST 800-53 R5 and Serverless', () => {
       expect(() => app.synth()).not.toThrow();
     });
 
+  test('PROD with waf: the web ACL and its logging pass the three packs (NIST WAFv2 logging included)', () => {
+    const app = new App();
+    const stack = new Stack(app, 'Nag', { env: ENV });
+    new OnsDataPlatform(stack, 'Platform', { stage: PlatformStage.PROD, api: { waf: {} } });
+    Validations.of(app).addPlugins(new AwsSolutionsChecks(app), new NIST80053R5Checks(app), new ServerlessChecks(app));
+    expect(() => app.synth()).not.toThrow();
+  });
+
   test('the NIST and Serverless checks are live: a queue without a redrive policy fails synth', () => {
     const app = new App();
     const stack = new Stack(app, 'Nag', { env: ENV });

@@ -1,4 +1,4 @@
-import { Annotations, Duration, Size, Validations } from 'aws-cdk-lib';
+import { Annotations, ArnFormat, Duration, Names, Size, Stack, Validations } from 'aws-cdk-lib';
 import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cognito from 'aws-cdk-lib/aws-cognito';
@@ -342,6 +342,11 @@ export class PlatformApi extends Construct implements IMonitorable {
   public readonly accessLogGroup: logs.ILogGroup;
   /** Serves `GET /datasets` and `GET /ingestions`, when a ledger was given. */
   public readonly ledgerFunction?: lambda.IFunction;
+  /**
+   * The log group of the web ACL's request logs (`aws-waf-logs-*`, KMS-encrypted with the platform key), when the
+   * web ACL is created here.
+   */
+  public readonly wafLogGroup?: logs.ILogGroup;
   /** The web ACL created for the API, when `waf` is set without `webAclArn`. */
   public readonly webAcl?: wafv2.CfnWebACL;
   /** The API Gateway stage name (first path segment of every URL). */
@@ -462,6 +467,7 @@ export class PlatformApi extends Construct implements IMonitorable {
     this.warnAboveAccountQuota(throttling, queryThrottling, props.knowledgeQueryFunction !== undefined);
 
     if (props.waf) this.webAcl = this.addWaf(props.waf);
+    if (this.webAcl) this.wafLogGroup = this.addWafLogging(this.webAcl, props);
     this.acknowledgeFindings(props, executionLogging);
   }
 
@@ -629,6 +635,29 @@ export class PlatformApi extends Construct implements IMonitorable {
     }
     new wafv2.CfnWebACLAssociation(this, 'WebAclAssociation', { resourceArn: this.restApi.deploymentStage.stageArn, webAclArn });
     return acl;
+  }
+
+  /**
+   * Request logs of the web ACL in CloudWatch Logs, encrypted with the platform key and kept for the stage's retention,
+   * with the API key and Authorization headers redacted. WAF requires the destination's name to start with
+   * `aws-waf-logs-` and adds the log group's resource policy itself (PutLoggingConfiguration, "Logging web ACL traffic").
+   */
+  private addWafLogging(acl: wafv2.CfnWebACL, props: PlatformApiProps): logs.LogGroup {
+    const logGroup = new logs.LogGroup(this, 'WafLogs', {
+      logGroupName: `aws-waf-logs-${Names.uniqueResourceName(this, { maxLength: 200 })}`,
+      retention: props.stage.logRetention,
+      encryptionKey: props.encryptionKey,
+    });
+    applyDataRemovalPolicy(logGroup, props.stage);
+    new wafv2.CfnLoggingConfiguration(this, 'WebAclLogging', {
+      resourceArn: acl.attrArn,
+      // The log group's ARN without the `:*` suffix of LogGroup.logGroupArn.
+      logDestinationConfigs: [Stack.of(this).formatArn({
+        service: 'logs', resource: 'log-group', resourceName: logGroup.logGroupName, arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+      })],
+      redactedFields: [{ singleHeader: { Name: 'x-api-key' } }, { singleHeader: { Name: 'authorization' } }],
+    });
+    return logGroup;
   }
 
   private acknowledgeFindings(props: PlatformApiProps, executionLogging: apigw.MethodLoggingLevel): void {

@@ -394,6 +394,26 @@ describe('PlatformApi errors, logs and protection', () => {
     expect(filtered[1].Properties.StatusCode).toBe('429');
   });
 
+  test('with waf: the web ACL logs to an aws-waf-logs-* log group encrypted with the platform key, secrets redacted', () => {
+    const { api, stack, resources: waf } = apiStack({ waf: {} }, PlatformStage.PROD, 'health');
+    const [[groupId, group]] = ofType(waf, 'AWS::Logs::LogGroup').filter(([, r]) => String(r.Properties.LogGroupName).startsWith('aws-waf-logs-'));
+    expect(group.Properties.KmsKeyId).toEqual({ 'Fn::GetAtt': [ofType(waf, 'AWS::KMS::Key')[0][0], 'Arn'] });
+    expect(group.Properties.RetentionInDays).toBe(PlatformStage.PROD.logRetention);
+    expect(stack.resolve(api.wafLogGroup!.logGroupName)).toEqual({ Ref: groupId });
+    const [[, logging]] = ofType(waf, 'AWS::WAFv2::LoggingConfiguration');
+    expect(logging.Properties.ResourceArn).toEqual({ 'Fn::GetAtt': [ofType(waf, 'AWS::WAFv2::WebACL')[0][0], 'Arn'] });
+    // WAF takes the log group's ARN without LogGroup.logGroupArn's trailing `:*`.
+    const destination = JSON.stringify(logging.Properties.LogDestinationConfigs);
+    expect(destination).toContain(`:log-group:${group.Properties.LogGroupName}`);
+    expect(destination).not.toContain(':*');
+    expect(logging.Properties.RedactedFields).toEqual([{ SingleHeader: { Name: 'x-api-key' } }, { SingleHeader: { Name: 'authorization' } }]);
+  });
+
+  test('a shared web ACL (webAclArn) gets no logging configuration from the platform: its owner configures it', () => {
+    const { resources: waf } = apiStack({ waf: { webAclArn: 'arn:aws:wafv2:sa-east-1:123456789012:regional/webacl/shared/0000' } }, PlatformStage.PROD, 'health');
+    expect(ofType(waf, 'AWS::WAFv2::LoggingConfiguration')).toEqual([]);
+  });
+
   test('an existing web ACL is associated, none created, and its blocks answer 403', () => {
     const arn = 'arn:aws:wafv2:sa-east-1:123456789012:regional/webacl/shared/0000';
     const { resources: waf } = apiStack({ waf: { webAclArn: arn } }, PlatformStage.PROD, 'health');
