@@ -557,7 +557,9 @@ export class KnowledgeBase extends Construct implements IKnowledgeBase, IMonitor
       }));
     }
     if (sender) {
-      queue.grantSendMessages(sender);
+      // Exact actions (grantSendMessages would add kms:ReEncrypt* and kms:GenerateDataKey*): SQS SSE needs these two.
+      sender.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['sqs:SendMessage'], resources: [queue.queueArn] }));
+      this.key.grant(sender, 'kms:GenerateDataKey', 'kms:Decrypt');
     }
     return queue;
   }
