@@ -51,3 +51,31 @@ test('the pipeline takes the store\'s ledger, and refuses a second one', () => {
   expect(() => new IngestionPipeline(stack, 'Second', { stage: PlatformStage.DEV, dataLake, timeSeriesStore, ledger: other }))
     .toThrow(/ledger: the time-series store records its loads in another ledger/);
 });
+
+describe('backup', () => {
+  function ledgerTemplate(stage: PlatformStage, backup?: boolean) {
+    const stack = new Stack(new App(), 'Backup', { env: ENV });
+    const key = new kms.Key(stack, 'Key');
+    const ledger = new IngestionLedger(stack, 'Ledger', { stage, encryptionKey: key, backup });
+    return { stack, key, ledger, template: Template.fromStack(stack) };
+  }
+
+  test('prod: the table is in a daily and monthly backup plan whose vault is encrypted with the ledger key', () => {
+    const { stack, key, ledger, template } = ledgerTemplate(PlatformStage.PROD);
+    expect(ledger.backupPlan).toBeDefined();
+    template.hasResourceProperties('AWS::Backup::BackupVault', { EncryptionKeyArn: stack.resolve(key.keyArn) });
+    const [plan] = Object.values(template.findResources('AWS::Backup::BackupPlan'));
+    const retention = plan.Properties.BackupPlan.BackupPlanRule.map((r: any) => r.Lifecycle.DeleteAfterDays).sort((a: number, b: number) => a - b);
+    expect(retention).toEqual([35, 365]);
+    const [selection] = Object.values(template.findResources('AWS::Backup::BackupSelection'));
+    const tableId = Object.keys(template.findResources('AWS::DynamoDB::Table'))[0];
+    expect(JSON.stringify(selection.Properties.BackupSelection.Resources)).toContain(tableId);
+  });
+
+  test.each([[PlatformStage.DEV, undefined, 0], [PlatformStage.STAGING, undefined, 0], [PlatformStage.DEV, true, 1], [PlatformStage.PROD, false, 0]] as const)(
+    '%s, backup %p: %p plans', (stage, backup, plans) => {
+      const { ledger, template } = ledgerTemplate(stage, backup);
+      template.resourceCountIs('AWS::Backup::BackupPlan', plans);
+      expect(ledger.backupPlan !== undefined).toBe(plans === 1);
+    });
+});
