@@ -404,7 +404,7 @@ describe('PlatformApi errors, logs and protection', () => {
     expect(logging.Properties.ResourceArn).toEqual({ 'Fn::GetAtt': [ofType(waf, 'AWS::WAFv2::WebACL')[0][0], 'Arn'] });
     // WAF takes the log group's ARN without LogGroup.logGroupArn's trailing `:*`.
     const destination = JSON.stringify(logging.Properties.LogDestinationConfigs);
-    expect(destination).toContain(`:log-group:${group.Properties.LogGroupName}`);
+    expect(destination).toContain(`:log-group:\",{\"Ref\":\"${groupId}\"}`);
     expect(destination).not.toContain(':*');
     expect(logging.Properties.RedactedFields).toEqual([{ SingleHeader: { Name: 'x-api-key' } }, { SingleHeader: { Name: 'authorization' } }]);
   });

@@ -183,7 +183,8 @@ describe('PlatformMonitoring on the reference app', () => {
     const keyStatements = key[0][1].Properties.KeyPolicy.Statement;
     for (const service of ['cloudwatch.amazonaws.com', 'events.amazonaws.com']) {
       expect(keyStatements).toEqual(expect.arrayContaining([expect.objectContaining({
-        Principal: { Service: service }, Action: ['kms:Decrypt', 'kms:GenerateDataKey'],
+        Principal: { Service: service },
+        Action: ['kms:Decrypt', 'kms:GenerateDataKey'],
         // This account's publishers only, and only for SNS topics of this account (the encryption context SNS sets).
         Condition: expect.objectContaining({
           StringEquals: { 'aws:SourceAccount': expect.anything() },
@@ -405,10 +406,13 @@ describe('PlatformMonitoring options', () => {
       PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Effect: 'Allow', Principal: { Service: 'budgets.amazonaws.com' }, Action: 'sns:Publish' })]) },
     });
     template.hasResourceProperties('AWS::KMS::Key', {
-      KeyPolicy: { Statement: Match.arrayWith([Match.objectLike({
-        Principal: { Service: 'budgets.amazonaws.com' }, Action: ['kms:Decrypt', 'kms:GenerateDataKey'],
-        Condition: Match.objectLike({ StringEquals: { 'aws:SourceAccount': Match.anyValue() }, ArnLike: { 'aws:SourceArn': Match.anyValue() } }),
-      })]) },
+      KeyPolicy: {
+        Statement: Match.arrayWith([Match.objectLike({
+          Principal: { Service: 'budgets.amazonaws.com' },
+          Action: ['kms:Decrypt', 'kms:GenerateDataKey'],
+          Condition: Match.objectLike({ StringEquals: { 'aws:SourceAccount': Match.anyValue() }, ArnLike: { 'aws:SourceArn': Match.anyValue() } }),
+        })]),
+      },
     });
   });
 
