@@ -72,10 +72,12 @@ describe('backup', () => {
     expect(JSON.stringify(selection.Properties.BackupSelection.Resources)).toContain(tableId);
   });
 
-  test.each([[PlatformStage.DEV, undefined, 0], [PlatformStage.STAGING, undefined, 0], [PlatformStage.DEV, true, 1], [PlatformStage.PROD, false, 0]] as const)(
-    '%s, backup %p: %p plans', (stage, backup, plans) => {
-      const { ledger, template } = ledgerTemplate(stage, backup);
-      template.resourceCountIs('AWS::Backup::BackupPlan', plans);
-      expect(ledger.backupPlan !== undefined).toBe(plans === 1);
-    });
+  test.each([
+    ['dev', PlatformStage.DEV, undefined, 0], ['staging', PlatformStage.STAGING, undefined, 0],
+    ['dev', PlatformStage.DEV, true, 1], ['prod', PlatformStage.PROD, false, 0],
+  ] as const)('%s, backup %p: %p plans', (_name, stage, backup, plans) => {
+    const { ledger, template } = ledgerTemplate(stage, backup);
+    template.resourceCountIs('AWS::Backup::BackupPlan', plans);
+    expect(ledger.backupPlan !== undefined).toBe(plans === 1);
+  });
 });
