@@ -42,7 +42,7 @@ const SCOPED_WILDCARDS: Array<{ test: (resource: string, actions: string[]) => b
   },
   {
     test: (r, a) => /:application\/<[A-Za-z0-9]+>\/environment\/\*\/configuration\/<[A-Za-z0-9.]+>$/.test(r) && a.every((x) => x.startsWith('appconfig:')),
-    reason: 'Reading the platform\'s one feature-flag profile in its application\'s (one) environment, named rather than referenced to keep the environment\'s rollback alarms free of a dependency cycle.',
+    reason: 'Reading one flag profile of the platform (the feature flags, or the kill switches) in its own environment of the platform\'s application, the environment named rather than referenced to keep the flags environment\'s rollback alarms free of a dependency cycle.',
   },
   {
     test: (r, a) => /^<[A-Za-z0-9]+\.VectorBucketArn>\/index\/ons-knowledge\*$/.test(r) && a.every((x) => x.startsWith('s3vectors:')),
