@@ -136,13 +136,15 @@ export class PlatformMonitoring extends Construct implements IMonitor {
     // CloudWatch alarms, EventBridge (failed Batch jobs, failed deployments) and AWS Budgets publish to topics encrypted
     // with this key: SNS asks KMS for a data key on the publisher's behalf ("Enable compatibility between event sources
     // from AWS services and encrypted topics", SNS Developer Guide), with the encryption context aws:sns:topicArn. Each
-    // statement names the exact actions, this account (aws:SourceAccount), the publisher's resources (aws:SourceArn
-    // where the service sets it) and SNS topics of this account (encryption context).
+    // statement names the exact actions and SNS topics of this account (encryption context); CloudWatch and Budgets
+    // also this account (aws:SourceAccount) and their resources (aws:SourceArn). EventBridge does not: its delivery to
+    // an encrypted topic carries no aws:Source* keys to KMS, so such a condition would drop every notification silently;
+    // its topic statements (addEventNotification) name the one rule.
     // Topics of this account and region: naming the two topics' ARNs here would make the key depend on them (a cycle).
     const topicArns = `arn:${stack.partition}:sns:${stack.region}:${stack.account}:*`;
     const publishers: Array<{ service: string; sourceArn?: string }> = [
       { service: 'cloudwatch', sourceArn: `arn:${stack.partition}:cloudwatch:${stack.region}:${stack.account}:alarm:*` },
-      { service: 'events', sourceArn: `arn:${stack.partition}:events:${stack.region}:${stack.account}:rule/*` },
+      { service: 'events' },
       ...(props.monthlyBudgetUsd !== undefined ? [{ service: 'budgets', sourceArn: `arn:${stack.partition}:budgets::${stack.account}:*` }] : []),
     ];
     for (const { service, sourceArn } of publishers) {
@@ -152,8 +154,7 @@ export class PlatformMonitoring extends Construct implements IMonitor {
         actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
         resources: ['*'], // in a key policy, '*' means this key
         conditions: {
-          StringEquals: { 'aws:SourceAccount': stack.account },
-          ...(sourceArn ? { ArnLike: { 'aws:SourceArn': sourceArn } } : {}),
+          ...(sourceArn ? { StringEquals: { 'aws:SourceAccount': stack.account }, ArnLike: { 'aws:SourceArn': sourceArn } } : {}),
           StringLike: { 'kms:EncryptionContext:aws:sns:topicArn': topicArns },
         },
       }));

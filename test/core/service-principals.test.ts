@@ -12,7 +12,7 @@ const POLICY_PROPERTIES: Record<string, string> = {
 /** Conditions that bind a service principal's call to this account or to named resources of it. */
 function binding(statement: any): string[] {
   const keys = Object.values(statement.Condition ?? {}).flatMap((c: any) => Object.keys(c));
-  return keys.filter((k) => /^aws:Source(Account|Arn)$/.test(k) || /^kms:EncryptionContext:aws:logs:arn$/.test(k));
+  return keys.filter((k) => /^aws:Source(Account|Arn)$/.test(k) || /^kms:EncryptionContext:aws:(logs:arn|sns:topicArn)$/.test(k));
 }
 
 function servicePrincipalStatements(template: any): Array<{ id: string; sid: string; service: string; statement: any }> {
@@ -45,7 +45,8 @@ describe.each([
   });
 
   test('every service-principal statement on a key, topic, queue or bucket names aws:SourceAccount or aws:SourceArn', () => {
-    // CloudWatch Logs calls KMS without them; its statement is bound by the log-group ARN in the encryption context.
+    // CloudWatch Logs, and SNS for EventBridge, call KMS without them; those statements are bound by the encryption
+    // context (the log group's ARN, the topics of this account).
     for (const s of statements) {
       expect({ id: s.id, sid: s.sid, service: s.service, binding: binding(s.statement).length > 0 })
         .toEqual({ id: s.id, sid: s.sid, service: s.service, binding: true });
@@ -70,4 +71,14 @@ test('the EventBridge → SNS topic statements name the one rule that publishes 
     const arn = s.statement.Condition.ArnEquals['aws:SourceArn'];
     expect(rules).toContain(arn['Fn::GetAtt'][0]);
   }
+});
+
+test('EventBridge may use the key for this account\'s topics without aws:Source* keys, which its SNS delivery does not carry', () => {
+  const { template } = platformStack(PlatformStage.PROD, { props: { timeSeries: TimeSeriesEngine.lake() } });
+  const events = servicePrincipalStatements(template.toJSON()).find((s) => s.sid === 'AllowPublishToEncryptedTopics-events')!;
+  expect(events.statement.Condition).toEqual({
+    StringLike: { 'kms:EncryptionContext:aws:sns:topicArn': { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, expect.stringMatching(/^:sns:.*:\*$/)]] } },
+  });
+  const cloudwatch = servicePrincipalStatements(template.toJSON()).find((s) => s.sid === 'AllowPublishToEncryptedTopics-cloudwatch')!;
+  expect(Object.keys(cloudwatch.statement.Condition).sort()).toEqual(['ArnLike', 'StringEquals', 'StringLike']);
 });

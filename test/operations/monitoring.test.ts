@@ -181,18 +181,22 @@ describe('PlatformMonitoring on the reference app', () => {
       ]));
     }
     const keyStatements = key[0][1].Properties.KeyPolicy.Statement;
-    for (const service of ['cloudwatch.amazonaws.com', 'events.amazonaws.com']) {
-      expect(keyStatements).toEqual(expect.arrayContaining([expect.objectContaining({
-        Principal: { Service: service },
-        Action: ['kms:Decrypt', 'kms:GenerateDataKey'],
-        // This account's publishers only, and only for SNS topics of this account (the encryption context SNS sets).
-        Condition: expect.objectContaining({
-          StringEquals: { 'aws:SourceAccount': expect.anything() },
-          ArnLike: { 'aws:SourceArn': expect.anything() },
-          StringLike: { 'kms:EncryptionContext:aws:sns:topicArn': expect.anything() },
-        }),
-      })]));
-    }
+    // This account's alarms only, and only for SNS topics of this account (the encryption context SNS sets).
+    expect(keyStatements).toEqual(expect.arrayContaining([expect.objectContaining({
+      Principal: { Service: 'cloudwatch.amazonaws.com' },
+      Action: ['kms:Decrypt', 'kms:GenerateDataKey'],
+      Condition: expect.objectContaining({
+        StringEquals: { 'aws:SourceAccount': expect.anything() },
+        ArnLike: { 'aws:SourceArn': expect.anything() },
+        StringLike: { 'kms:EncryptionContext:aws:sns:topicArn': expect.anything() },
+      }),
+    })]));
+    // EventBridge's delivery through SNS carries no aws:Source* keys to KMS: the topics of this account only.
+    expect(keyStatements).toEqual(expect.arrayContaining([expect.objectContaining({
+      Principal: { Service: 'events.amazonaws.com' },
+      Action: ['kms:Decrypt', 'kms:GenerateDataKey'],
+      Condition: { StringLike: { 'kms:EncryptionContext:aws:sns:topicArn': expect.anything() } },
+    })]));
   });
 
   test('failed jobs of the Batch queue reach the warning topic with a readable message', () => {
