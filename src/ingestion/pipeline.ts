@@ -14,6 +14,7 @@ import { Construct } from 'constructs';
 import { BatchFileProcessing } from './batch-processing';
 import { DEFAULT_DOCUMENT_EXTENSIONS, DEFAULT_TABULAR_EXTENSIONS, INVALID_REPROCESS_REQUEST, IngestionEnv, LAMBDA_MAX_FILE_MIB_LIMIT, RouteAction } from './contract';
 import { CopyDocumentFunction } from './copy-document-function';
+import { ingestionCalls } from './permissions';
 import { IngestionPipelineProps, RestoreTier } from './pipeline-props';
 import { ProcessFunction } from './process-function';
 import { QuarantineFunction } from './quarantine-function';
@@ -24,6 +25,7 @@ import { RouteFunction } from './route-function';
 import { applyPlatformTags, createPlatformFunction, PlatformFunctionOptions } from '../core/defaults';
 import { IMonitor, IMonitorable } from '../core/monitorable';
 import { acknowledgeScopedWildcards } from '../core/nag';
+import { CallerInventory } from '../core/permissions';
 import { applyDataRemovalPolicy } from '../core/removal';
 import { invokeTarget, SafeDeployment } from '../core/safe-deployment';
 import { PlatformStage } from '../core/stage';
@@ -327,6 +329,29 @@ export class IngestionPipeline extends Construct implements IMonitorable {
       resources: [this.lake.processedBucket.arnForObjects(`${this.reportsPrefix}reprocess/*`)],
     }));
     return this.reprocessStateMachine.grantStartExecution(grantee);
+  }
+
+  /**
+   * The AWS calls of this pipeline's principals, for the permission-closure test (src/ingestion/permissions.ts).
+   * @internal
+   */
+  public _permissionInventory(): CallerInventory[] {
+    const large = this.node.tryFindChild('LargeFiles') as BatchFileProcessing | undefined;
+    return ingestionCalls({
+      lake: this.lake,
+      key: this.key,
+      ledger: this.ledger,
+      topicArn: this.notificationTopic.topicArn,
+      router: this.routerFunction as lambda.Function,
+      processor: this.processorFunction as lambda.Function,
+      copyDocument: this.copyDocumentFunction as lambda.Function,
+      quarantine: this.quarantineFunction as lambda.Function,
+      invokeArn: (fn) => invokeTarget(this.safeDeployment, fn).functionArn,
+      stateMachine: this.stateMachine,
+      batch: large && { jobRole: large.jobRole, jobQueueArn: large.jobQueue.jobQueueArn, jobDefinitionArn: large.jobDefinition.jobDefinitionArn },
+      knowledgeSyncStateMachineArn: this.knowledgeBaseSync?.stateMachine.stateMachineArn,
+      timeSeriesLoaderArn: this.timeSeriesLoader && invokeTarget(this.safeDeployment, this.timeSeriesLoader).functionArn,
+    });
   }
 
   private get reportsPrefix(): string {

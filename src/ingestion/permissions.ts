@@ -1,0 +1,130 @@
+/**
+ * The AWS calls of the ingestion pipeline's principals, for the permission-closure test
+ * (test/permissions/closure.test.ts). Keep it in step with the handlers (runtime/*.ts) and the state machine tasks
+ * (pipeline.ts): a call added there goes here, or the test fails on the grant that no inventory uses.
+ * Not exported from src/index.ts.
+ * @module
+ */
+import { Stack } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import { AwsCall, CallerInventory, functionRuntimeCalls } from '../core/permissions';
+import { IDataLake } from '../lake/data-lake';
+import { IIngestionLedger } from '../ledger/ingestion-ledger';
+
+/** What the inventory needs of the pipeline (its private parts included). @internal */
+export interface IngestionParts {
+  readonly lake: IDataLake;
+  readonly key: kms.IKey;
+  readonly ledger: IIngestionLedger;
+  readonly topicArn: string;
+  readonly router: lambda.Function;
+  readonly processor: lambda.Function;
+  readonly copyDocument: lambda.Function;
+  readonly quarantine: lambda.Function;
+  /** The function or alias the state machine invokes, per function. */
+  readonly invokeArn: (fn: lambda.Function) => string;
+  readonly stateMachine: sfn.StateMachine;
+  readonly batch?: { readonly jobRole: iam.IRole; readonly jobQueueArn: string; readonly jobDefinitionArn: string };
+  readonly knowledgeSyncStateMachineArn?: string;
+  readonly timeSeriesLoaderArn?: string;
+}
+
+type Tracing = sfn.CfnStateMachine.TracingConfigurationProperty | undefined;
+const machineTracing = (m: sfn.StateMachine) => ((m.node.defaultChild as sfn.CfnStateMachine).tracingConfiguration as Tracing)?.enabled;
+
+/** Ledger calls on the table (and its indexes for Query), through the table's key. */
+function ledgerCalls(p: IngestionParts, actions: string[]): AwsCall[] {
+  const table = p.ledger.table.tableArn;
+  return actions.map((a) => ({ action: `dynamodb:${a}`, resource: table, kmsKey: p.key.keyArn }));
+}
+
+/** The ingestion pipeline's principals and their calls. @internal */
+export function ingestionCalls(p: IngestionParts): CallerInventory[] {
+  const { lake } = p;
+  const raw = lake.rawBucket.arnForObjects('uploads/file.csv');
+  const readRaw = (extra: string[] = []): AwsCall[] => [
+    ...['s3:GetObject', 's3:GetObjectVersion'].map((action) => ({ action, resource: raw, kmsKey: p.key.keyArn })),
+    // Tags are not encrypted: no KMS call.
+    ...extra.map((action) => ({ action, resource: raw })),
+    // HeadObject of a missing key: ListBucket turns S3's 403 into a 404 (see grantReadRaw).
+    { action: 's3:ListBucket', resource: lake.rawBucket.bucketArn },
+  ];
+  const write = (bucketArn: string, prefix: string, extra: string[] = []): AwsCall[] => [
+    { action: 's3:PutObject', resource: `${bucketArn}/${prefix}x`, kmsKey: p.key.keyArn },
+    ...['s3:AbortMultipartUpload', 's3:DeleteObject', ...extra].map((action) => ({ action, resource: `${bucketArn}/${prefix}x` })),
+  ];
+  const processCalls: AwsCall[] = [
+    ...readRaw(),
+    ...write(lake.processedBucket.bucketArn, lake.processedDataPrefix),
+    ...write(lake.processedBucket.bucketArn, lake.dataCardsPrefix),
+    ...write(lake.processedBucket.bucketArn, lake.stagingPrefix),
+    ...write(lake.failedBucket.bucketArn, lake.rejectedRowsPrefix),
+    // CopyObject from staging to the final names reads the staged object.
+    { action: 's3:GetObject', resource: lake.processedBucket.arnForObjects(`${lake.stagingPrefix}x`), kmsKey: p.key.keyArn },
+    ...ledgerCalls(p, ['GetItem', 'UpdateItem', 'Query']),
+  ];
+  const fn = (name: string, f: lambda.Function, calls: AwsCall[]): CallerInventory => ({
+    name, principal: f.role as iam.IRole, calls: [...functionRuntimeCalls(f), ...calls],
+  });
+  const region = Stack.of(p.stateMachine).region;
+  const account = Stack.of(p.stateMachine).account;
+  const machineLogs = `arn:aws:logs:${region}:${account}:*`;
+  const inventories: CallerInventory[] = [
+    fn('ingestion router', p.router, [...readRaw(), ...ledgerCalls(p, ['GetItem', 'UpdateItem', 'Query'])]),
+    fn('ingestion processor', p.processor, processCalls),
+    fn('document copy', p.copyDocument, [
+      ...readRaw(['s3:GetObjectTagging', 's3:GetObjectVersionTagging']),
+      ...write(lake.processedBucket.bucketArn, lake.documentsPrefix, ['s3:PutObjectTagging']),
+      ...ledgerCalls(p, ['GetItem', 'UpdateItem', 'Query']),
+    ]),
+    fn('quarantine', p.quarantine, [
+      ...readRaw(['s3:GetObjectTagging', 's3:GetObjectVersionTagging']),
+      ...write(lake.failedBucket.bucketArn, lake.quarantinePrefix, ['s3:PutObjectTagging']),
+      ...ledgerCalls(p, ['GetItem', 'UpdateItem', 'Query']),
+    ]),
+    {
+      name: 'ingestion state machine',
+      principal: p.stateMachine.role,
+      calls: [
+        ...[p.router, p.processor, p.copyDocument, p.quarantine].map((f) => ({ action: 'lambda:InvokeFunction', resource: p.invokeArn(f) })),
+        ...(p.timeSeriesLoaderArn ? [{ action: 'lambda:InvokeFunction', resource: p.timeSeriesLoaderArn }] : []),
+        { action: 'sns:Publish', resource: p.topicArn, kmsKey: p.key.keyArn },
+        // ReadBatchResult (GetItem), RequestSync (PutItem), CountSyncRequest and RecordRetryLater (UpdateItem).
+        ...ledgerCalls(p, [
+          ...(p.batch ? ['GetItem'] : []),
+          ...(p.knowledgeSyncStateMachineArn ? ['PutItem'] : []),
+          ...(p.knowledgeSyncStateMachineArn || p.timeSeriesLoaderArn ? ['UpdateItem'] : []),
+        ]),
+        ...(p.batch ? [
+          { action: 'batch:SubmitJob', resource: p.batch.jobQueueArn },
+          { action: 'batch:SubmitJob', resource: p.batch.jobDefinitionArn },
+          // The .sync integration manages its own rule to hear of the job's end.
+          ...['events:PutTargets', 'events:PutRule', 'events:DescribeRule'].map((action) => ({
+            action, resource: `arn:aws:events:${region}:${account}:rule/StepFunctionsGetEventsForBatchJobsRule`,
+          })),
+        ] : []),
+        ...(p.knowledgeSyncStateMachineArn ? [{ action: 'states:StartExecution', resource: p.knowledgeSyncStateMachineArn }] : []),
+        // Its own execution data, encrypted with the lake key (context: the state machine ARN).
+        ...['kms:Decrypt', 'kms:GenerateDataKey'].map((action) => ({
+          action,
+          resource: p.key.keyArn,
+          context: { 'kms:EncryptionContext:aws:states:stateMachineArn': p.stateMachine.stateMachineArn },
+        })),
+        ...(machineTracing(p.stateMachine) ? [
+          'xray:PutTraceSegments', 'xray:PutTelemetryRecords', 'xray:GetSamplingRules', 'xray:GetSamplingTargets',
+        ].map((action) => ({ action, resource: '*' })) : []),
+        // Vended log delivery to its KMS-encrypted log group.
+        { action: 'kms:GenerateDataKey', resource: p.key.keyArn, context: { 'kms:EncryptionContext:SourceArn': machineLogs } },
+        ...['logs:CreateLogDelivery', 'logs:GetLogDelivery', 'logs:UpdateLogDelivery', 'logs:DeleteLogDelivery', 'logs:ListLogDeliveries',
+          'logs:PutResourcePolicy', 'logs:DescribeResourcePolicies', 'logs:DescribeLogGroups'].map((action) => ({ action, resource: '*' })),
+      ],
+    },
+  ];
+  if (p.batch) {
+    inventories.push({ name: 'large-file Batch job', principal: p.batch.jobRole, calls: processCalls });
+  }
+  return inventories;
+}
