@@ -21,13 +21,15 @@ export interface IngestionParts {
   readonly ledger: IIngestionLedger;
   readonly topicArn: string;
   readonly router: lambda.Function;
+  /** The router reads the feature flags when the platform binds them. */
+  readonly routerFlagReads: AwsCall[];
   readonly processor: lambda.Function;
   readonly copyDocument: lambda.Function;
   readonly quarantine: lambda.Function;
   /** The function or alias the state machine invokes, per function. */
   readonly invokeArn: (fn: lambda.Function) => string;
   readonly stateMachine: sfn.StateMachine;
-  readonly batch?: { readonly jobRole: iam.IRole; readonly jobQueueArn: string; readonly jobDefinitionArn: string };
+  readonly batch?: { readonly jobRole: iam.IRole; readonly jobQueueArn: string; readonly jobDefinitionArn: string; readonly codeObjectArn: string };
   readonly knowledgeSyncStateMachineArn?: string;
   readonly timeSeriesLoaderArn?: string;
 }
@@ -73,7 +75,7 @@ export function ingestionCalls(p: IngestionParts): CallerInventory[] {
   const account = Stack.of(p.stateMachine).account;
   const machineLogs = `arn:aws:logs:${region}:${account}:*`;
   const inventories: CallerInventory[] = [
-    fn('ingestion router', p.router, [...readRaw(), ...ledgerCalls(p, ['GetItem', 'UpdateItem', 'Query'])]),
+    fn('ingestion router', p.router, [...readRaw(), ...p.routerFlagReads, ...ledgerCalls(p, ['GetItem', 'UpdateItem', 'Query'])]),
     fn('ingestion processor', p.processor, processCalls),
     fn('document copy', p.copyDocument, [
       ...readRaw(['s3:GetObjectTagging', 's3:GetObjectVersionTagging']),
@@ -124,7 +126,8 @@ export function ingestionCalls(p: IngestionParts): CallerInventory[] {
     },
   ];
   if (p.batch) {
-    inventories.push({ name: 'large-file Batch job', principal: p.batch.jobRole, calls: processCalls });
+    // The job's bootstrap downloads its code asset (the CDK bootstrap bucket: SSE-S3, no KMS call).
+    inventories.push({ name: 'large-file Batch job', principal: p.batch.jobRole, calls: [...processCalls, { action: 's3:GetObject', resource: p.batch.codeObjectArn }] });
   }
   return inventories;
 }

@@ -1,4 +1,4 @@
-import { Duration, Size, Stack, Token, Validations } from 'aws-cdk-lib';
+import { ArnFormat, Duration, Size, Stack, Token, Validations } from 'aws-cdk-lib';
 import * as batch from 'aws-cdk-lib/aws-batch';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
@@ -6,6 +6,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
+import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
@@ -25,7 +26,7 @@ import { RouteFunction } from './route-function';
 import { applyPlatformTags, createPlatformFunction, PlatformFunctionOptions } from '../core/defaults';
 import { IMonitor, IMonitorable } from '../core/monitorable';
 import { acknowledgeScopedWildcards } from '../core/nag';
-import { CallerInventory } from '../core/permissions';
+import { AwsCall, CallerInventory } from '../core/permissions';
 import { applyDataRemovalPolicy } from '../core/removal';
 import { invokeTarget, SafeDeployment } from '../core/safe-deployment';
 import { PlatformStage } from '../core/stage';
@@ -157,6 +158,8 @@ export class IngestionPipeline extends Construct implements IMonitorable {
   private readonly timeSeriesQueryableOnPublish: boolean;
   private readonly safeDeployment?: SafeDeployment;
   private readonly key: kms.IKey;
+  /** The router's flag reads, for the permission inventory. */
+  private readonly flagReads: AwsCall[];
 
   constructor(scope: Construct, id: string, props: IngestionPipelineProps) {
     super(scope, id);
@@ -223,6 +226,7 @@ export class IngestionPipeline extends Construct implements IMonitorable {
     });
     this.grantReadRaw(router);
     props.featureFlags?.bind(router);
+    this.flagReads = (props.featureFlags as { _readCalls?: () => AwsCall[] } | undefined)?._readCalls?.() ?? [];
     this.ledger.grantRecord(router);
     this.routerFunction = router;
 
@@ -296,6 +300,19 @@ export class IngestionPipeline extends Construct implements IMonitorable {
       resources: [this.key.keyArn],
       conditions: { StringEquals: { 'kms:ViaService': ['sns', 'dynamodb'].map((service) => `${service}.${Stack.of(this).region}.amazonaws.com`) } },
     }));
+    // CDK scopes the state machine's own-data key grant to `...:stateMachine:<physicalName>`, empty for a generated
+    // name, so it never matches (found by test/permissions/closure.test.ts): scope it to this account's state machines.
+    this.stateMachine.addToRolePolicy(new iam.PolicyStatement({
+      actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
+      resources: [this.key.keyArn],
+      conditions: {
+        ArnLike: {
+          'kms:EncryptionContext:aws:states:stateMachineArn': Stack.of(this).formatArn({
+            service: 'states', resource: 'stateMachine', arnFormat: ArnFormat.COLON_RESOURCE_NAME, resourceName: '*',
+          }),
+        },
+      },
+    }));
     this.reprocessMaxConcurrency = props.reprocessMaxConcurrency ?? props.backfillMaxConcurrency
       ?? IngestionPipeline.defaultReprocessConcurrency(props.timeSeriesStore?.engine);
     this.reprocessStateMachine = this.createReprocess(props, common);
@@ -343,12 +360,18 @@ export class IngestionPipeline extends Construct implements IMonitorable {
       ledger: this.ledger,
       topicArn: this.notificationTopic.topicArn,
       router: this.routerFunction as lambda.Function,
+      routerFlagReads: this.flagReads,
       processor: this.processorFunction as lambda.Function,
       copyDocument: this.copyDocumentFunction as lambda.Function,
       quarantine: this.quarantineFunction as lambda.Function,
       invokeArn: (fn) => invokeTarget(this.safeDeployment, fn).functionArn,
       stateMachine: this.stateMachine,
-      batch: large && { jobRole: large.jobRole, jobQueueArn: large.jobQueue.jobQueueArn, jobDefinitionArn: large.jobDefinition.jobDefinitionArn },
+      batch: large && {
+        jobRole: large.jobRole,
+        jobQueueArn: large.jobQueue.jobQueueArn,
+        jobDefinitionArn: large.jobDefinition.jobDefinitionArn,
+        codeObjectArn: (large.node.findChild('JobCode') as s3assets.Asset).bucket.arnForObjects((large.node.findChild('JobCode') as s3assets.Asset).s3ObjectKey),
+      },
       knowledgeSyncStateMachineArn: this.knowledgeBaseSync?.stateMachine.stateMachineArn,
       timeSeriesLoaderArn: this.timeSeriesLoader && invokeTarget(this.safeDeployment, this.timeSeriesLoader).functionArn,
     });

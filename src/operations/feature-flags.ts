@@ -8,6 +8,7 @@ import { Construct } from 'constructs';
 import { IFeatureFlags } from '../core/flags';
 import { IHealthProbe } from '../core/health-probe';
 import { acknowledgeScopedWildcards } from '../core/nag';
+import type { AwsCall } from '../core/permissions';
 import { PlatformStage } from '../core/stage';
 import { FeatureFlag, FlagsEnv, POLL_INTERVAL_BOUNDS } from '../runtime/contract';
 
@@ -261,6 +262,21 @@ export class FeatureFlags extends Construct implements IFeatureFlags {
    * very functions, and a reference back would be a dependency cycle. The application has the stage's environment
    * and the kill switches' one.
    */
+  /**
+   * The calls a bound function makes to read the flags and the kill switches (each profile in its own environment),
+   * for the permission-closure test (src/core/permissions.ts).
+   * @internal
+   */
+  public _readCalls(): AwsCall[] {
+    return ([[this.configuration, this.environment], [this.killSwitches, this.killSwitchEnvironment]] as const).flatMap(([profile, env]) => {
+      const resource = this.configurationArn(profile).replace('/environment/*/', `/environment/${env.environmentId}/`);
+      return [
+        { action: 'appconfig:StartConfigurationSession', resource },
+        { action: 'appconfig:GetLatestConfiguration', resource, kmsKey: this.key.keyArn },
+      ];
+    });
+  }
+
   private configurationArn(profile: appconfig.HostedConfiguration): string {
     const stack = Stack.of(this);
     return stack.formatArn({

@@ -240,11 +240,17 @@ export function concreteCalls(perms: SynthesizedPermissions, calls: AwsCall[]): 
   const r = perms.resolver;
   return calls.flatMap((c) => {
     const call: AwsCall = {
-      action: c.action, resource: r.value(c.resource), kmsKey: c.kmsKey ? r.value(c.kmsKey) : undefined, context: c.context ? r.value(c.context) : undefined,
+      action: c.action,
+      resource: r.value(c.resource),
+      kmsKey: c.kmsKey ? r.value(c.kmsKey) : undefined,
+      context: c.context ? r.value(c.context) : undefined,
     };
     return [call, ...kmsCallsOf(call, REGION)].map((x) => ({ action: x.action, resource: x.resource, context: { ...(x.context ?? {}) } }));
   });
 }
+
+/** The prefix of a denial that rests on context keys the simulator ignored. */
+export const UNPROVABLE = 'unprovable';
 
 /** Simulates one call of a principal; a string saying what denies it, or undefined when allowed. */
 export async function simulate(perms: SynthesizedPermissions, principal: Principal | string, call: ConcreteCall): Promise<string | undefined> {
@@ -267,6 +273,10 @@ export async function simulate(perms: SynthesizedPermissions, principal: Princip
   } as any, {});
   if (response.resultType === 'error') return `simulation error: ${JSON.stringify(response.errors)}`;
   if (response.overallResult === 'Allowed') return undefined;
+  // The simulator drops context keys it does not know for the action (kms:EncryptionContext:<key> among them): a denial
+  // then proves nothing, and says so.
+  const ignored: string[] = (response as any).result?.ignoredContextKeys ?? [];
+  if (ignored.length) return `${UNPROVABLE} (simulator ignored ${ignored.join(', ')})`;
   const analysis = (response as any).result?.analysis;
   const identity = analysis?.identityAnalysis?.result;
   const resource = analysis?.resourceAnalysis?.result;
