@@ -249,8 +249,25 @@ export function concreteCalls(perms: SynthesizedPermissions, calls: AwsCall[]): 
   });
 }
 
-/** The prefix of a denial that rests on context keys the simulator ignored. */
-export const UNPROVABLE = 'unprovable';
+/**
+ * iam-simulate (0.1.x) recognises variable context keys by a `/` (`aws:RequestTag/<key>`) and drops
+ * `kms:EncryptionContext:<key>`, whose variable part follows a `:`. Both the policies and the request use the
+ * equivalent variable key `aws:RequestTag/kmsec.<key>` instead: same operators, same values, so a grant scoped by
+ * encryption context is evaluated rather than ignored.
+ */
+const EC = /^kms:EncryptionContext:/i;
+const ecKey = (key: string) => key.replace(EC, 'aws:RequestTag/kmsec.');
+function rewriteConditions(policy: PolicyDoc): PolicyDoc {
+  return {
+    ...policy,
+    Statement: policy.Statement.map((st: Json) => !st.Condition ? st : {
+      ...st,
+      Condition: Object.fromEntries(Object.entries(st.Condition).map(([op, block]) => [
+        op, Object.fromEntries(Object.entries(block as Json).map(([key, value]) => [ecKey(key), value])),
+      ])),
+    }),
+  };
+}
 
 /** Simulates one call of a principal; a string saying what denies it, or undefined when allowed. */
 export async function simulate(perms: SynthesizedPermissions, principal: Principal | string, call: ConcreteCall): Promise<string | undefined> {
@@ -263,20 +280,19 @@ export async function simulate(perms: SynthesizedPermissions, principal: Princip
       resource: { resource: call.resource, accountId: ACCOUNT },
       contextVariables: {
         ...(isService ? {} : { 'aws:PrincipalArn': principal.arn, 'aws:PrincipalAccount': ACCOUNT }),
-        ...call.context,
+        ...Object.fromEntries(Object.entries(call.context).map(([key, value]) => [ecKey(key), value])),
       },
     },
-    identityPolicies: isService ? [] : principal.identityPolicies.map((p) => ({ name: p.name, policy: p.policy })),
+    identityPolicies: isService ? [] : principal.identityPolicies.map((p) => ({ name: p.name, policy: rewriteConditions(p.policy) })),
     serviceControlPolicies: [],
     resourceControlPolicies: [],
-    resourcePolicy: resourcePolicy?.policy,
+    resourcePolicy: resourcePolicy && rewriteConditions(resourcePolicy.policy),
   } as any, {});
   if (response.resultType === 'error') return `simulation error: ${JSON.stringify(response.errors)}`;
   if (response.overallResult === 'Allowed') return undefined;
-  // The simulator drops context keys it does not know for the action (kms:EncryptionContext:<key> among them): a denial
-  // then proves nothing, and says so.
+  // A context key the simulator dropped (unknown for the action) would make the answer meaningless: an inventory error.
   const ignored: string[] = (response as any).result?.ignoredContextKeys ?? [];
-  if (ignored.length) return `${UNPROVABLE} (simulator ignored ${ignored.join(', ')})`;
+  if (ignored.length) return `context keys ${ignored.join(', ')} do not apply to ${call.action} (fix the inventory)`;
   const analysis = (response as any).result?.analysis;
   const identity = analysis?.identityAnalysis?.result;
   const resource = analysis?.resourceAnalysis?.result;
@@ -295,7 +311,15 @@ export async function denials(perms: SynthesizedPermissions, inventories: Caller
     for (const call of concreteCalls(perms, inv.calls)) {
       const denied = await simulate(perms, principal, call);
       if (denied) {
-        out.push({ caller: inv.name, principal: typeof principal === 'string' ? principal : principal.logicalId, action: call.action, resource: call.resource, result: denied, missing: denied });
+        const via = call.context['kms:ViaService'];
+        out.push({
+          caller: inv.name,
+          principal: typeof principal === 'string' ? principal : principal.logicalId,
+          action: via ? `${call.action} (via ${via})` : call.action,
+          resource: call.resource,
+          result: denied,
+          missing: denied,
+        });
       }
     }
   }
