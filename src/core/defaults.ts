@@ -1,9 +1,10 @@
-import { Aspects, Duration, Size, Stack, Tags, Token, Validations } from 'aws-cdk-lib';
+import { ArnFormat, Aspects, Duration, Size, Stack, Tags, Token, Validations } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import { acknowledgeScopedWildcards } from './nag';
 import { applyDataRemovalPolicy } from './removal';
@@ -226,4 +227,25 @@ function validateReservedConcurrency(value: number | undefined): void {
   if (value !== undefined && (!Number.isInteger(value) || value < 1)) {
     throw new Error(`reservedConcurrentExecutions: expected a positive integer, got ${value}`);
   }
+}
+
+/**
+ * Lets a state machine encrypted with `key` read and write its own execution data. CDK's
+ * `CustomerManagedEncryptionConfiguration` scopes that grant to `...:stateMachine:<physicalName>`, which is empty for a
+ * generated name, so it never matches (found by test/permissions/closure.test.ts). The machine's ARN cannot be named in
+ * its own role's policy (a dependency cycle): the condition is this account's and region's state machines, on this key.
+ * Step Functions calls KMS with encryption context `aws:states:stateMachineArn` (Step Functions data-at-rest encryption).
+ */
+export function allowOwnExecutionData(machine: sfn.StateMachine, key: kms.IKey): void {
+  machine.addToRolePolicy(new iam.PolicyStatement({
+    actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
+    resources: [key.keyArn],
+    conditions: {
+      ArnLike: {
+        'kms:EncryptionContext:aws:states:stateMachineArn': Stack.of(machine).formatArn({
+          service: 'states', resource: 'stateMachine', arnFormat: ArnFormat.COLON_RESOURCE_NAME, resourceName: '*',
+        }),
+      },
+    },
+  }));
 }

@@ -5,7 +5,7 @@
  * Not exported from src/index.ts.
  * @module
  */
-import { Stack } from 'aws-cdk-lib';
+import { Fn, Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -130,4 +130,116 @@ export function ingestionCalls(p: IngestionParts): CallerInventory[] {
     inventories.push({ name: 'large-file Batch job', principal: p.batch.jobRole, calls: [...processCalls, { action: 's3:GetObject', resource: p.batch.codeObjectArn }] });
   }
   return inventories;
+}
+
+/** What the reprocessing and backfill inventory needs. @internal */
+export interface ReprocessParts {
+  readonly lake: IDataLake;
+  readonly key: kms.IKey;
+  readonly ledger: IIngestionLedger;
+  readonly select: lambda.Function;
+  readonly file: lambda.Function;
+  readonly report: lambda.Function;
+  /** The processed bucket's objects of the runs (manifests, outcomes, reports). */
+  readonly runObjectsPrefix: string;
+  readonly reprocess: sfn.StateMachine;
+  readonly backfill: sfn.StateMachine;
+  readonly ingestion: sfn.StateMachine;
+  /** The EventBridge rule's role that starts an ingestion per upload. */
+  readonly triggerRole: iam.IRole;
+}
+
+/** A state machine's name, from its ARN (`arn:aws:states:<region>:<account>:stateMachine:<name>`). */
+const machineName = (arn: string) => Fn.select(6, Fn.split(':', arn));
+
+/** Starting an execution of a KMS-encrypted state machine: Step Functions encrypts its input with the key. */
+function startEncrypted(machine: sfn.StateMachine, key: kms.IKey): AwsCall[] {
+  return [
+    { action: 'states:StartExecution', resource: machine.stateMachineArn },
+    ...['kms:GenerateDataKey', 'kms:Decrypt'].map((action) => ({
+      action, resource: key.keyArn, context: { 'kms:EncryptionContext:aws:states:stateMachineArn': machine.stateMachineArn },
+    })),
+  ];
+}
+
+/** A state machine's own calls: its encrypted execution data, its log delivery, its traces. */
+function machineRuntimeCalls(m: sfn.StateMachine, key: kms.IKey): AwsCall[] {
+  const { region, account } = Stack.of(m);
+  return [
+    ...['kms:Decrypt', 'kms:GenerateDataKey'].map((action) => ({
+      action, resource: key.keyArn, context: { 'kms:EncryptionContext:aws:states:stateMachineArn': m.stateMachineArn },
+    })),
+    { action: 'kms:GenerateDataKey', resource: key.keyArn, context: { 'kms:EncryptionContext:SourceArn': `arn:aws:logs:${region}:${account}:*` } },
+    ...['logs:CreateLogDelivery', 'logs:GetLogDelivery', 'logs:UpdateLogDelivery', 'logs:DeleteLogDelivery', 'logs:ListLogDeliveries',
+      'logs:PutResourcePolicy', 'logs:DescribeResourcePolicies', 'logs:DescribeLogGroups'].map((action) => ({ action, resource: '*' })),
+    ...(machineTracing(m) ? ['xray:PutTraceSegments', 'xray:PutTelemetryRecords', 'xray:GetSamplingRules', 'xray:GetSamplingTargets']
+      .map((action) => ({ action, resource: '*' })) : []),
+  ];
+}
+
+/** Waiting for a child execution (`.sync`): Step Functions manages a rule and describes or stops the child. */
+function runChild(child: sfn.StateMachine): AwsCall[] {
+  const { region, account } = Stack.of(child);
+  const execution = `arn:aws:states:${region}:${account}:execution:${machineName(child.stateMachineArn)}:run-1`;
+  return [
+    ...['states:DescribeExecution', 'states:StopExecution'].map((action) => ({ action, resource: execution })),
+    ...['events:PutTargets', 'events:PutRule', 'events:DescribeRule'].map((action) => ({
+      action, resource: `arn:aws:events:${region}:${account}:rule/StepFunctionsGetEventsForStepFunctionsExecutionRule`,
+    })),
+  ];
+}
+
+/** Reprocessing (select, restore, ingest again, report), backfill, and the upload trigger. @internal */
+export function reprocessCalls(p: ReprocessParts): CallerInventory[] {
+  const { lake, key } = p;
+  const runs = p.lake.processedBucket.arnForObjects(`${p.runObjectsPrefix}run-1/manifest.jsonl`);
+  const raw = lake.rawBucket.arnForObjects('uploads/file.csv');
+  const table = p.ledger.table.tableArn;
+  const fn = (name: string, f: lambda.Function, calls: AwsCall[]): CallerInventory => ({
+    name, principal: f.role as iam.IRole, calls: [...functionRuntimeCalls(f), ...calls],
+  });
+  const { region, account } = Stack.of(p.reprocess);
+  const reprocessName = machineName(p.reprocess.stateMachineArn);
+  return [
+    fn('reprocessing selection', p.select, [
+      { action: 'dynamodb:Query', resource: `${table}/index/status`, kmsKey: key.keyArn },
+      { action: 's3:ListBucket', resource: lake.rawBucket.bucketArn },
+      { action: 's3:PutObject', resource: runs, kmsKey: key.keyArn },
+    ]),
+    fn('reprocessing of one file', p.file, [
+      { action: 's3:GetObject', resource: raw, kmsKey: key.keyArn },
+      { action: 's3:GetObjectVersion', resource: raw, kmsKey: key.keyArn },
+      { action: 's3:ListBucket', resource: lake.rawBucket.bucketArn },
+      { action: 's3:RestoreObject', resource: raw },
+      { action: 'dynamodb:GetItem', resource: table, kmsKey: key.keyArn },
+      { action: 's3:PutObject', resource: runs, kmsKey: key.keyArn },
+    ]),
+    fn('reprocessing report', p.report, [
+      ...['s3:GetObject', 's3:PutObject'].map((action) => ({ action, resource: runs, kmsKey: key.keyArn })),
+      { action: 's3:DeleteObject', resource: runs },
+    ]),
+    {
+      name: 'reprocessing state machine',
+      principal: p.reprocess.role,
+      calls: [
+        ...[p.select, p.file, p.report].map((f) => ({ action: 'lambda:InvokeFunction', resource: f.functionArn })),
+        // The Distributed Maps read the manifest and run their iterations as child executions of this machine.
+        { action: 's3:GetObject', resource: runs, kmsKey: key.keyArn },
+        { action: 'states:StartExecution', resource: p.reprocess.stateMachineArn },
+        ...['states:DescribeExecution', 'states:StopExecution'].map((action) => ({
+          action, resource: `arn:aws:states:${region}:${account}:execution:${reprocessName}:run-1`,
+        })),
+        { action: 'states:RedriveExecution', resource: `arn:aws:states:${region}:${account}:execution:${reprocessName}/map-1:run-1` },
+        ...startEncrypted(p.ingestion, key),
+        ...runChild(p.ingestion),
+        ...machineRuntimeCalls(p.reprocess, key),
+      ],
+    },
+    {
+      name: 'backfill state machine',
+      principal: p.backfill.role,
+      calls: [...startEncrypted(p.reprocess, key), ...runChild(p.reprocess), ...machineRuntimeCalls(p.backfill, key)],
+    },
+    { name: 'upload trigger (EventBridge target role)', principal: p.triggerRole, calls: startEncrypted(p.ingestion, key) },
+  ];
 }

@@ -1,4 +1,4 @@
-import { ArnFormat, Duration, Size, Stack, Token, Validations } from 'aws-cdk-lib';
+import { Duration, Size, Stack, Token, Validations } from 'aws-cdk-lib';
 import * as batch from 'aws-cdk-lib/aws-batch';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
@@ -15,7 +15,7 @@ import { Construct } from 'constructs';
 import { BatchFileProcessing } from './batch-processing';
 import { DEFAULT_DOCUMENT_EXTENSIONS, DEFAULT_TABULAR_EXTENSIONS, INVALID_REPROCESS_REQUEST, IngestionEnv, LAMBDA_MAX_FILE_MIB_LIMIT, RouteAction } from './contract';
 import { CopyDocumentFunction } from './copy-document-function';
-import { ingestionCalls } from './permissions';
+import { ingestionCalls, reprocessCalls } from './permissions';
 import { IngestionPipelineProps, RestoreTier } from './pipeline-props';
 import { ProcessFunction } from './process-function';
 import { QuarantineFunction } from './quarantine-function';
@@ -23,7 +23,7 @@ import { ReprocessFileFunction } from './reprocess-file-function';
 import { ReprocessReportFunction } from './reprocess-report-function';
 import { ReprocessSelectFunction } from './reprocess-select-function';
 import { RouteFunction } from './route-function';
-import { applyPlatformTags, createPlatformFunction, PlatformFunctionOptions } from '../core/defaults';
+import { allowOwnExecutionData, applyPlatformTags, createPlatformFunction, PlatformFunctionOptions } from '../core/defaults';
 import { IMonitor, IMonitorable } from '../core/monitorable';
 import { acknowledgeScopedWildcards } from '../core/nag';
 import { AwsCall, CallerInventory } from '../core/permissions';
@@ -300,19 +300,7 @@ export class IngestionPipeline extends Construct implements IMonitorable {
       resources: [this.key.keyArn],
       conditions: { StringEquals: { 'kms:ViaService': ['sns', 'dynamodb'].map((service) => `${service}.${Stack.of(this).region}.amazonaws.com`) } },
     }));
-    // CDK scopes the state machine's own-data key grant to `...:stateMachine:<physicalName>`, empty for a generated
-    // name, so it never matches (found by test/permissions/closure.test.ts): scope it to this account's state machines.
-    this.stateMachine.addToRolePolicy(new iam.PolicyStatement({
-      actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
-      resources: [this.key.keyArn],
-      conditions: {
-        ArnLike: {
-          'kms:EncryptionContext:aws:states:stateMachineArn': Stack.of(this).formatArn({
-            service: 'states', resource: 'stateMachine', arnFormat: ArnFormat.COLON_RESOURCE_NAME, resourceName: '*',
-          }),
-        },
-      },
-    }));
+
     this.reprocessMaxConcurrency = props.reprocessMaxConcurrency ?? props.backfillMaxConcurrency
       ?? IngestionPipeline.defaultReprocessConcurrency(props.timeSeriesStore?.engine);
     this.reprocessStateMachine = this.createReprocess(props, common);
@@ -354,7 +342,21 @@ export class IngestionPipeline extends Construct implements IMonitorable {
    */
   public _permissionInventory(): CallerInventory[] {
     const large = this.node.tryFindChild('LargeFiles') as BatchFileProcessing | undefined;
-    return ingestionCalls({
+    const child = (id: string) => this.node.findChild(id) as lambda.Function;
+    const reprocess = reprocessCalls({
+      lake: this.lake,
+      key: this.key,
+      ledger: this.ledger,
+      select: child('ReprocessSelect'),
+      file: child('ReprocessFile'),
+      report: child('ReprocessReport'),
+      runObjectsPrefix: `${this.reportsPrefix}reprocess/`,
+      reprocess: this.reprocessStateMachine,
+      backfill: this.backfillStateMachine,
+      ingestion: this.stateMachine,
+      triggerRole: this.node.findChild('TriggerRole') as iam.Role,
+    });
+    return [...reprocess, ...ingestionCalls({
       lake: this.lake,
       key: this.key,
       ledger: this.ledger,
@@ -374,7 +376,7 @@ export class IngestionPipeline extends Construct implements IMonitorable {
       },
       knowledgeSyncStateMachineArn: this.knowledgeBaseSync?.stateMachine.stateMachineArn,
       timeSeriesLoaderArn: this.timeSeriesLoader && invokeTarget(this.safeDeployment, this.timeSeriesLoader).functionArn,
-    });
+    })];
   }
 
   private get reportsPrefix(): string {
@@ -852,6 +854,7 @@ export class IngestionPipeline extends Construct implements IMonitorable {
       tracingEnabled: this.stage.tracing === lambda.Tracing.ACTIVE,
       encryptionConfiguration: new sfn.CustomerManagedEncryptionConfiguration(this.key, Duration.minutes(5)),
     });
+    allowOwnExecutionData(machine, this.key);
     if (this.stage.tracing !== lambda.Tracing.ACTIVE) {
       Validations.of(machine).acknowledge({ id: 'AwsSolutions-SF2', reason: `X-Ray tracing follows the stage: off in '${this.stage.name}'.` });
     }
@@ -925,7 +928,7 @@ export class IngestionPipeline extends Construct implements IMonitorable {
     const select = createPlatformFunction(this, 'ReprocessSelect', ReprocessSelectFunction, {
       ...options, description: `ONS data platform (${this.stage.name}): reprocessing selection`, timeout: Duration.minutes(15), memorySize: 1024,
     });
-    this.ledger.grantRead(select);
+    this.ledger.grantQuery(select); // itemsBy: Query on an index, nothing else
     select.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:ListBucket'], resources: [this.lake.rawBucket.bucketArn] }));
     writeRuns(select, ['s3:PutObject']);
 
@@ -934,7 +937,8 @@ export class IngestionPipeline extends Construct implements IMonitorable {
     });
     this.grantReadRaw(file);
     file.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:RestoreObject'], resources: [this.lake.rawBucket.arnForObjects('*')] }));
-    this.ledger.grantRead(file);
+    // ledger.get: GetItem only (the raw key's kms:Decrypt comes with grantReadRaw).
+    this.ledger.table.grant(file, 'dynamodb:GetItem');
     writeRuns(file, ['s3:PutObject']);
 
     const report = createPlatformFunction(this, 'ReprocessReport', ReprocessReportFunction, {

@@ -21,7 +21,7 @@ import { grantIngestionJobs, IKnowledgeBase, KnowledgeBaseAttributes } from './k
 import { QueryFunction } from './query-function';
 import { retryWhileIngestionJobRuns } from './sync-retry';
 import { VECTOR_INDEX_NAME, VectorStore, VectorStoreConfig } from './vector-store';
-import { applyPlatformTags, createPlatformFunction } from '../core/defaults';
+import { allowOwnExecutionData, applyPlatformTags, createPlatformFunction } from '../core/defaults';
 import { IFeatureFlags } from '../core/flags';
 import { AlarmSeverity, DashboardSection, IMonitor, IMonitorable } from '../core/monitorable';
 import { acknowledgeScopedWildcards } from '../core/nag';
@@ -495,6 +495,7 @@ export class KnowledgeBase extends Construct implements IKnowledgeBase, IMonitor
       tracingEnabled: stage.tracing === lambda.Tracing.ACTIVE,
       encryptionConfiguration: new sfn.CustomerManagedEncryptionConfiguration(this.key, Duration.minutes(5)),
     });
+    allowOwnExecutionData(machine, this.key);
     if (stage.tracing !== lambda.Tracing.ACTIVE) {
       Validations.of(machine).acknowledge({ id: 'AwsSolutions-SF2', reason: `X-Ray tracing follows the stage: off in '${stage.name}'.` });
     }

@@ -13,7 +13,7 @@ import { KnowledgeSync, KnowledgeSyncEnv } from './contract';
 import { IKnowledgeBase } from './knowledge-base-ref';
 import { SyncFunction } from './sync-function';
 import { retryWhileIngestionJobRuns } from './sync-retry';
-import { applyPlatformTags, createPlatformFunction } from '../core/defaults';
+import { allowOwnExecutionData, applyPlatformTags, createPlatformFunction } from '../core/defaults';
 import { acknowledgeScopedWildcards } from '../core/nag';
 import { applyDataRemovalPolicy } from '../core/removal';
 import { PlatformStage } from '../core/stage';
@@ -241,6 +241,7 @@ export class KnowledgeBaseSync extends Construct {
       tracingEnabled: stage.tracing === lambda.Tracing.ACTIVE,
       encryptionConfiguration: new sfn.CustomerManagedEncryptionConfiguration(key, Duration.minutes(5)),
     });
+    allowOwnExecutionData(machine, key);
     if (stage.tracing !== lambda.Tracing.ACTIVE) {
       Validations.of(machine).acknowledge({ id: 'AwsSolutions-SF2', reason: `X-Ray tracing follows the stage: off in '${stage.name}'.` });
     }
