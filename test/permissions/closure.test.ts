@@ -5,7 +5,7 @@
  */
 import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
-import { ACCOUNT, REGION, SynthesizedPermissions, denials, unusedGrants } from './simulator';
+import { ACCOUNT, REGION, SynthesizedPermissions, denials, simulate, unusedGrants } from './simulator';
 import { OnsDataPlatform, PlatformStage, IngestionPipeline, TimeSeriesEngine } from '../../src';
 import { CallerInventory } from '../../src/core/permissions';
 import { lakeAndLedger } from '../helpers';
@@ -44,6 +44,14 @@ const CONFIGURATIONS: Array<[string, () => Configuration]> = [
     const platform = new OnsDataPlatform(stack, 'Platform', { stage: PlatformStage.PROD, timeSeries: TimeSeriesEngine.lake() });
     return platform.ingestion._permissionInventory();
   })],
+  ['whole platform, Timestream for LiveAnalytics engine', () => synth((stack) => {
+    const platform = new OnsDataPlatform(stack, 'Platform', { stage: PlatformStage.PROD, timeSeries: TimeSeriesEngine.timestreamLiveAnalytics() });
+    return platform.ingestion._permissionInventory();
+  })],
+  ['whole platform, Timestream for InfluxDB engine', () => synth((stack) => {
+    const platform = new OnsDataPlatform(stack, 'Platform', { stage: PlatformStage.PROD, timeSeries: TimeSeriesEngine.timestreamInfluxDb() });
+    return platform.ingestion._permissionInventory();
+  })],
   ['IngestionPipeline alone, without knowledge base', () => synth((stack) => {
     const { dataLake, ledger } = lakeAndLedger(stack, PlatformStage.DEV);
     return new IngestionPipeline(stack, 'Ingestion', { stage: PlatformStage.DEV, dataLake, ledger })._permissionInventory();
@@ -62,3 +70,39 @@ describe.each(CONFIGURATIONS)('%s', (_name, make) => {
     expect(unusedGrants(config.perms, config.inventories, UNUSED_ALLOWED)).toEqual([]);
   });
 });
+
+describe('the simulator denies what the policies do not allow', () => {
+  let config: Configuration;
+  let machine: ReturnType<SynthesizedPermissions['principal']>;
+  let key: string;
+  beforeAll(() => {
+    const built: { pipeline?: IngestionPipeline } = {};
+    config = synth((stack) => {
+      const { dataLake, ledger } = lakeAndLedger(stack, PlatformStage.DEV);
+      built.pipeline = new IngestionPipeline(stack, 'Ingestion', { stage: PlatformStage.DEV, dataLake, ledger });
+      return [];
+    });
+    machine = config.perms.principal(config.perms.roleLogicalIdOf(built.pipeline!.stateMachine.role.roleArn));
+    key = dataKeyOf(config);
+  });
+
+  test("the state machine's kms:Decrypt works through SNS and DynamoDB only, not called directly", async () => {
+    const decrypt = (context: Record<string, string>) => simulate(config.perms, machine, { action: 'kms:Decrypt', resource: key, context });
+    expect(await decrypt({ 'kms:ViaService': `sns.${REGION}.amazonaws.com` })).toBeUndefined();
+    expect(await decrypt({ 'kms:ViaService': `dynamodb.${REGION}.amazonaws.com` })).toBeUndefined();
+    expect(await decrypt({})).toMatch(/^ImplicitlyDenied: identity policy/);
+    expect(await decrypt({ 'kms:ViaService': `s3.${REGION}.amazonaws.com` })).toMatch(/^ImplicitlyDenied/);
+  });
+
+  test('a call on another bucket is denied, and the message names the missing policy', async () => {
+    const denied = await simulate(config.perms, machine, { action: 's3:GetObject', resource: 'arn:aws:s3:::someone-else/x', context: {} });
+    expect(denied).toBe('ImplicitlyDenied: identity policy (ImplicitlyDenied)');
+  });
+});
+
+/** The lake key's ARN in a synthesized configuration (its only KMS key). */
+function dataKeyOf(config: Configuration): string {
+  const keys = Object.entries(Template.fromStack(config.stack).findResources('AWS::KMS::Key'));
+  expect(keys).toHaveLength(1);
+  return config.perms.resolver.getAtt(keys[0][0], 'Arn');
+}
