@@ -4,8 +4,11 @@
  * granted action is used. Kept out of src/index.ts: test-only, not part of the jsii API.
  * @module
  */
+import { Fn, Stack } from 'aws-cdk-lib';
 import type { IRole } from 'aws-cdk-lib/aws-iam';
+import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 
 /**
  * One AWS call. Values may be CDK tokens (a bucket ARN, a table ARN): the test resolves them in the synthesized stack.
@@ -77,7 +80,7 @@ export function kmsCallsOf(call: AwsCall, region: string): AwsCall[] {
   const use = KMS_USES.find(([pattern]) => pattern.test(call.action))?.[1];
   if (!use) throw new Error(`${call.action}: declares kmsKey but no KMS use is known for it (src/core/permissions.ts KMS_USES)`);
   const service = call.action.split(':')[0];
-  const context: Record<string, string> = { 'kms:ViaService': `${service}.${region}.amazonaws.com` };
+  const context: Record<string, string | string[]> = { ...call.context, 'kms:ViaService': `${service}.${region}.amazonaws.com` };
   for (const [k, v] of Object.entries(use.encryptionContext(call.resource))) context[`kms:EncryptionContext:${k}`] = v;
   return use.actions.map((action) => ({ action, resource: call.kmsKey!, context }));
 }
@@ -95,3 +98,48 @@ export function functionRuntimeCalls(fn: lambda.Function): AwsCall[] {
     ...(tracing ? ['xray:PutTraceSegments', 'xray:PutTelemetryRecords'].map((action) => ({ action, resource: '*' })) : []),
   ];
 }
+
+type Tracing = sfn.CfnStateMachine.TracingConfigurationProperty | undefined;
+/** @internal Whether a state machine traces (X-Ray). */
+export const machineTracing = (m: sfn.StateMachine) => ((m.node.defaultChild as sfn.CfnStateMachine).tracingConfiguration as Tracing)?.enabled;
+
+/** @internal A state machine's name, from its ARN (`arn:aws:states:<region>:<account>:stateMachine:<name>`). */
+export const machineName = (arn: string) => Fn.select(6, Fn.split(':', arn));
+
+/** @internal Starting an execution of a KMS-encrypted state machine: Step Functions encrypts its input with the key. */
+export function startEncrypted(machine: sfn.StateMachine, key: kms.IKey): AwsCall[] {
+  return [
+    { action: 'states:StartExecution', resource: machine.stateMachineArn },
+    ...['kms:GenerateDataKey', 'kms:Decrypt'].map((action) => ({
+      action, resource: key.keyArn, context: { 'kms:EncryptionContext:aws:states:stateMachineArn': machine.stateMachineArn },
+    })),
+  ];
+}
+
+/** @internal A state machine's own calls: its encrypted execution data, its log delivery, its traces. */
+export function machineRuntimeCalls(m: sfn.StateMachine, key: kms.IKey): AwsCall[] {
+  const { region, account } = Stack.of(m);
+  return [
+    ...['kms:Decrypt', 'kms:GenerateDataKey'].map((action) => ({
+      action, resource: key.keyArn, context: { 'kms:EncryptionContext:aws:states:stateMachineArn': m.stateMachineArn },
+    })),
+    { action: 'kms:GenerateDataKey', resource: key.keyArn, context: { 'kms:EncryptionContext:SourceArn': `arn:aws:logs:${region}:${account}:*` } },
+    ...['logs:CreateLogDelivery', 'logs:GetLogDelivery', 'logs:UpdateLogDelivery', 'logs:DeleteLogDelivery', 'logs:ListLogDeliveries',
+      'logs:PutResourcePolicy', 'logs:DescribeResourcePolicies', 'logs:DescribeLogGroups'].map((action) => ({ action, resource: '*' })),
+    ...(machineTracing(m) ? ['xray:PutTraceSegments', 'xray:PutTelemetryRecords', 'xray:GetSamplingRules', 'xray:GetSamplingTargets']
+      .map((action) => ({ action, resource: '*' })) : []),
+  ];
+}
+
+/** @internal Waiting for a child execution (`.sync`): Step Functions manages a rule and describes or stops the child. */
+export function runChild(child: sfn.StateMachine): AwsCall[] {
+  const { region, account } = Stack.of(child);
+  const execution = `arn:aws:states:${region}:${account}:execution:${machineName(child.stateMachineArn)}:run-1`;
+  return [
+    ...['states:DescribeExecution', 'states:StopExecution'].map((action) => ({ action, resource: execution })),
+    ...['events:PutTargets', 'events:PutRule', 'events:DescribeRule'].map((action) => ({
+      action, resource: `arn:aws:events:${region}:${account}:rule/StepFunctionsGetEventsForStepFunctionsExecutionRule`,
+    })),
+  ];
+}
+

@@ -5,12 +5,12 @@
  * Not exported from src/index.ts.
  * @module
  */
-import { Fn, Stack } from 'aws-cdk-lib';
+import { Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
-import { AwsCall, CallerInventory, functionRuntimeCalls } from '../core/permissions';
+import { AwsCall, CallerInventory, functionRuntimeCalls, machineName, machineRuntimeCalls, machineTracing, runChild, startEncrypted } from '../core/permissions';
 import { IDataLake } from '../lake/data-lake';
 import { IIngestionLedger } from '../ledger/ingestion-ledger';
 
@@ -33,9 +33,6 @@ export interface IngestionParts {
   readonly knowledgeSyncStateMachineArn?: string;
   readonly timeSeriesLoaderArn?: string;
 }
-
-type Tracing = sfn.CfnStateMachine.TracingConfigurationProperty | undefined;
-const machineTracing = (m: sfn.StateMachine) => ((m.node.defaultChild as sfn.CfnStateMachine).tracingConfiguration as Tracing)?.enabled;
 
 /** Ledger calls on the table (and its indexes for Query), through the table's key. */
 function ledgerCalls(p: IngestionParts, actions: string[]): AwsCall[] {
@@ -147,46 +144,6 @@ export interface ReprocessParts {
   readonly ingestion: sfn.StateMachine;
   /** The EventBridge rule's role that starts an ingestion per upload. */
   readonly triggerRole: iam.IRole;
-}
-
-/** A state machine's name, from its ARN (`arn:aws:states:<region>:<account>:stateMachine:<name>`). */
-const machineName = (arn: string) => Fn.select(6, Fn.split(':', arn));
-
-/** Starting an execution of a KMS-encrypted state machine: Step Functions encrypts its input with the key. */
-function startEncrypted(machine: sfn.StateMachine, key: kms.IKey): AwsCall[] {
-  return [
-    { action: 'states:StartExecution', resource: machine.stateMachineArn },
-    ...['kms:GenerateDataKey', 'kms:Decrypt'].map((action) => ({
-      action, resource: key.keyArn, context: { 'kms:EncryptionContext:aws:states:stateMachineArn': machine.stateMachineArn },
-    })),
-  ];
-}
-
-/** A state machine's own calls: its encrypted execution data, its log delivery, its traces. */
-function machineRuntimeCalls(m: sfn.StateMachine, key: kms.IKey): AwsCall[] {
-  const { region, account } = Stack.of(m);
-  return [
-    ...['kms:Decrypt', 'kms:GenerateDataKey'].map((action) => ({
-      action, resource: key.keyArn, context: { 'kms:EncryptionContext:aws:states:stateMachineArn': m.stateMachineArn },
-    })),
-    { action: 'kms:GenerateDataKey', resource: key.keyArn, context: { 'kms:EncryptionContext:SourceArn': `arn:aws:logs:${region}:${account}:*` } },
-    ...['logs:CreateLogDelivery', 'logs:GetLogDelivery', 'logs:UpdateLogDelivery', 'logs:DeleteLogDelivery', 'logs:ListLogDeliveries',
-      'logs:PutResourcePolicy', 'logs:DescribeResourcePolicies', 'logs:DescribeLogGroups'].map((action) => ({ action, resource: '*' })),
-    ...(machineTracing(m) ? ['xray:PutTraceSegments', 'xray:PutTelemetryRecords', 'xray:GetSamplingRules', 'xray:GetSamplingTargets']
-      .map((action) => ({ action, resource: '*' })) : []),
-  ];
-}
-
-/** Waiting for a child execution (`.sync`): Step Functions manages a rule and describes or stops the child. */
-function runChild(child: sfn.StateMachine): AwsCall[] {
-  const { region, account } = Stack.of(child);
-  const execution = `arn:aws:states:${region}:${account}:execution:${machineName(child.stateMachineArn)}:run-1`;
-  return [
-    ...['states:DescribeExecution', 'states:StopExecution'].map((action) => ({ action, resource: execution })),
-    ...['events:PutTargets', 'events:PutRule', 'events:DescribeRule'].map((action) => ({
-      action, resource: `arn:aws:events:${region}:${account}:rule/StepFunctionsGetEventsForStepFunctionsExecutionRule`,
-    })),
-  ];
 }
 
 /** Reprocessing (select, restore, ingest again, report), backfill, and the upload trigger. @internal */

@@ -15,6 +15,7 @@ import { SyncFunction } from './sync-function';
 import { retryWhileIngestionJobRuns } from './sync-retry';
 import { allowOwnExecutionData, applyPlatformTags, createPlatformFunction } from '../core/defaults';
 import { acknowledgeScopedWildcards } from '../core/nag';
+import { AwsCall, CallerInventory, functionRuntimeCalls, machineRuntimeCalls, startEncrypted } from '../core/permissions';
 import { applyDataRemovalPolicy } from '../core/removal';
 import { PlatformStage } from '../core/stage';
 import { KnowledgeSyncSchema, LedgerEnv } from '../ledger/contract';
@@ -82,6 +83,9 @@ export class KnowledgeBaseSync extends Construct {
 
   private readonly knowledgeBase: IKnowledgeBase;
 
+  /** What the permission inventory needs (private parts). */
+  private readonly inventoryParts: { readonly ledger: IIngestionLedger; readonly key: kms.IKey };
+
   constructor(scope: Construct, id: string, props: KnowledgeBaseSyncProps) {
     super(scope, id);
     applyPlatformTags(this, props.stage);
@@ -109,10 +113,47 @@ export class KnowledgeBaseSync extends Construct {
       conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [`${KnowledgeSyncSchema.PARTITION_PREFIX}*`] } },
     }));
     this.syncFunction = fn;
+    this.inventoryParts = { ledger: props.ledger, key: props.encryptionKey };
 
     this.stateMachine = this.createStateMachine(props.stage, props.encryptionKey);
     this.deadLetterQueue = this.createSweep(sweep, props.encryptionKey);
     acknowledgeScopedWildcards(this);
+  }
+
+  /**
+   * The AWS calls of the sync's principals, for the permission-closure test (test/permissions/closure.test.ts).
+   * @internal
+   */
+  public _permissionInventory(): CallerInventory[] {
+    const { ledger, key } = this.inventoryParts;
+    const fn = this.syncFunction as lambda.Function;
+    const table = ledger.table.tableArn;
+    const own = { 'dynamodb:LeadingKeys': [this.ledgerPartition] };
+    const rule = this.node.findChild('Sweep') as events.Rule;
+    const queue = this.deadLetterQueue as sqs.Queue;
+    const ledgerCall = (action: string, context?: Record<string, string[]>): AwsCall => ({ action, resource: table, kmsKey: key.keyArn, context });
+    return [
+      {
+        name: 'knowledge-base sync handler',
+        principal: fn.role!,
+        calls: [...functionRuntimeCalls(fn), ...['GetItem', 'UpdateItem', 'Query'].map((a) => ledgerCall(`dynamodb:${a}`)), ledgerCall('dynamodb:DeleteItem', own)],
+      },
+      {
+        name: 'knowledge-base sync state machine',
+        principal: this.stateMachine.role,
+        calls: [
+          { action: 'lambda:InvokeFunction', resource: fn.functionArn },
+          ...['bedrock:StartIngestionJob', 'bedrock:GetIngestionJob'].map((action) => ({ action, resource: this.knowledgeBase.knowledgeBaseArn })),
+          ...machineRuntimeCalls(this.stateMachine, key),
+        ],
+      },
+      { name: 'knowledge-base sync sweep (EventBridge target role)', principal: this.node.findChild('SweepRole') as iam.Role, calls: startEncrypted(this.stateMachine, key) },
+      {
+        name: 'EventBridge, to the sweep dead-letter queue',
+        principal: 'events.amazonaws.com',
+        calls: [{ action: 'sqs:SendMessage', resource: queue.queueArn, kmsKey: key.keyArn, context: { 'aws:SourceArn': rule.ruleArn, 'aws:SourceAccount': Stack.of(this).account } }],
+      },
+    ];
   }
 
   /** Lets `grantee` (the ingestion state machine) start a sync. */
