@@ -6,9 +6,10 @@ import { PlatformApi, PlatformApiOptions } from './api/platform-api';
 import { applyPlatformTags } from './core/defaults';
 import { keepLogicalId } from './core/logical-ids';
 import { acknowledgePlatformChoices } from './core/nag';
+import { AwsCall, CallerInventory } from './core/permissions';
 import { SafeDeployment, SafeDeploymentOptions } from './core/safe-deployment';
 import { PlatformStage } from './core/stage';
-import { createHealthCheck } from './health/health-check';
+import { createHealthCheck, healthCheckInventory, HealthCheckProps } from './health/health-check';
 import { IngestionPipeline } from './ingestion/pipeline';
 import { IngestionOptions } from './ingestion/pipeline-props';
 import { KnowledgeBase, KnowledgeBaseOptions } from './knowledge/knowledge-base';
@@ -233,6 +234,8 @@ export class OnsDataPlatform extends Construct {
   public readonly safeDeployment?: SafeDeployment;
   /** Prefix of the keys of the platform's stack outputs (`''` when the keys are the bare names). */
   public readonly outputPrefix: string;
+  /** The health check's props (for the permission inventory). */
+  private readonly healthProps: HealthCheckProps;
   /** Whether the platform added its stack outputs. */
   private readonly outputsEnabled: boolean;
 
@@ -298,7 +301,7 @@ export class OnsDataPlatform extends Construct {
     });
 
     // The health check, once every component exists: it reaches each with a read-only call.
-    this.healthFunction = createHealthCheck(this, 'HealthCheck', {
+    const health: HealthCheckProps = {
       stage: this.stage,
       encryptionKey: this.encryptionKey,
       reservedConcurrentExecutions: props.reservedConcurrentExecutions,
@@ -308,7 +311,9 @@ export class OnsDataPlatform extends Construct {
       knowledgeBase: this.knowledgeBase,
       ledger: this.ledger,
       readinessCacheTtl: validateReadinessCacheTtl(props.healthReadinessCacheTtl),
-    });
+    };
+    this.healthFunction = createHealthCheck(this, 'HealthCheck', health);
+    this.healthProps = health;
 
     this.api = new PlatformApi(this, 'Api', {
       ...props.api,
@@ -337,6 +342,23 @@ export class OnsDataPlatform extends Construct {
     if (this.outputsEnabled) this.addOutputs();
     // NIST 800-53 R5 and Serverless findings that are the platform's choices, each with its reason (README, cdk-nag).
     acknowledgePlatformChoices(this, { tracing: this.stage.tracing === lambda.Tracing.ACTIVE, stageName: this.stage.name });
+  }
+
+  /**
+   * The AWS calls of every principal of the platform, for the permission-closure test (test/permissions/closure.test.ts).
+   * @internal
+   */
+  public _permissionInventory(): CallerInventory[] {
+    type Inventoried = { _permissionInventory?: () => CallerInventory[]; _healthProbeCalls?: () => AwsCall[] };
+    const store = this.timeSeries as unknown as Inventoried;
+    const probeCalls = [...store._healthProbeCalls?.() ?? [], ...this.featureFlags._readCalls()];
+    return [
+      ...this.ingestion._permissionInventory(),
+      ...this.knowledgeBase._permissionInventory(),
+      ...store._permissionInventory?.() ?? [],
+      ...this.api._permissionInventory(),
+      healthCheckInventory(this.healthFunction as lambda.Function, this.healthProps, probeCalls),
+    ];
   }
 
   /**

@@ -14,10 +14,12 @@ import { REQUEST_MODELS, ROUTES, RouteTarget } from './routes';
 import { createPlatformFunction } from '../core/defaults';
 import { IMonitor, IMonitorable } from '../core/monitorable';
 import { acknowledgeScopedWildcards } from '../core/nag';
+import { CallerInventory, functionRuntimeCalls } from '../core/permissions';
 import { applyDataRemovalPolicy } from '../core/removal';
 import { invokeTarget, SafeDeployment } from '../core/safe-deployment';
 import { ApiThrottling, PlatformStage } from '../core/stage';
 import type { DatasetTableProps } from '../lake/data-lake-props';
+import { LedgerSchema } from '../ledger/contract';
 import { IIngestionLedger } from '../ledger/ingestion-ledger';
 import { ApiEnv, MetricServices } from '../runtime/contract';
 
@@ -347,6 +349,8 @@ export class PlatformApi extends Construct implements IMonitorable {
    * web ACL is created here.
    */
   public readonly wafLogGroup?: logs.ILogGroup;
+  /** What the permission inventory needs of the ledger function. */
+  private ledgerInventory?: { readonly fn: lambda.Function; readonly ledger: IIngestionLedger; readonly key: kms.IKey };
   /** The web ACL created for the API, when `waf` is set without `webAclArn`. */
   public readonly webAcl?: wafv2.CfnWebACL;
   /** The API Gateway stage name (first path segment of every URL). */
@@ -430,6 +434,7 @@ export class PlatformApi extends Construct implements IMonitorable {
         },
       });
       props.ledger.grantQuery(fn);
+      this.ledgerInventory = { fn, ledger: props.ledger, key: props.encryptionKey };
       acknowledgeScopedWildcards(fn.role!);
       this.ledgerFunction = fn;
     }
@@ -538,6 +543,26 @@ export class PlatformApi extends Construct implements IMonitorable {
       count: this.metricCount({ period }),
       latency: this.metricLatency({ period }),
     });
+  }
+
+  /**
+   * The calls of the API's own function (the ledger routes read the table's two indexes, never the table), for the
+   * permission-closure test (test/permissions/closure.test.ts).
+   * @internal
+   */
+  public _permissionInventory(): CallerInventory[] {
+    if (!this.ledgerInventory) return [];
+    const { fn, ledger, key } = this.ledgerInventory;
+    return [{
+      name: 'API ledger routes',
+      principal: fn.role!,
+      calls: [
+        ...functionRuntimeCalls(fn),
+        ...[LedgerSchema.BY_DATASET.name, LedgerSchema.BY_STATUS.name].map((index) => ({
+          action: 'dynamodb:Query', resource: `${ledger.table.tableArn}/index/${index}`, kmsKey: key.keyArn,
+        })),
+      ],
+    }];
   }
 
   private stageMetric(metricName: string, props: cloudwatch.MetricOptions): cloudwatch.Metric {

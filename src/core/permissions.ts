@@ -86,13 +86,22 @@ export function kmsCallsOf(call: AwsCall, region: string): AwsCall[] {
 }
 
 /**
- * What every platform function does by running: writes its own log group, and traces when the stage traces.
+ * What every platform function does by running: decrypts its environment, writes its own log group, and traces when
+ * the stage traces.
  * @internal
  */
 export function functionRuntimeCalls(fn: lambda.Function): AwsCall[] {
   const cfn = fn.node.defaultChild as lambda.CfnFunction;
   const tracing = (cfn.tracingConfig as lambda.CfnFunction.TracingConfigProperty | undefined)?.mode === 'Active';
+  const { region, account } = Stack.of(fn);
   return [
+    // The environment, encrypted with a customer-managed key: decrypted at start for the function, with the
+    // function's ARN as encryption context (the platform's functions all set KmsKeyArn).
+    ...(cfn.kmsKeyArn ? [{
+      action: 'kms:Decrypt',
+      resource: cfn.kmsKeyArn,
+      context: { 'kms:EncryptionContext:aws:lambda:FunctionArn': `arn:aws:lambda:${region}:${account}:function:${fn.functionName}` },
+    }] : []),
     { action: 'logs:CreateLogStream', resource: fn.logGroup.logGroupArn },
     { action: 'logs:PutLogEvents', resource: fn.logGroup.logGroupArn },
     ...(tracing ? ['xray:PutTraceSegments', 'xray:PutTelemetryRecords'].map((action) => ({ action, resource: '*' })) : []),

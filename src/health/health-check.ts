@@ -9,6 +9,7 @@ import { HealthFunction } from './health-function';
 import { createPlatformFunction } from '../core/defaults';
 import { IHealthProbe } from '../core/health-probe';
 import { acknowledgeScopedWildcards } from '../core/nag';
+import { AwsCall, CallerInventory, functionRuntimeCalls } from '../core/permissions';
 import { PlatformStage } from '../core/stage';
 import { IIngestionLedger } from '../ledger/ingestion-ledger';
 import { MetricServices } from '../runtime/contract';
@@ -69,4 +70,23 @@ export function createHealthCheck(scope: Construct, id: string, props: HealthChe
   if (props.ledger) fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['dynamodb:DescribeTable'], resources: [props.ledger.table.tableArn] }));
   acknowledgeScopedWildcards(fn.role!);
   return fn;
+}
+
+/**
+ * The health function's calls, for the permission-closure test: HeadBucket (s3:ListBucket) on each bucket, the
+ * probes' calls (`probeCalls`, from the store and the flags), GetKnowledgeBase and DescribeTable.
+ * @internal
+ */
+export function healthCheckInventory(fn: lambda.Function, props: HealthCheckProps, probeCalls: AwsCall[]): CallerInventory {
+  return {
+    name: 'health check',
+    principal: fn.role!,
+    calls: [
+      ...functionRuntimeCalls(fn),
+      ...Object.values(props.buckets).map((b) => ({ action: 's3:ListBucket', resource: b.bucketArn })),
+      ...probeCalls,
+      ...(props.knowledgeBase ? [{ action: 'bedrock:GetKnowledgeBase', resource: props.knowledgeBase.knowledgeBaseArn }] : []),
+      ...(props.ledger ? [{ action: 'dynamodb:DescribeTable', resource: props.ledger.table.tableArn }] : []),
+    ],
+  };
 }

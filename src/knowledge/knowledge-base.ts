@@ -25,6 +25,7 @@ import { allowOwnExecutionData, applyPlatformTags, createPlatformFunction } from
 import { IFeatureFlags } from '../core/flags';
 import { AlarmSeverity, DashboardSection, IMonitor, IMonitorable } from '../core/monitorable';
 import { acknowledgeScopedWildcards } from '../core/nag';
+import { AwsCall, CallerInventory, functionRuntimeCalls, machineRuntimeCalls, startEncrypted } from '../core/permissions';
 import { applyDataRemovalPolicy } from '../core/removal';
 import { PlatformStage } from '../core/stage';
 import { IDataLake } from '../lake/data-lake';
@@ -215,6 +216,10 @@ export class KnowledgeBase extends Construct implements IKnowledgeBase, IMonitor
   public readonly applicationLogGroup?: logs.ILogGroup;
 
   private readonly key: kms.IKey;
+  /** What the permission inventory needs: the lake, the vector index, the query model, the flags. */
+  private readonly inventoryParts: {
+    readonly lake: IDataLake; readonly indexArn?: string; modelArn?: string; readonly featureFlags?: IFeatureFlags;
+  };
   private readonly metricsNamespace: string;
   /** What the knowledge base's name ends with: empty for the default model and store, else a hash of them. */
   private readonly knowledgeBaseSuffix: string;
@@ -264,6 +269,8 @@ export class KnowledgeBase extends Construct implements IKnowledgeBase, IMonitor
     const knowledgeBaseSuffix = replacementSuffix(this, { ...model, store: store.type }, { modelId: defaultModel.modelId, dimensions: defaultModel.dimensions, store: 'S3_VECTORS' });
     this.knowledgeBaseSuffix = knowledgeBaseSuffix;
     const chunkingSuffix = replacementSuffix(this, chunking.configuration, ChunkingStrategy.fixedSize().configuration);
+    const indexArn = (store.storageConfiguration.s3VectorsConfiguration as { indexArn?: string } | undefined)?.indexArn;
+    this.inventoryParts = { lake, featureFlags: props.featureFlags, indexArn };
 
     this.cfnKnowledgeBase = new bedrock.CfnKnowledgeBase(this, 'Resource', {
       name: `ons-knowledge-${props.stage.name}-${this.node.addr.slice(-8)}${knowledgeBaseSuffix}`,
@@ -449,8 +456,57 @@ export class KnowledgeBase extends Construct implements IKnowledgeBase, IMonitor
       },
     });
     this.grantQuery(fn, modelArn, ...(props.generationModelArns ?? resolved?.foundationModelArns ?? []));
+    this.inventoryParts.modelArn = modelArn;
     props.featureFlags?.bind(fn);
     return fn;
+  }
+
+  /**
+   * The calls of the knowledge base's principals, for the permission-closure test (test/permissions/closure.test.ts).
+   * Bedrock ingests as the service role: it lists and reads the two prefixes (S3 decrypts with the lake key), embeds
+   * with the model, writes and reads the vector index, and encrypts its transient ingestion data with the data
+   * source's key (`serverSideEncryptionConfiguration`), a direct KMS call.
+   * @internal
+   */
+  public _permissionInventory(): CallerInventory[] {
+    const { lake, indexArn, modelArn, featureFlags } = this.inventoryParts;
+    const key = this.key.keyArn;
+    const prefixes = [lake.documentsPrefix, lake.dataCardsPrefix];
+    const out: CallerInventory[] = [{
+      name: 'knowledge base (Bedrock service role)',
+      principal: this.role,
+      calls: [
+        { action: 'bedrock:InvokeModel', resource: this.embeddingModel.modelArn(this) },
+        ...prefixes.map((prefix) => ({ action: 's3:ListBucket', resource: lake.processedBucket.bucketArn, context: { 's3:prefix': prefix } })),
+        ...prefixes.map((prefix) => ({ action: 's3:GetObject', resource: lake.processedBucket.arnForObjects(`${prefix}x.md`), kmsKey: key })),
+        ...['kms:GenerateDataKey', 'kms:Decrypt'].map((action) => ({ action, resource: key })),
+        ...(indexArn ? ['GetIndex', 'PutVectors', 'GetVectors', 'DeleteVectors', 'QueryVectors', 'ListVectors']
+          .map((a) => ({ action: `s3vectors:${a}`, resource: indexArn })) : []),
+      ],
+    }];
+    const fn = this.queryFunction as lambda.Function;
+    out.push({
+      name: 'knowledge-base query',
+      principal: fn.role!,
+      calls: [
+        ...functionRuntimeCalls(fn),
+        // RetrieveAndGenerate has no resource type; Bedrock then retrieves and invokes the model as the caller.
+        { action: 'bedrock:RetrieveAndGenerate', resource: '*' },
+        { action: 'bedrock:Retrieve', resource: this.knowledgeBaseArn },
+        ...(modelArn ? [{ action: 'bedrock:InvokeModel', resource: modelArn }] : []),
+        ...(featureFlags as { _readCalls?: () => AwsCall[] } | undefined)?._readCalls?.() ?? [],
+      ],
+    });
+    if (this.syncStateMachine) {
+      const machine = this.syncStateMachine;
+      out.push({
+        name: 'knowledge-base sync after deployment',
+        principal: machine.role,
+        calls: [{ action: 'bedrock:StartIngestionJob', resource: this.knowledgeBaseArn }, ...machineRuntimeCalls(machine, this.key)],
+      });
+      out.push({ name: 'after-deployment rule (EventBridge target role)', principal: this.node.findChild('AfterDeploymentRole') as iam.Role, calls: startEncrypted(machine, this.key) });
+    }
+    return out;
   }
 
   /** Lets `grantee` start and read ingestion jobs of the knowledge base's data sources. */

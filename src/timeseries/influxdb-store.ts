@@ -18,6 +18,7 @@ import { applyPlatformTags, createPlatformFunction } from '../core/defaults';
 import { IHealthProbe } from '../core/health-probe';
 import { AlarmSeverity, DashboardSection, IMonitor, IMonitorable } from '../core/monitorable';
 import { acknowledgeScopedWildcards } from '../core/nag';
+import { AwsCall } from '../core/permissions';
 import { applyDataRemovalPolicy } from '../core/removal';
 import { PlatformStage } from '../core/stage';
 import { IDataLake } from '../lake/data-lake';
@@ -452,6 +453,11 @@ export class InfluxDbStore extends Construct implements ITimeSeriesStore, IMonit
         grantee.grantPrincipal.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['timestream-influxdb:GetDbInstance'], resources: [this.instance.attrArn] }));
       },
     };
+  }
+
+  /** The health probe's calls (see `healthProbe()`). @internal */
+  public _healthProbeCalls(): AwsCall[] {
+    return [{ action: 'timestream-influxdb:GetDbInstance', resource: this.instance.attrArn }];
   }
 
   /** CPU and memory at the `storeUtilizationPercent` threshold are warnings; the disk is critical (a full disk stops every write). */

@@ -11,6 +11,7 @@ import { IFeatureFlags } from '../core/flags';
 import { IHealthProbe } from '../core/health-probe';
 import { AlarmSeverity, DashboardSection, IMonitor, IMonitorable } from '../core/monitorable';
 import { acknowledgeScopedWildcards } from '../core/nag';
+import { AwsCall, CallerInventory, functionRuntimeCalls } from '../core/permissions';
 import { PlatformStage } from '../core/stage';
 import { IQueryableDataLake } from '../lake/data-lake';
 import { DatasetTableProps } from '../lake/data-lake-props';
@@ -111,11 +112,14 @@ export class LakeStore extends Construct implements ITimeSeriesStore, IMonitorab
   public readonly queryDeadline: Duration;
   /** How old reused query results may be. */
   public readonly resultReuse: Duration;
+  /** The flags the query function reads (for the permission inventory). */
+  private readonly featureFlags?: IFeatureFlags;
 
   constructor(scope: Construct, id: string, props: LakeStoreProps) {
     super(scope, id);
     this.dataLake = props.dataLake;
     this.ledger = props.ledger;
+    this.featureFlags = props.featureFlags;
     this.datasetIds = [...props.dataLake.datasetIds];
     applyPlatformTags(this, props.stage);
 
@@ -275,6 +279,47 @@ export class LakeStore extends Construct implements ITimeSeriesStore, IMonitorab
       new cloudwatch.GraphWidget({ title: 'Lake queries: failed / canceled', left: [failed, canceled], width: 8 }),
       new cloudwatch.GraphWidget({ title: 'Lake query time p99 (ms)', left: [slow], width: 8 }),
       new cloudwatch.GraphWidget({ title: 'Lake bytes scanned', left: [this.metricProcessedBytes({ period })], width: 8 }));
+  }
+
+  /**
+   * The query function's calls, for the permission-closure test (test/permissions/closure.test.ts): Athena runs the
+   * query with the caller's credentials, so the Glue reads (a view and its table, partition projection) and the S3
+   * reads and result writes are the function's too.
+   * @internal
+   */
+  public _permissionInventory(): CallerInventory[] {
+    const lake = this.dataLake;
+    const fn = this.queryFunction as lambda.Function;
+    const key = lake.encryptionKey.keyArn;
+    const dataset = this.datasetIds[0];
+    const glueTable = (name: string) => lake.processedBucket.stack.formatArn({ service: 'glue', resource: 'table', resourceName: `${lake.databaseName}/${name}` });
+    // The query results' prefix is a DataLake's (an imported lake has none: its grantQuery says where).
+    const resultsPrefix = (lake as { queryResultsPrefix?: string }).queryResultsPrefix ?? 'athena-results/';
+    const results = lake.processedBucket.arnForObjects(`${resultsPrefix}q-1.csv`);
+    const calls: AwsCall[] = [
+      ...['StartQueryExecution', 'GetQueryExecution', 'GetQueryResults', 'StopQueryExecution'].map((a) => ({ action: `athena:${a}`, resource: lake.workGroupArn })),
+      // Glue asks for the catalog, the database and (for a table's reads) the table: the view and the table under it.
+      ...[this.catalogArn(), lake.databaseArn].flatMap((resource) => ['glue:GetDatabase', 'glue:GetTables'].map((action) => ({ action, resource }))),
+      ...[this.catalogArn(), lake.databaseArn, glueTable(dataset), glueTable(lake.currentViewName(dataset))].flatMap((resource) =>
+        ['glue:GetTable', 'glue:GetPartitions'].map((action) => ({ action, resource }))),
+      ...[lake.processedDataPrefix, resultsPrefix].map((prefix) => ({ action: 's3:ListBucket', resource: lake.processedBucket.bucketArn, context: { 's3:prefix': prefix } })),
+      { action: 's3:GetBucketLocation', resource: lake.processedBucket.bucketArn },
+      { action: 's3:GetObject', resource: lake.processedBucket.arnForObjects(`${lake.processedDataPrefix}dataset=${dataset}/x.parquet`), kmsKey: key },
+      ...['s3:GetObject', 's3:PutObject'].map((action) => ({ action, resource: results, kmsKey: key })),
+      ...['s3:AbortMultipartUpload', 's3:ListMultipartUploadParts'].map((action) => ({ action, resource: results })),
+      ...(this.featureFlags as { _readCalls?: () => AwsCall[] } | undefined)?._readCalls?.() ?? [],
+    ];
+    return [{ name: 'time-series query (Athena over the lake)', principal: fn.role!, calls: [...functionRuntimeCalls(fn), ...calls] }];
+  }
+
+  /** The health probe's calls (see `healthProbe()`): Athena reads the database from Glue as the caller. @internal */
+  public _healthProbeCalls(): AwsCall[] {
+    const lake = this.dataLake;
+    return [
+      { action: 'athena:GetWorkGroup', resource: lake.workGroupArn },
+      { action: 'athena:GetDatabase', resource: this.athenaCatalogArn() },
+      ...[this.catalogArn(), lake.databaseArn].map((resource) => ({ action: 'glue:GetDatabase', resource })),
+    ];
   }
 
   private stackRegion(): string {

@@ -3,6 +3,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { TimeSeriesEnv } from './contract';
 import { TimeSeriesStoreBaseProps } from './store';
 import { acknowledgeScopedWildcards } from '../core/nag';
+import { AwsCall } from '../core/permissions';
 import { LakeEnv } from '../lake/contract';
 import { LedgerEnv } from '../ledger/contract';
 import { HandlerEnv } from '../runtime/contract';
@@ -45,4 +46,25 @@ export function checkedMaxWritesInFlight(value: number | undefined, fallback: nu
   const n = value ?? fallback;
   if (!Number.isInteger(n) || n < 1 || n > 64) throw new Error(`maxWritesInFlight: expected an integer from 1 to 64, got ${n}`);
   return n;
+}
+
+/**
+ * The loader's lake and ledger calls (the ones `grantLoaderLakeAccess` allows), for the permission-closure test.
+ * HeadObject of the source is a GetObject right; the ledger is read and updated, never queried.
+ * @internal
+ */
+export function loaderLakeCalls(options: TimeSeriesStoreBaseProps, rejectedRecordsPrefix: string): AwsCall[] {
+  const lake = options.dataLake;
+  const key = lake.encryptionKey.keyArn;
+  const raw = lake.rawBucket.arnForObjects('uploads/file.csv');
+  const rejected = lake.failedBucket.arnForObjects(`${rejectedRecordsPrefix}x`);
+  return [
+    { action: 's3:GetObject', resource: lake.processedBucket.arnForObjects(`${lake.processedDataPrefix}x`), kmsKey: key },
+    { action: 's3:GetObject', resource: raw, kmsKey: key },
+    { action: 's3:GetObjectVersion', resource: raw, kmsKey: key },
+    { action: 's3:ListBucket', resource: lake.rawBucket.bucketArn },
+    { action: 's3:PutObject', resource: rejected, kmsKey: key },
+    { action: 's3:AbortMultipartUpload', resource: rejected },
+    ...['GetItem', 'UpdateItem'].map((a) => ({ action: `dynamodb:${a}`, resource: options.ledger.table.tableArn, kmsKey: key })),
+  ];
 }

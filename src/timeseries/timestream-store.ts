@@ -6,7 +6,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as timestream from 'aws-cdk-lib/aws-timestream';
 import { Construct } from 'constructs';
 import { TimeSeriesEngines, TimeSeriesEnv } from './contract';
-import { checkedMaxWritesInFlight, grantLoaderLakeAccess, loaderEnvironment } from './loader-access';
+import { checkedMaxWritesInFlight, grantLoaderLakeAccess, loaderEnvironment, loaderLakeCalls } from './loader-access';
 import { ITimeSeriesStore, TimeSeriesStoreBaseProps } from './store';
 import { LoadFunction } from './timestream/load-function';
 import { QueryFunction } from './timestream/query-function';
@@ -14,6 +14,7 @@ import { applyPlatformTags, createPlatformFunction } from '../core/defaults';
 import { IHealthProbe } from '../core/health-probe';
 import { AlarmSeverity, DashboardSection, IMonitor, IMonitorable } from '../core/monitorable';
 import { acknowledgeScopedWildcards } from '../core/nag';
+import { AwsCall, CallerInventory, functionRuntimeCalls } from '../core/permissions';
 import { applyDataRemovalPolicy } from '../core/removal';
 import { PlatformStage } from '../core/stage';
 import { IDataLake } from '../lake/data-lake';
@@ -122,6 +123,8 @@ export class TimestreamStore extends Construct implements ITimeSeriesStore, IMon
   /** The loader (always set for this engine; optional only because `ITimeSeriesStore` allows a store without one). */
   public readonly loaderFunction?: lambda.IFunction;
   public readonly queryFunction: lambda.IFunction;
+  /** What the permission inventory needs (the lake, the ledger, the flags). */
+  private readonly inventoryOptions: TimeSeriesStoreBaseProps;
 
   private readonly tables = new Map<string, timestream.CfnTable>();
   private readonly stage: PlatformStage;
@@ -131,6 +134,7 @@ export class TimestreamStore extends Construct implements ITimeSeriesStore, IMon
 
   constructor(scope: Construct, id: string, props: TimestreamStoreProps) {
     super(scope, id);
+    this.inventoryOptions = props;
     this.stage = props.stage;
     this.lake = props.dataLake;
     this.key = props.dataLake.encryptionKey;
@@ -387,6 +391,37 @@ export class TimestreamStore extends Construct implements ITimeSeriesStore, IMon
   }
 
   /** Endpoint discovery (the SDK calls it before any other call) supports no resource-level permission. */
+  /**
+   * The calls of the store's functions, for the permission-closure test (test/permissions/closure.test.ts).
+   * @internal
+   */
+  public _permissionInventory(): CallerInventory[] {
+    const table = this.tableArns()[0];
+    const discover: AwsCall = { action: 'timestream:DescribeEndpoints', resource: '*' };
+    const out: CallerInventory[] = [];
+    const query = this.queryFunction as lambda.Function;
+    out.push({
+      name: 'time-series query (Timestream)',
+      principal: query.role!,
+      calls: [...functionRuntimeCalls(query), discover, ...['Select', 'DescribeTable', 'ListMeasures'].map((a) => ({ action: `timestream:${a}`, resource: table })),
+        ...(this.inventoryOptions.featureFlags as { _readCalls?: () => AwsCall[] } | undefined)?._readCalls?.() ?? []],
+    });
+    if (this.loaderFunction) {
+      const loader = this.loaderFunction as lambda.Function;
+      out.push({
+        name: 'time-series loader (Timestream)',
+        principal: loader.role!,
+        calls: [...functionRuntimeCalls(loader), discover, { action: 'timestream:WriteRecords', resource: table }, ...loaderLakeCalls(this.inventoryOptions, this.rejectedRecordsPrefix)],
+      });
+    }
+    return out;
+  }
+
+  /** The health probe's calls (see `healthProbe()`). @internal */
+  public _healthProbeCalls(): AwsCall[] {
+    return [{ action: 'timestream:DescribeEndpoints', resource: '*' }, { action: 'timestream:DescribeDatabase', resource: this.database.attrArn }];
+  }
+
   private grantDescribeEndpoints(grantee: iam.IGrantable): void {
     grantee.grantPrincipal.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['timestream:DescribeEndpoints'], resources: ['*'] }));
   }

@@ -136,6 +136,8 @@ export class TemplateResolver {
       'AWS::CloudWatch::Alarm': () => arn('cloudwatch', `alarm:${id}`),
       'AWS::CloudWatch::CompositeAlarm': () => arn('cloudwatch', `alarm:${id}`),
       'AWS::ApiGateway::RestApi': () => id,
+      'AWS::Timestream::InfluxDBInstance': () => arn('timestream-influxdb', `db-instance/${id}`),
+      'AWS::SecretsManager::Secret': () => arn('secretsmanager', `secret:${id}-AbCdEf`),
       'AWS::Timestream::Database': () => arn('timestream', `database/${name}`),
       'AWS::Timestream::Table': () => arn('timestream', `database/${this.prop(id, 'DatabaseName')}/table/${this.prop(id, 'TableName') ?? id}`),
     };
@@ -326,13 +328,26 @@ export async function denials(perms: SynthesizedPermissions, inventories: Caller
   return out;
 }
 
+/** Per caller (an inventory's name), granted actions that may stay unused, each with its reason. */
+export type UnusedAllowed = Record<string, Record<string, string>>;
+
+/** The allowlist entries that no configuration needed: stale reasons to remove. */
+export function staleAllowances(perms: SynthesizedPermissions, inventories: CallerInventory[], allowed: UnusedAllowed): string[] {
+  const unused = unusedGrants(perms, inventories, {});
+  const names = new Set(inventories.map((i) => i.name));
+  return Object.entries(allowed).flatMap(([caller, actions]) => names.has(caller)
+    ? Object.keys(actions).filter((a) => !unused.some((u) => u.startsWith(`${caller} (`) && u.toLowerCase().includes(`: ${a.toLowerCase()} on `))).map((a) => `${caller}: ${a}`)
+    : []);
+}
+
 const glob = (pattern: string) => new RegExp(`^${pattern.split('*').map((p) => p.split('?').map((q) => q.replace(/[.+^${}()|[\]\\]/g, '\\$&')).join('.')).join('.*')}$`, 'i');
 
 /**
  * Granted actions no inventory call uses: one line per (principal, statement action, resources).
- * `allowed` lists action patterns that may stay unused, with a reason.
+ * `allowed` lists, per caller (the inventory's name), the granted actions that may stay unused, each with a reason:
+ * an unused grant of one principal is never hidden by another principal's entry.
  */
-export function unusedGrants(perms: SynthesizedPermissions, inventories: CallerInventory[], allowed: Record<string, string>): string[] {
+export function unusedGrants(perms: SynthesizedPermissions, inventories: CallerInventory[], allowed: UnusedAllowed): string[] {
   const out: string[] = [];
   for (const inv of inventories) {
     if (typeof inv.principal === 'string') continue;
@@ -342,7 +357,7 @@ export function unusedGrants(perms: SynthesizedPermissions, inventories: CallerI
       for (const s of policy.Statement.filter((x: Json) => x.Effect === 'Allow')) {
         const resources: string[] = [s.Resource].flat();
         for (const action of [s.Action].flat() as string[]) {
-          if (Object.keys(allowed).some((a) => a.toLowerCase() === action.toLowerCase())) continue;
+          if (Object.keys(allowed[inv.name] ?? {}).some((a) => a.toLowerCase() === action.toLowerCase())) continue;
           const used = calls.some((c) => glob(action).test(c.action) && resources.some((res) => glob(res).test(c.resource)));
           if (!used) out.push(`${inv.name} (${principal.logicalId}, ${name}): ${action} on ${resources.join(', ')}`);
         }
