@@ -41,6 +41,24 @@ const UNUSED_ALLOWED: UnusedAllowed = {
   'time-series query (Athena over the lake)': { 'athena:GetWorkGroup': 'IQueryableDataLake.grantQuery (public API)' },
 };
 
+/** Roles without an inventory yet, by logical id and trusted service (see the report of issue 19): keep it shrinking. */
+const NOT_YET_INVENTORIED: RegExp[] = [
+  // Only an AWS managed policy (AWSCodeDeployRoleForLambdaLimited, AmazonAPIGatewayPushToCloudWatchLogs): nothing of
+  // it is in the template for the simulator to evaluate.
+  /DeploymentServiceRole[0-9A-F]{8} \("codedeploy/,
+  /ApiCloudWatchRole[0-9A-F]{8} \("apigateway/,
+  // Not yet inventoried: the Batch execution role (its log stream), the VPC flow-log roles, the flags' alarm monitor
+  // role, the ledger's backup role, (the InfluxDB engine's functions: below).
+  /LargeFilesExecutionRole[0-9A-F]{8} \("ecs-tasks/,
+  /(VpcFlowLogIAMRole|FlowLogsRole)[0-9A-F]{8} \("vpc-flow-logs/,
+  /FeatureFlagsMonitorRole[0-9A-F]{8} \("appconfig/,
+  /BackupPlanTableRole[0-9A-F]{8} \("backup/,
+];
+/** Per configuration: the InfluxDB engine's functions are not inventoried yet. */
+const NOT_YET_INVENTORIED_IN: Record<string, RegExp[]> = {
+  'whole platform, Timestream for InfluxDB engine': [/PlatformTimeSeries(Loader|Query|BootstrapFunction)Role[0-9A-F]{8} \("lambda/],
+};
+
 interface Configuration {
   readonly stack: Stack;
   readonly perms: SynthesizedPermissions;
@@ -113,6 +131,16 @@ describe.each(CONFIGURATIONS)('%s', (_name, make) => {
   test('every granted action is used by an inventoried call (or allowlisted with a reason)', () => {
     expect(unusedGrants(config.perms, config.inventories, UNUSED_ALLOWED)).toEqual([]);
   });
+});
+
+test.each(CONFIGURATIONS)('%s: every role of the template has an inventory, or is listed as not yet inventoried', (_name, make) => {
+  const config = make();
+  const inventoried = new Set(config.inventories.flatMap((i) => typeof i.principal === 'string' ? [] : [config.perms.roleLogicalIdOf(i.principal.roleArn)]));
+  const template = Template.fromStack(config.stack).toJSON();
+  const missing = config.perms.roleIds().filter((id) => !inventoried.has(id))
+    .map((id) => `${id} (${JSON.stringify(template.Resources[id].Properties.AssumeRolePolicyDocument.Statement[0].Principal.Service)})`)
+    .filter((role) => ![...NOT_YET_INVENTORIED, ...NOT_YET_INVENTORIED_IN[_name] ?? []].some((pattern) => pattern.test(role)));
+  expect(missing).toEqual([]);
 });
 
 test('every allowlist entry is needed by some configuration', () => {
