@@ -164,7 +164,13 @@ export function createPlatformFunction<T extends lambda.Function>(
     description: `Execution role of ${options.description}`,
   });
   logGroup.grantWrite(role);
-  options.encryptionKey.grantDecrypt(role);
+  // Only what Lambda encrypted for a function (its environment, context aws:lambda:FunctionArn): the role cannot
+  // decrypt the lake's objects, items or messages with this statement. Data reads get their own, per service.
+  role.addToPrincipalPolicy(new iam.PolicyStatement({
+    actions: ['kms:Decrypt'],
+    resources: [options.encryptionKey.keyArn],
+    conditions: { ArnLike: { 'kms:EncryptionContext:aws:lambda:FunctionArn': Stack.of(scope).formatArn({ service: 'lambda', resource: 'function', resourceName: '*', arnFormat: ArnFormat.COLON_RESOURCE_NAME }) } },
+  }));
 
   const fn = new functionClass(scope, id, {
     description: options.description,
@@ -247,5 +253,18 @@ export function allowOwnExecutionData(machine: sfn.StateMachine, key: kms.IKey):
         }),
       },
     },
+  }));
+}
+
+/**
+ * Lets `grantee` use `key` only through `service` (kms:ViaService `<service>.<region>.amazonaws.com`): the service
+ * calls KMS for it when it reads or writes encrypted data; a direct KMS call is denied.
+ * @internal
+ */
+export function grantKeyViaService(grantee: iam.IGrantable, key: kms.IKey, service: string, ...actions: string[]): void {
+  grantee.grantPrincipal.addToPrincipalPolicy(new iam.PolicyStatement({
+    actions,
+    resources: [key.keyArn],
+    conditions: { StringEquals: { 'kms:ViaService': `${service}.${Stack.of(key).region}.amazonaws.com` } },
   }));
 }

@@ -5,6 +5,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
 import { LedgerSchema } from './contract';
+import { grantKeyViaService } from '../core/defaults';
 import { applyDataRemovalPolicy } from '../core/removal';
 import { PlatformStage } from '../core/stage';
 
@@ -166,7 +167,7 @@ class LedgerGrants implements IIngestionLedger {
 
   /** Lets `grantee` query the table and its indexes (newest-first listings), nothing else: no Scan, no GetItem. */
   public grantQuery(grantee: iam.IGrantable): iam.Grant {
-    this.encryptionKey.grant(grantee, 'kms:Decrypt');
+    grantKeyViaService(grantee, this.encryptionKey, 'dynamodb', 'kms:Decrypt');
     return this.table.grant(grantee, 'dynamodb:Query');
   }
 
@@ -176,7 +177,7 @@ class LedgerGrants implements IIngestionLedger {
    */
   public grantRecord(grantee: iam.IGrantable): iam.Grant {
     // DynamoDB uses the table's key on the caller's behalf: explicit actions, no GenerateDataKey*/ReEncrypt* wildcards.
-    this.encryptionKey.grant(grantee, 'kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey', 'kms:DescribeKey');
+    grantKeyViaService(grantee, this.encryptionKey, 'dynamodb', 'kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey', 'kms:DescribeKey');
     return this.table.grant(grantee, 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query');
   }
 }

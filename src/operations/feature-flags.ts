@@ -5,6 +5,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
+import { grantKeyViaService } from '../core/defaults';
 import { IFeatureFlags } from '../core/flags';
 import { IHealthProbe } from '../core/health-probe';
 import { acknowledgeScopedWildcards } from '../core/nag';
@@ -220,7 +221,7 @@ export class FeatureFlags extends Construct implements IFeatureFlags {
 
   /** Lets `grantee` read the flags and the kill switches (a configuration session and its latest version). */
   public grantRead(grantee: iam.IGrantable): iam.Grant {
-    this.key.grant(grantee, 'kms:Decrypt');
+    grantKeyViaService(grantee, this.key, 'appconfig', 'kms:Decrypt');
     return iam.Grant.addToPrincipal({
       grantee,
       actions: ['appconfig:StartConfigurationSession', 'appconfig:GetLatestConfiguration'],

@@ -180,6 +180,40 @@ describe('the simulator denies what the policies do not allow', () => {
   });
 });
 
+describe("a function role's kms:Decrypt works only through its services and for its environment", () => {
+  let config: Configuration;
+  let role: ReturnType<SynthesizedPermissions['principal']>;
+  let key: string;
+  beforeAll(() => {
+    const built: { api?: PlatformApi } = {};
+    config = synth((stack) => {
+      const { dataLake, ledger } = lakeAndLedger(stack, PlatformStage.DEV);
+      const store = new LakeStore(stack, 'TimeSeries', { stage: PlatformStage.DEV, dataLake, ledger });
+      built.api = new PlatformApi(stack, 'Api', {
+        stage: PlatformStage.DEV,
+        encryptionKey: dataLake.encryptionKey,
+        healthFunction: store.queryFunction,
+        ledger,
+        timeSeriesDatasets: store.datasetIds,
+      });
+      return [];
+    });
+    role = config.perms.principal(config.perms.roleLogicalIdOf(built.api!.ledgerFunction!.role!.roleArn));
+    key = dataKeyOf(config);
+  });
+  const decrypt = (context: Record<string, string>) => simulate(config.perms, role, { action: 'kms:Decrypt', resource: key, context });
+
+  test('through DynamoDB (the ledger) and for a Lambda environment: allowed', async () => {
+    expect(await decrypt({ 'kms:ViaService': `dynamodb.${REGION}.amazonaws.com` })).toBeUndefined();
+    expect(await decrypt({ 'kms:EncryptionContext:aws:lambda:FunctionArn': `arn:aws:lambda:${REGION}:${ACCOUNT}:function:f` })).toBeUndefined();
+  });
+
+  test('called directly, or through S3 (the lake\'s objects): denied', async () => {
+    expect(await decrypt({})).toMatch(/^ImplicitlyDenied: identity policy/);
+    expect(await decrypt({ 'kms:ViaService': `s3.${REGION}.amazonaws.com`, 'kms:EncryptionContext:aws:s3:arn': 'arn:aws:s3:::lakerawbucket' })).toMatch(/^ImplicitlyDenied/);
+  });
+});
+
 /** The lake key's ARN in a synthesized configuration (its only KMS key). */
 function dataKeyOf(config: Configuration): string {
   const keys = Object.entries(Template.fromStack(config.stack).findResources('AWS::KMS::Key'));
