@@ -143,7 +143,9 @@ async function checkLedger(table: string, signal: AbortSignal, fail: Fail): Prom
  * Feature flags: the profile read from AppConfig (appconfig:StartConfigurationSession and
  * GetLatestConfiguration) through the flags' cache, kept for the profile's poll interval (`maxAgeSeconds`,
  * default 60 s): a probe inside the interval answers from the last configuration read, as AppConfig Data
- * refuses an early poll. Up when it holds every flag of the platform.
+ * refuses an early poll. Up when it holds every flag of the platform, and the kill switches (when configured)
+ * can be read; the detail names the features a kill switch turned off (`killed`) and the flags whose served value
+ * is not the one CDK deployed (`notAsDeployed`: a console edit the next deploy undoes).
  */
 async function checkFlags(config: string, signal: AbortSignal, fail: Fail): Promise<ComponentReport> {
   const fields = ['application', 'environment', 'profile'];
@@ -153,11 +155,28 @@ async function checkFlags(config: string, signal: AbortSignal, fail: Fail): Prom
   const location = { application, environment, profile, maxAge: pollIntervalOf(where.maxAgeSeconds as string | undefined) };
   try {
     // The provider takes no abort signal: the check's bound comes from racing it.
-    await Promise.race([fetchFlagsAt(location), new Promise((_, reject) => {
-      signal.addEventListener('abort', () => reject(signal.reason), { once: true });
-    })]);
-    return { status: 'up' };
+    const aborted = new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }));
+    aborted.catch(() => undefined); // an abort after the reads is nobody's error
+    const flags = await Promise.race([fetchFlagsAt(location), aborted]);
+    const detail: Record<string, string> = {};
+    const deployed = parseObject(String(where.deployedValues ?? '{}'), () => true) ?? {};
+    const notAsDeployed = Object.keys(deployed).filter((name) => typeof deployed[name] === 'boolean' && flags[name]?.enabled !== deployed[name]);
+    if (notAsDeployed.length) detail.notAsDeployed = notAsDeployed.join(',');
+    if (typeof where.killSwitchEnvironment === 'string' && typeof where.killSwitchProfile === 'string') {
+      const switchesAt = { ...location, environment: where.killSwitchEnvironment, profile: where.killSwitchProfile };
+      const switches = await Promise.race([fetchFlagsAt(switchesAt), aborted])
+        .catch((error) => { throw Object.assign(new Error('kill switches unreadable'), { killSwitches: true, cause: error }); });
+      const killed = Object.keys(switches).filter((name) => switches[name]?.enabled === false);
+      if (killed.length) detail.killed = killed.join(',');
+    }
+    return Object.keys(detail).length ? { status: 'up', detail } : { status: 'up' };
   } catch (error) {
+    if ((error as { killSwitches?: boolean }).killSwitches) {
+      // Powertools wraps the SDK's error in a GetParameterError: name the SDK's.
+      const cause = (error as { cause?: { cause?: unknown } }).cause;
+      fail('kill switches unreadable', { application: location.application, error: describeError(cause?.cause ?? cause) });
+      return { status: 'down', detail: { reason: 'kill switches unreadable' } };
+    }
     if (error instanceof InvalidFlagsError) {
       fail('invalid flags', { application: location.application, problem: error.message });
       return { status: 'down', detail: { reason: 'invalid flags' } };

@@ -138,6 +138,8 @@ export class FeatureFlags extends Construct implements IFeatureFlags {
   private readonly cacheTtl: Duration;
   private readonly environmentName: string;
   private readonly killSwitchEnvironmentName: string;
+  /** CDK's flag values (`defaults`), as the served flags should be: the readiness check reports a difference. */
+  private readonly deployedValues: Record<string, boolean>;
   private readonly alarms: cloudwatch.IAlarm[] = [];
   private monitorRole?: iam.Role;
 
@@ -162,13 +164,15 @@ export class FeatureFlags extends Construct implements IFeatureFlags {
       rolloutStrategy: props.rolloutStrategy ?? defaultRollout(props.stage),
       description: `Feature-flag rollout of ${name}`,
     });
+    const document = flagDocument(defaults, lambdaMaxBytes);
+    this.deployedValues = Object.fromEntries(Object.entries(document.values).map(([flag, v]) => [flag, v.enabled]));
     this.configuration = new appconfig.HostedConfiguration(this, 'Flags', {
       application: this.application,
       name: 'feature-flags',
       // Unchanged: the description is copied to the deployment, and a new one would deploy CDK's version again.
       description: 'ragQueries, timeSeriesApi, largeFileBatch (lambdaMaxBytes), knowledgeBaseSync',
       type: appconfig.ConfigurationType.FEATURE_FLAGS,
-      content: appconfig.ConfigurationContent.fromInlineJson(JSON.stringify(flagDocument(defaults, lambdaMaxBytes))),
+      content: appconfig.ConfigurationContent.fromInlineJson(JSON.stringify(document)),
       kmsKey: this.key,
       deploymentStrategy: this.deploymentStrategy,
       deployTo: [this.environment],
@@ -252,6 +256,10 @@ export class FeatureFlags extends Construct implements IFeatureFlags {
         environment: this.environmentName,
         profile: this.configuration.configurationProfileId,
         maxAgeSeconds: String(this.cacheTtl.toSeconds()),
+        killSwitchEnvironment: this.killSwitchEnvironmentName,
+        killSwitchProfile: this.killSwitches.configurationProfileId,
+        // Readiness names flags whose served value is not CDK's: a console edit the next deploy will undo.
+        deployedValues: JSON.stringify(this.deployedValues),
       },
       grant: (grantee) => this.grantRead(grantee),
     };
@@ -323,8 +331,15 @@ const KILL_SWITCH_DOCUMENT = {
   values: Object.fromEntries(Object.values(FeatureFlag).map((flag) => [flag, { enabled: true }])),
 };
 
+/** An `AWS.AppConfig.FeatureFlags` document. */
+interface FlagDocument {
+  readonly version: string;
+  readonly flags: Record<string, unknown>;
+  readonly values: Record<string, { enabled: boolean; lambdaMaxBytes?: number }>;
+}
+
 /** The `AWS.AppConfig.FeatureFlags` document: definitions and first values. */
-function flagDocument(defaults: FeatureFlagDefaults, lambdaMaxBytes: number): Record<string, unknown> {
+function flagDocument(defaults: FeatureFlagDefaults, lambdaMaxBytes: number): FlagDocument {
   const on = (value: boolean | undefined) => value ?? true;
   return {
     version: '1',

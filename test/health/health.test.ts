@@ -705,6 +705,43 @@ describe('feature flags', () => {
   });
 });
 
+describe('kill switches and flags not as deployed', () => {
+  const deployedValues = JSON.stringify({ ragQueries: true, timeSeriesApi: true, largeFileBatch: true, knowledgeBaseSync: true });
+  const config = (killSwitchProfile: string) => JSON.stringify({
+    application: 'ons', environment: 'dev', profile: 'flags', killSwitchEnvironment: 'dev-kill-switches', killSwitchProfile, deployedValues,
+  });
+
+  test('a kill switch off and a flag edited in the console: up, naming both (the edit is undone by the next deploy)', async () => {
+    appconfig.profiles.set('ons/dev/edited', flagValues({ timeSeriesApi: { enabled: false } }));
+    appconfig.profiles.set('ons/dev-kill-switches/switches', flagValues({ ragQueries: { enabled: false } }));
+    const handler = loadHandler({ [HealthEnv.FLAGS]: config('switches').replace('"profile":"flags"', '"profile":"edited"') });
+
+    const { statusCode, body } = await invoke(handler);
+
+    expect(statusCode).toBe(200);
+    expect(body).toEqual({ status: 'ok', components: { ...ALL_UP, flags: { status: 'up', detail: { notAsDeployed: 'timeSeriesApi', killed: 'ragQueries' } } } });
+  });
+
+  test('every kill switch on and the flags as deployed: up, no detail', async () => {
+    appconfig.profiles.set('ons/dev-kill-switches/all-on', flagValues());
+    const handler = loadHandler({ [HealthEnv.FLAGS]: config('all-on') });
+
+    const { statusCode, body } = await invoke(handler);
+
+    expect(statusCode).toBe(200);
+    expect(body).toEqual({ status: 'ok', components: { ...ALL_UP, flags: { status: 'up' } } });
+  });
+
+  test('kill switches that cannot be read: down (an emergency switch would not take effect), the reason classified', async () => {
+    const handler = loadHandler({ [HealthEnv.FLAGS]: config('missing-switches') });
+
+    const { statusCode, body } = await invoke(handler);
+
+    expect(statusCode).toBe(503);
+    expect(body).toEqual(degraded({ flags: { status: 'down', detail: { reason: 'kill switches unreadable' } } }));
+  });
+});
+
 describe('time series on Timestream for InfluxDB (control plane, no VPC)', () => {
   const influx = new LocalTimestreamInfluxDb();
   const INSTANCE = 'a1b2c3d4e5';

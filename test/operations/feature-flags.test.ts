@@ -164,6 +164,9 @@ describe('FeatureFlags in OnsDataPlatform', () => {
     expect(JSON.stringify(health.Properties.Environment.Variables[HealthEnv.FLAGS])).toContain('application');
     // The health check reads the flags through their cache, kept for the poll interval the handlers use (cacheTtl).
     expect(JSON.stringify(health.Properties.Environment.Variables[HealthEnv.FLAGS])).toContain('\\"maxAgeSeconds\\":\\"60\\"');
+    // It also reads the kill switches, and knows CDK's values to name flags edited outside CDK.
+    expect(JSON.stringify(health.Properties.Environment.Variables[HealthEnv.FLAGS])).toContain('killSwitchEnvironment\\":\\"prod-kill-switches');
+    expect(JSON.stringify(health.Properties.Environment.Variables[HealthEnv.FLAGS])).toContain('deployedValues');
   });
 
   test('flag deployments roll back on one composite alarm over every critical alarm', () => {
