@@ -63,6 +63,10 @@ const KMS_USES: Array<[RegExp, KmsUse]> = [
   [/^s3:PutObject$/, { actions: ['kms:GenerateDataKey', 'kms:Decrypt'], encryptionContext: s3Bucket }],
   [/^sns:Publish$/, { actions: ['kms:GenerateDataKey', 'kms:Decrypt'], encryptionContext: (r) => ({ 'aws:sns:topicArn': r }) }],
   [/^sqs:SendMessage$/, { actions: ['kms:GenerateDataKey', 'kms:Decrypt'], encryptionContext: (r) => ({ 'aws:sqs:arn': r }) }],
+  // Secrets Manager decrypts a secret version for GetSecretValue and asks for a data key to store a new one; the
+  // encryption context is the secret's ARN (SecretARN) and version id.
+  [/^secretsmanager:GetSecretValue$/, { actions: ['kms:Decrypt'], encryptionContext: (r) => ({ SecretARN: r }) }],
+  [/^secretsmanager:PutSecretValue$/, { actions: ['kms:GenerateDataKey', 'kms:Decrypt'], encryptionContext: (r) => ({ SecretARN: r }) }],
   // AppConfig decrypts a hosted configuration for the caller; it documents no encryption context to scope on.
   [/^appconfig:GetLatestConfiguration$/, { actions: ['kms:Decrypt'], encryptionContext: () => ({}) }],
   [/^dynamodb:(GetItem|PutItem|UpdateItem|Query|BatchGetItem|BatchWriteItem|Scan|ConditionCheckItem|DeleteItem)$/, {

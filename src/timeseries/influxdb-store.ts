@@ -12,13 +12,13 @@ import { InfluxDbEnv, TimeSeriesEngines, TimeSeriesEnv } from './contract';
 import { BootstrapFunction } from './influxdb/bootstrap-function';
 import { LoadFunction } from './influxdb/load-function';
 import { QueryFunction } from './influxdb/query-function';
-import { checkedMaxWritesInFlight, grantLoaderLakeAccess, loaderEnvironment } from './loader-access';
+import { checkedMaxWritesInFlight, grantLoaderLakeAccess, loaderEnvironment, loaderLakeCalls } from './loader-access';
 import { ITimeSeriesStore, TimeSeriesStoreBaseProps } from './store';
 import { applyPlatformTags, createPlatformFunction } from '../core/defaults';
 import { IHealthProbe } from '../core/health-probe';
 import { AlarmSeverity, DashboardSection, IMonitor, IMonitorable } from '../core/monitorable';
 import { acknowledgeScopedWildcards } from '../core/nag';
-import { AwsCall } from '../core/permissions';
+import { AwsCall, CallerInventory, functionRuntimeCalls } from '../core/permissions';
 import { applyDataRemovalPolicy } from '../core/removal';
 import { PlatformStage } from '../core/stage';
 import { IDataLake } from '../lake/data-lake';
@@ -231,6 +231,8 @@ export class InfluxDbStore extends Construct implements ITimeSeriesStore, IMonit
   /** Interface endpoints by what they serve: every store function reads a secret, only the query function reads flags. */
   private readonly endpoints = new Map<'secrets' | 'flags', ec2.InterfaceVpcEndpoint>();
   private readonly dependables: Construct[] = [];
+  private readonly inventoryOptions: TimeSeriesStoreBaseProps;
+  private readonly bootstrapFunction: lambda.Function;
 
   constructor(scope: Construct, id: string, props: InfluxDbStoreProps) {
     super(scope, id);
@@ -238,6 +240,7 @@ export class InfluxDbStore extends Construct implements ITimeSeriesStore, IMonit
     this.lake = props.dataLake;
     this.key = props.dataLake.encryptionKey;
     this.ledger = props.ledger;
+    this.inventoryOptions = props;
     applyPlatformTags(this, this.stage);
     const production = !this.stage.allowDataRemoval;
 
@@ -360,6 +363,7 @@ export class InfluxDbStore extends Construct implements ITimeSeriesStore, IMonit
       conditions: { StringEquals: { 'kms:ViaService': `secretsmanager.${Stack.of(this).region}.amazonaws.com` } },
     }));
     acknowledgeScopedWildcards(bootstrapFunction.role!);
+    this.bootstrapFunction = bootstrapFunction;
     this.bootstrap = new CustomResource(this, 'Bootstrap', {
       serviceToken: bootstrapFunction.functionArn,
       resourceType: 'Custom::OnsInfluxDbBootstrap',
@@ -453,6 +457,40 @@ export class InfluxDbStore extends Construct implements ITimeSeriesStore, IMonit
         grantee.grantPrincipal.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['timestream-influxdb:GetDbInstance'], resources: [this.instance.attrArn] }));
       },
     };
+  }
+
+  /**
+   * The calls of the store's functions, for the permission-closure test (test/permissions/closure.test.ts).
+   * @internal
+   */
+  public _permissionInventory(): CallerInventory[] {
+    const key = this.key.keyArn;
+    const readSecret = (secret: secretsmanager.ISecret): AwsCall => ({ action: 'secretsmanager:GetSecretValue', resource: secret.secretArn, kmsKey: key });
+    const subnets = this.vpc.selectSubnets(this.subnets).subnetIds;
+    const vpcFunction = (fn: lambda.Function): AwsCall[] => [...functionRuntimeCalls(fn),
+      ...vpcNetworkCalls(Stack.of(this), subnets, fn.connections.securityGroups.map((g) => g.securityGroupId))];
+    const loader = this.loaderFunction as lambda.Function;
+    const query = this.queryFunction as lambda.Function;
+    return [
+      {
+        name: 'time-series InfluxDB bootstrap',
+        principal: this.bootstrapFunction.role!,
+        calls: [...vpcFunction(this.bootstrapFunction), readSecret(this.adminSecret),
+          ...[this.writeTokenSecret, this.readTokenSecret].flatMap((s) => [readSecret(s),
+            { action: 'secretsmanager:PutSecretValue', resource: s.secretArn, kmsKey: key }])],
+      },
+      {
+        name: 'time-series loader (InfluxDB)',
+        principal: loader.role!,
+        calls: [...vpcFunction(loader), readSecret(this.writeTokenSecret), ...loaderLakeCalls(this.inventoryOptions, this.rejectedRecordsPrefix)],
+      },
+      {
+        name: 'time-series query (InfluxDB)',
+        principal: query.role!,
+        calls: [...vpcFunction(query), readSecret(this.readTokenSecret),
+          ...(this.inventoryOptions.featureFlags as { _readCalls?: () => AwsCall[] } | undefined)?._readCalls?.() ?? []],
+      },
+    ];
   }
 
   /** The health probe's calls (see `healthProbe()`). @internal */
@@ -656,4 +694,19 @@ function instanceNameOf(scope: Construct): string {
   const raw = Names.uniqueResourceName(scope, { maxLength: 40, separator: '-' });
   const name = raw.replace(/[^A-Za-z0-9-]/g, '').replace(/-+/g, '-').replace(/^[^A-Za-z]+/, '').replace(/-+$/, '');
   return name.length >= 3 ? name : `ons-${name}`.slice(0, 40);
+}
+
+/**
+ * What Lambda does with a VPC function's role: creates its network interfaces in the function's subnets with its
+ * security groups, describes and deletes them, and assigns their addresses (Describe* supports no resource scoping).
+ */
+function vpcNetworkCalls(stack: Stack, subnetIds: string[], securityGroupIds: string[]): AwsCall[] {
+  const ec2Arn = (resource: string) => stack.formatArn({ service: 'ec2', resource });
+  const eni = ec2Arn('network-interface/eni-1');
+  return [
+    ...[eni, ...subnetIds.map((s) => ec2Arn(`subnet/${s}`)), ...securityGroupIds.map((g) => ec2Arn(`security-group/${g}`))]
+      .map((resource) => ({ action: 'ec2:CreateNetworkInterface', resource })),
+    ...['DeleteNetworkInterface', 'AssignPrivateIpAddresses', 'UnassignPrivateIpAddresses'].map((a) => ({ action: `ec2:${a}`, resource: eni })),
+    ...['DescribeNetworkInterfaces', 'DescribeSubnets'].map((a) => ({ action: `ec2:${a}`, resource: '*' })),
+  ];
 }

@@ -18,6 +18,9 @@ const GRANT_RECORD = 'IIngestionLedger.grantRecord bundle (public API)';
 const grantRecordExtras = (...extra: string[]): Record<string, string> => Object.fromEntries(
   ['dynamodb:PutItem', 'kms:DescribeKey', 'kms:Encrypt', ...extra].map((a) => [a, GRANT_RECORD]));
 
+/** InfluxDbStore.grantRead/grantWrite (public API) are Secret.grantRead of a token: CDK bundles DescribeSecret. */
+const INFLUX_GRANT = 'InfluxDbStore.grantRead/grantWrite (public API): Secret.grantRead bundles DescribeSecret';
+
 /**
  * Per caller (an inventory's name), granted actions that no call uses, each with why it stays. Keyed by caller so an
  * unused grant elsewhere is not hidden; an entry no configuration needs fails the test too. Narrow a grant instead.
@@ -30,6 +33,10 @@ const UNUSED_ALLOWED: UnusedAllowed = {
   'large-file Batch job': grantRecordExtras(),
   'knowledge-base sync handler': grantRecordExtras('kms:GenerateDataKey'),
   'time-series loader (Timestream)': grantRecordExtras('dynamodb:Query'),
+  'time-series loader (InfluxDB)': { ...grantRecordExtras('dynamodb:Query'), 'secretsmanager:DescribeSecret': INFLUX_GRANT },
+  'time-series query (InfluxDB)': { 'secretsmanager:DescribeSecret': INFLUX_GRANT },
+  // The bootstrap reads its three secrets with Secret.grantRead (CDK), which bundles DescribeSecret.
+  'time-series InfluxDB bootstrap': { 'secretsmanager:DescribeSecret': 'Secret.grantRead (CDK) bundles it with GetSecretValue' },
   // The state machine's DynamoDB and SNS statement (CDK's CallAwsService/SnsPublish key grant) names Encrypt too.
   'ingestion state machine': { 'kms:Encrypt': 'the key grant of the state machine\'s DynamoDB/SNS statement names it' },
   // KnowledgeBase.grantQuery (public API) also serves streaming callers and inference-profile models.
@@ -48,16 +55,14 @@ const NOT_YET_INVENTORIED: RegExp[] = [
   /DeploymentServiceRole[0-9A-F]{8} \("codedeploy/,
   /ApiCloudWatchRole[0-9A-F]{8} \("apigateway/,
   // Not yet inventoried: the Batch execution role (its log stream), the VPC flow-log roles, the flags' alarm monitor
-  // role, the ledger's backup role, (the InfluxDB engine's functions: below).
+  // role, the ledger's backup role.
   /LargeFilesExecutionRole[0-9A-F]{8} \("ecs-tasks/,
   /(VpcFlowLogIAMRole|FlowLogsRole)[0-9A-F]{8} \("vpc-flow-logs/,
   /FeatureFlagsMonitorRole[0-9A-F]{8} \("appconfig/,
   /BackupPlanTableRole[0-9A-F]{8} \("backup/,
 ];
 /** Per configuration: the InfluxDB engine's functions are not inventoried yet. */
-const NOT_YET_INVENTORIED_IN: Record<string, RegExp[]> = {
-  'whole platform, Timestream for InfluxDB engine': [/PlatformTimeSeries(Loader|Query|BootstrapFunction)Role[0-9A-F]{8} \("lambda/],
-};
+const NOT_YET_INVENTORIED_IN: Record<string, RegExp[]> = {};
 
 interface Configuration {
   readonly stack: Stack;

@@ -100,6 +100,7 @@ export class TemplateResolver {
       case 'AWS::SNS::Topic': case 'AWS::StepFunctions::StateMachine': case 'AWS::Batch::JobQueue': case 'AWS::Batch::JobDefinition':
       case 'AWS::Lambda::Alias': case 'AWS::Lambda::Version': case 'AWS::Events::Rule':
         return this.getAtt(id, 'Arn');
+      case 'AWS::SecretsManager::Secret': return this.getAtt(id, 'Arn');
       case 'AWS::SQS::Queue': return `https://sqs.${REGION}.amazonaws.com/${ACCOUNT}/${this.nameOf(id)}`;
       default: return this.nameOf(id);
     }
