@@ -357,6 +357,7 @@ export class OnsDataPlatform extends Construct {
       ...this.knowledgeBase._permissionInventory(),
       ...store._permissionInventory?.() ?? [],
       ...this.api._permissionInventory(),
+      ...this.featureFlags._permissionInventory(),
       healthCheckInventory(this.healthFunction as lambda.Function, this.healthProps, probeCalls),
     ];
   }

@@ -9,7 +9,7 @@ import { grantKeyViaService } from '../core/defaults';
 import { IFeatureFlags } from '../core/flags';
 import { IHealthProbe } from '../core/health-probe';
 import { acknowledgeScopedWildcards } from '../core/nag';
-import type { AwsCall } from '../core/permissions';
+import type { AwsCall, CallerInventory } from '../core/permissions';
 import { PlatformStage } from '../core/stage';
 import { FeatureFlag, FlagsEnv, POLL_INTERVAL_BOUNDS } from '../runtime/contract';
 
@@ -221,6 +221,19 @@ export class FeatureFlags extends Construct implements IFeatureFlags {
     });
     this.monitorRole.addToPolicy(new iam.PolicyStatement({ actions: ['cloudwatch:DescribeAlarms'], resources: [alarm.alarmArn] }));
     this.alarms.push(alarm);
+  }
+
+  /**
+   * AppConfig's calls with the monitor role (reading the rollback alarms), for the permission-closure test.
+   * @internal
+   */
+  public _permissionInventory(): CallerInventory[] {
+    if (!this.monitorRole) return [];
+    return [{
+      name: 'feature-flag rollback monitor (AppConfig)',
+      principal: this.monitorRole,
+      calls: this.alarms.map((alarm) => ({ action: 'cloudwatch:DescribeAlarms', resource: alarm.alarmArn })),
+    }];
   }
 
   /** Lets `grantee` read the flags and the kill switches (a configuration session and its latest version). */

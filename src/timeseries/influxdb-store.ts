@@ -233,6 +233,8 @@ export class InfluxDbStore extends Construct implements ITimeSeriesStore, IMonit
   private readonly dependables: Construct[] = [];
   private readonly inventoryOptions: TimeSeriesStoreBaseProps;
   private readonly bootstrapFunction: lambda.Function;
+  /** The flow-log role and its log group, when the store created the VPC. */
+  private flowLogs?: { readonly role: iam.IRole; readonly logGroup: logs.ILogGroup };
 
   constructor(scope: Construct, id: string, props: InfluxDbStoreProps) {
     super(scope, id);
@@ -490,6 +492,12 @@ export class InfluxDbStore extends Construct implements ITimeSeriesStore, IMonit
         calls: [...vpcFunction(query), readSecret(this.readTokenSecret),
           ...(this.inventoryOptions.featureFlags as { _readCalls?: () => AwsCall[] } | undefined)?._readCalls?.() ?? []],
       },
+      // VPC flow logs create a stream in the log group, check it exists and write records into it.
+      ...(this.flowLogs ? [{
+        name: 'VPC flow logs (InfluxDB store)',
+        principal: this.flowLogs.role,
+        calls: ['CreateLogStream', 'DescribeLogStreams', 'PutLogEvents'].map((a) => ({ action: `logs:${a}`, resource: this.flowLogs!.logGroup.logGroupArn })),
+      }] : []),
     ];
   }
 
@@ -624,6 +632,7 @@ export class InfluxDbStore extends Construct implements ITimeSeriesStore, IMonit
       destination: ec2.FlowLogDestination.toCloudWatchLogs(flowLogs, role),
       trafficType: ec2.FlowLogTrafficType.REJECT,
     });
+    this.flowLogs = { role, logGroup: flowLogs };
     Validations.of(role).acknowledge({
       id: 'AwsSolutions-IAM5[Resource::<' + Stack.of(this).getLogicalId(flowLogs.node.defaultChild as logs.CfnLogGroup) + '.Arn>:*]',
       reason: 'VPC flow logs write log streams, named at run time, of this one log group.',
