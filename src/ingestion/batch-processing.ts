@@ -15,6 +15,7 @@ import { Construct } from 'constructs';
 import { IngestionEnv } from './contract';
 import { BatchNetwork, LargeFileProcessingOptions } from './pipeline-props';
 import { operationsEnvironment } from '../core/defaults';
+import type { AwsCall, CallerInventory } from '../core/permissions';
 import { applyDataRemovalPolicy } from '../core/removal';
 import { PlatformStage } from '../core/stage';
 import { MetricServices, metricsNamespace, PlatformMetrics } from '../runtime/contract';
@@ -64,6 +65,8 @@ export class BatchFileProcessing extends Construct {
   public readonly jobRole: iam.Role;
   /** The ECR pull-through cache rule of the default image (`BatchNetwork.isolated()` only). */
   public readonly imageCacheRule?: ecr.CfnPullThroughCacheRule;
+  /** What the execution role and the flow-log role act on, for `_permissionInventory()`. */
+  private readonly inventory: { executionRole?: iam.IRole; jobLogGroup?: logs.ILogGroup; repositoryArn?: string; flowLog?: ec2.FlowLog; flowLogGroup?: logs.ILogGroup } = {};
 
   constructor(scope: Construct, id: string, props: BatchFileProcessingProps) {
     super(scope, id);
@@ -128,6 +131,7 @@ export class BatchFileProcessing extends Construct {
       assumedBy: new iam.ServicePrincipal('ecs-tasks.amazonaws.com'),
       description: 'ONS ingestion Batch job execution: pulls the image and writes the job log',
     });
+    Object.assign(this.inventory, { executionRole, jobLogGroup: logGroup });
 
     // The code is a file asset (no Docker): the job role may read that one object. The CDK bootstrap bucket is
     // encrypted with SSE-S3 or the AWS managed key by default, usable through S3 by any principal of the account.
@@ -197,6 +201,7 @@ export class BatchFileProcessing extends Construct {
       upstreamRegistryUrl: 'public.ecr.aws',
     });
     const repositoryName = `${prefix}/${BATCH_IMAGE_REPOSITORY}`;
+    this.inventory.repositoryArn = stack.formatArn({ service: 'ecr', resource: 'repository', resourceName: repositoryName });
     executionRole.addToPrincipalPolicy(new iam.PolicyStatement({
       actions: ['ecr:GetAuthorizationToken'],
       resources: ['*'],
@@ -247,8 +252,31 @@ export class BatchFileProcessing extends Construct {
     }
     const flowLogs = new logs.LogGroup(this, 'FlowLogs', { retention: props.stage.logRetention, encryptionKey: props.encryptionKey });
     applyDataRemovalPolicy(flowLogs, props.stage);
-    vpc.addFlowLog('FlowLog', { destination: ec2.FlowLogDestination.toCloudWatchLogs(flowLogs) });
+    this.inventory.flowLog = vpc.addFlowLog('FlowLog', { destination: ec2.FlowLogDestination.toCloudWatchLogs(flowLogs) });
+    this.inventory.flowLogGroup = flowLogs;
     return vpc;
+  }
+
+  /**
+   * The calls of the execution role (ECS pulls the image, through the pull-through cache when isolated, and the awslogs
+   * driver writes the job log) and of the VPC's flow-log role, for the permission-closure test.
+   * @internal
+   */
+  public _permissionInventory(): CallerInventory[] {
+    const { executionRole, jobLogGroup, repositoryArn, flowLog, flowLogGroup } = this.inventory;
+    const writeLog = (group: logs.ILogGroup, actions: string[]): AwsCall[] => actions.map((a) => ({ action: `logs:${a}`, resource: group.logGroupArn }));
+    const out: CallerInventory[] = [{
+      name: 'large-file Batch execution (ECS)',
+      principal: executionRole!,
+      calls: [...writeLog(jobLogGroup!, ['CreateLogStream', 'PutLogEvents']),
+        ...(repositoryArn ? [{ action: 'ecr:GetAuthorizationToken', resource: '*' },
+          ...['BatchCheckLayerAvailability', 'GetDownloadUrlForLayer', 'BatchGetImage', 'BatchImportUpstreamImage', 'CreateRepository']
+            .map((a) => ({ action: `ecr:${a}`, resource: repositoryArn }))] : [])],
+    }];
+    if (flowLog?.iamRole && flowLogGroup) {
+      out.push({ name: 'VPC flow logs (Batch)', principal: flowLog.iamRole, calls: writeLog(flowLogGroup, ['CreateLogStream', 'DescribeLogStreams', 'PutLogEvents']) });
+    }
+    return out;
   }
 }
 

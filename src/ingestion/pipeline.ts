@@ -356,7 +356,7 @@ export class IngestionPipeline extends Construct implements IMonitorable {
       ingestion: this.stateMachine,
       triggerRole: this.node.findChild('TriggerRole') as iam.Role,
     });
-    return [...reprocess, ...(this.knowledgeBaseSync?._permissionInventory() ?? []), ...ingestionCalls({
+    return [...reprocess, ...(large?._permissionInventory() ?? []), ...(this.knowledgeBaseSync?._permissionInventory() ?? []), ...ingestionCalls({
       lake: this.lake,
       key: this.key,
       ledger: this.ledger,

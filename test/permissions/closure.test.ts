@@ -54,10 +54,7 @@ const NOT_YET_INVENTORIED: RegExp[] = [
   // it is in the template for the simulator to evaluate.
   /DeploymentServiceRole[0-9A-F]{8} \("codedeploy/,
   /ApiCloudWatchRole[0-9A-F]{8} \("apigateway/,
-  // Not yet inventoried: the Batch execution role (its log stream), the Batch VPC's flow-log role (CDK-created), the
-  // ledger's backup role.
-  /LargeFilesExecutionRole[0-9A-F]{8} \("ecs-tasks/,
-  /VpcFlowLogIAMRole[0-9A-F]{8} \("vpc-flow-logs/,
+  // Not yet inventoried: the ledger's backup role.
   /BackupPlanTableRole[0-9A-F]{8} \("backup/,
 ];
 /** Per configuration: the InfluxDB engine's functions are not inventoried yet. */
