@@ -66,7 +66,9 @@ export class BatchFileProcessing extends Construct {
   /** The ECR pull-through cache rule of the default image (`BatchNetwork.isolated()` only). */
   public readonly imageCacheRule?: ecr.CfnPullThroughCacheRule;
   /** What the execution role and the flow-log role act on, for `_permissionInventory()`. */
-  private readonly inventory: { executionRole?: iam.IRole; jobLogGroup?: logs.ILogGroup; repositoryArn?: string; flowLog?: ec2.FlowLog; flowLogGroup?: logs.ILogGroup } = {};
+  private readonly inventory: {
+    executionRole?: iam.IRole; jobLogGroup?: logs.ILogGroup; repositoryArn?: string; flowLog?: ec2.FlowLog; flowLogGroup?: logs.ILogGroup;
+  } = {};
 
   constructor(scope: Construct, id: string, props: BatchFileProcessingProps) {
     super(scope, id);

@@ -6,7 +6,7 @@
 import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { ACCOUNT, REGION, SynthesizedPermissions, UnusedAllowed, denials, simulate, staleAllowances, unusedGrants } from './simulator';
-import { OnsDataPlatform, PlatformStage, IngestionPipeline, TimeSeriesEngine, KnowledgeBase, LakeStore, TimestreamStore, PlatformApi } from '../../src';
+import { BatchNetwork, OnsDataPlatform, PlatformStage, IngestionPipeline, TimeSeriesEngine, KnowledgeBase, LakeStore, TimestreamStore, PlatformApi } from '../../src';
 import { CallerInventory } from '../../src/core/permissions';
 import { lakeAndLedger } from '../helpers';
 
@@ -93,6 +93,13 @@ const CONFIGURATIONS: Array<[string, () => Configuration]> = [
   ['IngestionPipeline alone, without knowledge base', () => synth((stack) => {
     const { dataLake, ledger } = lakeAndLedger(stack, PlatformStage.DEV);
     return new IngestionPipeline(stack, 'Ingestion', { stage: PlatformStage.DEV, dataLake, ledger })._permissionInventory();
+  })],
+  // The isolated Batch network pulls the default image through an ECR pull-through cache rule (execution role).
+  ['IngestionPipeline alone, Batch in isolated subnets', () => synth((stack) => {
+    const { dataLake, ledger } = lakeAndLedger(stack, PlatformStage.PROD);
+    return new IngestionPipeline(stack, 'Ingestion', {
+      stage: PlatformStage.PROD, dataLake, ledger, largeFileProcessing: { network: BatchNetwork.isolated() },
+    })._permissionInventory();
   })],
   ['KnowledgeBase alone', () => synth((stack) => {
     const { dataLake } = lakeAndLedger(stack, PlatformStage.DEV);
