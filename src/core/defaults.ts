@@ -1,9 +1,11 @@
 import { ArnFormat, Aspects, Duration, Size, Stack, Tags, Token, Validations } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as events from 'aws-cdk-lib/aws-events';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import { acknowledgeScopedWildcards } from './nag';
@@ -267,4 +269,95 @@ export function grantKeyViaService(grantee: iam.IGrantable, key: kms.IKey, servi
     resources: [key.keyArn],
     conditions: { StringEquals: { 'kms:ViaService': `${service}.${Stack.of(key).region}.amazonaws.com` } },
   }));
+}
+
+/**
+ * The EventBridge rules whose dead letters may be encrypted with a dead-letter queue's key (the key-policy statement's
+ * conditions): `{ ruleArn }`, one named rule (aws:SourceArn equal to its ARN); `'accountRules'`, any rule of this
+ * account and region (aws:SourceAccount, aws:SourceArn like `rule/*`), for an unnamed rule whose ARN in the key policy
+ * would be a dependency cycle; `'account'`, any EventBridge call on behalf of this account (aws:SourceAccount alone).
+ * @internal
+ */
+export type EventDeadLetterSenders = { readonly ruleArn: string } | 'accountRules' | 'account';
+
+/**
+ * What a part of the platform says about the dead-letter queue of its EventBridge rules or Scheduler schedules.
+ * @internal
+ */
+export interface EventDeadLetterQueueOptions {
+  /** The key the queue is encrypted with (server-side, SSE-KMS), which EventBridge needs to send to it. */
+  readonly encryptionKey: kms.IKey;
+  /** Sid of the key-policy statement that lets EventBridge use the key. */
+  readonly keyPolicySid: string;
+  /** The EventBridge rules that may use the key for their dead letters. */
+  readonly senders: EventDeadLetterSenders;
+  /** What the queue is the dead-letter queue of, for the cdk-nag reasons (e.g. 'the ingestion rule'). */
+  readonly deadLetterOf: string;
+}
+
+/**
+ * Creates the dead-letter queue of EventBridge rule targets or EventBridge Scheduler targets: KMS-encrypted with the
+ * given key, TLS only, 14 days of retention (the most SQS keeps), and the key-policy statement that lets EventBridge
+ * encrypt what it dead-letters ("Using dead-letter queues to process undelivered events in EventBridge", eb-rule-dlq:
+ * kms:GenerateDataKey and kms:Decrypt), bound to `senders`. The queue policy for a rule comes from CDK's rule targets
+ * (`deadLetterQueue`) or allowRuleDeadLetters; a schedule's role gets allowScheduleDeadLetters. The platform's
+ * monitoring alarms on any message in the queue (PlatformMonitoring watches every queue). Every such queue of the
+ * platform is created here.
+ * @internal
+ */
+export function createEventDeadLetterQueue(scope: Construct, id: string, options: EventDeadLetterQueueOptions): sqs.Queue {
+  const queue = new sqs.Queue(scope, id, {
+    encryption: sqs.QueueEncryption.KMS,
+    encryptionMasterKey: options.encryptionKey,
+    enforceSSL: true,
+    retentionPeriod: Duration.days(14),
+  });
+  const reason = `This queue is itself the dead-letter queue of ${options.deadLetterOf}.`;
+  Validations.of(queue).acknowledge(...['AwsSolutions-SQS3', 'Serverless-SQSRedrivePolicy'].map((nagId) => ({ id: nagId, reason })));
+  options.encryptionKey.addToResourcePolicy(new iam.PolicyStatement({
+    sid: options.keyPolicySid,
+    principals: [new iam.ServicePrincipal('events.amazonaws.com')],
+    actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
+    resources: ['*'], // in a key policy, '*' means this key
+    conditions: deadLetterSenderConditions(Stack.of(scope), options.senders),
+  }));
+  return queue;
+}
+
+/** The key-policy conditions of `senders` (EventBridge sends aws:SourceAccount and aws:SourceArn, the rule's ARN). */
+function deadLetterSenderConditions(stack: Stack, senders: EventDeadLetterSenders): Record<string, Record<string, string>> {
+  if (senders === 'account') return { StringEquals: { 'aws:SourceAccount': stack.account } };
+  if (senders === 'accountRules') {
+    return {
+      StringEquals: { 'aws:SourceAccount': stack.account },
+      ArnLike: { 'aws:SourceArn': `arn:${stack.partition}:events:${stack.region}:${stack.account}:rule/*` },
+    };
+  }
+  return { ArnEquals: { 'aws:SourceArn': senders.ruleArn } };
+}
+
+/**
+ * Lets `rule` send its dead letters to `queue` (queue-policy statement `sid`, aws:SourceArn the rule's ARN), for a
+ * target bound by hand; CDK's rule targets with a `deadLetterQueue` add the same statement themselves.
+ * @internal
+ */
+export function allowRuleDeadLetters(queue: sqs.Queue, rule: events.IRule, sid: string): void {
+  queue.addToResourcePolicy(new iam.PolicyStatement({
+    sid,
+    principals: [new iam.ServicePrincipal('events.amazonaws.com')],
+    actions: ['sqs:SendMessage'],
+    resources: [queue.queueArn],
+    conditions: { ArnEquals: { 'aws:SourceArn': rule.ruleArn } },
+  }));
+}
+
+/**
+ * Lets a schedule's role send the schedule's dead letters to `queue`, encrypted with `key`: EventBridge Scheduler
+ * sends them with the schedule's execution role, not as a service principal. Exact actions (grantSendMessages would add
+ * kms:ReEncrypt* and kms:GenerateDataKey*): SQS SSE needs these two.
+ * @internal
+ */
+export function allowScheduleDeadLetters(queue: sqs.Queue, key: kms.IKey, role: iam.IRole): void {
+  role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['sqs:SendMessage'], resources: [queue.queueArn] }));
+  key.grant(role, 'kms:GenerateDataKey', 'kms:Decrypt');
 }

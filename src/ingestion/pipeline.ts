@@ -23,7 +23,7 @@ import { ReprocessFileFunction } from './reprocess-file-function';
 import { ReprocessReportFunction } from './reprocess-report-function';
 import { ReprocessSelectFunction } from './reprocess-select-function';
 import { RouteFunction } from './route-function';
-import { allowOwnExecutionData, applyPlatformTags, createPlatformFunction, PlatformFunctionOptions } from '../core/defaults';
+import { allowOwnExecutionData, applyPlatformTags, createEventDeadLetterQueue, createPlatformFunction, PlatformFunctionOptions } from '../core/defaults';
 import { IMonitor, IMonitorable } from '../core/monitorable';
 import { acknowledgeScopedWildcards } from '../core/nag';
 import { AwsCall, CallerInventory } from '../core/permissions';
@@ -1045,21 +1045,10 @@ export class IngestionPipeline extends Construct implements IMonitorable {
   }
 
   private createTrigger(keyPrefix: string | undefined, keySuffixes: string[] | undefined): { rule: events.Rule; deadLetterQueue: sqs.IQueue } {
-    const deadLetterQueue = new sqs.Queue(this, 'TriggerDeadLetterQueue', {
-      encryption: sqs.QueueEncryption.KMS,
-      encryptionMasterKey: this.key,
-      enforceSSL: true,
-      retentionPeriod: Duration.days(14),
+    // 'account': the statement has named no rule since its first release; narrowing it to 'accountRules' changes the key policy.
+    const deadLetterQueue = createEventDeadLetterQueue(this, 'TriggerDeadLetterQueue', {
+      encryptionKey: this.key, keyPolicySid: 'AllowEventBridgeDeadLetters', senders: 'account', deadLetterOf: 'the ingestion rule',
     });
-    // EventBridge must encrypt the messages it dead-letters with the platform key.
-    this.key.addToResourcePolicy(new iam.PolicyStatement({
-      sid: 'AllowEventBridgeDeadLetters',
-      principals: [new iam.ServicePrincipal('events.amazonaws.com')],
-      actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
-      resources: ['*'], // in a key policy, '*' means this key
-      conditions: { StringEquals: { 'aws:SourceAccount': Stack.of(this).account } },
-    }));
-    Validations.of(deadLetterQueue).acknowledge(...['AwsSolutions-SQS3', 'Serverless-SQSRedrivePolicy'].map((id) => ({ id, reason: 'This queue is itself the dead-letter queue of the ingestion rule.' })));
 
     const rule = new events.Rule(this, 'ObjectCreated', {
       description: `ONS data platform (${this.stage.name}): start an ingestion for each object created in the raw bucket`,

@@ -21,7 +21,7 @@ import { grantIngestionJobs, IKnowledgeBase, KnowledgeBaseAttributes } from './k
 import { QueryFunction } from './query-function';
 import { retryWhileIngestionJobRuns } from './sync-retry';
 import { VECTOR_INDEX_NAME, VectorStore, VectorStoreConfig } from './vector-store';
-import { allowOwnExecutionData, applyPlatformTags, createPlatformFunction } from '../core/defaults';
+import { allowOwnExecutionData, allowScheduleDeadLetters, applyPlatformTags, createEventDeadLetterQueue, createPlatformFunction } from '../core/defaults';
 import { IFeatureFlags } from '../core/flags';
 import { AlarmSeverity, DashboardSection, IMonitor, IMonitorable } from '../core/monitorable';
 import { acknowledgeScopedWildcards } from '../core/nag';
@@ -588,36 +588,14 @@ export class KnowledgeBase extends Construct implements IKnowledgeBase, IMonitor
    */
   private syncDeadLetterQueue(sender?: iam.IRole): sqs.Queue {
     let queue = this.node.tryFindChild('SyncDeadLetterQueue') as sqs.Queue | undefined;
-    if (!queue) {
-      const stack = Stack.of(this);
-      queue = new sqs.Queue(this, 'SyncDeadLetterQueue', {
-        encryption: sqs.QueueEncryption.KMS,
-        encryptionMasterKey: this.key,
-        enforceSSL: true,
-        retentionPeriod: Duration.days(14),
-      });
-      Validations.of(queue).acknowledge(
-        { id: 'AwsSolutions-SQS3', reason: 'This queue is itself the dead-letter queue of the knowledge-base sync rule and schedules.' },
-        { id: 'Serverless-SQSRedrivePolicy', reason: 'This queue is itself the dead-letter queue of the knowledge-base sync rule and schedules.' },
-      );
-      // EventBridge encrypts what it dead-letters with the key ("Using dead-letter queues to process undelivered events
-      // in EventBridge"); the rule is unnamed (its ARN in the key policy would be a cycle), so this account's rules.
-      this.key.addToResourcePolicy(new iam.PolicyStatement({
-        sid: 'AllowEventBridgeKnowledgeSyncDeadLetters',
-        principals: [new iam.ServicePrincipal('events.amazonaws.com')],
-        actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
-        resources: ['*'], // in a key policy, '*' means this key
-        conditions: {
-          StringEquals: { 'aws:SourceAccount': stack.account },
-          ArnLike: { 'aws:SourceArn': `arn:${stack.partition}:events:${stack.region}:${stack.account}:rule/*` },
-        },
-      }));
-    }
-    if (sender) {
-      // Exact actions (grantSendMessages would add kms:ReEncrypt* and kms:GenerateDataKey*): SQS SSE needs these two.
-      sender.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['sqs:SendMessage'], resources: [queue.queueArn] }));
-      this.key.grant(sender, 'kms:GenerateDataKey', 'kms:Decrypt');
-    }
+    // The after-deployment rule is unnamed (its ARN in the key policy would be a cycle), so this account's rules.
+    queue ??= createEventDeadLetterQueue(this, 'SyncDeadLetterQueue', {
+      encryptionKey: this.key,
+      keyPolicySid: 'AllowEventBridgeKnowledgeSyncDeadLetters',
+      senders: 'accountRules',
+      deadLetterOf: 'the knowledge-base sync rule and schedules',
+    });
+    if (sender) allowScheduleDeadLetters(queue, this.key, sender);
     return queue;
   }
 

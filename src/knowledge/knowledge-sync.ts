@@ -13,7 +13,7 @@ import { KnowledgeSync, KnowledgeSyncEnv } from './contract';
 import { IKnowledgeBase } from './knowledge-base-ref';
 import { SyncFunction } from './sync-function';
 import { retryWhileIngestionJobRuns } from './sync-retry';
-import { allowOwnExecutionData, applyPlatformTags, createPlatformFunction } from '../core/defaults';
+import { allowOwnExecutionData, applyPlatformTags, createEventDeadLetterQueue, createPlatformFunction } from '../core/defaults';
 import { acknowledgeScopedWildcards } from '../core/nag';
 import { AwsCall, CallerInventory, functionRuntimeCalls, machineRuntimeCalls, startEncrypted } from '../core/permissions';
 import { applyDataRemovalPolicy } from '../core/removal';
@@ -302,23 +302,10 @@ export class KnowledgeBaseSync extends Construct {
       schedule: events.Schedule.rate(interval),
     });
     const ruleArn = Stack.of(this).formatArn({ service: 'events', resource: 'rule', resourceName: ruleName });
-    const deadLetterQueue = new sqs.Queue(this, 'SweepDeadLetterQueue', {
-      encryption: sqs.QueueEncryption.KMS,
-      encryptionMasterKey: key,
-      enforceSSL: true,
-      retentionPeriod: Duration.days(14),
+    // Only this rule may use the key for dead letters; the queue policy CDK adds is scoped to the rule the same way.
+    const deadLetterQueue = createEventDeadLetterQueue(this, 'SweepDeadLetterQueue', {
+      encryptionKey: key, keyPolicySid: 'AllowEventBridgeSyncSweepDeadLetters', senders: { ruleArn }, deadLetterOf: 'the sync sweep rule',
     });
-    Validations.of(deadLetterQueue).acknowledge(...['AwsSolutions-SQS3', 'Serverless-SQSRedrivePolicy'].map((id) => ({ id, reason: 'This queue is itself the dead-letter queue of the sync sweep rule.' })));
-    // An encrypted DLQ needs EventBridge on its key ("Using dead-letter queues to process undelivered events in
-    // EventBridge", https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rule-dlq.html): kms:GenerateDataKey and
-    // kms:Decrypt, here only for this rule (aws:SourceArn). The queue policy CDK adds is scoped to the rule the same way.
-    key.addToResourcePolicy(new iam.PolicyStatement({
-      sid: 'AllowEventBridgeSyncSweepDeadLetters',
-      principals: [new iam.ServicePrincipal('events.amazonaws.com')],
-      actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
-      resources: ['*'], // in a key policy, '*' means this key
-      conditions: { ArnEquals: { 'aws:SourceArn': ruleArn } },
-    }));
     const role = new iam.Role(this, 'SweepRole', {
       assumedBy: new iam.ServicePrincipal('events.amazonaws.com', { conditions: { StringEquals: { 'aws:SourceAccount': Stack.of(this).account } } }),
       description: 'Starts the ONS knowledge-base sync on a schedule',

@@ -1,4 +1,4 @@
-import { Duration, Lazy, Names, Stack, Validations } from 'aws-cdk-lib';
+import { Duration, Lazy, Names, Stack } from 'aws-cdk-lib';
 import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import * as batch from 'aws-cdk-lib/aws-batch';
 import * as budgets from 'aws-cdk-lib/aws-budgets';
@@ -13,6 +13,7 @@ import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct, IConstruct } from 'constructs';
+import { allowRuleDeadLetters, createEventDeadLetterQueue } from '../core/defaults';
 import {
   AlarmSeverity, DashboardSection, IMonitor, isMonitorable, MonitorAlarmOptions, MonitorEventOptions, RestApiMetrics,
 } from '../core/monitorable';
@@ -233,13 +234,7 @@ export class PlatformMonitoring extends Construct implements IMonitor {
       resources: [topic.topicArn],
       conditions: { StringEquals: { 'aws:SourceAccount': Stack.of(this).account }, ArnEquals: { 'aws:SourceArn': rule.ruleArn } },
     }));
-    deadLetterQueue.addToResourcePolicy(new iam.PolicyStatement({
-      sid: `AllowEventBridgeDeadLetters${Names.uniqueId(rule).slice(-48)}`,
-      principals: [new iam.ServicePrincipal('events.amazonaws.com')],
-      actions: ['sqs:SendMessage'],
-      resources: [deadLetterQueue.queueArn],
-      conditions: { ArnEquals: { 'aws:SourceArn': rule.ruleArn } },
-    }));
+    allowRuleDeadLetters(deadLetterQueue, rule, `AllowEventBridgeDeadLetters${Names.uniqueId(rule).slice(-48)}`);
     rule.addTarget({
       bind: () => ({
         arn: topic.topicArn,
@@ -258,26 +253,9 @@ export class PlatformMonitoring extends Construct implements IMonitor {
    */
   private eventDeadLetterQueue(): sqs.Queue {
     if (this.eventDeadLetters) return this.eventDeadLetters;
-    const stack = Stack.of(this);
-    const queue = new sqs.Queue(this, 'NotificationDeadLetterQueue', {
-      encryption: sqs.QueueEncryption.KMS,
-      encryptionMasterKey: this.encryptionKey,
-      enforceSSL: true,
-      retentionPeriod: Duration.days(14),
+    const queue = createEventDeadLetterQueue(this, 'NotificationDeadLetterQueue', {
+      encryptionKey: this.encryptionKey, keyPolicySid: 'AllowEventBridgeNotificationDeadLetters', senders: 'accountRules', deadLetterOf: 'the notification rules',
     });
-    Validations.of(queue).acknowledge(...['AwsSolutions-SQS3', 'Serverless-SQSRedrivePolicy'].map((id) => ({ id, reason: 'This queue is itself the dead-letter queue of the notification rules.' })));
-    // An encrypted DLQ needs EventBridge on its key ("Using dead-letter queues to process undelivered events in
-    // EventBridge", eb-rule-dlq): kms:GenerateDataKey and kms:Decrypt, for this account's rules only.
-    this.encryptionKey.addToResourcePolicy(new iam.PolicyStatement({
-      sid: 'AllowEventBridgeNotificationDeadLetters',
-      principals: [new iam.ServicePrincipal('events.amazonaws.com')],
-      actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
-      resources: ['*'], // in a key policy, '*' means this key
-      conditions: {
-        StringEquals: { 'aws:SourceAccount': stack.account },
-        ArnLike: { 'aws:SourceArn': `arn:${stack.partition}:events:${stack.region}:${stack.account}:rule/*` },
-      },
-    }));
     this.eventDeadLetters = queue;
     this.watched.add(queue);
     this.watchQueue(queue);
