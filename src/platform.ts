@@ -1,9 +1,10 @@
 import { CfnElement, CfnOutput, Duration, Stack, Token } from 'aws-cdk-lib';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { PlatformApi, PlatformApiOptions } from './api/platform-api';
-import { applyPlatformTags } from './core/defaults';
+import { applyPlatformTags, logsKeyInventory } from './core/defaults';
 import { keepLogicalId } from './core/logical-ids';
 import { acknowledgePlatformChoices } from './core/nag';
 import { AwsCall, CallerInventory } from './core/permissions';
@@ -359,6 +360,9 @@ export class OnsDataPlatform extends Construct {
       ...this.api._permissionInventory(),
       ...this.featureFlags._permissionInventory(),
       healthCheckInventory(this.healthFunction as lambda.Function, this.healthProps, probeCalls),
+      ...this.monitoring._permissionInventory(),
+      logsKeyInventory(this.dataLake.encryptionKey, this.node.findAll().filter((c): c is logs.LogGroup => c instanceof logs.LogGroup
+        && (c.node.defaultChild as logs.CfnLogGroup).kmsKeyId !== undefined)),
     ];
   }
 

@@ -9,6 +9,7 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import { acknowledgeScopedWildcards } from './nag';
+import { CallerInventory } from './permissions';
 import { applyDataRemovalPolicy } from './removal';
 import { PlatformStage } from './stage';
 import { MetricServices, metricsNamespace, OperationsEnv } from '../runtime/contract';
@@ -59,6 +60,25 @@ export function allowLogsToUseKey(key: kms.IKey): void {
       ArnLike: { 'kms:EncryptionContext:aws:logs:arn': `arn:${stack.partition}:logs:${stack.region}:${stack.account}:log-group:*` },
     },
   }));
+}
+
+/**
+ * CloudWatch Logs encrypting and reading `logGroups` with `key` (allowLogsToUseKey), for the permission-closure test:
+ * it calls KMS as `logs.<region>.amazonaws.com` with the log group's ARN as encryption context (aws:logs:arn).
+ * @internal
+ */
+export function logsKeyInventory(key: kms.IKey, logGroups: logs.ILogGroup[]): CallerInventory {
+  const stack = Stack.of(key);
+  return {
+    name: 'CloudWatch Logs, encrypting the log groups with the key',
+    principal: `logs.${stack.region}.amazonaws.com`,
+    calls: logGroups.flatMap((group) => ['kms:GenerateDataKey', 'kms:Decrypt', 'kms:Encrypt'].map((action) => ({
+      action,
+      resource: key.keyArn,
+      // The log group's ARN without the `:*` that logGroupArn ends with.
+      context: { 'kms:EncryptionContext:aws:logs:arn': `arn:${stack.partition}:logs:${stack.region}:${stack.account}:log-group:${group.logGroupName}` },
+    }))),
+  };
 }
 
 /**
@@ -360,4 +380,17 @@ export function allowRuleDeadLetters(queue: sqs.Queue, rule: events.IRule, sid: 
 export function allowScheduleDeadLetters(queue: sqs.Queue, key: kms.IKey, role: iam.IRole): void {
   role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['sqs:SendMessage'], resources: [queue.queueArn] }));
   key.grant(role, 'kms:GenerateDataKey', 'kms:Decrypt');
+}
+
+/**
+ * EventBridge sending a dead letter of `rule` to `queue`, encrypted with `key`, for the permission-closure test: the
+ * request carries the rule's ARN (aws:SourceArn) and account (aws:SourceAccount), to SQS and to KMS through SQS.
+ * @internal
+ */
+export function eventDeadLetterInventory(name: string, queue: sqs.IQueue, key: kms.IKey, rule: events.IRule): CallerInventory {
+  return {
+    name,
+    principal: 'events.amazonaws.com',
+    calls: [{ action: 'sqs:SendMessage', resource: queue.queueArn, kmsKey: key.keyArn, context: { 'aws:SourceArn': rule.ruleArn, 'aws:SourceAccount': Stack.of(queue).account } }],
+  };
 }

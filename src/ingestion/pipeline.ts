@@ -23,7 +23,9 @@ import { ReprocessFileFunction } from './reprocess-file-function';
 import { ReprocessReportFunction } from './reprocess-report-function';
 import { ReprocessSelectFunction } from './reprocess-select-function';
 import { RouteFunction } from './route-function';
-import { allowOwnExecutionData, applyPlatformTags, createEventDeadLetterQueue, createPlatformFunction, PlatformFunctionOptions } from '../core/defaults';
+import {
+  allowOwnExecutionData, applyPlatformTags, createEventDeadLetterQueue, createPlatformFunction, eventDeadLetterInventory, PlatformFunctionOptions,
+} from '../core/defaults';
 import { IMonitor, IMonitorable } from '../core/monitorable';
 import { acknowledgeScopedWildcards } from '../core/nag';
 import { AwsCall, CallerInventory } from '../core/permissions';
@@ -356,7 +358,10 @@ export class IngestionPipeline extends Construct implements IMonitorable {
       ingestion: this.stateMachine,
       triggerRole: this.node.findChild('TriggerRole') as iam.Role,
     });
-    return [...reprocess, ...(large?._permissionInventory() ?? []), ...(this.knowledgeBaseSync?._permissionInventory() ?? []), ...ingestionCalls({
+    const triggerRule = this.node.findChild('ObjectCreated') as events.Rule;
+    const trigger = eventDeadLetterInventory('EventBridge, to the ingestion trigger dead-letter queue', this.deadLetterQueue, this.key, triggerRule);
+    const parts = [...(large?._permissionInventory() ?? []), ...(this.knowledgeBaseSync?._permissionInventory() ?? [])];
+    return [...reprocess, trigger, ...parts, ...ingestionCalls({
       lake: this.lake,
       key: this.key,
       ledger: this.ledger,

@@ -21,7 +21,9 @@ import { grantIngestionJobs, IKnowledgeBase, KnowledgeBaseAttributes } from './k
 import { QueryFunction } from './query-function';
 import { retryWhileIngestionJobRuns } from './sync-retry';
 import { VECTOR_INDEX_NAME, VectorStore, VectorStoreConfig } from './vector-store';
-import { allowOwnExecutionData, allowScheduleDeadLetters, applyPlatformTags, createEventDeadLetterQueue, createPlatformFunction } from '../core/defaults';
+import {
+  allowOwnExecutionData, allowScheduleDeadLetters, applyPlatformTags, createEventDeadLetterQueue, createPlatformFunction, eventDeadLetterInventory,
+} from '../core/defaults';
 import { IFeatureFlags } from '../core/flags';
 import { AlarmSeverity, DashboardSection, IMonitor, IMonitorable } from '../core/monitorable';
 import { acknowledgeScopedWildcards } from '../core/nag';
@@ -505,6 +507,7 @@ export class KnowledgeBase extends Construct implements IKnowledgeBase, IMonitor
         calls: [{ action: 'bedrock:StartIngestionJob', resource: this.knowledgeBaseArn }, ...machineRuntimeCalls(machine, this.key)],
       });
       out.push({ name: 'after-deployment rule (EventBridge target role)', principal: this.node.findChild('AfterDeploymentRole') as iam.Role, calls: startEncrypted(machine, this.key) });
+      out.push(eventDeadLetterInventory('EventBridge, to the knowledge-base sync dead-letter queue', this.syncDeadLetterQueue(), this.key, this.node.findChild('AfterDeployment') as events.Rule));
     }
     return out;
   }

@@ -13,7 +13,7 @@ import { KnowledgeSync, KnowledgeSyncEnv } from './contract';
 import { IKnowledgeBase } from './knowledge-base-ref';
 import { SyncFunction } from './sync-function';
 import { retryWhileIngestionJobRuns } from './sync-retry';
-import { allowOwnExecutionData, applyPlatformTags, createEventDeadLetterQueue, createPlatformFunction } from '../core/defaults';
+import { allowOwnExecutionData, applyPlatformTags, createEventDeadLetterQueue, createPlatformFunction, eventDeadLetterInventory } from '../core/defaults';
 import { acknowledgeScopedWildcards } from '../core/nag';
 import { AwsCall, CallerInventory, functionRuntimeCalls, machineRuntimeCalls, startEncrypted } from '../core/permissions';
 import { applyDataRemovalPolicy } from '../core/removal';
@@ -148,11 +148,7 @@ export class KnowledgeBaseSync extends Construct {
         ],
       },
       { name: 'knowledge-base sync sweep (EventBridge target role)', principal: this.node.findChild('SweepRole') as iam.Role, calls: startEncrypted(this.stateMachine, key) },
-      {
-        name: 'EventBridge, to the sweep dead-letter queue',
-        principal: 'events.amazonaws.com',
-        calls: [{ action: 'sqs:SendMessage', resource: queue.queueArn, kmsKey: key.keyArn, context: { 'aws:SourceArn': rule.ruleArn, 'aws:SourceAccount': Stack.of(this).account } }],
-      },
+      eventDeadLetterInventory('EventBridge, to the sweep dead-letter queue', queue, key, rule),
     ];
   }
 

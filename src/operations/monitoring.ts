@@ -13,10 +13,11 @@ import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct, IConstruct } from 'constructs';
-import { allowRuleDeadLetters, createEventDeadLetterQueue } from '../core/defaults';
+import { allowRuleDeadLetters, createEventDeadLetterQueue, eventDeadLetterInventory } from '../core/defaults';
 import {
   AlarmSeverity, DashboardSection, IMonitor, isMonitorable, MonitorAlarmOptions, MonitorEventOptions, RestApiMetrics,
 } from '../core/monitorable';
+import { CallerInventory } from '../core/permissions';
 import { AlarmThresholdOverrides, PlatformStage, ResolvedAlarmThresholds, resolveAlarmThresholds } from '../core/stage';
 import { OPERATION_DIMENSION, PlatformMetricDefinition, PlatformMetrics, metricsNamespace } from '../runtime/contract';
 
@@ -116,6 +117,8 @@ export class PlatformMonitoring extends Construct implements IMonitor {
 
   private readonly encryptionKey: kms.IKey;
   private eventDeadLetters?: sqs.Queue;
+  /** The notification rules and the topic each publishes to, for `_permissionInventory`. */
+  private readonly notifications: Array<{ rule: events.Rule; topic: sns.ITopic }> = [];
   private readonly created: cloudwatch.Alarm[] = [];
   private readonly critical: cloudwatch.Alarm[] = [];
   private anyCritical?: cloudwatch.CompositeAlarm;
@@ -235,6 +238,7 @@ export class PlatformMonitoring extends Construct implements IMonitor {
       conditions: { StringEquals: { 'aws:SourceAccount': Stack.of(this).account }, ArnEquals: { 'aws:SourceArn': rule.ruleArn } },
     }));
     allowRuleDeadLetters(deadLetterQueue, rule, `AllowEventBridgeDeadLetters${Names.uniqueId(rule).slice(-48)}`);
+    this.notifications.push({ rule, topic });
     rule.addTarget({
       bind: () => ({
         arn: topic.topicArn,
@@ -260,6 +264,49 @@ export class PlatformMonitoring extends Construct implements IMonitor {
     this.watched.add(queue);
     this.watchQueue(queue);
     return queue;
+  }
+
+  /**
+   * The calls AWS services make to the topics and the dead-letter queue as service principals, for the
+   * permission-closure test (test/permissions/closure.test.ts): CloudWatch alarms and AWS Budgets publishing, and
+   * EventBridge publishing a notification or dead-lettering it. SNS asks KMS for a data key on the publisher's behalf.
+   * @internal
+   */
+  public _permissionInventory(): CallerInventory[] {
+    const stack = Stack.of(this);
+    const key = this.encryptionKey.keyArn;
+    const source = (arn: string) => ({ 'aws:SourceArn': arn, 'aws:SourceAccount': stack.account });
+    // One alarm of each severity stands for the rest: the statements name all alarms of the account (alarm:*).
+    const warning = this.created.find((a) => !this.critical.includes(a));
+    const alarms = [[this.critical[0], this.criticalTopic], [warning, this.warningTopic]] as const;
+    const out: CallerInventory[] = [{
+      name: 'CloudWatch alarms, to the alarm topics',
+      principal: 'cloudwatch.amazonaws.com',
+      calls: alarms.filter(([alarm]) => alarm).map(([alarm, topic]) => ({ action: 'sns:Publish', resource: topic.topicArn, kmsKey: key, context: source(alarm!.alarmArn) })),
+    }];
+    if (this.budget) {
+      const budgetArn = `arn:${stack.partition}:budgets::${stack.account}:budget/${(this.budget.budget as budgets.CfnBudget.BudgetDataProperty).budgetName}`;
+      out.push({
+        name: 'AWS Budgets, to the critical topic',
+        principal: 'budgets.amazonaws.com',
+        calls: [{ action: 'sns:Publish', resource: this.criticalTopic.topicArn, kmsKey: key, context: source(budgetArn) }],
+      });
+    }
+    for (const { rule, topic } of this.notifications) {
+      // EventBridge's KMS calls through SNS carry no aws:Source* keys (see the key statements in the constructor).
+      out.push({
+        name: `EventBridge, notification rule ${rule.node.path}`,
+        principal: 'events.amazonaws.com',
+        calls: [
+          { action: 'sns:Publish', resource: topic.topicArn, context: source(rule.ruleArn) },
+          ...['kms:GenerateDataKey', 'kms:Decrypt'].map((action) => ({
+            action, resource: key, context: { 'kms:EncryptionContext:aws:sns:topicArn': topic.topicArn, 'kms:ViaService': `sns.${stack.region}.amazonaws.com` },
+          })),
+        ],
+      });
+      out.push(eventDeadLetterInventory(`EventBridge, dead letters of notification rule ${rule.node.path}`, this.eventDeadLetters!, this.encryptionKey, rule));
+    }
+    return out;
   }
 
   public addWidgets(section: DashboardSection, ...widgets: cloudwatch.IWidget[]): void {

@@ -5,7 +5,7 @@
  */
 import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
-import { ACCOUNT, REGION, SynthesizedPermissions, UnusedAllowed, denials, simulate, staleAllowances, unusedGrants } from './simulator';
+import { ACCOUNT, REGION, SynthesizedPermissions, UnusedAllowed, concreteCalls, denials, simulate, staleAllowances, unusedGrants } from './simulator';
 import { BatchNetwork, OnsDataPlatform, PlatformStage, IngestionPipeline, TimeSeriesEngine, KnowledgeBase, LakeStore, TimestreamStore, PlatformApi } from '../../src';
 import { CallerInventory } from '../../src/core/permissions';
 import { lakeAndLedger } from '../helpers';
@@ -138,6 +138,45 @@ describe.each(CONFIGURATIONS)('%s', (_name, make) => {
   test('every granted action is used by an inventoried call (or allowlisted with a reason)', () => {
     expect(unusedGrants(config.perms, config.inventories, UNUSED_ALLOWED)).toEqual([]);
   });
+
+  test('a service principal\'s call bound to this account is denied when it comes from another account', async () => {
+    // Each declared call with aws:SourceAccount, made again for the same resource by another account's source (its
+    // account and SourceArn changed): some step of it (the resource's policy or the key's) must deny it.
+    const other = '222222222222';
+    const allowedFromElsewhere: string[] = [];
+    for (const inv of config.inventories.filter((i) => typeof i.principal === 'string')) {
+      for (const declared of inv.calls.filter((c) => c.context?.['aws:SourceAccount'] !== undefined)) {
+        const steps = concreteCalls(config.perms, [declared]).map((c) => ({
+          ...c,
+          context: {
+            ...c.context,
+            ...(c.context['aws:SourceAccount'] ? { 'aws:SourceAccount': other } : {}),
+            ...(c.context['aws:SourceArn'] ? { 'aws:SourceArn': String(c.context['aws:SourceArn']).replace(`:${ACCOUNT}:`, `:${other}:`) } : {}),
+          },
+        }));
+        const results = await Promise.all(steps.map((c) => simulate(config.perms, inv.principal as string, c)));
+        if (results.every((r) => r === undefined)) allowedFromElsewhere.push(`${inv.name}: ${steps[0].action} on ${steps[0].resource}`);
+      }
+    }
+    expect(allowedFromElsewhere).toEqual([]);
+  });
+});
+
+test('the whole platform inventories the calls of EventBridge, CloudWatch, CloudWatch Logs and Budgets', () => {
+  const config = synth((stack) => new OnsDataPlatform(stack, 'Platform', {
+    stage: PlatformStage.PROD, timeSeries: TimeSeriesEngine.lake(), monitoring: { monthlyBudgetUsd: 100 },
+  })._permissionInventory());
+  const services = config.inventories.filter((i) => typeof i.principal === 'string').map((i) => `${i.principal}: ${i.name.replace(/ rule .*/, ' rule')}`);
+  expect([...new Set(services)].sort()).toEqual([
+    'budgets.amazonaws.com: AWS Budgets, to the critical topic',
+    'cloudwatch.amazonaws.com: CloudWatch alarms, to the alarm topics',
+    'events.amazonaws.com: EventBridge, dead letters of notification rule',
+    'events.amazonaws.com: EventBridge, notification rule',
+    'events.amazonaws.com: EventBridge, to the ingestion trigger dead-letter queue',
+    'events.amazonaws.com: EventBridge, to the knowledge-base sync dead-letter queue',
+    'events.amazonaws.com: EventBridge, to the sweep dead-letter queue',
+    `logs.${REGION}.amazonaws.com: CloudWatch Logs, encrypting the log groups with the key`,
+  ]);
 });
 
 test.each(CONFIGURATIONS)('%s: every role of the template has an inventory, or is listed as not yet inventoried', (_name, make) => {
