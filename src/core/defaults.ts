@@ -295,10 +295,10 @@ export function grantKeyViaService(grantee: iam.IGrantable, key: kms.IKey, servi
  * The EventBridge rules whose dead letters may be encrypted with a dead-letter queue's key (the key-policy statement's
  * conditions): `{ ruleArn }`, one named rule (aws:SourceArn equal to its ARN); `'accountRules'`, any rule of this
  * account and region (aws:SourceAccount, aws:SourceArn like `rule/*`), for an unnamed rule whose ARN in the key policy
- * would be a dependency cycle; `'account'`, any EventBridge call on behalf of this account (aws:SourceAccount alone).
+ * would be a dependency cycle.
  * @internal
  */
-export type EventDeadLetterSenders = { readonly ruleArn: string } | 'accountRules' | 'account';
+export type EventDeadLetterSenders = { readonly ruleArn: string } | 'accountRules';
 
 /**
  * What a part of the platform says about the dead-letter queue of its EventBridge rules or Scheduler schedules.
@@ -346,7 +346,6 @@ export function createEventDeadLetterQueue(scope: Construct, id: string, options
 
 /** The key-policy conditions of `senders` (EventBridge sends aws:SourceAccount and aws:SourceArn, the rule's ARN). */
 function deadLetterSenderConditions(stack: Stack, senders: EventDeadLetterSenders): Record<string, Record<string, string>> {
-  if (senders === 'account') return { StringEquals: { 'aws:SourceAccount': stack.account } };
   if (senders === 'accountRules') {
     return {
       StringEquals: { 'aws:SourceAccount': stack.account },

@@ -1050,9 +1050,9 @@ export class IngestionPipeline extends Construct implements IMonitorable {
   }
 
   private createTrigger(keyPrefix: string | undefined, keySuffixes: string[] | undefined): { rule: events.Rule; deadLetterQueue: sqs.IQueue } {
-    // 'account': the statement has named no rule since its first release; narrowing it to 'accountRules' changes the key policy.
+    // Rules of this account only ('account' alone let EventBridge use the lake key for any call on the account's behalf).
     const deadLetterQueue = createEventDeadLetterQueue(this, 'TriggerDeadLetterQueue', {
-      encryptionKey: this.key, keyPolicySid: 'AllowEventBridgeDeadLetters', senders: 'account', deadLetterOf: 'the ingestion rule',
+      encryptionKey: this.key, keyPolicySid: 'AllowEventBridgeDeadLetters', senders: 'accountRules', deadLetterOf: 'the ingestion rule',
     });
 
     const rule = new events.Rule(this, 'ObjectCreated', {
