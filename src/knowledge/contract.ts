@@ -20,6 +20,44 @@ export const KnowledgeEnv = {
   ENDPOINT: 'ONS_KB_ENDPOINT',
 } as const;
 
+/**
+ * Environment of the question handler's numeric path (Converse with tools). Unset `TIME_SERIES_FUNCTION`: the
+ * handler answers with RetrieveAndGenerate only. @internal
+ */
+export const AnswerEnv = {
+  /** The function (an alias ARN under a SafeDeployment) that answers `GET /timeseries/{dataset}`; invoked by `query_time_series`. */
+  TIME_SERIES_FUNCTION: 'ONS_ANSWER_TIME_SERIES_FUNCTION',
+  /** JSON array of the dataset ids the time-series store serves. */
+  TIME_SERIES_DATASETS: 'ONS_ANSWER_TIME_SERIES_DATASETS',
+  /** Tool calls per question (1 to 50; default `AnswerLimits.MAX_TOOL_CALLS`). */
+  MAX_TOOL_CALLS: 'ONS_ANSWER_MAX_TOOL_CALLS',
+  /** Points one `query_time_series` call may return to the model (1 to 1000; default `AnswerLimits.MAX_POINTS`). */
+  MAX_POINTS: 'ONS_ANSWER_MAX_POINTS',
+  /** Milliseconds from the request's start to the last model call's deadline (1000 to 28000; default `AnswerLimits.DEADLINE_MS`). */
+  DEADLINE_MS: 'ONS_ANSWER_DEADLINE_MS',
+  /** Optional guardrail: its id (or ARN) and version, applied to every Converse call. */
+  GUARDRAIL_ID: 'ONS_ANSWER_GUARDRAIL_ID',
+  GUARDRAIL_VERSION: 'ONS_ANSWER_GUARDRAIL_VERSION',
+  /** Endpoint overrides (tests, VPC endpoints): bedrock-runtime and Lambda; unset: the SDK's endpoints. */
+  RUNTIME_ENDPOINT: 'ONS_ANSWER_RUNTIME_ENDPOINT',
+  LAMBDA_ENDPOINT: 'ONS_ANSWER_LAMBDA_ENDPOINT',
+} as const;
+
+/** Bounds of the numeric path; each default is a construct prop's `@default`. @internal */
+export const AnswerLimits = {
+  MAX_TOOL_CALLS: 8,
+  MAX_POINTS: 200,
+  /** API Gateway ends an integration at 29 s: the answer must be written before. */
+  DEADLINE_MS: 25_000,
+} as const;
+
+/** The tools the model may call, by the name it sees. @internal */
+export const AnswerTools = {
+  QUERY_TIME_SERIES: 'query_time_series',
+  LIST_DATASETS: 'list_datasets',
+  SEARCH_DOCUMENTS: 'search_documents',
+} as const;
+
 /** Limits of a `POST /query` body: the handler and the API's request model both apply them. @internal */
 export const KnowledgeQueryLimits = {
   /** Characters of a question, after trimming. */
@@ -59,13 +97,38 @@ export interface KnowledgeCitation {
   readonly dataset?: string;
 }
 
+/** A time-series query the model ran to answer, as the `GET /timeseries` request a user can run again. @internal */
+export interface AnswerQuery {
+  /** Path and query string of the `GET /timeseries/{dataset}` request, relative to the API's base URL. */
+  readonly request: string;
+  readonly dataset: string;
+  readonly measure: string;
+  readonly unit: string | null;
+  /** Points the engine answered (0: the data does not cover the request). */
+  readonly points: number;
+}
+
+/** What answering cost: summed over every model call of the question. @internal */
+export interface AnswerUsage {
+  readonly inputTokens: number;
+  readonly outputTokens: number;
+  readonly modelCalls: number;
+  readonly toolCalls: number;
+}
+
 /** Body of a successful `POST /query`. @internal */
 export interface KnowledgeQueryResponse {
   readonly queryId: string;
   readonly answer: string;
   readonly citations: KnowledgeCitation[];
-  /** Pass back as `sessionId` for a follow-up question. */
+  /** Pass back as `sessionId` for a follow-up question (RetrieveAndGenerate only; empty for an answer from tools). */
   readonly sessionId: string;
+  /** `tools`: the model queried the time series, the catalog and the documents (Converse); `documents`: RetrieveAndGenerate. */
+  readonly answeredFrom?: 'tools' | 'documents';
+  /** The time-series queries behind the numbers (tools only). */
+  readonly queries?: AnswerQuery[];
+  /** Token usage (tools only: RetrieveAndGenerate reports none). */
+  readonly usage?: AnswerUsage;
 }
 
 /** The `operationId` of `POST /query` in the route table, and the `operation` dimension of its QueryLatency. @internal */

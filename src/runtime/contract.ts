@@ -84,6 +84,12 @@ export const PlatformMetrics = {
    * that emit it): the deployment's rollback alarm watches the new version's count (handlers answer every exception
    * with a 500, so Lambda's `Errors` never sees them).
    */
+  /** Tokens the model read answering one question (every Converse call of it), dimension `operation` = `query`. */
+  MODEL_INPUT_TOKENS: { name: 'ModelInputTokens', unit: 'Count', service: 'knowledge', description: 'Model input tokens per question' },
+  /** Tokens the model wrote answering one question. */
+  MODEL_OUTPUT_TOKENS: { name: 'ModelOutputTokens', unit: 'Count', service: 'knowledge', description: 'Model output tokens per question' },
+  /** Tool calls the model made answering one question (refused calls included). */
+  TOOL_CALLS: { name: 'AnswerToolCalls', unit: 'Count', service: 'knowledge', description: 'Tool calls per question' },
   SERVER_ERRORS: { name: 'ServerErrors', unit: 'Count', service: 'api', description: 'API 5xx responses by function version' },
 } as const satisfies Record<string, PlatformMetricDefinition>;
 
@@ -111,6 +117,8 @@ export const FeatureFlag = {
   LARGE_FILE_BATCH: 'largeFileBatch',
   /** The pipeline syncs the knowledge base after each file. */
   KNOWLEDGE_BASE_SYNC: 'knowledgeBaseSync',
+  /** `POST /query` lets the model query the time series (Converse with tools); off: documents only (RetrieveAndGenerate). */
+  NUMERIC_ANSWERS: 'numericAnswers',
 } as const;
 
 /** Environment that tells a handler where its flags are. @internal */
