@@ -54,6 +54,9 @@ const project = new awscdk.AwsCdkConstructLibrary({
   devDeps: [
     '@aws-sdk/client-bedrock-agent',
     '@aws-sdk/client-bedrock-agent-runtime',
+    // The question handler's numeric path: Converse with tools, and the time-series query function it invokes.
+    '@aws-sdk/client-bedrock-runtime',
+    '@aws-sdk/client-lambda',
     '@aws-sdk/client-dynamodb',
     '@aws-sdk/client-s3',
     '@aws-sdk/lib-dynamodb',
