@@ -288,3 +288,52 @@ export interface KnowledgeSyncRequest extends LedgerKey {
   /** The batch (sync round) that took it; a request written again after that has none, and waits for the next round. */
   readonly claimedBy?: string;
 }
+
+/** A dataset outside the catalog as the API's and the question handler's environment carry it (the lake's `additionalDatasets`). @internal */
+export interface AdditionalDataset {
+  readonly id: string;
+  readonly description?: string;
+  readonly dimensions: readonly string[];
+  readonly measures: ReadonlyArray<{ readonly name: string; readonly unit?: string; readonly description?: string }>;
+}
+
+/** A measure of a dataset in `GET /datasets`. @internal */
+export interface DatasetMeasure {
+  readonly name: string;
+  readonly unit: string | null;
+  readonly description: { readonly pt: string; readonly en: string };
+  /** How values combine over time: `mean`, `sum` or `last`. */
+  readonly aggregation: string;
+}
+
+/** What the lake holds of a dataset (objects whose status is processed, loaded or indexed). @internal */
+export interface DatasetLoaded {
+  /** Source files in the lake. */
+  readonly files: number;
+  /** Earliest and latest instants of their data (UTC ISO-8601). */
+  readonly from: string | null;
+  readonly to: string | null;
+  /** When the most recent of them was last updated in the ledger. */
+  readonly lastLoadedAt: string;
+}
+
+/** A catalog dataset in `GET /datasets`. @internal */
+export interface DatasetSummary {
+  readonly id: string;
+  readonly title: { readonly pt: string; readonly en: string };
+  readonly description: { readonly pt: string; readonly en: string };
+  /** Time grain, ISO 8601 duration; null for a dataset outside the catalog (its files say nothing of it). */
+  readonly grain: string | null;
+  /** Identity dimensions: the query parameters of `GET /timeseries/{dataset}` that select series. */
+  readonly dimensions: readonly string[];
+  readonly measures: readonly DatasetMeasure[];
+  /** Whether `GET /timeseries/{dataset}` serves it (the store has a table for it). */
+  readonly timeSeries: boolean;
+  /** Null until a file of the dataset is in the lake. */
+  readonly loaded: DatasetLoaded | null;
+}
+
+/** Body of `GET /datasets`. @internal */
+export interface DatasetsResponse {
+  readonly datasets: readonly DatasetSummary[];
+}
