@@ -1,5 +1,6 @@
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { KNOWLEDGE_QUERY_OPERATION, KnowledgeEnv } from './contract';
+import { answerConfigFromEnv, answerWithTools, createAnswerDeps } from './runtime/answer';
 import { configFromEnv, createClient, handleRequest, KnowledgeQueryDeps } from './runtime/query';
 import { OPERATION_DIMENSION, PlatformMetrics } from '../runtime/contract';
 import { startRequest } from '../runtime/http';
@@ -11,7 +12,18 @@ let deps: KnowledgeQueryDeps | undefined;
 /** The `operation` dimension of this handler's QueryLatency: its route's operationId (`query`). */
 const OPERATION = KNOWLEDGE_QUERY_OPERATION;
 
-/** `POST /query` (API Gateway proxy integration): a question answered by Bedrock RetrieveAndGenerate over the knowledge base. */
+function createDeps(account: string | undefined): KnowledgeQueryDeps {
+  const client = createClient(process.env[KnowledgeEnv.ENDPOINT] || undefined);
+  const tools = answerConfigFromEnv(account);
+  const answerDeps = tools ? createAnswerDeps(tools, client) : undefined;
+  return {
+    client,
+    config: configFromEnv(account),
+    ...(answerDeps ? { answer: (request, queryId, started) => answerWithTools(request, queryId, started, answerDeps) } : {}),
+  };
+}
+
+/** `POST /query` (API Gateway proxy integration): a question answered by the model with the time series, the catalog and the documents as tools (Converse), or by RetrieveAndGenerate over the knowledge base. */
 export async function handler(event: APIGatewayProxyEvent, context?: Context): Promise<APIGatewayProxyResult> {
   const requestId = event.requestContext?.requestId ?? context?.awsRequestId;
   // The account, for a bare inference profile id: the function's own ARN carries it.
@@ -19,10 +31,7 @@ export async function handler(event: APIGatewayProxyEvent, context?: Context): P
   startRequest(requestId, context);
   const started = Date.now();
   try {
-    return await handleRequest(event, requestId, () => (deps ??= {
-      client: createClient(process.env[KnowledgeEnv.ENDPOINT] || undefined),
-      config: configFromEnv(account),
-    }));
+    return await handleRequest(event, requestId, () => (deps ??= createDeps(account)));
   } finally {
     recordMetric(PlatformMetrics.QUERY_LATENCY, Date.now() - started, { [OPERATION_DIMENSION]: OPERATION });
     flushMetrics();

@@ -63,6 +63,15 @@ function files(base: string): RegExp {
 
 const SUBSYSTEM = { dimensions: ['id_subsistema'], labels: ['nom_subsistema'] } as const;
 
+/** The values of `id_subsistema` ONS publishes, with their names; `SIN` (the whole grid) only where a file sums it. */
+export const SUBSYSTEMS: Readonly<Record<string, Bilingual>> = {
+  N: { pt: 'Norte', en: 'North' },
+  NE: { pt: 'Nordeste', en: 'Northeast' },
+  S: { pt: 'Sul', en: 'South' },
+  SE: { pt: 'Sudeste/Centro-Oeste', en: 'Southeast/Center-West' },
+  SIN: { pt: 'Sistema Interligado Nacional', en: 'National Interconnected System' },
+};
+
 export const CATALOG: readonly DatasetDefinition[] = [
   {
     id: 'carga_energia',

@@ -55,6 +55,14 @@ export interface FeatureFlagDefaults {
    * @default true
    */
   readonly knowledgeBaseSync?: boolean;
+
+  /**
+   * `POST /query` lets the model query the time series, the catalog and the documents (Converse with tools; off:
+   * documents only, through RetrieveAndGenerate). The switch for a model that misreads numbers.
+   *
+   * @default true
+   */
+  readonly numericAnswers?: boolean;
 }
 
 /**
@@ -101,7 +109,7 @@ export interface FeatureFlagsProps extends FeatureFlagsOptions {
 /**
  * The platform's feature flags in AWS AppConfig: an application, one environment for the stage, a
  * feature-flag configuration profile (`AWS.AppConfig.FeatureFlags`: `ragQueries`, `timeSeriesApi`,
- * `largeFileBatch` with its `lambdaMaxBytes` attribute, `knowledgeBaseSync`) encrypted with the
+ * `largeFileBatch` with its `lambdaMaxBytes` attribute, `knowledgeBaseSync`, `numericAnswers`) encrypted with the
  * platform key, and a deployment strategy from the stage. Alarms given to `rollBackOn()` watch every
  * deployment: AppConfig rolls the flags back when one fires during the rollout or the bake time.
  *
@@ -170,7 +178,7 @@ export class FeatureFlags extends Construct implements IFeatureFlags {
       application: this.application,
       name: 'feature-flags',
       // Unchanged: the description is copied to the deployment, and a new one would deploy CDK's version again.
-      description: 'ragQueries, timeSeriesApi, largeFileBatch (lambdaMaxBytes), knowledgeBaseSync',
+      description: 'ragQueries, timeSeriesApi, largeFileBatch (lambdaMaxBytes), knowledgeBaseSync, numericAnswers',
       type: appconfig.ConfigurationType.FEATURE_FLAGS,
       content: appconfig.ConfigurationContent.fromInlineJson(JSON.stringify(document)),
       kmsKey: this.key,
@@ -338,10 +346,15 @@ function defaultRollout(stage: PlatformStage): appconfig.RolloutStrategy {
  * The kill switches' `AWS.AppConfig.FeatureFlags` document: the platform's flags, without attributes, all on. The
  * same whatever the props, so CDK writes it once.
  */
+/**
+ * The flags with a kill switch written by CDK. Frozen: another document is a new version that CloudFormation deploys,
+ * turning every switch back on. A later flag (`numericAnswers`) has none until operators add it (a missing flag is on).
+ */
+const KILL_SWITCH_FLAGS = [FeatureFlag.RAG_QUERIES, FeatureFlag.TIME_SERIES_API, FeatureFlag.LARGE_FILE_BATCH, FeatureFlag.KNOWLEDGE_BASE_SYNC];
 const KILL_SWITCH_DOCUMENT = {
   version: '1',
-  flags: Object.fromEntries(Object.values(FeatureFlag).map((flag) => [flag, { name: `Kill switch: ${flag}`, description: `Off: ${flag} is off, whatever feature-flags says` }])),
-  values: Object.fromEntries(Object.values(FeatureFlag).map((flag) => [flag, { enabled: true }])),
+  flags: Object.fromEntries(KILL_SWITCH_FLAGS.map((flag) => [flag, { name: `Kill switch: ${flag}`, description: `Off: ${flag} is off, whatever feature-flags says` }])),
+  values: Object.fromEntries(KILL_SWITCH_FLAGS.map((flag) => [flag, { enabled: true }])),
 };
 
 /** An `AWS.AppConfig.FeatureFlags` document. */
@@ -365,12 +378,14 @@ function flagDocument(defaults: FeatureFlagDefaults, lambdaMaxBytes: number): Fl
         attributes: { lambdaMaxBytes: { constraints: { type: 'number', required: true, minimum: 1 } } },
       },
       [FeatureFlag.KNOWLEDGE_BASE_SYNC]: { name: 'Knowledge-base sync', description: 'The pipeline syncs the knowledge base after each file' },
+      [FeatureFlag.NUMERIC_ANSWERS]: { name: 'Numeric answers', description: 'POST /query lets the model query the time series' },
     },
     values: {
       [FeatureFlag.RAG_QUERIES]: { enabled: on(defaults.ragQueries) },
       [FeatureFlag.TIME_SERIES_API]: { enabled: on(defaults.timeSeriesApi) },
       [FeatureFlag.LARGE_FILE_BATCH]: { enabled: on(defaults.largeFileBatch), lambdaMaxBytes },
       [FeatureFlag.KNOWLEDGE_BASE_SYNC]: { enabled: on(defaults.knowledgeBaseSync) },
+      [FeatureFlag.NUMERIC_ANSWERS]: { enabled: on(defaults.numericAnswers) },
     },
   };
 }

@@ -116,8 +116,9 @@ export async function fetchFlagsAt(where: FlagsLocation): Promise<Record<string,
   }
   if (!value || typeof value !== 'object' || Array.isArray(value)) throw new InvalidFlagsError('the feature-flag profile is not a JSON object');
   const flags = value as Record<string, FlagValue>;
+  // A flag the profile lacks is on: a profile written before the flag existed (the kill switches, a rollout under way).
   for (const name of Object.values(FeatureFlag)) {
-    if (typeof flags[name]?.enabled !== 'boolean') throw new InvalidFlagsError(`the feature-flag profile has no flag ${name}`);
+    if (flags[name] !== undefined && typeof flags[name]?.enabled !== 'boolean') throw new InvalidFlagsError(`the feature-flag profile's flag ${name} has no boolean enabled`);
   }
   reader.last = flags;
   return flags;

@@ -38,6 +38,7 @@ describe('FeatureFlags', () => {
       timeSeriesApi: { enabled: true },
       largeFileBatch: { enabled: true, lambdaMaxBytes: 268435456 },
       knowledgeBaseSync: { enabled: true },
+      numericAnswers: { enabled: true },
     });
     expect(document.flags.largeFileBatch.attributes.lambdaMaxBytes.constraints).toEqual({ type: 'number', required: true, minimum: 1 });
     // One deployment of each profile: the flags to the stage's environment, the kill switches to theirs.

@@ -139,6 +139,7 @@ export function flagValues(overrides: Record<string, Record<string, unknown>> = 
     timeSeriesApi: { enabled: true },
     largeFileBatch: { enabled: true, lambdaMaxBytes: 268435456 },
     knowledgeBaseSync: { enabled: true },
+    numericAnswers: { enabled: true },
     ...overrides,
   };
 }

@@ -33,7 +33,7 @@ export const { MAX_QUESTION, MIN_YEAR, MAX_YEAR } = KnowledgeQueryLimits;
 const MAX_BODY = 16 * 1024;
 const SESSION_ID = new RegExp(KnowledgeQueryLimits.SESSION_ID_PATTERN);
 /** Control characters other than tab, LF and CR; bidi embeddings, overrides and isolates. */
-const FORBIDDEN = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\u202A-\u202E\u2066-\u2069]/u;
+export const FORBIDDEN = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\u202A-\u202E\u2066-\u2069]/u;
 const DATASET_ID = /^[a-z0-9_]{1,64}$/;
 const REQUEST_FIELDS = ['question', 'sessionId', 'filters'];
 const FILTER_FIELDS = ['dataset', 'yearFrom', 'yearTo'];
@@ -223,12 +223,19 @@ export function mapResponse(output: RetrieveAndGenerateCommandOutput, queryId: s
       citations.push({ text, source, ...(dataset ? { dataset } : {}) });
     }
   }
-  return { queryId, answer: output.output?.text ?? '', citations, sessionId: output.sessionId ?? sessionId ?? '' };
+  return { queryId, answer: output.output?.text ?? '', citations, sessionId: output.sessionId ?? sessionId ?? '', answeredFrom: 'documents' };
 }
+
+/** A question answered by the numeric path (answer.ts), given the validated request, its id and when it started. */
+export type ToolAnswer = (
+  request: KnowledgeQueryRequest, queryId: string, started: number,
+) => Promise<{ body: KnowledgeQueryResponse; log: Record<string, unknown> }>;
 
 export interface KnowledgeQueryDeps {
   readonly client: BedrockAgentRuntimeClient;
   readonly config: KnowledgeQueryConfig;
+  /** The numeric path (Converse with tools); absent: RetrieveAndGenerate only. */
+  readonly answer?: ToolAnswer;
 }
 
 /** The whole API Gateway proxy exchange: validation, RetrieveAndGenerate, one JSON error shape, a log line per request. */
@@ -238,8 +245,14 @@ export async function handleRequest(
   const queryId = requestId ?? randomUUID();
   return serve(event, queryId, 'query', async () => {
     if (!(await flag(FeatureFlag.RAG_QUERIES)).enabled) throw new RequestError(503, 'FeatureDisabled', 'questions are turned off for now (feature flag ragQueries); retry later');
+    const started = Date.now();
     const request = parseRequest(event);
-    const { client, config } = deps();
+    const { client, config, answer } = deps();
+    // A follow-up stays with RetrieveAndGenerate: the session is its own.
+    if (answer && !request.sessionId && (await flag(FeatureFlag.NUMERIC_ANSWERS)).enabled) {
+      const { body, log: fields } = await answer(request, queryId, started);
+      return { body, log: { questionLength: [...request.question].length, filters: request.filters ?? null, ...fields } };
+    }
     const filter = buildFilter(request.filters);
     let output: RetrieveAndGenerateCommandOutput;
     try {
@@ -272,6 +285,7 @@ export async function handleRequest(
     return {
       body,
       log: {
+        answeredFrom: 'documents',
         questionLength: [...request.question].length,
         followUp: !!request.sessionId,
         filters: request.filters ?? null,
