@@ -8,7 +8,7 @@ import { applyPlatformTags, logsKeyInventory } from './core/defaults';
 import { keepLogicalId } from './core/logical-ids';
 import { acknowledgePlatformChoices } from './core/nag';
 import { AwsCall, CallerInventory } from './core/permissions';
-import { SafeDeployment, SafeDeploymentOptions } from './core/safe-deployment';
+import { invokeTarget, SafeDeployment, SafeDeploymentOptions } from './core/safe-deployment';
 import { PlatformStage } from './core/stage';
 import { createHealthCheck, healthCheckInventory, HealthCheckProps } from './health/health-check';
 import { IngestionPipeline } from './ingestion/pipeline';
@@ -285,6 +285,12 @@ export class OnsDataPlatform extends Construct {
       ...props.knowledgeBase,
       stage: this.stage,
       dataLake: this.dataLake,
+      // The tools invoke what the API invokes: the alias, where deployments are gradual.
+      timeSeries: {
+        queryFunction: invokeTarget(this.safeDeployment, this.timeSeries.queryFunction, { watchServerErrors: true }),
+        datasetIds: this.timeSeries.datasetIds,
+      },
+      ledger: this.ledger,
       reservedConcurrentExecutions: props.reservedConcurrentExecutions,
       featureFlags: this.featureFlags,
     });

@@ -14,7 +14,7 @@ import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import { ChunkingStrategy } from './chunking';
-import { KnowledgeEnv } from './contract';
+import { AnswerEnv, AnswerLimits, KnowledgeEnv } from './contract';
 import { EmbeddingModel } from './embedding-model';
 import { defaultGenerationModel } from './generation-model';
 import { grantIngestionJobs, IKnowledgeBase, KnowledgeBaseAttributes } from './knowledge-base-ref';
@@ -23,6 +23,7 @@ import { retryWhileIngestionJobRuns } from './sync-retry';
 import { VECTOR_INDEX_NAME, VectorStore, VectorStoreConfig } from './vector-store';
 import {
   allowOwnExecutionData, allowScheduleDeadLetters, applyPlatformTags, createEventDeadLetterQueue, createPlatformFunction, eventDeadLetterInventory,
+  grantKeyViaService,
 } from '../core/defaults';
 import { IFeatureFlags } from '../core/flags';
 import { AlarmSeverity, DashboardSection, IMonitor, IMonitorable } from '../core/monitorable';
@@ -31,6 +32,8 @@ import { AwsCall, CallerInventory, functionRuntimeCalls, machineRuntimeCalls, st
 import { applyDataRemovalPolicy } from '../core/removal';
 import { PlatformStage } from '../core/stage';
 import { IDataLake } from '../lake/data-lake';
+import { LedgerEnv, LedgerSchema } from '../ledger/contract';
+import { IIngestionLedger } from '../ledger/ingestion-ledger';
 import { KnowledgeBaseLogMetrics, MetricServices, metricsNamespace } from '../runtime/contract';
 
 /**
@@ -123,6 +126,79 @@ export interface KnowledgeBaseOptions {
    * @default - the handler's template, which answers in the language of the question and cites sources
    */
   readonly promptTemplate?: string;
+
+  /**
+   * How questions about numbers are answered when the knowledge base is given `timeSeries`: the model (`generationModel`,
+   * which must support Converse tool use, as Amazon Nova and Anthropic Claude models do) calls tools that query the
+   * time series, list the catalog and search the documents.
+   *
+   * @default - on when `timeSeries` is given, with the defaults of `NumericAnswersOptions`
+   */
+  readonly numericAnswers?: NumericAnswersOptions;
+}
+
+/**
+ * Bounds of the numeric path of `POST /query` (Converse with tools).
+ */
+export interface NumericAnswersOptions {
+  /**
+   * Whether questions may use the tools at all (the `numericAnswers` feature flag switches them at run time).
+   *
+   * @default true
+   */
+  readonly enabled?: boolean;
+
+  /**
+   * Tool calls one question may make (1 to 50). The model then gets one last turn to answer; asking for more tools
+   * again is a 502 `AnswerIncomplete`.
+   *
+   * @default 8
+   */
+  readonly maxToolCalls?: number;
+
+  /**
+   * Points one time-series tool call may return to the model (1 to 1000). A request whose period and interval would
+   * give more is refused before the engine is asked: the model must aggregate on the engine.
+   *
+   * @default 200
+   */
+  readonly maxPoints?: number;
+
+  /**
+   * Time from a request's start to the last model call's deadline (1 to 28 seconds): API Gateway ends an integration
+   * at 29 s. Over it, the answer is a 504 `AnswerTimeout`.
+   *
+   * @default Duration.seconds(25)
+   */
+  readonly deadline?: Duration;
+
+  /**
+   * An Amazon Bedrock guardrail applied to every model call of a question.
+   *
+   * @default - no guardrail
+   */
+  readonly guardrail?: AnswerGuardrail;
+}
+
+/**
+ * An Amazon Bedrock guardrail, by id (or ARN) and version.
+ */
+export interface AnswerGuardrail {
+  /** The guardrail id or ARN. */
+  readonly guardrailId: string;
+  /** The version (`DRAFT` or a number). */
+  readonly guardrailVersion: string;
+}
+
+/**
+ * The time series the model may query: the query function that answers `GET /timeseries/{dataset}` (an alias
+ * where deployments are gradual) and the datasets it serves (an `ITimeSeriesStore` has both).
+ */
+export interface KnowledgeTimeSeries {
+  /** The function (or alias) invoked with the `GET /timeseries/{dataset}` request of each tool call. */
+  readonly queryFunction: lambda.IFunction;
+  /** Dataset ids the function serves. */
+  readonly datasetIds: string[];
 }
 
 /**
@@ -147,6 +223,20 @@ export interface KnowledgeBaseProps extends KnowledgeBaseOptions {
    * @default - no flags: the handler treats every flag as on
    */
   readonly featureFlags?: IFeatureFlags;
+
+  /**
+   * The time series the question handler's tools query (with `ledger`, whose catalog of loaded periods they list).
+   *
+   * @default - no numeric path: questions are answered from the documents and data cards only (RetrieveAndGenerate)
+   */
+  readonly timeSeries?: KnowledgeTimeSeries;
+
+  /**
+   * The ingestion ledger the catalog tool reads (what is loaded, per dataset). Required with `timeSeries`.
+   *
+   * @default - none
+   */
+  readonly ledger?: IIngestionLedger;
 }
 
 /**
@@ -221,6 +311,7 @@ export class KnowledgeBase extends Construct implements IKnowledgeBase, IMonitor
   /** What the permission inventory needs: the lake, the vector index, the query model, the flags. */
   private readonly inventoryParts: {
     readonly lake: IDataLake; readonly indexArn?: string; modelArn?: string; readonly featureFlags?: IFeatureFlags;
+    numeric?: { readonly timeSeriesFunction: string; readonly ledgerIndex: string; readonly ledgerKey?: string; readonly guardrailArn?: string };
   };
   private readonly metricsNamespace: string;
   /** What the knowledge base's name ends with: empty for the default model and store, else a hash of them. */
@@ -446,7 +537,7 @@ export class KnowledgeBase extends Construct implements IKnowledgeBase, IMonitor
       stage: props.stage,
       service: MetricServices.API,
       encryptionKey: this.key,
-      description: `ONS data platform (${props.stage.name}): questions over the knowledge base (RAG)`,
+      description: `ONS data platform (${props.stage.name}): questions over the knowledge base and the time series`,
       timeout: Duration.seconds(29),
       memorySize: 512,
       reservedConcurrentExecutions: props.reservedConcurrentExecutions,
@@ -455,12 +546,65 @@ export class KnowledgeBase extends Construct implements IKnowledgeBase, IMonitor
         [KnowledgeEnv.MODEL_ARN]: modelArn,
         [KnowledgeEnv.RESULTS]: String(results),
         ...(props.promptTemplate ? { [KnowledgeEnv.PROMPT_TEMPLATE]: props.promptTemplate } : {}),
+        ...this.numericAnswersEnvironment(props),
       },
     });
     this.grantQuery(fn, modelArn, ...(props.generationModelArns ?? resolved?.foundationModelArns ?? []));
     this.inventoryParts.modelArn = modelArn;
+    this.grantNumericAnswers(fn, props);
     props.featureFlags?.bind(fn);
     return fn;
+  }
+
+  /** The numeric path's environment, validated; none without `timeSeries` or with `numericAnswers.enabled` false. */
+  private numericAnswersEnvironment(props: KnowledgeBaseProps): Record<string, string> {
+    const options = props.numericAnswers ?? {};
+    if (!props.timeSeries || options.enabled === false) return {};
+    if (!props.ledger) throw new Error('ledger: required with timeSeries (the catalog tool lists what the ledger says is loaded)');
+    const bounded = (name: string, value: number | undefined, min: number, max: number, fallback: number) => {
+      if (value === undefined) return fallback;
+      if (!Token.isUnresolved(value) && (!Number.isInteger(value) || value < min || value > max)) {
+        throw new Error(`numericAnswers.${name}: expected an integer from ${min} to ${max}, got ${value}`);
+      }
+      return value;
+    };
+    const deadline = options.deadline?.toMilliseconds();
+    if (deadline !== undefined && (deadline < 1000 || deadline > 28_000)) {
+      throw new Error(`numericAnswers.deadline: expected 1 to 28 seconds (API Gateway ends an integration at 29 s), got ${deadline / 1000} s`);
+    }
+    const guardrail = options.guardrail;
+    if (guardrail && !Token.isUnresolved(guardrail.guardrailVersion) && !/^(DRAFT|[1-9][0-9]{0,7})$/.test(guardrail.guardrailVersion)) {
+      throw new Error(`numericAnswers.guardrail.guardrailVersion: expected DRAFT or a version number, got '${guardrail.guardrailVersion}'`);
+    }
+    return {
+      [AnswerEnv.TIME_SERIES_FUNCTION]: props.timeSeries.queryFunction.functionArn,
+      [AnswerEnv.TIME_SERIES_DATASETS]: JSON.stringify(props.timeSeries.datasetIds),
+      [LedgerEnv.TABLE]: props.ledger.tableName,
+      [AnswerEnv.MAX_TOOL_CALLS]: String(bounded('maxToolCalls', options.maxToolCalls, 1, 50, AnswerLimits.MAX_TOOL_CALLS)),
+      [AnswerEnv.MAX_POINTS]: String(bounded('maxPoints', options.maxPoints, 1, 1000, AnswerLimits.MAX_POINTS)),
+      [AnswerEnv.DEADLINE_MS]: String(deadline ?? AnswerLimits.DEADLINE_MS),
+      ...(guardrail ? { [AnswerEnv.GUARDRAIL_ID]: guardrail.guardrailId, [AnswerEnv.GUARDRAIL_VERSION]: guardrail.guardrailVersion } : {}),
+    };
+  }
+
+  /** The tools' rights: invoke the time-series function, query the ledger's dataset index, apply the guardrail. */
+  private grantNumericAnswers(fn: lambda.Function, props: KnowledgeBaseProps): void {
+    if (!props.timeSeries || !props.ledger || props.numericAnswers?.enabled === false) return;
+    props.timeSeries.queryFunction.grantInvoke(fn);
+    const ledger = props.ledger;
+    // The catalog reads the byDataset index only (never the table, never a Scan); DynamoDB decrypts on its behalf.
+    const index = `${ledger.table.tableArn}/index/${LedgerSchema.BY_DATASET.name}`;
+    fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['dynamodb:Query'], resources: [index] }));
+    if (ledger.table.encryptionKey) grantKeyViaService(fn, ledger.table.encryptionKey, 'dynamodb', 'kms:Decrypt');
+    const guardrailArn = this.guardrailArn(props);
+    if (guardrailArn) fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['bedrock:ApplyGuardrail'], resources: [guardrailArn] }));
+    this.inventoryParts.numeric = { timeSeriesFunction: props.timeSeries.queryFunction.functionArn, ledgerIndex: index, ledgerKey: ledger.table.encryptionKey?.keyArn, guardrailArn };
+  }
+
+  private guardrailArn(props: KnowledgeBaseProps): string | undefined {
+    const id = props.numericAnswers?.guardrail?.guardrailId;
+    if (id === undefined) return undefined;
+    return id.startsWith('arn:') ? id : Stack.of(this).formatArn({ service: 'bedrock', resource: 'guardrail', resourceName: id });
   }
 
   /**
@@ -471,7 +615,7 @@ export class KnowledgeBase extends Construct implements IKnowledgeBase, IMonitor
    * @internal
    */
   public _permissionInventory(): CallerInventory[] {
-    const { lake, indexArn, modelArn, featureFlags } = this.inventoryParts;
+    const { lake, indexArn, modelArn, featureFlags, numeric } = this.inventoryParts;
     const key = this.key.keyArn;
     const prefixes = [lake.documentsPrefix, lake.dataCardsPrefix];
     const out: CallerInventory[] = [{
@@ -496,6 +640,12 @@ export class KnowledgeBase extends Construct implements IKnowledgeBase, IMonitor
         { action: 'bedrock:RetrieveAndGenerate', resource: '*' },
         { action: 'bedrock:Retrieve', resource: this.knowledgeBaseArn },
         ...(modelArn ? [{ action: 'bedrock:InvokeModel', resource: modelArn }] : []),
+        // The numeric path: Converse (authorised as InvokeModel above), the time-series function, the catalog, the guardrail.
+        ...(numeric ? [
+          { action: 'lambda:InvokeFunction', resource: numeric.timeSeriesFunction },
+          { action: 'dynamodb:Query', resource: numeric.ledgerIndex, ...(numeric.ledgerKey ? { kmsKey: numeric.ledgerKey } : {}) },
+          ...(numeric.guardrailArn ? [{ action: 'bedrock:ApplyGuardrail', resource: numeric.guardrailArn }] : []),
+        ] : []),
         ...(featureFlags as { _readCalls?: () => AwsCall[] } | undefined)?._readCalls?.() ?? [],
       ],
     });
