@@ -310,7 +310,10 @@ export class KnowledgeBase extends Construct implements IKnowledgeBase, IMonitor
   private readonly key: kms.IKey;
   /** What the permission inventory needs: the lake, the vector index, the query model, the flags. */
   private readonly inventoryParts: {
-    readonly lake: IDataLake; readonly indexArn?: string; modelArn?: string; readonly featureFlags?: IFeatureFlags;
+    readonly lake: IDataLake;
+    readonly indexArn?: string;
+    modelArn?: string;
+    readonly featureFlags?: IFeatureFlags;
     numeric?: { readonly timeSeriesFunction: string; readonly ledgerIndex: string; readonly ledgerKey?: string; readonly guardrailArn?: string };
   };
   private readonly metricsNamespace: string;
@@ -598,7 +601,9 @@ export class KnowledgeBase extends Construct implements IKnowledgeBase, IMonitor
     if (ledger.table.encryptionKey) grantKeyViaService(fn, ledger.table.encryptionKey, 'dynamodb', 'kms:Decrypt');
     const guardrailArn = this.guardrailArn(props);
     if (guardrailArn) fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['bedrock:ApplyGuardrail'], resources: [guardrailArn] }));
-    this.inventoryParts.numeric = { timeSeriesFunction: props.timeSeries.queryFunction.functionArn, ledgerIndex: index, ledgerKey: ledger.table.encryptionKey?.keyArn, guardrailArn };
+    this.inventoryParts.numeric = {
+      timeSeriesFunction: props.timeSeries.queryFunction.functionArn, ledgerIndex: index, ledgerKey: ledger.table.encryptionKey?.keyArn, guardrailArn,
+    };
   }
 
   private guardrailArn(props: KnowledgeBaseProps): string | undefined {
