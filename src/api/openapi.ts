@@ -43,7 +43,22 @@ export const RESPONSE_SCHEMAS: Record<string, Record<string, unknown>> = {
         dataset: str,
       }),
     },
-    sessionId: { ...str, description: 'Pass back as sessionId for a follow-up question.' },
+    sessionId: { ...str, description: 'Pass back as sessionId for a follow-up question (empty for an answer from tools).' },
+    answeredFrom: { enum: ['tools', 'documents'], description: 'tools: the model queried the time series, the catalog and the documents; documents: RetrieveAndGenerate.' },
+    queries: {
+      type: 'array',
+      description: 'The time-series queries behind the numbers, as GET /timeseries requests to run again.',
+      items: obj(['request', 'dataset', 'measure', 'unit', 'points'], {
+        request: { ...str, description: 'Path and query string, relative to the API base URL.' },
+        dataset: str,
+        measure: str,
+        unit: nullable(str),
+        points: count,
+      }),
+    },
+    usage: obj(['inputTokens', 'outputTokens', 'modelCalls', 'toolCalls'], {
+      inputTokens: count, outputTokens: count, modelCalls: count, toolCalls: count,
+    }),
   }),
   DatasetsResponse: obj(['datasets'], {
     datasets: {

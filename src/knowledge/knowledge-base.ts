@@ -540,7 +540,7 @@ export class KnowledgeBase extends Construct implements IKnowledgeBase, IMonitor
       stage: props.stage,
       service: MetricServices.API,
       encryptionKey: this.key,
-      description: `ONS data platform (${props.stage.name}): questions over the knowledge base and the time series`,
+      description: `ONS data platform (${props.stage.name}): questions over the knowledge base (RAG) and the time series (tools)`,
       timeout: Duration.seconds(29),
       memorySize: 512,
       reservedConcurrentExecutions: props.reservedConcurrentExecutions,

@@ -117,6 +117,7 @@ export async function fetchFlagsAt(where: FlagsLocation): Promise<Record<string,
   if (!value || typeof value !== 'object' || Array.isArray(value)) throw new InvalidFlagsError('the feature-flag profile is not a JSON object');
   const flags = value as Record<string, FlagValue>;
   // A flag the profile lacks is on: a profile written before the flag existed (the kill switches, a rollout under way).
+  if (!Object.values(FeatureFlag).some((name) => flags[name] !== undefined)) throw new InvalidFlagsError('the feature-flag profile holds none of the platform\'s flags');
   for (const name of Object.values(FeatureFlag)) {
     if (flags[name] !== undefined && typeof flags[name]?.enabled !== 'boolean') throw new InvalidFlagsError(`the feature-flag profile's flag ${name} has no boolean enabled`);
   }

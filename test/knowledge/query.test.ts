@@ -251,6 +251,7 @@ describe('the response', () => {
     expect(body as KnowledgeQueryResponse).toEqual({
       queryId: requestId,
       answer: ANSWER.output.text,
+      answeredFrom: 'documents',
       citations: [
         {
           text: '| 2023-01 | val_cargaenergiamwmed | 31 | 38000 | 42000 | 40000 |',

@@ -302,6 +302,15 @@ describe('the health check (flags component)', () => {
     expectSchema('HealthReport', body);
   });
 
+  test('a profile written before a flag existed (numericAnswers missing): up, the missing flag reads as on', async () => {
+    const { numericAnswers, ...older } = flagValues() as Record<string, unknown>;
+    expect(numericAnswers).toEqual({ enabled: true });
+    appconfig.profiles.set(PROFILE_KEY, older);
+    const response = await health(location)(ready);
+    expect(response.statusCode).toBe(200);
+    expect(JSON.parse(response.body).components.flags).toEqual({ status: 'up' });
+  });
+
   test('a profile without the platform\'s flags: down, invalid flags', async () => {
     appconfig.profiles.set(PROFILE_KEY, { someOtherFlag: { enabled: true } });
     const response = await health(location)(ready);
