@@ -2,7 +2,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { parseArgs, ParseArgsConfig } from 'node:util';
+import { evaluate, EvaluationAborted, writeReport } from './evaluate';
 import { ProgressDisplay, PROGRESS_HELP, ProgressSettings, ProgressStream } from './progress';
+import { defaultQuestionSetPath, loadQuestionSet, QuestionSet } from './score';
 import { convertFile, inspectFile, noValidRows } from '../ons/convert';
 import { XLSX_MAX_EXPANDED_BYTES } from '../ons/limits';
 import { localFile } from '../ons/local-file';
@@ -21,6 +23,7 @@ Reads ONS files (CSV, XLSX or Parquet) with the platform's own domain core, on t
 Commands:
   inspect FILE            reports the file's dataset, rows, rejected rows, series, period and measures
   convert FILE --out DIR  writes what the platform's processing function writes, under DIR
+  evaluate --api URL      asks a deployed API the evaluation set's questions and scores the answers
 
 Options:
   -h, --help   this help; \`${NAME} <command> --help\` shows a command's options
@@ -71,6 +74,37 @@ Exit status: 0 success; 2 the file is refused, or none of its data rows is valid
 rejected-rows report is written; the reason on stderr); 1 any other error.
 `;
 
+export const EVALUATE_USAGE = `Usage: ${NAME} evaluate --api URL [options]
+
+Asks a deployed platform API every question of an evaluation set (POST /query) and prints a JSON report:
+per question pass or fail, the numbers found and expected, the queries (GET /timeseries reruns) and
+citations, token usage; totals: accuracy (right numbers, or "the data does not cover it" for questions
+the data cannot answer), citation and rerun presence, tokens. The set shipped with the package asks
+about the ONS files in the repository's test/fixtures/ons: load them into the deployment first.
+
+Options:
+  --api URL            the API's base URL (the stage URL, e.g. https://abc123.execute-api.us-east-1.amazonaws.com/prod)
+  --api-key-env NAME   sends the API key held in the environment variable NAME (x-api-key)
+  --set FILE           the question set (default: the package's eval/questions.json)
+  --concurrency N      questions in flight at once, 1 to 16 (default 2)
+  --out FILE           also writes the report to FILE
+  -h, --help           this help
+
+Answers throttled (429, 503) are retried with backoff (Retry-After when given).
+
+Exit status: 0 the set ran (the report says what passed); 1 the run could not be done (bad option,
+unreadable set, API unreachable, refusing the key, or not answering JSON; the reason on stderr).
+`;
+
+const EVALUATE_OPTIONS = {
+  'api': { type: 'string' },
+  'api-key-env': { type: 'string' },
+  'set': { type: 'string' },
+  'concurrency': { type: 'string' },
+  'out': { type: 'string' },
+  'help': { type: 'boolean', short: 'h' },
+} as const;
+
 const COMMON_OPTIONS = {
   'json': { type: 'boolean' },
   'sheet': { type: 'string' },
@@ -81,6 +115,7 @@ const COMMON_OPTIONS = {
 const COMMANDS = {
   inspect: { usage: INSPECT_USAGE, options: COMMON_OPTIONS },
   convert: { usage: CONVERT_USAGE, options: { ...COMMON_OPTIONS, 'out': { type: 'string' }, 'source-key': { type: 'string' } } },
+  evaluate: { usage: EVALUATE_USAGE, options: EVALUATE_OPTIONS },
 } as const;
 type Command = keyof typeof COMMANDS;
 
@@ -92,10 +127,23 @@ export interface Io {
 export interface MainOptions {
   /** When and how often progress is shown (tests lower the thresholds and inject a clock). */
   readonly progress?: ProgressSettings;
+  /** `evaluate`'s retry waits (tests shorten them). */
+  readonly evaluate?: { readonly retryBaseMs?: number; readonly retryMaxMs?: number; readonly timeoutMs?: number };
+  /** The environment `--api-key-env` reads (default: process.env). */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+}
+
+interface EvaluateArgs {
+  readonly command: 'evaluate';
+  readonly api: URL;
+  readonly apiKeyEnv?: string;
+  readonly set?: string;
+  readonly concurrency: number;
+  readonly out?: string;
 }
 
 interface Args {
-  readonly command: Command;
+  readonly command: 'inspect' | 'convert';
   readonly file: string;
   readonly json: boolean;
   readonly out?: string;
@@ -105,7 +153,7 @@ interface Args {
 }
 
 /** What to do: run a command, print a text (help, version), or fail with a reason and the usage to show. */
-type Parsed = Args | { readonly print: string } | { readonly error: string; readonly usage: string };
+type Parsed = Args | EvaluateArgs | { readonly print: string } | { readonly error: string; readonly usage: string };
 
 function parse(argv: readonly string[]): Parsed {
   const [command, ...rest] = argv;
@@ -125,6 +173,7 @@ function parse(argv: readonly string[]): Parsed {
     return { error: argumentError(error as Error & { code?: string }, command), usage };
   }
   if (values.help) return { print: usage };
+  if (command === 'evaluate') return parseEvaluate(values, positionals);
   if (positionals.length > 1) return { error: `unexpected argument '${positionals[1]}'`, usage };
   const file = positionals[0];
   if (!file) return { error: 'FILE is missing', usage };
@@ -133,7 +182,7 @@ function parse(argv: readonly string[]): Parsed {
   if (mb !== undefined && (!/^\d+$/.test(mb) || Number(mb) === 0)) return { error: `--max-expanded-mb needs a whole number of MiB, got '${mb}'`, usage };
   const sheet = values.sheet as string | undefined;
   return {
-    command: command as Command,
+    command: command as Args['command'],
     file,
     json: values.json === true,
     out: values.out as string | undefined,
@@ -141,6 +190,66 @@ function parse(argv: readonly string[]): Parsed {
     sheet: sheet !== undefined && /^\d+$/.test(sheet) ? Number(sheet) : sheet,
     maxExpandedBytes: mb === undefined ? undefined : Number(mb) * 1024 * 1024,
   };
+}
+
+function parseEvaluate(values: Record<string, string | boolean | undefined>, positionals: string[]): Parsed {
+  const usage = EVALUATE_USAGE;
+  if (positionals.length) return { error: `unexpected argument '${positionals[0]}'`, usage };
+  const api = values.api as string | undefined;
+  if (!api) return { error: 'evaluate needs --api URL, the API\'s base URL', usage };
+  let url: URL | undefined;
+  try {
+    url = new URL(api);
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== 'https:' && url.protocol !== 'http:') || url.search || url.hash) {
+    return { error: `--api must be an http(s) base URL without a query, such as https://abc123.execute-api.us-east-1.amazonaws.com/prod; got '${api}'`, usage };
+  }
+  const concurrency = (values.concurrency as string | undefined) ?? '2';
+  if (!/^\d+$/.test(concurrency) || +concurrency < 1 || +concurrency > 16) return { error: `--concurrency needs a whole number from 1 to 16, got '${concurrency}'`, usage };
+  const apiKeyEnv = values['api-key-env'] as string | undefined;
+  if (apiKeyEnv !== undefined && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(apiKeyEnv)) return { error: `--api-key-env needs the name of an environment variable, got '${apiKeyEnv}'`, usage };
+  return { command: 'evaluate', api: url, apiKeyEnv, set: values.set as string | undefined, concurrency: Number(concurrency), out: values.out as string | undefined };
+}
+
+/** Runs `evaluate`; resolves to the exit status. */
+async function runEvaluate(args: EvaluateArgs, io: Io, options: MainOptions): Promise<number> {
+  const fail = (message: string) => {
+    io.stderr.write(`${NAME} evaluate: ${message}\n`);
+    return 1;
+  };
+  let apiKey: string | undefined;
+  if (args.apiKeyEnv) {
+    apiKey = (options.env ?? process.env)[args.apiKeyEnv];
+    if (!apiKey) return fail(`the environment variable ${args.apiKeyEnv} (--api-key-env) is not set or empty`);
+  }
+  let setPath: string;
+  let set: QuestionSet;
+  try {
+    setPath = args.set ?? defaultQuestionSetPath();
+    set = loadQuestionSet(setPath);
+  } catch (error) {
+    return fail((error as Error).message);
+  }
+  try {
+    const report = await evaluate({
+      api: args.api, apiKey, set, setPath, concurrency: args.concurrency, ...options.evaluate,
+      onResult: (done, r) => io.stderr.write(`[${done}/${set.questions.length}] ${r.id} ${r.pass ? 'pass' : 'error' in r ? `error: ${r.error}` : 'fail'}\n`),
+    });
+    io.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    if (args.out) {
+      try {
+        await writeReport(args.out, report);
+      } catch (error) {
+        return fail(`cannot write the report to ${args.out}: ${(error as Error).message}`);
+      }
+    }
+    return 0;
+  } catch (error) {
+    if (error instanceof EvaluationAborted) return fail(error.message);
+    return fail(`unexpected error: ${(error as Error).stack ?? String(error)}`);
+  }
 }
 
 /** The usage line of a usage text, and where the rest is. */
@@ -188,6 +297,7 @@ export async function main(argv: readonly string[], io: Io = process, options: M
     io.stderr.write(`${NAME}: ${args.error}\n\n${shortUsage(args.usage)}`);
     return 1;
   }
+  if (args.command === 'evaluate') return runEvaluate(args, io, options);
   let size: number;
   let modified: Date;
   try {
