@@ -157,7 +157,15 @@ export async function evaluate(settings: EvaluateSettings): Promise<EvaluationRe
     const base = { question: question.question, attempts: answer.attempts };
     results[i] = answer.response
       ? { ...scoreAnswer(question, answer.response), ...base }
-      : { id: question.id, language: question.language, kind: question.kind, pass: false, error: answer.error!, ...(answer.status ? { status: answer.status } : {}), ...base };
+      : {
+        id: question.id,
+        language: question.language,
+        kind: question.kind,
+        pass: false,
+        error: answer.error!,
+        ...(answer.status ? { status: answer.status } : {}),
+        ...base,
+      };
     settings.onResult?.(++done, results[i]);
   };
 

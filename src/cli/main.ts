@@ -234,7 +234,12 @@ async function runEvaluate(args: EvaluateArgs, io: Io, options: MainOptions): Pr
   }
   try {
     const report = await evaluate({
-      api: args.api, apiKey, set, setPath, concurrency: args.concurrency, ...options.evaluate,
+      api: args.api,
+      apiKey,
+      set,
+      setPath,
+      concurrency: args.concurrency,
+      ...options.evaluate,
       onResult: (done, r) => io.stderr.write(`[${done}/${set.questions.length}] ${r.id} ${r.pass ? 'pass' : 'error' in r ? `error: ${r.error}` : 'fail'}\n`),
     });
     io.stdout.write(`${JSON.stringify(report, null, 2)}\n`);

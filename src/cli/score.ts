@@ -345,7 +345,7 @@ export interface EvaluationTotals {
   readonly accuracy: number;
   /** Expected numbers and times found, over all of them (partial credit). */
   readonly valueAccuracy: number;
-  /** Questions whose answer had citations or queries, over all questions. */
+  /** Numeric questions whose answer had citations or queries, over numeric questions (a no-data answer has nothing to cite). */
   readonly citationPresence: number;
   /** Numeric questions whose answer named a `GET /timeseries` rerun, over numeric questions. */
   readonly rerunPresence: number;
@@ -367,7 +367,7 @@ export function totals(questions: readonly EvalQuestion[], scores: readonly Ques
     passed: scores.filter((s) => s.pass).length,
     accuracy: ratio(scores.filter((s) => s.correct).length, questions.length),
     valueAccuracy: ratio(scores.flatMap((s) => s.expected).filter((v) => v.found).length, numeric.reduce((t, q) => t + q.expected.length, 0)),
-    citationPresence: ratio(scores.filter((s) => s.citation).length, questions.length),
+    citationPresence: ratio(scores.filter((s) => s.expected.length > 0 && s.citation).length, numeric.length),
     rerunPresence: ratio(scores.filter((s) => s.expected.length > 0 && s.rerun).length, numeric.length),
     errors: questions.length - scores.length,
     inputTokens: sum('inputTokens'),

@@ -22,9 +22,9 @@ const profile = (region: string, day: string) => `SELECT min(val_cargaenergiahom
 export const ORACLE: Readonly<Record<string, string>> = {
   'pt-peak-ne-day': peak('val_cargaenergiahomwmed', 'curva', `id_subsistema = 'NE' AND ${span('2023-02-15', '2023-02-16')}`, '%H:%M'),
   'en-peak-se-year': peak('val_cargaenergiahomwmed', 'curva', `id_subsistema = 'SE' AND ${span('2023-01-01', '2024-01-01')}`, '%Y-%m-%d %H:%M'),
-  'pt-peak-solar-sin': peak('val_gersolar', 'balanco', `id_subsistema = 'SIN'`, '%Y-%m-%d %H:%M'),
-  'en-peak-cmo-ne': peak('val_cmo', 'cmo', `id_subsistema = 'NE'`, '%Y-%m-%d %H:%M'),
-  'pt-min-cmo-se': peak('val_cmo', 'cmo', `id_subsistema = 'SE'`, '%Y-%m-%d %H:%M', 'ASC'),
+  'pt-peak-solar-sin': peak('val_gersolar', 'balanco', 'id_subsistema = \'SIN\'', '%Y-%m-%d %H:%M'),
+  'en-peak-cmo-ne': peak('val_cmo', 'cmo', 'id_subsistema = \'NE\'', '%Y-%m-%d %H:%M'),
+  'pt-min-cmo-se': peak('val_cmo', 'cmo', 'id_subsistema = \'SE\'', '%Y-%m-%d %H:%M', 'ASC'),
   'pt-min-ear-n': `SELECT ear_verif_subsistema_percentual, strftime(ear_data, '%Y-%m-%d') FROM ear WHERE id_subsistema = 'N'
     ORDER BY ear_verif_subsistema_percentual, ear_data LIMIT 1`,
   'pt-sum-s-march': `SELECT ${hourlyEnergy('val_cargaenergiahomwmed')} FROM curva WHERE id_subsistema = 'S' AND ${span('2023-03-01', '2023-04-01')}`,
@@ -54,7 +54,7 @@ export const ORACLE: Readonly<Record<string, string>> = {
   'en-dst-week-ne': `SELECT CASE WHEN count(val_cargaenergiamwmed) = 7 THEN avg(val_cargaenergiamwmed) END FROM carga WHERE id_subsistema = 'NE' AND ${span('2013-10-19', '2013-10-26')}`,
   'pt-week-wind-ne': `SELECT ${hourlyEnergy('val_gereolica')} FROM balanco WHERE id_subsistema = 'NE' AND ${opWeek(2023, 3, 3)}`,
   'en-week-se-load': `SELECT avg(val_cargaenergiahomwmed) FROM curva WHERE id_subsistema = 'SE' AND ${opWeek(2023, 7, 1)}`,
-  'pt-week-cmo-semanal-se': `SELECT val_cmomediasemanal FROM cmo_semanal WHERE id_subsistema = 'SE' AND din_instante = DATE '2013-03-15'`,
+  'pt-week-cmo-semanal-se': 'SELECT val_cmomediasemanal FROM cmo_semanal WHERE id_subsistema = \'SE\' AND din_instante = DATE \'2013-03-15\'',
   'pt-sources-sin-june': `SELECT avg(val_gerhidraulica), avg(val_gertermica), avg(val_gereolica), avg(val_gersolar)
     FROM balanco WHERE id_subsistema = 'SIN' AND ${span('2023-06-01', '2023-07-01')}`,
   'en-sources-ne-wind-share': `SELECT 100 * sum(val_gereolica) / sum(val_gerhidraulica + val_gertermica + val_gereolica + val_gersolar), avg(val_gereolica)
@@ -62,7 +62,7 @@ export const ORACLE: Readonly<Record<string, string>> = {
   'en-sources-s-q2': `SELECT avg(val_gerhidraulica), avg(val_gertermica) FROM balanco WHERE id_subsistema = 'S' AND ${span('2023-04-01', '2023-07-01')}`,
   'pt-profile-se-day': profile('SE', '2023-01-10'),
   'en-profile-s-day': profile('S', '2023-06-14'),
-  'en-ear-se-end-may': `SELECT ear_verif_subsistema_mwmes, ear_verif_subsistema_percentual FROM ear WHERE id_subsistema = 'SE' AND ear_data = DATE '2022-05-31'`,
+  'en-ear-se-end-may': 'SELECT ear_verif_subsistema_mwmes, ear_verif_subsistema_percentual FROM ear WHERE id_subsistema = \'SE\' AND ear_data = DATE \'2022-05-31\'',
 };
 
 /**
@@ -85,8 +85,15 @@ const VIEWS = (dir: string) => {
   return [
     `CREATE VIEW curva AS SELECT * FROM ${csv('CURVA_CARGA_2023.csv', { id_subsistema: 'VARCHAR', nom_subsistema: 'VARCHAR', din_instante: 'TIMESTAMP', val_cargaenergiahomwmed: 'DOUBLE' })}`,
     `CREATE VIEW balanco AS SELECT id_subsistena AS id_subsistema, * EXCLUDE (id_subsistena) FROM ${csv('BALANCO_ENERGIA_SUBSISTEMA_2023.csv', {
-      id_subsistena: 'VARCHAR', nom_subsistema: 'VARCHAR', din_instante: 'TIMESTAMP', val_gerhidraulica: 'DOUBLE', val_gertermica: 'DOUBLE',
-      val_gereolica: 'DOUBLE', val_gersolar: 'DOUBLE', val_carga: 'DOUBLE', val_intercambio: 'DOUBLE',
+      id_subsistena: 'VARCHAR',
+      nom_subsistema: 'VARCHAR',
+      din_instante: 'TIMESTAMP',
+      val_gerhidraulica: 'DOUBLE',
+      val_gertermica: 'DOUBLE',
+      val_gereolica: 'DOUBLE',
+      val_gersolar: 'DOUBLE',
+      val_carga: 'DOUBLE',
+      val_intercambio: 'DOUBLE',
     })}`,
     `CREATE VIEW carga AS SELECT * FROM ${csv('CARGA_ENERGIA_2013.csv', { id_subsistema: 'VARCHAR', nom_subsistema: 'VARCHAR', din_instante: 'TIMESTAMP', val_cargaenergiamwmed: 'DOUBLE' })}`,
     `CREATE VIEW cmo AS SELECT * FROM ${csv('CMO_SEMIHORARIO_2022.csv', { id_subsistema: 'VARCHAR', nom_subsistema: 'VARCHAR', din_instante: 'TIMESTAMP', val_cmo: 'DOUBLE' })}`,
@@ -100,7 +107,9 @@ const VIEWS = (dir: string) => {
 };
 
 /** Runs every query of `queries` over the files in `dir`; each answer is its one row, values as JS numbers or strings. */
-export async function runOracle(dir: string, queries: Readonly<Record<string, string>> = ORACLE): Promise<Record<string, Array<number | string | null>>> {
+export async function runOracle(
+  dir: string, queries: Readonly<Record<string, string>> = ORACLE,
+): Promise<Record<string, Array<number | string | null>>> {
   const instance = await DuckDBInstance.create(':memory:');
   const connection = await instance.connect();
   try {
@@ -126,6 +135,6 @@ export async function runOracle(dir: string, queries: Readonly<Record<string, st
  */
 export const NO_DATA_ORACLE: Readonly<Record<string, string>> = {
   'pt-nodata-wind-nov': `SELECT count(*)::INTEGER FROM balanco WHERE ${span('2023-09-20', '2024-01-01')}`,
-  'pt-nodata-2024': `SELECT count(*)::INTEGER FROM curva WHERE din_instante >= TIMESTAMP '2024-01-01'`,
+  'pt-nodata-2024': 'SELECT count(*)::INTEGER FROM curva WHERE din_instante >= TIMESTAMP \'2024-01-01\'',
   'en-nodata-cmo-gap': `SELECT count(*)::INTEGER FROM cmo WHERE ${span('2022-12-05', '2022-12-06')}`,
 };
