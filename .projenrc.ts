@@ -154,6 +154,8 @@ project.package.addField('files', [
   // ... except the constants a construct shares with its handlers (environment, metric and flag names).
   'lib/runtime/contract.js', 'lib/runtime/contract.d.ts',
   'assets/**', 'openapi/**', '.jsii', 'API.md', 'README.md', 'LICENSE',
+  // The evaluation set that `ons-data-platform evaluate` runs by default (found beside package.json).
+  'eval/questions.json',
   // The snippets' translations and their fixtures: Construct Hub and jsii-pacmak reuse the tablet, or compile again with the fixtures.
   '.jsii.tabl.json', 'rosetta/*.ts-fixture',
 ]);

@@ -5,12 +5,12 @@ const { execFileSync } = require('child_process');
 
 const [pack] = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { encoding: 'utf8' }));
 const files = pack.files.map((f) => f.path);
-const allowed = [/^lib\/.+\.(js|d\.ts)$/, /^assets\/.+\.lambda\/index\.js$/, /^assets\/cli\/ons-data-platform\/ons-data-platform\.js$/, /^assets\/ingestion\/batch\/(entrypoint|bootstrap)\/index\.js$/, /^openapi\/ons-data-platform\.json$/, /^\.jsii$/, /^\.jsii\.tabl\.json$/, /^rosetta\/[\w-]+\.ts-fixture$/, /^(API|README)\.md$/, /^LICENSE$/, /^package\.json$/];
+const allowed = [/^lib\/.+\.(js|d\.ts)$/, /^assets\/.+\.lambda\/index\.js$/, /^assets\/cli\/ons-data-platform\/ons-data-platform\.js$/, /^assets\/ingestion\/batch\/(entrypoint|bootstrap)\/index\.js$/, /^openapi\/ons-data-platform\.json$/, /^eval\/questions\.json$/, /^\.jsii$/, /^\.jsii\.tabl\.json$/, /^rosetta\/[\w-]+\.ts-fixture$/, /^(API|README)\.md$/, /^LICENSE$/, /^package\.json$/];
 const unexpected = files.filter((f) => !allowed.some((re) => re.test(f)) || /\.lambda\.(js|d\.ts)$/.test(f));
 // The tablet is written by rosetta:extract (post-compile): without it, the Python docs would show TypeScript.
 // The Batch job's code and bootstrap are read at synth by the construct (no Docker build context any more).
 const required = ['.jsii', '.jsii.tabl.json', 'rosetta/default.ts-fixture', 'API.md', 'README.md', 'LICENSE', 'lib/index.js', 'lib/index.d.ts', 'openapi/ons-data-platform.json',
-  'assets/ingestion/batch/entrypoint/index.js', 'assets/ingestion/batch/bootstrap/index.js'];
+  'assets/ingestion/batch/entrypoint/index.js', 'assets/ingestion/batch/bootstrap/index.js', 'eval/questions.json'];
 const missing = required.filter((f) => !files.includes(f));
 if (!files.some((f) => f.startsWith('assets/'))) missing.push('assets/**');
 // Every relative require of a shipped module is shipped too (handler-side folders are left out by pattern).
