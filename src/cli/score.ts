@@ -116,7 +116,8 @@ export interface FoundNumber {
 // Spaces that group thousands in pt-BR and SI style: space, no-break space, narrow no-break space, thin space.
 const GROUP_SPACE = '[ \\u00a0\\u202f\\u2009]';
 const NUMBER = new RegExp(
-  `(?<![\\w.,])[-\\u2212]?(?:\\d{1,3}(?:${GROUP_SPACE}\\d{3})+(?:[.,]\\d+)?(?![\\d])|\\d+(?:[.,]\\d+)*)(?![\\w])`,
+  // A unit may follow with no space (`14081,7MW`); a letter before is part of a name (`S1`, `W07`).
+  `(?<![\\w.,])[-\\u2212]?(?:\\d{1,3}(?:${GROUP_SPACE}\\d{3})+(?:[.,]\\d+)?(?!\\d)|\\d+(?:[.,]\\d+)*)`,
   'gu',
 );
 // Units a measurement is followed by; the scale is relative to the unit's base (MW, MWh), `mil`/`thousand` and `milhões`/`million` too.

@@ -75,6 +75,10 @@ describe('numbers in answers', () => {
     expect(found.filter((n) => !n.calendar).map((n) => [n.text, n.unit])).toEqual([['61.217,1', 'MWmed'], ['253,63', 'R$'], ['66,4', '%'], ['10,06', 'TWh']]);
   });
 
+  test('a unit written without a space still counts; a number inside a name does not', () => {
+    expect(extractNumbers('14081,7MWmed no S1').map((n) => [n.text, n.values, n.unit])).toEqual([['14081,7', [14081.7], 'MWmed']]);
+  });
+
   test('a value matches when it rounds to the expected at its decimals, or within its tolerance', () => {
     const mw = { value: 14081.735, unit: 'MWmed', decimals: 0, what: 'x' };
     expect(matchesValue(14081.7, mw)).toBe(true);
