@@ -7,6 +7,7 @@ import { main } from '../../src/cli/main';
 import {
   EvalQuestion, extractNumbers, isExpectedNumber, loadQuestionSet, matchesValue, saysNotCovered, scoreAnswer, ScoredResponse,
 } from '../../src/cli/score';
+import type { KnowledgeQueryResponse } from '../../src/knowledge/contract';
 import { closedPort, LocalHttpServer } from '../local-http';
 
 /**
@@ -24,8 +25,11 @@ const written = (value: number, language: 'pt' | 'en') =>
 const PT_MONTHS = ['janeiro', 'fevereiro', 'março', 'abril', 'maio', 'junho', 'julho', 'agosto', 'setembro', 'outubro', 'novembro', 'dezembro'];
 const EN_MONTHS = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September', 'October', 'November', 'December'];
 
+/** The platform's answer is what the scoring reads: a compile-time check that the two shapes agree. */
+const scored = (response: KnowledgeQueryResponse): ScoredResponse => response;
+
 /** A right answer to a question of the set, in its language, with a rerun of each of its requests. */
-function rightAnswer(q: EvalQuestion): ScoredResponse {
+function rightAnswer(q: EvalQuestion): KnowledgeQueryResponse {
   const pt = q.language === 'pt';
   const parts = q.noData
     ? [pt ? 'Não há dados carregados que cubram esse pedido: o catálogo não tem esse período ou conjunto.' : 'The loaded data does not cover this question (period or dataset not loaded).']
@@ -38,6 +42,8 @@ function rightAnswer(q: EvalQuestion): ScoredResponse {
       return `${e.what}: ${date} ${time}`.trim();
     });
   return {
+    queryId: `q-${q.id}`,
+    sessionId: '',
     answer: parts.join('; '),
     citations: [],
     answeredFrom: 'tools',
@@ -162,7 +168,7 @@ describe('scoreAnswer', () => {
 
   test('every question of the shipped set passes with its right answer, and fails with every number shifted by 1 %', () => {
     for (const q of SET.questions) {
-      const right = rightAnswer(q);
+      const right = scored(rightAnswer(q));
       expect(scoreAnswer(q, right)).toMatchObject({ id: q.id, pass: true });
       if (q.noData) continue;
       const shifted = right.answer.replace(/[\d.,]+(?= (MWmed|MWh|R\$\/MWh|%|MWmês))/g, (n) =>
@@ -237,7 +243,7 @@ describe('ons-data-platform evaluate', () => {
   const answers = new Map(SET.questions.map((q) => [q.question, rightAnswer(q)]));
 
   test('the shipped set, answered right in each language\'s format: every question passes, tokens summed, report also in --out', async () => {
-    const api = new FakeApi((question, res) => json(res, { queryId: 'q', sessionId: '', ...answers.get(question)! }));
+    const api = new FakeApi((question, res) => json(res, answers.get(question)));
     try {
       const out = path.join(dir, 'report.json');
       const r = await evaluateCli(['--api', await api.start(), '--concurrency', '4', '--out', out]);

@@ -2,6 +2,7 @@ import { readdirSync } from 'node:fs';
 import { URL } from 'node:url';
 import { EvalQuestion, isExpectedNumber, loadQuestionSet } from '../../src/cli/score';
 import { CATALOG } from '../../src/ons/catalog';
+import { parseRequest } from '../../src/timeseries/runtime/request';
 import { ONS_DATA } from '../ons-data';
 import { NO_DATA_ORACLE, ORACLE, runOracle } from './oracle';
 
@@ -40,6 +41,21 @@ describe('the set', () => {
     for (const q of noData) {
       expect(q.expected).toEqual([]);
       expect(q.why).toMatch(/\w/);
+    }
+  });
+
+  test('every request is one the time-series API accepts: its own validation, with every catalog dataset served', () => {
+    const config = { tables: Object.fromEntries(CATALOG.map((d) => [d.id, d.id])), maxPoints: 1000 };
+    for (const q of set.questions) {
+      for (const request of q.requests) {
+        const url = new URL(request, 'https://api.example');
+        const params = Object.fromEntries(url.searchParams);
+        const multi = Object.fromEntries([...url.searchParams.keys()].map((k) => [k, url.searchParams.getAll(k)]));
+        const parsed = parseRequest(url.pathname.split('/')[2], params, multi, config, () => 'key');
+        expect({ request, interval: parsed.interval, week: parsed.week }).toEqual({
+          request, interval: params.interval ?? null, week: params.interval === '1w' ? 'ons' : undefined,
+        });
+      }
     }
   });
 
