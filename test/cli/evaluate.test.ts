@@ -217,11 +217,11 @@ class FakeApi {
 const json = (res: ServerResponse, body: unknown, status = 200) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
 
 interface Run { status: number; stdout: string; stderr: string; report?: any }
-async function evaluateCli(args: string[], env: Record<string, string> = {}): Promise<Run> {
+async function evaluateCli(args: string[], env: Record<string, string> = {}, timeoutMs = 5000): Promise<Run> {
   let stdout = '';
   let stderr = '';
   const status = await main(['evaluate', ...args], { stdout: { write: (t: string) => (stdout += t) }, stderr: { write: (t: string) => (stderr += t), isTTY: false } as any }, {
-    evaluate: { retryBaseMs: 1, retryMaxMs: 20, timeoutMs: 5000 }, env,
+    evaluate: { retryBaseMs: 1, retryMaxMs: 20, timeoutMs }, env,
   });
   return { status, stdout, stderr, report: status === 0 ? JSON.parse(stdout) : undefined };
 }
@@ -386,6 +386,24 @@ describe('ons-data-platform evaluate', () => {
         question: byId('en-avg-n-year').question,
       });
       expect(r.report.totals).toMatchObject({ questions: 2, passed: 1, errors: 1 });
+    } finally {
+      await api.close();
+    }
+  });
+
+  test('JSON without an answer, and no answer in time, are errors of their question', async () => {
+    const api = new FakeApi((question, res) => {
+      if (question === byId('pt-avg-sin-july').question) return json(res, answers.get(question));
+      if (question === byId('en-avg-n-year').question) return json(res, { message: 'Endpoint request timed out' });
+      return undefined; // never answers
+    });
+    try {
+      const r = await evaluateCli(['--api', await api.start(), '--set', setOf('pt-avg-sin-july', 'en-avg-n-year', 'en-compare-ne-s-may')], {}, 300);
+      expect(r.status).toBe(0);
+      expect(r.report.results.map((x: any) => x.error)).toEqual([
+        undefined, 'the API answered 200 with JSON that has no "answer" text: {"message":"Endpoint request timed out"}', 'no answer within 0.3 s',
+      ]);
+      expect(r.report.totals).toMatchObject({ questions: 3, passed: 1, errors: 2, accuracy: 0.3333, valueAccuracy: 0.25 });
     } finally {
       await api.close();
     }
