@@ -46,7 +46,7 @@ export const AnswerEnv = {
 /** Bounds of the numeric path; each default is a construct prop's `@default`. @internal */
 export const AnswerLimits = {
   MAX_TOOL_CALLS: 8,
-  MAX_POINTS: 200,
+  MAX_POINTS: 500,
   /** API Gateway ends an integration at 29 s: the answer must be written before. */
   DEADLINE_MS: 25_000,
 } as const;

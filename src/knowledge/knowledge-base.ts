@@ -158,9 +158,10 @@ export interface NumericAnswersOptions {
 
   /**
    * Points one time-series tool call may return to the model (1 to 1000). A request whose period and interval would
-   * give more is refused before the engine is asked: the model must aggregate on the engine.
+   * give more is refused before the engine is asked: the model must aggregate on the engine. 500 holds a year of daily
+   * values or three weeks of one hourly series.
    *
-   * @default 200
+   * @default 500
    */
   readonly maxPoints?: number;
 
