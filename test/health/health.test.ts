@@ -706,7 +706,9 @@ describe('feature flags', () => {
 });
 
 describe('kill switches and flags not as deployed', () => {
-  const deployedValues = JSON.stringify({ ragQueries: true, timeSeriesApi: true, largeFileBatch: true, knowledgeBaseSync: true, numericAnswers: true });
+  const deployedValues = JSON.stringify({
+    ragQueries: true, timeSeriesApi: true, largeFileBatch: true, knowledgeBaseSync: true, numericAnswers: true,
+  });
   const config = (killSwitchProfile: string) => JSON.stringify({
     application: 'ons', environment: 'dev', profile: 'flags', killSwitchEnvironment: 'dev-kill-switches', killSwitchProfile, deployedValues,
   });
