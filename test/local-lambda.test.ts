@@ -19,7 +19,10 @@ beforeAll(async () => {
   // One attempt: the SDK retries 429s, which would hide what the fake answered.
   const endpoint = await lambda.start();
   client = new LambdaClient({ endpoint, region: 'sa-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' }, maxAttempts: 1 });
-  lambda.register(ALIAS_ARN, async (event: any, context) => ({ statusCode: 200, body: JSON.stringify({ echo: event, arn: context.invokedFunctionArn }) }));
+  lambda.register(ALIAS_ARN, async (event: any, context) => ({
+    statusCode: 200,
+    body: JSON.stringify({ echo: event, arn: context.invokedFunctionArn }),
+  }));
   lambda.register('failing', async () => {
     throw new TypeError('boom');
   });
