@@ -182,6 +182,18 @@ describe('LocalBedrockRuntime (Converse)', () => {
     expect(exhausted.message).toMatch(/turn 0/);
   });
 
+  test('a slow model (delayMs) outlasts a client deadline; the fake then answers the next call', async () => {
+    runtime.model = script({ ...say('late'), delayMs: 400 });
+    const started = Date.now();
+    const e = await client.send(new ConverseCommand({ modelId: PROFILE, messages: [question('q')] }), { abortSignal: AbortSignal.timeout(100) }).then(() => undefined, (err) => err);
+    expect(e?.name).toMatch(/AbortError|TimeoutError/);
+    expect(Date.now() - started).toBeLessThan(400);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    runtime.model = ANSWER_OK;
+    const ok = await client.send(new ConverseCommand({ modelId: PROFILE, messages: [question('q')] }));
+    expect(ok.output?.message?.content).toEqual([{ text: 'ok' }]);
+  });
+
   test('a model id outside `models` is refused', async () => {
     runtime.models = ['anthropic.claude-3-haiku-20240307-v1:0'];
     const e = await rejection({ modelId: 'anthropic.claude-v2', messages: [question('q')] });

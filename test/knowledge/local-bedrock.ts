@@ -26,7 +26,7 @@ class LocalHttp2Json {
   private readonly sessions = new Set<Http2Session>();
   readonly requests: RecordedRequest[] = [];
 
-  constructor(private readonly route: (method: string, path: string, body: any) => StubReply | undefined) {}
+  constructor(private readonly route: (method: string, path: string, body: any) => StubReply | undefined | Promise<StubReply | undefined>) {}
 
   async start(): Promise<string> {
     this.server = createServer();
@@ -37,13 +37,13 @@ class LocalHttp2Json {
     this.server.on('stream', (stream, headers) => {
       const chunks: Buffer[] = [];
       stream.on('data', (c: Buffer) => chunks.push(c));
-      stream.on('end', () => this.answer(stream, headers, Buffer.concat(chunks).toString('utf8')));
+      stream.on('end', () => void this.answer(stream, headers, Buffer.concat(chunks).toString('utf8')));
     });
     await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
     return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
   }
 
-  private answer(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, text: string): void {
+  private async answer(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, text: string): Promise<void> {
     const method = String(headers[':method']);
     const path = String(headers[':path']);
     let body: unknown;
@@ -55,12 +55,14 @@ class LocalHttp2Json {
     this.requests.push({ method, path, headers, body });
     let reply: StubReply;
     try {
-      reply = this.route(method, path, body) ?? { error: 'UnknownOperationException', status: 404, message: 'unknown operation' };
+      reply = (await this.route(method, path, body)) ?? { error: 'UnknownOperationException', status: 404, message: 'unknown operation' };
     } catch (e) {
       // A test's hook that throws is the fake's bug, not the client's: a 500 the test will see.
       reply = { error: 'InternalServerException', status: 500, message: `local fake: ${(e as Error).message}` };
     }
     const requestId = randomBytes(16).toString('hex');
+    // The client gave up (its deadline): nothing to answer.
+    if (stream.destroyed || stream.closed) return;
     if ('error' in reply) {
       stream.respond({ ':status': reply.status, 'content-type': 'application/json', 'x-amzn-errortype': reply.error, 'x-amzn-requestid': requestId });
       stream.end(JSON.stringify({ message: reply.message }));
@@ -327,6 +329,8 @@ export interface ModelReply {
   readonly stopReason: StopReason;
   readonly usage?: { readonly inputTokens: number; readonly outputTokens: number };
   readonly latencyMs?: number;
+  /** Real time the fake waits before answering (a slow model, for deadlines). */
+  readonly delayMs?: number;
 }
 
 /** A Converse error, as the service answers it (`x-amzn-errortype`, status, message). */
@@ -587,7 +591,7 @@ export class LocalBedrockRuntime {
     };
   }
 
-  private route(method: string, path: string, body: any): StubReply | undefined {
+  private async route(method: string, path: string, body: any): Promise<StubReply | undefined> {
     const m = /^\/model\/([^/?]+)\/converse$/.exec(path);
     if (method !== 'POST' || !m) return undefined;
     const modelId = decodeURIComponent(m[1]);
@@ -614,6 +618,7 @@ export class LocalBedrockRuntime {
       record({ error: turn });
       return turn;
     }
+    if (turn.delayMs) await new Promise((resolve) => setTimeout(resolve, turn.delayMs));
     const content = turn.content.map((b) => ('toolUse' in b ? { toolUse: { ...b.toolUse, toolUseId: b.toolUse.toolUseId ?? toolUseId() } } : b));
     const inputTokens = turn.usage?.inputTokens ?? estimateTokens([body.system, body.messages, body.toolConfig]);
     const outputTokens = turn.usage?.outputTokens ?? estimateTokens(content);
