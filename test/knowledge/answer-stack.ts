@@ -4,13 +4,13 @@ import { join } from 'node:path';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { LocalBedrockAgentRuntime, LocalBedrockRuntime } from './local-bedrock';
 import { AnswerEnv, KnowledgeEnv } from '../../src/knowledge/contract';
-import { FlagsEnv } from '../../src/runtime/contract';
+import { FlagsEnv, MetricServices, metricsNamespace, OperationsEnv } from '../../src/runtime/contract';
 import { InfluxDbEnv, LoadInput, LoadResult, TimeSeriesEnv } from '../../src/timeseries/contract';
 import { handlerEnv, ingester, LocalAws, loadHandler, restoreEnv, startLocalAws } from '../ingestion/local-aws';
 import { LocalLambda } from '../local-lambda';
 import { LocalSecretsManager } from '../local-secrets-manager';
-import { CapturedOutput, captureOutput } from '../runtime/output';
 import { flagValues, LocalAppConfig } from '../runtime/local-appconfig';
+import { CapturedOutput, captureOutput } from '../runtime/output';
 import { InfluxProxy, LocalInfluxDb, RETENTION_POLICY } from '../timeseries/influxdb/local-influxdb';
 import { DATABASE, event as timeSeriesEvent } from '../timeseries/query-contract';
 
@@ -77,6 +77,8 @@ export class AnswerStack {
     this.appconfig.profiles.set('ons/dev/rag-only', flagValues({ numericAnswers: { enabled: false } }));
     this.base = handlerEnv(this.aws, {
       TMPDIR: this.scratch,
+      [OperationsEnv.METRICS_NAMESPACE]: metricsNamespace('dev'),
+      [OperationsEnv.SERVICE_NAME]: MetricServices.TIME_SERIES,
       AWS_ENDPOINT_URL_SECRETS_MANAGER: await this.secrets.start(),
       AWS_ENDPOINT_URL_APPCONFIGDATA: await this.appconfig.start(),
       [InfluxDbEnv.URL]: await this.proxy.start(),
@@ -121,7 +123,7 @@ export class AnswerStack {
 
   /** The environment the question handler gets, with overrides. */
   env(overrides: Env = {}): Env {
-    return { ...this.base, ...overrides };
+    return { ...this.base, [OperationsEnv.SERVICE_NAME]: MetricServices.KNOWLEDGE, ...overrides };
   }
 
   /** A fresh question handler container with this environment (it reads the environment on its first call). */
