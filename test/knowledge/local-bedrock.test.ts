@@ -169,6 +169,21 @@ describe('LocalBedrockRuntime (Converse)', () => {
     expect(out.output?.message?.content).toEqual([{ text: 'second' }]);
   });
 
+  test('for a model family that wants tool results alone in their turn, a text block beside them is refused', async () => {
+    runtime.toolResultTurns = (id) => id.startsWith('meta.');
+    const messages: Message[] = [question('q'), { role: 'assistant', content: [{ toolUse: { toolUseId: 'tooluse_a', name: 'list_datasets', input: {} } }] },
+      { role: 'user', content: [{ toolResult: { toolUseId: 'tooluse_a', content: [{ text: 'x' }] } }, { text: 'Answer now.' }] }];
+    try {
+      const e = await rejection({ modelId: 'meta.llama3-1-70b-instruct-v1:0', messages, toolConfig: TOOLS });
+      expect(e).toBeInstanceOf(ValidationException);
+      expect(e.message).toBe('messages.2.content: Conversation blocks and tool result blocks cannot be provided in the same turn.');
+      // The same conversation is fine for a model without the rule.
+      expect((await client.send(new ConverseCommand({ modelId: PROFILE, messages, toolConfig: TOOLS }))).stopReason).toBe('end_turn');
+    } finally {
+      runtime.toolResultTurns = () => false;
+    }
+  });
+
   test('scripted service errors reach the client as the SDK\'s exceptions; an exhausted script is a 500', async () => {
     runtime.model = script(converseErrors.throttling());
     const throttled = await rejection({ modelId: PROFILE, messages: [question('q')] });

@@ -414,8 +414,12 @@ export function script(...steps: Step[]): ScriptedModel {
 
 const isObject = (v: unknown): v is Record<string, any> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** The first problem of a Converse request, in the service's words where known; undefined: valid. */
-export function converseProblem(body: any): string | undefined {
+/**
+ * The first problem of a Converse request, in the service's words where known; undefined: valid. `toolResultTurns`:
+ * a user message holding toolResult blocks may hold nothing else, as some model families require (Meta Llama,
+ * Mistral: "Conversation blocks and tool result blocks cannot be provided in the same turn."); Anthropic's allow it.
+ */
+export function converseProblem(body: any, options: { toolResultTurns?: boolean } = {}): string | undefined {
   if (!isObject(body)) return 'Malformed input request, please reformat your input and try again.';
   const messages = body.messages;
   if (!Array.isArray(messages) || messages.length === 0) return 'A conversation must start with a user message. Try again with a conversation that starts with a user message.';
@@ -468,6 +472,9 @@ export function converseProblem(body: any): string | undefined {
     if (m.role === 'user') {
       const answered: string[] = m.content.filter((b: any) => 'toolResult' in b).map((b: any) => b.toolResult.toolUseId);
       const asked: string[] = prev ? prev.content.filter((b: any) => 'toolUse' in b).map((b: any) => b.toolUse.toolUseId) : [];
+      if (options.toolResultTurns && answered.length > 0 && answered.length < m.content.length) {
+        return `messages.${i}.content: Conversation blocks and tool result blocks cannot be provided in the same turn.`;
+      }
       if (answered.length > asked.length) return `The number of toolResult blocks at messages.${i}.content exceeds the number of toolUse blocks of previous turn.`;
       const unknown = answered.filter((id) => !asked.includes(id));
       if (unknown.length) return `messages.${i}.content: toolResult for unknown toolUseId ${unknown.join(', ')}`;
@@ -576,6 +583,8 @@ export class LocalBedrockRuntime {
   model: ScriptedModel = ANSWER_OK;
   /** When set, only these model ids (or ARNs) are accepted. */
   models?: string[];
+  /** Model ids whose user turns of tool results may hold nothing else (see `converseProblem`). */
+  toolResultTurns: (modelId: string) => boolean = () => false;
 
   start(): Promise<string> {
     return this.server.start();
@@ -601,7 +610,7 @@ export class LocalBedrockRuntime {
       record({ error });
       return error;
     }
-    const problem = converseProblem(body);
+    const problem = converseProblem(body, { toolResultTurns: this.toolResultTurns(modelId) });
     if (problem) {
       const error = converseErrors.validation(problem);
       record({ error });
