@@ -78,18 +78,21 @@ export const PlatformMetrics = {
    */
   QUERY_LATENCY: { name: 'QueryLatency', unit: 'Milliseconds', service: 'api', description: 'Query handler latency' },
   /**
+   * Tokens the model read answering one question (every Converse call of it), emitted by the question handler (an
+   * API function: service `api`, with `operation` = `query` as its QueryLatency).
+   */
+  MODEL_INPUT_TOKENS: { name: 'ModelInputTokens', unit: 'Count', service: 'api', description: 'Model input tokens per question' },
+  /** Tokens the model wrote answering one question. */
+  MODEL_OUTPUT_TOKENS: { name: 'ModelOutputTokens', unit: 'Count', service: 'api', description: 'Model output tokens per question' },
+  /** Tool calls the model made answering one question (refused calls included). */
+  TOOL_CALLS: { name: 'AnswerToolCalls', unit: 'Count', service: 'api', description: 'Tool calls per question' },
+  /**
    * API responses with a 5xx status that say something is wrong with the code or what it calls (every 5xx but the
    * expected ones: `FeatureDisabled`, a readiness report), one EMF document per response, with the dimensions
    * `FUNCTION_DIMENSIONS` only (no `service`: the function's name says it; `service` here names the API handlers
    * that emit it): the deployment's rollback alarm watches the new version's count (handlers answer every exception
    * with a 500, so Lambda's `Errors` never sees them).
    */
-  /** Tokens the model read answering one question (every Converse call of it), dimension `operation` = `query`. */
-  MODEL_INPUT_TOKENS: { name: 'ModelInputTokens', unit: 'Count', service: 'knowledge', description: 'Model input tokens per question' },
-  /** Tokens the model wrote answering one question. */
-  MODEL_OUTPUT_TOKENS: { name: 'ModelOutputTokens', unit: 'Count', service: 'knowledge', description: 'Model output tokens per question' },
-  /** Tool calls the model made answering one question (refused calls included). */
-  TOOL_CALLS: { name: 'AnswerToolCalls', unit: 'Count', service: 'knowledge', description: 'Tool calls per question' },
   SERVER_ERRORS: { name: 'ServerErrors', unit: 'Count', service: 'api', description: 'API 5xx responses by function version' },
 } as const satisfies Record<string, PlatformMetricDefinition>;
 
