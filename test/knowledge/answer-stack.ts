@@ -123,7 +123,8 @@ export class AnswerStack {
 
   /** The environment the question handler gets, with overrides. */
   env(overrides: Env = {}): Env {
-    return { ...this.base, [OperationsEnv.SERVICE_NAME]: MetricServices.KNOWLEDGE, ...overrides };
+    // The question handler is an API function (the construct's service for it).
+    return { ...this.base, [OperationsEnv.SERVICE_NAME]: MetricServices.API, ...overrides };
   }
 
   /** A fresh question handler container with this environment (it reads the environment on its first call). */

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { AnswerStack, Ask, MODEL, TIME_SERIES_FUNCTION } from './answer-stack';
 import { callTools, converseErrors, ModelTurn, say, script, ToolResultView } from './local-bedrock';
 import { AnswerEnv, AnswerTools } from '../../src/knowledge/contract';
-import { FlagsEnv, metricsNamespace } from '../../src/runtime/contract';
+import { FlagsEnv, metricsNamespace, OPERATION_DIMENSION, PlatformMetricDefinition, PlatformMetrics } from '../../src/runtime/contract';
 import { expectSchema } from '../api/openapi';
 import { ONS_DATA } from '../ons-data';
 import { labelsOf } from '../timeseries/query-contract';
@@ -54,16 +54,17 @@ async function rerun(request: string): Promise<any[]> {
   }));
 }
 
-/** The EMF value of a metric the question handler wrote for this question: one document, the metric declared a Count. */
-function metric(name: string): unknown {
-  const docs = stack.output.emf.filter((d) => name in d);
+/** The EMF value of a metric the question handler wrote for this question: one document, as the contract declares the metric. */
+function metric(definition: PlatformMetricDefinition): unknown {
+  const docs = stack.output.emf.filter((d) => definition.name in d);
   expect(docs).toHaveLength(1);
-  expect(docs[0]._aws.CloudWatchMetrics).toEqual([expect.objectContaining({
+  expect(docs[0]._aws.CloudWatchMetrics).toEqual([{
     Namespace: metricsNamespace('dev'),
-    Metrics: expect.arrayContaining([{ Name: name, Unit: 'Count' }]),
-  })]);
-  expect(docs[0].service).toBe('knowledge');
-  return docs[0][name];
+    Dimensions: [['service', OPERATION_DIMENSION]],
+    Metrics: expect.arrayContaining([{ Name: definition.name, Unit: definition.unit }]),
+  }]);
+  expect(docs[0]).toMatchObject({ service: definition.service, [OPERATION_DIMENSION]: 'query' });
+  return docs[0][definition.name];
 }
 
 /** Every Converse request the handler sent was one the service accepts, and asked the configured model with the three tools. */
@@ -123,9 +124,9 @@ describe('answers from the tools', () => {
     // Usage: the fake's, summed; the same in the metrics.
     expect(body.usage).toEqual({ inputTokens: 4800, outputTokens: 135, modelCalls: 3, toolCalls: 2 });
     expect(stack.runtime.usage).toEqual({ inputTokens: 4800, outputTokens: 135, calls: 3 });
-    expect(metric('ModelInputTokens')).toBe(4800);
-    expect(metric('ModelOutputTokens')).toBe(135);
-    expect(metric('AnswerToolCalls')).toBe(2);
+    expect(metric(PlatformMetrics.MODEL_INPUT_TOKENS)).toBe(4800);
+    expect(metric(PlatformMetrics.MODEL_OUTPUT_TOKENS)).toBe(135);
+    expect(metric(PlatformMetrics.TOOL_CALLS)).toBe(2);
     // The engine was invoked once, by its alias ARN, with a GET /timeseries proxy event.
     expect(stack.lambda.requests).toEqual([expect.objectContaining({ functionName: TIME_SERIES_FUNCTION, qualifier: 'live', invocationType: 'RequestResponse', status: 200 })]);
     expect(stack.lambda.requests[0].payload).toMatchObject({ httpMethod: 'GET', resource: '/timeseries/{dataset}', pathParameters: { dataset: 'curva_carga' } });
@@ -300,7 +301,7 @@ describe('limits', () => {
     expect(stack.runtime.exchanges).toHaveLength(4);
     const last = stack.runtime.exchanges[3].body.messages.at(-1);
     expect(last.content.at(-1).text).toMatch(/No more tool calls/);
-    expect(metric('AnswerToolCalls')).toBe(3);
+    expect(metric(PlatformMetrics.TOOL_CALLS)).toBe(3);
   });
 
   test('the model obeys the last turn: a 200 answer after exactly MAX_TOOL_CALLS calls; a parallel overflow is answered with errors', async () => {

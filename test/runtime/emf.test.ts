@@ -5,13 +5,14 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-l
 import { CapturedOutput, captureOutput, EmfDocument } from './output';
 import { PlatformStage } from '../../src';
 import { IngestionEnv, ProcessInput, QuarantineInput, RouteResult } from '../../src/ingestion/contract';
-import { KnowledgeEnv, KnowledgeSyncInput } from '../../src/knowledge/contract';
+import { AnswerEnv, AnswerTools, KnowledgeEnv, KnowledgeSyncInput } from '../../src/knowledge/contract';
 import { ProcessResult, StepInput } from '../../src/ledger/contract';
 import { MetricServices, metricsNamespace, OPERATION_DIMENSION, OperationsEnv, PlatformMetricDefinition, PlatformMetrics } from '../../src/runtime/contract';
 import { LoadInput, LoadResult, TimeSeriesEnv } from '../../src/timeseries/contract';
 import { platformStack } from '../helpers';
 import { ASSETS, BUCKETS, EXECUTION, handlerEnv, LocalAws, loadHandler, putObject, restoreEnv, startLocalAws } from '../ingestion/local-aws';
-import { LocalBedrockAgentRuntime } from '../knowledge/local-bedrock';
+import { callTools, LocalBedrockAgentRuntime, LocalBedrockRuntime, say, script } from '../knowledge/local-bedrock';
+import { closedPort } from '../local-http';
 import { ONS_DATA } from '../ons-data';
 import { LocalTimestream } from '../timeseries/timestream/local-timestream';
 
@@ -376,6 +377,49 @@ describe('knowledge', () => {
     expect(doc[PlatformMetrics.QUERY_LATENCY.name]).toBeGreaterThanOrEqual(0);
     expect(doc[PlatformMetrics.QUERY_LATENCY.name]).toBeLessThanOrEqual(elapsed);
     expect(logLines(output.log)).toEqual([expect.objectContaining({ requestId: 'api-req-3', function_request_id: 'lambda-req-3' })]);
+  });
+});
+
+describe('knowledge, numeric path', () => {
+  test('a question answered with tools: model tokens and tool calls of the question, beside QueryLatency (service api, operation query)', async () => {
+    const runtime = new LocalBedrockRuntime();
+    const runtimeEndpoint = await runtime.start();
+    try {
+      runtime.model = script(
+        callTools([{ name: AnswerTools.LIST_DATASETS, input: {} }], { usage: { inputTokens: 700, outputTokens: 20 } }),
+        say('Nenhum dado carregado.', { inputTokens: 900, outputTokens: 12 }),
+      );
+      const query = fresh<APIGatewayProxyEvent, APIGatewayProxyResult>('query', MetricServices.API, KNOWLEDGE_ASSETS, {
+        [AnswerEnv.TIME_SERIES_FUNCTION]: 'arn:aws:lambda:sa-east-1:123456789012:function:ts-query:live',
+        [AnswerEnv.TIME_SERIES_DATASETS]: JSON.stringify(['curva_carga']),
+        [AnswerEnv.RUNTIME_ENDPOINT]: runtimeEndpoint,
+        // Never called: the model asks no time series.
+        [AnswerEnv.LAMBDA_ENDPOINT]: `http://127.0.0.1:${await closedPort()}`,
+      });
+      const response = await query(apiEvent('api-req-4', {
+        resource: '/query',
+        path: '/query',
+        httpMethod: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ question: 'Qual foi o pico de carga do NE?' }),
+      }), context('lambda-req-4'));
+      expect(response.statusCode).toBe(200);
+      expect(JSON.parse(response.body).answeredFrom).toBe('tools');
+
+      expect(output.emf).toHaveLength(1);
+      const [doc] = output.emf;
+      const d = directive(doc, MetricServices.API, [OPERATION_DIMENSION]);
+      const numeric = [PlatformMetrics.MODEL_INPUT_TOKENS, PlatformMetrics.MODEL_OUTPUT_TOKENS, PlatformMetrics.TOOL_CALLS];
+      expect(d.Metrics).toEqual(expect.arrayContaining([...numeric, PlatformMetrics.QUERY_LATENCY].map(metricOf)));
+      expect(d.Metrics).toHaveLength(4);
+      for (const m of numeric) expect(m.service).toBe(MetricServices.API);
+      expect(doc[PlatformMetrics.MODEL_INPUT_TOKENS.name]).toBe(1600);
+      expect(doc[PlatformMetrics.MODEL_OUTPUT_TOKENS.name]).toBe(32);
+      expect(doc[PlatformMetrics.TOOL_CALLS.name]).toBe(1);
+      expect(doc[OPERATION_DIMENSION]).toBe('query');
+    } finally {
+      await runtime.close();
+    }
   });
 });
 
