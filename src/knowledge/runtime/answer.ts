@@ -502,7 +502,9 @@ export async function answerWithTools(
         });
       }
       if (x.toolCalls >= config.maxToolCalls) {
-        results.push({ text: `No more tool calls: you have made the ${config.maxToolCalls} a question may make. Answer now with what the tools returned, and say what is missing.` });
+        // Inside the tool results, not a text block beside them: some model families (Llama, Mistral) refuse a turn mixing both.
+        const notice = { text: `No more tool calls: you have made the ${config.maxToolCalls} a question may make. Answer now with what the tools returned, and say what is missing.` };
+        for (const block of results) block.toolResult!.content = [...(block.toolResult!.content ?? []), notice];
       }
       messages.push({ role: 'user', content: results });
     }
