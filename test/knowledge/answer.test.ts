@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AnswerStack, Ask, MODEL, TIME_SERIES_FUNCTION } from './answer-stack';
 import { callTools, converseErrors, ModelTurn, say, script, ToolResultView } from './local-bedrock';
-import { AnswerEnv, AnswerTools } from '../../src/knowledge/contract';
+import { AnswerEnv, AnswerTools, KnowledgeEnv } from '../../src/knowledge/contract';
 import { FlagsEnv, metricsNamespace, OPERATION_DIMENSION, PlatformMetricDefinition, PlatformMetrics } from '../../src/runtime/contract';
 import { expectSchema } from '../api/openapi';
 import { ONS_DATA } from '../ons-data';
@@ -26,12 +26,17 @@ beforeAll(async () => {
 }, 300_000);
 afterAll(() => stack.close());
 beforeEach(() => stack.reset());
+// A script that threw (a wrong expectation inside a model step) would show only as a 503: fail on it by name.
+afterEach(() => {
+  expect(stack.runtime.hookErrors.map(String)).toEqual([]);
+  expect(stack.agent.hookErrors.map(String)).toEqual([]);
+});
 
 const { QUERY_TIME_SERIES, LIST_DATASETS, SEARCH_DOCUMENTS } = AnswerTools;
 const NE_15_FEB = { dataset: 'curva_carga', filters: { id_subsistema: 'NE' }, from: '2023-02-15', to: '2023-02-16' };
 
-/** A tool result as the model read it (the handler sends JSON text). */
-const parsed = (r: ToolResultView): any => JSON.parse(r.text);
+/** A tool result as the model read it (the handler sends JSON text first, then any notice). */
+const parsed = (r: ToolResultView): any => JSON.parse(r.texts[0]);
 
 /** Hourly load rows of CURVA_CARGA_2023.csv (the file itself, not the engine): subsystem, Brasília wall clock, MWmed. */
 function curvaCarga(): Array<{ sub: string; wall: string; value: number }> {
@@ -299,8 +304,10 @@ describe('limits', () => {
     expectValidConversation();
     // Three tool rounds, then the turn that was told to answer.
     expect(stack.runtime.exchanges).toHaveLength(4);
+    // The notice rides in the tool results of the last round (a text block beside them, some model families refuse).
     const last = stack.runtime.exchanges[3].body.messages.at(-1);
-    expect(last.content.at(-1).text).toMatch(/No more tool calls/);
+    expect(last.content).toHaveLength(1);
+    expect(last.content[0].toolResult.content.at(-1).text).toMatch(/No more tool calls/);
     expect(metric(PlatformMetrics.TOOL_CALLS)).toBe(3);
   });
 
@@ -322,6 +329,26 @@ describe('limits', () => {
     expect(parsed(second[1]).error).toMatch(/limit/);
     expect(stack.lambda.requests).toHaveLength(1);
     expect(body.usage).toMatchObject({ toolCalls: 3, modelCalls: 3 });
+  });
+
+  test('a model family that wants tool results alone in their turn (Llama) gets the last-turn notice inside them, and answers', async () => {
+    const llama = 'meta.llama3-1-70b-instruct-v1:0';
+    stack.runtime.toolResultTurns = (id) => id.includes('meta.llama');
+    try {
+      const limited = stack.handler({ [AnswerEnv.MAX_TOOL_CALLS]: '2', [KnowledgeEnv.MODEL_ARN]: llama });
+      stack.runtime.model = script(
+        callTools([{ name: LIST_DATASETS, input: {} }]),
+        callTools([{ name: QUERY_TIME_SERIES, input: NE_15_FEB }]),
+        (results) => say(`Pico: ${Math.max(...parsed(results[0]).points.map((p: any) => p.value))} MWmed`),
+      );
+      const { status, body } = await limited({ question: 'pico do NE em 15/02/2023' });
+      expect({ status, error: body.error }).toEqual({ status: 200, error: undefined });
+      expect(stack.runtime.exchanges.map((e) => e.error)).toEqual([undefined, undefined, undefined]);
+      expect(stack.runtime.exchanges[0].modelId).toContain(llama);
+      expect(body.usage).toMatchObject({ toolCalls: 2, modelCalls: 3 });
+    } finally {
+      stack.runtime.toolResultTurns = () => false;
+    }
   });
 
   test('a slow model: the deadline ends the question with 504 AnswerTimeout, inside the configured time', async () => {
@@ -379,6 +406,42 @@ describe('limits', () => {
     expect(got.text).not.toMatch(/Rate Exceeded|TooManyRequests|arn:aws/);
     expect(body.queries).toEqual([]);
     expect(stack.engineQueries()).toBe(0);
+  });
+});
+
+describe('the engine failing, and the guardrail', () => {
+  test.each<[string, number, string, RegExp]>([
+    ['refuses the read token (the engine answers 500)', 401, JSON.stringify({ error: 'authorization failed' }), /answered 500/],
+    ['is busy (the engine answers 503)', 503, JSON.stringify({ error: 'unavailable' }), /answered 503/],
+  ])('InfluxDB %s: a tool error naming the request and status, nothing of the engine\'s text; the model answers without the figure', async (_name, status, text, expected) => {
+    stack.proxy.failNext({ status, body: text }, 1, '/query');
+    let got: ToolResultView | undefined;
+    stack.runtime.model = script(callTools([{ name: QUERY_TIME_SERIES, input: NE_15_FEB }]), (results) => {
+      got = results[0];
+      return say('O número não está disponível agora.');
+    });
+    const { status: answered, body } = await ask({ question: 'pico do NE' });
+    expect(answered).toBe(200);
+    expect(got!.status).toBe('error');
+    expect(parsed(got!).error).toMatch(expected);
+    expect(parsed(got!).error).toMatch(/^GET \/timeseries\/curva_carga\?/);
+    expect(got!.text).not.toMatch(/authorization failed|unavailable|influx/i);
+    expect(body.queries).toEqual([]);
+    expect(stack.lambda.requests).toHaveLength(1);
+  });
+
+  test('with a guardrail: every Converse call carries it; an intervention is the answer, with the usage', async () => {
+    const guarded = stack.handler({ [AnswerEnv.GUARDRAIL_ID]: 'gr-abc123', [AnswerEnv.GUARDRAIL_VERSION]: '2' });
+    stack.runtime.model = script(
+      callTools([{ name: LIST_DATASETS, input: {} }]),
+      { content: [{ text: 'Não posso responder a isso.' }], stopReason: 'guardrail_intervened', usage: { inputTokens: 10, outputTokens: 5 } },
+    );
+    const { status, body } = await guarded({ question: 'algo proibido' });
+    expect(status).toBe(200);
+    expect(body.answer).toBe('Não posso responder a isso.');
+    expect(stack.runtime.exchanges).toHaveLength(2);
+    for (const e of stack.runtime.exchanges) expect(e.body.guardrailConfig).toEqual({ guardrailIdentifier: 'gr-abc123', guardrailVersion: '2' });
+    expect(body.usage).toMatchObject({ modelCalls: 2, toolCalls: 1 });
   });
 });
 

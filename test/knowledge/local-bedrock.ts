@@ -25,6 +25,8 @@ class LocalHttp2Json {
   private server?: Http2Server;
   private readonly sessions = new Set<Http2Session>();
   readonly requests: RecordedRequest[] = [];
+  /** Errors thrown by a test's hook or script (answered 500): a test should expect none. */
+  readonly hookErrors: Error[] = [];
 
   constructor(private readonly route: (method: string, path: string, body: any) => StubReply | undefined | Promise<StubReply | undefined>) {}
 
@@ -57,7 +59,8 @@ class LocalHttp2Json {
     try {
       reply = (await this.route(method, path, body)) ?? { error: 'UnknownOperationException', status: 404, message: 'unknown operation' };
     } catch (e) {
-      // A test's hook that throws is the fake's bug, not the client's: a 500 the test will see.
+      // A test's hook that throws is the test's bug, not the client's: a 500, and kept for the test to see.
+      this.hookErrors.push(e as Error);
       reply = { error: 'InternalServerException', status: 500, message: `local fake: ${(e as Error).message}` };
     }
     const requestId = randomBytes(16).toString('hex');
@@ -74,6 +77,7 @@ class LocalHttp2Json {
 
   reset(): void {
     this.requests.length = 0;
+    this.hookErrors.length = 0;
   }
 
   async close(): Promise<void> {
@@ -96,6 +100,7 @@ const validation = (message: string): StubReply => ({ error: 'ValidationExceptio
 export class LocalBedrockAgentRuntime {
   private readonly server = new LocalHttp2Json((method, path, body) => this.route(method, path, body));
   readonly requests = this.server.requests;
+  readonly hookErrors = this.server.hookErrors;
   onRetrieveAndGenerate: (body: any) => StubReply = () => ({ body: { sessionId: 'session-1', output: { text: '' }, citations: [] } });
   /** Gets the knowledge base id (decoded) and the request body; the default finds nothing. */
   onRetrieve: (knowledgeBaseId: string, body: any) => StubReply = () => ({ body: { retrievalResults: [] } });
@@ -353,6 +358,8 @@ export interface ToolResultView {
   readonly json?: any;
   /** The result's text blocks, joined by newlines. */
   readonly text: string;
+  /** The result's text blocks. */
+  readonly texts: string[];
 }
 
 /** One Converse call as the scripted model sees it. */
@@ -551,6 +558,7 @@ function lastResults(messages: any[]): ToolResultView[] {
       input: use.input,
       ...(r.status ? { status: r.status } : {}),
       ...(json !== undefined ? { json } : {}),
+      texts: r.content.filter((c: any) => 'text' in c).map((c: any) => c.text),
       text: r.content.filter((c: any) => 'text' in c).map((c: any) => c.text).join('\n'),
     };
   });
@@ -578,6 +586,8 @@ export class LocalBedrockRuntime {
   private readonly server = new LocalHttp2Json((method, path, body) => this.route(method, path, body));
   /** Every HTTP request, valid or not. */
   readonly requests = this.server.requests;
+  /** Errors thrown by the script (each answered 500). */
+  readonly hookErrors = this.server.hookErrors;
   /** Every Converse call with what was answered. */
   readonly exchanges: ConverseExchange[] = [];
   model: ScriptedModel = ANSWER_OK;
