@@ -84,6 +84,8 @@ export class AnswerStack {
       [InfluxDbEnv.URL]: await this.proxy.start(),
       [InfluxDbEnv.RETENTION_POLICY]: RETENTION_POLICY,
       [InfluxDbEnv.TOKEN_SECRET_ARN]: SECRET_ARN,
+      // A stalled InfluxDB ends the engine's call in 2 s (a test's stall must not outlive it).
+      [InfluxDbEnv.REQUEST_TIMEOUT_MS]: '2000',
       [TimeSeriesEnv.DATABASE]: DATABASE,
       [TimeSeriesEnv.TABLES]: JSON.stringify(TABLES),
       [TimeSeriesEnv.MAX_POINTS]: String(ENGINE_MAX_POINTS),

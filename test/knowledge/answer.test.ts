@@ -259,6 +259,7 @@ describe('untrusted tool input: refused before the engine, the refusal goes back
   });
 
   test.each<[string, Record<string, unknown>]>([
+    ['a catalog dataset the time-series store does not serve', { ...NE_15_FEB, dataset: 'cmo_semanal' }],
     ['SQL in a filter value', { ...NE_15_FEB, filters: { id_subsistema: "NE' OR 1=1 --" } }],
     ['InfluxQL in a filter value', { ...NE_15_FEB, filters: { id_subsistema: 'NE"; DROP MEASUREMENT curva_carga' } }],
     ['InfluxQL in the measure', { ...NE_15_FEB, measure: 'val_cargaenergiahomwmed" FROM /.*/ --' }],
@@ -362,6 +363,23 @@ describe('limits', () => {
     expect(status).toBe(504);
     expect(body.error.code).toBe('AnswerTimeout');
     expect(Date.now() - started).toBeLessThan(2500);
+  });
+
+  test('a stalled engine: the tool call ends at the deadline, and so does the question (504), well before the engine gives up', async () => {
+    const hurried = stack.handler({ [AnswerEnv.DEADLINE_MS]: '1500' });
+    stack.proxy.failNext('stall', 1, '/query');
+    stack.runtime.model = script(callTools([{ name: QUERY_TIME_SERIES, input: NE_15_FEB }]), say('tarde demais'));
+    const started = Date.now();
+    const { status, body } = await hurried({ question: 'pico do NE' });
+    const elapsed = Date.now() - started;
+    expect(status).toBe(504);
+    expect(body.error.code).toBe('AnswerTimeout');
+    expect(elapsed).toBeLessThan(2000);
+    // The model was not asked again: no time was left for it.
+    expect(stack.runtime.exchanges).toHaveLength(1);
+    expect(stack.lambda.requests).toHaveLength(1);
+    // Let the stalled engine call end (its own 2 s timeout) before the next test.
+    await new Promise((resolve) => setTimeout(resolve, 2500 - elapsed));
   });
 
   test('a throttled model: 429 TooManyRequests, the service\'s text not passed on', async () => {
