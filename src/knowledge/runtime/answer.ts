@@ -482,6 +482,8 @@ export async function answerWithTools(
       const uses = (message.content ?? []).flatMap((b) => (b.toolUse ? [b.toolUse] : []));
       if (stopReason !== 'tool_use' || uses.length === 0) {
         answer = textOf(message);
+        // An empty 200 would read as an answer: no text is no answer.
+        if (!answer) throw new RequestError(502, 'AnswerIncomplete', 'the model gave no answer; ask the question again or more narrowly');
         break;
       }
       messages.push({ role: 'assistant', content: message.content });
