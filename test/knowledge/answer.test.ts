@@ -382,6 +382,17 @@ describe('limits', () => {
     await new Promise((resolve) => setTimeout(resolve, 2500 - elapsed));
   });
 
+  test.each<[string, ModelTurn]>([
+    ['no content at all', { content: [], stopReason: 'end_turn' }],
+    ['tool calls with stop reason end_turn (nothing to run, no text)', { ...callTools([{ name: LIST_DATASETS, input: {} }]), stopReason: 'end_turn' }],
+  ])('a model that ends with no text (%s): 502 AnswerIncomplete, not an empty answer', async (_name, turn) => {
+    stack.runtime.model = script(turn);
+    const { status, body } = await ask({ question: 'q' });
+    expect(status).toBe(502);
+    expect(body.error.code).toBe('AnswerIncomplete');
+    expectNoEngineRequest();
+  });
+
   test('a throttled model: 429 TooManyRequests, the service\'s text not passed on', async () => {
     stack.runtime.model = () => converseErrors.throttling();
     const { status, body } = await ask({ question: 'q' });
