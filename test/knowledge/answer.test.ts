@@ -385,7 +385,8 @@ describe('limits', () => {
   test.each<[string, ModelTurn]>([
     ['no content at all', { content: [], stopReason: 'end_turn' }],
     ['tool calls with stop reason end_turn (nothing to run, no text)', { ...callTools([{ name: LIST_DATASETS, input: {} }]), stopReason: 'end_turn' }],
-  ])('a model that ends with no text (%s): 502 AnswerIncomplete, not an empty answer', async (_name, turn) => {
+    ['text cut at the token limit (max_tokens)', { content: [{ text: 'O pico foi de 14.0' }], stopReason: 'max_tokens' }],
+  ])('a model that ends without a whole answer (%s): 502 AnswerIncomplete, not a partial answer', async (_name, turn) => {
     stack.runtime.model = script(turn);
     const { status, body } = await ask({ question: 'q' });
     expect(status).toBe(502);

@@ -443,6 +443,9 @@ export function mapConverseError(error: unknown): RequestError | undefined {
   }
 }
 
+/** Tokens one model call may write: an answer with its figures, or a round of tool calls. */
+const MAX_ANSWER_TOKENS = 2048;
+
 const textOf = (message: Message | undefined) => (message?.content ?? []).map((b) => b.text ?? '').filter((t) => t).join('\n').trim();
 
 /** Answers a question with the tools: the Converse loop, bounded in tool calls and time. */
@@ -465,7 +468,7 @@ export async function answerWithTools(
           modelId: config.modelId,
           system: [{ text: systemPrompt(Date.now()) }],
           messages,
-          inferenceConfig: { maxTokens: 1024, temperature: 0 },
+          inferenceConfig: { maxTokens: MAX_ANSWER_TOKENS, temperature: 0 },
           toolConfig: { tools },
           ...(config.guardrail ? { guardrailConfig: { guardrailIdentifier: config.guardrail.id, guardrailVersion: config.guardrail.version } } : {}),
         }), { abortSignal: AbortSignal.timeout(remaining(x)) });
@@ -484,6 +487,8 @@ export async function answerWithTools(
         answer = textOf(message);
         // An empty 200 would read as an answer: no text is no answer.
         if (!answer) throw new RequestError(502, 'AnswerIncomplete', 'the model gave no answer; ask the question again or more narrowly');
+        // A reply cut at the token limit may have lost a number or its unit: never passed off as complete.
+        if (stopReason === 'max_tokens') throw new RequestError(502, 'AnswerIncomplete', 'the answer was longer than the model may write; ask a narrower question');
         break;
       }
       messages.push({ role: 'assistant', content: message.content });
