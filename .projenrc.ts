@@ -139,7 +139,8 @@ const project = new awscdk.AwsCdkConstructLibrary({
   npmignoreEnabled: false,
   // jsii writes a default .npmignore when there is none; `files` decides what ships, so it is ignored.
   // The rosetta tablet (translated snippets) is built from the .jsii by `rosetta:extract`, like the .jsii itself.
-  gitignore: ['cdk.out', '/dist/', '.DS_Store', '*.pyc', '__pycache__/', '/.npmignore', '/.jsii.tabl.json'],
+  // '/node_modules' without the slash also matches a symlinked node_modules (a git worktree's), which 'node_modules/' does not.
+  gitignore: ['cdk.out', '/dist/', '.DS_Store', '*.pyc', '__pycache__/', '/.npmignore', '/.jsii.tabl.json', '/node_modules'],
 });
 
 // jsii 6 prints a Node 20 end-of-life banner on every run; these machines run Node 20.
