@@ -299,6 +299,8 @@ interface Exchange {
   readonly citations: KnowledgeCitation[];
   readonly seen: Set<string>;
   toolCalls: number;
+  /** Time-series requests sent: each gets its own request id (`<queryId>:<n>`), parallel calls included. */
+  sent: number;
 }
 
 const remaining = (x: Exchange) => x.deadline - Date.now();
@@ -307,7 +309,7 @@ async function runTimeSeries(deps: AnswerDeps, x: Exchange, input: unknown): Pro
   const call = timeSeriesCall(input, deps.config);
   const invoked = await deps.lambda.send(new InvokeCommand({
     FunctionName: deps.config.timeSeriesFunction,
-    Payload: Buffer.from(JSON.stringify(proxyEvent(call, `${x.queryId}:${x.toolCalls}`))),
+    Payload: Buffer.from(JSON.stringify(proxyEvent(call, `${x.queryId}:${++x.sent}`))),
   }), { abortSignal: AbortSignal.timeout(Math.max(1, remaining(x))) });
   const payload = invoked.Payload ? Buffer.from(invoked.Payload).toString('utf8') : '';
   if (invoked.FunctionError) {
@@ -453,7 +455,7 @@ export async function answerWithTools(
   request: KnowledgeQueryRequest, queryId: string, started: number, deps: AnswerDeps,
 ): Promise<{ body: KnowledgeQueryResponse; log: Record<string, unknown> }> {
   const { config } = deps;
-  const x: Exchange = { queryId, deadline: started + config.deadlineMs, queries: [], citations: [], seen: new Set(), toolCalls: 0 };
+  const x: Exchange = { queryId, deadline: started + config.deadlineMs, queries: [], citations: [], seen: new Set(), toolCalls: 0, sent: 0 };
   const usage = { inputTokens: 0, outputTokens: 0, modelCalls: 0 };
   const messages: Message[] = [{ role: 'user', content: [{ text: request.question }] }];
   const tools = toolSpecs([...config.timeSeriesDatasets]);
