@@ -42,6 +42,15 @@ export function numberEnv(name: string, fallback?: number): number {
   return value;
 }
 
+/** An integer setting from `min` to `max`; `fallback` when unset or empty. */
+export function integerEnv(name: string, fallback: number, min: number, max: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${name} must be an integer from ${min} to ${max}, got '${raw}'`);
+  return n;
+}
+
 /** Comma-separated lower-case extensions, without dots (`csv, .XLSX` → `['csv', 'xlsx']`). */
 export function listEnv(name: string, fallback: readonly string[]): string[] {
   const text = process.env[name];

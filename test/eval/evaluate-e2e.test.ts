@@ -9,6 +9,7 @@ import { AnswerTools } from '../../src/knowledge/contract';
 import { loadHandler } from '../ingestion/local-aws';
 import { AnswerStack } from '../knowledge/answer-stack';
 import { callTools, ConverseCall, ModelTurn, say, ToolResultView } from '../knowledge/local-bedrock';
+import { queryEvent } from '../knowledge/query-event';
 import { LocalHttpServer } from '../local-http';
 
 /**
@@ -103,20 +104,7 @@ function serve(handler: (e: APIGatewayProxyEvent) => Promise<APIGatewayProxyResu
         return;
       }
       const headers = Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(',') : v ?? '']));
-      const event = {
-        resource: '/query',
-        path: '/query',
-        httpMethod: 'POST',
-        headers,
-        multiValueHeaders: Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, [v]])),
-        pathParameters: null,
-        queryStringParameters: null,
-        multiValueQueryStringParameters: null,
-        stageVariables: null,
-        body: Buffer.concat(chunks).toString('utf8'),
-        isBase64Encoded: false,
-        requestContext: { requestId: `eval-req-${++requestCount}`, stage: 'dev', httpMethod: 'POST', resourcePath: '/query' } as APIGatewayProxyEvent['requestContext'],
-      } as APIGatewayProxyEvent;
+      const event = queryEvent(Buffer.concat(chunks).toString('utf8'), `eval-req-${++requestCount}`, headers);
       try {
         const result = await handler(event);
         res.writeHead(result.statusCode, result.headers as Record<string, string>).end(result.body);

@@ -9,6 +9,7 @@ import { InfluxDbEnv, LoadInput, LoadResult, TimeSeriesEnv } from '../../src/tim
 import { handlerEnv, ingester, LocalAws, loadHandler, restoreEnv, startLocalAws } from '../ingestion/local-aws';
 import { LocalLambda } from '../local-lambda';
 import { LocalSecretsManager } from '../local-secrets-manager';
+import { queryEvent } from './query-event';
 import { flagValues, LocalAppConfig } from '../runtime/local-appconfig';
 import { CapturedOutput, captureOutput } from '../runtime/output';
 import { InfluxProxy, LocalInfluxDb, RETENTION_POLICY } from '../timeseries/influxdb/local-influxdb';
@@ -162,22 +163,7 @@ export class AnswerStack {
   }
 
   private questionEvent(body: string): APIGatewayProxyEvent {
-    const requestId = `answer-req-${++this.requestCount}`;
-    const headers = { 'Content-Type': 'application/json' };
-    return {
-      resource: '/query',
-      path: '/query',
-      httpMethod: 'POST',
-      headers,
-      multiValueHeaders: { 'Content-Type': ['application/json'] },
-      pathParameters: null,
-      queryStringParameters: null,
-      multiValueQueryStringParameters: null,
-      stageVariables: null,
-      body,
-      isBase64Encoded: false,
-      requestContext: { requestId, stage: 'dev', httpMethod: 'POST', resourcePath: '/query' } as APIGatewayProxyEvent['requestContext'],
-    };
+    return queryEvent(body, `answer-req-${++this.requestCount}`);
   }
 
   async close(): Promise<void> {

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { LocalBedrockAgentRuntime } from './local-bedrock';
+import { queryEvent } from './query-event';
 import { KnowledgeEnv, KnowledgeQueryResponse } from '../../src/knowledge/contract';
 import { DEFAULT_PROMPT_TEMPLATE } from '../../src/knowledge/runtime/query';
 import { CATALOG } from '../../src/ons/catalog';
@@ -122,22 +123,8 @@ beforeEach(() => {
 });
 
 /** An API Gateway (REST, proxy integration) event for POST /query. */
-function event(body: string | null, headers: Record<string, string> = { 'Content-Type': 'application/json' }): APIGatewayProxyEvent {
-  const requestId = `req-${++requestCount}`;
-  return {
-    resource: '/query',
-    path: '/query',
-    httpMethod: 'POST',
-    headers,
-    multiValueHeaders: Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, [v]])),
-    pathParameters: null,
-    queryStringParameters: null,
-    multiValueQueryStringParameters: null,
-    stageVariables: null,
-    body,
-    isBase64Encoded: false,
-    requestContext: { requestId, stage: 'dev', httpMethod: 'POST', resourcePath: '/query' } as APIGatewayProxyEvent['requestContext'],
-  };
+function event(body: string | null, headers?: Record<string, string>): APIGatewayProxyEvent {
+  return queryEvent(body, `req-${++requestCount}`, headers);
 }
 
 async function callRaw(e: APIGatewayProxyEvent, h: Handler = handler) {

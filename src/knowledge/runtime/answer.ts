@@ -6,7 +6,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { APIGatewayProxyEvent } from 'aws-lambda';
-import { buildFilter, configFromEnv, FORBIDDEN } from './query';
+import { buildFilter, configFromEnv, FORBIDDEN, mapBedrockError } from './query';
 import { LedgerEnv } from '../../ledger/contract';
 import { listDatasets } from '../../ledger/runtime/datasets';
 import { bucketOf } from '../../ons/calendar';
@@ -14,6 +14,7 @@ import { CATALOG, SUBSYSTEMS } from '../../ons/catalog';
 import { dataCardDataset } from '../../ons/layout';
 import { brasiliaToUtc } from '../../ons/time';
 import { PlatformMetrics } from '../../runtime/contract';
+import { integerEnv } from '../../runtime/handler';
 import { RequestError } from '../../runtime/http';
 import { log, recordMetric, traced } from '../../runtime/telemetry';
 import { AGGREGATIONS, INTERVALS, TimeSeriesResponse } from '../../timeseries/contract';
@@ -60,14 +61,6 @@ export interface AnswerDeps {
   readonly lambda: LambdaClient;
   readonly ledger: DynamoDBDocumentClient;
   readonly config: AnswerConfig;
-}
-
-function integerEnv(name: string, fallback: number, min: number, max: number): number {
-  const text = process.env[name];
-  if (text === undefined || text === '') return fallback;
-  const value = Number(text);
-  if (!Number.isInteger(value) || value < min || value > max) throw new Error(`${name} must be an integer from ${min} to ${max}`);
-  return value;
 }
 
 /** The numeric path's configuration, or undefined when no time-series function is set (RetrieveAndGenerate only). */
@@ -429,9 +422,8 @@ export function mapConverseError(error: unknown): RequestError | undefined {
   switch ((error as Error)?.name) {
     case 'ThrottlingException':
     case 'ServiceQuotaExceededException':
-      return new RequestError(429, 'TooManyRequests', 'too many questions at the moment; retry later');
     case 'AccessDeniedException':
-      return new RequestError(503, 'ModelNotAccessible', 'the generation model is not accessible (model access not enabled or not permitted); contact the operator');
+      return mapBedrockError(error);
     case 'ModelTimeoutException':
     case 'ModelNotReadyException':
     case 'ServiceUnavailableException':

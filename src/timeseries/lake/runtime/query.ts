@@ -1,6 +1,7 @@
 import {
   AthenaClient, GetQueryExecutionCommand, GetQueryResultsCommand, QueryExecution, StartQueryExecutionCommand, StopQueryExecutionCommand,
 } from '@aws-sdk/client-athena';
+import { integerEnv } from '../../../runtime/handler';
 import { RequestError } from '../../../runtime/http';
 import { checksum, invalidToken } from '../../../runtime/page-token';
 import { traced } from '../../../runtime/telemetry';
@@ -59,14 +60,6 @@ export interface LakeQueryConfig extends BaseQueryConfig {
   readonly reuseMinutes: number;
 }
 
-function intEnv(name: string, fallback: number, min: number, max: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${name} must be an integer from ${min} to ${max}, got '${raw}'`);
-  return n;
-}
-
 export function queryConfigFromEnv(): LakeQueryConfig {
   const database = process.env[TimeSeriesEnv.DATABASE];
   if (!database) throw new Error(`${TimeSeriesEnv.DATABASE} is not set`);
@@ -77,9 +70,9 @@ export function queryConfigFromEnv(): LakeQueryConfig {
     ...baseQueryConfigFromEnv(MAX_RESULTS - 1),
     database,
     workGroup,
-    deadlineMs: intEnv(LakeQueryEnv.DEADLINE_MS, DEFAULT_DEADLINE_MS, 1, DEFAULT_DEADLINE_MS),
-    pollDelayMs: intEnv(LakeQueryEnv.POLL_DELAY_MS, 100, 1, MAX_POLL_DELAY_MS),
-    reuseMinutes: intEnv(LakeQueryEnv.RESULT_REUSE_MINUTES, 60, 0, MAX_REUSE_MINUTES),
+    deadlineMs: integerEnv(LakeQueryEnv.DEADLINE_MS, DEFAULT_DEADLINE_MS, 1, DEFAULT_DEADLINE_MS),
+    pollDelayMs: integerEnv(LakeQueryEnv.POLL_DELAY_MS, 100, 1, MAX_POLL_DELAY_MS),
+    reuseMinutes: integerEnv(LakeQueryEnv.RESULT_REUSE_MINUTES, 60, 0, MAX_REUSE_MINUTES),
   };
 }
 
