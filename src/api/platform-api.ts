@@ -12,7 +12,7 @@ import { AdditionalDataset, LedgerApiEnv } from './contract';
 import { LedgerFunction } from './ledger-function';
 import { REQUEST_MODELS, ROUTES, RouteTarget } from './routes';
 import { createPlatformFunction } from '../core/defaults';
-import { IMonitor, IMonitorable } from '../core/monitorable';
+import { IMonitor, IMonitorable, platformMetric } from '../core/monitorable';
 import { acknowledgeScopedWildcards } from '../core/nag';
 import { CallerInventory, functionRuntimeCalls } from '../core/permissions';
 import { applyDataRemovalPolicy } from '../core/removal';
@@ -21,7 +21,7 @@ import { ApiThrottling, PlatformStage } from '../core/stage';
 import type { DatasetTableProps } from '../lake/data-lake-props';
 import { LedgerSchema } from '../ledger/contract';
 import { IIngestionLedger } from '../ledger/ingestion-ledger';
-import { ApiEnv, MetricServices } from '../runtime/contract';
+import { ApiEnv, MetricServices, OPERATION_DIMENSION, PlatformMetrics, QueryOperations } from '../runtime/contract';
 
 /**
  * Limits of a usage plan: what one API key of that plan may do. API Gateway applies a key's rate and
@@ -356,10 +356,13 @@ export class PlatformApi extends Construct implements IMonitorable {
   /** The API Gateway stage name (first path segment of every URL). */
   public readonly stageName: string;
   private readonly authorization: ApiAuthorization;
+  /** The platform stage's name (the metrics' namespace), not the API Gateway stage's. */
+  private readonly platformStageName: string;
 
   constructor(scope: Construct, id: string, props: PlatformApiProps) {
     super(scope, id);
     const stage = props.stage;
+    this.platformStageName = stage.name;
     const throttling = props.throttling ?? stage.apiThrottling;
     validateLimits('throttling', throttling.rateLimit, throttling.burstLimit);
     const queryThrottling = props.queryThrottling ?? stage.queryThrottling;
@@ -517,6 +520,17 @@ export class PlatformApi extends Construct implements IMonitorable {
   /** Time from request to response, API Gateway included (p99 by default). */
   public metricLatency(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
     return this.stageMetric('Latency', { statistic: 'p99', ...props });
+  }
+
+  /**
+   * Time the query handler of `operation` took to answer a request, API Gateway left out (p99 over 5 minutes):
+   * `getTimeSeries` (the time-series store's query function) or `query` (the knowledge base's). The metric is the
+   * stage's (namespace `OnsDataPlatform/<stage>`, dimensions `service` = `api` and `operation`).
+   */
+  public metricQueryLatency(operation: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    const operations: string[] = Object.values(QueryOperations);
+    if (!operations.includes(operation)) throw new Error(`operation: expected one of ${operations.join(', ')}, got '${operation}'`);
+    return platformMetric(this.platformStageName, PlatformMetrics.QUERY_LATENCY, { ...props, dimensionsMap: { [OPERATION_DIMENSION]: operation } });
   }
 
   /**

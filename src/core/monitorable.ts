@@ -4,6 +4,7 @@ import * as events from 'aws-cdk-lib/aws-events';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { IConstruct } from 'constructs';
 import { ResolvedAlarmThresholds } from './stage';
+import { metricsNamespace, PlatformMetricDefinition } from '../runtime/contract';
 
 /** Which topic an alarm or an event notification goes to. */
 export enum AlarmSeverity {
@@ -106,4 +107,20 @@ export interface IMonitorable extends IConstruct {
 /** Whether `construct` says what to watch in it. @internal */
 export function isMonitorable(construct: IConstruct): construct is IMonitorable {
   return typeof (construct as Partial<IMonitorable>).addMonitoring === 'function';
+}
+
+/**
+ * A custom metric the platform's handlers emit (`runtime/contract.ts`), as CloudWatch sees it: namespace
+ * `OnsDataPlatform/<stage>`, dimension `service`, Sum for counts and p99 for times, CloudWatch's 5-minute period
+ * unless `props` say otherwise. The constructs' `metric…()` methods and the monitoring's alarms both use it, so
+ * they name the same series. @internal
+ */
+export function platformMetric(stageName: string, definition: PlatformMetricDefinition, props: cloudwatch.MetricOptions = {}): cloudwatch.Metric {
+  return new cloudwatch.Metric({
+    namespace: metricsNamespace(stageName),
+    metricName: definition.name,
+    statistic: definition.unit === 'Milliseconds' ? 'p99' : 'Sum',
+    ...props,
+    dimensionsMap: { service: definition.service, ...props.dimensionsMap },
+  });
 }

@@ -1,5 +1,6 @@
 import { Duration, Size, Stack, Token, Validations } from 'aws-cdk-lib';
 import * as batch from 'aws-cdk-lib/aws-batch';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -26,7 +27,7 @@ import { RouteFunction } from './route-function';
 import {
   allowOwnExecutionData, applyPlatformTags, createEventDeadLetterQueue, createPlatformFunction, eventDeadLetterInventory, PlatformFunctionOptions,
 } from '../core/defaults';
-import { IMonitor, IMonitorable } from '../core/monitorable';
+import { IMonitor, IMonitorable, platformMetric } from '../core/monitorable';
 import { acknowledgeScopedWildcards } from '../core/nag';
 import { AwsCall, CallerInventory } from '../core/permissions';
 import { applyDataRemovalPolicy } from '../core/removal';
@@ -39,7 +40,7 @@ import { IDataLake } from '../lake/data-lake';
 import { KnowledgeSyncSchema, LedgerEnv, LedgerSchema, LedgerStatus } from '../ledger/contract';
 import { IIngestionLedger, IngestionLedger } from '../ledger/ingestion-ledger';
 import { XLSX_MAX_EXPANDED_BYTES } from '../ons/limits';
-import { HandlerEnv, MetricServices } from '../runtime/contract';
+import { HandlerEnv, MetricServices, PlatformMetrics } from '../runtime/contract';
 import { LoadErrors, TimeSeriesEngines } from '../timeseries/contract';
 
 /** Error name the processor gives a file the domain core refuses (shared with the handler's contract). */
@@ -321,6 +322,25 @@ export class IngestionPipeline extends Construct implements IMonitorable {
 
   /** Nothing of its own: its state machines, dead-letter queue, job queue and functions are watched as resources. */
   public addMonitoring(_monitor: IMonitor): void {}
+
+  /**
+   * Rows of tabular files written to the lake, by the processor function and the Batch job (Sum over 5 minutes).
+   * The metric is the stage's (namespace `OnsDataPlatform/<stage>`, dimension `service` = `ingestion`): every
+   * pipeline of the stage counts in it.
+   */
+  public metricRecordsProcessed(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return platformMetric(this.stage.name, PlatformMetrics.RECORDS_PROCESSED, props);
+  }
+
+  /** Rows the processor rejected, kept with their reason in the failed bucket (Sum over 5 minutes; the stage's metric). */
+  public metricRecordsRejected(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return platformMetric(this.stage.name, PlatformMetrics.RECORDS_REJECTED, props);
+  }
+
+  /** Files moved to quarantine, unsupported or failed (Sum over 5 minutes; the stage's metric). */
+  public metricFilesQuarantined(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return platformMetric(this.stage.name, PlatformMetrics.FILES_QUARANTINED, props);
+  }
 
   /** Lets `grantee` start a backfill (and read its executions). */
   public grantStartBackfill(grantee: iam.IGrantable): iam.Grant {

@@ -1,3 +1,5 @@
+import { QueryOperations } from '../runtime/contract';
+
 /**
  * What the knowledge-base constructs and handlers share: environment variable names and the shapes of
  * the RAG query API (`POST /query`).
@@ -132,7 +134,7 @@ export interface KnowledgeQueryResponse {
 }
 
 /** The `operationId` of `POST /query` in the route table, and the `operation` dimension of its QueryLatency. @internal */
-export const KNOWLEDGE_QUERY_OPERATION = 'query';
+export const KNOWLEDGE_QUERY_OPERATION = QueryOperations.KNOWLEDGE_QUERY;
 
 /**
  * The knowledge-base sync (`KnowledgeBaseSync`): what its state machine and its handler share. Bedrock runs one

@@ -26,7 +26,7 @@ import {
   grantKeyViaService,
 } from '../core/defaults';
 import { IFeatureFlags } from '../core/flags';
-import { AlarmSeverity, DashboardSection, IMonitor, IMonitorable } from '../core/monitorable';
+import { AlarmSeverity, DashboardSection, IMonitor, IMonitorable, platformMetric } from '../core/monitorable';
 import { acknowledgeScopedWildcards } from '../core/nag';
 import { AwsCall, CallerInventory, functionRuntimeCalls, machineRuntimeCalls, startEncrypted } from '../core/permissions';
 import { applyDataRemovalPolicy } from '../core/removal';
@@ -34,7 +34,7 @@ import { PlatformStage } from '../core/stage';
 import { IDataLake } from '../lake/data-lake';
 import { LedgerEnv, LedgerSchema } from '../ledger/contract';
 import { IIngestionLedger } from '../ledger/ingestion-ledger';
-import { KnowledgeBaseLogMetrics, MetricServices, metricsNamespace } from '../runtime/contract';
+import { KnowledgeBaseLogMetrics, MetricServices, metricsNamespace, PlatformMetrics } from '../runtime/contract';
 
 /**
  * Options of the knowledge base (what `OnsDataPlatform` passes through).
@@ -317,7 +317,7 @@ export class KnowledgeBase extends Construct implements IKnowledgeBase, IMonitor
     readonly featureFlags?: IFeatureFlags;
     numeric?: { readonly timeSeriesFunction: string; readonly ledgerIndex: string; readonly ledgerKey?: string; readonly guardrailArn?: string };
   };
-  private readonly metricsNamespace: string;
+  private readonly stageName: string;
   /** What the knowledge base's name ends with: empty for the default model and store, else a hash of them. */
   private readonly knowledgeBaseSuffix: string;
 
@@ -409,7 +409,7 @@ export class KnowledgeBase extends Construct implements IKnowledgeBase, IMonitor
     if (props.syncAfterDeployment ?? true) this.syncStateMachine = this.createDeploymentSync(props.stage);
     this.queryFunction = this.createQueryFunction(props);
     if (props.applicationLogs ?? true) this.applicationLogGroup = this.createApplicationLogs(props.stage);
-    this.metricsNamespace = metricsNamespace(props.stage.name);
+    this.stageName = props.stage.name;
     acknowledgeScopedWildcards(this);
   }
 
@@ -427,6 +427,15 @@ export class KnowledgeBase extends Construct implements IKnowledgeBase, IMonitor
    */
   public metricDocumentsFailed(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
     return this.logMetric(KnowledgeBaseLogMetrics.DOCUMENTS_FAILED, props);
+  }
+
+  /**
+   * Ingestion jobs of the platform's sync that ended FAILED or STOPPED, or could not start (Sum over 5 minutes). The
+   * metric is the stage's (namespace `OnsDataPlatform/<stage>`, dimension `service` = `knowledge`), emitted by the
+   * sync whatever `applicationLogs` says; its files stay `loaded` in the ledger with the reason.
+   */
+  public metricSyncJobsFailed(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return platformMetric(this.stageName, PlatformMetrics.KNOWLEDGE_SYNC_JOBS_FAILED, props);
   }
 
   /** Failed ingestion jobs and documents, from the application logs (nothing to watch without them): warnings. */
@@ -448,7 +457,7 @@ export class KnowledgeBase extends Construct implements IKnowledgeBase, IMonitor
 
   private logMetric(metricName: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
     return new cloudwatch.Metric({
-      namespace: this.metricsNamespace,
+      namespace: metricsNamespace(this.stageName),
       metricName,
       dimensionsMap: { [KnowledgeBaseLogMetrics.DIMENSION]: this.knowledgeBaseArn },
       statistic: 'Sum',

@@ -15,11 +15,11 @@ import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct, IConstruct } from 'constructs';
 import { allowRuleDeadLetters, createEventDeadLetterQueue, eventDeadLetterInventory } from '../core/defaults';
 import {
-  AlarmSeverity, DashboardSection, IMonitor, isMonitorable, MonitorAlarmOptions, MonitorEventOptions, RestApiMetrics,
+  AlarmSeverity, DashboardSection, IMonitor, isMonitorable, MonitorAlarmOptions, MonitorEventOptions, platformMetric, RestApiMetrics,
 } from '../core/monitorable';
 import { CallerInventory } from '../core/permissions';
 import { AlarmThresholdOverrides, PlatformStage, ResolvedAlarmThresholds, resolveAlarmThresholds } from '../core/stage';
-import { OPERATION_DIMENSION, PlatformMetricDefinition, PlatformMetrics, metricsNamespace } from '../runtime/contract';
+import { OPERATION_DIMENSION, PlatformMetricDefinition, PlatformMetrics, QueryOperations } from '../runtime/contract';
 
 /**
  * Options of the platform's monitoring (`OnsDataPlatform`'s `monitoring` prop).
@@ -80,9 +80,6 @@ export interface PlatformMonitoringProps extends PlatformMonitoringOptions {
 
 /** What one alarm says; periods default to the thresholds'. */
 type AlarmOptions = Omit<cloudwatch.CreateAlarmOptions, 'evaluationPeriods'> & { readonly evaluationPeriods?: number; readonly metric: cloudwatch.IMetric };
-
-/** Values of the `operation` dimension of `QueryLatency`: operationIds of the query routes (src/api/routes.ts). */
-const QUERY_OPERATIONS = ['getTimeSeries', 'query'];
 
 /**
  * Alarms, topics, a dashboard and a budget for the ONS data platform.
@@ -550,13 +547,7 @@ export class PlatformMonitoring extends Construct implements IMonitor {
   }
 
   private customMetric(definition: PlatformMetricDefinition, statistic: string, extra: Record<string, string> = {}): cloudwatch.Metric {
-    return new cloudwatch.Metric({
-      namespace: metricsNamespace(this.stageName),
-      metricName: definition.name,
-      dimensionsMap: { service: definition.service, ...extra },
-      statistic,
-      period: this.thresholds.period,
-    });
+    return platformMetric(this.stageName, definition, { statistic, period: this.thresholds.period, dimensionsMap: extra });
   }
 
   private createCustomMetricAlarms(): void {
@@ -590,7 +581,7 @@ export class PlatformMonitoring extends Construct implements IMonitor {
       threshold: t.timeSeriesErrors,
       alarmDescription: `Time series: ${t.timeSeriesErrors} or more records rejected by the store in ${every}`,
     });
-    for (const operation of QUERY_OPERATIONS) {
+    for (const operation of Object.values(QueryOperations)) {
       // Latency is emitted per request: no data means no request, never a breach.
       this.alarm(this, `QueryLatency-${operation}`, AlarmSeverity.WARNING, {
         ...count,
@@ -629,7 +620,7 @@ export class PlatformMonitoring extends Construct implements IMonitor {
       new cloudwatch.GraphWidget({ title: 'Files quarantined', left: [this.customMetric(m.FILES_QUARANTINED, 'Sum')], width: 8 }),
       new cloudwatch.GraphWidget({
         title: 'Query latency p99',
-        left: QUERY_OPERATIONS.map((o) => this.customMetric(m.QUERY_LATENCY, 'p99', { [OPERATION_DIMENSION]: o })),
+        left: Object.values(QueryOperations).map((o) => this.customMetric(m.QUERY_LATENCY, 'p99', { [OPERATION_DIMENSION]: o })),
         width: 8,
       }),
     ]);

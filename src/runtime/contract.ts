@@ -34,6 +34,12 @@ export const MetricServices = {
 export const OPERATION_DIMENSION = 'operation';
 
 /**
+ * Values of `OPERATION_DIMENSION`: the `operationId`s of the two query routes, whose handlers emit `QueryLatency`
+ * (the route table and the handlers take them from here, so an alarm watches a series that exists). @internal
+ */
+export const QueryOperations = { TIME_SERIES: 'getTimeSeries', KNOWLEDGE_QUERY: 'query' } as const;
+
+/**
  * The extra dimensions of `ServerErrors`, with the Lambda environment variable each value comes from (Lambda sets
  * both in every execution environment: the version is `$LATEST` or the published version's number). @internal
  */

@@ -1,5 +1,6 @@
 import { ProcessResult, SourceObject } from '../ledger/contract';
 import { CALENDAR_INTERVALS } from '../ons/calendar';
+import { QueryOperations } from '../runtime/contract';
 
 /**
  * A dataset the query handler serves, as it validates a request (a catalog `DatasetDefinition` is one).
@@ -208,4 +209,4 @@ export const LakeQueryEnv = {
 } as const;
 
 /** The `operationId` of `GET /timeseries/{dataset}` in the route table, and the `operation` dimension of its QueryLatency. @internal */
-export const TIME_SERIES_OPERATION = 'getTimeSeries';
+export const TIME_SERIES_OPERATION = QueryOperations.TIME_SERIES;

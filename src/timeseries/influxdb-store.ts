@@ -16,7 +16,7 @@ import { checkedMaxWritesInFlight, grantLoaderLakeAccess, loaderEnvironment, loa
 import { ITimeSeriesStore, TimeSeriesStoreBaseProps } from './store';
 import { applyPlatformTags, createPlatformFunction } from '../core/defaults';
 import { IHealthProbe } from '../core/health-probe';
-import { AlarmSeverity, DashboardSection, IMonitor, IMonitorable } from '../core/monitorable';
+import { AlarmSeverity, DashboardSection, IMonitor, IMonitorable, platformMetric } from '../core/monitorable';
 import { acknowledgeScopedWildcards } from '../core/nag';
 import { AwsCall, CallerInventory, functionRuntimeCalls } from '../core/permissions';
 import { applyDataRemovalPolicy } from '../core/removal';
@@ -25,7 +25,7 @@ import { IDataLake } from '../lake/data-lake';
 import { IIngestionLedger } from '../ledger/ingestion-ledger';
 import { CATALOG } from '../ons/catalog';
 import { rejectedRecordsPrefix } from '../ons/layout';
-import { MetricServices } from '../runtime/contract';
+import { MetricServices, PlatformMetrics } from '../runtime/contract';
 
 /** Instance types of Timestream for InfluxDB (API reference, DbInstanceType; supported instance types page). */
 const INSTANCE_TYPES = [
@@ -504,6 +504,16 @@ export class InfluxDbStore extends Construct implements ITimeSeriesStore, IMonit
   /** The health probe's calls (see `healthProbe()`). @internal */
   public _healthProbeCalls(): AwsCall[] {
     return [{ action: 'timestream-influxdb:GetDbInstance', resource: this.instance.attrArn }];
+  }
+
+  /** Measure values the loader wrote to InfluxDB (Sum over 5 minutes; the stage's metric, `service` = `timeseries`). */
+  public metricPointsWritten(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return platformMetric(this.stage.name, PlatformMetrics.POINTS_WRITTEN, props);
+  }
+
+  /** Records InfluxDB refused, kept with the reason under `rejectedRecordsPrefix` (Sum over 5 minutes; the stage's metric). */
+  public metricPointsRejected(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return platformMetric(this.stage.name, PlatformMetrics.POINTS_REJECTED, props);
   }
 
   /** CPU and memory at the `storeUtilizationPercent` threshold are warnings; the disk is critical (a full disk stops every write). */

@@ -12,7 +12,7 @@ import { LoadFunction } from './timestream/load-function';
 import { QueryFunction } from './timestream/query-function';
 import { applyPlatformTags, createPlatformFunction } from '../core/defaults';
 import { IHealthProbe } from '../core/health-probe';
-import { AlarmSeverity, DashboardSection, IMonitor, IMonitorable } from '../core/monitorable';
+import { AlarmSeverity, DashboardSection, IMonitor, IMonitorable, platformMetric } from '../core/monitorable';
 import { acknowledgeScopedWildcards } from '../core/nag';
 import { AwsCall, CallerInventory, functionRuntimeCalls } from '../core/permissions';
 import { applyDataRemovalPolicy } from '../core/removal';
@@ -21,7 +21,7 @@ import { IDataLake } from '../lake/data-lake';
 import { IIngestionLedger } from '../ledger/ingestion-ledger';
 import { CATALOG } from '../ons/catalog';
 import { rejectedRecordsPrefix } from '../ons/layout';
-import { MetricServices } from '../runtime/contract';
+import { MetricServices, PlatformMetrics } from '../runtime/contract';
 
 /**
  * Regions where Amazon Timestream for LiveAnalytics is offered (AWS service endpoints page), for the
@@ -333,6 +333,16 @@ export class TimestreamStore extends Construct implements ITimeSeriesStore, IMon
       label: `Magnetic-store rejection reports not uploaded (${kind.toLowerCase()} failures)`,
       period: period ?? Duration.minutes(5),
     });
+  }
+
+  /** Measure values the loader wrote to Timestream (Sum over 5 minutes; the stage's metric, `service` = `timeseries`). */
+  public metricPointsWritten(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return platformMetric(this.stage.name, PlatformMetrics.POINTS_WRITTEN, props);
+  }
+
+  /** Records Timestream refused, kept with the reason under `rejectedRecordsPrefix` (Sum over 5 minutes; the stage's metric). */
+  public metricPointsRejected(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return platformMetric(this.stage.name, PlatformMetrics.POINTS_REJECTED, props);
   }
 
   /**

@@ -7,7 +7,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
 import { buildReferenceApp, ENGINE_CONTEXT } from '../../examples/reference/app';
-import { AlarmSeverity, DashboardSection, IMonitor, IMonitorable, OnsDataPlatform, PlatformMonitoring, PlatformStage, TimeSeriesEngine } from '../../src';
+import { AlarmSeverity, DashboardSection, IMonitor, IMonitorable, InfluxDbStore, OnsDataPlatform, PlatformMonitoring, PlatformStage, TimeSeriesEngine, TimestreamStore } from '../../src';
 import { KnowledgeBaseLogMetrics, OPERATION_DIMENSION, PlatformMetrics, metricsNamespace } from '../../src/runtime/contract';
 import { ENV, platformStack } from '../helpers';
 
@@ -334,7 +334,7 @@ describe('PlatformMonitoring on the reference app', () => {
 describe('PlatformMonitoring with the InfluxDB engine', () => {
   const stages = [PlatformStage.DEV, PlatformStage.PROD].map((s) => [s.name, s] as const);
   test.each(stages)('CPU, memory and disk of the instance are alarmed (%s)', (_, stage) => {
-    const { template } = platformStack(stage, {
+    const { template, platform } = platformStack(stage, {
       props: {
         timeSeries: TimeSeriesEngine.timestreamInfluxDb(),
         monitoring: stage === PlatformStage.DEV ? { thresholds: { storeUtilizationPercent: 70 } } : {},
@@ -354,6 +354,9 @@ describe('PlatformMonitoring with the InfluxDB engine', () => {
     expect(instance).toBeDefined();
     // The engine's write errors: the loader's errors and the store's rejections, alarmed as for Timestream.
     expect(alarmsOn(r, PlatformMetrics.POINTS_REJECTED.name, 'service', PlatformMetrics.POINTS_REJECTED.service)).toHaveLength(1);
+    const store = platform.timeSeries as InfluxDbStore;
+    expect(store.metricPointsRejected()).toMatchObject({ metricName: PlatformMetrics.POINTS_REJECTED.name, dimensions: { service: 'timeseries' } });
+    expect(store.metricPointsWritten()).toMatchObject({ metricName: PlatformMetrics.POINTS_WRITTEN.name, namespace: metricsNamespace(stage.name) });
     expect(ofType(r, 'AWS::Timestream::Database')).toHaveLength(0);
   });
 });
@@ -487,5 +490,43 @@ describe('PlatformMonitoring options', () => {
     expect(make({ thresholds: { apiClientErrorRatePercent: 150 } })).toThrow(/apiClientErrorRatePercent/);
     expect(make({ alarmEmails: ['not-an-email'] })).toThrow(/alarmEmails/);
     expect(make({ monthlyBudgetUsd: 0 })).toThrow(/monthlyBudgetUsd/);
+  });
+});
+
+describe('metric…() of the parts', () => {
+  test('each part offers the custom metrics its handlers emit, the very series the monitoring alarms on', () => {
+    const { stack, platform, template } = platformStack(PlatformStage.STAGING, { props: { timeSeries: TimeSeriesEngine.timestreamLiveAnalytics() } });
+    const store = platform.timeSeries as TimestreamStore;
+    const all = template.toJSON().Resources as Resources;
+    /** The monitoring's alarm on the series `metric` names (same namespace, name, dimensions and statistic). */
+    const alarmOn = (metric: cloudwatch.Metric) => {
+      const stat = metric.toMetricConfig().metricStat!;
+      const dims = (stat.dimensions ?? []).map((d) => ({ Name: d.name, Value: stack.resolve(d.value) }));
+      const byName = (a: { Name: string }, b: { Name: string }) => a.Name.localeCompare(b.Name);
+      return alarms(all).map(([, a]) => a.Properties).filter((p) => p.Namespace === stat.namespace && p.MetricName === stat.metricName
+        && (p.Statistic ?? p.ExtendedStatistic) === stat.statistic
+        && JSON.stringify([...(p.Dimensions ?? [])].sort(byName)) === JSON.stringify(dims.sort(byName)));
+    };
+    const period = { period: PlatformStage.STAGING.alarmThresholds.period };
+    for (const metric of [
+      platform.ingestion.metricFilesQuarantined(period),
+      platform.ingestion.metricRecordsRejected(period),
+      store.metricPointsRejected(period),
+      platform.knowledgeBase.metricSyncJobsFailed(period),
+      platform.api.metricQueryLatency('getTimeSeries', period),
+      platform.api.metricQueryLatency('query', period),
+    ]) {
+      expect(metric.namespace).toBe(metricsNamespace(PlatformStage.STAGING.name));
+      expect(alarmOn(metric)).toHaveLength(1);
+    }
+    // No alarm, but the same namespace and dimension as the handlers' EMF documents.
+    for (const [metric, definition] of [
+      [platform.ingestion.metricRecordsProcessed(), PlatformMetrics.RECORDS_PROCESSED],
+      [store.metricPointsWritten(), PlatformMetrics.POINTS_WRITTEN],
+    ] as const) {
+      expect(metric).toMatchObject({ namespace: metricsNamespace('staging'), metricName: definition.name, statistic: 'Sum', dimensions: { service: definition.service } });
+      expect(metric.period.toMinutes()).toBe(5);
+    }
+    expect(() => platform.api.metricQueryLatency('getDatasets')).toThrow("operation: expected one of getTimeSeries, query, got 'getDatasets'");
   });
 });
