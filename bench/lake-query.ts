@@ -39,6 +39,7 @@ import { DataLake, PlatformStage } from '../src';
 import { currentViewName } from '../src/lake/tables';
 import { CURRENT_ROW_ORDER, partitionPath } from '../src/ons/layout';
 import { LakeQueryEnv, TimeSeriesEnv } from '../src/timeseries/contract';
+import { timeSeriesRequestEvent } from '../src/timeseries/runtime/request';
 import { ENV } from '../test/helpers';
 import { BILLING, billedBytes, LocalAthena, LocalQuery } from '../test/timeseries/lake/local-athena';
 import { bindParameters, render, Token, tokenize } from '../test/timeseries/lake/trino-to-duckdb';
@@ -282,22 +283,7 @@ function loadHandler(env: Record<string, string>): Handler {
 }
 
 let requestCount = 0;
-function event(dataset: string, query: Record<string, string>): APIGatewayProxyEvent {
-  return {
-    resource: '/timeseries/{dataset}',
-    path: `/timeseries/${dataset}`,
-    httpMethod: 'GET',
-    headers: {},
-    multiValueHeaders: {},
-    pathParameters: { dataset },
-    queryStringParameters: query,
-    multiValueQueryStringParameters: Object.fromEntries(Object.entries(query).map(([k, v]) => [k, [v]])),
-    stageVariables: null,
-    body: null,
-    isBase64Encoded: false,
-    requestContext: { requestId: `bench-${++requestCount}`, stage: 'bench', httpMethod: 'GET', resourcePath: '/timeseries/{dataset}' } as APIGatewayProxyEvent['requestContext'],
-  };
-}
+const event = (dataset: string, query: Record<string, string>) => timeSeriesRequestEvent(dataset, query, `bench-${++requestCount}`);
 
 // ---------------------------------------------------------------------------------------------
 // The requests

@@ -9,6 +9,7 @@ import { AnswerEnv, AnswerTools, KnowledgeEnv, KnowledgeSyncInput } from '../../
 import { ProcessResult, StepInput } from '../../src/ledger/contract';
 import { MetricServices, metricsNamespace, OPERATION_DIMENSION, OperationsEnv, PlatformMetricDefinition, PlatformMetrics } from '../../src/runtime/contract';
 import { LoadInput, LoadResult, TimeSeriesEnv } from '../../src/timeseries/contract';
+import { timeSeriesRequestEvent } from '../../src/timeseries/runtime/request';
 import { platformStack } from '../helpers';
 import { ASSETS, BUCKETS, EXECUTION, handlerEnv, LocalAws, loadHandler, putObject, restoreEnv, startLocalAws } from '../ingestion/local-aws';
 import { callTools, LocalBedrockAgentRuntime, LocalBedrockRuntime, say, script } from '../knowledge/local-bedrock';
@@ -292,16 +293,10 @@ describe('time series', () => {
   test('time-series query: QueryLatency in ms with operation getTimeSeries, for answers and refusals alike', async () => {
     const query = fresh<APIGatewayProxyEvent, APIGatewayProxyResult>('query', MetricServices.API, TIMESERIES_ASSETS);
     const started = Date.now();
-    const ok = await query(apiEvent('api-req-1', {
-      resource: '/timeseries/{dataset}',
-      path: '/timeseries/curva_carga',
-      pathParameters: { dataset: 'curva_carga' },
-      queryStringParameters: { from: '2023-01-01T00:00:00Z', to: '2023-02-01T00:00:00Z' },
-      multiValueQueryStringParameters: { from: ['2023-01-01T00:00:00Z'], to: ['2023-02-01T00:00:00Z'] },
-    }), context('lambda-req-1'));
+    const ok = await query(timeSeriesRequestEvent('curva_carga', { from: '2023-01-01T00:00:00Z', to: '2023-02-01T00:00:00Z' }, 'api-req-1'), context('lambda-req-1'));
     const elapsed = Date.now() - started;
     expect(ok.statusCode).toBe(200);
-    const refused = await query(apiEvent('api-req-2', { resource: '/timeseries/{dataset}', path: '/timeseries/nope', pathParameters: { dataset: 'nope' } }));
+    const refused = await query(timeSeriesRequestEvent('nope', {}, 'api-req-2'));
     expect(refused.statusCode).toBe(404);
     expect(refused.body).not.toMatch(/Error:|\bat /);
 
@@ -330,13 +325,7 @@ describe('API server errors', () => {
       const query = fresh<APIGatewayProxyEvent, APIGatewayProxyResult>('query', MetricServices.API, TIMESERIES_ASSETS, {
         AWS_LAMBDA_FUNCTION_NAME: 'ons-timeseries-query', AWS_LAMBDA_FUNCTION_VERSION: '12',
       });
-      const failed = await query(apiEvent('api-req-5xx', {
-        resource: '/timeseries/{dataset}',
-        path: '/timeseries/curva_carga',
-        pathParameters: { dataset: 'curva_carga' },
-        queryStringParameters: { from: '2023-01-01T00:00:00Z', to: '2023-02-01T00:00:00Z' },
-        multiValueQueryStringParameters: { from: ['2023-01-01T00:00:00Z'], to: ['2023-02-01T00:00:00Z'] },
-      }), context('lambda-req-5xx'));
+      const failed = await query(timeSeriesRequestEvent('curva_carga', { from: '2023-01-01T00:00:00Z', to: '2023-02-01T00:00:00Z' }, 'api-req-5xx'), context('lambda-req-5xx'));
       expect(failed.statusCode).toBeGreaterThanOrEqual(500);
     } finally {
       ts.onQuery = onQuery;

@@ -5,6 +5,7 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { CATALOG } from '../../src/ons/catalog';
 import { ApiErrorBody } from '../../src/runtime/contract';
 import { LoadInput, LoadResult, TimeSeriesEnv, TimeSeriesResponse } from '../../src/timeseries/contract';
+import { timeSeriesRequestEvent } from '../../src/timeseries/runtime/request';
 import { expectSchema } from '../api/openapi';
 import { handlerEnv, ingester, LocalAws, loadHandler, restoreEnv, startLocalAws } from '../ingestion/local-aws';
 import { ONS_DATA } from '../ons-data';
@@ -282,22 +283,14 @@ export const RANGE = { from: '2023-01-01T00:00:00Z', to: '2023-02-01T00:00:00Z' 
 
 let requestCount = 0;
 
-/** An API Gateway (REST, proxy integration) event for GET /timeseries/{dataset}. */
+/** The API's GET /timeseries/{dataset} event, also without a dataset, without parameters or with repeated ones. */
 export function event(dataset: string | undefined, query: Record<string, string> | null, multi?: Record<string, string[]>): APIGatewayProxyEvent {
-  const requestId = `req-${++requestCount}`;
+  const e = timeSeriesRequestEvent(dataset ?? '', query ?? {}, `req-${++requestCount}`);
   return {
-    resource: '/timeseries/{dataset}',
-    path: `/timeseries/${dataset}`,
-    httpMethod: 'GET',
-    headers: {},
-    multiValueHeaders: {},
-    pathParameters: dataset === undefined ? null : { dataset },
+    ...e,
+    pathParameters: dataset === undefined ? null : e.pathParameters,
     queryStringParameters: query,
-    multiValueQueryStringParameters: multi ?? (query ? Object.fromEntries(Object.entries(query).map(([k, v]) => [k, [v]])) : null),
-    stageVariables: null,
-    body: null,
-    isBase64Encoded: false,
-    requestContext: { requestId, stage: 'dev', httpMethod: 'GET', resourcePath: '/timeseries/{dataset}' } as APIGatewayProxyEvent['requestContext'],
+    multiValueQueryStringParameters: multi ?? (query ? e.multiValueQueryStringParameters : null),
   };
 }
 

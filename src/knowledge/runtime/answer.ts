@@ -5,7 +5,6 @@ import {
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { buildFilter, configFromEnv, FORBIDDEN, mapBedrockError } from './query';
 import { LedgerEnv } from '../../ledger/contract';
 import { listDatasets } from '../../ledger/runtime/datasets';
@@ -18,7 +17,7 @@ import { integerEnv } from '../../runtime/handler';
 import { RequestError } from '../../runtime/http';
 import { log, recordMetric, traced } from '../../runtime/telemetry';
 import { AGGREGATIONS, INTERVALS, TimeSeriesResponse } from '../../timeseries/contract';
-import { parseRequest as parseTimeSeriesRequest } from '../../timeseries/runtime/request';
+import { parseRequest as parseTimeSeriesRequest, timeSeriesRequestEvent } from '../../timeseries/runtime/request';
 import {
   AnswerEnv, AnswerLimits, AnswerQuery, AnswerTools, AnswerUsage, KnowledgeCitation, KnowledgeQueryRequest, KnowledgeQueryResponse,
 } from '../contract';
@@ -266,24 +265,6 @@ export function timeSeriesCall(input: unknown, config: Pick<AnswerConfig, 'timeS
   return { dataset, params, request, estimate };
 }
 
-/** The API Gateway proxy event of a `GET /timeseries/{dataset}` request, as the query function receives it from the API. */
-function proxyEvent(call: TimeSeriesCall, requestId: string): APIGatewayProxyEvent {
-  return {
-    resource: '/timeseries/{dataset}',
-    path: `/timeseries/${call.dataset}`,
-    httpMethod: 'GET',
-    headers: {},
-    multiValueHeaders: {},
-    pathParameters: { dataset: call.dataset },
-    queryStringParameters: call.params,
-    multiValueQueryStringParameters: Object.fromEntries(Object.entries(call.params).map(([k, v]) => [k, [v]])),
-    stageVariables: null,
-    requestContext: { requestId } as APIGatewayProxyEvent['requestContext'],
-    body: null,
-    isBase64Encoded: false,
-  };
-}
-
 /** What one question has done so far. */
 interface Exchange {
   readonly queryId: string;
@@ -302,7 +283,7 @@ async function runTimeSeries(deps: AnswerDeps, x: Exchange, input: unknown): Pro
   const call = timeSeriesCall(input, deps.config);
   const invoked = await deps.lambda.send(new InvokeCommand({
     FunctionName: deps.config.timeSeriesFunction,
-    Payload: Buffer.from(JSON.stringify(proxyEvent(call, `${x.queryId}:${++x.sent}`))),
+    Payload: Buffer.from(JSON.stringify(timeSeriesRequestEvent(call.dataset, call.params, `${x.queryId}:${++x.sent}`))),
   }), { abortSignal: AbortSignal.timeout(Math.max(1, remaining(x))) });
   const payload = invoked.Payload ? Buffer.from(invoked.Payload).toString('utf8') : '';
   if (invoked.FunctionError) {

@@ -204,6 +204,24 @@ export function responseBase(q: TimeSeriesQuery): Omit<TimeSeriesResponse, 'poin
   };
 }
 
+/** The API Gateway proxy event of a `GET /timeseries/{dataset}` request with single-valued parameters, as the API sends it. */
+export function timeSeriesRequestEvent(dataset: string, params: Record<string, string>, requestId: string): APIGatewayProxyEvent {
+  return {
+    resource: '/timeseries/{dataset}',
+    path: `/timeseries/${dataset}`,
+    httpMethod: 'GET',
+    headers: {},
+    multiValueHeaders: {},
+    pathParameters: { dataset },
+    queryStringParameters: params,
+    multiValueQueryStringParameters: Object.fromEntries(Object.entries(params).map(([k, v]) => [k, [v]])),
+    stageVariables: null,
+    requestContext: { requestId } as APIGatewayProxyEvent['requestContext'],
+    body: null,
+    isBase64Encoded: false,
+  };
+}
+
 /** What an engine's query handler plugs in. */
 export interface QueryEngine {
   readonly config: QueryConfig;
