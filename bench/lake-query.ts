@@ -34,6 +34,7 @@ import { DuckDBInstance } from '@duckdb/node-api';
 import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
+import { eachOption } from './args';
 import { BenchInput, cacheRoot, GENERATOR_VERSION, prepareLakeInputs } from './inputs';
 import { DataLake, PlatformStage } from '../src';
 import { currentViewName } from '../src/lake/tables';
@@ -78,38 +79,27 @@ function parseOptions(argv: readonly string[]): Options {
     cli: join(ROOT, 'assets', 'cli', 'ons-data-platform', 'ons-data-platform.js'),
     verbose: false,
   };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const value = () => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    const positive = (v: string) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 1) throw new Error(`${a} needs a positive integer, not '${v}'`);
-      return n;
-    };
-    switch (a) {
-      case '--runs': options.runs = positive(value()); break;
-      case '--plants': options.plants = positive(value()); break;
+  eachOption(argv, (a) => {
+    switch (a.name) {
+      case '--runs': options.runs = a.positive(); break;
+      case '--plants': options.plants = a.positive(); break;
       case '--usd-per-tb': {
-        const v = Number(value());
+        const v = Number(a.value());
         if (!Number.isFinite(v) || v <= 0) throw new Error('--usd-per-tb needs a positive number');
         options.usdPerTb = v;
         break;
       }
       case '--only': {
-        const v = value();
+        const v = a.value();
         if (v !== 'curva' && v !== 'geracao') throw new Error('--only is curva or geracao');
         options.only = v;
         break;
       }
-      case '--cli': options.cli = resolve(value()); break;
+      case '--cli': options.cli = resolve(a.value()); break;
       case '--verbose': options.verbose = true; break;
-      default: throw new Error(`unknown option ${a}`);
+      default: throw new Error(`unknown option ${a.name}`);
     }
-  }
+  });
   return options;
 }
 

@@ -26,6 +26,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } fr
 import * as os from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { buildSync } from 'esbuild';
+import { eachOption } from './args';
 import { BenchInput, cacheRoot, GENERATOR_VERSION, InputSet, MIB, prepareInputs } from './inputs';
 
 const ROOT = resolve(__dirname, '..');
@@ -55,34 +56,23 @@ function parseOptions(argv: readonly string[]): Options {
     cli: join(ROOT, 'assets', 'cli', 'ons-data-platform', 'ons-data-platform.js'),
     rss: existsSync('/usr/bin/time') ? 'time' : 'wrapper',
   };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const value = () => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    const positive = (v: string) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 1) throw new Error(`${a} needs a positive integer, not '${v}'`);
-      return n;
-    };
-    switch (a) {
-      case '--runs': options.runs = positive(value()); break;
-      case '--only': options.only = value(); break;
+  eachOption(argv, (a) => {
+    switch (a.name) {
+      case '--runs': options.runs = a.positive(); break;
+      case '--only': options.only = a.value(); break;
       case '--no-convert': options.convert = false; break;
-      case '--large-mib': options.largeMiB = positive(value()); break;
-      case '--small-mib': options.smallMiB = positive(value()); break;
-      case '--cli': options.cli = resolve(value()); break;
+      case '--large-mib': options.largeMiB = a.positive(); break;
+      case '--small-mib': options.smallMiB = a.positive(); break;
+      case '--cli': options.cli = resolve(a.value()); break;
       case '--rss': {
-        const v = value();
+        const v = a.value();
         if (v !== 'time' && v !== 'wrapper') throw new Error('--rss is time or wrapper');
         options.rss = v;
         break;
       }
-      default: throw new Error(`unknown option '${a}'`);
+      default: throw new Error(`unknown option '${a.name}'`);
     }
-  }
+  });
   if (options.smallMiB >= options.largeMiB) throw new Error('--small-mib must be below --large-mib');
   return options;
 }

@@ -23,6 +23,7 @@ import { ChildProcess, fork } from 'node:child_process';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import type { WriteRecordsRequest } from '@aws-sdk/client-timestream-write';
+import { eachOption } from './args';
 import { resolveDataset } from '../src/ons/detect';
 import { localFile } from '../src/ons/local-file';
 import { openTable } from '../src/ons/open';
@@ -56,19 +57,14 @@ function log(message: string): void {
 
 function parseOptions(argv: readonly string[]): Options {
   const options: Options = { latencyMs: 50, inFlight: [1, 4, 8, 16, 32], minRequests: 400 };
-  for (let i = 0; i < argv.length; i++) {
-    const value = () => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${argv[i - 1]} needs a value`);
-      return v;
-    };
-    switch (argv[i]) {
-      case '--latency-ms': options.latencyMs = Number(value()); break;
-      case '--in-flight': options.inFlight = value().split(',').map(Number); break;
-      case '--requests': options.minRequests = Number(value()); break;
-      default: throw new Error(`unknown option ${argv[i]}`);
+  eachOption(argv, (a) => {
+    switch (a.name) {
+      case '--latency-ms': options.latencyMs = Number(a.value()); break;
+      case '--in-flight': options.inFlight = a.value().split(',').map(Number); break;
+      case '--requests': options.minRequests = Number(a.value()); break;
+      default: throw new Error(`unknown option ${a.name}`);
     }
-  }
+  });
   if (!(options.latencyMs > 0) || options.inFlight.some((n) => !Number.isInteger(n) || n < 1)) throw new Error('bad options');
   return options;
 }
