@@ -55,13 +55,17 @@ export function offsetAt(utcMs: number): number {
 function hourOffset(hour: number): number {
   const cached = offsetCache.get(hour);
   if (cached !== undefined) return cached;
-  // format() costs a third of formatToParts(); en-US numeric fields come as month, day, year, hour, minute, second.
-  const [month, day, year, h, m, s] = formatter.format(hour * HOUR_MS).match(/\d+/g)!.map(Number);
-  const wall = Date.UTC(year, month - 1, day, h, m, s);
-  const offset = wall - hour * HOUR_MS;
+  const offset = zoneOffsetAt(hour * HOUR_MS);
   if (offsetCache.size > 4_096) offsetCache.clear(); // bounded, like dayCache
   offsetCache.set(hour, offset);
   return offset;
+}
+
+/** Offset (local minus UTC, in ms) of America/Sao_Paulo at a UTC instant, uncached and to the second (the 1914 change too). */
+export function zoneOffsetAt(utcMs: number): number {
+  // format() costs a third of formatToParts(); en-US numeric fields come as month, day, year, hour, minute, second.
+  const [month, day, year, h, m, s] = formatter.format(utcMs).match(/\d+/g)!.map(Number);
+  return Date.UTC(year, month - 1, day, h, m, s) - Math.floor(utcMs / 1000) * 1000;
 }
 
 // The last wall-clock day whose neighbouring UTC days have one same offset, and that offset.
