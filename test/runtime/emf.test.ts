@@ -13,6 +13,7 @@ import { timeSeriesRequestEvent } from '../../src/timeseries/runtime/request';
 import { platformStack } from '../helpers';
 import { ASSETS, BUCKETS, EXECUTION, handlerEnv, LocalAws, loadHandler, putObject, restoreEnv, startLocalAws } from '../ingestion/local-aws';
 import { callTools, LocalBedrockAgentRuntime, LocalBedrockRuntime, say, script } from '../knowledge/local-bedrock';
+import { queryEvent } from '../knowledge/query-event';
 import { closedPort } from '../local-http';
 import { ONS_DATA } from '../ons-data';
 import { LocalTimestream } from '../timeseries/timestream/local-timestream';
@@ -114,24 +115,6 @@ function directive(doc: EmfDocument, service: string, extraDimensions: string[] 
 const metricOf = (m: PlatformMetricDefinition) => ({ Name: m.name, Unit: m.unit });
 
 /** An API Gateway proxy event (REST). */
-function apiEvent(requestId: string, over: Partial<APIGatewayProxyEvent>): APIGatewayProxyEvent {
-  return {
-    resource: '/',
-    path: '/',
-    httpMethod: 'GET',
-    headers: {},
-    multiValueHeaders: {},
-    pathParameters: null,
-    queryStringParameters: null,
-    multiValueQueryStringParameters: null,
-    stageVariables: null,
-    body: null,
-    isBase64Encoded: false,
-    requestContext: { requestId, stage: 'dev' } as APIGatewayProxyEvent['requestContext'],
-    ...over,
-  };
-}
-
 const logLines = (mock: jest.Mock<void, [string]>) => mock.mock.calls.map(([line]) => JSON.parse(line) as Record<string, unknown>);
 
 let processed: LoadInput;
@@ -348,13 +331,7 @@ describe('knowledge', () => {
     bedrock.onRetrieveAndGenerate = () => ({ body: { sessionId: 'a1b2c3d4-0000-4000-8000-000000000001', output: { text: 'Resposta.' }, citations: [] } });
     const query = fresh<APIGatewayProxyEvent, APIGatewayProxyResult>('query', MetricServices.API, KNOWLEDGE_ASSETS);
     const started = Date.now();
-    const response = await query(apiEvent('api-req-3', {
-      resource: '/query',
-      path: '/query',
-      httpMethod: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ question: 'Qual foi a carga média do SE em 2023?' }),
-    }), context('lambda-req-3'));
+    const response = await query(queryEvent(JSON.stringify({ question: 'Qual foi a carga média do SE em 2023?' }), 'api-req-3'), context('lambda-req-3'));
     const elapsed = Date.now() - started;
     expect(response.statusCode).toBe(200);
 
@@ -385,13 +362,7 @@ describe('knowledge, numeric path', () => {
         // Never called: the model asks no time series.
         [AnswerEnv.LAMBDA_ENDPOINT]: `http://127.0.0.1:${await closedPort()}`,
       });
-      const response = await query(apiEvent('api-req-4', {
-        resource: '/query',
-        path: '/query',
-        httpMethod: 'POST',
-        headers: { 'Content-Type': 'application/json' },
-        body: JSON.stringify({ question: 'Qual foi o pico de carga do NE?' }),
-      }), context('lambda-req-4'));
+      const response = await query(queryEvent(JSON.stringify({ question: 'Qual foi o pico de carga do NE?' }), 'api-req-4'), context('lambda-req-4'));
       expect(response.statusCode).toBe(200);
       expect(JSON.parse(response.body).answeredFrom).toBe('tools');
 
