@@ -1,6 +1,7 @@
-import { DeleteCommand, DynamoDBDocumentClient, GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, DynamoDBDocumentClient, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { KnowledgeSyncRequest, KnowledgeSyncSchema, LedgerIndexing, LedgerKey } from '../../ledger/contract';
-import { isConditionFailure, Ledger } from '../../ledger/runtime/ledger';
+import { isConditionFailure, updateIf, updateItem } from '../../ledger/runtime/conditional';
+import { Ledger } from '../../ledger/runtime/ledger';
 import { PlatformMetrics } from '../../runtime/contract';
 import { log, recordMetric } from '../../runtime/telemetry';
 import { KnowledgeSync, KnowledgeSyncClaim, KnowledgeSyncInput, KnowledgeSyncRecorded } from '../contract';
@@ -56,37 +57,24 @@ const nowOf = (deps: SyncDeps) => (deps.now ?? Date.now)();
 
 async function acquire(holder: string, deps: SyncDeps): Promise<{ acquired: boolean }> {
   const now = Math.floor(nowOf(deps) / 1000);
-  try {
-    await deps.client.send(new UpdateCommand({
-      TableName: deps.table,
-      Key: control(deps),
-      UpdateExpression: 'SET #h = :h, #x = :x, #r = if_not_exists(#r, :zero)',
-      ConditionExpression: 'attribute_not_exists(#h) OR #x < :now OR #h = :h',
-      ExpressionAttributeNames: { '#h': 'holder', '#x': 'leaseExpiresAt', '#r': KnowledgeSyncSchema.REQUESTS },
-      ExpressionAttributeValues: { ':h': holder, ':x': now + KnowledgeSync.LEASE_SECONDS, ':now': now, ':zero': 0 },
-    }));
-    return { acquired: true };
-  } catch (error) {
-    if (isConditionFailure(error)) return { acquired: false };
-    throw error;
-  }
+  const acquired = await updateIf(deps.client, deps.table, control(deps), {
+    update: 'SET #h = :h, #x = :x, #r = if_not_exists(#r, :zero)',
+    condition: 'attribute_not_exists(#h) OR #x < :now OR #h = :h',
+    names: { '#h': 'holder', '#x': 'leaseExpiresAt', '#r': KnowledgeSyncSchema.REQUESTS },
+    values: { ':h': holder, ':x': now + KnowledgeSync.LEASE_SECONDS, ':now': now, ':zero': 0 },
+  });
+  return { acquired };
 }
 
 async function renew(holder: string, deps: SyncDeps): Promise<{ renewed: true }> {
-  try {
-    await deps.client.send(new UpdateCommand({
-      TableName: deps.table,
-      Key: control(deps),
-      UpdateExpression: 'SET #x = :x',
-      ConditionExpression: '#h = :h',
-      ExpressionAttributeNames: { '#h': 'holder', '#x': 'leaseExpiresAt' },
-      ExpressionAttributeValues: { ':h': holder, ':x': Math.floor(nowOf(deps) / 1000) + KnowledgeSync.LEASE_SECONDS },
-    }));
-    return { renewed: true };
-  } catch (error) {
-    if (isConditionFailure(error)) throw new LeaseLostError('another sync holds the lease of this knowledge base (this one\'s expired)');
-    throw error;
-  }
+  const renewed = await updateIf(deps.client, deps.table, control(deps), {
+    update: 'SET #x = :x',
+    condition: '#h = :h',
+    names: { '#h': 'holder', '#x': 'leaseExpiresAt' },
+    values: { ':h': holder, ':x': Math.floor(nowOf(deps) / 1000) + KnowledgeSync.LEASE_SECONDS },
+  });
+  if (!renewed) throw new LeaseLostError('another sync holds the lease of this knowledge base (this one\'s expired)');
+  return { renewed: true };
 }
 
 async function claim(holder: string, round: number, deps: SyncDeps): Promise<KnowledgeSyncClaim> {
@@ -98,14 +86,9 @@ async function claim(holder: string, round: number, deps: SyncDeps): Promise<Kno
   const pending = await requests(deps);
   const perSource = new Map<string, number>();
   for (const request of pending) {
-    await deps.client.send(new UpdateCommand({
-      TableName: deps.table,
-      Key: { pk: request.pk, sk: request.sk },
-      UpdateExpression: 'SET #c = :c',
-      ConditionExpression: 'attribute_exists(pk)',
-      ExpressionAttributeNames: { '#c': 'claimedBy' },
-      ExpressionAttributeValues: { ':c': batch },
-    }));
+    await updateItem(deps.client, deps.table, { pk: request.pk, sk: request.sk }, {
+      update: 'SET #c = :c', condition: 'attribute_exists(pk)', names: { '#c': 'claimedBy' }, values: { ':c': batch },
+    });
     perSource.set(request.dataSourceId, (perSource.get(request.dataSourceId) ?? 0) + 1);
   }
   const sources = [...perSource].sort(([a], [b]) => a.localeCompare(b)).map(([dataSourceId, n]) => ({ dataSourceId, requests: n }));
@@ -145,25 +128,13 @@ async function release(holder: string, deps: SyncDeps, seen?: number, force?: bo
     values[':seen'] = seen;
     condition += ' AND #r = :seen';
   }
-  try {
-    await deps.client.send(new UpdateCommand({
-      TableName: deps.table,
-      Key: control(deps),
-      UpdateExpression: 'REMOVE #h, #x',
-      ConditionExpression: condition,
-      ExpressionAttributeNames: names,
-      ExpressionAttributeValues: values,
-    }));
-    return { released: true };
-  } catch (error) {
-    if (!isConditionFailure(error)) throw error;
-    // Forced: the lease is not ours any more, nothing to give back.
-    if (force) return { released: true };
-    const { Item } = await deps.client.send(new GetCommand({ TableName: deps.table, Key: control(deps), ConsistentRead: true }));
-    if (Item?.holder !== holder) throw new LeaseLostError('another sync holds the lease of this knowledge base (this one\'s expired)');
-    log('INFO', 'requests arrived since the claim: another round', { seen, requests: Item?.[KnowledgeSyncSchema.REQUESTS] });
-    return { released: false };
-  }
+  const released = await updateIf(deps.client, deps.table, control(deps), { update: 'REMOVE #h, #x', condition, names, values });
+  // Forced: the lease is not ours any more, nothing to give back.
+  if (released || force) return { released: true };
+  const { Item } = await deps.client.send(new GetCommand({ TableName: deps.table, Key: control(deps), ConsistentRead: true }));
+  if (Item?.holder !== holder) throw new LeaseLostError('another sync holds the lease of this knowledge base (this one\'s expired)');
+  log('INFO', 'requests arrived since the claim: another round', { seen, requests: Item?.[KnowledgeSyncSchema.REQUESTS] });
+  return { released: false };
 }
 
 type RecordInput = Extract<KnowledgeSyncInput, { action: 'record' }>;

@@ -1,5 +1,5 @@
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { isConditionFailure, ItemUpdate, updateIf, updateItem } from './conditional';
 import { sourceIdentity } from '../../ons/layout';
 import { LedgerError, LedgerIndexing, LedgerItem, LedgerKey, LedgerLoad, LedgerOutputs, LedgerSchema, LedgerStatus, LedgerStatusValue, ProcessResult, QuarantineRecord, SourceObject, StagingRecord } from '../contract';
 
@@ -181,16 +181,12 @@ export class Ledger {
    * gets the load figures only.
    */
   async recordLoaded(source: SourceObject, fields: { executionArn: string; load: LedgerLoad }): Promise<void> {
-    try {
-      await this.transition(source, LedgerStatus.LOADED, {
-        set: { executionArn: fields.executionArn, load: fields.load },
-        remove: ['error'],
-        onlyFromStatus: [LedgerStatus.PROCESSED, LedgerStatus.RETRY_LATER, LedgerStatus.LOADED],
-      });
-    } catch (error) {
-      if (!isConditionFailure(error)) throw error;
-      await this.setLoad(source, fields.load, [LedgerStatus.INDEXED]);
-    }
+    const loaded = await this.tryTransition(source, LedgerStatus.LOADED, {
+      set: { executionArn: fields.executionArn, load: fields.load },
+      remove: ['error'],
+      onlyFromStatus: [LedgerStatus.PROCESSED, LedgerStatus.RETRY_LATER, LedgerStatus.LOADED],
+    });
+    if (!loaded) await this.setLoad(source, fields.load, [LedgerStatus.INDEXED]);
   }
 
   /**
@@ -216,14 +212,12 @@ export class Ledger {
   private async setLoad(source: SourceObject, load: LedgerLoad, statuses: readonly LedgerStatusValue[]): Promise<void> {
     const values: Record<string, unknown> = { ':l': load, ':u': new Date().toISOString() };
     statuses.forEach((s, i) => (values[`:s${i}`] = s));
-    await this.client.send(new UpdateCommand({
-      TableName: this.tableName,
-      Key: ledgerKey(source),
-      UpdateExpression: 'SET #l = :l, #u = :u REMOVE #e',
-      ConditionExpression: `#s IN (${statuses.map((_, i) => `:s${i}`).join(', ')})`,
-      ExpressionAttributeNames: { '#l': 'load', '#u': 'updatedAt', '#e': 'error', '#s': 'status' },
-      ExpressionAttributeValues: values,
-    }));
+    await updateItem(this.client, this.tableName, ledgerKey(source), {
+      update: 'SET #l = :l, #u = :u REMOVE #e',
+      condition: `#s IN (${statuses.map((_, i) => `:s${i}`).join(', ')})`,
+      names: { '#l': 'load', '#u': 'updatedAt', '#e': 'error', '#s': 'status' },
+      values,
+    });
   }
 
   /**
@@ -241,33 +235,22 @@ export class Ledger {
   async recordIndexingFailed(source: SourceObject, indexing: LedgerIndexing): Promise<boolean> {
     const values: Record<string, unknown> = { ':i': indexing, ':u': new Date().toISOString() };
     IN_LAKE.forEach((s, i) => (values[`:s${i}`] = s));
-    try {
-      await this.client.send(new UpdateCommand({
-        TableName: this.tableName,
-        Key: ledgerKey(source),
-        UpdateExpression: 'SET #i = :i, #u = :u',
-        ConditionExpression: `#s IN (${IN_LAKE.map((_, i) => `:s${i}`).join(', ')})`,
-        ExpressionAttributeNames: { '#i': 'indexing', '#u': 'updatedAt', '#s': 'status' },
-        ExpressionAttributeValues: values,
-      }));
-      return true;
-    } catch (error) {
-      if (isConditionFailure(error)) return false;
-      throw error;
-    }
+    return updateIf(this.client, this.tableName, ledgerKey(source), {
+      update: 'SET #i = :i, #u = :u',
+      condition: `#s IN (${IN_LAKE.map((_, i) => `:s${i}`).join(', ')})`,
+      names: { '#i': 'indexing', '#u': 'updatedAt', '#s': 'status' },
+      values,
+    });
   }
 
   /** A failed attempt that the state machine may retry: the error is kept, the status is not changed. */
   async recordFailure(source: SourceObject, error: LedgerError): Promise<void> {
-    const names = { '#e': 'error', '#u': 'updatedAt' };
-    await this.client.send(new UpdateCommand({
-      TableName: this.tableName,
-      Key: ledgerKey(source),
-      UpdateExpression: 'SET #e = :e, #u = :u',
-      ConditionExpression: 'attribute_exists(pk)',
-      ExpressionAttributeNames: names,
-      ExpressionAttributeValues: { ':e': error, ':u': new Date().toISOString() },
-    }));
+    await updateItem(this.client, this.tableName, ledgerKey(source), {
+      update: 'SET #e = :e, #u = :u',
+      condition: 'attribute_exists(pk)',
+      names: { '#e': 'error', '#u': 'updatedAt' },
+      values: { ':e': error, ':u': new Date().toISOString() },
+    });
   }
 
   /** Quarantine: whatever the status was (a failure after processing too), with the error and the copies. */
@@ -317,42 +300,32 @@ export class Ledger {
 
   /** Processor: the outputs this run is about to stage; only while `processing`. */
   async recordStaging(source: SourceObject, staging: StagingRecord): Promise<void> {
-    await this.client.send(new UpdateCommand({
-      TableName: this.tableName,
-      Key: ledgerKey(source),
-      UpdateExpression: 'SET #g = :g, #u = :u',
-      ConditionExpression: '#s = :p',
-      ExpressionAttributeNames: { '#g': 'staging', '#u': 'updatedAt', '#s': 'status' },
-      ExpressionAttributeValues: { ':g': staging, ':u': new Date().toISOString(), ':p': LedgerStatus.PROCESSING },
-    }));
+    await updateItem(this.client, this.tableName, ledgerKey(source), {
+      update: 'SET #g = :g, #u = :u',
+      condition: '#s = :p',
+      names: { '#g': 'staging', '#u': 'updatedAt', '#s': 'status' },
+      values: { ':g': staging, ':u': new Date().toISOString(), ':p': LedgerStatus.PROCESSING },
+    });
   }
 
   /** The staged objects recorded on `key` are gone; unless another run recorded its own meanwhile. */
   async clearStaging(key: LedgerKey, staging: StagingRecord): Promise<void> {
-    try {
-      await this.client.send(new UpdateCommand({
-        TableName: this.tableName,
-        Key: { pk: key.pk, sk: key.sk },
-        UpdateExpression: 'REMOVE #g',
-        ConditionExpression: '#g.#p = :p',
-        ExpressionAttributeNames: { '#g': 'staging', '#p': 'prefix' },
-        ExpressionAttributeValues: { ':p': staging.prefix },
-      }));
-    } catch (error) {
-      if (!isConditionFailure(error)) throw error;
-    }
+    await updateIf(this.client, this.tableName, { pk: key.pk, sk: key.sk }, {
+      update: 'REMOVE #g',
+      condition: '#g.#p = :p',
+      names: { '#g': 'staging', '#p': 'prefix' },
+      values: { ':p': staging.prefix },
+    });
   }
 
   /** An earlier version of the key is no longer current: `by` (a version id) replaced it. */
   async recordSuperseded(key: LedgerKey, by: string): Promise<void> {
-    await this.client.send(new UpdateCommand({
-      TableName: this.tableName,
-      Key: { pk: key.pk, sk: key.sk },
-      UpdateExpression: 'SET #b = :b',
-      ConditionExpression: 'attribute_exists(pk)',
-      ExpressionAttributeNames: { '#b': 'supersededBy' },
-      ExpressionAttributeValues: { ':b': by },
-    }));
+    await updateItem(this.client, this.tableName, { pk: key.pk, sk: key.sk }, {
+      update: 'SET #b = :b',
+      condition: 'attribute_exists(pk)',
+      names: { '#b': 'supersededBy' },
+      values: { ':b': by },
+    });
   }
 
   /** Any ledger item by its key, strongly consistent. */
@@ -367,19 +340,12 @@ export class Ledger {
    */
   async claimContent(contentHash: string, claimant: SourceObject): Promise<LedgerKey> {
     const me = ledgerKey(claimant);
-    try {
-      await this.client.send(new UpdateCommand({
-        TableName: this.tableName,
-        Key: contentClaimKey(contentHash),
-        UpdateExpression: 'SET #o = :o, #u = :u',
-        ConditionExpression: 'attribute_not_exists(#o) OR (#o.pk = :pk AND #o.sk = :sk)',
-        ExpressionAttributeNames: { '#o': 'owner', '#u': 'updatedAt' },
-        ExpressionAttributeValues: { ':o': me, ':u': new Date().toISOString(), ':pk': me.pk, ':sk': me.sk },
-      }));
-      return me;
-    } catch (error) {
-      if (!isConditionFailure(error)) throw error;
-    }
+    if (await updateIf(this.client, this.tableName, contentClaimKey(contentHash), {
+      update: 'SET #o = :o, #u = :u',
+      condition: 'attribute_not_exists(#o) OR (#o.pk = :pk AND #o.sk = :sk)',
+      names: { '#o': 'owner', '#u': 'updatedAt' },
+      values: { ':o': me, ':u': new Date().toISOString(), ':pk': me.pk, ':sk': me.sk },
+    })) return me;
     const claim = await this.getByKey(contentClaimKey(contentHash)) as unknown as { owner?: LedgerKey } | undefined;
     // Released between the two calls: try again.
     return claim?.owner ?? this.claimContent(contentHash, claimant);
@@ -388,20 +354,12 @@ export class Ledger {
   /** Moves the claim on `contentHash` from `from` (whose run no longer holds that content) to `to`; false when someone else moved it first. */
   async takeOverContent(contentHash: string, from: LedgerKey, to: SourceObject): Promise<boolean> {
     const me = ledgerKey(to);
-    try {
-      await this.client.send(new UpdateCommand({
-        TableName: this.tableName,
-        Key: contentClaimKey(contentHash),
-        UpdateExpression: 'SET #o = :o, #u = :u',
-        ConditionExpression: '#o.pk = :fpk AND #o.sk = :fsk',
-        ExpressionAttributeNames: { '#o': 'owner', '#u': 'updatedAt' },
-        ExpressionAttributeValues: { ':o': me, ':u': new Date().toISOString(), ':fpk': from.pk, ':fsk': from.sk },
-      }));
-      return true;
-    } catch (error) {
-      if (isConditionFailure(error)) return false;
-      throw error;
-    }
+    return updateIf(this.client, this.tableName, contentClaimKey(contentHash), {
+      update: 'SET #o = :o, #u = :u',
+      condition: '#o.pk = :fpk AND #o.sk = :fsk',
+      names: { '#o': 'owner', '#u': 'updatedAt' },
+      values: { ':o': me, ':u': new Date().toISOString(), ':fpk': from.pk, ':fsk': from.sk },
+    });
   }
 
   /**
@@ -409,18 +367,12 @@ export class Ledger {
    * its content is not in the lake). An update, not a delete: ledger writers have no DeleteItem.
    */
   async releaseContent(contentHash: string, owner: LedgerKey): Promise<void> {
-    try {
-      await this.client.send(new UpdateCommand({
-        TableName: this.tableName,
-        Key: contentClaimKey(contentHash),
-        UpdateExpression: 'REMOVE #o SET #u = :u',
-        ConditionExpression: '#o.pk = :pk AND #o.sk = :sk',
-        ExpressionAttributeNames: { '#o': 'owner', '#u': 'updatedAt' },
-        ExpressionAttributeValues: { ':pk': owner.pk, ':sk': owner.sk, ':u': new Date().toISOString() },
-      }));
-    } catch (error) {
-      if (!isConditionFailure(error)) throw error;
-    }
+    await updateIf(this.client, this.tableName, contentClaimKey(contentHash), {
+      update: 'REMOVE #o SET #u = :u',
+      condition: '#o.pk = :pk AND #o.sk = :sk',
+      names: { '#o': 'owner', '#u': 'updatedAt' },
+      values: { ':pk': owner.pk, ':sk': owner.sk, ':u': new Date().toISOString() },
+    });
   }
 
   /**
@@ -430,16 +382,14 @@ export class Ledger {
   async acquirePublication(source: SourceObject, holder: string, leaseMs: number): Promise<{ acquired: boolean; current?: CurrentVersion }> {
     const now = Date.now();
     try {
-      const { Attributes } = await this.client.send(new UpdateCommand({
-        TableName: this.tableName,
-        Key: currentVersionKey(source),
-        UpdateExpression: 'SET #l = :l',
-        ConditionExpression: 'attribute_not_exists(#l) OR #l.#until < :now OR #l.#holder = :h',
-        ExpressionAttributeNames: { '#l': 'lease', '#until': 'until', '#holder': 'holder' },
-        ExpressionAttributeValues: { ':l': { holder, until: now + leaseMs }, ':now': now, ':h': holder },
-        ReturnValues: 'ALL_NEW',
-      }));
-      return { acquired: true, current: currentOf(Attributes) };
+      const item = await updateItem(this.client, this.tableName, currentVersionKey(source), {
+        update: 'SET #l = :l',
+        condition: 'attribute_not_exists(#l) OR #l.#until < :now OR #l.#holder = :h',
+        names: { '#l': 'lease', '#until': 'until', '#holder': 'holder' },
+        values: { ':l': { holder, until: now + leaseMs }, ':now': now, ':h': holder },
+        returnNew: true,
+      });
+      return { acquired: true, current: currentOf(item) };
     } catch (error) {
       if (isConditionFailure(error)) return { acquired: false };
       throw error;
@@ -448,14 +398,12 @@ export class Ledger {
 
   /** Ends `holder`'s lease; with `current`, records the key's new current version. Throws when the lease was lost. */
   async completePublication(source: SourceObject, holder: string, current?: CurrentVersion): Promise<void> {
-    await this.client.send(new UpdateCommand({
-      TableName: this.tableName,
-      Key: currentVersionKey(source),
-      UpdateExpression: current ? 'SET #v = :v, #t = :t REMOVE #l' : 'REMOVE #l',
-      ConditionExpression: '#l.#holder = :h',
-      ExpressionAttributeNames: { '#l': 'lease', '#holder': 'holder', ...(current ? { '#v': 'version', '#t': 'sourceTime' } : {}) },
-      ExpressionAttributeValues: { ':h': holder, ...(current ? { ':v': current.version, ':t': current.sourceTime } : {}) },
-    }));
+    await updateItem(this.client, this.tableName, currentVersionKey(source), {
+      update: current ? 'SET #v = :v, #t = :t REMOVE #l' : 'REMOVE #l',
+      condition: '#l.#holder = :h',
+      names: { '#l': 'lease', '#holder': 'holder', ...(current ? { '#v': 'version', '#t': 'sourceTime' } : {}) },
+      values: { ':h': holder, ...(current ? { ':v': current.version, ':t': current.sourceTime } : {}) },
+    });
   }
 
   /**
@@ -463,6 +411,16 @@ export class Ledger {
    * ConditionalCheckFailedException when the conditions do not hold.
    */
   async transition(source: SourceObject, status: LedgerStatusValue, options: UpdateOptions = {}): Promise<void> {
+    await updateItem(this.client, this.tableName, ledgerKey(source), this.transitionUpdate(source, status, options));
+  }
+
+  /** The transition; false when its conditions do not hold. */
+  private async tryTransition(source: SourceObject, status: LedgerStatusValue, options: UpdateOptions): Promise<boolean> {
+    return updateIf(this.client, this.tableName, ledgerKey(source), this.transitionUpdate(source, status, options));
+  }
+
+  /** The UpdateItem that moves an item to `status`: aliases numbered in the order they are named. */
+  private transitionUpdate(source: SourceObject, status: LedgerStatusValue, options: UpdateOptions): ItemUpdate {
     const now = new Date().toISOString();
     const names: Record<string, string> = {};
     const values: Record<string, unknown> = {};
@@ -498,31 +456,10 @@ export class Ledger {
     } else if (options.unlessStatus?.length) {
       condition = `attribute_not_exists(pk) OR NOT (${statusName} IN (${options.unlessStatus.map(value).join(', ')}))`;
     }
-    await this.client.send(new UpdateCommand({
-      TableName: this.tableName,
-      Key: ledgerKey(source),
-      UpdateExpression: `SET ${sets.join(', ')}${removes.length ? ` REMOVE ${removes.join(', ')}` : ''}`,
-      ConditionExpression: condition,
-      ExpressionAttributeNames: names,
-      ExpressionAttributeValues: values,
-    }));
-  }
-
-  private async tryTransition(source: SourceObject, status: LedgerStatusValue, options: UpdateOptions): Promise<boolean> {
-    try {
-      await this.transition(source, status, options);
-      return true;
-    } catch (error) {
-      if (isConditionFailure(error)) return false;
-      throw error;
-    }
+    return { update: `SET ${sets.join(', ')}${removes.length ? ` REMOVE ${removes.join(', ')}` : ''}`, condition, names, values };
   }
 }
 
 function currentOf(item: Record<string, unknown> | undefined): CurrentVersion | undefined {
   return typeof item?.version === 'string' && typeof item.sourceTime === 'string' ? { version: item.version, sourceTime: item.sourceTime } : undefined;
-}
-
-export function isConditionFailure(error: unknown): boolean {
-  return error instanceof ConditionalCheckFailedException || (error as Error)?.name === 'ConditionalCheckFailedException';
 }
