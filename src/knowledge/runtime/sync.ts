@@ -1,7 +1,7 @@
-import { DeleteCommand, DynamoDBDocumentClient, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import { KnowledgeSyncRequest, KnowledgeSyncSchema, LedgerIndexing, LedgerKey } from '../../ledger/contract';
 import { isConditionFailure, updateIf, updateItem } from '../../ledger/runtime/conditional';
-import { Ledger } from '../../ledger/runtime/ledger';
+import { Ledger, queryItems } from '../../ledger/runtime/ledger';
 import { PlatformMetrics } from '../../runtime/contract';
 import { log, recordMetric } from '../../runtime/telemetry';
 import { KnowledgeSync, KnowledgeSyncClaim, KnowledgeSyncInput, KnowledgeSyncRecorded } from '../contract';
@@ -99,22 +99,16 @@ async function claim(holder: string, round: number, deps: SyncDeps): Promise<Kno
 /** Pending requests (of one data source when given), strongly consistent, all pages. */
 async function requests(deps: SyncDeps, dataSourceId?: string): Promise<KnowledgeSyncRequest[]> {
   const items: KnowledgeSyncRequest[] = [];
-  let ExclusiveStartKey: Record<string, unknown> | undefined;
-  do {
-    const page = await deps.client.send(new QueryCommand({
-      TableName: deps.table,
-      KeyConditionExpression: '#pk = :pk AND begins_with(#sk, :prefix)',
-      ExpressionAttributeNames: { '#pk': 'pk', '#sk': 'sk' },
-      ExpressionAttributeValues: {
-        ':pk': control(deps).pk,
-        ':prefix': `${KnowledgeSyncSchema.REQUEST_PREFIX}${dataSourceId ? `${dataSourceId}#` : ''}`,
-      },
-      ConsistentRead: true,
-      ExclusiveStartKey,
-    }));
-    items.push(...(page.Items ?? []) as KnowledgeSyncRequest[]);
-    ExclusiveStartKey = page.LastEvaluatedKey;
-  } while (ExclusiveStartKey);
+  for await (const item of queryItems<KnowledgeSyncRequest>(deps.client, {
+    TableName: deps.table,
+    KeyConditionExpression: '#pk = :pk AND begins_with(#sk, :prefix)',
+    ExpressionAttributeNames: { '#pk': 'pk', '#sk': 'sk' },
+    ExpressionAttributeValues: {
+      ':pk': control(deps).pk,
+      ':prefix': `${KnowledgeSyncSchema.REQUEST_PREFIX}${dataSourceId ? `${dataSourceId}#` : ''}`,
+    },
+    ConsistentRead: true,
+  })) items.push(item);
   return items;
 }
 

@@ -1,4 +1,4 @@
-import { DynamoDBDocumentClient, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, QueryCommand, QueryCommandInput } from '@aws-sdk/lib-dynamodb';
 import { isConditionFailure, ItemUpdate, updateIf, updateItem } from './conditional';
 import { sourceIdentity } from '../../ons/layout';
 import { LedgerError, LedgerIndexing, LedgerItem, LedgerKey, LedgerLoad, LedgerOutputs, LedgerSchema, LedgerStatus, LedgerStatusValue, ProcessResult, QuarantineRecord, SourceObject, StagingRecord } from '../contract';
@@ -103,23 +103,18 @@ export class Ledger {
   async findProcessedCopy(contentHash: string, excluding: SourceObject): Promise<LedgerKey | undefined> {
     const self = ledgerKey(excluding);
     const index = LedgerSchema.BY_CONTENT_HASH;
-    let ExclusiveStartKey: Record<string, unknown> | undefined;
-    do {
-      const page = await this.client.send(new QueryCommand({
-        TableName: this.tableName,
-        IndexName: index.name,
-        KeyConditionExpression: '#h = :h',
-        // A superseded version's outputs were replaced by its key's newer version: its content is no longer in the lake.
-        FilterExpression: `#s IN (${IN_LAKE.map((_, i) => `:s${i}`).join(', ')}) AND attribute_not_exists(#x)`,
-        ExpressionAttributeNames: { '#h': index.partitionKey, '#s': 'status', '#x': 'supersededBy' },
-        ExpressionAttributeValues: { ':h': contentHash, ...Object.fromEntries(IN_LAKE.map((s, i) => [`:s${i}`, s])) },
-        ScanIndexForward: true,
-        ExclusiveStartKey,
-      }));
-      const found = (page.Items ?? []).find((i) => !(i.pk === self.pk && i.sk === self.sk));
-      if (found) return { pk: found.pk as string, sk: found.sk as string };
-      ExclusiveStartKey = page.LastEvaluatedKey;
-    } while (ExclusiveStartKey);
+    for await (const found of queryItems(this.client, {
+      TableName: this.tableName,
+      IndexName: index.name,
+      KeyConditionExpression: '#h = :h',
+      // A superseded version's outputs were replaced by its key's newer version: its content is no longer in the lake.
+      FilterExpression: `#s IN (${IN_LAKE.map((_, i) => `:s${i}`).join(', ')}) AND attribute_not_exists(#x)`,
+      ExpressionAttributeNames: { '#h': index.partitionKey, '#s': 'status', '#x': 'supersededBy' },
+      ExpressionAttributeValues: { ':h': contentHash, ...Object.fromEntries(IN_LAKE.map((s, i) => [`:s${i}`, s])) },
+      ScanIndexForward: true,
+    })) {
+      if (!(found.pk === self.pk && found.sk === self.sk)) return { pk: found.pk as string, sk: found.sk as string };
+    }
     return undefined;
   }
 
@@ -263,39 +258,27 @@ export class Ledger {
   /** Every version of the source's key (one Query on the pk, strongly consistent). */
   async versions(source: SourceObject): Promise<LedgerItem[]> {
     const items: LedgerItem[] = [];
-    let ExclusiveStartKey: Record<string, unknown> | undefined;
-    do {
-      const page = await this.client.send(new QueryCommand({
-        TableName: this.tableName,
-        KeyConditionExpression: '#pk = :pk',
-        ExpressionAttributeNames: { '#pk': LedgerSchema.PARTITION_KEY },
-        ExpressionAttributeValues: { ':pk': ledgerKey(source).pk },
-        ConsistentRead: true,
-        ExclusiveStartKey,
-      }));
-      items.push(...(page.Items ?? []) as LedgerItem[]);
-      ExclusiveStartKey = page.LastEvaluatedKey;
-    } while (ExclusiveStartKey);
+    for await (const item of queryItems<LedgerItem>(this.client, {
+      TableName: this.tableName,
+      KeyConditionExpression: '#pk = :pk',
+      ExpressionAttributeNames: { '#pk': LedgerSchema.PARTITION_KEY },
+      ExpressionAttributeValues: { ':pk': ledgerKey(source).pk },
+      ConsistentRead: true,
+    })) items.push(item);
     return items;
   }
 
   /** Every item with this status, or of this dataset (the byStatus / byDataset index, newest first), page by page. */
   async *itemsBy(index: 'status' | 'dataset', value: string): AsyncGenerator<LedgerItem> {
     const gsi = index === 'status' ? LedgerSchema.BY_STATUS : LedgerSchema.BY_DATASET;
-    let ExclusiveStartKey: Record<string, unknown> | undefined;
-    do {
-      const page = await this.client.send(new QueryCommand({
-        TableName: this.tableName,
-        IndexName: gsi.name,
-        KeyConditionExpression: '#h = :h',
-        ExpressionAttributeNames: { '#h': gsi.partitionKey },
-        ExpressionAttributeValues: { ':h': value },
-        ScanIndexForward: false,
-        ExclusiveStartKey,
-      }));
-      for (const item of page.Items ?? []) yield item as LedgerItem;
-      ExclusiveStartKey = page.LastEvaluatedKey;
-    } while (ExclusiveStartKey);
+    yield* queryItems<LedgerItem>(this.client, {
+      TableName: this.tableName,
+      IndexName: gsi.name,
+      KeyConditionExpression: '#h = :h',
+      ExpressionAttributeNames: { '#h': gsi.partitionKey },
+      ExpressionAttributeValues: { ':h': value },
+      ScanIndexForward: false,
+    });
   }
 
   /** Processor: the outputs this run is about to stage; only while `processing`. */
@@ -458,6 +441,16 @@ export class Ledger {
     }
     return { update: `SET ${sets.join(', ')}${removes.length ? ` REMOVE ${removes.join(', ')}` : ''}`, condition, names, values };
   }
+}
+
+/** Every item a Query matches, page after page (the next page is read only when the caller gets that far). */
+export async function* queryItems<T = Record<string, unknown>>(client: DynamoDBDocumentClient, input: QueryCommandInput): AsyncGenerator<T> {
+  let ExclusiveStartKey: Record<string, unknown> | undefined;
+  do {
+    const page = await client.send(new QueryCommand({ ...input, ExclusiveStartKey }));
+    yield* (page.Items ?? []) as T[];
+    ExclusiveStartKey = page.LastEvaluatedKey;
+  } while (ExclusiveStartKey);
 }
 
 function currentOf(item: Record<string, unknown> | undefined): CurrentVersion | undefined {
