@@ -1,6 +1,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer as createHttpServer, Server as HttpServer } from 'node:http';
-import { AddressInfo, createServer, Server, Socket } from 'node:net';
+import { AddressInfo, createServer, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
@@ -11,7 +11,7 @@ import { LedgerApiEnv } from '../../src/api/contract';
 import { LedgerItem, LedgerStatus, LedgerStatusValue, SourceObject } from '../../src/ledger/contract';
 import { IN_LAKE, Ledger, ledgerKey, ledgerRef } from '../../src/ledger/runtime/ledger';
 import { CATALOG } from '../../src/ons/catalog';
-import { createLedgerTable, isolatedAwsEnv, loadHandler as loadLocalHandler, restoreEnv } from '../ingestion/local-aws';
+import { createLedgerTable, isolatedAwsEnv, loadHandler as loadLocalHandler, LocalServer, restoreEnv, startDynalite } from '../local-aws';
 import { closedPort } from '../local-http';
 import { CapturedOutput, captureOutput } from '../runtime/output';
 
@@ -19,10 +19,6 @@ import { CapturedOutput, captureOutput } from '../runtime/output';
  * `GET /datasets` and `GET /ingestions` as shipped: the bundled handler (SDK inside) against dynalite, the ledger
  * table created with the contract's keys and indexes and filled by the ingestion's own Ledger client.
  */
-
-// dynalite ships no type declarations.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const dynalite = require('dynalite') as (options: Record<string, number>) => Server;
 
 type Handler = (event: APIGatewayProxyEvent) => Promise<APIGatewayProxyResult>;
 
@@ -44,7 +40,7 @@ const SECRETS = [
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 
-let dynamo: Server;
+let dynamo: LocalServer;
 let endpoint: string;
 let scratch: string;
 let raw: DynamoDBClient;
@@ -356,9 +352,8 @@ function expectedOrder(seeds: readonly Seed[]): string[] {
 
 beforeAll(async () => {
   scratch = mkdtempSync(join(tmpdir(), 'ons-ledger-api-'));
-  dynamo = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
-  await new Promise<void>((resolve, reject) => dynamo.listen(0, '127.0.0.1', (e?: Error) => (e ? reject(e) : resolve())));
-  endpoint = `http://127.0.0.1:${(dynamo.address() as AddressInfo).port}`;
+  dynamo = await startDynalite();
+  endpoint = dynamo.endpoint;
   raw = new DynamoDBClient({ endpoint, region: 'us-east-1', credentials: CREDENTIALS });
   ddb = DynamoDBDocumentClient.from(raw);
   await createLedgerTable(raw, TABLE);
@@ -379,7 +374,7 @@ afterAll(async () => {
   restoreEnv();
   ddb?.destroy();
   raw?.destroy();
-  if (dynamo) await new Promise<void>((resolve) => dynamo.close(() => resolve()));
+  await dynamo?.close();
   if (scratch) rmSync(scratch, { recursive: true, force: true });
 });
 

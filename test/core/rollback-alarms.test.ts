@@ -1,5 +1,4 @@
 import { mkdtempSync, rmSync } from 'node:fs';
-import { AddressInfo, Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
@@ -8,7 +7,7 @@ import { PlatformStage } from '../../src';
 import { LedgerApiEnv } from '../../src/api/contract';
 import { OperationsEnv } from '../../src/runtime/contract';
 import { platformStack } from '../helpers';
-import { createLedgerTable, isolatedAwsEnv, loadHandler, restoreEnv } from '../ingestion/local-aws';
+import { createLedgerTable, isolatedAwsEnv, loadHandler, LocalServer, restoreEnv, startDynalite } from '../local-aws';
 import { closedPort } from '../local-http';
 import { captureOutput, EmfDocument } from '../runtime/output';
 
@@ -20,10 +19,6 @@ import { captureOutput, EmfDocument } from '../runtime/output';
  * hold for that minute: the EMF documents the handler printed, and the AWS/Lambda metrics Lambda publishes per
  * invocation through the alias (`Errors` only when the handler throws; `Duration`).
  */
-
-// dynalite ships no type declarations.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const dynalite = require('dynalite') as (options: Record<string, number>) => Server;
 
 type Handler = (event: APIGatewayProxyEvent) => Promise<APIGatewayProxyResult>;
 type Resource = { Type: string; Properties: Record<string, any> };
@@ -50,7 +45,7 @@ let functionId: string;
 let versionId: string;
 /** The alarms the ledger function's deployment group watches, by logical id. */
 let watched: Array<[string, Resource]>;
-let dynamo: Server;
+let dynamo: LocalServer;
 let endpoint: string;
 let scratch: string;
 
@@ -63,15 +58,14 @@ beforeAll(async () => {
   watched = group.Properties.AlarmConfiguration.Alarms.map((a: { Name: { Ref: string } }) => [a.Name.Ref, resources[a.Name.Ref]]);
 
   scratch = mkdtempSync(join(tmpdir(), 'ons-rollback-'));
-  dynamo = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
-  await new Promise<void>((resolve, reject) => dynamo.listen(0, '127.0.0.1', (e?: Error) => (e ? reject(e) : resolve())));
-  endpoint = `http://127.0.0.1:${(dynamo.address() as AddressInfo).port}`;
+  dynamo = await startDynalite();
+  endpoint = dynamo.endpoint;
   await createLedgerTable(new DynamoDBClient({ endpoint, region: 'us-east-1', credentials: CREDENTIALS }), TABLE);
 }, 120_000);
 
 afterAll(async () => {
   restoreEnv();
-  await new Promise((resolve) => dynamo.close(resolve));
+  await dynamo.close();
   rmSync(scratch, { recursive: true, force: true });
 });
 

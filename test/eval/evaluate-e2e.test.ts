@@ -6,10 +6,10 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { main } from '../../src/cli/main';
 import { EvalQuestion, isExpectedNumber, loadQuestionSet, QuestionSet } from '../../src/cli/score';
 import { AnswerTools } from '../../src/knowledge/contract';
-import { loadHandler } from '../ingestion/local-aws';
 import { AnswerStack } from '../knowledge/answer-stack';
 import { callTools, ConverseCall, ModelTurn, say, ToolResultView } from '../knowledge/local-bedrock';
 import { queryEvent } from '../knowledge/query-event';
+import { loadHandler } from '../local-aws';
 import { LocalHttpServer } from '../local-http';
 
 /**

@@ -16,7 +16,7 @@ import { ApiEnv } from '../../src/runtime/contract';
 import { TimeSeriesEnv } from '../../src/timeseries/contract';
 import { expectSchema } from '../api/openapi';
 import { ENV } from '../helpers';
-import { isolatedAwsEnv, loadHandler as loadLocalHandler, restoreEnv } from '../ingestion/local-aws';
+import { isolatedAwsEnv, loadHandler as loadLocalHandler, LocalServer, restoreEnv, startDynalite, startS3rver } from '../local-aws';
 import { closedPort } from '../local-http';
 import { flagValues, LocalAppConfig } from '../runtime/local-appconfig';
 import { CapturedOutput, captureOutput } from '../runtime/output';
@@ -29,23 +29,6 @@ import { LocalTimestream } from '../timeseries/timestream/local-timestream';
  * The handler has no endpoint setting besides Timestream's: the bundled SDK is pointed at the servers through the
  * standard environment variables only.
  */
-
-interface S3rverInstance {
-  run(): Promise<AddressInfo>;
-  close(): Promise<void>;
-}
-type S3rverConstructor = new (options: {
-  address: string;
-  port: number;
-  silent: boolean;
-  directory: string;
-  configureBuckets: { name: string }[];
-}) => S3rverInstance;
-// s3rver and dynalite ship no type declarations.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const S3rver = require('s3rver') as S3rverConstructor;
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const dynalite = require('dynalite') as (options: Record<string, number>) => Server;
 
 type Handler = (event?: Partial<APIGatewayProxyEvent>, context?: Partial<Context>) => Promise<APIGatewayProxyResult>;
 
@@ -85,10 +68,9 @@ const CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
 /** One attempt: the SDK otherwise retries 5xx and connection errors with backoff, racing the check's own timeout. */
 const NO_RETRIES = { AWS_MAX_ATTEMPTS: '1' };
 
-let s3server: S3rverInstance;
-let dynamo: Server;
-let slowDynamo: Server;
-let slowDynamoEndpoint: string;
+let s3server: LocalServer;
+let dynamo: LocalServer;
+let slowDynamo: LocalServer;
 let slowDynamoClient: DynamoDBClient;
 const timestream = new LocalTimestream();
 const bedrock = new LocalBedrockAgent();
@@ -167,12 +149,6 @@ function degraded(components: Record<string, unknown>) {
   return { status: 'degraded', components: { ...ALL_UP, ...components } };
 }
 
-async function startDynalite(options: Record<string, number>): Promise<[Server, string]> {
-  const server = dynalite(options);
-  await new Promise<void>((resolve, reject) => server.listen(0, '127.0.0.1', (e?: Error) => (e ? reject(e) : resolve())));
-  return [server, `http://127.0.0.1:${(server.address() as AddressInfo).port}`];
-}
-
 function createTable(client: DynamoDBClient, TableName: string) {
   return client.send(new CreateTableCommand({
     TableName,
@@ -185,22 +161,17 @@ function createTable(client: DynamoDBClient, TableName: string) {
 beforeAll(async () => {
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
   directory = mkdtempSync(join(tmpdir(), 'ons-health-'));
-  s3server = new S3rver({
-    address: '127.0.0.1',
-    port: 0,
-    silent: true,
-    directory,
-    configureBuckets: Object.values(BUCKETS).map((name) => ({ name })),
-  });
-  endpoints.s3 = `http://127.0.0.1:${(await s3server.run()).port}`;
-  [dynamo, endpoints.dynamodb] = await startDynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+  s3server = await startS3rver(directory, Object.values(BUCKETS));
+  endpoints.s3 = s3server.endpoint;
+  dynamo = await startDynalite();
+  endpoints.dynamodb = dynamo.endpoint;
   // Tables stay CREATING, then UPDATING, for a while here.
-  [slowDynamo, slowDynamoEndpoint] = await startDynalite({ createTableMs: 2000, deleteTableMs: 0, updateTableMs: 2000 });
+  slowDynamo = await startDynalite({ createTableMs: 2000, updateTableMs: 2000 });
   const client = new DynamoDBClient({ endpoint: endpoints.dynamodb, region: 'us-east-1', credentials: CREDENTIALS });
   await createTable(client, TABLE);
   await waitUntilTableExists({ client, maxWaitTime: 30 }, { TableName: TABLE });
   client.destroy();
-  slowDynamoClient = new DynamoDBClient({ endpoint: slowDynamoEndpoint, region: 'us-east-1', credentials: CREDENTIALS });
+  slowDynamoClient = new DynamoDBClient({ endpoint: slowDynamo.endpoint, region: 'us-east-1', credentials: CREDENTIALS });
   timestream.databases.add(DATABASE);
   endpoints.timestream = await timestream.start();
   bedrock.knowledgeBases.set(KNOWLEDGE_BASE, 'ACTIVE');
@@ -213,7 +184,7 @@ afterAll(async () => {
   restoreEnv();
   slowDynamoClient?.destroy();
   await s3server?.close();
-  await Promise.all([dynamo, slowDynamo].map((server) => server && new Promise<void>((resolve) => server.close(() => resolve()))));
+  await Promise.all([dynamo?.close(), slowDynamo?.close()]);
   await timestream.close();
   await bedrock.close();
   await appconfig.close();
@@ -655,7 +626,7 @@ describe('ledger on dynalite', () => {
   });
 
   test('a table being created: 503, status CREATING; being updated: up (it serves reads and writes)', async () => {
-    const creating = loadHandler({ AWS_ENDPOINT_URL_DYNAMODB: slowDynamoEndpoint, [HealthEnv.LEDGER_TABLE]: SLOW_TABLE });
+    const creating = loadHandler({ AWS_ENDPOINT_URL_DYNAMODB: slowDynamo.endpoint, [HealthEnv.LEDGER_TABLE]: SLOW_TABLE });
     await createTable(slowDynamoClient, SLOW_TABLE);
 
     const created = await invoke(creating);
@@ -667,7 +638,7 @@ describe('ledger on dynalite', () => {
 
     const throughput = { ReadCapacityUnits: 2, WriteCapacityUnits: 2 };
     await slowDynamoClient.send(new UpdateTableCommand({ TableName: SLOW_TABLE, ProvisionedThroughput: throughput }));
-    const updated = await invoke(loadHandler({ AWS_ENDPOINT_URL_DYNAMODB: slowDynamoEndpoint, [HealthEnv.LEDGER_TABLE]: SLOW_TABLE }));
+    const updated = await invoke(loadHandler({ AWS_ENDPOINT_URL_DYNAMODB: slowDynamo.endpoint, [HealthEnv.LEDGER_TABLE]: SLOW_TABLE }));
 
     expect(updated.statusCode).toBe(200);
     expect(updated.body).toEqual({ status: 'ok', components: ALL_UP });

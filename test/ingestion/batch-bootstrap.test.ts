@@ -8,9 +8,9 @@ import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 // The oracle is the SDK's own signer (installed with @aws-sdk/client-s3), not the bootstrap's small one.
 // eslint-disable-next-line import/no-extraneous-dependencies
 import { SignatureV4 } from '@smithy/signature-v4';
-import { BUCKETS, isolatedAwsEnv, LocalAws, putObject, sha256, startLocalAws } from './local-aws';
 import { BATCH_BOOTSTRAP_FILE } from '../../src/ingestion/batch-processing';
 import { IngestionEnv } from '../../src/ingestion/contract';
+import { BUCKETS, isolatedAwsEnv, LocalAws, putObject, sha256, startLocalAws } from '../local-aws';
 
 /**
  * The Batch job's bootstrap (`node -e <bundled bootstrap>`, as the job definition runs it) against s3rver behind a

@@ -2,9 +2,9 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { IngestionEnv, ProcessInput } from '../../src/ingestion/contract';
-import { ONS_DATA } from '../ons-data';
-import { ASSETS, BUCKETS, EXECUTION, handlerEnv, ledgerItem, listKeys, LocalAws, putObject, startLocalAws } from './local-aws';
 import { ProcessResult } from '../../src/ledger/contract';
+import { ASSETS, BUCKETS, EXECUTION, handlerEnv, ledgerItem, listKeys, LocalAws, putObject, startLocalAws } from '../local-aws';
+import { ONS_DATA } from '../ons-data';
 
 /**
  * The bundled Batch entrypoint run as the bootstrap runs it (`node index.js`, input in ONS_JOB_INPUT; the bootstrap

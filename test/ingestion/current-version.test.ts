@@ -13,11 +13,11 @@ import { Ledger } from '../../src/ledger/runtime/ledger';
 import { DEFAULT_PREFIXES } from '../../src/ons/layout';
 import { figuresBySource, queryCurrentView, SourceFigures } from '../duckdb';
 import { ENV } from '../helpers';
-import { ONS_DATA } from '../ons-data';
-import { figures, revise } from '../revisions';
 import {
   BUCKETS, EXECUTION, FaultyS3Proxy, getBytes, ledgerItem, listKeys, LocalAws, putObject, startLocalAws, TABLE,
-} from './local-aws';
+} from '../local-aws';
+import { ONS_DATA } from '../ons-data';
+import { figures, revise } from '../revisions';
 import { CapturedOutput, captureOutput } from '../runtime/output';
 
 /**

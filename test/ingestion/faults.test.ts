@@ -1,13 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ProcessInput } from '../../src/ingestion/contract';
-import { ONS_DATA } from '../ons-data';
+import { ProcessResult } from '../../src/ledger/contract';
+import { HandlerEnv } from '../../src/runtime/contract';
 import {
   BUCKETS, EXECUTION, FaultyS3Proxy, getBytes, handlerEnv, isPutObject, ledgerItem, listKeys, LocalAws, loadHandler, putObject,
   restoreEnv, sha256, startLocalAws,
-} from './local-aws';
-import { ProcessResult } from '../../src/ledger/contract';
-import { HandlerEnv } from '../../src/runtime/contract';
+} from '../local-aws';
+import { ONS_DATA } from '../ons-data';
 import { CapturedOutput, captureOutput } from '../runtime/output';
 
 /**

@@ -3,12 +3,13 @@ import { join } from 'node:path';
 import { App, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { definitionOf } from './asl';
-import { BUCKETS, handlerEnv, ledgerItem, loadHandler, LocalAws, putObject, restoreEnv, startLocalAws, TABLE } from './local-aws';
 import { DataLake, IngestionLedger, IngestionPipeline, LakeStore, PlatformStage } from '../../src';
 import { IngestionEnv } from '../../src/ingestion/contract';
 import { LedgerStatus } from '../../src/ledger/contract';
 import { Ledger } from '../../src/ledger/runtime/ledger';
 import { ENV } from '../helpers';
+import { BUCKETS, handlerEnv, ingestionTasks, ledgerItem, LocalAws, putObject, restoreEnv, startLocalAws, TABLE } from '../local-aws';
+import { LocalRun, runLocally } from '../local-stepfunctions';
 import { ONS_DATA } from '../ons-data';
 
 /**
@@ -16,16 +17,6 @@ import { ONS_DATA } from '../ons-data';
  * passes LoadTimeSeries through, and the bundled processor, told so by the construct's environment, records a
  * published file `loaded` (queryable) in the ledger (dynalite), after its outputs are in place (s3rver).
  */
-
-interface LocalExecution {
-  readonly result: Promise<any>;
-  readonly eventLogs: AsyncIterable<{ type: string; state?: { name: string } }>;
-}
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const { StateMachine } = require('aws-local-stepfunctions') as {
-  StateMachine: new (definition: unknown, options?: unknown) => { run(input: unknown, options?: unknown): LocalExecution };
-};
-type Handler = (event: unknown) => Promise<unknown>;
 
 const stack = new Stack(new App(), 'Pipeline', { env: ENV });
 const lake = new DataLake(stack, 'Lake', { stage: PlatformStage.DEV });
@@ -48,37 +39,11 @@ afterAll(async () => {
   await aws?.close();
 });
 
-async function execute(input: unknown, env: Record<string, string | undefined>): Promise<{ states: string[]; output?: any; error?: string }> {
-  const handlers: Record<string, Handler> = {};
-  for (const name of ['route', 'process', 'copy-document', 'quarantine']) handlers[name] = loadHandler(name, env);
-  const machine = new StateMachine(definition, { validationOptions: { checkArn: true, checkPaths: true } });
-  const execution = machine.run(input, {
+function execute(input: unknown, env: Record<string, string | undefined>): Promise<LocalRun> {
+  return runLocally(definition, input, {
     context: { Execution: { Id: 'arn:aws:states:us-east-1:123456789012:execution:OnsIngestion:lake', Input: input, StartTime: new Date().toISOString() } },
-    overrides: {
-      taskResourceLocalHandlers: {
-        Route: handlers.route,
-        ProcessFile: handlers.process,
-        CopyDocument: handlers['copy-document'],
-        Quarantine: handlers.quarantine,
-        QuarantineFailure: handlers.quarantine,
-        NotifyFailure: async () => ({ MessageId: 'm' }),
-        NotifyQuarantined: async () => ({ MessageId: 'm' }),
-      } as any,
-      retryIntervalOverrides: Object.fromEntries(Object.keys(definition.States).map((s) => [s, 0])),
-    },
+    tasks: ingestionTasks(env, async () => ({ MessageId: 'm' })),
   });
-  const states: string[] = [];
-  const logs = (async () => {
-    for await (const event of execution.eventLogs) if (event.type === 'StateEntered') states.push(event.state!.name);
-  })();
-  try {
-    const output = await execution.result;
-    await logs;
-    return { states, output };
-  } catch (error) {
-    await logs;
-    return { states, error: (error as Error).message };
-  }
 }
 
 const backfill = (key: string, size: number) => ({ source: { bucket: BUCKETS.raw, key, size } });
@@ -92,7 +57,7 @@ test('the construct: no LoadTimeSeries task, and the processor is told the store
 describe('a real ONS file on the lake engine', () => {
   const key = 'ons/lake/CURVA_CARGA_2023.csv';
   const bytes = readFileSync(join(ONS_DATA, 'CURVA_CARGA_2023.csv'));
-  let outcome: Awaited<ReturnType<typeof execute>>;
+  let outcome: LocalRun;
   beforeAll(async () => {
     await putObject(aws, BUCKETS.raw, key, bytes);
     const env = handlerEnv(aws, { [IngestionEnv.LOADED_ON_PUBLISH]: processorEnv[IngestionEnv.LOADED_ON_PUBLISH] });

@@ -7,10 +7,10 @@ import { outputStem, sourceId } from '../../src/ons/layout';
 import { localFile } from '../../src/ons/local-file';
 import { FileSummary } from '../../src/ons/process';
 import { readParquet } from '../../src/ons/readers/parquet';
-import { ONS_DATA } from '../ons-data';
 import {
   BUCKETS, EXECUTION, FaultyS3Proxy, getBytes, handlerEnv, ledgerItem, listKeys, LocalAws, loadHandler, putObject, restoreEnv, sha256, startLocalAws,
-} from './local-aws';
+} from '../local-aws';
+import { ONS_DATA } from '../ons-data';
 import { CapturedOutput, captureOutput } from '../runtime/output';
 
 /**

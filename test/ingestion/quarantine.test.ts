@@ -1,11 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ProcessInput, QuarantineInput } from '../../src/ingestion/contract';
-import { ONS_DATA } from '../ons-data';
+import { ProcessResult, StepInput } from '../../src/ledger/contract';
 import {
   BUCKETS, EXECUTION, getBytes, handlerEnv, ledgerItem, listKeys, LocalAws, loadHandler, putObject, restoreEnv, sha256, startLocalAws,
-} from './local-aws';
-import { ProcessResult, StepInput } from '../../src/ledger/contract';
+} from '../local-aws';
+import { ONS_DATA } from '../ons-data';
 import { CapturedOutput, captureOutput } from '../runtime/output';
 
 /**

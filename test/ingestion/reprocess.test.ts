@@ -5,15 +5,17 @@ import { App, Duration, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { definitionOf } from './asl';
-import {
-  BUCKETS, FaultyS3Proxy, getBytes, handlerEnv, ledgerItem, listKeys, loadHandler, LocalAws, putObject, RESTORE_HOURS, restoreEnv, startLocalAws,
-} from './local-aws';
 import { DataLake, IngestionPipeline, IngestionPipelineProps, PlatformStage, RestoreTier } from '../../src';
 import { IngestionEnv, ReprocessRow } from '../../src/ingestion/contract';
 import { validateRequest } from '../../src/ingestion/runtime/reprocess';
 import { LakeEnv } from '../../src/lake/contract';
 import { TimeSeriesEngines } from '../../src/timeseries/contract';
 import { ENV, platformStack } from '../helpers';
+import {
+  BUCKETS, FaultyS3Proxy, getBytes, handlerEnv, ingestionTasks, ledgerItem, listKeys, loadHandler, LocalAws, putObject, RESTORE_HOURS, restoreEnv,
+  startLocalAws,
+} from '../local-aws';
+import { LocalRun, runLocally, TaskHandler } from '../local-stepfunctions';
 import { ONS_DATA } from '../ons-data';
 
 /**
@@ -25,17 +27,6 @@ import { ONS_DATA } from '../ons-data';
  * definition reads the items from `$.plan.items`, which the SelectFiles task fills from the manifest the real
  * handler wrote to S3, as the ItemReader does on AWS. Every other state runs as synthesized.
  */
-
-interface LocalExecution {
-  readonly result: Promise<any>;
-  readonly eventLogs: AsyncIterable<{ type: string; state?: { name: string } }>;
-}
-// The package is ESM with a CommonJS build; its types are declared for ESM importers only.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const { StateMachine } = require('aws-local-stepfunctions') as {
-  StateMachine: new (definition: unknown, options?: unknown) => { run(input: unknown, options?: unknown): LocalExecution };
-};
-type Handler = (event: any) => Promise<any>;
 
 function pipelineStack(props: Partial<IngestionPipelineProps> = {}) {
   const stack = new Stack(new App(), 'Pipeline', { env: ENV });
@@ -77,7 +68,9 @@ const files = {
 let aws: LocalAws;
 let proxy: FaultyS3Proxy;
 let env: Record<string, string | undefined>;
-let handlers: Record<string, Handler>;
+let handlers: Record<string, TaskHandler>;
+/** The ingestion's tasks served by the bundled handlers. */
+let ingestion: Record<string, TaskHandler>;
 beforeAll(async () => {
   aws = await startLocalAws();
   proxy = new FaultyS3Proxy(aws.s3Endpoint);
@@ -89,8 +82,9 @@ beforeAll(async () => {
     [IngestionEnv.RESTORE_TIER]: reprocessEnv[IngestionEnv.RESTORE_TIER],
     [IngestionEnv.RESTORE_DAYS]: reprocessEnv[IngestionEnv.RESTORE_DAYS],
   });
+  ingestion = ingestionTasks(env);
   handlers = {};
-  for (const name of ['route', 'process', 'copy-document', 'quarantine', 'reprocess-select', 'reprocess-file', 'reprocess-report']) handlers[name] = loadHandler(name, env);
+  for (const name of ['reprocess-select', 'reprocess-file', 'reprocess-report']) handlers[name] = loadHandler(name, env);
 });
 afterAll(async () => {
   restoreEnv();
@@ -104,45 +98,13 @@ function context(prefix: string) {
   return { Execution: { Id: `arn:aws:states:sa-east-1:123456789012:execution:Local:${name}`, Name: name, StartTime: new Date().toISOString() } };
 }
 
-async function run(definition: Record<string, any>, input: unknown, taskHandlers: Record<string, Handler>, prefix: string): Promise<any> {
-  const machine = new StateMachine(definition, { validationOptions: { checkArn: true, checkPaths: true } });
-  const execution = machine.run(input, {
-    context: context(prefix),
-    overrides: {
-      taskResourceLocalHandlers: taskHandlers,
-      retryIntervalOverrides: Object.fromEntries(Object.keys(definition.States).map((s) => [s, 0])),
-      waitTimeOverrides: { WaitForRestore: 0 },
-    },
-  });
-  const drain = (async () => {
-    for await (const _event of execution.eventLogs) { /* drained so the run is not held by its log */ }
-  })();
-  try {
-    return await execution.result;
-  } finally {
-    await drain;
-  }
+function run(definition: Record<string, any>, input: unknown, tasks: Record<string, TaskHandler>, prefix: string): Promise<LocalRun> {
+  return runLocally(definition, input, { context: context(prefix), tasks, waits: { WaitForRestore: 0 } });
 }
 
-interface IngestionRun { readonly output?: any; readonly error?: Error }
-const notify = async () => ({ MessageId: 'local' });
-
 /** One execution of the synthesized ingestion state machine with the bundled handlers (`processFile` may replace the processor). */
-async function ingest(input: unknown, processFile: Handler = handlers.process): Promise<IngestionRun> {
-  try {
-    const output = await run(ingestionDefinition, input, {
-      Route: handlers.route,
-      ProcessFile: processFile,
-      CopyDocument: handlers['copy-document'],
-      Quarantine: handlers.quarantine,
-      QuarantineFailure: handlers.quarantine,
-      NotifyFailure: notify,
-      NotifyQuarantined: notify,
-    }, 'ingestion');
-    return { output };
-  } catch (error) {
-    return { error: error as Error };
-  }
+function ingest(input: unknown, processFile: TaskHandler = ingestion.ProcessFile): Promise<LocalRun> {
+  return run(ingestionDefinition, input, { ...ingestion, ProcessFile: processFile }, 'ingestion');
 }
 
 interface ReprocessRun {
@@ -161,7 +123,7 @@ async function reprocess(input: unknown, definition: Record<string, any> = repro
   const ingested: string[] = [];
   const started = proxy.now;
   const wait = definition.States.ReprocessFiles.ItemProcessor.States.WaitForRestore.Seconds * 1000;
-  const taskHandlers: Record<string, Handler> = {
+  const taskHandlers: Record<string, TaskHandler> = {
     SelectFiles: async (event) => {
       const plan = await handlers['reprocess-select'](event);
       // What the ItemReader reads on AWS: the manifest's lines.
@@ -180,18 +142,14 @@ async function reprocess(input: unknown, definition: Record<string, any> = repro
     IngestFile: async (params) => {
       ingested.push(params.Input.source.key);
       const child = await ingest(params.Input);
-      if (child.error) throw Object.assign(new Error(child.error.message), { name: 'States.TaskFailed' });
+      if (child.error) throw Object.assign(new Error(child.error), { name: 'States.TaskFailed' });
       return { ExecutionArn: `arn:aws:states:sa-east-1:123456789012:execution:OnsIngestion:child-${ingested.length}`, Status: 'SUCCEEDED', Output: child.output };
     },
     RecordOutcome: handlers['reprocess-file'],
     WriteReport: handlers['reprocess-report'],
   };
-  try {
-    return { output: await run(definition, input, taskHandlers, 'reprocess'), checks, ingested };
-  } catch (error) {
-    // The local runner wraps the state machine's error (its name is the Error Step Functions reports) in an ExecutionError.
-    return { error: ((error as Error).cause as Error | undefined) ?? error as Error, checks, ingested };
-  }
+  const { output, failure } = await run(definition, input, taskHandlers, 'reprocess');
+  return { output, error: failure, checks, ingested };
 }
 
 interface Report { readonly counts: Record<string, number>; readonly files: ReprocessRow[]; readonly [k: string]: unknown }
@@ -201,7 +159,7 @@ async function report(output: { bucket: string; key: string }): Promise<Report> 
 
 describe('an archived raw object', () => {
   const key = 'archive/2023/CURVA_CARGA_2023.csv';
-  let first: IngestionRun;
+  let first: LocalRun;
   let outcome: ReprocessRun;
   beforeAll(async () => {
     await putObject(aws, BUCKETS.raw, key, files.csv);
@@ -216,7 +174,7 @@ describe('an archived raw object', () => {
     const other = 'archive/locked/CURVA_CARGA_2023.csv';
     await putObject(aws, BUCKETS.raw, other, files.csv);
     proxy.archive(BUCKETS.raw, other, 'DEEP_ARCHIVE');
-    const processFile = handlers.process;
+    const processFile = ingestion.ProcessFile;
     await expect(processFile({ source: { bucket: BUCKETS.raw, key: other }, executionArn: 'arn:x', force: true })).rejects.toMatchObject({ name: 'InvalidObjectState' });
   });
 
@@ -293,7 +251,7 @@ describe('quarantine of an archived object', () => {
     await putObject(aws, BUCKETS.raw, key, files.ear);
     proxy.archive(BUCKETS.raw, key, 'DEEP_ARCHIVE');
     const before = proxy.refusedReads;
-    const result = await handlers.quarantine({
+    const result = await ingestion.Quarantine({
       source: { bucket: BUCKETS.raw, key },
       executionArn: 'arn:aws:states:sa-east-1:123456789012:execution:OnsIngestion:q',
       step: 'ProcessFile',
@@ -377,7 +335,7 @@ describe('force', () => {
   });
 
   test('the backfill ({ "prefix": … }) runs the reprocessing state machine and answers its report', async () => {
-    const output = await run(backfillDefinition, { prefix: 'ons/f/' }, {
+    const { output } = await run(backfillDefinition, { prefix: 'ons/f/' }, {
       Reprocess: async (params) => {
         const child = await reprocess(params.Input);
         if (child.error) throw child.error;

@@ -3,12 +3,13 @@ import { join } from 'node:path';
 import { DynamoDBClient, UpdateItemCommand, UpdateItemCommandInput } from '@aws-sdk/client-dynamodb';
 import { App, Duration, Stack } from 'aws-cdk-lib';
 import { definitionOf } from './asl';
-import { BUCKETS, handlerEnv, ledgerItem, LocalAws, loadHandler, putObject, restoreEnv, startLocalAws, TABLE } from './local-aws';
 import { IngestionPipeline, PlatformStage, TimestreamStore } from '../../src';
 import { retryLaterSchedule } from '../../src/ingestion/pipeline';
 import { LedgerItem } from '../../src/ledger/contract';
 import { TimeSeriesEnv } from '../../src/timeseries/contract';
 import { ENV, lakeAndLedger } from '../helpers';
+import { BUCKETS, handlerEnv, ledgerItem, LocalAws, loadHandler, putObject, restoreEnv, startLocalAws, TABLE } from '../local-aws';
+import { runLocally, TaskHandler } from '../local-stepfunctions';
 import { ONS_DATA } from '../ons-data';
 import { SimulatedClock } from '../runtime/simulated-clock';
 import { LocalTimestream } from '../timeseries/timestream/local-timestream';
@@ -20,14 +21,6 @@ import { LocalTimestream } from '../timeseries/timestream/local-timestream';
  * simulated time. The Wait states are not waited: the fake's clock is moved by the seconds each wait asked
  * for, so "30 minutes of throttling" takes no real time.
  */
-
-type LocalExecution = { result: Promise<any>; eventLogs: AsyncIterable<any> };
-// The package is ESM with a CommonJS build; its types are declared for ESM importers only.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const { StateMachine } = require('aws-local-stepfunctions') as {
-  StateMachine: new (definition: unknown, options?: unknown) => { run(input: unknown, options?: unknown): LocalExecution };
-};
-type Handler = (event: any) => Promise<unknown>;
 
 const PERIOD = Duration.hours(1);
 const stack = new Stack(new App(), 'RetryLater', { env: ENV });
@@ -63,7 +56,7 @@ afterAll(async () => {
 });
 
 /** How Lambda reports a function error to Step Functions: Error = errorType, Cause = JSON {errorType, errorMessage, trace}. */
-function asLambda(handler: Handler): Handler {
+function asLambda(handler: TaskHandler): TaskHandler {
   return async (input) => {
     try {
       return await handler(input);
@@ -86,7 +79,7 @@ interface Run {
 }
 
 async function execute(key: string, clock: SimulatedClock): Promise<Run> {
-  const handlers: Record<string, Handler> = {};
+  const handlers: Record<string, TaskHandler> = {};
   for (const name of ['route', 'process', 'quarantine']) handlers[name] = loadHandler(name, env);
   const load = asLambda(loadHandler('load', env, TS_ASSETS));
   const notifications: any[] = [];
@@ -97,15 +90,14 @@ async function execute(key: string, clock: SimulatedClock): Promise<Run> {
     notifications.push(params);
     return { MessageId: `m-${notifications.length}` };
   };
-  const machine = new StateMachine(definition, { validationOptions: { checkArn: true, checkPaths: true } });
-  const execution = machine.run({ source: { bucket: BUCKETS.raw, key } }, {
-    context: {
-      Execution: { Id: 'arn:aws:states:sa-east-1:123456789012:execution:OnsIngestion:retry-later', StartTime: new Date(clock.now()).toISOString() },
-      // The local runner has no per-state context: the time a state was entered is given once, from the simulated clock.
-      State: { EnteredTime: new Date(clock.now()).toISOString() },
-    },
-    overrides: {
-      taskResourceLocalHandlers: {
+  try {
+    const run = await runLocally(definition, { source: { bucket: BUCKETS.raw, key } }, {
+      context: {
+        Execution: { Id: 'arn:aws:states:sa-east-1:123456789012:execution:OnsIngestion:retry-later', StartTime: new Date(clock.now()).toISOString() },
+        // The local runner has no per-state context: the time a state was entered is given once, from the simulated clock.
+        State: { EnteredTime: new Date(clock.now()).toISOString() },
+      },
+      tasks: {
         Route: handlers.route,
         ProcessFile: handlers.process,
         QuarantineFailure: handlers.quarantine,
@@ -123,21 +115,9 @@ async function execute(key: string, clock: SimulatedClock): Promise<Run> {
           return {};
         },
       },
-      retryIntervalOverrides: Object.fromEntries(Object.keys(definition.States).map((s) => [s, 0])),
-      waitTimeOverrides: { RetryLaterWait: 0 },
-    },
-  });
-  const states: string[] = [];
-  const logs = (async () => {
-    for await (const event of execution.eventLogs) if (event.type === 'StateEntered') states.push(event.state.name);
-  })();
-  try {
-    const output = await execution.result;
-    await logs;
-    return { states, output, notifications, waits, statusAtLoad };
-  } catch (error) {
-    await logs;
-    return { states, error: (error as Error).message, notifications, waits, statusAtLoad };
+      waits: { RetryLaterWait: 0 },
+    });
+    return { states: run.states, output: run.output, error: run.error, notifications, waits, statusAtLoad };
   } finally {
     dynamo.destroy();
   }

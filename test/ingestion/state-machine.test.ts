@@ -6,14 +6,15 @@ import { DynamoDBClient, GetItemCommand, GetItemCommandInput } from '@aws-sdk/cl
 import { App, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { definitionOf } from './asl';
-import {
-  ASSETS, BUCKETS, FaultyS3Proxy, getBytes, handlerEnv, isPutObject, ledgerItem, listKeys, loadHandler, LocalAws, putObject, restoreEnv,
-  startLocalAws,
-} from './local-aws';
 import { DataLake, IngestionPipeline, PlatformStage } from '../../src';
 import { IngestionEnv } from '../../src/ingestion/contract';
 import { outputStem, sourceId } from '../../src/ons/layout';
 import { ENV } from '../helpers';
+import {
+  ASSETS, BUCKETS, FaultyS3Proxy, getBytes, handlerEnv, ingestionTasks, isPutObject, ledgerItem, listKeys, loadHandler, LocalAws, putObject,
+  restoreEnv, startLocalAws,
+} from '../local-aws';
+import { LocalRun, runLocally, TaskHandler } from '../local-stepfunctions';
 import { ONS_DATA } from '../ons-data';
 
 /**
@@ -23,17 +24,6 @@ import { ONS_DATA } from '../ons-data';
  */
 
 const run = promisify(execFile);
-interface LocalExecution {
-  readonly result: Promise<any>;
-  readonly eventLogs: AsyncIterable<{ type: string; state?: { name: string } }>;
-}
-// The package is ESM with a CommonJS build; its types are declared for ESM importers only.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const { StateMachine } = require('aws-local-stepfunctions') as {
-  StateMachine: new (definition: unknown, options?: unknown) => { run(input: unknown, options?: unknown): LocalExecution };
-};
-type Handler = (event: unknown) => Promise<unknown>;
-
 const stack = new Stack(new App(), 'Pipeline', { env: ENV });
 new IngestionPipeline(stack, 'Ingestion', { stage: PlatformStage.DEV, dataLake: new DataLake(stack, 'Lake', { stage: PlatformStage.DEV }) });
 const definition = definitionOf(stack, 'IngestionStateMachine');
@@ -50,62 +40,31 @@ afterAll(async () => {
   await aws?.close();
 });
 
-interface Outcome {
-  readonly states: string[];
-  readonly retried: string[];
-  readonly output?: any;
-  readonly error?: string;
+interface Outcome extends LocalRun {
   readonly notifications: unknown[];
 }
 
 /** Runs one execution; `env` is the handlers' environment. */
 async function execute(
-  input: unknown, env: Record<string, string | undefined>, overrides: Record<string, Handler> = {}, asl: Record<string, any> = definition,
+  input: unknown, env: Record<string, string | undefined>, overrides: Record<string, TaskHandler> = {}, asl: Record<string, any> = definition,
 ): Promise<Outcome> {
-  const handlers: Record<string, Handler> = {};
-  for (const name of ['route', 'process', 'copy-document', 'quarantine']) handlers[name] = loadHandler(name, env);
   const notifications: unknown[] = [];
   const notify = async (params: unknown) => {
     notifications.push(params);
     return { MessageId: `m-${notifications.length}` };
   };
-  const machine = new StateMachine(asl, { validationOptions: { checkArn: true, checkPaths: true } });
-  const execution = machine.run(input, {
+  const outcome = await runLocally(asl, input, {
     context: {
       Execution: { Id: 'arn:aws:states:sa-east-1:123456789012:execution:OnsIngestion:local', Input: input, StartTime: new Date().toISOString() },
     },
-    overrides: {
-      taskResourceLocalHandlers: {
-        Route: handlers.route,
-        ProcessFile: handlers.process,
-        CopyDocument: handlers['copy-document'],
-        Quarantine: handlers.quarantine,
-        QuarantineFailure: handlers.quarantine,
-        NotifyFailure: notify,
-        NotifyQuarantined: notify,
-        ProcessFileBatch: (params: any) => runBatchJob(params, env),
-        ReadBatchResult: (params: any) => getItem(params),
-        ...overrides,
-      } as any,
-      retryIntervalOverrides: Object.fromEntries(Object.keys(asl.States).map((s) => [s, 0])),
+    tasks: {
+      ...ingestionTasks(env, notify),
+      ProcessFileBatch: (params: any) => runBatchJob(params, env),
+      ReadBatchResult: (params: any) => getItem(params),
+      ...overrides,
     },
   });
-  const states: string[] = [];
-  const retried: string[] = [];
-  const logs = (async () => {
-    for await (const event of execution.eventLogs) {
-      if (event.type === 'StateEntered') states.push(event.state!.name);
-      if (event.type === 'StateRetried') retried.push(event.state!.name);
-    }
-  })();
-  try {
-    const output = await execution.result;
-    await logs;
-    return { states, retried, output, notifications };
-  } catch (error) {
-    await logs;
-    return { states, retried, error: (error as Error).message, notifications };
-  }
+  return { ...outcome, notifications };
 }
 
 /** `batch:submitJob.sync`: runs the bundled entrypoint with the job's environment overrides; a non-zero exit fails the task. */

@@ -6,7 +6,7 @@ import { LocalBedrockAgentRuntime, LocalBedrockRuntime } from './local-bedrock';
 import { AnswerEnv, KnowledgeEnv } from '../../src/knowledge/contract';
 import { FlagsEnv, MetricServices, metricsNamespace, OperationsEnv } from '../../src/runtime/contract';
 import { InfluxDbEnv, LoadInput, LoadResult, TimeSeriesEnv } from '../../src/timeseries/contract';
-import { handlerEnv, ingester, LocalAws, loadHandler, restoreEnv, startLocalAws } from '../ingestion/local-aws';
+import { handlerEnv, ingester, LocalAws, loadHandler, restoreEnv, startLocalAws } from '../local-aws';
 import { LocalLambda } from '../local-lambda';
 import { LocalSecretsManager } from '../local-secrets-manager';
 import { queryEvent } from './query-event';

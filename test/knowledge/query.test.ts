@@ -9,7 +9,7 @@ import { DEFAULT_PROMPT_TEMPLATE } from '../../src/knowledge/runtime/query';
 import { CATALOG } from '../../src/ons/catalog';
 import { ApiErrorBody } from '../../src/runtime/contract';
 import { expectSchema } from '../api/openapi';
-import { loadHandler, restoreEnv } from '../ingestion/local-aws';
+import { loadHandler, restoreEnv } from '../local-aws';
 import { CapturedOutput, captureOutput } from '../runtime/output';
 
 /**

@@ -12,7 +12,10 @@ import { LedgerItem, LedgerSchema } from '../../src/ledger/contract';
 import { Ledger } from '../../src/ledger/runtime/ledger';
 import { ENV } from '../helpers';
 import { definitionOf } from '../ingestion/asl';
-import { ASSETS, BUCKETS, handlerEnv, ledgerItem, loadHandler, LocalAws, putObject, restoreEnv, startLocalAws, TABLE } from '../ingestion/local-aws';
+import {
+  ASSETS, BUCKETS, handlerEnv, ingestionTasks, ledgerItem, loadHandler, LocalAws, putObject, restoreEnv, startLocalAws, TABLE,
+} from '../local-aws';
+import { LocalRun, runLocally, TaskHandler } from '../local-stepfunctions';
 import { ONS_DATA } from '../ons-data';
 
 /**
@@ -22,16 +25,6 @@ import { ONS_DATA } from '../ons-data';
  * answers ConflictException while a job runs and makes jobs take simulated time. The loader's step records `loaded`
  * through the real ledger client (the store itself is tested in test/timeseries).
  */
-
-interface LocalExecution {
-  readonly result: Promise<any>;
-  readonly eventLogs: AsyncIterable<{ type: string; state?: { name: string } }>;
-}
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const { StateMachine } = require('aws-local-stepfunctions') as {
-  StateMachine: new (definition: unknown, options?: unknown) => { run(input: unknown, options?: unknown): LocalExecution };
-};
-type Handler = (input: any) => Promise<unknown>;
 
 const stack = new Stack(new App(), 'Sync', { env: ENV });
 const stage = PlatformStage.DEV;
@@ -70,7 +63,10 @@ let bedrock: LocalBedrockAgent;
 let agent: BedrockAgentClient;
 let ddb: DynamoDBClient;
 let env: Record<string, string | undefined>;
-let handlers: Record<string, Handler>;
+const notify = async () => ({ MessageId: 'm' });
+/** The ingestion's tasks served by the bundled handlers. */
+let pipelineTasks: Record<string, TaskHandler>;
+let syncHandler: TaskHandler;
 let realLedger: Ledger;
 
 beforeAll(async () => {
@@ -85,13 +81,8 @@ beforeAll(async () => {
   ddb = new DynamoDBClient({ endpoint: aws.dynamoEndpoint, region: 'us-east-1', credentials });
   realLedger = new Ledger(aws.ddb, TABLE);
   env = handlerEnv(aws, { [KnowledgeEnv.KB_ID]: KB_ID, ONS_ROUTES: 'process,document,quarantine' });
-  handlers = {
-    route: loadHandler('route', env),
-    process: loadHandler('process', env),
-    copy: loadHandler('copy-document', env),
-    quarantine: loadHandler('quarantine', env),
-    sync: loadHandler('sync', env, join(ASSETS, '..', 'knowledge')),
-  };
+  pipelineTasks = ingestionTasks(env, notify);
+  syncHandler = loadHandler('sync', env, join(ASSETS, '..', 'knowledge'));
 });
 afterAll(async () => {
   restoreEnv();
@@ -101,38 +92,10 @@ afterAll(async () => {
   await aws?.close();
 });
 
-interface Outcome {
-  readonly states: string[];
-  readonly output?: any;
-  readonly error?: string;
-}
-
-async function run(
-  asl: Record<string, any>, input: unknown, executionId: string, tasks: Record<string, Handler>, waits: Record<string, number> = {},
-): Promise<Outcome> {
-  const machine = new StateMachine(asl, { validationOptions: { checkArn: true, checkPaths: true } });
-  const allStates = (states: Record<string, any>): string[] => Object.entries(states)
-    .flatMap(([name, s]) => [name, ...(s.ItemProcessor ? allStates(s.ItemProcessor.States) : [])]);
-  const execution = machine.run(input, {
-    context: { Execution: { Id: executionId, Input: input, StartTime: new Date().toISOString() } },
-    overrides: {
-      taskResourceLocalHandlers: tasks,
-      retryIntervalOverrides: Object.fromEntries(allStates(asl.States).map((s) => [s, 0])),
-      waitTimeOverrides: waits,
-    },
-  });
-  const states: string[] = [];
-  const logs = (async () => {
-    for await (const event of execution.eventLogs) if (event.type === 'StateEntered') states.push(event.state!.name);
-  })();
-  try {
-    const output = await execution.result;
-    await logs;
-    return { states, output };
-  } catch (error) {
-    await logs;
-    return { states, error: (error as Error).message };
-  }
+function run(
+  asl: Record<string, any>, input: unknown, executionId: string, tasks: Record<string, TaskHandler>, waits: Record<string, number> = {},
+): Promise<LocalRun> {
+  return runLocally(asl, input, { context: { Execution: { Id: executionId, Input: input, StartTime: new Date().toISOString() } }, tasks, waits });
 }
 
 /** What Step Functions hands a state from an AWS SDK integration: the response with PascalCase names, errors as `<Service>.<name>`. */
@@ -156,7 +119,7 @@ async function sdk<T>(service: string, call: () => Promise<T>): Promise<unknown>
 
 /** Runs the sync state machine with its tasks served locally; every execution started is kept to be awaited. */
 class Syncs {
-  readonly runs: Array<Promise<Outcome>> = [];
+  readonly runs: Array<Promise<LocalRun>> = [];
   private n = 0;
   /** Called before the real handler of a sync task, by state name (a test's interleaving). */
   before: Record<string, (input: any) => Promise<void>> = {};
@@ -167,12 +130,12 @@ class Syncs {
     return { ExecutionArn: id };
   }
 
-  run(input: unknown, id = `arn:aws:states:sa-east-1:123456789012:execution:KnowledgeSync:direct-${++this.n}`): Promise<Outcome> {
+  run(input: unknown, id = `arn:aws:states:sa-east-1:123456789012:execution:KnowledgeSync:direct-${++this.n}`): Promise<LocalRun> {
     const lambda = (name: string) => async (payload: any) => {
       await this.before[name]?.(payload);
-      return handlers.sync(payload);
+      return syncHandler(payload);
     };
-    const tasks: Record<string, Handler> = {
+    const tasks: Record<string, TaskHandler> = {
       StartJob: (p) => sdk('BedrockAgent', () => agent.send(new StartIngestionJobCommand({
         knowledgeBaseId: p.KnowledgeBaseId, dataSourceId: p.DataSourceId, description: p.Description,
       }))),
@@ -188,24 +151,17 @@ class Syncs {
     return run(syncAsl, input, id, tasks, { WaitForJob: 0, WaitBeforeRetry: 0 });
   }
 
-  async settle(): Promise<Outcome[]> {
-    const done: Outcome[] = [];
+  async settle(): Promise<LocalRun[]> {
+    const done: LocalRun[] = [];
     while (done.length < this.runs.length) done.push(await this.runs[done.length]);
     return done;
   }
 }
 
 /** One ingestion execution of a raw object, as the backfill starts it. */
-function ingest(key: string, size: number, syncs: Syncs): Promise<Outcome> {
-  const notify = async () => ({ MessageId: 'm' });
+function ingest(key: string, size: number, syncs: Syncs): Promise<LocalRun> {
   return run(ingestionAsl, { source: { bucket: BUCKETS.raw, key, size } }, `arn:aws:states:sa-east-1:123456789012:execution:Ingestion:${key}`, {
-    Route: handlers.route,
-    ProcessFile: handlers.process,
-    CopyDocument: handlers.copy,
-    Quarantine: handlers.quarantine,
-    QuarantineFailure: handlers.quarantine,
-    NotifyFailure: notify,
-    NotifyQuarantined: notify,
+    ...pipelineTasks,
     NotifySyncNotRequested: notify,
     // The loader's outcome, recorded through the real ledger client.
     LoadTimeSeries: async (input: any) => {
@@ -247,8 +203,8 @@ function overlaps(history: LocalBedrockAgent['history']): number {
 describe('a backfill of 50 real ONS files with the knowledge base attached', () => {
   const files = backfillFiles();
   const syncs = new Syncs();
-  let ingestions: Outcome[];
-  let syncOutcomes: Outcome[];
+  let ingestions: LocalRun[];
+  let syncOutcomes: LocalRun[];
   let items: Array<LedgerItem | undefined>;
 
   beforeAll(async () => {
@@ -320,7 +276,7 @@ describe('a request that arrives while the last job finishes', () => {
     const late = { key: 'race/two/CARGA_ENERGIA_2013.csv', bytes: readFileSync(join(ONS_DATA, 'CARGA_ENERGIA_2013.csv')) };
     await putObject(aws, BUCKETS.raw, first.key, first.bytes);
     await putObject(aws, BUCKETS.raw, late.key, late.bytes);
-    let lateRun: Promise<Outcome> | undefined;
+    let lateRun: Promise<LocalRun> | undefined;
     // Just before the holder's release: a file asks (its execution's own sync start finds the lease taken).
     syncs.before.Release = async () => {
       if (!lateRun) {
@@ -388,14 +344,14 @@ describe('the knowledgeBaseSync flag off', () => {
     const key = 'flag-off/CMO_SEMANAL_2013.csv';
     const bytes = readFileSync(join(ONS_DATA, 'CMO_SEMANAL_2013.csv'));
     await putObject(aws, BUCKETS.raw, key, bytes);
-    const route = handlers.route;
-    handlers.route = async (input) => ({ ...(await route(input) as object), knowledgeBaseSync: false });
+    const route = pipelineTasks.Route;
+    pipelineTasks.Route = async (input) => ({ ...(await route(input) as object), knowledgeBaseSync: false });
     try {
       const outcome = await ingest(key, bytes.length, syncs);
       expect(outcome.states.slice(-2)).toEqual(['SyncSkipped', 'Done']);
       expect(outcome.output.sync.skipped).toMatch(/feature flag knowledgeBaseSync/);
     } finally {
-      handlers.route = route;
+      pipelineTasks.Route = route;
     }
     expect(syncs.runs).toHaveLength(0);
     expect((await ledgerItem(aws, BUCKETS.raw, key))?.status).toBe('loaded');

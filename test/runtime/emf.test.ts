@@ -11,9 +11,9 @@ import { MetricServices, metricsNamespace, OPERATION_DIMENSION, OperationsEnv, P
 import { LoadInput, LoadResult, TimeSeriesEnv } from '../../src/timeseries/contract';
 import { timeSeriesRequestEvent } from '../../src/timeseries/runtime/request';
 import { platformStack } from '../helpers';
-import { ASSETS, BUCKETS, EXECUTION, handlerEnv, LocalAws, loadHandler, putObject, restoreEnv, startLocalAws } from '../ingestion/local-aws';
 import { callTools, LocalBedrockAgentRuntime, LocalBedrockRuntime, say, script } from '../knowledge/local-bedrock';
 import { queryEvent } from '../knowledge/query-event';
+import { ASSETS, BUCKETS, EXECUTION, handlerEnv, LocalAws, loadHandler, putObject, restoreEnv, startLocalAws } from '../local-aws';
 import { closedPort } from '../local-http';
 import { ONS_DATA } from '../ons-data';
 import { LocalTimestream } from '../timeseries/timestream/local-timestream';

@@ -13,7 +13,8 @@ import { TimeSeriesEnv } from '../../src/timeseries/contract';
 import { expectSchema } from '../api/openapi';
 import { ENV } from '../helpers';
 import { definitionOf } from '../ingestion/asl';
-import { BUCKETS, EXECUTION, handlerEnv, LocalAws, loadHandler, putObject, restoreEnv, startLocalAws } from '../ingestion/local-aws';
+import { BUCKETS, EXECUTION, handlerEnv, LocalAws, loadHandler, putObject, restoreEnv, startLocalAws } from '../local-aws';
+import { runLocally } from '../local-stepfunctions';
 import { ONS_DATA } from '../ons-data';
 import { LocalTimestream } from '../timeseries/timestream/local-timestream';
 
@@ -329,13 +330,6 @@ describe('the health check (flags component)', () => {
 });
 
 describe('the state machine (knowledgeBaseSync)', () => {
-  // aws-local-stepfunctions ships CommonJS without types.
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { StateMachine } = require('aws-local-stepfunctions') as {
-    StateMachine: new (definition: unknown, options?: unknown) => {
-      run(input: unknown, options?: unknown): { result: Promise<any>; eventLogs: AsyncIterable<any> };
-    };
-  };
   const stack = new Stack(new App(), 'Flags', { env: ENV });
   const dataLake = new DataLake(stack, 'Lake', { stage: PlatformStage.DEV });
   const knowledgeBase = new KnowledgeBase(stack, 'Kb', { stage: PlatformStage.DEV, dataLake });
@@ -346,29 +340,22 @@ describe('the state machine (knowledgeBaseSync)', () => {
   async function fromSync(route: Record<string, unknown>) {
     // A first state that jumps to SyncKnowledgeBase keeps every state reachable, so the definition still validates.
     const entry = { Type: 'Choice', Choices: [{ Variable: '$.fromSync', IsPresent: true, Next: 'SyncKnowledgeBase' }], Default: definition.StartAt };
-    const machine = new StateMachine(
+    const { states, output: result, error } = await runLocally(
       { ...definition, StartAt: 'TestEntry', States: { ...definition.States, TestEntry: entry } },
-      { validationOptions: { checkArn: true, checkPaths: true } },
-    );
-    const execution = machine.run({ fromSync: true, route, processed: { status: 'processed' } }, {
-      context: {
-        Execution: { Id: 'arn:aws:states:sa-east-1:123456789012:execution:OnsIngestion:local', StartTime: '2026-11-25T00:00:00.000Z' },
-      },
-      overrides: {
+      { fromSync: true, route, processed: { status: 'processed' } },
+      {
+        context: {
+          Execution: { Id: 'arn:aws:states:sa-east-1:123456789012:execution:OnsIngestion:local', StartTime: '2026-11-25T00:00:00.000Z' },
+        },
         // The sync request's ledger writes and the sync machine's start, as DynamoDB and Step Functions answer.
-        taskResourceLocalHandlers: {
+        tasks: {
           RequestSync: async () => ({}),
           CountSyncRequest: async () => ({}),
           StartSync: async () => ({ ExecutionArn: 'arn:aws:states:sa-east-1:123456789012:execution:Sync:1', StartDate: '2026-11-25T00:00:00.000Z' }),
         },
       },
-    });
-    const states: string[] = [];
-    const logs = (async () => {
-      for await (const event of execution.eventLogs) if (event.type === 'StateEntered') states.push(event.state.name);
-    })();
-    const result = await execution.result;
-    await logs;
+    );
+    if (error) throw new Error(error);
     return { states: states.filter((name) => name !== 'TestEntry'), output: result };
   }
 

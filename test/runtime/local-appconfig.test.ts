@@ -5,7 +5,7 @@ import { AppConfigDataClient, GetLatestConfigurationCommand, StartConfigurationS
 import { flagValues, LocalAppConfig } from './local-appconfig';
 import { CapturedOutput, captureOutput } from './output';
 import { fetchFlagsAt, pollIntervalOf } from '../../src/runtime/flags';
-import { isolatedAwsEnv, restoreEnv } from '../ingestion/local-aws';
+import { isolatedAwsEnv, restoreEnv } from '../local-aws';
 
 /**
  * The local AppConfig Data follows the service's session rules (the real SDK client over HTTP), and the flags'

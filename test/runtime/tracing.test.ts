@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { RouteResult } from '../../src/ingestion/contract';
 import { StepInput } from '../../src/ledger/contract';
 import { OperationsEnv } from '../../src/runtime/contract';
-import { ASSETS, BUCKETS, EXECUTION, handlerEnv, LocalAws, putObject, restoreEnv, startLocalAws } from '../ingestion/local-aws';
+import { ASSETS, BUCKETS, EXECUTION, handlerEnv, LocalAws, putObject, restoreEnv, startLocalAws } from '../local-aws';
 import { ONS_DATA } from '../ons-data';
 
 /**

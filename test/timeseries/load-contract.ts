@@ -7,7 +7,7 @@ import { outputStem, sourceId, sourceIdentity } from '../../src/ons/layout';
 import { LoadInput, LoadResult, TimeSeriesEnv } from '../../src/timeseries/contract';
 import {
   BUCKETS, handlerEnv, Ingest, ingester, ledgerItem, LocalAws, loadHandler, restoreEnv, startLocalAws, TABLE,
-} from '../ingestion/local-aws';
+} from '../local-aws';
 import { ONS_DATA } from '../ons-data';
 import { CapturedOutput, captureOutput } from '../runtime/output';
 

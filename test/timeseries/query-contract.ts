@@ -7,7 +7,7 @@ import { ApiErrorBody } from '../../src/runtime/contract';
 import { LoadInput, LoadResult, TimeSeriesEnv, TimeSeriesResponse } from '../../src/timeseries/contract';
 import { timeSeriesRequestEvent } from '../../src/timeseries/runtime/request';
 import { expectSchema } from '../api/openapi';
-import { handlerEnv, ingester, LocalAws, loadHandler, restoreEnv, startLocalAws } from '../ingestion/local-aws';
+import { handlerEnv, ingester, LocalAws, loadHandler, restoreEnv, startLocalAws } from '../local-aws';
 import { ONS_DATA } from '../ons-data';
 import { CapturedOutput, captureOutput } from '../runtime/output';
 

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { OperationsEnv, PlatformMetrics } from '../../../src/runtime/contract';
 import { InfluxDbEnv, TimeSeriesEnv } from '../../../src/timeseries/contract';
-import { BUCKETS, getBytes, ledgerItem } from '../../ingestion/local-aws';
+import { BUCKETS, getBytes, ledgerItem } from '../../local-aws';
 import { LocalSecretsManager } from '../../local-secrets-manager';
 import { DATABASE, describeLoadContract, REFERENCE, REJECTED_KEY } from '../load-contract';
 import { InfluxProxy, LocalInfluxDb, RETENTION_POLICY, SHARD_DURATION_MS, shardStart as shardOf } from './local-influxdb';

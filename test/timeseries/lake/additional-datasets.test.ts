@@ -8,7 +8,7 @@ import { LocalAthena } from './local-athena';
 import { DataLake, IngestionLedger, LakeStore, PlatformStage } from '../../../src';
 import { LakeQueryEnv, TimeSeriesEnv, TimeSeriesResponse } from '../../../src/timeseries/contract';
 import { ENV } from '../../helpers';
-import { BUCKETS, getBytes, handlerEnv, ingester, LocalAws, loadHandler, restoreEnv, startLocalAws } from '../../ingestion/local-aws';
+import { BUCKETS, getBytes, handlerEnv, ingester, LocalAws, loadHandler, restoreEnv, startLocalAws } from '../../local-aws';
 import { ONS_DATA } from '../../ons-data';
 import { event } from '../query-contract';
 

@@ -13,7 +13,7 @@ import { LakeQueryEnv, TimeSeriesEnv } from '../../../src/timeseries/contract';
 import { queryConfigFromEnv } from '../../../src/timeseries/lake/runtime/query';
 import { encodeToken } from '../../../src/timeseries/runtime/request';
 import { ENV } from '../../helpers';
-import { BUCKETS, getBytes } from '../../ingestion/local-aws';
+import { BUCKETS, getBytes } from '../../local-aws';
 import { brasilia, Call, describeQueryContract, MAX_POINTS, RANGE, StoredPoint } from '../query-contract';
 
 /**

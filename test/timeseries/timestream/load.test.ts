@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { TimeSeriesEnv } from '../../../src/timeseries/contract';
-import { BUCKETS, getBytes, ledgerItem, listKeys } from '../../ingestion/local-aws';
+import { BUCKETS, getBytes, ledgerItem, listKeys } from '../../local-aws';
 import { describeLoadContract, MAX_IN_FLIGHT, REFERENCE, REJECTED_KEY, rejectedStem } from '../load-contract';
 import { LocalTimestream, WriteRequestBody } from './local-timestream';
 

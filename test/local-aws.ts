@@ -9,16 +9,17 @@ import {
   GetObjectCommand, ListObjectsCommand, PutObjectCommand, S3Client,
 } from '@aws-sdk/client-s3';
 import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
-import { IngestionEnv, ProcessInput, RouteResult } from '../../src/ingestion/contract';
-import { LakeEnv } from '../../src/lake/contract';
-import { LedgerEnv, LedgerItem, LedgerSchema, ProcessResult, StepInput } from '../../src/ledger/contract';
-import { HandlerEnv } from '../../src/runtime/contract';
-import type { LoadInput } from '../../src/timeseries/contract';
-import { LocalHttpServer } from '../local-http';
-import { ONS_DATA } from '../ons-data';
+import { LocalHttpServer } from './local-http';
+import type { TaskHandler } from './local-stepfunctions';
+import { ONS_DATA } from './ons-data';
+import { IngestionEnv, ProcessInput, RouteResult } from '../src/ingestion/contract';
+import { LakeEnv } from '../src/lake/contract';
+import { LedgerEnv, LedgerItem, LedgerSchema, ProcessResult, StepInput } from '../src/ledger/contract';
+import { HandlerEnv } from '../src/runtime/contract';
+import type { LoadInput } from '../src/timeseries/contract';
 
 /**
- * Local AWS for the ingestion handler tests: s3rver (S3) and dynalite (DynamoDB) on 127.0.0.1, the
+ * Local AWS for the handler tests: s3rver (S3) and dynalite (DynamoDB) on 127.0.0.1, the ingestion's
  * ledger table created with the contract's keys and indexes, the bundled handlers loaded with their
  * environment, and a proxy in front of S3 that can fail a chosen request.
  */
@@ -36,7 +37,7 @@ const S3rver = require('s3rver') as S3rverConstructor;
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const dynalite = require('dynalite') as (options: Record<string, number>) => Server;
 
-export const ASSETS = join(__dirname, '..', '..', 'assets', 'ingestion');
+export const ASSETS = join(__dirname, '..', 'assets', 'ingestion');
 export const BUCKETS = { raw: 'ons-raw', processed: 'ons-processed', failed: 'ons-failed' } as const;
 export const TABLE = 'ons-ingestion-ledger';
 const CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
@@ -53,20 +54,36 @@ export interface LocalAws {
   close(): Promise<void>;
 }
 
+/** A local AWS service listening on 127.0.0.1. */
+export interface LocalServer {
+  /** `http://127.0.0.1:<port>` */
+  readonly endpoint: string;
+  close(): Promise<void>;
+}
+
+/** s3rver on a free port with `buckets` created, its objects stored under `directory`. */
+export async function startS3rver(directory: string, buckets: readonly string[]): Promise<LocalServer> {
+  const server = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory, configureBuckets: buckets.map((name) => ({ name })) });
+  const { port } = await server.run();
+  return { endpoint: `http://127.0.0.1:${port}`, close: () => server.close() };
+}
+
+/** dynalite on a free port; tables change state at once unless `delays` (ms) say otherwise. */
+export async function startDynalite(delays: { createTableMs?: number; updateTableMs?: number } = {}): Promise<LocalServer> {
+  const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0, ...delays });
+  await new Promise<void>((resolve, reject) => server.listen(0, '127.0.0.1', (e?: Error) => (e ? reject(e) : resolve())));
+  return {
+    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
 export async function startLocalAws(): Promise<LocalAws> {
   const scratch = mkdtempSync(join(tmpdir(), 'ons-ingestion-test-'));
-  const s3server = new S3rver({
-    address: '127.0.0.1',
-    port: 0,
-    silent: true,
-    directory: join(scratch, 's3rver'),
-    configureBuckets: Object.values(BUCKETS).map((name) => ({ name })),
-  });
-  const { port: s3Port } = await s3server.run();
-  const dynamo = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
-  await new Promise<void>((resolve, reject) => dynamo.listen(0, '127.0.0.1', (e?: Error) => (e ? reject(e) : resolve())));
-  const s3Endpoint = `http://127.0.0.1:${s3Port}`;
-  const dynamoEndpoint = `http://127.0.0.1:${(dynamo.address() as AddressInfo).port}`;
+  const s3server = await startS3rver(join(scratch, 's3rver'), Object.values(BUCKETS));
+  const dynamo = await startDynalite();
+  const s3Endpoint = s3server.endpoint;
+  const dynamoEndpoint = dynamo.endpoint;
 
   const s3 = new S3Client({
     endpoint: s3Endpoint,
@@ -90,7 +107,7 @@ export async function startLocalAws(): Promise<LocalAws> {
       ddb.destroy();
       raw.destroy();
       await s3server.close();
-      await new Promise<void>((resolve) => dynamo.close(() => resolve()));
+      await dynamo.close();
       rmSync(scratch, { recursive: true, force: true });
     },
   };
@@ -193,6 +210,20 @@ export function loadHandler<E, R>(name: string, env: Record<string, string | und
     handler = (require(asset) as { handler: (event: E) => Promise<R> }).handler;
   });
   return handler!;
+}
+
+/** The ingestion state machine's Lambda tasks served by the bundled handlers (loaded with `env`), its SNS tasks by `notify`. */
+export function ingestionTasks(env: Record<string, string | undefined>, notify: TaskHandler = async () => ({ MessageId: 'local' })): Record<string, TaskHandler> {
+  const quarantine = loadHandler('quarantine', env);
+  return {
+    Route: loadHandler('route', env),
+    ProcessFile: loadHandler('process', env),
+    CopyDocument: loadHandler('copy-document', env),
+    Quarantine: quarantine,
+    QuarantineFailure: quarantine,
+    NotifyFailure: notify,
+    NotifyQuarantined: notify,
+  };
 }
 
 export async function putObject(aws: LocalAws, bucket: string, key: string, body: Buffer): Promise<void> {
