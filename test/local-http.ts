@@ -38,3 +38,14 @@ export async function closedPort(): Promise<number> {
   await new Promise<void>((resolve, reject) => probe.close((err) => (err ? reject(err) : resolve())));
   return port;
 }
+
+/** A request handler called once the request's whole body has arrived, with it. */
+export function withBody(
+  handle: (req: IncomingMessage, res: ServerResponse, body: Buffer) => void,
+): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => handle(req, res, Buffer.concat(chunks)));
+  };
+}

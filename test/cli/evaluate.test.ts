@@ -8,7 +8,7 @@ import {
   EvalQuestion, extractNumbers, isExpectedNumber, loadQuestionSet, matchesValue, saysNotCovered, scoreAnswer, ScoredResponse,
 } from '../../src/cli/score';
 import type { KnowledgeQueryResponse } from '../../src/knowledge/contract';
-import { closedPort, LocalHttpServer } from '../local-http';
+import { closedPort, LocalHttpServer, withBody } from '../local-http';
 
 /**
  * `ons-data-platform evaluate` against a local HTTP server that answers `POST /query` as the platform does (the
@@ -185,26 +185,22 @@ class FakeApi {
   url = '';
   private stage = '';
   constructor(private readonly respond: (question: string, res: ServerResponse, attempt: number) => void) {
-    this.server = new LocalHttpServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c) => chunks.push(c));
-      req.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let body: any;
-        try {
-          body = JSON.parse(text);
-        } catch {
-          body = text;
-        }
-        this.requests.push({ method: req.method, url: req.url, headers: req.headers, body });
-        if (req.method !== 'POST' || req.url !== `${this.stage}/query`) {
-          res.writeHead(404, { 'content-type': 'application/json' }).end('{"message":"Not Found"}');
-          return;
-        }
-        const attempt = this.requests.filter((r) => r.body?.question === body?.question).length;
-        this.respond(body?.question, res, attempt);
-      });
-    });
+    this.server = new LocalHttpServer(withBody((req, res, raw) => {
+      const text = raw.toString('utf8');
+      let body: any;
+      try {
+        body = JSON.parse(text);
+      } catch {
+        body = text;
+      }
+      this.requests.push({ method: req.method, url: req.url, headers: req.headers, body });
+      if (req.method !== 'POST' || req.url !== `${this.stage}/query`) {
+        res.writeHead(404, { 'content-type': 'application/json' }).end('{"message":"Not Found"}');
+        return;
+      }
+      const attempt = this.requests.filter((r) => r.body?.question === body?.question).length;
+      this.respond(body?.question, res, attempt);
+    }));
   }
   async start(stage = '/prod'): Promise<string> {
     this.stage = stage;

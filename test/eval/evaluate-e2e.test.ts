@@ -1,5 +1,4 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { IncomingMessage, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
@@ -10,7 +9,7 @@ import { AnswerStack } from '../knowledge/answer-stack';
 import { callTools, ConverseCall, ModelTurn, say, ToolResultView } from '../knowledge/local-bedrock';
 import { queryEvent } from '../knowledge/query-event';
 import { loadHandler } from '../local-aws';
-import { LocalHttpServer } from '../local-http';
+import { LocalHttpServer, withBody } from '../local-http';
 
 /**
  * `ons-data-platform evaluate` end to end: the command asks a local HTTP API whose `POST /query` is the bundled
@@ -94,26 +93,22 @@ let requestCount = 0;
 
 /** `POST /query` as API Gateway gives it to the bundled question handler; its statusCode, headers and body back. */
 function serve(handler: (e: APIGatewayProxyEvent) => Promise<APIGatewayProxyResult>) {
-  return (req: IncomingMessage, res: ServerResponse) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => void (async () => {
-      const path = new URL(req.url ?? '/', 'http://localhost').pathname;
-      if (req.method !== 'POST' || path !== '/query') {
-        res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ message: 'Missing Authentication Token' }));
-        return;
-      }
-      const headers = Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(',') : v ?? '']));
-      const event = queryEvent(Buffer.concat(chunks).toString('utf8'), `eval-req-${++requestCount}`, headers);
-      try {
-        const result = await handler(event);
-        res.writeHead(result.statusCode, result.headers as Record<string, string>).end(result.body);
-      } catch (error) {
-        // A handler that throws is what API Gateway answers 502 for.
-        res.writeHead(502, { 'content-type': 'application/json' }).end(JSON.stringify({ message: `Internal server error: ${(error as Error).message}` }));
-      }
-    })());
-  };
+  return withBody((req, res, raw) => void (async () => {
+    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    if (req.method !== 'POST' || path !== '/query') {
+      res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ message: 'Missing Authentication Token' }));
+      return;
+    }
+    const headers = Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(',') : v ?? '']));
+    const event = queryEvent(raw.toString('utf8'), `eval-req-${++requestCount}`, headers);
+    try {
+      const result = await handler(event);
+      res.writeHead(result.statusCode, result.headers as Record<string, string>).end(result.body);
+    } catch (error) {
+      // A handler that throws is what API Gateway answers 502 for.
+      res.writeHead(502, { 'content-type': 'application/json' }).end(JSON.stringify({ message: `Internal server error: ${(error as Error).message}` }));
+    }
+  })());
 }
 
 beforeAll(async () => {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { IncomingMessage, ServerResponse } from 'node:http';
-import { LocalHttpServer } from '../local-http';
+import { LocalHttpServer, withBody } from '../local-http';
 
 /** AppConfig Data's default `RequiredMinimumPollIntervalInSeconds` (StartConfigurationSession: 15 to 86400, default 60). */
 export const DEFAULT_POLL_INTERVAL_SECONDS = 60;
@@ -42,7 +42,7 @@ export class LocalAppConfig {
   /** Sessions started: the profile and the poll interval each asked for (or got by default). */
   public readonly sessions: Array<{ profile: string; intervalSeconds: number }> = [];
   private readonly tokens = new Map<string, Token>();
-  private readonly http = new LocalHttpServer((req, res) => this.handle(req, res));
+  private readonly http = new LocalHttpServer(withBody((req, res, raw) => this.handle(req, res, raw)));
   /** The server's clock, in ms (a test may replace it to move time). */
   public now: () => number = () => Date.now();
 
@@ -70,65 +70,63 @@ export class LocalAppConfig {
     this.tokens.clear();
   }
 
-  private handle(req: IncomingMessage, res: ServerResponse): void {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const url = new URL(req.url ?? '/', 'http://local');
-      const request = `${req.method} ${url.pathname}`;
-      this.requests.push(request);
-      const error = (status: number, type: string, message: string) => {
-        this.answers.push(`${request} ${status} ${type}`);
-        res.writeHead(status, { 'content-type': 'application/json', 'x-amzn-errortype': type });
-        res.end(JSON.stringify({ Message: message }));
-      };
-      if (!String(req.headers.authorization ?? '').startsWith('AWS4-HMAC-SHA256')) return error(403, 'AccessDeniedException', 'request not signed');
-      if (this.failWith) return error(this.failWith, 'InternalServerException', 'injected failure');
-      const now = this.now();
-      if (req.method === 'POST' && url.pathname === '/configurationsessions') {
-        const body = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
-        const intervalSeconds = body.RequiredMinimumPollIntervalInSeconds ?? DEFAULT_POLL_INTERVAL_SECONDS;
-        if (!Number.isInteger(intervalSeconds) || intervalSeconds < 15 || intervalSeconds > 86400) {
-          return error(400, 'BadRequestException', 'RequiredMinimumPollIntervalInSeconds must be between 15 and 86400');
-        }
-        const profile = `${body.ApplicationIdentifier}/${body.EnvironmentIdentifier}/${body.ConfigurationProfileIdentifier}`;
-        if (!this.profiles.has(profile)) return error(404, 'ResourceNotFoundException', `no profile ${profile}`);
-        const token = randomUUID();
-        this.sessions.push({ profile, intervalSeconds });
-        this.tokens.set(token, { profile, intervalSeconds, notBefore: now, expires: now + TOKEN_LIFETIME_MS });
-        this.answers.push(`${request} 201`);
-        res.writeHead(201, { 'content-type': 'application/json' });
-        return res.end(JSON.stringify({ InitialConfigurationToken: token }));
+  private handle(req: IncomingMessage, res: ServerResponse, raw: Buffer): void {
+    const url = new URL(req.url ?? '/', 'http://local');
+    const request = `${req.method} ${url.pathname}`;
+    this.requests.push(request);
+    const error = (status: number, type: string, message: string) => {
+      this.answers.push(`${request} ${status} ${type}`);
+      res.writeHead(status, { 'content-type': 'application/json', 'x-amzn-errortype': type });
+      res.end(JSON.stringify({ Message: message }));
+    };
+    if (!String(req.headers.authorization ?? '').startsWith('AWS4-HMAC-SHA256')) return error(403, 'AccessDeniedException', 'request not signed');
+    if (this.failWith) return error(this.failWith, 'InternalServerException', 'injected failure');
+    const now = this.now();
+    if (req.method === 'POST' && url.pathname === '/configurationsessions') {
+      const body = JSON.parse(raw.toString('utf8') || '{}');
+      const intervalSeconds = body.RequiredMinimumPollIntervalInSeconds ?? DEFAULT_POLL_INTERVAL_SECONDS;
+      if (!Number.isInteger(intervalSeconds) || intervalSeconds < 15 || intervalSeconds > 86400) {
+        return error(400, 'BadRequestException', 'RequiredMinimumPollIntervalInSeconds must be between 15 and 86400');
       }
-      if (req.method === 'GET' && url.pathname === '/configuration') {
-        const key = url.searchParams.get('configuration_token') ?? '';
-        const token = this.tokens.get(key);
-        if (!token || token.expires <= now) return error(400, 'BadRequestException', 'invalid or expired configuration token');
-        if (now < token.notBefore) return error(400, 'BadRequestException', 'Request too early');
-        // Single use: the next call must bring the token this answer gives.
-        this.tokens.delete(key);
-        const content = JSON.stringify(this.profiles.get(token.profile));
-        const next = randomUUID();
-        // The service answers an unchanged configuration with an empty body.
-        const body = content === token.sent ? '' : content;
-        this.tokens.set(next, {
-          profile: token.profile,
-          sent: content,
-          intervalSeconds: token.intervalSeconds,
-          notBefore: now + token.intervalSeconds * 1000,
-          expires: now + TOKEN_LIFETIME_MS,
-        });
-        this.answers.push(`${request} 200${body ? '' : ' empty'}`);
-        res.writeHead(200, {
-          'content-type': 'application/json',
-          'next-poll-configuration-token': next,
-          'next-poll-interval-in-seconds': String(token.intervalSeconds),
-          ...(body ? { 'version-label': 'v1' } : {}),
-        });
-        return res.end(body);
-      }
-      return error(404, 'UnknownOperationException', request);
-    });
+      const profile = `${body.ApplicationIdentifier}/${body.EnvironmentIdentifier}/${body.ConfigurationProfileIdentifier}`;
+      if (!this.profiles.has(profile)) return error(404, 'ResourceNotFoundException', `no profile ${profile}`);
+      const token = randomUUID();
+      this.sessions.push({ profile, intervalSeconds });
+      this.tokens.set(token, { profile, intervalSeconds, notBefore: now, expires: now + TOKEN_LIFETIME_MS });
+      this.answers.push(`${request} 201`);
+      res.writeHead(201, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ InitialConfigurationToken: token }));
+      return;
+    }
+    if (req.method === 'GET' && url.pathname === '/configuration') {
+      const key = url.searchParams.get('configuration_token') ?? '';
+      const token = this.tokens.get(key);
+      if (!token || token.expires <= now) return error(400, 'BadRequestException', 'invalid or expired configuration token');
+      if (now < token.notBefore) return error(400, 'BadRequestException', 'Request too early');
+      // Single use: the next call must bring the token this answer gives.
+      this.tokens.delete(key);
+      const content = JSON.stringify(this.profiles.get(token.profile));
+      const next = randomUUID();
+      // The service answers an unchanged configuration with an empty body.
+      const body = content === token.sent ? '' : content;
+      this.tokens.set(next, {
+        profile: token.profile,
+        sent: content,
+        intervalSeconds: token.intervalSeconds,
+        notBefore: now + token.intervalSeconds * 1000,
+        expires: now + TOKEN_LIFETIME_MS,
+      });
+      this.answers.push(`${request} 200${body ? '' : ' empty'}`);
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        'next-poll-configuration-token': next,
+        'next-poll-interval-in-seconds': String(token.intervalSeconds),
+        ...(body ? { 'version-label': 'v1' } : {}),
+      });
+      res.end(body);
+      return;
+    }
+    return error(404, 'UnknownOperationException', request);
   }
 }
 

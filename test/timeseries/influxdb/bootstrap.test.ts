@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { CloudFormationCustomResourceEvent } from 'aws-lambda';
 import { LocalInfluxDb2 } from './local-influxdb2';
 import type { BootstrapProperties } from '../../../src/timeseries/influxdb/bootstrap.lambda';
-import { LocalHttpServer } from '../../local-http';
+import { LocalHttpServer, withBody } from '../../local-http';
 import { LocalSecretsManager } from '../../local-secrets-manager';
 import { CapturedOutput, captureOutput } from '../../runtime/output';
 
@@ -37,15 +37,11 @@ interface CfnAnswer {
 const influx = new LocalInfluxDb2();
 const secrets = new LocalSecretsManager();
 const answers: Array<{ headers: Record<string, unknown>; body: CfnAnswer }> = [];
-const cloudFormation = new LocalHttpServer((req, res) => {
-  const chunks: Buffer[] = [];
-  req.on('data', (c: Buffer) => chunks.push(c));
-  req.on('end', () => {
-    answers.push({ headers: { ...req.headers, method: req.method }, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) });
-    res.writeHead(200);
-    res.end();
-  });
-});
+const cloudFormation = new LocalHttpServer(withBody((req, res, body) => {
+  answers.push({ headers: { ...req.headers, method: req.method }, body: JSON.parse(body.toString('utf8')) });
+  res.writeHead(200);
+  res.end();
+}));
 const endpoints = { influx: '', secrets: '', cloudFormation: '' };
 const savedEnv = { ...process.env };
 let directory: string;

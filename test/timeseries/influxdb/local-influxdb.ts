@@ -5,7 +5,7 @@ import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { LocalHttpServer } from '../../local-http';
+import { LocalHttpServer, withBody } from '../../local-http';
 // Plain JS shared with the test task's pre-flight check, so the line naming what to install is written once.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { requireTool } = require('../../../build-tools/check-tools') as { requireTool: (name: string) => void };
@@ -172,7 +172,7 @@ export class InfluxProxy {
   private readonly stalled = new Set<ServerResponse>();
 
   constructor(private readonly target: () => string) {
-    this.server = new LocalHttpServer((req, res) => this.handle(req, res));
+    this.server = new LocalHttpServer(withBody((req, res, body) => this.handle(req, res, body)));
   }
 
   start(): Promise<string> {
@@ -205,59 +205,54 @@ export class InfluxProxy {
     return this.requests.filter((r) => r.path === path);
   }
 
-  private handle(req: IncomingMessage, res: ServerResponse): void {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const url = new URL(req.url ?? '/', 'http://proxy');
-      const body = Buffer.concat(chunks);
-      const text = (req.headers['content-encoding'] === 'gzip' ? gunzipSync(body) : body).toString('utf8');
-      this.active++;
-      this.maxConcurrent = Math.max(this.maxConcurrent, this.active);
-      const recorded: ProxiedRequest = { method: req.method ?? '', path: url.pathname, params: url.searchParams, headers: req.headers, body, text, concurrent: this.active };
-      this.requests.push(recorded);
-      const done = () => this.active--;
-      const throttled = url.pathname === '/write' && this.throttling && this.clock.now() < this.throttling.until ? this.throttling : undefined;
-      const i = throttled ? -1 : this.faults.findIndex((f) => f.path === url.pathname);
-      if (throttled) {
-        recorded.outcome = throttled.status;
-        const message = throttled.status === 429 ? 'token is temporarily over quota' : 'server is temporarily unavailable to accept writes';
-        const retryAfter: Record<string, string> = throttled.retryAfterSeconds === undefined ? {} : { 'retry-after': String(throttled.retryAfterSeconds) };
-        res.writeHead(throttled.status, { 'content-type': 'application/json', ...retryAfter });
-        res.end(JSON.stringify({ code: throttled.status === 429 ? 'too many requests' : 'unavailable', message }));
-        done();
+  private handle(req: IncomingMessage, res: ServerResponse, body: Buffer): void {
+    const url = new URL(req.url ?? '/', 'http://proxy');
+    const text = (req.headers['content-encoding'] === 'gzip' ? gunzipSync(body) : body).toString('utf8');
+    this.active++;
+    this.maxConcurrent = Math.max(this.maxConcurrent, this.active);
+    const recorded: ProxiedRequest = { method: req.method ?? '', path: url.pathname, params: url.searchParams, headers: req.headers, body, text, concurrent: this.active };
+    this.requests.push(recorded);
+    const done = () => this.active--;
+    const throttled = url.pathname === '/write' && this.throttling && this.clock.now() < this.throttling.until ? this.throttling : undefined;
+    const i = throttled ? -1 : this.faults.findIndex((f) => f.path === url.pathname);
+    if (throttled) {
+      recorded.outcome = throttled.status;
+      const message = throttled.status === 429 ? 'token is temporarily over quota' : 'server is temporarily unavailable to accept writes';
+      const retryAfter: Record<string, string> = throttled.retryAfterSeconds === undefined ? {} : { 'retry-after': String(throttled.retryAfterSeconds) };
+      res.writeHead(throttled.status, { 'content-type': 'application/json', ...retryAfter });
+      res.end(JSON.stringify({ code: throttled.status === 429 ? 'too many requests' : 'unavailable', message }));
+      done();
+      return;
+    }
+    if (i >= 0) {
+      const [{ fault }] = this.faults.splice(i, 1);
+      recorded.outcome = fault === 'stall' ? 'stall' : fault.status;
+      if (fault === 'stall') {
+        // Never answered; the client gives up (its timeout) and the socket closes.
+        this.stalled.add(res);
+        res.on('close', () => {
+          this.stalled.delete(res);
+          done();
+        });
         return;
       }
-      if (i >= 0) {
-        const [{ fault }] = this.faults.splice(i, 1);
-        recorded.outcome = fault === 'stall' ? 'stall' : fault.status;
-        if (fault === 'stall') {
-          // Never answered; the client gives up (its timeout) and the socket closes.
-          this.stalled.add(res);
-          res.on('close', () => {
-            this.stalled.delete(res);
-            done();
-          });
-          return;
-        }
-        res.writeHead(fault.status, { 'content-type': 'application/json', ...fault.headers });
-        res.end(fault.body ?? JSON.stringify({ error: `injected ${fault.status}` }));
-        done();
-        return;
-      }
-      const { host: _host, ...headers } = req.headers;
-      const upstream = request(`${this.target()}${req.url}`, { method: req.method, headers }, (r) => {
-        recorded.outcome = r.statusCode;
-        res.writeHead(r.statusCode ?? 502, r.headers);
-        r.pipe(res);
-        r.on('end', done);
-      });
-      upstream.on('error', (e) => {
-        res.writeHead(502);
-        res.end(e.message);
-        done();
-      });
-      upstream.end(body);
+      res.writeHead(fault.status, { 'content-type': 'application/json', ...fault.headers });
+      res.end(fault.body ?? JSON.stringify({ error: `injected ${fault.status}` }));
+      done();
+      return;
+    }
+    const { host: _host, ...headers } = req.headers;
+    const upstream = request(`${this.target()}${req.url}`, { method: req.method, headers }, (r) => {
+      recorded.outcome = r.statusCode;
+      res.writeHead(r.statusCode ?? 502, r.headers);
+      r.pipe(res);
+      r.on('end', done);
     });
+    upstream.on('error', (e) => {
+      res.writeHead(502);
+      res.end(e.message);
+      done();
+    });
+    upstream.end(body);
   }
 }

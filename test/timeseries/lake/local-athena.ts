@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { DuckDBConnection, DuckDBInstance, DuckDBTimestampTZValue, DuckDBTimestampValue, DuckDBDateValue, DuckDBDecimalValue } from '@duckdb/node-api';
 import { Template } from 'aws-cdk-lib/assertions';
 import { MACROS, QueryFailure, tokenize, toDuckDb } from './trino-to-duckdb';
-import { LocalHttpServer } from '../../local-http';
+import { LocalHttpServer, withBody } from '../../local-http';
 
 /**
  * A local Amazon Athena for the lake engine's tests: speaks the service's awsJson1_1 protocol (POST /,
@@ -180,7 +180,7 @@ export class LocalAthena {
   public workGroupState: 'ENABLED' | 'DISABLED' = 'ENABLED';
 
   private readonly tables = new Map<string, GlueTable>();
-  private readonly server = new LocalHttpServer((req, res) => this.handle(req, res), { keepAliveTimeoutMs: 60_000 });
+  private readonly server = new LocalHttpServer(withBody((req, res, raw) => this.handle(req, res, raw)), { keepAliveTimeoutMs: 60_000 });
   private readonly byToken = new Map<string, LocalQuery>();
   private throttleNext = 0;
   private readonly faults: Array<{ operation: string; error: AthenaError }> = [];
@@ -247,33 +247,29 @@ export class LocalAthena {
     return JSON.parse(Buffer.from(m[1], 'base64').toString('utf8')).originalSql;
   }
 
-  private handle(req: IncomingMessage, res: ServerResponse): void {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const target = String(req.headers['x-amz-target'] ?? '');
-      const operation = target.startsWith('AmazonAthena.') ? target.slice('AmazonAthena.'.length) : `unknown:${target}`;
-      let body: any;
-      try {
-        body = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
-      } catch {
-        body = undefined;
+  private handle(req: IncomingMessage, res: ServerResponse, raw: Buffer): void {
+    const target = String(req.headers['x-amz-target'] ?? '');
+    const operation = target.startsWith('AmazonAthena.') ? target.slice('AmazonAthena.'.length) : `unknown:${target}`;
+    let body: any;
+    try {
+      body = JSON.parse(raw.toString('utf8') || '{}');
+    } catch {
+      body = undefined;
+    }
+    this.requests.push({ operation, body });
+    const send = (status: number, payload: unknown) => {
+      res.writeHead(status, { 'content-type': 'application/x-amz-json-1.1', 'x-amzn-requestid': randomUUID() });
+      res.end(JSON.stringify(payload));
+    };
+    try {
+      if (req.method !== 'POST' || req.headers['content-type'] !== 'application/x-amz-json-1.1' || !String(req.headers.authorization ?? '').startsWith('AWS4-HMAC-SHA256') || body === undefined) {
+        throw new AthenaError('InvalidRequestException', 'not a signed awsJson1_1 request');
       }
-      this.requests.push({ operation, body });
-      const send = (status: number, payload: unknown) => {
-        res.writeHead(status, { 'content-type': 'application/x-amz-json-1.1', 'x-amzn-requestid': randomUUID() });
-        res.end(JSON.stringify(payload));
-      };
-      try {
-        if (req.method !== 'POST' || req.headers['content-type'] !== 'application/x-amz-json-1.1' || !String(req.headers.authorization ?? '').startsWith('AWS4-HMAC-SHA256') || body === undefined) {
-          throw new AthenaError('InvalidRequestException', 'not a signed awsJson1_1 request');
-        }
-        send(200, this.answer(operation, body));
-      } catch (e) {
-        if (e instanceof AthenaError) send(e.status, { __type: e.type, Message: e.message, ...e.extra });
-        else send(500, { __type: 'InternalServerException', Message: (e as Error).message });
-      }
-    });
+      send(200, this.answer(operation, body));
+    } catch (e) {
+      if (e instanceof AthenaError) send(e.status, { __type: e.type, Message: e.message, ...e.extra });
+      else send(500, { __type: 'InternalServerException', Message: (e as Error).message });
+    }
   }
 
   private answer(operation: string, body: any): unknown {

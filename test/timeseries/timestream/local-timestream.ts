@@ -1,5 +1,5 @@
 import { IncomingMessage, ServerResponse } from 'node:http';
-import { LocalHttpServer } from '../../local-http';
+import { LocalHttpServer, withBody } from '../../local-http';
 
 /**
  * A local Timestream for the loader and query handler tests and the benchmark: speaks the service's
@@ -107,7 +107,7 @@ export class LocalTimestream {
   public clock: { now(): number } = { now: () => Date.now() };
   private throttling?: { until: number; kind: keyof typeof THROTTLE_MESSAGES };
 
-  private readonly server = new LocalHttpServer((req, res) => this.handle(req, res), { keepAliveTimeoutMs: 60_000 });
+  private readonly server = new LocalHttpServer(withBody((req, res, raw) => this.handle(req, res, raw)), { keepAliveTimeoutMs: 60_000 });
   private active = 0;
   private faults: Array<{ fault: Fault; operation: string }> = [];
 
@@ -167,40 +167,35 @@ export class LocalTimestream {
     return this.requests.filter((r) => r.operation === operation);
   }
 
-  private handle(req: IncomingMessage, res: ServerResponse): void {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      this.active++;
-      this.maxConcurrent = Math.max(this.maxConcurrent, this.active);
-      const raw = Buffer.concat(chunks);
-      const target = String(req.headers['x-amz-target'] ?? '');
-      const operation = target.startsWith('Timestream_20181101.') ? target.slice('Timestream_20181101.'.length) : `unknown:${target}`;
-      let body: any;
+  private handle(req: IncomingMessage, res: ServerResponse, raw: Buffer): void {
+    this.active++;
+    this.maxConcurrent = Math.max(this.maxConcurrent, this.active);
+    const target = String(req.headers['x-amz-target'] ?? '');
+    const operation = target.startsWith('Timestream_20181101.') ? target.slice('Timestream_20181101.'.length) : `unknown:${target}`;
+    let body: any;
+    try {
+      body = JSON.parse(raw.toString('utf8'));
+    } catch {
+      body = undefined;
+    }
+    const recorded: RecordedRequest = { operation, body, bytes: raw.length, concurrent: this.active };
+    this.requests.push(recorded);
+    const answer = async () => {
       try {
-        body = JSON.parse(raw.toString('utf8'));
-      } catch {
-        body = undefined;
+        const { status, payload, outcome } = await this.answer(operation, req, body);
+        recorded.outcome = outcome;
+        res.writeHead(status, { 'content-type': 'application/x-amz-json-1.0', 'x-amzn-requestid': `req-${this.requests.length}` });
+        res.end(JSON.stringify(payload));
+      } catch (e) {
+        res.writeHead(500, { 'content-type': 'application/x-amz-json-1.0' });
+        res.end(JSON.stringify({ __type: 'com.amazonaws.timestream.v20181101#InternalServerException', message: `local Timestream: ${(e as Error).message}` }));
+      } finally {
+        this.active--;
       }
-      const recorded: RecordedRequest = { operation, body, bytes: raw.length, concurrent: this.active };
-      this.requests.push(recorded);
-      const answer = async () => {
-        try {
-          const { status, payload, outcome } = await this.answer(operation, req, body);
-          recorded.outcome = outcome;
-          res.writeHead(status, { 'content-type': 'application/x-amz-json-1.0', 'x-amzn-requestid': `req-${this.requests.length}` });
-          res.end(JSON.stringify(payload));
-        } catch (e) {
-          res.writeHead(500, { 'content-type': 'application/x-amz-json-1.0' });
-          res.end(JSON.stringify({ __type: 'com.amazonaws.timestream.v20181101#InternalServerException', message: `local Timestream: ${(e as Error).message}` }));
-        } finally {
-          this.active--;
-        }
-      };
-      const respond = () => (this.latencyMs > 0 ? setTimeout(() => void answer(), this.latencyMs) : void answer());
-      if (this.hold) void this.hold.then(respond);
-      else respond();
-    });
+    };
+    const respond = () => (this.latencyMs > 0 ? setTimeout(() => void answer(), this.latencyMs) : void answer());
+    if (this.hold) void this.hold.then(respond);
+    else respond();
   }
 
   private async answer(operation: string, req: IncomingMessage, body: any): Promise<{ status: number; payload: unknown; outcome: string }> {
