@@ -1,7 +1,6 @@
 import { App, Duration, Size, Stack, Validations } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
-import * as iam from 'aws-cdk-lib/aws-iam';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import {
   IngestionPipeline, InfluxDbStore, InfluxDbStoreProps, OnsDataPlatform, PlatformStage, TimeSeriesEngine,
@@ -13,6 +12,7 @@ import { InfluxDbEnv, TimeSeriesEnv } from '../../src/timeseries/contract';
 import { influxEngine, loadConfigFromEnv } from '../../src/timeseries/influxdb/runtime/load-object';
 import { queryConfigFromEnv } from '../../src/timeseries/influxdb/runtime/query';
 import { ENV, lakeAndLedger } from '../helpers';
+import { grantedRoles } from './store';
 
 function storeStack(props: Partial<InfluxDbStoreProps> = {}, stage = PlatformStage.DEV, app = new App()) {
   const stack = new Stack(app, 'Store', { env: ENV });
@@ -431,17 +431,11 @@ describe('InfluxDbStore functions', () => {
 
   test('grantWrite and grantRead: the token secret (decrypted through Secrets Manager) and, for a function in the VPC, port 8086', () => {
     const { stack, store } = storeStack();
-    const writer = new iam.Role(stack, 'Writer', { assumedBy: new iam.AccountRootPrincipal() });
-    const reader = new iam.Role(stack, 'Reader', { assumedBy: new iam.AccountRootPrincipal() });
-    store.grantWrite(writer);
-    store.grantRead(reader);
-    const policies = Template.fromStack(stack).findResources('AWS::IAM::Policy');
-    const statementsOf = (prefix: string) => Object.entries<any>(policies).filter(([id]) => id.startsWith(prefix))
-      .flatMap(([, p]) => p.Properties.PolicyDocument.Statement);
-    expect(statementsOf('WriterDefaultPolicy')).toEqual([expect.objectContaining({
+    const { writer, reader, writerStatements, readerStatements } = grantedRoles(stack, store);
+    expect(writerStatements).toEqual([expect.objectContaining({
       Action: ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'], Resource: { Ref: logicalId(stack, store.writeTokenSecret) },
     })]);
-    expect(statementsOf('ReaderDefaultPolicy')).toEqual([expect.objectContaining({
+    expect(readerStatements).toEqual([expect.objectContaining({
       Action: ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'], Resource: { Ref: logicalId(stack, store.readTokenSecret) },
     })]);
     // The key policy lets each decrypt, only through Secrets Manager.

@@ -1,10 +1,10 @@
 import { App, Duration, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
-import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { IngestionPipeline, PlatformStage, TimestreamStore, TimestreamStoreProps } from '../../src';
 import { CATALOG } from '../../src/ons/catalog';
 import { ENV, lakeAndLedger } from '../helpers';
+import { grantedRoles } from './store';
 import { definitionOf } from '../ingestion/asl';
 
 function storeStack(props: Partial<TimestreamStoreProps> = {}, stage = PlatformStage.DEV, env = ENV) {
@@ -91,17 +91,10 @@ describe('TimestreamStore', () => {
 
   describe('grants', () => {
     const { stack, store } = storeStack();
-    const writer = new iam.Role(stack, 'Writer', { assumedBy: new iam.AccountRootPrincipal() });
-    const reader = new iam.Role(stack, 'Reader', { assumedBy: new iam.AccountRootPrincipal() });
-    store.grantWrite(writer);
-    store.grantRead(reader);
-    const policies = Template.fromStack(stack).findResources('AWS::IAM::Policy');
-    const statementsOf = (prefix: string) => Object.entries<any>(policies)
-      .filter(([id]) => id.startsWith(prefix))
-      .flatMap(([, p]) => p.Properties.PolicyDocument.Statement);
+    const { writerStatements, readerStatements } = grantedRoles(stack, store);
 
     test('the writer may only write records to the store\'s tables (and discover endpoints)', () => {
-      const statements = statementsOf('WriterDefaultPolicy');
+      const statements = writerStatements;
       expect(statements.map((s: any) => s.Action).sort()).toEqual(['timestream:DescribeEndpoints', 'timestream:WriteRecords']);
       const write = statements.find((s: any) => s.Action === 'timestream:WriteRecords');
       expect(write.Resource).toHaveLength(CATALOG.length);
@@ -109,7 +102,7 @@ describe('TimestreamStore', () => {
     });
 
     test('the reader may only select and describe', () => {
-      const actions = statementsOf('ReaderDefaultPolicy').flatMap((s: any) => [s.Action].flat()).sort();
+      const actions = readerStatements.flatMap((s: any) => [s.Action].flat()).sort();
       expect(actions).toEqual(['timestream:DescribeEndpoints', 'timestream:DescribeTable', 'timestream:ListMeasures', 'timestream:Select']);
     });
   });
