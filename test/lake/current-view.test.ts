@@ -1,38 +1,27 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { DataLake, PlatformStage } from '../../src';
-import { convertFile } from '../../src/ons/convert';
-import { localFile } from '../../src/ons/local-file';
 import { queryCurrentView, viewDefinition } from '../duckdb';
 import { ENV } from '../helpers';
-import { ONS_DATA } from '../ons-data';
+import { convertCurvaEditions, curvaEditions } from '../revisions';
 
 /**
  * The `<dataset>_current` views: their definition is read back from the synthesized template (as Athena decodes
  * it) and its SQL run by DuckDB over Parquet the command wrote from the real CURVA_CARGA_2023.csv and an
- * overlapping monthly edition. The expected rows are computed from the files' text in this test.
+ * overlapping monthly edition. The expected rows are computed from the files' text (test/revisions.ts).
  */
 const stack = new Stack(new App(), 'Lake', { env: ENV });
 const lake = new DataLake(stack, 'Lake', { stage: PlatformStage.PROD });
 const template = Template.fromStack(stack);
 
-const CURVA = readFileSync(join(ONS_DATA, 'CURVA_CARGA_2023.csv'), 'utf8');
-const rows = CURVA.trimEnd().split('\n').slice(1).map((l) => l.split(';'));
-/** The monthly edition of February: every value revised (+1.5), as ONS revises a month. */
-const FEBRUARY = rows.filter((r) => r[2].startsWith('2023-02-')).map(([s, n, t, v]) => [s, n, t, (Number(v) + 1.5).toFixed(8)]);
+const { rows, february: FEBRUARY } = curvaEditions();
 
 async function convertEditions(yearlyTime: Date, monthlyTime: Date): Promise<string> {
-  const dir = mkdtempSync(join(tmpdir(), 'ons-current-view-'));
-  const monthly = join(dir, 'CURVA_CARGA_2023_02.csv');
-  writeFileSync(monthly, `${CURVA.split('\n')[0]}\n${FEBRUARY.map((r) => r.join(';')).join('\n')}\n`);
-  const out = join(dir, 'out');
-  await convertFile('CURVA_CARGA_2023.csv', localFile(join(ONS_DATA, 'CURVA_CARGA_2023.csv')), {
-    outDir: out, sourceKey: 'ons/curva_carga/CURVA_CARGA_2023.csv', sourceTime: yearlyTime,
-  });
-  await convertFile('CURVA_CARGA_2023_02.csv', localFile(monthly), { outDir: out, sourceKey: 'ons/curva_carga/CURVA_CARGA_2023_02.csv', sourceTime: monthlyTime });
+  const out = mkdtempSync(join(tmpdir(), 'ons-current-view-'));
+  await convertCurvaEditions(out, yearlyTime, monthlyTime);
   return out;
 }
 

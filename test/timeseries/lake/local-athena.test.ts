@@ -1,4 +1,4 @@
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -9,10 +9,8 @@ import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { billedBytes, BYTES_SCANNED_LIMIT_REASON, javaDouble, LocalAthena, MAX_QUERY_STRING_BYTES } from './local-athena';
 import { DataLake, PlatformStage } from '../../../src';
-import { convertFile } from '../../../src/ons/convert';
-import { localFile } from '../../../src/ons/local-file';
 import { ENV } from '../../helpers';
-import { ONS_DATA } from '../../ons-data';
+import { convertCurvaEditions, curvaEditions } from '../../revisions';
 
 /**
  * The local Athena, through the real @aws-sdk/client-athena over HTTP, over the Parquet the converter writes from
@@ -23,10 +21,7 @@ const stack = new Stack(new App(), 'Lake', { env: ENV });
 const lake = new DataLake(stack, 'Lake', { stage: PlatformStage.PROD });
 const template = Template.fromStack(stack);
 
-const CSV = readFileSync(join(ONS_DATA, 'CURVA_CARGA_2023.csv'), 'utf8');
-const ROWS = CSV.trimEnd().split('\n').slice(1).map((l) => l.split(';'));
-/** The monthly edition of February, every value revised (+1.5), newer than the yearly one. */
-const FEBRUARY = ROWS.filter((r) => r[2].startsWith('2023-02-')).map(([s, n, t, v]) => [s, n, t, (Number(v) + 1.5).toFixed(8)]);
+const { rows: ROWS, february: FEBRUARY } = curvaEditions();
 /** The current rows: February from the monthly edition, every other month from the yearly. */
 const CURRENT = [...ROWS.filter((r) => !r[2].startsWith('2023-02-')), ...FEBRUARY];
 
@@ -37,14 +32,7 @@ let client: AthenaClient;
 
 beforeAll(async () => {
   out = mkdtempSync(join(tmpdir(), 'local-athena-'));
-  const monthly = join(out, 'CURVA_CARGA_2023_02.csv');
-  writeFileSync(monthly, `${CSV.split('\n')[0]}\n${FEBRUARY.map((r) => r.join(';')).join('\n')}\n`);
-  await convertFile('CURVA_CARGA_2023.csv', localFile(join(ONS_DATA, 'CURVA_CARGA_2023.csv')), {
-    outDir: out, sourceKey: 'ons/curva_carga/CURVA_CARGA_2023.csv', sourceTime: new Date('2024-01-10T12:00:00Z'),
-  });
-  await convertFile('CURVA_CARGA_2023_02.csv', localFile(monthly), {
-    outDir: out, sourceKey: 'ons/curva_carga/CURVA_CARGA_2023_02.csv', sourceTime: new Date('2024-03-01T12:00:00Z'),
-  });
+  await convertCurvaEditions(out, new Date('2024-01-10T12:00:00Z'), new Date('2024-03-01T12:00:00Z'));
   processed = join(out, 'processed');
   athena = new LocalAthena({ template, processedDir: processed });
   client = athenaClient(await athena.start());
