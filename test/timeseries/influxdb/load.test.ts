@@ -4,7 +4,7 @@ import { InfluxDbEnv, TimeSeriesEnv } from '../../../src/timeseries/contract';
 import { BUCKETS, getBytes, ledgerItem } from '../../local-aws';
 import { LocalSecretsManager } from '../../local-secrets-manager';
 import { DATABASE, describeLoadContract, REFERENCE, REJECTED_KEY } from '../load-contract';
-import { InfluxProxy, LocalInfluxDb, RETENTION_POLICY, SHARD_DURATION_MS, shardStart as shardOf } from './local-influxdb';
+import { LocalInfluxStack, RETENTION_POLICY, SHARD_DURATION_MS, shardStart as shardOf } from './local-influxdb';
 
 /**
  * The load contract against a real InfluxDB 1.x server behind a recording proxy, the token from a local
@@ -20,9 +20,8 @@ const BATCH_LINES = 1000;
 const TOKEN = 'influx-write-token-Zq8vX1-do-not-log';
 const SECRET_ARN = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:ons-influx-write-AbCdEf';
 
-const influx = new LocalInfluxDb();
-const proxy = new InfluxProxy(() => influx.url);
-const secrets = new LocalSecretsManager();
+const local = new LocalInfluxStack(SECRET_ARN, TOKEN);
+const { influx, proxy, secrets } = local;
 const writes = () => proxy.of('/write');
 
 const ctx = describeLoadContract({
@@ -31,23 +30,8 @@ const ctx = describeLoadContract({
   batch: BATCH_LINES,
   // A measurement named after the dataset: InfluxDB needs no table declared first.
   catchAllTable: (dataset) => dataset,
-  start: async () => {
-    await influx.start();
-    secrets.secrets.set(SECRET_ARN, TOKEN);
-    return {
-      AWS_ENDPOINT_URL_SECRETS_MANAGER: await secrets.start(),
-      [InfluxDbEnv.URL]: await proxy.start(),
-      [InfluxDbEnv.RETENTION_POLICY]: RETENTION_POLICY,
-      [InfluxDbEnv.TOKEN_SECRET_ARN]: SECRET_ARN,
-      [InfluxDbEnv.BATCH_LINES]: String(BATCH_LINES),
-      [InfluxDbEnv.REQUEST_TIMEOUT_MS]: '2000',
-    };
-  },
-  stop: async () => {
-    await proxy.close();
-    await secrets.close();
-    await influx.stop();
-  },
+  start: async () => ({ ...await local.start(), [InfluxDbEnv.BATCH_LINES]: String(BATCH_LINES), [InfluxDbEnv.REQUEST_TIMEOUT_MS]: '2000' }),
+  stop: () => local.stop(),
   reset: async () => {
     proxy.reset();
     await influx.resetDatabase();

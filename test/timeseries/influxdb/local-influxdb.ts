@@ -5,7 +5,9 @@ import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import { InfluxDbEnv } from '../../../src/timeseries/contract';
 import { LocalHttpServer, withBody } from '../../local-http';
+import { LocalSecretsManager } from '../../local-secrets-manager';
 // Plain JS shared with the test task's pre-flight check, so the line naming what to install is written once.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { requireTool } = require('../../../build-tools/check-tools') as { requireTool: (name: string) => void };
@@ -254,5 +256,32 @@ export class InfluxProxy {
       done();
     });
     upstream.end(body);
+  }
+}
+
+/** The server behind the proxy and the handlers' token in the local Secrets Manager: what the load and query contracts run against. */
+export class LocalInfluxStack {
+  readonly influx = new LocalInfluxDb();
+  readonly proxy = new InfluxProxy(() => this.influx.url);
+  readonly secrets = new LocalSecretsManager();
+
+  constructor(private readonly secretArn: string, private readonly token: string) {}
+
+  /** Starts the three; the environment that points a handler at them. */
+  async start(): Promise<Record<string, string>> {
+    await this.influx.start();
+    this.secrets.secrets.set(this.secretArn, this.token);
+    return {
+      AWS_ENDPOINT_URL_SECRETS_MANAGER: await this.secrets.start(),
+      [InfluxDbEnv.URL]: await this.proxy.start(),
+      [InfluxDbEnv.RETENTION_POLICY]: RETENTION_POLICY,
+      [InfluxDbEnv.TOKEN_SECRET_ARN]: this.secretArn,
+    };
+  }
+
+  async stop(): Promise<void> {
+    await this.proxy.close();
+    await this.secrets.close();
+    await this.influx.stop();
   }
 }

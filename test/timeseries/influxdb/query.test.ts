@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { InfluxProxy, LocalInfluxDb, RETENTION_POLICY } from './local-influxdb';
+import { LocalInfluxStack, RETENTION_POLICY } from './local-influxdb';
 import { CATALOG } from '../../../src/ons/catalog';
 import { InfluxDbEnv, TimeSeriesEnv } from '../../../src/timeseries/contract';
 import { LocalSecretsManager } from '../../local-secrets-manager';
@@ -15,9 +15,8 @@ import { LocalTimestream } from '../timestream/local-timestream';
 const READ_TOKEN = 'influx-read-token-Qw3rTy-do-not-log';
 const SECRET_ARN = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:ons-influx-read-XyZ123';
 
-const influx = new LocalInfluxDb();
-const proxy = new InfluxProxy(() => influx.url);
-const secrets = new LocalSecretsManager();
+const local = new LocalInfluxStack(SECRET_ARN, READ_TOKEN);
+const { influx, proxy } = local;
 const ts = new LocalTimestream();
 
 const ctx = describeQueryContract({
@@ -29,21 +28,10 @@ const ctx = describeQueryContract({
     intercambio_nacional: 'intercambio_nacional',
     historico_geracao_energia: 'historico_geracao_energia',
   },
-  start: async () => {
-    await influx.start();
-    secrets.secrets.set(SECRET_ARN, READ_TOKEN);
-    return {
-      AWS_ENDPOINT_URL_SECRETS_MANAGER: await secrets.start(),
-      [InfluxDbEnv.URL]: await proxy.start(),
-      [InfluxDbEnv.RETENTION_POLICY]: RETENTION_POLICY,
-      [InfluxDbEnv.TOKEN_SECRET_ARN]: SECRET_ARN,
-    };
-  },
+  start: () => local.start(),
   stop: async () => {
-    await proxy.close();
-    await secrets.close();
+    await local.stop();
     await ts.close();
-    await influx.stop();
   },
   reset: () => proxy.reset(),
   requests: () => proxy.requests.length,
