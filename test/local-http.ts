@@ -6,7 +6,10 @@ export class LocalHttpServer {
   private server?: Server;
   private readonly sockets = new Set<Socket>();
 
-  /** `keepAliveTimeoutMs`: how long an idle connection stays open (Node's default, 5 s, races with SDK clients that reuse it late). */
+  /**
+   * `keepAliveTimeoutMs`: how long an idle connection stays open (default 60 s: Node's own 5 s races with SDK clients that
+   * reuse a connection just as the server closes it, a `socket hang up` on a loaded machine).
+   */
   constructor(
     private readonly handle: (req: IncomingMessage, res: ServerResponse) => void,
     private readonly options: { keepAliveTimeoutMs?: number } = {},
@@ -15,7 +18,7 @@ export class LocalHttpServer {
   /** Starts listening; returns the endpoint (`http://127.0.0.1:<port>`). */
   async start(): Promise<string> {
     this.server = createServer((req, res) => this.handle(req, res));
-    if (this.options.keepAliveTimeoutMs !== undefined) this.server.keepAliveTimeout = this.options.keepAliveTimeoutMs;
+    this.server.keepAliveTimeout = this.options.keepAliveTimeoutMs ?? 60_000;
     this.server.on('connection', (socket) => {
       this.sockets.add(socket);
       socket.on('close', () => this.sockets.delete(socket));

@@ -1,8 +1,7 @@
 import { spawn } from 'node:child_process';
 import { createHash, createHmac, Hash, Hmac } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { createServer, IncomingMessage, request, Server } from 'node:http';
-import { AddressInfo } from 'node:net';
+import { IncomingMessage, request } from 'node:http';
 import { join } from 'node:path';
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 // The oracle is the SDK's own signer (installed with @aws-sdk/client-s3), not the bootstrap's small one.
@@ -11,6 +10,7 @@ import { SignatureV4 } from '@smithy/signature-v4';
 import { BATCH_BOOTSTRAP_FILE } from '../../src/ingestion/batch-processing';
 import { IngestionEnv } from '../../src/ingestion/contract';
 import { BUCKETS, isolatedAwsEnv, LocalAws, putObject, sha256, startLocalAws } from '../local-aws';
+import { closedPort, LocalHttpServer } from '../local-http';
 
 /**
  * The Batch job's bootstrap (`node -e <bundled bootstrap>`, as the job definition runs it) against s3rver behind a
@@ -30,9 +30,9 @@ const MARKER_CODE = Buffer.from(
 );
 
 let aws: LocalAws;
-let proxy: Server;
+let proxy: LocalHttpServer;
 let proxyEndpoint: string;
-let credentialsServer: Server;
+let credentialsServer: LocalHttpServer;
 let credentialsUrl: string;
 /** What the credentials endpoint answers next (a test may break it). */
 let credentialsAnswer: { status: number; body: unknown };
@@ -91,15 +91,11 @@ async function verdict(req: IncomingMessage): Promise<string> {
   return expectedSignature === signature ? 'ok' : 'SignatureDoesNotMatch';
 }
 
-function listen(server: Server): Promise<string> {
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)));
-}
-
 beforeAll(async () => {
   if (!existsSync(BATCH_BOOTSTRAP_FILE)) throw new Error(`${BATCH_BOOTSTRAP_FILE} is missing: run \`npx projen bundle\` first`);
   aws = await startLocalAws();
   const s3 = new URL(aws.s3Endpoint);
-  proxy = createServer((req, res) => {
+  proxy = new LocalHttpServer((req, res) => {
     void verdict(req).catch((e: Error) => `verifier failed: ${e.message}`).then((v) => {
       s3Requests.push({ path: req.url!, verdict: v });
       if (v !== 'ok') {
@@ -113,8 +109,8 @@ beforeAll(async () => {
       req.pipe(upstream);
     });
   });
-  proxyEndpoint = await listen(proxy);
-  credentialsServer = createServer((req, res) => {
+  proxyEndpoint = await proxy.start();
+  credentialsServer = new LocalHttpServer((req, res) => {
     credentialRequests.push(req.headers.authorization);
     if (req.headers.authorization !== AUTHORIZATION) {
       res.writeHead(401).end(JSON.stringify({ code: 'AccessDenied', message: 'no authorization token' }));
@@ -122,7 +118,7 @@ beforeAll(async () => {
     }
     res.writeHead(credentialsAnswer.status, { 'content-type': 'application/json' }).end(JSON.stringify(credentialsAnswer.body));
   });
-  credentialsUrl = `${await listen(credentialsServer)}/v2/credentials/task-role`;
+  credentialsUrl = `${await credentialsServer.start()}/v2/credentials/task-role`;
   jobTmp = join(aws.scratch, 'job-tmp');
   mkdirSync(jobTmp);
   marker = join(aws.scratch, 'marker');
@@ -140,8 +136,8 @@ afterEach(() => {
 });
 
 afterAll(async () => {
-  await new Promise((resolve) => proxy?.close(resolve));
-  await new Promise((resolve) => credentialsServer?.close(resolve));
+  await proxy?.close();
+  await credentialsServer?.close();
   await aws?.close();
 });
 
@@ -259,9 +255,7 @@ describe('anything else never runs: exit 1 (retried) with one clear line', () =>
 
   test('an unreachable credentials endpoint: the cause is said', async () => {
     // A port that was just listening and is closed again: nothing answers there.
-    const closed = createServer();
-    const url = await listen(closed);
-    await new Promise((resolve) => closed.close(resolve));
+    const url = `http://127.0.0.1:${await closedPort()}`;
     const run = await runBootstrap(CODE_KEY, sha256(MARKER_CODE), { AWS_CONTAINER_CREDENTIALS_FULL_URI: `${url}/v2/credentials/x` });
     expect(run.code).toBe(1);
     expect(run.stderr).toBe(`bootstrap: unexpected error: fetch failed: connect ECONNREFUSED ${new URL(url).host}\n`);

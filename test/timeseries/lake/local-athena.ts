@@ -180,7 +180,7 @@ export class LocalAthena {
   public workGroupState: 'ENABLED' | 'DISABLED' = 'ENABLED';
 
   private readonly tables = new Map<string, GlueTable>();
-  private readonly server = new LocalHttpServer(withBody((req, res, raw) => this.handle(req, res, raw)), { keepAliveTimeoutMs: 60_000 });
+  private readonly server = new LocalHttpServer(withBody((req, res, raw) => this.handle(req, res, raw)));
   private readonly byToken = new Map<string, LocalQuery>();
   private throttleNext = 0;
   private readonly faults: Array<{ operation: string; error: AthenaError }> = [];

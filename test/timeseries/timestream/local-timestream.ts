@@ -107,7 +107,7 @@ export class LocalTimestream {
   public clock: { now(): number } = { now: () => Date.now() };
   private throttling?: { until: number; kind: keyof typeof THROTTLE_MESSAGES };
 
-  private readonly server = new LocalHttpServer(withBody((req, res, raw) => this.handle(req, res, raw)), { keepAliveTimeoutMs: 60_000 });
+  private readonly server = new LocalHttpServer(withBody((req, res, raw) => this.handle(req, res, raw)));
   private active = 0;
   private faults: Array<{ fault: Fault; operation: string }> = [];
 
