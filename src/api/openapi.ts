@@ -1,6 +1,7 @@
 import { REQUEST_MODELS, ROUTES } from './routes';
 import { HEALTH_COMPONENTS } from '../health/contract';
 import { LedgerStatus } from '../ledger/contract';
+import { DATASET_ID } from '../ons/catalog';
 import { AGGREGATIONS, INTERVALS } from '../timeseries/contract';
 
 /**
@@ -166,7 +167,7 @@ export function openApiDocument(version: string): Record<string, unknown> {
   for (const route of ROUTES) {
     const parameters = [
       ...[...route.path.matchAll(/\{(\w+)\}/g)].map(([, name]) => ({
-        name, in: 'path', required: true, schema: { type: 'string', pattern: '^[a-z0-9_]{1,64}$' }, description: 'A dataset id (see GET /datasets).',
+        name, in: 'path', required: true, schema: { type: 'string', pattern: DATASET_ID.source }, description: 'A dataset id (see GET /datasets).',
       })),
       ...route.query.map((p) => ({ name: p.name, in: 'query', required: p.required, description: p.description, schema: p.schema })),
     ];

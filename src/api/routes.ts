@@ -1,7 +1,7 @@
 import { KNOWLEDGE_QUERY_OPERATION, KnowledgeQueryLimits } from '../knowledge/contract';
 import { LedgerStatus } from '../ledger/contract';
 import { DEFAULT_WEEK_RULE, WEEK_RULES } from '../ons/calendar';
-import { CATALOG } from '../ons/catalog';
+import { CATALOG, DATASET_ID } from '../ons/catalog';
 import { AGGREGATIONS, INTERVALS, TIME_SERIES_OPERATION } from '../timeseries/contract';
 
 /**
@@ -171,7 +171,7 @@ export const ROUTES: readonly ApiRoute[] = [
     open: false,
     query: [
       { name: 'status', required: false, description: 'Only entries with this status.', schema: { type: 'string', enum: Object.values(LedgerStatus) } },
-      { name: 'dataset', required: false, description: 'Only entries of this dataset.', schema: { type: 'string', pattern: '^[a-z0-9_]{1,64}$' } },
+      { name: 'dataset', required: false, description: 'Only entries of this dataset.', schema: { type: 'string', pattern: DATASET_ID.source } },
       { name: 'limit', required: false, description: 'Entries per page (default 25).', schema: { type: 'integer', minimum: 1, maximum: 100 } },
       token('entries'),
     ],

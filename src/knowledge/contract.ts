@@ -53,6 +53,14 @@ export const AnswerLimits = {
   DEADLINE_MS: 25_000,
 } as const;
 
+/** The range each bound may take, `[min, max]`: the construct refuses others at synth, the handler at start. @internal */
+export const AnswerLimitRanges = {
+  MAX_TOOL_CALLS: [1, 50],
+  MAX_POINTS: [1, 1000],
+  /** Up to 28 s: API Gateway ends an integration at 29 s. */
+  DEADLINE_MS: [1000, 28_000],
+} as const;
+
 /** The tools the model may call, by the name it sees. @internal */
 export const AnswerTools = {
   QUERY_TIME_SERIES: 'query_time_series',

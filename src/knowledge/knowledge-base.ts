@@ -14,7 +14,7 @@ import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import { ChunkingStrategy } from './chunking';
-import { AnswerEnv, AnswerLimits, KnowledgeEnv } from './contract';
+import { AnswerEnv, AnswerLimitRanges, AnswerLimits, KnowledgeEnv } from './contract';
 import { EmbeddingModel } from './embedding-model';
 import { defaultGenerationModel } from './generation-model';
 import { grantIngestionJobs, IKnowledgeBase, KnowledgeBaseAttributes } from './knowledge-base-ref';
@@ -574,7 +574,7 @@ export class KnowledgeBase extends Construct implements IKnowledgeBase, IMonitor
     const options = props.numericAnswers ?? {};
     if (!props.timeSeries || options.enabled === false) return {};
     if (!props.ledger) throw new Error('ledger: required with timeSeries (the catalog tool lists what the ledger says is loaded)');
-    const bounded = (name: string, value: number | undefined, min: number, max: number, fallback: number) => {
+    const bounded = (name: string, value: number | undefined, [min, max]: readonly [number, number], fallback: number) => {
       if (value === undefined) return fallback;
       if (!Token.isUnresolved(value) && (!Number.isInteger(value) || value < min || value > max)) {
         throw new Error(`numericAnswers.${name}: expected an integer from ${min} to ${max}, got ${value}`);
@@ -582,8 +582,9 @@ export class KnowledgeBase extends Construct implements IKnowledgeBase, IMonitor
       return value;
     };
     const deadline = options.deadline?.toMilliseconds();
-    if (deadline !== undefined && (deadline < 1000 || deadline > 28_000)) {
-      throw new Error(`numericAnswers.deadline: expected 1 to 28 seconds (API Gateway ends an integration at 29 s), got ${deadline / 1000} s`);
+    const [minDeadline, maxDeadline] = AnswerLimitRanges.DEADLINE_MS;
+    if (deadline !== undefined && (deadline < minDeadline || deadline > maxDeadline)) {
+      throw new Error(`numericAnswers.deadline: expected ${minDeadline / 1000} to ${maxDeadline / 1000} seconds (API Gateway ends an integration at 29 s), got ${deadline / 1000} s`);
     }
     const guardrail = options.guardrail;
     if (guardrail && !Token.isUnresolved(guardrail.guardrailVersion) && !/^(DRAFT|[1-9][0-9]{0,7})$/.test(guardrail.guardrailVersion)) {
@@ -593,8 +594,8 @@ export class KnowledgeBase extends Construct implements IKnowledgeBase, IMonitor
       [AnswerEnv.TIME_SERIES_FUNCTION]: props.timeSeries.queryFunction.functionArn,
       [AnswerEnv.TIME_SERIES_DATASETS]: JSON.stringify(props.timeSeries.datasetIds),
       [LedgerEnv.TABLE]: props.ledger.tableName,
-      [AnswerEnv.MAX_TOOL_CALLS]: String(bounded('maxToolCalls', options.maxToolCalls, 1, 50, AnswerLimits.MAX_TOOL_CALLS)),
-      [AnswerEnv.MAX_POINTS]: String(bounded('maxPoints', options.maxPoints, 1, 1000, AnswerLimits.MAX_POINTS)),
+      [AnswerEnv.MAX_TOOL_CALLS]: String(bounded('maxToolCalls', options.maxToolCalls, AnswerLimitRanges.MAX_TOOL_CALLS, AnswerLimits.MAX_TOOL_CALLS)),
+      [AnswerEnv.MAX_POINTS]: String(bounded('maxPoints', options.maxPoints, AnswerLimitRanges.MAX_POINTS, AnswerLimits.MAX_POINTS)),
       [AnswerEnv.DEADLINE_MS]: String(deadline ?? AnswerLimits.DEADLINE_MS),
       ...(guardrail ? { [AnswerEnv.GUARDRAIL_ID]: guardrail.guardrailId, [AnswerEnv.GUARDRAIL_VERSION]: guardrail.guardrailVersion } : {}),
     };

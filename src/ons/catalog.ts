@@ -63,6 +63,9 @@ function files(base: string): RegExp {
 
 const SUBSYSTEM = { dimensions: ['id_subsistema'], labels: ['nom_subsistema'] } as const;
 
+/** What a dataset id may be (catalog or `additionalDatasets`): the API, the handlers and the OpenAPI document check it. */
+export const DATASET_ID = /^[a-z0-9_]{1,64}$/;
+
 /** The values of `id_subsistema` ONS publishes, with their names; `SIN` (the whole grid) only where a file sums it. */
 export const SUBSYSTEMS: Readonly<Record<string, Bilingual>> = {
   N: { pt: 'Norte', en: 'North' },

@@ -3,6 +3,7 @@ import { DynamoDBDocumentClient, type QueryCommandInput } from '@aws-sdk/lib-dyn
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { LedgerSchema, LedgerStatus, LedgerStatusValue } from '../../ledger/contract';
 import { attributeNames, LedgerBusy, listDatasets, queryLedger } from '../../ledger/runtime/datasets';
+import { DATASET_ID } from '../../ons/catalog';
 import { errorBody, RequestError, RouteResult, safeName, serve } from '../../runtime/http';
 import { checksum, pageTokenCodec } from '../../runtime/page-token';
 import { traced } from '../../runtime/telemetry';
@@ -41,7 +42,6 @@ import { AdditionalDataset, IngestionEntry, IngestionsResponse, LedgerApiEnv } f
 
 const STATUSES: readonly LedgerStatusValue[] = Object.values(LedgerStatus);
 const INGESTION_PARAMETERS = ['status', 'dataset', 'limit', 'nextToken'] as const;
-const DATASET_ID = /^[a-z0-9_]{1,64}$/;
 const LIMIT = /^[1-9][0-9]{0,2}$/;
 const DEFAULT_LIMIT = 25;
 const MAX_LIMIT = 100;

@@ -5,6 +5,7 @@ import {
 import { LakeEnv } from '../../lake/contract';
 import { LedgerItem, LedgerStatus, SourceObject } from '../../ledger/contract';
 import { StepDeps } from '../../ledger/runtime/step';
+import { DATASET_ID } from '../../ons/catalog';
 import { DEFAULT_PREFIXES, reprocessManifestKey, reprocessReportKey, reprocessRowKey, reprocessRunPrefix } from '../../ons/layout';
 import { isArchivedHead, isNotFound, numberEnv, prefixEnv, requiredEnv } from '../../runtime/handler';
 import { log } from '../../runtime/telemetry';
@@ -118,7 +119,7 @@ export function validateRequest(input: unknown): ReprocessRequest {
   if (request.status !== undefined && !/^[A-Za-z]{1,32}$/.test(request.status as string)) {
     fail(`status: expected a ledger status (${statuses.join(', ')}), got ${JSON.stringify(request.status)}`);
   }
-  if (request.dataset !== undefined && !/^[a-z0-9_]{1,64}$/.test(request.dataset as string)) {
+  if (request.dataset !== undefined && !DATASET_ID.test(request.dataset as string)) {
     fail(`dataset: expected a dataset id (lower-case letters, digits and _), got ${JSON.stringify(request.dataset)}`);
   }
   for (const field of ['start', 'end'] as const) {

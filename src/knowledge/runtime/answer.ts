@@ -5,12 +5,11 @@ import {
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { buildFilter, configFromEnv, FORBIDDEN, mapBedrockError } from './query';
+import { buildFilter, citationKey, citationOf, configFromEnv, FORBIDDEN, isCatalogDataset, isObject, mapBedrockError } from './query';
 import { LedgerEnv } from '../../ledger/contract';
 import { listDatasets } from '../../ledger/runtime/datasets';
 import { bucketOf } from '../../ons/calendar';
 import { CATALOG, SUBSYSTEMS } from '../../ons/catalog';
-import { dataCardDataset } from '../../ons/layout';
 import { brasiliaToUtc } from '../../ons/time';
 import { PlatformMetrics } from '../../runtime/contract';
 import { integerEnv } from '../../runtime/handler';
@@ -19,7 +18,7 @@ import { log, recordMetric, traced } from '../../runtime/telemetry';
 import { AGGREGATIONS, INTERVALS, TimeSeriesResponse } from '../../timeseries/contract';
 import { parseRequest as parseTimeSeriesRequest, timeSeriesRequestEvent } from '../../timeseries/runtime/request';
 import {
-  AnswerEnv, AnswerLimits, AnswerQuery, AnswerTools, AnswerUsage, KnowledgeCitation, KnowledgeQueryRequest, KnowledgeQueryResponse,
+  AnswerEnv, AnswerLimitRanges, AnswerLimits, AnswerQuery, AnswerTools, AnswerUsage, KnowledgeCitation, KnowledgeQueryRequest, KnowledgeQueryResponse,
 } from '../contract';
 
 /**
@@ -86,9 +85,9 @@ export function answerConfigFromEnv(account?: string): AnswerConfig | undefined 
     timeSeriesFunction,
     timeSeriesDatasets: new Set(datasets as string[]),
     ledgerTable,
-    maxToolCalls: integerEnv(AnswerEnv.MAX_TOOL_CALLS, AnswerLimits.MAX_TOOL_CALLS, 1, 50),
-    maxPoints: integerEnv(AnswerEnv.MAX_POINTS, AnswerLimits.MAX_POINTS, 1, 1000),
-    deadlineMs: integerEnv(AnswerEnv.DEADLINE_MS, AnswerLimits.DEADLINE_MS, 1000, 28_000),
+    maxToolCalls: integerEnv(AnswerEnv.MAX_TOOL_CALLS, AnswerLimits.MAX_TOOL_CALLS, ...AnswerLimitRanges.MAX_TOOL_CALLS),
+    maxPoints: integerEnv(AnswerEnv.MAX_POINTS, AnswerLimits.MAX_POINTS, ...AnswerLimitRanges.MAX_POINTS),
+    deadlineMs: integerEnv(AnswerEnv.DEADLINE_MS, AnswerLimits.DEADLINE_MS, ...AnswerLimitRanges.DEADLINE_MS),
     ...(guardrailId && guardrailVersion ? { guardrail: { id: guardrailId, version: guardrailVersion } } : {}),
   };
 }
@@ -177,10 +176,6 @@ export function toolSpecs(datasets: readonly string[]): Tool[] {
 
 /** A tool call refused or failed: the message goes back to the model (and never holds the input). */
 class ToolError extends Error {}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 function onlyFields(input: Record<string, unknown>, fields: readonly string[]): void {
   const unknown = Object.keys(input).find((k) => !fields.includes(k));
@@ -337,14 +332,12 @@ async function runCatalog(deps: AnswerDeps, input: unknown): Promise<unknown> {
   };
 }
 
-const DATASET_ID = /^[a-z0-9_]{1,64}$/;
-
 async function runSearch(deps: AnswerDeps, x: Exchange, input: unknown, request: KnowledgeQueryRequest): Promise<unknown> {
   if (!isObject(input)) throw new ToolError('the input must be an object');
   onlyFields(input, ['query', 'dataset']);
   const text = typeof input.query === 'string' ? input.query.trim() : '';
   if (text.length === 0 || [...text].length > 1000 || FORBIDDEN.test(text) || /\p{Cs}/u.test(text)) throw new ToolError('query must be 1 to 1000 characters without control characters');
-  if (input.dataset !== undefined && (typeof input.dataset !== 'string' || !DATASET_ID.test(input.dataset) || !CATALOG.some((d) => d.id === input.dataset))) {
+  if (input.dataset !== undefined && !isCatalogDataset(input.dataset)) {
     throw new ToolError(`dataset must be a catalog dataset: one of ${CATALOG.map((d) => d.id).join(', ')}`);
   }
   // The caller's filters bound every search; the model may narrow them to a dataset.
@@ -356,18 +349,13 @@ async function runSearch(deps: AnswerDeps, x: Exchange, input: unknown, request:
   }), { abortSignal: AbortSignal.timeout(Math.max(1, remaining(x))) });
   const passages = [];
   for (const result of output.retrievalResults ?? []) {
-    const m = /^s3:\/\/([^/]+)\/(.+)$/.exec(result.location?.s3Location?.uri ?? '');
-    const passage = result.content?.text ?? '';
-    if (!m) continue;
-    const source = { bucket: m[1], key: m[2] };
-    const dataset = typeof result.metadata?.dataset === 'string' && DATASET_ID.test(result.metadata.dataset as string)
-      ? result.metadata.dataset as string : dataCardDataset(source.key);
-    const id = `${source.bucket}\u0000${source.key}\u0000${passage}`;
-    if (!x.seen.has(id)) {
-      x.seen.add(id);
-      x.citations.push({ text: passage, source, ...(dataset ? { dataset } : {}) });
+    const cited = citationOf(result.location?.s3Location?.uri, result.content?.text ?? '', result.metadata as Record<string, unknown> | undefined);
+    if (!cited) continue;
+    if (!x.seen.has(citationKey(cited))) {
+      x.seen.add(citationKey(cited));
+      x.citations.push(cited);
     }
-    passages.push({ source: source.key, ...(dataset ? { dataset } : {}), text: passage.slice(0, 2000) });
+    passages.push({ source: cited.source.key, ...(cited.dataset ? { dataset: cited.dataset } : {}), text: cited.text.slice(0, 2000) });
   }
   return { passages };
 }

@@ -4,7 +4,7 @@ import {
   type RetrievalFilter, type RetrieveAndGenerateCommandOutput,
 } from '@aws-sdk/client-bedrock-agent-runtime';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
-import { CATALOG } from '../../ons/catalog';
+import { CATALOG, DATASET_ID } from '../../ons/catalog';
 import { dataCardDataset } from '../../ons/layout';
 import { FeatureFlag } from '../../runtime/contract';
 import { flag } from '../../runtime/flags';
@@ -34,7 +34,6 @@ const MAX_BODY = 16 * 1024;
 const SESSION_ID = new RegExp(KnowledgeQueryLimits.SESSION_ID_PATTERN);
 /** Control characters other than tab, LF and CR; bidi embeddings, overrides and isolates. */
 export const FORBIDDEN = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\u202A-\u202E\u2066-\u2069]/u;
-const DATASET_ID = /^[a-z0-9_]{1,64}$/;
 const REQUEST_FIELDS = ['question', 'sessionId', 'filters'];
 const FILTER_FIELDS = ['dataset', 'yearFrom', 'yearTo'];
 
@@ -96,7 +95,7 @@ export function createClient(endpoint?: string): BedrockAgentRuntimeClient {
 
 const bad = (message: string) => new RequestError(400, 'InvalidRequest', message);
 
-function isObject(value: unknown): value is Record<string, unknown> {
+export function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
@@ -143,7 +142,7 @@ export function parseRequest(event: APIGatewayProxyEvent): KnowledgeQueryRequest
       if (!FILTER_FIELDS.includes(name)) throw new RequestError(400, 'UnknownField', `unknown filter ${safeName(name, 'field')}; accepted: ${FILTER_FIELDS.join(', ')}`);
     }
     if (f.dataset !== undefined) {
-      if (typeof f.dataset !== 'string' || !DATASET_ID.test(f.dataset) || !CATALOG.some((d) => d.id === f.dataset)) {
+      if (!isCatalogDataset(f.dataset)) {
         throw bad(`filters.dataset must be a catalog dataset: one of ${CATALOG.map((d) => d.id).join(', ')}`);
       }
     }
@@ -195,6 +194,11 @@ export function mapBedrockError(error: unknown): RequestError | undefined {
   }
 }
 
+/** A catalog dataset's id (the filters and the search tool accept no other). */
+export function isCatalogDataset(value: unknown): value is string {
+  return typeof value === 'string' && DATASET_ID.test(value) && CATALOG.some((d) => d.id === value);
+}
+
 /** `s3://bucket/key` as `{ bucket, key }`. */
 function parseS3Uri(uri: string | undefined): { bucket: string; key: string } | undefined {
   const m = uri ? /^s3:\/\/([^/]+)\/(.+)$/.exec(uri) : null;
@@ -207,20 +211,27 @@ function datasetOf(metadata: Record<string, unknown> | undefined, key: string): 
   return dataCardDataset(key);
 }
 
+/** A retrieved passage as a citation: its S3 object and the dataset of its data card; undefined when not from S3. */
+export function citationOf(uri: string | undefined, text: string, metadata: Record<string, unknown> | undefined): KnowledgeCitation | undefined {
+  const source = parseS3Uri(uri);
+  if (!source) return undefined;
+  const dataset = datasetOf(metadata, source.key);
+  return { text, source, ...(dataset ? { dataset } : {}) };
+}
+
+/** The same passage of the same object is cited once. */
+export const citationKey = (c: KnowledgeCitation): string => `${c.source.bucket}\u0000${c.source.key}\u0000${c.text}`;
+
 /** The answer and its citations (one per retrieved S3 passage, duplicates dropped). */
 export function mapResponse(output: RetrieveAndGenerateCommandOutput, queryId: string, sessionId?: string): KnowledgeQueryResponse {
   const citations: KnowledgeCitation[] = [];
   const seen = new Set<string>();
   for (const citation of output.citations ?? []) {
     for (const ref of citation.retrievedReferences ?? []) {
-      const source = parseS3Uri(ref.location?.s3Location?.uri);
-      if (!source) continue;
-      const text = ref.content?.text ?? '';
-      const id = `${source.bucket}\u0000${source.key}\u0000${text}`;
-      if (seen.has(id)) continue;
-      seen.add(id);
-      const dataset = datasetOf(ref.metadata as Record<string, unknown> | undefined, source.key);
-      citations.push({ text, source, ...(dataset ? { dataset } : {}) });
+      const cited = citationOf(ref.location?.s3Location?.uri, ref.content?.text ?? '', ref.metadata as Record<string, unknown> | undefined);
+      if (!cited || seen.has(citationKey(cited))) continue;
+      seen.add(citationKey(cited));
+      citations.push(cited);
     }
   }
   return { queryId, answer: output.output?.text ?? '', citations, sessionId: output.sessionId ?? sessionId ?? '', answeredFrom: 'documents' };

@@ -1,7 +1,7 @@
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { datasetsEnv, tablesEnv } from './tables';
 import { DEFAULT_WEEK_RULE, WEEK_RULES, WeekRule } from '../../ons/calendar';
-import { CATALOG } from '../../ons/catalog';
+import { CATALOG, DATASET_ID } from '../../ons/catalog';
 import { FeatureFlag, OPERATION_DIMENSION, PlatformMetrics } from '../../runtime/contract';
 import { flag } from '../../runtime/flags';
 import { RequestError, safeName, serve, startRequest } from '../../runtime/http';
@@ -58,7 +58,6 @@ export interface TimeSeriesQuery {
 }
 
 const RESERVED = ['measure', 'from', 'to', 'interval', 'aggregation', 'week', 'nextToken'];
-const DATASET_ID = /^[a-z0-9_]{1,64}$/;
 /**
  * Dimension values: letters (no modifier letters such as U+02BC, an apostrophe look-alike) and digits of
  * any script, NFC, space and `. _ / ( ) & , + -`, at most 100 characters, no `--`.
